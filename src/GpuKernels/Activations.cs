@@ -1,0 +1,86 @@
+namespace IlgpuVae.GpuKernels;
+
+/// <summary>
+/// An element-wise activation used as a generic struct parameter, so ILGPU specialises each kernel
+/// for one activation with no branch in the inner loop.
+/// </summary>
+public interface IActivation
+{
+    float Forward(float preActivation);
+
+    /// <summary>
+    /// dy/dpre expressed through the output y: every activation we support has a derivative that is a
+    /// function of its output, so the backward pass needs only the stored output, not the pre-activation.
+    /// </summary>
+    float DerivativeFromOutput(float output);
+}
+
+public enum ActivationKind
+{
+    Identity,
+    Relu,
+    Tanh,
+    Sigmoid,
+}
+
+public readonly struct IdentityActivation : IActivation
+{
+    public float Forward(float preActivation) => preActivation;
+    public float DerivativeFromOutput(float output) => 1f;
+}
+
+public readonly struct ReluActivation : IActivation
+{
+    public float Forward(float preActivation) => preActivation > 0f ? preActivation : 0f;
+    public float DerivativeFromOutput(float output) => output > 0f ? 1f : 0f;
+}
+
+public readonly struct TanhActivation : IActivation
+{
+    // Written through exp rather than MathF.Tanh: on PTX, MathF.Tanh becomes tanh.approx.f32 (relative error
+    // up to 2^-11), while exp becomes ex2.approx (about 2^-22), so this form keeps CPU and CUDA within float
+    // rounding of each other.
+    public float Forward(float preActivation)
+    {
+        float magnitude = preActivation < 0f ? -preActivation : preActivation;
+        // For |x| > 15, tanh(x) rounds to ±1 in float; clamping also keeps exp from overflowing.
+        if (magnitude > 15f)
+            magnitude = 15f;
+        float e = MathF.Exp(-2f * magnitude);
+        float t = (1f - e) / (1f + e);
+        return preActivation < 0f ? -t : t;
+    }
+
+    public float DerivativeFromOutput(float output) => 1f - output * output;
+}
+
+public readonly struct SigmoidActivation : IActivation
+{
+    public float Forward(float preActivation) => StableMath.Sigmoid(preActivation);
+    public float DerivativeFromOutput(float output) => output * (1f - output);
+}
+
+/// <summary>Numerically stable forms shared by kernels (float) and references (double).</summary>
+public static class StableMath
+{
+    public static float Sigmoid(float x)
+    {
+        if (x >= 0f)
+            return 1f / (1f + MathF.Exp(-x));
+        float e = MathF.Exp(x);
+        return e / (1f + e);
+    }
+
+    /// <summary>softplus(x) = log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), which never overflows.</summary>
+    public static float Softplus(float x)
+    {
+        float magnitude = x < 0f ? -x : x;
+        float positivePart = x > 0f ? x : 0f;
+        return positivePart + MathF.Log(1f + MathF.Exp(-magnitude));
+    }
+
+    public static double Sigmoid(double x) =>
+        x >= 0 ? 1.0 / (1.0 + Math.Exp(-x)) : Math.Exp(x) / (1.0 + Math.Exp(x));
+
+    public static double Softplus(double x) => Math.Max(x, 0.0) + Math.Log(1.0 + Math.Exp(-Math.Abs(x)));
+}

@@ -1,0 +1,177 @@
+using System.Reflection;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace IlgpuVae.GpuKernels;
+
+/// <summary>
+/// Every kernel loaded once for one accelerator, with launchers that enqueue on one stream. Launches are
+/// asynchronous on GPUs; nothing here synchronises, so a training step is a queue of launches the host never waits
+/// on. <see cref="LaunchCount"/> counts launches so the host can report launches per step.
+/// </summary>
+public sealed class KernelSet
+{
+    private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>> gemm;
+    private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> activationBackward;
+    private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ReconstructionParameters>> reconstructionGradient;
+    private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ReconstructionParameters>> reconstructionLoss;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, DrawKey> reparameterizeForward;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> reparameterizeBackward;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters> adamStep;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<byte>, ArrayView<int>, ArrayView<float>, GatherParameters, Chunking, DrawKey> gather;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<double>, int> accumulateLoss;
+
+    public KernelSet(Accelerator accelerator, AcceleratorStream? stream = null)
+    {
+        Accelerator = accelerator;
+        Stream = stream ?? accelerator.DefaultStream;
+        gemm = new()
+        {
+            [ActivationKind.Identity] = accelerator.LoadAutoGroupedKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(Dense.GemmBiasActivationKernel<IdentityActivation>),
+            [ActivationKind.Relu] = accelerator.LoadAutoGroupedKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(Dense.GemmBiasActivationKernel<ReluActivation>),
+            [ActivationKind.Tanh] = accelerator.LoadAutoGroupedKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(Dense.GemmBiasActivationKernel<TanhActivation>),
+            [ActivationKind.Sigmoid] = accelerator.LoadAutoGroupedKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(Dense.GemmBiasActivationKernel<SigmoidActivation>),
+        };
+        activationBackward = new()
+        {
+            [ActivationKind.Identity] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Dense.ActivationBackwardBiasKernel<IdentityActivation>),
+            [ActivationKind.Relu] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Dense.ActivationBackwardBiasKernel<ReluActivation>),
+            [ActivationKind.Tanh] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Dense.ActivationBackwardBiasKernel<TanhActivation>),
+            [ActivationKind.Sigmoid] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Dense.ActivationBackwardBiasKernel<SigmoidActivation>),
+        };
+        reconstructionGradient = new()
+        {
+            [LikelihoodKind.Bernoulli] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ReconstructionParameters>(Reconstruction.LossGradientKernel<BernoulliLogits>),
+            [LikelihoodKind.Gaussian] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ReconstructionParameters>(Reconstruction.LossGradientKernel<GaussianFixedVariance>),
+        };
+        reconstructionLoss = new()
+        {
+            [LikelihoodKind.Bernoulli] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ReconstructionParameters>(Reconstruction.LossKernel<BernoulliLogits>),
+            [LikelihoodKind.Gaussian] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ReconstructionParameters>(Reconstruction.LossKernel<GaussianFixedVariance>),
+        };
+        reparameterizeForward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, DrawKey>(Reparameterize.ForwardKernel);
+        reparameterizeBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(Reparameterize.BackwardKernel);
+        adamStep = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters>(Adam.StepKernel);
+        gather = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<byte>, ArrayView<int>, ArrayView<float>, GatherParameters, Chunking, DrawKey>(Minibatch.GatherKernel);
+        accumulateLoss = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<double>, int>(LossTotals.AccumulateKernel);
+
+        // Element-wise kernels loop over contiguous chunks. On the CPU accelerator a launched thread is costly
+        // (an OS-thread hand-off and bounds checks per call), so a few fat threads per core win; on a GPU one
+        // element per thread keeps loads coalesced.
+        IsCpu = accelerator.AcceleratorType == AcceleratorType.CPU;
+        elementThreads = IsCpu ? 4 * accelerator.MaxNumThreadsPerGroup : int.MaxValue;
+    }
+
+    private readonly int elementThreads;
+
+    public Accelerator Accelerator { get; }
+    public AcceleratorStream Stream { get; }
+    public bool IsCpu { get; }
+    public long LaunchCount { get; private set; }
+
+    public Chunking ChunkingFor(int count) => Chunking.For(count, Math.Min(count, elementThreads));
+
+    /// <summary>y = act(x·Wᵀ + b) for x [batch, inputs], W [outputs, inputs], y [batch, outputs].</summary>
+    public void DenseForward(ActivationKind activation, ArrayView<float> x, ArrayView<float> weights,
+        ArrayView<float> bias, ArrayView<float> y, int batch, int inputs, int outputs)
+    {
+        var shape = GemmShape.Forward(batch, inputs, outputs);
+        Launch(() => gemm[activation](Stream, shape.TileGrid, x, weights, bias, y, shape));
+    }
+
+    /// <summary>
+    /// Backward through y = act(x·Wᵀ + b). dY is overwritten with dPre = dY ⊙ act'(y). dInput may be empty
+    /// (the first layer needs none). dWeights and dBias are written, not accumulated.
+    /// </summary>
+    public void DenseBackward(ActivationKind activation, ArrayView<float> x, ArrayView<float> weights,
+        ArrayView<float> y, ArrayView<float> dY, ArrayView<float> dInput, ArrayView<float> dWeights,
+        ArrayView<float> dBias, int batch, int inputs, int outputs)
+    {
+        Launch(() => activationBackward[activation](Stream, outputs, y, dY, dY, dBias, batch, outputs));
+        var weightsShape = GemmShape.BackwardWeights(batch, inputs, outputs);
+        Launch(() => gemm[ActivationKind.Identity](Stream, weightsShape.TileGrid, dY, x, ArrayView<float>.Empty, dWeights, weightsShape));
+        if (dInput.Length > 0)
+        {
+            var inputShape = GemmShape.BackwardInput(batch, inputs, outputs);
+            Launch(() => gemm[ActivationKind.Identity](Stream, inputShape.TileGrid, dY, weights, ArrayView<float>.Empty, dInput, inputShape));
+        }
+    }
+
+    /// <summary>The raw tiled product C = act(A·B + bias), for tests and benchmarks.</summary>
+    public void Gemm(ActivationKind activation, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias,
+        ArrayView<float> c, GemmShape shape) =>
+        Launch(() => gemm[activation](Stream, shape.TileGrid, a, b, bias, c, shape));
+
+    public void ActivationBackwardBias(ActivationKind activation, ArrayView<float> y, ArrayView<float> dOutput,
+        ArrayView<float> dPre, ArrayView<float> dBias, int batch, int outputs) =>
+        Launch(() => activationBackward[activation](Stream, outputs, y, dOutput, dPre, dBias, batch, outputs));
+
+    public void ReparameterizeForward(ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
+        ArrayView<float> klPerRow, int batch, int latent, DrawKey key) =>
+        Launch(() => reparameterizeForward(Stream, batch, stats, z, epsilon, klPerRow, latent, key));
+
+    public void ReparameterizeBackward(ArrayView<float> stats, ArrayView<float> epsilon, ArrayView<float> dZ,
+        ArrayView<float> dStats, int batch, int latent, float klWeight) =>
+        Launch(() => reparameterizeBackward(Stream, batch * latent, stats, epsilon, dZ, dStats, latent, klWeight));
+
+    public void ReconstructionLossGradient(LikelihoodKind likelihood, ArrayView<float> target, ArrayView<float> output,
+        ArrayView<float> dOutput, ArrayView<float> reconstructionPerRow, int batch, int features,
+        ReconstructionParameters parameters) =>
+        Launch(() => reconstructionGradient[likelihood](Stream, batch, target, output, dOutput, reconstructionPerRow, features, parameters));
+
+    public void ReconstructionLoss(LikelihoodKind likelihood, ArrayView<float> target, ArrayView<float> output,
+        ArrayView<float> reconstructionPerRow, int batch, int features, ReconstructionParameters parameters) =>
+        Launch(() => reconstructionLoss[likelihood](Stream, batch, target, output, reconstructionPerRow, features, parameters));
+
+    public void AdamStep(ArrayView<float> parameters, ArrayView<float> gradients, ArrayView<float> firstMoment,
+        ArrayView<float> secondMoment, AdamParameters adam)
+    {
+        var chunking = ChunkingFor((int)parameters.Length);
+        Launch(() => adamStep(Stream, chunking.Threads, parameters, gradients, firstMoment, secondMoment, chunking, adam));
+    }
+
+    public void Gather(ArrayView<byte> data, ArrayView<int> order, ArrayView<float> x, int first, int batch,
+        int features, bool binarize, DrawKey binarizeKey)
+    {
+        var chunking = ChunkingFor(batch * features);
+        var parameters = new GatherParameters(first, features, binarize);
+        Launch(() => gather(Stream, chunking.Threads, data, order, x, parameters, chunking, binarizeKey));
+    }
+
+    public void AccumulateLoss(ArrayView<float> reconstructionPerRow, ArrayView<float> klPerRow,
+        ArrayView<double> totals, int batch) =>
+        Launch(() => accumulateLoss(Stream, 1, reconstructionPerRow, klPerRow, totals, batch));
+
+    private void Launch(Action enqueue)
+    {
+        enqueue();
+        LaunchCount++;
+    }
+
+    /// <summary>
+    /// Every kernel entry point with its generic instantiations, for compiling each one ahead of time (the PTX
+    /// check in CI) without a device.
+    /// </summary>
+    public static IReadOnlyList<MethodInfo> AllKernelMethods()
+    {
+        Type[] activations = [typeof(IdentityActivation), typeof(ReluActivation), typeof(TanhActivation), typeof(SigmoidActivation)];
+        Type[] likelihoods = [typeof(BernoulliLogits), typeof(GaussianFixedVariance)];
+        var methods = new List<MethodInfo>();
+        foreach (var activation in activations)
+        {
+            methods.Add(typeof(Dense).GetMethod(nameof(Dense.GemmBiasActivationKernel))!.MakeGenericMethod(activation));
+            methods.Add(typeof(Dense).GetMethod(nameof(Dense.ActivationBackwardBiasKernel))!.MakeGenericMethod(activation));
+        }
+        foreach (var likelihood in likelihoods)
+        {
+            methods.Add(typeof(Reconstruction).GetMethod(nameof(Reconstruction.LossGradientKernel))!.MakeGenericMethod(likelihood));
+            methods.Add(typeof(Reconstruction).GetMethod(nameof(Reconstruction.LossKernel))!.MakeGenericMethod(likelihood));
+        }
+        methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.ForwardKernel))!);
+        methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.BackwardKernel))!);
+        methods.Add(typeof(Adam).GetMethod(nameof(Adam.StepKernel))!);
+        methods.Add(typeof(Minibatch).GetMethod(nameof(Minibatch.GatherKernel))!);
+        methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateKernel))!);
+        return methods;
+    }
+}

@@ -1,0 +1,109 @@
+using ILGPU;
+
+namespace IlgpuVae.GpuKernels;
+
+/// <summary>
+/// A decoder likelihood as a generic struct parameter: the per-pixel negative log-likelihood and its gradient
+/// with respect to the decoder output. Constants that do not depend on the output are added once per row.
+/// </summary>
+public interface ILikelihood
+{
+    float NegativeLogLikelihood(float target, float output, float variance);
+    float Gradient(float target, float output, float variance);
+}
+
+public enum LikelihoodKind
+{
+    Bernoulli,
+    Gaussian,
+}
+
+/// <summary>Bernoulli with logits ℓ: −log p = softplus(ℓ) − xℓ, gradient sigmoid(ℓ) − x.</summary>
+public readonly struct BernoulliLogits : ILikelihood
+{
+    public float NegativeLogLikelihood(float target, float output, float variance) =>
+        StableMath.Softplus(output) - target * output;
+
+    public float Gradient(float target, float output, float variance) => StableMath.Sigmoid(output) - target;
+}
+
+/// <summary>Gaussian N(f, c·I): −log p = (x − f)²/(2c) + ½log(2πc); the constant is added per row.</summary>
+public readonly struct GaussianFixedVariance : ILikelihood
+{
+    public float NegativeLogLikelihood(float target, float output, float variance)
+    {
+        float difference = target - output;
+        return difference * difference / (2f * variance);
+    }
+
+    public float Gradient(float target, float output, float variance) => (output - target) / variance;
+}
+
+/// <summary>Reconstruction loss fused with its gradient: one pass over the decoder output computes both.</summary>
+public static class Reconstruction
+{
+    /// <summary>
+    /// One thread per batch row: rec[b] = rowConstant + Σ_j nll(x[b,j], out[b,j]) and
+    /// dOutput[b,j] = gradientScale·∂nll/∂out (gradientScale = 1/batch for a batch-mean loss).
+    /// </summary>
+    public static void LossGradientKernel<TLikelihood>(
+        Index1D row,
+        ArrayView<float> target,
+        ArrayView<float> output,
+        ArrayView<float> dOutput,
+        ArrayView<float> reconstructionPerRow,
+        int features,
+        ReconstructionParameters parameters)
+        where TLikelihood : struct, ILikelihood
+    {
+        float sum = 0f;
+        int rowStart = row * features;
+        for (int j = 0; j < features; j++)
+        {
+            int index = rowStart + j;
+            float x = target[index];
+            float o = output[index];
+            sum += default(TLikelihood).NegativeLogLikelihood(x, o, parameters.Variance);
+            dOutput[index] = parameters.GradientScale * default(TLikelihood).Gradient(x, o, parameters.Variance);
+        }
+        reconstructionPerRow[row] = sum + parameters.RowConstant;
+    }
+
+    /// <summary>The loss value alone, for evaluation (no gradient buffer is written).</summary>
+    public static void LossKernel<TLikelihood>(
+        Index1D row,
+        ArrayView<float> target,
+        ArrayView<float> output,
+        ArrayView<float> reconstructionPerRow,
+        int features,
+        ReconstructionParameters parameters)
+        where TLikelihood : struct, ILikelihood
+    {
+        float sum = 0f;
+        int rowStart = row * features;
+        for (int j = 0; j < features; j++)
+            sum += default(TLikelihood).NegativeLogLikelihood(target[rowStart + j], output[rowStart + j], parameters.Variance);
+        reconstructionPerRow[row] = sum + parameters.RowConstant;
+    }
+}
+
+public readonly struct ReconstructionParameters
+{
+    /// <summary>c of the Gaussian decoder (ignored by Bernoulli).</summary>
+    public readonly float Variance;
+    /// <summary>Added once per row: (D/2)·log(2πc) for the Gaussian, 0 for Bernoulli.</summary>
+    public readonly float RowConstant;
+    public readonly float GradientScale;
+
+    public ReconstructionParameters(float variance, float rowConstant, float gradientScale)
+    {
+        Variance = variance;
+        RowConstant = rowConstant;
+        GradientScale = gradientScale;
+    }
+
+    public static ReconstructionParameters For(LikelihoodKind kind, int features, double variance, double gradientScale) =>
+        new((float)variance,
+            kind == LikelihoodKind.Gaussian ? (float)(0.5 * features * Math.Log(2 * Math.PI * variance)) : 0f,
+            (float)gradientScale);
+}

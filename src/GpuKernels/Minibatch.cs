@@ -1,0 +1,72 @@
+using ILGPU;
+
+namespace IlgpuVae.GpuKernels;
+
+/// <summary>
+/// Builds a minibatch on the device from a device-resident data set of bytes (0–255):
+/// x[b, j] = data[order[first + b], j] / 255, or, with dynamic binarization, 1 when a fresh uniform draw is below
+/// that grey level and 0 otherwise (a new binary image every time the example is seen).
+/// </summary>
+public static class Minibatch
+{
+    public static void GatherKernel(
+        Index1D thread,
+        ArrayView<byte> data,
+        ArrayView<int> order,
+        ArrayView<float> x,
+        GatherParameters parameters,
+        Chunking chunking,
+        DrawKey binarizeKey)
+    {
+        int end = chunking.End(thread);
+        for (int element = chunking.Start(thread); element < end; element++)
+        {
+            int row = element / parameters.Features;
+            int column = element - row * parameters.Features;
+            long source = (long)order[parameters.First + row] * parameters.Features + column;
+            // A true division, so the grey level is the correctly rounded float that the reference compares against.
+            float grey = data[source] / 255f;
+            if (parameters.Binarize != 0)
+                grey = Philox.Uniform(binarizeKey.Seed, binarizeKey.Stream, binarizeKey.Step, element) < grey ? 1f : 0f;
+            x[element] = grey;
+        }
+    }
+}
+
+public readonly struct GatherParameters
+{
+    public readonly int First, Features, Binarize;
+
+    public GatherParameters(int first, int features, bool binarize)
+    {
+        First = first;
+        Features = features;
+        Binarize = binarize ? 1 : 0;
+    }
+}
+
+/// <summary>
+/// Loss bookkeeping on the device, so training never waits on the host: one thread adds this batch's
+/// reconstruction and KL sums (in a fixed order, in double) to running totals that the host reads once per
+/// progress tick or epoch. totals = [Σ rec, Σ KL, examples].
+/// </summary>
+public static class LossTotals
+{
+    public static void AccumulateKernel(
+        Index1D thread,
+        ArrayView<float> reconstructionPerRow,
+        ArrayView<float> klPerRow,
+        ArrayView<double> totals,
+        int batch)
+    {
+        double reconstruction = 0, kl = 0;
+        for (int row = 0; row < batch; row++)
+        {
+            reconstruction += reconstructionPerRow[row];
+            kl += klPerRow[row];
+        }
+        totals[0] += reconstruction;
+        totals[1] += kl;
+        totals[2] += batch;
+    }
+}

@@ -1,0 +1,74 @@
+using ILGPU;
+
+namespace IlgpuVae.GpuKernels;
+
+public readonly struct AdamParameters
+{
+    public readonly float LearningRate, Beta1, Beta2, Epsilon;
+    /// <summary>1 − β1^t and 1 − β2^t for step t (counted from 1), computed on the host in double.</summary>
+    public readonly float BiasCorrection1, BiasCorrection2;
+
+    public AdamParameters(float learningRate, float beta1, float beta2, float epsilon, long step)
+    {
+        LearningRate = learningRate;
+        Beta1 = beta1;
+        Beta2 = beta2;
+        Epsilon = epsilon;
+        BiasCorrection1 = (float)(1 - Math.Pow(beta1, step));
+        BiasCorrection2 = (float)(1 - Math.Pow(beta2, step));
+    }
+}
+
+/// <summary>
+/// Adam (Kingma & Ba 2015) in PyTorch's form, over the whole flat parameter buffer in one launch:
+/// m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²; p ← p − lr·(m/(1−β1^t)) / (√(v/(1−β2^t)) + ε).
+/// </summary>
+public static class Adam
+{
+    /// <summary>Each thread updates elements [thread·chunk, (thread+1)·chunk): chunk 1 on a GPU (coalesced),
+    /// large on the CPU accelerator (one fat thread per core).</summary>
+    public static void StepKernel(
+        Index1D thread,
+        ArrayView<float> parameters,
+        ArrayView<float> gradients,
+        ArrayView<float> firstMoment,
+        ArrayView<float> secondMoment,
+        Chunking chunking,
+        AdamParameters adam)
+    {
+        int end = chunking.End(thread);
+        float stepSize = adam.LearningRate / adam.BiasCorrection1;
+        float inverseSqrtCorrection2 = 1f / MathF.Sqrt(adam.BiasCorrection2);
+        for (int i = chunking.Start(thread); i < end; i++)
+        {
+            float g = gradients[i];
+            float m = adam.Beta1 * firstMoment[i] + (1f - adam.Beta1) * g;
+            float v = adam.Beta2 * secondMoment[i] + (1f - adam.Beta2) * g * g;
+            firstMoment[i] = m;
+            secondMoment[i] = v;
+            parameters[i] -= stepSize * m / (MathF.Sqrt(v) * inverseSqrtCorrection2 + adam.Epsilon);
+        }
+    }
+}
+
+/// <summary>Splits n elements into contiguous chunks, one per launched thread.</summary>
+public readonly struct Chunking
+{
+    public readonly int Count, ChunkSize;
+
+    public Chunking(int count, int chunkSize)
+    {
+        Count = count;
+        ChunkSize = chunkSize;
+    }
+
+    public static Chunking For(int count, int threads)
+    {
+        int chunk = Math.Max(1, (count + threads - 1) / Math.Max(1, threads));
+        return new Chunking(count, chunk);
+    }
+
+    public int Threads => (Count + ChunkSize - 1) / ChunkSize;
+    public int Start(int thread) => thread * ChunkSize;
+    public int End(int thread) => Math.Min(Count, (thread + 1) * ChunkSize);
+}

@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using IlgpuVae.Model.Data;
+
+namespace IlgpuVae.Host;
+
+/// <summary>
+/// Resolves --data: the names mnist and fashion-mnist, or a folder holding the four MNIST-format IDX files. A
+/// named data set lives in data/cache/NAME of the repository (or $ILGPUVAE_DATA_DIR/NAME) and is fetched by
+/// data/fetch-NAME.sh on first use.
+/// </summary>
+public static class DataSets
+{
+    public const string DataDirectoryVariable = "ILGPUVAE_DATA_DIR";
+    public static readonly string[] Names = ["mnist", "fashion-mnist"];
+
+    public static MnistFormatData Load(string data, TextWriter log)
+    {
+        if (!Names.Contains(data))
+        {
+            if (!Directory.Exists(data))
+                throw new DataFormatException(data, $"no such folder, and not a known data set name ({string.Join(", ", Names)}); pass --data mnist, --data fashion-mnist or a folder with {string.Join(", ", MnistFormatData.FileStems)}");
+            return MnistFormatData.Load(Path.GetFileName(Path.GetFullPath(data).TrimEnd(Path.DirectorySeparatorChar)), data);
+        }
+
+        string? repository = FindRepositoryRoot();
+        string root = Environment.GetEnvironmentVariable(DataDirectoryVariable)
+                      ?? (repository is null
+                          ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ilgpu-vae")
+                          : Path.Combine(repository, "data", "cache"));
+        string directory = Path.Combine(root, data);
+        if (MnistFormatData.Missing(directory).Count > 0)
+            Fetch(data, directory, repository, log);
+        return MnistFormatData.Load(data, directory);
+    }
+
+    private static void Fetch(string name, string directory, string? repository, TextWriter log)
+    {
+        string script = repository is null ? "" : Path.Combine(repository, "data", $"fetch-{name}.sh");
+        string howTo = $"get the four IDX files ({string.Join(", ", MnistFormatData.FileStems)}) into {directory} "
+                       + $"with `bash data/fetch-{name}.sh {directory}` from the IlgpuVae repository, or pass --data FOLDER";
+        if (!File.Exists(script))
+            throw new DataFormatException(directory, $"{name} is not there and the fetch script was not found; {howTo}");
+
+        log.WriteLine($"{name} not found in {directory}: fetching it with {script}");
+        var start = new ProcessStartInfo("bash", [script, directory]) { UseShellExecute = false };
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start bash");
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+            throw new DataFormatException(directory, $"fetching {name} failed (exit code {process.ExitCode}, see above); {howTo}");
+    }
+
+    /// <summary>The folder holding IlgpuVae.sln, searched upward from the working directory and the program.</summary>
+    public static string? FindRepositoryRoot()
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var directory = new DirectoryInfo(start); directory is not null; directory = directory.Parent)
+                if (File.Exists(Path.Combine(directory.FullName, "IlgpuVae.sln")) &&
+                    Directory.Exists(Path.Combine(directory.FullName, "data")))
+                    return directory.FullName;
+        }
+        return null;
+    }
+}

@@ -1,0 +1,109 @@
+using System.CommandLine;
+using System.Globalization;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.Model.Data;
+
+namespace IlgpuVae.Host;
+
+public static class Program
+{
+    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+
+    /// <summary>
+    /// Exit codes: 0 success; 2 bad input (a data file, an option); 3 training diverged; 1 anything else.
+    /// Errors are one line; --verbose adds the stack trace.
+    /// </summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        var verbose = new Option<bool>("--verbose") { Description = "Print stack traces with errors", Recursive = true };
+        var root = new RootCommand("IlgpuVae: variational autoencoders on GPUs (and the CPU) through ILGPU") { verbose };
+        root.Subcommands.Add(TrainCommand(output));
+
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var parseError in parse.Errors)
+                error.WriteLine($"error: {parseError.Message}");
+            error.WriteLine("see ilgpu-vae --help");
+            return 2;
+        }
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception exception) when (exception is DataFormatException or ArgumentException)
+        {
+            error.WriteLine($"error: {exception.Message}");
+            if (parse.GetValue(verbose))
+                error.WriteLine(exception);
+            return 2;
+        }
+        catch (Exception exception)
+        {
+            error.WriteLine($"error: {exception.GetType().Name}: {exception.Message}");
+            if (parse.GetValue(verbose))
+                error.WriteLine(exception);
+            return 1;
+        }
+    }
+
+    private static Command TrainCommand(TextWriter output)
+    {
+        var defaults = new TrainOptions();
+        var data = new Option<string>("--data") { Description = "mnist, fashion-mnist, or a folder with the four MNIST-format IDX files (fetched on first use)", DefaultValueFactory = _ => defaults.Data };
+        var epochs = new Option<int>("--epochs") { Description = "Passes over the training set", DefaultValueFactory = _ => defaults.Epochs };
+        var batchSize = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => defaults.BatchSize };
+        var hidden = new Option<string>("--hidden") { Description = "Hidden layer widths, comma-separated (the decoder mirrors them)", DefaultValueFactory = _ => "400" };
+        var latent = new Option<int>("--latent") { Description = "Latent dimensions", DefaultValueFactory = _ => defaults.Latent };
+        var learningRate = new Option<double>("--lr") { Description = "Adam learning rate", DefaultValueFactory = _ => defaults.LearningRate };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of every random draw (initialisation, order, ε)", DefaultValueFactory = _ => defaults.Seed };
+        var likelihood = new Option<LikelihoodKind>("--likelihood") { Description = "Decoder: bernoulli (logits) or gaussian (N(f(z), c·I))", DefaultValueFactory = _ => defaults.Likelihood };
+        var variance = new Option<double>("--gaussian-c") { Description = "c of the Gaussian decoder", DefaultValueFactory = _ => defaults.GaussianVariance };
+        var activation = new Option<ActivationKind>("--activation") { Description = "Hidden activation: relu, tanh, sigmoid, identity", DefaultValueFactory = _ => defaults.Activation };
+        var binarize = new Option<bool>("--binarize") { Description = "Dynamic binarization: sample each pixel as Bernoulli(grey level) every time it is seen" };
+        var accelerator = new Option<string>("--accelerator") { Description = "auto (CUDA, then OpenCL, then CPU), cuda, opencl or cpu", DefaultValueFactory = _ => Environment.GetEnvironmentVariable(Compute.AcceleratorVariable) ?? "auto" };
+        accelerator.AcceptOnlyFromAmong("auto", "cuda", "opencl", "cpu");
+        var outDirectory = new Option<string?>("--out") { Description = "Run folder for config.json and metrics.csv (default runs/DATA-TIME)" };
+        var trainLimit = new Option<int>("--train-limit") { Description = "Use only the first N training examples (0: all)" };
+        var testLimit = new Option<int>("--test-limit") { Description = "Use only the first N test examples (0: all)" };
+
+        var command = new Command("train", "Train a VAE and write metrics.csv")
+        {
+            data, epochs, batchSize, hidden, latent, learningRate, seed, likelihood, variance, activation, binarize,
+            accelerator, outDirectory, trainLimit, testLimit,
+        };
+        command.SetAction(parse =>
+        {
+            var options = new TrainOptions
+            {
+                Data = parse.GetValue(data)!,
+                Epochs = parse.GetValue(epochs),
+                BatchSize = parse.GetValue(batchSize),
+                Hidden = ParseWidths(parse.GetValue(hidden)!),
+                Latent = parse.GetValue(latent),
+                LearningRate = parse.GetValue(learningRate),
+                Seed = parse.GetValue(seed),
+                Likelihood = parse.GetValue(likelihood),
+                GaussianVariance = parse.GetValue(variance),
+                Activation = parse.GetValue(activation),
+                Binarize = parse.GetValue(binarize),
+                Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)),
+                Out = parse.GetValue(outDirectory),
+                TrainLimit = parse.GetValue(trainLimit),
+                TestLimit = parse.GetValue(testLimit),
+            };
+            return new Training(options, output).Run();
+        });
+        return command;
+    }
+
+    private static int[] ParseWidths(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var widths = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out widths[i]) || widths[i] < 1)
+                throw new ArgumentException($"--hidden: '{parts[i]}' is not a positive width; write widths like 400 or 500,200");
+        return widths;
+    }
+}

@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.Model;
+using IlgpuVae.Model.Data;
+
+namespace IlgpuVae.Host;
+
+public sealed record TrainOptions
+{
+    public string Data { get; init; } = "mnist";
+    public int Epochs { get; init; } = 10;
+    public int BatchSize { get; init; } = 128;
+    public int[] Hidden { get; init; } = [400];
+    public int Latent { get; init; } = 20;
+    public double LearningRate { get; init; } = 1e-3;
+    public ulong Seed { get; init; } = 1;
+    public LikelihoodKind Likelihood { get; init; } = LikelihoodKind.Bernoulli;
+    public double GaussianVariance { get; init; } = 1.0;
+    public ActivationKind Activation { get; init; } = ActivationKind.Relu;
+    public bool Binarize { get; init; }
+    public AcceleratorChoice Accelerator { get; init; } = AcceleratorChoice.Auto;
+    public string? Out { get; init; }
+    /// <summary>Use only the first N training / test examples (0: all), for quick runs.</summary>
+    public int TrainLimit { get; init; }
+    public int TestLimit { get; init; }
+}
+
+/// <summary>The train command: data on the device once, then epochs of queued steps and a test pass each.</summary>
+public sealed class Training(TrainOptions options, TextWriter output)
+{
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
+    };
+
+    public int Run()
+    {
+        if (options.Epochs < 1)
+            throw new ArgumentException($"--epochs must be at least 1 (got {options.Epochs})");
+        if (options.BatchSize < 1)
+            throw new ArgumentException($"--batch-size must be at least 1 (got {options.BatchSize})");
+        if (!(options.LearningRate > 0))
+            throw new ArgumentException($"--lr must be positive (got {options.LearningRate})");
+        var config = new VaeConfig
+        {
+            Hidden = options.Hidden,
+            Latent = options.Latent,
+            Activation = options.Activation,
+            Likelihood = options.Likelihood,
+            GaussianVariance = options.GaussianVariance,
+        };
+        config.Validate();
+
+        var data = DataSets.Load(options.Data, output);
+        var train = options.TrainLimit > 0 ? data.Train.Take(options.TrainLimit) : data.Train;
+        var test = options.TestLimit > 0 ? data.Test.Take(options.TestLimit) : data.Test;
+        config = config with { InputSize = train.Features };
+
+        string outDirectory = options.Out ?? Path.Combine("runs", $"{train.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        Directory.CreateDirectory(outDirectory);
+        File.WriteAllText(Path.Combine(outDirectory, "config.json"),
+            JsonSerializer.Serialize(new { model = config, training = options with { Out = outDirectory } }, JsonOptions));
+
+        using var context = Compute.CreateContext();
+        using var accelerator = Compute.CreateAccelerator(context, options.Accelerator);
+        output.WriteLine($"accelerator: {Compute.Describe(accelerator)} (asked for {options.Accelerator.ToString().ToLowerInvariant()})");
+        output.WriteLine($"data: {train.Name}, {train.Count} training and {test.Count} test images of {train.Height}×{train.Width}; " +
+                         $"model {config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}, {config.Activation}, {config.Likelihood}; " +
+                         $"batch {options.BatchSize}, Adam lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, seed {options.Seed}");
+
+        var kernels = new KernelSet(accelerator);
+        using var trainData = new DeviceDataset(accelerator, train);
+        using var testData = new DeviceDataset(accelerator, test);
+        using var vae = new Vae(kernels, config, Math.Min(options.BatchSize, Math.Max(train.Count, test.Count)), options.Seed,
+            new AdamSettings { LearningRate = options.LearningRate });
+
+        var metrics = new List<EpochMetrics>();
+        string metricsPath = Path.Combine(outDirectory, "metrics.csv");
+        int stepsPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
+        var progress = new Progress(output, stepsPerEpoch);
+        for (int epoch = 1; epoch <= options.Epochs; epoch++)
+        {
+            var clock = Stopwatch.StartNew();
+            trainData.SetOrder(Shuffle.Permutation(train.Count, options.Seed, epoch));
+            long launchesBefore = vae.LaunchCount;
+            progress.StartEpoch(epoch, options.Epochs);
+            for (int step = 0; step < stepsPerEpoch; step++)
+            {
+                int first = step * options.BatchSize;
+                int batch = Math.Min(options.BatchSize, train.Count - first);
+                vae.TrainStep(trainData, first, batch, options.Binarize);
+                if (progress.IsTick(step))
+                    progress.Report(step + 1, vae.ReadTrainingSums(reset: false), clock.Elapsed);
+            }
+            var trainSums = vae.ReadTrainingSums(reset: true);
+            double trainSeconds = clock.Elapsed.TotalSeconds;
+            double launchesPerStep = (vae.LaunchCount - launchesBefore) / (double)stepsPerEpoch;
+
+            var testSums = Evaluate(vae, testData, options.BatchSize, epoch);
+            double seconds = clock.Elapsed.TotalSeconds;
+            var row = new EpochMetrics
+            {
+                Epoch = epoch,
+                TrainLoss = trainSums.MeanLoss,
+                TestLoss = testSums.MeanLoss,
+                TestReconstruction = testSums.MeanReconstruction,
+                TestKl = testSums.MeanKl,
+                TrainReconstruction = trainSums.MeanReconstruction,
+                TrainKl = trainSums.MeanKl,
+                Seconds = seconds,
+                SamplesPerSecond = train.Count / trainSeconds,
+            };
+            metrics.Add(row);
+            MetricsFile.Write(metricsPath, metrics);
+            progress.EndEpoch();
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"epoch {epoch}/{options.Epochs}: train loss {row.TrainLoss:F2}, test loss {row.TestLoss:F2} " +
+                $"(reconstruction {row.TestReconstruction:F2}, KL {row.TestKl:F2}), {seconds:F1} s, " +
+                $"{row.SamplesPerSecond:F0} samples/s, {launchesPerStep:F0} launches/step"));
+            if (!double.IsFinite(row.TrainLoss) || !double.IsFinite(row.TestLoss))
+            {
+                output.WriteLine($"error: the loss is not finite after epoch {epoch}; stopping (try a smaller --lr)");
+                return 3;
+            }
+        }
+        output.WriteLine($"metrics: {metricsPath}");
+        return 0;
+    }
+
+    /// <summary>The test ELBO estimate with one z sample per image, as the PyTorch example reports it.</summary>
+    public static LossSums Evaluate(Vae vae, DeviceDataset data, int batchSize, int epoch)
+    {
+        int batches = (data.Count + batchSize - 1) / batchSize;
+        for (int index = 0; index < batches; index++)
+        {
+            int first = index * batchSize;
+            vae.EvaluateBatch(data, first, Math.Min(batchSize, data.Count - first), ((long)epoch << 20) + index);
+        }
+        return vae.ReadEvaluationSums(reset: true);
+    }
+}
+
+/// <summary>
+/// Progress within an epoch: a line rewritten in place on a terminal, or a plain line per quarter epoch when the
+/// output is redirected. Each report reads the device's loss sums, the only host synchronisation in an epoch.
+/// </summary>
+internal sealed class Progress(TextWriter output, int stepsPerEpoch)
+{
+    private readonly bool interactive = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+    private int epoch, epochs;
+
+    private int Interval => interactive ? Math.Max(1, stepsPerEpoch / 50) : Math.Max(1, stepsPerEpoch / 4);
+
+    public void StartEpoch(int epochNumber, int epochCount)
+    {
+        epoch = epochNumber;
+        epochs = epochCount;
+    }
+
+    public bool IsTick(int step) => (step + 1) % Interval == 0 && step + 1 < stepsPerEpoch;
+
+    public void Report(int stepsDone, LossSums sums, TimeSpan elapsed)
+    {
+        double fraction = stepsDone / (double)stepsPerEpoch;
+        var eta = TimeSpan.FromSeconds(elapsed.TotalSeconds * (1 - fraction) / fraction);
+        string line = string.Create(CultureInfo.InvariantCulture,
+            $"epoch {epoch}/{epochs} [{new string('#', (int)(fraction * 20)),-20}] {stepsDone}/{stepsPerEpoch} steps, loss {sums.MeanLoss:F2}, eta {eta:mm\\:ss}");
+        if (interactive)
+            output.Write("\r" + line);
+        else
+            output.WriteLine(line);
+    }
+
+    public void EndEpoch()
+    {
+        if (interactive)
+            output.Write("\r" + new string(' ', 100) + "\r");
+    }
+}

@@ -1,0 +1,69 @@
+namespace IlgpuVae.Model.Data;
+
+/// <summary>Images as bytes (count × features, row-major) with their labels.</summary>
+public sealed record ImageDataset(string Name, byte[] Images, byte[] Labels, int Count, int Height, int Width)
+{
+    public int Features => Height * Width;
+
+    /// <summary>The first <paramref name="count"/> examples, for quick runs and tests.</summary>
+    public ImageDataset Take(int count)
+    {
+        count = Math.Min(count, Count);
+        return this with
+        {
+            Images = Images.AsSpan(0, count * Features).ToArray(),
+            Labels = Labels.AsSpan(0, count).ToArray(),
+            Count = count,
+        };
+    }
+
+    /// <summary>Reads an images file and a labels file and checks that they belong together.</summary>
+    public static ImageDataset FromIdx(string name, string imagesPath, string labelsPath)
+    {
+        var images = IdxReader.Read(imagesPath);
+        if (images.Dimensions.Length != 3)
+            throw new DataFormatException(imagesPath, $"an images file must have 3 dimensions (count, rows, columns); this one has {images.Dimensions.Length}", 3);
+        var labels = IdxReader.Read(labelsPath);
+        if (labels.Dimensions.Length != 1)
+            throw new DataFormatException(labelsPath, $"a labels file must have 1 dimension (count); this one has {labels.Dimensions.Length}", 3);
+        if (labels.Count != images.Count)
+            throw new DataFormatException(labelsPath, $"holds {labels.Count} labels but {Path.GetFileName(imagesPath)} holds {images.Count} images; the two files do not belong together", 4);
+        return new ImageDataset(name, images.Data, labels.Data, images.Count, images.Dimensions[1], images.Dimensions[2]);
+    }
+}
+
+/// <summary>The train and test halves of an MNIST-format data set in one folder.</summary>
+public sealed record MnistFormatData(ImageDataset Train, ImageDataset Test)
+{
+    public static readonly string[] FileStems =
+        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+
+    /// <summary>Finds a stem in a folder as it is or with .gz; null when absent.</summary>
+    public static string? Find(string directory, string stem)
+    {
+        foreach (var candidate in new[] { stem, stem + ".gz", stem.Replace("-idx", ".idx"), stem.Replace("-idx", ".idx") + ".gz" })
+        {
+            var path = Path.Combine(directory, candidate);
+            if (File.Exists(path))
+                return path;
+        }
+        return null;
+    }
+
+    /// <summary>The stems missing from a folder (empty when all four are there).</summary>
+    public static IReadOnlyList<string> Missing(string directory) =>
+        FileStems.Where(stem => Find(directory, stem) is null).ToList();
+
+    public static MnistFormatData Load(string name, string directory)
+    {
+        var missing = Missing(directory);
+        if (missing.Count > 0)
+            throw new DataFormatException(Path.Combine(directory, missing[0]), $"file not found (the folder needs {string.Join(", ", FileStems)}, raw or .gz)");
+        string Locate(string stem) => Find(directory, stem)!;
+        var train = ImageDataset.FromIdx(name, Locate(FileStems[0]), Locate(FileStems[1]));
+        var test = ImageDataset.FromIdx(name, Locate(FileStems[2]), Locate(FileStems[3]));
+        if (train.Height != test.Height || train.Width != test.Width)
+            throw new DataFormatException(Locate(FileStems[2]), $"test images are {test.Height}×{test.Width} but training images are {train.Height}×{train.Width}");
+        return new MnistFormatData(train, test);
+    }
+}

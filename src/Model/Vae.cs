@@ -1,0 +1,251 @@
+using ILGPU;
+using ILGPU.Runtime;
+using IlgpuVae.GpuKernels;
+
+namespace IlgpuVae.Model;
+
+/// <summary>Running sums of the loss terms over the examples seen since the last reset.</summary>
+public readonly record struct LossSums(double Reconstruction, double Kl, double Examples, double Beta)
+{
+    public double MeanReconstruction => Examples > 0 ? Reconstruction / Examples : double.NaN;
+    public double MeanKl => Examples > 0 ? Kl / Examples : double.NaN;
+    /// <summary>Mean loss per example: reconstruction + β·KL (the negative ELBO when β = 1).</summary>
+    public double MeanLoss => MeanReconstruction + Beta * MeanKl;
+}
+
+/// <summary>
+/// A Gaussian-encoder VAE whose training step is a sequence of kernel launches on one accelerator stream:
+/// gather → encoder → reparameterize+KL → decoder → loss+gradient → backward → Adam. Nothing in a step waits on
+/// the host; loss sums stay on the device until <see cref="ReadTrainingSums"/>.
+/// The objective is the batch mean of rec + β·KL.
+/// </summary>
+public sealed class Vae : IDisposable
+{
+    private readonly KernelSet kernels;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> parameters, gradients, firstMoment, secondMoment;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> x, z, epsilon, dZ, klPerRow, reconstructionPerRow;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense>[] layerOutputs, layerGradients;
+    private readonly MemoryBuffer1D<double, Stride1D.Dense> trainingTotals, evaluationTotals;
+
+    public Vae(KernelSet kernels, VaeConfig config, int maxBatch, ulong seed, AdamSettings? adam = null)
+    {
+        config.Validate();
+        if (maxBatch < 1)
+            throw new ArgumentException($"batch size must be at least 1 (got {maxBatch})");
+        this.kernels = kernels;
+        Config = config;
+        Layout = new ParameterLayout(config);
+        MaxBatch = maxBatch;
+        Seed = seed;
+        Adam = adam ?? new AdamSettings();
+
+        var accelerator = kernels.Accelerator;
+        parameters = accelerator.Allocate1D(Layout.Initialise(seed));
+        gradients = accelerator.Allocate1D<float>(Layout.Count);
+        firstMoment = accelerator.Allocate1D<float>(Layout.Count);
+        secondMoment = accelerator.Allocate1D<float>(Layout.Count);
+        firstMoment.MemSetToZero();
+        secondMoment.MemSetToZero();
+        x = accelerator.Allocate1D<float>(maxBatch * config.InputSize);
+        z = accelerator.Allocate1D<float>(maxBatch * config.Latent);
+        epsilon = accelerator.Allocate1D<float>(maxBatch * config.Latent);
+        dZ = accelerator.Allocate1D<float>(maxBatch * config.Latent);
+        klPerRow = accelerator.Allocate1D<float>(maxBatch);
+        reconstructionPerRow = accelerator.Allocate1D<float>(maxBatch);
+        layerOutputs = Layout.Layers.Select(layer => accelerator.Allocate1D<float>(maxBatch * layer.Outputs)).ToArray();
+        layerGradients = Layout.Layers.Select(layer => accelerator.Allocate1D<float>(maxBatch * layer.Outputs)).ToArray();
+        trainingTotals = accelerator.Allocate1D<double>(3);
+        evaluationTotals = accelerator.Allocate1D<double>(3);
+        trainingTotals.MemSetToZero();
+        evaluationTotals.MemSetToZero();
+        accelerator.Synchronize();
+    }
+
+    public VaeConfig Config { get; }
+    public ParameterLayout Layout { get; }
+    public AdamSettings Adam { get; }
+    public int MaxBatch { get; }
+    public ulong Seed { get; }
+
+    /// <summary>Optimiser steps taken; also the counter that keys this step's random draws.</summary>
+    public long Step { get; private set; }
+
+    /// <summary>Kernel launches enqueued so far (for launches-per-step reports).</summary>
+    public long LaunchCount => kernels.LaunchCount;
+
+    /// <summary>
+    /// One optimiser step on examples order[first .. first+batch) of <paramref name="data"/>. Enqueues only; the
+    /// host does not wait.
+    /// </summary>
+    public void TrainStep(DeviceDataset data, int first, int batch, bool binarize = false)
+    {
+        Step++;
+        GradientPass(data, first, batch, Step, binarize, accumulateLoss: true);
+        var adam = new AdamParameters((float)Adam.LearningRate, (float)Adam.Beta1, (float)Adam.Beta2, (float)Adam.Epsilon, Step);
+        kernels.AdamStep(parameters.View, gradients.View, firstMoment.View, secondMoment.View, adam);
+    }
+
+    /// <summary>
+    /// Adds the loss of examples order[first .. first+batch) to the evaluation sums, sampling z from stream
+    /// <see cref="Philox.Streams.EvalReparameterize"/> keyed by <paramref name="drawIndex"/>; changes no parameter.
+    /// </summary>
+    public void EvaluateBatch(DeviceDataset data, int first, int batch, long drawIndex, bool binarize = false)
+    {
+        CheckBatch(data, first, batch);
+        kernels.Gather(data.Images, data.Order, x.View, first, batch, Config.InputSize, binarize,
+            new DrawKey(Seed, Philox.Streams.EvalBinarize, drawIndex));
+        Forward(batch, new DrawKey(Seed, Philox.Streams.EvalReparameterize, drawIndex));
+        int last = Layout.Layers.Count - 1;
+        var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0);
+        kernels.ReconstructionLoss(Config.Likelihood, Rows(x, batch, Config.InputSize),
+            Rows(layerOutputs[last], batch, Layout.Layers[last].Outputs),
+            reconstructionPerRow.View.SubView(0, batch), batch, Config.InputSize, reconstruction);
+        kernels.AccumulateLoss(reconstructionPerRow.View.SubView(0, batch), klPerRow.View.SubView(0, batch), evaluationTotals.View, batch);
+    }
+
+    /// <summary>Reads the training sums (this synchronises with the device) and optionally resets them.</summary>
+    public LossSums ReadTrainingSums(bool reset) => ReadSums(trainingTotals, reset);
+
+    public LossSums ReadEvaluationSums(bool reset) => ReadSums(evaluationTotals, reset);
+
+    public float[] GetParameters()
+    {
+        kernels.Stream.Synchronize();
+        return parameters.GetAsArray1D();
+    }
+
+    public void SetParameters(float[] values)
+    {
+        if (values.Length != Layout.Count)
+            throw new ArgumentException($"expected {Layout.Count} parameters, got {values.Length}");
+        kernels.Stream.Synchronize();
+        parameters.View.CopyFromCPU(values);
+    }
+
+    /// <summary>The gradient of the last training step (for tests and diagnostics).</summary>
+    public float[] GetGradients()
+    {
+        kernels.Stream.Synchronize();
+        return gradients.GetAsArray1D();
+    }
+
+    /// <summary>
+    /// Forward pass and gradient of the objective for examples order[first..first+batch) without an optimiser
+    /// update, keyed like training step <paramref name="drawStep"/>; for gradient checks.
+    /// </summary>
+    public void ComputeGradient(DeviceDataset data, int first, int batch, long drawStep, bool binarize = false) =>
+        GradientPass(data, first, batch, drawStep, binarize, accumulateLoss: false);
+
+    private void GradientPass(DeviceDataset data, int first, int batch, long drawStep, bool binarize, bool accumulateLoss)
+    {
+        CheckBatch(data, first, batch);
+        kernels.Gather(data.Images, data.Order, x.View, first, batch, Config.InputSize, binarize,
+            new DrawKey(Seed, Philox.Streams.Binarize, drawStep));
+        Forward(batch, new DrawKey(Seed, Philox.Streams.Reparameterize, drawStep));
+        int last = Layout.Layers.Count - 1;
+        var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0 / batch);
+        kernels.ReconstructionLossGradient(Config.Likelihood, Rows(x, batch, Config.InputSize),
+            Rows(layerOutputs[last], batch, Layout.Layers[last].Outputs),
+            Rows(layerGradients[last], batch, Layout.Layers[last].Outputs),
+            reconstructionPerRow.View.SubView(0, batch), batch, Config.InputSize, reconstruction);
+        if (accumulateLoss)
+            kernels.AccumulateLoss(reconstructionPerRow.View.SubView(0, batch), klPerRow.View.SubView(0, batch), trainingTotals.View, batch);
+        Backward(batch);
+    }
+
+    private void Forward(int batch, DrawKey reparameterizeKey)
+    {
+        ArrayView<float> input = Rows(x, batch, Config.InputSize);
+        for (int i = 0; i < Layout.Layers.Count; i++)
+        {
+            var layer = Layout.Layers[i];
+            if (i == Layout.EncoderLayerCount)
+            {
+                kernels.ReparameterizeForward(input, Rows(z, batch, Config.Latent), Rows(epsilon, batch, Config.Latent),
+                    klPerRow.View.SubView(0, batch), batch, Config.Latent, reparameterizeKey);
+                input = Rows(z, batch, Config.Latent);
+            }
+            var output = Rows(layerOutputs[i], batch, layer.Outputs);
+            kernels.DenseForward(layer.Activation, input, Weights(parameters, layer), Bias(parameters, layer),
+                output, batch, layer.Inputs, layer.Outputs);
+            input = output;
+        }
+    }
+
+    /// <summary>Backward from the gradient already in the last layer's gradient buffer.</summary>
+    private void Backward(int batch)
+    {
+        for (int i = Layout.Layers.Count - 1; i >= 0; i--)
+        {
+            var layer = Layout.Layers[i];
+            ArrayView<float> input, dInput;
+            if (i == 0)
+            {
+                input = Rows(x, batch, Config.InputSize);
+                dInput = ArrayView<float>.Empty;
+            }
+            else if (i == Layout.EncoderLayerCount)
+            {
+                input = Rows(z, batch, Config.Latent);
+                dInput = Rows(dZ, batch, Config.Latent);
+            }
+            else
+            {
+                input = Rows(layerOutputs[i - 1], batch, layer.Inputs);
+                dInput = Rows(layerGradients[i - 1], batch, layer.Inputs);
+            }
+            kernels.DenseBackward(layer.Activation, input, Weights(parameters, layer),
+                Rows(layerOutputs[i], batch, layer.Outputs), Rows(layerGradients[i], batch, layer.Outputs),
+                dInput, Weights(gradients, layer), Bias(gradients, layer), batch, layer.Inputs, layer.Outputs);
+
+            if (i == Layout.EncoderLayerCount)
+            {
+                int stats = Layout.EncoderLayerCount - 1;
+                kernels.ReparameterizeBackward(Rows(layerOutputs[stats], batch, 2 * Config.Latent),
+                    Rows(epsilon, batch, Config.Latent), Rows(dZ, batch, Config.Latent),
+                    Rows(layerGradients[stats], batch, 2 * Config.Latent), batch, Config.Latent,
+                    (float)(Config.Beta / batch));
+            }
+        }
+    }
+
+    private LossSums ReadSums(MemoryBuffer1D<double, Stride1D.Dense> totals, bool reset)
+    {
+        kernels.Stream.Synchronize();
+        var values = totals.GetAsArray1D();
+        if (reset)
+        {
+            totals.MemSetToZero();
+            kernels.Accelerator.Synchronize();
+        }
+        return new LossSums(values[0], values[1], values[2], Config.Beta);
+    }
+
+    private void CheckBatch(DeviceDataset data, int first, int batch)
+    {
+        if (batch < 1 || batch > MaxBatch)
+            throw new ArgumentOutOfRangeException(nameof(batch), $"batch {batch} is outside 1..{MaxBatch}");
+        if (first < 0 || first + batch > data.Count)
+            throw new ArgumentOutOfRangeException(nameof(first), $"examples {first}..{first + batch} are outside the data set of {data.Count}");
+        if (data.Features != Config.InputSize)
+            throw new ArgumentException($"data has {data.Features} features per example but the model expects {Config.InputSize}");
+    }
+
+    private static ArrayView<float> Rows(MemoryBuffer1D<float, Stride1D.Dense> buffer, int batch, int width) =>
+        buffer.View.SubView(0, (long)batch * width);
+
+    private static ArrayView<float> Weights(MemoryBuffer1D<float, Stride1D.Dense> buffer, DenseSlice layer) =>
+        buffer.View.SubView(layer.WeightOffset, layer.WeightCount);
+
+    private static ArrayView<float> Bias(MemoryBuffer1D<float, Stride1D.Dense> buffer, DenseSlice layer) =>
+        buffer.View.SubView(layer.BiasOffset, layer.Outputs);
+
+    public void Dispose()
+    {
+        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, x, z, epsilon, dZ, klPerRow, reconstructionPerRow }
+                     .Concat(layerOutputs).Concat(layerGradients))
+            buffer.Dispose();
+        trainingTotals.Dispose();
+        evaluationTotals.Dispose();
+    }
+}

@@ -1,0 +1,146 @@
+using ILGPU.Runtime;
+using ILGPU;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.GpuKernels.Reference;
+
+namespace IlgpuVae.Tests;
+
+[Collection(AcceleratorCollection.Name)]
+public sealed class DenseTests(AcceleratorFixture fixture)
+{
+    // Tolerance for float dot products: the rounding error of a K-term float sum is at most about K·2⁻²⁴·Σ|a·b|
+    // and typically √K·2⁻²⁴·Σ|a·b|; 2e-5·Σ|a·b| is ~10× the typical error at K = 784 and below the worst case
+    // only for sign-coherent sums, which random data does not produce. The activations after the product have
+    // slopes ≤ 1 and add about one rounding of their own, covered by the absolute term.
+    private const double DotRelative = 2e-5;
+    private const double DotAbsolute = 1e-6;
+
+    public static TheoryData<int, int, int> Shapes => new()
+    {
+        { 1, 1, 1 },
+        { 1, 784, 33 },
+        { 7, 33, 7 },
+        { 33, 7, 127 },
+        { 7, 127, 1 },
+        { 33, 784, 20 },
+        { 5, 20, 784 },
+    };
+
+    public static IEnumerable<ActivationKind> Activations => Enum.GetValues<ActivationKind>();
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void ForwardMatchesReference(int batch, int inputs, int outputs)
+    {
+        var random = new Random(batch * 1000 + inputs * 7 + outputs);
+        float[] x = Numerics.Uniform(random, batch * inputs);
+        float[] weights = Numerics.Uniform(random, outputs * inputs, -1 / Math.Sqrt(inputs), 1 / Math.Sqrt(inputs));
+        float[] bias = Numerics.Uniform(random, outputs, -0.5, 0.5);
+        double[] scale = DenseReference.AbsoluteScale(Numerics.ToDouble(x), Numerics.ToDouble(weights), Numerics.ToDouble(bias), batch, inputs, outputs);
+
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var xBuffer = kernels.Accelerator.Upload(x);
+            using var wBuffer = kernels.Accelerator.Upload(weights);
+            using var bBuffer = kernels.Accelerator.Upload(bias);
+            using var yBuffer = kernels.Accelerator.Allocate1D<float>(batch * outputs);
+            foreach (var activation in Activations)
+            {
+                kernels.DenseForward(activation, xBuffer.View, wBuffer.View, bBuffer.View, yBuffer.View, batch, inputs, outputs);
+                var expected = DenseReference.Forward(activation, Numerics.ToDouble(x), Numerics.ToDouble(weights), Numerics.ToDouble(bias), batch, inputs, outputs);
+                Numerics.AssertClose($"{kernels.Accelerator.AcceleratorType} dense forward {activation} {batch}×{inputs}→{outputs}",
+                    expected, yBuffer.GetAsArray1D(), DotRelative, DotAbsolute, scale);
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void BackwardMatchesReference(int batch, int inputs, int outputs)
+    {
+        var random = new Random(batch * 31 + inputs * 17 + outputs);
+        float[] x = Numerics.Uniform(random, batch * inputs);
+        float[] weights = Numerics.Uniform(random, outputs * inputs, -1 / Math.Sqrt(inputs), 1 / Math.Sqrt(inputs));
+        float[] bias = Numerics.Uniform(random, outputs, -0.5, 0.5);
+        float[] dY = Numerics.Uniform(random, batch * outputs);
+        var xd = Numerics.ToDouble(x);
+        var wd = Numerics.ToDouble(weights);
+
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var xBuffer = accelerator.Upload(x);
+            using var wBuffer = accelerator.Upload(weights);
+            using var bBuffer = accelerator.Upload(bias);
+            using var yBuffer = accelerator.Allocate1D<float>(batch * outputs);
+            using var dYBuffer = accelerator.Allocate1D<float>(batch * outputs);
+            using var dXBuffer = accelerator.Allocate1D<float>(batch * inputs);
+            using var dWBuffer = accelerator.Allocate1D<float>(outputs * inputs);
+            using var dBBuffer = accelerator.Allocate1D<float>(outputs);
+            foreach (var activation in Activations)
+            {
+                kernels.DenseForward(activation, xBuffer.View, wBuffer.View, bBuffer.View, yBuffer.View, batch, inputs, outputs);
+                dYBuffer.View.CopyFromCPU(dY);
+                kernels.DenseBackward(activation, xBuffer.View, wBuffer.View, yBuffer.View, dYBuffer.View,
+                    dXBuffer.View, dWBuffer.View, dBBuffer.View, batch, inputs, outputs);
+
+                var (dInput, dWeights, dBias) = DenseReference.Backward(activation, xd, wd, Numerics.ToDouble(bias), Numerics.ToDouble(dY), batch, inputs, outputs);
+                // Scales: the same products with absolute values, |dPre| bounded by |dY| since every slope is ≤ 1.
+                var absDY = dY.Select(v => (double)Math.Abs(v)).ToArray();
+                var dInputScale = DenseReference.Backward(ActivationKind.Identity, xd.Select(Math.Abs).ToArray(), wd.Select(Math.Abs).ToArray(), [], absDY, batch, inputs, outputs);
+                string label = $"{accelerator.AcceleratorType} dense backward {activation} {batch}×{inputs}→{outputs}";
+                Numerics.AssertClose(label + " dInput", dInput, dXBuffer.GetAsArray1D(), DotRelative, DotAbsolute, dInputScale.dInput);
+                Numerics.AssertClose(label + " dWeights", dWeights, dWBuffer.GetAsArray1D(), DotRelative, DotAbsolute, dInputScale.dWeights);
+                Numerics.AssertClose(label + " dBias", dBias, dBBuffer.GetAsArray1D(), DotRelative, DotAbsolute, dInputScale.dBias);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(ActivationKind.Identity)]
+    [InlineData(ActivationKind.Relu)]
+    [InlineData(ActivationKind.Tanh)]
+    [InlineData(ActivationKind.Sigmoid)]
+    public void ReferenceBackwardMatchesFiniteDifferences(ActivationKind activation)
+    {
+        const int batch = 3, inputs = 7, outputs = 5;
+        var random = new Random(11);
+        double[] x = Numerics.ToDouble(Numerics.Uniform(random, batch * inputs));
+        double[] weights = Numerics.ToDouble(Numerics.Uniform(random, outputs * inputs));
+        double[] bias = Numerics.ToDouble(Numerics.Uniform(random, outputs));
+        double[] dY = Numerics.ToDouble(Numerics.Uniform(random, batch * outputs));
+        double Objective(double[] xs, double[] ws, double[] bs) =>
+            DenseReference.Forward(activation, xs, ws, bs, batch, inputs, outputs).Zip(dY, (y, d) => y * d).Sum();
+
+        var (dInput, dWeights, dBias) = DenseReference.Backward(activation, x, weights, bias, dY, batch, inputs, outputs);
+        // Central differences in double with step 1e-6 are accurate to ~1e-9 here (truncation h² and rounding
+        // 1e-16/h); 1e-6 leaves room for a ReLU input that lands within h of its kink by chance.
+        Numerics.AssertClose("dInput vs finite differences", Numerics.FiniteDifferenceGradient(v => Objective(v, weights, bias), x), dInput, 1e-6, 1e-7);
+        Numerics.AssertClose("dWeights vs finite differences", Numerics.FiniteDifferenceGradient(v => Objective(x, v, bias), weights), dWeights, 1e-6, 1e-7);
+        Numerics.AssertClose("dBias vs finite differences", Numerics.FiniteDifferenceGradient(v => Objective(x, weights, v), bias), dBias, 1e-6, 1e-7);
+    }
+
+    [Fact]
+    public void GemmWithoutBiasUsesStridesForTransposedOperands()
+    {
+        // C = Aᵀ·B through strides alone: A stored [K, M], read with row stride 1 and column stride M.
+        const int m = 5, n = 3, k = 4;
+        var random = new Random(5);
+        float[] aStored = Numerics.Uniform(random, k * m);
+        float[] b = Numerics.Uniform(random, k * n);
+        var expected = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                for (int t = 0; t < k; t++)
+                    expected[i * n + j] += (double)aStored[t * m + i] * b[t * n + j];
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var aBuffer = kernels.Accelerator.Upload(aStored);
+            using var bBuffer = kernels.Accelerator.Upload(b);
+            using var cBuffer = kernels.Accelerator.Allocate1D<float>(m * n);
+            kernels.Gemm(ActivationKind.Identity, aBuffer.View, bBuffer.View, ArrayView<float>.Empty, cBuffer.View,
+                new GemmShape(m, n, k, aRowStride: 1, aColumnStride: m, bRowStride: n, bColumnStride: 1));
+            Numerics.AssertClose("strided GEMM", expected, cBuffer.GetAsArray1D(), 1e-6, 1e-6);
+        }
+    }
+}

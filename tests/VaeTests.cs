@@ -1,0 +1,143 @@
+using ILGPU.Runtime;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.GpuKernels.Reference;
+using IlgpuVae.Model;
+using IlgpuVae.Model.Data;
+
+namespace IlgpuVae.Tests;
+
+[Collection(AcceleratorCollection.Name)]
+public sealed class VaeTests(AcceleratorFixture fixture)
+{
+    private static ImageDataset SyntheticImages(int count, int height, int width, int seed)
+    {
+        var random = new Random(seed);
+        var images = new byte[count * height * width];
+        random.NextBytes(images);
+        var labels = Enumerable.Range(0, count).Select(i => (byte)(i % 10)).ToArray();
+        return new ImageDataset("synthetic", images, labels, count, height, width);
+    }
+
+    public static TheoryData<string> Configurations => new() { "bernoulli-relu", "gaussian-tanh-two-hidden" };
+
+    private static VaeConfig Config(string name) => name switch
+    {
+        "bernoulli-relu" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3 },
+        "gaussian-tanh-two-hidden" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [9, 5], Latent = 2, Activation = ActivationKind.Tanh,
+            Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.2, Beta = 0.5,
+        },
+        _ => throw new ArgumentException(name),
+    };
+
+    [Theory]
+    [MemberData(nameof(Configurations))]
+    public void WholeLossGradientMatchesFiniteDifferences(string configuration)
+    {
+        var config = Config(configuration);
+        const int batch = 5;
+        var images = SyntheticImages(batch, 3, 4, 1);
+        var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
+        const ulong seed = 21;
+        const long step = 1;
+        var epsilon = ReferenceVae.Epsilon(seed, step, batch, config.Latent);
+        var layout = new ParameterLayout(config);
+        var parameters = Numerics.ToDouble(layout.Initialise(seed));
+        var reference = ReferenceVae.LossAndGradient(config, parameters, x, epsilon, batch);
+
+        // A sample of parameters from every layer (weights and biases): central differences of the double
+        // objective against the reference's analytic gradient (tight) and the kernels' float gradient.
+        var sample = layout.Layers.SelectMany(layer => new[] { layer.WeightOffset, layer.WeightOffset + layer.WeightCount / 2, layer.End - 1 }).ToArray();
+        var finiteDifferences = sample.Select(index =>
+        {
+            double Objective(double value)
+            {
+                var probe = (double[])parameters.Clone();
+                probe[index] = value;
+                return ReferenceVae.LossAndGradient(config, probe, x, epsilon, batch).Loss;
+            }
+            const double h = 1e-6;
+            return (Objective(parameters[index] + h) - Objective(parameters[index] - h)) / (2 * h);
+        }).ToArray();
+        Numerics.AssertClose($"{configuration}: reference gradient vs finite differences", finiteDifferences,
+            sample.Select(index => reference.Gradient[index]).ToArray(), 1e-5, 1e-7);
+
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var data = new DeviceDataset(kernels.Accelerator, images);
+            using var vae = new Vae(kernels, config, batch, seed);
+            vae.ComputeGradient(data, 0, batch, step);
+            var gradient = vae.GetGradients();
+            // Float forward and backward through four layers: errors of ~1e-6 relative per operation, compounded;
+            // 2e-4 of the gradient's largest magnitude catches any wrong term while allowing float rounding.
+            double gradientScale = reference.Gradient.Max(Math.Abs);
+            Numerics.AssertClose($"{kernels.Accelerator.AcceleratorType} {configuration}: kernel gradient vs finite differences",
+                finiteDifferences, sample.Select(index => gradient[index]).ToArray(), 1e-4, 2e-4 * gradientScale);
+            Numerics.AssertClose($"{kernels.Accelerator.AcceleratorType} {configuration}: kernel gradient vs reference (all parameters)",
+                reference.Gradient, gradient, 1e-4, 2e-4 * gradientScale);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Configurations))]
+    public void TrainingStepsMatchReferencePipeline(string configuration)
+    {
+        var config = Config(configuration);
+        const int batch = 6, steps = 5, examples = 20;
+        const ulong seed = 8;
+        var images = SyntheticImages(examples, 3, 4, 2);
+        var adam = new AdamSettings();
+        var layout = new ParameterLayout(config);
+
+        // Reference: the same batches (order is the identity), ε and Adam, in double.
+        var parameters = Numerics.ToDouble(layout.Initialise(seed));
+        var m = new double[layout.Count];
+        var v = new double[layout.Count];
+        var identity = Enumerable.Range(0, examples).ToArray();
+        var referenceLosses = new List<double>();
+        for (int step = 1; step <= steps; step++)
+        {
+            int first = (step - 1) * batch % (examples - batch);
+            var x = MinibatchReference.Gather(images.Images, identity, first, batch, 12, false, default);
+            var result = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(seed, step, batch, config.Latent), batch);
+            referenceLosses.Add(result.Loss);
+            AdamReference.Step(parameters, result.Gradient, m, v, adam.LearningRate, adam.Beta1, adam.Beta2, adam.Epsilon, step);
+        }
+
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var data = new DeviceDataset(kernels.Accelerator, images);
+            using var vae = new Vae(kernels, config, batch, seed, adam);
+            var losses = new List<double>();
+            for (int step = 1; step <= steps; step++)
+            {
+                vae.TrainStep(data, (step - 1) * batch % (examples - batch), batch);
+                losses.Add(vae.ReadTrainingSums(reset: true).MeanLoss);
+            }
+            string label = $"{kernels.Accelerator.AcceleratorType} {configuration}";
+            Numerics.AssertClose(label + ": loss per step", referenceLosses, losses.Select(l => (float)l).ToArray(), 1e-5, 1e-5);
+            // Adam moves each parameter by up to lr = 1e-3 per step whatever the gradient's size, so float and
+            // double agree to a small fraction of lr unless a gradient component is within rounding of zero.
+            Numerics.AssertClose(label + ": parameters after 5 steps", parameters, vae.GetParameters(), 1e-5, 2e-5);
+        }
+    }
+
+    [Fact]
+    public void SameSeedGivesIdenticalParametersAndOtherSeedDoesNot()
+    {
+        var config = Config("bernoulli-relu");
+        var images = SyntheticImages(16, 3, 4, 3);
+        var kernels = fixture.KernelSets[0];
+        float[] Train(ulong seed)
+        {
+            using var data = new DeviceDataset(kernels.Accelerator, images);
+            using var vae = new Vae(kernels, config, 8, seed);
+            for (int step = 0; step < 4; step++)
+                vae.TrainStep(data, step % 2 * 8, 8, binarize: true);
+            return vae.GetParameters();
+        }
+        Assert.Equal(Train(4), Train(4));
+        Assert.NotEqual(Train(4), Train(5));
+    }
+}
