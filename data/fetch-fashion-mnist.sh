@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Fetches Fashion-MNIST from the Debian package dataset-fashion-mnist with `apt-get download` (no install, no
+# root needed for the download itself), unpacks the four .gz IDX files, checks them against
+# data/fashion-mnist.sha256 and installs them into DEST (default: data/cache/fashion-mnist).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+dest="${1:-$here/cache/fashion-mnist}"
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "fetch-fashion-mnist: apt-get is needed (Debian or Ubuntu), or put the four IDX files into $dest yourself" >&2
+  exit 1
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+echo "fetch-fashion-mnist: apt-get download dataset-fashion-mnist"
+if ! apt-get download dataset-fashion-mnist >/dev/null 2>&1; then
+  # The package lists may be stale or absent on a fresh machine.
+  apt-get update -qq >/dev/null 2>&1 || true
+  apt-get download dataset-fashion-mnist
+fi
+dpkg-deb -x dataset-fashion-mnist_*.deb unpacked
+source="$work/unpacked/usr/share/datasets/fashion-mnist"
+(cd "$source" && sha256sum --check --quiet "$here/fashion-mnist.sha256") || {
+  echo "fetch-fashion-mnist: checksum mismatch: the package's files are not the Fashion-MNIST files this project expects" >&2
+  exit 1
+}
+mkdir -p "$dest"
+for name in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+  mv "$source/$name.gz" "$dest/$name.gz"
+done
+echo "fetch-fashion-mnist: Fashion-MNIST is in $dest"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine from the unpacked gpu-verify folder (see scripts/gpu-verify.sh): the whole test
+# suite on CUDA, then one epoch of the default model on MNIST on CUDA, then a summary. Results go to OUT
+# (default: $OUT if set, else ./gpu-verify-results).
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+out="${1:-${OUT:-$PWD/gpu-verify-results}}"
+mkdir -p "$out"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_gcServer=0
+
+echo "== commit $(cat "$here/COMMIT" 2>/dev/null)"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "nvidia-smi: not available"
+
+echo "== tests on CUDA (ILGPUVAE_ACCELERATOR=cuda)"
+ILGPUVAE_ACCELERATOR=cuda "$here/IlgpuVae.Tests" -noColor -parallel none > "$out/tests-cuda.log" 2>&1
+tests_status=$?
+grep -E "^\s*(\[FAIL\]|Failed )" "$out/tests-cuda.log" | head -40
+grep -E "Total: [0-9]+" "$out/tests-cuda.log" | tail -n 1
+
+echo "== one epoch on CUDA, default model"
+"$here/ilgpu-vae" train --data "$here/mnist" --epochs 1 --accelerator cuda --out "$out/run-cuda" > "$out/train-cuda.log" 2>&1
+train_status=$?
+tail -n 4 "$out/train-cuda.log"
+
+echo "== summary"
+echo "tests on CUDA: exit $tests_status; $(grep -oE 'Total: [0-9]+, Errors: [0-9]+, Failed: [0-9]+, Skipped: [0-9]+' "$out/tests-cuda.log" | tail -n 1)"
+echo "one epoch on CUDA: exit $train_status; $(grep -E '^epoch 1/1:' "$out/train-cuda.log")"
+[ "$tests_status" -eq 0 ] && [ "$train_status" -eq 0 ]

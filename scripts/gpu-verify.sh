@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Packs everything a GPU machine without .NET needs to verify IlgpuVae on CUDA in one command:
+# self-contained builds of the test suite and of ilgpu-vae (sharing one runtime folder), MNIST as .gz
+# (the GPU machine may have no network), and run.sh. Output: publish/gpu-verify.tar.gz (kept under 60 MB).
+#
+#   bash scripts/gpu-verify.sh                      # here: build the package
+#   tar xzf gpu-verify.tar.gz && bash gpu-verify/run.sh [OUT]   # on the GPU machine: tests on CUDA, one epoch, summary
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+stage="$root/publish/gpu-verify"
+rm -rf "$stage" "$root/publish/gpu-verify.tar.gz"
+mkdir -p "$stage/mnist"
+
+publish() {
+  dotnet publish "$1" -c Release -r linux-x64 --self-contained -o "$stage" \
+    -p:PublishTrimmed=false -p:DebugType=none -p:GenerateDocumentationFile=false --nologo -v quiet
+}
+publish tests/Tests.csproj
+publish src/Host/Host.csproj
+
+# MNIST travels with the package, compressed; the IDX reader reads .gz directly.
+if [ ! -f data/cache/mnist/train-images-idx3-ubyte ]; then
+  bash data/fetch-mnist.sh data/cache/mnist
+fi
+for name in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+  gzip -9 -c "data/cache/mnist/$name" > "$stage/mnist/$name.gz"
+done
+cp scripts/gpu-run.sh "$stage/run.sh"
+git rev-parse --short HEAD > "$stage/COMMIT" 2>/dev/null || echo unknown > "$stage/COMMIT"
+
+tar -C "$root/publish" -czf "$root/publish/gpu-verify.tar.gz" gpu-verify
+size=$(stat -c %s "$root/publish/gpu-verify.tar.gz")
+echo "gpu-verify: publish/gpu-verify.tar.gz, $((size / 1048576)) MiB"
+if [ "$size" -gt $((60 * 1048576)) ]; then
+  echo "gpu-verify: the package is over 60 MB" >&2
+  exit 1
+fi

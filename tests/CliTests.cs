@@ -1,0 +1,119 @@
+using IlgpuVae.Host;
+
+namespace IlgpuVae.Tests;
+
+/// <summary>The ilgpu-vae command line end to end, on small MNIST-format data written by the test.</summary>
+[Collection(AcceleratorCollection.Name)]
+public sealed class CliTests : IDisposable
+{
+    private readonly string directory = Directory.CreateTempSubdirectory("ilgpuvae-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(directory, recursive: true);
+
+    /// <summary>A data folder of random 4×5 images in the four MNIST file names.</summary>
+    private string WriteDataSet(int train, int test)
+    {
+        var data = Path.Combine(directory, "data");
+        Directory.CreateDirectory(data);
+        var random = new Random(1);
+        byte[] Images(int count)
+        {
+            var bytes = new byte[count * 20];
+            random.NextBytes(bytes);
+            return IdxReaderTests.Idx([count, 4, 5], bytes);
+        }
+        File.WriteAllBytes(Path.Combine(data, "train-images-idx3-ubyte"), Images(train));
+        File.WriteAllBytes(Path.Combine(data, "train-labels-idx1-ubyte"), IdxReaderTests.Idx([train], new byte[train]));
+        File.WriteAllBytes(Path.Combine(data, "t10k-images-idx3-ubyte"), Images(test));
+        File.WriteAllBytes(Path.Combine(data, "t10k-labels-idx1-ubyte"), IdxReaderTests.Idx([test], new byte[test]));
+        return data;
+    }
+
+    private static (int exitCode, string output, string error) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int exitCode = Program.Run(args, output, error);
+        return (exitCode, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public void TrainWritesMetricsForEveryEpoch()
+    {
+        var data = WriteDataSet(train: 50, test: 13);
+        var run = Path.Combine(directory, "run");
+        var (exitCode, output, error) = Run("train", "--data", data, "--epochs", "2", "--batch-size", "16",
+            "--hidden", "8", "--latent", "2", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("accelerator: CPU", output);
+        var rows = MetricsFile.Read(Path.Combine(run, "metrics.csv"));
+        Assert.Equal([1, 2], rows.Select(row => row.Epoch));
+        Assert.All(rows, row =>
+        {
+            Assert.True(double.IsFinite(row.TestLoss) && row.TestLoss > 0, $"test loss {row.TestLoss}");
+            Assert.Equal(row.TestReconstruction + row.TestKl, row.TestLoss, 6);
+            Assert.True(row.SamplesPerSecond > 0);
+        });
+        Assert.True(File.Exists(Path.Combine(run, "config.json")));
+    }
+
+    [Fact]
+    public void GaussianDecoderWithBinarizationTrains()
+    {
+        var data = WriteDataSet(train: 20, test: 7);
+        var (exitCode, _, error) = Run("train", "--data", data, "--epochs", "1", "--batch-size", "7", "--hidden", "6,5",
+            "--latent", "3", "--likelihood", "gaussian", "--gaussian-c", "0.5", "--activation", "tanh", "--binarize",
+            "--accelerator", "cpu", "--out", Path.Combine(directory, "run"));
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+    }
+
+    [Fact]
+    public void MissingFolderIsOneLineErrorWithExitCode2()
+    {
+        var missing = Path.Combine(directory, "nowhere");
+        var (exitCode, _, error) = Run("train", "--data", missing, "--accelerator", "cpu");
+        Assert.Equal(2, exitCode);
+        Assert.Single(error.TrimEnd().Split('\n'));
+        Assert.Contains(missing, error);
+    }
+
+    [Fact]
+    public void TruncatedFileIsOneLineErrorNamingTheFile()
+    {
+        var data = WriteDataSet(train: 10, test: 5);
+        var images = Path.Combine(data, "t10k-images-idx3-ubyte");
+        var bytes = File.ReadAllBytes(images);
+        File.WriteAllBytes(images, bytes.AsSpan(0, bytes.Length - 7).ToArray());
+        var (exitCode, _, error) = Run("train", "--data", data, "--accelerator", "cpu", "--out", Path.Combine(directory, "run"));
+        Assert.Equal(2, exitCode);
+        Assert.Single(error.TrimEnd().Split('\n'));
+        Assert.Contains(images, error);
+        Assert.Contains("truncated", error);
+    }
+
+    [Fact]
+    public void NonIdxFileIsOneLineErrorNamingTheFile()
+    {
+        var data = WriteDataSet(train: 10, test: 5);
+        var labels = Path.Combine(data, "train-labels-idx1-ubyte");
+        File.WriteAllText(labels, "label,0\nlabel,1\n");
+        var (exitCode, _, error) = Run("train", "--data", data, "--accelerator", "cpu", "--out", Path.Combine(directory, "run"));
+        Assert.Equal(2, exitCode);
+        Assert.Single(error.TrimEnd().Split('\n'));
+        Assert.Contains(labels, error);
+        Assert.Contains("magic number", error);
+    }
+
+    [Theory]
+    [InlineData("--epochs", "0")]
+    [InlineData("--hidden", "400,x")]
+    [InlineData("--accelerator", "tpu")]
+    [InlineData("--likelihood", "poisson")]
+    public void BadOptionsExitWith2(string option, string value)
+    {
+        var data = WriteDataSet(train: 10, test: 5);
+        var (exitCode, _, error) = Run("train", "--data", data, option, value, "--out", Path.Combine(directory, "run"));
+        Assert.Equal(2, exitCode);
+        Assert.StartsWith("error:", error);
+    }
+}
