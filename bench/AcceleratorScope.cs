@@ -22,6 +22,7 @@ public sealed class AcceleratorScope : IDisposable
 
     public void Dispose()
     {
+        Kernels.Dispose();
         Accelerator.Dispose();
         Context.Dispose();
     }

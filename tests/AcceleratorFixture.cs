@@ -40,6 +40,8 @@ public sealed class AcceleratorFixture : IDisposable
 
     public void Dispose()
     {
+        foreach (var kernels in KernelSets)
+            kernels.Dispose();
         foreach (var accelerator in accelerators)
             accelerator.Dispose();
         context.Dispose();

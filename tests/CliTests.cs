@@ -104,6 +104,22 @@ public sealed class CliTests : IDisposable
         Assert.Contains("magic number", error);
     }
 
+    [Fact]
+    public void AbsentAcceleratorIsAUsageError()
+    {
+        // Ask for a GPU kind this machine lacks (CI machines have neither CUDA nor an OpenCL 2.x device that ILGPU
+        // accepts); the refusal must be a plain usage error, not a crash or a quiet fallback to the CPU.
+        using var context = GpuKernels.Compute.CreateContext();
+        var absent = new[] { ("cuda", ILGPU.Runtime.AcceleratorType.Cuda, "Cuda"), ("opencl", ILGPU.Runtime.AcceleratorType.OpenCL, "OpenCL") }
+            .FirstOrDefault(kind => context.Devices.All(device => device.AcceleratorType != kind.Item2));
+        if (absent.Item1 is null)
+            return; // a machine with both kinds has nothing to refuse
+        var data = WriteDataSet(train: 10, test: 5);
+        var (exitCode, _, error) = Run("train", "--data", data, "--accelerator", absent.Item1, "--out", Path.Combine(directory, "run"));
+        Assert.Equal(2, exitCode);
+        Assert.StartsWith($"error: no {absent.Item3} accelerator", error);
+    }
+
     [Theory]
     [InlineData("--epochs", "0")]
     [InlineData("--hidden", "400,x")]

@@ -28,14 +28,18 @@ public sealed class DenseTests(AcceleratorFixture fixture)
 
     public static IEnumerable<ActivationKind> Activations => Enum.GetValues<ActivationKind>();
 
+    /// <summary>Inputs in [−1, 1), weights at nn.Linear's scale (so pre-activations stay O(1) and every
+    /// activation is exercised away from saturation), biases in [−0.5, 0.5).</summary>
+    private static (float[] x, float[] weights, float[] bias) RandomLayer(Random random, int batch, int inputs, int outputs) =>
+        (Numerics.Uniform(random, batch * inputs),
+         Numerics.Uniform(random, outputs * inputs, -1 / Math.Sqrt(inputs), 1 / Math.Sqrt(inputs)),
+         Numerics.Uniform(random, outputs, -0.5, 0.5));
+
     [Theory]
     [MemberData(nameof(Shapes))]
     public void ForwardMatchesReference(int batch, int inputs, int outputs)
     {
-        var random = new Random(batch * 1000 + inputs * 7 + outputs);
-        float[] x = Numerics.Uniform(random, batch * inputs);
-        float[] weights = Numerics.Uniform(random, outputs * inputs, -1 / Math.Sqrt(inputs), 1 / Math.Sqrt(inputs));
-        float[] bias = Numerics.Uniform(random, outputs, -0.5, 0.5);
+        var (x, weights, bias) = RandomLayer(new Random(batch * 1000 + inputs * 7 + outputs), batch, inputs, outputs);
         double[] scale = DenseReference.AbsoluteScale(Numerics.ToDouble(x), Numerics.ToDouble(weights), Numerics.ToDouble(bias), batch, inputs, outputs);
 
         foreach (var kernels in fixture.KernelSets)
@@ -59,9 +63,7 @@ public sealed class DenseTests(AcceleratorFixture fixture)
     public void BackwardMatchesReference(int batch, int inputs, int outputs)
     {
         var random = new Random(batch * 31 + inputs * 17 + outputs);
-        float[] x = Numerics.Uniform(random, batch * inputs);
-        float[] weights = Numerics.Uniform(random, outputs * inputs, -1 / Math.Sqrt(inputs), 1 / Math.Sqrt(inputs));
-        float[] bias = Numerics.Uniform(random, outputs, -0.5, 0.5);
+        var (x, weights, bias) = RandomLayer(random, batch, inputs, outputs);
         float[] dY = Numerics.Uniform(random, batch * outputs);
         var xd = Numerics.ToDouble(x);
         var wd = Numerics.ToDouble(weights);
@@ -138,7 +140,7 @@ public sealed class DenseTests(AcceleratorFixture fixture)
             using var aBuffer = kernels.Accelerator.Upload(aStored);
             using var bBuffer = kernels.Accelerator.Upload(b);
             using var cBuffer = kernels.Accelerator.Allocate1D<float>(m * n);
-            kernels.Gemm(ActivationKind.Identity, aBuffer.View, bBuffer.View, ArrayView<float>.Empty, cBuffer.View,
+            kernels.Gemm(ActivationKind.Identity, aBuffer.View, bBuffer.View, kernels.None, cBuffer.View,
                 new GemmShape(m, n, k, aRowStride: 1, aColumnStride: m, bRowStride: n, bColumnStride: 1));
             Numerics.AssertClose("strided GEMM", expected, cBuffer.GetAsArray1D(), 1e-6, 1e-6);
         }

@@ -65,7 +65,7 @@ public static class Compute
                  ?? FirstOf(context, AcceleratorType.CPU),
         };
         if (device is null)
-            throw new InvalidOperationException(
+            throw new AcceleratorUnavailableException(
                 $"no {choice} accelerator was found on this machine; use --accelerator auto or cpu");
         return device.CreateAccelerator(context);
     }
@@ -79,3 +79,6 @@ public static class Compute
         _ => $"{accelerator.AcceleratorType} ({accelerator.Name}, {accelerator.MemorySize / (1 << 20)} MiB)",
     };
 }
+
+/// <summary>The accelerator asked for is not on this machine: a usage error, not a crash.</summary>
+public sealed class AcceleratorUnavailableException(string message) : Exception(message);

@@ -9,8 +9,10 @@ namespace IlgpuVae.GpuKernels;
 /// asynchronous on GPUs; nothing here synchronises, so a training step is a queue of launches the host never waits
 /// on. <see cref="LaunchCount"/> counts launches so the host can report launches per step.
 /// </summary>
-public sealed class KernelSet
+public sealed class KernelSet : IDisposable
 {
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> placeholder;
+
     private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>> gemm;
     private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> activationBackward;
     private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ReconstructionParameters>> reconstructionGradient;
@@ -59,6 +61,7 @@ public sealed class KernelSet
         // (an OS-thread hand-off and bounds checks per call), so a few fat threads per core win; on a GPU one
         // element per thread keeps loads coalesced.
         IsCpu = accelerator.AcceleratorType == AcceleratorType.CPU;
+        placeholder = accelerator.Allocate1D<float>(1);
         elementThreads = IsCpu ? 4 * accelerator.MaxNumThreadsPerGroup : int.MaxValue;
     }
 
@@ -68,6 +71,14 @@ public sealed class KernelSet
     public AcceleratorStream Stream { get; }
     public bool IsCpu { get; }
     public long LaunchCount { get; private set; }
+
+    /// <summary>
+    /// A zero-length view for an absent operand (no bias). It lies inside a real buffer: ILGPU's CUDA launcher
+    /// reads the address of every view argument, and <see cref="ArrayView{T}.Empty"/> has no buffer behind it.
+    /// </summary>
+    public ArrayView<float> None => placeholder.View.SubView(0, 0);
+
+    public void Dispose() => placeholder.Dispose();
 
     public Chunking ChunkingFor(int count) => Chunking.For(count, Math.Min(count, elementThreads));
 
@@ -80,8 +91,8 @@ public sealed class KernelSet
     }
 
     /// <summary>
-    /// Backward through y = act(x·Wᵀ + b). dY is overwritten with dPre = dY ⊙ act'(y). dInput may be empty
-    /// (the first layer needs none). dWeights and dBias are written, not accumulated.
+    /// Backward through y = act(x·Wᵀ + b). dY is overwritten with dPre = dY ⊙ act'(y). dInput may be
+    /// <see cref="None"/> (the first layer needs no input gradient). dWeights and dBias are written, not accumulated.
     /// </summary>
     public void DenseBackward(ActivationKind activation, ArrayView<float> x, ArrayView<float> weights,
         ArrayView<float> y, ArrayView<float> dY, ArrayView<float> dInput, ArrayView<float> dWeights,
@@ -89,11 +100,11 @@ public sealed class KernelSet
     {
         Launch(() => activationBackward[activation](Stream, outputs, y, dY, dY, dBias, batch, outputs));
         var weightsShape = GemmShape.BackwardWeights(batch, inputs, outputs);
-        Launch(() => gemm[ActivationKind.Identity](Stream, weightsShape.TileGrid, dY, x, ArrayView<float>.Empty, dWeights, weightsShape));
+        Launch(() => gemm[ActivationKind.Identity](Stream, weightsShape.TileGrid, dY, x, None, dWeights, weightsShape));
         if (dInput.Length > 0)
         {
             var inputShape = GemmShape.BackwardInput(batch, inputs, outputs);
-            Launch(() => gemm[ActivationKind.Identity](Stream, inputShape.TileGrid, dY, weights, ArrayView<float>.Empty, dInput, inputShape));
+            Launch(() => gemm[ActivationKind.Identity](Stream, inputShape.TileGrid, dY, weights, None, dInput, inputShape));
         }
     }
 

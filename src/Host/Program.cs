@@ -10,7 +10,8 @@ public static class Program
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
 
     /// <summary>
-    /// Exit codes: 0 success; 2 bad input (a data file, an option); 3 training diverged; 1 anything else.
+    /// Exit codes: 0 success; 2 bad input (a data file, an option, an absent accelerator); 3 training diverged;
+    /// 1 anything else.
     /// Errors are one line; --verbose adds the stack trace.
     /// </summary>
     public static int Run(string[] args, TextWriter output, TextWriter error)
@@ -31,7 +32,7 @@ public static class Program
         {
             return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
         }
-        catch (Exception exception) when (exception is DataFormatException or ArgumentException)
+        catch (Exception exception) when (exception is DataFormatException or ArgumentException or AcceleratorUnavailableException)
         {
             error.WriteLine($"error: {exception.Message}");
             if (parse.GetValue(verbose))

@@ -72,7 +72,7 @@ public sealed class Training(TrainOptions options, TextWriter output)
                          $"model {config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}, {config.Activation}, {config.Likelihood}; " +
                          $"batch {options.BatchSize}, Adam lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, seed {options.Seed}");
 
-        var kernels = new KernelSet(accelerator);
+        using var kernels = new KernelSet(accelerator);
         using var trainData = new DeviceDataset(accelerator, train);
         using var testData = new DeviceDataset(accelerator, test);
         using var vae = new Vae(kernels, config, Math.Min(options.BatchSize, Math.Max(train.Count, test.Count)), options.Seed,

@@ -182,7 +182,7 @@ public sealed class Vae : IDisposable
             if (i == 0)
             {
                 input = Rows(x, batch, Config.InputSize);
-                dInput = ArrayView<float>.Empty;
+                dInput = kernels.None;
             }
             else if (i == Layout.EncoderLayerCount)
             {
