@@ -68,6 +68,21 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void BenchReportsThroughputLaunchesAndWaits()
+    {
+        var csvPath = Path.Combine(directory, "bench.csv");
+        var (exitCode, output, error) = Run("bench", "--steps", "3", "--warmup", "1", "--batch-size", "4",
+            "--hidden", "8", "--latent", "2", "--accelerator", "cpu", "--csv", csvPath);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("samples/s", output);
+        var row = File.ReadAllLines(csvPath)[1].Split(',');
+        Assert.True(double.Parse(row[5], System.Globalization.CultureInfo.InvariantCulture) > 0, "samples per second");
+        // One hidden layer each side: gather, 4 dense forwards, reparameterize, loss+gradient, loss totals,
+        // 3 dense backwards of 3 launches and the first layer's of 2, reparameterize backward, Adam.
+        Assert.Equal("21", row[7]);
+    }
+
+    [Fact]
     public void MissingFolderIsOneLineErrorWithExitCode2()
     {
         var missing = Path.Combine(directory, "nowhere");

@@ -72,6 +72,16 @@ public sealed class KernelSet : IDisposable
     public bool IsCpu { get; }
     public long LaunchCount { get; private set; }
 
+    /// <summary>Times the host has waited for the stream (reported as host synchronisations per epoch).</summary>
+    public long SynchronizationCount { get; private set; }
+
+    /// <summary>Waits for everything enqueued so far; the only way the model waits on the device.</summary>
+    public void Synchronize()
+    {
+        Stream.Synchronize();
+        SynchronizationCount++;
+    }
+
     /// <summary>
     /// A zero-length view for an absent operand (no bias). It lies inside a real buffer: ILGPU's CUDA launcher
     /// reads the address of every view argument, and <see cref="ArrayView{T}.Empty"/> has no buffer behind it.

@@ -19,6 +19,7 @@ public static class Program
         var verbose = new Option<bool>("--verbose") { Description = "Print stack traces with errors", Recursive = true };
         var root = new RootCommand("IlgpuVae: variational autoencoders on GPUs (and the CPU) through ILGPU") { verbose };
         root.Subcommands.Add(TrainCommand(output));
+        root.Subcommands.Add(BenchCommand(output));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -62,8 +63,7 @@ public static class Program
         var variance = new Option<double>("--gaussian-c") { Description = "c of the Gaussian decoder", DefaultValueFactory = _ => defaults.GaussianVariance };
         var activation = new Option<ActivationKind>("--activation") { Description = "Hidden activation: relu, tanh, sigmoid, identity", DefaultValueFactory = _ => defaults.Activation };
         var binarize = new Option<bool>("--binarize") { Description = "Dynamic binarization: sample each pixel as Bernoulli(grey level) every time it is seen" };
-        var accelerator = new Option<string>("--accelerator") { Description = "auto (CUDA, then OpenCL, then CPU), cuda, opencl or cpu", DefaultValueFactory = _ => Environment.GetEnvironmentVariable(Compute.AcceleratorVariable) ?? "auto" };
-        accelerator.AcceptOnlyFromAmong("auto", "cuda", "opencl", "cpu");
+        var accelerator = AcceleratorOption();
         var outDirectory = new Option<string?>("--out") { Description = "Run folder for config.json and metrics.csv (default runs/DATA-TIME)" };
         var trainLimit = new Option<int>("--train-limit") { Description = "Use only the first N training examples (0: all)" };
         var testLimit = new Option<int>("--test-limit") { Description = "Use only the first N test examples (0: all)" };
@@ -96,6 +96,50 @@ public static class Program
             return new Training(options, output).Run();
         });
         return command;
+    }
+
+    private static Command BenchCommand(TextWriter output)
+    {
+        var defaults = new BenchOptions();
+        var steps = new Option<int>("--steps") { Description = "Timed training steps (469 = one MNIST epoch at batch 128)", DefaultValueFactory = _ => defaults.Steps };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed steps first (kernel compilation)", DefaultValueFactory = _ => defaults.WarmupSteps };
+        var batchSize = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => defaults.BatchSize };
+        var hidden = new Option<string>("--hidden") { Description = "Hidden layer widths, comma-separated", DefaultValueFactory = _ => "400" };
+        var latent = new Option<int>("--latent") { Description = "Latent dimensions", DefaultValueFactory = _ => defaults.Latent };
+        var accelerator = AcceleratorOption();
+        var csv = new Option<string?>("--csv") { Description = "Also write the figures to this CSV file" };
+        var data = new Option<string>("--data") { Description = "random (MNIST-shaped random bytes), or mnist, fashion-mnist or a folder as for train", DefaultValueFactory = _ => defaults.Data };
+        var command = new Command("bench", "Time training steps of the default model")
+        {
+            steps, warmup, batchSize, hidden, latent, accelerator, csv, data,
+        };
+        command.SetAction(parse =>
+        {
+            new Benchmark(new BenchOptions
+            {
+                Steps = parse.GetValue(steps),
+                WarmupSteps = parse.GetValue(warmup),
+                BatchSize = parse.GetValue(batchSize),
+                Hidden = ParseWidths(parse.GetValue(hidden)!),
+                Latent = parse.GetValue(latent),
+                Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)),
+                Csv = parse.GetValue(csv),
+                Data = parse.GetValue(data)!,
+            }, output).Run();
+            return 0;
+        });
+        return command;
+    }
+
+    private static Option<string> AcceleratorOption()
+    {
+        var option = new Option<string>("--accelerator")
+        {
+            Description = "auto (CUDA, then OpenCL, then CPU), cuda, opencl or cpu",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable(Compute.AcceleratorVariable) ?? "auto",
+        };
+        option.AcceptOnlyFromAmong("auto", "cuda", "opencl", "cpu");
+        return option;
     }
 
     private static int[] ParseWidths(string text)

@@ -80,27 +80,21 @@ public sealed class Training(TrainOptions options, TextWriter output)
 
         var metrics = new List<EpochMetrics>();
         string metricsPath = Path.Combine(outDirectory, "metrics.csv");
-        int stepsPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
+        int stepsPerEpoch = Epoch.StepsFor(train.Count, options.BatchSize);
         var progress = new Progress(output, stepsPerEpoch);
         for (int epoch = 1; epoch <= options.Epochs; epoch++)
         {
             var clock = Stopwatch.StartNew();
             trainData.SetOrder(Shuffle.Permutation(train.Count, options.Seed, epoch));
-            long launchesBefore = vae.LaunchCount;
+            long launchesBefore = vae.LaunchCount, waitsBefore = vae.SynchronizationCount;
             progress.StartEpoch(epoch, options.Epochs);
-            for (int step = 0; step < stepsPerEpoch; step++)
-            {
-                int first = step * options.BatchSize;
-                int batch = Math.Min(options.BatchSize, train.Count - first);
-                vae.TrainStep(trainData, first, batch, options.Binarize);
-                if (progress.IsTick(step))
-                    progress.Report(step + 1, vae.ReadTrainingSums(reset: false), clock.Elapsed);
-            }
-            var trainSums = vae.ReadTrainingSums(reset: true);
+            var trainSums = Epoch.Train(vae, trainData, options.BatchSize, options.Binarize, progress.Interval,
+                (steps, sums) => progress.Report(steps, sums, clock.Elapsed));
             double trainSeconds = clock.Elapsed.TotalSeconds;
             double launchesPerStep = (vae.LaunchCount - launchesBefore) / (double)stepsPerEpoch;
+            long waits = vae.SynchronizationCount - waitsBefore;
 
-            var testSums = Evaluate(vae, testData, options.BatchSize, epoch);
+            var testSums = Epoch.Evaluate(vae, testData, options.BatchSize, epoch);
             double seconds = clock.Elapsed.TotalSeconds;
             var row = new EpochMetrics
             {
@@ -120,7 +114,7 @@ public sealed class Training(TrainOptions options, TextWriter output)
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"epoch {epoch}/{options.Epochs}: train loss {row.TrainLoss:F2}, test loss {row.TestLoss:F2} " +
                 $"(reconstruction {row.TestReconstruction:F2}, KL {row.TestKl:F2}), {seconds:F1} s, " +
-                $"{row.SamplesPerSecond:F0} samples/s, {launchesPerStep:F0} launches/step"));
+                $"{row.SamplesPerSecond:F0} samples/s, {launchesPerStep:F0} launches/step, {waits} host waits"));
             if (!double.IsFinite(row.TrainLoss) || !double.IsFinite(row.TestLoss))
             {
                 output.WriteLine($"error: the loss is not finite after epoch {epoch}; stopping (try a smaller --lr)");
@@ -129,18 +123,6 @@ public sealed class Training(TrainOptions options, TextWriter output)
         }
         output.WriteLine($"metrics: {metricsPath}");
         return 0;
-    }
-
-    /// <summary>The test ELBO estimate with one z sample per image, as the PyTorch example reports it.</summary>
-    public static LossSums Evaluate(Vae vae, DeviceDataset data, int batchSize, int epoch)
-    {
-        int batches = (data.Count + batchSize - 1) / batchSize;
-        for (int index = 0; index < batches; index++)
-        {
-            int first = index * batchSize;
-            vae.EvaluateBatch(data, first, Math.Min(batchSize, data.Count - first), ((long)epoch << 20) + index);
-        }
-        return vae.ReadEvaluationSums(reset: true);
     }
 }
 
@@ -153,15 +135,14 @@ internal sealed class Progress(TextWriter output, int stepsPerEpoch)
     private readonly bool interactive = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
     private int epoch, epochs;
 
-    private int Interval => interactive ? Math.Max(1, stepsPerEpoch / 50) : Math.Max(1, stepsPerEpoch / 4);
+    /// <summary>Steps between reports: a host wait each, so a few per epoch.</summary>
+    public int Interval => interactive ? Math.Max(1, stepsPerEpoch / 50) : Math.Max(1, stepsPerEpoch / 4);
 
     public void StartEpoch(int epochNumber, int epochCount)
     {
         epoch = epochNumber;
         epochs = epochCount;
     }
-
-    public bool IsTick(int step) => (step + 1) % Interval == 0 && step + 1 < stepsPerEpoch;
 
     public void Report(int stepsDone, LossSums sums, TimeSpan elapsed)
     {

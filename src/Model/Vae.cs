@@ -73,6 +73,9 @@ public sealed class Vae : IDisposable
     /// <summary>Kernel launches enqueued so far (for launches-per-step reports).</summary>
     public long LaunchCount => kernels.LaunchCount;
 
+    /// <summary>Host waits on the device so far (for synchronisations-per-epoch reports).</summary>
+    public long SynchronizationCount => kernels.SynchronizationCount;
+
     /// <summary>
     /// One optimiser step on examples order[first .. first+batch) of <paramref name="data"/>. Enqueues only; the
     /// host does not wait.
@@ -110,7 +113,7 @@ public sealed class Vae : IDisposable
 
     public float[] GetParameters()
     {
-        kernels.Stream.Synchronize();
+        kernels.Synchronize();
         return parameters.GetAsArray1D();
     }
 
@@ -118,14 +121,14 @@ public sealed class Vae : IDisposable
     {
         if (values.Length != Layout.Count)
             throw new ArgumentException($"expected {Layout.Count} parameters, got {values.Length}");
-        kernels.Stream.Synchronize();
+        kernels.Synchronize();
         parameters.View.CopyFromCPU(values);
     }
 
     /// <summary>The gradient of the last training step (for tests and diagnostics).</summary>
     public float[] GetGradients()
     {
-        kernels.Stream.Synchronize();
+        kernels.Synchronize();
         return gradients.GetAsArray1D();
     }
 
@@ -211,13 +214,11 @@ public sealed class Vae : IDisposable
 
     private LossSums ReadSums(MemoryBuffer1D<double, Stride1D.Dense> totals, bool reset)
     {
-        kernels.Stream.Synchronize();
+        kernels.Synchronize();
         var values = totals.GetAsArray1D();
+        // Enqueued on the stream, so later steps see zeros without another wait here.
         if (reset)
-        {
-            totals.MemSetToZero();
-            kernels.Accelerator.Synchronize();
-        }
+            totals.View.MemSetToZero(kernels.Stream);
         return new LossSums(values[0], values[1], values[2], Config.Beta);
     }
 

@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using System.Globalization;
+using CsvHelper;
+using CsvHelper.Configuration.Attributes;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.Model;
+using IlgpuVae.Model.Data;
+
+namespace IlgpuVae.Host;
+
+public sealed record BenchOptions
+{
+    public int Steps { get; init; } = 469;
+    public int WarmupSteps { get; init; } = 10;
+    public int BatchSize { get; init; } = 128;
+    public int[] Hidden { get; init; } = [400];
+    public int Latent { get; init; } = 20;
+    public AcceleratorChoice Accelerator { get; init; } = AcceleratorChoice.Auto;
+    public string? Csv { get; init; }
+    /// <summary>random (MNIST-shaped random bytes, no data set needed), or a data set as for train.</summary>
+    public string Data { get; init; } = "random";
+}
+
+/// <summary>One row of the bench CSV.</summary>
+public sealed record BenchResult
+{
+    [Name("accelerator")] public string Accelerator { get; init; } = "";
+    [Name("model")] public string Model { get; init; } = "";
+    [Name("batch")] public int Batch { get; init; }
+    [Name("steps")] public int Steps { get; init; }
+    [Name("seconds")] public double Seconds { get; init; }
+    [Name("samples_per_second")] public double SamplesPerSecond { get; init; }
+    [Name("ms_per_epoch")] public double MillisecondsPerEpoch { get; init; }
+    [Name("launches_per_step")] public double LaunchesPerStep { get; init; }
+    [Name("host_syncs_per_epoch")] public double HostSynchronisationsPerEpoch { get; init; }
+}
+
+/// <summary>
+/// The bench command: trains the model for a set number of steps on MNIST-shaped random bytes (speed does not
+/// depend on the pixel values, and no data set is needed), exactly as an epoch of train runs them, and reports
+/// throughput. An "epoch" here is 60 000 examples, MNIST's training set.
+/// </summary>
+public sealed class Benchmark(BenchOptions options, TextWriter output)
+{
+    public const int ExamplesPerEpoch = 60_000;
+
+    public BenchResult Run()
+    {
+        if (options.Steps < 1 || options.BatchSize < 1 || options.WarmupSteps < 0)
+            throw new ArgumentException("--steps and --batch-size must be at least 1, --warmup at least 0");
+        var config = new VaeConfig { Hidden = options.Hidden, Latent = options.Latent };
+        config.Validate();
+
+        using var context = Compute.CreateContext();
+        using var accelerator = Compute.CreateAccelerator(context, options.Accelerator);
+        using var kernels = new KernelSet(accelerator);
+        output.WriteLine($"accelerator: {Compute.Describe(accelerator)}");
+
+        int count = options.Steps * options.BatchSize;
+        using var data = new DeviceDataset(accelerator, BenchData(count));
+        using var vae = new Vae(kernels, config, options.BatchSize, seed: 1);
+
+        // Warm-up: compiles every kernel and touches every buffer before the clock starts.
+        for (int step = 0; step < options.WarmupSteps; step++)
+            vae.TrainStep(data, step % options.Steps * options.BatchSize, options.BatchSize);
+        vae.ReadTrainingSums(reset: true);
+
+        double stepsPerEpoch = Epoch.StepsFor(ExamplesPerEpoch, options.BatchSize);
+        long launches = vae.LaunchCount, waits = vae.SynchronizationCount;
+        var clock = Stopwatch.StartNew();
+        // The same loop as train, with its quarter-epoch progress reads, so host waits are counted as in training.
+        Epoch.Train(vae, data, options.BatchSize, binarize: false, tickInterval: Math.Max(1, (int)stepsPerEpoch / 4),
+            onTick: (_, _) => { });
+        double seconds = clock.Elapsed.TotalSeconds;
+
+        var result = new BenchResult
+        {
+            Accelerator = Compute.Describe(accelerator),
+            Model = $"{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}",
+            Batch = options.BatchSize,
+            Steps = options.Steps,
+            Seconds = seconds,
+            SamplesPerSecond = count / seconds,
+            MillisecondsPerEpoch = 1000 * seconds / options.Steps * stepsPerEpoch,
+            LaunchesPerStep = (vae.LaunchCount - launches) / (double)options.Steps,
+            HostSynchronisationsPerEpoch = (vae.SynchronizationCount - waits) * stepsPerEpoch / options.Steps,
+        };
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"model {result.Model}, batch {result.Batch}, {result.Steps} steps in {result.Seconds:F2} s: " +
+            $"{result.SamplesPerSecond:F0} samples/s, {result.MillisecondsPerEpoch:F0} ms per 60 000-example epoch, " +
+            $"{result.LaunchesPerStep:F0} launches/step, {result.HostSynchronisationsPerEpoch:F1} host syncs/epoch"));
+        if (options.Csv is not null)
+        {
+            using var writer = new StreamWriter(options.Csv);
+            using var csv = new CsvWriter(writer, CultureInfo.InvariantCulture);
+            csv.WriteRecords([result]);
+            output.WriteLine($"csv: {options.Csv}");
+        }
+        return result;
+    }
+
+    /// <summary>The examples the timed steps run over, in order: real images where a data set is named (repeated
+    /// when it holds fewer than the steps need), else random bytes.</summary>
+    private ImageDataset BenchData(int count)
+    {
+        if (options.Data == "random")
+        {
+            var random = new byte[(long)count * 784];
+            new Random(1).NextBytes(random);
+            return new ImageDataset("random", random, new byte[count], count, 28, 28);
+        }
+        var train = DataSets.Load(options.Data, output).Train;
+        if (train.Features != 784)
+            throw new ArgumentException($"bench runs the 784-input default model; {options.Data} has {train.Features} features per image");
+        var images = new byte[(long)count * train.Features];
+        for (int i = 0; i < count; i++)
+            train.Images.AsSpan(i % train.Count * train.Features, train.Features).CopyTo(images.AsSpan(i * train.Features));
+        return new ImageDataset(train.Name, images, new byte[count], count, train.Height, train.Width);
+    }
+}
