@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from the unpacked gpu-verify folder (see scripts/gpu-verify.sh): the whole test
-# suite on CUDA, then one epoch of the default model on MNIST on CUDA, then a summary. Results go to OUT
+# suite on CUDA, one epoch of the default model on MNIST on CUDA, the dense kernels and training steps timed
+# (ilgpu-vae bench --kernels), the same model in PyTorch eager and torch.compile on the same GPU
+# (bench/compare/run.sh), then a summary. Results go to OUT
 # (default: $OUT if set, else ./gpu-verify-results).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,7 +24,19 @@ echo "== one epoch on CUDA, default model"
 train_status=$?
 tail -n 4 "$out/train-cuda.log"
 
+echo "== dense kernels alone and the training-step benchmark on CUDA"
+"$here/ilgpu-vae" bench --accelerator cuda --kernels --csv "$out/bench-cuda.csv" > "$out/bench-cuda.log" 2>&1
+bench_status=$?
+cat "$out/bench-cuda.log"
+
+echo "== against PyTorch on the same GPU (eager, then torch.compile max-autotune)"
+ILGPU_VAE="$here/ilgpu-vae" bash "$here/compare/run.sh" --device cuda --out "$out/compare" > "$out/compare.log" 2>&1
+compare_status=$?
+tail -n 8 "$out/compare.log"
+
 echo "== summary"
 echo "tests on CUDA: exit $tests_status; $(grep -oE 'Total: [0-9]+, Errors: [0-9]+, Failed: [0-9]+, Skipped: [0-9]+' "$out/tests-cuda.log" | tail -n 1)"
 echo "one epoch on CUDA: exit $train_status; $(grep -E '^epoch 1/1:' "$out/train-cuda.log")"
-[ "$tests_status" -eq 0 ] && [ "$train_status" -eq 0 ]
+echo "bench on CUDA: exit $bench_status; $(grep -E '^model ' "$out/bench-cuda.log")"
+echo "compare with PyTorch: exit $compare_status (table above; logs in $out/compare.log)"
+[ "$tests_status" -eq 0 ] && [ "$train_status" -eq 0 ] && [ "$bench_status" -eq 0 ]

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using CsvHelper;
 using CsvHelper.Configuration.Attributes;
+using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
 using IlgpuVae.Model.Data;
@@ -17,6 +18,8 @@ public sealed record BenchOptions
     public int Latent { get; init; } = 20;
     public AcceleratorChoice Accelerator { get; init; } = AcceleratorChoice.Auto;
     public string? Csv { get; init; }
+    /// <summary>Also time the dense kernels alone at the shapes of <see cref="Benchmark.DenseShapes"/>.</summary>
+    public bool Kernels { get; init; }
     /// <summary>random (MNIST-shaped random bytes, no data set needed), or a data set as for train.</summary>
     public string Data { get; init; } = "random";
 }
@@ -55,6 +58,8 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         using var accelerator = Compute.CreateAccelerator(context, options.Accelerator);
         using var kernels = new KernelSet(accelerator);
         output.WriteLine($"accelerator: {Compute.Describe(accelerator)}");
+        if (options.Kernels)
+            TimeDenseKernels(kernels);
 
         int count = options.Steps * options.BatchSize;
         using var data = new DeviceDataset(accelerator, BenchData(count));
@@ -97,6 +102,50 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
             output.WriteLine($"csv: {options.Csv}");
         }
         return result;
+    }
+
+    /// <summary>Dense layer shapes timed by --kernels: the default model's, a large batch, and an odd shape.</summary>
+    public static readonly (int Batch, int Inputs, int Outputs)[] DenseShapes =
+        [(128, 784, 400), (128, 400, 40), (128, 400, 784), (4096, 784, 400), (127, 785, 401)];
+
+    /// <summary>
+    /// Times each dense forward (ReLU) and backward (dInput, dWeights, dBias) alone: repetitions queued back to
+    /// back, one wait at the end. GFLOP/s counts 2·B·I·O for the forward and 4·B·I·O for the backward.
+    /// </summary>
+    public void TimeDenseKernels(KernelSet kernels)
+    {
+        output.WriteLine("dense kernels (ReLU): shape, forward ms, forward GFLOP/s, backward ms, backward GFLOP/s");
+        var random = new Random(2);
+        foreach (var (batch, inputs, outputs) in DenseShapes)
+        {
+            float[] Values(int n) => Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
+            var accelerator = kernels.Accelerator;
+            using var x = accelerator.Allocate1D(Values(batch * inputs));
+            using var weights = accelerator.Allocate1D(Values(outputs * inputs));
+            using var bias = accelerator.Allocate1D(Values(outputs));
+            using var y = accelerator.Allocate1D<float>(batch * outputs);
+            using var dY = accelerator.Allocate1D(Values(batch * outputs));
+            using var dX = accelerator.Allocate1D<float>(batch * inputs);
+            using var dWeights = accelerator.Allocate1D<float>(outputs * inputs);
+            using var dBias = accelerator.Allocate1D<float>(outputs);
+            double flops = 2.0 * batch * inputs * outputs;
+            // Enough repetitions for about 0.2 GFLOP of forward work (at least 3), after one warm-up launch.
+            int repetitions = (int)Math.Clamp(2e8 / flops, 3, 2000);
+            double Time(Action launch)
+            {
+                launch();
+                kernels.Synchronize();
+                var clock = Stopwatch.StartNew();
+                for (int i = 0; i < repetitions; i++)
+                    launch();
+                kernels.Synchronize();
+                return clock.Elapsed.TotalMilliseconds / repetitions;
+            }
+            double forward = Time(() => kernels.DenseForward(ActivationKind.Relu, x.View, weights.View, bias.View, y.View, batch, inputs, outputs));
+            double backward = Time(() => kernels.DenseBackward(ActivationKind.Relu, x.View, weights.View, y.View, dY.View, dX.View, dWeights.View, dBias.View, batch, inputs, outputs));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {batch}x{inputs}->{outputs}: {forward:F3} ms, {flops / forward / 1e6:F1} GFLOP/s; {backward:F3} ms, {2 * flops / backward / 1e6:F1} GFLOP/s"));
+        }
     }
 
     /// <summary>The examples the timed steps run over, in order: real images where a data set is named (repeated
