@@ -24,7 +24,32 @@ public sealed class DenseTests(AcceleratorFixture fixture)
         { 7, 127, 1 },
         { 33, 784, 20 },
         { 5, 20, 784 },
+        { 6, 12, 8 },
     };
+
+    /// <summary>
+    /// Runs a check with the simple tiled kernels and again with the <see cref="DenseCpu"/> variants (which apply
+    /// where the inputs and outputs are multiples of 4), on every accelerator, restoring the default after.
+    /// </summary>
+    private void ForEachVariant(Action<KernelSet, string> check)
+    {
+        foreach (var kernels in fixture.KernelSets)
+        {
+            bool original = kernels.UseCpuDenseVariants;
+            try
+            {
+                foreach (bool cpuVariants in new[] { false, true })
+                {
+                    kernels.UseCpuDenseVariants = cpuVariants;
+                    check(kernels, $"{kernels.Accelerator.AcceleratorType} {(cpuVariants ? "CPU-shaped" : "simple")} kernels");
+                }
+            }
+            finally
+            {
+                kernels.UseCpuDenseVariants = original;
+            }
+        }
+    }
 
     public static IEnumerable<ActivationKind> Activations => Enum.GetValues<ActivationKind>();
 
@@ -42,7 +67,7 @@ public sealed class DenseTests(AcceleratorFixture fixture)
         var (x, weights, bias) = RandomLayer(new Random(batch * 1000 + inputs * 7 + outputs), batch, inputs, outputs);
         double[] scale = DenseReference.AbsoluteScale(Numerics.ToDouble(x), Numerics.ToDouble(weights), Numerics.ToDouble(bias), batch, inputs, outputs);
 
-        foreach (var kernels in fixture.KernelSets)
+        ForEachVariant((kernels, variant) =>
         {
             using var xBuffer = kernels.Accelerator.Upload(x);
             using var wBuffer = kernels.Accelerator.Upload(weights);
@@ -52,10 +77,10 @@ public sealed class DenseTests(AcceleratorFixture fixture)
             {
                 kernels.DenseForward(activation, xBuffer.View, wBuffer.View, bBuffer.View, yBuffer.View, batch, inputs, outputs);
                 var expected = DenseReference.Forward(activation, Numerics.ToDouble(x), Numerics.ToDouble(weights), Numerics.ToDouble(bias), batch, inputs, outputs);
-                Numerics.AssertClose($"{kernels.Accelerator.AcceleratorType} dense forward {activation} {batch}×{inputs}→{outputs}",
+                Numerics.AssertClose($"{variant}: dense forward {activation} {batch}×{inputs}→{outputs}",
                     expected, yBuffer.GetAsArray1D(), DotRelative, DotAbsolute, scale);
             }
-        }
+        });
     }
 
     [Theory]
@@ -68,7 +93,7 @@ public sealed class DenseTests(AcceleratorFixture fixture)
         var xd = Numerics.ToDouble(x);
         var wd = Numerics.ToDouble(weights);
 
-        foreach (var kernels in fixture.KernelSets)
+        ForEachVariant((kernels, variant) =>
         {
             var accelerator = kernels.Accelerator;
             using var xBuffer = accelerator.Upload(x);
@@ -90,12 +115,12 @@ public sealed class DenseTests(AcceleratorFixture fixture)
                 // Scales: the same products with absolute values, |dPre| bounded by |dY| since every slope is ≤ 1.
                 var absDY = dY.Select(v => (double)Math.Abs(v)).ToArray();
                 var dInputScale = DenseReference.Backward(ActivationKind.Identity, xd.Select(Math.Abs).ToArray(), wd.Select(Math.Abs).ToArray(), [], absDY, batch, inputs, outputs);
-                string label = $"{accelerator.AcceleratorType} dense backward {activation} {batch}×{inputs}→{outputs}";
+                string label = $"{variant}: dense backward {activation} {batch}×{inputs}→{outputs}";
                 Numerics.AssertClose(label + " dInput", dInput, dXBuffer.GetAsArray1D(), DotRelative, DotAbsolute, dInputScale.dInput);
                 Numerics.AssertClose(label + " dWeights", dWeights, dWBuffer.GetAsArray1D(), DotRelative, DotAbsolute, dInputScale.dWeights);
                 Numerics.AssertClose(label + " dBias", dBias, dBBuffer.GetAsArray1D(), DotRelative, DotAbsolute, dInputScale.dBias);
             }
-        }
+        });
     }
 
     [Theory]

@@ -94,34 +94,36 @@ public static class Dense
             bOffset += shape.BRowStride;
         }
 
-        StoreRow<TActivation>(c, bias, shape, row0, column0, c00, c01, c02, c03);
-        StoreRow<TActivation>(c, bias, shape, row0 + 1, column0, c10, c11, c12, c13);
-        StoreRow<TActivation>(c, bias, shape, row0 + 2, column0, c20, c21, c22, c23);
-        StoreRow<TActivation>(c, bias, shape, row0 + 3, column0, c30, c31, c32, c33);
+        StoreRow<TActivation>(c, bias, shape.M, shape.N, row0, column0, c00, c01, c02, c03);
+        StoreRow<TActivation>(c, bias, shape.M, shape.N, row0 + 1, column0, c10, c11, c12, c13);
+        StoreRow<TActivation>(c, bias, shape.M, shape.N, row0 + 2, column0, c20, c21, c22, c23);
+        StoreRow<TActivation>(c, bias, shape.M, shape.N, row0 + 3, column0, c30, c31, c32, c33);
     }
 
-    private static void StoreRow<TActivation>(
-        ArrayView<float> c, ArrayView<float> bias, GemmShape shape, int row, int column0,
+    /// <summary>The epilogue shared by the product kernels: adds the bias (when the view is not empty), applies
+    /// the activation, and stores the four values of one tile row that fall inside C [rows, columns].</summary>
+    internal static void StoreRow<TActivation>(
+        ArrayView<float> c, ArrayView<float> bias, int rows, int columns, int row, int column0,
         float v0, float v1, float v2, float v3)
         where TActivation : struct, IActivation
     {
-        if (row >= shape.M)
+        if (row >= rows)
             return;
-        Store<TActivation>(c, bias, shape, row, column0, v0);
-        Store<TActivation>(c, bias, shape, row, column0 + 1, v1);
-        Store<TActivation>(c, bias, shape, row, column0 + 2, v2);
-        Store<TActivation>(c, bias, shape, row, column0 + 3, v3);
+        Store<TActivation>(c, bias, columns, row, column0, v0);
+        Store<TActivation>(c, bias, columns, row, column0 + 1, v1);
+        Store<TActivation>(c, bias, columns, row, column0 + 2, v2);
+        Store<TActivation>(c, bias, columns, row, column0 + 3, v3);
     }
 
     private static void Store<TActivation>(
-        ArrayView<float> c, ArrayView<float> bias, GemmShape shape, int row, int column, float value)
+        ArrayView<float> c, ArrayView<float> bias, int columns, int row, int column, float value)
         where TActivation : struct, IActivation
     {
-        if (column >= shape.N)
+        if (column >= columns)
             return;
         if (bias.Length > 0)
             value += bias[column];
-        c[row * shape.N + column] = default(TActivation).Forward(value);
+        c[row * columns + column] = default(TActivation).Forward(value);
     }
 
     /// <summary>

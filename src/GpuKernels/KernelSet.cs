@@ -22,6 +22,9 @@ public sealed class KernelSet : IDisposable
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters> adamStep;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<byte>, ArrayView<int>, ArrayView<float>, GatherParameters, Chunking, DrawKey> gather;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<double>, int> accumulateLoss;
+    private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>> cpuForward;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape> cpuBackwardInput;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape> cpuBackwardWeights;
 
     public KernelSet(Accelerator accelerator, AcceleratorStream? stream = null)
     {
@@ -56,11 +59,21 @@ public sealed class KernelSet : IDisposable
         adamStep = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters>(Adam.StepKernel);
         gather = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<byte>, ArrayView<int>, ArrayView<float>, GatherParameters, Chunking, DrawKey>(Minibatch.GatherKernel);
         accumulateLoss = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<double>, int>(LossTotals.AccumulateKernel);
+        cpuForward = new()
+        {
+            [ActivationKind.Identity] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>(DenseCpu.ForwardKernel<IdentityActivation>),
+            [ActivationKind.Relu] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>(DenseCpu.ForwardKernel<ReluActivation>),
+            [ActivationKind.Tanh] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>(DenseCpu.ForwardKernel<TanhActivation>),
+            [ActivationKind.Sigmoid] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>(DenseCpu.ForwardKernel<SigmoidActivation>),
+        };
+        cpuBackwardInput = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape>(DenseCpu.BackwardInputKernel);
+        cpuBackwardWeights = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape>(DenseCpu.BackwardWeightsKernel);
 
         // Element-wise kernels loop over contiguous chunks. On the CPU accelerator a launched thread is costly
         // (an OS-thread hand-off and bounds checks per call), so a few fat threads per core win; on a GPU one
         // element per thread keeps loads coalesced.
         IsCpu = accelerator.AcceleratorType == AcceleratorType.CPU;
+        UseCpuDenseVariants = IsCpu;
         placeholder = accelerator.Allocate1D<float>(1);
         elementThreads = IsCpu ? 4 * accelerator.MaxNumThreadsPerGroup : int.MaxValue;
     }
@@ -71,6 +84,12 @@ public sealed class KernelSet : IDisposable
     public AcceleratorStream Stream { get; }
     public bool IsCpu { get; }
     public long LaunchCount { get; private set; }
+
+    /// <summary>
+    /// Whether dense layers use the <see cref="DenseCpu"/> kernels where their shape allows (on by default on the
+    /// CPU accelerator). Tests switch it to run both variants on every accelerator.
+    /// </summary>
+    public bool UseCpuDenseVariants { get; set; }
 
     /// <summary>Times the host has waited for the stream (reported as host synchronisations per epoch).</summary>
     public long SynchronizationCount { get; private set; }
@@ -96,6 +115,12 @@ public sealed class KernelSet : IDisposable
     public void DenseForward(ActivationKind activation, ArrayView<float> x, ArrayView<float> weights,
         ArrayView<float> bias, ArrayView<float> y, int batch, int inputs, int outputs)
     {
+        if (UseCpuDenseVariants && inputs % 4 == 0 && StartsOnFloat4(x) && StartsOnFloat4(weights))
+        {
+            var cpuShape = new CpuGemmShape(batch, outputs, inputs);
+            Launch(() => cpuForward[activation](Stream, RowTiles(batch), x.Cast<Float4>(), weights.Cast<Float4>(), bias, y, cpuShape));
+            return;
+        }
         var shape = GemmShape.Forward(batch, inputs, outputs);
         Launch(() => gemm[activation](Stream, shape.TileGrid, x, weights, bias, y, shape));
     }
@@ -109,6 +134,17 @@ public sealed class KernelSet : IDisposable
         ArrayView<float> dBias, int batch, int inputs, int outputs)
     {
         Launch(() => activationBackward[activation](Stream, outputs, y, dY, dY, dBias, batch, outputs));
+        if (UseCpuDenseVariants && inputs % 4 == 0 && outputs % 4 == 0 && StartsOnFloat4(x) && StartsOnFloat4(dY) && StartsOnFloat4(weights))
+        {
+            var weightsCpuShape = new CpuGemmShape(outputs, inputs, batch);
+            Launch(() => cpuBackwardWeights(Stream, RowTiles(outputs), dY.Cast<Float4>(), x.Cast<Float4>(), dWeights, weightsCpuShape));
+            if (dInput.Length > 0)
+            {
+                var inputCpuShape = new CpuGemmShape(batch, inputs, outputs);
+                Launch(() => cpuBackwardInput(Stream, RowTiles(batch), dY.Cast<Float4>(), weights.Cast<Float4>(), dInput, inputCpuShape));
+            }
+            return;
+        }
         var weightsShape = GemmShape.BackwardWeights(batch, inputs, outputs);
         Launch(() => gemm[ActivationKind.Identity](Stream, weightsShape.TileGrid, dY, x, None, dWeights, weightsShape));
         if (dInput.Length > 0)
@@ -117,6 +153,11 @@ public sealed class KernelSet : IDisposable
             Launch(() => gemm[ActivationKind.Identity](Stream, inputShape.TileGrid, dY, weights, None, dInput, inputShape));
         }
     }
+
+    private static int RowTiles(int rows) => (rows + Dense.Tile - 1) / Dense.Tile;
+
+    /// <summary>A view can be read as <see cref="Float4"/> elements only from a 4-float boundary of its buffer.</summary>
+    private static bool StartsOnFloat4(ArrayView<float> view) => ((IContiguousArrayView)view).IndexInBytes % 16 == 0 && view.Length % 4 == 0;
 
     /// <summary>The raw tiled product C = act(A·B + bias), for tests and benchmarks.</summary>
     public void Gemm(ActivationKind activation, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias,
@@ -193,6 +234,10 @@ public sealed class KernelSet : IDisposable
         methods.Add(typeof(Adam).GetMethod(nameof(Adam.StepKernel))!);
         methods.Add(typeof(Minibatch).GetMethod(nameof(Minibatch.GatherKernel))!);
         methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateKernel))!);
+        foreach (var activation in activations)
+            methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.ForwardKernel))!.MakeGenericMethod(activation));
+        methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardInputKernel))!);
+        methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardWeightsKernel))!);
         return methods;
     }
 }

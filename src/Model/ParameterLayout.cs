@@ -26,7 +26,9 @@ public sealed class ParameterLayout
         {
             var slice = new DenseSlice(name, inputs, outputs, activation, offset);
             layers.Add(slice);
-            offset = slice.End;
+            // Each weight matrix starts on a 4-float boundary so kernels may read it 16 bytes at a time; the
+            // few floats of padding stay zero and receive zero gradients.
+            offset = (slice.End + 3) / 4 * 4;
         }
 
         int width = config.InputSize;
@@ -47,7 +49,7 @@ public sealed class ParameterLayout
         Add("decoder.out", width, config.InputSize, config.OutputActivation);
 
         Layers = layers;
-        Count = offset;
+        Count = layers[^1].End;
     }
 
     public IReadOnlyList<DenseSlice> Layers { get; }

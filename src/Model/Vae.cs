@@ -44,6 +44,8 @@ public sealed class Vae : IDisposable
         gradients = accelerator.Allocate1D<float>(Layout.Count);
         firstMoment = accelerator.Allocate1D<float>(Layout.Count);
         secondMoment = accelerator.Allocate1D<float>(Layout.Count);
+        // The padding between layers (see ParameterLayout) is never written by a kernel, so zero it once here.
+        gradients.MemSetToZero();
         firstMoment.MemSetToZero();
         secondMoment.MemSetToZero();
         x = accelerator.Allocate1D<float>(maxBatch * config.InputSize);
