@@ -11,7 +11,7 @@ public class DenseBenchmarks
     private AcceleratorScope scope = null!;
     private MemoryBuffer1D<float, Stride1D.Dense> x = null!, weights = null!, bias = null!, y = null!, dY = null!, dX = null!, dWeights = null!, dBias = null!;
 
-    [Params("128x784x400", "128x400x20", "127x785x401")]
+    [Params("128x784x400", "128x400x40", "4096x784x400", "127x785x401")]
     public string Shape { get; set; } = "128x784x400";
 
     private int batch, inputs, outputs;
