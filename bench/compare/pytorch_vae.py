@@ -59,27 +59,20 @@ def main():
     model = VAE().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
+    compute_loss_sums = loss_sums
+    if args.mode == "compile":
+        if not hasattr(torch, "compile"):
+            print(f"torch {torch.__version__} has no torch.compile", file=sys.stderr)
+            return 2
+        compute_loss_sums = torch.compile(loss_sums, mode="max-autotune")
+
     def step(x):
-        rec, kl = loss_sums(model, x)
+        rec, kl = compute_loss_sums(model, x)
         loss = (rec + kl) / x.shape[0]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         return rec.detach() + kl.detach()
-
-    if args.mode == "compile":
-        if not hasattr(torch, "compile"):
-            print(f"torch {torch.__version__} has no torch.compile", file=sys.stderr)
-            return 2
-        loss_sums_compiled = torch.compile(loss_sums, mode="max-autotune")
-
-        def step(x):  # noqa: F811 - the compiled variant of the same step
-            rec, kl = loss_sums_compiled(model, x)
-            loss = (rec + kl) / x.shape[0]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return rec.detach() + kl.detach()
 
     def batch(index):
         rows = data[index * args.batch_size:(index + 1) * args.batch_size]
