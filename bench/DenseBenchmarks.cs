@@ -22,14 +22,12 @@ public class DenseBenchmarks
         var parts = Shape.Split('x').Select(int.Parse).ToArray();
         (batch, inputs, outputs) = (parts[0], parts[1], parts[2]);
         scope = new AcceleratorScope();
-        var random = new Random(1);
-        float[] Random(int n) => Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
         var accelerator = scope.Accelerator;
-        x = accelerator.Allocate1D(Random(batch * inputs));
-        weights = accelerator.Allocate1D(Random(outputs * inputs));
-        bias = accelerator.Allocate1D(Random(outputs));
+        x = accelerator.Allocate1D(BenchData.Uniform(batch * inputs, 1, -0.5, 0.5));
+        weights = accelerator.Allocate1D(BenchData.Uniform(outputs * inputs, 2, -0.5, 0.5));
+        bias = accelerator.Allocate1D(BenchData.Uniform(outputs, 3, -0.5, 0.5));
         y = accelerator.Allocate1D<float>(batch * outputs);
-        dY = accelerator.Allocate1D(Random(batch * outputs));
+        dY = accelerator.Allocate1D(BenchData.Uniform(batch * outputs, 4, -0.5, 0.5));
         dX = accelerator.Allocate1D<float>(batch * inputs);
         dWeights = accelerator.Allocate1D<float>(outputs * inputs);
         dBias = accelerator.Allocate1D<float>(outputs);
@@ -39,14 +37,14 @@ public class DenseBenchmarks
     public void Forward()
     {
         scope.Kernels.DenseForward(ActivationKind.Relu, x.View, weights.View, bias.View, y.View, batch, inputs, outputs);
-        scope.Kernels.Stream.Synchronize();
+        scope.Kernels.Synchronize();
     }
 
     [Benchmark]
     public void Backward()
     {
         scope.Kernels.DenseBackward(ActivationKind.Relu, x.View, weights.View, y.View, dY.View, dX.View, dWeights.View, dBias.View, batch, inputs, outputs);
-        scope.Kernels.Stream.Synchronize();
+        scope.Kernels.Synchronize();
     }
 
     [GlobalCleanup]

@@ -174,7 +174,7 @@ public sealed class KernelSet : IDisposable
 
     public void ReparameterizeBackward(ArrayView<float> stats, ArrayView<float> epsilon, ArrayView<float> dZ,
         ArrayView<float> dStats, int batch, int latent, float klWeight) =>
-        Launch(() => reparameterizeBackward(Stream, batch * latent, stats, epsilon, dZ, dStats, latent, klWeight));
+        Launch(() => reparameterizeBackward(Stream, batch, stats, epsilon, dZ, dStats, latent, klWeight));
 
     public void ReconstructionLossGradient(LikelihoodKind likelihood, ArrayView<float> target, ArrayView<float> output,
         ArrayView<float> dOutput, ArrayView<float> reconstructionPerRow, int batch, int features,

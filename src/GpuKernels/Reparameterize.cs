@@ -53,9 +53,10 @@ public static class Reparameterize
         klPerRow[row] = 0.5f * kl;
     }
 
-    /// <summary>One thread per (row, k) element; writes both halves of dStats.</summary>
+    /// <summary>One thread per batch row, like the forward pass (a thread per element costs more than its
+    /// work on the CPU accelerator); writes both halves of the row of dStats.</summary>
     public static void BackwardKernel(
-        Index1D element,
+        Index1D row,
         ArrayView<float> stats,
         ArrayView<float> epsilon,
         ArrayView<float> dZ,
@@ -63,14 +64,16 @@ public static class Reparameterize
         int latent,
         float klWeight)
     {
-        int row = element / latent;
-        int k = element - row * latent;
-        int muIndex = row * 2 * latent + k;
-        int logVarianceIndex = muIndex + latent;
-        float mu = stats[muIndex];
-        float variance = MathF.Exp(stats[logVarianceIndex]);
-        float dz = dZ[element];
-        dStats[muIndex] = dz + klWeight * mu;
-        dStats[logVarianceIndex] = dz * 0.5f * MathF.Sqrt(variance) * epsilon[element] + klWeight * 0.5f * (variance - 1f);
+        for (int k = 0; k < latent; k++)
+        {
+            int element = row * latent + k;
+            int muIndex = row * 2 * latent + k;
+            int logVarianceIndex = muIndex + latent;
+            float mu = stats[muIndex];
+            float variance = MathF.Exp(stats[logVarianceIndex]);
+            float dz = dZ[element];
+            dStats[muIndex] = dz + klWeight * mu;
+            dStats[logVarianceIndex] = dz * 0.5f * MathF.Sqrt(variance) * epsilon[element] + klWeight * 0.5f * (variance - 1f);
+        }
     }
 }
