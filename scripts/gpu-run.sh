@@ -2,7 +2,7 @@
 # Runs on the GPU machine from the unpacked gpu-verify folder (see scripts/gpu-verify.sh): the whole test
 # suite on CUDA, one epoch of the default model on MNIST on CUDA, the dense kernels and training steps timed
 # (ilgpu-vae bench --kernels), the same model in PyTorch eager and torch.compile on the same GPU
-# (bench/compare/run.sh), then a summary. Results go to OUT
+# (bench/compare/run.sh), the BenchmarkDotNet classes, then a summary. Results go to OUT
 # (default: $OUT if set, else ./gpu-verify-results).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,9 +34,15 @@ ILGPU_VAE="$here/ilgpu-vae" bash "$here/compare/run.sh" --device cuda --out "$ou
 compare_status=$?
 tail -n 8 "$out/compare.log"
 
+echo "== BenchmarkDotNet, every kernel class on CUDA (in process; at most 4 minutes)"
+ILGPUVAE_ACCELERATOR=cuda timeout 240 "$here/IlgpuVae.Bench" --filter '*' --artifacts "$out/benchmarkdotnet" > "$out/benchmarkdotnet.log" 2>&1
+bdn_status=$?
+grep -E "^\|" "$out/benchmarkdotnet.log" | head -60
+
 echo "== summary"
 echo "tests on CUDA: exit $tests_status; $(grep -oE 'Total: [0-9]+, Errors: [0-9]+, Failed: [0-9]+, Skipped: [0-9]+' "$out/tests-cuda.log" | tail -n 1)"
 echo "one epoch on CUDA: exit $train_status; $(grep -E '^epoch 1/1:' "$out/train-cuda.log")"
 echo "bench on CUDA: exit $bench_status; $(grep -E '^model ' "$out/bench-cuda.log")"
 echo "compare with PyTorch: exit $compare_status (table above; logs in $out/compare.log)"
+echo "BenchmarkDotNet: exit $bdn_status (124: cut at 4 minutes; tables above; logs in $out/benchmarkdotnet.log)"
 [ "$tests_status" -eq 0 ] && [ "$train_status" -eq 0 ] && [ "$bench_status" -eq 0 ]

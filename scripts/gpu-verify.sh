@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Packs everything a GPU machine without .NET needs to verify IlgpuVae on CUDA in one command:
-# self-contained builds of the test suite and of ilgpu-vae (sharing one runtime folder), MNIST as .gz
+# self-contained builds of the test suite, ilgpu-vae and the BenchmarkDotNet suite (sharing one runtime folder),
+# the PyTorch comparison scripts, MNIST as .gz
 # (the GPU machine may have no network), and run.sh. Output: publish/gpu-verify.tar.gz (kept under 60 MB).
 #
 #   bash scripts/gpu-verify.sh                      # here: build the package
@@ -18,6 +19,7 @@ publish() {
 }
 publish tests/Tests.csproj
 publish src/Host/Host.csproj
+publish bench/Bench.csproj
 
 # MNIST travels with the package, compressed; the IDX reader reads .gz directly.
 if [ ! -f data/cache/mnist/train-images-idx3-ubyte ]; then
