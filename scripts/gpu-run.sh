@@ -27,6 +27,8 @@ tail -n 4 "$out/train-cuda.log"
 echo "== dense kernels alone and the training-step benchmark on CUDA"
 "$here/ilgpu-vae" bench --accelerator cuda --kernels --csv "$out/bench-cuda.csv" > "$out/bench-cuda.log" 2>&1
 bench_status=$?
+# The same steps with the shared-memory tiled dense kernels (not the default until measured).
+"$here/ilgpu-vae" bench --accelerator cuda --dense tiled --csv "$out/bench-cuda-tiled.csv" >> "$out/bench-cuda.log" 2>&1
 cat "$out/bench-cuda.log"
 
 echo "== against PyTorch on the same GPU (eager, then torch.compile max-autotune)"
@@ -42,7 +44,7 @@ grep -E "^\|" "$out/benchmarkdotnet.log" | head -60
 echo "== summary"
 echo "tests on CUDA: exit $tests_status; $(grep -oE 'Total: [0-9]+, Errors: [0-9]+, Failed: [0-9]+, Skipped: [0-9]+' "$out/tests-cuda.log" | tail -n 1)"
 echo "one epoch on CUDA: exit $train_status; $(grep -E '^epoch 1/1:' "$out/train-cuda.log")"
-echo "bench on CUDA: exit $bench_status; $(grep -E '^model ' "$out/bench-cuda.log")"
+echo "bench on CUDA: exit $bench_status"; grep -E '^model ' "$out/bench-cuda.log"
 echo "compare with PyTorch: exit $compare_status (table above; logs in $out/compare.log)"
 echo "BenchmarkDotNet: exit $bdn_status (124: cut at 4 minutes; tables above; logs in $out/benchmarkdotnet.log)"
 [ "$tests_status" -eq 0 ] && [ "$train_status" -eq 0 ] && [ "$bench_status" -eq 0 ]

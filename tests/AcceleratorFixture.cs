@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
 using IlgpuVae.GpuKernels;
 
 namespace IlgpuVae.Tests;
@@ -34,14 +35,29 @@ public sealed class AcceleratorFixture : IDisposable
                 accelerators.Add(Compute.CreateAccelerator(context, choice));
         }
         KernelSets = accelerators.Select(accelerator => new KernelSet(accelerator)).ToList();
+        wideCpuKernels = new Lazy<KernelSet>(() =>
+        {
+            // 16 warps of 16 simulated threads: room for the tiled kernel's 256-thread groups, so its shared
+            // memory and barriers are exercised without a GPU (slowly: every barrier wakes 256 OS threads).
+            var wide = new CPUDevice(16, 16, 1).CreateCPUAccelerator(context);
+            accelerators.Add(wide);
+            return new KernelSet(wide) { DenseKernels = DenseVariant.GpuTiled };
+        });
     }
 
+    private readonly Lazy<KernelSet> wideCpuKernels;
+
     public IReadOnlyList<KernelSet> KernelSets { get; }
+
+    /// <summary>A CPU accelerator that can run 256-thread groups, for the GPU-tiled kernels' tests.</summary>
+    public KernelSet WideCpuKernels => wideCpuKernels.Value;
 
     public void Dispose()
     {
         foreach (var kernels in KernelSets)
             kernels.Dispose();
+        if (wideCpuKernels.IsValueCreated)
+            wideCpuKernels.Value.Dispose();
         foreach (var accelerator in accelerators)
             accelerator.Dispose();
         context.Dispose();

@@ -28,25 +28,29 @@ public sealed class DenseTests(AcceleratorFixture fixture)
     };
 
     /// <summary>
-    /// Runs a check with the simple tiled kernels and again with the <see cref="DenseCpu"/> variants (which apply
-    /// where the inputs and outputs are multiples of 4), on every accelerator, restoring the default after.
+    /// Runs a check with every dense kernel variant on every accelerator that can run it: the simple tiled
+    /// kernels, the <see cref="DenseCpu"/> variants (which apply where the widths are multiples of 4), and the
+    /// shared-memory <see cref="DenseGpu"/> kernel (on GPUs, and on a CPU accelerator with 256-thread groups).
+    /// The default variant is restored after.
     /// </summary>
     private void ForEachVariant(Action<KernelSet, string> check)
     {
-        foreach (var kernels in fixture.KernelSets)
+        var runs = fixture.KernelSets
+            .SelectMany(kernels => Enum.GetValues<DenseVariant>()
+                .Where(variant => variant != DenseVariant.GpuTiled || kernels.SupportsTiled)
+                .Select(variant => (kernels, variant)))
+            .Append((fixture.WideCpuKernels, DenseVariant.GpuTiled));
+        foreach (var (kernels, variant) in runs)
         {
-            bool original = kernels.UseCpuDenseVariants;
+            var original = kernels.DenseKernels;
             try
             {
-                foreach (bool cpuVariants in new[] { false, true })
-                {
-                    kernels.UseCpuDenseVariants = cpuVariants;
-                    check(kernels, $"{kernels.Accelerator.AcceleratorType} {(cpuVariants ? "CPU-shaped" : "simple")} kernels");
-                }
+                kernels.DenseKernels = variant;
+                check(kernels, $"{kernels.Accelerator.AcceleratorType} ({kernels.Accelerator.MaxNumThreadsPerGroup} threads/group) {variant} kernels");
             }
             finally
             {
-                kernels.UseCpuDenseVariants = original;
+                kernels.DenseKernels = original;
             }
         }
     }

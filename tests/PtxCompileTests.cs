@@ -35,7 +35,13 @@ public sealed class PtxCompileTests
         var method = KernelSet.AllKernelMethods().Single(candidate => Describe(candidate) == kernel);
         using var context = Context.Create(builder => builder.DefaultCPU().EnableAlgorithms());
         using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_88, null!);
-        var compiled = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromImplicitlyGroupedKernel(method), new KernelSpecialization());
+        // Kernels whose first parameter is an index are implicitly grouped; the rest (shared memory, barriers)
+        // are explicitly grouped and get their group size at launch.
+        bool implicitlyGrouped = method.GetParameters()[0].ParameterType.Name.StartsWith("Index", StringComparison.Ordinal);
+        var entry = implicitlyGrouped
+            ? EntryPointDescription.FromImplicitlyGroupedKernel(method)
+            : EntryPointDescription.FromExplicitlyGroupedKernel(method);
+        var compiled = (PTXCompiledKernel)backend.Compile(entry, new KernelSpecialization());
         Assert.Contains(".entry", compiled.PTXAssembly);
         Assert.Contains(".target sm_", compiled.PTXAssembly);
     }

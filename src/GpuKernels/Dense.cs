@@ -115,7 +115,7 @@ public static class Dense
         Store<TActivation>(c, bias, columns, row, column0 + 3, v3);
     }
 
-    private static void Store<TActivation>(
+    internal static void Store<TActivation>(
         ArrayView<float> c, ArrayView<float> bias, int columns, int row, int column, float value)
         where TActivation : struct, IActivation
     {

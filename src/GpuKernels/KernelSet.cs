@@ -25,6 +25,7 @@ public sealed class KernelSet : IDisposable
     private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>> cpuForward;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape> cpuBackwardInput;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape> cpuBackwardWeights;
+    private readonly Dictionary<ActivationKind, Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>> tiledGemm;
 
     public KernelSet(Accelerator accelerator, AcceleratorStream? stream = null)
     {
@@ -67,13 +68,20 @@ public sealed class KernelSet : IDisposable
             [ActivationKind.Sigmoid] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>(DenseCpu.ForwardKernel<SigmoidActivation>),
         };
         cpuBackwardInput = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape>(DenseCpu.BackwardInputKernel);
+        tiledGemm = new()
+        {
+            [ActivationKind.Identity] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<IdentityActivation>),
+            [ActivationKind.Relu] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<ReluActivation>),
+            [ActivationKind.Tanh] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<TanhActivation>),
+            [ActivationKind.Sigmoid] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<SigmoidActivation>),
+        };
         cpuBackwardWeights = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape>(DenseCpu.BackwardWeightsKernel);
 
         // Element-wise kernels loop over contiguous chunks. On the CPU accelerator a launched thread is costly
         // (an OS-thread hand-off and bounds checks per call), so a few fat threads per core win; on a GPU one
         // element per thread keeps loads coalesced.
         IsCpu = accelerator.AcceleratorType == AcceleratorType.CPU;
-        UseCpuDenseVariants = IsCpu;
+        DenseKernels = IsCpu ? DenseVariant.CpuShaped : DenseVariant.Simple;
         placeholder = accelerator.Allocate1D<float>(1);
         elementThreads = IsCpu ? 4 * accelerator.MaxNumThreadsPerGroup : int.MaxValue;
     }
@@ -86,10 +94,14 @@ public sealed class KernelSet : IDisposable
     public long LaunchCount { get; private set; }
 
     /// <summary>
-    /// Whether dense layers use the <see cref="DenseCpu"/> kernels where their shape allows (on by default on the
-    /// CPU accelerator). Tests switch it to run both variants on every accelerator.
+    /// Which product kernels dense layers use: <see cref="DenseVariant.CpuShaped"/> by default on the CPU
+    /// accelerator (where the shape allows; otherwise the simple kernel), <see cref="DenseVariant.Simple"/>
+    /// elsewhere until the tiled kernel has been measured on a GPU. Tests and benchmarks switch it.
     /// </summary>
-    public bool UseCpuDenseVariants { get; set; }
+    public DenseVariant DenseKernels { get; set; }
+
+    /// <summary>Whether this accelerator can run <see cref="DenseVariant.GpuTiled"/> (groups of 256 threads).</summary>
+    public bool SupportsTiled => Accelerator.MaxNumThreadsPerGroup >= DenseGpu.ThreadsPerSide * DenseGpu.ThreadsPerSide;
 
     /// <summary>Times the host has waited for the stream (reported as host synchronisations per epoch).</summary>
     public long SynchronizationCount { get; private set; }
@@ -115,14 +127,13 @@ public sealed class KernelSet : IDisposable
     public void DenseForward(ActivationKind activation, ArrayView<float> x, ArrayView<float> weights,
         ArrayView<float> bias, ArrayView<float> y, int batch, int inputs, int outputs)
     {
-        if (UseCpuDenseVariants && inputs % 4 == 0 && StartsOnFloat4(x) && StartsOnFloat4(weights))
+        if (DenseKernels == DenseVariant.CpuShaped && inputs % 4 == 0 && StartsOnFloat4(x) && StartsOnFloat4(weights))
         {
             var cpuShape = new CpuGemmShape(batch, outputs, inputs);
             Launch(() => cpuForward[activation](Stream, RowTiles(batch), x.Cast<Float4>(), weights.Cast<Float4>(), bias, y, cpuShape));
             return;
         }
-        var shape = GemmShape.Forward(batch, inputs, outputs);
-        Launch(() => gemm[activation](Stream, shape.TileGrid, x, weights, bias, y, shape));
+        Gemm(activation, x, weights, bias, y, GemmShape.Forward(batch, inputs, outputs));
     }
 
     /// <summary>
@@ -134,7 +145,7 @@ public sealed class KernelSet : IDisposable
         ArrayView<float> dBias, int batch, int inputs, int outputs)
     {
         Launch(() => activationBackward[activation](Stream, outputs, y, dY, dY, dBias, batch, outputs));
-        if (UseCpuDenseVariants && inputs % 4 == 0 && outputs % 4 == 0 && StartsOnFloat4(x) && StartsOnFloat4(dY) && StartsOnFloat4(weights))
+        if (DenseKernels == DenseVariant.CpuShaped && inputs % 4 == 0 && outputs % 4 == 0 && StartsOnFloat4(x) && StartsOnFloat4(dY) && StartsOnFloat4(weights))
         {
             var weightsCpuShape = new CpuGemmShape(outputs, inputs, batch);
             Launch(() => cpuBackwardWeights(Stream, RowTiles(outputs), dY.Cast<Float4>(), x.Cast<Float4>(), dWeights, weightsCpuShape));
@@ -145,13 +156,9 @@ public sealed class KernelSet : IDisposable
             }
             return;
         }
-        var weightsShape = GemmShape.BackwardWeights(batch, inputs, outputs);
-        Launch(() => gemm[ActivationKind.Identity](Stream, weightsShape.TileGrid, dY, x, None, dWeights, weightsShape));
+        Gemm(ActivationKind.Identity, dY, x, None, dWeights, GemmShape.BackwardWeights(batch, inputs, outputs));
         if (dInput.Length > 0)
-        {
-            var inputShape = GemmShape.BackwardInput(batch, inputs, outputs);
-            Launch(() => gemm[ActivationKind.Identity](Stream, inputShape.TileGrid, dY, weights, None, dInput, inputShape));
-        }
+            Gemm(ActivationKind.Identity, dY, weights, None, dInput, GemmShape.BackwardInput(batch, inputs, outputs));
     }
 
     private static int RowTiles(int rows) => (rows + Dense.Tile - 1) / Dense.Tile;
@@ -159,10 +166,16 @@ public sealed class KernelSet : IDisposable
     /// <summary>A view can be read as <see cref="Float4"/> elements only from a 4-float boundary of its buffer.</summary>
     private static bool StartsOnFloat4(ArrayView<float> view) => ((IContiguousArrayView)view).IndexInBytes % 16 == 0 && view.Length % 4 == 0;
 
-    /// <summary>The raw tiled product C = act(A·B + bias), for tests and benchmarks.</summary>
+    /// <summary>The strided product C = act(A·B + bias): the shared-memory tiled kernel when
+    /// <see cref="DenseKernels"/> asks for it and the accelerator can run it, else the simple one.</summary>
     public void Gemm(ActivationKind activation, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias,
-        ArrayView<float> c, GemmShape shape) =>
-        Launch(() => gemm[activation](Stream, shape.TileGrid, a, b, bias, c, shape));
+        ArrayView<float> c, GemmShape shape)
+    {
+        if (DenseKernels == DenseVariant.GpuTiled && SupportsTiled)
+            Launch(() => tiledGemm[activation](Stream, DenseGpu.LaunchConfig(shape), a, b, bias, c, shape));
+        else
+            Launch(() => gemm[activation](Stream, shape.TileGrid, a, b, bias, c, shape));
+    }
 
     public void ActivationBackwardBias(ActivationKind activation, ArrayView<float> y, ArrayView<float> dOutput,
         ArrayView<float> dPre, ArrayView<float> dBias, int batch, int outputs) =>
@@ -237,7 +250,20 @@ public sealed class KernelSet : IDisposable
         foreach (var activation in activations)
             methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.ForwardKernel))!.MakeGenericMethod(activation));
         methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardInputKernel))!);
+        foreach (var activation in activations)
+            methods.Add(typeof(DenseGpu).GetMethod(nameof(DenseGpu.GemmKernel))!.MakeGenericMethod(activation));
         methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardWeightsKernel))!);
         return methods;
     }
+}
+
+/// <summary>The families of dense product kernels (see <see cref="KernelSet.DenseKernels"/>).</summary>
+public enum DenseVariant
+{
+    /// <summary><see cref="Dense.GemmBiasActivationKernel{TActivation}"/>: one 4×4 tile per thread; the reference.</summary>
+    Simple,
+    /// <summary><see cref="DenseCpu"/>: 16-byte loads and fat row-strip threads, for the CPU accelerator.</summary>
+    CpuShaped,
+    /// <summary><see cref="DenseGpu"/>: 64×64 blocks staged in shared memory, for GPUs.</summary>
+    GpuTiled,
 }

@@ -18,6 +18,8 @@ public sealed record BenchOptions
     public int Latent { get; init; } = 20;
     public AcceleratorChoice Accelerator { get; init; } = AcceleratorChoice.Auto;
     public string? Csv { get; init; }
+    /// <summary>The dense kernel variant for the training steps (null: the accelerator's default).</summary>
+    public DenseVariant? Dense { get; init; }
     /// <summary>Also time the dense kernels alone at the shapes of <see cref="Benchmark.DenseShapes"/>.</summary>
     public bool Kernels { get; init; }
     /// <summary>random (MNIST-shaped random bytes, no data set needed), or a data set as for train.</summary>
@@ -29,13 +31,16 @@ public sealed record BenchResult
 {
     [Name("accelerator")] public string Accelerator { get; init; } = "";
     [Name("model")] public string Model { get; init; } = "";
+    [Name("dense_kernels")] public string DenseKernels { get; init; } = "";
     [Name("batch")] public int Batch { get; init; }
     [Name("steps")] public int Steps { get; init; }
     [Name("seconds")] public double Seconds { get; init; }
     [Name("samples_per_second")] public double SamplesPerSecond { get; init; }
     [Name("ms_per_epoch")] public double MillisecondsPerEpoch { get; init; }
     [Name("launches_per_step")] public double LaunchesPerStep { get; init; }
-    [Name("host_syncs_per_epoch")] public double HostSynchronisationsPerEpoch { get; init; }
+    /// <summary>Host waits during the timed steps (progress reads every quarter of a 60 000-example epoch, and
+    /// the final read); with the default 469 steps at batch 128 that is exactly one epoch.</summary>
+    [Name("host_waits")] public long HostWaits { get; init; }
 }
 
 /// <summary>
@@ -60,6 +65,12 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         output.WriteLine($"accelerator: {Compute.Describe(accelerator)}");
         if (options.Kernels)
             TimeDenseKernels(kernels);
+        if (options.Dense is { } dense)
+        {
+            if (dense == DenseVariant.GpuTiled && !kernels.SupportsTiled)
+                throw new ArgumentException($"--dense tiled needs groups of 256 threads; this accelerator allows {accelerator.MaxNumThreadsPerGroup}");
+            kernels.DenseKernels = dense;
+        }
 
         int count = options.Steps * options.BatchSize;
         using var data = new DeviceDataset(accelerator, BenchData(count));
@@ -82,18 +93,19 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         {
             Accelerator = Compute.Describe(accelerator),
             Model = $"{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}",
+            DenseKernels = kernels.DenseKernels.ToString(),
             Batch = options.BatchSize,
             Steps = options.Steps,
             Seconds = seconds,
             SamplesPerSecond = count / seconds,
             MillisecondsPerEpoch = 1000 * seconds / options.Steps * stepsPerEpoch,
             LaunchesPerStep = (vae.LaunchCount - launches) / (double)options.Steps,
-            HostSynchronisationsPerEpoch = (vae.SynchronizationCount - waits) * stepsPerEpoch / options.Steps,
+            HostWaits = vae.SynchronizationCount - waits,
         };
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"model {result.Model}, batch {result.Batch}, {result.Steps} steps in {result.Seconds:F2} s: " +
+            $"model {result.Model}, {result.DenseKernels} dense kernels, batch {result.Batch}, {result.Steps} steps in {result.Seconds:F2} s: " +
             $"{result.SamplesPerSecond:F0} samples/s, {result.MillisecondsPerEpoch:F0} ms per 60 000-example epoch, " +
-            $"{result.LaunchesPerStep:F0} launches/step, {result.HostSynchronisationsPerEpoch:F1} host syncs/epoch"));
+            $"{result.LaunchesPerStep:F0} launches/step, {result.HostWaits} host waits in {result.Steps} steps (an epoch is {stepsPerEpoch} steps)"));
         if (options.Csv is not null)
         {
             using var writer = new StreamWriter(options.Csv);
@@ -114,38 +126,45 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
     /// </summary>
     public void TimeDenseKernels(KernelSet kernels)
     {
-        output.WriteLine("dense kernels (ReLU): shape, forward ms, forward GFLOP/s, backward ms, backward GFLOP/s");
+        output.WriteLine("dense kernels (ReLU): variant, shape, forward ms, forward GFLOP/s, backward ms, backward GFLOP/s");
+        var original = kernels.DenseKernels;
         var random = new Random(2);
-        foreach (var (batch, inputs, outputs) in DenseShapes)
+        foreach (var variant in Enum.GetValues<DenseVariant>().Where(v => v != DenseVariant.GpuTiled || kernels.SupportsTiled))
         {
-            float[] Values(int n) => Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
-            var accelerator = kernels.Accelerator;
-            using var x = accelerator.Allocate1D(Values(batch * inputs));
-            using var weights = accelerator.Allocate1D(Values(outputs * inputs));
-            using var bias = accelerator.Allocate1D(Values(outputs));
-            using var y = accelerator.Allocate1D<float>(batch * outputs);
-            using var dY = accelerator.Allocate1D(Values(batch * outputs));
-            using var dX = accelerator.Allocate1D<float>(batch * inputs);
-            using var dWeights = accelerator.Allocate1D<float>(outputs * inputs);
-            using var dBias = accelerator.Allocate1D<float>(outputs);
-            double flops = 2.0 * batch * inputs * outputs;
-            // Enough repetitions for about 0.2 GFLOP of forward work (at least 3), after one warm-up launch.
-            int repetitions = (int)Math.Clamp(2e8 / flops, 3, 2000);
-            double Time(Action launch)
+            kernels.DenseKernels = variant;
+            foreach (var (batch, inputs, outputs) in DenseShapes)
             {
-                launch();
-                kernels.Synchronize();
-                var clock = Stopwatch.StartNew();
-                for (int i = 0; i < repetitions; i++)
+                float[] Values(int n) => Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
+                var accelerator = kernels.Accelerator;
+                using var x = accelerator.Allocate1D(Values(batch * inputs));
+                using var weights = accelerator.Allocate1D(Values(outputs * inputs));
+                using var bias = accelerator.Allocate1D(Values(outputs));
+                using var y = accelerator.Allocate1D<float>(batch * outputs);
+                using var dY = accelerator.Allocate1D(Values(batch * outputs));
+                using var dX = accelerator.Allocate1D<float>(batch * inputs);
+                using var dWeights = accelerator.Allocate1D<float>(outputs * inputs);
+                using var dBias = accelerator.Allocate1D<float>(outputs);
+                double flops = 2.0 * batch * inputs * outputs;
+                // Enough repetitions for about 0.2 GFLOP of forward work on the CPU (at least 3) and 20 GFLOP on a
+                // GPU, after one warm-up launch.
+                int repetitions = (int)Math.Clamp((kernels.IsCpu ? 2e8 : 2e10) / flops, 3, 2000);
+                double Time(Action launch)
+                {
                     launch();
-                kernels.Synchronize();
-                return clock.Elapsed.TotalMilliseconds / repetitions;
+                    kernels.Synchronize();
+                    var clock = Stopwatch.StartNew();
+                    for (int i = 0; i < repetitions; i++)
+                        launch();
+                    kernels.Synchronize();
+                    return clock.Elapsed.TotalMilliseconds / repetitions;
+                }
+                double forward = Time(() => kernels.DenseForward(ActivationKind.Relu, x.View, weights.View, bias.View, y.View, batch, inputs, outputs));
+                double backward = Time(() => kernels.DenseBackward(ActivationKind.Relu, x.View, weights.View, y.View, dY.View, dX.View, dWeights.View, dBias.View, batch, inputs, outputs));
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  {variant,-9} {batch}x{inputs}->{outputs}: {forward:F3} ms, {flops / forward / 1e6:F1} GFLOP/s; {backward:F3} ms, {2 * flops / backward / 1e6:F1} GFLOP/s"));
             }
-            double forward = Time(() => kernels.DenseForward(ActivationKind.Relu, x.View, weights.View, bias.View, y.View, batch, inputs, outputs));
-            double backward = Time(() => kernels.DenseBackward(ActivationKind.Relu, x.View, weights.View, y.View, dY.View, dX.View, dWeights.View, dBias.View, batch, inputs, outputs));
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {batch}x{inputs}->{outputs}: {forward:F3} ms, {flops / forward / 1e6:F1} GFLOP/s; {backward:F3} ms, {2 * flops / backward / 1e6:F1} GFLOP/s"));
         }
+        kernels.DenseKernels = original;
     }
 
     /// <summary>The examples the timed steps run over, in order: real images where a data set is named (repeated

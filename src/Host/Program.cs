@@ -110,9 +110,11 @@ public static class Program
         var csv = new Option<string?>("--csv") { Description = "Also write the figures to this CSV file" };
         var data = new Option<string>("--data") { Description = "random (MNIST-shaped random bytes), or mnist, fashion-mnist or a folder as for train", DefaultValueFactory = _ => defaults.Data };
         var kernelTimes = new Option<bool>("--kernels") { Description = "Also time the dense kernels alone (GFLOP/s at the default model's shapes and 4096×784→400)" };
+        var dense = new Option<string>("--dense") { Description = "Dense kernels for the training steps: auto (the accelerator's default), simple, cpu or tiled", DefaultValueFactory = _ => "auto" };
+        dense.AcceptOnlyFromAmong("auto", "simple", "cpu", "tiled");
         var command = new Command("bench", "Time training steps of the default model")
         {
-            steps, warmup, batchSize, hidden, latent, accelerator, csv, data, kernelTimes,
+            steps, warmup, batchSize, hidden, latent, accelerator, csv, data, kernelTimes, dense,
         };
         command.SetAction(parse =>
         {
@@ -127,6 +129,13 @@ public static class Program
                 Csv = parse.GetValue(csv),
                 Data = parse.GetValue(data)!,
                 Kernels = parse.GetValue(kernelTimes),
+                Dense = parse.GetValue(dense) switch
+                {
+                    "simple" => DenseVariant.Simple,
+                    "cpu" => DenseVariant.CpuShaped,
+                    "tiled" => DenseVariant.GpuTiled,
+                    _ => null,
+                },
             }, output).Run();
             return 0;
         });
