@@ -96,10 +96,7 @@ public sealed class Vae : IDisposable
     /// </summary>
     public void EvaluateBatch(DeviceDataset data, int first, int batch, long drawIndex, bool binarize = false)
     {
-        CheckBatch(data, first, batch);
-        kernels.Gather(data.Images, data.Order, x.View, first, batch, Config.InputSize, binarize,
-            new DrawKey(Seed, Philox.Streams.EvalBinarize, drawIndex));
-        Forward(batch, new DrawKey(Seed, Philox.Streams.EvalReparameterize, drawIndex));
+        GatherAndForward(data, first, batch, binarize, drawIndex, Philox.Streams.EvalBinarize, Philox.Streams.EvalReparameterize);
         int last = Layout.Layers.Count - 1;
         var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0);
         kernels.ReconstructionLoss(Config.Likelihood, Rows(x, batch, Config.InputSize),
@@ -143,10 +140,7 @@ public sealed class Vae : IDisposable
 
     private void GradientPass(DeviceDataset data, int first, int batch, long drawStep, bool binarize, bool accumulateLoss)
     {
-        CheckBatch(data, first, batch);
-        kernels.Gather(data.Images, data.Order, x.View, first, batch, Config.InputSize, binarize,
-            new DrawKey(Seed, Philox.Streams.Binarize, drawStep));
-        Forward(batch, new DrawKey(Seed, Philox.Streams.Reparameterize, drawStep));
+        GatherAndForward(data, first, batch, binarize, drawStep, Philox.Streams.Binarize, Philox.Streams.Reparameterize);
         int last = Layout.Layers.Count - 1;
         var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0 / batch);
         kernels.ReconstructionLossGradient(Config.Likelihood, Rows(x, batch, Config.InputSize),
@@ -156,6 +150,17 @@ public sealed class Vae : IDisposable
         if (accumulateLoss)
             kernels.AccumulateLoss(reconstructionPerRow.View.SubView(0, batch), klPerRow.View.SubView(0, batch), trainingTotals.View, batch);
         Backward(batch);
+    }
+
+    /// <summary>Builds the minibatch on the device and runs the forward pass, with the draws of one pair of
+    /// random streams (training or evaluation) keyed by <paramref name="drawIndex"/>.</summary>
+    private void GatherAndForward(DeviceDataset data, int first, int batch, bool binarize, long drawIndex,
+        uint binarizeStream, uint reparameterizeStream)
+    {
+        CheckBatch(data, first, batch);
+        kernels.Gather(data.Images, data.Order, x.View, first, batch, Config.InputSize, binarize,
+            new DrawKey(Seed, binarizeStream, drawIndex));
+        Forward(batch, new DrawKey(Seed, reparameterizeStream, drawIndex));
     }
 
     private void Forward(int batch, DrawKey reparameterizeKey)
