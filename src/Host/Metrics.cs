@@ -1,6 +1,7 @@
 using System.Globalization;
 using CsvHelper;
 using CsvHelper.Configuration.Attributes;
+using IlgpuVae.Model.Checkpoints;
 
 namespace IlgpuVae.Host;
 
@@ -21,14 +22,13 @@ public sealed record EpochMetrics
 public static class MetricsFile
 {
     /// <summary>Rewrites the whole file through a temporary file and a rename, so a crash never leaves half a file.</summary>
-    public static void Write(string path, IEnumerable<EpochMetrics> rows)
-    {
-        string temporary = path + ".tmp";
-        using (var writer = new StreamWriter(temporary))
-        using (var csv = new CsvWriter(writer, CultureInfo.InvariantCulture))
+    public static void Write(string path, IEnumerable<EpochMetrics> rows) =>
+        AtomicFile.Write(path, stream =>
+        {
+            using var writer = new StreamWriter(stream, leaveOpen: true);
+            using var csv = new CsvWriter(writer, CultureInfo.InvariantCulture);
             csv.WriteRecords(rows);
-        File.Move(temporary, path, overwrite: true);
-    }
+        });
 
     public static List<EpochMetrics> Read(string path)
     {

@@ -67,14 +67,24 @@ public static class Program
         var outDirectory = new Option<string?>("--out") { Description = "Run folder for config.json and metrics.csv (default runs/DATA-TIME)" };
         var trainLimit = new Option<int>("--train-limit") { Description = "Use only the first N training examples (0: all)" };
         var testLimit = new Option<int>("--test-limit") { Description = "Use only the first N test examples (0: all)" };
+        var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder from its last checkpoint, with its settings (--epochs and --accelerator may change)" };
 
         var command = new Command("train", "Train a VAE and write metrics.csv")
         {
             data, epochs, batchSize, hidden, latent, learningRate, seed, likelihood, variance, activation, binarize,
-            accelerator, outDirectory, trainLimit, testLimit,
+            accelerator, outDirectory, trainLimit, testLimit, resume,
         };
         command.SetAction(parse =>
         {
+            if (parse.GetValue(resume) is { } runDirectory)
+            {
+                var resumed = TrainOptions.ForResume(runDirectory);
+                if (parse.GetResult(epochs) is { Implicit: false })
+                    resumed = resumed with { Epochs = parse.GetValue(epochs) };
+                if (parse.GetResult(accelerator) is { Implicit: false })
+                    resumed = resumed with { Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)) };
+                return new Training(resumed, output).Run();
+            }
             var options = new TrainOptions
             {
                 Data = parse.GetValue(data)!,

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
+using IlgpuVae.Model.Checkpoints;
 using IlgpuVae.Model.Data;
 
 namespace IlgpuVae.Host;
@@ -26,17 +27,38 @@ public sealed record TrainOptions
     /// <summary>Use only the first N training / test examples (0: all), for quick runs.</summary>
     public int TrainLimit { get; init; }
     public int TestLimit { get; init; }
+    /// <summary>A run folder to continue from its checkpoint (set by train --resume).</summary>
+    [JsonIgnore] public string? Resume { get; init; }
+
+    public const string RunConfigFile = "config.json";
+    public const string CheckpointFolder = "checkpoint";
+
+    /// <summary>
+    /// The options a run was started with, from RUN/config.json, to continue it: the same data, model, batch and
+    /// seed; the run folder stays the output folder.
+    /// </summary>
+    public static TrainOptions ForResume(string runDirectory)
+    {
+        string path = Path.Combine(runDirectory, RunConfigFile);
+        if (!File.Exists(path))
+            throw new DataFormatException(path, "file not found: --resume takes a run folder written by train");
+        try
+        {
+            using var document = JsonDocument.Parse(File.ReadAllText(path));
+            var options = document.RootElement.GetProperty("training").Deserialize<TrainOptions>(Checkpoint.JsonOptions)
+                          ?? throw new JsonException("no training section");
+            return options with { Out = runDirectory, Resume = runDirectory };
+        }
+        catch (Exception exception) when (exception is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw new DataFormatException(path, $"not a run configuration written by train ({exception.Message})", inner: exception);
+        }
+    }
 }
 
 /// <summary>The train command: data on the device once, then epochs of queued steps and a test pass each.</summary>
 public sealed class Training(TrainOptions options, TextWriter output)
 {
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
-    };
-
     public int Run()
     {
         if (options.Epochs < 1)
@@ -61,9 +83,14 @@ public sealed class Training(TrainOptions options, TextWriter output)
         config = config with { InputSize = train.Features };
 
         string outDirectory = options.Out ?? Path.Combine("runs", $"{train.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        string checkpointDirectory = Path.Combine(outDirectory, TrainOptions.CheckpointFolder);
+        var resume = options.Resume is null ? null : Checkpoint.Load(checkpointDirectory);
+        if (resume is not null && resume.State.Model != config)
+            throw new DataFormatException(Path.Combine(checkpointDirectory, Checkpoint.StateFile),
+                "the checkpoint's model does not match the run's config.json; the run folder was changed by hand");
         Directory.CreateDirectory(outDirectory);
-        File.WriteAllText(Path.Combine(outDirectory, "config.json"),
-            JsonSerializer.Serialize(new { model = config, training = options with { Out = outDirectory } }, JsonOptions));
+        AtomicFile.WriteText(Path.Combine(outDirectory, TrainOptions.RunConfigFile),
+            JsonSerializer.Serialize(new { model = config, training = options with { Out = outDirectory } }, Checkpoint.JsonOptions));
 
         using var context = Compute.CreateContext();
         using var accelerator = Compute.CreateAccelerator(context, options.Accelerator);
@@ -80,9 +107,20 @@ public sealed class Training(TrainOptions options, TextWriter output)
 
         var metrics = new List<EpochMetrics>();
         string metricsPath = Path.Combine(outDirectory, "metrics.csv");
+        int firstEpoch = 1;
+        if (resume is not null)
+        {
+            vae.RestoreState(resume.Parameters, resume.FirstMoment, resume.SecondMoment, resume.State.Step);
+            firstEpoch = resume.State.Epoch + 1;
+            if (File.Exists(metricsPath))
+                metrics.AddRange(MetricsFile.Read(metricsPath).Where(row => row.Epoch < firstEpoch));
+            output.WriteLine($"resuming {outDirectory} after epoch {resume.State.Epoch} (step {resume.State.Step})");
+            if (firstEpoch > options.Epochs)
+                output.WriteLine($"nothing to do: the run has {resume.State.Epoch} epochs and --epochs is {options.Epochs}");
+        }
         int stepsPerEpoch = Epoch.StepsFor(train.Count, options.BatchSize);
         var progress = new Progress(output, stepsPerEpoch);
-        for (int epoch = 1; epoch <= options.Epochs; epoch++)
+        for (int epoch = firstEpoch; epoch <= options.Epochs; epoch++)
         {
             var clock = Stopwatch.StartNew();
             trainData.SetOrder(Shuffle.Permutation(train.Count, options.Seed, epoch));
@@ -110,6 +148,7 @@ public sealed class Training(TrainOptions options, TextWriter output)
             };
             metrics.Add(row);
             MetricsFile.Write(metricsPath, metrics);
+            Checkpoint.Save(checkpointDirectory, vae, epoch);
             progress.EndEpoch();
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"epoch {epoch}/{options.Epochs}: train loss {row.TrainLoss:F2}, test loss {row.TestLoss:F2} " +
@@ -121,7 +160,7 @@ public sealed class Training(TrainOptions options, TextWriter output)
                 return 3;
             }
         }
-        output.WriteLine($"metrics: {metricsPath}");
+        output.WriteLine($"metrics: {metricsPath}; checkpoint: {checkpointDirectory}");
         return 0;
     }
 }

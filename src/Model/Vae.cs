@@ -116,12 +116,25 @@ public sealed class Vae : IDisposable
         return parameters.GetAsArray1D();
     }
 
-    public void SetParameters(float[] values)
+    /// <summary>Parameters and Adam's moments, for a checkpoint (waits for the device).</summary>
+    public (float[] Parameters, float[] FirstMoment, float[] SecondMoment) ExportState()
     {
-        if (values.Length != Layout.Count)
-            throw new ArgumentException($"expected {Layout.Count} parameters, got {values.Length}");
+        kernels.Synchronize();
+        return (parameters.GetAsArray1D(), firstMoment.GetAsArray1D(), secondMoment.GetAsArray1D());
+    }
+
+    /// <summary>Continues from a checkpoint: parameters, moments and the step counter that keys the next draws.</summary>
+    public void RestoreState(float[] values, float[] first, float[] second, long step)
+    {
+        if (values.Length != Layout.Count || first.Length != Layout.Count || second.Length != Layout.Count)
+            throw new ArgumentException($"a checkpoint for this model holds {Layout.Count} values per buffer");
+        if (step < 0)
+            throw new ArgumentException($"step must be ≥ 0 (got {step})");
         kernels.Synchronize();
         parameters.View.CopyFromCPU(values);
+        firstMoment.View.CopyFromCPU(first);
+        secondMoment.View.CopyFromCPU(second);
+        Step = step;
     }
 
     /// <summary>The gradient of the last training step (for tests and diagnostics).</summary>

@@ -25,6 +25,16 @@ public sealed record VaeConfig
     public ActivationKind OutputActivation =>
         Likelihood == LikelihoodKind.Bernoulli ? ActivationKind.Identity : ActivationKind.Sigmoid;
 
+    /// <summary>Value equality, comparing the hidden widths element by element (a record alone compares the
+    /// array reference).</summary>
+    public bool Equals(VaeConfig? other) =>
+        other is not null && InputSize == other.InputSize && Hidden.SequenceEqual(other.Hidden) && Latent == other.Latent
+        && Activation == other.Activation && Likelihood == other.Likelihood
+        && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta);
+
+    public override int GetHashCode() =>
+        HashCode.Combine(InputSize, Hidden.Length > 0 ? Hidden[0] : 0, Hidden.Length, Latent, Activation, Likelihood, GaussianVariance, Beta);
+
     /// <summary>Throws with a message naming the setting and what to change.</summary>
     public void Validate()
     {

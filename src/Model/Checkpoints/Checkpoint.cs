@@ -1,0 +1,146 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using IlgpuVae.Model.Data;
+
+namespace IlgpuVae.Model.Checkpoints;
+
+/// <summary>What a checkpoint records besides the tensors: enough to continue training exactly.</summary>
+public sealed record CheckpointState
+{
+    public const int CurrentFormat = 1;
+
+    public int Format { get; init; } = CurrentFormat;
+    /// <summary>Epochs completed.</summary>
+    public int Epoch { get; init; }
+    /// <summary>Optimiser steps taken; with the seed it keys every later random draw (Philox is counter-based,
+    /// so no generator state needs saving).</summary>
+    public long Step { get; init; }
+    public ulong Seed { get; init; }
+    public VaeConfig Model { get; init; } = new();
+    public AdamSettings Adam { get; init; } = new();
+}
+
+/// <summary>A checkpoint read back: state, the flat parameters and Adam's moments in the model's layout.</summary>
+public sealed record LoadedCheckpoint(CheckpointState State, float[] Parameters, float[] FirstMoment, float[] SecondMoment);
+
+/// <summary>
+/// A checkpoint folder: model.safetensors (the weights as named, shaped tensors: encoder.{i}.weight [out, in],
+/// encoder.mu / encoder.logvar (the two halves of the stats layer), decoder.{i}, decoder.out, each with .weight
+/// and .bias), optimizer.safetensors (Adam's flat moment buffers), and state.json. Each file is replaced
+/// atomically, state.json last, so an interrupted save leaves the previous checkpoint readable.
+/// </summary>
+public static class Checkpoint
+{
+    public const string ModelFile = "model.safetensors";
+    public const string OptimizerFile = "optimizer.safetensors";
+    public const string StateFile = "state.json";
+
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
+    };
+
+    public static void Save(string directory, Vae vae, int epoch)
+    {
+        Directory.CreateDirectory(directory);
+        var (parameters, firstMoment, secondMoment) = vae.ExportState();
+        var metadata = new Dictionary<string, string> { ["format"] = "ilgpu-vae", ["epoch"] = epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        SafeTensors.Write(Path.Combine(directory, ModelFile), ModelTensors(vae.Layout, vae.Config, parameters), metadata);
+        SafeTensors.Write(Path.Combine(directory, OptimizerFile),
+            [new Tensor("adam.first_moment", [firstMoment.Length], firstMoment), new Tensor("adam.second_moment", [secondMoment.Length], secondMoment)]);
+        var state = new CheckpointState { Epoch = epoch, Step = vae.Step, Seed = vae.Seed, Model = vae.Config, Adam = vae.Adam };
+        AtomicFile.WriteText(Path.Combine(directory, StateFile), JsonSerializer.Serialize(state, JsonOptions));
+    }
+
+    public static LoadedCheckpoint Load(string directory)
+    {
+        string statePath = Path.Combine(directory, StateFile);
+        if (!File.Exists(statePath))
+            throw new DataFormatException(statePath, "file not found: this folder holds no checkpoint (train writes one after every epoch)");
+        CheckpointState state;
+        try
+        {
+            state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(statePath), JsonOptions)
+                    ?? throw new JsonException("empty document");
+        }
+        catch (JsonException exception)
+        {
+            throw new DataFormatException(statePath, $"not a valid checkpoint state ({exception.Message})", inner: exception);
+        }
+        if (state.Format != CheckpointState.CurrentFormat)
+            throw new DataFormatException(statePath, $"checkpoint format {state.Format} is not supported (this build reads format {CheckpointState.CurrentFormat})");
+        try
+        {
+            state.Model.Validate();
+        }
+        catch (ArgumentException exception)
+        {
+            throw new DataFormatException(statePath, $"model settings are invalid: {exception.Message}", inner: exception);
+        }
+
+        var layout = new ParameterLayout(state.Model);
+        string modelPath = Path.Combine(directory, ModelFile);
+        var parameters = new float[layout.Count];
+        var (tensors, _) = SafeTensors.Read(modelPath);
+        foreach (var expected in ModelTensors(layout, state.Model, parameters))
+        {
+            if (!tensors.TryGetValue(expected.Name, out var tensor))
+                throw new DataFormatException(modelPath, $"tensor {expected.Name} is missing");
+            if (!tensor.Shape.SequenceEqual(expected.Shape))
+                throw new DataFormatException(modelPath, $"tensor {expected.Name} has shape [{string.Join(",", tensor.Shape)}], the model needs [{string.Join(",", expected.Shape)}]");
+            if (tensor.Data.Any(value => !float.IsFinite(value)))
+                throw new DataFormatException(modelPath, $"tensor {expected.Name} holds NaN or infinite values");
+        }
+        Scatter(layout, state.Model, tensors, parameters);
+
+        string optimizerPath = Path.Combine(directory, OptimizerFile);
+        var (moments, _) = SafeTensors.Read(optimizerPath);
+        float[] Moment(string name) =>
+            moments.TryGetValue(name, out var tensor) && tensor.Data.Length == layout.Count
+                ? tensor.Data
+                : throw new DataFormatException(optimizerPath, $"tensor {name} is missing or does not hold {layout.Count} values");
+        return new LoadedCheckpoint(state, parameters, Moment("adam.first_moment"), Moment("adam.second_moment"));
+    }
+
+    /// <summary>The named tensors of a flat parameter buffer (copies), in layout order.</summary>
+    public static List<Tensor> ModelTensors(ParameterLayout layout, VaeConfig config, float[] parameters)
+    {
+        var tensors = new List<Tensor>();
+        foreach (var layer in layout.Layers)
+        {
+            float[] Slice(int offset, int count) => parameters.AsSpan(offset, count).ToArray();
+            if (layer.Name == "encoder.stats")
+            {
+                // PyTorch's VAE example keeps μ and log σ² as two layers (fc21, fc22); so do the saved names.
+                int half = config.Latent;
+                tensors.Add(new Tensor("encoder.mu.weight", [half, layer.Inputs], Slice(layer.WeightOffset, half * layer.Inputs)));
+                tensors.Add(new Tensor("encoder.mu.bias", [half], Slice(layer.BiasOffset, half)));
+                tensors.Add(new Tensor("encoder.logvar.weight", [half, layer.Inputs], Slice(layer.WeightOffset + half * layer.Inputs, half * layer.Inputs)));
+                tensors.Add(new Tensor("encoder.logvar.bias", [half], Slice(layer.BiasOffset + half, half)));
+                continue;
+            }
+            tensors.Add(new Tensor(layer.Name + ".weight", [layer.Outputs, layer.Inputs], Slice(layer.WeightOffset, layer.WeightCount)));
+            tensors.Add(new Tensor(layer.Name + ".bias", [layer.Outputs], Slice(layer.BiasOffset, layer.Outputs)));
+        }
+        return tensors;
+    }
+
+    private static void Scatter(ParameterLayout layout, VaeConfig config, Dictionary<string, Tensor> tensors, float[] parameters)
+    {
+        foreach (var layer in layout.Layers)
+        {
+            if (layer.Name == "encoder.stats")
+            {
+                int half = config.Latent;
+                tensors["encoder.mu.weight"].Data.CopyTo(parameters, layer.WeightOffset);
+                tensors["encoder.logvar.weight"].Data.CopyTo(parameters, layer.WeightOffset + half * layer.Inputs);
+                tensors["encoder.mu.bias"].Data.CopyTo(parameters, layer.BiasOffset);
+                tensors["encoder.logvar.bias"].Data.CopyTo(parameters, layer.BiasOffset + half);
+                continue;
+            }
+            tensors[layer.Name + ".weight"].Data.CopyTo(parameters, layer.WeightOffset);
+            tensors[layer.Name + ".bias"].Data.CopyTo(parameters, layer.BiasOffset);
+        }
+    }
+}

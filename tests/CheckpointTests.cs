@@ -1,0 +1,159 @@
+using System.Buffers.Binary;
+using System.Text;
+using System.Text.Json;
+using IlgpuVae.Host;
+using IlgpuVae.Model.Checkpoints;
+using IlgpuVae.Model.Data;
+
+namespace IlgpuVae.Tests;
+
+[Collection(AcceleratorCollection.Name)]
+public sealed class CheckpointTests : IDisposable
+{
+    private readonly string directory = Directory.CreateTempSubdirectory("ilgpuvae-checkpoint-").FullName;
+
+    public void Dispose() => Directory.Delete(directory, recursive: true);
+
+    [Fact]
+    public void SafeTensorsRoundTripsAndFollowsTheLayoutOfTheSpecification()
+    {
+        var path = Path.Combine(directory, "t.safetensors");
+        var tensors = new[]
+        {
+            new Tensor("a.weight", [2, 3], [1, 2, 3, 4, 5, 6]),
+            new Tensor("a.bias", [2], [-0.5f, float.Epsilon]),
+        };
+        SafeTensors.Write(path, tensors, new Dictionary<string, string> { ["note"] = "x" });
+
+        // Read the bytes as the specification lays them out, without our reader: u64 header length, JSON, data.
+        var bytes = File.ReadAllBytes(path);
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        Assert.Equal(0UL, headerLength % 8);
+        using var header = JsonDocument.Parse(Encoding.UTF8.GetString(bytes, 8, (int)headerLength));
+        var bias = header.RootElement.GetProperty("a.bias");
+        Assert.Equal("F32", bias.GetProperty("dtype").GetString());
+        var offsets = bias.GetProperty("data_offsets").EnumerateArray().Select(o => o.GetInt32()).ToArray();
+        Assert.Equal([24, 32], offsets);
+        Assert.Equal(-0.5f, BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(8 + (int)headerLength + 24)));
+        Assert.Equal("x", header.RootElement.GetProperty("__metadata__").GetProperty("note").GetString());
+
+        var (read, metadata) = SafeTensors.Read(path);
+        Assert.Equal("x", metadata["note"]);
+        Assert.Equal([2, 3], read["a.weight"].Shape);
+        Assert.Equal(tensors[0].Data, read["a.weight"].Data);
+        Assert.Equal(tensors[1].Data, read["a.bias"].Data);
+    }
+
+    public static TheoryData<string, string> BadFiles => new()
+    {
+        { "empty", "too short" },
+        { "huge header", "larger than the file" },
+        { "not json", "not valid JSON" },
+        { "f16", "only F32" },
+        { "short data", "needs 8 bytes" },
+        { "gap", "gap or overlap" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadFiles))]
+    public void RejectsBadSafeTensorsFilesNamingTheProblem(string name, string expected)
+    {
+        static byte[] File(string json, int dataBytes)
+        {
+            var header = Encoding.UTF8.GetBytes(json);
+            var bytes = new byte[8 + header.Length + dataBytes];
+            BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)header.Length);
+            header.CopyTo(bytes, 8);
+            return bytes;
+        }
+        byte[] content = name switch
+        {
+            "empty" => [],
+            "huge header" => [255, 255, 255, 255, 0, 0, 0, 0, 1],
+            "not json" => File("{\"a\": [", 0),
+            "f16" => File("{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4),
+            "short data" => File("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4),
+            "gap" => File("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8),
+            _ => throw new ArgumentException(name),
+        };
+        var path = Path.Combine(directory, name.Replace(' ', '-'));
+        System.IO.File.WriteAllBytes(path, content);
+        var error = Assert.Throws<DataFormatException>(() => SafeTensors.Read(path));
+        Assert.StartsWith(path + ":", error.Message);
+        Assert.Contains(expected, error.Message);
+    }
+
+    private string WriteDataSet()
+    {
+        var data = Path.Combine(directory, "data");
+        Directory.CreateDirectory(data);
+        var random = new Random(3);
+        byte[] Images(int count)
+        {
+            var bytes = new byte[count * 16];
+            random.NextBytes(bytes);
+            return IdxReaderTests.Idx([count, 4, 4], bytes);
+        }
+        File.WriteAllBytes(Path.Combine(data, "train-images-idx3-ubyte"), Images(40));
+        File.WriteAllBytes(Path.Combine(data, "train-labels-idx1-ubyte"), IdxReaderTests.Idx([40], new byte[40]));
+        File.WriteAllBytes(Path.Combine(data, "t10k-images-idx3-ubyte"), Images(9));
+        File.WriteAllBytes(Path.Combine(data, "t10k-labels-idx1-ubyte"), IdxReaderTests.Idx([9], new byte[9]));
+        return data;
+    }
+
+    private static void Train(params string[] args)
+    {
+        var error = new StringWriter();
+        int exitCode = Program.Run(args, new StringWriter(), error);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+    }
+
+    [Fact]
+    public void ResumedRunEndsBitForBitWhereAnUninterruptedRunEnds()
+    {
+        var data = WriteDataSet();
+        string[] common = ["--data", data, "--batch-size", "8", "--hidden", "8", "--latent", "4", "--accelerator", "cpu", "--binarize"];
+        var straight = Path.Combine(directory, "straight");
+        var resumed = Path.Combine(directory, "resumed");
+        Train(["train", .. common, "--epochs", "3", "--out", straight]);
+        Train(["train", .. common, "--epochs", "1", "--out", resumed]);
+        Train("train", "--resume", resumed, "--epochs", "3");
+
+        var a = Checkpoint.Load(Path.Combine(straight, "checkpoint"));
+        var b = Checkpoint.Load(Path.Combine(resumed, "checkpoint"));
+        Assert.Equal(3, b.State.Epoch);
+        Assert.Equal(a.State.Step, b.State.Step);
+        Assert.Equal(a.Parameters, b.Parameters);
+        Assert.Equal(a.FirstMoment, b.FirstMoment);
+        Assert.Equal(a.SecondMoment, b.SecondMoment);
+        var straightMetrics = MetricsFile.Read(Path.Combine(straight, "metrics.csv"));
+        var resumedMetrics = MetricsFile.Read(Path.Combine(resumed, "metrics.csv"));
+        Assert.Equal(straightMetrics.Select(row => (row.Epoch, row.TrainLoss, row.TestLoss)),
+            resumedMetrics.Select(row => (row.Epoch, row.TrainLoss, row.TestLoss)));
+    }
+
+    [Fact]
+    public void CheckpointNamesMatchThePyTorchExampleLayers()
+    {
+        var data = WriteDataSet();
+        var run = Path.Combine(directory, "run");
+        Train("train", "--data", data, "--epochs", "1", "--batch-size", "8", "--hidden", "8", "--latent", "4", "--accelerator", "cpu", "--out", run);
+        var (tensors, _) = SafeTensors.Read(Path.Combine(run, "checkpoint", Checkpoint.ModelFile));
+        // fc1, fc21, fc22, fc3, fc4 of the PyTorch example, under our names, shaped [out, in] as nn.Linear.
+        Assert.Equal([8, 16], tensors["encoder.0.weight"].Shape);
+        Assert.Equal([4, 8], tensors["encoder.mu.weight"].Shape);
+        Assert.Equal([4, 8], tensors["encoder.logvar.weight"].Shape);
+        Assert.Equal([8, 4], tensors["decoder.0.weight"].Shape);
+        Assert.Equal([16, 8], tensors["decoder.out.weight"].Shape);
+        Assert.Equal(10, tensors.Count);
+    }
+
+    [Fact]
+    public void ResumeWithoutACheckpointIsAOneLineError()
+    {
+        var error = new StringWriter();
+        int exitCode = Program.Run(["train", "--resume", Path.Combine(directory, "nothing")], new StringWriter(), error);
+        Assert.Equal(2, exitCode);
+        Assert.Contains("config.json: file not found", error.ToString());
+    }
+}
