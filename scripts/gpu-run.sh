@@ -13,6 +13,11 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_gcServer=0
 echo "== commit $(cat "$here/COMMIT" 2>/dev/null)"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "nvidia-smi: not available"
 
+echo "== ilgpu-vae check on CUDA: every kernel against its reference"
+"$here/ilgpu-vae" check --accelerator cuda > "$out/check-cuda.log" 2>&1
+check_status=$?
+grep -E "FAIL|checks passed|^accelerators|^  [A-Z]" "$out/check-cuda.log" | head -30
+
 echo "== tests on CUDA (ILGPUVAE_ACCELERATOR=cuda)"
 ILGPUVAE_ACCELERATOR=cuda "$here/IlgpuVae.Tests" -noColor -parallel none > "$out/tests-cuda.log" 2>&1
 tests_status=$?
@@ -42,9 +47,10 @@ bdn_status=$?
 grep -E "^\|" "$out/benchmarkdotnet.log" | head -60
 
 echo "== summary"
+echo "check on CUDA: exit $check_status; $(grep -E 'checks passed' "$out/check-cuda.log")"
 echo "tests on CUDA: exit $tests_status; $(grep -oE 'Total: [0-9]+, Errors: [0-9]+, Failed: [0-9]+, Skipped: [0-9]+' "$out/tests-cuda.log" | tail -n 1)"
 echo "one epoch on CUDA: exit $train_status; $(grep -E '^epoch 1/1:' "$out/train-cuda.log")"
 echo "bench on CUDA: exit $bench_status"; grep -E '^model ' "$out/bench-cuda.log"
 echo "compare with PyTorch: exit $compare_status (table above; logs in $out/compare.log)"
 echo "BenchmarkDotNet: exit $bdn_status (124: cut at 4 minutes; tables above; logs in $out/benchmarkdotnet.log)"
-[ "$tests_status" -eq 0 ] && [ "$train_status" -eq 0 ] && [ "$bench_status" -eq 0 ]
+[ "$check_status" -eq 0 ] && [ "$tests_status" -eq 0 ] && [ "$train_status" -eq 0 ] && [ "$bench_status" -eq 0 ]

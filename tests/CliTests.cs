@@ -86,6 +86,19 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void CheckRunsEveryKernelAgainstItsReference()
+    {
+        var (exitCode, output, error) = Run("check", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}\n{output}");
+        Assert.Contains("accelerators found:", output);
+        Assert.DoesNotContain("FAIL", output);
+        foreach (var kernel in new[] { "dense forward Relu (Simple)", "dense backward Tanh (CpuShaped)", "reparameterize + KL backward",
+                     "Gaussian reconstruction + gradient", "Adam step", "minibatch gather, binarized" })
+            Assert.Contains(kernel, output);
+        Assert.Matches(@"(\d+) of \1 checks passed on CPU", output);
+    }
+
+    [Fact]
     public void MissingFolderIsOneLineErrorWithExitCode2()
     {
         var missing = Path.Combine(directory, "nowhere");

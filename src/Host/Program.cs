@@ -20,6 +20,7 @@ public static class Program
         var root = new RootCommand("IlgpuVae: variational autoencoders on GPUs (and the CPU) through ILGPU") { verbose };
         root.Subcommands.Add(TrainCommand(output));
         root.Subcommands.Add(BenchCommand(output));
+        root.Subcommands.Add(CheckCommand(output));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -149,6 +150,17 @@ public static class Program
             }, output).Run();
             return 0;
         });
+        return command;
+    }
+
+    private static Command CheckCommand(TextWriter output)
+    {
+        var accelerator = AcceleratorOption();
+        var command = new Command("check", "List the accelerators and check every kernel against its reference on one of them (exit 1 if any check fails)")
+        {
+            accelerator,
+        };
+        command.SetAction(parse => Check.Run(Compute.ParseChoice(parse.GetValue(accelerator)), output));
         return command;
     }
 

@@ -1,0 +1,198 @@
+using ILGPU;
+using ILGPU.Runtime;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.GpuKernels.Reference;
+
+namespace IlgpuVae.Model.Verification;
+
+/// <summary>One kernel at one shape against its double-precision reference.</summary>
+/// <param name="WorstRatio">The worst element's error divided by its allowed error (≤ 1 passes).</param>
+public sealed record CheckResult(string Kernel, string Shape, double WorstRatio, double WorstError)
+{
+    public bool Passed => WorstRatio <= 1;
+}
+
+/// <summary>
+/// Runs every kernel on one accelerator against its reference at several shapes, as `ilgpu-vae check` does to
+/// validate a machine. Tolerances are those of the test suite (relative to the magnitude of each result, or of
+/// Σ|a·b| for dot products, plus a small absolute term), so a pass here means what a passing test means.
+/// </summary>
+public sealed class KernelCheck(KernelSet kernels)
+{
+    private const double DotRelative = 2e-5, DotAbsolute = 1e-6, ElementRelative = 2e-5, ElementAbsolute = 2e-5;
+    private static readonly (int Batch, int Inputs, int Outputs)[] DenseShapes = [(1, 1, 1), (7, 33, 7), (33, 784, 20), (128, 400, 784), (127, 785, 401)];
+
+    public IEnumerable<CheckResult> Run()
+    {
+        var variants = Enum.GetValues<DenseVariant>().Where(variant => variant != DenseVariant.GpuTiled || kernels.SupportsTiled);
+        var original = kernels.DenseKernels;
+        try
+        {
+            foreach (var variant in variants)
+            {
+                kernels.DenseKernels = variant;
+                foreach (var (batch, inputs, outputs) in DenseShapes)
+                    foreach (var result in Dense(variant, batch, inputs, outputs))
+                        yield return result;
+            }
+        }
+        finally
+        {
+            kernels.DenseKernels = original;
+        }
+        foreach (var (batch, latent) in new[] { (1, 1), (33, 20), (128, 100) })
+            foreach (var result in Reparameterize(batch, latent))
+                yield return result;
+        foreach (var likelihood in Enum.GetValues<LikelihoodKind>())
+            foreach (var (batch, features) in new[] { (1, 7), (33, 784) })
+                yield return Reconstruction(likelihood, batch, features);
+        foreach (int count in new[] { 1, 33, 100_003 })
+            yield return Adam(count);
+        foreach (bool binarize in new[] { false, true })
+            yield return Gather(binarize);
+    }
+
+    private CheckResult Gather(bool binarize)
+    {
+        const int examples = 300, batch = 128, features = 784, first = 100;
+        var random = new Random(binarize ? 1 : 2);
+        var data = new byte[examples * features];
+        random.NextBytes(data);
+        int[] order = Enumerable.Range(0, examples).OrderBy(_ => random.Next()).ToArray();
+        var key = new DrawKey(3, Philox.Streams.Binarize, 9);
+        var accelerator = kernels.Accelerator;
+        using var dataBuffer = accelerator.Allocate1D(data);
+        using var orderBuffer = accelerator.Allocate1D(order);
+        using var x = accelerator.Allocate1D<float>(batch * features);
+        kernels.Gather(dataBuffer.View, orderBuffer.View, x.View, first, batch, features, binarize, key);
+        return Compare(binarize ? "minibatch gather, binarized" : "minibatch gather", $"{batch}x{features}",
+            MinibatchReference.Gather(data, order, first, batch, features, binarize, key), x.GetAsArray1D(), 1e-7, 0);
+    }
+
+    private IEnumerable<CheckResult> Dense(DenseVariant variant, int batch, int inputs, int outputs)
+    {
+        var random = new Random(batch + 31 * inputs + 7 * outputs);
+        double[] x = Uniform(random, batch * inputs, -1, 1);
+        double[] weights = Uniform(random, outputs * inputs, -1 / Math.Sqrt(inputs), 1 / Math.Sqrt(inputs));
+        double[] bias = Uniform(random, outputs, -0.5, 0.5);
+        double[] dY = Uniform(random, batch * outputs, -1, 1);
+        var accelerator = kernels.Accelerator;
+        using var xBuffer = accelerator.Allocate1D(ToFloat(x));
+        using var wBuffer = accelerator.Allocate1D(ToFloat(weights));
+        using var bBuffer = accelerator.Allocate1D(ToFloat(bias));
+        using var yBuffer = accelerator.Allocate1D<float>(batch * outputs);
+        using var dYBuffer = accelerator.Allocate1D<float>(batch * outputs);
+        using var dXBuffer = accelerator.Allocate1D<float>(batch * inputs);
+        using var dWBuffer = accelerator.Allocate1D<float>(outputs * inputs);
+        using var dBBuffer = accelerator.Allocate1D<float>(outputs);
+        string shape = $"{batch}x{inputs}->{outputs}";
+        var absX = x.Select(Math.Abs).ToArray();
+        var absW = weights.Select(Math.Abs).ToArray();
+        var forwardScale = DenseReference.AbsoluteScale(x, weights, bias, batch, inputs, outputs);
+        var backwardScale = DenseReference.Backward(ActivationKind.Identity, absX, absW, [], dY.Select(Math.Abs).ToArray(), batch, inputs, outputs);
+        foreach (var activation in Enum.GetValues<ActivationKind>())
+        {
+            kernels.DenseForward(activation, xBuffer.View, wBuffer.View, bBuffer.View, yBuffer.View, batch, inputs, outputs);
+            yield return Compare($"dense forward {activation} ({variant})", shape,
+                DenseReference.Forward(activation, x, weights, bias, batch, inputs, outputs), yBuffer.GetAsArray1D(), DotRelative, DotAbsolute, forwardScale);
+
+            dYBuffer.View.CopyFromCPU(ToFloat(dY));
+            kernels.DenseBackward(activation, xBuffer.View, wBuffer.View, yBuffer.View, dYBuffer.View, dXBuffer.View, dWBuffer.View, dBBuffer.View, batch, inputs, outputs);
+            var (dInput, dWeights, dBias) = DenseReference.Backward(activation, x, weights, bias, dY, batch, inputs, outputs);
+            var worst = new[]
+            {
+                Compare("", shape, dInput, dXBuffer.GetAsArray1D(), DotRelative, DotAbsolute, backwardScale.dInput),
+                Compare("", shape, dWeights, dWBuffer.GetAsArray1D(), DotRelative, DotAbsolute, backwardScale.dWeights),
+                Compare("", shape, dBias, dBBuffer.GetAsArray1D(), DotRelative, DotAbsolute, backwardScale.dBias),
+            }.MaxBy(result => result.WorstRatio)!;
+            yield return worst with { Kernel = $"dense backward {activation} ({variant})" };
+        }
+    }
+
+    private IEnumerable<CheckResult> Reparameterize(int batch, int latent)
+    {
+        var random = new Random(batch * latent);
+        double[] stats = Uniform(random, batch * 2 * latent, -2, 2);
+        double[] dZ = Uniform(random, batch * latent, -1, 1);
+        var key = new DrawKey(7, Philox.Streams.Reparameterize, 3);
+        var epsilon = Enumerable.Range(0, batch * latent).Select(i => Philox.NormalDouble(key.Seed, key.Stream, key.Step, i)).ToArray();
+        var accelerator = kernels.Accelerator;
+        using var statsBuffer = accelerator.Allocate1D(ToFloat(stats));
+        using var zBuffer = accelerator.Allocate1D<float>(batch * latent);
+        using var epsilonBuffer = accelerator.Allocate1D<float>(batch * latent);
+        using var klBuffer = accelerator.Allocate1D<float>(batch);
+        using var dZBuffer = accelerator.Allocate1D(ToFloat(dZ));
+        using var dStatsBuffer = accelerator.Allocate1D<float>(batch * 2 * latent);
+        kernels.ReparameterizeForward(statsBuffer.View, zBuffer.View, epsilonBuffer.View, klBuffer.View, batch, latent, key);
+        kernels.ReparameterizeBackward(statsBuffer.View, epsilonBuffer.View, dZBuffer.View, dStatsBuffer.View, batch, latent, 0.25f);
+        var (z, kl) = LossReference.ReparameterizeForward(stats, epsilon, batch, latent);
+        string shape = $"{batch}x{latent}";
+        yield return Compare("reparameterize ε, z", shape, epsilon.Concat(z).ToArray(), epsilonBuffer.GetAsArray1D().Concat(zBuffer.GetAsArray1D()).ToArray(), ElementRelative, ElementAbsolute);
+        yield return Compare("KL", shape, kl, klBuffer.GetAsArray1D(), ElementRelative, ElementAbsolute * latent);
+        yield return Compare("reparameterize + KL backward", shape,
+            LossReference.ReparameterizeBackward(stats, epsilon, dZ, batch, latent, 0.25), dStatsBuffer.GetAsArray1D(), ElementRelative, ElementAbsolute);
+    }
+
+    private CheckResult Reconstruction(LikelihoodKind likelihood, int batch, int features)
+    {
+        var random = new Random(batch + features);
+        double[] target = Uniform(random, batch * features, 0, 1);
+        double[] output = likelihood == LikelihoodKind.Bernoulli ? Uniform(random, batch * features, -40, 40) : Uniform(random, batch * features, 0, 1);
+        var accelerator = kernels.Accelerator;
+        using var targetBuffer = accelerator.Allocate1D(ToFloat(target));
+        using var outputBuffer = accelerator.Allocate1D(ToFloat(output));
+        using var gradientBuffer = accelerator.Allocate1D<float>(batch * features);
+        using var rowBuffer = accelerator.Allocate1D<float>(batch);
+        kernels.ReconstructionLossGradient(likelihood, targetBuffer.View, outputBuffer.View, gradientBuffer.View, rowBuffer.View, batch, features,
+            ReconstructionParameters.For(likelihood, features, 0.3, 0.5));
+        var (rows, gradient) = LossReference.Reconstruction(likelihood, ToDouble(ToFloat(target)), ToDouble(ToFloat(output)), batch, features, 0.3, 0.5);
+        var rowScale = Enumerable.Range(0, batch).Select(b => Enumerable.Range(0, features)
+            .Sum(j => Math.Abs(LossReference.NegativeLogLikelihood(likelihood, (float)target[b * features + j], (float)output[b * features + j], 0.3)))).ToArray();
+        var value = Compare("", "", rows, rowBuffer.GetAsArray1D(), ElementRelative, ElementAbsolute, rowScale);
+        var slope = Compare("", "", gradient, gradientBuffer.GetAsArray1D(), ElementRelative, ElementAbsolute);
+        return (value.WorstRatio >= slope.WorstRatio ? value : slope) with { Kernel = $"{likelihood} reconstruction + gradient", Shape = $"{batch}x{features}" };
+    }
+
+    private CheckResult Adam(int count)
+    {
+        var random = new Random(count);
+        double[] parameters = Uniform(random, count, -1, 1);
+        double[] gradient = Uniform(random, count, -0.1, 0.1);
+        var accelerator = kernels.Accelerator;
+        using var p = accelerator.Allocate1D(ToFloat(parameters));
+        using var g = accelerator.Allocate1D(ToFloat(gradient));
+        using var m = accelerator.Allocate1D<float>(count);
+        using var v = accelerator.Allocate1D<float>(count);
+        m.MemSetToZero();
+        v.MemSetToZero();
+        kernels.AdamStep(p.View, g.View, m.View, v.View, new AdamParameters(1e-3f, 0.9f, 0.999f, 1e-8f, 1));
+        var expected = ToDouble(ToFloat(parameters));
+        AdamReference.Step(expected, ToDouble(ToFloat(gradient)), new double[count], new double[count], 1e-3, 0.9, 0.999, 1e-8, 1);
+        return Compare("Adam step", count.ToString(System.Globalization.CultureInfo.InvariantCulture), expected, p.GetAsArray1D(), 1e-6, 1e-7);
+    }
+
+    private static CheckResult Compare(string kernel, string shape, double[] expected, float[] actual, double relative, double absolute, double[]? scale = null)
+    {
+        double worstRatio = 0, worstError = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double error = Math.Abs(actual[i] - expected[i]);
+            if (!double.IsFinite(error))
+                return new CheckResult(kernel, shape, double.PositiveInfinity, double.PositiveInfinity);
+            double ratio = error / (absolute + relative * (scale?[i] ?? Math.Abs(expected[i])));
+            if (ratio > worstRatio)
+            {
+                worstRatio = ratio;
+                worstError = error;
+            }
+        }
+        return new CheckResult(kernel, shape, worstRatio, worstError);
+    }
+
+    private static double[] Uniform(Random random, int count, double low, double high) =>
+        ToDouble(Enumerable.Range(0, count).Select(_ => (float)(low + (high - low) * random.NextDouble())).ToArray());
+
+    private static float[] ToFloat(double[] values) => values.Select(value => (float)value).ToArray();
+
+    private static double[] ToDouble(float[] values) => values.Select(value => (double)value).ToArray();
+}
