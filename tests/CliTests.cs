@@ -98,6 +98,45 @@ public sealed class CliTests : IDisposable
         Assert.Matches(@"(\d+) of \1 checks passed on CPU", output);
     }
 
+    /// <summary>Width and height from a PNG's IHDR chunk, after checking the signature.</summary>
+    private static (int Width, int Height) PngSize(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G', 13, 10, 26, 10 }, bytes[..8]);
+        Assert.Equal("IHDR", System.Text.Encoding.ASCII.GetString(bytes, 12, 4));
+        return (System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(16)),
+                System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(20)));
+    }
+
+    [Fact]
+    public void SampleAndReconstructWritePngGrids()
+    {
+        var data = WriteDataSet(train: 30, test: 7);
+        var run = Path.Combine(directory, "run");
+        var (exitCode, _, error) = Run("train", "--data", data, "--epochs", "1", "--batch-size", "8", "--hidden", "8",
+            "--latent", "2", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+
+        (exitCode, _, error) = Run("sample", run, "--count", "5", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        // 20 inputs are not a square: each sample is a 1×20 strip; 5 tiles in 3 columns, 2-pixel gaps.
+        Assert.Equal((3 * 22 + 2, 2 * 3 + 2), PngSize(Path.Combine(run, "samples.png")));
+
+        var pairs = Path.Combine(directory, "pairs.png");
+        (exitCode, _, error) = Run("reconstruct", run, "--count", "3", "--out", pairs, "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        // 3 images of 4×5, each beside its reconstruction: 6 tiles in 4 columns.
+        Assert.Equal((4 * 7 + 2, 2 * 6 + 2), PngSize(pairs));
+    }
+
+    [Fact]
+    public void SampleFromAFolderWithoutARunIsAUsageError()
+    {
+        var (exitCode, _, error) = Run("sample", directory, "--accelerator", "cpu");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("config.json: file not found", error);
+    }
+
     [Fact]
     public void MissingFolderIsOneLineErrorWithExitCode2()
     {

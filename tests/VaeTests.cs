@@ -160,6 +160,48 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Configurations))]
+    public void EncodeAndDecodeMatchTheReferenceLayers(string configuration)
+    {
+        var config = Config(configuration);
+        const int batch = 5;
+        const ulong seed = 17;
+        var images = SyntheticImages(batch, 3, 4, 6);
+        var layout = new ParameterLayout(config);
+        var parameters = layout.Initialise(seed);
+        var p = Numerics.ToDouble(parameters);
+        double[] Run(int from, int to, double[] input)
+        {
+            for (int i = from; i < to; i++)
+            {
+                var layer = layout.Layers[i];
+                input = DenseReference.Forward(layer.Activation, input, p[layer.WeightOffset..(layer.WeightOffset + layer.WeightCount)],
+                    p[layer.BiasOffset..layer.End], batch, layer.Inputs, layer.Outputs);
+            }
+            return input;
+        }
+        var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
+        var stats = Run(0, layout.EncoderLayerCount, x);
+        var expectedMu = Enumerable.Range(0, batch * config.Latent).Select(i => stats[i / config.Latent * 2 * config.Latent + i % config.Latent]).ToArray();
+        var expectedLogVariance = Enumerable.Range(0, batch * config.Latent).Select(i => stats[i / config.Latent * 2 * config.Latent + config.Latent + i % config.Latent]).ToArray();
+        var codes = Numerics.Uniform(new Random(2), batch * config.Latent, -2, 2);
+        var decoded = Run(layout.EncoderLayerCount, layout.Layers.Count, Numerics.ToDouble(codes));
+        if (config.Likelihood == LikelihoodKind.Bernoulli)
+            decoded = decoded.Select(StableMath.Sigmoid).ToArray();
+
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var data = new DeviceDataset(kernels.Accelerator, images);
+            using var vae = new Vae(kernels, config, batch, seed);
+            var (mu, logVariance) = vae.Encode(data, 0, batch);
+            string label = $"{kernels.Accelerator.AcceleratorType} {configuration}";
+            Numerics.AssertClose(label + ": encoded μ", expectedMu, mu, 1e-5, 1e-6);
+            Numerics.AssertClose(label + ": encoded log σ²", expectedLogVariance, logVariance, 1e-5, 1e-6);
+            Numerics.AssertClose(label + ": decoded means", decoded, vae.Decode(codes), 1e-5, 1e-6);
+        }
+    }
+
     [Fact]
     public void SameSeedGivesIdenticalParametersAndOtherSeedDoesNot()
     {

@@ -88,5 +88,6 @@ public static class Philox
         public const uint EvalBinarize = 4;
         public const uint Shuffle = 5;
         public const uint Initialise = 6;
+        public const uint Sample = 7;
     }
 }

@@ -21,6 +21,10 @@ public static class Program
         root.Subcommands.Add(TrainCommand(output));
         root.Subcommands.Add(BenchCommand(output));
         root.Subcommands.Add(CheckCommand(output));
+        root.Subcommands.Add(PictureCommand("sample", "Decode samples from the prior of a trained run into a PNG grid (default RUN_DIR/samples.png)",
+            (run, count, seed, path, accelerator) => Pictures.Sample(run, count, seed, path, accelerator, output)));
+        root.Subcommands.Add(PictureCommand("reconstruct", "Test images beside their reconstructions from a trained run, as a PNG (default RUN_DIR/reconstructions.png)",
+            (run, count, _, path, accelerator) => Pictures.Reconstruct(run, count, path, accelerator, output)));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -148,6 +152,26 @@ public static class Program
                     _ => null,
                 },
             }, output).Run();
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command PictureCommand(string name, string description,
+        Func<string, int, ulong, string?, AcceleratorChoice, string> draw)
+    {
+        var run = new Argument<string>("RUN_DIR") { Description = "A run folder written by train" };
+        var count = new Option<int>("--count") { Description = "How many images", DefaultValueFactory = _ => 64 };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of the prior draws", DefaultValueFactory = _ => 1 };
+        var outPath = new Option<string?>("--out") { Description = "PNG file to write" };
+        var accelerator = AcceleratorOption();
+        var command = new Command(name, description) { run, count, outPath, accelerator };
+        if (name == "sample")
+            command.Options.Add(seed);
+        command.SetAction(parse =>
+        {
+            draw(parse.GetValue(run)!, parse.GetValue(count), parse.GetValue(seed), parse.GetValue(outPath),
+                Compute.ParseChoice(parse.GetValue(accelerator)));
             return 0;
         });
         return command;

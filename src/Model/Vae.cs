@@ -178,21 +178,66 @@ public sealed class Vae : IDisposable
 
     private void Forward(int batch, DrawKey reparameterizeKey)
     {
-        ArrayView<float> input = Rows(x, batch, Config.InputSize);
-        for (int i = 0; i < Layout.Layers.Count; i++)
+        DenseLayers(0, Layout.EncoderLayerCount, Rows(x, batch, Config.InputSize), batch);
+        kernels.ReparameterizeForward(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent),
+            Rows(z, batch, Config.Latent), Rows(epsilon, batch, Config.Latent), klPerRow.View.SubView(0, batch),
+            batch, Config.Latent, reparameterizeKey);
+        DenseLayers(Layout.EncoderLayerCount, Layout.Layers.Count, Rows(z, batch, Config.Latent), batch);
+    }
+
+    /// <summary>Runs layers [from, to) forward from <paramref name="input"/>, each into its output buffer.</summary>
+    private void DenseLayers(int from, int to, ArrayView<float> input, int batch)
+    {
+        for (int i = from; i < to; i++)
         {
             var layer = Layout.Layers[i];
-            if (i == Layout.EncoderLayerCount)
-            {
-                kernels.ReparameterizeForward(input, Rows(z, batch, Config.Latent), Rows(epsilon, batch, Config.Latent),
-                    klPerRow.View.SubView(0, batch), batch, Config.Latent, reparameterizeKey);
-                input = Rows(z, batch, Config.Latent);
-            }
             var output = Rows(layerOutputs[i], batch, layer.Outputs);
             kernels.DenseForward(layer.Activation, input, Weights(parameters, layer), Bias(parameters, layer),
                 output, batch, layer.Inputs, layer.Outputs);
             input = output;
         }
+    }
+
+    /// <summary>
+    /// The encoder's q(z|x) for examples order[first..first+batch): μ and log σ², each [batch, latent] row-major
+    /// (waits for the device; for commands, not training).
+    /// </summary>
+    public (float[] Mu, float[] LogVariance) Encode(DeviceDataset data, int first, int batch, bool binarize = false, long drawIndex = 0)
+    {
+        CheckBatch(data, first, batch);
+        kernels.Gather(data.Images, data.Order, x.View, first, batch, Config.InputSize, binarize,
+            new DrawKey(Seed, Philox.Streams.EvalBinarize, drawIndex));
+        DenseLayers(0, Layout.EncoderLayerCount, Rows(x, batch, Config.InputSize), batch);
+        kernels.Synchronize();
+        var stats = Download(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent));
+        var mu = new float[batch * Config.Latent];
+        var logVariance = new float[batch * Config.Latent];
+        for (int b = 0; b < batch; b++)
+        {
+            Array.Copy(stats, b * 2 * Config.Latent, mu, b * Config.Latent, Config.Latent);
+            Array.Copy(stats, b * 2 * Config.Latent + Config.Latent, logVariance, b * Config.Latent, Config.Latent);
+        }
+        return (mu, logVariance);
+    }
+
+    /// <summary>
+    /// The decoder's mean for each row of <paramref name="codes"/> ([n, latent], n ≤ MaxBatch): pixel
+    /// probabilities (the sigmoid of the logits) for Bernoulli, the means for Gaussian; [n, input] row-major.
+    /// </summary>
+    public float[] Decode(float[] codes)
+    {
+        int batch = codes.Length / Config.Latent;
+        if (batch < 1 || batch > MaxBatch || codes.Length != batch * Config.Latent)
+            throw new ArgumentException($"decode takes 1..{MaxBatch} codes of {Config.Latent} values (got {codes.Length} values)");
+        kernels.Synchronize();
+        z.View.SubView(0, codes.Length).CopyFromCPU(codes);
+        DenseLayers(Layout.EncoderLayerCount, Layout.Layers.Count, Rows(z, batch, Config.Latent), batch);
+        kernels.Synchronize();
+        var output = Download(Rows(layerOutputs[^1], batch, Config.InputSize));
+        if (Config.Likelihood == LikelihoodKind.Bernoulli)
+            for (int i = 0; i < output.Length; i++)
+                output[i] = StableMath.Sigmoid(output[i]);
+        return output;
     }
 
     /// <summary>Backward from the gradient already in the last layer's gradient buffer.</summary>
@@ -251,6 +296,8 @@ public sealed class Vae : IDisposable
         if (data.Features != Config.InputSize)
             throw new ArgumentException($"data has {data.Features} features per example but the model expects {Config.InputSize}");
     }
+
+    private static float[] Download(ArrayView<float> view) => ArrayViewExtensions.GetAsArray1D<float>(view);
 
     private static ArrayView<float> Rows(MemoryBuffer1D<float, Stride1D.Dense> buffer, int batch, int width) =>
         buffer.View.SubView(0, (long)batch * width);

@@ -1,0 +1,64 @@
+using IlgpuVae.GpuKernels;
+using IlgpuVae.Model;
+
+namespace IlgpuVae.Host;
+
+/// <summary>The sample and reconstruct commands: PNG grids from a trained run.</summary>
+public static class Pictures
+{
+    /// <summary>Decodes <paramref name="count"/> codes drawn from the prior N(0, I) (Philox, keyed by
+    /// <paramref name="seed"/>) and writes their means as a square-ish grid.</summary>
+    public static string Sample(string runDirectory, int count, ulong seed, string? outPath, AcceleratorChoice choice, TextWriter output)
+    {
+        if (count < 1)
+            throw new ArgumentException($"--count must be at least 1 (got {count})");
+        using var run = new RunFolder(runDirectory, choice, count);
+        var vae = run.Vae;
+        int latent = vae.Config.Latent;
+        var codes = new float[count * latent];
+        for (int i = 0; i < codes.Length; i++)
+            codes[i] = Philox.Normal(seed, Philox.Streams.Sample, 0, i);
+        var means = vae.Decode(codes);
+        var (height, width) = ImageShape(vae.Config);
+        var tiles = Enumerable.Range(0, count).Select(i => means.AsSpan(i * vae.Config.InputSize, vae.Config.InputSize).ToArray()).ToList();
+        string path = outPath ?? Path.Combine(runDirectory, "samples.png");
+        Images.WriteGrid(path, tiles, height, width, (int)Math.Ceiling(Math.Sqrt(count)));
+        output.WriteLine($"{count} samples from the prior, decoded by the model after epoch {run.Epoch}: {path}");
+        return path;
+    }
+
+    /// <summary>The first <paramref name="count"/> test images, each followed by its reconstruction from the
+    /// encoder's mean μ (no sampling noise), in pairs of columns.</summary>
+    public static string Reconstruct(string runDirectory, int count, string? outPath, AcceleratorChoice choice, TextWriter output)
+    {
+        if (count < 1)
+            throw new ArgumentException($"--count must be at least 1 (got {count})");
+        using var run = new RunFolder(runDirectory, choice, count);
+        var vae = run.Vae;
+        var test = DataSets.Load(run.Options.Data, output).Test;
+        if (test.Features != vae.Config.InputSize)
+            throw new ArgumentException($"the run's data set has {test.Features} features per image but the model expects {vae.Config.InputSize}");
+        count = Math.Min(count, test.Count);
+        using var data = new DeviceDataset(run.Accelerator, test.Take(count));
+        var (mu, _) = vae.Encode(data, 0, count);
+        var means = vae.Decode(mu);
+        var (height, width) = (test.Height, test.Width);
+        var tiles = new List<float[]>();
+        for (int i = 0; i < count; i++)
+        {
+            tiles.Add(test.Images.AsSpan(i * test.Features, test.Features).ToArray().Select(b => b / 255f).ToArray());
+            tiles.Add(means.AsSpan(i * test.Features, test.Features).ToArray());
+        }
+        string path = outPath ?? Path.Combine(runDirectory, "reconstructions.png");
+        Images.WriteGrid(path, tiles, height, width, 2 * (int)Math.Ceiling(Math.Sqrt(count)));
+        output.WriteLine($"{count} test images (left of each pair) and their reconstructions from μ (right): {path}");
+        return path;
+    }
+
+    /// <summary>Square images (MNIST's 28×28) where the input size is a square, else one row.</summary>
+    private static (int Height, int Width) ImageShape(VaeConfig config)
+    {
+        int side = (int)Math.Round(Math.Sqrt(config.InputSize));
+        return side * side == config.InputSize ? (side, side) : (1, config.InputSize);
+    }
+}

@@ -1,0 +1,51 @@
+using ILGPU;
+using ILGPU.Runtime;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.Model;
+using IlgpuVae.Model.Checkpoints;
+
+namespace IlgpuVae.Host;
+
+/// <summary>A trained run opened for the commands that use a model: its options, and its checkpoint loaded
+/// into a <see cref="Vae"/> on the chosen accelerator.</summary>
+public sealed class RunFolder : IDisposable
+{
+    private readonly Context context;
+    private readonly Accelerator accelerator;
+    private readonly KernelSet kernels;
+
+    public RunFolder(string directory, AcceleratorChoice choice, int maxBatch)
+    {
+        Directory = directory;
+        Options = TrainOptions.ForResume(directory);
+        var checkpoint = Checkpoint.Load(Path.Combine(directory, TrainOptions.CheckpointFolder));
+        Epoch = checkpoint.State.Epoch;
+        context = Compute.CreateContext();
+        try
+        {
+            accelerator = Compute.CreateAccelerator(context, choice);
+            kernels = new KernelSet(accelerator);
+            Vae = new Vae(kernels, checkpoint.State.Model, maxBatch, checkpoint.State.Seed, checkpoint.State.Adam);
+            Vae.RestoreState(checkpoint.Parameters, checkpoint.FirstMoment, checkpoint.SecondMoment, checkpoint.State.Step);
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    public string Directory { get; }
+    public TrainOptions Options { get; }
+    public int Epoch { get; }
+    public Vae Vae { get; }
+    public Accelerator Accelerator => accelerator;
+
+    public void Dispose()
+    {
+        Vae.Dispose();
+        kernels.Dispose();
+        accelerator.Dispose();
+        context.Dispose();
+    }
+}
