@@ -130,6 +130,28 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void EvalReportsTheBoundsAndWritesJson()
+    {
+        var data = WriteDataSet(train: 30, test: 6);
+        var run = Path.Combine(directory, "run");
+        var (exitCode, _, error) = Run("train", "--data", data, "--epochs", "1", "--batch-size", "8", "--hidden", "8",
+            "--latent", "2", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        (exitCode, var output, error) = Run("eval", run, "--k", "20", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("NLL = ", output);
+        using var report = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "eval.json")));
+        var root = report.RootElement;
+        Assert.Equal(6, root.GetProperty("Examples").GetInt32());
+        Assert.Equal(20, root.GetProperty("K").GetInt32());
+        double loss = root.GetProperty("Loss").GetDouble(), rate = root.GetProperty("Rate").GetDouble();
+        Assert.Equal(loss, root.GetProperty("Distortion").GetDouble() + rate, 6);
+        Assert.True(double.IsFinite(root.GetProperty("LowerBound").GetDouble()));
+        Assert.Equal(-root.GetProperty("LowerBound").GetDouble(), root.GetProperty("NegativeLogLikelihood").GetDouble());
+        Assert.InRange(root.GetProperty("ActiveUnits").GetInt32(), 0, 2);
+    }
+
+    [Fact]
     public void SampleFromAFolderWithoutARunIsAUsageError()
     {
         var (exitCode, _, error) = Run("sample", directory, "--accelerator", "cpu");

@@ -51,6 +51,42 @@ public sealed class LossKernelTests(AcceleratorFixture fixture)
         }
     }
 
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(33, 20)]
+    [InlineData(7, 127)]
+    public void LogWeightsMatchReference(int batch, int latent)
+    {
+        var random = new Random(batch * latent + 5);
+        float[] stats = Numerics.Uniform(random, batch * 2 * latent, -2, 2);
+        float[] z = Numerics.Uniform(random, batch * latent, -3, 3);
+        float[] epsilon = Numerics.Uniform(random, batch * latent, -3, 3);
+        float[] reconstruction = Numerics.Uniform(random, batch, 50, 200);
+        var expected = LossReference.LogWeights(Numerics.ToDouble(stats), Numerics.ToDouble(z), Numerics.ToDouble(epsilon), Numerics.ToDouble(reconstruction), batch, latent);
+        // Scale: the sum of the magnitudes of the terms, which bounds the float rounding of their sum.
+        var scale = Enumerable.Range(0, batch).Select(b => reconstruction[b] + Enumerable.Range(0, latent).Sum(k =>
+            0.5 * (epsilon[b * latent + k] * epsilon[b * latent + k] + Math.Abs(stats[b * 2 * latent + latent + k]) + z[b * latent + k] * z[b * latent + k]))).ToArray();
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var statsBuffer = accelerator.Upload(stats);
+            using var zBuffer = accelerator.Upload(z);
+            using var epsilonBuffer = accelerator.Upload(epsilon);
+            using var recBuffer = accelerator.Upload(reconstruction);
+            using var logWeights = accelerator.Allocate1D<float>(batch);
+            kernels.LogWeights(statsBuffer.View, zBuffer.View, epsilonBuffer.View, recBuffer.View, logWeights.View, batch, latent);
+            Numerics.AssertClose($"{accelerator.AcceleratorType} log w {batch}×{latent}", expected, logWeights.GetAsArray1D(), 1e-6, 1e-6, scale.Select(v => 10 * v).ToArray());
+        }
+    }
+
+    [Fact]
+    public void LogMeanExpIsStableAndExact()
+    {
+        Assert.Equal(Math.Log((Math.Exp(1) + Math.Exp(2) + Math.Exp(3)) / 3), LossReference.LogMeanExp([1.0, 2.0, 3.0]), 12);
+        // Weights far below exp's range still give the right answer.
+        Assert.Equal(-5000 + Math.Log((1 + Math.Exp(-1)) / 2), LossReference.LogMeanExp([-5000.0, -5001.0]), 9);
+    }
+
     [Fact]
     public void ReparameterizeReferenceBackwardMatchesFiniteDifferences()
     {

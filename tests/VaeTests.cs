@@ -202,6 +202,43 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Configurations))]
+    public void LowerBoundMatchesReferenceImportanceWeights(string configuration)
+    {
+        // L_k for 3 examples with k = 7 drawn in chunks of 3 rows (the model's batch), against the double
+        // reference fed the same ε: chunk c of example e uses draw index e·3 + c, rows numbered within the chunk.
+        var config = Config(configuration);
+        const int examples = 3, k = 7, maxBatch = 3;
+        const ulong seed = 23;
+        var images = SyntheticImages(examples, 3, 4, 7);
+        var layout = new ParameterLayout(config);
+        var parameters = Numerics.ToDouble(layout.Initialise(seed));
+        double expected = 0;
+        for (int example = 0; example < examples; example++)
+        {
+            var weights = new List<double>();
+            for (int chunk = 0; chunk * maxBatch < k; chunk++)
+            {
+                int rows = Math.Min(maxBatch, k - chunk * maxBatch);
+                var x = MinibatchReference.Gather(images.Images, Enumerable.Repeat(example, rows).ToArray(), 0, rows, 12, false, default);
+                var epsilon = Enumerable.Range(0, rows * config.Latent)
+                    .Select(i => Philox.NormalDouble(seed, Philox.Streams.ImportanceReparameterize, example * 3 + chunk, i)).ToArray();
+                weights.AddRange(ReferenceVae.LogWeights(config, parameters, x, epsilon, rows));
+            }
+            expected += LossReference.LogMeanExp(weights) / examples;
+        }
+
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var data = new DeviceDataset(kernels.Accelerator, images);
+            using var vae = new Vae(kernels, config, maxBatch, seed);
+            double lowerBound = Evaluation.LowerBound(vae, data, k, examples);
+            // log w sums a few dozen float terms of size ≤ ~100; 1e-5 relative covers their rounding.
+            Numerics.AssertClose($"{kernels.Accelerator.AcceleratorType} {configuration}: L_7", [expected], [(float)lowerBound], 1e-5, 1e-4);
+        }
+    }
+
     [Fact]
     public void SameSeedGivesIdenticalParametersAndOtherSeedDoesNot()
     {

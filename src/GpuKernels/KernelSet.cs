@@ -26,6 +26,7 @@ public sealed class KernelSet : IDisposable
     private readonly Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape> cpuBackwardInput;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape> cpuBackwardWeights;
     private readonly Dictionary<ActivationKind, Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>> tiledGemm;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> logWeight;
 
     public KernelSet(Accelerator accelerator, AcceleratorStream? stream = null)
     {
@@ -75,6 +76,7 @@ public sealed class KernelSet : IDisposable
             [ActivationKind.Tanh] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<TanhActivation>),
             [ActivationKind.Sigmoid] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<SigmoidActivation>),
         };
+        logWeight = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ImportanceWeights.LogWeightKernel);
         cpuBackwardWeights = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape>(DenseCpu.BackwardWeightsKernel);
 
         // Element-wise kernels loop over contiguous chunks. On the CPU accelerator a launched thread is costly
@@ -213,6 +215,10 @@ public sealed class KernelSet : IDisposable
         Launch(() => gather(Stream, chunking.Threads, data, order, x, parameters, chunking, binarizeKey));
     }
 
+    public void LogWeights(ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
+        ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights, int batch, int latent) =>
+        Launch(() => logWeight(Stream, batch, stats, z, epsilon, reconstructionPerRow, logWeights, latent));
+
     public void AccumulateLoss(ArrayView<float> reconstructionPerRow, ArrayView<float> klPerRow,
         ArrayView<double> totals, int batch) =>
         Launch(() => accumulateLoss(Stream, 1, reconstructionPerRow, klPerRow, totals, batch));
@@ -247,6 +253,7 @@ public sealed class KernelSet : IDisposable
         methods.Add(typeof(Adam).GetMethod(nameof(Adam.StepKernel))!);
         methods.Add(typeof(Minibatch).GetMethod(nameof(Minibatch.GatherKernel))!);
         methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateKernel))!);
+        methods.Add(typeof(ImportanceWeights).GetMethod(nameof(ImportanceWeights.LogWeightKernel))!);
         foreach (var activation in activations)
             methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.ForwardKernel))!.MakeGenericMethod(activation));
         methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardInputKernel))!);

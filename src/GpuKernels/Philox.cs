@@ -79,7 +79,10 @@ public static class Philox
         return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2);
     }
 
-    /// <summary>Random streams: each use of randomness has its own, so changing one never shifts another.</summary>
+    /// <summary>
+    /// Random streams: each use of randomness has its own, so changing one never shifts another. Within a stream,
+    /// draws are keyed by a step index of which the low 32 bits enter the counter; callers keep it below 2³².
+    /// </summary>
     public static class Streams
     {
         public const uint Reparameterize = 1;
@@ -89,5 +92,7 @@ public static class Philox
         public const uint Shuffle = 5;
         public const uint Initialise = 6;
         public const uint Sample = 7;
+        public const uint ImportanceReparameterize = 8;
+        public const uint ImportanceBinarize = 9;
     }
 }

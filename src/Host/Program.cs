@@ -21,6 +21,7 @@ public static class Program
         root.Subcommands.Add(TrainCommand(output));
         root.Subcommands.Add(BenchCommand(output));
         root.Subcommands.Add(CheckCommand(output));
+        root.Subcommands.Add(EvalCommand(output));
         root.Subcommands.Add(PictureCommand("sample", "Decode samples from the prior of a trained run into a PNG grid (default RUN_DIR/samples.png)",
             (run, count, seed, path, accelerator) => Pictures.Sample(run, count, seed, path, accelerator, output)));
         root.Subcommands.Add(PictureCommand("reconstruct", "Test images beside their reconstructions from a trained run, as a PNG (default RUN_DIR/reconstructions.png)",
@@ -172,6 +173,24 @@ public static class Program
         {
             draw(parse.GetValue(run)!, parse.GetValue(count), parse.GetValue(seed), parse.GetValue(outPath),
                 Compute.ParseChoice(parse.GetValue(accelerator)));
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command EvalCommand(TextWriter output)
+    {
+        var run = new Argument<string>("RUN_DIR") { Description = "A run folder written by train" };
+        var k = new Option<int>("--k") { Description = "Importance samples per image for L_k and NLL = −L_k", DefaultValueFactory = _ => 5000 };
+        var examples = new Option<int>("--examples") { Description = "Evaluate only the first N test images (0: all)" };
+        var accelerator = AcceleratorOption();
+        var command = new Command("eval", "Test ELBO, rate and distortion, the k-sample bound L_k, NLL and active units of a trained run (writes RUN_DIR/eval.json)")
+        {
+            run, k, examples, accelerator,
+        };
+        command.SetAction(parse =>
+        {
+            Evaluate.Run(parse.GetValue(run)!, parse.GetValue(k), parse.GetValue(examples), Compute.ParseChoice(parse.GetValue(accelerator)), output);
             return 0;
         });
         return command;

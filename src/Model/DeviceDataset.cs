@@ -11,11 +11,13 @@ namespace IlgpuVae.Model;
 public sealed class DeviceDataset : IDisposable
 {
     private readonly MemoryBuffer1D<byte, Stride1D.Dense> images;
-    private readonly MemoryBuffer1D<int, Stride1D.Dense> order;
+    private readonly Accelerator accelerator;
+    private MemoryBuffer1D<int, Stride1D.Dense> order;
 
     public DeviceDataset(Accelerator accelerator, ImageDataset dataset)
     {
         Source = dataset;
+        this.accelerator = accelerator;
         images = accelerator.Allocate1D(dataset.Images);
         order = accelerator.Allocate1D<int>(dataset.Count);
         SetOrder(Enumerable.Range(0, dataset.Count).ToArray());
@@ -27,13 +29,25 @@ public sealed class DeviceDataset : IDisposable
     public ArrayView<byte> Images => images.View;
     public ArrayView<int> Order => order.View;
 
-    /// <summary>Uploads an epoch's order (one copy per epoch, not per step).</summary>
+    /// <summary>
+    /// Uploads the sequence of examples that steps read from (one copy per epoch, not per step): usually a
+    /// permutation, but any list of valid indices, such as one example repeated k times for importance sampling.
+    /// </summary>
     public void SetOrder(int[] newOrder)
     {
-        if (newOrder.Length != Count)
-            throw new ArgumentException($"order has {newOrder.Length} entries for {Count} examples");
-        order.View.CopyFromCPU(newOrder);
+        if (newOrder.Length == 0 || newOrder.Any(index => (uint)index >= (uint)Count))
+            throw new ArgumentException($"an order needs at least one entry, each an example index below {Count}");
+        if (newOrder.Length > order.Length)
+        {
+            order.Dispose();
+            order = accelerator.Allocate1D<int>(newOrder.Length);
+        }
+        order.View.SubView(0, newOrder.Length).CopyFromCPU(newOrder);
+        OrderLength = newOrder.Length;
     }
+
+    /// <summary>Entries in the current order (steps may read order[0 .. OrderLength)).</summary>
+    public int OrderLength { get; private set; }
 
     public void Dispose()
     {

@@ -17,7 +17,12 @@ public static class ReferenceVae
         Enumerable.Range(0, batch * latent)
             .Select(element => Philox.NormalDouble(seed, Philox.Streams.Reparameterize, step, element)).ToArray();
 
-    public static Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
+    /// <summary>The forward pass in double: each layer's input and output, z, and the per-row KL and
+    /// reconstruction terms.</summary>
+    private sealed record Pass(ParameterLayout Layout, double[][] Inputs, double[][] Outputs, double[] Z,
+        double[] KlPerRow, double[] ReconstructionPerRow, double[] DOutput);
+
+    private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
     {
         var layout = new ParameterLayout(config);
         var layers = layout.Layers;
@@ -39,11 +44,26 @@ public static class ReferenceVae
                 batch, layer.Inputs, layer.Outputs);
             current = outputs[i];
         }
-
         var (reconstructionPerRow, dOutput) = LossReference.Reconstruction(config.Likelihood, x, current, batch,
             config.InputSize, config.GaussianVariance, 1.0 / batch);
-        double reconstruction = reconstructionPerRow.Sum() / batch;
-        double klMean = kl.Sum() / batch;
+        return new Pass(layout, inputs, outputs, z, kl, reconstructionPerRow, dOutput);
+    }
+
+    /// <summary>log w = log p(x|z) + log p(z) − log q(z|x) per row, for the given ε.</summary>
+    public static double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
+    {
+        var pass = Forward(config, parameters, x, epsilon, batch);
+        return LossReference.LogWeights(pass.Outputs[pass.Layout.EncoderLayerCount - 1], pass.Z, epsilon, pass.ReconstructionPerRow, batch, config.Latent);
+    }
+
+    public static Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
+    {
+        var pass = Forward(config, parameters, x, epsilon, batch);
+        var (layout, inputs, outputs) = (pass.Layout, pass.Inputs, pass.Outputs);
+        var layers = layout.Layers;
+        double reconstruction = pass.ReconstructionPerRow.Sum() / batch;
+        double klMean = pass.KlPerRow.Sum() / batch;
+        double[] dOutput = pass.DOutput;
 
         var gradient = new double[layout.Count];
         double[] dCurrent = dOutput;

@@ -23,7 +23,7 @@ public sealed class Vae : IDisposable
 {
     private readonly KernelSet kernels;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> parameters, gradients, firstMoment, secondMoment;
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> x, z, epsilon, dZ, klPerRow, reconstructionPerRow;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights;
     private readonly MemoryBuffer1D<float, Stride1D.Dense>[] layerOutputs, layerGradients;
     private readonly MemoryBuffer1D<double, Stride1D.Dense> trainingTotals, evaluationTotals;
 
@@ -54,6 +54,7 @@ public sealed class Vae : IDisposable
         dZ = accelerator.Allocate1D<float>(maxBatch * config.Latent);
         klPerRow = accelerator.Allocate1D<float>(maxBatch);
         reconstructionPerRow = accelerator.Allocate1D<float>(maxBatch);
+        logWeights = accelerator.Allocate1D<float>(maxBatch);
         layerOutputs = Layout.Layers.Select(layer => accelerator.Allocate1D<float>(maxBatch * layer.Outputs)).ToArray();
         layerGradients = Layout.Layers.Select(layer => accelerator.Allocate1D<float>(maxBatch * layer.Outputs)).ToArray();
         trainingTotals = accelerator.Allocate1D<double>(3);
@@ -103,6 +104,29 @@ public sealed class Vae : IDisposable
             Rows(layerOutputs[last], batch, Layout.Layers[last].Outputs),
             reconstructionPerRow.View.SubView(0, batch), batch, Config.InputSize, reconstruction);
         kernels.AccumulateLoss(reconstructionPerRow.View.SubView(0, batch), klPerRow.View.SubView(0, batch), evaluationTotals.View, batch);
+    }
+
+    /// <summary>
+    /// log w = log p(x|z) + log p(z) − log q(z|x) for each row order[first..first+batch), one fresh z each, drawn
+    /// from the importance-sampling streams keyed by <paramref name="drawIndex"/> (below 2³²; waits for the
+    /// device). With the order
+    /// holding one example k times, these are the k importance weights of the IWAE bound.
+    /// </summary>
+    public float[] LogImportanceWeights(DeviceDataset data, int first, int batch, long drawIndex, bool binarize = false)
+    {
+        if ((ulong)drawIndex > uint.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(drawIndex), "draw indices must stay below 2^32");
+        GatherAndForward(data, first, batch, binarize, drawIndex, Philox.Streams.ImportanceBinarize, Philox.Streams.ImportanceReparameterize);
+        int last = Layout.Layers.Count - 1;
+        var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0);
+        kernels.ReconstructionLoss(Config.Likelihood, Rows(x, batch, Config.InputSize),
+            Rows(layerOutputs[last], batch, Layout.Layers[last].Outputs),
+            reconstructionPerRow.View.SubView(0, batch), batch, Config.InputSize, reconstruction);
+        kernels.LogWeights(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent),
+            Rows(z, batch, Config.Latent), Rows(epsilon, batch, Config.Latent),
+            reconstructionPerRow.View.SubView(0, batch), logWeights.View.SubView(0, batch), batch, Config.Latent);
+        kernels.Synchronize();
+        return Download(logWeights.View.SubView(0, batch));
     }
 
     /// <summary>Reads the training sums (this synchronises with the device) and optionally resets them.</summary>
@@ -291,8 +315,8 @@ public sealed class Vae : IDisposable
     {
         if (batch < 1 || batch > MaxBatch)
             throw new ArgumentOutOfRangeException(nameof(batch), $"batch {batch} is outside 1..{MaxBatch}");
-        if (first < 0 || first + batch > data.Count)
-            throw new ArgumentOutOfRangeException(nameof(first), $"examples {first}..{first + batch} are outside the data set of {data.Count}");
+        if (first < 0 || first + batch > data.OrderLength)
+            throw new ArgumentOutOfRangeException(nameof(first), $"entries {first}..{first + batch} are outside the order of {data.OrderLength} examples");
         if (data.Features != Config.InputSize)
             throw new ArgumentException($"data has {data.Features} features per example but the model expects {Config.InputSize}");
     }
@@ -310,7 +334,7 @@ public sealed class Vae : IDisposable
 
     public void Dispose()
     {
-        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, x, z, epsilon, dZ, klPerRow, reconstructionPerRow }
+        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
                      .Concat(layerOutputs).Concat(layerGradients))
             buffer.Dispose();
         trainingTotals.Dispose();

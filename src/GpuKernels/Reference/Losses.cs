@@ -67,4 +67,31 @@ public static class LossReference
             }
         return (rec, dOutput);
     }
+
+    /// <summary>log w per row: −rec − ½Σ z² + ½Σ(ε² + v), the cancelled form of
+    /// log p(x|z) + log p(z) − log q(z|x).</summary>
+    public static double[] LogWeights(double[] stats, double[] z, double[] epsilon, double[] reconstructionPerRow, int batch, int latent)
+    {
+        var logWeights = new double[batch];
+        for (int b = 0; b < batch; b++)
+        {
+            double logPrior = 0, logPosterior = 0;
+            for (int k = 0; k < latent; k++)
+            {
+                double code = z[b * latent + k], eps = epsilon[b * latent + k];
+                logPrior += -0.5 * (code * code + Math.Log(2 * Math.PI));
+                logPosterior += -0.5 * (eps * eps + stats[b * 2 * latent + latent + k] + Math.Log(2 * Math.PI));
+            }
+            logWeights[b] = -reconstructionPerRow[b] + logPrior - logPosterior;
+        }
+        return logWeights;
+    }
+
+    /// <summary>log((1/k) Σ exp(logWeights)), computed stably: the k-sample bound L_k of one data point.</summary>
+    public static double LogMeanExp(IReadOnlyList<double> logWeights)
+    {
+        double max = logWeights.Max();
+        double sum = logWeights.Sum(value => Math.Exp(value - max));
+        return max + Math.Log(sum / logWeights.Count);
+    }
 }

@@ -131,6 +131,18 @@ public sealed class KernelCheck(KernelSet kernels)
         yield return Compare("KL", shape, kl, klBuffer.GetAsArray1D(), ElementRelative, ElementAbsolute * latent);
         yield return Compare("reparameterize + KL backward", shape,
             LossReference.ReparameterizeBackward(stats, epsilon, dZ, batch, latent, 0.25), dStatsBuffer.GetAsArray1D(), ElementRelative, ElementAbsolute);
+
+        double[] reconstruction = Uniform(random, batch, 50, 200);
+        using var recBuffer = accelerator.Allocate1D(ToFloat(reconstruction));
+        using var logWeights = accelerator.Allocate1D<float>(batch);
+        kernels.LogWeights(statsBuffer.View, zBuffer.View, epsilonBuffer.View, recBuffer.View, logWeights.View, batch, latent);
+        var zFloat = ToDouble(zBuffer.GetAsArray1D());
+        var epsilonFloat = ToDouble(epsilonBuffer.GetAsArray1D());
+        // Scale: the magnitudes of the summed terms (rec, ½ε², ½|v|, ½z²) bound the float rounding of log w.
+        var scale = Enumerable.Range(0, batch).Select(b => reconstruction[b] + Enumerable.Range(0, latent).Sum(k =>
+            0.5 * (epsilonFloat[b * latent + k] * epsilonFloat[b * latent + k] + Math.Abs(stats[b * 2 * latent + latent + k]) + zFloat[b * latent + k] * zFloat[b * latent + k]))).ToArray();
+        yield return Compare("importance log weights", shape,
+            LossReference.LogWeights(stats, zFloat, epsilonFloat, reconstruction, batch, latent), logWeights.GetAsArray1D(), 1e-5, 1e-6, scale);
     }
 
     private CheckResult Reconstruction(LikelihoodKind likelihood, int batch, int features)

@@ -1,0 +1,67 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.Model;
+using IlgpuVae.Model.Checkpoints;
+
+namespace IlgpuVae.Host;
+
+/// <summary>
+/// The eval command: on the run's test set, the one-sample ELBO with its rate (KL) and distortion
+/// (reconstruction), the k-sample bound L_k and NLL = −L_k (k = 5000 by default, as in Burda et al.), and the
+/// active units. Prints them and writes RUN_DIR/eval.json.
+/// </summary>
+public static class Evaluate
+{
+    public static EvaluationReport Run(string runDirectory, int k, int examples, AcceleratorChoice choice, TextWriter output)
+    {
+        if (k < 1)
+            throw new ArgumentException($"--k must be at least 1 (got {k})");
+        if (examples < 0)
+            throw new ArgumentException($"--examples must be 0 (all) or more (got {examples})");
+        // Importance samples are drawn up to 1000 rows at a time (the buffers of one batch).
+        using var run = new RunFolder(runDirectory, choice, maxBatch: Math.Max(128, Math.Min(k, 1000)));
+        var vae = run.Vae;
+        var test = DataSets.Load(run.Options.Data, output).Test;
+        if (test.Features != vae.Config.InputSize)
+            throw new ArgumentException($"the run's data set has {test.Features} features per image but the model expects {vae.Config.InputSize}");
+        if (examples > 0)
+            test = test.Take(examples);
+        output.WriteLine($"evaluating {runDirectory} (after epoch {run.Epoch}) on {test.Count} test images of {test.Name}, {Compute.Describe(run.Accelerator)}");
+
+        using var data = new DeviceDataset(run.Accelerator, test);
+        var sums = Epoch.Evaluate(vae, data, Math.Min(128, vae.MaxBatch), epoch: 0);
+        int activeUnits = Evaluation.ActiveUnits(vae, data, test.Count);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"ELBO (one sample per image): loss {sums.MeanLoss:F2} = distortion {sums.MeanReconstruction:F2} + rate {sums.MeanKl:F2}; active units {activeUnits} of {vae.Config.Latent}"));
+
+        var clock = Stopwatch.StartNew();
+        int tick = Math.Max(1, test.Count / 10);
+        double lowerBound = Evaluation.LowerBound(vae, data, k, test.Count, done =>
+        {
+            if (done % tick == 0 && done < test.Count)
+            {
+                var eta = TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds * (test.Count - done) / done);
+                output.WriteLine($"  L_{k}: {done}/{test.Count} images, eta {eta:hh\\:mm\\:ss}");
+            }
+        });
+        var report = new EvaluationReport
+        {
+            Examples = test.Count,
+            Loss = sums.MeanLoss,
+            Distortion = sums.MeanReconstruction,
+            Rate = sums.MeanKl,
+            K = k,
+            LowerBound = lowerBound,
+            ActiveUnits = activeUnits,
+            LatentUnits = vae.Config.Latent,
+        };
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"L_{k} = {report.LowerBound:F2}, NLL = {report.NegativeLogLikelihood:F2} nats ({clock.Elapsed.TotalSeconds:F1} s)"));
+        string path = Path.Combine(runDirectory, "eval.json");
+        AtomicFile.WriteText(path, JsonSerializer.Serialize(report, Checkpoint.JsonOptions));
+        output.WriteLine($"written: {path}");
+        return report;
+    }
+}

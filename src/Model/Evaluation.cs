@@ -1,0 +1,86 @@
+using IlgpuVae.GpuKernels.Reference;
+
+namespace IlgpuVae.Model;
+
+/// <summary>What eval reports for one data set (nats per example).</summary>
+public sealed record EvaluationReport
+{
+    public int Examples { get; init; }
+    /// <summary>The one-sample ELBO estimate as train reports it: distortion + β·rate.</summary>
+    public double Loss { get; init; }
+    /// <summary>Distortion D: the mean reconstruction term −E_q log p(x|z).</summary>
+    public double Distortion { get; init; }
+    /// <summary>Rate R: the mean KL(q(z|x) ‖ p(z)).</summary>
+    public double Rate { get; init; }
+    public int K { get; init; }
+    /// <summary>The mean k-sample bound L_k; with k = 5000 its negative is the reported test NLL.</summary>
+    public double LowerBound { get; init; }
+    public double NegativeLogLikelihood => -LowerBound;
+    /// <summary>Latent units with Var_x(E_q[z_u]) above 0.01 (Burda et al.'s criterion).</summary>
+    public int ActiveUnits { get; init; }
+    public int LatentUnits { get; init; }
+}
+
+/// <summary>Evaluation of a trained model: the ELBO terms, the k-sample bound and active units.</summary>
+public static class Evaluation
+{
+    /// <summary>
+    /// L_k = E_x[log (1/k) Σ_i w_i] over the first <paramref name="examples"/> examples: for each, the order holds
+    /// the example k times and the device draws the k samples in batches of at most MaxBatch rows; the host takes
+    /// the log-mean-exp in double. Draws are keyed by (example, chunk), so the estimate is reproducible.
+    /// Leaves the data set's order changed.
+    /// </summary>
+    public static double LowerBound(Vae vae, DeviceDataset data, int k, int examples, Action<int>? progress = null)
+    {
+        if (k < 1)
+            throw new ArgumentException($"k must be at least 1 (got {k})");
+        double total = 0;
+        int chunk = Math.Min(k, vae.MaxBatch);
+        int chunksPerExample = (k + chunk - 1) / chunk;
+        if ((long)examples * chunksPerExample > uint.MaxValue)
+            throw new ArgumentException($"{examples} examples × {chunksPerExample} chunks of samples exceed the 2^32 draw keys; use fewer examples or a larger batch");
+        var weights = new double[k];
+        for (int example = 0; example < examples; example++)
+        {
+            data.SetOrder(Enumerable.Repeat(example, chunk).ToArray());
+            for (int start = 0; start < k; start += chunk)
+            {
+                int rows = Math.Min(chunk, k - start);
+                long drawIndex = (long)example * chunksPerExample + start / chunk;
+                var chunkWeights = vae.LogImportanceWeights(data, 0, rows, drawIndex);
+                for (int i = 0; i < rows; i++)
+                    weights[start + i] = chunkWeights[i];
+            }
+            total += LossReference.LogMeanExp(weights);
+            progress?.Invoke(example + 1);
+        }
+        return total / examples;
+    }
+
+    /// <summary>Units whose posterior mean varies across the data: Var_x(μ_u(x)) > 0.01.</summary>
+    public static int ActiveUnits(Vae vae, DeviceDataset data, int examples)
+    {
+        int latent = vae.Config.Latent;
+        var sum = new double[latent];
+        var sumSquares = new double[latent];
+        data.SetOrder(Enumerable.Range(0, data.Count).ToArray());
+        for (int first = 0; first < examples; first += vae.MaxBatch)
+        {
+            int batch = Math.Min(vae.MaxBatch, examples - first);
+            var (mu, _) = vae.Encode(data, first, batch);
+            for (int i = 0; i < mu.Length; i++)
+            {
+                sum[i % latent] += mu[i];
+                sumSquares[i % latent] += (double)mu[i] * mu[i];
+            }
+        }
+        int active = 0;
+        for (int u = 0; u < latent; u++)
+        {
+            double mean = sum[u] / examples;
+            if (sumSquares[u] / examples - mean * mean > 0.01)
+                active++;
+        }
+        return active;
+    }
+}
