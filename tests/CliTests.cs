@@ -127,6 +127,18 @@ public sealed class CliTests : IDisposable
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         // 3 images of 4×5, each beside its reconstruction: 6 tiles in 4 columns.
         Assert.Equal((4 * 7 + 2, 2 * 6 + 2), PngSize(pairs));
+
+        (exitCode, _, error) = Run("interpolate", run, "--pairs", "2", "--steps", "4", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        // Two rows of original, 4 decoded steps, original.
+        Assert.Equal((6 * 7 + 2, 2 * 6 + 2), PngSize(Path.Combine(run, "interpolations.png")));
+
+        (exitCode, _, error) = Run("encode", run, "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        var lines = File.ReadAllLines(Path.Combine(run, "codes-test.csv"));
+        Assert.Equal("index,label,mu_0,mu_1,logvar_0,logvar_1", lines[0]);
+        Assert.Equal(1 + 7, lines.Length);
+        Assert.All(lines.Skip(1), line => Assert.Equal(6, line.Split(',').Length));
     }
 
     [Fact]

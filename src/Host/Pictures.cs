@@ -55,6 +55,48 @@ public static class Pictures
         return path;
     }
 
+    /// <summary>
+    /// Walks the latent space between consecutive test images: for pairs (0, 1), (2, 3), …, decodes
+    /// (1 − t)·μ_a + t·μ_b for <paramref name="steps"/> values of t from 0 to 1, one row per pair, with the two
+    /// originals at the ends of the row.
+    /// </summary>
+    public static string Interpolate(string runDirectory, int pairs, int steps, string? outPath, AcceleratorChoice choice, TextWriter output)
+    {
+        if (pairs < 1 || steps < 2)
+            throw new ArgumentException($"--pairs must be at least 1 and --steps at least 2 (got {pairs} and {steps})");
+        using var run = new RunFolder(runDirectory, choice, Math.Max(2 * pairs, pairs * steps));
+        var vae = run.Vae;
+        var test = DataSets.Load(run.Options.Data, output).Test;
+        if (test.Features != vae.Config.InputSize)
+            throw new ArgumentException($"the run's data set has {test.Features} features per image but the model expects {vae.Config.InputSize}");
+        pairs = Math.Min(pairs, test.Count / 2);
+        using var data = new DeviceDataset(run.Accelerator, test.Take(2 * pairs));
+        var (mu, _) = vae.Encode(data, 0, 2 * pairs);
+        int latent = vae.Config.Latent;
+        var codes = new float[pairs * steps * latent];
+        for (int p = 0; p < pairs; p++)
+            for (int s = 0; s < steps; s++)
+            {
+                float t = s / (float)(steps - 1);
+                for (int u = 0; u < latent; u++)
+                    codes[(p * steps + s) * latent + u] = (1 - t) * mu[2 * p * latent + u] + t * mu[(2 * p + 1) * latent + u];
+            }
+        var means = vae.Decode(codes);
+        var tiles = new List<float[]>();
+        float[] Original(int index) => test.Images.AsSpan(index * test.Features, test.Features).ToArray().Select(b => b / 255f).ToArray();
+        for (int p = 0; p < pairs; p++)
+        {
+            tiles.Add(Original(2 * p));
+            for (int s = 0; s < steps; s++)
+                tiles.Add(means.AsSpan((p * steps + s) * test.Features, test.Features).ToArray());
+            tiles.Add(Original(2 * p + 1));
+        }
+        string path = outPath ?? Path.Combine(runDirectory, "interpolations.png");
+        Images.WriteGrid(path, tiles, test.Height, test.Width, steps + 2);
+        output.WriteLine($"{pairs} walks of {steps} steps between the means of consecutive test images (originals at the ends): {path}");
+        return path;
+    }
+
     /// <summary>Square images (MNIST's 28×28) where the input size is a square, else one row.</summary>
     private static (int Height, int Width) ImageShape(VaeConfig config)
     {

@@ -22,6 +22,8 @@ public static class Program
         root.Subcommands.Add(BenchCommand(output));
         root.Subcommands.Add(CheckCommand(output));
         root.Subcommands.Add(EvalCommand(output));
+        root.Subcommands.Add(InterpolateCommand(output));
+        root.Subcommands.Add(EncodeCommand(output));
         root.Subcommands.Add(PictureCommand("sample", "Decode samples from the prior of a trained run into a PNG grid (default RUN_DIR/samples.png)",
             (run, count, seed, path, accelerator) => Pictures.Sample(run, count, seed, path, accelerator, output)));
         root.Subcommands.Add(PictureCommand("reconstruct", "Test images beside their reconstructions from a trained run, as a PNG (default RUN_DIR/reconstructions.png)",
@@ -191,6 +193,39 @@ public static class Program
         command.SetAction(parse =>
         {
             Evaluate.Run(parse.GetValue(run)!, parse.GetValue(k), parse.GetValue(examples), Compute.ParseChoice(parse.GetValue(accelerator)), output);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command InterpolateCommand(TextWriter output)
+    {
+        var run = new Argument<string>("RUN_DIR") { Description = "A run folder written by train" };
+        var pairs = new Option<int>("--pairs") { Description = "Pairs of consecutive test images, one row each", DefaultValueFactory = _ => 8 };
+        var steps = new Option<int>("--steps") { Description = "Decoded points along each walk, ends included", DefaultValueFactory = _ => 10 };
+        var outPath = new Option<string?>("--out") { Description = "PNG file to write (default RUN_DIR/interpolations.png)" };
+        var accelerator = AcceleratorOption();
+        var command = new Command("interpolate", "Decode straight walks in latent space between test images, as a PNG") { run, pairs, steps, outPath, accelerator };
+        command.SetAction(parse =>
+        {
+            Pictures.Interpolate(parse.GetValue(run)!, parse.GetValue(pairs), parse.GetValue(steps), parse.GetValue(outPath),
+                Compute.ParseChoice(parse.GetValue(accelerator)), output);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command EncodeCommand(TextWriter output)
+    {
+        var run = new Argument<string>("RUN_DIR") { Description = "A run folder written by train" };
+        var split = new Option<string>("--split") { Description = "test or train", DefaultValueFactory = _ => "test" };
+        split.AcceptOnlyFromAmong("test", "train");
+        var outPath = new Option<string?>("--out") { Description = "CSV file to write (default RUN_DIR/codes-SPLIT.csv)" };
+        var accelerator = AcceleratorOption();
+        var command = new Command("encode", "Write μ and log σ² of q(z|x) for every image, with its label, as CSV") { run, split, outPath, accelerator };
+        command.SetAction(parse =>
+        {
+            Encode.Run(parse.GetValue(run)!, parse.GetValue(split)!, parse.GetValue(outPath), Compute.ParseChoice(parse.GetValue(accelerator)), output);
             return 0;
         });
         return command;
