@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Packs everything a GPU machine without .NET needs to verify IlgpuVae on CUDA in one command:
 # self-contained builds of the test suite, ilgpu-vae and the BenchmarkDotNet suite (sharing one runtime folder),
-# the PyTorch comparison scripts, MNIST as .gz
-# (the GPU machine may have no network), and run.sh. Output: publish/gpu-verify.tar.gz (kept under 60 MB).
+# the PyTorch comparison scripts, MNIST as .gz (the GPU machine may have no network), and run.sh.
+# Output: publish/gpu-verify.tar.xz (xz: about 48 MB where gzip gives over 60; kept under 60 MB).
 #
-#   bash scripts/gpu-verify.sh                      # here: build the package
-#   tar xzf gpu-verify.tar.gz && bash gpu-verify/run.sh [OUT]   # on the GPU machine: tests on CUDA, one epoch, summary
+#   bash scripts/gpu-verify.sh            # here: build the package
+#   tar xJf gpu-verify.tar.xz || python3 -m tarfile -e gpu-verify.tar.xz .   # there (python3 if xz is absent)
+#   bash gpu-verify/run.sh [OUT]          # there: check, tests, one epoch, benchmarks, PyTorch, summary
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 stage="$root/publish/gpu-verify"
-rm -rf "$stage" "$root/publish/gpu-verify.tar.gz"
+rm -rf "$stage" "$root/publish/gpu-verify.tar.gz" "$root/publish/gpu-verify.tar.xz"
 mkdir -p "$stage/mnist"
 
 publish() {
@@ -33,9 +34,9 @@ mkdir -p "$stage/compare"
 cp bench/compare/run.sh bench/compare/pytorch_vae.py "$stage/compare/"
 git rev-parse --short HEAD > "$stage/COMMIT" 2>/dev/null || echo unknown > "$stage/COMMIT"
 
-tar -C "$root/publish" -czf "$root/publish/gpu-verify.tar.gz" gpu-verify
-size=$(stat -c %s "$root/publish/gpu-verify.tar.gz")
-echo "gpu-verify: publish/gpu-verify.tar.gz, $((size / 1048576)) MiB"
+tar -C "$root/publish" -cf - gpu-verify | xz -T0 -6 > "$root/publish/gpu-verify.tar.xz"
+size=$(stat -c %s "$root/publish/gpu-verify.tar.xz")
+echo "gpu-verify: publish/gpu-verify.tar.xz, $((size / 1048576)) MiB"
 if [ "$size" -gt $((60 * 1048576)) ]; then
   echo "gpu-verify: the package is over 60 MB" >&2
   exit 1

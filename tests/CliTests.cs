@@ -55,6 +55,12 @@ public sealed class CliTests : IDisposable
             Assert.True(row.SamplesPerSecond > 0);
         });
         Assert.True(File.Exists(Path.Combine(run, "config.json")));
+        Assert.DoesNotContain("warning", output);
+        Assert.Equal((800, 500), PngSize(Path.Combine(run, "loss.png")));
+        // 13 test images of 4×5 (fewer than 32) beside their reconstructions; as many samples as a batch holds
+        // (16, fewer than 64), each a 1×20 strip since 20 is not a square.
+        Assert.Equal((8 * 7 + 2, 4 * 6 + 2), PngSize(Path.Combine(run, "reconstructions.png")));
+        Assert.Equal((4 * 22 + 2, 4 * 3 + 2), PngSize(Path.Combine(run, "samples.png")));
     }
 
     [Fact]

@@ -1,5 +1,7 @@
+using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
+using IlgpuVae.Model.Data;
 
 namespace IlgpuVae.Host;
 
@@ -13,7 +15,15 @@ public static class Pictures
         if (count < 1)
             throw new ArgumentException($"--count must be at least 1 (got {count})");
         using var run = new RunFolder(runDirectory, choice, count);
-        var vae = run.Vae;
+        string path = outPath ?? Path.Combine(runDirectory, "samples.png");
+        WriteSamples(run.Vae, count, seed, path);
+        output.WriteLine($"{count} samples from the prior, decoded by the model after epoch {run.Epoch}: {path}");
+        return path;
+    }
+
+    /// <summary>The grid of <see cref="Sample"/> from a model in memory (count ≤ its MaxBatch).</summary>
+    public static void WriteSamples(Vae vae, int count, ulong seed, string path)
+    {
         int latent = vae.Config.Latent;
         var codes = new float[count * latent];
         for (int i = 0; i < codes.Length; i++)
@@ -21,10 +31,7 @@ public static class Pictures
         var means = vae.Decode(codes);
         var (height, width) = ImageShape(vae.Config);
         var tiles = Enumerable.Range(0, count).Select(i => means.AsSpan(i * vae.Config.InputSize, vae.Config.InputSize).ToArray()).ToList();
-        string path = outPath ?? Path.Combine(runDirectory, "samples.png");
         Images.WriteGrid(path, tiles, height, width, (int)Math.Ceiling(Math.Sqrt(count)));
-        output.WriteLine($"{count} samples from the prior, decoded by the model after epoch {run.Epoch}: {path}");
-        return path;
     }
 
     /// <summary>The first <paramref name="count"/> test images, each followed by its reconstruction from the
@@ -34,25 +41,29 @@ public static class Pictures
         if (count < 1)
             throw new ArgumentException($"--count must be at least 1 (got {count})");
         using var run = new RunFolder(runDirectory, choice, count);
-        var vae = run.Vae;
         var test = DataSets.Load(run.Options.Data, output).Test;
+        count = Math.Min(count, test.Count);
+        string path = outPath ?? Path.Combine(runDirectory, "reconstructions.png");
+        WriteReconstructions(run.Vae, run.Accelerator, test, count, path);
+        output.WriteLine($"{count} test images (left of each pair) and their reconstructions from μ (right): {path}");
+        return path;
+    }
+
+    /// <summary>The grid of <see cref="Reconstruct"/> from a model in memory (count ≤ its MaxBatch).</summary>
+    public static void WriteReconstructions(Vae vae, Accelerator accelerator, ImageDataset test, int count, string path)
+    {
         if (test.Features != vae.Config.InputSize)
             throw new ArgumentException($"the run's data set has {test.Features} features per image but the model expects {vae.Config.InputSize}");
-        count = Math.Min(count, test.Count);
-        using var data = new DeviceDataset(run.Accelerator, test.Take(count));
+        using var data = new DeviceDataset(accelerator, test.Take(count));
         var (mu, _) = vae.Encode(data, 0, count);
         var means = vae.Decode(mu);
-        var (height, width) = (test.Height, test.Width);
         var tiles = new List<float[]>();
         for (int i = 0; i < count; i++)
         {
             tiles.Add(test.Images.AsSpan(i * test.Features, test.Features).ToArray().Select(b => b / 255f).ToArray());
             tiles.Add(means.AsSpan(i * test.Features, test.Features).ToArray());
         }
-        string path = outPath ?? Path.Combine(runDirectory, "reconstructions.png");
-        Images.WriteGrid(path, tiles, height, width, 2 * (int)Math.Ceiling(Math.Sqrt(count)));
-        output.WriteLine($"{count} test images (left of each pair) and their reconstructions from μ (right): {path}");
-        return path;
+        Images.WriteGrid(path, tiles, test.Height, test.Width, 2 * (int)Math.Ceiling(Math.Sqrt(count)));
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
 using IlgpuVae.Model.Checkpoints;
@@ -149,6 +150,7 @@ public sealed class Training(TrainOptions options, TextWriter output)
             metrics.Add(row);
             MetricsFile.Write(metricsPath, metrics);
             Checkpoint.Save(checkpointDirectory, vae, epoch);
+            WritePictures(outDirectory, vae, accelerator, test, metrics);
             progress.EndEpoch();
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"epoch {epoch}/{options.Epochs}: train loss {row.TrainLoss:F2}, test loss {row.TestLoss:F2} " +
@@ -162,6 +164,29 @@ public sealed class Training(TrainOptions options, TextWriter output)
         }
         output.WriteLine($"metrics: {metricsPath}; checkpoint: {checkpointDirectory}");
         return 0;
+    }
+
+    /// <summary>
+    /// The run folder's pictures after each epoch: loss.png (the curves of metrics.csv), samples.png (64 prior
+    /// samples) and reconstructions.png (32 test images beside their reconstructions). A picture that cannot be
+    /// drawn (a machine without the native graphics library, say) is reported and skipped: it never stops a run.
+    /// </summary>
+    private void WritePictures(string outDirectory, Vae vae, Accelerator accelerator, ImageDataset test, List<EpochMetrics> metrics)
+    {
+        void Try(string name, Action draw)
+        {
+            try
+            {
+                draw();
+            }
+            catch (Exception exception) when (exception is not OutOfMemoryException)
+            {
+                output.WriteLine($"warning: could not write {name}: {exception.GetType().Name}: {exception.Message}");
+            }
+        }
+        Try("loss.png", () => Plots.WriteLossCurves(Path.Combine(outDirectory, "loss.png"), metrics, Path.GetFileName(Path.GetFullPath(outDirectory))));
+        Try("samples.png", () => Pictures.WriteSamples(vae, Math.Min(64, vae.MaxBatch), options.Seed, Path.Combine(outDirectory, "samples.png")));
+        Try("reconstructions.png", () => Pictures.WriteReconstructions(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "reconstructions.png")));
     }
 }
 
