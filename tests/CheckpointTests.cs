@@ -149,6 +149,58 @@ public sealed class CheckpointTests : IDisposable
     }
 
     [Fact]
+    public void AnIndependentReaderSeesTheSameTensors()
+    {
+        // scripts/load_in_pytorch.py carries a reader written from the format's specification in Python's
+        // standard library (the one it falls back to without Hugging Face's package); it must see our names,
+        // shapes and values.
+        string? repository = DataSets.FindRepositoryRoot();
+        Assert.NotNull(repository);
+        string? python = new[] { "python3", "/usr/bin/python3" }.FirstOrDefault(candidate =>
+        {
+            try
+            {
+                using var probe = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(candidate, "--version") { RedirectStandardOutput = true });
+                probe!.WaitForExit();
+                return probe.ExitCode == 0;
+            }
+            catch (System.ComponentModel.Win32Exception)
+            {
+                return false;
+            }
+        });
+        if (python is null)
+            Assert.Skip("no python3 on this machine to run the independent reader");
+
+        var path = Path.Combine(directory, "model.safetensors");
+        var random = new Random(4);
+        var tensors = new[]
+        {
+            new Tensor("encoder.0.weight", [3, 5], Enumerable.Range(0, 15).Select(_ => (float)random.NextDouble()).ToArray()),
+            new Tensor("encoder.0.bias", [3], [1.5f, -2.25f, 1e-30f]),
+        };
+        SafeTensors.Write(path, tensors, new Dictionary<string, string> { ["format"] = "ilgpu-vae" });
+        string script = "import sys, json; sys.path.insert(0, sys.argv[1]); from load_in_pytorch import read_safetensors; " +
+                        "t = read_safetensors(sys.argv[2]); print(json.dumps({k: [s, [repr(v) for v in d]] for k, (s, d) in t.items()}))";
+        var start = new System.Diagnostics.ProcessStartInfo(python!) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "-c", script, Path.Combine(repository!, "scripts"), path })
+            start.ArgumentList.Add(argument);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        string stdout = process.StandardOutput.ReadToEnd();
+        string stderr = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, stderr);
+        using var read = JsonDocument.Parse(stdout);
+        foreach (var tensor in tensors)
+        {
+            var entry = read.RootElement.GetProperty(tensor.Name);
+            Assert.Equal(tensor.Shape, entry[0].EnumerateArray().Select(size => size.GetInt32()));
+            // Python reads the same 32-bit values and prints them as doubles; they must round-trip exactly.
+            Assert.Equal(tensor.Data, entry[1].EnumerateArray().Select(value => (float)double.Parse(value.GetString()!, System.Globalization.CultureInfo.InvariantCulture)));
+        }
+    }
+
+    [Fact]
     public void ResumeWithoutACheckpointIsAOneLineError()
     {
         var error = new StringWriter();
