@@ -139,6 +139,11 @@ public sealed class CliTests : IDisposable
         // Two rows of original, 4 decoded steps, original.
         Assert.Equal((6 * 7 + 2, 2 * 6 + 2), PngSize(Path.Combine(run, "interpolations.png")));
 
+        (exitCode, _, error) = Run("latent-map", run, "--grid", "3", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Equal((3 * 22 + 2, 3 * 3 + 2), PngSize(Path.Combine(run, "latent-manifold.png")));
+        Assert.Equal((700, 700), PngSize(Path.Combine(run, "latent-codes.png")));
+
         (exitCode, _, error) = Run("encode", run, "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         var lines = File.ReadAllLines(Path.Combine(run, "codes-test.csv"));
@@ -167,6 +172,19 @@ public sealed class CliTests : IDisposable
         Assert.True(double.IsFinite(root.GetProperty("LowerBound").GetDouble()));
         Assert.Equal(-root.GetProperty("LowerBound").GetDouble(), root.GetProperty("NegativeLogLikelihood").GetDouble());
         Assert.InRange(root.GetProperty("ActiveUnits").GetInt32(), 0, 2);
+    }
+
+    [Fact]
+    public void LatentMapNeedsTwoLatentDimensions()
+    {
+        var data = WriteDataSet(train: 16, test: 4);
+        var run = Path.Combine(directory, "run");
+        var (exitCode, _, error) = Run("train", "--data", data, "--epochs", "1", "--batch-size", "8", "--hidden", "8",
+            "--latent", "3", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        (exitCode, _, error) = Run("latent-map", run, "--accelerator", "cpu");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("needs a model with 2 latent dimensions; this one has 3", error);
     }
 
     [Fact]

@@ -108,6 +108,49 @@ public static class Pictures
         return path;
     }
 
+    /// <summary>
+    /// For a model with a 2-D latent space: the decoded manifold (a grid × grid walk over z ∈ [−3, 3]², top row at
+    /// z₂ = 3) as latent-manifold.png, and the test images' posterior means coloured by label as latent-codes.png.
+    /// </summary>
+    public static (string Manifold, string Codes) LatentMap(string runDirectory, int grid, AcceleratorChoice choice, TextWriter output)
+    {
+        if (grid < 2)
+            throw new ArgumentException($"--grid must be at least 2 (got {grid})");
+        using var run = new RunFolder(runDirectory, choice, Math.Max(256, grid * grid));
+        var vae = run.Vae;
+        if (vae.Config.Latent != 2)
+            throw new ArgumentException($"latent-map needs a model with 2 latent dimensions; this one has {vae.Config.Latent} (train with --latent 2)");
+        var codes = new float[grid * grid * 2];
+        for (int row = 0; row < grid; row++)
+            for (int column = 0; column < grid; column++)
+            {
+                int index = row * grid + column;
+                codes[2 * index] = -3f + 6f * column / (grid - 1);
+                codes[2 * index + 1] = 3f - 6f * row / (grid - 1);
+            }
+        var means = vae.Decode(codes);
+        var (height, width) = ImageShape(vae.Config);
+        var tiles = Enumerable.Range(0, grid * grid).Select(i => means.AsSpan(i * vae.Config.InputSize, vae.Config.InputSize).ToArray()).ToList();
+        string manifold = Path.Combine(runDirectory, "latent-manifold.png");
+        Images.WriteGrid(manifold, tiles, height, width, grid);
+
+        var test = DataSets.Load(run.Options.Data, output).Test;
+        if (test.Features != vae.Config.InputSize)
+            throw new ArgumentException($"the run's data set has {test.Features} features per image but the model expects {vae.Config.InputSize}");
+        using var data = new DeviceDataset(run.Accelerator, test);
+        var mu = new float[test.Count * 2];
+        for (int first = 0; first < test.Count; first += vae.MaxBatch)
+        {
+            int batch = Math.Min(vae.MaxBatch, test.Count - first);
+            vae.Encode(data, first, batch).Mu.CopyTo(mu, first * 2);
+        }
+        string codesPath = Path.Combine(runDirectory, "latent-codes.png");
+        Plots.WriteLatentCodes(codesPath, mu, test.Labels, Path.GetFileName(Path.GetFullPath(runDirectory)));
+        output.WriteLine($"decoded manifold over [-3, 3]² ({grid}×{grid}): {manifold}");
+        output.WriteLine($"posterior means of {test.Count} test images by label: {codesPath}");
+        return (manifold, codesPath);
+    }
+
     /// <summary>Square images (MNIST's 28×28) where the input size is a square, else one row.</summary>
     private static (int Height, int Width) ImageShape(VaeConfig config)
     {

@@ -26,4 +26,26 @@ public static class Plots
         plot.SavePng(temporary, 800, 500);
         File.Move(temporary, path, overwrite: true);
     }
+
+    /// <summary>2-D codes (x, y pairs) as points, one colour and legend entry per label.</summary>
+    public static void WriteLatentCodes(string path, float[] codes, byte[] labels, string title)
+    {
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        foreach (var label in labels.Distinct().Order())
+        {
+            var indices = Enumerable.Range(0, labels.Length).Where(i => labels[i] == label).ToArray();
+            var points = plot.Add.ScatterPoints(indices.Select(i => (double)codes[2 * i]).ToArray(), indices.Select(i => (double)codes[2 * i + 1]).ToArray());
+            points.Color = palette.GetColor(label).WithAlpha(0.5);
+            points.MarkerSize = 3;
+            points.LegendText = label.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        plot.Title(title);
+        plot.XLabel("z₁ (posterior mean)");
+        plot.YLabel("z₂ (posterior mean)");
+        plot.ShowLegend(Alignment.UpperRight);
+        string temporary = path + ".tmp.png";
+        plot.SavePng(temporary, 700, 700);
+        File.Move(temporary, path, overwrite: true);
+    }
 }

@@ -24,6 +24,7 @@ public static class Program
         root.Subcommands.Add(EvalCommand(output));
         root.Subcommands.Add(InterpolateCommand(output));
         root.Subcommands.Add(EncodeCommand(output));
+        root.Subcommands.Add(LatentMapCommand(output));
         root.Subcommands.Add(PictureCommand("sample", "Decode samples from the prior of a trained run into a PNG grid (default RUN_DIR/samples.png)",
             (run, count, seed, path, accelerator) => Pictures.Sample(run, count, seed, path, accelerator, output)));
         root.Subcommands.Add(PictureCommand("reconstruct", "Test images beside their reconstructions from a trained run, as a PNG (default RUN_DIR/reconstructions.png)",
@@ -226,6 +227,20 @@ public static class Program
         command.SetAction(parse =>
         {
             Encode.Run(parse.GetValue(run)!, parse.GetValue(split)!, parse.GetValue(outPath), Compute.ParseChoice(parse.GetValue(accelerator)), output);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command LatentMapCommand(TextWriter output)
+    {
+        var run = new Argument<string>("RUN_DIR") { Description = "A run folder written by train with --latent 2" };
+        var grid = new Option<int>("--grid") { Description = "Decoded images per side of the manifold", DefaultValueFactory = _ => 20 };
+        var accelerator = AcceleratorOption();
+        var command = new Command("latent-map", "For 2-D latents: the decoded manifold and the test codes coloured by label, as PNGs") { run, grid, accelerator };
+        command.SetAction(parse =>
+        {
+            Pictures.LatentMap(parse.GetValue(run)!, parse.GetValue(grid), Compute.ParseChoice(parse.GetValue(accelerator)), output);
             return 0;
         });
         return command;
