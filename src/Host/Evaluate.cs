@@ -37,15 +37,14 @@ public static class Evaluate
             $"ELBO (one sample per image): loss {sums.MeanLoss:F2} = distortion {sums.MeanReconstruction:F2} + rate {sums.MeanKl:F2}; active units {activeUnits} of {vae.Config.Latent}"));
 
         var clock = Stopwatch.StartNew();
-        int tick = Math.Max(1, test.Count / 10);
-        double lowerBound = Evaluation.LowerBound(vae, data, k, test.Count, done =>
+        var progress = new Progress(output, test.Count, "images");
+        progress.Start($"L_{k}");
+        double lowerBound = Evaluation.LowerBound(vae, data, k, test.Count, (done, sum) =>
         {
-            if (done % tick == 0 && done < test.Count)
-            {
-                var eta = TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds * (test.Count - done) / done);
-                output.WriteLine($"  L_{k}: {done}/{test.Count} images, eta {eta:hh\\:mm\\:ss}");
-            }
+            if (done % progress.Interval == 0 && done < test.Count)
+                progress.Report(done, string.Create(CultureInfo.InvariantCulture, $"NLL so far {-sum / done:F2}"));
         });
+        progress.End();
         var report = new EvaluationReport
         {
             Examples = test.Count,

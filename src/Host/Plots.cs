@@ -9,19 +9,27 @@ public static class Plots
     {
         var plot = new Plot();
         double[] epochs = rows.Select(row => (double)row.Epoch).ToArray();
-        void Line(Func<EpochMetrics, double> value, string label)
+        var palette = new ScottPlot.Palettes.Category10();
+        void Line(Func<EpochMetrics, double> value, string label, int colour, bool train)
         {
             var line = plot.Add.Scatter(epochs, rows.Select(value).ToArray());
             line.LegendText = label;
+            line.Color = palette.GetColor(colour);
+            // Train curves dashed, test curves solid, one colour per term.
+            if (train)
+                line.LinePattern = LinePattern.Dashed;
         }
-        Line(row => row.TrainLoss, "train loss");
-        Line(row => row.TestLoss, "test loss");
-        Line(row => row.TestReconstruction, "test reconstruction");
-        Line(row => row.TestKl, "test KL");
+        Line(row => row.TrainLoss, "train loss", 0, true);
+        Line(row => row.TestLoss, "test loss", 0, false);
+        Line(row => row.TrainReconstruction, "train reconstruction", 1, true);
+        Line(row => row.TestReconstruction, "test reconstruction", 1, false);
+        Line(row => row.TrainKl, "train KL", 2, true);
+        Line(row => row.TestKl, "test KL", 2, false);
         plot.Title(title);
         plot.XLabel("epoch");
         plot.YLabel("nats per image");
-        plot.ShowLegend(Alignment.UpperRight);
+        // Outside the axes, so it never hides a curve.
+        plot.ShowLegend(Edge.Right);
         string temporary = path + ".tmp.png";
         plot.SavePng(temporary, 800, 500);
         File.Move(temporary, path, overwrite: true);

@@ -120,15 +120,15 @@ public sealed class Training(TrainOptions options, TextWriter output)
                 output.WriteLine($"nothing to do: the run has {resume.State.Epoch} epochs and --epochs is {options.Epochs}");
         }
         int stepsPerEpoch = Epoch.StepsFor(train.Count, options.BatchSize);
-        var progress = new Progress(output, stepsPerEpoch);
+        var progress = new Progress(output, stepsPerEpoch, "steps");
         for (int epoch = firstEpoch; epoch <= options.Epochs; epoch++)
         {
             var clock = Stopwatch.StartNew();
             trainData.SetOrder(Shuffle.Permutation(train.Count, options.Seed, epoch));
             long launchesBefore = vae.LaunchCount, waitsBefore = vae.SynchronizationCount;
-            progress.StartEpoch(epoch, options.Epochs);
+            progress.Start($"epoch {epoch}/{options.Epochs}");
             var trainSums = Epoch.Train(vae, trainData, options.BatchSize, options.Binarize, progress.Interval,
-                (steps, sums) => progress.Report(steps, sums, clock.Elapsed));
+                (steps, sums) => progress.Report(steps, string.Create(CultureInfo.InvariantCulture, $"loss {sums.MeanLoss:F2}")));
             double trainSeconds = clock.Elapsed.TotalSeconds;
             double launchesPerStep = (vae.LaunchCount - launchesBefore) / (double)stepsPerEpoch;
             long waits = vae.SynchronizationCount - waitsBefore;
@@ -151,7 +151,7 @@ public sealed class Training(TrainOptions options, TextWriter output)
             MetricsFile.Write(metricsPath, metrics);
             Checkpoint.Save(checkpointDirectory, vae, epoch);
             WritePictures(outDirectory, vae, accelerator, test, metrics);
-            progress.EndEpoch();
+            progress.End();
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"epoch {epoch}/{options.Epochs}: train loss {row.TrainLoss:F2}, test loss {row.TestLoss:F2} " +
                 $"(reconstruction {row.TestReconstruction:F2}, KL {row.TestKl:F2}), {seconds:F1} s, " +
@@ -187,42 +187,5 @@ public sealed class Training(TrainOptions options, TextWriter output)
         Try("loss.png", () => Plots.WriteLossCurves(Path.Combine(outDirectory, "loss.png"), metrics, Path.GetFileName(Path.GetFullPath(outDirectory))));
         Try("samples.png", () => Pictures.WriteSamples(vae, Math.Min(64, vae.MaxBatch), options.Seed, Path.Combine(outDirectory, "samples.png")));
         Try("reconstructions.png", () => Pictures.WriteReconstructions(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "reconstructions.png")));
-    }
-}
-
-/// <summary>
-/// Progress within an epoch: a line rewritten in place on a terminal, or a plain line per quarter epoch when the
-/// output is redirected. Each report reads the device's loss sums, the only host synchronisation in an epoch.
-/// </summary>
-internal sealed class Progress(TextWriter output, int stepsPerEpoch)
-{
-    private readonly bool interactive = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
-    private int epoch, epochs;
-
-    /// <summary>Steps between reports: a host wait each, so a few per epoch.</summary>
-    public int Interval => interactive ? Math.Max(1, stepsPerEpoch / 50) : Math.Max(1, stepsPerEpoch / 4);
-
-    public void StartEpoch(int epochNumber, int epochCount)
-    {
-        epoch = epochNumber;
-        epochs = epochCount;
-    }
-
-    public void Report(int stepsDone, LossSums sums, TimeSpan elapsed)
-    {
-        double fraction = stepsDone / (double)stepsPerEpoch;
-        var eta = TimeSpan.FromSeconds(elapsed.TotalSeconds * (1 - fraction) / fraction);
-        string line = string.Create(CultureInfo.InvariantCulture,
-            $"epoch {epoch}/{epochs} [{new string('#', (int)(fraction * 20)),-20}] {stepsDone}/{stepsPerEpoch} steps, loss {sums.MeanLoss:F2}, eta {eta:mm\\:ss}");
-        if (interactive)
-            output.Write("\r" + line);
-        else
-            output.WriteLine(line);
-    }
-
-    public void EndEpoch()
-    {
-        if (interactive)
-            output.Write("\r" + new string(' ', 100) + "\r");
     }
 }

@@ -28,9 +28,10 @@ public static class Evaluation
     /// L_k = E_x[log (1/k) Σ_i w_i] over the first <paramref name="examples"/> examples: for each, the order holds
     /// the example k times and the device draws the k samples in batches of at most MaxBatch rows; the host takes
     /// the log-mean-exp in double. Draws are keyed by (example, chunk), so the estimate is reproducible.
-    /// Leaves the data set's order changed.
+    /// Leaves the data set's order changed. <paramref name="progress"/> gets the examples done and the running sum
+    /// of their L_k.
     /// </summary>
-    public static double LowerBound(Vae vae, DeviceDataset data, int k, int examples, Action<int>? progress = null)
+    public static double LowerBound(Vae vae, DeviceDataset data, int k, int examples, Action<int, double>? progress = null)
     {
         if (k < 1)
             throw new ArgumentException($"k must be at least 1 (got {k})");
@@ -52,7 +53,7 @@ public static class Evaluation
                     weights[start + i] = chunkWeights[i];
             }
             total += LossReference.LogMeanExp(weights);
-            progress?.Invoke(example + 1);
+            progress?.Invoke(example + 1, total);
         }
         return total / examples;
     }
