@@ -149,8 +149,6 @@ public sealed class Training(TrainOptions options, TextWriter output)
             };
             metrics.Add(row);
             MetricsFile.Write(metricsPath, metrics);
-            Checkpoint.Save(checkpointDirectory, vae, epoch);
-            WritePictures(outDirectory, vae, accelerator, test, metrics);
             progress.End();
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"epoch {epoch}/{options.Epochs}: train loss {row.TrainLoss:F2}, test loss {row.TestLoss:F2} " +
@@ -158,9 +156,14 @@ public sealed class Training(TrainOptions options, TextWriter output)
                 $"{row.SamplesPerSecond:F0} samples/s, {launchesPerStep:F0} launches/step, {waits} host waits"));
             if (!double.IsFinite(row.TrainLoss) || !double.IsFinite(row.TestLoss))
             {
-                output.WriteLine($"error: the loss is not finite after epoch {epoch}; stopping (try a smaller --lr)");
+                // The checkpoint is not replaced: the last one holds the last epoch whose loss was finite.
+                string term = !double.IsFinite(row.TrainReconstruction) || !double.IsFinite(row.TestReconstruction) ? "reconstruction" : "KL";
+                output.WriteLine($"error: the {term} term of the loss is not finite in epoch {epoch} (step {vae.Step}); " +
+                                 $"stopping, the checkpoint of epoch {epoch - 1} is kept (try a smaller --lr)");
                 return 3;
             }
+            Checkpoint.Save(checkpointDirectory, vae, epoch);
+            WritePictures(outDirectory, vae, accelerator, test, metrics);
         }
         output.WriteLine($"metrics: {metricsPath}; checkpoint: {checkpointDirectory}");
         return 0;
