@@ -104,7 +104,7 @@ public sealed class CheckpointTests : IDisposable
     private static void Train(params string[] args)
     {
         var error = new StringWriter();
-        int exitCode = Program.Run(args, new StringWriter(), error);
+        int exitCode = Program.Run(args, new StringWriter(), error, TestContext.Current.CancellationToken);
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
     }
 
@@ -130,6 +130,79 @@ public sealed class CheckpointTests : IDisposable
         var resumedMetrics = MetricsFile.Read(Path.Combine(resumed, "metrics.csv"));
         Assert.Equal(straightMetrics.Select(row => (row.Epoch, row.TrainLoss, row.TestLoss)),
             resumedMetrics.Select(row => (row.Epoch, row.TrainLoss, row.TestLoss)));
+    }
+
+    [Theory]
+    [InlineData(7)]   // mid-epoch: 40 examples at batch 8 are 5 steps an epoch
+    [InlineData(10)]  // exactly at the end of epoch 2
+    public void InterruptedRunResumesBitForBit(long stopAtStep)
+    {
+        var data = WriteDataSet();
+        var options = new TrainOptions
+        {
+            Data = data, BatchSize = 8, Hidden = [8], Latent = 4, Epochs = 3, Binarize = true,
+            Accelerator = GpuKernels.AcceleratorChoice.Cpu,
+        };
+        var straight = Path.Combine(directory, "straight");
+        var interrupted = Path.Combine(directory, "interrupted");
+        Assert.Equal(0, new Training(options with { Out = straight }, new StringWriter()).Run());
+        var log = new StringWriter();
+        Assert.Equal(Training.Interrupted, new Training(options with { Out = interrupted, StopAtStep = stopAtStep }, log).Run());
+        Assert.Contains("train --resume", log.ToString());
+        var stopped = Checkpoint.Load(Path.Combine(interrupted, "checkpoint"));
+        Assert.Equal(stopAtStep, stopped.State.Step);
+        Assert.Equal((int)(stopAtStep % 5), stopped.State.StepInEpoch);
+        Train("train", "--resume", interrupted);
+
+        var a = Checkpoint.Load(Path.Combine(straight, "checkpoint"));
+        var b = Checkpoint.Load(Path.Combine(interrupted, "checkpoint"));
+        Assert.Equal(a.State.Step, b.State.Step);
+        Assert.Equal(a.Parameters, b.Parameters);
+        Assert.Equal(a.FirstMoment, b.FirstMoment);
+        Assert.Equal(a.SecondMoment, b.SecondMoment);
+        Assert.Equal(MetricsFile.Read(Path.Combine(straight, "metrics.csv")).Select(row => (row.Epoch, row.TrainLoss, row.TestLoss)),
+            MetricsFile.Read(Path.Combine(interrupted, "metrics.csv")).Select(row => (row.Epoch, row.TrainLoss, row.TestLoss)));
+    }
+
+    [Fact]
+    public void KilledProcessResumesBitForBit()
+    {
+        // A real SIGKILL of a training process that checkpoints every step, at whatever moment it lands (even
+        // inside a save), then a resume: the result must equal an uninterrupted run exactly.
+        var data = WriteDataSet();
+        string host = Path.Combine(AppContext.BaseDirectory, "ilgpu-vae.dll");
+        string[] settings = ["--data", data, "--batch-size", "8", "--hidden", "8", "--latent", "4", "--accelerator", "cpu",
+            "--binarize", "--epochs", "30", "--checkpoint-every", "1"];
+        var straight = Path.Combine(directory, "straight");
+        var killed = Path.Combine(directory, "killed");
+        Train(["train", .. settings, "--out", straight]);
+
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { host, "train" }.Concat(settings).Concat(["--out", killed]))
+            start.ArgumentList.Add(argument);
+        using var child = System.Diagnostics.Process.Start(start)!;
+        child.OutputDataReceived += (_, _) => { };
+        child.ErrorDataReceived += (_, _) => { };
+        child.BeginOutputReadLine();
+        child.BeginErrorReadLine();
+        var statePath = Path.Combine(killed, "checkpoint", Checkpoint.StateFile);
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (!File.Exists(statePath) || !File.ReadAllText(statePath).Contains("\"Epoch\": 3"))
+        {
+            Assert.False(child.HasExited, "the child finished before it could be killed");
+            Assert.True(DateTime.UtcNow < deadline, "the child made no progress");
+            Thread.Sleep(20);
+        }
+        child.Kill(entireProcessTree: true);
+        child.WaitForExit();
+
+        Train("train", "--resume", killed);
+        var a = Checkpoint.Load(Path.Combine(straight, "checkpoint"));
+        var b = Checkpoint.Load(Path.Combine(killed, "checkpoint"));
+        Assert.Equal(30, b.State.Epoch);
+        Assert.Equal(a.Parameters, b.Parameters);
+        Assert.Equal(a.FirstMoment, b.FirstMoment);
+        Assert.Equal(a.SecondMoment, b.SecondMoment);
     }
 
     [Fact]
@@ -204,7 +277,7 @@ public sealed class CheckpointTests : IDisposable
     public void ResumeWithoutACheckpointIsAOneLineError()
     {
         var error = new StringWriter();
-        int exitCode = Program.Run(["train", "--resume", Path.Combine(directory, "nothing")], new StringWriter(), error);
+        int exitCode = Program.Run(["train", "--resume", Path.Combine(directory, "nothing")], new StringWriter(), error, TestContext.Current.CancellationToken);
         Assert.Equal(2, exitCode);
         Assert.Contains("config.json: file not found", error.ToString());
     }

@@ -33,7 +33,7 @@ public sealed class CliTests : IDisposable
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        int exitCode = Program.Run(args, output, error);
+        int exitCode = Program.Run(args, output, error, TestContext.Current.CancellationToken);
         return (exitCode, output.ToString(), error.ToString());
     }
 

@@ -7,18 +7,31 @@ namespace IlgpuVae.Host;
 
 public static class Program
 {
-    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+    public static int Main(string[] args)
+    {
+        // Ctrl+C asks the running command to stop at the next step and checkpoint; a second Ctrl+C kills.
+        using var interrupt = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, press) =>
+        {
+            if (interrupt.IsCancellationRequested)
+                return;
+            press.Cancel = true;
+            Console.Error.WriteLine("\nstopping after this step and writing a checkpoint (Ctrl+C again to kill)");
+            interrupt.Cancel();
+        };
+        return Run(args, Console.Out, Console.Error, interrupt.Token);
+    }
 
     /// <summary>
     /// Exit codes: 0 success; 2 bad input (a data file, an option, an absent accelerator); 3 training diverged;
     /// 1 anything else.
     /// Errors are one line; --verbose adds the stack trace.
     /// </summary>
-    public static int Run(string[] args, TextWriter output, TextWriter error)
+    public static int Run(string[] args, TextWriter output, TextWriter error, CancellationToken interrupt = default)
     {
         var verbose = new Option<bool>("--verbose") { Description = "Print stack traces with errors", Recursive = true };
         var root = new RootCommand("IlgpuVae: variational autoencoders on GPUs (and the CPU) through ILGPU") { verbose };
-        root.Subcommands.Add(TrainCommand(output));
+        root.Subcommands.Add(TrainCommand(output, interrupt));
         root.Subcommands.Add(BenchCommand(output));
         root.Subcommands.Add(CheckCommand(output));
         root.Subcommands.Add(EvalCommand(output));
@@ -58,7 +71,7 @@ public static class Program
         }
     }
 
-    private static Command TrainCommand(TextWriter output)
+    private static Command TrainCommand(TextWriter output, CancellationToken interrupt)
     {
         var defaults = new TrainOptions();
         var data = new Option<string>("--data") { Description = "mnist, fashion-mnist, or a folder with the four MNIST-format IDX files (fetched on first use)", DefaultValueFactory = _ => defaults.Data };
@@ -76,12 +89,13 @@ public static class Program
         var outDirectory = new Option<string?>("--out") { Description = "Run folder for config.json and metrics.csv (default runs/DATA-TIME)" };
         var trainLimit = new Option<int>("--train-limit") { Description = "Use only the first N training examples (0: all)" };
         var testLimit = new Option<int>("--test-limit") { Description = "Use only the first N test examples (0: all)" };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Also checkpoint every N steps within epochs (0: at epoch ends only)" };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder from its last checkpoint, with its settings (--epochs and --accelerator may change)" };
 
         var command = new Command("train", "Train a VAE and write metrics.csv")
         {
             data, epochs, batchSize, hidden, latent, learningRate, seed, likelihood, variance, activation, binarize,
-            accelerator, outDirectory, trainLimit, testLimit, resume,
+            accelerator, outDirectory, trainLimit, testLimit, checkpointEvery, resume,
         };
         command.SetAction(parse =>
         {
@@ -92,7 +106,9 @@ public static class Program
                     resumed = resumed with { Epochs = parse.GetValue(epochs) };
                 if (parse.GetResult(accelerator) is { Implicit: false })
                     resumed = resumed with { Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)) };
-                return new Training(resumed, output).Run();
+                if (parse.GetResult(checkpointEvery) is { Implicit: false })
+                    resumed = resumed with { CheckpointEvery = parse.GetValue(checkpointEvery) };
+                return new Training(resumed, output, interrupt).Run();
             }
             var options = new TrainOptions
             {
@@ -111,8 +127,9 @@ public static class Program
                 Out = parse.GetValue(outDirectory),
                 TrainLimit = parse.GetValue(trainLimit),
                 TestLimit = parse.GetValue(testLimit),
+                CheckpointEvery = parse.GetValue(checkpointEvery),
             };
-            return new Training(options, output).Run();
+            return new Training(options, output, interrupt).Run();
         });
         return command;
     }

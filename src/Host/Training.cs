@@ -28,6 +28,10 @@ public sealed record TrainOptions
     /// <summary>Use only the first N training / test examples (0: all), for quick runs.</summary>
     public int TrainLimit { get; init; }
     public int TestLimit { get; init; }
+    /// <summary>Also checkpoint every N optimiser steps within epochs (0: only at the end of each epoch).</summary>
+    public int CheckpointEvery { get; init; }
+    /// <summary>For tests: stop as Ctrl+C does once this many optimiser steps are done.</summary>
+    [JsonIgnore] internal long? StopAtStep { get; init; }
     /// <summary>A run folder to continue from its checkpoint (set by train --resume).</summary>
     [JsonIgnore] public string? Resume { get; init; }
 
@@ -58,10 +62,15 @@ public sealed record TrainOptions
 }
 
 /// <summary>The train command: data on the device once, then epochs of queued steps and a test pass each.</summary>
-public sealed class Training(TrainOptions options, TextWriter output)
+public sealed class Training(TrainOptions options, TextWriter output, CancellationToken interrupt = default)
 {
+    /// <summary>Exit code after an interruption (Ctrl+C), as shells report SIGINT: the checkpoint is written.</summary>
+    public const int Interrupted = 130;
+
     public int Run()
     {
+        if (options.CheckpointEvery < 0)
+            throw new ArgumentException($"--checkpoint-every must be 0 (epoch ends only) or more (got {options.CheckpointEvery})");
         if (options.Epochs < 1)
             throw new ArgumentException($"--epochs must be at least 1 (got {options.Epochs})");
         if (options.BatchSize < 1)
@@ -108,14 +117,18 @@ public sealed class Training(TrainOptions options, TextWriter output)
 
         var metrics = new List<EpochMetrics>();
         string metricsPath = Path.Combine(outDirectory, "metrics.csv");
-        int firstEpoch = 1;
+        int firstEpoch = 1, firstStep = 0;
         if (resume is not null)
         {
             vae.RestoreState(resume.Parameters, resume.FirstMoment, resume.SecondMoment, resume.State.Step);
             firstEpoch = resume.State.Epoch + 1;
+            firstStep = resume.State.StepInEpoch;
+            var sums = resume.State.TrainingSums;
+            vae.RestoreTrainingSums(new LossSums(sums[0], sums[1], sums[2], config.Beta));
             if (File.Exists(metricsPath))
                 metrics.AddRange(MetricsFile.Read(metricsPath).Where(row => row.Epoch < firstEpoch));
-            output.WriteLine($"resuming {outDirectory} after epoch {resume.State.Epoch} (step {resume.State.Step})");
+            output.WriteLine($"resuming {outDirectory} after epoch {resume.State.Epoch}" +
+                             (firstStep > 0 ? $" and {firstStep} steps of epoch {firstEpoch}" : "") + $" (step {resume.State.Step})");
             if (firstEpoch > options.Epochs)
                 output.WriteLine($"nothing to do: the run has {resume.State.Epoch} epochs and --epochs is {options.Epochs}");
         }
@@ -127,8 +140,24 @@ public sealed class Training(TrainOptions options, TextWriter output)
             trainData.SetOrder(Shuffle.Permutation(train.Count, options.Seed, epoch));
             long launchesBefore = vae.LaunchCount, waitsBefore = vae.SynchronizationCount;
             progress.Start($"epoch {epoch}/{options.Epochs}");
-            var trainSums = Epoch.Train(vae, trainData, options.BatchSize, options.Binarize, progress.Interval,
-                (steps, sums) => progress.Report(steps, string.Create(CultureInfo.InvariantCulture, $"loss {sums.MeanLoss:F2}")));
+            int epochNumber = epoch;
+            bool AfterStep(int stepsDone)
+            {
+                bool stop = interrupt.IsCancellationRequested || vae.Step == options.StopAtStep;
+                if (stepsDone < stepsPerEpoch && (stop || (options.CheckpointEvery > 0 && vae.Step % options.CheckpointEvery == 0)))
+                    Checkpoint.Save(checkpointDirectory, vae, epochNumber - 1, stepsDone, vae.ReadTrainingSums(reset: false));
+                return !stop || stepsDone == stepsPerEpoch;
+            }
+            var finished = Epoch.Train(vae, trainData, options.BatchSize, options.Binarize, progress.Interval,
+                (steps, sums) => progress.Report(steps, string.Create(CultureInfo.InvariantCulture, $"loss {sums.MeanLoss:F2}")),
+                epoch == firstEpoch ? firstStep : 0, AfterStep);
+            if (finished is not { } trainSums)
+            {
+                progress.End();
+                output.WriteLine($"interrupted in epoch {epoch} after step {vae.Step}: checkpoint written to {checkpointDirectory}; " +
+                                 $"continue with: train --resume {outDirectory}");
+                return Interrupted;
+            }
             double trainSeconds = clock.Elapsed.TotalSeconds;
             double launchesPerStep = (vae.LaunchCount - launchesBefore) / (double)stepsPerEpoch;
             long waits = vae.SynchronizationCount - waitsBefore;
@@ -164,6 +193,11 @@ public sealed class Training(TrainOptions options, TextWriter output)
             }
             Checkpoint.Save(checkpointDirectory, vae, epoch);
             WritePictures(outDirectory, vae, accelerator, test, metrics);
+            if ((interrupt.IsCancellationRequested || vae.Step == options.StopAtStep) && epoch < options.Epochs)
+            {
+                output.WriteLine($"interrupted after epoch {epoch}: checkpoint written; continue with: train --resume {outDirectory}");
+                return Interrupted;
+            }
         }
         output.WriteLine($"metrics: {metricsPath}; checkpoint: {checkpointDirectory}");
         return 0;

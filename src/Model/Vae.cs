@@ -129,6 +129,13 @@ public sealed class Vae : IDisposable
         return Download(logWeights.View.SubView(0, batch));
     }
 
+    /// <summary>Puts back the running training sums of an interrupted epoch (from a checkpoint).</summary>
+    public void RestoreTrainingSums(LossSums sums)
+    {
+        kernels.Synchronize();
+        trainingTotals.View.CopyFromCPU(new[] { sums.Reconstruction, sums.Kl, sums.Examples });
+    }
+
     /// <summary>Reads the training sums (this synchronises with the device) and optionally resets them.</summary>
     public LossSums ReadTrainingSums(bool reset) => ReadSums(trainingTotals, reset);
 

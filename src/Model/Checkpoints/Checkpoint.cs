@@ -12,6 +12,11 @@ public sealed record CheckpointState
     public int Format { get; init; } = CurrentFormat;
     /// <summary>Epochs completed.</summary>
     public int Epoch { get; init; }
+    /// <summary>Steps done in the epoch after <see cref="Epoch"/> when the checkpoint was taken mid-epoch (0 at
+    /// an epoch's end); resuming continues that epoch from here.</summary>
+    public int StepInEpoch { get; init; }
+    /// <summary>That epoch's running training sums [Σ rec, Σ KL, examples], so its train loss stays exact.</summary>
+    public double[] TrainingSums { get; init; } = [0, 0, 0];
     /// <summary>Optimiser steps taken; with the seed it keys every later random draw (Philox is counter-based,
     /// so no generator state needs saving).</summary>
     public long Step { get; init; }
@@ -26,8 +31,10 @@ public sealed record LoadedCheckpoint(CheckpointState State, float[] Parameters,
 /// <summary>
 /// A checkpoint folder: model.safetensors (the weights as named, shaped tensors: encoder.{i}.weight [out, in],
 /// encoder.mu / encoder.logvar (the two halves of the stats layer), decoder.{i}, decoder.out, each with .weight
-/// and .bias), optimizer.safetensors (Adam's flat moment buffers), and state.json. Each file is replaced
-/// atomically, state.json last, so an interrupted save leaves the previous checkpoint readable.
+/// and .bias), optimizer.safetensors (Adam's flat moment buffers), and state.json. A save writes a complete new
+/// folder beside the old one and then swaps the two by renames, so a process killed at any moment leaves one
+/// whole checkpoint (<see cref="Load"/> also looks for the previous folder, in case the kill fell between the
+/// two renames).
 /// </summary>
 public static class Checkpoint
 {
@@ -41,20 +48,47 @@ public static class Checkpoint
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
     };
 
-    public static void Save(string directory, Vae vae, int epoch)
+    /// <summary>
+    /// Saves the model after <paramref name="epoch"/> completed epochs and <paramref name="stepInEpoch"/> steps of
+    /// the next, with that epoch's running training sums (waits for the device).
+    /// </summary>
+    public static void Save(string directory, Vae vae, int epoch, int stepInEpoch = 0, LossSums partialSums = default)
     {
-        Directory.CreateDirectory(directory);
+        string fresh = directory + ".partial", previous = directory + ".previous";
+        if (Directory.Exists(fresh))
+            Directory.Delete(fresh, recursive: true);
+        Directory.CreateDirectory(fresh);
         var (parameters, firstMoment, secondMoment) = vae.ExportState();
         var metadata = new Dictionary<string, string> { ["format"] = "ilgpu-vae", ["epoch"] = epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-        SafeTensors.Write(Path.Combine(directory, ModelFile), ModelTensors(vae.Layout, vae.Config, parameters), metadata);
-        SafeTensors.Write(Path.Combine(directory, OptimizerFile),
+        SafeTensors.Write(Path.Combine(fresh, ModelFile), ModelTensors(vae.Layout, vae.Config, parameters), metadata);
+        SafeTensors.Write(Path.Combine(fresh, OptimizerFile),
             [new Tensor("adam.first_moment", [firstMoment.Length], firstMoment), new Tensor("adam.second_moment", [secondMoment.Length], secondMoment)]);
-        var state = new CheckpointState { Epoch = epoch, Step = vae.Step, Seed = vae.Seed, Model = vae.Config, Adam = vae.Adam };
-        AtomicFile.WriteText(Path.Combine(directory, StateFile), JsonSerializer.Serialize(state, JsonOptions));
+        var state = new CheckpointState
+        {
+            Epoch = epoch,
+            StepInEpoch = stepInEpoch,
+            TrainingSums = [partialSums.Reconstruction, partialSums.Kl, partialSums.Examples],
+            Step = vae.Step,
+            Seed = vae.Seed,
+            Model = vae.Config,
+            Adam = vae.Adam,
+        };
+        AtomicFile.WriteText(Path.Combine(fresh, StateFile), JsonSerializer.Serialize(state, JsonOptions));
+
+        if (Directory.Exists(previous))
+            Directory.Delete(previous, recursive: true);
+        if (Directory.Exists(directory))
+            Directory.Move(directory, previous);
+        Directory.Move(fresh, directory);
+        if (Directory.Exists(previous))
+            Directory.Delete(previous, recursive: true);
     }
 
     public static LoadedCheckpoint Load(string directory)
     {
+        // A save killed between its two renames leaves only the previous folder: it is a whole checkpoint.
+        if (!Directory.Exists(directory) && Directory.Exists(directory + ".previous"))
+            directory += ".previous";
         string statePath = Path.Combine(directory, StateFile);
         if (!File.Exists(statePath))
             throw new DataFormatException(statePath, "file not found: this folder holds no checkpoint (train writes one after every epoch)");
@@ -68,6 +102,8 @@ public static class Checkpoint
         {
             throw new DataFormatException(statePath, $"not a valid checkpoint state ({exception.Message})", inner: exception);
         }
+        if (state.TrainingSums.Length != 3 || state.StepInEpoch < 0 || state.Epoch < 0)
+            throw new DataFormatException(statePath, "epoch, step in epoch or training sums are out of range");
         if (state.Format != CheckpointState.CurrentFormat)
             throw new DataFormatException(statePath, $"checkpoint format {state.Format} is not supported (this build reads format {CheckpointState.CurrentFormat})");
         try
