@@ -98,30 +98,21 @@ public sealed class Vae : IDisposable
     public void EvaluateBatch(DeviceDataset data, int first, int batch, long drawIndex, bool binarize = false)
     {
         GatherAndForward(data, first, batch, binarize, drawIndex, Philox.Streams.EvalBinarize, Philox.Streams.EvalReparameterize);
-        int last = Layout.Layers.Count - 1;
-        var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0);
-        kernels.ReconstructionLoss(Config.Likelihood, Rows(x, batch, Config.InputSize),
-            Rows(layerOutputs[last], batch, Layout.Layers[last].Outputs),
-            reconstructionPerRow.View.SubView(0, batch), batch, Config.InputSize, reconstruction);
+        ReconstructionLossRows(batch);
         kernels.AccumulateLoss(reconstructionPerRow.View.SubView(0, batch), klPerRow.View.SubView(0, batch), evaluationTotals.View, batch);
     }
 
     /// <summary>
     /// log w = log p(x|z) + log p(z) − log q(z|x) for each row order[first..first+batch), one fresh z each, drawn
     /// from the importance-sampling streams keyed by <paramref name="drawIndex"/> (below 2³²; waits for the
-    /// device). With the order
-    /// holding one example k times, these are the k importance weights of the IWAE bound.
+    /// device). With the order holding one example k times, these are the k importance weights of the IWAE bound.
     /// </summary>
     public float[] LogImportanceWeights(DeviceDataset data, int first, int batch, long drawIndex, bool binarize = false)
     {
         if ((ulong)drawIndex > uint.MaxValue)
             throw new ArgumentOutOfRangeException(nameof(drawIndex), "draw indices must stay below 2^32");
         GatherAndForward(data, first, batch, binarize, drawIndex, Philox.Streams.ImportanceBinarize, Philox.Streams.ImportanceReparameterize);
-        int last = Layout.Layers.Count - 1;
-        var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0);
-        kernels.ReconstructionLoss(Config.Likelihood, Rows(x, batch, Config.InputSize),
-            Rows(layerOutputs[last], batch, Layout.Layers[last].Outputs),
-            reconstructionPerRow.View.SubView(0, batch), batch, Config.InputSize, reconstruction);
+        ReconstructionLossRows(batch);
         kernels.LogWeights(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent),
             Rows(z, batch, Config.Latent), Rows(epsilon, batch, Config.Latent),
             reconstructionPerRow.View.SubView(0, batch), logWeights.View.SubView(0, batch), batch, Config.Latent);
@@ -134,6 +125,16 @@ public sealed class Vae : IDisposable
     {
         kernels.Synchronize();
         trainingTotals.View.CopyFromCPU(new[] { sums.Reconstruction, sums.Kl, sums.Examples });
+    }
+
+    /// <summary>The reconstruction term of each row after a forward pass, without a gradient.</summary>
+    private void ReconstructionLossRows(int batch)
+    {
+        int last = Layout.Layers.Count - 1;
+        var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0);
+        kernels.ReconstructionLoss(Config.Likelihood, Rows(x, batch, Config.InputSize),
+            Rows(layerOutputs[last], batch, Layout.Layers[last].Outputs),
+            reconstructionPerRow.View.SubView(0, batch), batch, Config.InputSize, reconstruction);
     }
 
     /// <summary>Reads the training sums (this synchronises with the device) and optionally resets them.</summary>
