@@ -107,15 +107,23 @@ public static class SafeTensors
             var tensors = new Dictionary<string, Tensor>();
             var metadata = new Dictionary<string, string>();
             var extents = new List<(long Begin, long End, string Name)>();
-            foreach (var property in document.RootElement.EnumerateObject())
+            try
             {
-                if (property.Name == "__metadata__")
+                foreach (var property in document.RootElement.EnumerateObject())
                 {
-                    foreach (var entry in property.Value.EnumerateObject())
-                        metadata[entry.Name] = entry.Value.GetString() ?? "";
-                    continue;
+                    if (property.Name == "__metadata__")
+                    {
+                        foreach (var entry in property.Value.EnumerateObject())
+                            metadata[entry.Name] = entry.Value.GetString() ?? "";
+                        continue;
+                    }
+                    tensors[property.Name] = ReadTensor(path, bytes, dataStart, property, extents);
                 }
-                tensors[property.Name] = ReadTensor(path, bytes, dataStart, property, extents);
+            }
+            catch (InvalidOperationException exception)
+            {
+                // Text that is not UTF-8, or metadata values that are not strings.
+                throw new DataFormatException(path, $"header is not a valid safetensors header ({exception.Message})", 8, exception);
             }
             extents.Sort();
             long expected = 0;

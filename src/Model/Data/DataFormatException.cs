@@ -7,12 +7,16 @@ namespace IlgpuVae.Model.Data;
 public sealed class DataFormatException : Exception
 {
     public DataFormatException(string path, string problem, long? offset = null, Exception? inner = null)
-        : base(offset is null ? $"{path}: {problem}" : $"{path}: at byte {offset}: {problem}", inner)
+        : base(OneLine(offset is null ? $"{path}: {problem}" : $"{path}: at byte {offset}: {problem}"), inner)
     {
         Path = path;
-        Problem = problem;
+        Problem = OneLine(problem);
         Offset = offset;
     }
+
+    /// <summary>The message is printed as one line, so line breaks quoted from a file (or from a parser's own
+    /// message about it) become spaces.</summary>
+    private static string OneLine(string text) => text.ReplaceLineEndings(" ");
 
     public string Path { get; }
     public string Problem { get; }
