@@ -177,13 +177,14 @@ public sealed class CliTests : IDisposable
     [Fact]
     public void DivergedTrainingStopsWithExit3AndWritesNoCheckpoint()
     {
-        var data = WriteDataSet(train: 16, test: 4);
+        var data = WriteDataSet(train: 40, test: 4);
         var run = Path.Combine(directory, "run");
-        // Adam moves every parameter by about lr per step: at 1e10 log σ² overflows exp in the first steps.
+        // Adam moves every parameter by about lr per step: at 1e10 the second step's log σ² overflows exp. With 5
+        // steps an epoch, progress ticks come after every step, so the run stops at the tick after step 2.
         var (exitCode, output, _) = Run("train", "--data", data, "--epochs", "2", "--batch-size", "8", "--hidden", "8",
             "--latent", "2", "--lr", "1e10", "--accelerator", "cpu", "--out", run);
         Assert.Equal(3, exitCode);
-        Assert.Contains("is not finite in epoch 1", output);
+        Assert.Contains("term of the loss is not finite in epoch 1 (by step 2)", output);
         Assert.False(File.Exists(Path.Combine(run, "checkpoint", "state.json")), "a diverged epoch must not be checkpointed");
     }
 

@@ -141,16 +141,34 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             long launchesBefore = vae.LaunchCount, waitsBefore = vae.SynchronizationCount;
             progress.Start($"epoch {epoch}/{options.Epochs}");
             int epochNumber = epoch;
+            string? brokenTerm = null;
+            void OnTick(int steps, LossSums sums)
+            {
+                // The running sums come back at every progress tick anyway: a NaN or infinity in them stops the
+                // epoch within a tick of where it appeared, without a per-step wait on the device.
+                if (!double.IsFinite(sums.Reconstruction))
+                    brokenTerm = "reconstruction";
+                else if (!double.IsFinite(sums.Kl))
+                    brokenTerm = "KL";
+                else
+                    progress.Report(steps, string.Create(CultureInfo.InvariantCulture, $"loss {sums.MeanLoss:F2}"));
+            }
             bool AfterStep(int stepsDone)
             {
+                if (brokenTerm is not null)
+                    return false;
                 bool stop = interrupt.IsCancellationRequested || vae.Step == options.StopAtStep;
                 if (stepsDone < stepsPerEpoch && (stop || (options.CheckpointEvery > 0 && vae.Step % options.CheckpointEvery == 0)))
                     Checkpoint.Save(checkpointDirectory, vae, epochNumber - 1, stepsDone, vae.ReadTrainingSums(reset: false));
                 return !stop || stepsDone == stepsPerEpoch;
             }
             var finished = Epoch.Train(vae, trainData, options.BatchSize, options.Binarize, progress.Interval,
-                (steps, sums) => progress.Report(steps, string.Create(CultureInfo.InvariantCulture, $"loss {sums.MeanLoss:F2}")),
-                epoch == firstEpoch ? firstStep : 0, AfterStep);
+                OnTick, epoch == firstEpoch ? firstStep : 0, AfterStep);
+            if (brokenTerm is not null)
+            {
+                progress.End();
+                return Diverged(brokenTerm, epoch, vae.Step);
+            }
             if (finished is not { } trainSums)
             {
                 progress.End();
@@ -184,13 +202,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                 $"(reconstruction {row.TestReconstruction:F2}, KL {row.TestKl:F2}), {seconds:F1} s, " +
                 $"{row.SamplesPerSecond:F0} samples/s, {launchesPerStep:F0} launches/step, {waits} host waits"));
             if (!double.IsFinite(row.TrainLoss) || !double.IsFinite(row.TestLoss))
-            {
-                // The checkpoint is not replaced: the last one holds the last epoch whose loss was finite.
-                string term = !double.IsFinite(row.TrainReconstruction) || !double.IsFinite(row.TestReconstruction) ? "reconstruction" : "KL";
-                output.WriteLine($"error: the {term} term of the loss is not finite in epoch {epoch} (step {vae.Step}); " +
-                                 $"stopping, the checkpoint of epoch {epoch - 1} is kept (try a smaller --lr)");
-                return 3;
-            }
+                return Diverged(!double.IsFinite(row.TrainReconstruction) || !double.IsFinite(row.TestReconstruction) ? "reconstruction" : "KL",
+                    epoch, vae.Step);
             Checkpoint.Save(checkpointDirectory, vae, epoch);
             WritePictures(outDirectory, vae, accelerator, test, metrics);
             if ((interrupt.IsCancellationRequested || vae.Step == options.StopAtStep) && epoch < options.Epochs)
@@ -201,6 +214,15 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         }
         output.WriteLine($"metrics: {metricsPath}; checkpoint: {checkpointDirectory}");
         return 0;
+    }
+
+    /// <summary>Stops a run whose loss is NaN or infinite. The checkpoint is not replaced: it holds the last
+    /// point where the loss was finite.</summary>
+    private int Diverged(string term, int epoch, long step)
+    {
+        output.WriteLine($"error: the {term} term of the loss is not finite in epoch {epoch} (by step {step}); " +
+                         "stopping with the last checkpoint kept (try a smaller --lr)");
+        return 3;
     }
 
     /// <summary>
