@@ -110,9 +110,12 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                          $"batch {options.BatchSize}, Adam lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, seed {options.Seed}");
 
         using var kernels = new KernelSet(accelerator);
+        int maxBatch = Math.Min(options.BatchSize, Math.Max(train.Count, test.Count));
+        MemoryPlan.Check(config, maxBatch, (long)train.Images.Length + test.Images.Length + 4L * (train.Count + test.Count),
+            MemoryPlan.Available(accelerator), Compute.Describe(accelerator));
         using var trainData = new DeviceDataset(accelerator, train);
         using var testData = new DeviceDataset(accelerator, test);
-        using var vae = new Vae(kernels, config, Math.Min(options.BatchSize, Math.Max(train.Count, test.Count)), options.Seed,
+        using var vae = new Vae(kernels, config, maxBatch, options.Seed,
             new AdamSettings { LearningRate = options.LearningRate });
 
         var metrics = new List<EpochMetrics>();

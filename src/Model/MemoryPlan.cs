@@ -1,0 +1,54 @@
+using ILGPU.Runtime;
+
+namespace IlgpuVae.Model;
+
+/// <summary>
+/// What a model and its data need on the device, checked before anything is allocated, so that a batch too
+/// large for the accelerator is refused with the memory it needs and a batch size that fits, instead of an
+/// allocation failure deep in a launch.
+/// </summary>
+public static class MemoryPlan
+{
+    /// <summary>Bytes for parameters, gradients and Adam's two moments.</summary>
+    public static long ModelBytes(VaeConfig config) => 4L * 4 * new ParameterLayout(config).Count;
+
+    /// <summary>Bytes per example of batch: the input, z, ε, dz, three per-row sums, and every layer's output and
+    /// its gradient (see the buffers of <see cref="Vae"/>).</summary>
+    public static long BytesPerExample(VaeConfig config) =>
+        4L * (config.InputSize + 3L * config.Latent + 3 + 2L * new ParameterLayout(config).Layers.Sum(layer => (long)layer.Outputs));
+
+    public static long Needed(VaeConfig config, int batch, long dataBytes) =>
+        ModelBytes(config) + batch * BytesPerExample(config) + dataBytes;
+
+    /// <summary>What the accelerator offers: its memory for GPUs; for the CPU accelerator (which reports no
+    /// limit), the memory this process may use.</summary>
+    public static long Available(Accelerator accelerator) =>
+        accelerator.AcceleratorType == AcceleratorType.CPU
+            ? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes
+            : accelerator.MemorySize;
+
+    /// <summary>
+    /// Throws an <see cref="ArgumentException"/> saying what is needed and which --batch-size fits when the plan
+    /// exceeds 90% of <paramref name="availableBytes"/> (the rest is left for the runtime and the driver), or
+    /// when a batch is too large for the kernels' 32-bit element indices.
+    /// </summary>
+    public static void Check(VaeConfig config, int batch, long dataBytes, long availableBytes, string acceleratorName)
+    {
+        int widest = Math.Max(config.InputSize, new ParameterLayout(config).Layers.Max(layer => layer.Outputs));
+        long indexLimit = int.MaxValue / widest;
+        long budget = availableBytes / 10 * 9;
+        long needed = Needed(config, batch, dataBytes);
+        if (needed <= budget && batch <= indexLimit)
+            return;
+        long fits = Math.Min(indexLimit, (budget - ModelBytes(config) - dataBytes) / BytesPerExample(config));
+        const long MiB = 1 << 20;
+        string advice = fits >= 1
+            ? $"use --batch-size {Math.Min(fits, int.MaxValue)} or less"
+            : "the model and data set alone do not fit: use a smaller model or --train-limit";
+        if (batch > indexLimit)
+            throw new ArgumentException($"batch {batch} × {widest} values exceeds the kernels' 32-bit indices; {advice}");
+        throw new ArgumentException(
+            $"batch {batch} needs {needed / MiB} MiB on {acceleratorName} (model and optimiser {ModelBytes(config) / MiB} MiB, " +
+            $"data {dataBytes / MiB} MiB, {BytesPerExample(config)} bytes per example) but {availableBytes / MiB} MiB is available; {advice}");
+    }
+}
