@@ -73,6 +73,21 @@ public sealed class MutationTests : IDisposable
     }
 
     [Fact]
+    public void RunConfigurationNeverFailsUnexpectedly()
+    {
+        var run = Path.Combine(directory, "run");
+        Directory.CreateDirectory(run);
+        var path = Path.Combine(run, Host.TrainOptions.RunConfigFile);
+        var valid = System.Text.Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(
+            new { model = new Model.VaeConfig(), training = new Host.TrainOptions { Out = run } }, Checkpoint.JsonOptions));
+        Mutations(valid).Sample(bytes =>
+        {
+            File.WriteAllBytes(path, bytes);
+            ReadsOrReportsTheFile(path, () => Assert.Equal(run, Host.TrainOptions.ForResume(run).Out));
+        }, iter: 1000, seed: "0N0XIzNsQ0O5", threads: 1);
+    }
+
+    [Fact]
     public void CheckpointStateNeverFailsUnexpectedly()
     {
         var original = Path.Combine(directory, "original");
