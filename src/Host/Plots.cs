@@ -30,9 +30,7 @@ public static class Plots
         plot.YLabel("nats per image");
         // Outside the axes, so it never hides a curve.
         plot.ShowLegend(Edge.Right);
-        string temporary = path + ".tmp.png";
-        plot.SavePng(temporary, 800, 500);
-        File.Move(temporary, path, overwrite: true);
+        Save(plot, path, 800, 500);
     }
 
     /// <summary>2-D codes (x, y pairs) as points, one colour and legend entry per label.</summary>
@@ -52,8 +50,14 @@ public static class Plots
         plot.XLabel("z₁ (posterior mean)");
         plot.YLabel("z₂ (posterior mean)");
         plot.ShowLegend(Alignment.UpperRight);
+        Save(plot, path, 700, 700);
+    }
+
+    /// <summary>Renders to a temporary file and renames it over the target, so a crash never leaves half a PNG.</summary>
+    private static void Save(Plot plot, string path, int width, int height)
+    {
         string temporary = path + ".tmp.png";
-        plot.SavePng(temporary, 700, 700);
+        plot.SavePng(temporary, width, height);
         File.Move(temporary, path, overwrite: true);
     }
 }
