@@ -69,6 +69,7 @@ public sealed class KernelSet : IDisposable
             [ActivationKind.Sigmoid] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>(DenseCpu.ForwardKernel<SigmoidActivation>),
         };
         cpuBackwardInput = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape>(DenseCpu.BackwardInputKernel);
+        cpuBackwardWeights = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape>(DenseCpu.BackwardWeightsKernel);
         tiledGemm = new()
         {
             [ActivationKind.Identity] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<IdentityActivation>),
@@ -77,7 +78,6 @@ public sealed class KernelSet : IDisposable
             [ActivationKind.Sigmoid] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<SigmoidActivation>),
         };
         logWeight = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ImportanceWeights.LogWeightKernel);
-        cpuBackwardWeights = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape>(DenseCpu.BackwardWeightsKernel);
 
         // Element-wise kernels loop over contiguous chunks. On the CPU accelerator a launched thread is costly
         // (an OS-thread hand-off and bounds checks per call), so a few fat threads per core win; on a GPU one

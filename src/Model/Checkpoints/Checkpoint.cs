@@ -119,16 +119,16 @@ public static class Checkpoint
         string modelPath = Path.Combine(directory, ModelFile);
         var parameters = new float[layout.Count];
         var (tensors, _) = SafeTensors.Read(modelPath);
-        foreach (var expected in ModelTensors(layout, state.Model, parameters))
+        foreach (var (name, shape, offset) in TensorSlices(layout, state.Model))
         {
-            if (!tensors.TryGetValue(expected.Name, out var tensor))
-                throw new DataFormatException(modelPath, $"tensor {expected.Name} is missing");
-            if (!tensor.Shape.SequenceEqual(expected.Shape))
-                throw new DataFormatException(modelPath, $"tensor {expected.Name} has shape [{string.Join(",", tensor.Shape)}], the model needs [{string.Join(",", expected.Shape)}]");
+            if (!tensors.TryGetValue(name, out var tensor))
+                throw new DataFormatException(modelPath, $"tensor {name} is missing");
+            if (!tensor.Shape.SequenceEqual(shape))
+                throw new DataFormatException(modelPath, $"tensor {name} has shape [{string.Join(",", tensor.Shape)}], the model needs [{string.Join(",", shape)}]");
             if (tensor.Data.Any(value => !float.IsFinite(value)))
-                throw new DataFormatException(modelPath, $"tensor {expected.Name} holds NaN or infinite values");
+                throw new DataFormatException(modelPath, $"tensor {name} holds NaN or infinite values");
+            tensor.Data.CopyTo(parameters, offset);
         }
-        Scatter(layout, state.Model, tensors, parameters);
 
         string optimizerPath = Path.Combine(directory, OptimizerFile);
         var (moments, _) = SafeTensors.Read(optimizerPath);
@@ -140,43 +140,32 @@ public static class Checkpoint
     }
 
     /// <summary>The named tensors of a flat parameter buffer (copies), in layout order.</summary>
-    public static List<Tensor> ModelTensors(ParameterLayout layout, VaeConfig config, float[] parameters)
-    {
-        var tensors = new List<Tensor>();
-        foreach (var layer in layout.Layers)
-        {
-            float[] Slice(int offset, int count) => parameters.AsSpan(offset, count).ToArray();
-            if (layer.Name == "encoder.stats")
-            {
-                // PyTorch's VAE example keeps μ and log σ² as two layers (fc21, fc22); so do the saved names.
-                int half = config.Latent;
-                tensors.Add(new Tensor("encoder.mu.weight", [half, layer.Inputs], Slice(layer.WeightOffset, half * layer.Inputs)));
-                tensors.Add(new Tensor("encoder.mu.bias", [half], Slice(layer.BiasOffset, half)));
-                tensors.Add(new Tensor("encoder.logvar.weight", [half, layer.Inputs], Slice(layer.WeightOffset + half * layer.Inputs, half * layer.Inputs)));
-                tensors.Add(new Tensor("encoder.logvar.bias", [half], Slice(layer.BiasOffset + half, half)));
-                continue;
-            }
-            tensors.Add(new Tensor(layer.Name + ".weight", [layer.Outputs, layer.Inputs], Slice(layer.WeightOffset, layer.WeightCount)));
-            tensors.Add(new Tensor(layer.Name + ".bias", [layer.Outputs], Slice(layer.BiasOffset, layer.Outputs)));
-        }
-        return tensors;
-    }
+    public static List<Tensor> ModelTensors(ParameterLayout layout, VaeConfig config, float[] parameters) =>
+        TensorSlices(layout, config)
+            .Select(slice => new Tensor(slice.Name, slice.Shape,
+                parameters.AsSpan(slice.Offset, slice.Shape.Aggregate(1, (product, size) => product * size)).ToArray()))
+            .ToList();
 
-    private static void Scatter(ParameterLayout layout, VaeConfig config, Dictionary<string, Tensor> tensors, float[] parameters)
+    /// <summary>
+    /// Where each saved tensor lives in the flat buffer: the one mapping that saving and loading both use. The
+    /// stats layer is saved as two pairs of tensors, as PyTorch's VAE example keeps μ and log σ² as two layers (fc21,
+    /// fc22): its first <c>latent</c> rows and biases are μ, the rest log σ².
+    /// </summary>
+    private static IEnumerable<(string Name, int[] Shape, int Offset)> TensorSlices(ParameterLayout layout, VaeConfig config)
     {
         foreach (var layer in layout.Layers)
         {
             if (layer.Name == "encoder.stats")
             {
                 int half = config.Latent;
-                tensors["encoder.mu.weight"].Data.CopyTo(parameters, layer.WeightOffset);
-                tensors["encoder.logvar.weight"].Data.CopyTo(parameters, layer.WeightOffset + half * layer.Inputs);
-                tensors["encoder.mu.bias"].Data.CopyTo(parameters, layer.BiasOffset);
-                tensors["encoder.logvar.bias"].Data.CopyTo(parameters, layer.BiasOffset + half);
+                yield return ("encoder.mu.weight", [half, layer.Inputs], layer.WeightOffset);
+                yield return ("encoder.mu.bias", [half], layer.BiasOffset);
+                yield return ("encoder.logvar.weight", [half, layer.Inputs], layer.WeightOffset + half * layer.Inputs);
+                yield return ("encoder.logvar.bias", [half], layer.BiasOffset + half);
                 continue;
             }
-            tensors[layer.Name + ".weight"].Data.CopyTo(parameters, layer.WeightOffset);
-            tensors[layer.Name + ".bias"].Data.CopyTo(parameters, layer.BiasOffset);
+            yield return (layer.Name + ".weight", [layer.Outputs, layer.Inputs], layer.WeightOffset);
+            yield return (layer.Name + ".bias", [layer.Outputs], layer.BiasOffset);
         }
     }
 }
