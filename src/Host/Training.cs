@@ -109,10 +109,11 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                          $"model {config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}, {config.Activation}, {config.Likelihood}; " +
                          $"batch {options.BatchSize}, Adam lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, seed {options.Seed}");
 
-        using var kernels = new KernelSet(accelerator);
+        // Checked before any kernel is compiled or buffer allocated, so a refusal costs nothing.
         int maxBatch = Math.Min(options.BatchSize, Math.Max(train.Count, test.Count));
         MemoryPlan.Check(config, maxBatch, (long)train.Images.Length + test.Images.Length + 4L * (train.Count + test.Count),
             MemoryPlan.Available(accelerator), Compute.Describe(accelerator));
+        using var kernels = new KernelSet(accelerator);
         using var trainData = new DeviceDataset(accelerator, train);
         using var testData = new DeviceDataset(accelerator, test);
         using var vae = new Vae(kernels, config, maxBatch, options.Seed,
