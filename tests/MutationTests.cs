@@ -73,6 +73,23 @@ public sealed class MutationTests : IDisposable
     }
 
     [Fact]
+    public void CsvReaderNeverFailsUnexpectedly()
+    {
+        var valid = System.Text.Encoding.UTF8.GetBytes("label,p1,p2,p3,p4\n3,0,255,17,4\n7,1,2,3,\"4\"\n");
+        var path = Path.Combine(directory, "mutated.csv");
+        Mutations(valid).Sample(bytes =>
+        {
+            File.WriteAllBytes(path, bytes);
+            ReadsOrReportsTheFile(path, () =>
+            {
+                var data = CsvImageReader.Read("t", path);
+                Assert.Equal(data.Count * data.Features, data.Images.Length);
+                Assert.Equal(data.Count, data.Labels.Length);
+            });
+        }, iter: 2000, seed: "0N0XIzNsQ0O6", threads: 1);
+    }
+
+    [Fact]
     public void RunConfigurationNeverFailsUnexpectedly()
     {
         var run = Path.Combine(directory, "run");

@@ -4,7 +4,8 @@ using IlgpuVae.Model.Data;
 namespace IlgpuVae.Host;
 
 /// <summary>
-/// Resolves --data: the names mnist and fashion-mnist, or a folder holding the four MNIST-format IDX files. A
+/// Resolves --data: the names mnist and fashion-mnist, or a folder holding the four MNIST-format IDX files or
+/// train.csv and test.csv (see <see cref="CsvImageReader"/>). A
 /// named data set lives in data/cache/NAME of the repository (or $ILGPUVAE_DATA_DIR/NAME) and is fetched by
 /// data/fetch-NAME.sh on first use.
 /// </summary>
@@ -18,8 +19,11 @@ public static class DataSets
         if (!Names.Contains(data))
         {
             if (!Directory.Exists(data))
-                throw new DataFormatException(data, $"no such folder, and not a known data set name ({string.Join(", ", Names)}); pass --data mnist, --data fashion-mnist or a folder with {string.Join(", ", MnistFormatData.FileStems)}");
-            return MnistFormatData.Load(Path.GetFileName(Path.GetFullPath(data).TrimEnd(Path.DirectorySeparatorChar)), data);
+                throw new DataFormatException(data, $"no such folder, and not a known data set name ({string.Join(", ", Names)}); pass --data mnist, --data fashion-mnist, or a folder with train.csv and test.csv or with {string.Join(", ", MnistFormatData.FileStems)}");
+            string name = Path.GetFileName(Path.GetFullPath(data).TrimEnd(Path.DirectorySeparatorChar));
+            return CsvImageReader.Find(data) is null
+                ? MnistFormatData.Load(name, data)
+                : CsvImageReader.LoadFolder(name, data);
         }
 
         string? repository = FindRepositoryRoot();
