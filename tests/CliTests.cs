@@ -68,7 +68,7 @@ public sealed class CliTests : IDisposable
     {
         var data = WriteDataSet(train: 20, test: 7);
         var (exitCode, _, error) = Run("train", "--data", data, "--epochs", "1", "--batch-size", "7", "--hidden", "6,5",
-            "--latent", "3", "--likelihood", "gaussian", "--gaussian-c", "0.5", "--activation", "tanh", "--binarize",
+            "--latent", "3", "--likelihood", "gaussian", "--gaussian-c", "0.5", "--activation", "tanh", "--binarize", "--clip-grad-norm", "2",
             "--accelerator", "cpu", "--out", Path.Combine(directory, "run"));
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
     }
@@ -99,7 +99,7 @@ public sealed class CliTests : IDisposable
         Assert.Contains("accelerators found:", output);
         Assert.DoesNotContain("FAIL", output);
         foreach (var kernel in new[] { "dense forward Relu (Simple)", "dense backward Tanh (CpuShaped)", "reparameterize + KL backward",
-                     "Gaussian reconstruction + gradient", "Adam step", "minibatch gather, binarized" })
+                     "Gaussian reconstruction + gradient", "Adam step", "gradient-norm clipping", "minibatch gather, binarized" })
             Assert.Contains(kernel, output);
         Assert.Matches(@"(\d+) of \1 checks passed on CPU", output);
     }
@@ -244,6 +244,49 @@ public sealed class CliTests : IDisposable
         Assert.Single(error.TrimEnd().Split('\n'));
         Assert.Contains(labels, error);
         Assert.Contains("magic number", error);
+    }
+
+    [Fact]
+    public void TrainsFromCsvAndRefusesARaggedRowWithItsLine()
+    {
+        var data = Path.Combine(directory, "csv");
+        Directory.CreateDirectory(data);
+        var random = new Random(2);
+        string Rows(int count) => "label," + string.Join(',', Enumerable.Range(0, 16).Select(i => $"p{i}")) + "\n" +
+            string.Concat(Enumerable.Range(0, count).Select(_ =>
+                $"{random.Next(10)},{string.Join(',', Enumerable.Range(0, 16).Select(_ => random.Next(256)))}\n"));
+        File.WriteAllText(Path.Combine(data, "train.csv"), Rows(20));
+        File.WriteAllText(Path.Combine(data, "test.csv"), Rows(6));
+        var run = Path.Combine(directory, "run");
+        var (exitCode, _, error) = Run("train", "--data", data, "--epochs", "1", "--batch-size", "5", "--hidden", "6",
+            "--latent", "2", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Single(MetricsFile.Read(Path.Combine(run, "metrics.csv")));
+
+        var test = Path.Combine(data, "test.csv");
+        File.AppendAllText(test, "1,2,3\n");
+        (exitCode, _, error) = Run("train", "--data", data, "--accelerator", "cpu", "--out", Path.Combine(directory, "run2"));
+        Assert.Equal(2, exitCode);
+        Assert.Single(error.TrimEnd().Split('\n'));
+        Assert.Contains($"{test}: line 8: 3 fields, but line 2 has 17", error);
+    }
+
+    [Fact]
+    public void NonPositiveClipNormIsAUsageError()
+    {
+        var data = WriteDataSet(train: 10, test: 5);
+        var (exitCode, _, error) = Run("train", "--data", data, "--clip-grad-norm", "0", "--accelerator", "cpu", "--out", Path.Combine(directory, "run"));
+        Assert.Equal(2, exitCode);
+        Assert.Contains("--clip-grad-norm must be a positive finite number (got 0)", error);
+    }
+
+    [Fact]
+    public void VerboseAddsTheStackTrace()
+    {
+        var missing = Path.Combine(directory, "absent");
+        var (exitCode, _, error) = Run("train", "--data", missing, "--accelerator", "cpu", "--verbose");
+        Assert.Equal(2, exitCode);
+        Assert.Contains(" at IlgpuVae.", error);
     }
 
     [Fact]

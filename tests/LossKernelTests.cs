@@ -161,6 +161,52 @@ public sealed class LossKernelTests(AcceleratorFixture fixture)
     }
 
     [Theory]
+    [InlineData(1, 0.05)]
+    [InlineData(7, 0.05)]
+    [InlineData(33, 100.0)]
+    [InlineData(784, 0.3)]
+    [InlineData(314_000, 2.0)]
+    public void ClippedAdamStepMatchesReference(int count, double maxNorm)
+    {
+        var random = new Random(count);
+        float[] parameters = Numerics.Uniform(random, count);
+        float[] g = Numerics.Uniform(random, count, -0.1, 0.1);
+        var (clipped, norm) = ClippingReference.Clip(Numerics.ToDouble(g), maxNorm);
+        double[] p = Numerics.ToDouble(parameters), m = new double[count], v = new double[count];
+        AdamReference.Step(p, clipped, m, v, 1e-3, 0.9, 0.999, 1e-8, 1);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var pBuffer = accelerator.Upload(parameters);
+            using var gBuffer = accelerator.Upload(g);
+            using var mBuffer = accelerator.Allocate1D<float>(count);
+            using var vBuffer = accelerator.Allocate1D<float>(count);
+            using var partials = accelerator.Allocate1D<float>(GradientClipping.Slots);
+            using var scale = accelerator.Allocate1D<float>(2);
+            mBuffer.MemSetToZero();
+            vBuffer.MemSetToZero();
+            kernels.ClipGradients(gBuffer.View, partials.View, scale.View, (float)maxNorm);
+            kernels.AdamStep(pBuffer.View, gBuffer.View, mBuffer.View, vBuffer.View, new AdamParameters(1e-3f, 0.9f, 0.999f, 1e-8f, 1), scale.View);
+            var scaleAndNorm = scale.GetAsArray1D();
+            string label = $"{accelerator.AcceleratorType} clip n={count} max={maxNorm}";
+            // A float sum of n squares in 256 chunks: rounding grows with the chunk length plus the 256 partials,
+            // at most (n/256 + 256)·6e-8 relative (1e-4 at n = 314 000); the norm halves that.
+            double normTolerance = (count / 256.0 + 256) * 6e-8 * norm;
+            Assert.True(Math.Abs(scaleAndNorm[1] - norm) <= normTolerance, $"{label}: norm {scaleAndNorm[1]} vs {norm}");
+            double expectedScale = Math.Min(1, maxNorm / (norm + 1e-6));
+            Assert.True(Math.Abs(scaleAndNorm[0] - expectedScale) <= 2 * normTolerance / norm * expectedScale + 1e-7,
+                $"{label}: scale {scaleAndNorm[0]} vs {expectedScale}");
+            // The first step's second moment is (1−β2)·g², which carries the scale squared; the 3e-5 of the
+            // unclipped test (1 − 0.999f) plus twice the scale's error.
+            Numerics.AssertClose(label + " v", v, vBuffer.GetAsArray1D(), 3e-5 + 4 * normTolerance / norm, 1e-12);
+            Numerics.AssertClose(label + " m", m, mBuffer.GetAsArray1D(), 1e-5 + 2 * normTolerance / norm, 1e-9);
+            // Adam's first step moves each parameter by about lr·sign(g) whatever the scale, so the parameters
+            // agree as tightly as unclipped.
+            Numerics.AssertClose(label + " parameters", p, pBuffer.GetAsArray1D(), 1e-6, 1e-7);
+        }
+    }
+
+    [Theory]
     [InlineData(1)]
     [InlineData(7)]
     [InlineData(33)]

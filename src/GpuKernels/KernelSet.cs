@@ -19,7 +19,9 @@ public sealed class KernelSet : IDisposable
     private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ReconstructionParameters>> reconstructionLoss;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, DrawKey> reparameterizeForward;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> reparameterizeBackward;
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters> adamStep;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters> adamStep;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, Chunking> clipPartialSquares;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, float> clipScale;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<byte>, ArrayView<int>, ArrayView<float>, GatherParameters, Chunking, DrawKey> gather;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<double>, int> accumulateLoss;
     private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>> cpuForward;
@@ -58,7 +60,9 @@ public sealed class KernelSet : IDisposable
         };
         reparameterizeForward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, DrawKey>(Reparameterize.ForwardKernel);
         reparameterizeBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(Reparameterize.BackwardKernel);
-        adamStep = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters>(Adam.StepKernel);
+        adamStep = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters>(Adam.StepKernel);
+        clipPartialSquares = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, Chunking>(GradientClipping.PartialSquaresKernel);
+        clipScale = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(GradientClipping.ScaleKernel);
         gather = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<byte>, ArrayView<int>, ArrayView<float>, GatherParameters, Chunking, DrawKey>(Minibatch.GatherKernel);
         accumulateLoss = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<double>, int>(LossTotals.AccumulateKernel);
         cpuForward = new()
@@ -84,7 +88,8 @@ public sealed class KernelSet : IDisposable
         // element per thread keeps loads coalesced.
         IsCpu = accelerator.AcceleratorType == AcceleratorType.CPU;
         DenseKernels = IsCpu ? DenseVariant.CpuShaped : DenseVariant.Simple;
-        placeholder = accelerator.Allocate1D<float>(1);
+        // Also the gradient scale of an unclipped Adam step, so it holds 1.
+        placeholder = accelerator.Allocate1D(new[] { 1f });
         elementThreads = IsCpu ? 4 * accelerator.MaxNumThreadsPerGroup : int.MaxValue;
     }
 
@@ -120,6 +125,9 @@ public sealed class KernelSet : IDisposable
     /// reads the address of every view argument, and <see cref="ArrayView{T}.Empty"/> has no buffer behind it.
     /// </summary>
     public ArrayView<float> None => placeholder.View.SubView(0, 0);
+
+    /// <summary>A device float holding 1: the gradient scale of an Adam step without clipping.</summary>
+    public ArrayView<float> Unit => placeholder.View;
 
     public void Dispose() => placeholder.Dispose();
 
@@ -200,11 +208,23 @@ public sealed class KernelSet : IDisposable
         ArrayView<float> reconstructionPerRow, int batch, int features, ReconstructionParameters parameters) =>
         Launch(() => reconstructionLoss[likelihood](Stream, batch, target, output, reconstructionPerRow, features, parameters));
 
+    /// <summary>One Adam step; the gradients are multiplied by gradientScale[0] first (see
+    /// <see cref="ClipGradients"/>; a buffer holding 1 leaves them as they are).</summary>
     public void AdamStep(ArrayView<float> parameters, ArrayView<float> gradients, ArrayView<float> firstMoment,
-        ArrayView<float> secondMoment, AdamParameters adam)
+        ArrayView<float> secondMoment, AdamParameters adam, ArrayView<float>? gradientScale = null)
     {
+        var scale = gradientScale ?? Unit;
         var chunking = ChunkingFor((int)parameters.Length);
-        Launch(() => adamStep(Stream, chunking.Threads, parameters, gradients, firstMoment, secondMoment, chunking, adam));
+        Launch(() => adamStep(Stream, chunking.Threads, parameters, gradients, firstMoment, secondMoment, scale, chunking, adam));
+    }
+
+    /// <summary>Writes min(1, maxNorm/(‖g‖+1e-6)) to scale[0] and ‖g‖ to scale[1]; partials holds
+    /// <see cref="GradientClipping.Slots"/> floats of scratch. Two launches, no wait.</summary>
+    public void ClipGradients(ArrayView<float> gradients, ArrayView<float> partials, ArrayView<float> scale, float maxNorm)
+    {
+        var chunking = Chunking.For((int)gradients.Length, GradientClipping.Slots);
+        Launch(() => clipPartialSquares(Stream, chunking.Threads, gradients, partials, chunking));
+        Launch(() => clipScale(Stream, 1, partials, scale, chunking.Threads, maxNorm));
     }
 
     public void Gather(ArrayView<byte> data, ArrayView<int> order, ArrayView<float> x, int first, int batch,
@@ -251,6 +271,8 @@ public sealed class KernelSet : IDisposable
         methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.ForwardKernel))!);
         methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.BackwardKernel))!);
         methods.Add(typeof(Adam).GetMethod(nameof(Adam.StepKernel))!);
+        methods.Add(typeof(GradientClipping).GetMethod(nameof(GradientClipping.PartialSquaresKernel))!);
+        methods.Add(typeof(GradientClipping).GetMethod(nameof(GradientClipping.ScaleKernel))!);
         methods.Add(typeof(Minibatch).GetMethod(nameof(Minibatch.GatherKernel))!);
         methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateKernel))!);
         methods.Add(typeof(ImportanceWeights).GetMethod(nameof(ImportanceWeights.LogWeightKernel))!);

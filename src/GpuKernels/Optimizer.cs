@@ -22,6 +22,8 @@ public readonly struct AdamParameters
 /// <summary>
 /// Adam (Kingma & Ba 2015) in PyTorch's form, over the whole flat parameter buffer in one launch:
 /// m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²; p ← p − lr·(m/(1−β1^t)) / (√(v/(1−β2^t)) + ε).
+/// The gradient is first multiplied by gradientScale[0], which <see cref="GradientClipping"/> writes on the device
+/// (1 when clipping is off: multiplying by 1 changes no bit, so unclipped runs are unaffected).
 /// </summary>
 public static class Adam
 {
@@ -33,21 +35,55 @@ public static class Adam
         ArrayView<float> gradients,
         ArrayView<float> firstMoment,
         ArrayView<float> secondMoment,
+        ArrayView<float> gradientScale,
         Chunking chunking,
         AdamParameters adam)
     {
         int end = chunking.End(thread);
+        float scale = gradientScale[0];
         float stepSize = adam.LearningRate / adam.BiasCorrection1;
         float inverseSqrtCorrection2 = 1f / MathF.Sqrt(adam.BiasCorrection2);
         for (int i = chunking.Start(thread); i < end; i++)
         {
-            float g = gradients[i];
+            float g = gradients[i] * scale;
             float m = adam.Beta1 * firstMoment[i] + (1f - adam.Beta1) * g;
             float v = adam.Beta2 * secondMoment[i] + (1f - adam.Beta2) * g * g;
             firstMoment[i] = m;
             secondMoment[i] = v;
             parameters[i] -= stepSize * m / (MathF.Sqrt(v) * inverseSqrtCorrection2 + adam.Epsilon);
         }
+    }
+}
+
+/// <summary>
+/// Gradient-norm clipping as PyTorch's clip_grad_norm_ does it: g ← g · min(1, maxNorm / (‖g‖₂ + 1e-6)), with ‖g‖
+/// over the whole flat parameter buffer. It runs on the device in two launches and the host never waits: partial
+/// sums of squares over a fixed partition, then one thread that adds them and writes the scale Adam applies.
+/// </summary>
+public static class GradientClipping
+{
+    /// <summary>Partial sums over this many contiguous chunks, whatever the accelerator, so that every accelerator
+    /// adds in the same order.</summary>
+    public const int Slots = 256;
+
+    public static void PartialSquaresKernel(Index1D slot, ArrayView<float> gradients, ArrayView<float> partials, Chunking chunking)
+    {
+        float sum = 0f;
+        int end = chunking.End(slot);
+        for (int i = chunking.Start(slot); i < end; i++)
+            sum += gradients[i] * gradients[i];
+        partials[slot] = sum;
+    }
+
+    /// <summary>One thread: scale[0] ← the factor Adam applies, scale[1] ← the norm before clipping.</summary>
+    public static void ScaleKernel(Index1D thread, ArrayView<float> partials, ArrayView<float> scale, int slots, float maxNorm)
+    {
+        float squares = 0f;
+        for (int slot = 0; slot < slots; slot++)
+            squares += partials[slot];
+        float norm = MathF.Sqrt(squares);
+        scale[0] = MathF.Min(1f, maxNorm / (norm + 1e-6f));
+        scale[1] = norm;
     }
 }
 

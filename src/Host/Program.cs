@@ -74,12 +74,13 @@ public static class Program
     private static Command TrainCommand(TextWriter output, CancellationToken interrupt)
     {
         var defaults = new TrainOptions();
-        var data = new Option<string>("--data") { Description = "mnist, fashion-mnist, or a folder with the four MNIST-format IDX files (fetched on first use)", DefaultValueFactory = _ => defaults.Data };
+        var data = new Option<string>("--data") { Description = "mnist, fashion-mnist (fetched on first use), or a folder with train.csv and test.csv (label, then pixels 0-255 per row) or the four MNIST-format IDX files", DefaultValueFactory = _ => defaults.Data };
         var epochs = new Option<int>("--epochs") { Description = "Passes over the training set", DefaultValueFactory = _ => defaults.Epochs };
         var batchSize = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => defaults.BatchSize };
         var hidden = new Option<string>("--hidden") { Description = "Hidden layer widths, comma-separated (the decoder mirrors them)", DefaultValueFactory = _ => "400" };
         var latent = new Option<int>("--latent") { Description = "Latent dimensions", DefaultValueFactory = _ => defaults.Latent };
         var learningRate = new Option<double>("--lr") { Description = "Adam learning rate", DefaultValueFactory = _ => defaults.LearningRate };
+        var clipGradNorm = new Option<double?>("--clip-grad-norm") { Description = "Scale the gradient down to this L2 norm (over all parameters) before each step when it is larger (default: no clipping)" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of every random draw (initialisation, order, ε)", DefaultValueFactory = _ => defaults.Seed };
         var likelihood = new Option<LikelihoodKind>("--likelihood") { Description = "Decoder: bernoulli (logits) or gaussian (N(f(z), c·I))", DefaultValueFactory = _ => defaults.Likelihood };
         var variance = new Option<double>("--gaussian-c") { Description = "c of the Gaussian decoder", DefaultValueFactory = _ => defaults.GaussianVariance };
@@ -94,7 +95,7 @@ public static class Program
 
         var command = new Command("train", "Train a VAE and write metrics.csv")
         {
-            data, epochs, batchSize, hidden, latent, learningRate, seed, likelihood, variance, activation, binarize,
+            data, epochs, batchSize, hidden, latent, learningRate, clipGradNorm, seed, likelihood, variance, activation, binarize,
             accelerator, outDirectory, trainLimit, testLimit, checkpointEvery, resume,
         };
         command.SetAction(parse =>
@@ -118,6 +119,7 @@ public static class Program
                 Hidden = ParseWidths(parse.GetValue(hidden)!),
                 Latent = parse.GetValue(latent),
                 LearningRate = parse.GetValue(learningRate),
+                MaxGradientNorm = parse.GetValue(clipGradNorm),
                 Seed = parse.GetValue(seed),
                 Likelihood = parse.GetValue(likelihood),
                 GaussianVariance = parse.GetValue(variance),

@@ -18,6 +18,8 @@ public sealed record TrainOptions
     public int[] Hidden { get; init; } = [400];
     public int Latent { get; init; } = 20;
     public double LearningRate { get; init; } = 1e-3;
+    /// <summary>Clip the gradient's L2 norm to this before each step (null: no clipping).</summary>
+    public double? MaxGradientNorm { get; init; }
     public ulong Seed { get; init; } = 1;
     public LikelihoodKind Likelihood { get; init; } = LikelihoodKind.Bernoulli;
     public double GaussianVariance { get; init; } = 1.0;
@@ -75,8 +77,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             throw new ArgumentException($"--epochs must be at least 1 (got {options.Epochs})");
         if (options.BatchSize < 1)
             throw new ArgumentException($"--batch-size must be at least 1 (got {options.BatchSize})");
-        if (!(options.LearningRate > 0))
-            throw new ArgumentException($"--lr must be positive (got {options.LearningRate})");
+        var adam = new AdamSettings { LearningRate = options.LearningRate, MaxGradientNorm = options.MaxGradientNorm };
+        adam.Validate();
         var config = new VaeConfig
         {
             Hidden = options.Hidden,
@@ -116,8 +118,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         using var kernels = new KernelSet(accelerator);
         using var trainData = new DeviceDataset(accelerator, train);
         using var testData = new DeviceDataset(accelerator, test);
-        using var vae = new Vae(kernels, config, maxBatch, options.Seed,
-            new AdamSettings { LearningRate = options.LearningRate });
+        using var vae = new Vae(kernels, config, maxBatch, options.Seed, adam);
 
         var metrics = new List<EpochMetrics>();
         string metricsPath = Path.Combine(outDirectory, "metrics.csv");

@@ -26,6 +26,7 @@ public sealed class Vae : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense> x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights;
     private readonly MemoryBuffer1D<float, Stride1D.Dense>[] layerOutputs, layerGradients;
     private readonly MemoryBuffer1D<double, Stride1D.Dense> trainingTotals, evaluationTotals;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> gradientScale, clipPartials;
 
     public Vae(KernelSet kernels, VaeConfig config, int maxBatch, ulong seed, AdamSettings? adam = null)
     {
@@ -38,6 +39,7 @@ public sealed class Vae : IDisposable
         MaxBatch = maxBatch;
         Seed = seed;
         Adam = adam ?? new AdamSettings();
+        Adam.Validate();
 
         var accelerator = kernels.Accelerator;
         parameters = accelerator.Allocate1D(Layout.Initialise(seed));
@@ -57,6 +59,9 @@ public sealed class Vae : IDisposable
         logWeights = accelerator.Allocate1D<float>(maxBatch);
         layerOutputs = Layout.Layers.Select(layer => accelerator.Allocate1D<float>(maxBatch * layer.Outputs)).ToArray();
         layerGradients = Layout.Layers.Select(layer => accelerator.Allocate1D<float>(maxBatch * layer.Outputs)).ToArray();
+        // [scale Adam applies, norm before clipping]; stays [1, 0] when clipping is off.
+        gradientScale = accelerator.Allocate1D(new[] { 1f, 0f });
+        clipPartials = accelerator.Allocate1D<float>(GradientClipping.Slots);
         trainingTotals = accelerator.Allocate1D<double>(3);
         evaluationTotals = accelerator.Allocate1D<double>(3);
         trainingTotals.MemSetToZero();
@@ -88,7 +93,16 @@ public sealed class Vae : IDisposable
         Step++;
         GradientPass(data, first, batch, Step, binarize, accumulateLoss: true);
         var adam = new AdamParameters((float)Adam.LearningRate, (float)Adam.Beta1, (float)Adam.Beta2, (float)Adam.Epsilon, Step);
-        kernels.AdamStep(parameters.View, gradients.View, firstMoment.View, secondMoment.View, adam);
+        if (Adam.MaxGradientNorm is { } maxNorm)
+            kernels.ClipGradients(gradients.View, clipPartials.View, gradientScale.View, (float)maxNorm);
+        kernels.AdamStep(parameters.View, gradients.View, firstMoment.View, secondMoment.View, adam, gradientScale.View);
+    }
+
+    /// <summary>The gradient's L2 norm before clipping at the last step (0 when clipping is off); waits.</summary>
+    public float ReadGradientNorm()
+    {
+        kernels.Synchronize();
+        return gradientScale.GetAsArray1D()[1];
     }
 
     /// <summary>
@@ -342,7 +356,7 @@ public sealed class Vae : IDisposable
 
     public void Dispose()
     {
-        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
+        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
                      .Concat(layerOutputs).Concat(layerGradients))
             buffer.Dispose();
         trainingTotals.Dispose();

@@ -58,4 +58,17 @@ public sealed record AdamSettings
     public double Beta1 { get; init; } = 0.9;
     public double Beta2 { get; init; } = 0.999;
     public double Epsilon { get; init; } = 1e-8;
+
+    /// <summary>Clip the gradient to this L2 norm over all parameters before each step (PyTorch's
+    /// clip_grad_norm_); null leaves it unclipped.</summary>
+    public double? MaxGradientNorm { get; init; }
+
+    /// <summary>Throws with a message naming the option and what to change.</summary>
+    public void Validate()
+    {
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
+            throw new ArgumentException($"--lr must be a positive finite number (got {LearningRate})");
+        if (MaxGradientNorm is { } norm && (!(norm > 0) || double.IsInfinity(norm)))
+            throw new ArgumentException($"--clip-grad-norm must be a positive finite number (got {norm})");
+    }
 }

@@ -19,6 +19,18 @@ public static class AdamReference
     }
 }
 
+/// <summary>Gradient-norm clipping in double precision, as PyTorch's clip_grad_norm_ writes it.</summary>
+public static class ClippingReference
+{
+    /// <summary>The gradients times min(1, maxNorm / (‖g‖ + 1e-6)), and ‖g‖.</summary>
+    public static (double[] Clipped, double Norm) Clip(double[] gradients, double maxNorm)
+    {
+        double norm = Math.Sqrt(gradients.Sum(g => g * g));
+        double scale = Math.Min(1, maxNorm / (norm + 1e-6));
+        return (gradients.Select(g => g * scale).ToArray(), norm);
+    }
+}
+
 /// <summary>The minibatch gather in double precision.</summary>
 public static class MinibatchReference
 {

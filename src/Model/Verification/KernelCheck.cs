@@ -48,6 +48,8 @@ public sealed class KernelCheck(KernelSet kernels)
                 yield return Reconstruction(likelihood, batch, features);
         foreach (int count in new[] { 1, 33, 100_003 })
             yield return Adam(count);
+        foreach (int count in new[] { 7, 314_000 })
+            yield return GradientNorm(count);
         foreach (bool binarize in new[] { false, true })
             yield return Gather(binarize);
     }
@@ -163,6 +165,22 @@ public sealed class KernelCheck(KernelSet kernels)
         var value = Compare("", "", rows, rowBuffer.GetAsArray1D(), ElementRelative, ElementAbsolute, rowScale);
         var slope = Compare("", "", gradient, gradientBuffer.GetAsArray1D(), ElementRelative, ElementAbsolute);
         return (value.WorstRatio >= slope.WorstRatio ? value : slope) with { Kernel = $"{likelihood} reconstruction + gradient", Shape = $"{batch}x{features}" };
+    }
+
+    /// <summary>The clipping norm and scale; float sums over 256 chunks are good to (n/256 + 256)·6e-8.</summary>
+    private CheckResult GradientNorm(int count)
+    {
+        var random = new Random(count);
+        var gradient = ToDouble(ToFloat(Uniform(random, count, -0.1, 0.1)));
+        var (_, norm) = ClippingReference.Clip(gradient, 1.0);
+        var expected = new[] { Math.Min(1, 1.0 / (norm + 1e-6)), norm };
+        var accelerator = kernels.Accelerator;
+        using var g = accelerator.Allocate1D(ToFloat(gradient));
+        using var partials = accelerator.Allocate1D<float>(GradientClipping.Slots);
+        using var scale = accelerator.Allocate1D<float>(2);
+        kernels.ClipGradients(g.View, partials.View, scale.View, 1f);
+        double relative = 2 * (count / 256.0 + 256) * 6e-8;
+        return Compare("gradient-norm clipping", count.ToString(System.Globalization.CultureInfo.InvariantCulture), expected, scale.GetAsArray1D(), relative, 1e-7);
     }
 
     private CheckResult Adam(int count)
