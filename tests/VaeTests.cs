@@ -20,7 +20,10 @@ public sealed class VaeTests(AcceleratorFixture fixture)
 
     // "aligned" has every width a multiple of 4, so on the CPU accelerator every dense layer takes the
     // DenseCpu kernels; the others mix both variants.
-    private static readonly string[] ConfigurationNames = ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned"];
+    // The VAE with k samples, the IWAE (Bernoulli and Gaussian) and the autoencoder go through every test below
+    // too: their kernels index example rows as row / k where the reference repeats rows.
+    private static readonly string[] ConfigurationNames =
+        ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -32,6 +35,14 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.2, Beta = 0.5,
         },
         "aligned" => new VaeConfig { InputSize = 12, Hidden = [8], Latent = 4 },
+        "vae-k3" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Samples = 3, Beta = 0.7 },
+        "iwae-k4" => new VaeConfig { InputSize = 12, Hidden = [8, 5], Latent = 2, Activation = ActivationKind.Tanh, Model = ModelKind.Iwae, Samples = 4 },
+        "iwae-k3-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [6], Latent = 3, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5,
+            Model = ModelKind.Iwae, Samples = 3,
+        },
+        "ae" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Ae },
         _ => throw new ArgumentException(name),
     };
 
@@ -45,7 +56,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
         const ulong seed = 21;
         const long step = 1;
-        var epsilon = ReferenceVae.Epsilon(seed, step, batch, config.Latent);
+        var epsilon = ReferenceVae.Epsilon(seed, step, batch * config.Samples, config.Latent);
         var layout = new ParameterLayout(config);
         var parameters = Numerics.ToDouble(layout.Initialise(seed));
         var reference = ReferenceVae.LossAndGradient(config, parameters, x, epsilon, batch);
@@ -95,8 +106,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         const int batch = 6, steps = 5, examples = 20;
         const ulong seed = 8;
         var images = SyntheticImages(examples, 3, 4, 2);
-        // The objective is summed over 12 pixels, so these models' gradient norms are well above 0.5.
-        var adam = new AdamSettings { MaxGradientNorm = clip ? 0.5 : null };
+        // The objective is summed over 12 pixels, so these models' gradient norms stay above 0.2 (asserted below).
+        var adam = new AdamSettings { MaxGradientNorm = clip ? 0.2 : null };
         double lastNorm = 0;
         var layout = new ParameterLayout(config);
 
@@ -110,7 +121,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             int first = (step - 1) * batch % (examples - batch);
             var x = MinibatchReference.Gather(images.Images, identity, first, batch, 12, false, default);
-            var result = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(seed, step, batch, config.Latent), batch);
+            var result = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(seed, step, batch * config.Samples, config.Latent), batch);
             referenceLosses.Add(result.Loss);
             var gradient = result.Gradient;
             if (adam.MaxGradientNorm is { } maxNorm)
@@ -148,16 +159,18 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     {
         // The test loss that train reports: rec + β·KL summed over the examples, with ε from the evaluation
         // stream keyed by the draw index, and no parameter change.
+        // The IWAE is scored by its own k-sample bound; the VAE by a one-sample ELBO whatever its training k.
         var config = Config(configuration);
+        var scored = config.Model == ModelKind.Iwae ? config : config with { Samples = 1 };
         const int batch = 7;
         const ulong seed = 13;
         const long drawIndex = 5;
         var images = SyntheticImages(batch, 3, 4, 4);
         var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
-        var epsilon = Enumerable.Range(0, batch * config.Latent)
+        var epsilon = Enumerable.Range(0, batch * scored.Samples * config.Latent)
             .Select(element => Philox.NormalDouble(seed, Philox.Streams.EvalReparameterize, drawIndex, element)).ToArray();
         var layout = new ParameterLayout(config);
-        var reference = ReferenceVae.LossAndGradient(config, Numerics.ToDouble(layout.Initialise(seed)), x, epsilon, batch);
+        var reference = ReferenceVae.LossAndGradient(scored, Numerics.ToDouble(layout.Initialise(seed)), x, epsilon, batch);
 
         foreach (var kernels in fixture.KernelSets)
         {
@@ -167,10 +180,10 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             vae.EvaluateBatch(data, 0, batch, drawIndex);
             var sums = vae.ReadEvaluationSums(reset: true);
             string label = $"{kernels.Accelerator.AcceleratorType} {configuration}";
-            Assert.Equal(batch, sums.Examples);
+            Assert.Equal(batch * scored.Samples, sums.Examples);
             // Float forward pass against double: relative 1e-5 of sums of a few hundred terms.
-            Numerics.AssertClose(label + ": evaluation reconstruction and KL", [reference.Reconstruction, reference.Kl],
-                [(float)sums.MeanReconstruction, (float)sums.MeanKl], 1e-5, 1e-5);
+            Numerics.AssertClose(label + ": evaluation reconstruction, KL and loss", [reference.Reconstruction, reference.Kl, reference.Loss],
+                [(float)sums.MeanReconstruction, (float)sums.MeanKl, (float)sums.MeanLoss], 1e-5, 1e-5);
             Assert.Equal(before, vae.GetParameters());
             Assert.Equal(0, vae.ReadEvaluationSums(reset: false).Examples);
         }
@@ -199,8 +212,11 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
         var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
         var stats = Run(0, layout.EncoderLayerCount, x);
-        var expectedMu = Enumerable.Range(0, batch * config.Latent).Select(i => stats[i / config.Latent * 2 * config.Latent + i % config.Latent]).ToArray();
-        var expectedLogVariance = Enumerable.Range(0, batch * config.Latent).Select(i => stats[i / config.Latent * 2 * config.Latent + config.Latent + i % config.Latent]).ToArray();
+        int width = config.EncoderOutputs;
+        var expectedMu = Enumerable.Range(0, batch * config.Latent).Select(i => stats[i / config.Latent * width + i % config.Latent]).ToArray();
+        // The autoencoder's code has no variance.
+        var expectedLogVariance = config.Model == ModelKind.Ae ? [] :
+            Enumerable.Range(0, batch * config.Latent).Select(i => stats[i / config.Latent * width + config.Latent + i % config.Latent]).ToArray();
         var codes = Numerics.Uniform(new Random(2), batch * config.Latent, -2, 2);
         var decoded = Run(layout.EncoderLayerCount, layout.Layers.Count, Numerics.ToDouble(codes));
         if (config.Likelihood == LikelihoodKind.Bernoulli)
@@ -224,10 +240,19 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     {
         // L_k for 3 examples with k = 7 drawn in chunks of 3 rows (the model's batch), against the double
         // reference fed the same ε: chunk c of example e uses draw index e·3 + c, rows numbered within the chunk.
+        // Evaluation draws one z per row whatever the training k.
         var config = Config(configuration);
+        var oneSample = config with { Samples = 1 };
         const int examples = 3, k = 7, maxBatch = 3;
         const ulong seed = 23;
         var images = SyntheticImages(examples, 3, 4, 7);
+        if (config.Model == ModelKind.Ae)
+        {
+            using var data = new DeviceDataset(fixture.KernelSets[0].Accelerator, images);
+            using var autoencoder = new Vae(fixture.KernelSets[0], config, maxBatch, seed);
+            Assert.Throws<InvalidOperationException>(() => Evaluation.LowerBound(autoencoder, data, k, examples));
+            return;
+        }
         var layout = new ParameterLayout(config);
         var parameters = Numerics.ToDouble(layout.Initialise(seed));
         double expected = 0;
@@ -240,7 +265,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
                 var x = MinibatchReference.Gather(images.Images, Enumerable.Repeat(example, rows).ToArray(), 0, rows, 12, false, default);
                 var epsilon = Enumerable.Range(0, rows * config.Latent)
                     .Select(i => Philox.NormalDouble(seed, Philox.Streams.ImportanceReparameterize, example * 3 + chunk, i)).ToArray();
-                weights.AddRange(ReferenceVae.LogWeights(config, parameters, x, epsilon, rows));
+                weights.AddRange(ReferenceVae.LogWeights(oneSample, parameters, x, epsilon, rows));
             }
             expected += LossReference.LogMeanExp(weights) / examples;
         }

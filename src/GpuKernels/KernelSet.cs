@@ -15,10 +15,14 @@ public sealed class KernelSet : IDisposable
 
     private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>> gemm;
     private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> activationBackward;
-    private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ReconstructionParameters>> reconstructionGradient;
-    private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ReconstructionParameters>> reconstructionLoss;
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, DrawKey> reparameterizeForward;
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> reparameterizeBackward;
+    private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> reconstructionGradient;
+    private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> reconstructionLoss;
+    private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> weightedGradient;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, DrawKey> reparameterizeForward;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> reparameterizeBackward;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> importanceBackward;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> importanceBound;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<double>, int> accumulateBound;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters> adamStep;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, Chunking> clipPartialSquares;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, float> clipScale;
@@ -28,7 +32,7 @@ public sealed class KernelSet : IDisposable
     private readonly Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape> cpuBackwardInput;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape> cpuBackwardWeights;
     private readonly Dictionary<ActivationKind, Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>> tiledGemm;
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> logWeight;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> logWeight;
 
     public KernelSet(Accelerator accelerator, AcceleratorStream? stream = null)
     {
@@ -50,16 +54,24 @@ public sealed class KernelSet : IDisposable
         };
         reconstructionGradient = new()
         {
-            [LikelihoodKind.Bernoulli] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ReconstructionParameters>(Reconstruction.LossGradientKernel<BernoulliLogits>),
-            [LikelihoodKind.Gaussian] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ReconstructionParameters>(Reconstruction.LossGradientKernel<GaussianFixedVariance>),
+            [LikelihoodKind.Bernoulli] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>(Reconstruction.LossGradientKernel<BernoulliLogits>),
+            [LikelihoodKind.Gaussian] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>(Reconstruction.LossGradientKernel<GaussianFixedVariance>),
         };
         reconstructionLoss = new()
         {
-            [LikelihoodKind.Bernoulli] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ReconstructionParameters>(Reconstruction.LossKernel<BernoulliLogits>),
-            [LikelihoodKind.Gaussian] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ReconstructionParameters>(Reconstruction.LossKernel<GaussianFixedVariance>),
+            [LikelihoodKind.Bernoulli] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>(Reconstruction.LossKernel<BernoulliLogits>),
+            [LikelihoodKind.Gaussian] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>(Reconstruction.LossKernel<GaussianFixedVariance>),
         };
-        reparameterizeForward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, DrawKey>(Reparameterize.ForwardKernel);
-        reparameterizeBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(Reparameterize.BackwardKernel);
+        weightedGradient = new()
+        {
+            [LikelihoodKind.Bernoulli] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>(Reconstruction.WeightedGradientKernel<BernoulliLogits>),
+            [LikelihoodKind.Gaussian] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>(Reconstruction.WeightedGradientKernel<GaussianFixedVariance>),
+        };
+        reparameterizeForward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, DrawKey>(Reparameterize.ForwardKernel);
+        reparameterizeBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Reparameterize.BackwardKernel);
+        importanceBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Reparameterize.ImportanceBackwardKernel);
+        importanceBound = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ImportanceWeights.BoundKernel);
+        accumulateBound = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<double>, int>(LossTotals.AccumulateBoundKernel);
         adamStep = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters>(Adam.StepKernel);
         clipPartialSquares = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, Chunking>(GradientClipping.PartialSquaresKernel);
         clipScale = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(GradientClipping.ScaleKernel);
@@ -81,7 +93,7 @@ public sealed class KernelSet : IDisposable
             [ActivationKind.Tanh] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<TanhActivation>),
             [ActivationKind.Sigmoid] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<SigmoidActivation>),
         };
-        logWeight = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ImportanceWeights.LogWeightKernel);
+        logWeight = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(ImportanceWeights.LogWeightKernel);
 
         // Element-wise kernels loop over contiguous chunks. On the CPU accelerator a launched thread is costly
         // (an OS-thread hand-off and bounds checks per call), so a few fat threads per core win; on a GPU one
@@ -191,22 +203,38 @@ public sealed class KernelSet : IDisposable
         ArrayView<float> dPre, ArrayView<float> dBias, int batch, int outputs) =>
         Launch(() => activationBackward[activation](Stream, outputs, y, dOutput, dPre, dBias, batch, outputs));
 
+    /// <summary>z rows = examples·samples, sample i of example b in row b·samples + i.</summary>
     public void ReparameterizeForward(ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
-        ArrayView<float> klPerRow, int batch, int latent, DrawKey key) =>
-        Launch(() => reparameterizeForward(Stream, batch, stats, z, epsilon, klPerRow, latent, key));
+        ArrayView<float> klPerRow, int rows, int latent, DrawKey key, int samples = 1) =>
+        Launch(() => reparameterizeForward(Stream, rows, stats, z, epsilon, klPerRow, latent, samples, key));
 
     public void ReparameterizeBackward(ArrayView<float> stats, ArrayView<float> epsilon, ArrayView<float> dZ,
-        ArrayView<float> dStats, int batch, int latent, float klWeight) =>
-        Launch(() => reparameterizeBackward(Stream, batch, stats, epsilon, dZ, dStats, latent, klWeight));
+        ArrayView<float> dStats, int examples, int latent, float klWeight, int samples = 1) =>
+        Launch(() => reparameterizeBackward(Stream, examples, stats, epsilon, dZ, dStats, latent, samples, klWeight));
 
+    /// <summary>The IWAE backward pass through the sampler (see <see cref="Reparameterize.ImportanceBackwardKernel"/>).</summary>
+    public void ImportanceBackward(ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon, ArrayView<float> dZ,
+        ArrayView<float> normalizedWeights, ArrayView<float> dStats, int examples, int latent, int samples, float scale) =>
+        Launch(() => importanceBackward(Stream, examples, stats, z, epsilon, dZ, normalizedWeights, dStats, latent, samples, scale));
+
+    /// <summary>−L_k per example and the normalised weights w̃ from log-weights [examples·samples].</summary>
+    public void ImportanceBound(ArrayView<float> logWeights, ArrayView<float> normalizedWeights, ArrayView<float> negativeBound,
+        int examples, int samples) =>
+        Launch(() => importanceBound(Stream, examples, logWeights, normalizedWeights, negativeBound, samples));
+
+    /// <summary>Output rows = target rows·samples; output row r is scored against target row r / samples.</summary>
     public void ReconstructionLossGradient(LikelihoodKind likelihood, ArrayView<float> target, ArrayView<float> output,
-        ArrayView<float> dOutput, ArrayView<float> reconstructionPerRow, int batch, int features,
-        ReconstructionParameters parameters) =>
-        Launch(() => reconstructionGradient[likelihood](Stream, batch, target, output, dOutput, reconstructionPerRow, features, parameters));
+        ArrayView<float> dOutput, ArrayView<float> reconstructionPerRow, int rows, int features,
+        ReconstructionParameters parameters, int samples = 1) =>
+        Launch(() => reconstructionGradient[likelihood](Stream, rows, target, output, dOutput, reconstructionPerRow, features, samples, parameters));
 
     public void ReconstructionLoss(LikelihoodKind likelihood, ArrayView<float> target, ArrayView<float> output,
-        ArrayView<float> reconstructionPerRow, int batch, int features, ReconstructionParameters parameters) =>
-        Launch(() => reconstructionLoss[likelihood](Stream, batch, target, output, reconstructionPerRow, features, parameters));
+        ArrayView<float> reconstructionPerRow, int rows, int features, ReconstructionParameters parameters, int samples = 1) =>
+        Launch(() => reconstructionLoss[likelihood](Stream, rows, target, output, reconstructionPerRow, features, samples, parameters));
+
+    public void ReconstructionWeightedGradient(LikelihoodKind likelihood, ArrayView<float> target, ArrayView<float> output,
+        ArrayView<float> dOutput, ArrayView<float> rowWeights, int rows, int features, ReconstructionParameters parameters, int samples) =>
+        Launch(() => weightedGradient[likelihood](Stream, rows, target, output, dOutput, rowWeights, features, samples, parameters));
 
     /// <summary>One Adam step; the gradients are multiplied by gradientScale[0] first (see
     /// <see cref="ClipGradients"/>; a buffer holding 1 leaves them as they are).</summary>
@@ -236,12 +264,16 @@ public sealed class KernelSet : IDisposable
     }
 
     public void LogWeights(ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
-        ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights, int batch, int latent) =>
-        Launch(() => logWeight(Stream, batch, stats, z, epsilon, reconstructionPerRow, logWeights, latent));
+        ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights, int rows, int latent, int samples = 1) =>
+        Launch(() => logWeight(Stream, rows, stats, z, epsilon, reconstructionPerRow, logWeights, latent, samples));
 
     public void AccumulateLoss(ArrayView<float> reconstructionPerRow, ArrayView<float> klPerRow,
         ArrayView<double> totals, int batch) =>
         Launch(() => accumulateLoss(Stream, 1, reconstructionPerRow, klPerRow, totals, batch));
+
+    /// <summary>Adds Σ −L_k and the example count to totals[3] and totals[4].</summary>
+    public void AccumulateBound(ArrayView<float> negativeBound, ArrayView<double> totals, int examples) =>
+        Launch(() => accumulateBound(Stream, 1, negativeBound, totals, examples));
 
     private void Launch(Action enqueue)
     {
@@ -267,9 +299,13 @@ public sealed class KernelSet : IDisposable
         {
             methods.Add(typeof(Reconstruction).GetMethod(nameof(Reconstruction.LossGradientKernel))!.MakeGenericMethod(likelihood));
             methods.Add(typeof(Reconstruction).GetMethod(nameof(Reconstruction.LossKernel))!.MakeGenericMethod(likelihood));
+            methods.Add(typeof(Reconstruction).GetMethod(nameof(Reconstruction.WeightedGradientKernel))!.MakeGenericMethod(likelihood));
         }
         methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.ForwardKernel))!);
         methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.BackwardKernel))!);
+        methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.ImportanceBackwardKernel))!);
+        methods.Add(typeof(ImportanceWeights).GetMethod(nameof(ImportanceWeights.BoundKernel))!);
+        methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateBoundKernel))!);
         methods.Add(typeof(Adam).GetMethod(nameof(Adam.StepKernel))!);
         methods.Add(typeof(GradientClipping).GetMethod(nameof(GradientClipping.PartialSquaresKernel))!);
         methods.Add(typeof(GradientClipping).GetMethod(nameof(GradientClipping.ScaleKernel))!);

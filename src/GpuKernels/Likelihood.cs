@@ -43,8 +43,9 @@ public readonly struct GaussianFixedVariance : ILikelihood
 public static class Reconstruction
 {
     /// <summary>
-    /// One thread per batch row: rec[b] = rowConstant + Σ_j nll(x[b,j], out[b,j]) and
-    /// dOutput[b,j] = gradientScale·∂nll/∂out (gradientScale = 1/batch for a batch-mean loss).
+    /// One thread per output row: rec[r] = rowConstant + Σ_j nll(x[r/s,j], out[r,j]) and
+    /// dOutput[r,j] = gradientScale·∂nll/∂out (gradientScale = 1/(batch·s) for a batch-mean loss averaged over
+    /// s samples per example). Output row r decodes a sample of example r / s, whose target row that is.
     /// </summary>
     public static void LossGradientKernel<TLikelihood>(
         Index1D row,
@@ -53,15 +54,17 @@ public static class Reconstruction
         ArrayView<float> dOutput,
         ArrayView<float> reconstructionPerRow,
         int features,
+        int samples,
         ReconstructionParameters parameters)
         where TLikelihood : struct, ILikelihood
     {
         float sum = 0f;
         int rowStart = row * features;
+        int targetStart = row / samples * features;
         for (int j = 0; j < features; j++)
         {
             int index = rowStart + j;
-            float x = target[index];
+            float x = target[targetStart + j];
             float o = output[index];
             sum += default(TLikelihood).NegativeLogLikelihood(x, o, parameters.Variance);
             dOutput[index] = parameters.GradientScale * default(TLikelihood).Gradient(x, o, parameters.Variance);
@@ -69,21 +72,46 @@ public static class Reconstruction
         reconstructionPerRow[row] = sum + parameters.RowConstant;
     }
 
-    /// <summary>The loss value alone, for evaluation (no gradient buffer is written).</summary>
+    /// <summary>The loss value alone, for evaluation and for the importance weights that must exist before the
+    /// IWAE gradient can be weighted (no gradient buffer is written).</summary>
     public static void LossKernel<TLikelihood>(
         Index1D row,
         ArrayView<float> target,
         ArrayView<float> output,
         ArrayView<float> reconstructionPerRow,
         int features,
+        int samples,
         ReconstructionParameters parameters)
         where TLikelihood : struct, ILikelihood
     {
         float sum = 0f;
         int rowStart = row * features;
+        int targetStart = row / samples * features;
         for (int j = 0; j < features; j++)
-            sum += default(TLikelihood).NegativeLogLikelihood(target[rowStart + j], output[rowStart + j], parameters.Variance);
+            sum += default(TLikelihood).NegativeLogLikelihood(target[targetStart + j], output[rowStart + j], parameters.Variance);
         reconstructionPerRow[row] = sum + parameters.RowConstant;
+    }
+
+    /// <summary>
+    /// The gradient alone, each row weighted: dOutput[r,j] = gradientScale·rowWeights[r]·∂nll/∂out (the IWAE
+    /// gradient, with rowWeights the normalised importance weights w̃ and gradientScale = 1/batch).
+    /// </summary>
+    public static void WeightedGradientKernel<TLikelihood>(
+        Index1D row,
+        ArrayView<float> target,
+        ArrayView<float> output,
+        ArrayView<float> dOutput,
+        ArrayView<float> rowWeights,
+        int features,
+        int samples,
+        ReconstructionParameters parameters)
+        where TLikelihood : struct, ILikelihood
+    {
+        float scale = parameters.GradientScale * rowWeights[row];
+        int rowStart = row * features;
+        int targetStart = row / samples * features;
+        for (int j = 0; j < features; j++)
+            dOutput[rowStart + j] = scale * default(TLikelihood).Gradient(target[targetStart + j], output[rowStart + j], parameters.Variance);
     }
 }
 

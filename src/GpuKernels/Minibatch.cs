@@ -48,7 +48,9 @@ public readonly struct GatherParameters
 /// <summary>
 /// Loss bookkeeping on the device, so training never waits on the host: one thread adds this batch's
 /// reconstruction and KL sums (in a fixed order, in double) to running totals that the host reads once per
-/// progress tick or epoch. totals = [Σ rec, Σ KL, examples].
+/// progress tick or epoch. totals = [Σ rec, Σ KL, rows, Σ −L_k, examples of the bound]; with s samples per
+/// example the first three count z rows (so their means are averages over samples), and the last two are
+/// written only by the IWAE objective.
 /// </summary>
 public static class LossTotals
 {
@@ -68,5 +70,18 @@ public static class LossTotals
         totals[0] += reconstruction;
         totals[1] += kl;
         totals[2] += batch;
+    }
+
+    public static void AccumulateBoundKernel(
+        Index1D thread,
+        ArrayView<float> negativeBound,
+        ArrayView<double> totals,
+        int examples)
+    {
+        double sum = 0;
+        for (int example = 0; example < examples; example++)
+            sum += negativeBound[example];
+        totals[3] += sum;
+        totals[4] += examples;
     }
 }

@@ -128,8 +128,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             vae.RestoreState(resume.Parameters, resume.FirstMoment, resume.SecondMoment, resume.State.Step);
             firstEpoch = resume.State.Epoch + 1;
             firstStep = resume.State.StepInEpoch;
-            var sums = resume.State.TrainingSums;
-            vae.RestoreTrainingSums(new LossSums(sums[0], sums[1], sums[2], config.Beta));
+            vae.RestoreTrainingSums(LossSums.FromArray(resume.State.TrainingSums, config.Beta));
             if (File.Exists(metricsPath))
                 metrics.AddRange(MetricsFile.Read(metricsPath).Where(row => row.Epoch < firstEpoch));
             output.WriteLine($"resuming {outDirectory} after epoch {resume.State.Epoch}" +

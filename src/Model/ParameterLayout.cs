@@ -12,8 +12,8 @@ public sealed record DenseSlice(string Name, int Inputs, int Outputs, Activation
 
 /// <summary>
 /// All parameters of a model in one flat buffer, so the optimiser is one launch and a checkpoint is one copy.
-/// Layers run in the order listed: encoder hidden layers, the encoder's stats layer ([μ | log σ²]), decoder
-/// hidden layers, the decoder's output layer.
+/// Layers run in the order listed: encoder hidden layers, the encoder's stats layer ([μ | log σ²], or the code
+/// alone for the autoencoder), decoder hidden layers, the decoder's output layer.
 /// </summary>
 public sealed class ParameterLayout
 {
@@ -37,7 +37,7 @@ public sealed class ParameterLayout
             Add($"encoder.{i}", width, config.Hidden[i], config.Activation);
             width = config.Hidden[i];
         }
-        Add("encoder.stats", width, 2 * config.Latent, ActivationKind.Identity);
+        Add("encoder.stats", width, config.EncoderOutputs, ActivationKind.Identity);
         EncoderLayerCount = layers.Count;
 
         width = config.Latent;

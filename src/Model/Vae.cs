@@ -4,20 +4,33 @@ using IlgpuVae.GpuKernels;
 
 namespace IlgpuVae.Model;
 
-/// <summary>Running sums of the loss terms over the examples seen since the last reset.</summary>
-public readonly record struct LossSums(double Reconstruction, double Kl, double Examples, double Beta)
+/// <summary>
+/// Running sums of the loss terms since the last reset. With k samples per example, Examples counts z rows, so
+/// the means are averages over samples too; the IWAE objective also sums −L_k over BoundExamples examples.
+/// </summary>
+public readonly record struct LossSums(double Reconstruction, double Kl, double Examples, double Beta,
+    double NegativeBound = 0, double BoundExamples = 0)
 {
     public double MeanReconstruction => Examples > 0 ? Reconstruction / Examples : double.NaN;
     public double MeanKl => Examples > 0 ? Kl / Examples : double.NaN;
-    /// <summary>Mean loss per example: reconstruction + β·KL (the negative ELBO when β = 1).</summary>
-    public double MeanLoss => MeanReconstruction + Beta * MeanKl;
+    /// <summary>Mean loss per example: −L_k for the IWAE, else reconstruction + β·KL (the negative ELBO when
+    /// β = 1).</summary>
+    public double MeanLoss => BoundExamples > 0 ? NegativeBound / BoundExamples : MeanReconstruction + Beta * MeanKl;
+
+    /// <summary>As stored on the device and in checkpoints.</summary>
+    public double[] ToArray() => [Reconstruction, Kl, Examples, NegativeBound, BoundExamples];
+
+    public static LossSums FromArray(double[] values, double beta) =>
+        new(values[0], values[1], values[2], beta, values.Length > 3 ? values[3] : 0, values.Length > 4 ? values[4] : 0);
 }
 
 /// <summary>
 /// A Gaussian-encoder VAE whose training step is a sequence of kernel launches on one accelerator stream:
 /// gather → encoder → reparameterize+KL → decoder → loss+gradient → backward → Adam. Nothing in a step waits on
 /// the host; loss sums stay on the device until <see cref="ReadTrainingSums"/>.
-/// The objective is the batch mean of rec + β·KL.
+/// The objective is the batch mean of: rec + β·KL averaged over k samples of z (VAE); −L_k, the k-sample
+/// importance-weighted bound (IWAE); rec with z = the encoder's code (autoencoder). With k samples, the encoder
+/// runs once per example and the decoder once per sample: z rows are example-major (b·k + i).
 /// </summary>
 public sealed class Vae : IDisposable
 {
@@ -26,7 +39,8 @@ public sealed class Vae : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense> x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights;
     private readonly MemoryBuffer1D<float, Stride1D.Dense>[] layerOutputs, layerGradients;
     private readonly MemoryBuffer1D<double, Stride1D.Dense> trainingTotals, evaluationTotals;
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> gradientScale, clipPartials;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> gradientScale, clipPartials, normalizedWeights, negativeBound;
+    private const int TotalsLength = 5;
 
     public Vae(KernelSet kernels, VaeConfig config, int maxBatch, ulong seed, AdamSettings? adam = null)
     {
@@ -40,6 +54,7 @@ public sealed class Vae : IDisposable
         Seed = seed;
         Adam = adam ?? new AdamSettings();
         Adam.Validate();
+        LearningRate = Adam.LearningRate;
 
         var accelerator = kernels.Accelerator;
         parameters = accelerator.Allocate1D(Layout.Initialise(seed));
@@ -51,19 +66,26 @@ public sealed class Vae : IDisposable
         firstMoment.MemSetToZero();
         secondMoment.MemSetToZero();
         x = accelerator.Allocate1D<float>(maxBatch * config.InputSize);
-        z = accelerator.Allocate1D<float>(maxBatch * config.Latent);
-        epsilon = accelerator.Allocate1D<float>(maxBatch * config.Latent);
-        dZ = accelerator.Allocate1D<float>(maxBatch * config.Latent);
-        klPerRow = accelerator.Allocate1D<float>(maxBatch);
-        reconstructionPerRow = accelerator.Allocate1D<float>(maxBatch);
-        logWeights = accelerator.Allocate1D<float>(maxBatch);
-        layerOutputs = Layout.Layers.Select(layer => accelerator.Allocate1D<float>(maxBatch * layer.Outputs)).ToArray();
-        layerGradients = Layout.Layers.Select(layer => accelerator.Allocate1D<float>(maxBatch * layer.Outputs)).ToArray();
+        int maxRows = maxBatch * config.Samples;
+        z = accelerator.Allocate1D<float>(maxRows * config.Latent);
+        epsilon = accelerator.Allocate1D<float>(maxRows * config.Latent);
+        dZ = accelerator.Allocate1D<float>(maxRows * config.Latent);
+        klPerRow = accelerator.Allocate1D<float>(maxRows);
+        // The autoencoder never writes a KL term, so its rows add zeros to the sums.
+        klPerRow.MemSetToZero();
+        reconstructionPerRow = accelerator.Allocate1D<float>(maxRows);
+        logWeights = accelerator.Allocate1D<float>(maxRows);
+        normalizedWeights = accelerator.Allocate1D<float>(maxRows);
+        negativeBound = accelerator.Allocate1D<float>(maxBatch);
+        // Encoder layers see one row per example, decoder layers one per sample.
+        layerOutputs = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
+        layerGradients = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
         // [scale Adam applies, norm before clipping]; stays [1, 0] when clipping is off.
         gradientScale = accelerator.Allocate1D(new[] { 1f, 0f });
         clipPartials = accelerator.Allocate1D<float>(GradientClipping.Slots);
-        trainingTotals = accelerator.Allocate1D<double>(3);
-        evaluationTotals = accelerator.Allocate1D<double>(3);
+        trainingTotals = accelerator.Allocate1D<double>(TotalsLength);
+        evaluationTotals = accelerator.Allocate1D<double>(TotalsLength);
+        KlWeight = config.Beta;
         trainingTotals.MemSetToZero();
         evaluationTotals.MemSetToZero();
         accelerator.Synchronize();
@@ -72,6 +94,17 @@ public sealed class Vae : IDisposable
     public VaeConfig Config { get; }
     public ParameterLayout Layout { get; }
     public AdamSettings Adam { get; }
+
+    /// <summary>The β of the KL term in the next steps: the config's β, or less during KL warm-up.</summary>
+    public double KlWeight { get; set; }
+
+    /// <summary>Adam's learning rate for the next steps (a schedule changes it between epochs).</summary>
+    public double LearningRate { get; set; }
+
+    private int Samples => Config.Samples;
+
+    /// <summary>Rows layer i sees for a batch: one per example in the encoder, one per sample in the decoder.</summary>
+    private int RowsOf(int layer, int batch) => layer < Layout.EncoderLayerCount ? batch : batch * Samples;
     public int MaxBatch { get; }
     public ulong Seed { get; }
 
@@ -92,7 +125,7 @@ public sealed class Vae : IDisposable
     {
         Step++;
         GradientPass(data, first, batch, Step, binarize, accumulateLoss: true);
-        var adam = new AdamParameters((float)Adam.LearningRate, (float)Adam.Beta1, (float)Adam.Beta2, (float)Adam.Epsilon, Step);
+        var adam = new AdamParameters((float)LearningRate, (float)Adam.Beta1, (float)Adam.Beta2, (float)Adam.Epsilon, Step);
         if (Adam.MaxGradientNorm is { } maxNorm)
             kernels.ClipGradients(gradients.View, clipPartials.View, gradientScale.View, (float)maxNorm);
         kernels.AdamStep(parameters.View, gradients.View, firstMoment.View, secondMoment.View, adam, gradientScale.View);
@@ -111,9 +144,28 @@ public sealed class Vae : IDisposable
     /// </summary>
     public void EvaluateBatch(DeviceDataset data, int first, int batch, long drawIndex, bool binarize = false)
     {
-        GatherAndForward(data, first, batch, binarize, drawIndex, Philox.Streams.EvalBinarize, Philox.Streams.EvalReparameterize);
-        ReconstructionLossRows(batch);
-        kernels.AccumulateLoss(reconstructionPerRow.View.SubView(0, batch), klPerRow.View.SubView(0, batch), evaluationTotals.View, batch);
+        // The IWAE is scored by its own bound with its k; the VAE by a one-sample ELBO (unbiased for any k).
+        int samples = Config.Model == ModelKind.Iwae ? Samples : 1;
+        GatherAndForward(data, first, batch, binarize, drawIndex, Philox.Streams.EvalBinarize, Philox.Streams.EvalReparameterize, samples);
+        int rows = batch * samples;
+        ReconstructionLossRows(batch, samples);
+        if (Config.Model == ModelKind.Iwae)
+        {
+            ImportanceBound(batch, samples);
+            kernels.AccumulateBound(negativeBound.View.SubView(0, batch), evaluationTotals.View, batch);
+        }
+        kernels.AccumulateLoss(reconstructionPerRow.View.SubView(0, rows), klPerRow.View.SubView(0, rows), evaluationTotals.View, rows);
+    }
+
+    /// <summary>log w for each z row, then −L_k and the normalised weights per example.</summary>
+    private void ImportanceBound(int batch, int samples)
+    {
+        int rows = batch * samples;
+        kernels.LogWeights(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent),
+            Rows(z, rows, Config.Latent), Rows(epsilon, rows, Config.Latent),
+            reconstructionPerRow.View.SubView(0, rows), logWeights.View.SubView(0, rows), rows, Config.Latent, samples);
+        kernels.ImportanceBound(logWeights.View.SubView(0, rows), normalizedWeights.View.SubView(0, rows),
+            negativeBound.View.SubView(0, batch), batch, samples);
     }
 
     /// <summary>
@@ -125,8 +177,10 @@ public sealed class Vae : IDisposable
     {
         if ((ulong)drawIndex > uint.MaxValue)
             throw new ArgumentOutOfRangeException(nameof(drawIndex), "draw indices must stay below 2^32");
-        GatherAndForward(data, first, batch, binarize, drawIndex, Philox.Streams.ImportanceBinarize, Philox.Streams.ImportanceReparameterize);
-        ReconstructionLossRows(batch);
+        if (Config.Model == ModelKind.Ae)
+            throw new InvalidOperationException("the autoencoder has no q(z|x), so it has no importance weights or likelihood bound");
+        GatherAndForward(data, first, batch, binarize, drawIndex, Philox.Streams.ImportanceBinarize, Philox.Streams.ImportanceReparameterize, 1);
+        ReconstructionLossRows(batch, 1);
         kernels.LogWeights(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent),
             Rows(z, batch, Config.Latent), Rows(epsilon, batch, Config.Latent),
             reconstructionPerRow.View.SubView(0, batch), logWeights.View.SubView(0, batch), batch, Config.Latent);
@@ -138,23 +192,23 @@ public sealed class Vae : IDisposable
     public void RestoreTrainingSums(LossSums sums)
     {
         kernels.Synchronize();
-        trainingTotals.View.CopyFromCPU(new[] { sums.Reconstruction, sums.Kl, sums.Examples });
+        trainingTotals.View.CopyFromCPU(sums.ToArray());
     }
 
-    /// <summary>The reconstruction term of each row after a forward pass, without a gradient.</summary>
-    private void ReconstructionLossRows(int batch)
+    /// <summary>The reconstruction term of each output row after a forward pass, without a gradient.</summary>
+    private void ReconstructionLossRows(int batch, int samples)
     {
-        int last = Layout.Layers.Count - 1;
+        int last = Layout.Layers.Count - 1, rows = batch * samples;
         var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0);
         kernels.ReconstructionLoss(Config.Likelihood, Rows(x, batch, Config.InputSize),
-            Rows(layerOutputs[last], batch, Layout.Layers[last].Outputs),
-            reconstructionPerRow.View.SubView(0, batch), batch, Config.InputSize, reconstruction);
+            Rows(layerOutputs[last], rows, Layout.Layers[last].Outputs),
+            reconstructionPerRow.View.SubView(0, rows), rows, Config.InputSize, reconstruction, samples);
     }
 
     /// <summary>Reads the training sums (this synchronises with the device) and optionally resets them.</summary>
-    public LossSums ReadTrainingSums(bool reset) => ReadSums(trainingTotals, reset);
+    public LossSums ReadTrainingSums(bool reset) => ReadSums(trainingTotals, reset, KlWeight);
 
-    public LossSums ReadEvaluationSums(bool reset) => ReadSums(evaluationTotals, reset);
+    public LossSums ReadEvaluationSums(bool reset) => ReadSums(evaluationTotals, reset, Config.Beta);
 
     public float[] GetParameters()
     {
@@ -199,36 +253,61 @@ public sealed class Vae : IDisposable
 
     private void GradientPass(DeviceDataset data, int first, int batch, long drawStep, bool binarize, bool accumulateLoss)
     {
-        GatherAndForward(data, first, batch, binarize, drawStep, Philox.Streams.Binarize, Philox.Streams.Reparameterize);
-        int last = Layout.Layers.Count - 1;
-        var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0 / batch);
-        kernels.ReconstructionLossGradient(Config.Likelihood, Rows(x, batch, Config.InputSize),
-            Rows(layerOutputs[last], batch, Layout.Layers[last].Outputs),
-            Rows(layerGradients[last], batch, Layout.Layers[last].Outputs),
-            reconstructionPerRow.View.SubView(0, batch), batch, Config.InputSize, reconstruction);
+        GatherAndForward(data, first, batch, binarize, drawStep, Philox.Streams.Binarize, Philox.Streams.Reparameterize, Samples);
+        int last = Layout.Layers.Count - 1, rows = batch * Samples;
+        var target = Rows(x, batch, Config.InputSize);
+        var output = Rows(layerOutputs[last], rows, Config.InputSize);
+        var dOutput = Rows(layerGradients[last], rows, Config.InputSize);
+        var rowTerms = reconstructionPerRow.View.SubView(0, rows);
+        if (Config.Model == ModelKind.Iwae)
+        {
+            // The weights need every sample's reconstruction first, so the loss and its gradient are two passes.
+            ReconstructionLossRows(batch, Samples);
+            ImportanceBound(batch, Samples);
+            var weighted = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0 / batch);
+            kernels.ReconstructionWeightedGradient(Config.Likelihood, target, output, dOutput,
+                normalizedWeights.View.SubView(0, rows), rows, Config.InputSize, weighted, Samples);
+            if (accumulateLoss)
+                kernels.AccumulateBound(negativeBound.View.SubView(0, batch), trainingTotals.View, batch);
+        }
+        else
+        {
+            // The batch mean of the average over k samples: every output row weighs 1/(batch·k).
+            var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0 / rows);
+            kernels.ReconstructionLossGradient(Config.Likelihood, target, output, dOutput, rowTerms, rows, Config.InputSize,
+                reconstruction, Samples);
+        }
         if (accumulateLoss)
-            kernels.AccumulateLoss(reconstructionPerRow.View.SubView(0, batch), klPerRow.View.SubView(0, batch), trainingTotals.View, batch);
+            kernels.AccumulateLoss(rowTerms, klPerRow.View.SubView(0, rows), trainingTotals.View, rows);
         Backward(batch);
     }
 
     /// <summary>Builds the minibatch on the device and runs the forward pass, with the draws of one pair of
     /// random streams (training or evaluation) keyed by <paramref name="drawIndex"/>.</summary>
     private void GatherAndForward(DeviceDataset data, int first, int batch, bool binarize, long drawIndex,
-        uint binarizeStream, uint reparameterizeStream)
+        uint binarizeStream, uint reparameterizeStream, int samples)
     {
         CheckBatch(data, first, batch);
         kernels.Gather(data.Images, data.Order, x.View, first, batch, Config.InputSize, binarize,
             new DrawKey(Seed, binarizeStream, drawIndex));
-        Forward(batch, new DrawKey(Seed, reparameterizeStream, drawIndex));
+        Forward(batch, new DrawKey(Seed, reparameterizeStream, drawIndex), samples);
     }
 
-    private void Forward(int batch, DrawKey reparameterizeKey)
+    /// <summary>The encoder on batch rows, then the decoder on batch·samples rows of z (the autoencoder decodes
+    /// its code directly, with samples = 1).</summary>
+    private void Forward(int batch, DrawKey reparameterizeKey, int samples)
     {
+        var encoderOutput = Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, Config.EncoderOutputs);
         DenseLayers(0, Layout.EncoderLayerCount, Rows(x, batch, Config.InputSize), batch);
-        kernels.ReparameterizeForward(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent),
-            Rows(z, batch, Config.Latent), Rows(epsilon, batch, Config.Latent), klPerRow.View.SubView(0, batch),
-            batch, Config.Latent, reparameterizeKey);
-        DenseLayers(Layout.EncoderLayerCount, Layout.Layers.Count, Rows(z, batch, Config.Latent), batch);
+        if (Config.Model == ModelKind.Ae)
+        {
+            DenseLayers(Layout.EncoderLayerCount, Layout.Layers.Count, encoderOutput, batch);
+            return;
+        }
+        int rows = batch * samples;
+        kernels.ReparameterizeForward(encoderOutput, Rows(z, rows, Config.Latent), Rows(epsilon, rows, Config.Latent),
+            klPerRow.View.SubView(0, rows), rows, Config.Latent, reparameterizeKey, samples);
+        DenseLayers(Layout.EncoderLayerCount, Layout.Layers.Count, Rows(z, rows, Config.Latent), rows);
     }
 
     /// <summary>Runs layers [from, to) forward from <paramref name="input"/>, each into its output buffer.</summary>
@@ -246,7 +325,7 @@ public sealed class Vae : IDisposable
 
     /// <summary>
     /// The encoder's q(z|x) for examples order[first..first+batch): μ and log σ², each [batch, latent] row-major
-    /// (waits for the device; for commands, not training).
+    /// (waits for the device; for commands, not training). For the autoencoder, the codes and an empty log σ².
     /// </summary>
     public (float[] Mu, float[] LogVariance) Encode(DeviceDataset data, int first, int batch, bool binarize = false, long drawIndex = 0)
     {
@@ -255,7 +334,9 @@ public sealed class Vae : IDisposable
             new DrawKey(Seed, Philox.Streams.EvalBinarize, drawIndex));
         DenseLayers(0, Layout.EncoderLayerCount, Rows(x, batch, Config.InputSize), batch);
         kernels.Synchronize();
-        var stats = Download(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent));
+        var stats = Download(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, Config.EncoderOutputs));
+        if (Config.Model == ModelKind.Ae)
+            return (stats, []); // the code itself; an autoencoder has no variance
         var mu = new float[batch * Config.Latent];
         var logVariance = new float[batch * Config.Latent];
         for (int b = 0; b < batch; b++)
@@ -289,48 +370,57 @@ public sealed class Vae : IDisposable
     /// <summary>Backward from the gradient already in the last layer's gradient buffer.</summary>
     private void Backward(int batch)
     {
+        bool autoencoder = Config.Model == ModelKind.Ae;
+        int samples = autoencoder ? 1 : Samples, zRows = batch * samples;
         for (int i = Layout.Layers.Count - 1; i >= 0; i--)
         {
             var layer = Layout.Layers[i];
+            int rows = i < Layout.EncoderLayerCount ? batch : zRows;
             ArrayView<float> input, dInput;
             if (i == 0)
             {
                 input = Rows(x, batch, Config.InputSize);
                 dInput = kernels.None;
             }
-            else if (i == Layout.EncoderLayerCount)
+            else if (i == Layout.EncoderLayerCount && !autoencoder)
             {
-                input = Rows(z, batch, Config.Latent);
-                dInput = Rows(dZ, batch, Config.Latent);
+                input = Rows(z, zRows, Config.Latent);
+                dInput = Rows(dZ, zRows, Config.Latent);
             }
             else
             {
-                input = Rows(layerOutputs[i - 1], batch, layer.Inputs);
-                dInput = Rows(layerGradients[i - 1], batch, layer.Inputs);
+                // Also the autoencoder's first decoder layer, whose input is the encoder's output.
+                input = Rows(layerOutputs[i - 1], rows, layer.Inputs);
+                dInput = Rows(layerGradients[i - 1], rows, layer.Inputs);
             }
             kernels.DenseBackward(layer.Activation, input, Weights(parameters, layer),
-                Rows(layerOutputs[i], batch, layer.Outputs), Rows(layerGradients[i], batch, layer.Outputs),
-                dInput, Weights(gradients, layer), Bias(gradients, layer), batch, layer.Inputs, layer.Outputs);
+                Rows(layerOutputs[i], rows, layer.Outputs), Rows(layerGradients[i], rows, layer.Outputs),
+                dInput, Weights(gradients, layer), Bias(gradients, layer), rows, layer.Inputs, layer.Outputs);
 
-            if (i == Layout.EncoderLayerCount)
+            if (i == Layout.EncoderLayerCount && !autoencoder)
             {
-                int stats = Layout.EncoderLayerCount - 1;
-                kernels.ReparameterizeBackward(Rows(layerOutputs[stats], batch, 2 * Config.Latent),
-                    Rows(epsilon, batch, Config.Latent), Rows(dZ, batch, Config.Latent),
-                    Rows(layerGradients[stats], batch, 2 * Config.Latent), batch, Config.Latent,
-                    (float)(Config.Beta / batch));
+                int last = Layout.EncoderLayerCount - 1;
+                var stats = Rows(layerOutputs[last], batch, 2 * Config.Latent);
+                var dStats = Rows(layerGradients[last], batch, 2 * Config.Latent);
+                if (Config.Model == ModelKind.Iwae)
+                    kernels.ImportanceBackward(stats, Rows(z, zRows, Config.Latent), Rows(epsilon, zRows, Config.Latent),
+                        Rows(dZ, zRows, Config.Latent), normalizedWeights.View.SubView(0, zRows), dStats, batch,
+                        Config.Latent, samples, 1f / batch);
+                else
+                    kernels.ReparameterizeBackward(stats, Rows(epsilon, zRows, Config.Latent), Rows(dZ, zRows, Config.Latent),
+                        dStats, batch, Config.Latent, (float)(KlWeight / batch), samples);
             }
         }
     }
 
-    private LossSums ReadSums(MemoryBuffer1D<double, Stride1D.Dense> totals, bool reset)
+    private LossSums ReadSums(MemoryBuffer1D<double, Stride1D.Dense> totals, bool reset, double beta)
     {
         kernels.Synchronize();
         var values = totals.GetAsArray1D();
         // Enqueued on the stream, so later steps see zeros without another wait here.
         if (reset)
             totals.View.MemSetToZero(kernels.Stream);
-        return new LossSums(values[0], values[1], values[2], Config.Beta);
+        return LossSums.FromArray(values, beta);
     }
 
     private void CheckBatch(DeviceDataset data, int first, int batch)
@@ -356,7 +446,7 @@ public sealed class Vae : IDisposable
 
     public void Dispose()
     {
-        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
+        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, negativeBound, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
                      .Concat(layerOutputs).Concat(layerGradients))
             buffer.Dispose();
         trainingTotals.Dispose();

@@ -2,6 +2,15 @@ using IlgpuVae.GpuKernels;
 
 namespace IlgpuVae.Model;
 
+/// <summary>The objective trained (see shared SCIENCE.md): the plain autoencoder, the VAE (ELBO averaged over k
+/// samples, analytic KL), or the IWAE (the k-sample importance-weighted bound L_k).</summary>
+public enum ModelKind
+{
+    Vae,
+    Iwae,
+    Ae,
+}
+
 /// <summary>
 /// The architecture and objective of a Gaussian-encoder VAE: an MLP encoder input → hidden… → [μ | log σ²], and a
 /// mirrored decoder latent → …hidden → input. Defaults are the PyTorch VAE example: 784-400-20, ReLU, Bernoulli.
@@ -17,8 +26,18 @@ public sealed record VaeConfig
     /// <summary>c of the Gaussian decoder N(f(z), c·I); unused by Bernoulli.</summary>
     public double GaussianVariance { get; init; } = 1.0;
 
-    /// <summary>Weight of the KL term (β-VAE); 1 is the ELBO.</summary>
+    /// <summary>Weight of the KL term (β-VAE); 1 is the ELBO. The VAE only (warm-up varies it per epoch).</summary>
     public double Beta { get; init; } = 1.0;
+
+    public ModelKind Model { get; init; } = ModelKind.Vae;
+
+    /// <summary>z samples per example, k: the VAE averages the ELBO over them, the IWAE bounds with all of them;
+    /// the autoencoder takes 1.</summary>
+    public int Samples { get; init; } = 1;
+
+    /// <summary>Columns of the encoder's last layer: [μ | log σ²] for the VAE and IWAE, the code alone for the
+    /// autoencoder.</summary>
+    public int EncoderOutputs => Model == ModelKind.Ae ? Latent : 2 * Latent;
 
     /// <summary>Bernoulli decoders output logits; Gaussian decoders output means in (0, 1) through a sigmoid,
     /// matching pixel intensities.</summary>
@@ -30,10 +49,15 @@ public sealed record VaeConfig
     public bool Equals(VaeConfig? other) =>
         other is not null && InputSize == other.InputSize && Hidden.SequenceEqual(other.Hidden) && Latent == other.Latent
         && Activation == other.Activation && Likelihood == other.Likelihood
-        && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta);
+        && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
+        && Model == other.Model && Samples == other.Samples;
 
     public override int GetHashCode() =>
-        HashCode.Combine(InputSize, Hidden.Length > 0 ? Hidden[0] : 0, Hidden.Length, Latent, Activation, Likelihood, GaussianVariance, Beta);
+        HashCode.Combine(InputSize, Hidden.Length > 0 ? Hidden[0] : 0, Hidden.Length, Latent, Activation, Likelihood,
+            HashCode.Combine(GaussianVariance, Beta, Model, Samples));
+
+    /// <summary>The most samples per example: the IWAE paper's largest training k is 50; 5000 is the evaluation k.</summary>
+    public const int MaxSamples = 5000;
 
     /// <summary>Throws with a message naming the setting and what to change.</summary>
     public void Validate()
@@ -48,6 +72,12 @@ public sealed record VaeConfig
             throw new ArgumentException($"the Gaussian decoder variance c must be positive (got {GaussianVariance})");
         if (!(Beta >= 0) || double.IsInfinity(Beta))
             throw new ArgumentException($"β must be a finite number ≥ 0 (got {Beta})");
+        if (Samples < 1 || Samples > MaxSamples)
+            throw new ArgumentException($"--k must be from 1 to {MaxSamples} (got {Samples})");
+        if (Model == ModelKind.Ae && Samples != 1)
+            throw new ArgumentException($"the autoencoder draws no samples; leave --k at 1 (got {Samples})");
+        if (Model == ModelKind.Iwae && Beta != 1)
+            throw new ArgumentException($"β weights the VAE's KL term; the IWAE bound has none, so leave --beta at 1 (got {Beta})");
     }
 }
 

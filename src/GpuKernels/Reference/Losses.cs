@@ -95,3 +95,69 @@ public static class LossReference
         return max + Math.Log(sum / logWeights.Count);
     }
 }
+
+/// <summary>The k-sample bound of the IWAE, example by example, in double precision.</summary>
+public static class ImportanceReference
+{
+    /// <summary>
+    /// For log-weights [examples·samples] (example-major): the loss −L_k of each example and the normalised weights
+    /// w̃ = softmax of each example's log-weights.
+    /// </summary>
+    public static (double[] NegativeBound, double[] NormalizedWeights) Bound(double[] logWeights, int examples, int samples)
+    {
+        var negativeBound = new double[examples];
+        var weights = new double[logWeights.Length];
+        for (int b = 0; b < examples; b++)
+        {
+            var mine = logWeights.AsSpan(b * samples, samples).ToArray();
+            double logMeanExp = LossReference.LogMeanExp(mine);
+            negativeBound[b] = -logMeanExp;
+            double logSumExp = logMeanExp + Math.Log(samples);
+            for (int i = 0; i < samples; i++)
+                weights[b * samples + i] = Math.Exp(mine[i] - logSumExp);
+        }
+        return (negativeBound, weights);
+    }
+
+    /// <summary>
+    /// Gradient of the IWAE loss −(1/B)Σ_b L_k(b) with respect to the repeated stats [rows, 2K] (one row per
+    /// sample), given dZ = the decoder's share (w̃_r/B · ∂rec_r/∂z_r). log w also holds −½Σz² through z and +½Σv
+    /// directly (ε fixed), and d loss / d log w_r = −w̃_r · scale with scale = 1/B.
+    /// </summary>
+    public static double[] SamplerBackward(double[] repeatedStats, double[] z, double[] epsilon, double[] dZ,
+        double[] normalizedWeights, int rows, int latent, double scale)
+    {
+        var dZTotal = (double[])dZ.Clone();
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < latent; k++)
+                dZTotal[r * latent + k] += scale * normalizedWeights[r] * z[r * latent + k];
+        var dStats = LossReference.ReparameterizeBackward(repeatedStats, epsilon, dZTotal, rows, latent, 0);
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < latent; k++)
+                dStats[r * 2 * latent + latent + k] -= 0.5 * scale * normalizedWeights[r];
+        return dStats;
+    }
+
+    /// <summary>Each of <paramref name="rows"/> rows of <paramref name="width"/> values repeated
+    /// <paramref name="times"/> times in place (row b becomes rows b·times .. b·times + times − 1).</summary>
+    public static double[] RepeatRows(double[] values, int rows, int width, int times)
+    {
+        var repeated = new double[rows * times * width];
+        for (int b = 0; b < rows; b++)
+            for (int i = 0; i < times; i++)
+                Array.Copy(values, b * width, repeated, (b * times + i) * width, width);
+        return repeated;
+    }
+
+    /// <summary>The sum of each group of <paramref name="times"/> consecutive rows: the adjoint of
+    /// <see cref="RepeatRows"/>, which backward passes use to gather the samples' gradients per example.</summary>
+    public static double[] SumRepeatedRows(double[] values, int rows, int width, int times)
+    {
+        var sums = new double[rows * width];
+        for (int b = 0; b < rows; b++)
+            for (int i = 0; i < times; i++)
+                for (int j = 0; j < width; j++)
+                    sums[b * width + j] += values[(b * times + i) * width + j];
+        return sums;
+    }
+}

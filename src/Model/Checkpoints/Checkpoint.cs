@@ -67,7 +67,7 @@ public static class Checkpoint
         {
             Epoch = epoch,
             StepInEpoch = stepInEpoch,
-            TrainingSums = [partialSums.Reconstruction, partialSums.Kl, partialSums.Examples],
+            TrainingSums = partialSums.ToArray(),
             Step = vae.Step,
             Seed = vae.Seed,
             Model = vae.Config,
@@ -102,7 +102,7 @@ public static class Checkpoint
         {
             throw new DataFormatException(statePath, $"not a valid checkpoint state ({exception.Message})", inner: exception);
         }
-        if (state.TrainingSums.Length != 3 || state.StepInEpoch < 0 || state.Epoch < 0)
+        if (state.TrainingSums.Length is not (3 or 5) || state.StepInEpoch < 0 || state.Epoch < 0)
             throw new DataFormatException(statePath, "epoch, step in epoch or training sums are out of range");
         if (state.Format != CheckpointState.CurrentFormat)
             throw new DataFormatException(statePath, $"checkpoint format {state.Format} is not supported (this build reads format {CheckpointState.CurrentFormat})");
@@ -160,6 +160,8 @@ public static class Checkpoint
                 int half = config.Latent;
                 yield return ("encoder.mu.weight", [half, layer.Inputs], layer.WeightOffset);
                 yield return ("encoder.mu.bias", [half], layer.BiasOffset);
+                if (config.Model == ModelKind.Ae)
+                    continue; // the autoencoder's code is its only output
                 yield return ("encoder.logvar.weight", [half, layer.Inputs], layer.WeightOffset + half * layer.Inputs);
                 yield return ("encoder.logvar.bias", [half], layer.BiasOffset + half);
                 continue;
