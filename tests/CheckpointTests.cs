@@ -112,7 +112,7 @@ public sealed class CheckpointTests : IDisposable
     public void ResumedRunEndsBitForBitWhereAnUninterruptedRunEnds()
     {
         var data = WriteDataSet();
-        string[] common = ["--data", data, "--batch-size", "8", "--hidden", "8", "--latent", "4", "--accelerator", "cpu", "--binarize"];
+        string[] common = ["--data", data, "--batch-size", "8", "--hidden", "8", "--latent", "4", "--accelerator", "cpu", "--binarize", "dynamic"];
         var straight = Path.Combine(directory, "straight");
         var resumed = Path.Combine(directory, "resumed");
         Train(["train", .. common, "--epochs", "3", "--out", straight]);
@@ -140,7 +140,7 @@ public sealed class CheckpointTests : IDisposable
         var data = WriteDataSet();
         var options = new TrainOptions
         {
-            Data = data, BatchSize = 8, Hidden = [8], Latent = 4, Epochs = 3, Binarize = true,
+            Data = data, BatchSize = 8, Hidden = [8], Latent = 4, Epochs = 3, Binarize = BinarizeMode.Dynamic,
             Accelerator = GpuKernels.AcceleratorChoice.Cpu,
         };
         var straight = Path.Combine(directory, "straight");
@@ -172,7 +172,7 @@ public sealed class CheckpointTests : IDisposable
         var data = WriteDataSet();
         string host = Path.Combine(AppContext.BaseDirectory, "ilgpu-vae.dll");
         string[] settings = ["--data", data, "--batch-size", "8", "--hidden", "8", "--latent", "4", "--accelerator", "cpu",
-            "--binarize", "--epochs", "30", "--checkpoint-every", "1"];
+            "--binarize", "dynamic", "--epochs", "30", "--checkpoint-every", "1"];
         var straight = Path.Combine(directory, "straight");
         var killed = Path.Combine(directory, "killed");
         Train(["train", .. settings, "--out", straight]);

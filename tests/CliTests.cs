@@ -68,7 +68,7 @@ public sealed class CliTests : IDisposable
     {
         var data = WriteDataSet(train: 20, test: 7);
         var (exitCode, _, error) = Run("train", "--data", data, "--epochs", "1", "--batch-size", "7", "--hidden", "6,5",
-            "--latent", "3", "--likelihood", "gaussian", "--gaussian-c", "0.5", "--activation", "tanh", "--binarize", "--clip-grad-norm", "2",
+            "--latent", "3", "--likelihood", "gaussian", "--gaussian-c", "0.5", "--activation", "tanh", "--binarize", "static", "--clip-grad-norm", "2",
             "--accelerator", "cpu", "--out", Path.Combine(directory, "run"));
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
     }
@@ -278,6 +278,73 @@ public sealed class CliTests : IDisposable
         var (exitCode, _, error) = Run("train", "--data", data, "--clip-grad-norm", "0", "--accelerator", "cpu", "--out", Path.Combine(directory, "run"));
         Assert.Equal(2, exitCode);
         Assert.Contains("--clip-grad-norm must be a positive finite number (got 0)", error);
+    }
+
+    [Fact]
+    public void IwaeAndAutoencoderTrainAndEvaluate()
+    {
+        var data = WriteDataSet(train: 24, test: 9);
+        var iwae = Path.Combine(directory, "iwae");
+        var (exitCode, output, error) = Run("train", "--data", data, "--model", "iwae", "--k", "3", "--epochs", "2", "--batch-size", "8",
+            "--hidden", "6", "--latent", "2", "--binarize", "dynamic", "--adam-eps", "1e-4", "--lr-schedule", "iwae-short",
+            "--accelerator", "cpu", "--out", iwae);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("model iwae k=3", output);
+        Assert.Contains("iwaeshort schedule", output);
+        Assert.Equal(2, MetricsFile.Read(Path.Combine(iwae, "metrics.csv")).Count);
+        (exitCode, output, error) = Run("eval", iwae, "--k", "10", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("IWAE bound −L_3", output);
+
+        var autoencoder = Path.Combine(directory, "ae");
+        (exitCode, _, error) = Run("train", "--data", data, "--model", "ae", "--epochs", "1", "--batch-size", "8",
+            "--hidden", "6", "--latent", "2", "--accelerator", "cpu", "--out", autoencoder);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        var row = Assert.Single(MetricsFile.Read(Path.Combine(autoencoder, "metrics.csv")));
+        Assert.Equal(0, row.TestKl);
+        Assert.Equal(row.TestReconstruction, row.TestLoss);
+        (exitCode, output, error) = Run("eval", autoencoder, "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("not defined for a plain autoencoder", output);
+        using var report = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(autoencoder, "eval.json")));
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, report.RootElement.GetProperty("LowerBound").ValueKind);
+        (exitCode, _, error) = Run("encode", autoencoder, "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.DoesNotContain("logvar", File.ReadLines(Path.Combine(autoencoder, "codes-test.csv")).First());
+    }
+
+    [Fact]
+    public void PresetSetsThePapersSettingsAndGivenOptionsWin()
+    {
+        var data = WriteDataSet(train: 30, test: 6);
+        var run = Path.Combine(directory, "preset");
+        var (exitCode, output, error) = Run("train", "--preset", "iwae-1layer-k5", "--data", data, "--lr-schedule", "iwae-short",
+            "--epochs", "1", "--hidden", "6,5", "--latent", "3", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("model iwae k=5 20-6-5-3, Tanh, Bernoulli, binarize dynamic", output);
+        Assert.Contains("batch 20", output);
+        Assert.Contains("ε 0.0001", output);
+        Assert.Contains("preset iwae-1layer-k5", output);
+        using var config = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "config.json")));
+        var training = config.RootElement.GetProperty("training");
+        Assert.Equal(1, training.GetProperty("Epochs").GetInt32());
+        Assert.Equal(20, training.GetProperty("BatchSize").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("--model iwae --beta 0.5", "leave --beta at 1")]
+    [InlineData("--model ae --k 2", "leave --k at 1")]
+    [InlineData("--model iwae --warmup-epochs 2", "no KL term to warm up")]
+    [InlineData("--k 0", "--k must be from 1")]
+    [InlineData("--lr-schedule bogus", "--lr-schedule must be constant, iwae or iwae-short")]
+    [InlineData("--preset nope", "nope")]
+    [InlineData("--adam-eps 0", "--adam-eps must be a positive")]
+    public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)
+    {
+        var data = WriteDataSet(train: 10, test: 5);
+        var (exitCode, output, error) = Run(["train", "--data", data, "--accelerator", "cpu", "--out", Path.Combine(directory, "run"), .. arguments.Split(' ')]);
+        Assert.Equal(2, exitCode);
+        Assert.Contains(expected, error + output);
     }
 
     [Fact]

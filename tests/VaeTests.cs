@@ -345,4 +345,42 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
         Assert.True(compared >= 1);
     }
+
+    [Fact]
+    public void KlWarmUpRampsBetaStepByStepAsTheReferenceDoes()
+    {
+        // β·min(1, t/4) at step t: 0.175, 0.35, 0.525, 0.7, 0.7 for β = 0.7.
+        var config = Config("vae-k3");
+        const int batch = 5, steps = 5;
+        const ulong seed = 31;
+        var images = SyntheticImages(batch, 3, 4, 9);
+        var layout = new ParameterLayout(config);
+        var adam = new AdamSettings();
+        var parameters = Numerics.ToDouble(layout.Initialise(seed));
+        double[] m = new double[layout.Count], v = new double[layout.Count];
+        var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
+        var losses = new List<double>();
+        for (int step = 1; step <= steps; step++)
+        {
+            double beta = config.Beta * Math.Min(1.0, step / 4.0);
+            var result = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(seed, step, batch * config.Samples, config.Latent), batch, beta);
+            losses.Add(result.Loss);
+            AdamReference.Step(parameters, result.Gradient, m, v, adam.LearningRate, adam.Beta1, adam.Beta2, adam.Epsilon, step);
+        }
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var data = new DeviceDataset(kernels.Accelerator, images);
+            using var vae = new Vae(kernels, config, batch, seed, adam) { KlWarmupSteps = 4 };
+            var deviceLosses = new List<float>();
+            for (int step = 1; step <= steps; step++)
+            {
+                vae.TrainStep(data, 0, batch);
+                deviceLosses.Add((float)vae.ReadTrainingSums(reset: true).MeanLoss);
+                Assert.Equal(config.Beta * Math.Min(1.0, step / 4.0), vae.KlWeight, 12);
+            }
+            string label = $"{kernels.Accelerator.AcceleratorType} warm-up";
+            Numerics.AssertClose(label + ": loss per step", losses, deviceLosses, 1e-5, 1e-5);
+            Numerics.AssertClose(label + ": parameters", parameters, vae.GetParameters(), 1e-5, 2e-5);
+        }
+    }
 }

@@ -94,5 +94,6 @@ public static class Philox
         public const uint Sample = 7;
         public const uint ImportanceReparameterize = 8;
         public const uint ImportanceBinarize = 9;
+        public const uint StaticBinarize = 10;
     }
 }

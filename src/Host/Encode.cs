@@ -24,6 +24,8 @@ public static class Encode
             throw new ArgumentException($"the data set has {images.Features} features per image but the model expects {vae.Config.InputSize}");
         using var data = new DeviceDataset(run.Accelerator, images);
         int latent = vae.Config.Latent;
+        // An autoencoder's code has no variance: its file has the code columns alone.
+        bool hasVariance = vae.Config.Model != ModelKind.Ae;
         string path = outPath ?? Path.Combine(runDirectory, $"codes-{split}.csv");
         AtomicFile.Write(path, stream =>
         {
@@ -33,7 +35,7 @@ public static class Encode
             csv.WriteField("label");
             for (int u = 0; u < latent; u++)
                 csv.WriteField($"mu_{u}");
-            for (int u = 0; u < latent; u++)
+            for (int u = 0; u < latent && hasVariance; u++)
                 csv.WriteField($"logvar_{u}");
             csv.NextRecord();
             for (int first = 0; first < images.Count; first += vae.MaxBatch)
@@ -46,7 +48,7 @@ public static class Encode
                     csv.WriteField(images.Labels[first + b]);
                     for (int u = 0; u < latent; u++)
                         csv.WriteField(mu[b * latent + u]);
-                    for (int u = 0; u < latent; u++)
+                    for (int u = 0; u < latent && hasVariance; u++)
                         csv.WriteField(logVariance[b * latent + u]);
                     csv.NextRecord();
                 }

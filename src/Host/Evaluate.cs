@@ -33,8 +33,28 @@ public static class Evaluate
         using var data = new DeviceDataset(run.Accelerator, test);
         var sums = Epoch.Evaluate(vae, data, Math.Min(128, vae.MaxBatch), epoch: 0);
         int activeUnits = Evaluation.ActiveUnits(vae, data, test.Count);
+        string lossName = vae.Config.Model switch
+        {
+            ModelKind.Iwae => $"IWAE bound −L_{vae.Config.Samples} (training k)",
+            ModelKind.Ae => "reconstruction (autoencoder)",
+            _ => "ELBO (one sample per image)",
+        };
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"ELBO (one sample per image): loss {sums.MeanLoss:F2} = distortion {sums.MeanReconstruction:F2} + rate {sums.MeanKl:F2}; active units {activeUnits} of {vae.Config.Latent}"));
+            $"{lossName}: loss {sums.MeanLoss:F2}; distortion {sums.MeanReconstruction:F2}, rate {sums.MeanKl:F2}; active units {activeUnits} of {vae.Config.Latent}"));
+        string path = Path.Combine(runDirectory, "eval.json");
+        if (vae.Config.Model == ModelKind.Ae)
+        {
+            // No q(z|x), so no importance weights: the autoencoder's report stops at its reconstruction.
+            var reconstructionOnly = new EvaluationReport
+            {
+                Examples = test.Count, Loss = sums.MeanLoss, Distortion = sums.MeanReconstruction, Rate = 0,
+                ActiveUnits = activeUnits, LatentUnits = vae.Config.Latent,
+            };
+            output.WriteLine("L_k and NLL: not defined for a plain autoencoder (it has no posterior to sample)");
+            AtomicFile.WriteText(path, JsonSerializer.Serialize(reconstructionOnly, Checkpoint.JsonOptions));
+            output.WriteLine($"written: {path}");
+            return reconstructionOnly;
+        }
 
         var clock = Stopwatch.StartNew();
         var progress = new Progress(output, test.Count, "images");
@@ -58,7 +78,6 @@ public static class Evaluate
         };
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"L_{k} = {report.LowerBound:F2}, NLL = {report.NegativeLogLikelihood:F2} nats ({clock.Elapsed.TotalSeconds:F1} s)"));
-        string path = Path.Combine(runDirectory, "eval.json");
         AtomicFile.WriteText(path, JsonSerializer.Serialize(report, Checkpoint.JsonOptions));
         output.WriteLine($"written: {path}");
         return report;

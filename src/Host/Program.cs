@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using IlgpuVae.GpuKernels;
+using IlgpuVae.Model;
 using IlgpuVae.Model.Data;
 
 namespace IlgpuVae.Host;
@@ -74,18 +75,26 @@ public static class Program
     private static Command TrainCommand(TextWriter output, CancellationToken interrupt)
     {
         var defaults = new TrainOptions();
+        var preset = new Option<string?>("--preset") { Description = $"Start from the settings of a published result (options given beside it win): {string.Join(", ", Presets.Names)}" };
+        preset.AcceptOnlyFromAmong(Presets.Names.ToArray());
+        var model = new Option<ModelKind>("--model") { Description = "vae (ELBO, averaged over --k samples), iwae (the k-sample importance-weighted bound) or ae (plain autoencoder, z = the code)", DefaultValueFactory = _ => defaults.Model };
+        var samples = new Option<int>("--k") { Description = "z samples per example: the IWAE's k; the VAE averages its ELBO over them", DefaultValueFactory = _ => defaults.Samples };
+        var beta = new Option<double>("--beta") { Description = "Weight of the VAE's KL term (β-VAE; 1 is the ELBO)", DefaultValueFactory = _ => defaults.Beta };
+        var warmup = new Option<int>("--warmup-epochs") { Description = "KL warm-up: β rises linearly from 0 to --beta over this many epochs (0: none)", DefaultValueFactory = _ => defaults.WarmupEpochs };
         var data = new Option<string>("--data") { Description = "mnist, fashion-mnist (fetched on first use), or a folder with train.csv and test.csv (label, then pixels 0-255 per row) or the four MNIST-format IDX files", DefaultValueFactory = _ => defaults.Data };
-        var epochs = new Option<int>("--epochs") { Description = "Passes over the training set", DefaultValueFactory = _ => defaults.Epochs };
+        var epochs = new Option<int>("--epochs") { Description = "Passes over the training set (default 10, or the length of --lr-schedule)", DefaultValueFactory = _ => defaults.Epochs };
         var batchSize = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => defaults.BatchSize };
         var hidden = new Option<string>("--hidden") { Description = "Hidden layer widths, comma-separated (the decoder mirrors them)", DefaultValueFactory = _ => "400" };
         var latent = new Option<int>("--latent") { Description = "Latent dimensions", DefaultValueFactory = _ => defaults.Latent };
-        var learningRate = new Option<double>("--lr") { Description = "Adam learning rate", DefaultValueFactory = _ => defaults.LearningRate };
+        var learningRate = new Option<double>("--lr") { Description = "Adam learning rate (the start of --lr-schedule)", DefaultValueFactory = _ => defaults.LearningRate };
+        var schedule = new Option<LearningRateScheduleKind>("--lr-schedule") { Description = "constant; iwae (the IWAE paper's: 3^i epochs at lr·10^(-i/7), i = 0..7, 3280 epochs); iwae-short (those eight rates, one epoch each)", DefaultValueFactory = _ => defaults.LearningRateSchedule, CustomParser = ParseSchedule };
+        var adamEpsilon = new Option<double>("--adam-eps") { Description = "Adam's ε (the IWAE paper uses 1e-4)", DefaultValueFactory = _ => defaults.AdamEpsilon };
         var clipGradNorm = new Option<double?>("--clip-grad-norm") { Description = "Scale the gradient down to this L2 norm (over all parameters) before each step when it is larger (default: no clipping)" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of every random draw (initialisation, order, ε)", DefaultValueFactory = _ => defaults.Seed };
         var likelihood = new Option<LikelihoodKind>("--likelihood") { Description = "Decoder: bernoulli (logits) or gaussian (N(f(z), c·I))", DefaultValueFactory = _ => defaults.Likelihood };
         var variance = new Option<double>("--gaussian-c") { Description = "c of the Gaussian decoder", DefaultValueFactory = _ => defaults.GaussianVariance };
         var activation = new Option<ActivationKind>("--activation") { Description = "Hidden activation: relu, tanh, sigmoid, identity", DefaultValueFactory = _ => defaults.Activation };
-        var binarize = new Option<bool>("--binarize") { Description = "Dynamic binarization: sample each pixel as Bernoulli(grey level) every time it is seen" };
+        var binarize = new Option<BinarizeMode>("--binarize") { Description = "Binary targets for the Bernoulli decoder: none (grey levels), dynamic (each pixel drawn as Bernoulli(grey) every time it is seen), static (drawn once)", DefaultValueFactory = _ => defaults.Binarize };
         var accelerator = AcceleratorOption();
         var outDirectory = new Option<string?>("--out") { Description = "Run folder for config.json and metrics.csv (default runs/DATA-TIME)" };
         var trainLimit = new Option<int>("--train-limit") { Description = "Use only the first N training examples (0: all)" };
@@ -93,38 +102,51 @@ public static class Program
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Also checkpoint every N steps within epochs (0: at epoch ends only)" };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder from its last checkpoint, with its settings (--epochs and --accelerator may change)" };
 
-        var command = new Command("train", "Train a VAE and write metrics.csv")
+        var command = new Command("train", "Train a VAE, IWAE or autoencoder and write metrics.csv, pictures and checkpoints")
         {
-            data, epochs, batchSize, hidden, latent, learningRate, clipGradNorm, seed, likelihood, variance, activation, binarize,
-            accelerator, outDirectory, trainLimit, testLimit, checkpointEvery, resume,
+            preset, model, samples, beta, warmup, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
+            clipGradNorm, seed, likelihood, variance, activation, binarize, accelerator, outDirectory, trainLimit, testLimit,
+            checkpointEvery, resume,
         };
         command.SetAction(parse =>
         {
+            // An option given on the command line wins over the preset, which wins over the defaults.
+            T Pick<T>(Option<T> option, T current) => parse.GetResult(option) is { Implicit: false } ? parse.GetValue(option)! : current;
             if (parse.GetValue(resume) is { } runDirectory)
             {
                 var resumed = TrainOptions.ForResume(runDirectory);
-                if (parse.GetResult(epochs) is { Implicit: false })
-                    resumed = resumed with { Epochs = parse.GetValue(epochs) };
-                if (parse.GetResult(accelerator) is { Implicit: false })
-                    resumed = resumed with { Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)) };
-                if (parse.GetResult(checkpointEvery) is { Implicit: false })
-                    resumed = resumed with { CheckpointEvery = parse.GetValue(checkpointEvery) };
+                resumed = resumed with
+                {
+                    Epochs = Pick(epochs, resumed.Epochs),
+                    Accelerator = parse.GetResult(accelerator) is { Implicit: false } ? Compute.ParseChoice(parse.GetValue(accelerator)) : resumed.Accelerator,
+                    CheckpointEvery = Pick(checkpointEvery, resumed.CheckpointEvery),
+                };
                 return new Training(resumed, output, interrupt).Run();
             }
-            var options = new TrainOptions
+            var options = parse.GetValue(preset) is { } name ? Presets.Apply(name, defaults) : defaults;
+            var chosenSchedule = Pick(schedule, options.LearningRateSchedule);
+            int scheduleEpochs = LearningRateSchedule.Epochs(chosenSchedule);
+            options = options with
             {
-                Data = parse.GetValue(data)!,
-                Epochs = parse.GetValue(epochs),
-                BatchSize = parse.GetValue(batchSize),
-                Hidden = ParseWidths(parse.GetValue(hidden)!),
-                Latent = parse.GetValue(latent),
-                LearningRate = parse.GetValue(learningRate),
-                MaxGradientNorm = parse.GetValue(clipGradNorm),
-                Seed = parse.GetValue(seed),
-                Likelihood = parse.GetValue(likelihood),
-                GaussianVariance = parse.GetValue(variance),
-                Activation = parse.GetValue(activation),
-                Binarize = parse.GetValue(binarize),
+                Model = Pick(model, options.Model),
+                Samples = Pick(samples, options.Samples),
+                Beta = Pick(beta, options.Beta),
+                WarmupEpochs = Pick(warmup, options.WarmupEpochs),
+                Data = Pick(data, options.Data),
+                // A schedule sets the length unless --epochs is given.
+                Epochs = Pick(epochs, scheduleEpochs > 0 ? scheduleEpochs : options.Epochs),
+                BatchSize = Pick(batchSize, options.BatchSize),
+                Hidden = parse.GetResult(hidden) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden)!) : options.Hidden,
+                Latent = Pick(latent, options.Latent),
+                LearningRate = Pick(learningRate, options.LearningRate),
+                LearningRateSchedule = chosenSchedule,
+                AdamEpsilon = Pick(adamEpsilon, options.AdamEpsilon),
+                MaxGradientNorm = Pick(clipGradNorm, options.MaxGradientNorm),
+                Seed = Pick(seed, options.Seed),
+                Likelihood = Pick(likelihood, options.Likelihood),
+                GaussianVariance = Pick(variance, options.GaussianVariance),
+                Activation = Pick(activation, options.Activation),
+                Binarize = Pick(binarize, options.Binarize),
                 Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)),
                 Out = parse.GetValue(outDirectory),
                 TrainLimit = parse.GetValue(trainLimit),
@@ -134,6 +156,21 @@ public static class Program
             return new Training(options, output, interrupt).Run();
         });
         return command;
+    }
+
+    /// <summary>Schedule names as written in --help (iwae-short), not the enum's spelling.</summary>
+    private static LearningRateScheduleKind ParseSchedule(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        string text = result.Tokens.Count == 0 ? "constant" : result.Tokens[0].Value;
+        switch (text.ToLowerInvariant())
+        {
+            case "constant": return LearningRateScheduleKind.Constant;
+            case "iwae": return LearningRateScheduleKind.Iwae;
+            case "iwae-short": return LearningRateScheduleKind.IwaeShort;
+            default:
+                result.AddError($"--lr-schedule must be constant, iwae or iwae-short (got {text})");
+                return LearningRateScheduleKind.Constant;
+        }
     }
 
     private static Command BenchCommand(TextWriter output)

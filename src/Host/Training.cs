@@ -10,8 +10,27 @@ using IlgpuVae.Model.Data;
 
 namespace IlgpuVae.Host;
 
+/// <summary>How training images become Bernoulli targets: as grey levels (none), drawn afresh every time they
+/// are seen (dynamic, the IWAE paper's choice), or drawn once (static).</summary>
+public enum BinarizeMode
+{
+    None,
+    Dynamic,
+    Static,
+}
+
 public sealed record TrainOptions
 {
+    /// <summary>The preset the run started from (informational; its settings are already in these options).</summary>
+    public string? Preset { get; init; }
+    public ModelKind Model { get; init; } = ModelKind.Vae;
+    /// <summary>z samples per example (the IWAE's k; the VAE averages its ELBO over them).</summary>
+    public int Samples { get; init; } = 1;
+    public double Beta { get; init; } = 1.0;
+    /// <summary>KL warm-up: β rises linearly from 0 over this many epochs (0: none).</summary>
+    public int WarmupEpochs { get; init; }
+    public double AdamEpsilon { get; init; } = 1e-8;
+    public LearningRateScheduleKind LearningRateSchedule { get; init; } = LearningRateScheduleKind.Constant;
     public string Data { get; init; } = "mnist";
     public int Epochs { get; init; } = 10;
     public int BatchSize { get; init; } = 128;
@@ -24,7 +43,7 @@ public sealed record TrainOptions
     public LikelihoodKind Likelihood { get; init; } = LikelihoodKind.Bernoulli;
     public double GaussianVariance { get; init; } = 1.0;
     public ActivationKind Activation { get; init; } = ActivationKind.Relu;
-    public bool Binarize { get; init; }
+    public BinarizeMode Binarize { get; init; } = BinarizeMode.None;
     public AcceleratorChoice Accelerator { get; init; } = AcceleratorChoice.Auto;
     public string? Out { get; init; }
     /// <summary>Use only the first N training / test examples (0: all), for quick runs.</summary>
@@ -77,7 +96,13 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             throw new ArgumentException($"--epochs must be at least 1 (got {options.Epochs})");
         if (options.BatchSize < 1)
             throw new ArgumentException($"--batch-size must be at least 1 (got {options.BatchSize})");
-        var adam = new AdamSettings { LearningRate = options.LearningRate, MaxGradientNorm = options.MaxGradientNorm };
+        if (options.WarmupEpochs < 0)
+            throw new ArgumentException($"--warmup-epochs must be 0 (no warm-up) or more (got {options.WarmupEpochs})");
+        if (options.WarmupEpochs > 0 && options.Model != ModelKind.Vae)
+            throw new ArgumentException("--warmup-epochs ramps the VAE's KL weight; the IWAE and the autoencoder have no KL term to warm up");
+        if (!(options.AdamEpsilon > 0) || double.IsInfinity(options.AdamEpsilon))
+            throw new ArgumentException($"--adam-eps must be a positive finite number (got {options.AdamEpsilon})");
+        var adam = new AdamSettings { LearningRate = options.LearningRate, Epsilon = options.AdamEpsilon, MaxGradientNorm = options.MaxGradientNorm };
         adam.Validate();
         var config = new VaeConfig
         {
@@ -86,12 +111,20 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             Activation = options.Activation,
             Likelihood = options.Likelihood,
             GaussianVariance = options.GaussianVariance,
+            Model = options.Model,
+            Samples = options.Samples,
+            Beta = options.Beta,
         };
         config.Validate();
 
         var data = DataSets.Load(options.Data, output);
         var train = options.TrainLimit > 0 ? data.Train.Take(options.TrainLimit) : data.Train;
         var test = options.TestLimit > 0 ? data.Test.Take(options.TestLimit) : data.Test;
+        if (options.Binarize == BinarizeMode.Static)
+        {
+            train = train.BinarizeOnce(options.Seed, part: 0);
+            test = test.BinarizeOnce(options.Seed, part: 1);
+        }
         config = config with { InputSize = train.Features };
 
         string outDirectory = options.Out ?? Path.Combine("runs", $"{train.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
@@ -108,8 +141,15 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         using var accelerator = Compute.CreateAccelerator(context, options.Accelerator);
         output.WriteLine($"accelerator: {Compute.Describe(accelerator)} (asked for {options.Accelerator.ToString().ToLowerInvariant()})");
         output.WriteLine($"data: {train.Name}, {train.Count} training and {test.Count} test images of {train.Height}×{train.Width}; " +
-                         $"model {config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}, {config.Activation}, {config.Likelihood}; " +
-                         $"batch {options.BatchSize}, Adam lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, seed {options.Seed}");
+                         $"model {config.Model.ToString().ToLowerInvariant()}{(config.Samples > 1 ? $" k={config.Samples}" : "")} " +
+                         $"{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}, {config.Activation}, {config.Likelihood}, " +
+                         $"binarize {options.Binarize.ToString().ToLowerInvariant()}" +
+                         (config.Beta != 1 ? $", β {config.Beta.ToString(CultureInfo.InvariantCulture)}" : "") +
+                         (options.WarmupEpochs > 0 ? $", KL warm-up {options.WarmupEpochs} epochs" : "") + "; " +
+                         $"batch {options.BatchSize}, Adam lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}" +
+                         (options.LearningRateSchedule != LearningRateScheduleKind.Constant ? $" ({options.LearningRateSchedule.ToString().ToLowerInvariant()} schedule)" : "") +
+                         $" ε {options.AdamEpsilon.ToString(CultureInfo.InvariantCulture)}, seed {options.Seed}" +
+                         (options.Preset is null ? "" : $", preset {options.Preset}"));
 
         // Checked before any kernel is compiled or buffer allocated, so a refusal costs nothing.
         int maxBatch = Math.Min(options.BatchSize, Math.Max(train.Count, test.Count));
@@ -137,11 +177,13 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                 output.WriteLine($"nothing to do: the run has {resume.State.Epoch} epochs and --epochs is {options.Epochs}");
         }
         int stepsPerEpoch = Epoch.StepsFor(train.Count, options.BatchSize);
+        vae.KlWarmupSteps = (long)options.WarmupEpochs * stepsPerEpoch;
         var progress = new Progress(output, stepsPerEpoch, "steps");
         for (int epoch = firstEpoch; epoch <= options.Epochs; epoch++)
         {
             var clock = Stopwatch.StartNew();
             trainData.SetOrder(Shuffle.Permutation(train.Count, options.Seed, epoch));
+            vae.LearningRate = LearningRateSchedule.Rate(options.LearningRateSchedule, options.LearningRate, epoch);
             long launchesBefore = vae.LaunchCount, waitsBefore = vae.SynchronizationCount;
             progress.Start($"epoch {epoch}/{options.Epochs}");
             int epochNumber = epoch;
@@ -166,7 +208,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                     Checkpoint.Save(checkpointDirectory, vae, epochNumber - 1, stepsDone, vae.ReadTrainingSums(reset: false));
                 return !stop || stepsDone == stepsPerEpoch;
             }
-            var finished = Epoch.Train(vae, trainData, options.BatchSize, options.Binarize, progress.Interval,
+            var finished = Epoch.Train(vae, trainData, options.BatchSize, options.Binarize == BinarizeMode.Dynamic, progress.Interval,
                 OnTick, epoch == firstEpoch ? firstStep : 0, AfterStep);
             if (brokenTerm is not null)
             {

@@ -6,16 +6,18 @@ namespace IlgpuVae.Model;
 public sealed record EvaluationReport
 {
     public int Examples { get; init; }
-    /// <summary>The one-sample ELBO estimate as train reports it: distortion + β·rate.</summary>
+    /// <summary>The test loss as train reports it: distortion + β·rate from one sample (VAE), −L_k with the
+    /// training k (IWAE), the reconstruction (autoencoder).</summary>
     public double Loss { get; init; }
     /// <summary>Distortion D: the mean reconstruction term −E_q log p(x|z).</summary>
     public double Distortion { get; init; }
     /// <summary>Rate R: the mean KL(q(z|x) ‖ p(z)).</summary>
     public double Rate { get; init; }
     public int K { get; init; }
-    /// <summary>The mean k-sample bound L_k; with k = 5000 its negative is the reported test NLL.</summary>
-    public double LowerBound { get; init; }
-    public double NegativeLogLikelihood => -LowerBound;
+    /// <summary>The mean k-sample bound L_k; with k = 5000 its negative is the reported test NLL. Null for the
+    /// autoencoder, which has no posterior to sample.</summary>
+    public double? LowerBound { get; init; }
+    public double? NegativeLogLikelihood => -LowerBound;
     /// <summary>Latent units with Var_x(E_q[z_u]) above 0.01 (Burda et al.'s criterion).</summary>
     public int ActiveUnits { get; init; }
     public int LatentUnits { get; init; }

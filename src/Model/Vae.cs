@@ -98,6 +98,11 @@ public sealed class Vae : IDisposable
     /// <summary>The β of the KL term in the next steps: the config's β, or less during KL warm-up.</summary>
     public double KlWeight { get; set; }
 
+    /// <summary>KL warm-up: over the first this many steps β rises linearly from 0 to the config's β (step t of
+    /// training uses β·min(1, t / steps)); 0 is no warm-up. Derived from the step counter, so a resumed run
+    /// continues the ramp where it stopped.</summary>
+    public long KlWarmupSteps { get; set; }
+
     /// <summary>Adam's learning rate for the next steps (a schedule changes it between epochs).</summary>
     public double LearningRate { get; set; }
 
@@ -124,6 +129,8 @@ public sealed class Vae : IDisposable
     public void TrainStep(DeviceDataset data, int first, int batch, bool binarize = false)
     {
         Step++;
+        if (KlWarmupSteps > 0)
+            KlWeight = Config.Beta * Math.Min(1.0, (double)Step / KlWarmupSteps);
         GradientPass(data, first, batch, Step, binarize, accumulateLoss: true);
         var adam = new AdamParameters((float)LearningRate, (float)Adam.Beta1, (float)Adam.Beta2, (float)Adam.Epsilon, Step);
         if (Adam.MaxGradientNorm is { } maxNorm)

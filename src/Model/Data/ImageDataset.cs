@@ -1,3 +1,5 @@
+using IlgpuVae.GpuKernels;
+
 namespace IlgpuVae.Model.Data;
 
 /// <summary>Images as bytes (count × features, row-major) with their labels.</summary>
@@ -15,6 +17,19 @@ public sealed record ImageDataset(string Name, byte[] Images, byte[] Labels, int
             Labels = Labels.AsSpan(0, count).ToArray(),
             Count = count,
         };
+    }
+
+    /// <summary>
+    /// Static binarization: each pixel drawn once as Bernoulli(grey level) and stored as 0 or 255, so every epoch
+    /// sees the same binary images. The draw of pixel j of example n is Philox (seed, StaticBinarize, part, n·D + j);
+    /// <paramref name="part"/> separates the training set (0) from the test set (1).
+    /// </summary>
+    public ImageDataset BinarizeOnce(ulong seed, long part)
+    {
+        var binary = new byte[Images.Length];
+        for (int i = 0; i < binary.Length; i++)
+            binary[i] = Philox.Uniform(seed, Philox.Streams.StaticBinarize, part, i) < Images[i] / 255f ? (byte)255 : (byte)0;
+        return this with { Images = binary };
     }
 
     /// <summary>Reads an images file and a labels file and checks that they belong together.</summary>
