@@ -331,6 +331,26 @@ public sealed class CliTests : IDisposable
         Assert.Equal(20, training.GetProperty("BatchSize").GetInt32());
     }
 
+    [Fact]
+    public void TwoStochasticLayersTrainEvaluateAndDraw()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "two");
+        var (exitCode, output, error) = Run("train", "--preset", "iwae-2layer-k5", "--data", data, "--epochs", "1", "--batch-size", "6",
+            "--hidden", "7", "--latent", "4", "--hidden2", "5", "--latent2", "2", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("model iwae k=5 20-7-4(z1)-5-2(z2)", output);
+        Assert.True(double.IsFinite(Assert.Single(MetricsFile.Read(Path.Combine(run, "metrics.csv"))).TestLoss));
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("NLL", output);
+        foreach (var command in new[] { "sample", "reconstruct", "interpolate", "latent-map" })
+        {
+            (exitCode, _, error) = Run(command, run, "--accelerator", "cpu");
+            Assert.True(exitCode == 0, $"{command}: exit {exitCode}: {error}");
+        }
+    }
+
     [Theory]
     [InlineData("--model iwae --beta 0.5", "leave --beta at 1")]
     [InlineData("--model ae --k 2", "leave --k at 1")]
@@ -339,6 +359,9 @@ public sealed class CliTests : IDisposable
     [InlineData("--lr-schedule bogus", "--lr-schedule must be constant, iwae or iwae-short")]
     [InlineData("--preset nope", "nope")]
     [InlineData("--adam-eps 0", "--adam-eps must be a positive")]
+    [InlineData("--stochastic-layers 3", "--stochastic-layers must be 1 or 2")]
+    [InlineData("--model ae --stochastic-layers 2", "needs --model vae or iwae")]
+    [InlineData("--stochastic-layers 2 --hidden2 0", "--hidden2: '0' is not a positive width")]
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)
     {
         var data = WriteDataSet(train: 10, test: 5);

@@ -11,9 +11,15 @@ public sealed class MemoryPlanTests
     [Fact]
     public void CountsEveryBufferOfTheModel()
     {
-        // 784-400-20: layer outputs 400, 40, 400, 784; per example the input, z, ε and dz, three row sums, and
-        // each layer's output and gradient.
-        Assert.Equal(4L * (784 + 3 * 20 + 3 + 2 * (400 + 40 + 400 + 784)), MemoryPlan.BytesPerExample(Default));
+        // 784-400-20: layer outputs 400, 40, 400, 784. Per example the input, −L_k, and the encoder's outputs and
+        // gradients; per sample z, ε, dz, five row terms (rec, KL, log w, w̃, the equal weights), and the
+        // decoder's outputs and gradients.
+        Assert.Equal(4L * (784 + 1 + 2 * (400 + 40) + 3 * 20 + 5 + 2 * (400 + 784)), MemoryPlan.BytesPerExample(Default));
+        // The IWAE paper's two-layer model with k = 5: encoder 200, 200, 200 (z1 stats); per sample also z2, ε2,
+        // dz2, a second dz1 and two row terms, and q(z2|z1) 100, 100, 100 and p(z1|z2) 100, 100, 200.
+        var twoLayers = new VaeConfig { Hidden = [200, 200], Latent = 100, StochasticLayers = 2, Model = ModelKind.Iwae, Samples = 5 };
+        long perSample = 3 * 100 + 5 + 3 * 50 + 100 + 2 + 2 * (100 + 100 + 100 + 100 + 100 + 200 + 200 + 200 + 784);
+        Assert.Equal(4L * (784 + 1 + 2 * (200 + 200 + 200) + 5 * perSample), MemoryPlan.BytesPerExample(twoLayers));
         Assert.Equal(16L * new ParameterLayout(Default).Count, MemoryPlan.ModelBytes(Default));
     }
 

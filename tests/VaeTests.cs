@@ -23,7 +23,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     // The VAE with k samples, the IWAE (Bernoulli and Gaussian) and the autoencoder go through every test below
     // too: their kernels index example rows as row / k where the reference repeats rows.
     private static readonly string[] ConfigurationNames =
-        ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae"];
+        ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
+         "vae-2layer-k2", "iwae-2layer-k3"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -43,6 +44,16 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             Model = ModelKind.Iwae, Samples = 3,
         },
         "ae" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Ae },
+        "vae-2layer-k2" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 4, Hidden2 = [5], Latent2 = 2, StochasticLayers = 2,
+            Activation = ActivationKind.Tanh, Samples = 2, Beta = 0.8,
+        },
+        "iwae-2layer-k3" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [6, 5], Latent = 3, Hidden2 = [4, 3], Latent2 = 2, StochasticLayers = 2,
+            Activation = ActivationKind.Tanh, Model = ModelKind.Iwae, Samples = 3,
+        },
         _ => throw new ArgumentException(name),
     };
 
@@ -56,7 +67,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
         const ulong seed = 21;
         const long step = 1;
-        var epsilon = ReferenceVae.Epsilon(seed, step, batch * config.Samples, config.Latent);
+        var epsilon = ReferenceVae.Epsilon(config, seed, step, batch);
         var layout = new ParameterLayout(config);
         var parameters = Numerics.ToDouble(layout.Initialise(seed));
         var reference = ReferenceVae.LossAndGradient(config, parameters, x, epsilon, batch);
@@ -121,7 +132,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             int first = (step - 1) * batch % (examples - batch);
             var x = MinibatchReference.Gather(images.Images, identity, first, batch, 12, false, default);
-            var result = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(seed, step, batch * config.Samples, config.Latent), batch);
+            var result = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(config, seed, step, batch), batch);
             referenceLosses.Add(result.Loss);
             var gradient = result.Gradient;
             if (adam.MaxGradientNorm is { } maxNorm)
@@ -167,8 +178,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         const long drawIndex = 5;
         var images = SyntheticImages(batch, 3, 4, 4);
         var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
-        var epsilon = Enumerable.Range(0, batch * scored.Samples * config.Latent)
-            .Select(element => Philox.NormalDouble(seed, Philox.Streams.EvalReparameterize, drawIndex, element)).ToArray();
+        var epsilon = ReferenceVae.Epsilon(scored, seed, drawIndex, batch, Philox.Streams.EvalReparameterize);
         var layout = new ParameterLayout(config);
         var reference = ReferenceVae.LossAndGradient(scored, Numerics.ToDouble(layout.Initialise(seed)), x, epsilon, batch);
 
@@ -212,13 +222,28 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
         var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
         var stats = Run(0, layout.EncoderLayerCount, x);
-        int width = config.EncoderOutputs;
-        var expectedMu = Enumerable.Range(0, batch * config.Latent).Select(i => stats[i / config.Latent * width + i % config.Latent]).ToArray();
+        int width = config.EncoderOutputs, latent = config.Latent;
+        if (config.StochasticLayers == 2)
+        {
+            // The top layer, q(z2|z1) at z1 = μ1.
+            var mu1 = Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + i % latent]).ToArray();
+            stats = Run(layout.EncoderLayerCount, layout.Encoder2End, mu1);
+            latent = config.Latent2;
+            width = 2 * latent;
+        }
+        var expectedMu = Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + i % latent]).ToArray();
         // The autoencoder's code has no variance.
         var expectedLogVariance = config.Model == ModelKind.Ae ? [] :
-            Enumerable.Range(0, batch * config.Latent).Select(i => stats[i / config.Latent * width + config.Latent + i % config.Latent]).ToArray();
-        var codes = Numerics.Uniform(new Random(2), batch * config.Latent, -2, 2);
-        var decoded = Run(layout.EncoderLayerCount, layout.Layers.Count, Numerics.ToDouble(codes));
+            Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + latent + i % latent]).ToArray();
+        // Codes are the top latent; with two stochastic layers z1 is the mean of p(z1|z2).
+        var codes = Numerics.Uniform(new Random(2), batch * config.TopLatent, -2, 2);
+        var z1 = Numerics.ToDouble(codes);
+        if (config.StochasticLayers == 2)
+        {
+            var priorStats = Run(layout.Encoder2End, layout.DecoderStart, z1);
+            z1 = Enumerable.Range(0, batch * config.Latent).Select(i => priorStats[i / config.Latent * 2 * config.Latent + i % config.Latent]).ToArray();
+        }
+        var decoded = Run(layout.DecoderStart, layout.Layers.Count, z1);
         if (config.Likelihood == LikelihoodKind.Bernoulli)
             decoded = decoded.Select(StableMath.Sigmoid).ToArray();
 
@@ -263,8 +288,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             {
                 int rows = Math.Min(maxBatch, k - chunk * maxBatch);
                 var x = MinibatchReference.Gather(images.Images, Enumerable.Repeat(example, rows).ToArray(), 0, rows, 12, false, default);
-                var epsilon = Enumerable.Range(0, rows * config.Latent)
-                    .Select(i => Philox.NormalDouble(seed, Philox.Streams.ImportanceReparameterize, example * 3 + chunk, i)).ToArray();
+                var epsilon = ReferenceVae.Epsilon(oneSample, seed, example * 3 + chunk, rows, Philox.Streams.ImportanceReparameterize);
                 weights.AddRange(ReferenceVae.LogWeights(oneSample, parameters, x, epsilon, rows));
             }
             expected += LossReference.LogMeanExp(weights) / examples;
@@ -363,7 +387,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         for (int step = 1; step <= steps; step++)
         {
             double beta = config.Beta * Math.Min(1.0, step / 4.0);
-            var result = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(seed, step, batch * config.Samples, config.Latent), batch, beta);
+            var result = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(config, seed, step, batch), batch, beta);
             losses.Add(result.Loss);
             AdamReference.Step(parameters, result.Gradient, m, v, adam.LearningRate, adam.Beta1, adam.Beta2, adam.Epsilon, step);
         }

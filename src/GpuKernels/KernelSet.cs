@@ -23,6 +23,9 @@ public sealed class KernelSet : IDisposable
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> importanceBackward;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> importanceBound;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<double>, int> accumulateBound;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LatentWidths> twoLayerLogWeight;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> priorStatsGradient;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> firstLayerBackward;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters> adamStep;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, Chunking> clipPartialSquares;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, float> clipScale;
@@ -72,6 +75,9 @@ public sealed class KernelSet : IDisposable
         importanceBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Reparameterize.ImportanceBackwardKernel);
         importanceBound = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ImportanceWeights.BoundKernel);
         accumulateBound = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<double>, int>(LossTotals.AccumulateBoundKernel);
+        twoLayerLogWeight = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LatentWidths>(TwoLayer.LogWeightKernel);
+        priorStatsGradient = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(TwoLayer.PriorStatsGradientKernel);
+        firstLayerBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TwoLayer.FirstLayerBackwardKernel);
         adamStep = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters>(Adam.StepKernel);
         clipPartialSquares = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, Chunking>(GradientClipping.PartialSquaresKernel);
         clipScale = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(GradientClipping.ScaleKernel);
@@ -271,6 +277,21 @@ public sealed class KernelSet : IDisposable
         ArrayView<double> totals, int batch) =>
         Launch(() => accumulateLoss(Stream, 1, reconstructionPerRow, klPerRow, totals, batch));
 
+    /// <summary>log w and the sampled KL terms of the two-layer model per z row (see <see cref="TwoLayer"/>).</summary>
+    public void TwoLayerLogWeights(ArrayView<float> stats1, ArrayView<float> z1, ArrayView<float> epsilon1,
+        ArrayView<float> stats2, ArrayView<float> z2, ArrayView<float> epsilon2, ArrayView<float> priorStats,
+        ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights, ArrayView<float> klPerRow, int rows, LatentWidths widths) =>
+        Launch(() => twoLayerLogWeight(Stream, rows, stats1, z1, epsilon1, stats2, z2, epsilon2, priorStats, reconstructionPerRow, logWeights, klPerRow, widths));
+
+    public void PriorStatsGradient(ArrayView<float> z1, ArrayView<float> priorStats, ArrayView<float> rowWeights,
+        ArrayView<float> dPriorStats, int rows, int latent, float scale) =>
+        Launch(() => priorStatsGradient(Stream, rows, z1, priorStats, rowWeights, dPriorStats, latent, scale));
+
+    public void FirstLayerBackward(ArrayView<float> stats1, ArrayView<float> z1, ArrayView<float> epsilon1, ArrayView<float> priorStats,
+        ArrayView<float> dZ1FromDecoder, ArrayView<float> dZ1FromEncoder2, ArrayView<float> rowWeights, ArrayView<float> dStats1,
+        int examples, int latent, int samples, float scale) =>
+        Launch(() => firstLayerBackward(Stream, examples, stats1, z1, epsilon1, priorStats, dZ1FromDecoder, dZ1FromEncoder2, rowWeights, dStats1, latent, samples, scale));
+
     /// <summary>Adds Σ −L_k and the example count to totals[3] and totals[4].</summary>
     public void AccumulateBound(ArrayView<float> negativeBound, ArrayView<double> totals, int examples) =>
         Launch(() => accumulateBound(Stream, 1, negativeBound, totals, examples));
@@ -306,6 +327,9 @@ public sealed class KernelSet : IDisposable
         methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.ImportanceBackwardKernel))!);
         methods.Add(typeof(ImportanceWeights).GetMethod(nameof(ImportanceWeights.BoundKernel))!);
         methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateBoundKernel))!);
+        methods.Add(typeof(TwoLayer).GetMethod(nameof(TwoLayer.LogWeightKernel))!);
+        methods.Add(typeof(TwoLayer).GetMethod(nameof(TwoLayer.PriorStatsGradientKernel))!);
+        methods.Add(typeof(TwoLayer).GetMethod(nameof(TwoLayer.FirstLayerBackwardKernel))!);
         methods.Add(typeof(Adam).GetMethod(nameof(Adam.StepKernel))!);
         methods.Add(typeof(GradientClipping).GetMethod(nameof(GradientClipping.PartialSquaresKernel))!);
         methods.Add(typeof(GradientClipping).GetMethod(nameof(GradientClipping.ScaleKernel))!);

@@ -23,7 +23,7 @@ public static class Encode
         if (images.Features != vae.Config.InputSize)
             throw new ArgumentException($"the data set has {images.Features} features per image but the model expects {vae.Config.InputSize}");
         using var data = new DeviceDataset(run.Accelerator, images);
-        int latent = vae.Config.Latent;
+        int latent = vae.Config.TopLatent;
         // An autoencoder's code has no variance: its file has the code columns alone.
         bool hasVariance = vae.Config.Model != ModelKind.Ae;
         string path = outPath ?? Path.Combine(runDirectory, $"codes-{split}.csv");

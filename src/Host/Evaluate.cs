@@ -40,7 +40,7 @@ public static class Evaluate
             _ => "ELBO (one sample per image)",
         };
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{lossName}: loss {sums.MeanLoss:F2}; distortion {sums.MeanReconstruction:F2}, rate {sums.MeanKl:F2}; active units {activeUnits} of {vae.Config.Latent}"));
+            $"{lossName}: loss {sums.MeanLoss:F2}; distortion {sums.MeanReconstruction:F2}, rate {sums.MeanKl:F2}; active units {activeUnits} of {vae.Config.TopLatent}"));
         string path = Path.Combine(runDirectory, "eval.json");
         if (vae.Config.Model == ModelKind.Ae)
         {
@@ -48,7 +48,7 @@ public static class Evaluate
             var reconstructionOnly = new EvaluationReport
             {
                 Examples = test.Count, Loss = sums.MeanLoss, Distortion = sums.MeanReconstruction, Rate = 0,
-                ActiveUnits = activeUnits, LatentUnits = vae.Config.Latent,
+                ActiveUnits = activeUnits, LatentUnits = vae.Config.TopLatent,
             };
             output.WriteLine("L_k and NLL: not defined for a plain autoencoder (it has no posterior to sample)");
             AtomicFile.WriteText(path, JsonSerializer.Serialize(reconstructionOnly, Checkpoint.JsonOptions));
@@ -74,7 +74,7 @@ public static class Evaluate
             K = k,
             LowerBound = lowerBound,
             ActiveUnits = activeUnits,
-            LatentUnits = vae.Config.Latent,
+            LatentUnits = vae.Config.TopLatent,
         };
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"L_{k} = {report.LowerBound:F2}, NLL = {report.NegativeLogLikelihood:F2} nats ({clock.Elapsed.TotalSeconds:F1} s)"));

@@ -24,7 +24,7 @@ public static class Pictures
     /// <summary>The grid of <see cref="Sample"/> from a model in memory (count ≤ its MaxBatch).</summary>
     public static void WriteSamples(Vae vae, int count, ulong seed, string path)
     {
-        int latent = vae.Config.Latent;
+        int latent = vae.Config.TopLatent;
         var codes = new float[count * latent];
         for (int i = 0; i < codes.Length; i++)
             codes[i] = Philox.Normal(seed, Philox.Streams.Sample, 0, i);
@@ -83,7 +83,7 @@ public static class Pictures
         pairs = Math.Min(pairs, test.Count / 2);
         using var data = new DeviceDataset(run.Accelerator, test.Take(2 * pairs));
         var (mu, _) = vae.Encode(data, 0, 2 * pairs);
-        int latent = vae.Config.Latent;
+        int latent = vae.Config.TopLatent;
         var codes = new float[pairs * steps * latent];
         for (int p = 0; p < pairs; p++)
             for (int s = 0; s < steps; s++)
@@ -118,8 +118,8 @@ public static class Pictures
             throw new ArgumentException($"--grid must be at least 2 (got {grid})");
         using var run = new RunFolder(runDirectory, choice, Math.Max(256, grid * grid));
         var vae = run.Vae;
-        if (vae.Config.Latent != 2)
-            throw new ArgumentException($"latent-map needs a model with 2 latent dimensions; this one has {vae.Config.Latent} (train with --latent 2)");
+        if (vae.Config.TopLatent != 2)
+            throw new ArgumentException($"latent-map needs a model with 2 latent dimensions; this one has {vae.Config.TopLatent} (train with --latent 2, or --latent2 2 with two stochastic layers)");
         var codes = new float[grid * grid * 2];
         for (int row = 0; row < grid; row++)
             for (int column = 0; column < grid; column++)

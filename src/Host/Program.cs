@@ -85,7 +85,10 @@ public static class Program
         var epochs = new Option<int>("--epochs") { Description = "Passes over the training set (default 10, or the length of --lr-schedule)", DefaultValueFactory = _ => defaults.Epochs };
         var batchSize = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => defaults.BatchSize };
         var hidden = new Option<string>("--hidden") { Description = "Hidden layer widths, comma-separated (the decoder mirrors them)", DefaultValueFactory = _ => "400" };
-        var latent = new Option<int>("--latent") { Description = "Latent dimensions", DefaultValueFactory = _ => defaults.Latent };
+        var latent = new Option<int>("--latent") { Description = "Latent dimensions (of z1 with two stochastic layers)", DefaultValueFactory = _ => defaults.Latent };
+        var stochasticLayers = new Option<int>("--stochastic-layers") { Description = "1, or 2 for the IWAE paper's x → z1 → z2 model with p(z2) p(z1|z2) p(x|z1)", DefaultValueFactory = _ => defaults.StochasticLayers };
+        var hidden2 = new Option<string>("--hidden2") { Description = "Two stochastic layers: widths between z1 and z2, comma-separated (p(z1|z2) mirrors them)", DefaultValueFactory = _ => "100,100" };
+        var latent2 = new Option<int>("--latent2") { Description = "Two stochastic layers: dimensions of z2", DefaultValueFactory = _ => defaults.Latent2 };
         var learningRate = new Option<double>("--lr") { Description = "Adam learning rate (the start of --lr-schedule)", DefaultValueFactory = _ => defaults.LearningRate };
         var schedule = new Option<LearningRateScheduleKind>("--lr-schedule") { Description = "constant; iwae (the IWAE paper's: 3^i epochs at lr·10^(-i/7), i = 0..7, 3280 epochs); iwae-short (those eight rates, one epoch each)", DefaultValueFactory = _ => defaults.LearningRateSchedule, CustomParser = ParseSchedule };
         var adamEpsilon = new Option<double>("--adam-eps") { Description = "Adam's ε (the IWAE paper uses 1e-4)", DefaultValueFactory = _ => defaults.AdamEpsilon };
@@ -104,7 +107,7 @@ public static class Program
 
         var command = new Command("train", "Train a VAE, IWAE or autoencoder and write metrics.csv, pictures and checkpoints")
         {
-            preset, model, samples, beta, warmup, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
+            preset, model, samples, beta, warmup, stochasticLayers, hidden2, latent2, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
             clipGradNorm, seed, likelihood, variance, activation, binarize, accelerator, outDirectory, trainLimit, testLimit,
             checkpointEvery, resume,
         };
@@ -138,6 +141,9 @@ public static class Program
                 BatchSize = Pick(batchSize, options.BatchSize),
                 Hidden = parse.GetResult(hidden) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden)!) : options.Hidden,
                 Latent = Pick(latent, options.Latent),
+                StochasticLayers = Pick(stochasticLayers, options.StochasticLayers),
+                Hidden2 = parse.GetResult(hidden2) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden2)!, "--hidden2") : options.Hidden2,
+                Latent2 = Pick(latent2, options.Latent2),
                 LearningRate = Pick(learningRate, options.LearningRate),
                 LearningRateSchedule = chosenSchedule,
                 AdamEpsilon = Pick(adamEpsilon, options.AdamEpsilon),
@@ -324,13 +330,13 @@ public static class Program
         return option;
     }
 
-    private static int[] ParseWidths(string text)
+    private static int[] ParseWidths(string text, string option = "--hidden")
     {
         var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         var widths = new int[parts.Length];
         for (int i = 0; i < parts.Length; i++)
             if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out widths[i]) || widths[i] < 1)
-                throw new ArgumentException($"--hidden: '{parts[i]}' is not a positive width; write widths like 400 or 500,200");
+                throw new ArgumentException($"{option}: '{parts[i]}' is not a positive width; write widths like 400 or 500,200");
         return widths;
     }
 }

@@ -30,6 +30,10 @@ public sealed record TrainOptions
     /// <summary>KL warm-up: β rises linearly from 0 over this many epochs (0: none).</summary>
     public int WarmupEpochs { get; init; }
     public double AdamEpsilon { get; init; } = 1e-8;
+    public int StochasticLayers { get; init; } = 1;
+    /// <summary>Two stochastic layers: the widths between z1 and z2 (mirrored by p(z1|z2)) and z2's width.</summary>
+    public int[] Hidden2 { get; init; } = [100, 100];
+    public int Latent2 { get; init; } = 50;
     public LearningRateScheduleKind LearningRateSchedule { get; init; } = LearningRateScheduleKind.Constant;
     public string Data { get; init; } = "mnist";
     public int Epochs { get; init; } = 10;
@@ -113,6 +117,9 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             GaussianVariance = options.GaussianVariance,
             Model = options.Model,
             Samples = options.Samples,
+            StochasticLayers = options.StochasticLayers,
+            Hidden2 = options.Hidden2,
+            Latent2 = options.Latent2,
             Beta = options.Beta,
         };
         config.Validate();
@@ -142,7 +149,9 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         output.WriteLine($"accelerator: {Compute.Describe(accelerator)} (asked for {options.Accelerator.ToString().ToLowerInvariant()})");
         output.WriteLine($"data: {train.Name}, {train.Count} training and {test.Count} test images of {train.Height}×{train.Width}; " +
                          $"model {config.Model.ToString().ToLowerInvariant()}{(config.Samples > 1 ? $" k={config.Samples}" : "")} " +
-                         $"{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}, {config.Activation}, {config.Likelihood}, " +
+                         $"{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}" +
+                         (config.StochasticLayers == 2 ? $"(z1)-{string.Join("-", config.Hidden2)}-{config.Latent2}(z2)" : "") +
+                         $", {config.Activation}, {config.Likelihood}, " +
                          $"binarize {options.Binarize.ToString().ToLowerInvariant()}" +
                          (config.Beta != 1 ? $", β {config.Beta.ToString(CultureInfo.InvariantCulture)}" : "") +
                          (options.WarmupEpochs > 0 ? $", KL warm-up {options.WarmupEpochs} epochs" : "") + "; " +

@@ -63,7 +63,7 @@ public static class Evaluation
     /// <summary>Units whose posterior mean varies across the data: Var_x(μ_u(x)) > 0.01.</summary>
     public static int ActiveUnits(Vae vae, DeviceDataset data, int examples)
     {
-        int latent = vae.Config.Latent;
+        int latent = vae.Config.TopLatent;
         var sum = new double[latent];
         var sumSquares = new double[latent];
         data.SetOrder(Enumerable.Range(0, data.Count).ToArray());

@@ -12,10 +12,17 @@ public static class MemoryPlan
     /// <summary>Bytes for parameters, gradients and Adam's two moments.</summary>
     public static long ModelBytes(VaeConfig config) => 4L * 4 * new ParameterLayout(config).Count;
 
-    /// <summary>Bytes per example of batch: the input, z, ε, dz, three per-row sums, and every layer's output and
-    /// its gradient (see the buffers of <see cref="Vae"/>).</summary>
-    public static long BytesPerExample(VaeConfig config) =>
-        4L * (config.InputSize + 3L * config.Latent + 3 + 2L * new ParameterLayout(config).Layers.Sum(layer => (long)layer.Outputs));
+    /// <summary>Bytes per example of batch (see the buffers of <see cref="Vae"/>): the input; per z sample (k of
+    /// them) z, ε, dz, five per-row terms and, with two stochastic layers, z2, ε2, dz2 and a second dz1; every
+    /// layer's output and its gradient, once per example in the encoder and once per sample after it.</summary>
+    public static long BytesPerExample(VaeConfig config)
+    {
+        var layout = new ParameterLayout(config);
+        long perSample = 3L * config.Latent + 5 + (config.StochasticLayers == 2 ? 3L * config.Latent2 + config.Latent + 2 : 0)
+                         + 2L * layout.Layers.Skip(layout.EncoderLayerCount).Sum(layer => (long)layer.Outputs);
+        long perExample = config.InputSize + 1 + 2L * layout.Layers.Take(layout.EncoderLayerCount).Sum(layer => (long)layer.Outputs);
+        return 4L * (perExample + config.Samples * perSample);
+    }
 
     public static long Needed(VaeConfig config, int batch, long dataBytes) =>
         ModelBytes(config) + batch * BytesPerExample(config) + dataBytes;
@@ -35,7 +42,7 @@ public static class MemoryPlan
     public static void Check(VaeConfig config, int batch, long dataBytes, long availableBytes, string acceleratorName)
     {
         int widest = Math.Max(config.InputSize, new ParameterLayout(config).Layers.Max(layer => layer.Outputs));
-        long indexLimit = int.MaxValue / widest;
+        long indexLimit = int.MaxValue / widest / config.Samples; // k rows per example after the encoder
         long budget = availableBytes / 10 * 9;
         long needed = Needed(config, batch, dataBytes);
         if (needed <= budget && batch <= indexLimit)

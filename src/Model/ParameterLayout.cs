@@ -13,7 +13,8 @@ public sealed record DenseSlice(string Name, int Inputs, int Outputs, Activation
 /// <summary>
 /// All parameters of a model in one flat buffer, so the optimiser is one launch and a checkpoint is one copy.
 /// Layers run in the order listed: encoder hidden layers, the encoder's stats layer ([μ | log σ²], or the code
-/// alone for the autoencoder), decoder hidden layers, the decoder's output layer.
+/// alone for the autoencoder), [two stochastic layers: q(z2|z1)'s layers and stats, the prior network p(z1|z2)'s
+/// layers and stats,] decoder hidden layers, the decoder's output layer.
 /// </summary>
 public sealed class ParameterLayout
 {
@@ -31,29 +32,50 @@ public sealed class ParameterLayout
             offset = (slice.End + 3) / 4 * 4;
         }
 
-        int width = config.InputSize;
-        for (int i = 0; i < config.Hidden.Length; i++)
+        // One Gaussian stage: deterministic layers from `inputs`, then a stats layer of `outputs` columns.
+        void Stage(string name, int inputs, IReadOnlyList<int> hidden, int outputs)
         {
-            Add($"encoder.{i}", width, config.Hidden[i], config.Activation);
-            width = config.Hidden[i];
+            int width = inputs;
+            for (int i = 0; i < hidden.Count; i++)
+            {
+                Add($"{name}.{i}", width, hidden[i], config.Activation);
+                width = hidden[i];
+            }
+            Add($"{name}.stats", width, outputs, ActivationKind.Identity);
         }
-        Add("encoder.stats", width, config.EncoderOutputs, ActivationKind.Identity);
-        EncoderLayerCount = layers.Count;
 
-        width = config.Latent;
+        Stage("encoder", config.InputSize, config.Hidden, config.EncoderOutputs);
+        EncoderLayerCount = layers.Count;
+        if (config.StochasticLayers == 2)
+        {
+            // q(z2|z1), then p(z1|z2) mirroring it: means and log-variances of z1.
+            Stage("encoder2", config.Latent, config.Hidden2, 2 * config.Latent2);
+            Encoder2End = layers.Count;
+            Stage("prior", config.Latent2, config.Hidden2.Reverse().ToArray(), 2 * config.Latent);
+        }
+        else
+            Encoder2End = layers.Count;
+        DecoderStart = layers.Count;
+
+        int decoderWidth = config.Latent;
         for (int i = config.Hidden.Length - 1; i >= 0; i--)
         {
-            Add($"decoder.{config.Hidden.Length - 1 - i}", width, config.Hidden[i], config.Activation);
-            width = config.Hidden[i];
+            Add($"decoder.{config.Hidden.Length - 1 - i}", decoderWidth, config.Hidden[i], config.Activation);
+            decoderWidth = config.Hidden[i];
         }
-        Add("decoder.out", width, config.InputSize, config.OutputActivation);
+        Add("decoder.out", decoderWidth, config.InputSize, config.OutputActivation);
 
         Layers = layers;
         Count = layers[^1].End;
     }
 
     public IReadOnlyList<DenseSlice> Layers { get; }
+    /// <summary>Layers [0, EncoderLayerCount) are q(z1|x) (or q(z|x)); [EncoderLayerCount, Encoder2End) q(z2|z1);
+    /// [Encoder2End, DecoderStart) the prior network p(z1|z2); [DecoderStart, Layers.Count) p(x|z1). With one
+    /// stochastic layer the middle ranges are empty.</summary>
     public int EncoderLayerCount { get; }
+    public int Encoder2End { get; }
+    public int DecoderStart { get; }
     public int Count { get; }
 
     /// <summary>

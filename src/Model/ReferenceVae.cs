@@ -14,9 +14,21 @@ public static class ReferenceVae
     public sealed record Result(double Loss, double Reconstruction, double Kl, double[] Gradient);
 
     /// <summary>The ε that <see cref="Vae"/> draws for training step <paramref name="step"/>, in double.</summary>
-    public static double[] Epsilon(ulong seed, long step, int batch, int latent) =>
+    public static double[] Epsilon(ulong seed, long step, int batch, int latent, uint stream = Philox.Streams.Reparameterize) =>
         Enumerable.Range(0, batch * latent)
-            .Select(element => Philox.NormalDouble(seed, Philox.Streams.Reparameterize, step, element)).ToArray();
+            .Select(element => Philox.NormalDouble(seed, stream, step, element)).ToArray();
+
+    /// <summary>All the ε a model draws for <paramref name="batch"/> examples at one step, as
+    /// <see cref="LossAndGradient"/> takes them: ε [batch·k, K], then for two stochastic layers ε2 [batch·k, K2]
+    /// from the second layer's stream.</summary>
+    public static double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream = Philox.Streams.Reparameterize)
+    {
+        int rows = batch * config.Samples;
+        var first = Epsilon(seed, step, rows, config.Latent, stream);
+        return config.StochasticLayers == 2
+            ? [.. first, .. Epsilon(seed, step, rows, config.Latent2, stream + Philox.Streams.SecondLayerOffset)]
+            : first;
+    }
 
     /// <summary>The forward pass in double: each layer's input and output, the stats (or the autoencoder's code),
     /// the stats repeated once per sample, z, and the per-row KL and reconstruction terms (rows = batch·k).</summary>
@@ -58,6 +70,8 @@ public static class ReferenceVae
     /// <summary>log w = log p(x|z) + log p(z) − log q(z|x) per row, for the given ε.</summary>
     public static double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
     {
+        if (config.StochasticLayers == 2)
+            return TwoLayerForward(config, parameters, x, epsilon, batch).LogWeights;
         var pass = Forward(config, parameters, x, epsilon, batch);
         return LossReference.LogWeights(pass.RepeatedStats, pass.Z, epsilon, pass.ReconstructionPerRow, pass.Rows, config.Latent);
     }
@@ -72,6 +86,8 @@ public static class ReferenceVae
         double? klWeight = null)
     {
         double beta = klWeight ?? config.Beta;
+        if (config.StochasticLayers == 2)
+            return TwoLayerLossAndGradient(config, parameters, x, epsilon, batch, beta);
         var pass = Forward(config, parameters, x, epsilon, batch);
         var (layout, inputs, rows) = (pass.Layout, pass.Inputs, pass.Rows);
         int samples = config.Samples, latent = config.Latent;
@@ -132,6 +148,115 @@ public static class ReferenceVae
             dRepeatedStats = LossReference.ReparameterizeBackward(pass.RepeatedStats, epsilon, dZ, rows, latent, beta / rows);
         }
         return ImportanceReference.SumRepeatedRows(dRepeatedStats, batch, 2 * latent, samples);
+    }
+
+    /// <summary>The two-layer model's forward pass in double: every layer's input and output, z1, z2, the prior
+    /// network's [m | u], and per row the reconstruction, its unit gradient and log w.</summary>
+    private sealed record TwoLayerPass(ParameterLayout Layout, double[][] Inputs, double[][] Outputs, double[] RepeatedStats1,
+        double[] Z1, double[] Epsilon1, double[] Z2, double[] Epsilon2, double[] ReconstructionPerRow,
+        double[] ReconstructionGradient, double[] LogWeights, int Rows);
+
+    private static TwoLayerPass TwoLayerForward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
+    {
+        var layout = new ParameterLayout(config);
+        int samples = config.Samples, rows = batch * samples, k1 = config.Latent, k2 = config.Latent2;
+        var epsilon1 = epsilon[..(rows * k1)];
+        var epsilon2 = epsilon[(rows * k1)..];
+        var inputs = new double[layout.Layers.Count][];
+        var outputs = new double[layout.Layers.Count][];
+        double[] Run(int from, int to, double[] input, int layerRows)
+        {
+            for (int i = from; i < to; i++)
+            {
+                var layer = layout.Layers[i];
+                inputs[i] = input;
+                outputs[i] = DenseReference.Forward(layer.Activation, input, Weights(parameters, layer), Bias(parameters, layer),
+                    layerRows, layer.Inputs, layer.Outputs);
+                input = outputs[i];
+            }
+            return input;
+        }
+        var stats1 = Run(0, layout.EncoderLayerCount, x, batch);
+        var repeatedStats1 = ImportanceReference.RepeatRows(stats1, batch, 2 * k1, samples);
+        var (z1, _) = LossReference.ReparameterizeForward(repeatedStats1, epsilon1, rows, k1);
+        var stats2 = Run(layout.EncoderLayerCount, layout.Encoder2End, z1, rows);
+        var (z2, _) = LossReference.ReparameterizeForward(stats2, epsilon2, rows, k2);
+        var priorStats = Run(layout.Encoder2End, layout.DecoderStart, z2, rows);
+        var output = Run(layout.DecoderStart, layout.Layers.Count, z1, rows);
+        var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
+        var (reconstruction, unitGradient) = LossReference.Reconstruction(config.Likelihood, target, output, rows,
+            config.InputSize, config.GaussianVariance, 1.0);
+
+        var logWeights = TwoLayerReference.LogWeights(repeatedStats1, z1, stats2, z2, priorStats, reconstruction, rows, k1, k2);
+        return new TwoLayerPass(layout, inputs, outputs, repeatedStats1, z1, epsilon1, z2, epsilon2, reconstruction,
+            unitGradient, logWeights, rows);
+    }
+
+    /// <summary>
+    /// The two-layer objective: −log w = rec + KL terms per row (KL terms = −log w − rec, sampled); the VAE takes
+    /// the mean over rows of rec + β·KL terms, the IWAE the mean over examples of −L_k. Each row weighs c_r
+    /// (1/rows, or w̃_r/batch), so every term of −log w_r is differentiated with that weight (β on the KL terms).
+    /// </summary>
+    private static Result TwoLayerLossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch, double beta)
+    {
+        var pass = TwoLayerForward(config, parameters, x, epsilon, batch);
+        var layout = pass.Layout;
+        int samples = config.Samples, rows = pass.Rows, k1 = config.Latent, k2 = config.Latent2;
+        var kl = Enumerable.Range(0, rows).Select(r => -pass.LogWeights[r] - pass.ReconstructionPerRow[r]).ToArray();
+        double loss;
+        double[] rowWeight;
+        if (config.Model == ModelKind.Iwae)
+        {
+            var (negativeBound, normalized) = ImportanceReference.Bound(pass.LogWeights, batch, samples);
+            loss = negativeBound.Average();
+            rowWeight = normalized.Select(w => w / batch).ToArray();
+            beta = 1;
+        }
+        else
+        {
+            loss = pass.ReconstructionPerRow.Average() + beta * kl.Average();
+            rowWeight = Enumerable.Repeat(1.0 / rows, rows).ToArray();
+        }
+
+        var gradient = new double[layout.Count];
+        double[] Backward(int from, int to, double[] dOutput, int layerRows)
+        {
+            for (int i = to - 1; i >= from; i--)
+            {
+                var layer = layout.Layers[i];
+                var (dInput, dWeights, dBias) = DenseReference.Backward(layer.Activation, pass.Inputs[i],
+                    Weights(parameters, layer), Bias(parameters, layer), dOutput, layerRows, layer.Inputs, layer.Outputs);
+                dWeights.CopyTo(gradient, layer.WeightOffset);
+                dBias.CopyTo(gradient, layer.BiasOffset);
+                dOutput = dInput;
+            }
+            return dOutput;
+        }
+
+        // p(x|z1): the reconstruction's gradient, row r weighted by c_r.
+        var dLogits = pass.ReconstructionGradient.Select((g, i) => rowWeight[i / config.InputSize] * g).ToArray();
+        var dZ1 = Backward(layout.DecoderStart, layout.Layers.Count, dLogits, rows);
+
+        // p(z1|z2) = N(m, e^u): −log p = ½((z1 − m)²e^(−u) + u + log 2π).
+        var klRowWeight = rowWeight.Select(c => beta * c).ToArray();
+        var (dPriorStats, dZ1FromPrior) = TwoLayerReference.PriorGradient(pass.Z1, pass.Outputs[layout.DecoderStart - 1], klRowWeight, rows, k1);
+        var dZ2 = Backward(layout.Encoder2End, layout.DecoderStart, dPriorStats, rows);
+
+        // p(z2) = N(0, I) through z2, and log q(z2|z1) = −½Σ(ε2² + v2 + log 2π) directly (ε fixed).
+        var stats2 = pass.Outputs[layout.Encoder2End - 1];
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < k2; k++)
+                dZ2[r * k2 + k] += beta * rowWeight[r] * pass.Z2[r * k2 + k];
+        var dStats2 = TwoLayerReference.SamplerBackward(stats2, pass.Epsilon2, dZ2, klRowWeight, rows, k2);
+        var dZ1FromEncoder2 = Backward(layout.EncoderLayerCount, layout.Encoder2End, dStats2, rows);
+        for (int i = 0; i < dZ1.Length; i++)
+            dZ1[i] += dZ1FromEncoder2[i] + dZ1FromPrior[i];
+
+        // log q(z1|x) likewise, then the samples' gradients summed per example.
+        var dRepeatedStats1 = TwoLayerReference.SamplerBackward(pass.RepeatedStats1, pass.Epsilon1, dZ1, klRowWeight, rows, k1);
+        var dStats1 = ImportanceReference.SumRepeatedRows(dRepeatedStats1, batch, 2 * k1, samples);
+        Backward(0, layout.EncoderLayerCount, dStats1, batch);
+        return new Result(loss, pass.ReconstructionPerRow.Average(), kl.Average(), gradient);
     }
 
     private static double[] Weights(double[] parameters, DenseSlice layer) =>

@@ -40,6 +40,10 @@ public sealed class Vae : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense>[] layerOutputs, layerGradients;
     private readonly MemoryBuffer1D<double, Stride1D.Dense> trainingTotals, evaluationTotals;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> gradientScale, clipPartials, normalizedWeights, negativeBound;
+    // The second stochastic layer's z2, ε2 and dz2, the gradient of z1 that flows back from q(z2|z1), the
+    // analytic KL that sampling z2 writes (unused: the two-layer KL is sampled through log w), and equal row
+    // weights (the VAE's share of each sample).
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights;
     private const int TotalsLength = 5;
 
     public Vae(KernelSet kernels, VaeConfig config, int maxBatch, ulong seed, AdamSettings? adam = null)
@@ -77,6 +81,13 @@ public sealed class Vae : IDisposable
         logWeights = accelerator.Allocate1D<float>(maxRows);
         normalizedWeights = accelerator.Allocate1D<float>(maxRows);
         negativeBound = accelerator.Allocate1D<float>(maxBatch);
+        int rows2 = config.StochasticLayers == 2 ? maxRows : 1;
+        z2 = accelerator.Allocate1D<float>(rows2 * config.Latent2);
+        epsilon2 = accelerator.Allocate1D<float>(rows2 * config.Latent2);
+        dZ2 = accelerator.Allocate1D<float>(rows2 * config.Latent2);
+        dZ1FromEncoder2 = accelerator.Allocate1D<float>(rows2 * config.Latent);
+        unusedKl2 = accelerator.Allocate1D<float>(rows2);
+        equalWeights = accelerator.Allocate1D(Enumerable.Repeat(1f, rows2).ToArray());
         // Encoder layers see one row per example, decoder layers one per sample.
         layerOutputs = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
         layerGradients = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
@@ -107,6 +118,7 @@ public sealed class Vae : IDisposable
     public double LearningRate { get; set; }
 
     private int Samples => Config.Samples;
+    private bool TwoLayers => Config.StochasticLayers == 2;
 
     /// <summary>Rows layer i sees for a batch: one per example in the encoder, one per sample in the decoder.</summary>
     private int RowsOf(int layer, int batch) => layer < Layout.EncoderLayerCount ? batch : batch * Samples;
@@ -161,16 +173,33 @@ public sealed class Vae : IDisposable
             ImportanceBound(batch, samples);
             kernels.AccumulateBound(negativeBound.View.SubView(0, batch), evaluationTotals.View, batch);
         }
+        else if (TwoLayers)
+            LogWeightRows(batch, samples); // the two-layer KL terms are sampled, through log w
         kernels.AccumulateLoss(reconstructionPerRow.View.SubView(0, rows), klPerRow.View.SubView(0, rows), evaluationTotals.View, rows);
+    }
+
+    /// <summary>log w for each z row after the reconstruction terms (and, with two stochastic layers, the row's
+    /// sampled KL terms −log w − rec into klPerRow).</summary>
+    private void LogWeightRows(int batch, int samples)
+    {
+        int rows = batch * samples;
+        var stats1 = Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent);
+        if (TwoLayers)
+            kernels.TwoLayerLogWeights(stats1, Rows(z, rows, Config.Latent), Rows(epsilon, rows, Config.Latent),
+                Rows(layerOutputs[Layout.Encoder2End - 1], rows, 2 * Config.Latent2), Rows(z2, rows, Config.Latent2),
+                Rows(epsilon2, rows, Config.Latent2), Rows(layerOutputs[Layout.DecoderStart - 1], rows, 2 * Config.Latent),
+                reconstructionPerRow.View.SubView(0, rows), logWeights.View.SubView(0, rows), klPerRow.View.SubView(0, rows),
+                rows, new LatentWidths(Config.Latent, Config.Latent2, samples));
+        else
+            kernels.LogWeights(stats1, Rows(z, rows, Config.Latent), Rows(epsilon, rows, Config.Latent),
+                reconstructionPerRow.View.SubView(0, rows), logWeights.View.SubView(0, rows), rows, Config.Latent, samples);
     }
 
     /// <summary>log w for each z row, then −L_k and the normalised weights per example.</summary>
     private void ImportanceBound(int batch, int samples)
     {
         int rows = batch * samples;
-        kernels.LogWeights(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent),
-            Rows(z, rows, Config.Latent), Rows(epsilon, rows, Config.Latent),
-            reconstructionPerRow.View.SubView(0, rows), logWeights.View.SubView(0, rows), rows, Config.Latent, samples);
+        LogWeightRows(batch, samples);
         kernels.ImportanceBound(logWeights.View.SubView(0, rows), normalizedWeights.View.SubView(0, rows),
             negativeBound.View.SubView(0, batch), batch, samples);
     }
@@ -188,9 +217,7 @@ public sealed class Vae : IDisposable
             throw new InvalidOperationException("the autoencoder has no q(z|x), so it has no importance weights or likelihood bound");
         GatherAndForward(data, first, batch, binarize, drawIndex, Philox.Streams.ImportanceBinarize, Philox.Streams.ImportanceReparameterize, 1);
         ReconstructionLossRows(batch, 1);
-        kernels.LogWeights(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent),
-            Rows(z, batch, Config.Latent), Rows(epsilon, batch, Config.Latent),
-            reconstructionPerRow.View.SubView(0, batch), logWeights.View.SubView(0, batch), batch, Config.Latent);
+        LogWeightRows(batch, 1);
         kernels.Synchronize();
         return Download(logWeights.View.SubView(0, batch));
     }
@@ -266,6 +293,28 @@ public sealed class Vae : IDisposable
         var output = Rows(layerOutputs[last], rows, Config.InputSize);
         var dOutput = Rows(layerGradients[last], rows, Config.InputSize);
         var rowTerms = reconstructionPerRow.View.SubView(0, rows);
+        if (TwoLayers)
+        {
+            // Every term is sampled through log w: the IWAE weighs each row's gradient by w̃/B, the VAE by 1/(B·k).
+            ReconstructionLossRows(batch, Samples);
+            bool importance = Config.Model == ModelKind.Iwae;
+            if (importance)
+                ImportanceBound(batch, Samples);
+            else
+                LogWeightRows(batch, Samples);
+            var weights = (importance ? normalizedWeights : equalWeights).View.SubView(0, rows);
+            float scale = importance ? 1f / batch : 1f / rows;
+            var weighted = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, scale);
+            kernels.ReconstructionWeightedGradient(Config.Likelihood, target, output, dOutput, weights, rows, Config.InputSize, weighted, Samples);
+            if (accumulateLoss)
+            {
+                if (importance)
+                    kernels.AccumulateBound(negativeBound.View.SubView(0, batch), trainingTotals.View, batch);
+                kernels.AccumulateLoss(rowTerms, klPerRow.View.SubView(0, rows), trainingTotals.View, rows);
+            }
+            BackwardTwoLayers(batch, weights, scale * (float)(importance ? 1.0 : KlWeight));
+            return;
+        }
         if (Config.Model == ModelKind.Iwae)
         {
             // The weights need every sample's reconstruction first, so the loss and its gradient are two passes.
@@ -308,13 +357,23 @@ public sealed class Vae : IDisposable
         DenseLayers(0, Layout.EncoderLayerCount, Rows(x, batch, Config.InputSize), batch);
         if (Config.Model == ModelKind.Ae)
         {
-            DenseLayers(Layout.EncoderLayerCount, Layout.Layers.Count, encoderOutput, batch);
+            DenseLayers(Layout.DecoderStart, Layout.Layers.Count, encoderOutput, batch);
             return;
         }
         int rows = batch * samples;
         kernels.ReparameterizeForward(encoderOutput, Rows(z, rows, Config.Latent), Rows(epsilon, rows, Config.Latent),
             klPerRow.View.SubView(0, rows), rows, Config.Latent, reparameterizeKey, samples);
-        DenseLayers(Layout.EncoderLayerCount, Layout.Layers.Count, Rows(z, rows, Config.Latent), rows);
+        if (TwoLayers)
+        {
+            // q(z2|z1) on every z1 row, one z2 each from the layer's own stream, then the prior network p(z1|z2).
+            DenseLayers(Layout.EncoderLayerCount, Layout.Encoder2End, Rows(z, rows, Config.Latent), rows);
+            var key2 = new DrawKey(reparameterizeKey.Seed, reparameterizeKey.Stream + Philox.Streams.SecondLayerOffset, reparameterizeKey.Step);
+            kernels.ReparameterizeForward(Rows(layerOutputs[Layout.Encoder2End - 1], rows, 2 * Config.Latent2),
+                Rows(z2, rows, Config.Latent2), Rows(epsilon2, rows, Config.Latent2), unusedKl2.View.SubView(0, rows),
+                rows, Config.Latent2, key2);
+            DenseLayers(Layout.Encoder2End, Layout.DecoderStart, Rows(z2, rows, Config.Latent2), rows);
+        }
+        DenseLayers(Layout.DecoderStart, Layout.Layers.Count, Rows(z, rows, Config.Latent), rows);
     }
 
     /// <summary>Runs layers [from, to) forward from <paramref name="input"/>, each into its output buffer.</summary>
@@ -332,7 +391,8 @@ public sealed class Vae : IDisposable
 
     /// <summary>
     /// The encoder's q(z|x) for examples order[first..first+batch): μ and log σ², each [batch, latent] row-major
-    /// (waits for the device; for commands, not training). For the autoencoder, the codes and an empty log σ².
+    /// (waits for the device; for commands, not training). For the autoencoder, the codes and an empty log σ²; with
+    /// two stochastic layers, q(z2|z1) at z1 = μ1, the top latent that Decode takes.
     /// </summary>
     public (float[] Mu, float[] LogVariance) Encode(DeviceDataset data, int first, int batch, bool binarize = false, long drawIndex = 0)
     {
@@ -344,12 +404,24 @@ public sealed class Vae : IDisposable
         var stats = Download(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, Config.EncoderOutputs));
         if (Config.Model == ModelKind.Ae)
             return (stats, []); // the code itself; an autoencoder has no variance
-        var mu = new float[batch * Config.Latent];
-        var logVariance = new float[batch * Config.Latent];
+        if (TwoLayers)
+        {
+            // The top layer's q(z2|μ1): the codes Decode takes, so encode → decode round-trips.
+            var means1 = new float[batch * Config.Latent];
+            for (int b = 0; b < batch; b++)
+                Array.Copy(stats, b * 2 * Config.Latent, means1, b * Config.Latent, Config.Latent);
+            z.View.SubView(0, means1.Length).CopyFromCPU(means1);
+            DenseLayers(Layout.EncoderLayerCount, Layout.Encoder2End, Rows(z, batch, Config.Latent), batch);
+            kernels.Synchronize();
+            stats = Download(Rows(layerOutputs[Layout.Encoder2End - 1], batch, 2 * Config.Latent2));
+        }
+        int latent = Config.TopLatent;
+        var mu = new float[batch * latent];
+        var logVariance = new float[batch * latent];
         for (int b = 0; b < batch; b++)
         {
-            Array.Copy(stats, b * 2 * Config.Latent, mu, b * Config.Latent, Config.Latent);
-            Array.Copy(stats, b * 2 * Config.Latent + Config.Latent, logVariance, b * Config.Latent, Config.Latent);
+            Array.Copy(stats, b * 2 * latent, mu, b * latent, latent);
+            Array.Copy(stats, b * 2 * latent + latent, logVariance, b * latent, latent);
         }
         return (mu, logVariance);
     }
@@ -360,12 +432,26 @@ public sealed class Vae : IDisposable
     /// </summary>
     public float[] Decode(float[] codes)
     {
-        int batch = codes.Length / Config.Latent;
-        if (batch < 1 || batch > MaxBatch || codes.Length != batch * Config.Latent)
-            throw new ArgumentException($"decode takes 1..{MaxBatch} codes of {Config.Latent} values (got {codes.Length} values)");
+        int top = Config.TopLatent;
+        int batch = codes.Length / top;
+        if (batch < 1 || batch > MaxBatch || codes.Length != batch * top)
+            throw new ArgumentException($"decode takes 1..{MaxBatch} codes of {top} values (got {codes.Length} values)");
         kernels.Synchronize();
-        z.View.SubView(0, codes.Length).CopyFromCPU(codes);
-        DenseLayers(Layout.EncoderLayerCount, Layout.Layers.Count, Rows(z, batch, Config.Latent), batch);
+        if (TwoLayers)
+        {
+            // Codes are z2; z1 is the mean of p(z1|z2), taken from the prior network's output on the host.
+            z2.View.SubView(0, codes.Length).CopyFromCPU(codes);
+            DenseLayers(Layout.Encoder2End, Layout.DecoderStart, Rows(z2, batch, top), batch);
+            kernels.Synchronize();
+            var priorStats = Download(Rows(layerOutputs[Layout.DecoderStart - 1], batch, 2 * Config.Latent));
+            var means = new float[batch * Config.Latent];
+            for (int b = 0; b < batch; b++)
+                Array.Copy(priorStats, b * 2 * Config.Latent, means, b * Config.Latent, Config.Latent);
+            z.View.SubView(0, means.Length).CopyFromCPU(means);
+        }
+        else
+            z.View.SubView(0, codes.Length).CopyFromCPU(codes);
+        DenseLayers(Layout.DecoderStart, Layout.Layers.Count, Rows(z, batch, Config.Latent), batch);
         kernels.Synchronize();
         var output = Download(Rows(layerOutputs[^1], batch, Config.InputSize));
         if (Config.Likelihood == LikelihoodKind.Bernoulli)
@@ -377,46 +463,66 @@ public sealed class Vae : IDisposable
     /// <summary>Backward from the gradient already in the last layer's gradient buffer.</summary>
     private void Backward(int batch)
     {
-        bool autoencoder = Config.Model == ModelKind.Ae;
-        int samples = autoencoder ? 1 : Samples, zRows = batch * samples;
-        for (int i = Layout.Layers.Count - 1; i >= 0; i--)
+        var encoderOutput = Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, Config.EncoderOutputs);
+        var dEncoderOutput = Rows(layerGradients[Layout.EncoderLayerCount - 1], batch, Config.EncoderOutputs);
+        if (Config.Model == ModelKind.Ae)
+            BackwardLayers(Layout.DecoderStart, Layout.Layers.Count, batch, encoderOutput, dEncoderOutput);
+        else
+        {
+            int zRows = batch * Samples;
+            BackwardLayers(Layout.DecoderStart, Layout.Layers.Count, zRows, Rows(z, zRows, Config.Latent), Rows(dZ, zRows, Config.Latent));
+            if (Config.Model == ModelKind.Iwae)
+                kernels.ImportanceBackward(encoderOutput, Rows(z, zRows, Config.Latent), Rows(epsilon, zRows, Config.Latent),
+                    Rows(dZ, zRows, Config.Latent), normalizedWeights.View.SubView(0, zRows), dEncoderOutput, batch,
+                    Config.Latent, Samples, 1f / batch);
+            else
+                kernels.ReparameterizeBackward(encoderOutput, Rows(epsilon, zRows, Config.Latent), Rows(dZ, zRows, Config.Latent),
+                    dEncoderOutput, batch, Config.Latent, (float)(KlWeight / batch), Samples);
+        }
+        BackwardLayers(0, Layout.EncoderLayerCount, batch, Rows(x, batch, Config.InputSize), kernels.None);
+    }
+
+    /// <summary>
+    /// The two-layer model's backward pass (see <see cref="TwoLayer"/>): p(x|z1) to dz1; the prior network from
+    /// the gradient of T; the z2 sampler (with the N(0, I) prior on z2) and q(z2|z1) to a second dz1; then the z1
+    /// sampler, which adds both dz1 and T's own, and q(z1|x). Row r weighs scale·weights[r].
+    /// </summary>
+    private void BackwardTwoLayers(int batch, ArrayView<float> weights, float scale)
+    {
+        int rows = batch * Samples;
+        var z1 = Rows(z, rows, Config.Latent);
+        var priorStats = Rows(layerOutputs[Layout.DecoderStart - 1], rows, 2 * Config.Latent);
+        var stats2 = Rows(layerOutputs[Layout.Encoder2End - 1], rows, 2 * Config.Latent2);
+        BackwardLayers(Layout.DecoderStart, Layout.Layers.Count, rows, z1, Rows(dZ, rows, Config.Latent));
+        kernels.PriorStatsGradient(z1, priorStats, weights, Rows(layerGradients[Layout.DecoderStart - 1], rows, 2 * Config.Latent),
+            rows, Config.Latent, scale);
+        BackwardLayers(Layout.Encoder2End, Layout.DecoderStart, rows, Rows(z2, rows, Config.Latent2), Rows(dZ2, rows, Config.Latent2));
+        kernels.ImportanceBackward(stats2, Rows(z2, rows, Config.Latent2), Rows(epsilon2, rows, Config.Latent2),
+            Rows(dZ2, rows, Config.Latent2), weights, Rows(layerGradients[Layout.Encoder2End - 1], rows, 2 * Config.Latent2),
+            rows, Config.Latent2, 1, scale);
+        BackwardLayers(Layout.EncoderLayerCount, Layout.Encoder2End, rows, z1, Rows(dZ1FromEncoder2, rows, Config.Latent));
+        var stats1 = Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent);
+        kernels.FirstLayerBackward(stats1, z1, Rows(epsilon, rows, Config.Latent), priorStats, Rows(dZ, rows, Config.Latent),
+            Rows(dZ1FromEncoder2, rows, Config.Latent), weights, Rows(layerGradients[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent),
+            batch, Config.Latent, Samples, scale);
+        BackwardLayers(0, Layout.EncoderLayerCount, batch, Rows(x, batch, Config.InputSize), kernels.None);
+    }
+
+    /// <summary>
+    /// Layers to−1 down to from, on <paramref name="rows"/> rows, from the gradient in layer to−1's gradient buffer.
+    /// Layer <paramref name="from"/> reads <paramref name="input"/> and writes its input gradient to
+    /// <paramref name="dInput"/> (none for the data); the others use the buffers of the layer below.
+    /// </summary>
+    private void BackwardLayers(int from, int to, int rows, ArrayView<float> input, ArrayView<float> dInput)
+    {
+        for (int i = to - 1; i >= from; i--)
         {
             var layer = Layout.Layers[i];
-            int rows = i < Layout.EncoderLayerCount ? batch : zRows;
-            ArrayView<float> input, dInput;
-            if (i == 0)
-            {
-                input = Rows(x, batch, Config.InputSize);
-                dInput = kernels.None;
-            }
-            else if (i == Layout.EncoderLayerCount && !autoencoder)
-            {
-                input = Rows(z, zRows, Config.Latent);
-                dInput = Rows(dZ, zRows, Config.Latent);
-            }
-            else
-            {
-                // Also the autoencoder's first decoder layer, whose input is the encoder's output.
-                input = Rows(layerOutputs[i - 1], rows, layer.Inputs);
-                dInput = Rows(layerGradients[i - 1], rows, layer.Inputs);
-            }
-            kernels.DenseBackward(layer.Activation, input, Weights(parameters, layer),
+            var layerInput = i == from ? input : Rows(layerOutputs[i - 1], rows, layer.Inputs);
+            var layerDInput = i == from ? dInput : Rows(layerGradients[i - 1], rows, layer.Inputs);
+            kernels.DenseBackward(layer.Activation, layerInput, Weights(parameters, layer),
                 Rows(layerOutputs[i], rows, layer.Outputs), Rows(layerGradients[i], rows, layer.Outputs),
-                dInput, Weights(gradients, layer), Bias(gradients, layer), rows, layer.Inputs, layer.Outputs);
-
-            if (i == Layout.EncoderLayerCount && !autoencoder)
-            {
-                int last = Layout.EncoderLayerCount - 1;
-                var stats = Rows(layerOutputs[last], batch, 2 * Config.Latent);
-                var dStats = Rows(layerGradients[last], batch, 2 * Config.Latent);
-                if (Config.Model == ModelKind.Iwae)
-                    kernels.ImportanceBackward(stats, Rows(z, zRows, Config.Latent), Rows(epsilon, zRows, Config.Latent),
-                        Rows(dZ, zRows, Config.Latent), normalizedWeights.View.SubView(0, zRows), dStats, batch,
-                        Config.Latent, samples, 1f / batch);
-                else
-                    kernels.ReparameterizeBackward(stats, Rows(epsilon, zRows, Config.Latent), Rows(dZ, zRows, Config.Latent),
-                        dStats, batch, Config.Latent, (float)(KlWeight / batch), samples);
-            }
+                layerDInput, Weights(gradients, layer), Bias(gradients, layer), rows, layer.Inputs, layer.Outputs);
         }
     }
 
@@ -453,7 +559,7 @@ public sealed class Vae : IDisposable
 
     public void Dispose()
     {
-        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, negativeBound, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
+        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, negativeBound, z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
                      .Concat(layerOutputs).Concat(layerGradients))
             buffer.Dispose();
         trainingTotals.Dispose();

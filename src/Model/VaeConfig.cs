@@ -35,6 +35,17 @@ public sealed record VaeConfig
     /// the autoencoder takes 1.</summary>
     public int Samples { get; init; } = 1;
 
+    /// <summary>Stochastic layers: 1 (x → z), or 2 as in the IWAE paper (x → z1 → z2, with p(z2) p(z1|z2) p(x|z1)).</summary>
+    public int StochasticLayers { get; init; } = 1;
+
+    /// <summary>The second stochastic layer (two-layer models only): deterministic widths between z1 and z2, which
+    /// the prior network p(z1|z2) mirrors, and the width of z2.</summary>
+    public int[] Hidden2 { get; init; } = [100, 100];
+    public int Latent2 { get; init; } = 50;
+
+    /// <summary>The width of the top latent, the one the prior N(0, I) is on: what sampling and decoding take.</summary>
+    public int TopLatent => StochasticLayers == 2 ? Latent2 : Latent;
+
     /// <summary>Columns of the encoder's last layer: [μ | log σ²] for the VAE and IWAE, the code alone for the
     /// autoencoder.</summary>
     public int EncoderOutputs => Model == ModelKind.Ae ? Latent : 2 * Latent;
@@ -50,11 +61,12 @@ public sealed record VaeConfig
         other is not null && InputSize == other.InputSize && Hidden.SequenceEqual(other.Hidden) && Latent == other.Latent
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
-        && Model == other.Model && Samples == other.Samples;
+        && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers
+        && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
 
     public override int GetHashCode() =>
         HashCode.Combine(InputSize, Hidden.Length > 0 ? Hidden[0] : 0, Hidden.Length, Latent, Activation, Likelihood,
-            HashCode.Combine(GaussianVariance, Beta, Model, Samples));
+            HashCode.Combine(GaussianVariance, Beta, Model, Samples, StochasticLayers));
 
     /// <summary>The most samples per example: the IWAE paper's largest training k is 50; 5000 is the evaluation k.</summary>
     public const int MaxSamples = 5000;
@@ -76,6 +88,12 @@ public sealed record VaeConfig
             throw new ArgumentException($"--k must be from 1 to {MaxSamples} (got {Samples})");
         if (Model == ModelKind.Ae && Samples != 1)
             throw new ArgumentException($"the autoencoder draws no samples; leave --k at 1 (got {Samples})");
+        if (StochasticLayers is not (1 or 2))
+            throw new ArgumentException($"--stochastic-layers must be 1 or 2 (got {StochasticLayers})");
+        if (StochasticLayers == 2 && Model == ModelKind.Ae)
+            throw new ArgumentException("the autoencoder has one deterministic code; --stochastic-layers 2 needs --model vae or iwae");
+        if (StochasticLayers == 2 && (Latent2 < 1 || Hidden2.Any(width => width < 1)))
+            throw new ArgumentException($"the second stochastic layer's widths must each be at least 1 (got {string.Join(",", Hidden2)} and {Latent2})");
         if (Model == ModelKind.Iwae && Beta != 1)
             throw new ArgumentException($"β weights the VAE's KL term; the IWAE bound has none, so leave --beta at 1 (got {Beta})");
     }

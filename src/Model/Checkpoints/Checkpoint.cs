@@ -155,15 +155,16 @@ public static class Checkpoint
     {
         foreach (var layer in layout.Layers)
         {
-            if (layer.Name == "encoder.stats")
+            if (layer.Name.EndsWith(".stats", StringComparison.Ordinal))
             {
-                int half = config.Latent;
-                yield return ("encoder.mu.weight", [half, layer.Inputs], layer.WeightOffset);
-                yield return ("encoder.mu.bias", [half], layer.BiasOffset);
+                string stage = layer.Name[..^".stats".Length];
+                int half = config.Model == ModelKind.Ae ? layer.Outputs : layer.Outputs / 2;
+                yield return ($"{stage}.mu.weight", [half, layer.Inputs], layer.WeightOffset);
+                yield return ($"{stage}.mu.bias", [half], layer.BiasOffset);
                 if (config.Model == ModelKind.Ae)
                     continue; // the autoencoder's code is its only output
-                yield return ("encoder.logvar.weight", [half, layer.Inputs], layer.WeightOffset + half * layer.Inputs);
-                yield return ("encoder.logvar.bias", [half], layer.BiasOffset + half);
+                yield return ($"{stage}.logvar.weight", [half, layer.Inputs], layer.WeightOffset + half * layer.Inputs);
+                yield return ($"{stage}.logvar.bias", [half], layer.BiasOffset + half);
                 continue;
             }
             yield return (layer.Name + ".weight", [layer.Outputs, layer.Inputs], layer.WeightOffset);
