@@ -50,6 +50,9 @@ public sealed class KernelCheck(KernelSet kernels)
             yield return Adam(count);
         foreach (int count in new[] { 7, 314_000 })
             yield return GradientNorm(count);
+        foreach (var (examples, samples) in new[] { (7, 5), (20, 50), (2, 5000) })
+            foreach (var result in ImportanceBound(examples, samples))
+                yield return result;
         foreach (bool binarize in new[] { false, true })
             yield return Gather(binarize);
     }
@@ -181,6 +184,23 @@ public sealed class KernelCheck(KernelSet kernels)
         kernels.ClipGradients(g.View, partials.View, scale.View, 1f);
         double relative = 2 * (count / 256.0 + 256) * 6e-8;
         return Compare("gradient-norm clipping", count.ToString(System.Globalization.CultureInfo.InvariantCulture), expected, scale.GetAsArray1D(), relative, 1e-7);
+    }
+
+    /// <summary>−L_k and the normalised weights from log-weights around −100 nats spread over 20.</summary>
+    private IEnumerable<CheckResult> ImportanceBound(int examples, int samples)
+    {
+        var random = new Random(examples * samples);
+        var logWeights = ToDouble(ToFloat(Uniform(random, examples * samples, -120, -100)));
+        var (negativeBound, weights) = ImportanceReference.Bound(logWeights, examples, samples);
+        var accelerator = kernels.Accelerator;
+        using var logWeightBuffer = accelerator.Allocate1D(ToFloat(logWeights));
+        using var weightBuffer = accelerator.Allocate1D<float>(examples * samples);
+        using var boundBuffer = accelerator.Allocate1D<float>(examples);
+        kernels.ImportanceBound(logWeightBuffer.View, weightBuffer.View, boundBuffer.View, examples, samples);
+        string shape = $"{examples}x{samples}";
+        // As in the tests: a few ulps of ~100 nats plus k·6e-8 from the sum; weights carry the exponent's error.
+        yield return Compare("IWAE bound −L_k", shape, negativeBound, boundBuffer.GetAsArray1D(), 1e-6, 1e-7 * samples + 1e-5);
+        yield return Compare("IWAE normalised weights", shape, weights, weightBuffer.GetAsArray1D(), 2e-4, 1e-7);
     }
 
     private CheckResult Adam(int count)
