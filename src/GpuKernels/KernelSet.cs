@@ -20,12 +20,11 @@ public sealed class KernelSet : IDisposable
     private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> weightedGradient;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, DrawKey> reparameterizeForward;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> reparameterizeBackward;
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> importanceBackward;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SamplerShape, float> weightedSamplerBackward;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> importanceBound;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<double>, int> accumulateBound;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LatentWidths> twoLayerLogWeight;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> priorStatsGradient;
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> firstLayerBackward;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters> adamStep;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, Chunking> clipPartialSquares;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, float> clipScale;
@@ -72,12 +71,11 @@ public sealed class KernelSet : IDisposable
         };
         reparameterizeForward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, DrawKey>(Reparameterize.ForwardKernel);
         reparameterizeBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Reparameterize.BackwardKernel);
-        importanceBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Reparameterize.ImportanceBackwardKernel);
+        weightedSamplerBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SamplerShape, float>(Reparameterize.WeightedBackwardKernel);
         importanceBound = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ImportanceWeights.BoundKernel);
         accumulateBound = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<double>, int>(LossTotals.AccumulateBoundKernel);
         twoLayerLogWeight = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LatentWidths>(TwoLayer.LogWeightKernel);
         priorStatsGradient = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(TwoLayer.PriorStatsGradientKernel);
-        firstLayerBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TwoLayer.FirstLayerBackwardKernel);
         adamStep = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters>(Adam.StepKernel);
         clipPartialSquares = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, Chunking>(GradientClipping.PartialSquaresKernel);
         clipScale = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(GradientClipping.ScaleKernel);
@@ -218,10 +216,12 @@ public sealed class KernelSet : IDisposable
         ArrayView<float> dStats, int examples, int latent, float klWeight, int samples = 1) =>
         Launch(() => reparameterizeBackward(Stream, examples, stats, epsilon, dZ, dStats, latent, samples, klWeight));
 
-    /// <summary>The IWAE backward pass through the sampler (see <see cref="Reparameterize.ImportanceBackwardKernel"/>).</summary>
+    /// <summary>The backward pass through a sampler with an N(0, I) prior and weighted rows: the IWAE's, and the
+    /// two-layer model's at z2 (see <see cref="Reparameterize.WeightedBackwardKernel"/>).</summary>
     public void ImportanceBackward(ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon, ArrayView<float> dZ,
         ArrayView<float> normalizedWeights, ArrayView<float> dStats, int examples, int latent, int samples, float scale) =>
-        Launch(() => importanceBackward(Stream, examples, stats, z, epsilon, dZ, normalizedWeights, dStats, latent, samples, scale));
+        Launch(() => weightedSamplerBackward(Stream, examples, stats, z, epsilon, dZ, None, None, normalizedWeights, dStats,
+            new SamplerShape(latent, samples, gaussianPrior: false, otherGradient: false), scale));
 
     /// <summary>−L_k per example and the normalised weights w̃ from log-weights [examples·samples].</summary>
     public void ImportanceBound(ArrayView<float> logWeights, ArrayView<float> normalizedWeights, ArrayView<float> negativeBound,
@@ -287,10 +287,13 @@ public sealed class KernelSet : IDisposable
         ArrayView<float> dPriorStats, int rows, int latent, float scale) =>
         Launch(() => priorStatsGradient(Stream, rows, z1, priorStats, rowWeights, dPriorStats, latent, scale));
 
+    /// <summary>The two-layer model's z1 sampler: z1 feeds the decoder, q(z2|z1) and p(z1|z2), so its gradient
+    /// adds the two networks' and the learned prior's (see <see cref="Reparameterize.WeightedBackwardKernel"/>).</summary>
     public void FirstLayerBackward(ArrayView<float> stats1, ArrayView<float> z1, ArrayView<float> epsilon1, ArrayView<float> priorStats,
         ArrayView<float> dZ1FromDecoder, ArrayView<float> dZ1FromEncoder2, ArrayView<float> rowWeights, ArrayView<float> dStats1,
         int examples, int latent, int samples, float scale) =>
-        Launch(() => firstLayerBackward(Stream, examples, stats1, z1, epsilon1, priorStats, dZ1FromDecoder, dZ1FromEncoder2, rowWeights, dStats1, latent, samples, scale));
+        Launch(() => weightedSamplerBackward(Stream, examples, stats1, z1, epsilon1, dZ1FromDecoder, dZ1FromEncoder2, priorStats,
+            rowWeights, dStats1, new SamplerShape(latent, samples, gaussianPrior: true, otherGradient: true), scale));
 
     /// <summary>Adds Σ −L_k and the example count to totals[3] and totals[4].</summary>
     public void AccumulateBound(ArrayView<float> negativeBound, ArrayView<double> totals, int examples) =>
@@ -324,12 +327,11 @@ public sealed class KernelSet : IDisposable
         }
         methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.ForwardKernel))!);
         methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.BackwardKernel))!);
-        methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.ImportanceBackwardKernel))!);
+        methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.WeightedBackwardKernel))!);
         methods.Add(typeof(ImportanceWeights).GetMethod(nameof(ImportanceWeights.BoundKernel))!);
         methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateBoundKernel))!);
         methods.Add(typeof(TwoLayer).GetMethod(nameof(TwoLayer.LogWeightKernel))!);
         methods.Add(typeof(TwoLayer).GetMethod(nameof(TwoLayer.PriorStatsGradientKernel))!);
-        methods.Add(typeof(TwoLayer).GetMethod(nameof(TwoLayer.FirstLayerBackwardKernel))!);
         methods.Add(typeof(Adam).GetMethod(nameof(Adam.StepKernel))!);
         methods.Add(typeof(GradientClipping).GetMethod(nameof(GradientClipping.PartialSquaresKernel))!);
         methods.Add(typeof(GradientClipping).GetMethod(nameof(GradientClipping.ScaleKernel))!);

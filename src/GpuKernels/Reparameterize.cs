@@ -89,27 +89,30 @@ public static class Reparameterize
     }
 
     /// <summary>
-    /// The backward pass of the IWAE loss −(1/B)·Σ_b L_k(b) through the sampler, one thread per example. The
-    /// decoder's backward pass has already put w̃_r·∂rec_r/∂z_r / B in dZ (the reconstruction gradient weighted by
-    /// the normalised importance weights). log w also holds log p(z) − log q(z|x) = −½Σz² + ½Σ(ε² + v) (ε fixed),
-    /// whose gradient adds w̃_r·z_r/B to dz_r and −½·Σ_i w̃_i/B to dv directly:
-    /// dμ = Σ_i g_i and dv = Σ_i g_i·½σε_i − ½·scale·Σ_i w̃_i, with g_i = dz_i + scale·w̃_i·z_i and scale = 1/B.
+    /// The backward pass through a Gaussian sampler z = μ + σε whose rows are weighted (one thread per example):
+    /// the IWAE's, and the two-layer model's at z2 and z1. Row r's objective term is c_r·(… − log q(z|·) − log p(z))
+    /// with c_r = scale·w_r; dZ (plus dZOther, when a second network also reads z) holds what reaches z from
+    /// downstream. The prior p(z) adds c_r·z for N(0, I), or c_r·(z − m)·e^(−u) for the two-layer model's
+    /// p(z1|z2) = N(m, e^u) with [m | u] in priorStats (one row per z row); −log q adds −½·c_r to dv directly
+    /// (ε fixed). So with g_i = dz_i + prior term: dμ = Σ_i g_i and dv = Σ_i g_i·½σε_i − ½·scale·Σ_i w_i.
     /// </summary>
-    public static void ImportanceBackwardKernel(
+    public static void WeightedBackwardKernel(
         Index1D row,
         ArrayView<float> stats,
         ArrayView<float> z,
         ArrayView<float> epsilon,
         ArrayView<float> dZ,
-        ArrayView<float> normalizedWeights,
+        ArrayView<float> dZOther,
+        ArrayView<float> priorStats,
+        ArrayView<float> rowWeights,
         ArrayView<float> dStats,
-        int latent,
-        int samples,
+        SamplerShape shape,
         float scale)
     {
+        int latent = shape.Latent, samples = shape.Samples;
         float weightSum = 0f;
         for (int i = 0; i < samples; i++)
-            weightSum += normalizedWeights[row * samples + i];
+            weightSum += rowWeights[row * samples + i];
         for (int k = 0; k < latent; k++)
         {
             int muIndex = row * 2 * latent + k;
@@ -120,12 +123,36 @@ public static class Reparameterize
             {
                 int sample = row * samples + i;
                 int element = sample * latent + k;
-                float g = dZ[element] + scale * normalizedWeights[sample] * z[element];
+                float code = z[element];
+                float priorPull = code;
+                if (shape.GaussianPrior != 0)
+                {
+                    int meanIndex = sample * 2 * latent + k;
+                    priorPull = (code - priorStats[meanIndex]) * MathF.Exp(-priorStats[meanIndex + latent]);
+                }
+                float g = dZ[element] + scale * rowWeights[sample] * priorPull;
+                if (shape.OtherGradient != 0)
+                    g += dZOther[element];
                 dMu += g;
                 dLogVariance += g * 0.5f * sigma * epsilon[element];
             }
             dStats[muIndex] = dMu;
             dStats[logVarianceIndex] = dLogVariance - 0.5f * scale * weightSum;
         }
+    }
+}
+
+/// <summary>What <see cref="Reparameterize.WeightedBackwardKernel"/> works on: K, the samples per example, whether
+/// the prior is a learned N(m, e^u) (else N(0, I)), and whether a second gradient of z is added.</summary>
+public readonly struct SamplerShape
+{
+    public readonly int Latent, Samples, GaussianPrior, OtherGradient;
+
+    public SamplerShape(int latent, int samples, bool gaussianPrior, bool otherGradient)
+    {
+        Latent = latent;
+        Samples = samples;
+        GaussianPrior = gaussianPrior ? 1 : 0;
+        OtherGradient = otherGradient ? 1 : 0;
     }
 }

@@ -70,49 +70,6 @@ public static class TwoLayer
             dPriorStats[meanIndex + latent] = weight * 0.5f * (1f - difference * difference * precision);
         }
     }
-
-    /// <summary>
-    /// One thread per example: z1 feeds the decoder, q(z2|z1) and T, so its gradient is the sum of the decoder's
-    /// and q(z2|z1)'s backward passes and c·(z1 − m)·e^(−u); through z1 = μ1 + σ1ε1 that gives
-    /// dμ1 = Σ_i g_i and dv1 = Σ_i g_i·½σ1ε1 − ½·scale·Σ_i w_i (the −½Σv1 of −log q(z1|x), ε fixed).
-    /// </summary>
-    public static void FirstLayerBackwardKernel(
-        Index1D example,
-        ArrayView<float> stats1,
-        ArrayView<float> z1,
-        ArrayView<float> epsilon1,
-        ArrayView<float> priorStats,
-        ArrayView<float> dZ1FromDecoder,
-        ArrayView<float> dZ1FromEncoder2,
-        ArrayView<float> rowWeights,
-        ArrayView<float> dStats1,
-        int latent,
-        int samples,
-        float scale)
-    {
-        float weightSum = 0f;
-        for (int i = 0; i < samples; i++)
-            weightSum += rowWeights[example * samples + i];
-        for (int k = 0; k < latent; k++)
-        {
-            int muIndex = example * 2 * latent + k;
-            float sigma = MathF.Exp(0.5f * stats1[muIndex + latent]);
-            float dMu = 0f, dLogVariance = 0f;
-            for (int i = 0; i < samples; i++)
-            {
-                int row = example * samples + i;
-                int element = row * latent + k;
-                int meanIndex = row * 2 * latent + k;
-                float difference = z1[element] - priorStats[meanIndex];
-                float g = dZ1FromDecoder[element] + dZ1FromEncoder2[element]
-                          + scale * rowWeights[row] * difference * MathF.Exp(-priorStats[meanIndex + latent]);
-                dMu += g;
-                dLogVariance += g * 0.5f * sigma * epsilon1[element];
-            }
-            dStats1[muIndex] = dMu;
-            dStats1[muIndex + latent] = dLogVariance - 0.5f * scale * weightSum;
-        }
-    }
 }
 
 /// <summary>K1, K2 and the samples per example, passed together (kernels take a bounded number of arguments).</summary>
