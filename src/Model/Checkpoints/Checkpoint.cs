@@ -31,7 +31,7 @@ public sealed record LoadedCheckpoint(CheckpointState State, float[] Parameters,
 /// <summary>
 /// A checkpoint folder: model.safetensors (the weights as named, shaped tensors: encoder.{i}.weight [out, in],
 /// encoder.mu / encoder.logvar (the two halves of the stats layer), decoder.{i}, decoder.out, each with .weight
-/// and .bias), optimizer.safetensors (Adam's flat moment buffers), and state.json. A save writes a complete new
+/// and .bias; two stochastic layers add encoder2.* and prior.* likewise), optimizer.safetensors (Adam's flat moment buffers), and state.json. A save writes a complete new
 /// folder beside the old one and then swaps the two by renames, so a process killed at any moment leaves one
 /// whole checkpoint (<see cref="Load"/> also looks for the previous folder, in case the kill fell between the
 /// two renames).
