@@ -30,6 +30,7 @@ for name in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-uby
   gzip -9 -c "data/cache/mnist/$name" > "$stage/mnist/$name.gz"
 done
 cp scripts/gpu-run.sh "$stage/run.sh"
+cp scripts/gpu-table1.sh "$stage/table1.sh"
 mkdir -p "$stage/compare"
 cp bench/compare/run.sh bench/compare/pytorch_vae.py "$stage/compare/"
 git rev-parse --short HEAD > "$stage/COMMIT" 2>/dev/null || echo unknown > "$stage/COMMIT"
