@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""An independent PyTorch implementation of the IWAE paper's one-stochastic-layer model, to check `ilgpu-vae
+train --preset iwae-1layer-kK` (or vae-1layer-kK) end to end: 784-200-200-50 tanh, Bernoulli logits, dynamic
+binarization, batch 20, Adam (lr 1e-3, eps 1e-4), PyTorch's default initialisation, and the paper's learning
+rates one epoch each (the short schedule). After each epoch it prints the test loss as `train` reports it:
+-L_k with the training k for the IWAE, the one-sample ELBO for the VAE (dynamically binarized test images).
+
+    python3 iwae_reference.py --data data/cache/mnist --model iwae --k 5 --epochs 1
+"""
+import argparse
+import gzip
+import math
+import os
+import struct
+import time
+
+import torch
+import torch.nn as nn
+
+
+def read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        dims = f.read(4)[3]  # magic: two zero bytes, the type (0x08: bytes), the number of dimensions
+        shape = struct.unpack(">" + "I" * dims, f.read(4 * dims))
+        return torch.frombuffer(bytearray(f.read()), dtype=torch.uint8).reshape(shape)
+
+
+def find(directory, stem):
+    for name in (stem, stem + ".gz"):
+        if os.path.exists(os.path.join(directory, name)):
+            return os.path.join(directory, name)
+    raise SystemExit(f"{stem} not found in {directory}")
+
+
+class Model(nn.Module):
+    def __init__(self, hidden=200, latent=50):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(784, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
+                                     nn.Linear(hidden, 2 * latent))
+        self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
+                                     nn.Linear(hidden, 784))
+        self.latent = latent
+
+    def log_weights(self, x, k):
+        """log w [batch, k] and the analytic KL [batch]."""
+        stats = self.encoder(x)
+        mu, logvar = stats[:, :self.latent], stats[:, self.latent:]
+        eps = torch.randn(x.shape[0], k, self.latent)
+        z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps
+        logits = self.decoder(z)
+        rec = nn.functional.binary_cross_entropy_with_logits(logits, x.unsqueeze(1).expand_as(logits), reduction="none").sum(-1)
+        log_prior = -0.5 * (z ** 2).sum(-1)
+        log_q = -0.5 * (eps ** 2 + logvar.unsqueeze(1)).sum(-1)
+        kl = 0.5 * (logvar.exp() + mu ** 2 - 1 - logvar).sum(-1)
+        return -rec + log_prior - log_q, rec, kl
+
+
+def loss(model, x, k, kind):
+    """The batch mean of the objective: -L_k (iwae) or rec averaged over k samples + KL (vae)."""
+    log_w, rec, kl = model.log_weights(x, k)
+    if kind == "iwae":
+        return -(torch.logsumexp(log_w, dim=1) - math.log(k)).mean()
+    return rec.mean() + kl.mean()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--model", choices=["iwae", "vae"], default="iwae")
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    train = read_idx(find(args.data, "train-images-idx3-ubyte")).reshape(-1, 784).float() / 255
+    test = read_idx(find(args.data, "t10k-images-idx3-ubyte")).reshape(-1, 784).float() / 255
+    model = Model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
+    for epoch in range(1, args.epochs + 1):
+        for group in optimizer.param_groups:
+            group["lr"] = 1e-3 * 10 ** (-min(epoch - 1, 7) / 7)
+        start = time.time()
+        order = torch.randperm(train.shape[0])
+        for first in range(0, train.shape[0], 20):
+            x = torch.bernoulli(train[order[first:first + 20]])
+            optimizer.zero_grad()
+            loss(model, x, args.k, args.model).backward()
+            optimizer.step()
+        with torch.no_grad():
+            total = 0.0
+            for first in range(0, test.shape[0], 500):
+                x = torch.bernoulli(test[first:first + 500])
+                k = args.k if args.model == "iwae" else 1
+                total += loss(model, x, k, args.model).item() * x.shape[0]
+        print(f"epoch {epoch}: test loss {total / test.shape[0]:.2f} ({time.time() - start:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
