@@ -314,6 +314,24 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void InfoVaeTrainsWithMmdAndReportsItsObjective()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "infovae");
+        var (exitCode, output, error) = Run("train", "--data", data, "--model", "infovae", "--mmd-lambda", "30", "--mmd-kernel", "imq",
+            "--epochs", "2", "--batch-size", "8", "--hidden", "6", "--latent", "2", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("model infovae", output);
+        Assert.Contains("β 0, MMD λ 30 (inversemultiquadric kernel)", output);
+        var rows = MetricsFile.Read(Path.Combine(run, "metrics.csv"));
+        // The objective adds λ·MMD² ≥ 0 to the reconstruction (β = 0).
+        Assert.All(rows, row => Assert.True(row.TestLoss >= row.TestReconstruction, $"{row.TestLoss} < {row.TestReconstruction}"));
+        (exitCode, output, error) = Run("eval", run, "--k", "10", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("InfoVAE objective", output);
+    }
+
+    [Fact]
     public void PresetSetsThePapersSettingsAndGivenOptionsWin()
     {
         var data = WriteDataSet(train: 30, test: 6);
@@ -379,6 +397,9 @@ public sealed class CliTests : IDisposable
     [InlineData("--preset nope", "nope")]
     [InlineData("--adam-eps 0", "--adam-eps must be a positive")]
     [InlineData("--stochastic-layers 3", "--stochastic-layers must be 1 or 2")]
+    [InlineData("--model infovae --k 2", "use --k 1 and one stochastic layer")]
+    [InlineData("--model infovae --mmd-lambda -1", "--mmd-lambda must be a finite number ≥ 0")]
+    [InlineData("--mmd-kernel rbf", "--mmd-kernel must be gaussian or imq")]
     [InlineData("--model ae --stochastic-layers 2", "needs --model vae or iwae")]
     [InlineData("--stochastic-layers 2 --hidden2 0", "--hidden2: '0' is not a positive width")]
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)

@@ -24,7 +24,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     // too: their kernels index example rows as row / k where the reference repeats rows.
     private static readonly string[] ConfigurationNames =
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
-         "vae-2layer-k2", "iwae-2layer-k3"];
+         "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -44,6 +44,12 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             Model = ModelKind.Iwae, Samples = 3,
         },
         "ae" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Ae },
+        "infovae" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.InfoVae, Beta = 0, MmdLambda = 50 },
+        "infovae-imq" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8], Latent = 4, Model = ModelKind.InfoVae, Beta = 0.5, MmdLambda = 20,
+            MmdKernel = MmdKernelKind.InverseMultiquadric,
+        },
         "vae-2layer-k2" => new VaeConfig
         {
             InputSize = 12, Hidden = [7], Latent = 4, Hidden2 = [5], Latent2 = 2, StochasticLayers = 2,

@@ -25,6 +25,9 @@ public sealed class KernelSet : IDisposable
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<double>, int> accumulateBound;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LatentWidths> twoLayerLogWeight;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> priorStatsGradient;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmdParameters> mmdForward;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmdParameters, float> mmdBackward;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, DrawKey> priorSample;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters> adamStep;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, Chunking> clipPartialSquares;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, float> clipScale;
@@ -76,6 +79,9 @@ public sealed class KernelSet : IDisposable
         accumulateBound = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<double>, int>(LossTotals.AccumulateBoundKernel);
         twoLayerLogWeight = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LatentWidths>(TwoLayer.LogWeightKernel);
         priorStatsGradient = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(TwoLayer.PriorStatsGradientKernel);
+        mmdForward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmdParameters>(Mmd.ForwardKernel);
+        mmdBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmdParameters, float>(Mmd.BackwardKernel);
+        priorSample = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, DrawKey>(Mmd.PriorSampleKernel);
         adamStep = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters>(Adam.StepKernel);
         clipPartialSquares = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, Chunking>(GradientClipping.PartialSquaresKernel);
         clipScale = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(GradientClipping.ScaleKernel);
@@ -295,6 +301,19 @@ public sealed class KernelSet : IDisposable
         Launch(() => weightedSamplerBackward(Stream, examples, stats1, z1, epsilon1, dZ1FromDecoder, dZ1FromEncoder2, priorStats,
             rowWeights, dStats1, new SamplerShape(latent, samples, gaussianPrior: true, otherGradient: true), scale));
 
+    /// <summary>Each row's share of MMD² and its InfoVAE objective (see <see cref="Mmd"/>).</summary>
+    public void MmdForward(ArrayView<float> z, ArrayView<float> prior, ArrayView<float> reconstructionPerRow, ArrayView<float> klPerRow,
+        ArrayView<float> mmdPerRow, ArrayView<float> objectivePerRow, MmdParameters parameters) =>
+        Launch(() => mmdForward(Stream, parameters.Rows, z, prior, reconstructionPerRow, klPerRow, mmdPerRow, objectivePerRow, parameters));
+
+    /// <summary>Adds scale·∂MMD²/∂z to dZ.</summary>
+    public void MmdBackward(ArrayView<float> z, ArrayView<float> prior, ArrayView<float> dZ, MmdParameters parameters, float scale) =>
+        Launch(() => mmdBackward(Stream, parameters.Rows, z, prior, dZ, parameters, scale));
+
+    /// <summary>N(0, I) draws, element e from Philox (key, e).</summary>
+    public void PriorSample(ArrayView<float> prior, DrawKey key) =>
+        Launch(() => priorSample(Stream, (int)prior.Length, prior, key));
+
     /// <summary>Adds Σ −L_k and the example count to totals[3] and totals[4].</summary>
     public void AccumulateBound(ArrayView<float> negativeBound, ArrayView<double> totals, int examples) =>
         Launch(() => accumulateBound(Stream, 1, negativeBound, totals, examples));
@@ -332,6 +351,9 @@ public sealed class KernelSet : IDisposable
         methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateBoundKernel))!);
         methods.Add(typeof(TwoLayer).GetMethod(nameof(TwoLayer.LogWeightKernel))!);
         methods.Add(typeof(TwoLayer).GetMethod(nameof(TwoLayer.PriorStatsGradientKernel))!);
+        methods.Add(typeof(Mmd).GetMethod(nameof(Mmd.ForwardKernel))!);
+        methods.Add(typeof(Mmd).GetMethod(nameof(Mmd.BackwardKernel))!);
+        methods.Add(typeof(Mmd).GetMethod(nameof(Mmd.PriorSampleKernel))!);
         methods.Add(typeof(Adam).GetMethod(nameof(Adam.StepKernel))!);
         methods.Add(typeof(GradientClipping).GetMethod(nameof(GradientClipping.PartialSquaresKernel))!);
         methods.Add(typeof(GradientClipping).GetMethod(nameof(GradientClipping.ScaleKernel))!);

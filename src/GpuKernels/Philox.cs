@@ -99,5 +99,8 @@ public static class Philox
         /// <summary>The stream of a second stochastic layer's ε: its first layer's stream plus this, so the two
         /// layers of a step never share a draw.</summary>
         public const uint SecondLayerOffset = 16;
+
+        /// <summary>The InfoVAE's prior draws for MMD: the sampler's stream plus this.</summary>
+        public const uint MmdPriorOffset = 32;
     }
 }

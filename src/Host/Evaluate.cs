@@ -37,6 +37,7 @@ public static class Evaluate
         {
             ModelKind.Iwae => $"IWAE bound −L_{vae.Config.Samples} (training k)",
             ModelKind.Ae => "reconstruction (autoencoder)",
+            ModelKind.InfoVae => $"InfoVAE objective (rec + β·KL + {vae.Config.MmdLambda.ToString(CultureInfo.InvariantCulture)}·MMD²)",
             _ => "ELBO (one sample per image)",
         };
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,

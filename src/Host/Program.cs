@@ -77,7 +77,9 @@ public static class Program
         var defaults = new TrainOptions();
         var preset = new Option<string?>("--preset") { Description = $"Start from the settings of a published result (options given beside it win): {string.Join(", ", Presets.Names)}" };
         preset.AcceptOnlyFromAmong(Presets.Names.ToArray());
-        var model = new Option<ModelKind>("--model") { Description = "vae (ELBO, averaged over --k samples), iwae (the k-sample importance-weighted bound) or ae (plain autoencoder, z = the code)", DefaultValueFactory = _ => defaults.Model };
+        var model = new Option<ModelKind>("--model") { Description = "vae (ELBO, averaged over --k samples), iwae (the k-sample importance-weighted bound), ae (plain autoencoder, z = the code) or infovae (rec + β·KL + λ·MMD², β 0 unless given)", DefaultValueFactory = _ => defaults.Model };
+        var mmdLambda = new Option<double>("--mmd-lambda") { Description = "InfoVAE: λ, the weight of MMD² between the batch's codes and as many prior draws", DefaultValueFactory = _ => defaults.MmdLambda };
+        var mmdKernel = new Option<MmdKernelKind>("--mmd-kernel") { Description = "InfoVAE: gaussian (exp(-d²/2K)) or imq (inverse multiquadric 2K/(2K + d²))", DefaultValueFactory = _ => defaults.MmdKernel, CustomParser = ParseMmdKernel };
         var samples = new Option<int>("--k") { Description = "z samples per example: the IWAE's k; the VAE averages its ELBO over them", DefaultValueFactory = _ => defaults.Samples };
         var beta = new Option<double>("--beta") { Description = "Weight of the VAE's KL term (β-VAE; 1 is the ELBO)", DefaultValueFactory = _ => defaults.Beta };
         var warmup = new Option<int>("--warmup-epochs") { Description = "KL warm-up: β rises linearly from 0 to --beta over this many epochs (0: none)", DefaultValueFactory = _ => defaults.WarmupEpochs };
@@ -107,7 +109,7 @@ public static class Program
 
         var command = new Command("train", "Train a VAE, IWAE or autoencoder and write metrics.csv, pictures and checkpoints")
         {
-            preset, model, samples, beta, warmup, stochasticLayers, hidden2, latent2, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
+            preset, model, mmdLambda, mmdKernel, samples, beta, warmup, stochasticLayers, hidden2, latent2, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
             clipGradNorm, seed, likelihood, variance, activation, binarize, accelerator, outDirectory, trainLimit, testLimit,
             checkpointEvery, resume,
         };
@@ -133,7 +135,10 @@ public static class Program
             {
                 Model = Pick(model, options.Model),
                 Samples = Pick(samples, options.Samples),
-                Beta = Pick(beta, options.Beta),
+                // The InfoVAE replaces the KL term by MMD unless a β is asked for.
+                Beta = Pick(beta, Pick(model, options.Model) == ModelKind.InfoVae ? 0 : options.Beta),
+                MmdLambda = Pick(mmdLambda, options.MmdLambda),
+                MmdKernel = Pick(mmdKernel, options.MmdKernel),
                 WarmupEpochs = Pick(warmup, options.WarmupEpochs),
                 Data = Pick(data, options.Data),
                 // A schedule sets the length unless --epochs is given.
@@ -162,6 +167,19 @@ public static class Program
             return new Training(options, output, interrupt).Run();
         });
         return command;
+    }
+
+    private static MmdKernelKind ParseMmdKernel(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        string text = result.Tokens.Count == 0 ? "gaussian" : result.Tokens[0].Value;
+        switch (text.ToLowerInvariant())
+        {
+            case "gaussian": return MmdKernelKind.Gaussian;
+            case "imq" or "inversemultiquadric": return MmdKernelKind.InverseMultiquadric;
+            default:
+                result.AddError($"--mmd-kernel must be gaussian or imq (got {text})");
+                return MmdKernelKind.Gaussian;
+        }
     }
 
     /// <summary>Schedule names as written in --help (iwae-short), not the enum's spelling.</summary>

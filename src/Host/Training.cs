@@ -30,6 +30,9 @@ public sealed record TrainOptions
     /// <summary>KL warm-up: β rises linearly from 0 over this many epochs (0: none).</summary>
     public int WarmupEpochs { get; init; }
     public double AdamEpsilon { get; init; } = 1e-8;
+    /// <summary>InfoVAE: the weight of MMD² and its kernel.</summary>
+    public double MmdLambda { get; init; } = 1000;
+    public MmdKernelKind MmdKernel { get; init; } = MmdKernelKind.Gaussian;
     public int StochasticLayers { get; init; } = 1;
     /// <summary>Two stochastic layers: the widths between z1 and z2 (mirrored by p(z1|z2)) and z2's width.</summary>
     public int[] Hidden2 { get; init; } = [100, 100];
@@ -117,6 +120,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             GaussianVariance = options.GaussianVariance,
             Model = options.Model,
             Samples = options.Samples,
+            MmdLambda = options.MmdLambda,
+            MmdKernel = options.MmdKernel,
             StochasticLayers = options.StochasticLayers,
             Hidden2 = options.Hidden2,
             Latent2 = options.Latent2,
@@ -154,6 +159,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                          $", {config.Activation}, {config.Likelihood}, " +
                          $"binarize {options.Binarize.ToString().ToLowerInvariant()}" +
                          (config.Beta != 1 ? $", β {config.Beta.ToString(CultureInfo.InvariantCulture)}" : "") +
+                         (config.Model == ModelKind.InfoVae ? $", MMD λ {config.MmdLambda.ToString(CultureInfo.InvariantCulture)} ({config.MmdKernel.ToString().ToLowerInvariant()} kernel)" : "") +
                          (options.WarmupEpochs > 0 ? $", KL warm-up {options.WarmupEpochs} epochs" : "") + "; " +
                          $"batch {options.BatchSize}, Adam lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}" +
                          (options.LearningRateSchedule != LearningRateScheduleKind.Constant ? $" ({options.LearningRateSchedule.ToString().ToLowerInvariant()} schedule)" : "") +

@@ -20,11 +20,13 @@ public static class ReferenceVae
 
     /// <summary>All the ε a model draws for <paramref name="batch"/> examples at one step, as
     /// <see cref="LossAndGradient"/> takes them: ε [batch·k, K], then for two stochastic layers ε2 [batch·k, K2]
-    /// from the second layer's stream.</summary>
+    /// from the second layer's stream, or for the InfoVAE the prior draws [batch, K] that MMD compares z with.</summary>
     public static double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream = Philox.Streams.Reparameterize)
     {
         int rows = batch * config.Samples;
         var first = Epsilon(seed, step, rows, config.Latent, stream);
+        if (config.Model == ModelKind.InfoVae)
+            return [.. first, .. Epsilon(seed, step, batch, config.Latent, stream + Philox.Streams.MmdPriorOffset)];
         return config.StochasticLayers == 2
             ? [.. first, .. Epsilon(seed, step, rows, config.Latent2, stream + Philox.Streams.SecondLayerOffset)]
             : first;
@@ -88,6 +90,9 @@ public static class ReferenceVae
         double beta = klWeight ?? config.Beta;
         if (config.StochasticLayers == 2)
             return TwoLayerLossAndGradient(config, parameters, x, epsilon, batch, beta);
+        double[] priorDraws = [];
+        if (config.Model == ModelKind.InfoVae)
+            (epsilon, priorDraws) = (epsilon[..(batch * config.Latent)], epsilon[(batch * config.Latent)..]);
         var pass = Forward(config, parameters, x, epsilon, batch);
         var (layout, inputs, rows) = (pass.Layout, pass.Inputs, pass.Rows);
         int samples = config.Samples, latent = config.Latent;
@@ -109,6 +114,8 @@ public static class ReferenceVae
             loss = reconstruction + beta * klMean;
             rowWeights = Enumerable.Repeat(1.0 / rows, rows).ToArray();
         }
+        if (config.Model == ModelKind.InfoVae)
+            loss += config.MmdLambda * MmdReference.Squared(config.MmdKernel, pass.Z, priorDraws, batch, latent);
         var dOutput = new double[pass.ReconstructionGradient.Length];
         for (int i = 0; i < dOutput.Length; i++)
             dOutput[i] = rowWeights[i / config.InputSize] * pass.ReconstructionGradient[i];
@@ -126,7 +133,14 @@ public static class ReferenceVae
             dBias.CopyTo(gradient, layer.BiasOffset);
             dCurrent = dInput;
             if (i == layout.EncoderLayerCount && config.Model != ModelKind.Ae)
+            {
+                if (config.Model == ModelKind.InfoVae)
+                {
+                    var dMmd = MmdReference.Gradient(config.MmdKernel, pass.Z, priorDraws, batch, latent);
+                    dCurrent = dCurrent.Select((value, index) => value + config.MmdLambda * dMmd[index]).ToArray();
+                }
                 dCurrent = StatsGradient(config, pass, epsilon, dCurrent, normalizedWeights, batch, beta);
+            }
         }
         return new Result(loss, reconstruction, klMean, gradient);
     }

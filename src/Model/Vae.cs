@@ -6,19 +6,20 @@ namespace IlgpuVae.Model;
 
 /// <summary>
 /// Running sums of the loss terms since the last reset. With k samples per example, Examples counts z rows, so
-/// the means are averages over samples too; the IWAE objective also sums −L_k over BoundExamples examples.
+/// the means are averages over samples too. Objectives that are not rec + β·KL per row (the IWAE's −L_k, the
+/// InfoVAE's rec + β·KL + λ·MMD²) also sum their value per example in Objective over ObjectiveExamples.
 /// </summary>
 public readonly record struct LossSums(double Reconstruction, double Kl, double Examples, double Beta,
-    double NegativeBound = 0, double BoundExamples = 0)
+    double Objective = 0, double ObjectiveExamples = 0)
 {
     public double MeanReconstruction => Examples > 0 ? Reconstruction / Examples : double.NaN;
     public double MeanKl => Examples > 0 ? Kl / Examples : double.NaN;
-    /// <summary>Mean loss per example: −L_k for the IWAE, else reconstruction + β·KL (the negative ELBO when
-    /// β = 1).</summary>
-    public double MeanLoss => BoundExamples > 0 ? NegativeBound / BoundExamples : MeanReconstruction + Beta * MeanKl;
+    /// <summary>Mean loss per example: the objective where one is summed (IWAE, InfoVAE), else reconstruction +
+    /// β·KL (the negative ELBO when β = 1).</summary>
+    public double MeanLoss => ObjectiveExamples > 0 ? Objective / ObjectiveExamples : MeanReconstruction + Beta * MeanKl;
 
     /// <summary>As stored on the device and in checkpoints.</summary>
-    public double[] ToArray() => [Reconstruction, Kl, Examples, NegativeBound, BoundExamples];
+    public double[] ToArray() => [Reconstruction, Kl, Examples, Objective, ObjectiveExamples];
 
     public static LossSums FromArray(double[] values, double beta) =>
         new(values[0], values[1], values[2], beta, values.Length > 3 ? values[3] : 0, values.Length > 4 ? values[4] : 0);
@@ -44,6 +45,8 @@ public sealed class Vae : IDisposable
     // analytic KL that sampling z2 writes (unused: the two-layer KL is sampled through log w), and equal row
     // weights (the VAE's share of each sample).
     private readonly MemoryBuffer1D<float, Stride1D.Dense> z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights;
+    // InfoVAE: the batch's draws from the prior and each row's share of MMD².
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> priorDraws, mmdPerRow;
     private const int TotalsLength = 5;
 
     public Vae(KernelSet kernels, VaeConfig config, int maxBatch, ulong seed, AdamSettings? adam = null)
@@ -88,6 +91,9 @@ public sealed class Vae : IDisposable
         dZ1FromEncoder2 = accelerator.Allocate1D<float>(rows2 * config.Latent);
         unusedKl2 = accelerator.Allocate1D<float>(rows2);
         equalWeights = accelerator.Allocate1D(Enumerable.Repeat(1f, rows2).ToArray());
+        bool infoVae = config.Model == ModelKind.InfoVae;
+        priorDraws = accelerator.Allocate1D<float>(infoVae ? maxBatch * config.Latent : 1);
+        mmdPerRow = accelerator.Allocate1D<float>(infoVae ? maxBatch : 1);
         // Encoder layers see one row per example, decoder layers one per sample.
         layerOutputs = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
         layerGradients = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
@@ -175,7 +181,25 @@ public sealed class Vae : IDisposable
         }
         else if (TwoLayers)
             LogWeightRows(batch, samples); // the two-layer KL terms are sampled, through log w
+        else if (Config.Model == ModelKind.InfoVae)
+        {
+            MmdObjective(batch, new DrawKey(Seed, Philox.Streams.EvalReparameterize + Philox.Streams.MmdPriorOffset, drawIndex), Config.Beta);
+            kernels.AccumulateBound(negativeBound.View.SubView(0, batch), evaluationTotals.View, batch);
+        }
         kernels.AccumulateLoss(reconstructionPerRow.View.SubView(0, rows), klPerRow.View.SubView(0, rows), evaluationTotals.View, rows);
+    }
+
+    private MmdParameters MmdSettings(int batch, double beta) =>
+        new(Config.Latent, batch, Config.MmdKernel, (float)Config.MmdLambda, (float)beta);
+
+    /// <summary>InfoVAE: draws the batch's prior samples, then each row's share of MMD² and its objective
+    /// rec + β·KL + λ·B·share (into the per-example objective buffer).</summary>
+    private void MmdObjective(int batch, DrawKey priorKey, double beta)
+    {
+        kernels.PriorSample(Rows(priorDraws, batch, Config.Latent), priorKey);
+        kernels.MmdForward(Rows(z, batch, Config.Latent), Rows(priorDraws, batch, Config.Latent),
+            reconstructionPerRow.View.SubView(0, batch), klPerRow.View.SubView(0, batch), mmdPerRow.View.SubView(0, batch),
+            negativeBound.View.SubView(0, batch), MmdSettings(batch, beta));
     }
 
     /// <summary>log w for each z row after the reconstruction terms (and, with two stochastic layers, the row's
@@ -332,6 +356,12 @@ public sealed class Vae : IDisposable
             var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0 / rows);
             kernels.ReconstructionLossGradient(Config.Likelihood, target, output, dOutput, rowTerms, rows, Config.InputSize,
                 reconstruction, Samples);
+            if (Config.Model == ModelKind.InfoVae)
+            {
+                MmdObjective(batch, new DrawKey(Seed, Philox.Streams.Reparameterize + Philox.Streams.MmdPriorOffset, drawStep), KlWeight);
+                if (accumulateLoss)
+                    kernels.AccumulateBound(negativeBound.View.SubView(0, batch), trainingTotals.View, batch);
+            }
         }
         if (accumulateLoss)
             kernels.AccumulateLoss(rowTerms, klPerRow.View.SubView(0, rows), trainingTotals.View, rows);
@@ -476,8 +506,13 @@ public sealed class Vae : IDisposable
                     Rows(dZ, zRows, Config.Latent), normalizedWeights.View.SubView(0, zRows), dEncoderOutput, batch,
                     Config.Latent, Samples, 1f / batch);
             else
+            {
+                if (Config.Model == ModelKind.InfoVae)
+                    kernels.MmdBackward(Rows(z, batch, Config.Latent), Rows(priorDraws, batch, Config.Latent), Rows(dZ, batch, Config.Latent),
+                        MmdSettings(batch, KlWeight), (float)Config.MmdLambda);
                 kernels.ReparameterizeBackward(encoderOutput, Rows(epsilon, zRows, Config.Latent), Rows(dZ, zRows, Config.Latent),
                     dEncoderOutput, batch, Config.Latent, (float)(KlWeight / batch), Samples);
+            }
         }
         BackwardLayers(0, Layout.EncoderLayerCount, batch, Rows(x, batch, Config.InputSize), kernels.None);
     }
@@ -559,7 +594,7 @@ public sealed class Vae : IDisposable
 
     public void Dispose()
     {
-        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, negativeBound, z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
+        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, negativeBound, z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights, priorDraws, mmdPerRow, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
                      .Concat(layerOutputs).Concat(layerGradients))
             buffer.Dispose();
         trainingTotals.Dispose();

@@ -9,6 +9,8 @@ public enum ModelKind
     Vae,
     Iwae,
     Ae,
+    /// <summary>InfoVAE / MMD-VAE: rec + β·KL + λ·MMD²(q(z), p(z)) on the batch (β defaults to 0 for it).</summary>
+    InfoVae,
 }
 
 /// <summary>
@@ -34,6 +36,10 @@ public sealed record VaeConfig
     /// <summary>z samples per example, k: the VAE averages the ELBO over them, the IWAE bounds with all of them;
     /// the autoencoder takes 1.</summary>
     public int Samples { get; init; } = 1;
+
+    /// <summary>InfoVAE: λ, the weight of MMD², and the kernel it is estimated with.</summary>
+    public double MmdLambda { get; init; } = 1000;
+    public MmdKernelKind MmdKernel { get; init; } = MmdKernelKind.Gaussian;
 
     /// <summary>Stochastic layers: 1 (x → z), or 2 as in the IWAE paper (x → z1 → z2, with p(z2) p(z1|z2) p(x|z1)).</summary>
     public int StochasticLayers { get; init; } = 1;
@@ -62,6 +68,7 @@ public sealed record VaeConfig
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers
+        && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
 
     public override int GetHashCode() =>
@@ -94,6 +101,10 @@ public sealed record VaeConfig
             throw new ArgumentException("the autoencoder has one deterministic code; --stochastic-layers 2 needs --model vae or iwae");
         if (StochasticLayers == 2 && (Latent2 < 1 || Hidden2.Any(width => width < 1)))
             throw new ArgumentException($"the second stochastic layer's widths must each be at least 1 (got {string.Join(",", Hidden2)} and {Latent2})");
+        if (Model == ModelKind.InfoVae && (Samples != 1 || StochasticLayers != 1))
+            throw new ArgumentException("the InfoVAE compares one code per example with the prior: use --k 1 and one stochastic layer");
+        if (Model == ModelKind.InfoVae && (!(MmdLambda >= 0) || double.IsInfinity(MmdLambda)))
+            throw new ArgumentException($"--mmd-lambda must be a finite number ≥ 0 (got {MmdLambda})");
         if (Model == ModelKind.Iwae && Beta != 1)
             throw new ArgumentException($"β weights the VAE's KL term; the IWAE bound has none, so leave --beta at 1 (got {Beta})");
     }
