@@ -332,6 +332,26 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void RateDistortionTrainsEachTargetRateOnceAndPlotsTheCurve()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var folder = Path.Combine(directory, "rd");
+        var (exitCode, output, error) = Run("rate-distortion", "--data", data, "--rates", "0,30", "--epochs", "1", "--batch-size", "8",
+            "--hidden", "6", "--latent", "2", "--accelerator", "cpu", "--out", folder);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("target rate 0 nats (D + |σ − R|)", output);
+        var lines = File.ReadAllLines(Path.Combine(folder, "rate-distortion.csv"));
+        Assert.Equal(3, lines.Length);
+        Assert.StartsWith("TargetRate,TestRate,TestDistortion,TestElbo", lines[0]);
+        Assert.True(PngSize(Path.Combine(folder, "rate-distortion.png")).Width > 0);
+        // Done runs are not trained again.
+        (exitCode, output, error) = Run("rate-distortion", "--data", data, "--rates", "0,30", "--epochs", "1", "--batch-size", "8",
+            "--hidden", "6", "--latent", "2", "--accelerator", "cpu", "--out", folder);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.DoesNotContain("== target rate", output);
+    }
+
+    [Fact]
     public void PresetSetsThePapersSettingsAndGivenOptionsWin()
     {
         var data = WriteDataSet(train: 30, test: 6);
@@ -400,6 +420,8 @@ public sealed class CliTests : IDisposable
     [InlineData("--model infovae --k 2", "use --k 1 and one stochastic layer")]
     [InlineData("--model infovae --mmd-lambda -1", "--mmd-lambda must be a finite number ≥ 0")]
     [InlineData("--mmd-kernel rbf", "--mmd-kernel must be gaussian or imq")]
+    [InlineData("--target-rate 5 --model iwae", "--target-rate replaces β·KL")]
+    [InlineData("--target-rate -1", "--target-rate must be a finite number of nats ≥ 0")]
     [InlineData("--model ae --stochastic-layers 2", "needs --model vae or iwae")]
     [InlineData("--stochastic-layers 2 --hidden2 0", "--hidden2: '0' is not a positive width")]
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)

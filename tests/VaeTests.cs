@@ -24,7 +24,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     // too: their kernels index example rows as row / k where the reference repeats rows.
     private static readonly string[] ConfigurationNames =
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
-         "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq"];
+         "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -50,6 +50,9 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             InputSize = 12, Hidden = [8], Latent = 4, Model = ModelKind.InfoVae, Beta = 0.5, MmdLambda = 20,
             MmdKernel = MmdKernelKind.InverseMultiquadric,
         },
+        // σ = 0 lies below any KL (the KL weight is +1); these tiny models' KL is far below 40 (−1).
+        "target-rate-below" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, TargetRate = 0 },
+        "target-rate-above" => new VaeConfig { InputSize = 12, Hidden = [8], Latent = 4, TargetRate = 40 },
         "vae-2layer-k2" => new VaeConfig
         {
             InputSize = 12, Hidden = [7], Latent = 4, Hidden2 = [5], Latent2 = 2, StochasticLayers = 2,

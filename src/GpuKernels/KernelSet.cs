@@ -19,7 +19,8 @@ public sealed class KernelSet : IDisposable
     private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> reconstructionLoss;
     private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> weightedGradient;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, DrawKey> reparameterizeForward;
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> reparameterizeBackward;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> reparameterizeBackward;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> targetRate;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SamplerShape, float> weightedSamplerBackward;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> importanceBound;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<double>, int> accumulateBound;
@@ -73,7 +74,8 @@ public sealed class KernelSet : IDisposable
             [LikelihoodKind.Gaussian] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>(Reconstruction.WeightedGradientKernel<GaussianFixedVariance>),
         };
         reparameterizeForward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, DrawKey>(Reparameterize.ForwardKernel);
-        reparameterizeBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Reparameterize.BackwardKernel);
+        reparameterizeBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Reparameterize.BackwardKernel);
+        targetRate = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(TargetRate.ObjectiveKernel);
         weightedSamplerBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SamplerShape, float>(Reparameterize.WeightedBackwardKernel);
         importanceBound = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ImportanceWeights.BoundKernel);
         accumulateBound = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<double>, int>(LossTotals.AccumulateBoundKernel);
@@ -218,9 +220,18 @@ public sealed class KernelSet : IDisposable
         ArrayView<float> klPerRow, int rows, int latent, DrawKey key, int samples = 1) =>
         Launch(() => reparameterizeForward(Stream, rows, stats, z, epsilon, klPerRow, latent, samples, key));
 
+    /// <summary>The KL weight is klWeight·klWeightFactor[0] (a device float; 1 when none is given).</summary>
     public void ReparameterizeBackward(ArrayView<float> stats, ArrayView<float> epsilon, ArrayView<float> dZ,
-        ArrayView<float> dStats, int examples, int latent, float klWeight, int samples = 1) =>
-        Launch(() => reparameterizeBackward(Stream, examples, stats, epsilon, dZ, dStats, latent, samples, klWeight));
+        ArrayView<float> dStats, int examples, int latent, float klWeight, int samples = 1, ArrayView<float>? klWeightFactor = null)
+    {
+        var factor = klWeightFactor ?? Unit;
+        Launch(() => reparameterizeBackward(Stream, examples, stats, epsilon, dZ, dStats, factor, latent, samples, klWeight));
+    }
+
+    /// <summary>Target-rate training's objective per row and KL sign (see <see cref="TargetRate"/>).</summary>
+    public void TargetRateObjective(ArrayView<float> klPerRow, ArrayView<float> reconstructionPerRow, ArrayView<float> objectivePerRow,
+        ArrayView<float> klWeightFactor, int rows, float rate) =>
+        Launch(() => targetRate(Stream, 1, klPerRow, reconstructionPerRow, objectivePerRow, klWeightFactor, rows, rate));
 
     /// <summary>The backward pass through a sampler with an N(0, I) prior and weighted rows: the IWAE's, and the
     /// two-layer model's at z2 (see <see cref="Reparameterize.WeightedBackwardKernel"/>).</summary>
@@ -346,6 +357,7 @@ public sealed class KernelSet : IDisposable
         }
         methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.ForwardKernel))!);
         methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.BackwardKernel))!);
+        methods.Add(typeof(TargetRate).GetMethod(nameof(TargetRate.ObjectiveKernel))!);
         methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.WeightedBackwardKernel))!);
         methods.Add(typeof(ImportanceWeights).GetMethod(nameof(ImportanceWeights.BoundKernel))!);
         methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateBoundKernel))!);

@@ -64,10 +64,13 @@ public static class Reparameterize
         ArrayView<float> epsilon,
         ArrayView<float> dZ,
         ArrayView<float> dStats,
+        ArrayView<float> klWeightFactor,
         int latent,
         int samples,
         float klWeight)
     {
+        // The factor is written on the device (target-rate training's sign(R − σ)); 1 otherwise.
+        klWeight *= klWeightFactor[0];
         for (int k = 0; k < latent; k++)
         {
             int muIndex = row * 2 * latent + k;

@@ -53,6 +53,29 @@ public static class Plots
         Save(plot, path, 700, 700);
     }
 
+    /// <summary>The rate–distortion curve: one point per target rate σ, test rate R against test distortion D,
+    /// with the line D + R = const through the best point for reference (the ELBO's iso-lines).</summary>
+    public static void WriteRateDistortion(string path, IReadOnlyList<(double Target, double Rate, double Distortion)> points, string title)
+    {
+        var plot = new Plot();
+        var ordered = points.OrderBy(point => point.Rate).ToArray();
+        var curve = plot.Add.Scatter(ordered.Select(point => point.Rate).ToArray(), ordered.Select(point => point.Distortion).ToArray());
+        curve.LegendText = "trained at target rate σ";
+        foreach (var point in ordered)
+            plot.Add.Text(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"σ={point.Target:G3}"), point.Rate, point.Distortion);
+        var best = ordered.MinBy(point => point.Rate + point.Distortion);
+        double elbo = best.Rate + best.Distortion;
+        var iso = plot.Add.Line(0, elbo, elbo, 0);
+        iso.LinePattern = LinePattern.Dashed;
+        iso.LegendText = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"R + D = {elbo:F1} (best −ELBO)");
+        plot.Axes.SetLimits(0, Math.Max(1, ordered.Max(point => point.Rate)) * 1.15, 0, ordered.Max(point => point.Distortion) * 1.1);
+        plot.Title(title);
+        plot.XLabel("rate R = KL(q(z|x) ‖ p(z)), nats");
+        plot.YLabel("distortion D = −E log p(x|z), nats");
+        plot.ShowLegend(Alignment.UpperRight);
+        Save(plot, path, 800, 600);
+    }
+
     /// <summary>Renders to a temporary file and renames it over the target, so a crash never leaves half a PNG.</summary>
     private static void Save(Plot plot, string path, int width, int height)
     {

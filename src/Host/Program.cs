@@ -34,6 +34,7 @@ public static class Program
         var root = new RootCommand("IlgpuVae: variational autoencoders on GPUs (and the CPU) through ILGPU") { verbose };
         root.Subcommands.Add(TrainCommand(output, interrupt));
         root.Subcommands.Add(BenchCommand(output));
+        root.Subcommands.Add(RateDistortionCommand(output, interrupt));
         root.Subcommands.Add(CheckCommand(output));
         root.Subcommands.Add(EvalCommand(output));
         root.Subcommands.Add(InterpolateCommand(output));
@@ -82,6 +83,7 @@ public static class Program
         var mmdKernel = new Option<MmdKernelKind>("--mmd-kernel") { Description = "InfoVAE: gaussian (exp(-d²/2K)) or imq (inverse multiquadric 2K/(2K + d²))", DefaultValueFactory = _ => defaults.MmdKernel, CustomParser = ParseMmdKernel };
         var samples = new Option<int>("--k") { Description = "z samples per example: the IWAE's k; the VAE averages its ELBO over them", DefaultValueFactory = _ => defaults.Samples };
         var beta = new Option<double>("--beta") { Description = "Weight of the VAE's KL term (β-VAE; 1 is the ELBO)", DefaultValueFactory = _ => defaults.Beta };
+        var targetRate = new Option<double?>("--target-rate") { Description = "Train the VAE on D + |σ − R| for this rate σ in nats (Alemi et al. 2018) instead of the ELBO" };
         var warmup = new Option<int>("--warmup-epochs") { Description = "KL warm-up: β rises linearly from 0 to --beta over this many epochs (0: none)", DefaultValueFactory = _ => defaults.WarmupEpochs };
         var data = new Option<string>("--data") { Description = "mnist, fashion-mnist (fetched on first use), or a folder with train.csv and test.csv (label, then pixels 0-255 per row) or the four MNIST-format IDX files", DefaultValueFactory = _ => defaults.Data };
         var epochs = new Option<int>("--epochs") { Description = "Passes over the training set (default 10, or the length of --lr-schedule)", DefaultValueFactory = _ => defaults.Epochs };
@@ -109,7 +111,7 @@ public static class Program
 
         var command = new Command("train", "Train a VAE, IWAE or autoencoder and write metrics.csv, pictures and checkpoints")
         {
-            preset, model, mmdLambda, mmdKernel, samples, beta, warmup, stochasticLayers, hidden2, latent2, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
+            preset, model, mmdLambda, mmdKernel, targetRate, samples, beta, warmup, stochasticLayers, hidden2, latent2, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
             clipGradNorm, seed, likelihood, variance, activation, binarize, accelerator, outDirectory, trainLimit, testLimit,
             checkpointEvery, resume,
         };
@@ -139,6 +141,7 @@ public static class Program
                 Beta = Pick(beta, Pick(model, options.Model) == ModelKind.InfoVae ? 0 : options.Beta),
                 MmdLambda = Pick(mmdLambda, options.MmdLambda),
                 MmdKernel = Pick(mmdKernel, options.MmdKernel),
+                TargetRate = Pick(targetRate, options.TargetRate),
                 WarmupEpochs = Pick(warmup, options.WarmupEpochs),
                 Data = Pick(data, options.Data),
                 // A schedule sets the length unless --epochs is given.
@@ -195,6 +198,46 @@ public static class Program
                 result.AddError($"--lr-schedule must be constant, iwae or iwae-short (got {text})");
                 return LearningRateScheduleKind.Constant;
         }
+    }
+
+    private static Command RateDistortionCommand(TextWriter output, CancellationToken interrupt)
+    {
+        var defaults = new TrainOptions();
+        var rates = new Option<string>("--rates") { Description = "Target rates σ in nats, comma-separated", DefaultValueFactory = _ => "2,5,10,20,40" };
+        var data = new Option<string>("--data") { Description = "As for train", DefaultValueFactory = _ => defaults.Data };
+        var epochs = new Option<int>("--epochs") { Description = "Epochs per target rate", DefaultValueFactory = _ => 3 };
+        var batchSize = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => defaults.BatchSize };
+        var hidden = new Option<string>("--hidden") { Description = "Hidden layer widths, comma-separated", DefaultValueFactory = _ => "400" };
+        var latent = new Option<int>("--latent") { Description = "Latent dimensions", DefaultValueFactory = _ => defaults.Latent };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of every run", DefaultValueFactory = _ => defaults.Seed };
+        var accelerator = AcceleratorOption();
+        var outDirectory = new Option<string?>("--out") { Description = "Folder for one run per σ, rate-distortion.csv and rate-distortion.png (default runs/rate-distortion-TIME)" };
+        var trainLimit = new Option<int>("--train-limit") { Description = "Use only the first N training examples (0: all)" };
+        var testLimit = new Option<int>("--test-limit") { Description = "Use only the first N test examples (0: all)" };
+        var command = new Command("rate-distortion", "Train the VAE at several target rates σ (D + |σ − R|) and plot the test rate against the test distortion")
+        {
+            rates, data, epochs, batchSize, hidden, latent, seed, accelerator, outDirectory, trainLimit, testLimit,
+        };
+        command.SetAction(parse =>
+        {
+            var targets = parse.GetValue(rates)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                .Select(text => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && value >= 0
+                    ? value
+                    : throw new ArgumentException($"--rates: '{text}' is not a rate in nats ≥ 0; write rates like 2,5,10"))
+                .ToArray();
+            if (targets.Length == 0)
+                throw new ArgumentException("--rates needs at least one rate");
+            var options = defaults with
+            {
+                Data = parse.GetValue(data)!, Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batchSize),
+                Hidden = ParseWidths(parse.GetValue(hidden)!), Latent = parse.GetValue(latent), Seed = parse.GetValue(seed),
+                Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)), TrainLimit = parse.GetValue(trainLimit),
+                TestLimit = parse.GetValue(testLimit),
+            };
+            string folder = parse.GetValue(outDirectory) ?? Path.Combine("runs", $"rate-distortion-{DateTime.Now:yyyyMMdd-HHmmss}");
+            return RateDistortion.Run(options, targets, folder, output, interrupt);
+        });
+        return command;
     }
 
     private static Command BenchCommand(TextWriter output)

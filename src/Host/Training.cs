@@ -30,6 +30,8 @@ public sealed record TrainOptions
     /// <summary>KL warm-up: β rises linearly from 0 over this many epochs (0: none).</summary>
     public int WarmupEpochs { get; init; }
     public double AdamEpsilon { get; init; } = 1e-8;
+    /// <summary>Target-rate training: minimise D + |σ − R| with σ this (null: the ordinary objective).</summary>
+    public double? TargetRate { get; init; }
     /// <summary>InfoVAE: the weight of MMD² and its kernel.</summary>
     public double MmdLambda { get; init; } = 1000;
     public MmdKernelKind MmdKernel { get; init; } = MmdKernelKind.Gaussian;
@@ -121,6 +123,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             Model = options.Model,
             Samples = options.Samples,
             MmdLambda = options.MmdLambda,
+            TargetRate = options.TargetRate,
             MmdKernel = options.MmdKernel,
             StochasticLayers = options.StochasticLayers,
             Hidden2 = options.Hidden2,
@@ -160,7 +163,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                          $"binarize {options.Binarize.ToString().ToLowerInvariant()}" +
                          (config.Beta != 1 ? $", β {config.Beta.ToString(CultureInfo.InvariantCulture)}" : "") +
                          (config.Model == ModelKind.InfoVae ? $", MMD λ {config.MmdLambda.ToString(CultureInfo.InvariantCulture)} ({config.MmdKernel.ToString().ToLowerInvariant()} kernel)" : "") +
-                         (options.WarmupEpochs > 0 ? $", KL warm-up {options.WarmupEpochs} epochs" : "") + "; " +
+                         (options.WarmupEpochs > 0 ? $", KL warm-up {options.WarmupEpochs} epochs" : "") +
+                         (config.TargetRate is { } rate ? $", target rate {rate.ToString(CultureInfo.InvariantCulture)} nats (D + |σ − R|)" : "") + "; " +
                          $"batch {options.BatchSize}, Adam lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}" +
                          (options.LearningRateSchedule != LearningRateScheduleKind.Constant ? $" ({options.LearningRateSchedule.ToString().ToLowerInvariant()} schedule)" : "") +
                          $" ε {options.AdamEpsilon.ToString(CultureInfo.InvariantCulture)}, seed {options.Seed}" +

@@ -116,6 +116,12 @@ public static class ReferenceVae
         }
         if (config.Model == ModelKind.InfoVae)
             loss += config.MmdLambda * MmdReference.Squared(config.MmdKernel, pass.Z, priorDraws, batch, latent);
+        if (config.TargetRate is { } rate)
+        {
+            // D + |σ − R|: the KL term's weight becomes sign(R − σ).
+            loss = reconstruction + Math.Abs(rate - klMean);
+            beta = Math.Sign(klMean - rate);
+        }
         var dOutput = new double[pass.ReconstructionGradient.Length];
         for (int i = 0; i < dOutput.Length; i++)
             dOutput[i] = rowWeights[i / config.InputSize] * pass.ReconstructionGradient[i];

@@ -47,6 +47,8 @@ public sealed class Vae : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense> z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights;
     // InfoVAE: the batch's draws from the prior and each row's share of MMD².
     private readonly MemoryBuffer1D<float, Stride1D.Dense> priorDraws, mmdPerRow;
+    // Target-rate training: sign(R − σ) of the batch, the KL weight factor the sampler's backward pass reads.
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> rateSign;
     private const int TotalsLength = 5;
 
     public Vae(KernelSet kernels, VaeConfig config, int maxBatch, ulong seed, AdamSettings? adam = null)
@@ -94,6 +96,7 @@ public sealed class Vae : IDisposable
         bool infoVae = config.Model == ModelKind.InfoVae;
         priorDraws = accelerator.Allocate1D<float>(infoVae ? maxBatch * config.Latent : 1);
         mmdPerRow = accelerator.Allocate1D<float>(infoVae ? maxBatch : 1);
+        rateSign = accelerator.Allocate1D(new[] { 1f });
         // Encoder layers see one row per example, decoder layers one per sample.
         layerOutputs = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
         layerGradients = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
@@ -184,6 +187,12 @@ public sealed class Vae : IDisposable
         else if (Config.Model == ModelKind.InfoVae)
         {
             MmdObjective(batch, new DrawKey(Seed, Philox.Streams.EvalReparameterize + Philox.Streams.MmdPriorOffset, drawIndex), Config.Beta);
+            kernels.AccumulateBound(negativeBound.View.SubView(0, batch), evaluationTotals.View, batch);
+        }
+        else if (Config.TargetRate is { } rate)
+        {
+            kernels.TargetRateObjective(klPerRow.View.SubView(0, batch), reconstructionPerRow.View.SubView(0, batch),
+                negativeBound.View.SubView(0, batch), rateSign.View, batch, (float)rate);
             kernels.AccumulateBound(negativeBound.View.SubView(0, batch), evaluationTotals.View, batch);
         }
         kernels.AccumulateLoss(reconstructionPerRow.View.SubView(0, rows), klPerRow.View.SubView(0, rows), evaluationTotals.View, rows);
@@ -362,6 +371,13 @@ public sealed class Vae : IDisposable
                 if (accumulateLoss)
                     kernels.AccumulateBound(negativeBound.View.SubView(0, batch), trainingTotals.View, batch);
             }
+            else if (Config.TargetRate is { } rate)
+            {
+                kernels.TargetRateObjective(klPerRow.View.SubView(0, batch), rowTerms, negativeBound.View.SubView(0, batch),
+                    rateSign.View, batch, (float)rate);
+                if (accumulateLoss)
+                    kernels.AccumulateBound(negativeBound.View.SubView(0, batch), trainingTotals.View, batch);
+            }
         }
         if (accumulateLoss)
             kernels.AccumulateLoss(rowTerms, klPerRow.View.SubView(0, rows), trainingTotals.View, rows);
@@ -510,8 +526,11 @@ public sealed class Vae : IDisposable
                 if (Config.Model == ModelKind.InfoVae)
                     kernels.MmdBackward(Rows(z, batch, Config.Latent), Rows(priorDraws, batch, Config.Latent), Rows(dZ, batch, Config.Latent),
                         MmdSettings(batch, KlWeight), (float)Config.MmdLambda);
+                // Target-rate training weighs KL by sign(R − σ), which the device wrote; otherwise by β.
+                bool targetRate = Config.TargetRate is not null;
                 kernels.ReparameterizeBackward(encoderOutput, Rows(epsilon, zRows, Config.Latent), Rows(dZ, zRows, Config.Latent),
-                    dEncoderOutput, batch, Config.Latent, (float)(KlWeight / batch), Samples);
+                    dEncoderOutput, batch, Config.Latent, (float)((targetRate ? 1 : KlWeight) / batch), Samples,
+                    targetRate ? rateSign.View : null);
             }
         }
         BackwardLayers(0, Layout.EncoderLayerCount, batch, Rows(x, batch, Config.InputSize), kernels.None);
@@ -594,7 +613,7 @@ public sealed class Vae : IDisposable
 
     public void Dispose()
     {
-        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, negativeBound, z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights, priorDraws, mmdPerRow, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
+        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, negativeBound, z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights, priorDraws, mmdPerRow, rateSign, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
                      .Concat(layerOutputs).Concat(layerGradients))
             buffer.Dispose();
         trainingTotals.Dispose();

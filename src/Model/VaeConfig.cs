@@ -37,6 +37,10 @@ public sealed record VaeConfig
     /// the autoencoder takes 1.</summary>
     public int Samples { get; init; } = 1;
 
+    /// <summary>Target-rate training (Alemi et al. 2018): with σ set, the VAE minimises D + |σ − R| per batch
+    /// instead of D + β·R; null is the ordinary objective.</summary>
+    public double? TargetRate { get; init; }
+
     /// <summary>InfoVAE: λ, the weight of MMD², and the kernel it is estimated with.</summary>
     public double MmdLambda { get; init; } = 1000;
     public MmdKernelKind MmdKernel { get; init; } = MmdKernelKind.Gaussian;
@@ -68,7 +72,7 @@ public sealed record VaeConfig
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers
-        && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel
+        && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
 
     public override int GetHashCode() =>
@@ -101,6 +105,10 @@ public sealed record VaeConfig
             throw new ArgumentException("the autoencoder has one deterministic code; --stochastic-layers 2 needs --model vae or iwae");
         if (StochasticLayers == 2 && (Latent2 < 1 || Hidden2.Any(width => width < 1)))
             throw new ArgumentException($"the second stochastic layer's widths must each be at least 1 (got {string.Join(",", Hidden2)} and {Latent2})");
+        if (TargetRate is { } rate && (!(rate >= 0) || double.IsInfinity(rate)))
+            throw new ArgumentException($"--target-rate must be a finite number of nats ≥ 0 (got {rate})");
+        if (TargetRate is not null && (Model != ModelKind.Vae || Samples != 1 || StochasticLayers != 1 || Beta != 1))
+            throw new ArgumentException("--target-rate replaces β·KL of the one-layer VAE with k = 1: use it without --model, --k, --stochastic-layers or --beta");
         if (Model == ModelKind.InfoVae && (Samples != 1 || StochasticLayers != 1))
             throw new ArgumentException("the InfoVAE compares one code per example with the prior: use --k 1 and one stochastic layer");
         if (Model == ModelKind.InfoVae && (!(MmdLambda >= 0) || double.IsInfinity(MmdLambda)))
