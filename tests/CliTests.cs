@@ -326,9 +326,13 @@ public sealed class CliTests : IDisposable
         var rows = MetricsFile.Read(Path.Combine(run, "metrics.csv"));
         // The objective adds λ·MMD² ≥ 0 to the reconstruction (β = 0).
         Assert.All(rows, row => Assert.True(row.TestLoss >= row.TestReconstruction, $"{row.TestLoss} < {row.TestReconstruction}"));
-        (exitCode, output, error) = Run("eval", run, "--k", "10", "--accelerator", "cpu");
+        (exitCode, output, error) = Run("eval", run, "--k", "10", "--surgery", "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Contains("InfoVAE objective", output);
+        Assert.Contains("ELBO surgery (8 images, 8 samples of q(z))", output);
+        using var report = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "eval.json")));
+        var surgery = report.RootElement.GetProperty("Surgery");
+        Assert.True(surgery.GetProperty("MutualInformation").GetDouble() <= Math.Log(8) + 1e-9);
     }
 
     [Fact]

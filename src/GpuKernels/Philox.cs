@@ -95,6 +95,7 @@ public static class Philox
         public const uint ImportanceReparameterize = 8;
         public const uint ImportanceBinarize = 9;
         public const uint StaticBinarize = 10;
+        public const uint Surgery = 11;
 
         /// <summary>The stream of a second stochastic layer's ε: its first layer's stream plus this, so the two
         /// layers of a step never share a draw.</summary>

@@ -14,8 +14,11 @@ namespace IlgpuVae.Host;
 /// </summary>
 public static class Evaluate
 {
-    public static EvaluationReport Run(string runDirectory, int k, int examples, AcceleratorChoice choice, TextWriter output)
+    public static EvaluationReport Run(string runDirectory, int k, int examples, AcceleratorChoice choice, TextWriter output,
+        bool surgery = false, int surgerySamples = 0)
     {
+        if (surgerySamples < 0)
+            throw new ArgumentException($"--surgery-samples must be 0 (one per image) or more (got {surgerySamples})");
         if (k < 1)
             throw new ArgumentException($"--k must be at least 1 (got {k})");
         if (examples < 0)
@@ -43,6 +46,13 @@ public static class Evaluate
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{lossName}: loss {sums.MeanLoss:F2}; distortion {sums.MeanReconstruction:F2}, rate {sums.MeanKl:F2}; active units {activeUnits} of {vae.Config.TopLatent}"));
         string path = Path.Combine(runDirectory, "eval.json");
+        SurgeryReport? surgeryReport = null;
+        if (surgery)
+        {
+            if (vae.Config.Model == ModelKind.Ae)
+                throw new ArgumentException("--surgery splits the KL of q(z|x); the autoencoder has none");
+            surgeryReport = Surgery(vae, data, test.Count, surgerySamples == 0 ? test.Count : surgerySamples, output);
+        }
         if (vae.Config.Model == ModelKind.Ae)
         {
             // No q(z|x), so no importance weights: the autoencoder's report stops at its reconstruction.
@@ -76,11 +86,34 @@ public static class Evaluate
             LowerBound = lowerBound,
             ActiveUnits = activeUnits,
             LatentUnits = vae.Config.TopLatent,
+            Surgery = surgeryReport,
         };
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"L_{k} = {report.LowerBound:F2}, NLL = {report.NegativeLogLikelihood:F2} nats ({clock.Elapsed.TotalSeconds:F1} s)"));
         AtomicFile.WriteText(path, JsonSerializer.Serialize(report, Checkpoint.JsonOptions));
         output.WriteLine($"written: {path}");
+        return report;
+    }
+
+    /// <summary>Encodes every test image, then splits the average KL (of the top stochastic layer).</summary>
+    private static SurgeryReport Surgery(Vae vae, DeviceDataset data, int examples, int samples, TextWriter output)
+    {
+        int latent = vae.Config.TopLatent;
+        var mu = new float[examples * latent];
+        var logVariance = new float[examples * latent];
+        data.SetOrder(Enumerable.Range(0, data.Count).ToArray());
+        for (int first = 0; first < examples; first += vae.MaxBatch)
+        {
+            int batch = Math.Min(vae.MaxBatch, examples - first);
+            var (batchMu, batchLogVariance) = vae.Encode(data, first, batch);
+            batchMu.CopyTo(mu, first * latent);
+            batchLogVariance.CopyTo(logVariance, first * latent);
+        }
+        var clock = Stopwatch.StartNew();
+        var report = ElboSurgery.Estimate(mu, logVariance, examples, latent, samples, vae.Seed);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"ELBO surgery ({(vae.Config.StochasticLayers == 2 ? "z2, " : "")}{examples} images, {samples} samples of q(z)): average KL {report.AverageKl:F2} = " +
+            $"index-code mutual information {report.MutualInformation:F2} (at most log N = {report.LogN:F2}) + marginal KL(q(z) ‖ p(z)) {report.MarginalKl:F2} ({clock.Elapsed.TotalSeconds:F1} s)"));
         return report;
     }
 }

@@ -21,6 +21,8 @@ public sealed record EvaluationReport
     /// <summary>Latent units with Var_x(E_q[z_u]) above 0.01 (Burda et al.'s criterion).</summary>
     public int ActiveUnits { get; init; }
     public int LatentUnits { get; init; }
+    /// <summary>ELBO surgery (eval --surgery), of the top stochastic layer.</summary>
+    public SurgeryReport? Surgery { get; init; }
 }
 
 /// <summary>Evaluation of a trained model: the ELBO terms, the k-sample bound and active units.</summary>
