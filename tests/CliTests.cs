@@ -356,6 +356,26 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void DeepVibClassifiesAndReportsItsTestError()
+    {
+        var data = WriteDataSet(train: 30, test: 10);
+        // The synthetic labels are all 0: two classes (a classifier needs at least two).
+        var run = Path.Combine(directory, "vib");
+        var (exitCode, output, error) = Run("train", "--data", data, "--model", "vib", "--epochs", "2", "--batch-size", "10",
+            "--hidden", "6", "--latent", "3", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("β 0.001", output);
+        Assert.Matches(@"epoch 2/2: .*; test error \d+\.\d\d% \(one z per image\)", output);
+        Assert.False(File.Exists(Path.Combine(run, "samples.png")));
+        (exitCode, output, error) = Run("eval", run, "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("test error", output);
+        (exitCode, _, error) = Run("sample", run, "--accelerator", "cpu");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("Deep VIB run", error);
+    }
+
+    [Fact]
     public void PresetSetsThePapersSettingsAndGivenOptionsWin()
     {
         var data = WriteDataSet(train: 30, test: 6);

@@ -24,7 +24,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     // too: their kernels index example rows as row / k where the reference repeats rows.
     private static readonly string[] ConfigurationNames =
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
-         "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above"];
+         "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -53,6 +53,9 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         // σ = 0 lies below any KL (the KL weight is +1); these tiny models' KL is far below 40 (−1).
         "target-rate-below" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, TargetRate = 0 },
         "target-rate-above" => new VaeConfig { InputSize = 12, Hidden = [8], Latent = 4, TargetRate = 40 },
+        // The synthetic labels are 0..9, so the Deep VIB predicts 10 classes.
+        "vib" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Vib, Beta = 0.1 },
+        "vib-k2" => new VaeConfig { InputSize = 12, Hidden = [8, 5], Latent = 4, Model = ModelKind.Vib, Beta = 0.01, Samples = 2, Activation = ActivationKind.Tanh },
         "vae-2layer-k2" => new VaeConfig
         {
             InputSize = 12, Hidden = [7], Latent = 4, Hidden2 = [5], Latent2 = 2, StochasticLayers = 2,
@@ -79,7 +82,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         var epsilon = ReferenceVae.Epsilon(config, seed, step, batch);
         var layout = new ParameterLayout(config);
         var parameters = Numerics.ToDouble(layout.Initialise(seed));
-        var reference = ReferenceVae.LossAndGradient(config, parameters, x, epsilon, batch);
+        int[] labels = images.Labels.Select(label => (int)label).ToArray();
+        var reference = ReferenceVae.LossAndGradient(config, parameters, x, epsilon, batch, labels: labels);
 
         // A sample of parameters from every layer (weights and biases): central differences of the double
         // objective against the reference's analytic gradient (tight) and the kernels' float gradient.
@@ -90,7 +94,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             {
                 var probe = (double[])parameters.Clone();
                 probe[index] = value;
-                return ReferenceVae.LossAndGradient(config, probe, x, epsilon, batch).Loss;
+                return ReferenceVae.LossAndGradient(config, probe, x, epsilon, batch, labels: labels).Loss;
             }
             const double h = 1e-6;
             return (Objective(parameters[index] + h) - Objective(parameters[index] - h)) / (2 * h);
@@ -141,7 +145,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             int first = (step - 1) * batch % (examples - batch);
             var x = MinibatchReference.Gather(images.Images, identity, first, batch, 12, false, default);
-            var result = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(config, seed, step, batch), batch);
+            var result = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(config, seed, step, batch), batch,
+                labels: images.Labels.Skip(first).Take(batch).Select(label => (int)label).ToArray());
             referenceLosses.Add(result.Loss);
             var gradient = result.Gradient;
             if (adam.MaxGradientNorm is { } maxNorm)
@@ -189,7 +194,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
         var epsilon = ReferenceVae.Epsilon(scored, seed, drawIndex, batch, Philox.Streams.EvalReparameterize);
         var layout = new ParameterLayout(config);
-        var reference = ReferenceVae.LossAndGradient(scored, Numerics.ToDouble(layout.Initialise(seed)), x, epsilon, batch);
+        var reference = ReferenceVae.LossAndGradient(scored, Numerics.ToDouble(layout.Initialise(seed)), x, epsilon, batch,
+            labels: images.Labels.Select(label => (int)label).ToArray());
 
         foreach (var kernels in fixture.KernelSets)
         {
@@ -252,7 +258,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             var priorStats = Run(layout.Encoder2End, layout.DecoderStart, z1);
             z1 = Enumerable.Range(0, batch * config.Latent).Select(i => priorStats[i / config.Latent * 2 * config.Latent + i % config.Latent]).ToArray();
         }
-        var decoded = Run(layout.DecoderStart, layout.Layers.Count, z1);
+        var decoded = config.Model == ModelKind.Vib ? [] : Run(layout.DecoderStart, layout.Layers.Count, z1);
         if (config.Likelihood == LikelihoodKind.Bernoulli)
             decoded = decoded.Select(StableMath.Sigmoid).ToArray();
 
@@ -264,7 +270,10 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             string label = $"{kernels.Accelerator.AcceleratorType} {configuration}";
             Numerics.AssertClose(label + ": encoded μ", expectedMu, mu, 1e-5, 1e-6);
             Numerics.AssertClose(label + ": encoded log σ²", expectedLogVariance, logVariance, 1e-5, 1e-6);
-            Numerics.AssertClose(label + ": decoded means", decoded, vae.Decode(codes), 1e-5, 1e-6);
+            if (config.Model == ModelKind.Vib)
+                Assert.Throws<InvalidOperationException>(() => vae.Decode(codes)); // it decodes labels, not images
+            else
+                Numerics.AssertClose(label + ": decoded means", decoded, vae.Decode(codes), 1e-5, 1e-6);
         }
     }
 
@@ -280,7 +289,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         const int examples = 3, k = 7, maxBatch = 3;
         const ulong seed = 23;
         var images = SyntheticImages(examples, 3, 4, 7);
-        if (config.Model == ModelKind.Ae)
+        if (config.Model is ModelKind.Ae or ModelKind.Vib)
         {
             using var data = new DeviceDataset(fixture.KernelSets[0].Accelerator, images);
             using var autoencoder = new Vae(fixture.KernelSets[0], config, maxBatch, seed);

@@ -24,11 +24,13 @@ public sealed class KernelSet : IDisposable
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SamplerShape, float> weightedSamplerBackward;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> importanceBound;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<double>, int> accumulateBound;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<double>, int, int> accumulateCount;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LatentWidths> twoLayerLogWeight;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> priorStatsGradient;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmdParameters> mmdForward;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmdParameters, float> mmdBackward;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, DrawKey> priorSample;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<byte>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ClassificationShape, float> classification;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters> adamStep;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, Chunking> clipPartialSquares;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, float> clipScale;
@@ -79,11 +81,13 @@ public sealed class KernelSet : IDisposable
         weightedSamplerBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SamplerShape, float>(Reparameterize.WeightedBackwardKernel);
         importanceBound = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ImportanceWeights.BoundKernel);
         accumulateBound = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<double>, int>(LossTotals.AccumulateBoundKernel);
+        accumulateCount = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<double>, int, int>(LossTotals.AccumulateCountKernel);
         twoLayerLogWeight = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LatentWidths>(TwoLayer.LogWeightKernel);
         priorStatsGradient = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(TwoLayer.PriorStatsGradientKernel);
         mmdForward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmdParameters>(Mmd.ForwardKernel);
         mmdBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmdParameters, float>(Mmd.BackwardKernel);
         priorSample = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, DrawKey>(Mmd.PriorSampleKernel);
+        classification = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<byte>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ClassificationShape, float>(Classification.LossGradientKernel);
         adamStep = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Chunking, AdamParameters>(Adam.StepKernel);
         clipPartialSquares = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, Chunking>(GradientClipping.PartialSquaresKernel);
         clipScale = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(GradientClipping.ScaleKernel);
@@ -321,9 +325,18 @@ public sealed class KernelSet : IDisposable
     public void MmdBackward(ArrayView<float> z, ArrayView<float> prior, ArrayView<float> dZ, MmdParameters parameters, float scale) =>
         Launch(() => mmdBackward(Stream, parameters.Rows, z, prior, dZ, parameters, scale));
 
+    /// <summary>Softmax cross-entropy per row with its gradient and correctness (see <see cref="Classification"/>).</summary>
+    public void ClassificationLossGradient(ArrayView<float> logits, ArrayView<byte> labels, ArrayView<int> order, ArrayView<float> dLogits,
+        ArrayView<float> lossPerRow, ArrayView<float> correctPerRow, int rows, ClassificationShape shape, float gradientScale) =>
+        Launch(() => classification(Stream, rows, logits, labels, order, dLogits, lossPerRow, correctPerRow, shape, gradientScale));
+
     /// <summary>N(0, I) draws, element e from Philox (key, e).</summary>
     public void PriorSample(ArrayView<float> prior, DrawKey key) =>
         Launch(() => priorSample(Stream, (int)prior.Length, prior, key));
+
+    /// <summary>totals[slot] += Σ values.</summary>
+    public void AccumulateCount(ArrayView<float> values, ArrayView<double> totals, int rows, int slot) =>
+        Launch(() => accumulateCount(Stream, 1, values, totals, rows, slot));
 
     /// <summary>Adds Σ −L_k and the example count to totals[3] and totals[4].</summary>
     public void AccumulateBound(ArrayView<float> negativeBound, ArrayView<double> totals, int examples) =>
@@ -361,11 +374,13 @@ public sealed class KernelSet : IDisposable
         methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.WeightedBackwardKernel))!);
         methods.Add(typeof(ImportanceWeights).GetMethod(nameof(ImportanceWeights.BoundKernel))!);
         methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateBoundKernel))!);
+        methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateCountKernel))!);
         methods.Add(typeof(TwoLayer).GetMethod(nameof(TwoLayer.LogWeightKernel))!);
         methods.Add(typeof(TwoLayer).GetMethod(nameof(TwoLayer.PriorStatsGradientKernel))!);
         methods.Add(typeof(Mmd).GetMethod(nameof(Mmd.ForwardKernel))!);
         methods.Add(typeof(Mmd).GetMethod(nameof(Mmd.BackwardKernel))!);
         methods.Add(typeof(Mmd).GetMethod(nameof(Mmd.PriorSampleKernel))!);
+        methods.Add(typeof(Classification).GetMethod(nameof(Classification.LossGradientKernel))!);
         methods.Add(typeof(Adam).GetMethod(nameof(Adam.StepKernel))!);
         methods.Add(typeof(GradientClipping).GetMethod(nameof(GradientClipping.PartialSquaresKernel))!);
         methods.Add(typeof(GradientClipping).GetMethod(nameof(GradientClipping.ScaleKernel))!);

@@ -72,6 +72,20 @@ public static class LossTotals
         totals[2] += batch;
     }
 
+    /// <summary>totals[slot] += Σ values[0 .. rows) (the Deep VIB's correct classifications, in slot 5).</summary>
+    public static void AccumulateCountKernel(
+        Index1D thread,
+        ArrayView<float> values,
+        ArrayView<double> totals,
+        int rows,
+        int slot)
+    {
+        double sum = 0;
+        for (int row = 0; row < rows; row++)
+            sum += values[row];
+        totals[slot] += sum;
+    }
+
     public static void AccumulateBoundKernel(
         Index1D thread,
         ArrayView<float> negativeBound,

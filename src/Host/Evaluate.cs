@@ -40,6 +40,7 @@ public static class Evaluate
         {
             ModelKind.Iwae => $"IWAE bound −L_{vae.Config.Samples} (training k)",
             ModelKind.Ae => "reconstruction (autoencoder)",
+            ModelKind.Vib => "Deep VIB objective (−log q(y|z) + β·KL)",
             ModelKind.InfoVae => $"InfoVAE objective (rec + β·KL + {vae.Config.MmdLambda.ToString(CultureInfo.InvariantCulture)}·MMD²)",
             _ => "ELBO (one sample per image)",
         };
@@ -52,6 +53,19 @@ public static class Evaluate
             if (vae.Config.Model == ModelKind.Ae)
                 throw new ArgumentException("--surgery splits the KL of q(z|x); the autoencoder has none");
             surgeryReport = Surgery(vae, data, test.Count, surgerySamples == 0 ? test.Count : surgerySamples, output);
+        }
+        if (vae.Config.Model == ModelKind.Vib)
+        {
+            // A classifier: its report is the test error; it has no likelihood of images to bound.
+            var classifier = new EvaluationReport
+            {
+                Examples = test.Count, Loss = sums.MeanLoss, Distortion = sums.MeanReconstruction, Rate = sums.MeanKl,
+                ActiveUnits = activeUnits, LatentUnits = vae.Config.TopLatent, Surgery = surgeryReport, TestError = sums.ErrorRate,
+            };
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test error {100 * sums.ErrorRate:F2}% (one z per image; Alemi et al. report 1.13%)"));
+            AtomicFile.WriteText(path, JsonSerializer.Serialize(classifier, Checkpoint.JsonOptions));
+            output.WriteLine($"written: {path}");
+            return classifier;
         }
         if (vae.Config.Model == ModelKind.Ae)
         {

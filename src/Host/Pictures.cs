@@ -15,6 +15,7 @@ public static class Pictures
         if (count < 1)
             throw new ArgumentException($"--count must be at least 1 (got {count})");
         using var run = new RunFolder(runDirectory, choice, count);
+        run.RequireImageDecoder();
         string path = outPath ?? Path.Combine(runDirectory, "samples.png");
         WriteSamples(run.Vae, count, seed, path);
         output.WriteLine($"{count} samples from the prior, decoded by the model after epoch {run.Epoch}: {path}");
@@ -41,6 +42,7 @@ public static class Pictures
         if (count < 1)
             throw new ArgumentException($"--count must be at least 1 (got {count})");
         using var run = new RunFolder(runDirectory, choice, count);
+        run.RequireImageDecoder();
         var test = DataSets.Load(run.Options.Data, output).Test;
         count = Math.Min(count, test.Count);
         string path = outPath ?? Path.Combine(runDirectory, "reconstructions.png");
@@ -76,6 +78,7 @@ public static class Pictures
         if (pairs < 1 || steps < 2)
             throw new ArgumentException($"--pairs must be at least 1 and --steps at least 2 (got {pairs} and {steps})");
         using var run = new RunFolder(runDirectory, choice, Math.Max(2 * pairs, pairs * steps));
+        run.RequireImageDecoder();
         var vae = run.Vae;
         var test = DataSets.Load(run.Options.Data, output).Test;
         if (test.Features != vae.Config.InputSize)
@@ -117,6 +120,7 @@ public static class Pictures
         if (grid < 2)
             throw new ArgumentException($"--grid must be at least 2 (got {grid})");
         using var run = new RunFolder(runDirectory, choice, Math.Max(256, grid * grid));
+        run.RequireImageDecoder();
         var vae = run.Vae;
         if (vae.Config.TopLatent != 2)
             throw new ArgumentException($"latent-map needs a model with 2 latent dimensions; this one has {vae.Config.TopLatent} (train with --latent 2, or --latent2 2 with two stochastic layers)");

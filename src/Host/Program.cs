@@ -78,7 +78,7 @@ public static class Program
         var defaults = new TrainOptions();
         var preset = new Option<string?>("--preset") { Description = $"Start from the settings of a published result (options given beside it win): {string.Join(", ", Presets.Names)}" };
         preset.AcceptOnlyFromAmong(Presets.Names.ToArray());
-        var model = new Option<ModelKind>("--model") { Description = "vae (ELBO, averaged over --k samples), iwae (the k-sample importance-weighted bound), ae (plain autoencoder, z = the code) or infovae (rec + β·KL + λ·MMD², β 0 unless given)", DefaultValueFactory = _ => defaults.Model };
+        var model = new Option<ModelKind>("--model") { Description = "vae (ELBO, averaged over --k samples), iwae (the k-sample importance-weighted bound), ae (plain autoencoder, z = the code) infovae (rec + β·KL + λ·MMD², β 0 unless given) or vib (Deep VIB: −log q(label|z) + β·KL, β 1e-3 unless given)", DefaultValueFactory = _ => defaults.Model };
         var mmdLambda = new Option<double>("--mmd-lambda") { Description = "InfoVAE: λ, the weight of MMD² between the batch's codes and as many prior draws", DefaultValueFactory = _ => defaults.MmdLambda };
         var mmdKernel = new Option<MmdKernelKind>("--mmd-kernel") { Description = "InfoVAE: gaussian (exp(-d²/2K)) or imq (inverse multiquadric 2K/(2K + d²))", DefaultValueFactory = _ => defaults.MmdKernel, CustomParser = ParseMmdKernel };
         var samples = new Option<int>("--k") { Description = "z samples per example: the IWAE's k; the VAE averages its ELBO over them", DefaultValueFactory = _ => defaults.Samples };
@@ -138,7 +138,12 @@ public static class Program
                 Model = Pick(model, options.Model),
                 Samples = Pick(samples, options.Samples),
                 // The InfoVAE replaces the KL term by MMD unless a β is asked for.
-                Beta = Pick(beta, Pick(model, options.Model) == ModelKind.InfoVae ? 0 : options.Beta),
+                Beta = Pick(beta, Pick(model, options.Model) switch
+                {
+                    ModelKind.InfoVae => 0,
+                    ModelKind.Vib => 1e-3, // Alemi et al.'s choice for MNIST
+                    _ => options.Beta,
+                }),
                 MmdLambda = Pick(mmdLambda, options.MmdLambda),
                 MmdKernel = Pick(mmdKernel, options.MmdKernel),
                 TargetRate = Pick(targetRate, options.TargetRate),

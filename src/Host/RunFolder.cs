@@ -14,6 +14,13 @@ public sealed class RunFolder : IDisposable
     private readonly Accelerator accelerator;
     private readonly KernelSet kernels;
 
+    /// <summary>Pictures need a decoder of images; the Deep VIB's decodes labels.</summary>
+    public void RequireImageDecoder()
+    {
+        if (Vae.Config.Model == Model.ModelKind.Vib)
+            throw new ArgumentException($"{Directory} is a Deep VIB run: its decoder predicts labels, so it draws no images (use eval for its test error)");
+    }
+
     public RunFolder(string directory, AcceleratorChoice choice, int maxBatch)
     {
         Directory = directory;

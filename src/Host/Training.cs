@@ -141,6 +141,14 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             test = test.BinarizeOnce(options.Seed, part: 1);
         }
         config = config with { InputSize = train.Features };
+        if (config.Model == ModelKind.Vib)
+        {
+            // As many classes as the labels name; a test label beyond them could never be predicted.
+            int classes = Math.Max(2, train.Labels.Max() + 1);
+            if (test.Labels.Length > 0 && test.Labels.Max() >= classes)
+                throw new DataFormatException(options.Data, $"a test label is {test.Labels.Max()} but the training labels go up to {classes - 1}");
+            config = config with { Classes = classes };
+        }
 
         string outDirectory = options.Out ?? Path.Combine("runs", $"{train.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
         string checkpointDirectory = Path.Combine(outDirectory, TrainOptions.CheckpointFolder);
@@ -262,15 +270,21 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             metrics.Add(row);
             MetricsFile.Write(metricsPath, metrics);
             progress.End();
+            string error = config.Model == ModelKind.Vib
+                ? string.Create(CultureInfo.InvariantCulture, $"; test error {100 * testSums.ErrorRate:F2}% (one z per image)")
+                : "";
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"epoch {epoch}/{options.Epochs}: train loss {row.TrainLoss:F2}, test loss {row.TestLoss:F2} " +
                 $"(reconstruction {row.TestReconstruction:F2}, KL {row.TestKl:F2}), {seconds:F1} s, " +
-                $"{row.SamplesPerSecond:F0} samples/s, {launchesPerStep:F0} launches/step, {waits} host waits"));
+                $"{row.SamplesPerSecond:F0} samples/s, {launchesPerStep:F0} launches/step, {waits} host waits") + error);
             if (!double.IsFinite(row.TrainLoss) || !double.IsFinite(row.TestLoss))
                 return Diverged(!double.IsFinite(row.TrainReconstruction) || !double.IsFinite(row.TestReconstruction) ? "reconstruction" : "KL",
                     epoch, vae.Step);
             Checkpoint.Save(checkpointDirectory, vae, epoch);
-            WritePictures(outDirectory, vae, accelerator, test, metrics);
+            if (config.Model == ModelKind.Vib)
+                TryDraw("loss.png", () => Plots.WriteLossCurves(Path.Combine(outDirectory, "loss.png"), metrics, Path.GetFileName(Path.GetFullPath(outDirectory))));
+            else
+                WritePictures(outDirectory, vae, accelerator, test, metrics);
             if ((interrupt.IsCancellationRequested || vae.Step == options.StopAtStep) && epoch < options.Epochs)
             {
                 output.WriteLine($"interrupted after epoch {epoch}: checkpoint written; continue with: train --resume {outDirectory}");
@@ -279,6 +293,19 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         }
         output.WriteLine($"metrics: {metricsPath}; checkpoint: {checkpointDirectory}");
         return 0;
+    }
+
+    /// <summary>Draws one picture; one that cannot be drawn is reported and skipped, never stopping a run.</summary>
+    private void TryDraw(string name, Action draw)
+    {
+        try
+        {
+            draw();
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            output.WriteLine($"warning: could not write {name}: {exception.GetType().Name}: {exception.Message}");
+        }
     }
 
     /// <summary>Stops a run whose loss is NaN or infinite. The checkpoint is not replaced: it holds the last
@@ -297,19 +324,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
     /// </summary>
     private void WritePictures(string outDirectory, Vae vae, Accelerator accelerator, ImageDataset test, List<EpochMetrics> metrics)
     {
-        void Try(string name, Action draw)
-        {
-            try
-            {
-                draw();
-            }
-            catch (Exception exception) when (exception is not OutOfMemoryException)
-            {
-                output.WriteLine($"warning: could not write {name}: {exception.GetType().Name}: {exception.Message}");
-            }
-        }
-        Try("loss.png", () => Plots.WriteLossCurves(Path.Combine(outDirectory, "loss.png"), metrics, Path.GetFileName(Path.GetFullPath(outDirectory))));
-        Try("samples.png", () => Pictures.WriteSamples(vae, Math.Min(64, vae.MaxBatch), options.Seed, Path.Combine(outDirectory, "samples.png")));
-        Try("reconstructions.png", () => Pictures.WriteReconstructions(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "reconstructions.png")));
+        TryDraw("loss.png", () => Plots.WriteLossCurves(Path.Combine(outDirectory, "loss.png"), metrics, Path.GetFileName(Path.GetFullPath(outDirectory))));
+        TryDraw("samples.png", () => Pictures.WriteSamples(vae, Math.Min(64, vae.MaxBatch), options.Seed, Path.Combine(outDirectory, "samples.png")));
+        TryDraw("reconstructions.png", () => Pictures.WriteReconstructions(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "reconstructions.png")));
     }
 }

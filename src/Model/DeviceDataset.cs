@@ -10,7 +10,7 @@ namespace IlgpuVae.Model;
 /// </summary>
 public sealed class DeviceDataset : IDisposable
 {
-    private readonly MemoryBuffer1D<byte, Stride1D.Dense> images;
+    private readonly MemoryBuffer1D<byte, Stride1D.Dense> images, labels;
     private readonly Accelerator accelerator;
     private MemoryBuffer1D<int, Stride1D.Dense> order;
 
@@ -19,6 +19,7 @@ public sealed class DeviceDataset : IDisposable
         Source = dataset;
         this.accelerator = accelerator;
         images = accelerator.Allocate1D(dataset.Images);
+        labels = accelerator.Allocate1D(dataset.Labels.Length > 0 ? dataset.Labels : new byte[1]);
         order = accelerator.Allocate1D<int>(dataset.Count);
         SetOrder(Enumerable.Range(0, dataset.Count).ToArray());
     }
@@ -27,6 +28,8 @@ public sealed class DeviceDataset : IDisposable
     public int Count => Source.Count;
     public int Features => Source.Features;
     public ArrayView<byte> Images => images.View;
+    /// <summary>One label per example (the Deep VIB's targets).</summary>
+    public ArrayView<byte> Labels => labels.View;
     public ArrayView<int> Order => order.View;
 
     /// <summary>
@@ -52,6 +55,7 @@ public sealed class DeviceDataset : IDisposable
     public void Dispose()
     {
         images.Dispose();
+        labels.Dispose();
         order.Dispose();
     }
 }

@@ -21,6 +21,8 @@ public sealed record EvaluationReport
     /// <summary>Latent units with Var_x(E_q[z_u]) above 0.01 (Burda et al.'s criterion).</summary>
     public int ActiveUnits { get; init; }
     public int LatentUnits { get; init; }
+    /// <summary>The Deep VIB's test classification error (one z per image).</summary>
+    public double? TestError { get; init; }
     /// <summary>ELBO surgery (eval --surgery), of the top stochastic layer.</summary>
     public SurgeryReport? Surgery { get; init; }
 }

@@ -58,12 +58,13 @@ public sealed class ParameterLayout
         DecoderStart = layers.Count;
 
         int decoderWidth = config.Latent;
-        for (int i = config.Hidden.Length - 1; i >= 0; i--)
+        // The Deep VIB's decoder is a softmax regression on z, as in Alemi et al.: no hidden layers.
+        for (int i = config.Hidden.Length - 1; i >= 0 && config.Model != ModelKind.Vib; i--)
         {
             Add($"decoder.{config.Hidden.Length - 1 - i}", decoderWidth, config.Hidden[i], config.Activation);
             decoderWidth = config.Hidden[i];
         }
-        Add("decoder.out", decoderWidth, config.InputSize, config.OutputActivation);
+        Add("decoder.out", decoderWidth, config.OutputSize, config.Model == ModelKind.Vib ? ActivationKind.Identity : config.OutputActivation);
 
         Layers = layers;
         Count = layers[^1].End;

@@ -37,7 +37,7 @@ public static class ReferenceVae
     private sealed record Pass(ParameterLayout Layout, double[][] Inputs, double[][] Outputs, double[] RepeatedStats,
         double[] Z, double[] KlPerRow, double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
 
-    private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
+    private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch, int[]? labels = null)
     {
         var layout = new ParameterLayout(config);
         var layers = layout.Layers;
@@ -63,6 +63,13 @@ public static class ReferenceVae
                 currentRows, layer.Inputs, layer.Outputs);
             current = outputs[i];
         }
+        if (config.Model == ModelKind.Vib)
+        {
+            // The Deep VIB's decoder term: −log softmax(logits)[label] of each sample's example.
+            var (loss, gradient, _) = ClassificationReference.CrossEntropy(current,
+                Enumerable.Range(0, rows).Select(r => labels![r / samples]).ToArray(), rows, config.Classes);
+            return new Pass(layout, inputs, outputs, repeatedStats, z, kl, loss, gradient, rows);
+        }
         var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
         var (reconstructionPerRow, dOutput) = LossReference.Reconstruction(config.Likelihood, target, current, rows,
             config.InputSize, config.GaussianVariance, 1.0);
@@ -85,15 +92,17 @@ public static class ReferenceVae
     /// z row.
     /// </summary>
     public static Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch,
-        double? klWeight = null)
+        double? klWeight = null, int[]? labels = null)
     {
+        if (config.Model == ModelKind.Vib && (labels is null || labels.Length < batch))
+            throw new ArgumentException("the Deep VIB's objective needs each example's label");
         double beta = klWeight ?? config.Beta;
         if (config.StochasticLayers == 2)
             return TwoLayerLossAndGradient(config, parameters, x, epsilon, batch, beta);
         double[] priorDraws = [];
         if (config.Model == ModelKind.InfoVae)
             (epsilon, priorDraws) = (epsilon[..(batch * config.Latent)], epsilon[(batch * config.Latent)..]);
-        var pass = Forward(config, parameters, x, epsilon, batch);
+        var pass = Forward(config, parameters, x, epsilon, batch, labels);
         var (layout, inputs, rows) = (pass.Layout, pass.Inputs, pass.Rows);
         int samples = config.Samples, latent = config.Latent;
         double reconstruction = pass.ReconstructionPerRow.Average();
@@ -124,7 +133,7 @@ public static class ReferenceVae
         }
         var dOutput = new double[pass.ReconstructionGradient.Length];
         for (int i = 0; i < dOutput.Length; i++)
-            dOutput[i] = rowWeights[i / config.InputSize] * pass.ReconstructionGradient[i];
+            dOutput[i] = rowWeights[i / config.OutputSize] * pass.ReconstructionGradient[i];
 
         var layers = layout.Layers;
         var gradient = new double[layout.Count];

@@ -10,7 +10,7 @@ namespace IlgpuVae.Model;
 /// InfoVAE's rec + β·KL + λ·MMD²) also sum their value per example in Objective over ObjectiveExamples.
 /// </summary>
 public readonly record struct LossSums(double Reconstruction, double Kl, double Examples, double Beta,
-    double Objective = 0, double ObjectiveExamples = 0)
+    double Objective = 0, double ObjectiveExamples = 0, double Correct = 0)
 {
     public double MeanReconstruction => Examples > 0 ? Reconstruction / Examples : double.NaN;
     public double MeanKl => Examples > 0 ? Kl / Examples : double.NaN;
@@ -19,10 +19,14 @@ public readonly record struct LossSums(double Reconstruction, double Kl, double 
     public double MeanLoss => ObjectiveExamples > 0 ? Objective / ObjectiveExamples : MeanReconstruction + Beta * MeanKl;
 
     /// <summary>As stored on the device and in checkpoints.</summary>
-    public double[] ToArray() => [Reconstruction, Kl, Examples, Objective, ObjectiveExamples];
+    /// <summary>The Deep VIB's classification error over the rows seen.</summary>
+    public double ErrorRate => Examples > 0 ? 1 - Correct / Examples : double.NaN;
+
+    public double[] ToArray() => [Reconstruction, Kl, Examples, Objective, ObjectiveExamples, Correct];
 
     public static LossSums FromArray(double[] values, double beta) =>
-        new(values[0], values[1], values[2], beta, values.Length > 3 ? values[3] : 0, values.Length > 4 ? values[4] : 0);
+        new(values[0], values[1], values[2], beta, values.Length > 3 ? values[3] : 0, values.Length > 4 ? values[4] : 0,
+            values.Length > 5 ? values[5] : 0);
 }
 
 /// <summary>
@@ -49,7 +53,9 @@ public sealed class Vae : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense> priorDraws, mmdPerRow;
     // Target-rate training: sign(R − σ) of the batch, the KL weight factor the sampler's backward pass reads.
     private readonly MemoryBuffer1D<float, Stride1D.Dense> rateSign;
-    private const int TotalsLength = 5;
+    private const int TotalsLength = 6, CorrectSlot = 5;
+    // Deep VIB: whether each row's most likely class was its label.
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> correctPerRow;
 
     public Vae(KernelSet kernels, VaeConfig config, int maxBatch, ulong seed, AdamSettings? adam = null)
     {
@@ -97,6 +103,7 @@ public sealed class Vae : IDisposable
         priorDraws = accelerator.Allocate1D<float>(infoVae ? maxBatch * config.Latent : 1);
         mmdPerRow = accelerator.Allocate1D<float>(infoVae ? maxBatch : 1);
         rateSign = accelerator.Allocate1D(new[] { 1f });
+        correctPerRow = accelerator.Allocate1D<float>(config.Model == ModelKind.Vib ? maxRows : 1);
         // Encoder layers see one row per example, decoder layers one per sample.
         layerOutputs = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
         layerGradients = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
@@ -176,7 +183,17 @@ public sealed class Vae : IDisposable
         int samples = Config.Model == ModelKind.Iwae ? Samples : 1;
         GatherAndForward(data, first, batch, binarize, drawIndex, Philox.Streams.EvalBinarize, Philox.Streams.EvalReparameterize, samples);
         int rows = batch * samples;
-        ReconstructionLossRows(batch, samples);
+        if (Config.Model == ModelKind.Vib)
+        {
+            // The gradient buffer of the last layer serves as scratch: evaluation computes no gradient.
+            int last = Layout.Layers.Count - 1;
+            kernels.ClassificationLossGradient(Rows(layerOutputs[last], rows, Config.OutputSize), data.Labels, data.Order,
+                Rows(layerGradients[last], rows, Config.OutputSize), reconstructionPerRow.View.SubView(0, rows),
+                correctPerRow.View.SubView(0, rows), rows, new ClassificationShape(Config.Classes, samples, first), 1f);
+            kernels.AccumulateCount(correctPerRow.View.SubView(0, rows), evaluationTotals.View, rows, CorrectSlot);
+        }
+        else
+            ReconstructionLossRows(batch, samples);
         if (Config.Model == ModelKind.Iwae)
         {
             ImportanceBound(batch, samples);
@@ -248,6 +265,8 @@ public sealed class Vae : IDisposable
             throw new ArgumentOutOfRangeException(nameof(drawIndex), "draw indices must stay below 2^32");
         if (Config.Model == ModelKind.Ae)
             throw new InvalidOperationException("the autoencoder has no q(z|x), so it has no importance weights or likelihood bound");
+        if (Config.Model == ModelKind.Vib)
+            throw new InvalidOperationException("the Deep VIB models labels, not images: it has no likelihood of x to bound");
         GatherAndForward(data, first, batch, binarize, drawIndex, Philox.Streams.ImportanceBinarize, Philox.Streams.ImportanceReparameterize, 1);
         ReconstructionLossRows(batch, 1);
         LogWeightRows(batch, 1);
@@ -323,8 +342,8 @@ public sealed class Vae : IDisposable
         GatherAndForward(data, first, batch, binarize, drawStep, Philox.Streams.Binarize, Philox.Streams.Reparameterize, Samples);
         int last = Layout.Layers.Count - 1, rows = batch * Samples;
         var target = Rows(x, batch, Config.InputSize);
-        var output = Rows(layerOutputs[last], rows, Config.InputSize);
-        var dOutput = Rows(layerGradients[last], rows, Config.InputSize);
+        var output = Rows(layerOutputs[last], rows, Config.OutputSize);
+        var dOutput = Rows(layerGradients[last], rows, Config.OutputSize);
         var rowTerms = reconstructionPerRow.View.SubView(0, rows);
         if (TwoLayers)
         {
@@ -362,9 +381,20 @@ public sealed class Vae : IDisposable
         else
         {
             // The batch mean of the average over k samples: every output row weighs 1/(batch·k).
-            var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0 / rows);
-            kernels.ReconstructionLossGradient(Config.Likelihood, target, output, dOutput, rowTerms, rows, Config.InputSize,
-                reconstruction, Samples);
+            if (Config.Model == ModelKind.Vib)
+            {
+                // −log q(y|z) in place of the reconstruction term.
+                kernels.ClassificationLossGradient(output, data.Labels, data.Order, dOutput, rowTerms, correctPerRow.View.SubView(0, rows),
+                    rows, new ClassificationShape(Config.Classes, Samples, first), 1f / rows);
+                if (accumulateLoss)
+                    kernels.AccumulateCount(correctPerRow.View.SubView(0, rows), trainingTotals.View, rows, CorrectSlot);
+            }
+            else
+            {
+                var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0 / rows);
+                kernels.ReconstructionLossGradient(Config.Likelihood, target, output, dOutput, rowTerms, rows, Config.InputSize,
+                    reconstruction, Samples);
+            }
             if (Config.Model == ModelKind.InfoVae)
             {
                 MmdObjective(batch, new DrawKey(Seed, Philox.Streams.Reparameterize + Philox.Streams.MmdPriorOffset, drawStep), KlWeight);
@@ -478,6 +508,8 @@ public sealed class Vae : IDisposable
     /// </summary>
     public float[] Decode(float[] codes)
     {
+        if (Config.Model == ModelKind.Vib)
+            throw new InvalidOperationException("the Deep VIB decodes class probabilities, not images");
         int top = Config.TopLatent;
         int batch = codes.Length / top;
         if (batch < 1 || batch > MaxBatch || codes.Length != batch * top)
@@ -613,7 +645,7 @@ public sealed class Vae : IDisposable
 
     public void Dispose()
     {
-        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, negativeBound, z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights, priorDraws, mmdPerRow, rateSign, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
+        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, negativeBound, z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights, priorDraws, mmdPerRow, rateSign, correctPerRow, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
                      .Concat(layerOutputs).Concat(layerGradients))
             buffer.Dispose();
         trainingTotals.Dispose();

@@ -11,6 +11,8 @@ public enum ModelKind
     Ae,
     /// <summary>InfoVAE / MMD-VAE: rec + β·KL + λ·MMD²(q(z), p(z)) on the batch (β defaults to 0 for it).</summary>
     InfoVae,
+    /// <summary>Deep VIB (supervised): −log q(y|z) + β·KL with q(y|z) a softmax regression on z (β defaults to 1e-3).</summary>
+    Vib,
 }
 
 /// <summary>
@@ -36,6 +38,12 @@ public sealed record VaeConfig
     /// <summary>z samples per example, k: the VAE averages the ELBO over them, the IWAE bounds with all of them;
     /// the autoencoder takes 1.</summary>
     public int Samples { get; init; } = 1;
+
+    /// <summary>Deep VIB: the number of classes the decoder predicts.</summary>
+    public int Classes { get; init; } = 10;
+
+    /// <summary>Columns of the decoder's output: the pixels, or the Deep VIB's class logits.</summary>
+    public int OutputSize => Model == ModelKind.Vib ? Classes : InputSize;
 
     /// <summary>Target-rate training (Alemi et al. 2018): with σ set, the VAE minimises D + |σ − R| per batch
     /// instead of D + β·R; null is the ordinary objective.</summary>
@@ -73,6 +81,7 @@ public sealed record VaeConfig
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers
         && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
+        && (Model != ModelKind.Vib || Classes == other.Classes)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
 
     public override int GetHashCode() =>
@@ -109,6 +118,8 @@ public sealed record VaeConfig
             throw new ArgumentException($"--target-rate must be a finite number of nats ≥ 0 (got {rate})");
         if (TargetRate is not null && (Model != ModelKind.Vae || Samples != 1 || StochasticLayers != 1 || Beta != 1))
             throw new ArgumentException("--target-rate replaces β·KL of the one-layer VAE with k = 1: use it without --model, --k, --stochastic-layers or --beta");
+        if (Model == ModelKind.Vib && (StochasticLayers != 1 || Classes < 2 || Classes > 256))
+            throw new ArgumentException($"the Deep VIB classifies 2 to 256 classes (got {Classes}) from one stochastic layer");
         if (Model == ModelKind.InfoVae && (Samples != 1 || StochasticLayers != 1))
             throw new ArgumentException("the InfoVAE compares one code per example with the prior: use --k 1 and one stochastic layer");
         if (Model == ModelKind.InfoVae && (!(MmdLambda >= 0) || double.IsInfinity(MmdLambda)))

@@ -161,3 +161,26 @@ public static class ImportanceReference
         return sums;
     }
 }
+
+/// <summary>Softmax cross-entropy in double precision (the Deep VIB decoder).</summary>
+public static class ClassificationReference
+{
+    /// <summary>−log softmax(logits)[label] per row, d/dlogits = softmax − onehot, and whether the argmax is the
+    /// label.</summary>
+    public static (double[] Loss, double[] Gradient, bool[] Correct) CrossEntropy(double[] logits, int[] labels, int rows, int classes)
+    {
+        var loss = new double[rows];
+        var gradient = new double[logits.Length];
+        var correct = new bool[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            var mine = logits.AsSpan(r * classes, classes).ToArray();
+            double logSum = LossReference.LogMeanExp(mine) + Math.Log(classes);
+            loss[r] = logSum - mine[labels[r]];
+            for (int c = 0; c < classes; c++)
+                gradient[r * classes + c] = Math.Exp(mine[c] - logSum) - (c == labels[r] ? 1 : 0);
+            correct[r] = Array.IndexOf(mine, mine.Max()) == labels[r];
+        }
+        return (loss, gradient, correct);
+    }
+}

@@ -102,7 +102,7 @@ public static class Checkpoint
         {
             throw new DataFormatException(statePath, $"not a valid checkpoint state ({exception.Message})", inner: exception);
         }
-        if (state.TrainingSums.Length is not (3 or 5) || state.StepInEpoch < 0 || state.Epoch < 0)
+        if (state.TrainingSums.Length is not (3 or 5 or 6) || state.StepInEpoch < 0 || state.Epoch < 0)
             throw new DataFormatException(statePath, "epoch, step in epoch or training sums are out of range");
         if (state.Format != CheckpointState.CurrentFormat)
             throw new DataFormatException(statePath, $"checkpoint format {state.Format} is not supported (this build reads format {CheckpointState.CurrentFormat})");
