@@ -78,9 +78,10 @@ public static class Program
         var defaults = new TrainOptions();
         var preset = new Option<string?>("--preset") { Description = $"Start from the settings of a published result (options given beside it win): {string.Join(", ", Presets.Names)}" };
         preset.AcceptOnlyFromAmong(Presets.Names.ToArray());
-        var model = new Option<ModelKind>("--model") { Description = "vae (ELBO, averaged over --k samples), iwae (the k-sample importance-weighted bound), ae (plain autoencoder, z = the code) infovae (rec + β·KL + λ·MMD², β 0 unless given) or vib (Deep VIB: −log q(label|z) + β·KL, β 1e-3 unless given)", DefaultValueFactory = _ => defaults.Model };
+        preset.HelpName = "NAME";
+        var model = new Option<ModelKind>("--model") { Description = "vae (ELBO, averaged over --k samples), iwae (the k-sample importance-weighted bound), ae (plain autoencoder, z = the code), infovae (rec + β·KL + λ·MMD², β 0 unless given) or vib (Deep VIB: −log q(label|z) + β·KL, β 1e-3 unless given)", DefaultValueFactory = _ => defaults.Model, HelpName = "vae|iwae|ae|infovae|vib" };
         var mmdLambda = new Option<double>("--mmd-lambda") { Description = "InfoVAE: λ, the weight of MMD² between the batch's codes and as many prior draws", DefaultValueFactory = _ => defaults.MmdLambda };
-        var mmdKernel = new Option<MmdKernelKind>("--mmd-kernel") { Description = "InfoVAE: gaussian (exp(-d²/2K)) or imq (inverse multiquadric 2K/(2K + d²))", DefaultValueFactory = _ => defaults.MmdKernel, CustomParser = ParseMmdKernel };
+        var mmdKernel = new Option<MmdKernelKind>("--mmd-kernel") { Description = "InfoVAE: gaussian (exp(-d²/2K)) or imq (inverse multiquadric 2K/(2K + d²))", DefaultValueFactory = _ => defaults.MmdKernel, CustomParser = ParseMmdKernel, HelpName = "gaussian|imq" };
         var samples = new Option<int>("--k") { Description = "z samples per example: the IWAE's k; the VAE averages its ELBO over them", DefaultValueFactory = _ => defaults.Samples };
         var beta = new Option<double>("--beta") { Description = "Weight of the VAE's KL term (β-VAE; 1 is the ELBO)", DefaultValueFactory = _ => defaults.Beta };
         var targetRate = new Option<double?>("--target-rate") { Description = "Train the VAE on D + |σ − R| for this rate σ in nats (Alemi et al. 2018) instead of the ELBO" };
@@ -94,7 +95,7 @@ public static class Program
         var hidden2 = new Option<string>("--hidden2") { Description = "Two stochastic layers: widths between z1 and z2, comma-separated (p(z1|z2) mirrors them)", DefaultValueFactory = _ => "100,100" };
         var latent2 = new Option<int>("--latent2") { Description = "Two stochastic layers: dimensions of z2", DefaultValueFactory = _ => defaults.Latent2 };
         var learningRate = new Option<double>("--lr") { Description = "Adam learning rate (the start of --lr-schedule)", DefaultValueFactory = _ => defaults.LearningRate };
-        var schedule = new Option<LearningRateScheduleKind>("--lr-schedule") { Description = "constant; iwae (the IWAE paper's: 3^i epochs at lr·10^(-i/7), i = 0..7, 3280 epochs); iwae-short (those eight rates, one epoch each)", DefaultValueFactory = _ => defaults.LearningRateSchedule, CustomParser = ParseSchedule };
+        var schedule = new Option<LearningRateScheduleKind>("--lr-schedule") { Description = "constant; iwae (the IWAE paper's: 3^i epochs at lr·10^(-i/7), i = 0..7, 3280 epochs); iwae-short (those eight rates, one epoch each)", DefaultValueFactory = _ => defaults.LearningRateSchedule, CustomParser = ParseSchedule, HelpName = "constant|iwae|iwae-short" };
         var adamEpsilon = new Option<double>("--adam-eps") { Description = "Adam's ε (the IWAE paper uses 1e-4)", DefaultValueFactory = _ => defaults.AdamEpsilon };
         var clipGradNorm = new Option<double?>("--clip-grad-norm") { Description = "Scale the gradient down to this L2 norm (over all parameters) before each step when it is larger (default: no clipping)" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of every random draw (initialisation, order, ε)", DefaultValueFactory = _ => defaults.Seed };
