@@ -44,7 +44,7 @@ public sealed class Vae : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense> x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights;
     private readonly MemoryBuffer1D<float, Stride1D.Dense>[] layerOutputs, layerGradients;
     private readonly MemoryBuffer1D<double, Stride1D.Dense> trainingTotals, evaluationTotals;
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> gradientScale, clipPartials, normalizedWeights, negativeBound;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> gradientScale, clipPartials, normalizedWeights, objectivePerExample;
     // The second stochastic layer's z2, ε2 and dz2, the gradient of z1 that flows back from q(z2|z1), the
     // analytic KL that sampling z2 writes (unused: the two-layer KL is sampled through log w), and equal row
     // weights (the VAE's share of each sample).
@@ -91,7 +91,9 @@ public sealed class Vae : IDisposable
         reconstructionPerRow = accelerator.Allocate1D<float>(maxRows);
         logWeights = accelerator.Allocate1D<float>(maxRows);
         normalizedWeights = accelerator.Allocate1D<float>(maxRows);
-        negativeBound = accelerator.Allocate1D<float>(maxBatch);
+        // Per example, the objectives that are not rec + β·KL per row: −L_k (IWAE), rec + β·KL + λ·B·MMD share
+        // (InfoVAE), rec + |σ − R| (target rate).
+        objectivePerExample = accelerator.Allocate1D<float>(maxBatch);
         int rows2 = config.StochasticLayers == 2 ? maxRows : 1;
         z2 = accelerator.Allocate1D<float>(rows2 * config.Latent2);
         epsilon2 = accelerator.Allocate1D<float>(rows2 * config.Latent2);
@@ -197,20 +199,20 @@ public sealed class Vae : IDisposable
         if (Config.Model == ModelKind.Iwae)
         {
             ImportanceBound(batch, samples);
-            kernels.AccumulateBound(negativeBound.View.SubView(0, batch), evaluationTotals.View, batch);
+            kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), evaluationTotals.View, batch);
         }
         else if (TwoLayers)
             LogWeightRows(batch, samples); // the two-layer KL terms are sampled, through log w
         else if (Config.Model == ModelKind.InfoVae)
         {
             MmdObjective(batch, new DrawKey(Seed, Philox.Streams.EvalReparameterize + Philox.Streams.MmdPriorOffset, drawIndex), Config.Beta);
-            kernels.AccumulateBound(negativeBound.View.SubView(0, batch), evaluationTotals.View, batch);
+            kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), evaluationTotals.View, batch);
         }
         else if (Config.TargetRate is { } rate)
         {
             kernels.TargetRateObjective(klPerRow.View.SubView(0, batch), reconstructionPerRow.View.SubView(0, batch),
-                negativeBound.View.SubView(0, batch), rateSign.View, batch, (float)rate);
-            kernels.AccumulateBound(negativeBound.View.SubView(0, batch), evaluationTotals.View, batch);
+                objectivePerExample.View.SubView(0, batch), rateSign.View, batch, (float)rate);
+            kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), evaluationTotals.View, batch);
         }
         kernels.AccumulateLoss(reconstructionPerRow.View.SubView(0, rows), klPerRow.View.SubView(0, rows), evaluationTotals.View, rows);
     }
@@ -225,7 +227,7 @@ public sealed class Vae : IDisposable
         kernels.PriorSample(Rows(priorDraws, batch, Config.Latent), priorKey);
         kernels.MmdForward(Rows(z, batch, Config.Latent), Rows(priorDraws, batch, Config.Latent),
             reconstructionPerRow.View.SubView(0, batch), klPerRow.View.SubView(0, batch), mmdPerRow.View.SubView(0, batch),
-            negativeBound.View.SubView(0, batch), MmdSettings(batch, beta));
+            objectivePerExample.View.SubView(0, batch), MmdSettings(batch, beta));
     }
 
     /// <summary>log w for each z row after the reconstruction terms (and, with two stochastic layers, the row's
@@ -251,7 +253,7 @@ public sealed class Vae : IDisposable
         int rows = batch * samples;
         LogWeightRows(batch, samples);
         kernels.ImportanceBound(logWeights.View.SubView(0, rows), normalizedWeights.View.SubView(0, rows),
-            negativeBound.View.SubView(0, batch), batch, samples);
+            objectivePerExample.View.SubView(0, batch), batch, samples);
     }
 
     /// <summary>
@@ -361,7 +363,7 @@ public sealed class Vae : IDisposable
             if (accumulateLoss)
             {
                 if (importance)
-                    kernels.AccumulateBound(negativeBound.View.SubView(0, batch), trainingTotals.View, batch);
+                    kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), trainingTotals.View, batch);
                 kernels.AccumulateLoss(rowTerms, klPerRow.View.SubView(0, rows), trainingTotals.View, rows);
             }
             BackwardTwoLayers(batch, weights, scale * (float)(importance ? 1.0 : KlWeight));
@@ -376,7 +378,7 @@ public sealed class Vae : IDisposable
             kernels.ReconstructionWeightedGradient(Config.Likelihood, target, output, dOutput,
                 normalizedWeights.View.SubView(0, rows), rows, Config.InputSize, weighted, Samples);
             if (accumulateLoss)
-                kernels.AccumulateBound(negativeBound.View.SubView(0, batch), trainingTotals.View, batch);
+                kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), trainingTotals.View, batch);
         }
         else
         {
@@ -399,14 +401,14 @@ public sealed class Vae : IDisposable
             {
                 MmdObjective(batch, new DrawKey(Seed, Philox.Streams.Reparameterize + Philox.Streams.MmdPriorOffset, drawStep), KlWeight);
                 if (accumulateLoss)
-                    kernels.AccumulateBound(negativeBound.View.SubView(0, batch), trainingTotals.View, batch);
+                    kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), trainingTotals.View, batch);
             }
             else if (Config.TargetRate is { } rate)
             {
-                kernels.TargetRateObjective(klPerRow.View.SubView(0, batch), rowTerms, negativeBound.View.SubView(0, batch),
+                kernels.TargetRateObjective(klPerRow.View.SubView(0, batch), rowTerms, objectivePerExample.View.SubView(0, batch),
                     rateSign.View, batch, (float)rate);
                 if (accumulateLoss)
-                    kernels.AccumulateBound(negativeBound.View.SubView(0, batch), trainingTotals.View, batch);
+                    kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), trainingTotals.View, batch);
             }
         }
         if (accumulateLoss)
@@ -645,7 +647,7 @@ public sealed class Vae : IDisposable
 
     public void Dispose()
     {
-        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, negativeBound, z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights, priorDraws, mmdPerRow, rateSign, correctPerRow, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
+        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, objectivePerExample, z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights, priorDraws, mmdPerRow, rateSign, correctPerRow, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
                      .Concat(layerOutputs).Concat(layerGradients))
             buffer.Dispose();
         trainingTotals.Dispose();
