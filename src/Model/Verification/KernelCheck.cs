@@ -53,6 +53,11 @@ public sealed class KernelCheck(KernelSet kernels)
         foreach (var (examples, samples) in new[] { (7, 5), (20, 50), (2, 5000) })
             foreach (var result in ImportanceBound(examples, samples))
                 yield return result;
+        foreach (var kind in Enum.GetValues<MmdKernelKind>())
+            foreach (var result in MaximumMeanDiscrepancy(kind, 128, 20))
+                yield return result;
+        foreach (var result in CrossEntropy(128, 10))
+            yield return result;
         foreach (bool binarize in new[] { false, true })
             yield return Gather(binarize);
     }
@@ -201,6 +206,57 @@ public sealed class KernelCheck(KernelSet kernels)
         // As in the tests: a few ulps of ~100 nats plus k·6e-8 from the sum; weights carry the exponent's error.
         yield return Compare("IWAE bound −L_k", shape, negativeBound, boundBuffer.GetAsArray1D(), 1e-6, 1e-7 * samples + 1e-5);
         yield return Compare("IWAE normalised weights", shape, weights, weightBuffer.GetAsArray1D(), 2e-4, 1e-7);
+    }
+
+    /// <summary>The InfoVAE's MMD² (summed row shares) and its gradient, on the device's own prior draws.</summary>
+    private IEnumerable<CheckResult> MaximumMeanDiscrepancy(MmdKernelKind kind, int rows, int latent)
+    {
+        var random = new Random(rows + latent);
+        var z = ToDouble(ToFloat(Uniform(random, rows * latent, -0.5, 1.5)));
+        var accelerator = kernels.Accelerator;
+        using var zBuffer = accelerator.Allocate1D(ToFloat(z));
+        using var prior = accelerator.Allocate1D<float>(rows * latent);
+        using var dZ = accelerator.Allocate1D<float>(rows * latent);
+        using var zeros = accelerator.Allocate1D<float>(rows);
+        using var shares = accelerator.Allocate1D<float>(rows);
+        using var objective = accelerator.Allocate1D<float>(rows);
+        dZ.MemSetToZero();
+        zeros.MemSetToZero();
+        var parameters = new MmdParameters(latent, rows, kind, 1f, 0f);
+        kernels.PriorSample(prior.View, new DrawKey(3, Philox.Streams.Reparameterize + Philox.Streams.MmdPriorOffset, 1));
+        kernels.MmdForward(zBuffer.View, prior.View, zeros.View, zeros.View, shares.View, objective.View, parameters);
+        kernels.MmdBackward(zBuffer.View, prior.View, dZ.View, parameters, 1f);
+        var priorDraws = ToDouble(prior.GetAsArray1D());
+        string shape = $"{rows}x{latent}";
+        // Each share sums 3·rows kernel values of at most 1, scaled by 1/rows²: float rounding is about
+        // 6e-8·3/rows per share, far below 1e-7 in all. Gradients are of order 4/rows² (2e-4 here): 1e-5 of that
+        // is 2.4e-9, so 1e-9 absolute plus 1e-5 relative.
+        yield return Compare($"MMD² ({kind})", shape, [MmdReference.Squared(kind, z, priorDraws, rows, latent)],
+            [shares.GetAsArray1D().Sum()], 1e-5, 1e-7);
+        yield return Compare($"MMD² gradient ({kind})", shape, MmdReference.Gradient(kind, z, priorDraws, rows, latent),
+            dZ.GetAsArray1D(), 1e-5, 1e-9);
+    }
+
+    /// <summary>The Deep VIB's softmax cross-entropy and its gradient, labels read through a shuffled order.</summary>
+    private IEnumerable<CheckResult> CrossEntropy(int rows, int classes)
+    {
+        var random = new Random(rows * classes);
+        var logits = ToDouble(ToFloat(Uniform(random, rows * classes, -8, 8)));
+        var labels = Enumerable.Range(0, rows).Select(_ => (byte)random.Next(classes)).ToArray();
+        var order = Enumerable.Range(0, rows).OrderBy(_ => random.Next()).ToArray();
+        var accelerator = kernels.Accelerator;
+        using var logitBuffer = accelerator.Allocate1D(ToFloat(logits));
+        using var labelBuffer = accelerator.Allocate1D(labels);
+        using var orderBuffer = accelerator.Allocate1D(order);
+        using var dLogits = accelerator.Allocate1D<float>(rows * classes);
+        using var loss = accelerator.Allocate1D<float>(rows);
+        using var correct = accelerator.Allocate1D<float>(rows);
+        kernels.ClassificationLossGradient(logitBuffer.View, labelBuffer.View, orderBuffer.View, dLogits.View, loss.View, correct.View,
+            rows, new ClassificationShape(classes, 1, 0), 1f);
+        var (expectedLoss, expectedGradient, _) = ClassificationReference.CrossEntropy(logits, order.Select(i => (int)labels[i]).ToArray(), rows, classes);
+        string shape = $"{rows}x{classes}";
+        yield return Compare("Deep VIB cross-entropy", shape, expectedLoss, loss.GetAsArray1D(), 1e-5, 2e-5);
+        yield return Compare("Deep VIB cross-entropy gradient", shape, expectedGradient, dLogits.GetAsArray1D(), 1e-5, 1e-7);
     }
 
     private CheckResult Adam(int count)
