@@ -273,10 +273,7 @@ public static class ReferenceVae
 
         // p(z2) = N(0, I) through z2, and log q(z2|z1) = −½Σ(ε2² + v2 + log 2π) directly (ε fixed).
         var stats2 = pass.Outputs[layout.Encoder2End - 1];
-        for (int r = 0; r < rows; r++)
-            for (int k = 0; k < k2; k++)
-                dZ2[r * k2 + k] += beta * rowWeight[r] * pass.Z2[r * k2 + k];
-        var dStats2 = TwoLayerReference.SamplerBackward(stats2, pass.Epsilon2, dZ2, klRowWeight, rows, k2);
+        var dStats2 = ImportanceReference.SamplerBackward(stats2, pass.Z2, pass.Epsilon2, dZ2, rowWeight, rows, k2, beta);
         var dZ1FromEncoder2 = Backward(layout.EncoderLayerCount, layout.Encoder2End, dStats2, rows);
         for (int i = 0; i < dZ1.Length; i++)
             dZ1[i] += dZ1FromEncoder2[i] + dZ1FromPrior[i];

@@ -127,15 +127,13 @@ public static class ImportanceReference
     public static double[] SamplerBackward(double[] repeatedStats, double[] z, double[] epsilon, double[] dZ,
         double[] normalizedWeights, int rows, int latent, double scale)
     {
+        // The N(0, I) prior's pull through z, then the sampler with its direct log q term.
         var dZTotal = (double[])dZ.Clone();
         for (int r = 0; r < rows; r++)
             for (int k = 0; k < latent; k++)
                 dZTotal[r * latent + k] += scale * normalizedWeights[r] * z[r * latent + k];
-        var dStats = LossReference.ReparameterizeBackward(repeatedStats, epsilon, dZTotal, rows, latent, 0);
-        for (int r = 0; r < rows; r++)
-            for (int k = 0; k < latent; k++)
-                dStats[r * 2 * latent + latent + k] -= 0.5 * scale * normalizedWeights[r];
-        return dStats;
+        return TwoLayerReference.SamplerBackward(repeatedStats, epsilon, dZTotal,
+            normalizedWeights.Select(weight => scale * weight).ToArray(), rows, latent);
     }
 
     /// <summary>Each of <paramref name="rows"/> rows of <paramref name="width"/> values repeated
