@@ -281,10 +281,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                 return Diverged(!double.IsFinite(row.TrainReconstruction) || !double.IsFinite(row.TestReconstruction) ? "reconstruction" : "KL",
                     epoch, vae.Step);
             Checkpoint.Save(checkpointDirectory, vae, epoch);
-            if (config.Model == ModelKind.Vib)
-                TryDraw("loss.png", () => Plots.WriteLossCurves(Path.Combine(outDirectory, "loss.png"), metrics, Path.GetFileName(Path.GetFullPath(outDirectory))));
-            else
-                WritePictures(outDirectory, vae, accelerator, test, metrics);
+            WritePictures(outDirectory, vae, accelerator, test, metrics);
             if ((interrupt.IsCancellationRequested || vae.Step == options.StopAtStep) && epoch < options.Epochs)
             {
                 output.WriteLine($"interrupted after epoch {epoch}: checkpoint written; continue with: train --resume {outDirectory}");
@@ -325,6 +322,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
     private void WritePictures(string outDirectory, Vae vae, Accelerator accelerator, ImageDataset test, List<EpochMetrics> metrics)
     {
         TryDraw("loss.png", () => Plots.WriteLossCurves(Path.Combine(outDirectory, "loss.png"), metrics, Path.GetFileName(Path.GetFullPath(outDirectory))));
+        if (vae.Config.Model == ModelKind.Vib)
+            return; // its decoder predicts labels: there are no images to draw
         TryDraw("samples.png", () => Pictures.WriteSamples(vae, Math.Min(64, vae.MaxBatch), options.Seed, Path.Combine(outDirectory, "samples.png")));
         TryDraw("reconstructions.png", () => Pictures.WriteReconstructions(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "reconstructions.png")));
     }
