@@ -23,8 +23,7 @@ public sealed class KernelSet : IDisposable
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> targetRate;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SamplerShape, float> weightedSamplerBackward;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> importanceBound;
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<double>, int> accumulateBound;
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<double>, int, int> accumulateCount;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<double>, int, int, int> accumulateSum;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LatentWidths> twoLayerLogWeight;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> priorStatsGradient;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmdParameters> mmdForward;
@@ -80,8 +79,7 @@ public sealed class KernelSet : IDisposable
         targetRate = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(TargetRate.ObjectiveKernel);
         weightedSamplerBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SamplerShape, float>(Reparameterize.WeightedBackwardKernel);
         importanceBound = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ImportanceWeights.BoundKernel);
-        accumulateBound = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<double>, int>(LossTotals.AccumulateBoundKernel);
-        accumulateCount = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<double>, int, int>(LossTotals.AccumulateCountKernel);
+        accumulateSum = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<double>, int, int, int>(LossTotals.AccumulateSumKernel);
         twoLayerLogWeight = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LatentWidths>(TwoLayer.LogWeightKernel);
         priorStatsGradient = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(TwoLayer.PriorStatsGradientKernel);
         mmdForward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmdParameters>(Mmd.ForwardKernel);
@@ -336,11 +334,11 @@ public sealed class KernelSet : IDisposable
 
     /// <summary>totals[slot] += Σ values.</summary>
     public void AccumulateCount(ArrayView<float> values, ArrayView<double> totals, int rows, int slot) =>
-        Launch(() => accumulateCount(Stream, 1, values, totals, rows, slot));
+        Launch(() => accumulateSum(Stream, 1, values, totals, rows, slot, -1));
 
-    /// <summary>Adds Σ −L_k and the example count to totals[3] and totals[4].</summary>
+    /// <summary>Adds the per-example objective (−L_k, InfoVAE, target rate) and the example count to totals[3] and totals[4].</summary>
     public void AccumulateBound(ArrayView<float> negativeBound, ArrayView<double> totals, int examples) =>
-        Launch(() => accumulateBound(Stream, 1, negativeBound, totals, examples));
+        Launch(() => accumulateSum(Stream, 1, negativeBound, totals, examples, 3, 4));
 
     private void Launch(Action enqueue)
     {
@@ -373,8 +371,7 @@ public sealed class KernelSet : IDisposable
         methods.Add(typeof(TargetRate).GetMethod(nameof(TargetRate.ObjectiveKernel))!);
         methods.Add(typeof(Reparameterize).GetMethod(nameof(Reparameterize.WeightedBackwardKernel))!);
         methods.Add(typeof(ImportanceWeights).GetMethod(nameof(ImportanceWeights.BoundKernel))!);
-        methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateBoundKernel))!);
-        methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateCountKernel))!);
+        methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateSumKernel))!);
         methods.Add(typeof(TwoLayer).GetMethod(nameof(TwoLayer.LogWeightKernel))!);
         methods.Add(typeof(TwoLayer).GetMethod(nameof(TwoLayer.PriorStatsGradientKernel))!);
         methods.Add(typeof(Mmd).GetMethod(nameof(Mmd.ForwardKernel))!);

@@ -72,30 +72,21 @@ public static class LossTotals
         totals[2] += batch;
     }
 
-    /// <summary>totals[slot] += Σ values[0 .. rows) (the Deep VIB's correct classifications, in slot 5).</summary>
-    public static void AccumulateCountKernel(
+    /// <summary>totals[sumSlot] += Σ values[0 .. rows), and totals[countSlot] += rows unless countSlot is
+    /// negative: the per-example objective in slots 3 and 4, the Deep VIB's correct classifications in slot 5.</summary>
+    public static void AccumulateSumKernel(
         Index1D thread,
         ArrayView<float> values,
         ArrayView<double> totals,
         int rows,
-        int slot)
+        int sumSlot,
+        int countSlot)
     {
         double sum = 0;
         for (int row = 0; row < rows; row++)
             sum += values[row];
-        totals[slot] += sum;
-    }
-
-    public static void AccumulateBoundKernel(
-        Index1D thread,
-        ArrayView<float> negativeBound,
-        ArrayView<double> totals,
-        int examples)
-    {
-        double sum = 0;
-        for (int example = 0; example < examples; example++)
-            sum += negativeBound[example];
-        totals[3] += sum;
-        totals[4] += examples;
+        totals[sumSlot] += sum;
+        if (countSlot >= 0)
+            totals[countSlot] += rows;
     }
 }

@@ -199,23 +199,27 @@ public sealed class Vae : IDisposable
         if (Config.Model == ModelKind.Iwae)
         {
             ImportanceBound(batch, samples);
-            kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), evaluationTotals.View, batch);
+            AccumulateObjective(evaluationTotals, batch);
         }
         else if (TwoLayers)
             LogWeightRows(batch, samples); // the two-layer KL terms are sampled, through log w
         else if (Config.Model == ModelKind.InfoVae)
         {
             MmdObjective(batch, new DrawKey(Seed, Philox.Streams.EvalReparameterize + Philox.Streams.MmdPriorOffset, drawIndex), Config.Beta);
-            kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), evaluationTotals.View, batch);
+            AccumulateObjective(evaluationTotals, batch);
         }
         else if (Config.TargetRate is { } rate)
         {
             kernels.TargetRateObjective(klPerRow.View.SubView(0, batch), reconstructionPerRow.View.SubView(0, batch),
                 objectivePerExample.View.SubView(0, batch), rateSign.View, batch, (float)rate);
-            kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), evaluationTotals.View, batch);
+            AccumulateObjective(evaluationTotals, batch);
         }
         kernels.AccumulateLoss(reconstructionPerRow.View.SubView(0, rows), klPerRow.View.SubView(0, rows), evaluationTotals.View, rows);
     }
+
+    /// <summary>Adds the batch's per-example objective (−L_k, InfoVAE or target rate) to the totals.</summary>
+    private void AccumulateObjective(MemoryBuffer1D<double, Stride1D.Dense> totals, int batch) =>
+        kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), totals.View, batch);
 
     private MmdParameters MmdSettings(int batch, double beta) =>
         new(Config.Latent, batch, Config.MmdKernel, (float)Config.MmdLambda, (float)beta);
@@ -363,7 +367,7 @@ public sealed class Vae : IDisposable
             if (accumulateLoss)
             {
                 if (importance)
-                    kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), trainingTotals.View, batch);
+                    AccumulateObjective(trainingTotals, batch);
                 kernels.AccumulateLoss(rowTerms, klPerRow.View.SubView(0, rows), trainingTotals.View, rows);
             }
             BackwardTwoLayers(batch, weights, scale * (float)(importance ? 1.0 : KlWeight));
@@ -378,7 +382,7 @@ public sealed class Vae : IDisposable
             kernels.ReconstructionWeightedGradient(Config.Likelihood, target, output, dOutput,
                 normalizedWeights.View.SubView(0, rows), rows, Config.InputSize, weighted, Samples);
             if (accumulateLoss)
-                kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), trainingTotals.View, batch);
+                AccumulateObjective(trainingTotals, batch);
         }
         else
         {
@@ -401,14 +405,14 @@ public sealed class Vae : IDisposable
             {
                 MmdObjective(batch, new DrawKey(Seed, Philox.Streams.Reparameterize + Philox.Streams.MmdPriorOffset, drawStep), KlWeight);
                 if (accumulateLoss)
-                    kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), trainingTotals.View, batch);
+                    AccumulateObjective(trainingTotals, batch);
             }
             else if (Config.TargetRate is { } rate)
             {
                 kernels.TargetRateObjective(klPerRow.View.SubView(0, batch), rowTerms, objectivePerExample.View.SubView(0, batch),
                     rateSign.View, batch, (float)rate);
                 if (accumulateLoss)
-                    kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), trainingTotals.View, batch);
+                    AccumulateObjective(trainingTotals, batch);
             }
         }
         if (accumulateLoss)
