@@ -489,22 +489,15 @@ public sealed class Vae : IDisposable
         if (TwoLayers)
         {
             // The top layer's q(z2|μ1): the codes Decode takes, so encode → decode round-trips.
-            var means1 = new float[batch * Config.Latent];
-            for (int b = 0; b < batch; b++)
-                Array.Copy(stats, b * 2 * Config.Latent, means1, b * Config.Latent, Config.Latent);
+            var means1 = Half(stats, batch, Config.Latent, second: false);
             z.View.SubView(0, means1.Length).CopyFromCPU(means1);
             DenseLayers(Layout.EncoderLayerCount, Layout.Encoder2End, Rows(z, batch, Config.Latent), batch);
             kernels.Synchronize();
             stats = Download(Rows(layerOutputs[Layout.Encoder2End - 1], batch, 2 * Config.Latent2));
         }
         int latent = Config.TopLatent;
-        var mu = new float[batch * latent];
-        var logVariance = new float[batch * latent];
-        for (int b = 0; b < batch; b++)
-        {
-            Array.Copy(stats, b * 2 * latent, mu, b * latent, latent);
-            Array.Copy(stats, b * 2 * latent + latent, logVariance, b * latent, latent);
-        }
+        var mu = Half(stats, batch, latent, second: false);
+        var logVariance = Half(stats, batch, latent, second: true);
         return (mu, logVariance);
     }
 
@@ -528,9 +521,7 @@ public sealed class Vae : IDisposable
             DenseLayers(Layout.Encoder2End, Layout.DecoderStart, Rows(z2, batch, top), batch);
             kernels.Synchronize();
             var priorStats = Download(Rows(layerOutputs[Layout.DecoderStart - 1], batch, 2 * Config.Latent));
-            var means = new float[batch * Config.Latent];
-            for (int b = 0; b < batch; b++)
-                Array.Copy(priorStats, b * 2 * Config.Latent, means, b * Config.Latent, Config.Latent);
+            var means = Half(priorStats, batch, Config.Latent, second: false);
             z.View.SubView(0, means.Length).CopyFromCPU(means);
         }
         else
@@ -636,6 +627,15 @@ public sealed class Vae : IDisposable
             throw new ArgumentOutOfRangeException(nameof(first), $"entries {first}..{first + batch} are outside the order of {data.OrderLength} examples");
         if (data.Features != Config.InputSize)
             throw new ArgumentException($"data has {data.Features} features per example but the model expects {Config.InputSize}");
+    }
+
+    /// <summary>One half of rows of Gaussian stats [rows, 2·width]: the means (first) or the log-variances.</summary>
+    private static float[] Half(float[] stats, int rows, int width, bool second)
+    {
+        var half = new float[rows * width];
+        for (int row = 0; row < rows; row++)
+            Array.Copy(stats, row * 2 * width + (second ? width : 0), half, row * width, width);
+        return half;
     }
 
     private static float[] Download(ArrayView<float> view) => ArrayViewExtensions.GetAsArray1D<float>(view);
