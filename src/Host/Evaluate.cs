@@ -54,56 +54,38 @@ public static class Evaluate
                 throw new ArgumentException("--surgery splits the KL of q(z|x); the autoencoder has none");
             surgeryReport = Surgery(vae, data, test.Count, surgerySamples == 0 ? test.Count : surgerySamples, output);
         }
-        if (vae.Config.Model == ModelKind.Vib)
-        {
-            // A classifier: its report is the test error; it has no likelihood of images to bound.
-            var classifier = new EvaluationReport
-            {
-                Examples = test.Count, Loss = sums.MeanLoss, Distortion = sums.MeanReconstruction, Rate = sums.MeanKl,
-                ActiveUnits = activeUnits, LatentUnits = vae.Config.TopLatent, Surgery = surgeryReport, TestError = sums.ErrorRate,
-            };
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test error {100 * sums.ErrorRate:F2}% (one z per image; Alemi et al. report 1.13%)"));
-            AtomicFile.WriteText(path, JsonSerializer.Serialize(classifier, Checkpoint.JsonOptions));
-            output.WriteLine($"written: {path}");
-            return classifier;
-        }
-        if (vae.Config.Model == ModelKind.Ae)
-        {
-            // No q(z|x), so no importance weights: the autoencoder's report stops at its reconstruction.
-            var reconstructionOnly = new EvaluationReport
-            {
-                Examples = test.Count, Loss = sums.MeanLoss, Distortion = sums.MeanReconstruction, Rate = 0,
-                ActiveUnits = activeUnits, LatentUnits = vae.Config.TopLatent,
-            };
-            output.WriteLine("L_k and NLL: not defined for a plain autoencoder (it has no posterior to sample)");
-            AtomicFile.WriteText(path, JsonSerializer.Serialize(reconstructionOnly, Checkpoint.JsonOptions));
-            output.WriteLine($"written: {path}");
-            return reconstructionOnly;
-        }
-
-        var clock = Stopwatch.StartNew();
-        var progress = new Progress(output, test.Count, "images");
-        progress.Start($"L_{k}");
-        double lowerBound = Evaluation.LowerBound(vae, data, k, test.Count, (done, sum) =>
-        {
-            if (done % progress.Interval == 0 && done < test.Count)
-                progress.Report(done, string.Create(CultureInfo.InvariantCulture, $"NLL so far {-sum / done:F2}"));
-        });
-        progress.End();
         var report = new EvaluationReport
         {
             Examples = test.Count,
             Loss = sums.MeanLoss,
             Distortion = sums.MeanReconstruction,
             Rate = sums.MeanKl,
-            K = k,
-            LowerBound = lowerBound,
             ActiveUnits = activeUnits,
             LatentUnits = vae.Config.TopLatent,
             Surgery = surgeryReport,
+            TestError = vae.Config.Model == ModelKind.Vib ? sums.ErrorRate : null,
         };
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"L_{k} = {report.LowerBound:F2}, NLL = {report.NegativeLogLikelihood:F2} nats ({clock.Elapsed.TotalSeconds:F1} s)"));
+        if (vae.Config.Model == ModelKind.Vib)
+            // A classifier: its report is the test error; it has no likelihood of images to bound.
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test error {100 * sums.ErrorRate:F2}% (one z per image; Alemi et al. report 1.13%)"));
+        else if (vae.Config.Model == ModelKind.Ae)
+            // No q(z|x), so no importance weights: the autoencoder's report stops at its reconstruction.
+            output.WriteLine("L_k and NLL: not defined for a plain autoencoder (it has no posterior to sample)");
+        else
+        {
+            var clock = Stopwatch.StartNew();
+            var progress = new Progress(output, test.Count, "images");
+            progress.Start($"L_{k}");
+            double lowerBound = Evaluation.LowerBound(vae, data, k, test.Count, (done, sum) =>
+            {
+                if (done % progress.Interval == 0 && done < test.Count)
+                    progress.Report(done, string.Create(CultureInfo.InvariantCulture, $"NLL so far {-sum / done:F2}"));
+            });
+            progress.End();
+            report = report with { K = k, LowerBound = lowerBound };
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"L_{k} = {report.LowerBound:F2}, NLL = {report.NegativeLogLikelihood:F2} nats ({clock.Elapsed.TotalSeconds:F1} s)"));
+        }
         AtomicFile.WriteText(path, JsonSerializer.Serialize(report, Checkpoint.JsonOptions));
         output.WriteLine($"written: {path}");
         return report;
