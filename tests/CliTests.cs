@@ -376,6 +376,30 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void VccaTrainsOnTwoViewsAndDrawsTheCrossViewPicture()
+    {
+        // 4×5 images: the left view is 3 columns (12 pixels), the right 2 (8 pixels).
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "vcca");
+        var (exitCode, output, error) = Run("train", "--data", data, "--model", "vcca", "--epochs", "2", "--warmup-epochs", "1",
+            "--batch-size", "8", "--hidden", "6", "--latent", "2", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("model vcca", output);
+        // 8 test images, three tiles each (image, left + predicted right, both decoded), 6 columns of 5-pixel tiles.
+        Assert.Equal((6 * 7 + 2, 4 * 6 + 2), PngSize(Path.Combine(run, "cross-view.png")));
+        Assert.True(PngSize(Path.Combine(run, "samples.png")).Width > 0);
+        File.Delete(Path.Combine(run, "cross-view.png"));
+        (exitCode, output, error) = Run("reconstruct", run, "--count", "4", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("right half predicted from the left alone", output);
+        Assert.True(File.Exists(Path.Combine(run, "cross-view.png")));
+        // The likelihood of both views, with q(z | left view) as the proposal.
+        (exitCode, output, error) = Run("eval", run, "--k", "10", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Matches(@"NLL", output);
+    }
+
+    [Fact]
     public void PresetSetsThePapersSettingsAndGivenOptionsWin()
     {
         var data = WriteDataSet(train: 30, test: 6);
@@ -435,7 +459,8 @@ public sealed class CliTests : IDisposable
     [Theory]
     [InlineData("--model iwae --beta 0.5", "leave --beta at 1")]
     [InlineData("--model ae --k 2", "leave --k at 1")]
-    [InlineData("--model iwae --warmup-epochs 2", "no KL term to warm up")]
+    [InlineData("--model iwae --warmup-epochs 2", "ramps the KL weight of the VAE and VCCA")]
+    [InlineData("--model vcca --stochastic-layers 2", "VCCA shares one stochastic layer")]
     [InlineData("--k 0", "--k must be from 1")]
     [InlineData("--lr-schedule bogus", "--lr-schedule must be constant, iwae or iwae-short")]
     [InlineData("--preset nope", "nope")]

@@ -20,6 +20,11 @@ public sealed class MemoryPlanTests
         var twoLayers = new VaeConfig { Hidden = [200, 200], Latent = 100, StochasticLayers = 2, Model = ModelKind.Iwae, Samples = 5 };
         long perSample = 3 * 100 + 5 + 3 * 50 + 100 + 2 + 2 * (100 + 100 + 100 + 100 + 100 + 200 + 200 + 200 + 784);
         Assert.Equal(4L * (784 + 1 + 2 * (200 + 200 + 200) + 5 * perSample), MemoryPlan.BytesPerExample(twoLayers));
+        // VCCA on MNIST's halves (392 pixels each): per example also both views; per sample the joined output,
+        // its gradient and the second decoder's dz, and the two decoders' outputs 400, 392 and 400, 392.
+        var vcca = new VaeConfig { Model = ModelKind.Vcca, Samples = 2 };
+        long vccaPerSample = 3 * 20 + 5 + 2 * 784 + 20 + 2 * (400 + 392 + 400 + 392);
+        Assert.Equal(4L * (2 * 784 + 1 + 2 * (400 + 40) + 2 * vccaPerSample), MemoryPlan.BytesPerExample(vcca));
         Assert.Equal(16L * new ParameterLayout(Default).Count, MemoryPlan.ModelBytes(Default));
     }
 

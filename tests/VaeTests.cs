@@ -24,7 +24,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     // too: their kernels index example rows as row / k where the reference repeats rows.
     private static readonly string[] ConfigurationNames =
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
-         "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2"];
+         "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
+         "vcca", "vcca-k2-gaussian"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -56,6 +57,14 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         // The synthetic labels are 0..9, so the Deep VIB predicts 10 classes.
         "vib" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Vib, Beta = 0.1 },
         "vib-k2" => new VaeConfig { InputSize = 12, Hidden = [8, 5], Latent = 4, Model = ModelKind.Vib, Beta = 0.01, Samples = 2, Activation = ActivationKind.Tanh },
+        // The synthetic images are 3 rows of 4 pixels: VCCA's views are their left and right 2 columns. Read as
+        // 4 rows of 3 pixels, the views are unequal: 2 columns (8 pixels) and 1 column (4 pixels).
+        "vcca" => new VaeConfig { InputSize = 12, ImageWidth = 4, Hidden = [7], Latent = 3, Model = ModelKind.Vcca },
+        "vcca-k2-gaussian" => new VaeConfig
+        {
+            InputSize = 12, ImageWidth = 3, Hidden = [8, 5], Latent = 2, Model = ModelKind.Vcca, Samples = 2, Beta = 0.5,
+            Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.3,
+        },
         "vae-2layer-k2" => new VaeConfig
         {
             InputSize = 12, Hidden = [7], Latent = 4, Hidden2 = [5], Latent2 = 2, StochasticLayers = 2,
@@ -236,7 +245,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             return input;
         }
         var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
-        var stats = Run(0, layout.EncoderLayerCount, x);
+        bool twoViews = config.Model == ModelKind.Vcca;
+        var stats = Run(0, layout.EncoderLayerCount, twoViews ? ViewReference.Split(x, batch, config.Views).View1 : x);
         int width = config.EncoderOutputs, latent = config.Latent;
         if (config.StochasticLayers == 2)
         {
@@ -258,7 +268,9 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             var priorStats = Run(layout.Encoder2End, layout.DecoderStart, z1);
             z1 = Enumerable.Range(0, batch * config.Latent).Select(i => priorStats[i / config.Latent * 2 * config.Latent + i % config.Latent]).ToArray();
         }
-        var decoded = config.Model == ModelKind.Vib ? [] : Run(layout.DecoderStart, layout.Layers.Count, z1);
+        var decoded = config.Model == ModelKind.Vib ? [] : Run(layout.DecoderStart, layout.DecoderEnd, z1);
+        if (twoViews)
+            decoded = ViewReference.Join(decoded, Run(layout.DecoderEnd, layout.Layers.Count, z1), batch, config.Views);
         if (config.Likelihood == LikelihoodKind.Bernoulli)
             decoded = decoded.Select(StableMath.Sigmoid).ToArray();
 

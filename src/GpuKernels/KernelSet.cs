@@ -40,6 +40,8 @@ public sealed class KernelSet : IDisposable
     private readonly Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape> cpuBackwardWeights;
     private readonly Dictionary<ActivationKind, Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>> tiledGemm;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> logWeight;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ViewShape, Chunking> splitViews, joinViews;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, Chunking> add;
 
     public KernelSet(Accelerator accelerator, AcceleratorStream? stream = null)
     {
@@ -108,6 +110,9 @@ public sealed class KernelSet : IDisposable
             [ActivationKind.Sigmoid] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<SigmoidActivation>),
         };
         logWeight = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(ImportanceWeights.LogWeightKernel);
+        splitViews = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ViewShape, Chunking>(Views.SplitKernel);
+        joinViews = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ViewShape, Chunking>(Views.JoinKernel);
+        add = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, Chunking>(Views.AddKernel);
 
         // Element-wise kernels loop over contiguous chunks. On the CPU accelerator a launched thread is costly
         // (an OS-thread hand-off and bounds checks per call), so a few fat threads per core win; on a GPU one
@@ -340,6 +345,27 @@ public sealed class KernelSet : IDisposable
     public void AccumulateBound(ArrayView<float> negativeBound, ArrayView<double> totals, int examples) =>
         Launch(() => accumulateSum(Stream, 1, negativeBound, totals, examples, 3, 4));
 
+    /// <summary>VCCA: images [rows, features] into their left and right views (see <see cref="Views"/>).</summary>
+    public void SplitViews(ArrayView<float> full, ArrayView<float> view1, ArrayView<float> view2, int rows, ViewShape shape)
+    {
+        var chunking = ChunkingFor(rows * shape.Features);
+        Launch(() => splitViews(Stream, chunking.Threads, full, view1, view2, shape, chunking));
+    }
+
+    /// <summary>VCCA: the two views back into whole images [rows, features].</summary>
+    public void JoinViews(ArrayView<float> view1, ArrayView<float> view2, ArrayView<float> full, int rows, ViewShape shape)
+    {
+        var chunking = ChunkingFor(rows * shape.Features);
+        Launch(() => joinViews(Stream, chunking.Threads, view1, view2, full, shape, chunking));
+    }
+
+    /// <summary>target += addend over addend's length.</summary>
+    public void Add(ArrayView<float> target, ArrayView<float> addend)
+    {
+        var chunking = ChunkingFor((int)addend.Length);
+        Launch(() => add(Stream, chunking.Threads, target, addend, chunking));
+    }
+
     private void Launch(Action enqueue)
     {
         enqueue();
@@ -384,6 +410,9 @@ public sealed class KernelSet : IDisposable
         methods.Add(typeof(Minibatch).GetMethod(nameof(Minibatch.GatherKernel))!);
         methods.Add(typeof(LossTotals).GetMethod(nameof(LossTotals.AccumulateKernel))!);
         methods.Add(typeof(ImportanceWeights).GetMethod(nameof(ImportanceWeights.LogWeightKernel))!);
+        methods.Add(typeof(Views).GetMethod(nameof(Views.SplitKernel))!);
+        methods.Add(typeof(Views).GetMethod(nameof(Views.JoinKernel))!);
+        methods.Add(typeof(Views).GetMethod(nameof(Views.AddKernel))!);
         foreach (var activation in activations)
             methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.ForwardKernel))!.MakeGenericMethod(activation));
         methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardInputKernel))!);

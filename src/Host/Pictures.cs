@@ -48,6 +48,12 @@ public static class Pictures
         string path = outPath ?? Path.Combine(runDirectory, "reconstructions.png");
         WriteReconstructions(run.Vae, run.Accelerator, test, count, path);
         output.WriteLine($"{count} test images (left of each pair) and their reconstructions from μ (right): {path}");
+        if (run.Vae.Config.Model == ModelKind.Vcca)
+        {
+            string crossPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "cross-view.png");
+            WriteCrossView(run.Vae, run.Accelerator, test, count, crossPath);
+            output.WriteLine($"VCCA: each test image, its left half beside the right half predicted from the left alone, and both halves decoded: {crossPath}");
+        }
         return path;
     }
 
@@ -66,6 +72,35 @@ public static class Pictures
             tiles.Add(means.AsSpan(i * test.Features, test.Features).ToArray());
         }
         Images.WriteGrid(path, tiles, test.Height, test.Width, 2 * (int)Math.Ceiling(Math.Sqrt(count)));
+    }
+
+    /// <summary>
+    /// VCCA's cross-view reconstruction: for each of the first <paramref name="count"/> test images, the image
+    /// itself, then its left view beside the right view decoded from z = μ(left view) alone (the model never sees
+    /// the right half), then both views decoded. Three columns per image.
+    /// </summary>
+    public static void WriteCrossView(Vae vae, Accelerator accelerator, ImageDataset test, int count, string path)
+    {
+        if (vae.Config.Model != ModelKind.Vcca)
+            throw new ArgumentException("cross-view pictures need a VCCA model (train --model vcca)");
+        if (test.Features != vae.Config.InputSize)
+            throw new ArgumentException($"the run's data set has {test.Features} features per image but the model expects {vae.Config.InputSize}");
+        using var data = new DeviceDataset(accelerator, test.Take(count));
+        var (mu, _) = vae.Encode(data, 0, count);
+        var means = vae.Decode(mu);
+        var views = vae.Config.Views;
+        var tiles = new List<float[]>();
+        for (int i = 0; i < count; i++)
+        {
+            var original = test.Images.AsSpan(i * test.Features, test.Features).ToArray().Select(b => b / 255f).ToArray();
+            var decoded = means.AsSpan(i * test.Features, test.Features).ToArray();
+            // The true left columns, the predicted right columns.
+            var crossed = original.Select((value, pixel) => pixel % views.Width < views.LeftColumns ? value : decoded[pixel]).ToArray();
+            tiles.Add(original);
+            tiles.Add(crossed);
+            tiles.Add(decoded);
+        }
+        Images.WriteGrid(path, tiles, test.Height, test.Width, 3 * Math.Max(1, (int)Math.Ceiling(Math.Sqrt(count) / 1.5)));
     }
 
     /// <summary>

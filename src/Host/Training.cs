@@ -107,8 +107,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             throw new ArgumentException($"--batch-size must be at least 1 (got {options.BatchSize})");
         if (options.WarmupEpochs < 0)
             throw new ArgumentException($"--warmup-epochs must be 0 (no warm-up) or more (got {options.WarmupEpochs})");
-        if (options.WarmupEpochs > 0 && options.Model != ModelKind.Vae)
-            throw new ArgumentException("--warmup-epochs ramps the VAE's KL weight; the IWAE and the autoencoder have no KL term to warm up");
+        if (options.WarmupEpochs > 0 && options.Model is not (ModelKind.Vae or ModelKind.Vcca))
+            throw new ArgumentException("--warmup-epochs ramps the KL weight of the VAE and VCCA; the other models' KL terms are not warmed up");
         if (!(options.AdamEpsilon > 0) || double.IsInfinity(options.AdamEpsilon))
             throw new ArgumentException($"--adam-eps must be a positive finite number (got {options.AdamEpsilon})");
         var adam = new AdamSettings { LearningRate = options.LearningRate, Epsilon = options.AdamEpsilon, MaxGradientNorm = options.MaxGradientNorm };
@@ -140,7 +140,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             train = train.BinarizeOnce(options.Seed, part: 0);
             test = test.BinarizeOnce(options.Seed, part: 1);
         }
-        config = config with { InputSize = train.Features };
+        config = config with { InputSize = train.Features, ImageWidth = train.Width };
         if (config.Model == ModelKind.Vib)
         {
             // As many classes as the labels name; a test label beyond them could never be predicted.
@@ -316,7 +316,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
 
     /// <summary>
     /// The run folder's pictures after each epoch: loss.png (the curves of metrics.csv), samples.png (64 prior
-    /// samples) and reconstructions.png (32 test images beside their reconstructions). A picture that cannot be
+    /// samples) and reconstructions.png (32 test images beside their reconstructions); for VCCA also
+    /// cross-view.png (each test image's right half predicted from its left). A picture that cannot be
     /// drawn (a machine without the native graphics library, say) is reported and skipped: it never stops a run.
     /// </summary>
     private void WritePictures(string outDirectory, Vae vae, Accelerator accelerator, ImageDataset test, List<EpochMetrics> metrics)
@@ -326,5 +327,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             return; // its decoder predicts labels: there are no images to draw
         TryDraw("samples.png", () => Pictures.WriteSamples(vae, Math.Min(64, vae.MaxBatch), options.Seed, Path.Combine(outDirectory, "samples.png")));
         TryDraw("reconstructions.png", () => Pictures.WriteReconstructions(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "reconstructions.png")));
+        if (vae.Config.Model == ModelKind.Vcca)
+            TryDraw("cross-view.png", () => Pictures.WriteCrossView(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "cross-view.png")));
     }
 }

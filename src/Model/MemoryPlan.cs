@@ -13,14 +13,16 @@ public static class MemoryPlan
     public static long ModelBytes(VaeConfig config) => 4L * 4 * new ParameterLayout(config).Count;
 
     /// <summary>Bytes per example of batch (see the buffers of <see cref="Vae"/>): the input; per z sample (k of
-    /// them) z, ε, dz, five per-row terms and, with two stochastic layers, z2, ε2, dz2 and a second dz1; every
-    /// layer's output and its gradient, once per example in the encoder and once per sample after it.</summary>
+    /// them) z, ε, dz, five per-row terms and, with two stochastic layers, z2, ε2, dz2 and a second dz1; for VCCA
+    /// the two views, the joined output and its gradient, and the second decoder's dz; every layer's output and
+    /// its gradient, once per example in the encoder and once per sample after it.</summary>
     public static long BytesPerExample(VaeConfig config)
     {
         var layout = new ParameterLayout(config);
         long perSample = 3L * config.Latent + 5 + (config.StochasticLayers == 2 ? 3L * config.Latent2 + config.Latent + 2 : 0)
+                         + (config.Model == ModelKind.Vcca ? 2L * config.InputSize + config.Latent : 0)
                          + 2L * layout.Layers.Skip(layout.EncoderLayerCount).Sum(layer => (long)layer.Outputs);
-        long perExample = config.InputSize + 1 + 2L * layout.Layers.Take(layout.EncoderLayerCount).Sum(layer => (long)layer.Outputs);
+        long perExample = (config.Model == ModelKind.Vcca ? 2L : 1L) * config.InputSize + 1 + 2L * layout.Layers.Take(layout.EncoderLayerCount).Sum(layer => (long)layer.Outputs);
         return 4L * (perExample + config.Samples * perSample);
     }
 

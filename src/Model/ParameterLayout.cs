@@ -44,7 +44,7 @@ public sealed class ParameterLayout
             Add($"{name}.stats", width, outputs, ActivationKind.Identity);
         }
 
-        Stage("encoder", config.InputSize, config.Hidden, config.EncoderOutputs);
+        Stage("encoder", config.EncoderInputs, config.Hidden, config.EncoderOutputs);
         EncoderLayerCount = layers.Count;
         if (config.StochasticLayers == 2)
         {
@@ -57,14 +57,31 @@ public sealed class ParameterLayout
             Encoder2End = layers.Count;
         DecoderStart = layers.Count;
 
-        int decoderWidth = config.Latent;
-        // The Deep VIB's decoder is a softmax regression on z, as in Alemi et al.: no hidden layers.
-        for (int i = config.Hidden.Length - 1; i >= 0 && config.Model != ModelKind.Vib; i--)
+        // A decoder mirroring the encoder's hidden widths from z to `outputs` columns. The Deep VIB's is a softmax
+        // regression on z, as in Alemi et al.: no hidden layers.
+        void Decoder(string name, int outputs)
         {
-            Add($"decoder.{config.Hidden.Length - 1 - i}", decoderWidth, config.Hidden[i], config.Activation);
-            decoderWidth = config.Hidden[i];
+            int width = config.Latent;
+            for (int i = config.Hidden.Length - 1; i >= 0 && config.Model != ModelKind.Vib; i--)
+            {
+                Add($"{name}.{config.Hidden.Length - 1 - i}", width, config.Hidden[i], config.Activation);
+                width = config.Hidden[i];
+            }
+            Add($"{name}.out", width, outputs, config.Model == ModelKind.Vib ? ActivationKind.Identity : config.OutputActivation);
         }
-        Add("decoder.out", decoderWidth, config.OutputSize, config.Model == ModelKind.Vib ? ActivationKind.Identity : config.OutputActivation);
+
+        if (config.Model == ModelKind.Vcca)
+        {
+            // One decoder per view, both from the same z.
+            Decoder("decoder", config.Views.View1Size);
+            DecoderEnd = layers.Count;
+            Decoder("decoder2", config.Views.View2Size);
+        }
+        else
+        {
+            Decoder("decoder", config.OutputSize);
+            DecoderEnd = layers.Count;
+        }
 
         Layers = layers;
         Count = layers[^1].End;
@@ -73,10 +90,12 @@ public sealed class ParameterLayout
     public IReadOnlyList<DenseSlice> Layers { get; }
     /// <summary>Layers [0, EncoderLayerCount) are q(z1|x) (or q(z|x)); [EncoderLayerCount, Encoder2End) q(z2|z1);
     /// [Encoder2End, DecoderStart) the prior network p(z1|z2); [DecoderStart, Layers.Count) p(x|z1). With one
-    /// stochastic layer the middle ranges are empty.</summary>
+    /// stochastic layer the middle ranges are empty. VCCA's second decoder, p(x₂|z), is [DecoderEnd, Layers.Count);
+    /// for every other model DecoderEnd is Layers.Count.</summary>
     public int EncoderLayerCount { get; }
     public int Encoder2End { get; }
     public int DecoderStart { get; }
+    public int DecoderEnd { get; }
     public int Count { get; }
 
     /// <summary>

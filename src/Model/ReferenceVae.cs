@@ -44,12 +44,20 @@ public static class ReferenceVae
         int samples = config.Samples, rows = batch * samples, latent = config.Latent;
         var inputs = new double[layers.Count][];
         var outputs = new double[layers.Count][];
-        double[] current = x;
-        double[] repeatedStats = [], z = [], kl = new double[rows];
+        bool twoViews = config.Model == ModelKind.Vcca;
+        // VCCA's encoder reads the left view alone.
+        double[] current = twoViews ? ViewReference.Split(x, batch, config.Views).View1 : x;
+        double[] repeatedStats = [], z = [], kl = new double[rows], view1Output = [];
         int currentRows = batch;
         for (int i = 0; i < layers.Count; i++)
         {
             var layer = layers[i];
+            if (i == layout.DecoderEnd && twoViews)
+            {
+                // The second view's decoder reads the same z.
+                view1Output = current;
+                current = z;
+            }
             if (i == layout.EncoderLayerCount && config.Model != ModelKind.Ae)
             {
                 // Each example's q(z|x) sampled k times: its stats row repeated, one ε row per sample.
@@ -70,6 +78,8 @@ public static class ReferenceVae
                 Enumerable.Range(0, rows).Select(r => labels![r / samples]).ToArray(), rows, config.Classes);
             return new Pass(layout, inputs, outputs, repeatedStats, z, kl, loss, gradient, rows);
         }
+        if (twoViews)
+            current = ViewReference.Join(view1Output, current, rows, config.Views);
         var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
         var (reconstructionPerRow, dOutput) = LossReference.Reconstruction(config.Likelihood, target, current, rows,
             config.InputSize, config.GaussianVariance, 1.0);
@@ -137,16 +147,26 @@ public static class ReferenceVae
 
         var layers = layout.Layers;
         var gradient = new double[layout.Count];
-        double[] dCurrent = dOutput;
+        double[] dCurrent = dOutput, dView1Output = [], dZFromView2 = [];
+        if (config.Model == ModelKind.Vcca)
+            (dView1Output, dCurrent) = ViewReference.Split(dOutput, rows, config.Views);
         for (int i = layers.Count - 1; i >= 0; i--)
         {
             var layer = layers[i];
+            if (config.Model == ModelKind.Vcca && i == layout.DecoderEnd - 1)
+            {
+                // Done with the second view's decoder: its dz waits for the first's.
+                dZFromView2 = dCurrent;
+                dCurrent = dView1Output;
+            }
             int layerRows = i < layout.EncoderLayerCount || config.Model == ModelKind.Ae ? batch : rows;
             var (dInput, dWeights, dBias) = DenseReference.Backward(layer.Activation, inputs[i],
                 Weights(parameters, layer), Bias(parameters, layer), dCurrent, layerRows, layer.Inputs, layer.Outputs);
             dWeights.CopyTo(gradient, layer.WeightOffset);
             dBias.CopyTo(gradient, layer.BiasOffset);
             dCurrent = dInput;
+            if (i == layout.DecoderStart && config.Model == ModelKind.Vcca)
+                dCurrent = dCurrent.Select((value, index) => value + dZFromView2[index]).ToArray();
             if (i == layout.EncoderLayerCount && config.Model != ModelKind.Ae)
             {
                 if (config.Model == ModelKind.InfoVae)

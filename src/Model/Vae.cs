@@ -56,6 +56,9 @@ public sealed class Vae : IDisposable
     private const int TotalsLength = 6, CorrectSlot = 5;
     // Deep VIB: whether each row's most likely class was its label.
     private readonly MemoryBuffer1D<float, Stride1D.Dense> correctPerRow;
+    // VCCA: the batch's two views (the encoder reads view 1), both decoders' outputs joined into whole images and
+    // their gradient, and the gradient of z from the second decoder.
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> view1, view2, jointOutput, dJointOutput, dZFromView2;
 
     public Vae(KernelSet kernels, VaeConfig config, int maxBatch, ulong seed, AdamSettings? adam = null)
     {
@@ -106,6 +109,12 @@ public sealed class Vae : IDisposable
         mmdPerRow = accelerator.Allocate1D<float>(infoVae ? maxBatch : 1);
         rateSign = accelerator.Allocate1D(new[] { 1f });
         correctPerRow = accelerator.Allocate1D<float>(config.Model == ModelKind.Vib ? maxRows : 1);
+        bool vcca = config.Model == ModelKind.Vcca;
+        view1 = accelerator.Allocate1D<float>(vcca ? maxBatch * config.Views.View1Size : 1);
+        view2 = accelerator.Allocate1D<float>(vcca ? maxBatch * config.Views.View2Size : 1);
+        jointOutput = accelerator.Allocate1D<float>(vcca ? maxRows * config.InputSize : 1);
+        dJointOutput = accelerator.Allocate1D<float>(vcca ? maxRows * config.InputSize : 1);
+        dZFromView2 = accelerator.Allocate1D<float>(vcca ? maxRows * config.Latent : 1);
         // Encoder layers see one row per example, decoder layers one per sample.
         layerOutputs = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
         layerGradients = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
@@ -137,6 +146,19 @@ public sealed class Vae : IDisposable
 
     private int Samples => Config.Samples;
     private bool TwoLayers => Config.StochasticLayers == 2;
+    private bool TwoViews => Config.Model == ModelKind.Vcca;
+
+    /// <summary>What the encoder reads: the batch, or VCCA's first view of it.</summary>
+    private ArrayView<float> EncoderInput(int batch) =>
+        TwoViews ? Rows(view1, batch, Config.Views.View1Size) : Rows(x, batch, Config.InputSize);
+
+    /// <summary>The decoder's output rows [rows, outputs] and their gradient: the last layer's buffers, or VCCA's
+    /// two views joined into whole images.</summary>
+    private ArrayView<float> Output(int rows) =>
+        TwoViews ? Rows(jointOutput, rows, Config.InputSize) : Rows(layerOutputs[^1], rows, Config.OutputSize);
+
+    private ArrayView<float> OutputGradient(int rows) =>
+        TwoViews ? Rows(dJointOutput, rows, Config.InputSize) : Rows(layerGradients[^1], rows, Config.OutputSize);
 
     /// <summary>Rows layer i sees for a batch: one per example in the encoder, one per sample in the decoder.</summary>
     private int RowsOf(int layer, int batch) => layer < Layout.EncoderLayerCount ? batch : batch * Samples;
@@ -188,9 +210,8 @@ public sealed class Vae : IDisposable
         if (Config.Model == ModelKind.Vib)
         {
             // The gradient buffer of the last layer serves as scratch: evaluation computes no gradient.
-            int last = Layout.Layers.Count - 1;
-            kernels.ClassificationLossGradient(Rows(layerOutputs[last], rows, Config.OutputSize), data.Labels, data.Order,
-                Rows(layerGradients[last], rows, Config.OutputSize), reconstructionPerRow.View.SubView(0, rows),
+            kernels.ClassificationLossGradient(Output(rows), data.Labels, data.Order,
+                OutputGradient(rows), reconstructionPerRow.View.SubView(0, rows),
                 correctPerRow.View.SubView(0, rows), rows, new ClassificationShape(Config.Classes, samples, first), 1f);
             kernels.AccumulateCount(correctPerRow.View.SubView(0, rows), evaluationTotals.View, rows, CorrectSlot);
         }
@@ -290,10 +311,9 @@ public sealed class Vae : IDisposable
     /// <summary>The reconstruction term of each output row after a forward pass, without a gradient.</summary>
     private void ReconstructionLossRows(int batch, int samples)
     {
-        int last = Layout.Layers.Count - 1, rows = batch * samples;
+        int rows = batch * samples;
         var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0);
-        kernels.ReconstructionLoss(Config.Likelihood, Rows(x, batch, Config.InputSize),
-            Rows(layerOutputs[last], rows, Layout.Layers[last].Outputs),
+        kernels.ReconstructionLoss(Config.Likelihood, Rows(x, batch, Config.InputSize), Output(rows),
             reconstructionPerRow.View.SubView(0, rows), rows, Config.InputSize, reconstruction, samples);
     }
 
@@ -346,10 +366,10 @@ public sealed class Vae : IDisposable
     private void GradientPass(DeviceDataset data, int first, int batch, long drawStep, bool binarize, bool accumulateLoss)
     {
         GatherAndForward(data, first, batch, binarize, drawStep, Philox.Streams.Binarize, Philox.Streams.Reparameterize, Samples);
-        int last = Layout.Layers.Count - 1, rows = batch * Samples;
+        int rows = batch * Samples;
         var target = Rows(x, batch, Config.InputSize);
-        var output = Rows(layerOutputs[last], rows, Config.OutputSize);
-        var dOutput = Rows(layerGradients[last], rows, Config.OutputSize);
+        var output = Output(rows);
+        var dOutput = OutputGradient(rows);
         var rowTerms = reconstructionPerRow.View.SubView(0, rows);
         if (TwoLayers)
         {
@@ -428,6 +448,8 @@ public sealed class Vae : IDisposable
         CheckBatch(data, first, batch);
         kernels.Gather(data.Images, data.Order, x.View, first, batch, Config.InputSize, binarize,
             new DrawKey(Seed, binarizeStream, drawIndex));
+        if (TwoViews)
+            SplitViews(batch);
         Forward(batch, new DrawKey(Seed, reparameterizeStream, drawIndex), samples);
     }
 
@@ -436,7 +458,7 @@ public sealed class Vae : IDisposable
     private void Forward(int batch, DrawKey reparameterizeKey, int samples)
     {
         var encoderOutput = Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, Config.EncoderOutputs);
-        DenseLayers(0, Layout.EncoderLayerCount, Rows(x, batch, Config.InputSize), batch);
+        DenseLayers(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
         if (Config.Model == ModelKind.Ae)
         {
             DenseLayers(Layout.DecoderStart, Layout.Layers.Count, encoderOutput, batch);
@@ -455,8 +477,40 @@ public sealed class Vae : IDisposable
                 rows, Config.Latent2, key2);
             DenseLayers(Layout.Encoder2End, Layout.DecoderStart, Rows(z2, rows, Config.Latent2), rows);
         }
-        DenseLayers(Layout.DecoderStart, Layout.Layers.Count, Rows(z, rows, Config.Latent), rows);
+        DecoderForward(rows);
     }
+
+    /// <summary>p(x|z) on the first rows of z; VCCA runs both views' decoders and joins their outputs.</summary>
+    private void DecoderForward(int rows)
+    {
+        var codes = Rows(z, rows, Config.Latent);
+        DenseLayers(Layout.DecoderStart, Layout.DecoderEnd, codes, rows);
+        if (!TwoViews)
+            return;
+        DenseLayers(Layout.DecoderEnd, Layout.Layers.Count, codes, rows);
+        kernels.JoinViews(Rows(layerOutputs[Layout.DecoderEnd - 1], rows, Config.Views.View1Size),
+            Rows(layerOutputs[^1], rows, Config.Views.View2Size), Output(rows), rows, Config.Views);
+    }
+
+    /// <summary>From the gradient in <see cref="OutputGradient"/> back through p(x|z) to dz; VCCA splits it into
+    /// its views, runs both decoders back and adds their dz.</summary>
+    private void DecoderBackward(int rows)
+    {
+        var codes = Rows(z, rows, Config.Latent);
+        if (TwoViews)
+            kernels.SplitViews(OutputGradient(rows), Rows(layerGradients[Layout.DecoderEnd - 1], rows, Config.Views.View1Size),
+                Rows(layerGradients[^1], rows, Config.Views.View2Size), rows, Config.Views);
+        BackwardLayers(Layout.DecoderStart, Layout.DecoderEnd, rows, codes, Rows(dZ, rows, Config.Latent));
+        if (!TwoViews)
+            return;
+        BackwardLayers(Layout.DecoderEnd, Layout.Layers.Count, rows, codes, Rows(dZFromView2, rows, Config.Latent));
+        kernels.Add(Rows(dZ, rows, Config.Latent), Rows(dZFromView2, rows, Config.Latent));
+    }
+
+    /// <summary>VCCA: the batch's images into their two views.</summary>
+    private void SplitViews(int batch) =>
+        kernels.SplitViews(Rows(x, batch, Config.InputSize), Rows(view1, batch, Config.Views.View1Size),
+            Rows(view2, batch, Config.Views.View2Size), batch, Config.Views);
 
     /// <summary>Runs layers [from, to) forward from <paramref name="input"/>, each into its output buffer.</summary>
     private void DenseLayers(int from, int to, ArrayView<float> input, int batch)
@@ -481,7 +535,9 @@ public sealed class Vae : IDisposable
         CheckBatch(data, first, batch);
         kernels.Gather(data.Images, data.Order, x.View, first, batch, Config.InputSize, binarize,
             new DrawKey(Seed, Philox.Streams.EvalBinarize, drawIndex));
-        DenseLayers(0, Layout.EncoderLayerCount, Rows(x, batch, Config.InputSize), batch);
+        if (TwoViews)
+            SplitViews(batch);
+        DenseLayers(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
         kernels.Synchronize();
         var stats = Download(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, Config.EncoderOutputs));
         if (Config.Model == ModelKind.Ae)
@@ -526,9 +582,9 @@ public sealed class Vae : IDisposable
         }
         else
             z.View.SubView(0, codes.Length).CopyFromCPU(codes);
-        DenseLayers(Layout.DecoderStart, Layout.Layers.Count, Rows(z, batch, Config.Latent), batch);
+        DecoderForward(batch);
         kernels.Synchronize();
-        var output = Download(Rows(layerOutputs[^1], batch, Config.InputSize));
+        var output = Download(Output(batch));
         if (Config.Likelihood == LikelihoodKind.Bernoulli)
             for (int i = 0; i < output.Length; i++)
                 output[i] = StableMath.Sigmoid(output[i]);
@@ -545,7 +601,7 @@ public sealed class Vae : IDisposable
         else
         {
             int zRows = batch * Samples;
-            BackwardLayers(Layout.DecoderStart, Layout.Layers.Count, zRows, Rows(z, zRows, Config.Latent), Rows(dZ, zRows, Config.Latent));
+            DecoderBackward(zRows);
             if (Config.Model == ModelKind.Iwae)
                 kernels.ImportanceBackward(encoderOutput, Rows(z, zRows, Config.Latent), Rows(epsilon, zRows, Config.Latent),
                     Rows(dZ, zRows, Config.Latent), normalizedWeights.View.SubView(0, zRows), dEncoderOutput, batch,
@@ -562,7 +618,7 @@ public sealed class Vae : IDisposable
                     targetRate ? rateSign.View : null);
             }
         }
-        BackwardLayers(0, Layout.EncoderLayerCount, batch, Rows(x, batch, Config.InputSize), kernels.None);
+        BackwardLayers(0, Layout.EncoderLayerCount, batch, EncoderInput(batch), kernels.None);
     }
 
     /// <summary>
@@ -576,7 +632,7 @@ public sealed class Vae : IDisposable
         var z1 = Rows(z, rows, Config.Latent);
         var priorStats = Rows(layerOutputs[Layout.DecoderStart - 1], rows, 2 * Config.Latent);
         var stats2 = Rows(layerOutputs[Layout.Encoder2End - 1], rows, 2 * Config.Latent2);
-        BackwardLayers(Layout.DecoderStart, Layout.Layers.Count, rows, z1, Rows(dZ, rows, Config.Latent));
+        DecoderBackward(rows);
         kernels.PriorStatsGradient(z1, priorStats, weights, Rows(layerGradients[Layout.DecoderStart - 1], rows, 2 * Config.Latent),
             rows, Config.Latent, scale);
         BackwardLayers(Layout.Encoder2End, Layout.DecoderStart, rows, Rows(z2, rows, Config.Latent2), Rows(dZ2, rows, Config.Latent2));
@@ -588,7 +644,7 @@ public sealed class Vae : IDisposable
         kernels.FirstLayerBackward(stats1, z1, Rows(epsilon, rows, Config.Latent), priorStats, Rows(dZ, rows, Config.Latent),
             Rows(dZ1FromEncoder2, rows, Config.Latent), weights, Rows(layerGradients[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent),
             batch, Config.Latent, Samples, scale);
-        BackwardLayers(0, Layout.EncoderLayerCount, batch, Rows(x, batch, Config.InputSize), kernels.None);
+        BackwardLayers(0, Layout.EncoderLayerCount, batch, EncoderInput(batch), kernels.None);
     }
 
     /// <summary>
@@ -651,7 +707,7 @@ public sealed class Vae : IDisposable
 
     public void Dispose()
     {
-        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, objectivePerExample, z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights, priorDraws, mmdPerRow, rateSign, correctPerRow, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
+        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, objectivePerExample, z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights, priorDraws, mmdPerRow, rateSign, correctPerRow, view1, view2, jointOutput, dJointOutput, dZFromView2, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
                      .Concat(layerOutputs).Concat(layerGradients))
             buffer.Dispose();
         trainingTotals.Dispose();

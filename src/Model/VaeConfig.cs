@@ -13,6 +13,10 @@ public enum ModelKind
     InfoVae,
     /// <summary>Deep VIB (supervised): −log q(y|z) + β·KL with q(y|z) a softmax regression on z (β defaults to 1e-3).</summary>
     Vib,
+    /// <summary>VCCA (Wang et al. 2016): two views of each image (its left and right halves) share one z; q(z|x₁)
+    /// reads the left view alone and separate decoders p(x₁|z), p(x₂|z) reconstruct both, so the right half is
+    /// predicted from the left. The objective is the ELBO of the pair, rec₁ + rec₂ + β·KL.</summary>
+    Vcca,
 }
 
 /// <summary>
@@ -64,6 +68,26 @@ public sealed record VaeConfig
     /// <summary>The width of the top latent, the one the prior N(0, I) is on: what sampling and decoding take.</summary>
     public int TopLatent => StochasticLayers == 2 ? Latent2 : Latent;
 
+    /// <summary>Pixels per image row (MNIST: 28), which VCCA cuts into views; 0 takes the side of a square input.</summary>
+    public int ImageWidth { get; init; }
+
+    private int RowWidth
+    {
+        get
+        {
+            if (ImageWidth > 0)
+                return ImageWidth;
+            int side = (int)Math.Round(Math.Sqrt(InputSize));
+            return side * side == InputSize ? side : 0;
+        }
+    }
+
+    /// <summary>VCCA's two views: the left ⌈width/2⌉ columns of each image row, and the rest.</summary>
+    public ViewShape Views => new(InputSize, Math.Max(1, RowWidth), (RowWidth + 1) / 2);
+
+    /// <summary>Columns the encoder reads: the whole input, or VCCA's first view.</summary>
+    public int EncoderInputs => Model == ModelKind.Vcca ? Views.View1Size : InputSize;
+
     /// <summary>Columns of the encoder's last layer: [μ | log σ²] for the VAE and IWAE, the code alone for the
     /// autoencoder.</summary>
     public int EncoderOutputs => Model == ModelKind.Ae ? Latent : 2 * Latent;
@@ -82,6 +106,7 @@ public sealed record VaeConfig
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers
         && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
         && (Model != ModelKind.Vib || Classes == other.Classes)
+        && (Model != ModelKind.Vcca || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
 
     public override int GetHashCode() =>
@@ -120,6 +145,10 @@ public sealed record VaeConfig
             throw new ArgumentException("--target-rate replaces β·KL of the one-layer VAE with k = 1: use it without --model, --k, --stochastic-layers or --beta");
         if (Model == ModelKind.Vib && (StochasticLayers != 1 || Classes < 2 || Classes > 256))
             throw new ArgumentException($"the Deep VIB classifies 2 to 256 classes (got {Classes}) from one stochastic layer");
+        if (Model == ModelKind.Vcca && (RowWidth < 2 || InputSize % RowWidth != 0))
+            throw new ArgumentException($"VCCA cuts images into left and right halves: it needs images at least 2 pixels wide (got {InputSize} features in rows of {RowWidth})");
+        if (Model == ModelKind.Vcca && StochasticLayers != 1)
+            throw new ArgumentException("VCCA shares one stochastic layer between its views: leave --stochastic-layers at 1");
         if (Model == ModelKind.InfoVae && (Samples != 1 || StochasticLayers != 1))
             throw new ArgumentException("the InfoVAE compares one code per example with the prior: use --k 1 and one stochastic layer");
         if (Model == ModelKind.InfoVae && (!(MmdLambda >= 0) || double.IsInfinity(MmdLambda)))

@@ -1,0 +1,77 @@
+using ILGPU;
+
+namespace IlgpuVae.GpuKernels;
+
+/// <summary>
+/// How VCCA cuts each image into two views: view 1 is the left <see cref="LeftColumns"/> columns of every image
+/// row, view 2 the remaining right columns. Each view is stored row-major by image row, so a view is itself a
+/// narrower image.
+/// </summary>
+public readonly struct ViewShape
+{
+    public readonly int Features, Width, LeftColumns;
+
+    public ViewShape(int features, int width, int leftColumns)
+    {
+        Features = features;
+        Width = width;
+        LeftColumns = leftColumns;
+    }
+
+    public int Height => Features / Width;
+    public int RightColumns => Width - LeftColumns;
+    public int View1Size => Height * LeftColumns;
+    public int View2Size => Height * RightColumns;
+}
+
+/// <summary>
+/// Moving between whole images [rows, features] and their two views [rows, view1] and [rows, view2] (VCCA). The
+/// split is a permutation of each row, so join is its inverse and also its adjoint: the backward pass of a split
+/// is a join and that of a join a split. Element-wise kernels over contiguous chunks, like the gather.
+/// </summary>
+public static class Views
+{
+    /// <summary>full element e = (row, pixel) → its place in view 1 or view 2.</summary>
+    public static void SplitKernel(Index1D thread, ArrayView<float> full, ArrayView<float> view1, ArrayView<float> view2,
+        ViewShape shape, Chunking chunking)
+    {
+        int end = chunking.End(thread);
+        for (int element = chunking.Start(thread); element < end; element++)
+        {
+            int row = element / shape.Features;
+            int pixel = element - row * shape.Features;
+            int imageRow = pixel / shape.Width;
+            int column = pixel - imageRow * shape.Width;
+            if (column < shape.LeftColumns)
+                view1[row * shape.View1Size + imageRow * shape.LeftColumns + column] = full[element];
+            else
+                view2[row * shape.View2Size + imageRow * shape.RightColumns + column - shape.LeftColumns] = full[element];
+        }
+    }
+
+    /// <summary>The inverse of <see cref="SplitKernel"/>: each full element read from its view.</summary>
+    public static void JoinKernel(Index1D thread, ArrayView<float> view1, ArrayView<float> view2, ArrayView<float> full,
+        ViewShape shape, Chunking chunking)
+    {
+        int end = chunking.End(thread);
+        for (int element = chunking.Start(thread); element < end; element++)
+        {
+            int row = element / shape.Features;
+            int pixel = element - row * shape.Features;
+            int imageRow = pixel / shape.Width;
+            int column = pixel - imageRow * shape.Width;
+            full[element] = column < shape.LeftColumns
+                ? view1[row * shape.View1Size + imageRow * shape.LeftColumns + column]
+                : view2[row * shape.View2Size + imageRow * shape.RightColumns + column - shape.LeftColumns];
+        }
+    }
+
+    /// <summary>target += addend, element by element: where two branches of a network read one tensor (VCCA's two
+    /// decoders read z), their gradients meet here.</summary>
+    public static void AddKernel(Index1D thread, ArrayView<float> target, ArrayView<float> addend, Chunking chunking)
+    {
+        int end = chunking.End(thread);
+        for (int element = chunking.Start(thread); element < end; element++)
+            target[element] += addend[element];
+    }
+}
