@@ -42,6 +42,10 @@ public sealed class KernelSet : IDisposable
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> logWeight;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ViewShape, Chunking> splitViews, joinViews;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, Chunking> add;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> ladderMerge;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> ladderMergeBackward;
+    private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchNormShape>> batchNormForward;
+    private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchNormShape>> batchNormBackward;
 
     public KernelSet(Accelerator accelerator, AcceleratorStream? stream = null)
     {
@@ -113,6 +117,22 @@ public sealed class KernelSet : IDisposable
         splitViews = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ViewShape, Chunking>(Views.SplitKernel);
         joinViews = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ViewShape, Chunking>(Views.JoinKernel);
         add = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, Chunking>(Views.AddKernel);
+        ladderMerge = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Ladder.MergeKernel);
+        ladderMergeBackward = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Ladder.MergeBackwardKernel);
+        batchNormForward = new()
+        {
+            [ActivationKind.Identity] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchNormShape>(BatchNorm.ForwardKernel<IdentityActivation>),
+            [ActivationKind.Relu] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchNormShape>(BatchNorm.ForwardKernel<ReluActivation>),
+            [ActivationKind.Tanh] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchNormShape>(BatchNorm.ForwardKernel<TanhActivation>),
+            [ActivationKind.Sigmoid] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchNormShape>(BatchNorm.ForwardKernel<SigmoidActivation>),
+        };
+        batchNormBackward = new()
+        {
+            [ActivationKind.Identity] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchNormShape>(BatchNorm.BackwardKernel<IdentityActivation>),
+            [ActivationKind.Relu] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchNormShape>(BatchNorm.BackwardKernel<ReluActivation>),
+            [ActivationKind.Tanh] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchNormShape>(BatchNorm.BackwardKernel<TanhActivation>),
+            [ActivationKind.Sigmoid] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchNormShape>(BatchNorm.BackwardKernel<SigmoidActivation>),
+        };
 
         // Element-wise kernels loop over contiguous chunks. On the CPU accelerator a launched thread is costly
         // (an OS-thread hand-off and bounds checks per call), so a few fat threads per core win; on a GPU one
@@ -312,12 +332,13 @@ public sealed class KernelSet : IDisposable
         Launch(() => priorStatsGradient(Stream, rows, z1, priorStats, rowWeights, dPriorStats, latent, scale));
 
     /// <summary>The two-layer model's z1 sampler: z1 feeds the decoder, q(z2|z1) and p(z1|z2), so its gradient
-    /// adds the two networks' and the learned prior's (see <see cref="Reparameterize.WeightedBackwardKernel"/>).</summary>
+    /// adds the two networks' and the learned prior's (see <see cref="Reparameterize.WeightedBackwardKernel"/>).
+    /// In the Ladder VAE nothing but the decoder reads z1: pass <see cref="None"/> as dZ1FromEncoder2.</summary>
     public void FirstLayerBackward(ArrayView<float> stats1, ArrayView<float> z1, ArrayView<float> epsilon1, ArrayView<float> priorStats,
         ArrayView<float> dZ1FromDecoder, ArrayView<float> dZ1FromEncoder2, ArrayView<float> rowWeights, ArrayView<float> dStats1,
         int examples, int latent, int samples, float scale) =>
         Launch(() => weightedSamplerBackward(Stream, examples, stats1, z1, epsilon1, dZ1FromDecoder, dZ1FromEncoder2, priorStats,
-            rowWeights, dStats1, new SamplerShape(latent, samples, gaussianPrior: true, otherGradient: true), scale));
+            rowWeights, dStats1, new SamplerShape(latent, samples, gaussianPrior: true, otherGradient: dZ1FromEncoder2.Length > 0), scale));
 
     /// <summary>Each row's share of MMD² and its InfoVAE objective (see <see cref="Mmd"/>).</summary>
     public void MmdForward(ArrayView<float> z, ArrayView<float> prior, ArrayView<float> reconstructionPerRow, ArrayView<float> klPerRow,
@@ -358,6 +379,25 @@ public sealed class KernelSet : IDisposable
         var chunking = ChunkingFor(rows * shape.Features);
         Launch(() => joinViews(Stream, chunking.Threads, view1, view2, full, shape, chunking));
     }
+
+    /// <summary>Ladder VAE: merged [rows, 2K] from bottom-up stats [rows / samples, 2K] and top-down [rows, 2K].</summary>
+    public void LadderMerge(ArrayView<float> bottomUp, ArrayView<float> topDown, ArrayView<float> merged, int rows, int latent, int samples) =>
+        Launch(() => ladderMerge(Stream, rows, bottomUp, topDown, merged, latent, samples));
+
+    /// <summary>Ladder VAE: writes dBottomUp [examples, 2K] and adds to dTopDown [examples·samples, 2K].</summary>
+    public void LadderMergeBackward(ArrayView<float> bottomUp, ArrayView<float> topDown, ArrayView<float> dMerged,
+        ArrayView<float> dBottomUp, ArrayView<float> dTopDown, int examples, int latent, int samples) =>
+        Launch(() => ladderMergeBackward(Stream, examples, bottomUp, topDown, dMerged, dBottomUp, dTopDown, latent, samples));
+
+    /// <summary>y = act(batch norm(pre)); norm = [γ | β | running mean | running variance], saved ← [mean | 1/σ].</summary>
+    public void BatchNormForward(ActivationKind activation, ArrayView<float> preActivation, ArrayView<float> norm,
+        ArrayView<float> output, ArrayView<float> saved, BatchNormShape shape) =>
+        Launch(() => batchNormForward[activation](Stream, shape.Columns, preActivation, norm, output, saved, shape));
+
+    /// <summary>dY is overwritten with d pre-activation; dNorm ← [dγ | dβ].</summary>
+    public void BatchNormBackward(ActivationKind activation, ArrayView<float> preActivation, ArrayView<float> norm,
+        ArrayView<float> output, ArrayView<float> saved, ArrayView<float> dY, ArrayView<float> dNorm, BatchNormShape shape) =>
+        Launch(() => batchNormBackward[activation](Stream, shape.Columns, preActivation, norm, output, saved, dY, dNorm, shape));
 
     /// <summary>target += addend over addend's length.</summary>
     public void Add(ArrayView<float> target, ArrayView<float> addend)
@@ -413,6 +453,13 @@ public sealed class KernelSet : IDisposable
         methods.Add(typeof(Views).GetMethod(nameof(Views.SplitKernel))!);
         methods.Add(typeof(Views).GetMethod(nameof(Views.JoinKernel))!);
         methods.Add(typeof(Views).GetMethod(nameof(Views.AddKernel))!);
+        methods.Add(typeof(Ladder).GetMethod(nameof(Ladder.MergeKernel))!);
+        methods.Add(typeof(Ladder).GetMethod(nameof(Ladder.MergeBackwardKernel))!);
+        foreach (var activation in activations)
+        {
+            methods.Add(typeof(BatchNorm).GetMethod(nameof(BatchNorm.ForwardKernel))!.MakeGenericMethod(activation));
+            methods.Add(typeof(BatchNorm).GetMethod(nameof(BatchNorm.BackwardKernel))!.MakeGenericMethod(activation));
+        }
         foreach (var activation in activations)
             methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.ForwardKernel))!.MakeGenericMethod(activation));
         methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardInputKernel))!);
