@@ -25,7 +25,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     private static readonly string[] ConfigurationNames =
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
          "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
-         "vcca", "vcca-k2-gaussian"];
+         "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -65,6 +65,23 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             InputSize = 12, ImageWidth = 3, Hidden = [8, 5], Latent = 2, Model = ModelKind.Vcca, Samples = 2, Beta = 0.5,
             Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.3,
         },
+        // Ladder VAEs with and without batch norm; the normalised ones' hidden layers see 5 to 6 rows per batch
+        // (times k above z1's bottom-up stats).
+        "ladder-norm" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 3, Hidden2 = [5], Latent2 = 2, StochasticLayers = 2, Model = ModelKind.Ladder,
+            BatchNorm = true, Activation = ActivationKind.Tanh, Beta = 0.8,
+        },
+        "ladder-k3" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [6, 5], Latent = 3, Hidden2 = [4], Latent2 = 2, StochasticLayers = 2, Model = ModelKind.Ladder,
+            Samples = 3,
+        },
+        "ladder-k2-norm-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8], Latent = 4, Hidden2 = [4, 3], Latent2 = 2, StochasticLayers = 2, Model = ModelKind.Ladder,
+            Samples = 2, BatchNorm = true, Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5,
+        },
         "vae-2layer-k2" => new VaeConfig
         {
             InputSize = 12, Hidden = [7], Latent = 4, Hidden2 = [5], Latent2 = 2, StochasticLayers = 2,
@@ -96,7 +113,10 @@ public sealed class VaeTests(AcceleratorFixture fixture)
 
         // A sample of parameters from every layer (weights and biases): central differences of the double
         // objective against the reference's analytic gradient (tight) and the kernels' float gradient.
-        var sample = layout.Layers.SelectMany(layer => new[] { layer.WeightOffset, layer.WeightOffset + layer.WeightCount / 2, layer.End - 1 }).ToArray();
+        // Batch-normalised layers add their first β and last γ.
+        var sample = layout.Layers.SelectMany(layer => layer.BatchNorm
+            ? new[] { layer.WeightOffset, layer.WeightOffset + layer.WeightCount / 2, layer.NormOffset - 1, layer.NormOffset + layer.Outputs - 1, layer.NormOffset + layer.Outputs }
+            : new[] { layer.WeightOffset, layer.WeightOffset + layer.WeightCount / 2, layer.End - 1 }).ToArray();
         var finiteDifferences = sample.Select(index =>
         {
             double Objective(double value)
@@ -157,6 +177,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             var result = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(config, seed, step, batch), batch,
                 labels: images.Labels.Skip(first).Take(batch).Select(label => (int)label).ToArray());
             referenceLosses.Add(result.Loss);
+            ReferenceVae.ApplyRunningAverages(parameters, result);
             var gradient = result.Gradient;
             if (adam.MaxGradientNorm is { } maxNorm)
             {
@@ -204,7 +225,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         var epsilon = ReferenceVae.Epsilon(scored, seed, drawIndex, batch, Philox.Streams.EvalReparameterize);
         var layout = new ParameterLayout(config);
         var reference = ReferenceVae.LossAndGradient(scored, Numerics.ToDouble(layout.Initialise(seed)), x, epsilon, batch,
-            labels: images.Labels.Select(label => (int)label).ToArray());
+            labels: images.Labels.Select(label => (int)label).ToArray(), training: false);
 
         foreach (var kernels in fixture.KernelSets)
         {
@@ -224,6 +245,42 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     }
 
     [Theory]
+    [InlineData("ladder-norm")]
+    [InlineData("ladder-k2-norm-gaussian")]
+    public void EvaluationAfterTrainingNormalisesWithTheRunningAverages(string configuration)
+    {
+        // After a few steps the running averages are far from their initial 0 and 1: evaluating with the device's
+        // trained parameters must match the reference's evaluation pass on the same parameters.
+        var config = Config(configuration);
+        const int batch = 6;
+        const ulong seed = 29;
+        const long drawIndex = 3;
+        var images = SyntheticImages(batch, 3, 4, 9);
+        var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
+        var scored = config with { Samples = 1 };
+        var epsilon = ReferenceVae.Epsilon(scored, seed, drawIndex, batch, Philox.Streams.EvalReparameterize);
+        var layout = new ParameterLayout(config);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var data = new DeviceDataset(kernels.Accelerator, images);
+            using var vae = new Vae(kernels, config, batch, seed);
+            for (int step = 0; step < 4; step++)
+                vae.TrainStep(data, 0, batch);
+            var trained = Numerics.ToDouble(vae.GetParameters());
+            var moved = layout.Layers.Where(layer => layer.BatchNorm)
+                .Select(layer => Math.Abs(trained[layer.NormOffset + 3 * layer.Outputs] - 1) + Math.Abs(trained[layer.NormOffset + 2 * layer.Outputs])).Min();
+            Assert.True(moved > 0.05, $"the running averages hardly moved ({moved}), so this test would not see them");
+            var reference = ReferenceVae.LossAndGradient(scored, trained, x, epsilon, batch, training: false);
+            vae.EvaluateBatch(data, 0, batch, drawIndex);
+            var sums = vae.ReadEvaluationSums(reset: true);
+            // As in the evaluation test above: float against double over sums of a few hundred terms.
+            Numerics.AssertClose($"{kernels.Accelerator.AcceleratorType} {configuration}: evaluation after training",
+                [reference.Reconstruction, reference.Kl, reference.Loss],
+                [(float)sums.MeanReconstruction, (float)sums.MeanKl, (float)sums.MeanLoss], 1e-5, 1e-5);
+        }
+    }
+
+    [Theory]
     [MemberData(nameof(Configurations))]
     public void EncodeAndDecodeMatchTheReferenceLayers(string configuration)
     {
@@ -234,21 +291,21 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         var layout = new ParameterLayout(config);
         var parameters = layout.Initialise(seed);
         var p = Numerics.ToDouble(parameters);
-        double[] Run(int from, int to, double[] input)
-        {
-            for (int i = from; i < to; i++)
-            {
-                var layer = layout.Layers[i];
-                input = DenseReference.Forward(layer.Activation, input, p[layer.WeightOffset..(layer.WeightOffset + layer.WeightCount)],
-                    p[layer.BiasOffset..layer.End], batch, layer.Inputs, layer.Outputs);
-            }
-            return input;
-        }
+        // Batch-normalised layers use their running averages outside training.
+        var runner = new ReferenceVae.LayerRunner(config, p, training: false);
+        double[] Run(int from, int to, double[] input) => runner.Run(from, to, input, batch);
         var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
         bool twoViews = config.Model == ModelKind.Vcca;
         var stats = Run(0, layout.EncoderLayerCount, twoViews ? ViewReference.Split(x, batch, config.Views).View1 : x);
         int width = config.EncoderOutputs, latent = config.Latent;
-        if (config.StochasticLayers == 2)
+        if (config.Model == ModelKind.Ladder)
+        {
+            // The top layer's q(z2|x), the bottom-up pass's.
+            stats = Run(layout.EncoderLayerCount, layout.Encoder2End, runner.Outputs[layout.EncoderLayerCount - 2]);
+            latent = config.Latent2;
+            width = 2 * latent;
+        }
+        else if (config.StochasticLayers == 2)
         {
             // The top layer, q(z2|z1) at z1 = μ1.
             var mu1 = Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + i % latent]).ToArray();

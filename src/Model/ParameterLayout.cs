@@ -2,12 +2,14 @@ using IlgpuVae.GpuKernels;
 
 namespace IlgpuVae.Model;
 
-/// <summary>One dense layer's place in the flat parameter buffer: W [Outputs, Inputs] then b [Outputs].</summary>
-public sealed record DenseSlice(string Name, int Inputs, int Outputs, ActivationKind Activation, int WeightOffset)
+/// <summary>One dense layer's place in the flat parameter buffer: W [Outputs, Inputs] then b [Outputs], and for a
+/// batch-normalised layer [γ | β | running mean | running variance], Outputs each (see <see cref="GpuKernels.BatchNorm"/>).</summary>
+public sealed record DenseSlice(string Name, int Inputs, int Outputs, ActivationKind Activation, int WeightOffset, bool BatchNorm = false)
 {
     public int WeightCount => Inputs * Outputs;
     public int BiasOffset => WeightOffset + WeightCount;
-    public int End => BiasOffset + Outputs;
+    public int NormOffset => BiasOffset + Outputs;
+    public int End => NormOffset + (BatchNorm ? 4 * Outputs : 0);
 }
 
 /// <summary>
@@ -23,9 +25,9 @@ public sealed class ParameterLayout
         config.Validate();
         var layers = new List<DenseSlice>();
         int offset = 0;
-        void Add(string name, int inputs, int outputs, ActivationKind activation)
+        void Add(string name, int inputs, int outputs, ActivationKind activation, bool hidden = false)
         {
-            var slice = new DenseSlice(name, inputs, outputs, activation, offset);
+            var slice = new DenseSlice(name, inputs, outputs, activation, offset, hidden && config.BatchNorm);
             layers.Add(slice);
             // Each weight matrix starts on a 4-float boundary so kernels may read it 16 bytes at a time; the
             // few floats of padding stay zero and receive zero gradients.
@@ -38,7 +40,7 @@ public sealed class ParameterLayout
             int width = inputs;
             for (int i = 0; i < hidden.Count; i++)
             {
-                Add($"{name}.{i}", width, hidden[i], config.Activation);
+                Add($"{name}.{i}", width, hidden[i], config.Activation, hidden: true);
                 width = hidden[i];
             }
             Add($"{name}.stats", width, outputs, ActivationKind.Identity);
@@ -48,8 +50,9 @@ public sealed class ParameterLayout
         EncoderLayerCount = layers.Count;
         if (config.StochasticLayers == 2)
         {
-            // q(z2|z1), then p(z1|z2) mirroring it: means and log-variances of z1.
-            Stage("encoder2", config.Latent, config.Hidden2, 2 * config.Latent2);
+            // q(z2|z1), then p(z1|z2) mirroring it: means and log-variances of z1. The Ladder VAE's bottom-up pass
+            // goes on from the encoder's last hidden layer instead of from z1.
+            Stage("encoder2", config.Model == ModelKind.Ladder ? config.Hidden[^1] : config.Latent, config.Hidden2, 2 * config.Latent2);
             Encoder2End = layers.Count;
             Stage("prior", config.Latent2, config.Hidden2.Reverse().ToArray(), 2 * config.Latent);
         }
@@ -64,7 +67,7 @@ public sealed class ParameterLayout
             int width = config.Latent;
             for (int i = config.Hidden.Length - 1; i >= 0 && config.Model != ModelKind.Vib; i--)
             {
-                Add($"{name}.{config.Hidden.Length - 1 - i}", width, config.Hidden[i], config.Activation);
+                Add($"{name}.{config.Hidden.Length - 1 - i}", width, config.Hidden[i], config.Activation, hidden: true);
                 width = config.Hidden[i];
             }
             Add($"{name}.out", width, outputs, config.Model == ModelKind.Vib ? ActivationKind.Identity : config.OutputActivation);
@@ -108,8 +111,16 @@ public sealed class ParameterLayout
         foreach (var layer in Layers)
         {
             float bound = 1f / MathF.Sqrt(layer.Inputs);
-            for (int i = layer.WeightOffset; i < layer.End; i++)
+            for (int i = layer.WeightOffset; i < layer.NormOffset; i++)
                 parameters[i] = (2f * Philox.Uniform(seed, Philox.Streams.Initialise, 0, i) - 1f) * bound;
+            if (layer.BatchNorm)
+            {
+                // The product's bias is redundant before normalisation (β takes its place): it is held at 0 and
+                // gets no gradient. Then PyTorch's BatchNorm1d: γ = 1, β = 0, running mean 0, running variance 1.
+                Array.Fill(parameters, 0f, layer.BiasOffset, layer.Outputs);
+                Array.Fill(parameters, 1f, layer.NormOffset, layer.Outputs);
+                Array.Fill(parameters, 1f, layer.NormOffset + 3 * layer.Outputs, layer.Outputs);
+            }
         }
         return parameters;
     }

@@ -59,6 +59,15 @@ public sealed class Vae : IDisposable
     // VCCA: the batch's two views (the encoder reads view 1), both decoders' outputs joined into whole images and
     // their gradient, and the gradient of z from the second decoder.
     private readonly MemoryBuffer1D<float, Stride1D.Dense> view1, view2, jointOutput, dJointOutput, dZFromView2;
+    // Ladder VAE: q(z1|x, z2) merged per z row and its gradient, and the gradient of the encoder's last hidden
+    // layer from the bottom-up layers above it.
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> mergedStats, dMergedStats, dHiddenFromAbove;
+    // Batch-normalised layers: the product before normalisation, and [mean | 1/σ] per column of the last pass.
+    private readonly MemoryBuffer1D<float, Stride1D.Dense>[] preActivations, normStatistics;
+    // Where a batch-normalised layer's bias gradient goes: nowhere that Adam reads (see ParameterLayout).
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> unusedBiasGradient;
+    // Whether dense layers normalise with the batch's statistics (a training pass) or the running averages.
+    private bool trainingPass;
 
     public Vae(KernelSet kernels, VaeConfig config, int maxBatch, ulong seed, AdamSettings? adam = null)
     {
@@ -115,9 +124,16 @@ public sealed class Vae : IDisposable
         jointOutput = accelerator.Allocate1D<float>(vcca ? maxRows * config.InputSize : 1);
         dJointOutput = accelerator.Allocate1D<float>(vcca ? maxRows * config.InputSize : 1);
         dZFromView2 = accelerator.Allocate1D<float>(vcca ? maxRows * config.Latent : 1);
+        bool ladder = config.Model == ModelKind.Ladder;
+        mergedStats = accelerator.Allocate1D<float>(ladder ? maxRows * 2 * config.Latent : 1);
+        dMergedStats = accelerator.Allocate1D<float>(ladder ? maxRows * 2 * config.Latent : 1);
+        dHiddenFromAbove = accelerator.Allocate1D<float>(ladder ? maxBatch * config.Hidden[^1] : 1);
         // Encoder layers see one row per example, decoder layers one per sample.
         layerOutputs = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
         layerGradients = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
+        preActivations = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(layer.BatchNorm ? RowsOf(i, maxBatch) * layer.Outputs : 1)).ToArray();
+        normStatistics = Layout.Layers.Select(layer => accelerator.Allocate1D<float>(layer.BatchNorm ? 2 * layer.Outputs : 1)).ToArray();
+        unusedBiasGradient = accelerator.Allocate1D<float>(Layout.Layers.Max(layer => layer.BatchNorm ? layer.Outputs : 1));
         // [scale Adam applies, norm before clipping]; stays [1, 0] when clipping is off.
         gradientScale = accelerator.Allocate1D(new[] { 1f, 0f });
         clipPartials = accelerator.Allocate1D<float>(GradientClipping.Slots);
@@ -161,7 +177,14 @@ public sealed class Vae : IDisposable
         TwoViews ? Rows(dJointOutput, rows, Config.InputSize) : Rows(layerGradients[^1], rows, Config.OutputSize);
 
     /// <summary>Rows layer i sees for a batch: one per example in the encoder, one per sample in the decoder.</summary>
-    private int RowsOf(int layer, int batch) => layer < Layout.EncoderLayerCount ? batch : batch * Samples;
+    private int RowsOf(int layer, int batch) =>
+        layer < (Ladder ? Layout.Encoder2End : Layout.EncoderLayerCount) ? batch : batch * Samples;
+
+    /// <summary>The Ladder VAE's bottom-up pass runs once per example through both encoders.</summary>
+    private bool Ladder => Config.Model == ModelKind.Ladder;
+
+    /// <summary>The encoder's last hidden layer, where the Ladder VAE's second bottom-up stage starts.</summary>
+    private ArrayView<float> TopHidden(int batch) => Rows(layerOutputs[Layout.EncoderLayerCount - 2], batch, Config.Hidden[^1]);
     public int MaxBatch { get; }
     public ulong Seed { get; }
 
@@ -262,11 +285,13 @@ public sealed class Vae : IDisposable
         int rows = batch * samples;
         var stats1 = Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent);
         if (TwoLayers)
-            kernels.TwoLayerLogWeights(stats1, Rows(z, rows, Config.Latent), Rows(epsilon, rows, Config.Latent),
-                Rows(layerOutputs[Layout.Encoder2End - 1], rows, 2 * Config.Latent2), Rows(z2, rows, Config.Latent2),
-                Rows(epsilon2, rows, Config.Latent2), Rows(layerOutputs[Layout.DecoderStart - 1], rows, 2 * Config.Latent),
+            // The Ladder VAE's q(z1|·) is merged per z row and its q(z2|x) is per example; the other way round in
+            // the two-layer model.
+            kernels.TwoLayerLogWeights(Ladder ? Rows(mergedStats, rows, 2 * Config.Latent) : stats1, Rows(z, rows, Config.Latent),
+                Rows(epsilon, rows, Config.Latent), Rows(layerOutputs[Layout.Encoder2End - 1], RowsOf(Layout.Encoder2End - 1, batch), 2 * Config.Latent2),
+                Rows(z2, rows, Config.Latent2), Rows(epsilon2, rows, Config.Latent2), Rows(layerOutputs[Layout.DecoderStart - 1], rows, 2 * Config.Latent),
                 reconstructionPerRow.View.SubView(0, rows), logWeights.View.SubView(0, rows), klPerRow.View.SubView(0, rows),
-                rows, new LatentWidths(Config.Latent, Config.Latent2, samples));
+                rows, Ladder ? new LatentWidths(Config.Latent, Config.Latent2, 1, samples) : new LatentWidths(Config.Latent, Config.Latent2, samples));
         else
             kernels.LogWeights(stats1, Rows(z, rows, Config.Latent), Rows(epsilon, rows, Config.Latent),
                 reconstructionPerRow.View.SubView(0, rows), logWeights.View.SubView(0, rows), rows, Config.Latent, samples);
@@ -364,6 +389,19 @@ public sealed class Vae : IDisposable
         GradientPass(data, first, batch, drawStep, binarize, accumulateLoss: false);
 
     private void GradientPass(DeviceDataset data, int first, int batch, long drawStep, bool binarize, bool accumulateLoss)
+    {
+        trainingPass = true;
+        try
+        {
+            TrainingPass(data, first, batch, drawStep, binarize, accumulateLoss);
+        }
+        finally
+        {
+            trainingPass = false;
+        }
+    }
+
+    private void TrainingPass(DeviceDataset data, int first, int batch, long drawStep, bool binarize, bool accumulateLoss)
     {
         GatherAndForward(data, first, batch, binarize, drawStep, Philox.Streams.Binarize, Philox.Streams.Reparameterize, Samples);
         int rows = batch * Samples;
@@ -465,6 +503,11 @@ public sealed class Vae : IDisposable
             return;
         }
         int rows = batch * samples;
+        if (Ladder)
+        {
+            LadderForward(batch, reparameterizeKey, samples);
+            return;
+        }
         kernels.ReparameterizeForward(encoderOutput, Rows(z, rows, Config.Latent), Rows(epsilon, rows, Config.Latent),
             klPerRow.View.SubView(0, rows), rows, Config.Latent, reparameterizeKey, samples);
         if (TwoLayers)
@@ -477,6 +520,31 @@ public sealed class Vae : IDisposable
                 rows, Config.Latent2, key2);
             DenseLayers(Layout.Encoder2End, Layout.DecoderStart, Rows(z2, rows, Config.Latent2), rows);
         }
+        DecoderForward(rows);
+    }
+
+    /// <summary>
+    /// The Ladder VAE after its first bottom-up stage (the encoder, already run): the second stage from the top
+    /// hidden layer to q(z2|x), z2 sampled k times per example, the top-down prior p(z1|z2), q(z1|x, z2) by
+    /// precision-weighted merging, z1 from it, and the decoder. z1 and z2 use the same streams as the two-layer
+    /// model's.
+    /// </summary>
+    private void LadderForward(int batch, DrawKey reparameterizeKey, int samples)
+    {
+        int rows = batch * samples;
+        DenseLayers(Layout.EncoderLayerCount, Layout.Encoder2End, TopHidden(batch), batch);
+        var key2 = new DrawKey(reparameterizeKey.Seed, reparameterizeKey.Stream + Philox.Streams.SecondLayerOffset, reparameterizeKey.Step);
+        kernels.ReparameterizeForward(Rows(layerOutputs[Layout.Encoder2End - 1], batch, 2 * Config.Latent2),
+            Rows(z2, rows, Config.Latent2), Rows(epsilon2, rows, Config.Latent2), unusedKl2.View.SubView(0, rows),
+            rows, Config.Latent2, key2, samples);
+        DenseLayers(Layout.Encoder2End, Layout.DecoderStart, Rows(z2, rows, Config.Latent2), rows);
+        var merged = Rows(mergedStats, rows, 2 * Config.Latent);
+        kernels.LadderMerge(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent),
+            Rows(layerOutputs[Layout.DecoderStart - 1], rows, 2 * Config.Latent), merged, rows, Config.Latent, samples);
+        // The KL this writes is the merged Gaussian's against N(0, I), which the Ladder VAE does not use: its KL
+        // terms are sampled through log w.
+        kernels.ReparameterizeForward(merged, Rows(z, rows, Config.Latent), Rows(epsilon, rows, Config.Latent),
+            klPerRow.View.SubView(0, rows), rows, Config.Latent, reparameterizeKey);
         DecoderForward(rows);
     }
 
@@ -519,8 +587,17 @@ public sealed class Vae : IDisposable
         {
             var layer = Layout.Layers[i];
             var output = Rows(layerOutputs[i], batch, layer.Outputs);
-            kernels.DenseForward(layer.Activation, input, Weights(parameters, layer), Bias(parameters, layer),
-                output, batch, layer.Inputs, layer.Outputs);
+            if (layer.BatchNorm)
+            {
+                var preActivation = Rows(preActivations[i], batch, layer.Outputs);
+                kernels.DenseForward(ActivationKind.Identity, input, Weights(parameters, layer), Bias(parameters, layer),
+                    preActivation, batch, layer.Inputs, layer.Outputs);
+                kernels.BatchNormForward(layer.Activation, preActivation, Norm(parameters, layer, 4), output,
+                    normStatistics[i].View, new BatchNormShape(batch, layer.Outputs, trainingPass));
+            }
+            else
+                kernels.DenseForward(layer.Activation, input, Weights(parameters, layer), Bias(parameters, layer),
+                    output, batch, layer.Inputs, layer.Outputs);
             input = output;
         }
     }
@@ -542,7 +619,14 @@ public sealed class Vae : IDisposable
         var stats = Download(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, Config.EncoderOutputs));
         if (Config.Model == ModelKind.Ae)
             return (stats, []); // the code itself; an autoencoder has no variance
-        if (TwoLayers)
+        if (Ladder)
+        {
+            // The top layer's q(z2|x) is the bottom-up pass's own.
+            DenseLayers(Layout.EncoderLayerCount, Layout.Encoder2End, TopHidden(batch), batch);
+            kernels.Synchronize();
+            stats = Download(Rows(layerOutputs[Layout.Encoder2End - 1], batch, 2 * Config.Latent2));
+        }
+        else if (TwoLayers)
         {
             // The top layer's q(z2|μ1): the codes Decode takes, so encode → decode round-trips.
             var means1 = Half(stats, batch, Config.Latent, second: false);
@@ -628,6 +712,11 @@ public sealed class Vae : IDisposable
     /// </summary>
     private void BackwardTwoLayers(int batch, ArrayView<float> weights, float scale)
     {
+        if (Ladder)
+        {
+            BackwardLadder(batch, weights, scale);
+            return;
+        }
         int rows = batch * Samples;
         var z1 = Rows(z, rows, Config.Latent);
         var priorStats = Rows(layerOutputs[Layout.DecoderStart - 1], rows, 2 * Config.Latent);
@@ -648,6 +737,38 @@ public sealed class Vae : IDisposable
     }
 
     /// <summary>
+    /// The Ladder VAE's backward pass: p(x|z1) to dz1; T's gradient into the prior's output; the z1 sampler (prior
+    /// N(m, e^u), no other reader of z1) to the merged stats; the merge to the bottom-up stats of z1 (per example)
+    /// and, added, the prior's output; the prior network to dz2; the z2 sampler (N(0, I) prior, k samples per
+    /// example) to the bottom-up stats of z2; both bottom-up stages, their gradients meeting at the encoder's top
+    /// hidden layer.
+    /// </summary>
+    private void BackwardLadder(int batch, ArrayView<float> weights, float scale)
+    {
+        int rows = batch * Samples, k1 = Config.Latent, k2 = Config.Latent2;
+        var z1 = Rows(z, rows, k1);
+        var priorStats = Rows(layerOutputs[Layout.DecoderStart - 1], rows, 2 * k1);
+        var dPriorStats = Rows(layerGradients[Layout.DecoderStart - 1], rows, 2 * k1);
+        var merged = Rows(mergedStats, rows, 2 * k1);
+        DecoderBackward(rows);
+        kernels.PriorStatsGradient(z1, priorStats, weights, dPriorStats, rows, k1, scale);
+        kernels.FirstLayerBackward(merged, z1, Rows(epsilon, rows, k1), priorStats, Rows(dZ, rows, k1), kernels.None, weights,
+            Rows(dMergedStats, rows, 2 * k1), rows, k1, 1, scale);
+        kernels.LadderMergeBackward(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * k1), priorStats,
+            Rows(dMergedStats, rows, 2 * k1), Rows(layerGradients[Layout.EncoderLayerCount - 1], batch, 2 * k1), dPriorStats,
+            batch, k1, Samples);
+        BackwardLayers(Layout.Encoder2End, Layout.DecoderStart, rows, Rows(z2, rows, k2), Rows(dZ2, rows, k2));
+        kernels.ImportanceBackward(Rows(layerOutputs[Layout.Encoder2End - 1], batch, 2 * k2), Rows(z2, rows, k2),
+            Rows(epsilon2, rows, k2), Rows(dZ2, rows, k2), weights, Rows(layerGradients[Layout.Encoder2End - 1], batch, 2 * k2),
+            batch, k2, Samples, scale);
+        var dTopHidden = Rows(layerGradients[Layout.EncoderLayerCount - 2], batch, Config.Hidden[^1]);
+        BackwardLayers(Layout.EncoderLayerCount, Layout.Encoder2End, batch, TopHidden(batch), Rows(dHiddenFromAbove, batch, Config.Hidden[^1]));
+        BackwardLayers(Layout.EncoderLayerCount - 1, Layout.EncoderLayerCount, batch, TopHidden(batch), dTopHidden);
+        kernels.Add(dTopHidden, Rows(dHiddenFromAbove, batch, Config.Hidden[^1]));
+        BackwardLayers(0, Layout.EncoderLayerCount - 1, batch, EncoderInput(batch), kernels.None);
+    }
+
+    /// <summary>
     /// Layers to−1 down to from, on <paramref name="rows"/> rows, from the gradient in layer to−1's gradient buffer.
     /// Layer <paramref name="from"/> reads <paramref name="input"/> and writes its input gradient to
     /// <paramref name="dInput"/> (none for the data); the others use the buffers of the layer below.
@@ -659,9 +780,21 @@ public sealed class Vae : IDisposable
             var layer = Layout.Layers[i];
             var layerInput = i == from ? input : Rows(layerOutputs[i - 1], rows, layer.Inputs);
             var layerDInput = i == from ? dInput : Rows(layerGradients[i - 1], rows, layer.Inputs);
-            kernels.DenseBackward(layer.Activation, layerInput, Weights(parameters, layer),
-                Rows(layerOutputs[i], rows, layer.Outputs), Rows(layerGradients[i], rows, layer.Outputs),
-                layerDInput, Weights(gradients, layer), Bias(gradients, layer), rows, layer.Inputs, layer.Outputs);
+            var output = Rows(layerOutputs[i], rows, layer.Outputs);
+            var activation = layer.Activation;
+            if (layer.BatchNorm)
+            {
+                // Through the activation and the normalisation to the product, which is then a linear layer.
+                output = Rows(preActivations[i], rows, layer.Outputs);
+                kernels.BatchNormBackward(layer.Activation, output, Norm(parameters, layer, 4), Rows(layerOutputs[i], rows, layer.Outputs),
+                    normStatistics[i].View, Rows(layerGradients[i], rows, layer.Outputs), Norm(gradients, layer, 2),
+                    new BatchNormShape(rows, layer.Outputs, trainingPass));
+                activation = ActivationKind.Identity;
+            }
+            ArrayView<float> dBias = layer.BatchNorm ? unusedBiasGradient.View.SubView(0, layer.Outputs) : Bias(gradients, layer);
+            kernels.DenseBackward(activation, layerInput, Weights(parameters, layer),
+                output, Rows(layerGradients[i], rows, layer.Outputs),
+                layerDInput, Weights(gradients, layer), dBias, rows, layer.Inputs, layer.Outputs);
         }
     }
 
@@ -705,10 +838,15 @@ public sealed class Vae : IDisposable
     private static ArrayView<float> Bias(MemoryBuffer1D<float, Stride1D.Dense> buffer, DenseSlice layer) =>
         buffer.View.SubView(layer.BiasOffset, layer.Outputs);
 
+    /// <summary>The first <paramref name="rows"/> of a batch-normalised layer's [γ | β | running mean | running
+    /// variance]: all four in the parameters, [dγ | dβ] in the gradients.</summary>
+    private static ArrayView<float> Norm(MemoryBuffer1D<float, Stride1D.Dense> buffer, DenseSlice layer, int rows) =>
+        buffer.View.SubView(layer.NormOffset, rows * layer.Outputs);
+
     public void Dispose()
     {
-        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, objectivePerExample, z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights, priorDraws, mmdPerRow, rateSign, correctPerRow, view1, view2, jointOutput, dJointOutput, dZFromView2, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
-                     .Concat(layerOutputs).Concat(layerGradients))
+        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, objectivePerExample, z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights, priorDraws, mmdPerRow, rateSign, correctPerRow, view1, view2, jointOutput, dJointOutput, dZFromView2, mergedStats, dMergedStats, dHiddenFromAbove, unusedBiasGradient, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
+                     .Concat(layerOutputs).Concat(layerGradients).Concat(preActivations).Concat(normStatistics))
             buffer.Dispose();
         trainingTotals.Dispose();
         evaluationTotals.Dispose();

@@ -17,6 +17,10 @@ public enum ModelKind
     /// reads the left view alone and separate decoders p(x₁|z), p(x₂|z) reconstruct both, so the right half is
     /// predicted from the left. The objective is the ELBO of the pair, rec₁ + rec₂ + β·KL.</summary>
     Vcca,
+    /// <summary>Ladder VAE (Sønderby et al. 2016): two stochastic layers whose q(z1|x, z2) merges a deterministic
+    /// bottom-up pass with the top-down prior p(z1|z2) by precision weighting; ELBO averaged over k samples,
+    /// every KL term sampled through log w.</summary>
+    Ladder,
 }
 
 /// <summary>
@@ -65,6 +69,10 @@ public sealed record VaeConfig
     public int[] Hidden2 { get; init; } = [100, 100];
     public int Latent2 { get; init; } = 50;
 
+    /// <summary>Batch normalisation on every hidden layer (the Ladder VAE's), with running averages for
+    /// evaluation.</summary>
+    public bool BatchNorm { get; init; }
+
     /// <summary>The width of the top latent, the one the prior N(0, I) is on: what sampling and decoding take.</summary>
     public int TopLatent => StochasticLayers == 2 ? Latent2 : Latent;
 
@@ -103,7 +111,7 @@ public sealed record VaeConfig
         other is not null && InputSize == other.InputSize && Hidden.SequenceEqual(other.Hidden) && Latent == other.Latent
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
-        && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers
+        && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
         && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
         && (Model != ModelKind.Vib || Classes == other.Classes)
         && (Model != ModelKind.Vcca || RowWidth == other.RowWidth)
@@ -149,6 +157,10 @@ public sealed record VaeConfig
             throw new ArgumentException($"VCCA cuts images into left and right halves: it needs images at least 2 pixels wide (got {InputSize} features in rows of {RowWidth})");
         if (Model == ModelKind.Vcca && StochasticLayers != 1)
             throw new ArgumentException("VCCA shares one stochastic layer between its views: leave --stochastic-layers at 1");
+        if (Model == ModelKind.Ladder && (StochasticLayers != 2 || Hidden.Length < 1))
+            throw new ArgumentException("the Ladder VAE has two stochastic layers (--stochastic-layers 2) and at least one hidden layer below z1 for its bottom-up pass");
+        if (BatchNorm && Model != ModelKind.Ladder)
+            throw new ArgumentException("--batch-norm is implemented for the Ladder VAE (--model ladder) only");
         if (Model == ModelKind.InfoVae && (Samples != 1 || StochasticLayers != 1))
             throw new ArgumentException("the InfoVAE compares one code per example with the prior: use --k 1 and one stochastic layer");
         if (Model == ModelKind.InfoVae && (!(MmdLambda >= 0) || double.IsInfinity(MmdLambda)))
