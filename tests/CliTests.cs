@@ -456,10 +456,39 @@ public sealed class CliTests : IDisposable
         }
     }
 
+    [Fact]
+    public void LadderVaeTrainsWithBatchNormAndWarmUpResumesAndEvaluates()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "ladder");
+        string[] arguments = ["train", "--model", "ladder", "--data", data, "--epochs", "1", "--warmup-epochs", "2", "--batch-size", "6",
+            "--hidden", "7", "--latent", "4", "--hidden2", "5", "--latent2", "2", "--accelerator", "cpu", "--out", run];
+        var (exitCode, output, error) = Run(arguments);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("model ladder 20-7-4(z1)-5-2(z2), batch norm", output);
+        Assert.Contains("KL warm-up 2 epochs", output);
+        // The running averages are saved with the parameters, under PyTorch's names.
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Contains(tensors["encoder.0.norm.running_var"].Data, value => value != 1f);
+        (exitCode, output, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Equal(2, MetricsFile.Read(Path.Combine(run, "metrics.csv")).Count);
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("NLL", output);
+        foreach (var command in new[] { "sample", "reconstruct" })
+        {
+            (exitCode, _, error) = Run(command, run, "--accelerator", "cpu");
+            Assert.True(exitCode == 0, $"{command}: exit {exitCode}: {error}");
+        }
+    }
+
     [Theory]
     [InlineData("--model iwae --beta 0.5", "leave --beta at 1")]
     [InlineData("--model ae --k 2", "leave --k at 1")]
-    [InlineData("--model iwae --warmup-epochs 2", "ramps the KL weight of the VAE and VCCA")]
+    [InlineData("--model iwae --warmup-epochs 2", "ramps the KL weight of the VAE, VCCA and the Ladder VAE")]
+    [InlineData("--model ladder --stochastic-layers 1", "the Ladder VAE has two stochastic layers")]
+    [InlineData("--batch-norm", "--batch-norm is implemented for the Ladder VAE")]
     [InlineData("--model vcca --stochastic-layers 2", "VCCA shares one stochastic layer")]
     [InlineData("--k 0", "--k must be from 1")]
     [InlineData("--lr-schedule bogus", "--lr-schedule must be constant, iwae or iwae-short")]

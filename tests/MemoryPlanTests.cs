@@ -25,6 +25,13 @@ public sealed class MemoryPlanTests
         var vcca = new VaeConfig { Model = ModelKind.Vcca, Samples = 2 };
         long vccaPerSample = 3 * 20 + 5 + 2 * 784 + 20 + 2 * (400 + 392 + 400 + 392);
         Assert.Equal(4L * (2 * 784 + 1 + 2 * (400 + 40) + 2 * vccaPerSample), MemoryPlan.BytesPerExample(vcca));
+        // The Ladder VAE with batch norm, k = 3: per example the input, −L_k, the top hidden layer's second
+        // gradient and both bottom-up stages (400 normalised, 40; 100 normalised, 100); per sample the two-layer
+        // terms, the merged stats and their gradient, the prior network (100 normalised, 40) and the decoder
+        // (400 normalised, 784).
+        var ladder = new VaeConfig { Model = ModelKind.Ladder, StochasticLayers = 2, Hidden2 = [100], Latent2 = 50, BatchNorm = true, Samples = 3 };
+        long ladderPerSample = 3 * 20 + 5 + 3 * 50 + 20 + 2 + 4 * 20 + 3 * 100 + 2 * 40 + 3 * 400 + 2 * 784;
+        Assert.Equal(4L * (784 + 1 + 400 + 3 * 400 + 2 * 40 + 3 * 100 + 2 * 100 + 3 * ladderPerSample), MemoryPlan.BytesPerExample(ladder));
         Assert.Equal(16L * new ParameterLayout(Default).Count, MemoryPlan.ModelBytes(Default));
     }
 

@@ -79,7 +79,7 @@ public static class Program
         var preset = new Option<string?>("--preset") { Description = $"Start from the settings of a published result (options given beside it win): {string.Join(", ", Presets.Names)}" };
         preset.AcceptOnlyFromAmong(Presets.Names.ToArray());
         preset.HelpName = "NAME";
-        var model = new Option<ModelKind>("--model") { Description = "vae (ELBO, averaged over --k samples), iwae (the k-sample importance-weighted bound), ae (plain autoencoder, z = the code), infovae (rec + β·KL + λ·MMD², β 0 unless given) vib (Deep VIB: −log q(label|z) + β·KL, β 1e-3 unless given) or vcca (two views, the left and right image halves, share z inferred from the left: rec(left) + rec(right) + β·KL)", DefaultValueFactory = _ => defaults.Model, HelpName = "vae|iwae|ae|infovae|vib|vcca" };
+        var model = new Option<ModelKind>("--model") { Description = "vae (ELBO, averaged over --k samples), iwae (the k-sample importance-weighted bound), ae (plain autoencoder, z = the code), infovae (rec + β·KL + λ·MMD², β 0 unless given) vib (Deep VIB: −log q(label|z) + β·KL, β 1e-3 unless given) vcca (two views, the left and right image halves, share z inferred from the left: rec(left) + rec(right) + β·KL) or ladder (Ladder VAE: two stochastic layers, q(z1|x, z2) merging the bottom-up pass with p(z1|z2) by precision; batch norm on by default)", DefaultValueFactory = _ => defaults.Model, HelpName = "vae|iwae|ae|infovae|vib|vcca|ladder" };
         var mmdLambda = new Option<double>("--mmd-lambda") { Description = "InfoVAE: λ, the weight of MMD² between the batch's codes and as many prior draws", DefaultValueFactory = _ => defaults.MmdLambda };
         var mmdKernel = new Option<MmdKernelKind>("--mmd-kernel") { Description = "InfoVAE: gaussian (exp(-d²/2K)) or imq (inverse multiquadric 2K/(2K + d²))", DefaultValueFactory = _ => defaults.MmdKernel, CustomParser = ParseMmdKernel, HelpName = "gaussian|imq" };
         var samples = new Option<int>("--k") { Description = "z samples per example: the IWAE's k; the VAE averages its ELBO over them", DefaultValueFactory = _ => defaults.Samples };
@@ -93,6 +93,7 @@ public static class Program
         var latent = new Option<int>("--latent") { Description = "Latent dimensions (of z1 with two stochastic layers)", DefaultValueFactory = _ => defaults.Latent };
         var stochasticLayers = new Option<int>("--stochastic-layers") { Description = "1, or 2 for the IWAE paper's x → z1 → z2 model with p(z2) p(z1|z2) p(x|z1)", DefaultValueFactory = _ => defaults.StochasticLayers };
         var hidden2 = new Option<string>("--hidden2") { Description = "Two stochastic layers: widths between z1 and z2, comma-separated (p(z1|z2) mirrors them)", DefaultValueFactory = _ => "100,100" };
+        var batchNorm = new Option<bool>("--batch-norm") { Description = "Batch normalisation on the hidden layers, with running averages for evaluation (Ladder VAE only; default on for it: --batch-norm false turns it off)" };
         var latent2 = new Option<int>("--latent2") { Description = "Two stochastic layers: dimensions of z2", DefaultValueFactory = _ => defaults.Latent2 };
         var learningRate = new Option<double>("--lr") { Description = "Adam learning rate (the start of --lr-schedule)", DefaultValueFactory = _ => defaults.LearningRate };
         var schedule = new Option<LearningRateScheduleKind>("--lr-schedule") { Description = "constant; iwae (the IWAE paper's: 3^i epochs at lr·10^(-i/7), i = 0..7, 3280 epochs); iwae-short (those eight rates, one epoch each)", DefaultValueFactory = _ => defaults.LearningRateSchedule, CustomParser = ParseSchedule, HelpName = "constant|iwae|iwae-short" };
@@ -112,7 +113,7 @@ public static class Program
 
         var command = new Command("train", "Train a VAE, IWAE or autoencoder and write metrics.csv, pictures and checkpoints")
         {
-            preset, model, mmdLambda, mmdKernel, targetRate, samples, beta, warmup, stochasticLayers, hidden2, latent2, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
+            preset, model, mmdLambda, mmdKernel, targetRate, samples, beta, warmup, stochasticLayers, hidden2, latent2, batchNorm, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
             clipGradNorm, seed, likelihood, variance, activation, binarize, accelerator, outDirectory, trainLimit, testLimit,
             checkpointEvery, resume,
         };
@@ -155,7 +156,9 @@ public static class Program
                 BatchSize = Pick(batchSize, options.BatchSize),
                 Hidden = parse.GetResult(hidden) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden)!) : options.Hidden,
                 Latent = Pick(latent, options.Latent),
-                StochasticLayers = Pick(stochasticLayers, options.StochasticLayers),
+                // The Ladder VAE has two stochastic layers and batch norm unless told otherwise.
+                StochasticLayers = Pick(stochasticLayers, Pick(model, options.Model) == ModelKind.Ladder ? 2 : options.StochasticLayers),
+                BatchNorm = Pick(batchNorm, Pick(model, options.Model) == ModelKind.Ladder || options.BatchNorm),
                 Hidden2 = parse.GetResult(hidden2) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden2)!, "--hidden2") : options.Hidden2,
                 Latent2 = Pick(latent2, options.Latent2),
                 LearningRate = Pick(learningRate, options.LearningRate),

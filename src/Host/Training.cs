@@ -39,6 +39,8 @@ public sealed record TrainOptions
     /// <summary>Two stochastic layers: the widths between z1 and z2 (mirrored by p(z1|z2)) and z2's width.</summary>
     public int[] Hidden2 { get; init; } = [100, 100];
     public int Latent2 { get; init; } = 50;
+    /// <summary>Batch normalisation on the hidden layers (the Ladder VAE's; on by default for it).</summary>
+    public bool BatchNorm { get; init; }
     public LearningRateScheduleKind LearningRateSchedule { get; init; } = LearningRateScheduleKind.Constant;
     public string Data { get; init; } = "mnist";
     public int Epochs { get; init; } = 10;
@@ -107,8 +109,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             throw new ArgumentException($"--batch-size must be at least 1 (got {options.BatchSize})");
         if (options.WarmupEpochs < 0)
             throw new ArgumentException($"--warmup-epochs must be 0 (no warm-up) or more (got {options.WarmupEpochs})");
-        if (options.WarmupEpochs > 0 && options.Model is not (ModelKind.Vae or ModelKind.Vcca))
-            throw new ArgumentException("--warmup-epochs ramps the KL weight of the VAE and VCCA; the other models' KL terms are not warmed up");
+        if (options.WarmupEpochs > 0 && options.Model is not (ModelKind.Vae or ModelKind.Vcca or ModelKind.Ladder))
+            throw new ArgumentException("--warmup-epochs ramps the KL weight of the VAE, VCCA and the Ladder VAE; the other models' KL terms are not warmed up");
         if (!(options.AdamEpsilon > 0) || double.IsInfinity(options.AdamEpsilon))
             throw new ArgumentException($"--adam-eps must be a positive finite number (got {options.AdamEpsilon})");
         var adam = new AdamSettings { LearningRate = options.LearningRate, Epsilon = options.AdamEpsilon, MaxGradientNorm = options.MaxGradientNorm };
@@ -128,6 +130,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             StochasticLayers = options.StochasticLayers,
             Hidden2 = options.Hidden2,
             Latent2 = options.Latent2,
+            BatchNorm = options.BatchNorm,
             Beta = options.Beta,
         };
         config.Validate();
@@ -167,6 +170,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                          $"model {config.Model.ToString().ToLowerInvariant()}{(config.Samples > 1 ? $" k={config.Samples}" : "")} " +
                          $"{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}" +
                          (config.StochasticLayers == 2 ? $"(z1)-{string.Join("-", config.Hidden2)}-{config.Latent2}(z2)" : "") +
+                         (config.BatchNorm ? ", batch norm" : "") +
                          $", {config.Activation}, {config.Likelihood}, " +
                          $"binarize {options.Binarize.ToString().ToLowerInvariant()}" +
                          (config.Beta != 1 ? $", β {config.Beta.ToString(CultureInfo.InvariantCulture)}" : "") +

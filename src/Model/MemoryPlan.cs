@@ -14,15 +14,22 @@ public static class MemoryPlan
 
     /// <summary>Bytes per example of batch (see the buffers of <see cref="Vae"/>): the input; per z sample (k of
     /// them) z, ε, dz, five per-row terms and, with two stochastic layers, z2, ε2, dz2 and a second dz1; for VCCA
-    /// the two views, the joined output and its gradient, and the second decoder's dz; every layer's output and
-    /// its gradient, once per example in the encoder and once per sample after it.</summary>
+    /// the two views, the joined output and its gradient, and the second decoder's dz; for the Ladder VAE the
+    /// merged stats and their gradient per sample and the top hidden layer's second gradient per example; every
+    /// layer's output and its gradient (and, batch-normalised, its product), once per example in the encoder (the
+    /// Ladder VAE's both bottom-up stages) and once per sample after it.</summary>
     public static long BytesPerExample(VaeConfig config)
     {
         var layout = new ParameterLayout(config);
+        bool ladder = config.Model == ModelKind.Ladder;
+        int perExampleLayers = ladder ? layout.Encoder2End : layout.EncoderLayerCount;
+        long LayerFloats(DenseSlice layer) => (layer.BatchNorm ? 3L : 2L) * layer.Outputs;
         long perSample = 3L * config.Latent + 5 + (config.StochasticLayers == 2 ? 3L * config.Latent2 + config.Latent + 2 : 0)
                          + (config.Model == ModelKind.Vcca ? 2L * config.InputSize + config.Latent : 0)
-                         + 2L * layout.Layers.Skip(layout.EncoderLayerCount).Sum(layer => (long)layer.Outputs);
-        long perExample = (config.Model == ModelKind.Vcca ? 2L : 1L) * config.InputSize + 1 + 2L * layout.Layers.Take(layout.EncoderLayerCount).Sum(layer => (long)layer.Outputs);
+                         + (ladder ? 4L * config.Latent : 0)
+                         + layout.Layers.Skip(perExampleLayers).Sum(LayerFloats);
+        long perExample = (config.Model == ModelKind.Vcca ? 2L : 1L) * config.InputSize + 1 + (ladder ? config.Hidden[^1] : 0)
+                          + layout.Layers.Take(perExampleLayers).Sum(LayerFloats);
         return 4L * (perExample + config.Samples * perSample);
     }
 

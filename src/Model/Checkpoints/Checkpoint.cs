@@ -169,6 +169,13 @@ public static class Checkpoint
             }
             yield return (layer.Name + ".weight", [layer.Outputs, layer.Inputs], layer.WeightOffset);
             yield return (layer.Name + ".bias", [layer.Outputs], layer.BiasOffset);
+            if (!layer.BatchNorm)
+                continue;
+            // As PyTorch's BatchNorm1d names them.
+            yield return (layer.Name + ".norm.weight", [layer.Outputs], layer.NormOffset);
+            yield return (layer.Name + ".norm.bias", [layer.Outputs], layer.NormOffset + layer.Outputs);
+            yield return (layer.Name + ".norm.running_mean", [layer.Outputs], layer.NormOffset + 2 * layer.Outputs);
+            yield return (layer.Name + ".norm.running_var", [layer.Outputs], layer.NormOffset + 3 * layer.Outputs);
         }
     }
 }

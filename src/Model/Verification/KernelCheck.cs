@@ -60,6 +60,84 @@ public sealed class KernelCheck(KernelSet kernels)
             yield return result;
         foreach (bool binarize in new[] { false, true })
             yield return Gather(binarize);
+        foreach (var result in LadderMerge(128, 32, 5))
+            yield return result;
+        foreach (var (rows, columns) in new[] { (7, 3), (640, 400) })
+            foreach (var result in BatchNormalisation(rows, columns))
+                yield return result;
+        yield return TwoViews(128, 28);
+    }
+
+    /// <summary>The Ladder VAE's precision-weighted merge and its backward pass (the added top-down gradient
+    /// starts at zero here).</summary>
+    private IEnumerable<CheckResult> LadderMerge(int examples, int latent, int samples)
+    {
+        int rows = examples * samples;
+        var random = new Random(rows + latent);
+        var bottomUp = Uniform(random, examples * 2 * latent, -3, 3);
+        var topDown = Uniform(random, rows * 2 * latent, -3, 3);
+        var dMerged = Uniform(random, rows * 2 * latent, -1, 1);
+        var accelerator = kernels.Accelerator;
+        using var upBuffer = accelerator.Allocate1D(ToFloat(bottomUp));
+        using var downBuffer = accelerator.Allocate1D(ToFloat(topDown));
+        using var merged = accelerator.Allocate1D<float>(rows * 2 * latent);
+        using var dMergedBuffer = accelerator.Allocate1D(ToFloat(dMerged));
+        using var dUp = accelerator.Allocate1D<float>(examples * 2 * latent);
+        using var dDown = accelerator.Allocate1D<float>(rows * 2 * latent);
+        dDown.MemSetToZero();
+        kernels.LadderMerge(upBuffer.View, downBuffer.View, merged.View, rows, latent, samples);
+        kernels.LadderMergeBackward(upBuffer.View, downBuffer.View, dMergedBuffer.View, dUp.View, dDown.View, examples, latent, samples);
+        var (expectedUp, expectedDown) = LadderReference.MergeBackward(bottomUp, topDown, dMerged, rows, latent, samples);
+        string shape = $"{examples}x{latent}x{samples}";
+        // As in the tests: a handful of float operations per element, sums of ≤ 5 samples.
+        yield return Compare("Ladder merge", shape, LadderReference.Merge(bottomUp, topDown, rows, latent, samples), merged.GetAsArray1D(), 1e-5, 1e-5);
+        yield return Compare("Ladder merge gradient (bottom-up)", shape, expectedUp, dUp.GetAsArray1D(), 1e-5, 1e-5);
+        yield return Compare("Ladder merge gradient (top-down)", shape, expectedDown, dDown.GetAsArray1D(), 1e-5, 1e-5);
+    }
+
+    /// <summary>Batch norm with ReLU in training mode, forward and backward.</summary>
+    private IEnumerable<CheckResult> BatchNormalisation(int rows, int columns)
+    {
+        var random = new Random(rows * columns);
+        var pre = Uniform(random, rows * columns, -3, 5);
+        double[] norm = [.. Uniform(random, columns, 0.5, 2), .. Uniform(random, columns, -1, 1), .. new double[columns], .. Enumerable.Repeat(1.0, columns)];
+        var dOutput = Uniform(random, rows * columns, -1, 1);
+        var accelerator = kernels.Accelerator;
+        using var preBuffer = accelerator.Allocate1D(ToFloat(pre));
+        using var normBuffer = accelerator.Allocate1D(ToFloat(norm));
+        using var output = accelerator.Allocate1D<float>(rows * columns);
+        using var saved = accelerator.Allocate1D<float>(2 * columns);
+        using var dBuffer = accelerator.Allocate1D(ToFloat(dOutput));
+        using var dNorm = accelerator.Allocate1D<float>(2 * columns);
+        var batchShape = new BatchNormShape(rows, columns, training: true);
+        kernels.BatchNormForward(ActivationKind.Relu, preBuffer.View, normBuffer.View, output.View, saved.View, batchShape);
+        kernels.BatchNormBackward(ActivationKind.Relu, preBuffer.View, normBuffer.View, output.View, saved.View, dBuffer.View, dNorm.View, batchShape);
+        var (expected, statistics) = BatchNormReference.Forward(ActivationKind.Relu, pre, norm, rows, columns, training: true);
+        var (expectedDPre, expectedDNorm) = BatchNormReference.Backward(ActivationKind.Relu, pre, norm, statistics, dOutput, rows, columns, training: true);
+        string shape = $"{rows}x{columns}";
+        // As in the tests: 1e-5 forward; backward 1e-4 of the largest gradient (its batch means cancel).
+        double scale = expectedDPre.Concat(expectedDNorm).Max(Math.Abs);
+        yield return Compare("batch norm + ReLU", shape, expected, output.GetAsArray1D(), 1e-5, 1e-5);
+        yield return Compare("batch norm + ReLU gradient", shape, [.. expectedDPre, .. expectedDNorm],
+            [.. dBuffer.GetAsArray1D(), .. dNorm.GetAsArray1D()], 1e-4, 1e-4 * scale);
+    }
+
+    /// <summary>VCCA's split of square images into left and right halves and the join back: exact copies.</summary>
+    private CheckResult TwoViews(int rows, int width)
+    {
+        var shape = new ViewShape(width * width, width, (width + 1) / 2);
+        var full = Uniform(new Random(rows), rows * shape.Features, 0, 1);
+        var accelerator = kernels.Accelerator;
+        using var fullBuffer = accelerator.Allocate1D(ToFloat(full));
+        using var left = accelerator.Allocate1D<float>(rows * shape.View1Size);
+        using var right = accelerator.Allocate1D<float>(rows * shape.View2Size);
+        using var joined = accelerator.Allocate1D<float>(rows * shape.Features);
+        kernels.SplitViews(fullBuffer.View, left.View, right.View, rows, shape);
+        kernels.JoinViews(left.View, right.View, joined.View, rows, shape);
+        var (expectedLeft, expectedRight) = ViewReference.Split(full, rows, shape);
+        // Copies: the smallest tolerance the comparison allows.
+        return Compare("VCCA views split + join", $"{rows}x{width}x{width}", [.. expectedLeft, .. expectedRight, .. full],
+            [.. left.GetAsArray1D(), .. right.GetAsArray1D(), .. joined.GetAsArray1D()], 0, 1e-30);
     }
 
     private CheckResult Gather(bool binarize)
