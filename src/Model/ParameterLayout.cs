@@ -16,7 +16,7 @@ public sealed record DenseSlice(string Name, int Inputs, int Outputs, Activation
 /// All parameters of a model in one flat buffer, so the optimiser is one launch and a checkpoint is one copy.
 /// Layers run in the order listed: encoder hidden layers, the encoder's stats layer ([μ | log σ²], or the code
 /// alone for the autoencoder), [two stochastic layers: q(z2|z1)'s layers and stats, the prior network p(z1|z2)'s
-/// layers and stats,] decoder hidden layers, the decoder's output layer.
+/// layers and stats,] decoder hidden layers, the decoder's output layer[, VCCA's second decoder for view 2].
 /// </summary>
 public sealed class ParameterLayout
 {
@@ -91,7 +91,8 @@ public sealed class ParameterLayout
     }
 
     public IReadOnlyList<DenseSlice> Layers { get; }
-    /// <summary>Layers [0, EncoderLayerCount) are q(z1|x) (or q(z|x)); [EncoderLayerCount, Encoder2End) q(z2|z1);
+    /// <summary>Layers [0, EncoderLayerCount) are q(z1|x) (or q(z|x)); [EncoderLayerCount, Encoder2End) q(z2|z1)
+    /// (the Ladder VAE: its second bottom-up stage, from the encoder's last hidden layer to q(z2|x));
     /// [Encoder2End, DecoderStart) the prior network p(z1|z2); [DecoderStart, Layers.Count) p(x|z1). With one
     /// stochastic layer the middle ranges are empty. VCCA's second decoder, p(x₂|z), is [DecoderEnd, Layers.Count);
     /// for every other model DecoderEnd is Layers.Count.</summary>
