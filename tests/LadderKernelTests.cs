@@ -34,21 +34,8 @@ public sealed class LadderKernelTests(AcceleratorFixture fixture)
 
         // The reference's backward pass against central differences of Σ dMerged·merged.
         double Objective(double[] u, double[] d) => LadderReference.Merge(u, d, rows, latent, samples).Select((m, i) => m * dMerged[i]).Sum();
-        const double h = 1e-6;
-        for (int i = 0; i < up.Length; i += Math.Max(1, up.Length / 9))
-        {
-            var (plus, minus) = ((double[])up.Clone(), (double[])up.Clone());
-            plus[i] += h;
-            minus[i] -= h;
-            Numerics.AssertClose($"d bottom-up {i} vs finite differences", [(Objective(plus, down) - Objective(minus, down)) / (2 * h)], [dUp[i]], 1e-5, 1e-6);
-        }
-        for (int i = 0; i < down.Length; i += Math.Max(1, down.Length / 9))
-        {
-            var (plus, minus) = ((double[])down.Clone(), (double[])down.Clone());
-            plus[i] += h;
-            minus[i] -= h;
-            Numerics.AssertClose($"d top-down {i} vs finite differences", [(Objective(up, plus) - Objective(up, minus)) / (2 * h)], [dDown[i]], 1e-5, 1e-6);
-        }
+        AssertFiniteDifferences("d bottom-up", up, dUp, point => Objective(point, down), 9);
+        AssertFiniteDifferences("d top-down", down, dDown, point => Objective(up, point), 9);
 
         foreach (var kernels in fixture.KernelSets)
         {
@@ -67,6 +54,20 @@ public sealed class LadderKernelTests(AcceleratorFixture fixture)
             // Sums of ≤ 3 samples' terms of size ≤ 1, plus the added gradient.
             Numerics.AssertClose(what + ": d bottom-up", dUp, dUpBuffer.GetAsArray1D(), 1e-5, 1e-5);
             Numerics.AssertClose(what + ": d top-down (added)", dDown.Select((d, i) => d + dTopDownBefore[i]).ToArray(), dDownBuffer.GetAsArray1D(), 1e-5, 1e-5);
+        }
+    }
+
+    /// <summary>Central differences (h = 1e-6, truncation error ~1e-12) at about <paramref name="probes"/> evenly
+    /// spaced coordinates of <paramref name="point"/> against the analytic gradient: 1e-5 relative, 1e-6 absolute.</summary>
+    private static void AssertFiniteDifferences(string what, double[] point, double[] analytic, Func<double[], double> objective, int probes)
+    {
+        const double h = 1e-6;
+        for (int i = 0; i < point.Length; i += Math.Max(1, point.Length / probes))
+        {
+            var (plus, minus) = ((double[])point.Clone(), (double[])point.Clone());
+            plus[i] += h;
+            minus[i] -= h;
+            Numerics.AssertClose($"{what} {i} vs finite differences", [(objective(plus) - objective(minus)) / (2 * h)], [analytic[i]], 1e-5, 1e-6);
         }
     }
 
@@ -112,22 +113,11 @@ public sealed class LadderKernelTests(AcceleratorFixture fixture)
         // The reference's backward pass against central differences of Σ dY·y, through pre-activations and γ, β.
         double Objective(double[] p, double[] n) =>
             BatchNormReference.Forward(activation, p, n, rows, columns, training).Output.Select((y, i) => y * dY[i]).Sum();
-        const double h = 1e-6;
         var preDouble = Numerics.ToDouble(pre);
-        for (int i = 0; i < pre.Length; i += Math.Max(1, pre.Length / 11))
-        {
-            var (plus, minus) = ((double[])preDouble.Clone(), (double[])preDouble.Clone());
-            plus[i] += h;
-            minus[i] -= h;
-            Numerics.AssertClose($"d pre-activation {i} vs finite differences", [(Objective(plus, normDouble) - Objective(minus, normDouble)) / (2 * h)], [dPre[i]], 1e-5, 1e-6);
-        }
-        for (int i = 0; i < 2 * columns; i++)
-        {
-            var (plus, minus) = ((double[])normDouble.Clone(), (double[])normDouble.Clone());
-            plus[i] += h;
-            minus[i] -= h;
-            Numerics.AssertClose($"d norm {i} vs finite differences", [(Objective(preDouble, plus) - Objective(preDouble, minus)) / (2 * h)], [dNorm[i]], 1e-5, 1e-6);
-        }
+        AssertFiniteDifferences("d pre-activation", preDouble, dPre, point => Objective(point, normDouble), 11);
+        // γ and β only: the running averages are not used in training and have no gradient.
+        AssertFiniteDifferences("dγ, dβ", normDouble[..(2 * columns)], dNorm,
+            point => Objective(preDouble, [.. point, .. normDouble[(2 * columns)..]]), 2 * columns);
 
         foreach (var kernels in fixture.KernelSets)
         {

@@ -22,6 +22,21 @@ public readonly struct ViewShape
     public int RightColumns => Width - LeftColumns;
     public int View1Size => Height * LeftColumns;
     public int View2Size => Height * RightColumns;
+
+    /// <summary>Whether element e of whole-image rows [rows, Features] lies in view 1 (left of the cut).</summary>
+    public bool InFirstView(int element) => element % Features % Width < LeftColumns;
+
+    /// <summary>Element e's index in the rows of its own view.</summary>
+    public int IndexInView(int element)
+    {
+        int row = element / Features;
+        int pixel = element - row * Features;
+        int imageRow = pixel / Width;
+        int column = pixel - imageRow * Width;
+        return column < LeftColumns
+            ? row * View1Size + imageRow * LeftColumns + column
+            : row * View2Size + imageRow * RightColumns + column - LeftColumns;
+    }
 }
 
 /// <summary>
@@ -38,14 +53,10 @@ public static class Views
         int end = chunking.End(thread);
         for (int element = chunking.Start(thread); element < end; element++)
         {
-            int row = element / shape.Features;
-            int pixel = element - row * shape.Features;
-            int imageRow = pixel / shape.Width;
-            int column = pixel - imageRow * shape.Width;
-            if (column < shape.LeftColumns)
-                view1[row * shape.View1Size + imageRow * shape.LeftColumns + column] = full[element];
+            if (shape.InFirstView(element))
+                view1[shape.IndexInView(element)] = full[element];
             else
-                view2[row * shape.View2Size + imageRow * shape.RightColumns + column - shape.LeftColumns] = full[element];
+                view2[shape.IndexInView(element)] = full[element];
         }
     }
 
@@ -55,15 +66,7 @@ public static class Views
     {
         int end = chunking.End(thread);
         for (int element = chunking.Start(thread); element < end; element++)
-        {
-            int row = element / shape.Features;
-            int pixel = element - row * shape.Features;
-            int imageRow = pixel / shape.Width;
-            int column = pixel - imageRow * shape.Width;
-            full[element] = column < shape.LeftColumns
-                ? view1[row * shape.View1Size + imageRow * shape.LeftColumns + column]
-                : view2[row * shape.View2Size + imageRow * shape.RightColumns + column - shape.LeftColumns];
-        }
+            full[element] = shape.InFirstView(element) ? view1[shape.IndexInView(element)] : view2[shape.IndexInView(element)];
     }
 
     /// <summary>target += addend, element by element: where two branches of a network read one tensor (VCCA's two
