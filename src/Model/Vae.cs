@@ -35,7 +35,9 @@ public readonly record struct LossSums(double Reconstruction, double Kl, double 
 /// the host; loss sums stay on the device until <see cref="ReadTrainingSums"/>.
 /// The objective is the batch mean of: rec + β·KL averaged over k samples of z (VAE); −L_k, the k-sample
 /// importance-weighted bound (IWAE); rec with z = the encoder's code (autoencoder). With k samples, the encoder
-/// runs once per example and the decoder once per sample: z rows are example-major (b·k + i).
+/// runs once per example and the decoder once per sample: z rows are example-major (b·k + i). VCCA encodes the
+/// left view and decodes both views with two decoders; the Ladder VAE runs its whole bottom-up pass once per
+/// example and its top-down pass (z2, p(z1|z2), the merge, z1, the decoder) once per sample.
 /// </summary>
 public sealed class Vae : IDisposable
 {
