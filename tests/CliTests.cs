@@ -473,9 +473,10 @@ public sealed class CliTests : IDisposable
         (exitCode, output, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Equal(2, MetricsFile.Read(Path.Combine(run, "metrics.csv")).Count);
-        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--surgery", "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Contains("NLL", output);
+        Assert.Contains("ELBO surgery (z2, 8 images", output);
         foreach (var command in new[] { "sample", "reconstruct" })
         {
             (exitCode, _, error) = Run(command, run, "--accelerator", "cpu");
