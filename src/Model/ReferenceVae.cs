@@ -35,58 +35,41 @@ public static class ReferenceVae
             : first;
     }
 
-    /// <summary>The forward pass in double: each layer's input and output, the stats (or the autoencoder's code),
-    /// the stats repeated once per sample, z, and the per-row KL and reconstruction terms (rows = batch·k).</summary>
-    private sealed record Pass(ParameterLayout Layout, double[][] Inputs, double[][] Outputs, double[] RepeatedStats,
-        double[] Z, double[] KlPerRow, double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
+    /// <summary>The forward pass in double: the layers (each one's input and output), the stats repeated once per
+    /// sample, z (the autoencoder's code), and the per-row KL and reconstruction terms (rows = batch·k).</summary>
+    private sealed record Pass(LayerRunner Layers, double[] RepeatedStats, double[] Z, double[] KlPerRow,
+        double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
 
-    private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch, int[]? labels = null)
+    private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch, bool training,
+        int[]? labels = null)
     {
-        var layout = new ParameterLayout(config);
-        var layers = layout.Layers;
+        var runner = new LayerRunner(config, parameters, training);
+        var layout = runner.Layout;
         int samples = config.Samples, rows = batch * samples, latent = config.Latent;
-        var inputs = new double[layers.Count][];
-        var outputs = new double[layers.Count][];
-        bool twoViews = config.Model == ModelKind.Vcca;
         // VCCA's encoder reads the left view alone.
-        double[] current = twoViews ? ViewReference.Split(x, batch, config.Views).View1 : x;
-        double[] repeatedStats = [], z = [], kl = new double[rows], view1Output = [];
-        int currentRows = batch;
-        for (int i = 0; i < layers.Count; i++)
+        var stats = runner.Run(0, layout.EncoderLayerCount, config.Model == ModelKind.Vcca ? ViewReference.Split(x, batch, config.Views).View1 : x, batch);
+        double[] repeatedStats = [], z = stats, kl = new double[rows];
+        if (config.Model != ModelKind.Ae)
         {
-            var layer = layers[i];
-            if (i == layout.DecoderEnd && twoViews)
-            {
-                // The second view's decoder reads the same z.
-                view1Output = current;
-                current = z;
-            }
-            if (i == layout.EncoderLayerCount && config.Model != ModelKind.Ae)
-            {
-                // Each example's q(z|x) sampled k times: its stats row repeated, one ε row per sample.
-                repeatedStats = ImportanceReference.RepeatRows(current, batch, 2 * latent, samples);
-                (z, kl) = LossReference.ReparameterizeForward(repeatedStats, epsilon, rows, latent);
-                current = z;
-                currentRows = rows;
-            }
-            inputs[i] = current;
-            outputs[i] = DenseReference.Forward(layer.Activation, current, Weights(parameters, layer), Bias(parameters, layer),
-                currentRows, layer.Inputs, layer.Outputs);
-            current = outputs[i];
+            // Each example's q(z|x) sampled k times: its stats row repeated, one ε row per sample. (The autoencoder
+            // decodes its code itself, with k = 1.)
+            repeatedStats = ImportanceReference.RepeatRows(stats, batch, 2 * latent, samples);
+            (z, kl) = LossReference.ReparameterizeForward(repeatedStats, epsilon, rows, latent);
         }
+        var output = runner.Run(layout.DecoderStart, layout.DecoderEnd, z, rows);
+        if (config.Model == ModelKind.Vcca)
+            output = ViewReference.Join(output, runner.Run(layout.DecoderEnd, layout.Layers.Count, z, rows), rows, config.Views);
         if (config.Model == ModelKind.Vib)
         {
             // The Deep VIB's decoder term: −log softmax(logits)[label] of each sample's example.
-            var (loss, gradient, _) = ClassificationReference.CrossEntropy(current,
+            var (loss, gradient, _) = ClassificationReference.CrossEntropy(output,
                 Enumerable.Range(0, rows).Select(r => labels![r / samples]).ToArray(), rows, config.Classes);
-            return new Pass(layout, inputs, outputs, repeatedStats, z, kl, loss, gradient, rows);
+            return new Pass(runner, repeatedStats, z, kl, loss, gradient, rows);
         }
-        if (twoViews)
-            current = ViewReference.Join(view1Output, current, rows, config.Views);
         var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
-        var (reconstructionPerRow, dOutput) = LossReference.Reconstruction(config.Likelihood, target, current, rows,
+        var (reconstructionPerRow, dOutput) = LossReference.Reconstruction(config.Likelihood, target, output, rows,
             config.InputSize, config.GaussianVariance, 1.0);
-        return new Pass(layout, inputs, outputs, repeatedStats, z, kl, reconstructionPerRow, dOutput, rows);
+        return new Pass(runner, repeatedStats, z, kl, reconstructionPerRow, dOutput, rows);
     }
 
     /// <summary>log w = log p(x|z) + log p(z) − log q(z|x) per row, for the given ε.</summary>
@@ -94,7 +77,7 @@ public static class ReferenceVae
     {
         if (config.StochasticLayers == 2)
             return TwoLayerForward(config, parameters, x, epsilon, batch, training: false).LogWeights;
-        var pass = Forward(config, parameters, x, epsilon, batch);
+        var pass = Forward(config, parameters, x, epsilon, batch, training: false);
         return LossReference.LogWeights(pass.RepeatedStats, pass.Z, epsilon, pass.ReconstructionPerRow, pass.Rows, config.Latent);
     }
 
@@ -115,8 +98,9 @@ public static class ReferenceVae
         double[] priorDraws = [];
         if (config.Model == ModelKind.InfoVae)
             (epsilon, priorDraws) = (epsilon[..(batch * config.Latent)], epsilon[(batch * config.Latent)..]);
-        var pass = Forward(config, parameters, x, epsilon, batch, labels);
-        var (layout, inputs, rows) = (pass.Layout, pass.Inputs, pass.Rows);
+        var pass = Forward(config, parameters, x, epsilon, batch, training, labels);
+        var (runner, rows) = (pass.Layers, pass.Rows);
+        var layout = runner.Layout;
         int samples = config.Samples, latent = config.Latent;
         double reconstruction = pass.ReconstructionPerRow.Average();
         double klMean = pass.KlPerRow.Average();
@@ -148,38 +132,29 @@ public static class ReferenceVae
         for (int i = 0; i < dOutput.Length; i++)
             dOutput[i] = rowWeights[i / config.OutputSize] * pass.ReconstructionGradient[i];
 
-        var layers = layout.Layers;
         var gradient = new double[layout.Count];
-        double[] dCurrent = dOutput, dView1Output = [], dZFromView2 = [];
+        double[] dZ;
         if (config.Model == ModelKind.Vcca)
-            (dView1Output, dCurrent) = ViewReference.Split(dOutput, rows, config.Views);
-        for (int i = layers.Count - 1; i >= 0; i--)
         {
-            var layer = layers[i];
-            if (config.Model == ModelKind.Vcca && i == layout.DecoderEnd - 1)
-            {
-                // Done with the second view's decoder: its dz waits for the first's.
-                dZFromView2 = dCurrent;
-                dCurrent = dView1Output;
-            }
-            int layerRows = i < layout.EncoderLayerCount || config.Model == ModelKind.Ae ? batch : rows;
-            var (dInput, dWeights, dBias) = DenseReference.Backward(layer.Activation, inputs[i],
-                Weights(parameters, layer), Bias(parameters, layer), dCurrent, layerRows, layer.Inputs, layer.Outputs);
-            dWeights.CopyTo(gradient, layer.WeightOffset);
-            dBias.CopyTo(gradient, layer.BiasOffset);
-            dCurrent = dInput;
-            if (i == layout.DecoderStart && config.Model == ModelKind.Vcca)
-                dCurrent = dCurrent.Select((value, index) => value + dZFromView2[index]).ToArray();
-            if (i == layout.EncoderLayerCount && config.Model != ModelKind.Ae)
-            {
-                if (config.Model == ModelKind.InfoVae)
-                {
-                    var dMmd = MmdReference.Gradient(config.MmdKernel, pass.Z, priorDraws, batch, latent);
-                    dCurrent = dCurrent.Select((value, index) => value + config.MmdLambda * dMmd[index]).ToArray();
-                }
-                dCurrent = StatsGradient(config, pass, epsilon, dCurrent, normalizedWeights, batch, beta);
-            }
+            // Each view's decoder back to z, where their gradients add.
+            var (dLeft, dRight) = ViewReference.Split(dOutput, rows, config.Views);
+            var dZFromRight = runner.Backward(layout.DecoderEnd, layout.Layers.Count, dRight, rows, gradient);
+            dZ = runner.Backward(layout.DecoderStart, layout.DecoderEnd, dLeft, rows, gradient)
+                .Select((value, index) => value + dZFromRight[index]).ToArray();
         }
+        else
+            dZ = runner.Backward(layout.DecoderStart, layout.DecoderEnd, dOutput, rows, gradient);
+        var dStats = dZ; // the autoencoder's code is its stats layer's output
+        if (config.Model != ModelKind.Ae)
+        {
+            if (config.Model == ModelKind.InfoVae)
+            {
+                var dMmd = MmdReference.Gradient(config.MmdKernel, pass.Z, priorDraws, batch, latent);
+                dZ = dZ.Select((value, index) => value + config.MmdLambda * dMmd[index]).ToArray();
+            }
+            dStats = StatsGradient(config, pass, epsilon, dZ, normalizedWeights, batch, beta);
+        }
+        runner.Backward(0, layout.EncoderLayerCount, dStats, batch, gradient);
         return new Result(loss, reconstruction, klMean, gradient);
     }
 
@@ -205,11 +180,23 @@ public static class ReferenceVae
     /// <summary>Dense layers run in double, batch norm included: every layer's input and output, and for a
     /// batch-normalised layer its product before normalisation, the statistics it normalised with, and in a
     /// training pass the running averages after it (keyed by their offset in the parameters).</summary>
-    public sealed class LayerRunner(VaeConfig config, double[] parameters, bool training)
+    public sealed class LayerRunner
     {
-        public ParameterLayout Layout { get; } = new(config);
-        public double[][] Inputs { get; } = new double[new ParameterLayout(config).Layers.Count][];
-        public double[][] Outputs { get; } = new double[new ParameterLayout(config).Layers.Count][];
+        private readonly double[] parameters;
+        private readonly bool training;
+
+        public LayerRunner(VaeConfig config, double[] parameters, bool training)
+        {
+            Layout = new ParameterLayout(config);
+            Inputs = new double[Layout.Layers.Count][];
+            Outputs = new double[Layout.Layers.Count][];
+            this.parameters = parameters;
+            this.training = training;
+        }
+
+        public ParameterLayout Layout { get; }
+        public double[][] Inputs { get; }
+        public double[][] Outputs { get; }
         private readonly Dictionary<int, (double[] PreActivation, BatchNormReference.Statistics Statistics)> normalised = [];
         public Dictionary<int, double[]> RunningAverages { get; } = [];
 
