@@ -27,8 +27,7 @@ public static class Evaluate
         using var run = new RunFolder(runDirectory, choice, maxBatch: Math.Max(128, Math.Min(k, 1000)));
         var vae = run.Vae;
         var test = DataSets.Load(run.Options.Data, output).Test;
-        if (test.Features != vae.Config.InputSize)
-            throw new ArgumentException($"the run's data set has {test.Features} features per image but the model expects {vae.Config.InputSize}");
+        RunFolder.RequireInputSize(test, vae);
         if (examples > 0)
             test = test.Take(examples);
         output.WriteLine($"evaluating {runDirectory} (after epoch {run.Epoch}) on {test.Count} test images of {test.Name}, {Compute.Describe(run.Accelerator)}");

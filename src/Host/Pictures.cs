@@ -60,15 +60,14 @@ public static class Pictures
     /// <summary>The grid of <see cref="Reconstruct"/> from a model in memory (count ≤ its MaxBatch).</summary>
     public static void WriteReconstructions(Vae vae, Accelerator accelerator, ImageDataset test, int count, string path)
     {
-        if (test.Features != vae.Config.InputSize)
-            throw new ArgumentException($"the run's data set has {test.Features} features per image but the model expects {vae.Config.InputSize}");
+        RunFolder.RequireInputSize(test, vae);
         using var data = new DeviceDataset(accelerator, test.Take(count));
         var (mu, _) = vae.Encode(data, 0, count);
         var means = vae.Decode(mu);
         var tiles = new List<float[]>();
         for (int i = 0; i < count; i++)
         {
-            tiles.Add(test.Images.AsSpan(i * test.Features, test.Features).ToArray().Select(b => b / 255f).ToArray());
+            tiles.Add(Grey(test, i));
             tiles.Add(means.AsSpan(i * test.Features, test.Features).ToArray());
         }
         Images.WriteGrid(path, tiles, test.Height, test.Width, 2 * (int)Math.Ceiling(Math.Sqrt(count)));
@@ -83,8 +82,7 @@ public static class Pictures
     {
         if (vae.Config.Model != ModelKind.Vcca)
             throw new ArgumentException("cross-view pictures need a VCCA model (train --model vcca)");
-        if (test.Features != vae.Config.InputSize)
-            throw new ArgumentException($"the run's data set has {test.Features} features per image but the model expects {vae.Config.InputSize}");
+        RunFolder.RequireInputSize(test, vae);
         using var data = new DeviceDataset(accelerator, test.Take(count));
         var (mu, _) = vae.Encode(data, 0, count);
         var means = vae.Decode(mu);
@@ -92,7 +90,7 @@ public static class Pictures
         var tiles = new List<float[]>();
         for (int i = 0; i < count; i++)
         {
-            var original = test.Images.AsSpan(i * test.Features, test.Features).ToArray().Select(b => b / 255f).ToArray();
+            var original = Grey(test, i);
             var decoded = means.AsSpan(i * test.Features, test.Features).ToArray();
             // The true left columns, the predicted right columns.
             var crossed = original.Select((value, pixel) => pixel % views.Width < views.LeftColumns ? value : decoded[pixel]).ToArray();
@@ -116,8 +114,7 @@ public static class Pictures
         run.RequireImageDecoder();
         var vae = run.Vae;
         var test = DataSets.Load(run.Options.Data, output).Test;
-        if (test.Features != vae.Config.InputSize)
-            throw new ArgumentException($"the run's data set has {test.Features} features per image but the model expects {vae.Config.InputSize}");
+        RunFolder.RequireInputSize(test, vae);
         pairs = Math.Min(pairs, test.Count / 2);
         using var data = new DeviceDataset(run.Accelerator, test.Take(2 * pairs));
         var (mu, _) = vae.Encode(data, 0, 2 * pairs);
@@ -132,13 +129,12 @@ public static class Pictures
             }
         var means = vae.Decode(codes);
         var tiles = new List<float[]>();
-        float[] Original(int index) => test.Images.AsSpan(index * test.Features, test.Features).ToArray().Select(b => b / 255f).ToArray();
         for (int p = 0; p < pairs; p++)
         {
-            tiles.Add(Original(2 * p));
+            tiles.Add(Grey(test, 2 * p));
             for (int s = 0; s < steps; s++)
                 tiles.Add(means.AsSpan((p * steps + s) * test.Features, test.Features).ToArray());
-            tiles.Add(Original(2 * p + 1));
+            tiles.Add(Grey(test, 2 * p + 1));
         }
         string path = outPath ?? Path.Combine(runDirectory, "interpolations.png");
         Images.WriteGrid(path, tiles, test.Height, test.Width, steps + 2);
@@ -174,8 +170,7 @@ public static class Pictures
         Images.WriteGrid(manifold, tiles, height, width, grid);
 
         var test = DataSets.Load(run.Options.Data, output).Test;
-        if (test.Features != vae.Config.InputSize)
-            throw new ArgumentException($"the run's data set has {test.Features} features per image but the model expects {vae.Config.InputSize}");
+        RunFolder.RequireInputSize(test, vae);
         using var data = new DeviceDataset(run.Accelerator, test);
         var mu = new float[test.Count * 2];
         for (int first = 0; first < test.Count; first += vae.MaxBatch)
@@ -189,6 +184,10 @@ public static class Pictures
         output.WriteLine($"posterior means of {test.Count} test images by label: {codesPath}");
         return (manifold, codesPath);
     }
+
+    /// <summary>Test image <paramref name="index"/> as grey levels in [0, 1], as the pictures draw originals.</summary>
+    private static float[] Grey(ImageDataset test, int index) =>
+        test.Images.AsSpan(index * test.Features, test.Features).ToArray().Select(b => b / 255f).ToArray();
 
     /// <summary>Square images (MNIST's 28×28) where the input size is a square, else one row.</summary>
     private static (int Height, int Width) ImageShape(VaeConfig config)

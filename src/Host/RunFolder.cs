@@ -21,6 +21,14 @@ public sealed class RunFolder : IDisposable
             throw new ArgumentException($"{Directory} is a Deep VIB run: its decoder predicts labels, so it draws no images (use eval for its test error)");
     }
 
+    /// <summary>Refuses test images of another size than the model's input (a run folder edited by hand, or a
+    /// data set that changed since training).</summary>
+    public static void RequireInputSize(Model.Data.ImageDataset test, Vae vae)
+    {
+        if (test.Features != vae.Config.InputSize)
+            throw new ArgumentException($"the run's data set has {test.Features} features per image but the model expects {vae.Config.InputSize}");
+    }
+
     public RunFolder(string directory, AcceleratorChoice choice, int maxBatch)
     {
         Directory = directory;
