@@ -764,9 +764,10 @@ public sealed class Vae : IDisposable
             Rows(epsilon2, rows, k2), Rows(dZ2, rows, k2), weights, Rows(layerGradients[Layout.Encoder2End - 1], batch, 2 * k2),
             batch, k2, Samples, scale);
         var dTopHidden = Rows(layerGradients[Layout.EncoderLayerCount - 2], batch, Config.Hidden[^1]);
-        BackwardLayers(Layout.EncoderLayerCount, Layout.Encoder2End, batch, TopHidden(batch), Rows(dHiddenFromAbove, batch, Config.Hidden[^1]));
+        var dTopHiddenFromAbove = Rows(dHiddenFromAbove, batch, Config.Hidden[^1]);
+        BackwardLayers(Layout.EncoderLayerCount, Layout.Encoder2End, batch, TopHidden(batch), dTopHiddenFromAbove);
         BackwardLayers(Layout.EncoderLayerCount - 1, Layout.EncoderLayerCount, batch, TopHidden(batch), dTopHidden);
-        kernels.Add(dTopHidden, Rows(dHiddenFromAbove, batch, Config.Hidden[^1]));
+        kernels.Add(dTopHidden, dTopHiddenFromAbove);
         BackwardLayers(0, Layout.EncoderLayerCount - 1, batch, EncoderInput(batch), kernels.None);
     }
 
