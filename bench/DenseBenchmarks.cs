@@ -43,7 +43,7 @@ public class DenseBenchmarks
     [Benchmark]
     public void Backward()
     {
-        scope.Kernels.DenseBackward(ActivationKind.Relu, x.View, weights.View, y.View, dY.View, dX.View, dWeights.View, dBias.View, batch, inputs, outputs);
+        scope.Kernels.DenseBackward(x.View, weights.View, dY.View, dX.View, ActivationKind.Relu, dWeights.View, dBias.View, batch, inputs, outputs);
         scope.Kernels.Synchronize();
     }
 

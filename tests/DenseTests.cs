@@ -87,44 +87,100 @@ public sealed class DenseTests(AcceleratorFixture fixture)
         });
     }
 
+    /// <summary>
+    /// The backward pass from dPre, with each activation of the layer below fused into the input gradient: x is
+    /// act_below(u) for pre-activations u in [−2, 2) (both sides of every kink and curve), and the reference applies
+    /// act_below'(u) from u, not from x as the kernels do, so that form is checked too.
+    /// </summary>
     [Theory]
     [MemberData(nameof(Shapes))]
     public void BackwardMatchesReference(int batch, int inputs, int outputs)
     {
         var random = new Random(batch * 31 + inputs * 17 + outputs);
-        var (x, weights, bias) = RandomLayer(random, batch, inputs, outputs);
-        float[] dY = Numerics.Uniform(random, batch * outputs);
-        var xd = Numerics.ToDouble(x);
+        var (_, weights, _) = RandomLayer(random, batch, inputs, outputs);
+        double[] belowPre = Numerics.ToDouble(Numerics.Uniform(random, batch * inputs, -2, 2));
+        float[] dPre = Numerics.Uniform(random, batch * outputs);
         var wd = Numerics.ToDouble(weights);
 
         ForEachVariant((kernels, variant) =>
         {
             var accelerator = kernels.Accelerator;
-            using var xBuffer = accelerator.Upload(x);
+            using var xBuffer = accelerator.Allocate1D<float>(batch * inputs);
             using var wBuffer = accelerator.Upload(weights);
-            using var bBuffer = accelerator.Upload(bias);
-            using var yBuffer = accelerator.Allocate1D<float>(batch * outputs);
-            using var dYBuffer = accelerator.Allocate1D<float>(batch * outputs);
+            using var dPreBuffer = accelerator.Upload(dPre);
             using var dXBuffer = accelerator.Allocate1D<float>(batch * inputs);
             using var dWBuffer = accelerator.Allocate1D<float>(outputs * inputs);
             using var dBBuffer = accelerator.Allocate1D<float>(outputs);
-            foreach (var activation in Activations)
+            foreach (var below in Activations)
             {
-                kernels.DenseForward(activation, xBuffer.View, wBuffer.View, bBuffer.View, yBuffer.View, batch, inputs, outputs);
-                dYBuffer.View.CopyFromCPU(dY);
-                kernels.DenseBackward(activation, xBuffer.View, wBuffer.View, yBuffer.View, dYBuffer.View,
-                    dXBuffer.View, dWBuffer.View, dBBuffer.View, batch, inputs, outputs);
+                float[] x = belowPre.Select(u => (float)ActivationReference.Forward(below, u)).ToArray();
+                xBuffer.View.CopyFromCPU(x);
+                // NaN in every output first, so an element a kernel fails to write cannot pass on what an earlier
+                // run (or a recycled allocation) left there.
+                dXBuffer.View.CopyFromCPU(Enumerable.Repeat(float.NaN, batch * inputs).ToArray());
+                dWBuffer.View.CopyFromCPU(Enumerable.Repeat(float.NaN, outputs * inputs).ToArray());
+                dBBuffer.View.CopyFromCPU(Enumerable.Repeat(float.NaN, outputs).ToArray());
+                kernels.DenseBackward(xBuffer.View, wBuffer.View, dPreBuffer.View, dXBuffer.View, below,
+                    dWBuffer.View, dBBuffer.View, batch, inputs, outputs);
 
-                var (dInput, dWeights, dBias) = DenseReference.Backward(activation, xd, wd, Numerics.ToDouble(bias), Numerics.ToDouble(dY), batch, inputs, outputs);
-                // Scales: the same products with absolute values, |dPre| bounded by |dY| since every slope is ≤ 1.
-                var absDY = dY.Select(v => (double)Math.Abs(v)).ToArray();
-                var dInputScale = DenseReference.Backward(ActivationKind.Identity, xd.Select(Math.Abs).ToArray(), wd.Select(Math.Abs).ToArray(), [], absDY, batch, inputs, outputs);
-                string label = $"{variant}: dense backward {activation} {batch}×{inputs}→{outputs}";
-                Numerics.AssertClose(label + " dInput", dInput, dXBuffer.GetAsArray1D(), DotRelative, DotAbsolute, dInputScale.dInput);
-                Numerics.AssertClose(label + " dWeights", dWeights, dWBuffer.GetAsArray1D(), DotRelative, DotAbsolute, dInputScale.dWeights);
-                Numerics.AssertClose(label + " dBias", dBias, dBBuffer.GetAsArray1D(), DotRelative, DotAbsolute, dInputScale.dBias);
+                var (dBelow, dWeights, dBias) = DenseReference.BackwardFromPreActivation(below, belowPre, wd, Numerics.ToDouble(dPre), batch, inputs, outputs);
+                // Scales: the same products with absolute values; every act' is at most 1.
+                var absDPre = dPre.Select(v => (double)Math.Abs(v)).ToArray();
+                var scale = DenseReference.Backward(ActivationKind.Identity, x.Select(v => (double)Math.Abs(v)).ToArray(), wd.Select(Math.Abs).ToArray(), [], absDPre, batch, inputs, outputs);
+                string label = $"{variant}: dense backward, {below} below, {batch}×{inputs}→{outputs}";
+                Numerics.AssertClose(label + " dInput", dBelow, dXBuffer.GetAsArray1D(), DotRelative, DotAbsolute, scale.dInput);
+                Numerics.AssertClose(label + " dWeights", dWeights, dWBuffer.GetAsArray1D(), DotRelative, DotAbsolute, scale.dWeights);
+                Numerics.AssertClose(label + " dBias", dBias, dBBuffer.GetAsArray1D(), DotRelative, DotAbsolute, scale.dBias);
             }
         });
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(784)]
+    public void ActivationGradientMatchesReference(int count)
+    {
+        var random = new Random(count);
+        double[] pre = Numerics.ToDouble(Numerics.Uniform(random, count, -2, 2));
+        float[] dY = Numerics.Uniform(random, count);
+        foreach (var kernels in fixture.KernelSets)
+            foreach (var activation in Activations)
+            {
+                float[] y = pre.Select(u => (float)ActivationReference.Forward(activation, u)).ToArray();
+                using var yBuffer = kernels.Accelerator.Upload(y);
+                using var dYBuffer = kernels.Accelerator.Upload(dY);
+                kernels.ActivationGradient(activation, yBuffer.View, dYBuffer.View);
+                var expected = pre.Select((u, i) => dY[i] * ActivationReference.Derivative(activation, u)).ToArray();
+                // One float product of values ≤ 1 after y's own rounding: a few 2⁻²⁴ relative.
+                Numerics.AssertClose($"{kernels.Accelerator.AcceleratorType}: activation gradient {activation} ×{count}",
+                    expected, dYBuffer.GetAsArray1D(), 1e-6, 1e-7);
+            }
+    }
+
+    [Theory]
+    [InlineData(ActivationKind.Identity)]
+    [InlineData(ActivationKind.Relu)]
+    [InlineData(ActivationKind.Tanh)]
+    [InlineData(ActivationKind.Sigmoid)]
+    public void ReferenceBackwardFromPreActivationMatchesFiniteDifferences(ActivationKind below)
+    {
+        const int batch = 3, inputs = 7, outputs = 5;
+        var random = new Random(13);
+        double[] belowPre = Numerics.ToDouble(Numerics.Uniform(random, batch * inputs, -2, 2));
+        double[] weights = Numerics.ToDouble(Numerics.Uniform(random, outputs * inputs));
+        double[] bias = Numerics.ToDouble(Numerics.Uniform(random, outputs));
+        double[] dPre = Numerics.ToDouble(Numerics.Uniform(random, batch * outputs));
+        // The objective whose gradient at this layer's pre-activation is dPre.
+        double Objective(double[] us, double[] ws, double[] bs) =>
+            DenseReference.PreActivation(us.Select(u => ActivationReference.Forward(below, u)).ToArray(), ws, bs, batch, inputs, outputs)
+                .Zip(dPre, (p, d) => p * d).Sum();
+
+        var (dBelow, dWeights, dBias) = DenseReference.BackwardFromPreActivation(below, belowPre, weights, dPre, batch, inputs, outputs);
+        // As in the test below: central differences with step 1e-6, accurate to ~1e-9 away from a kink.
+        Numerics.AssertClose("dBelow vs finite differences", Numerics.FiniteDifferenceGradient(v => Objective(v, weights, bias), belowPre), dBelow, 1e-6, 1e-7);
+        Numerics.AssertClose("dWeights vs finite differences", Numerics.FiniteDifferenceGradient(v => Objective(belowPre, v, bias), weights), dWeights, 1e-6, 1e-7);
+        Numerics.AssertClose("dBias vs finite differences", Numerics.FiniteDifferenceGradient(v => Objective(belowPre, weights, v), bias), dBias, 1e-6, 1e-7);
     }
 
     [Theory]

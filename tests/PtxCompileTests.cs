@@ -26,7 +26,14 @@ public sealed class PtxCompileTests
 
     private static string Describe(MethodInfo method) =>
         $"{method.DeclaringType!.Name}.{method.Name}" +
-        (method.IsGenericMethod ? $"<{string.Join(",", method.GetGenericArguments().Select(type => type.Name))}>" : "");
+        (method.IsGenericMethod ? $"<{string.Join(",", method.GetGenericArguments().Select(Describe))}>" : "");
+
+    /// <summary>A type's name with its own type arguments (BiasActivation&lt;TanhActivation&gt;), so that each
+    /// instantiation has a name of its own.</summary>
+    private static string Describe(Type type) =>
+        type.IsGenericType
+            ? $"{type.Name[..type.Name.IndexOf('`', StringComparison.Ordinal)]}<{string.Join(",", type.GetGenericArguments().Select(Describe))}>"
+            : type.Name;
 
     [Theory]
     [MemberData(nameof(Kernels))]

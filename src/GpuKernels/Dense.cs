@@ -36,13 +36,85 @@ public readonly struct GemmShape
 }
 
 /// <summary>
+/// What a product kernel does with each value of C before storing it, and whether it also writes the row sums of
+/// A (Σ_k A(m, k) for each row m). A generic struct parameter, so ILGPU specialises each kernel for one epilogue
+/// with no branch in the inner loop; the structs carry the views they read or write.
+/// </summary>
+public interface IGemmEpilogue
+{
+    /// <summary>The value stored at C[row, column] for the product <paramref name="value"/>.</summary>
+    float Finish(int row, int column, int columns, float value);
+
+    /// <summary>True when the kernel must also compute the row sums of A and pass them to <see cref="StoreRowSum"/>.</summary>
+    bool SumsRows { get; }
+
+    void StoreRowSum(int row, float sum);
+}
+
+/// <summary>The forward epilogue: act(value + bias[column]), the bias skipped when its view is empty.</summary>
+public struct BiasActivation<TActivation> : IGemmEpilogue
+    where TActivation : struct, IActivation
+{
+    public ArrayView<float> Bias;
+
+    public BiasActivation(ArrayView<float> bias) => Bias = bias;
+
+    public readonly float Finish(int row, int column, int columns, float value) =>
+        default(TActivation).Forward(Bias.Length > 0 ? value + Bias[column] : value);
+
+    public readonly bool SumsRows => false;
+
+    public readonly void StoreRowSum(int row, float sum) { }
+}
+
+/// <summary>
+/// The input-gradient epilogue: value·act'(y[row, column]), where y (the layer's input, [rows, columns] like C)
+/// is the output of the layer below. It turns dInput = dPre·W into the gradient at the layer below's
+/// pre-activation, so that layer's backward pass needs no separate activation launch.
+/// </summary>
+public struct ActivationDerivative<TActivation> : IGemmEpilogue
+    where TActivation : struct, IActivation
+{
+    public ArrayView<float> Output;
+
+    public ActivationDerivative(ArrayView<float> output) => Output = output;
+
+    public readonly float Finish(int row, int column, int columns, float value) =>
+        value * default(TActivation).DerivativeFromOutput(Output[row * columns + column]);
+
+    public readonly bool SumsRows => false;
+
+    public readonly void StoreRowSum(int row, float sum) { }
+}
+
+/// <summary>
+/// The weight-gradient epilogue: C stored as is, and the row sums of A written to <see cref="Sums"/>. With
+/// A = dPreᵀ those sums are Σ_b dPre[b, o] = dBias[o], so the bias gradient comes with the weight gradient.
+/// </summary>
+public struct RowSums : IGemmEpilogue
+{
+    public ArrayView<float> Sums;
+
+    public RowSums(ArrayView<float> sums) => Sums = sums;
+
+    public readonly float Finish(int row, int column, int columns, float value) => value;
+
+    public readonly bool SumsRows => Sums.Length > 0;
+
+    public readonly void StoreRowSum(int row, float sum) => Sums[row] = sum;
+}
+
+/// <summary>
 /// Dense (fully connected) layers. Weight layout, used everywhere in this project: W is row-major [out, in], as
 /// in PyTorch's nn.Linear, so a checkpoint maps onto torch tensors with no transpose. Activations are row-major
 /// [batch, features].
 ///
-/// Forward:  y = act(x·Wᵀ + b), one fused launch.
-/// Backward: dPre = dY ⊙ act'(y) fused with dBias = Σ_b dPre (one launch), then dInput = dPre·W and
-///           dWeights = dPreᵀ·x (one launch each, the same tiled product kernel with other strides).
+/// Forward:  y = act(x·Wᵀ + b), one fused launch (<see cref="BiasActivation{TActivation}"/>).
+/// Backward, from dPre (the gradient at the pre-activation, which whoever wrote it has already multiplied by
+/// act'): dWeights = dPreᵀ·x with dBias = Σ_b dPre in the same launch (<see cref="RowSums"/>), and
+/// dInput = (dPre·W) ⊙ act_below'(x) (<see cref="ActivationDerivative{TActivation}"/>), which is the next layer
+/// down's dPre. Two launches per layer; only a gradient that is complete after a sum (two branches meeting)
+/// needs <see cref="ActivationGradientKernel{TActivation}"/> on its own.
 /// </summary>
 public static class Dense
 {
@@ -51,17 +123,18 @@ public static class Dense
     public const int Tile = 4;
 
     /// <summary>
-    /// C = act(A·B + bias), bias broadcast over rows (skipped when the bias view is empty). Rows and columns past
-    /// the edge are clamped on load (they read valid memory) and skipped on store, so any M, N, K works.
+    /// C = epilogue(A·B). Rows and columns past the edge are clamped on load (they read valid memory) and skipped
+    /// on store, so any M, N, K works. When the epilogue sums rows, the threads of the first column of tiles also
+    /// sum their four rows of A.
     /// </summary>
-    public static void GemmBiasActivationKernel<TActivation>(
+    public static void GemmKernel<TEpilogue>(
         Index2D tile,
         ArrayView<float> a,
         ArrayView<float> b,
-        ArrayView<float> bias,
         ArrayView<float> c,
-        GemmShape shape)
-        where TActivation : struct, IActivation
+        GemmShape shape,
+        TEpilogue epilogue)
+        where TEpilogue : struct, IGemmEpilogue
     {
         int row0 = tile.Y * Tile;
         int column0 = tile.X * Tile;
@@ -94,61 +167,63 @@ public static class Dense
             bOffset += shape.BRowStride;
         }
 
-        StoreRow<TActivation>(c, bias, shape.M, shape.N, row0, column0, c00, c01, c02, c03);
-        StoreRow<TActivation>(c, bias, shape.M, shape.N, row0 + 1, column0, c10, c11, c12, c13);
-        StoreRow<TActivation>(c, bias, shape.M, shape.N, row0 + 2, column0, c20, c21, c22, c23);
-        StoreRow<TActivation>(c, bias, shape.M, shape.N, row0 + 3, column0, c30, c31, c32, c33);
+        StoreRow(c, epilogue, shape.M, shape.N, row0, column0, c00, c01, c02, c03);
+        StoreRow(c, epilogue, shape.M, shape.N, row0 + 1, column0, c10, c11, c12, c13);
+        StoreRow(c, epilogue, shape.M, shape.N, row0 + 2, column0, c20, c21, c22, c23);
+        StoreRow(c, epilogue, shape.M, shape.N, row0 + 3, column0, c30, c31, c32, c33);
+        if (epilogue.SumsRows && tile.X == 0)
+        {
+            for (int row = row0; row < row0 + Tile && row < shape.M; row++)
+                epilogue.StoreRowSum(row, SumRow(a, shape, row));
+        }
     }
 
-    /// <summary>The epilogue shared by the product kernels: adds the bias (when the view is not empty), applies
-    /// the activation, and stores the four values of one tile row that fall inside C [rows, columns].</summary>
-    internal static void StoreRow<TActivation>(
-        ArrayView<float> c, ArrayView<float> bias, int rows, int columns, int row, int column0,
+    /// <summary>Σ_k A(row, k), in order of k, so every variant sums the same way.</summary>
+    internal static float SumRow(ArrayView<float> a, GemmShape shape, int row)
+    {
+        float sum = 0f;
+        int offset = row * shape.ARowStride;
+        for (int k = 0; k < shape.K; k++, offset += shape.AColumnStride)
+            sum += a[offset];
+        return sum;
+    }
+
+    /// <summary>The epilogue shared by the product kernels: stores the four values of one tile row that fall
+    /// inside C [rows, columns], each through the epilogue.</summary>
+    internal static void StoreRow<TEpilogue>(
+        ArrayView<float> c, TEpilogue epilogue, int rows, int columns, int row, int column0,
         float v0, float v1, float v2, float v3)
-        where TActivation : struct, IActivation
+        where TEpilogue : struct, IGemmEpilogue
     {
         if (row >= rows)
             return;
-        Store<TActivation>(c, bias, columns, row, column0, v0);
-        Store<TActivation>(c, bias, columns, row, column0 + 1, v1);
-        Store<TActivation>(c, bias, columns, row, column0 + 2, v2);
-        Store<TActivation>(c, bias, columns, row, column0 + 3, v3);
+        Store(c, epilogue, columns, row, column0, v0);
+        Store(c, epilogue, columns, row, column0 + 1, v1);
+        Store(c, epilogue, columns, row, column0 + 2, v2);
+        Store(c, epilogue, columns, row, column0 + 3, v3);
     }
 
-    internal static void Store<TActivation>(
-        ArrayView<float> c, ArrayView<float> bias, int columns, int row, int column, float value)
-        where TActivation : struct, IActivation
+    internal static void Store<TEpilogue>(ArrayView<float> c, TEpilogue epilogue, int columns, int row, int column, float value)
+        where TEpilogue : struct, IGemmEpilogue
     {
         if (column >= columns)
             return;
-        if (bias.Length > 0)
-            value += bias[column];
-        c[row * columns + column] = default(TActivation).Forward(value);
+        c[row * columns + column] = epilogue.Finish(row, column, columns, value);
     }
 
     /// <summary>
-    /// The first half of a dense backward pass, one thread per output feature o:
-    /// dPre[b, o] = dOutput[b, o]·act'(y[b, o]) and dBias[o] = Σ_b dPre[b, o], summed in a fixed order so the
-    /// result is deterministic. dPre may alias dOutput.
+    /// dY ← dY ⊙ act'(y), element by element, for a gradient that is complete only after two branches' parts were
+    /// added (the Ladder VAE's top hidden layer, or a layer whose gradient came from outside its stack).
     /// </summary>
-    public static void ActivationBackwardBiasKernel<TActivation>(
-        Index1D output,
+    public static void ActivationGradientKernel<TActivation>(
+        Index1D thread,
         ArrayView<float> y,
-        ArrayView<float> dOutput,
-        ArrayView<float> dPre,
-        ArrayView<float> dBias,
-        int batch,
-        int outputs)
+        ArrayView<float> dY,
+        Chunking chunking)
         where TActivation : struct, IActivation
     {
-        float sum = 0f;
-        for (int row = 0; row < batch; row++)
-        {
-            int index = row * outputs + output;
-            float d = dOutput[index] * default(TActivation).DerivativeFromOutput(y[index]);
-            dPre[index] = d;
-            sum += d;
-        }
-        dBias[output] = sum;
+        int end = chunking.End(thread);
+        for (int element = chunking.Start(thread); element < end; element++)
+            dY[element] *= default(TActivation).DerivativeFromOutput(y[element]);
     }
 }

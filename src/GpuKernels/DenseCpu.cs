@@ -24,7 +24,7 @@ public struct Float4
 /// code with a bounds check on every view access and a cost for every launched thread. These kernels load four
 /// floats per access (a quarter of the checks) and give each thread a whole strip of 4 rows × all columns, so a
 /// launch has a few dozen fat threads. Measured on 2 cores at 128×784→400: about 10 GFLOP/s against about 4 for
-/// <see cref="Dense.GemmBiasActivationKernel{TActivation}"/>, which stays the reference variant (and the GPU's).
+/// <see cref="Dense.GemmKernel{TEpilogue}"/>, which stays the reference variant (and the GPU's).
 ///
 /// Each needs its contiguous dimensions to be multiples of 4 and its views to start on 4-float boundaries;
 /// <see cref="KernelSet"/> checks that and falls back to the simple kernel otherwise. Rows past M are clamped
@@ -68,23 +68,27 @@ public static class DenseCpu
                 c20 += Float4.Dot(a2, b0); c21 += Float4.Dot(a2, b1); c22 += Float4.Dot(a2, b2); c23 += Float4.Dot(a2, b3);
                 c30 += Float4.Dot(a3, b0); c31 += Float4.Dot(a3, b1); c32 += Float4.Dot(a3, b2); c33 += Float4.Dot(a3, b3);
             }
-            Dense.StoreRow<TActivation>(c, bias, shape.M, shape.N, row0, column0, c00, c01, c02, c03);
-            Dense.StoreRow<TActivation>(c, bias, shape.M, shape.N, row0 + 1, column0, c10, c11, c12, c13);
-            Dense.StoreRow<TActivation>(c, bias, shape.M, shape.N, row0 + 2, column0, c20, c21, c22, c23);
-            Dense.StoreRow<TActivation>(c, bias, shape.M, shape.N, row0 + 3, column0, c30, c31, c32, c33);
+            var epilogue = new BiasActivation<TActivation>(bias);
+            Dense.StoreRow(c, epilogue, shape.M, shape.N, row0, column0, c00, c01, c02, c03);
+            Dense.StoreRow(c, epilogue, shape.M, shape.N, row0 + 1, column0, c10, c11, c12, c13);
+            Dense.StoreRow(c, epilogue, shape.M, shape.N, row0 + 2, column0, c20, c21, c22, c23);
+            Dense.StoreRow(c, epilogue, shape.M, shape.N, row0 + 3, column0, c30, c31, c32, c33);
         }
     }
 
     /// <summary>
-    /// dInput = dPre·W: C = A·B for A [M, K] and B [K, N], both row-major, with K % 4 == 0 and N % 4 == 0. Each
-    /// step reads four k of a row of A as one element and four rows of B, four columns each.
+    /// dInput = dPre·W: C = epilogue(A·B) for A [M, K] and B [K, N], both row-major, with K % 4 == 0 and
+    /// N % 4 == 0 (the epilogue applies the layer below's activation derivative). Each step reads four k of a row
+    /// of A as one element and four rows of B, four columns each.
     /// </summary>
-    public static void BackwardInputKernel(
+    public static void BackwardInputKernel<TEpilogue>(
         Index1D rowTile,
         ArrayView<Float4> a,
         ArrayView<Float4> b,
         ArrayView<float> c,
-        CpuGemmShape shape)
+        CpuGemmShape shape,
+        TEpilogue epilogue)
+        where TEpilogue : struct, IGemmEpilogue
     {
         int row0 = rowTile * Dense.Tile;
         int k4 = shape.K / 4, n4 = shape.N / 4;
@@ -105,25 +109,38 @@ public static class DenseCpu
                 c2 = Float4.MultiplyAdd(Float4.MultiplyAdd(Float4.MultiplyAdd(Float4.MultiplyAdd(c2, a2.X, b0), a2.Y, b1), a2.Z, b2), a2.W, b3);
                 c3 = Float4.MultiplyAdd(Float4.MultiplyAdd(Float4.MultiplyAdd(Float4.MultiplyAdd(c3, a3.X, b0), a3.Y, b1), a3.Z, b2), a3.W, b3);
             }
-            StoreRow(c, shape, row0, column4, c0);
-            StoreRow(c, shape, row0 + 1, column4, c1);
-            StoreRow(c, shape, row0 + 2, column4, c2);
-            StoreRow(c, shape, row0 + 3, column4, c3);
+            StoreRow(c, epilogue, shape, row0, column4, c0);
+            StoreRow(c, epilogue, shape, row0 + 1, column4, c1);
+            StoreRow(c, epilogue, shape, row0 + 2, column4, c2);
+            StoreRow(c, epilogue, shape, row0 + 3, column4, c3);
         }
     }
 
     /// <summary>
-    /// dWeights = dPreᵀ·x: C = Aᵀ·B for A [K, M] and B [K, N], both row-major, with M % 4 == 0 and N % 4 == 0.
-    /// Each k is one outer product of four values of A's row with four of B's: two loads for sixteen products.
+    /// dWeights = dPreᵀ·x: C = Aᵀ·B for A [K, M] and B [K, N], both row-major, with M % 4 == 0 and N % 4 == 0,
+    /// and dBias = Σ_k A[k, m] (the column sums of dPre) for the thread's four m. Each k is one outer product of
+    /// four values of A's row with four of B's: two loads for sixteen products.
     /// </summary>
     public static void BackwardWeightsKernel(
         Index1D rowTile,
         ArrayView<Float4> a,
         ArrayView<Float4> b,
         ArrayView<float> c,
+        ArrayView<float> dBias,
         CpuGemmShape shape)
     {
         int m4 = shape.M / 4, n4 = shape.N / 4;
+        if (dBias.Length > 0)
+        {
+            Float4 sums = default;
+            for (int k = 0, aIndex = rowTile; k < shape.K; k++, aIndex += m4)
+                sums = Float4.MultiplyAdd(sums, 1f, a[aIndex]);
+            int m0 = rowTile * Dense.Tile;
+            dBias[m0] = sums.X;
+            dBias[m0 + 1] = sums.Y;
+            dBias[m0 + 2] = sums.Z;
+            dBias[m0 + 3] = sums.W;
+        }
         for (int column4 = 0; column4 < n4; column4++)
         {
             Float4 c0 = default, c1 = default, c2 = default, c3 = default;
@@ -139,22 +156,24 @@ public static class DenseCpu
                 c3 = Float4.MultiplyAdd(c3, column.W, row);
             }
             int row0 = rowTile * Dense.Tile;
-            StoreRow(c, shape, row0, column4, c0);
-            StoreRow(c, shape, row0 + 1, column4, c1);
-            StoreRow(c, shape, row0 + 2, column4, c2);
-            StoreRow(c, shape, row0 + 3, column4, c3);
+            var plain = new RowSums();
+            StoreRow(c, plain, shape, row0, column4, c0);
+            StoreRow(c, plain, shape, row0 + 1, column4, c1);
+            StoreRow(c, plain, shape, row0 + 2, column4, c2);
+            StoreRow(c, plain, shape, row0 + 3, column4, c3);
         }
     }
 
-    private static void StoreRow(ArrayView<float> c, CpuGemmShape shape, int row, int column4, Float4 values)
+    private static void StoreRow<TEpilogue>(ArrayView<float> c, TEpilogue epilogue, CpuGemmShape shape, int row, int column4, Float4 values)
+        where TEpilogue : struct, IGemmEpilogue
     {
         if (row >= shape.M)
             return;
-        int index = row * shape.N + column4 * 4;
-        c[index] = values.X;
-        c[index + 1] = values.Y;
-        c[index + 2] = values.Z;
-        c[index + 3] = values.W;
+        int column = column4 * 4, index = row * shape.N + column;
+        c[index] = epilogue.Finish(row, column, shape.N, values.X);
+        c[index + 1] = epilogue.Finish(row, column + 1, shape.N, values.Y);
+        c[index + 2] = epilogue.Finish(row, column + 2, shape.N, values.Z);
+        c[index + 3] = epilogue.Finish(row, column + 3, shape.N, values.W);
     }
 }
 

@@ -3,14 +3,15 @@ using ILGPU;
 namespace IlgpuVae.GpuKernels;
 
 /// <summary>
-/// The dense-layer product shaped for GPUs: C = act(A·B + bias) with the operands of <see cref="GemmShape"/>
-/// (any strides, so the forward pass and both backward products use it). A group of 16×16 threads computes a
+/// The dense-layer product shaped for GPUs: C = epilogue(A·B) with the operands of <see cref="GemmShape"/>
+/// (any strides, so the forward pass and both backward products use it) and the epilogues of
+/// <see cref="Dense.GemmKernel{TEpilogue}"/>. A group of 16×16 threads computes a
 /// 64×64 block of C, staging 64×16 slices of A and B in shared memory so that every value loaded from global
 /// memory is used 64 times; each thread keeps a 4×4 block of C in registers, at rows ty + 16r and columns
 /// tx + 16c so that a warp's shared-memory reads are broadcasts (A) or consecutive (B).
 ///
 /// Not yet measured on a GPU (no GPU session so far): the first GPU run of scripts/gpu-verify.sh times it
-/// against <see cref="Dense.GemmBiasActivationKernel{TActivation}"/>, which stays the reference variant.
+/// against <see cref="Dense.GemmKernel{TEpilogue}"/>, which stays the reference variant.
 /// </summary>
 public static class DenseGpu
 {
@@ -23,13 +24,13 @@ public static class DenseGpu
         new Index2D((shape.N + BlockSide - 1) / BlockSide, (shape.M + BlockSide - 1) / BlockSide),
         new Index2D(ThreadsPerSide, ThreadsPerSide));
 
-    public static void GemmKernel<TActivation>(
+    public static void GemmKernel<TEpilogue>(
         ArrayView<float> a,
         ArrayView<float> b,
-        ArrayView<float> bias,
         ArrayView<float> c,
-        GemmShape shape)
-        where TActivation : struct, IActivation
+        GemmShape shape,
+        TEpilogue epilogue)
+        where TEpilogue : struct, IGemmEpilogue
     {
         var aSlice = SharedMemory.Allocate<float>(SliceSize);
         var bSlice = SharedMemory.Allocate<float>(SliceSize);
@@ -81,22 +82,26 @@ public static class DenseGpu
         }
 
         int row = blockRow + ty, column = blockColumn + tx;
-        StoreRow<TActivation>(c, bias, shape, row, column, c00, c01, c02, c03);
-        StoreRow<TActivation>(c, bias, shape, row + 16, column, c10, c11, c12, c13);
-        StoreRow<TActivation>(c, bias, shape, row + 32, column, c20, c21, c22, c23);
-        StoreRow<TActivation>(c, bias, shape, row + 48, column, c30, c31, c32, c33);
+        StoreRow(c, epilogue, shape, row, column, c00, c01, c02, c03);
+        StoreRow(c, epilogue, shape, row + 16, column, c10, c11, c12, c13);
+        StoreRow(c, epilogue, shape, row + 32, column, c20, c21, c22, c23);
+        StoreRow(c, epilogue, shape, row + 48, column, c30, c31, c32, c33);
+        // The blocks of the first block column also sum their 64 rows of A, one row per thread (consecutive
+        // threads read consecutive rows, which is contiguous when A is a transposed dPre).
+        if (epilogue.SumsRows && Grid.IdxX == 0 && thread < BlockSide && blockRow + thread < shape.M)
+            epilogue.StoreRowSum(blockRow + thread, Dense.SumRow(a, shape, blockRow + thread));
     }
 
     /// <summary>Stores a thread's values of one row of C at columns column, +16, +32, +48.</summary>
-    private static void StoreRow<TActivation>(ArrayView<float> c, ArrayView<float> bias, GemmShape shape,
+    private static void StoreRow<TEpilogue>(ArrayView<float> c, TEpilogue epilogue, GemmShape shape,
         int row, int column, float v0, float v1, float v2, float v3)
-        where TActivation : struct, IActivation
+        where TEpilogue : struct, IGemmEpilogue
     {
         if (row >= shape.M)
             return;
-        Dense.Store<TActivation>(c, bias, shape.N, row, column, v0);
-        Dense.Store<TActivation>(c, bias, shape.N, row, column + 16, v1);
-        Dense.Store<TActivation>(c, bias, shape.N, row, column + 32, v2);
-        Dense.Store<TActivation>(c, bias, shape.N, row, column + 48, v3);
+        Dense.Store(c, epilogue, shape.N, row, column, v0);
+        Dense.Store(c, epilogue, shape.N, row, column + 16, v1);
+        Dense.Store(c, epilogue, shape.N, row, column + 32, v2);
+        Dense.Store(c, epilogue, shape.N, row, column + 48, v3);
     }
 }

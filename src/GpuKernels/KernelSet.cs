@@ -13,8 +13,25 @@ public sealed class KernelSet : IDisposable
 {
     private readonly MemoryBuffer1D<float, Stride1D.Dense> placeholder;
 
-    private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>> gemm;
-    private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> activationBackward;
+    /// <summary>Enqueues one product C = epilogue(A·B); <c>extra</c> is the epilogue's view (the bias, the layer
+    /// below's output, or the row sums) and the grid follows from the shape.</summary>
+    private delegate void GemmLauncher(AcceleratorStream stream, ArrayView<float> a, ArrayView<float> b, ArrayView<float> extra,
+        ArrayView<float> c, GemmShape shape);
+
+    /// <summary>The epilogues a dense layer needs (see <see cref="IGemmEpilogue"/>).</summary>
+    private enum Epilogue
+    {
+        /// <summary>act(value + bias): the forward pass.</summary>
+        BiasActivation,
+        /// <summary>value·act'(y): the input gradient, as the layer below's dPre.</summary>
+        ActivationDerivative,
+        /// <summary>value, plus A's row sums: the weight gradient with the bias gradient.</summary>
+        RowSums,
+    }
+
+    private readonly Dictionary<(Epilogue, ActivationKind), GemmLauncher> simpleGemm = new(), tiledGemm = new();
+    private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, Chunking>> activationGradient = new();
+    private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>> cpuBackwardInput = new();
     private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> reconstructionGradient;
     private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> reconstructionLoss;
     private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> weightedGradient;
@@ -36,9 +53,7 @@ public sealed class KernelSet : IDisposable
     private readonly Action<AcceleratorStream, Index1D, ArrayView<byte>, ArrayView<int>, ArrayView<float>, GatherParameters, Chunking, DrawKey> gather;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<double>, int> accumulateLoss;
     private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>> cpuForward;
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape> cpuBackwardInput;
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape> cpuBackwardWeights;
-    private readonly Dictionary<ActivationKind, Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>> tiledGemm;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape> cpuBackwardWeights;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> logWeight;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ViewShape, Chunking> splitViews, joinViews;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, Chunking> add;
@@ -51,20 +66,13 @@ public sealed class KernelSet : IDisposable
     {
         Accelerator = accelerator;
         Stream = stream ?? accelerator.DefaultStream;
-        gemm = new()
-        {
-            [ActivationKind.Identity] = accelerator.LoadAutoGroupedKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(Dense.GemmBiasActivationKernel<IdentityActivation>),
-            [ActivationKind.Relu] = accelerator.LoadAutoGroupedKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(Dense.GemmBiasActivationKernel<ReluActivation>),
-            [ActivationKind.Tanh] = accelerator.LoadAutoGroupedKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(Dense.GemmBiasActivationKernel<TanhActivation>),
-            [ActivationKind.Sigmoid] = accelerator.LoadAutoGroupedKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(Dense.GemmBiasActivationKernel<SigmoidActivation>),
-        };
-        activationBackward = new()
-        {
-            [ActivationKind.Identity] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Dense.ActivationBackwardBiasKernel<IdentityActivation>),
-            [ActivationKind.Relu] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Dense.ActivationBackwardBiasKernel<ReluActivation>),
-            [ActivationKind.Tanh] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Dense.ActivationBackwardBiasKernel<TanhActivation>),
-            [ActivationKind.Sigmoid] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Dense.ActivationBackwardBiasKernel<SigmoidActivation>),
-        };
+        // Also the gradient scale of an unclipped Adam step, so it holds 1.
+        placeholder = accelerator.Allocate1D(new[] { 1f });
+        LoadDenseKernels<IdentityActivation>(ActivationKind.Identity);
+        LoadDenseKernels<ReluActivation>(ActivationKind.Relu);
+        LoadDenseKernels<TanhActivation>(ActivationKind.Tanh);
+        LoadDenseKernels<SigmoidActivation>(ActivationKind.Sigmoid);
+        cpuBackwardWeights = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>(DenseCpu.BackwardWeightsKernel);
         reconstructionGradient = new()
         {
             [LikelihoodKind.Bernoulli] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>(Reconstruction.LossGradientKernel<BernoulliLogits>),
@@ -104,15 +112,6 @@ public sealed class KernelSet : IDisposable
             [ActivationKind.Tanh] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>(DenseCpu.ForwardKernel<TanhActivation>),
             [ActivationKind.Sigmoid] = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>(DenseCpu.ForwardKernel<SigmoidActivation>),
         };
-        cpuBackwardInput = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape>(DenseCpu.BackwardInputKernel);
-        cpuBackwardWeights = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape>(DenseCpu.BackwardWeightsKernel);
-        tiledGemm = new()
-        {
-            [ActivationKind.Identity] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<IdentityActivation>),
-            [ActivationKind.Relu] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<ReluActivation>),
-            [ActivationKind.Tanh] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<TanhActivation>),
-            [ActivationKind.Sigmoid] = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(DenseGpu.GemmKernel<SigmoidActivation>),
-        };
         logWeight = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(ImportanceWeights.LogWeightKernel);
         splitViews = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ViewShape, Chunking>(Views.SplitKernel);
         joinViews = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ViewShape, Chunking>(Views.JoinKernel);
@@ -139,12 +138,50 @@ public sealed class KernelSet : IDisposable
         // element per thread keeps loads coalesced.
         IsCpu = accelerator.AcceleratorType == AcceleratorType.CPU;
         DenseKernels = IsCpu ? DenseVariant.CpuShaped : DenseVariant.Simple;
-        // Also the gradient scale of an unclipped Adam step, so it holds 1.
-        placeholder = accelerator.Allocate1D(new[] { 1f });
         elementThreads = IsCpu ? 4 * accelerator.MaxNumThreadsPerGroup : int.MaxValue;
     }
 
     private readonly int elementThreads;
+
+    /// <summary>
+    /// The dense-layer kernels of one activation: the simple and tiled products with each epilogue that activation
+    /// needs (an identity derivative is no epilogue at all, so it reuses the plain product), the CPU-shaped input
+    /// gradient, and the stand-alone activation gradient.
+    /// </summary>
+    private void LoadDenseKernels<TActivation>(ActivationKind kind)
+        where TActivation : struct, IActivation
+    {
+        var none = None;
+        simpleGemm[(Epilogue.BiasActivation, kind)] = LoadGemm(bias => new BiasActivation<TActivation>(bias), tiled: false);
+        tiledGemm[(Epilogue.BiasActivation, kind)] = LoadGemm(bias => new BiasActivation<TActivation>(bias), tiled: true);
+        if (kind == ActivationKind.Identity)
+        {
+            simpleGemm[(Epilogue.ActivationDerivative, kind)] = LoadGemm(_ => new BiasActivation<IdentityActivation>(none), tiled: false);
+            tiledGemm[(Epilogue.ActivationDerivative, kind)] = LoadGemm(_ => new BiasActivation<IdentityActivation>(none), tiled: true);
+            simpleGemm[(Epilogue.RowSums, kind)] = LoadGemm(sums => new RowSums(sums), tiled: false);
+            tiledGemm[(Epilogue.RowSums, kind)] = LoadGemm(sums => new RowSums(sums), tiled: true);
+            var plainInput = Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape, BiasActivation<IdentityActivation>>(DenseCpu.BackwardInputKernel);
+            cpuBackwardInput[kind] = (stream, tiles, a, b, below, c, shape) => plainInput(stream, tiles, a, b, c, shape, new BiasActivation<IdentityActivation>(none));
+            return;
+        }
+        simpleGemm[(Epilogue.ActivationDerivative, kind)] = LoadGemm(below => new ActivationDerivative<TActivation>(below), tiled: false);
+        tiledGemm[(Epilogue.ActivationDerivative, kind)] = LoadGemm(below => new ActivationDerivative<TActivation>(below), tiled: true);
+        var input = Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape, ActivationDerivative<TActivation>>(DenseCpu.BackwardInputKernel);
+        cpuBackwardInput[kind] = (stream, tiles, a, b, below, c, shape) => input(stream, tiles, a, b, c, shape, new ActivationDerivative<TActivation>(below));
+        activationGradient[kind] = Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, Chunking>(Dense.ActivationGradientKernel<TActivation>);
+    }
+
+    private GemmLauncher LoadGemm<TEpilogue>(Func<ArrayView<float>, TEpilogue> epilogue, bool tiled)
+        where TEpilogue : struct, IGemmEpilogue
+    {
+        if (tiled)
+        {
+            var kernel = Accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, TEpilogue>(DenseGpu.GemmKernel);
+            return (stream, a, b, extra, c, shape) => kernel(stream, DenseGpu.LaunchConfig(shape), a, b, c, shape, epilogue(extra));
+        }
+        var simple = Accelerator.LoadAutoGroupedKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, TEpilogue>(Dense.GemmKernel);
+        return (stream, a, b, extra, c, shape) => simple(stream, shape.TileGrid, a, b, c, shape, epilogue(extra));
+    }
 
     public Accelerator Accelerator { get; }
     public AcceleratorStream Stream { get; }
@@ -198,28 +235,31 @@ public sealed class KernelSet : IDisposable
     }
 
     /// <summary>
-    /// Backward through y = act(x·Wᵀ + b). dY is overwritten with dPre = dY ⊙ act'(y). dInput may be
-    /// <see cref="None"/> (the first layer needs no input gradient). dWeights and dBias are written, not accumulated.
+    /// Backward through y = act(x·Wᵀ + b) from dPre, the gradient at x·Wᵀ + b (act' already applied by whoever
+    /// wrote it): dWeights = dPreᵀ·x and dBias = Σ_b dPre in one launch; unless dInput is <see cref="None"/> (the
+    /// first layer), dInput = (dPre·W) ⊙ inputActivation'(x) in a second, which is the dPre of the layer whose
+    /// output x is (pass <see cref="ActivationKind.Identity"/> for the plain input gradient). dWeights, dBias and
+    /// dInput are written, not accumulated.
     /// </summary>
-    public void DenseBackward(ActivationKind activation, ArrayView<float> x, ArrayView<float> weights,
-        ArrayView<float> y, ArrayView<float> dY, ArrayView<float> dInput, ArrayView<float> dWeights,
+    public void DenseBackward(ArrayView<float> x, ArrayView<float> weights, ArrayView<float> dPre,
+        ArrayView<float> dInput, ActivationKind inputActivation, ArrayView<float> dWeights,
         ArrayView<float> dBias, int batch, int inputs, int outputs)
     {
-        Launch(() => activationBackward[activation](Stream, outputs, y, dY, dY, dBias, batch, outputs));
-        if (DenseKernels == DenseVariant.CpuShaped && inputs % 4 == 0 && outputs % 4 == 0 && StartsOnFloat4(x) && StartsOnFloat4(dY) && StartsOnFloat4(weights))
+        if (DenseKernels == DenseVariant.CpuShaped && inputs % 4 == 0 && outputs % 4 == 0 && StartsOnFloat4(x) && StartsOnFloat4(dPre) && StartsOnFloat4(weights))
         {
             var weightsCpuShape = new CpuGemmShape(outputs, inputs, batch);
-            Launch(() => cpuBackwardWeights(Stream, RowTiles(outputs), dY.Cast<Float4>(), x.Cast<Float4>(), dWeights, weightsCpuShape));
+            Launch(() => cpuBackwardWeights(Stream, RowTiles(outputs), dPre.Cast<Float4>(), x.Cast<Float4>(), dWeights, dBias, weightsCpuShape));
             if (dInput.Length > 0)
             {
                 var inputCpuShape = new CpuGemmShape(batch, inputs, outputs);
-                Launch(() => cpuBackwardInput(Stream, RowTiles(batch), dY.Cast<Float4>(), weights.Cast<Float4>(), dInput, inputCpuShape));
+                Launch(() => cpuBackwardInput[inputActivation](Stream, RowTiles(batch), dPre.Cast<Float4>(), weights.Cast<Float4>(), x, dInput, inputCpuShape));
             }
             return;
         }
-        Gemm(ActivationKind.Identity, dY, x, None, dWeights, GemmShape.BackwardWeights(batch, inputs, outputs));
+        var products = ProductKernels;
+        Launch(() => products[(Epilogue.RowSums, ActivationKind.Identity)](Stream, dPre, x, dBias, dWeights, GemmShape.BackwardWeights(batch, inputs, outputs)));
         if (dInput.Length > 0)
-            Gemm(ActivationKind.Identity, dY, weights, None, dInput, GemmShape.BackwardInput(batch, inputs, outputs));
+            Launch(() => products[(Epilogue.ActivationDerivative, inputActivation)](Stream, dPre, weights, x, dInput, GemmShape.BackwardInput(batch, inputs, outputs)));
     }
 
     private static int RowTiles(int rows) => (rows + Dense.Tile - 1) / Dense.Tile;
@@ -227,20 +267,27 @@ public sealed class KernelSet : IDisposable
     /// <summary>A view can be read as <see cref="Float4"/> elements only from a 4-float boundary of its buffer.</summary>
     private static bool StartsOnFloat4(ArrayView<float> view) => ((IContiguousArrayView)view).IndexInBytes % 16 == 0 && view.Length % 4 == 0;
 
-    /// <summary>The strided product C = act(A·B + bias): the shared-memory tiled kernel when
-    /// <see cref="DenseKernels"/> asks for it and the accelerator can run it, else the simple one.</summary>
+    /// <summary>The strided products of the variant <see cref="DenseKernels"/> asks for: the shared-memory tiled
+    /// kernels where the accelerator can run them, else the simple ones.</summary>
+    private Dictionary<(Epilogue, ActivationKind), GemmLauncher> ProductKernels =>
+        DenseKernels == DenseVariant.GpuTiled && SupportsTiled ? tiledGemm : simpleGemm;
+
+    /// <summary>The strided product C = act(A·B + bias), with the kernels of <see cref="ProductKernels"/>.</summary>
     public void Gemm(ActivationKind activation, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias,
         ArrayView<float> c, GemmShape shape)
     {
-        if (DenseKernels == DenseVariant.GpuTiled && SupportsTiled)
-            Launch(() => tiledGemm[activation](Stream, DenseGpu.LaunchConfig(shape), a, b, bias, c, shape));
-        else
-            Launch(() => gemm[activation](Stream, shape.TileGrid, a, b, bias, c, shape));
+        var products = ProductKernels;
+        Launch(() => products[(Epilogue.BiasActivation, activation)](Stream, a, b, bias, c, shape));
     }
 
-    public void ActivationBackwardBias(ActivationKind activation, ArrayView<float> y, ArrayView<float> dOutput,
-        ArrayView<float> dPre, ArrayView<float> dBias, int batch, int outputs) =>
-        Launch(() => activationBackward[activation](Stream, outputs, y, dOutput, dPre, dBias, batch, outputs));
+    /// <summary>dY ← dY ⊙ act'(y) for a gradient completed by a sum (nothing to do for the identity).</summary>
+    public void ActivationGradient(ActivationKind activation, ArrayView<float> y, ArrayView<float> dY)
+    {
+        if (activation == ActivationKind.Identity)
+            return;
+        var chunking = ChunkingFor((int)dY.Length);
+        Launch(() => activationGradient[activation](Stream, chunking.Threads, y, dY, chunking));
+    }
 
     /// <summary>z rows = examples·samples, sample i of example b in row b·samples + i.</summary>
     public void ReparameterizeForward(ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
@@ -421,11 +468,16 @@ public sealed class KernelSet : IDisposable
         Type[] activations = [typeof(IdentityActivation), typeof(ReluActivation), typeof(TanhActivation), typeof(SigmoidActivation)];
         Type[] likelihoods = [typeof(BernoulliLogits), typeof(GaussianFixedVariance)];
         var methods = new List<MethodInfo>();
-        foreach (var activation in activations)
+        var epilogues = activations.Select(activation => typeof(BiasActivation<>).MakeGenericType(activation))
+            .Concat(activations.Skip(1).Select(activation => typeof(ActivationDerivative<>).MakeGenericType(activation)))
+            .Append(typeof(RowSums)).ToList();
+        foreach (var epilogue in epilogues)
         {
-            methods.Add(typeof(Dense).GetMethod(nameof(Dense.GemmBiasActivationKernel))!.MakeGenericMethod(activation));
-            methods.Add(typeof(Dense).GetMethod(nameof(Dense.ActivationBackwardBiasKernel))!.MakeGenericMethod(activation));
+            methods.Add(typeof(Dense).GetMethod(nameof(Dense.GemmKernel))!.MakeGenericMethod(epilogue));
+            methods.Add(typeof(DenseGpu).GetMethod(nameof(DenseGpu.GemmKernel))!.MakeGenericMethod(epilogue));
         }
+        foreach (var activation in activations.Skip(1))
+            methods.Add(typeof(Dense).GetMethod(nameof(Dense.ActivationGradientKernel))!.MakeGenericMethod(activation));
         foreach (var likelihood in likelihoods)
         {
             methods.Add(typeof(Reconstruction).GetMethod(nameof(Reconstruction.LossGradientKernel))!.MakeGenericMethod(likelihood));
@@ -462,9 +514,9 @@ public sealed class KernelSet : IDisposable
         }
         foreach (var activation in activations)
             methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.ForwardKernel))!.MakeGenericMethod(activation));
-        methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardInputKernel))!);
-        foreach (var activation in activations)
-            methods.Add(typeof(DenseGpu).GetMethod(nameof(DenseGpu.GemmKernel))!.MakeGenericMethod(activation));
+        methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardInputKernel))!.MakeGenericMethod(typeof(BiasActivation<IdentityActivation>)));
+        foreach (var activation in activations.Skip(1))
+            methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardInputKernel))!.MakeGenericMethod(typeof(ActivationDerivative<>).MakeGenericType(activation)));
         methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardWeightsKernel))!);
         return methods;
     }
@@ -473,7 +525,7 @@ public sealed class KernelSet : IDisposable
 /// <summary>The families of dense product kernels (see <see cref="KernelSet.DenseKernels"/>).</summary>
 public enum DenseVariant
 {
-    /// <summary><see cref="Dense.GemmBiasActivationKernel{TActivation}"/>: one 4×4 tile per thread; the reference.</summary>
+    /// <summary><see cref="Dense.GemmKernel{TEpilogue}"/>: one 4×4 tile per thread; the reference.</summary>
     Simple,
     /// <summary><see cref="DenseCpu"/>: 16-byte loads and fat row-strip threads, for the CPU accelerator.</summary>
     CpuShaped,

@@ -159,7 +159,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
                     return clock.Elapsed.TotalMilliseconds / repetitions;
                 }
                 double forward = Time(() => kernels.DenseForward(ActivationKind.Relu, x.View, weights.View, bias.View, y.View, batch, inputs, outputs));
-                double backward = Time(() => kernels.DenseBackward(ActivationKind.Relu, x.View, weights.View, y.View, dY.View, dX.View, dWeights.View, dBias.View, batch, inputs, outputs));
+                double backward = Time(() => kernels.DenseBackward(x.View, weights.View, dY.View, dX.View, ActivationKind.Relu, dWeights.View, dBias.View, batch, inputs, outputs));
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  {variant,-9} {batch}x{inputs}->{outputs}: {forward:F3} ms, {flops / forward / 1e6:F1} GFLOP/s; {backward:F3} ms, {2 * flops / backward / 1e6:F1} GFLOP/s"));
             }

@@ -772,32 +772,36 @@ public sealed class Vae : IDisposable
     }
 
     /// <summary>
-    /// Layers to−1 down to from, on <paramref name="rows"/> rows, from the gradient in layer to−1's gradient buffer.
-    /// Layer <paramref name="from"/> reads <paramref name="input"/> and writes its input gradient to
-    /// <paramref name="dInput"/> (none for the data); the others use the buffers of the layer below.
+    /// Layers to−1 down to from, on <paramref name="rows"/> rows, from the gradient in layer to−1's gradient buffer
+    /// (with respect to its output). Layer <paramref name="from"/> reads <paramref name="input"/> and writes its
+    /// plain input gradient to <paramref name="dInput"/> (none for the data); the others use the buffers of the
+    /// layer below, into which each input-gradient product already multiplies the layer below's act'.
     /// </summary>
     private void BackwardLayers(int from, int to, int rows, ArrayView<float> input, ArrayView<float> dInput)
     {
+        // The stack's own gradient came from outside (a loss, a sampler, or two branches added), so its act' is
+        // applied here; batch norm's backward pass applies it itself.
+        var top = Layout.Layers[to - 1];
+        if (!top.BatchNorm)
+            kernels.ActivationGradient(top.Activation, Rows(layerOutputs[to - 1], rows, top.Outputs), Rows(layerGradients[to - 1], rows, top.Outputs));
         for (int i = to - 1; i >= from; i--)
         {
             var layer = Layout.Layers[i];
             var layerInput = i == from ? input : Rows(layerOutputs[i - 1], rows, layer.Inputs);
             var layerDInput = i == from ? dInput : Rows(layerGradients[i - 1], rows, layer.Inputs);
-            var output = Rows(layerOutputs[i], rows, layer.Outputs);
-            var activation = layer.Activation;
+            var dPre = Rows(layerGradients[i], rows, layer.Outputs);
             if (layer.BatchNorm)
             {
-                // Through the activation and the normalisation to the product, which is then a linear layer.
-                output = Rows(preActivations[i], rows, layer.Outputs);
-                kernels.BatchNormBackward(layer.Activation, output, Norm(parameters, layer, 4), Rows(layerOutputs[i], rows, layer.Outputs),
-                    normStatistics[i].View, Rows(layerGradients[i], rows, layer.Outputs), Norm(gradients, layer, 2),
+                // Through the activation and the normalisation to the product, in place; the rest is a linear layer.
+                kernels.BatchNormBackward(layer.Activation, Rows(preActivations[i], rows, layer.Outputs), Norm(parameters, layer, 4),
+                    Rows(layerOutputs[i], rows, layer.Outputs), normStatistics[i].View, dPre, Norm(gradients, layer, 2),
                     new BatchNormShape(rows, layer.Outputs, trainingPass));
-                activation = ActivationKind.Identity;
             }
+            // The layer below's act', fused into its gradient's product, unless its batch norm applies it.
+            var below = i == from || Layout.Layers[i - 1].BatchNorm ? ActivationKind.Identity : Layout.Layers[i - 1].Activation;
             ArrayView<float> dBias = layer.BatchNorm ? unusedBiasGradient.View.SubView(0, layer.Outputs) : Bias(gradients, layer);
-            kernels.DenseBackward(activation, layerInput, Weights(parameters, layer),
-                output, Rows(layerGradients[i], rows, layer.Outputs),
-                layerDInput, Weights(gradients, layer), dBias, rows, layer.Inputs, layer.Outputs);
+            kernels.DenseBackward(layerInput, Weights(parameters, layer), dPre, layerDInput, below,
+                Weights(gradients, layer), dBias, rows, layer.Inputs, layer.Outputs);
         }
     }
 

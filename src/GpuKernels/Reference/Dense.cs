@@ -51,6 +51,23 @@ public static class DenseReference
         return (dInput, dWeights, dBias);
     }
 
+    /// <summary>
+    /// The backward pass as the kernels split it. This layer reads x = act_below(u), the output of the layer below
+    /// with pre-activation u; given dPre, the gradient at this layer's x·Wᵀ + b, it returns the gradients with
+    /// respect to u (dBelow = (dPre·W) ⊙ act_below'(u), the layer below's dPre), W and b.
+    /// </summary>
+    public static (double[] dBelow, double[] dWeights, double[] dBias) BackwardFromPreActivation(
+        ActivationKind belowActivation, double[] belowPre, double[] weights, double[] dPre, int batch, int inputs, int outputs)
+    {
+        double[] x = belowPre.Select(u => ActivationReference.Forward(belowActivation, u)).ToArray();
+        // Through an identity activation dY is dPre, so the plain backward pass gives dInput, dWeights and dBias.
+        var (dInput, dWeights, dBias) = Backward(ActivationKind.Identity, x, weights, [], dPre, batch, inputs, outputs);
+        var dBelow = new double[dInput.Length];
+        for (int index = 0; index < dBelow.Length; index++)
+            dBelow[index] = dInput[index] * ActivationReference.Derivative(belowActivation, belowPre[index]);
+        return (dBelow, dWeights, dBias);
+    }
+
     /// <summary>Σ_k |a_mk·b_kn| + |bias_n| for each output: the scale against which float rounding of a dot product
     /// is judged (its error is at most about K·2⁻²⁴ of this, and in practice √K times less).</summary>
     public static double[] AbsoluteScale(double[] x, double[] weights, double[] bias, int batch, int inputs, int outputs)

@@ -184,16 +184,20 @@ public sealed class KernelCheck(KernelSet kernels)
             yield return Compare($"dense forward {activation} ({variant})", shape,
                 DenseReference.Forward(activation, x, weights, bias, batch, inputs, outputs), yBuffer.GetAsArray1D(), DotRelative, DotAbsolute, forwardScale);
 
+            // Backward from dPre = dY, with this activation as the layer below's: its output act(x) is the input.
+            var below = ToFloat(x.Select(u => ActivationReference.Forward(activation, u)).ToArray());
+            using var belowBuffer = accelerator.Allocate1D(below);
             dYBuffer.View.CopyFromCPU(ToFloat(dY));
-            kernels.DenseBackward(activation, xBuffer.View, wBuffer.View, yBuffer.View, dYBuffer.View, dXBuffer.View, dWBuffer.View, dBBuffer.View, batch, inputs, outputs);
-            var (dInput, dWeights, dBias) = DenseReference.Backward(activation, x, weights, bias, dY, batch, inputs, outputs);
+            kernels.DenseBackward(belowBuffer.View, wBuffer.View, dYBuffer.View, dXBuffer.View, activation, dWBuffer.View, dBBuffer.View, batch, inputs, outputs);
+            var (dInput, dWeights, dBias) = DenseReference.BackwardFromPreActivation(activation, x, weights, dY, batch, inputs, outputs);
+            var belowScale = DenseReference.Backward(ActivationKind.Identity, below.Select(v => (double)Math.Abs(v)).ToArray(), absW, [], dY.Select(Math.Abs).ToArray(), batch, inputs, outputs);
             var worst = new[]
             {
                 Compare("", shape, dInput, dXBuffer.GetAsArray1D(), DotRelative, DotAbsolute, backwardScale.dInput),
-                Compare("", shape, dWeights, dWBuffer.GetAsArray1D(), DotRelative, DotAbsolute, backwardScale.dWeights),
+                Compare("", shape, dWeights, dWBuffer.GetAsArray1D(), DotRelative, DotAbsolute, belowScale.dWeights),
                 Compare("", shape, dBias, dBBuffer.GetAsArray1D(), DotRelative, DotAbsolute, backwardScale.dBias),
             }.MaxBy(result => result.WorstRatio)!;
-            yield return worst with { Kernel = $"dense backward {activation} ({variant})" };
+            yield return worst with { Kernel = $"dense backward, {activation} below ({variant})" };
         }
     }
 
