@@ -111,10 +111,11 @@ public struct RowSums : IGemmEpilogue
 ///
 /// Forward:  y = act(x·Wᵀ + b), one fused launch (<see cref="BiasActivation{TActivation}"/>).
 /// Backward, from dPre (the gradient at the pre-activation, which whoever wrote it has already multiplied by
-/// act'): dWeights = dPreᵀ·x with dBias = Σ_b dPre in the same launch (<see cref="RowSums"/>), and
+/// act'): dWeights = dPreᵀ·x with dBias = Σ_b dPre (<see cref="RowSums"/>), and
 /// dInput = (dPre·W) ⊙ act_below'(x) (<see cref="ActivationDerivative{TActivation}"/>), which is the next layer
-/// down's dPre. Two launches per layer; only a gradient that is complete after a sum (two branches meeting)
-/// needs <see cref="ActivationGradientKernel{TActivation}"/> on its own.
+/// down's dPre; both products in one launch (<see cref="BackwardKernel{TInputEpilogue}"/>). Only a gradient that
+/// is complete after a sum (two branches meeting) needs <see cref="ActivationGradientKernel{TActivation}"/> on
+/// its own.
 /// </summary>
 public static class Dense
 {
@@ -123,9 +124,7 @@ public static class Dense
     public const int Tile = 4;
 
     /// <summary>
-    /// C = epilogue(A·B). Rows and columns past the edge are clamped on load (they read valid memory) and skipped
-    /// on store, so any M, N, K works. When the epilogue sums rows, the threads of the first column of tiles also
-    /// sum their four rows of A.
+    /// C = epilogue(A·B), one thread per Tile×Tile block of C (X over columns, Y over rows).
     /// </summary>
     public static void GemmKernel<TEpilogue>(
         Index2D tile,
@@ -134,10 +133,55 @@ public static class Dense
         ArrayView<float> c,
         GemmShape shape,
         TEpilogue epilogue)
+        where TEpilogue : struct, IGemmEpilogue =>
+        GemmTile(tile.X, tile.Y, a, b, c, shape, epilogue);
+
+    /// <summary>
+    /// A layer's whole backward pass in one launch when it has an input gradient: the first tiles compute
+    /// dWeights = dPreᵀ·x with dBias (<see cref="RowSums"/>), the rest dInput = epilogue(dPre·W). One thread per
+    /// tile, consecutive threads on consecutive column tiles as in <see cref="GemmKernel{TEpilogue}"/>.
+    /// </summary>
+    public static void BackwardKernel<TInputEpilogue>(
+        Index1D tile,
+        ArrayView<float> dPre,
+        ArrayView<float> x,
+        ArrayView<float> weights,
+        ArrayView<float> dWeights,
+        ArrayView<float> dBias,
+        ArrayView<float> dInput,
+        GemmShape weightsShape,
+        GemmShape inputShape,
+        TInputEpilogue inputEpilogue)
+        where TInputEpilogue : struct, IGemmEpilogue
+    {
+        int weightColumnTiles = weightsShape.TileGrid.X;
+        int weightTiles = weightColumnTiles * weightsShape.TileGrid.Y;
+        if (tile < weightTiles)
+        {
+            GemmTile(tile % weightColumnTiles, tile / weightColumnTiles, dPre, x, dWeights, weightsShape, new RowSums(dBias));
+            return;
+        }
+        int inputTile = tile - weightTiles, inputColumnTiles = inputShape.TileGrid.X;
+        GemmTile(inputTile % inputColumnTiles, inputTile / inputColumnTiles, dPre, weights, dInput, inputShape, inputEpilogue);
+    }
+
+    /// <summary>
+    /// The Tile×Tile block (tileX, tileY) of C = epilogue(A·B). Rows and columns past the edge are clamped on load
+    /// (they read valid memory) and skipped on store, so any M, N, K works. When the epilogue sums rows, the
+    /// threads of the first column of tiles also sum their four rows of A.
+    /// </summary>
+    private static void GemmTile<TEpilogue>(
+        int tileX,
+        int tileY,
+        ArrayView<float> a,
+        ArrayView<float> b,
+        ArrayView<float> c,
+        GemmShape shape,
+        TEpilogue epilogue)
         where TEpilogue : struct, IGemmEpilogue
     {
-        int row0 = tile.Y * Tile;
-        int column0 = tile.X * Tile;
+        int row0 = tileY * Tile;
+        int column0 = tileX * Tile;
         int lastRow = shape.M - 1, lastColumn = shape.N - 1;
         // ILGPU does not unroll loops, so the 4×4 register tile is written out by hand.
         int aRow0 = Math.Min(row0, lastRow) * shape.ARowStride;
@@ -171,7 +215,7 @@ public static class Dense
         StoreRow(c, epilogue, shape.M, shape.N, row0 + 1, column0, c10, c11, c12, c13);
         StoreRow(c, epilogue, shape.M, shape.N, row0 + 2, column0, c20, c21, c22, c23);
         StoreRow(c, epilogue, shape.M, shape.N, row0 + 3, column0, c30, c31, c32, c33);
-        if (epilogue.SumsRows && tile.X == 0)
+        if (epilogue.SumsRows && tileX == 0)
         {
             for (int row = row0; row < row0 + Tile && row < shape.M; row++)
                 epilogue.StoreRowSum(row, SumRow(a, shape, row));

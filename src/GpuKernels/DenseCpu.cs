@@ -88,6 +88,41 @@ public static class DenseCpu
         ArrayView<float> c,
         CpuGemmShape shape,
         TEpilogue epilogue)
+        where TEpilogue : struct, IGemmEpilogue =>
+        InputStrip(rowTile, a, b, c, shape, epilogue);
+
+    /// <summary>
+    /// A layer's whole backward pass in one launch when it has an input gradient: threads below
+    /// ⌈outputs/4⌉ compute strips of dWeights with dBias (<see cref="BackwardWeightsKernel"/>), the rest strips of
+    /// dInput (<see cref="BackwardInputKernel{TEpilogue}"/>).
+    /// </summary>
+    public static void BackwardKernel<TEpilogue>(
+        Index1D thread,
+        ArrayView<Float4> dPre,
+        ArrayView<Float4> x,
+        ArrayView<Float4> weights,
+        ArrayView<float> dWeights,
+        ArrayView<float> dBias,
+        ArrayView<float> dInput,
+        CpuGemmShape weightsShape,
+        CpuGemmShape inputShape,
+        TEpilogue epilogue)
+        where TEpilogue : struct, IGemmEpilogue
+    {
+        int weightStrips = (weightsShape.M + Dense.Tile - 1) / Dense.Tile;
+        if (thread < weightStrips)
+            WeightsStrip(thread, dPre, x, dWeights, dBias, weightsShape);
+        else
+            InputStrip(thread - weightStrips, dPre, weights, dInput, inputShape, epilogue);
+    }
+
+    private static void InputStrip<TEpilogue>(
+        int rowTile,
+        ArrayView<Float4> a,
+        ArrayView<Float4> b,
+        ArrayView<float> c,
+        CpuGemmShape shape,
+        TEpilogue epilogue)
         where TEpilogue : struct, IGemmEpilogue
     {
         int row0 = rowTile * Dense.Tile;
@@ -123,6 +158,15 @@ public static class DenseCpu
     /// </summary>
     public static void BackwardWeightsKernel(
         Index1D rowTile,
+        ArrayView<Float4> a,
+        ArrayView<Float4> b,
+        ArrayView<float> c,
+        ArrayView<float> dBias,
+        CpuGemmShape shape) =>
+        WeightsStrip(rowTile, a, b, c, dBias, shape);
+
+    private static void WeightsStrip(
+        int rowTile,
         ArrayView<Float4> a,
         ArrayView<Float4> b,
         ArrayView<float> c,

@@ -30,6 +30,13 @@ public sealed class KernelSet : IDisposable
     }
 
     private readonly Dictionary<(Epilogue, ActivationKind), GemmLauncher> simpleGemm = new(), tiledGemm = new();
+
+    /// <summary>Enqueues a layer's two backward products in one launch (see <see cref="DenseBackward"/>).</summary>
+    private delegate void BackwardLauncher(AcceleratorStream stream, ArrayView<float> dPre, ArrayView<float> x, ArrayView<float> weights,
+        ArrayView<float> dWeights, ArrayView<float> dBias, ArrayView<float> dInput, int batch, int inputs, int outputs);
+
+    /// <summary>One launch per layer backward, by the activation of the layer below: simple and CPU-shaped.</summary>
+    private readonly Dictionary<ActivationKind, BackwardLauncher> simpleBackward = new(), cpuBackward = new();
     private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, Chunking>> activationGradient = new();
     private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>> cpuBackwardInput = new();
     private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> reconstructionGradient;
@@ -152,6 +159,10 @@ public sealed class KernelSet : IDisposable
         where TActivation : struct, IActivation
     {
         var none = None;
+        if (kind == ActivationKind.Identity)
+            LoadBackward(_ => new BiasActivation<IdentityActivation>(none), kind);
+        else
+            LoadBackward(below => new ActivationDerivative<TActivation>(below), kind);
         simpleGemm[(Epilogue.BiasActivation, kind)] = LoadGemm(bias => new BiasActivation<TActivation>(bias), tiled: false);
         tiledGemm[(Epilogue.BiasActivation, kind)] = LoadGemm(bias => new BiasActivation<TActivation>(bias), tiled: true);
         if (kind == ActivationKind.Identity)
@@ -169,6 +180,27 @@ public sealed class KernelSet : IDisposable
         var input = Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape, ActivationDerivative<TActivation>>(DenseCpu.BackwardInputKernel);
         cpuBackwardInput[kind] = (stream, tiles, a, b, below, c, shape) => input(stream, tiles, a, b, c, shape, new ActivationDerivative<TActivation>(below));
         activationGradient[kind] = Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, Chunking>(Dense.ActivationGradientKernel<TActivation>);
+    }
+
+    /// <summary>The one-launch backward kernels (simple and CPU-shaped) with the input-gradient epilogue built
+    /// from the layer input (the output of the layer below).</summary>
+    private void LoadBackward<TEpilogue>(Func<ArrayView<float>, TEpilogue> inputEpilogue, ActivationKind below)
+        where TEpilogue : struct, IGemmEpilogue
+    {
+        var simple = Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, GemmShape, GemmShape, TEpilogue>(Dense.BackwardKernel);
+        simpleBackward[below] = (stream, dPre, x, weights, dWeights, dBias, dInput, batch, inputs, outputs) =>
+        {
+            var weightsShape = GemmShape.BackwardWeights(batch, inputs, outputs);
+            var inputShape = GemmShape.BackwardInput(batch, inputs, outputs);
+            int tiles = weightsShape.TileGrid.Size + inputShape.TileGrid.Size;
+            simple(stream, tiles, dPre, x, weights, dWeights, dBias, dInput, weightsShape, inputShape, inputEpilogue(x));
+        };
+        var cpu = Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, CpuGemmShape, CpuGemmShape, TEpilogue>(DenseCpu.BackwardKernel);
+        cpuBackward[below] = (stream, dPre, x, weights, dWeights, dBias, dInput, batch, inputs, outputs) =>
+            cpu(stream, RowTiles(outputs) + RowTiles(batch), dPre.Cast<Float4>(), x.Cast<Float4>(), weights.Cast<Float4>(),
+                dWeights, dBias, dInput, new CpuGemmShape(outputs, inputs, batch), new CpuGemmShape(batch, inputs, outputs), inputEpilogue(x));
     }
 
     private GemmLauncher LoadGemm<TEpilogue>(Func<ArrayView<float>, TEpilogue> epilogue, bool tiled)
@@ -236,29 +268,34 @@ public sealed class KernelSet : IDisposable
 
     /// <summary>
     /// Backward through y = act(x·Wᵀ + b) from dPre, the gradient at x·Wᵀ + b (act' already applied by whoever
-    /// wrote it): dWeights = dPreᵀ·x and dBias = Σ_b dPre in one launch; unless dInput is <see cref="None"/> (the
-    /// first layer), dInput = (dPre·W) ⊙ inputActivation'(x) in a second, which is the dPre of the layer whose
-    /// output x is (pass <see cref="ActivationKind.Identity"/> for the plain input gradient). dWeights, dBias and
-    /// dInput are written, not accumulated.
+    /// wrote it): dWeights = dPreᵀ·x and dBias = Σ_b dPre; unless dInput is <see cref="None"/> (the first layer),
+    /// dInput = (dPre·W) ⊙ inputActivation'(x), which is the dPre of the layer whose output x is (pass
+    /// <see cref="ActivationKind.Identity"/> for the plain input gradient). One launch with the simple and
+    /// CPU-shaped kernels, two with the tiled ones. dWeights, dBias and dInput are written, not accumulated.
     /// </summary>
     public void DenseBackward(ArrayView<float> x, ArrayView<float> weights, ArrayView<float> dPre,
         ArrayView<float> dInput, ActivationKind inputActivation, ArrayView<float> dWeights,
         ArrayView<float> dBias, int batch, int inputs, int outputs)
     {
+        bool hasInput = dInput.Length > 0;
         if (DenseKernels == DenseVariant.CpuShaped && inputs % 4 == 0 && outputs % 4 == 0 && StartsOnFloat4(x) && StartsOnFloat4(dPre) && StartsOnFloat4(weights))
         {
-            var weightsCpuShape = new CpuGemmShape(outputs, inputs, batch);
-            Launch(() => cpuBackwardWeights(Stream, RowTiles(outputs), dPre.Cast<Float4>(), x.Cast<Float4>(), dWeights, dBias, weightsCpuShape));
-            if (dInput.Length > 0)
-            {
-                var inputCpuShape = new CpuGemmShape(batch, inputs, outputs);
-                Launch(() => cpuBackwardInput[inputActivation](Stream, RowTiles(batch), dPre.Cast<Float4>(), weights.Cast<Float4>(), x, dInput, inputCpuShape));
-            }
+            if (hasInput)
+                Launch(() => cpuBackward[inputActivation](Stream, dPre, x, weights, dWeights, dBias, dInput, batch, inputs, outputs));
+            else
+                Launch(() => cpuBackwardWeights(Stream, RowTiles(outputs), dPre.Cast<Float4>(), x.Cast<Float4>(), dWeights, dBias, new CpuGemmShape(outputs, inputs, batch)));
             return;
         }
         var products = ProductKernels;
+        if (hasInput && products == simpleGemm)
+        {
+            Launch(() => simpleBackward[inputActivation](Stream, dPre, x, weights, dWeights, dBias, dInput, batch, inputs, outputs));
+            return;
+        }
+        // The first layer (no input gradient), and the tiled kernels, whose blocks stage operands in shared memory
+        // for one product at a time: a launch per product.
         Launch(() => products[(Epilogue.RowSums, ActivationKind.Identity)](Stream, dPre, x, dBias, dWeights, GemmShape.BackwardWeights(batch, inputs, outputs)));
-        if (dInput.Length > 0)
+        if (hasInput)
             Launch(() => products[(Epilogue.ActivationDerivative, inputActivation)](Stream, dPre, weights, x, dInput, GemmShape.BackwardInput(batch, inputs, outputs)));
     }
 
@@ -478,6 +515,14 @@ public sealed class KernelSet : IDisposable
         }
         foreach (var activation in activations.Skip(1))
             methods.Add(typeof(Dense).GetMethod(nameof(Dense.ActivationGradientKernel))!.MakeGenericMethod(activation));
+        var inputEpilogues = activations.Skip(1).Select(activation => typeof(ActivationDerivative<>).MakeGenericType(activation))
+            .Prepend(typeof(BiasActivation<IdentityActivation>));
+        foreach (var inputEpilogue in inputEpilogues)
+        {
+            // The one-launch backward passes take the identity's plain epilogue or an activation derivative.
+            methods.Add(typeof(Dense).GetMethod(nameof(Dense.BackwardKernel))!.MakeGenericMethod(inputEpilogue));
+            methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardKernel))!.MakeGenericMethod(inputEpilogue));
+        }
         foreach (var likelihood in likelihoods)
         {
             methods.Add(typeof(Reconstruction).GetMethod(nameof(Reconstruction.LossGradientKernel))!.MakeGenericMethod(likelihood));
