@@ -109,14 +109,20 @@ def loss(model, x, k, kind):
     return rec.mean() + kl.mean()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(description, default_layers):
+    """The options this script shares with same_streams.py: data, objective, k, layers, epochs, seed."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", choices=["iwae", "vae"], default="iwae")
     parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--layers", type=int, choices=[1, 2], default=1)
+    parser.add_argument("--layers", type=int, choices=[1, 2], default=default_layers)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
+    return parser
+
+
+def main():
+    parser = arguments(__doc__, default_layers=1)
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     if args.threads > 0:

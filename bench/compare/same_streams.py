@@ -7,7 +7,6 @@ losses show whether our kernels train as PyTorch's autograd does.
 
     python3 same_streams.py --data data/cache/mnist --model iwae --k 5 --layers 2 --epochs 1 [--float64]
 """
-import argparse
 import math
 import time
 
@@ -73,14 +72,9 @@ def initialise(model, seed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--model", choices=["iwae", "vae"], default="iwae")
-    parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--layers", type=int, choices=[1, 2], default=2)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=1)
+    parser = ref.arguments(__doc__, default_layers=2)
     parser.add_argument("--float64", action="store_true", help="train in double precision")
+    parser.add_argument("--steps", type=int, default=0, help="stop each epoch after this many steps (0: all)")
     args = parser.parse_args()
     # A known answer of Random123's Philox4x32-10 (also in tests/PhiloxTests.cs) checks the port.
     assert [int(v) for v in block(np.array([0x243f6a88], dtype=np.uint64), 0x85a308d3, 0x13198a2e, 0x03707344,
@@ -126,7 +120,8 @@ def main():
             group["lr"] = 1e-3 * 10 ** (-min(epoch - 1, 7) / 7)
         order = permutation(train.shape[0], args.seed, epoch)
         start, total = time.time(), 0.0
-        for first in range(0, train.shape[0], batch):
+        steps = args.steps or train.shape[0] // batch
+        for first in range(0, steps * batch, batch):
             step += 1
             u = uniform(args.seed, BINARIZE, step, batch * 784).reshape(batch, 784)
             x = torch.from_numpy(u < grey[order[first:first + batch]]).to(dtype)
@@ -144,7 +139,6 @@ def main():
             for first in range(0, test.shape[0], 500):
                 x = torch.bernoulli(test[first:first + 500])
                 test_total += ref.loss(model, x, k if args.model == "iwae" else 1, args.model).item() * x.shape[0]
-        steps = train.shape[0] // batch
         print(f"epoch {epoch}: train loss {total / steps:.2f}, test loss {test_total / test.shape[0]:.2f} "
               f"({time.time() - start:.0f} s)", flush=True)
     print(f"active units: {ref.active_units(model.float(), test.float())}")
