@@ -77,24 +77,9 @@ public static class DenseCpu
     }
 
     /// <summary>
-    /// dInput = dPre·W: C = epilogue(A·B) for A [M, K] and B [K, N], both row-major, with K % 4 == 0 and
-    /// N % 4 == 0 (the epilogue applies the layer below's activation derivative). Each step reads four k of a row
-    /// of A as one element and four rows of B, four columns each.
-    /// </summary>
-    public static void BackwardInputKernel<TEpilogue>(
-        Index1D rowTile,
-        ArrayView<Float4> a,
-        ArrayView<Float4> b,
-        ArrayView<float> c,
-        CpuGemmShape shape,
-        TEpilogue epilogue)
-        where TEpilogue : struct, IGemmEpilogue =>
-        InputStrip(rowTile, a, b, c, shape, epilogue);
-
-    /// <summary>
     /// A layer's whole backward pass in one launch when it has an input gradient: threads below
-    /// ⌈outputs/4⌉ compute strips of dWeights with dBias (<see cref="BackwardWeightsKernel"/>), the rest strips of
-    /// dInput (<see cref="BackwardInputKernel{TEpilogue}"/>).
+    /// ⌈outputs/4⌉ compute strips of dWeights with dBias (as <see cref="BackwardWeightsKernel"/> does), the rest
+    /// strips of dInput = epilogue(dPre·W), the epilogue applying the layer below's activation derivative.
     /// </summary>
     public static void BackwardKernel<TEpilogue>(
         Index1D thread,
@@ -116,6 +101,11 @@ public static class DenseCpu
             InputStrip(thread - weightStrips, dPre, weights, dInput, inputShape, epilogue);
     }
 
+    /// <summary>
+    /// Rows 4t..4t+3 of dInput = epilogue(dPre·W): C = A·B for A [M, K] and B [K, N], both row-major, with
+    /// K % 4 == 0 and N % 4 == 0. Each step reads four k of a row of A as one element and four rows of B, four
+    /// columns each.
+    /// </summary>
     private static void InputStrip<TEpilogue>(
         int rowTile,
         ArrayView<Float4> a,

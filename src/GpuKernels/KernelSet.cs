@@ -38,7 +38,6 @@ public sealed class KernelSet : IDisposable
     /// <summary>One launch per layer backward, by the activation of the layer below: simple and CPU-shaped.</summary>
     private readonly Dictionary<ActivationKind, BackwardLauncher> simpleBackward = new(), cpuBackward = new();
     private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, Chunking>> activationGradient = new();
-    private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, CpuGemmShape>> cpuBackwardInput = new();
     private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> reconstructionGradient;
     private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> reconstructionLoss;
     private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> weightedGradient;
@@ -152,33 +151,27 @@ public sealed class KernelSet : IDisposable
 
     /// <summary>
     /// The dense-layer kernels of one activation: the simple and tiled products with each epilogue that activation
-    /// needs (an identity derivative is no epilogue at all, so it reuses the plain product), the CPU-shaped input
-    /// gradient, and the stand-alone activation gradient.
+    /// needs (an identity derivative is no epilogue at all, so it reuses the plain one), the one-launch backward
+    /// kernels with this activation below, and the stand-alone activation gradient.
     /// </summary>
     private void LoadDenseKernels<TActivation>(ActivationKind kind)
         where TActivation : struct, IActivation
     {
         var none = None;
-        if (kind == ActivationKind.Identity)
-            LoadBackward(_ => new BiasActivation<IdentityActivation>(none), kind);
-        else
-            LoadBackward(below => new ActivationDerivative<TActivation>(below), kind);
         simpleGemm[(Epilogue.BiasActivation, kind)] = LoadGemm(bias => new BiasActivation<TActivation>(bias), tiled: false);
         tiledGemm[(Epilogue.BiasActivation, kind)] = LoadGemm(bias => new BiasActivation<TActivation>(bias), tiled: true);
+        // The simple and CPU-shaped variants run the input-gradient product inside the one-launch backward
+        // kernels; the tiled variant runs it alone.
         if (kind == ActivationKind.Identity)
         {
-            simpleGemm[(Epilogue.ActivationDerivative, kind)] = LoadGemm(_ => new BiasActivation<IdentityActivation>(none), tiled: false);
+            LoadBackward(_ => new BiasActivation<IdentityActivation>(none), kind);
             tiledGemm[(Epilogue.ActivationDerivative, kind)] = LoadGemm(_ => new BiasActivation<IdentityActivation>(none), tiled: true);
             simpleGemm[(Epilogue.RowSums, kind)] = LoadGemm(sums => new RowSums(sums), tiled: false);
             tiledGemm[(Epilogue.RowSums, kind)] = LoadGemm(sums => new RowSums(sums), tiled: true);
-            var plainInput = Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape, BiasActivation<IdentityActivation>>(DenseCpu.BackwardInputKernel);
-            cpuBackwardInput[kind] = (stream, tiles, a, b, below, c, shape) => plainInput(stream, tiles, a, b, c, shape, new BiasActivation<IdentityActivation>(none));
             return;
         }
-        simpleGemm[(Epilogue.ActivationDerivative, kind)] = LoadGemm(below => new ActivationDerivative<TActivation>(below), tiled: false);
+        LoadBackward(below => new ActivationDerivative<TActivation>(below), kind);
         tiledGemm[(Epilogue.ActivationDerivative, kind)] = LoadGemm(below => new ActivationDerivative<TActivation>(below), tiled: true);
-        var input = Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, CpuGemmShape, ActivationDerivative<TActivation>>(DenseCpu.BackwardInputKernel);
-        cpuBackwardInput[kind] = (stream, tiles, a, b, below, c, shape) => input(stream, tiles, a, b, c, shape, new ActivationDerivative<TActivation>(below));
         activationGradient[kind] = Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, Chunking>(Dense.ActivationGradientKernel<TActivation>);
     }
 
@@ -287,7 +280,8 @@ public sealed class KernelSet : IDisposable
             return;
         }
         var products = ProductKernels;
-        if (hasInput && products == simpleGemm)
+        bool tiled = products == tiledGemm;
+        if (hasInput && !tiled)
         {
             Launch(() => simpleBackward[inputActivation](Stream, dPre, x, weights, dWeights, dBias, dInput, batch, inputs, outputs));
             return;
@@ -510,7 +504,9 @@ public sealed class KernelSet : IDisposable
             .Append(typeof(RowSums)).ToList();
         foreach (var epilogue in epilogues)
         {
-            methods.Add(typeof(Dense).GetMethod(nameof(Dense.GemmKernel))!.MakeGenericMethod(epilogue));
+            // The simple product's input-gradient epilogues run inside Dense.BackwardKernel instead.
+            if (!epilogue.Name.StartsWith("ActivationDerivative", StringComparison.Ordinal))
+                methods.Add(typeof(Dense).GetMethod(nameof(Dense.GemmKernel))!.MakeGenericMethod(epilogue));
             methods.Add(typeof(DenseGpu).GetMethod(nameof(DenseGpu.GemmKernel))!.MakeGenericMethod(epilogue));
         }
         foreach (var activation in activations.Skip(1))
@@ -559,9 +555,6 @@ public sealed class KernelSet : IDisposable
         }
         foreach (var activation in activations)
             methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.ForwardKernel))!.MakeGenericMethod(activation));
-        methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardInputKernel))!.MakeGenericMethod(typeof(BiasActivation<IdentityActivation>)));
-        foreach (var activation in activations.Skip(1))
-            methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardInputKernel))!.MakeGenericMethod(typeof(ActivationDerivative<>).MakeGenericType(activation)));
         methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardWeightsKernel))!);
         return methods;
     }
