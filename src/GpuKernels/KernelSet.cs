@@ -165,7 +165,9 @@ public sealed class KernelSet : IDisposable
         if (kind == ActivationKind.Identity)
         {
             LoadBackward(_ => new BiasActivation<IdentityActivation>(none), kind);
-            tiledGemm[(Epilogue.ActivationDerivative, kind)] = LoadGemm(_ => new BiasActivation<IdentityActivation>(none), tiled: true);
+            // The identity's derivative is 1: the plain tiled product, without a bias.
+            var plainTiled = tiledGemm[(Epilogue.BiasActivation, kind)];
+            tiledGemm[(Epilogue.ActivationDerivative, kind)] = (stream, a, b, _, c, shape) => plainTiled(stream, a, b, none, c, shape);
             simpleGemm[(Epilogue.RowSums, kind)] = LoadGemm(sums => new RowSums(sums), tiled: false);
             tiledGemm[(Epilogue.RowSums, kind)] = LoadGemm(sums => new RowSums(sums), tiled: true);
             return;
@@ -499,26 +501,22 @@ public sealed class KernelSet : IDisposable
         Type[] activations = [typeof(IdentityActivation), typeof(ReluActivation), typeof(TanhActivation), typeof(SigmoidActivation)];
         Type[] likelihoods = [typeof(BernoulliLogits), typeof(GaussianFixedVariance)];
         var methods = new List<MethodInfo>();
-        var epilogues = activations.Select(activation => typeof(BiasActivation<>).MakeGenericType(activation))
-            .Concat(activations.Skip(1).Select(activation => typeof(ActivationDerivative<>).MakeGenericType(activation)))
-            .Append(typeof(RowSums)).ToList();
-        foreach (var epilogue in epilogues)
-        {
-            // The simple product's input-gradient epilogues run inside Dense.BackwardKernel instead.
-            if (!epilogue.Name.StartsWith("ActivationDerivative", StringComparison.Ordinal))
-                methods.Add(typeof(Dense).GetMethod(nameof(Dense.GemmKernel))!.MakeGenericMethod(epilogue));
+        // The product epilogues: forward (bias and activation), weight gradient (row sums), and the input-gradient
+        // derivatives, which the simple and CPU-shaped kernels run inside their one-launch backward passes (with
+        // the identity's plain epilogue) and the tiled kernel runs alone.
+        var forward = activations.Select(activation => typeof(BiasActivation<>).MakeGenericType(activation)).ToList();
+        var derivatives = activations.Skip(1).Select(activation => typeof(ActivationDerivative<>).MakeGenericType(activation)).ToList();
+        foreach (var epilogue in forward.Append(typeof(RowSums)))
+            methods.Add(typeof(Dense).GetMethod(nameof(Dense.GemmKernel))!.MakeGenericMethod(epilogue));
+        foreach (var epilogue in forward.Concat(derivatives).Append(typeof(RowSums)))
             methods.Add(typeof(DenseGpu).GetMethod(nameof(DenseGpu.GemmKernel))!.MakeGenericMethod(epilogue));
-        }
-        foreach (var activation in activations.Skip(1))
-            methods.Add(typeof(Dense).GetMethod(nameof(Dense.ActivationGradientKernel))!.MakeGenericMethod(activation));
-        var inputEpilogues = activations.Skip(1).Select(activation => typeof(ActivationDerivative<>).MakeGenericType(activation))
-            .Prepend(typeof(BiasActivation<IdentityActivation>));
-        foreach (var inputEpilogue in inputEpilogues)
+        foreach (var inputEpilogue in derivatives.Prepend(forward[0]))
         {
-            // The one-launch backward passes take the identity's plain epilogue or an activation derivative.
             methods.Add(typeof(Dense).GetMethod(nameof(Dense.BackwardKernel))!.MakeGenericMethod(inputEpilogue));
             methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardKernel))!.MakeGenericMethod(inputEpilogue));
         }
+        foreach (var activation in activations.Skip(1))
+            methods.Add(typeof(Dense).GetMethod(nameof(Dense.ActivationGradientKernel))!.MakeGenericMethod(activation));
         foreach (var likelihood in likelihoods)
         {
             methods.Add(typeof(Reconstruction).GetMethod(nameof(Reconstruction.LossGradientKernel))!.MakeGenericMethod(likelihood));
