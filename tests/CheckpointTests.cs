@@ -165,6 +165,51 @@ public sealed class CheckpointTests : IDisposable
     }
 
     [Fact]
+    public void DoublePrecisionRunTracksTheFloatRunAndResumesFromItsCheckpoints()
+    {
+        // train --precision double through the whole command: the same epochs, order and binarization as the float
+        // kernels, progress ticks, a mid-epoch interruption and a resume from the (float) checkpoint.
+        var data = WriteDataSet();
+        var options = new TrainOptions
+        {
+            Data = data, BatchSize = 8, Hidden = [8], Latent = 4, Epochs = 3, Binarize = BinarizeMode.Dynamic,
+            WarmupEpochs = 1, Accelerator = GpuKernels.AcceleratorChoice.Cpu,
+        };
+        var single = Path.Combine(directory, "single");
+        var straight = Path.Combine(directory, "double");
+        var interrupted = Path.Combine(directory, "double-interrupted");
+        Assert.Equal(0, new Training(options with { Out = single }, new StringWriter()).Run());
+        var log = new StringWriter();
+        var doubleOptions = options with { Precision = TrainingPrecision.Double };
+        Assert.Equal(0, new Training(doubleOptions with { Out = straight }, log).Run());
+        Assert.Contains("double precision (reference pipeline)", log.ToString());
+        Assert.Contains("trained in double on the host", log.ToString());
+        Assert.Equal(Training.Interrupted, new Training(doubleOptions with { Out = interrupted, StopAtStep = 7 }, new StringWriter()).Run());
+        Assert.Equal(7, Checkpoint.Load(Path.Combine(interrupted, "checkpoint")).State.Step);
+        Train("train", "--resume", interrupted);
+
+        // 15 steps of a 4×4 model: float and double stay within a small fraction of Adam's lr = 1e-3 per step.
+        var singleRun = Checkpoint.Load(Path.Combine(single, "checkpoint"));
+        var doubleRun = Checkpoint.Load(Path.Combine(straight, "checkpoint"));
+        Assert.Equal(singleRun.State.Step, doubleRun.State.Step);
+        Assert.Equal(15, doubleRun.State.Step);
+        Assert.All(singleRun.Parameters.Zip(doubleRun.Parameters), pair => Assert.Equal(pair.First, pair.Second, 1e-4f));
+        var singleMetrics = MetricsFile.Read(Path.Combine(single, "metrics.csv"));
+        var doubleMetrics = MetricsFile.Read(Path.Combine(straight, "metrics.csv"));
+        Assert.All(singleMetrics.Zip(doubleMetrics), pair =>
+        {
+            Assert.Equal(pair.First.TrainLoss, pair.Second.TrainLoss, 1e-4 * pair.First.TrainLoss);
+            Assert.Equal(pair.First.TestLoss, pair.Second.TestLoss, 1e-4 * pair.First.TestLoss);
+        });
+        // A resume continues in double from the checkpoint's float values, so it may differ from the straight
+        // double run in the last bits of what was rounded at step 7, no more.
+        var resumed = Checkpoint.Load(Path.Combine(interrupted, "checkpoint"));
+        Assert.Equal(15, resumed.State.Step);
+        Assert.All(doubleRun.Parameters.Zip(resumed.Parameters), pair => Assert.Equal(pair.First, pair.Second, 1e-5f));
+        Assert.Equal(doubleMetrics.Select(row => row.Epoch), MetricsFile.Read(Path.Combine(interrupted, "metrics.csv")).Select(row => row.Epoch));
+    }
+
+    [Fact]
     public void KilledProcessResumesBitForBit()
     {
         // A real SIGKILL of a training process that checkpoints every step, at whatever moment it lands (even

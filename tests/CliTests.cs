@@ -542,6 +542,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--hidden", "400,x")]
     [InlineData("--accelerator", "tpu")]
     [InlineData("--likelihood", "poisson")]
+    [InlineData("--precision", "half")]
     public void BadOptionsExitWith2(string option, string value)
     {
         var data = WriteDataSet(train: 10, test: 5);

@@ -222,6 +222,17 @@ public sealed class KernelSet : IDisposable
     /// </summary>
     public DenseVariant DenseKernels { get; set; }
 
+    /// <summary>Switches to <paramref name="variant"/> (null keeps the accelerator's default), or says why this
+    /// accelerator cannot run it.</summary>
+    public void UseDenseKernels(DenseVariant? variant)
+    {
+        if (variant is not { } chosen)
+            return;
+        if (chosen == DenseVariant.GpuTiled && !SupportsTiled)
+            throw new ArgumentException($"--dense tiled needs groups of {DenseGpu.ThreadsPerSide * DenseGpu.ThreadsPerSide} threads; this accelerator allows {Accelerator.MaxNumThreadsPerGroup}");
+        DenseKernels = chosen;
+    }
+
     /// <summary>Whether this accelerator can run <see cref="DenseVariant.GpuTiled"/> (groups of 256 threads).</summary>
     public bool SupportsTiled => Accelerator.MaxNumThreadsPerGroup >= DenseGpu.ThreadsPerSide * DenseGpu.ThreadsPerSide;
 

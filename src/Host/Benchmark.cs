@@ -65,12 +65,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         output.WriteLine($"accelerator: {Compute.Describe(accelerator)}");
         if (options.Kernels)
             TimeDenseKernels(kernels);
-        if (options.Dense is { } dense)
-        {
-            if (dense == DenseVariant.GpuTiled && !kernels.SupportsTiled)
-                throw new ArgumentException($"--dense tiled needs groups of 256 threads; this accelerator allows {accelerator.MaxNumThreadsPerGroup}");
-            kernels.DenseKernels = dense;
-        }
+        kernels.UseDenseKernels(options.Dense);
 
         int count = options.Steps * options.BatchSize;
         using var data = new DeviceDataset(accelerator, BenchData(count));

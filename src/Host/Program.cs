@@ -109,13 +109,15 @@ public static class Program
         var trainLimit = new Option<int>("--train-limit") { Description = "Use only the first N training examples (0: all)" };
         var testLimit = new Option<int>("--test-limit") { Description = "Use only the first N test examples (0: all)" };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Also checkpoint every N steps within epochs (0: at epoch ends only)" };
-        var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder from its last checkpoint, with its settings (--epochs and --accelerator may change)" };
+        var dense = DenseOption();
+        var precision = new Option<TrainingPrecision>("--precision") { Description = "single (the float kernels on the accelerator) or double (the double-precision reference pipeline on the host with the same draws: slow, to tell a result from float rounding; the kernels still evaluate the trained weights)", DefaultValueFactory = _ => defaults.Precision, HelpName = "single|double" };
+        var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder from its last checkpoint, with its settings (--epochs, --accelerator, --dense and --precision may change)" };
 
         var command = new Command("train", "Train a VAE, IWAE or autoencoder and write metrics.csv, pictures and checkpoints")
         {
             preset, model, mmdLambda, mmdKernel, targetRate, samples, beta, warmup, stochasticLayers, hidden2, latent2, batchNorm, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
             clipGradNorm, seed, likelihood, variance, activation, binarize, accelerator, outDirectory, trainLimit, testLimit,
-            checkpointEvery, resume,
+            checkpointEvery, dense, precision, resume,
         };
         command.SetAction(parse =>
         {
@@ -129,6 +131,8 @@ public static class Program
                     Epochs = Pick(epochs, resumed.Epochs),
                     Accelerator = parse.GetResult(accelerator) is { Implicit: false } ? Compute.ParseChoice(parse.GetValue(accelerator)) : resumed.Accelerator,
                     CheckpointEvery = Pick(checkpointEvery, resumed.CheckpointEvery),
+                    Precision = Pick(precision, resumed.Precision),
+                    Dense = parse.GetResult(dense) is { Implicit: false } ? ParseDense(parse.GetValue(dense)) : resumed.Dense,
                 };
                 return new Training(resumed, output, interrupt).Run();
             }
@@ -175,6 +179,8 @@ public static class Program
                 TrainLimit = parse.GetValue(trainLimit),
                 TestLimit = parse.GetValue(testLimit),
                 CheckpointEvery = parse.GetValue(checkpointEvery),
+                Precision = parse.GetValue(precision),
+                Dense = ParseDense(parse.GetValue(dense)),
             };
             return new Training(options, output, interrupt).Run();
         });
@@ -261,8 +267,7 @@ public static class Program
         var csv = new Option<string?>("--csv") { Description = "Also write the figures to this CSV file" };
         var data = new Option<string>("--data") { Description = "random (MNIST-shaped random bytes), or mnist, fashion-mnist or a folder as for train", DefaultValueFactory = _ => defaults.Data };
         var kernelTimes = new Option<bool>("--kernels") { Description = "Also time the dense kernels alone (GFLOP/s at the default model's shapes and 4096×784→400)" };
-        var dense = new Option<string>("--dense") { Description = "Dense kernels for the training steps: auto (the accelerator's default), simple, cpu or tiled", DefaultValueFactory = _ => "auto" };
-        dense.AcceptOnlyFromAmong("auto", "simple", "cpu", "tiled");
+        var dense = DenseOption();
         var command = new Command("bench", "Time training steps of the default model")
         {
             steps, warmup, batchSize, hidden, latent, accelerator, csv, data, kernelTimes, dense,
@@ -280,18 +285,28 @@ public static class Program
                 Csv = parse.GetValue(csv),
                 Data = parse.GetValue(data)!,
                 Kernels = parse.GetValue(kernelTimes),
-                Dense = parse.GetValue(dense) switch
-                {
-                    "simple" => DenseVariant.Simple,
-                    "cpu" => DenseVariant.CpuShaped,
-                    "tiled" => DenseVariant.GpuTiled,
-                    _ => null,
-                },
+                Dense = ParseDense(parse.GetValue(dense)),
             }, output).Run();
             return 0;
         });
         return command;
     }
+
+    private static Option<string> DenseOption()
+    {
+        var dense = new Option<string>("--dense") { Description = "Dense kernels for the training steps: auto (the accelerator's default), simple, cpu (the CPU-shaped kernels) or tiled (shared memory, GPUs)", DefaultValueFactory = _ => "auto" };
+        dense.AcceptOnlyFromAmong("auto", "simple", "cpu", "tiled");
+        return dense;
+    }
+
+    /// <summary>A --dense choice; null is auto, the accelerator's default.</summary>
+    private static DenseVariant? ParseDense(string? text) => text switch
+    {
+        "simple" => DenseVariant.Simple,
+        "cpu" => DenseVariant.CpuShaped,
+        "tiled" => DenseVariant.GpuTiled,
+        _ => null,
+    };
 
     private static Command PictureCommand(string name, string description,
         Func<string, int, ulong, string?, AcceleratorChoice, string> draw)

@@ -19,6 +19,14 @@ public enum BinarizeMode
     Static,
 }
 
+/// <summary>What trains the weights: the float kernels on the accelerator, or the double-precision reference
+/// pipeline on the host with the same draws (slow; to tell a result from float rounding).</summary>
+public enum TrainingPrecision
+{
+    Single,
+    Double,
+}
+
 public sealed record TrainOptions
 {
     /// <summary>The preset the run started from (informational; its settings are already in these options).</summary>
@@ -55,6 +63,11 @@ public sealed record TrainOptions
     public double GaussianVariance { get; init; } = 1.0;
     public ActivationKind Activation { get; init; } = ActivationKind.Relu;
     public BinarizeMode Binarize { get; init; } = BinarizeMode.None;
+    /// <summary>Double: the steps run through <see cref="ReferenceTrainer"/>; the kernels still evaluate,
+    /// checkpoint and draw the trained weights, rounded to float.</summary>
+    public TrainingPrecision Precision { get; init; } = TrainingPrecision.Single;
+    /// <summary>The dense kernel variant (null: the accelerator's default).</summary>
+    public DenseVariant? Dense { get; init; }
     public AcceleratorChoice Accelerator { get; init; } = AcceleratorChoice.Auto;
     public string? Out { get; init; }
     /// <summary>Use only the first N training / test examples (0: all), for quick runs.</summary>
@@ -180,6 +193,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                          $"batch {options.BatchSize}, Adam lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}" +
                          (options.LearningRateSchedule != LearningRateScheduleKind.Constant ? $" ({options.LearningRateSchedule.ToString().ToLowerInvariant()} schedule)" : "") +
                          $" ε {options.AdamEpsilon.ToString(CultureInfo.InvariantCulture)}, seed {options.Seed}" +
+                         (options.Precision == TrainingPrecision.Double ? ", double precision (reference pipeline)" : "") +
+                         (options.Dense is { } dense ? $", dense kernels {dense}" : "") +
                          (options.Preset is null ? "" : $", preset {options.Preset}"));
 
         // Checked before any kernel is compiled or buffer allocated, so a refusal costs nothing.
@@ -187,6 +202,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         MemoryPlan.Check(config, maxBatch, (long)train.Images.Length + test.Images.Length + 4L * (train.Count + test.Count),
             MemoryPlan.Available(accelerator), Compute.Describe(accelerator));
         using var kernels = new KernelSet(accelerator);
+        kernels.UseDenseKernels(options.Dense);
         using var trainData = new DeviceDataset(accelerator, train);
         using var testData = new DeviceDataset(accelerator, test);
         using var vae = new Vae(kernels, config, maxBatch, options.Seed, adam);
@@ -209,12 +225,19 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         }
         int stepsPerEpoch = Epoch.StepsFor(train.Count, options.BatchSize);
         vae.KlWarmupSteps = (long)options.WarmupEpochs * stepsPerEpoch;
+        // --precision double: the steps run in double on the host from the Vae's state; the Vae gets the weights
+        // back (rounded) whenever its kernels need them: the test pass, checkpoints, pictures.
+        var reference = options.Precision == TrainingPrecision.Double ? ReferenceTrainer.From(vae) : null;
+        long StepsTaken() => reference?.Step ?? vae.Step;
         var progress = new Progress(output, stepsPerEpoch, "steps");
         for (int epoch = firstEpoch; epoch <= options.Epochs; epoch++)
         {
             var clock = Stopwatch.StartNew();
-            trainData.SetOrder(Shuffle.Permutation(train.Count, options.Seed, epoch));
+            var order = Shuffle.Permutation(train.Count, options.Seed, epoch);
+            trainData.SetOrder(order);
             vae.LearningRate = LearningRateSchedule.Rate(options.LearningRateSchedule, options.LearningRate, epoch);
+            if (reference is not null)
+                reference.LearningRate = vae.LearningRate;
             long launchesBefore = vae.LaunchCount, waitsBefore = vae.SynchronizationCount;
             progress.Start($"epoch {epoch}/{options.Epochs}");
             int epochNumber = epoch;
@@ -234,13 +257,20 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             {
                 if (brokenTerm is not null)
                     return false;
-                bool stop = interrupt.IsCancellationRequested || vae.Step == options.StopAtStep;
-                if (stepsDone < stepsPerEpoch && (stop || (options.CheckpointEvery > 0 && vae.Step % options.CheckpointEvery == 0)))
+                bool stop = interrupt.IsCancellationRequested || StepsTaken() == options.StopAtStep;
+                if (stepsDone < stepsPerEpoch && (stop || (options.CheckpointEvery > 0 && StepsTaken() % options.CheckpointEvery == 0)))
+                {
+                    reference?.CopyTo(vae);
                     Checkpoint.Save(checkpointDirectory, vae, epochNumber - 1, stepsDone, vae.ReadTrainingSums(reset: false));
+                }
                 return !stop || stepsDone == stepsPerEpoch;
             }
-            var finished = Epoch.Train(vae, trainData, options.BatchSize, options.Binarize == BinarizeMode.Dynamic, progress.Interval,
-                OnTick, epoch == firstEpoch ? firstStep : 0, AfterStep);
+            bool binarize = options.Binarize == BinarizeMode.Dynamic;
+            int startStep = epoch == firstEpoch ? firstStep : 0;
+            var finished = reference is null
+                ? Epoch.Train(vae, trainData, options.BatchSize, binarize, progress.Interval, OnTick, startStep, AfterStep)
+                : reference.TrainEpoch(train, order, options.BatchSize, binarize, progress.Interval, OnTick, startStep, AfterStep);
+            reference?.CopyTo(vae);
             if (brokenTerm is not null)
             {
                 progress.End();
@@ -277,10 +307,13 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             string error = config.Model == ModelKind.Vib
                 ? string.Create(CultureInfo.InvariantCulture, $"; test error {100 * testSums.ErrorRate:F2}% (one z per image)")
                 : "";
+            string engine = reference is null
+                ? string.Create(CultureInfo.InvariantCulture, $"{launchesPerStep:F0} launches/step, {waits} host waits")
+                : "trained in double on the host";
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"epoch {epoch}/{options.Epochs}: train loss {row.TrainLoss:F2}, test loss {row.TestLoss:F2} " +
                 $"(reconstruction {row.TestReconstruction:F2}, KL {row.TestKl:F2}), {seconds:F1} s, " +
-                $"{row.SamplesPerSecond:F0} samples/s, {launchesPerStep:F0} launches/step, {waits} host waits") + error);
+                $"{row.SamplesPerSecond:F0} samples/s, {engine}") + error);
             if (!double.IsFinite(row.TrainLoss) || !double.IsFinite(row.TestLoss))
                 return Diverged(!double.IsFinite(row.TrainReconstruction) || !double.IsFinite(row.TestReconstruction) ? "reconstruction" : "KL",
                     epoch, vae.Step);
