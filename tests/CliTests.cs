@@ -93,6 +93,25 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void BenchTimesAPresetAndProfilesEachKernel()
+    {
+        var (exitCode, output, error) = Run("bench", "--preset", "iwae-2layer-k5", "--steps", "2", "--warmup", "1",
+            "--profile", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        // The preset's batch of 20 (no --batch-size given) and its launches, as train counts them.
+        Assert.Contains("model iwae-2layer-k5, CpuShaped dense kernels, batch 20, 2 steps", output);
+        Assert.Contains("37 launches/step", output);
+        var rows = output.Split('\n').SkipWhile(line => !line.StartsWith("  kernel,")).Skip(1)
+            .Where(line => line.StartsWith("  ")).Select(line => line.Trim().Split(", ")).ToList();
+        // Every launch is profiled under its kernel (dense layers by shape: the decoder's first layer reads
+        // z1, 100 wide, for 20·5 rows), and the per-kernel launches add up to the step's.
+        Assert.Contains(rows, row => row[0] == "DenseForward 100x100->200");
+        Assert.Contains(rows, row => row[0] == "TwoLayerLogWeights");
+        Assert.Equal(37, rows.Sum(row => int.Parse(row[1], System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.All(rows, row => Assert.True(double.Parse(row[2], System.Globalization.CultureInfo.InvariantCulture) >= 0));
+    }
+
+    [Fact]
     public void CheckRunsEveryKernelAgainstItsReference()
     {
         var (exitCode, output, error) = Run("check", "--accelerator", "cpu");

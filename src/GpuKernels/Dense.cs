@@ -152,6 +152,22 @@ public static class Dense
         GemmShape weightsShape,
         GemmShape inputShape,
         TInputEpilogue inputEpilogue)
+        where TInputEpilogue : struct, IGemmEpilogue =>
+        BackwardTile(tile, dPre, x, weights, dWeights, dBias, dInput, weightsShape, inputShape, inputEpilogue);
+
+    /// <summary>Tile <paramref name="tile"/> of <see cref="BackwardKernel{TInputEpilogue}"/>: the dWeights tiles
+    /// first, then the dInput tiles.</summary>
+    internal static void BackwardTile<TInputEpilogue>(
+        int tile,
+        ArrayView<float> dPre,
+        ArrayView<float> x,
+        ArrayView<float> weights,
+        ArrayView<float> dWeights,
+        ArrayView<float> dBias,
+        ArrayView<float> dInput,
+        GemmShape weightsShape,
+        GemmShape inputShape,
+        TInputEpilogue inputEpilogue)
         where TInputEpilogue : struct, IGemmEpilogue
     {
         int weightColumnTiles = weightsShape.TileGrid.X;
@@ -170,7 +186,7 @@ public static class Dense
     /// (they read valid memory) and skipped on store, so any M, N, K works. When the epilogue sums rows, the
     /// threads of the first column of tiles also sum their four rows of A.
     /// </summary>
-    private static void GemmTile<TEpilogue>(
+    internal static void GemmTile<TEpilogue>(
         int tileX,
         int tileY,
         ArrayView<float> a,

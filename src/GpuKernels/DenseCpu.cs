@@ -198,6 +198,51 @@ public static class DenseCpu
         }
     }
 
+    /// <summary>
+    /// The simple kernel's 4×4 tiles of C = epilogue(A·B) (<see cref="Dense.GemmKernel{TEpilogue}"/>), for the
+    /// shapes the Float4 kernels cannot take (a width that is not a multiple of 4, such as a 50-wide latent), with
+    /// <paramref name="tilesPerThread"/> consecutive tiles per thread: one thread per tile costs more than a tile
+    /// with a short contraction does (1000×50→200 ran at 0.8 GFLOP/s that way).
+    /// </summary>
+    public static void StridedGemmKernel<TEpilogue>(
+        Index1D thread,
+        ArrayView<float> a,
+        ArrayView<float> b,
+        ArrayView<float> c,
+        GemmShape shape,
+        TEpilogue epilogue,
+        int tilesPerThread)
+        where TEpilogue : struct, IGemmEpilogue
+    {
+        var grid = shape.TileGrid;
+        int end = Math.Min(grid.X * grid.Y, (thread + 1) * tilesPerThread);
+        for (int tile = thread * tilesPerThread; tile < end; tile++)
+            Dense.GemmTile(tile % grid.X, tile / grid.X, a, b, c, shape, epilogue);
+    }
+
+    /// <summary>
+    /// <see cref="Dense.BackwardKernel{TInputEpilogue}"/> (dWeights with dBias, then dInput, in one launch) with
+    /// <paramref name="tilesPerThread"/> consecutive tiles per thread, for the shapes of <see cref="StridedGemmKernel{TEpilogue}"/>.
+    /// </summary>
+    public static void StridedBackwardKernel<TInputEpilogue>(
+        Index1D thread,
+        ArrayView<float> dPre,
+        ArrayView<float> x,
+        ArrayView<float> weights,
+        ArrayView<float> dWeights,
+        ArrayView<float> dBias,
+        ArrayView<float> dInput,
+        GemmShape weightsShape,
+        GemmShape inputShape,
+        TInputEpilogue inputEpilogue,
+        int tilesPerThread)
+        where TInputEpilogue : struct, IGemmEpilogue
+    {
+        int end = Math.Min(weightsShape.TileGrid.Size + inputShape.TileGrid.Size, (thread + 1) * tilesPerThread);
+        for (int tile = thread * tilesPerThread; tile < end; tile++)
+            Dense.BackwardTile(tile, dPre, x, weights, dWeights, dBias, dInput, weightsShape, inputShape, inputEpilogue);
+    }
+
     private static void StoreRow<TEpilogue>(ArrayView<float> c, TEpilogue epilogue, CpuGemmShape shape, int row, int column4, Float4 values)
         where TEpilogue : struct, IGemmEpilogue
     {

@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Reflection;
+using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -29,14 +31,15 @@ public sealed class KernelSet : IDisposable
         RowSums,
     }
 
-    private readonly Dictionary<(Epilogue, ActivationKind), GemmLauncher> simpleGemm = new(), tiledGemm = new();
+    private readonly Dictionary<(Epilogue, ActivationKind), GemmLauncher> simpleGemm = new(), tiledGemm = new(), stridedGemm = new();
 
     /// <summary>Enqueues a layer's two backward products in one launch (see <see cref="DenseBackward"/>).</summary>
     private delegate void BackwardLauncher(AcceleratorStream stream, ArrayView<float> dPre, ArrayView<float> x, ArrayView<float> weights,
         ArrayView<float> dWeights, ArrayView<float> dBias, ArrayView<float> dInput, int batch, int inputs, int outputs);
 
-    /// <summary>One launch per layer backward, by the activation of the layer below: simple and CPU-shaped.</summary>
-    private readonly Dictionary<ActivationKind, BackwardLauncher> simpleBackward = new(), cpuBackward = new();
+    /// <summary>One launch per layer backward, by the activation of the layer below: simple, CPU-shaped, and the
+    /// CPU's fat-thread form of the simple one (for widths that are not multiples of 4).</summary>
+    private readonly Dictionary<ActivationKind, BackwardLauncher> simpleBackward = new(), cpuBackward = new(), stridedBackward = new();
     private readonly Dictionary<ActivationKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, Chunking>> activationGradient = new();
     private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> reconstructionGradient;
     private readonly Dictionary<LikelihoodKind, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ReconstructionParameters>> reconstructionLoss;
@@ -159,6 +162,7 @@ public sealed class KernelSet : IDisposable
     {
         var none = None;
         simpleGemm[(Epilogue.BiasActivation, kind)] = LoadGemm(bias => new BiasActivation<TActivation>(bias), tiled: false);
+        stridedGemm[(Epilogue.BiasActivation, kind)] = LoadStridedGemm(bias => new BiasActivation<TActivation>(bias));
         tiledGemm[(Epilogue.BiasActivation, kind)] = LoadGemm(bias => new BiasActivation<TActivation>(bias), tiled: true);
         // The simple and CPU-shaped variants run the input-gradient product inside the one-launch backward
         // kernels; the tiled variant runs it alone.
@@ -169,6 +173,7 @@ public sealed class KernelSet : IDisposable
             var plainTiled = tiledGemm[(Epilogue.BiasActivation, kind)];
             tiledGemm[(Epilogue.ActivationDerivative, kind)] = (stream, a, b, _, c, shape) => plainTiled(stream, a, b, none, c, shape);
             simpleGemm[(Epilogue.RowSums, kind)] = LoadGemm(sums => new RowSums(sums), tiled: false);
+            stridedGemm[(Epilogue.RowSums, kind)] = LoadStridedGemm(sums => new RowSums(sums));
             tiledGemm[(Epilogue.RowSums, kind)] = LoadGemm(sums => new RowSums(sums), tiled: true);
             return;
         }
@@ -191,11 +196,39 @@ public sealed class KernelSet : IDisposable
             int tiles = weightsShape.TileGrid.Size + inputShape.TileGrid.Size;
             simple(stream, tiles, dPre, x, weights, dWeights, dBias, dInput, weightsShape, inputShape, inputEpilogue(x));
         };
+        var strided = Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, GemmShape, GemmShape, TEpilogue, int>(DenseCpu.StridedBackwardKernel);
+        stridedBackward[below] = (stream, dPre, x, weights, dWeights, dBias, dInput, batch, inputs, outputs) =>
+        {
+            var weightsShape = GemmShape.BackwardWeights(batch, inputs, outputs);
+            var inputShape = GemmShape.BackwardInput(batch, inputs, outputs);
+            var (threads, tilesPerThread) = StridedSplit(weightsShape.TileGrid.Size + inputShape.TileGrid.Size);
+            strided(stream, threads, dPre, x, weights, dWeights, dBias, dInput, weightsShape, inputShape, inputEpilogue(x), tilesPerThread);
+        };
         var cpu = Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>,
             ArrayView<float>, ArrayView<float>, CpuGemmShape, CpuGemmShape, TEpilogue>(DenseCpu.BackwardKernel);
         cpuBackward[below] = (stream, dPre, x, weights, dWeights, dBias, dInput, batch, inputs, outputs) =>
             cpu(stream, RowTiles(outputs) + RowTiles(batch), dPre.Cast<Float4>(), x.Cast<Float4>(), weights.Cast<Float4>(),
                 dWeights, dBias, dInput, new CpuGemmShape(outputs, inputs, batch), new CpuGemmShape(batch, inputs, outputs), inputEpilogue(x));
+    }
+
+    private GemmLauncher LoadStridedGemm<TEpilogue>(Func<ArrayView<float>, TEpilogue> epilogue)
+        where TEpilogue : struct, IGemmEpilogue
+    {
+        var kernel = Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, TEpilogue, int>(DenseCpu.StridedGemmKernel);
+        return (stream, a, b, extra, c, shape) =>
+        {
+            var (threads, tilesPerThread) = StridedSplit(shape.TileGrid.Size);
+            kernel(stream, threads, a, b, c, shape, epilogue(extra), tilesPerThread);
+        };
+    }
+
+    /// <summary>Threads and tiles per thread for the fat-thread simple kernels: 64 threads per simulated group
+    /// thread at most, so that each runs many tiles.</summary>
+    private (int Threads, int TilesPerThread) StridedSplit(int tiles)
+    {
+        int tilesPerThread = Math.Max(1, (tiles + 64 * Accelerator.MaxNumThreadsPerGroup - 1) / (64 * Accelerator.MaxNumThreadsPerGroup));
+        return ((tiles + tilesPerThread - 1) / tilesPerThread, tilesPerThread);
     }
 
     private GemmLauncher LoadGemm<TEpilogue>(Func<ArrayView<float>, TEpilogue> epilogue, bool tiled)
@@ -263,13 +296,21 @@ public sealed class KernelSet : IDisposable
     public void DenseForward(ActivationKind activation, ArrayView<float> x, ArrayView<float> weights,
         ArrayView<float> bias, ArrayView<float> y, int batch, int inputs, int outputs)
     {
-        if (DenseKernels == DenseVariant.CpuShaped && inputs % 4 == 0 && StartsOnFloat4(x) && StartsOnFloat4(weights))
+        ProfileAs(nameof(DenseForward), batch, inputs, outputs);
+        try
         {
-            var cpuShape = new CpuGemmShape(batch, outputs, inputs);
-            Launch(() => cpuForward[activation](Stream, RowTiles(batch), x.Cast<Float4>(), weights.Cast<Float4>(), bias, y, cpuShape));
-            return;
+            if (DenseKernels == DenseVariant.CpuShaped && inputs % 4 == 0 && StartsOnFloat4(x) && StartsOnFloat4(weights))
+            {
+                var cpuShape = new CpuGemmShape(batch, outputs, inputs);
+                Launch(() => cpuForward[activation](Stream, RowTiles(batch), x.Cast<Float4>(), weights.Cast<Float4>(), bias, y, cpuShape));
+                return;
+            }
+            Gemm(activation, x, weights, bias, y, GemmShape.Forward(batch, inputs, outputs));
         }
-        Gemm(activation, x, weights, bias, y, GemmShape.Forward(batch, inputs, outputs));
+        finally
+        {
+            profileLabel = null;
+        }
     }
 
     /// <summary>
@@ -280,6 +321,21 @@ public sealed class KernelSet : IDisposable
     /// CPU-shaped kernels, two with the tiled ones. dWeights, dBias and dInput are written, not accumulated.
     /// </summary>
     public void DenseBackward(ArrayView<float> x, ArrayView<float> weights, ArrayView<float> dPre,
+        ArrayView<float> dInput, ActivationKind inputActivation, ArrayView<float> dWeights,
+        ArrayView<float> dBias, int batch, int inputs, int outputs)
+    {
+        ProfileAs(nameof(DenseBackward), batch, inputs, outputs);
+        try
+        {
+            DenseBackwardLaunches(x, weights, dPre, dInput, inputActivation, dWeights, dBias, batch, inputs, outputs);
+        }
+        finally
+        {
+            profileLabel = null;
+        }
+    }
+
+    private void DenseBackwardLaunches(ArrayView<float> x, ArrayView<float> weights, ArrayView<float> dPre,
         ArrayView<float> dInput, ActivationKind inputActivation, ArrayView<float> dWeights,
         ArrayView<float> dBias, int batch, int inputs, int outputs)
     {
@@ -296,7 +352,8 @@ public sealed class KernelSet : IDisposable
         bool tiled = products == tiledGemm;
         if (hasInput && !tiled)
         {
-            Launch(() => simpleBackward[inputActivation](Stream, dPre, x, weights, dWeights, dBias, dInput, batch, inputs, outputs));
+            var backward = DenseKernels == DenseVariant.CpuShaped ? stridedBackward : simpleBackward;
+            Launch(() => backward[inputActivation](Stream, dPre, x, weights, dWeights, dBias, dInput, batch, inputs, outputs));
             return;
         }
         // The first layer (no input gradient), and the tiled kernels, whose blocks stage operands in shared memory
@@ -312,9 +369,14 @@ public sealed class KernelSet : IDisposable
     private static bool StartsOnFloat4(ArrayView<float> view) => ((IContiguousArrayView)view).IndexInBytes % 16 == 0 && view.Length % 4 == 0;
 
     /// <summary>The strided products of the variant <see cref="DenseKernels"/> asks for: the shared-memory tiled
-    /// kernels where the accelerator can run them, else the simple ones.</summary>
-    private Dictionary<(Epilogue, ActivationKind), GemmLauncher> ProductKernels =>
-        DenseKernels == DenseVariant.GpuTiled && SupportsTiled ? tiledGemm : simpleGemm;
+    /// kernels where the accelerator can run them, the simple kernels' fat-thread form for the CPU-shaped variant
+    /// (the shapes its Float4 kernels cannot take come here), else the simple ones.</summary>
+    private Dictionary<(Epilogue, ActivationKind), GemmLauncher> ProductKernels => DenseKernels switch
+    {
+        DenseVariant.GpuTiled when SupportsTiled => tiledGemm,
+        DenseVariant.CpuShaped => stridedGemm,
+        _ => simpleGemm,
+    };
 
     /// <summary>The strided product C = act(A·B + bias), with the kernels of <see cref="ProductKernels"/>.</summary>
     public void Gemm(ActivationKind activation, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias,
@@ -497,11 +559,31 @@ public sealed class KernelSet : IDisposable
         Launch(() => add(Stream, chunking.Threads, target, addend, chunking));
     }
 
-    private void Launch(Action enqueue)
+    private void Launch(Action enqueue, [CallerMemberName] string kernel = "")
     {
-        enqueue();
         LaunchCount++;
+        if (Profile is not { } profile)
+        {
+            enqueue();
+            return;
+        }
+        // Profiling: from an idle stream to the end of this kernel (not counted as the model's host waits).
+        Stream.Synchronize();
+        long start = Stopwatch.GetTimestamp();
+        enqueue();
+        Stream.Synchronize();
+        profile.Add(profileLabel ?? kernel, 1, Stopwatch.GetTimestamp() - start);
     }
+
+    /// <summary>When set, every launch waits for the stream before and after and adds its time here (see
+    /// <see cref="KernelProfile"/>); null (the default) launches without waiting.</summary>
+    public KernelProfile? Profile { get; set; }
+
+    // The name a dense layer's launches are profiled under: the pass and its shape.
+    private string? profileLabel;
+
+    private void ProfileAs(string pass, int batch, int inputs, int outputs) =>
+        profileLabel = Profile is null ? null : $"{pass} {batch}x{inputs}->{outputs}";
 
     /// <summary>
     /// Every kernel entry point with its generic instantiations, for compiling each one ahead of time (the PTX

@@ -24,6 +24,11 @@ public sealed record BenchOptions
     public bool Kernels { get; init; }
     /// <summary>random (MNIST-shaped random bytes, no data set needed), or a data set as for train.</summary>
     public string Data { get; init; } = "random";
+    /// <summary>Time a Table 1 preset's model (with its batch, Adam ε and dynamic binarization) instead of the
+    /// default model; null: the default model with <see cref="Hidden"/> and <see cref="Latent"/>.</summary>
+    public string? Preset { get; init; }
+    /// <summary>After the timed steps, this many more with every launch timed alone (0: none).</summary>
+    public int ProfileSteps { get; init; }
 }
 
 /// <summary>One row of the bench CSV.</summary>
@@ -54,10 +59,12 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
 
     public BenchResult Run()
     {
-        if (options.Steps < 1 || options.BatchSize < 1 || options.WarmupSteps < 0)
-            throw new ArgumentException("--steps and --batch-size must be at least 1, --warmup at least 0");
-        var config = new VaeConfig { Hidden = options.Hidden, Latent = options.Latent };
+        if (options.Steps < 1 || options.BatchSize < 1 || options.WarmupSteps < 0 || options.ProfileSteps < 0)
+            throw new ArgumentException("--steps and --batch-size must be at least 1, --warmup and --profile at least 0");
+        var model = options.Preset is { } preset ? Presets.Apply(preset, new TrainOptions()) : null;
+        var config = model?.ModelConfig() ?? new VaeConfig { Hidden = options.Hidden, Latent = options.Latent };
         config.Validate();
+        bool binarize = model?.Binarize == BinarizeMode.Dynamic;
 
         using var context = Compute.CreateContext();
         using var accelerator = Compute.CreateAccelerator(context, options.Accelerator);
@@ -69,25 +76,26 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
 
         int count = options.Steps * options.BatchSize;
         using var data = new DeviceDataset(accelerator, BenchData(count));
-        using var vae = new Vae(kernels, config, options.BatchSize, seed: 1);
+        using var vae = new Vae(kernels, config, options.BatchSize, seed: 1, model?.AdamSettings());
 
         // Warm-up: compiles every kernel and touches every buffer before the clock starts.
         for (int step = 0; step < options.WarmupSteps; step++)
-            vae.TrainStep(data, step % options.Steps * options.BatchSize, options.BatchSize);
+            vae.TrainStep(data, step % options.Steps * options.BatchSize, options.BatchSize, binarize);
         vae.ReadTrainingSums(reset: true);
 
         double stepsPerEpoch = Epoch.StepsFor(ExamplesPerEpoch, options.BatchSize);
         long launches = vae.LaunchCount, waits = vae.SynchronizationCount;
         var clock = Stopwatch.StartNew();
         // The same loop as train, with its quarter-epoch progress reads, so host waits are counted as in training.
-        Epoch.Train(vae, data, options.BatchSize, binarize: false, tickInterval: Math.Max(1, (int)stepsPerEpoch / 4),
+        Epoch.Train(vae, data, options.BatchSize, binarize, tickInterval: Math.Max(1, (int)stepsPerEpoch / 4),
             onTick: (_, _) => { });
         double seconds = clock.Elapsed.TotalSeconds;
+        string modelName = options.Preset ?? $"{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}";
 
         var result = new BenchResult
         {
             Accelerator = Compute.Describe(accelerator),
-            Model = $"{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}",
+            Model = modelName,
             DenseKernels = kernels.DenseKernels.ToString(),
             Batch = options.BatchSize,
             Steps = options.Steps,
@@ -108,7 +116,31 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
             csv.WriteRecords([result]);
             output.WriteLine($"csv: {options.Csv}");
         }
+        if (options.ProfileSteps > 0)
+            Profile(kernels, vae, data, binarize);
         return result;
+    }
+
+    /// <summary>
+    /// --profile: more steps with each launch timed alone, then a line per kernel (per shape for dense layers):
+    /// launches and milliseconds per step, and its share of the profiled step.
+    /// </summary>
+    private void Profile(KernelSet kernels, Vae vae, DeviceDataset data, bool binarize)
+    {
+        var profile = new KernelProfile();
+        kernels.Profile = profile;
+        int steps = Math.Min(options.ProfileSteps, options.Steps);
+        for (int step = 0; step < steps; step++)
+            vae.TrainStep(data, step * options.BatchSize, options.BatchSize, binarize);
+        kernels.Synchronize();
+        kernels.Profile = null;
+        vae.ReadTrainingSums(reset: true);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"profile of {steps} steps, each launch waited for: {1000 * profile.Seconds / steps:F2} ms and {profile.Launches / (double)steps:F0} launches per step"));
+        output.WriteLine("  kernel, launches/step, ms/step, share");
+        foreach (var (kernel, launches, seconds) in profile.Entries)
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {kernel}, {launches / (double)steps:F0}, {1000 * seconds / steps:F3}, {100 * seconds / profile.Seconds:F1}%"));
     }
 
     /// <summary>Dense layer shapes timed by --kernels: the default model's, a large batch, and an odd shape.</summary>

@@ -268,9 +268,12 @@ public static class Program
         var data = new Option<string>("--data") { Description = "random (MNIST-shaped random bytes), or mnist, fashion-mnist or a folder as for train", DefaultValueFactory = _ => defaults.Data };
         var kernelTimes = new Option<bool>("--kernels") { Description = "Also time the dense kernels alone (GFLOP/s at the default model's shapes and 4096×784→400)" };
         var dense = DenseOption();
-        var command = new Command("bench", "Time training steps of the default model")
+        var preset = new Option<string?>("--preset") { Description = $"Time this Table 1 preset's model (its batch size unless --batch-size is given; Adam ε 1e-4, dynamic binarization) instead of the default model: {string.Join(", ", Presets.Names)}", HelpName = "NAME" };
+        preset.AcceptOnlyFromAmong(Presets.Names.ToArray());
+        var profile = new Option<int>("--profile") { Description = "After the timed steps, time this many more with every launch waited for, and print each kernel's launches and ms per step (0: no profile)" };
+        var command = new Command("bench", "Time training steps of the default model (or a preset's), optionally per kernel")
         {
-            steps, warmup, batchSize, hidden, latent, accelerator, csv, data, kernelTimes, dense,
+            steps, warmup, batchSize, hidden, latent, accelerator, csv, data, kernelTimes, dense, preset, profile,
         };
         command.SetAction(parse =>
         {
@@ -278,7 +281,11 @@ public static class Program
             {
                 Steps = parse.GetValue(steps),
                 WarmupSteps = parse.GetValue(warmup),
-                BatchSize = parse.GetValue(batchSize),
+                BatchSize = parse.GetResult(batchSize) is { Implicit: false } || parse.GetValue(preset) is not { } name
+                    ? parse.GetValue(batchSize)
+                    : Presets.Apply(name, new TrainOptions()).BatchSize,
+                Preset = parse.GetValue(preset),
+                ProfileSteps = parse.GetValue(profile),
                 Hidden = ParseWidths(parse.GetValue(hidden)!),
                 Latent = parse.GetValue(latent),
                 Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)),

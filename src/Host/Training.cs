@@ -80,6 +80,29 @@ public sealed record TrainOptions
     /// <summary>A run folder to continue from its checkpoint (set by train --resume).</summary>
     [JsonIgnore] public string? Resume { get; init; }
 
+    /// <summary>The model these options describe, before the data set fixes its input size.</summary>
+    public VaeConfig ModelConfig() => new()
+    {
+        Hidden = Hidden,
+        Latent = Latent,
+        Activation = Activation,
+        Likelihood = Likelihood,
+        GaussianVariance = GaussianVariance,
+        Model = Model,
+        Samples = Samples,
+        MmdLambda = MmdLambda,
+        TargetRate = TargetRate,
+        MmdKernel = MmdKernel,
+        StochasticLayers = StochasticLayers,
+        Hidden2 = Hidden2,
+        Latent2 = Latent2,
+        BatchNorm = BatchNorm,
+        Beta = Beta,
+    };
+
+    public AdamSettings AdamSettings() =>
+        new() { LearningRate = LearningRate, Epsilon = AdamEpsilon, MaxGradientNorm = MaxGradientNorm };
+
     public const string RunConfigFile = "config.json";
     public const string CheckpointFolder = "checkpoint";
 
@@ -126,26 +149,9 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             throw new ArgumentException("--warmup-epochs ramps the KL weight of the VAE, VCCA and the Ladder VAE; the other models' KL terms are not warmed up");
         if (!(options.AdamEpsilon > 0) || double.IsInfinity(options.AdamEpsilon))
             throw new ArgumentException($"--adam-eps must be a positive finite number (got {options.AdamEpsilon})");
-        var adam = new AdamSettings { LearningRate = options.LearningRate, Epsilon = options.AdamEpsilon, MaxGradientNorm = options.MaxGradientNorm };
+        var adam = options.AdamSettings();
         adam.Validate();
-        var config = new VaeConfig
-        {
-            Hidden = options.Hidden,
-            Latent = options.Latent,
-            Activation = options.Activation,
-            Likelihood = options.Likelihood,
-            GaussianVariance = options.GaussianVariance,
-            Model = options.Model,
-            Samples = options.Samples,
-            MmdLambda = options.MmdLambda,
-            TargetRate = options.TargetRate,
-            MmdKernel = options.MmdKernel,
-            StochasticLayers = options.StochasticLayers,
-            Hidden2 = options.Hidden2,
-            Latent2 = options.Latent2,
-            BatchNorm = options.BatchNorm,
-            Beta = options.Beta,
-        };
+        var config = options.ModelConfig();
         config.Validate();
 
         var data = DataSets.Load(options.Data, output);
