@@ -143,9 +143,11 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
                 $"  {kernel}, {launches / (double)steps:F0}, {1000 * seconds / steps:F3}, {100 * seconds / profile.Seconds:F1}%"));
     }
 
-    /// <summary>Dense layer shapes timed by --kernels: the default model's, a large batch, and an odd shape.</summary>
+    /// <summary>Dense layer shapes timed by --kernels: the default model's, a large batch, an odd shape, and the
+    /// decoder of the IWAE paper's one-layer model at k = 50 (1000 rows a step).</summary>
     public static readonly (int Batch, int Inputs, int Outputs)[] DenseShapes =
-        [(128, 784, 400), (128, 400, 40), (128, 400, 784), (4096, 784, 400), (127, 785, 401)];
+        [(128, 784, 400), (128, 400, 40), (128, 400, 784), (4096, 784, 400), (127, 785, 401),
+         (1000, 50, 200), (1000, 200, 200), (1000, 200, 784)];
 
     /// <summary>
     /// Times each dense forward (ReLU) and backward (dInput, dWeights, dBias) alone: repetitions queued back to
