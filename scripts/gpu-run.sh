@@ -34,6 +34,10 @@ echo "== dense kernels alone and the training-step benchmark on CUDA"
 bench_status=$?
 # The same steps with the shared-memory tiled dense kernels (not the default until measured).
 "$here/ilgpu-vae" bench --accelerator cuda --dense tiled --csv "$out/bench-cuda-tiled.csv" >> "$out/bench-cuda.log" 2>&1
+# Where a step's time goes on the GPU, kernel by kernel (each launch waited for): the default model and the
+# IWAE paper's largest one-layer cell.
+"$here/ilgpu-vae" bench --accelerator cuda --steps 100 --profile 50 >> "$out/bench-cuda.log" 2>&1
+"$here/ilgpu-vae" bench --accelerator cuda --preset iwae-1layer-k50 --steps 300 --profile 50 >> "$out/bench-cuda.log" 2>&1
 cat "$out/bench-cuda.log"
 
 echo "== against PyTorch on the same GPU (eager, then torch.compile max-autotune)"
