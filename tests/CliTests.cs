@@ -522,6 +522,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--target-rate 5 --model iwae", "--target-rate replaces β·KL")]
     [InlineData("--target-rate -1", "--target-rate must be a finite number of nats ≥ 0")]
     [InlineData("--model ae --stochastic-layers 2", "needs --model vae or iwae")]
+    [InlineData("--dense tiled", "--dense tiled needs groups of 256 threads")]
     [InlineData("--stochastic-layers 2 --hidden2 0", "--hidden2: '0' is not a positive width")]
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)
     {
