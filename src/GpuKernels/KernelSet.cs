@@ -600,13 +600,17 @@ public sealed class KernelSet : IDisposable
         var forward = activations.Select(activation => typeof(BiasActivation<>).MakeGenericType(activation)).ToList();
         var derivatives = activations.Skip(1).Select(activation => typeof(ActivationDerivative<>).MakeGenericType(activation)).ToList();
         foreach (var epilogue in forward.Append(typeof(RowSums)))
+        {
             methods.Add(typeof(Dense).GetMethod(nameof(Dense.GemmKernel))!.MakeGenericMethod(epilogue));
+            methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.StridedGemmKernel))!.MakeGenericMethod(epilogue));
+        }
         foreach (var epilogue in forward.Concat(derivatives).Append(typeof(RowSums)))
             methods.Add(typeof(DenseGpu).GetMethod(nameof(DenseGpu.GemmKernel))!.MakeGenericMethod(epilogue));
         foreach (var inputEpilogue in derivatives.Prepend(forward[0]))
         {
             methods.Add(typeof(Dense).GetMethod(nameof(Dense.BackwardKernel))!.MakeGenericMethod(inputEpilogue));
             methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.BackwardKernel))!.MakeGenericMethod(inputEpilogue));
+            methods.Add(typeof(DenseCpu).GetMethod(nameof(DenseCpu.StridedBackwardKernel))!.MakeGenericMethod(inputEpilogue));
         }
         foreach (var activation in activations.Skip(1))
             methods.Add(typeof(Dense).GetMethod(nameof(Dense.ActivationGradientKernel))!.MakeGenericMethod(activation));
