@@ -12,10 +12,11 @@ public sealed class KernelProfile
 {
     private readonly Dictionary<string, (long Launches, long Ticks)> entries = [];
 
-    public void Add(string kernel, long launches, long ticks)
+    /// <summary>One launch of <paramref name="kernel"/> that took <paramref name="ticks"/> stopwatch ticks.</summary>
+    public void Add(string kernel, long ticks)
     {
         var (count, total) = entries.GetValueOrDefault(kernel);
-        entries[kernel] = (count + launches, total + ticks);
+        entries[kernel] = (count + 1, total + ticks);
     }
 
     /// <summary>Each kernel's launches and seconds, the most expensive first.</summary>

@@ -572,7 +572,7 @@ public sealed class KernelSet : IDisposable
         long start = Stopwatch.GetTimestamp();
         enqueue();
         Stream.Synchronize();
-        profile.Add(profileLabel ?? kernel, 1, Stopwatch.GetTimestamp() - start);
+        profile.Add(profileLabel ?? kernel, Stopwatch.GetTimestamp() - start);
     }
 
     /// <summary>When set, every launch waits for the stream before and after and adds its time here (see
