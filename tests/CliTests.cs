@@ -527,9 +527,12 @@ public sealed class CliTests : IDisposable
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)
     {
         var data = WriteDataSet(train: 10, test: 5);
-        var (exitCode, output, error) = Run(["train", "--data", data, "--accelerator", "cpu", "--out", Path.Combine(directory, "run"), .. arguments.Split(' ')]);
+        string runFolder = Path.Combine(directory, "run");
+        var (exitCode, output, error) = Run(["train", "--data", data, "--accelerator", "cpu", "--out", runFolder, .. arguments.Split(' ')]);
         Assert.Equal(2, exitCode);
         Assert.Contains(expected, error + output);
+        // A refused run leaves nothing behind that `train --resume` could later mistake for a started run.
+        Assert.False(Directory.Exists(runFolder), $"a refused run created {runFolder}");
     }
 
     [Fact]

@@ -178,9 +178,6 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         if (resume is not null && resume.State.Model != config)
             throw new DataFormatException(Path.Combine(checkpointDirectory, Checkpoint.StateFile),
                 "the checkpoint's model does not match the run's config.json; the run folder was changed by hand");
-        Directory.CreateDirectory(outDirectory);
-        AtomicFile.WriteText(Path.Combine(outDirectory, TrainOptions.RunConfigFile),
-            JsonSerializer.Serialize(new { model = config, training = options with { Out = outDirectory } }, Checkpoint.JsonOptions));
 
         using var context = Compute.CreateContext();
         using var accelerator = Compute.CreateAccelerator(context, options.Accelerator);
@@ -209,6 +206,10 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             MemoryPlan.Available(accelerator), Compute.Describe(accelerator));
         using var kernels = new KernelSet(accelerator);
         kernels.UseDenseKernels(options.Dense);
+        // Written once every check has passed, so a refused run leaves no run folder behind.
+        Directory.CreateDirectory(outDirectory);
+        AtomicFile.WriteText(Path.Combine(outDirectory, TrainOptions.RunConfigFile),
+            JsonSerializer.Serialize(new { model = config, training = options with { Out = outDirectory } }, Checkpoint.JsonOptions));
         using var trainData = new DeviceDataset(accelerator, train);
         using var testData = new DeviceDataset(accelerator, test);
         using var vae = new Vae(kernels, config, maxBatch, options.Seed, adam);
