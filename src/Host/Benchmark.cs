@@ -13,7 +13,9 @@ public sealed record BenchOptions
 {
     public int Steps { get; init; } = 469;
     public int WarmupSteps { get; init; } = 10;
-    public int BatchSize { get; init; } = 128;
+    /// <summary>Examples per step; null: the preset's batch, or <see cref="DefaultBatchSize"/> without one.</summary>
+    public int? BatchSize { get; init; }
+    public const int DefaultBatchSize = 128;
     public int[] Hidden { get; init; } = [400];
     public int Latent { get; init; } = 20;
     public AcceleratorChoice Accelerator { get; init; } = AcceleratorChoice.Auto;
@@ -57,11 +59,15 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
 {
     public const int ExamplesPerEpoch = 60_000;
 
+    /// <summary>Examples per step, decided once in <see cref="Run"/>.</summary>
+    private int batchSize;
+
     public BenchResult Run()
     {
-        if (options.Steps < 1 || options.BatchSize < 1 || options.WarmupSteps < 0 || options.ProfileSteps < 0)
-            throw new ArgumentException("--steps and --batch-size must be at least 1, --warmup and --profile at least 0");
         var model = options.Preset is { } preset ? Presets.Apply(preset, new TrainOptions()) : null;
+        batchSize = options.BatchSize ?? model?.BatchSize ?? BenchOptions.DefaultBatchSize;
+        if (options.Steps < 1 || batchSize < 1 || options.WarmupSteps < 0 || options.ProfileSteps < 0)
+            throw new ArgumentException("--steps and --batch-size must be at least 1, --warmup and --profile at least 0");
         var config = model?.ModelConfig() ?? new VaeConfig { Hidden = options.Hidden, Latent = options.Latent };
         config.Validate();
         bool binarize = model?.Binarize == BinarizeMode.Dynamic;
@@ -74,20 +80,20 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
             TimeDenseKernels(kernels);
         kernels.UseDenseKernels(options.Dense);
 
-        int count = options.Steps * options.BatchSize;
+        int count = options.Steps * batchSize;
         using var data = new DeviceDataset(accelerator, BenchData(count));
-        using var vae = new Vae(kernels, config, options.BatchSize, seed: 1, model?.AdamSettings());
+        using var vae = new Vae(kernels, config, batchSize, seed: 1, model?.AdamSettings());
 
         // Warm-up: compiles every kernel and touches every buffer before the clock starts.
         for (int step = 0; step < options.WarmupSteps; step++)
-            vae.TrainStep(data, step % options.Steps * options.BatchSize, options.BatchSize, binarize);
+            vae.TrainStep(data, step % options.Steps * batchSize, batchSize, binarize);
         vae.ReadTrainingSums(reset: true);
 
-        double stepsPerEpoch = Epoch.StepsFor(ExamplesPerEpoch, options.BatchSize);
+        double stepsPerEpoch = Epoch.StepsFor(ExamplesPerEpoch, batchSize);
         long launches = vae.LaunchCount, waits = vae.SynchronizationCount;
         var clock = Stopwatch.StartNew();
         // The same loop as train, with its quarter-epoch progress reads, so host waits are counted as in training.
-        Epoch.Train(vae, data, options.BatchSize, binarize, tickInterval: Math.Max(1, (int)stepsPerEpoch / 4),
+        Epoch.Train(vae, data, batchSize, binarize, tickInterval: Math.Max(1, (int)stepsPerEpoch / 4),
             onTick: (_, _) => { });
         double seconds = clock.Elapsed.TotalSeconds;
         string modelName = options.Preset ?? $"{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}";
@@ -97,7 +103,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
             Accelerator = Compute.Describe(accelerator),
             Model = modelName,
             DenseKernels = kernels.DenseKernels.ToString(),
-            Batch = options.BatchSize,
+            Batch = batchSize,
             Steps = options.Steps,
             Seconds = seconds,
             SamplesPerSecond = count / seconds,
@@ -131,7 +137,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         kernels.Profile = profile;
         int steps = Math.Min(options.ProfileSteps, options.Steps);
         for (int step = 0; step < steps; step++)
-            vae.TrainStep(data, step * options.BatchSize, options.BatchSize, binarize);
+            vae.TrainStep(data, step * batchSize, batchSize, binarize);
         kernels.Synchronize();
         kernels.Profile = null;
         vae.ReadTrainingSums(reset: true);

@@ -260,7 +260,7 @@ public static class Program
         var defaults = new BenchOptions();
         var steps = new Option<int>("--steps") { Description = "Timed training steps (469 = one MNIST epoch at batch 128)", DefaultValueFactory = _ => defaults.Steps };
         var warmup = new Option<int>("--warmup") { Description = "Untimed steps first (kernel compilation)", DefaultValueFactory = _ => defaults.WarmupSteps };
-        var batchSize = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => defaults.BatchSize };
+        var batchSize = new Option<int>("--batch-size") { Description = "Examples per step (default: the preset's, else 128)", DefaultValueFactory = _ => BenchOptions.DefaultBatchSize };
         var hidden = new Option<string>("--hidden") { Description = "Hidden layer widths, comma-separated", DefaultValueFactory = _ => "400" };
         var latent = new Option<int>("--latent") { Description = "Latent dimensions", DefaultValueFactory = _ => defaults.Latent };
         var accelerator = AcceleratorOption();
@@ -281,9 +281,8 @@ public static class Program
             {
                 Steps = parse.GetValue(steps),
                 WarmupSteps = parse.GetValue(warmup),
-                BatchSize = parse.GetResult(batchSize) is { Implicit: false } || parse.GetValue(preset) is not { } name
-                    ? parse.GetValue(batchSize)
-                    : Presets.Apply(name, new TrainOptions()).BatchSize,
+                // Left to the preset (or the default) unless given on the command line.
+                BatchSize = parse.GetResult(batchSize) is { Implicit: false } ? parse.GetValue(batchSize) : null,
                 Preset = parse.GetValue(preset),
                 ProfileSteps = parse.GetValue(profile),
                 Hidden = ParseWidths(parse.GetValue(hidden)!),
