@@ -45,6 +45,34 @@ public sealed class ClassificationTests(AcceleratorFixture fixture)
     }
 
     [Fact]
+    public void NegligibleProbabilitiesGiveZeroGradientNotSubnormal()
+    {
+        // Logits 0, −30, −50, −100 with label 0: softmax puts e^-30 (kept), e^-50 (under 2^-64, zeroed) and e^-100
+        // (subnormal without the rule, zeroed) on the other classes; see StableMath.NegligibleGradient.
+        float[] logits = [0, -30, -50, -100];
+        double kept = Math.Exp(-30);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var logitBuffer = accelerator.Upload(logits);
+            using var labelBuffer = accelerator.Upload(new byte[] { 0 });
+            using var orderBuffer = accelerator.Upload(new[] { 0 });
+            using var dLogits = accelerator.Allocate1D<float>(logits.Length);
+            using var lossBuffer = accelerator.Allocate1D<float>(1);
+            using var correctBuffer = accelerator.Allocate1D<float>(1);
+            kernels.ClassificationLossGradient(logitBuffer.View, labelBuffer.View, orderBuffer.View, dLogits.View, lossBuffer.View,
+                correctBuffer.View, 1, new ClassificationShape(logits.Length, 1, 0), 1f);
+            var gradient = dLogits.GetAsArray1D();
+            // The label's gradient, −(1 − p) = −9.4e-14, is the difference of two floats near 1: it comes out as 0
+            // in float, which is what the kernel computed before the rule too.
+            Assert.True(Math.Abs(gradient[0]) <= 1.2e-7, $"{accelerator.AcceleratorType}: label gradient {gradient[0]:E3}");
+            Assert.True(Math.Abs(gradient[1] - kept) <= 1e-5 * kept, $"{accelerator.AcceleratorType}: gradient at −30 is {gradient[1]:E3}");
+            Assert.Equal(0f, gradient[2]);
+            Assert.Equal(0f, gradient[3]);
+        }
+    }
+
+    [Fact]
     public void ReferenceGradientMatchesFiniteDifferences()
     {
         var logits = new[] { 0.3, -1.2, 2.0, 0.5, 0.1, -0.4 };

@@ -126,6 +126,65 @@ public sealed class ImportanceKernelTests(AcceleratorFixture fixture)
     }
 
     [Fact]
+    public void GradientTermsUnderTwoToTheMinus64AreZeroNotSubnormal()
+    {
+        // StableMath.NegligibleGradient is 2^-64 = e^-44.36. Weights e^-30 and e^-43 must survive to float
+        // accuracy; e^-46 (a normal float) and e^-100 (subnormal, 3.7e-44, when computed without the rule) must be
+        // exactly 0. Likewise the Bernoulli gradient sigmoid(ℓ) − 0 at ℓ = −30 survives and at ℓ = −60 (8.8e-27)
+        // and ℓ = −100 (subnormal) is 0, and a row weighted by a zeroed w̃ is all zeros.
+        float[] logWeights = [-100, -130, -143, -146, -200];
+        float[] expectedWeights = logWeights.Select(value => value < -144 ? 0f : MathF.Exp(value + 100)).ToArray();
+        const int features = 4;
+        float[] logits = [-30, -60, -100, 5];
+        float[] target = new float[features];
+        float[] output = [.. logits, .. logits, .. logits, .. logits, .. logits];
+        var parameters = ReconstructionParameters.For(LikelihoodKind.Bernoulli, features, 1, 1);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            string label = accelerator.AcceleratorType.ToString();
+            using var logWeightBuffer = accelerator.Upload(logWeights);
+            using var weightBuffer = accelerator.Allocate1D<float>(logWeights.Length);
+            using var boundBuffer = accelerator.Allocate1D<float>(1);
+            kernels.ImportanceBound(logWeightBuffer.View, weightBuffer.View, boundBuffer.View, 1, logWeights.Length);
+            var weights = weightBuffer.GetAsArray1D();
+            for (int i = 0; i < weights.Length; i++)
+            {
+                if (expectedWeights[i] == 0f)
+                    Assert.True(weights[i] == 0f, $"{label}: w̃ of log w {logWeights[i]} is {weights[i]:E3}, not 0");
+                else
+                    Assert.True(Math.Abs(weights[i] - expectedWeights[i]) <= 1e-5 * expectedWeights[i], $"{label}: w̃ of log w {logWeights[i]} is {weights[i]:E3}, not {expectedWeights[i]:E3}");
+            }
+
+            using var targetBuffer = accelerator.Upload(target);
+            using var outputBuffer = accelerator.Upload(output);
+            using var dOutputBuffer = accelerator.Allocate1D<float>(output.Length);
+            using var recBuffer = accelerator.Allocate1D<float>(logWeights.Length);
+            kernels.ReconstructionWeightedGradient(LikelihoodKind.Bernoulli, targetBuffer.View, outputBuffer.View, dOutputBuffer.View,
+                weightBuffer.View, logWeights.Length, features, parameters, samples: logWeights.Length);
+            var weighted = dOutputBuffer.GetAsArray1D();
+            kernels.ReconstructionLossGradient(LikelihoodKind.Bernoulli, targetBuffer.View, outputBuffer.View, dOutputBuffer.View,
+                recBuffer.View, 1, features, parameters);
+            var fused = dOutputBuffer.GetAsArray1D()[..features];
+            for (int j = 0; j < features; j++)
+            {
+                double expected = j is 1 or 2 ? 0 : StableMath.Sigmoid((double)logits[j]);
+                Assert.True(Math.Abs(fused[j] - expected) <= 1e-6 * expected, $"{label}: gradient at logit {logits[j]} is {fused[j]:E3}, not {expected:E3}");
+                for (int row = 0; row < logWeights.Length; row++)
+                {
+                    double expectedWeighted = expectedWeights[row] * expected;
+                    if (expectedWeighted < StableMath.NegligibleGradient)
+                        expectedWeighted = 0;
+                    float actual = weighted[row * features + j];
+                    Assert.True(Math.Abs(actual - expectedWeighted) <= 1e-5 * expectedWeighted,
+                        $"{label}: weighted gradient at log w {logWeights[row]}, logit {logits[j]} is {actual:E3}, not {expectedWeighted:E3}");
+                }
+            }
+            Assert.DoesNotContain(weighted, float.IsSubnormal);
+        }
+    }
+
+    [Fact]
     public void BoundReferenceGradientIsTheNormalizedWeights()
     {
         // d(−L_k)/d log w_i = −w̃_i: the reason the IWAE gradient weights each sample by w̃.

@@ -41,7 +41,7 @@ public static class Classification
         for (int c = 0; c < classes; c++)
         {
             float probability = MathF.Exp(logits[start + c] - logSum);
-            dLogits[start + c] = gradientScale * (probability - (c == label ? 1f : 0f));
+            dLogits[start + c] = StableMath.FlushNegligible(gradientScale * (probability - (c == label ? 1f : 0f)));
         }
         lossPerRow[row] = logSum - logits[start + label];
         correctPerRow[row] = best == label ? 1f : 0f;

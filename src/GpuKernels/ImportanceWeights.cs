@@ -38,7 +38,8 @@ public static class ImportanceWeights
     /// The k-sample bound of each example from its k log-weights (rows b·k .. b·k+k−1), one thread per example:
     /// L_k = logsumexp_i(log w_i) − log k, written as the loss −L_k; and the normalised weights
     /// w̃_i = exp(log w_i − logsumexp), which weight each sample's gradient. The maximum is subtracted before exp,
-    /// so no weight overflows however negative the log-weights (they are around −100 nats on MNIST).
+    /// so no weight overflows however negative the log-weights (they are around −100 nats on MNIST); weights under
+    /// <see cref="StableMath.NegligibleGradient"/> are written as 0, not as subnormals.
     /// </summary>
     public static void BoundKernel(
         Index1D example,
@@ -56,7 +57,7 @@ public static class ImportanceWeights
             sum += MathF.Exp(logWeights[first + i] - largest);
         float logSumExp = largest + MathF.Log(sum);
         for (int i = 0; i < samples; i++)
-            normalizedWeights[first + i] = MathF.Exp(logWeights[first + i] - logSumExp);
+            normalizedWeights[first + i] = StableMath.FlushNegligible(MathF.Exp(logWeights[first + i] - logSumExp));
         negativeBound[example] = MathF.Log(samples) - logSumExp;
     }
 }

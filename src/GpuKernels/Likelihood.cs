@@ -46,6 +46,8 @@ public static class Reconstruction
     /// One thread per output row: rec[r] = rowConstant + Σ_j nll(x[r/s,j], out[r,j]) and
     /// dOutput[r,j] = gradientScale·∂nll/∂out (gradientScale = 1/(batch·s) for a batch-mean loss averaged over
     /// s samples per example). Output row r decodes a sample of example r / s, whose target row that is.
+    /// Gradients under <see cref="StableMath.NegligibleGradient"/> are written as 0 (sigmoid of a very negative
+    /// logit would otherwise be subnormal).
     /// </summary>
     public static void LossGradientKernel<TLikelihood>(
         Index1D row,
@@ -67,7 +69,7 @@ public static class Reconstruction
             float x = target[targetStart + j];
             float o = output[index];
             sum += default(TLikelihood).NegativeLogLikelihood(x, o, parameters.Variance);
-            dOutput[index] = parameters.GradientScale * default(TLikelihood).Gradient(x, o, parameters.Variance);
+            dOutput[index] = StableMath.FlushNegligible(parameters.GradientScale * default(TLikelihood).Gradient(x, o, parameters.Variance));
         }
         reconstructionPerRow[row] = sum + parameters.RowConstant;
     }
@@ -94,7 +96,8 @@ public static class Reconstruction
 
     /// <summary>
     /// The gradient alone, each row weighted: dOutput[r,j] = gradientScale·rowWeights[r]·∂nll/∂out (the IWAE
-    /// gradient, with rowWeights the normalised importance weights w̃ and gradientScale = 1/batch).
+    /// gradient, with rowWeights the normalised importance weights w̃ and gradientScale = 1/batch), under
+    /// <see cref="StableMath.NegligibleGradient"/> written as 0.
     /// </summary>
     public static void WeightedGradientKernel<TLikelihood>(
         Index1D row,
@@ -111,7 +114,8 @@ public static class Reconstruction
         int rowStart = row * features;
         int targetStart = row / samples * features;
         for (int j = 0; j < features; j++)
-            dOutput[rowStart + j] = scale * default(TLikelihood).Gradient(target[targetStart + j], output[rowStart + j], parameters.Variance);
+            dOutput[rowStart + j] = StableMath.FlushNegligible(
+                scale * default(TLikelihood).Gradient(target[targetStart + j], output[rowStart + j], parameters.Variance));
     }
 }
 
