@@ -70,8 +70,8 @@ public static class StableMath
     /// inputs ran 60× slower on our 2-core machine). The IWAE with k = 50 makes such terms in bulk once its
     /// posterior sharpens (a sample 90 nats below the best has w̃ = e^-90, and every gradient of its row inherits
     /// that): after 400 steps its decoder's backward products ran 3–4× slower than at the start. Zeroing changes
-    /// nothing that float keeps: a term under 2^-64 is below half an ulp of any sum holding a term over 2^-40
-    /// (the heaviest sample's w̃ is at least 1/k), and its share of an Adam step is under 2^-64 / ε. GPUs run
+    /// nothing that float keeps: a term under 2^-64 is below half an ulp of any sum whose magnitude is over
+    /// 2^-40 (the heaviest sample's w̃ is at least 1/k), and it moves an Adam step by the order of 2^-64 / ε. GPUs run
     /// subnormals at full speed; the same rule runs there, so no accelerator keeps a term another one drops.
     /// </summary>
     public const float NegligibleGradient = 5.421011E-20f;
