@@ -59,13 +59,10 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
 {
     public const int ExamplesPerEpoch = 60_000;
 
-    /// <summary>Examples per step, decided once in <see cref="Run"/>.</summary>
-    private int batchSize;
-
     public BenchResult Run()
     {
         var model = options.Preset is { } preset ? Presets.Apply(preset, new TrainOptions()) : null;
-        batchSize = options.BatchSize ?? model?.BatchSize ?? BenchOptions.DefaultBatchSize;
+        int batchSize = options.BatchSize ?? model?.BatchSize ?? BenchOptions.DefaultBatchSize;
         if (options.Steps < 1 || batchSize < 1 || options.WarmupSteps < 0 || options.ProfileSteps < 0)
             throw new ArgumentException("--steps and --batch-size must be at least 1, --warmup and --profile at least 0");
         var config = model?.ModelConfig() ?? new VaeConfig { Hidden = options.Hidden, Latent = options.Latent };
@@ -123,7 +120,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
             output.WriteLine($"csv: {options.Csv}");
         }
         if (options.ProfileSteps > 0)
-            Profile(kernels, vae, data, binarize);
+            Profile(kernels, vae, data, batchSize, binarize);
         return result;
     }
 
@@ -131,7 +128,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
     /// --profile: more steps with each launch timed alone, then a line per kernel (per shape for dense layers):
     /// launches and milliseconds per step, and its share of the profiled step.
     /// </summary>
-    private void Profile(KernelSet kernels, Vae vae, DeviceDataset data, bool binarize)
+    private void Profile(KernelSet kernels, Vae vae, DeviceDataset data, int batchSize, bool binarize)
     {
         var profile = new KernelProfile();
         kernels.Profile = profile;
