@@ -232,7 +232,7 @@ public sealed class CheckpointTests : IDisposable
         child.BeginErrorReadLine();
         var statePath = Path.Combine(killed, "checkpoint", Checkpoint.StateFile);
         var deadline = DateTime.UtcNow.AddSeconds(120);
-        while (!File.Exists(statePath) || !File.ReadAllText(statePath).Contains("\"Epoch\": 3"))
+        while (ReadIfPresent(statePath)?.Contains("\"Epoch\": 3") != true)
         {
             Assert.False(child.HasExited, "the child finished before it could be killed");
             Assert.True(DateTime.UtcNow < deadline, "the child made no progress");
@@ -248,6 +248,22 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal(a.Parameters, b.Parameters);
         Assert.Equal(a.FirstMoment, b.FirstMoment);
         Assert.Equal(a.SecondMoment, b.SecondMoment);
+    }
+
+    /// <summary>
+    /// The file's text, or null while it is absent. A save swaps whole checkpoint folders by renaming them, so the
+    /// file can vanish between an existence check and the read; the poll must treat that as "not yet".
+    /// </summary>
+    private static string? ReadIfPresent(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (Exception error) when (error is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
     }
 
     [Fact]
