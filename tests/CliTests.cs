@@ -112,6 +112,31 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void BenchTimesATrainedRunFromItsCheckpointWithoutTouchingIt()
+    {
+        var data = WriteDataSet(train: 21, test: 7);
+        var run = Path.Combine(directory, "run");
+        var (exitCode, _, error) = Run("train", "--data", data, "--epochs", "2", "--batch-size", "7", "--hidden", "6",
+            "--latent", "3", "--binarize", "static", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        var state = Path.Combine(run, "checkpoint", "state.json");
+        var before = File.ReadAllBytes(state);
+
+        (exitCode, var output, error) = Run("bench", "--from", run, "--steps", "4", "--warmup", "1", "--profile", "1",
+            "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        // Two epochs of three steps: the trained state, on the run's own batch and its data set of 4×5 images.
+        Assert.Contains($"model: {run} after epoch 2 (step 6)", output);
+        Assert.Contains("batch 7, 4 steps", output);
+        Assert.Contains("DenseForward 7x20->6", output);
+        Assert.Equal(before, File.ReadAllBytes(state));
+
+        (exitCode, _, error) = Run("bench", "--from", run, "--preset", "iwae-1layer-k5", "--accelerator", "cpu");
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("not both", error);
+    }
+
+    [Fact]
     public void CheckRunsEveryKernelAgainstItsReference()
     {
         var (exitCode, output, error) = Run("check", "--accelerator", "cpu");

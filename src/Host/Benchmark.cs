@@ -5,6 +5,7 @@ using CsvHelper.Configuration.Attributes;
 using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
+using IlgpuVae.Model.Checkpoints;
 using IlgpuVae.Model.Data;
 
 namespace IlgpuVae.Host;
@@ -24,13 +25,18 @@ public sealed record BenchOptions
     public DenseVariant? Dense { get; init; }
     /// <summary>Also time the dense kernels alone at the shapes of <see cref="Benchmark.DenseShapes"/>.</summary>
     public bool Kernels { get; init; }
-    /// <summary>random (MNIST-shaped random bytes, no data set needed), or a data set as for train.</summary>
-    public string Data { get; init; } = "random";
+    /// <summary>random (MNIST-shaped random bytes, no data set needed), or a data set as for train; null: random,
+    /// or with <see cref="From"/> the run's own data set.</summary>
+    public string? Data { get; init; }
     /// <summary>Time a Table 1 preset's model (with its batch, Adam ε and dynamic binarization) instead of the
     /// default model; null: the default model with <see cref="Hidden"/> and <see cref="Latent"/>.</summary>
     public string? Preset { get; init; }
     /// <summary>After the timed steps, this many more with every launch timed alone (0: none).</summary>
     public int ProfileSteps { get; init; }
+    /// <summary>A run folder written by train: time its model from its checkpoint (weights, Adam state, step,
+    /// batch, binarization and the epoch's learning rate) instead of a fresh one. A trained model can cost more
+    /// per step than a fresh one (see "Subnormal gradients" in docs/PERFORMANCE.md). Null: a fresh model.</summary>
+    public string? From { get; init; }
 }
 
 /// <summary>One row of the bench CSV.</summary>
@@ -61,11 +67,15 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
 
     public BenchResult Run()
     {
-        var model = options.Preset is { } preset ? Presets.Apply(preset, new TrainOptions()) : null;
+        if (options.From is not null && options.Preset is not null)
+            throw new ArgumentException("give --from (a trained run's model) or --preset (a fresh preset model), not both");
+        var model = options.From is { } run ? TrainOptions.ForResume(run)
+            : options.Preset is { } preset ? Presets.Apply(preset, new TrainOptions()) : null;
+        var checkpoint = options.From is null ? null : Checkpoint.Load(Path.Combine(options.From, TrainOptions.CheckpointFolder));
         int batchSize = options.BatchSize ?? model?.BatchSize ?? BenchOptions.DefaultBatchSize;
         if (options.Steps < 1 || batchSize < 1 || options.WarmupSteps < 0 || options.ProfileSteps < 0)
             throw new ArgumentException("--steps and --batch-size must be at least 1, --warmup and --profile at least 0");
-        var config = model?.ModelConfig() ?? new VaeConfig { Hidden = options.Hidden, Latent = options.Latent };
+        var config = checkpoint?.State.Model ?? model?.ModelConfig() ?? new VaeConfig { Hidden = options.Hidden, Latent = options.Latent };
         config.Validate();
         bool binarize = model?.Binarize == BinarizeMode.Dynamic;
 
@@ -78,8 +88,20 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         kernels.UseDenseKernels(options.Dense);
 
         int count = options.Steps * batchSize;
-        using var data = new DeviceDataset(accelerator, BenchData(count));
-        using var vae = new Vae(kernels, config, batchSize, seed: 1, model?.AdamSettings());
+        using var data = new DeviceDataset(accelerator, BenchData(count, config.InputSize, model));
+        using var vae = checkpoint is null
+            ? new Vae(kernels, config, batchSize, seed: 1, model?.AdamSettings())
+            : new Vae(kernels, config, batchSize, checkpoint.State.Seed, checkpoint.State.Adam);
+        if (checkpoint is not null)
+        {
+            vae.RestoreState(checkpoint.Parameters, checkpoint.FirstMoment, checkpoint.SecondMoment, checkpoint.State.Step);
+            // The rate of the epoch the run would train next, as train --resume would set it.
+            vae.LearningRate = LearningRateSchedule.Rate(model!.LearningRateSchedule, model.LearningRate, checkpoint.State.Epoch + 1);
+            var state = checkpoint.State;
+            output.WriteLine($"model: {options.From} " + (state.StepInEpoch == 0
+                ? $"after epoch {state.Epoch} (step {state.Step})"
+                : $"{state.StepInEpoch} steps into epoch {state.Epoch + 1} (step {state.Step})"));
+        }
 
         // Warm-up: compiles every kernel and touches every buffer before the clock starts.
         for (int step = 0; step < options.WarmupSteps; step++)
@@ -93,7 +115,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         Epoch.Train(vae, data, batchSize, binarize, tickInterval: Math.Max(1, (int)stepsPerEpoch / 4),
             onTick: (_, _) => { });
         double seconds = clock.Elapsed.TotalSeconds;
-        string modelName = options.Preset ?? $"{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}";
+        string modelName = options.From ?? options.Preset ?? $"{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}";
 
         var result = new BenchResult
         {
@@ -200,18 +222,21 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
     }
 
     /// <summary>The examples the timed steps run over, in order: real images where a data set is named (repeated
-    /// when it holds fewer than the steps need), else random bytes.</summary>
-    private ImageDataset BenchData(int count)
+    /// when it holds fewer than the steps need; binarized once where the run was trained so), else random bytes.</summary>
+    private ImageDataset BenchData(int count, int inputSize, TrainOptions? model)
     {
-        if (options.Data == "random")
+        string name = options.Data ?? (options.From is not null ? model!.Data : "random");
+        if (name == "random")
         {
-            var random = new byte[(long)count * 784];
+            var random = new byte[(long)count * inputSize];
             new Random(1).NextBytes(random);
-            return new ImageDataset("random", random, new byte[count], count, 28, 28);
+            return new ImageDataset("random", random, new byte[count], count, 1, inputSize);
         }
-        var train = DataSets.Load(options.Data, output).Train;
-        if (train.Features != 784)
-            throw new ArgumentException($"bench runs the 784-input default model; {options.Data} has {train.Features} features per image");
+        var train = DataSets.Load(name, output).Train;
+        if (train.Features != inputSize)
+            throw new ArgumentException($"the model takes {inputSize} inputs but {name} has {train.Features} features per image");
+        if (model?.Binarize == BinarizeMode.Static)
+            train = train.BinarizeOnce(model.Seed, part: 0);
         var images = new byte[(long)count * train.Features];
         for (int i = 0; i < count; i++)
             train.Images.AsSpan(i % train.Count * train.Features, train.Features).CopyTo(images.AsSpan(i * train.Features));
