@@ -114,7 +114,7 @@ public sealed record TrainOptions
     {
         string path = Path.Combine(runDirectory, RunConfigFile);
         if (!File.Exists(path))
-            throw new DataFormatException(path, "file not found: --resume takes a run folder written by train");
+            throw new DataFormatException(path, "file not found: give a run folder written by train (its --out)");
         try
         {
             using var document = JsonDocument.Parse(File.ReadAllText(path));
