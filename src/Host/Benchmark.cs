@@ -97,10 +97,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
             vae.RestoreState(checkpoint.Parameters, checkpoint.FirstMoment, checkpoint.SecondMoment, checkpoint.State.Step);
             // The rate of the epoch the run would train next, as train --resume would set it.
             vae.LearningRate = LearningRateSchedule.Rate(model!.LearningRateSchedule, model.LearningRate, checkpoint.State.Epoch + 1);
-            var state = checkpoint.State;
-            output.WriteLine($"model: {options.From} " + (state.StepInEpoch == 0
-                ? $"after epoch {state.Epoch} (step {state.Step})"
-                : $"{state.StepInEpoch} steps into epoch {state.Epoch + 1} (step {state.Step})"));
+            output.WriteLine($"model: {options.From} {checkpoint.State.Position()}");
         }
 
         // Warm-up: compiles every kernel and touches every buffer before the clock starts.

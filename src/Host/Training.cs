@@ -225,8 +225,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             vae.RestoreTrainingSums(LossSums.FromArray(resume.State.TrainingSums, config.Beta));
             if (File.Exists(metricsPath))
                 metrics.AddRange(MetricsFile.Read(metricsPath).Where(row => row.Epoch < firstEpoch));
-            output.WriteLine($"resuming {outDirectory} after epoch {resume.State.Epoch}" +
-                             (firstStep > 0 ? $" and {firstStep} steps of epoch {firstEpoch}" : "") + $" (step {resume.State.Step})");
+            output.WriteLine($"resuming {outDirectory} {resume.State.Position()}");
             if (firstEpoch > options.Epochs)
                 output.WriteLine($"nothing to do: the run has {resume.State.Epoch} epochs and --epochs is {options.Epochs}");
         }

@@ -23,6 +23,11 @@ public sealed record CheckpointState
     public ulong Seed { get; init; }
     public VaeConfig Model { get; init; } = new();
     public AdamSettings Adam { get; init; } = new();
+
+    /// <summary>Where training stood, as the commands that read a checkpoint print it: "after epoch 2 (step 6000)"
+    /// or "after epoch 2 and 750 steps of epoch 3 (step 6750)".</summary>
+    public string Position() =>
+        $"after epoch {Epoch}" + (StepInEpoch > 0 ? $" and {StepInEpoch} steps of epoch {Epoch + 1}" : "") + $" (step {Step})";
 }
 
 /// <summary>A checkpoint read back: state, the flat parameters and Adam's moments in the model's layout.</summary>
