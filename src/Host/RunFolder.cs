@@ -33,7 +33,8 @@ public sealed class RunFolder : IDisposable
     {
         Directory = directory;
         Options = TrainOptions.ForResume(directory);
-        var checkpoint = Checkpoint.Load(Path.Combine(directory, TrainOptions.CheckpointFolder));
+        // Every command that opens a run folder uses the model as it is: Adam's state may be left out.
+        var checkpoint = Checkpoint.Load(Path.Combine(directory, TrainOptions.CheckpointFolder), optimizerRequired: false);
         Epoch = checkpoint.State.Epoch;
         context = Compute.CreateContext();
         try

@@ -39,7 +39,8 @@ public sealed record LoadedCheckpoint(CheckpointState State, float[] Parameters,
 /// and .bias; two stochastic layers add encoder2.* and prior.* likewise), optimizer.safetensors (Adam's flat moment buffers), and state.json. A save writes a complete new
 /// folder beside the old one and then swaps the two by renames, so a process killed at any moment leaves one
 /// whole checkpoint (<see cref="Load"/> also looks for the previous folder, in case the kill fell between the
-/// two renames).
+/// two renames). A folder without optimizer.safetensors (a model shared for evaluation only) loads with
+/// <c>optimizerRequired: false</c>, its moments zero; resuming training needs the file.
 /// </summary>
 public static class Checkpoint
 {
@@ -89,7 +90,7 @@ public static class Checkpoint
             Directory.Delete(previous, recursive: true);
     }
 
-    public static LoadedCheckpoint Load(string directory)
+    public static LoadedCheckpoint Load(string directory, bool optimizerRequired = true)
     {
         // A save killed between its two renames leaves only the previous folder: it is a whole checkpoint.
         if (!Directory.Exists(directory) && Directory.Exists(directory + ".previous"))
@@ -136,6 +137,13 @@ public static class Checkpoint
         }
 
         string optimizerPath = Path.Combine(directory, OptimizerFile);
+        if (!File.Exists(optimizerPath))
+        {
+            if (optimizerRequired)
+                throw new DataFormatException(optimizerPath, "file not found: this checkpoint holds the model without Adam's state, so it can be evaluated, sampled and encoded but not trained further");
+            // Adam's moments matter only to the next training step, which these callers never take.
+            return new LoadedCheckpoint(state, parameters, new float[layout.Count], new float[layout.Count]);
+        }
         var (moments, _) = SafeTensors.Read(optimizerPath);
         float[] Moment(string name) =>
             moments.TryGetValue(name, out var tensor) && tensor.Data.Length == layout.Count
