@@ -31,9 +31,9 @@ public sealed record EvaluationReport
 public static class Evaluation
 {
     /// <summary>
-    /// L_k = E_x[log (1/k) Σ_i w_i] over the first <paramref name="examples"/> examples: for each, the order holds
-    /// the example k times and the device draws the k samples in batches of at most MaxBatch rows; the host takes
-    /// the log-mean-exp in double. Draws are keyed by (example, chunk), so the estimate is reproducible.
+    /// L_k = E_x[log (1/k) Σ_i w_i] over the first <paramref name="examples"/> examples: for each, the device
+    /// encodes the example once and draws its k samples in chunks of at most MaxBatch rows; the host takes the
+    /// log-mean-exp in double. Draws are keyed by (example, chunk), so the estimate is reproducible.
     /// Leaves the data set's order changed. <paramref name="progress"/> gets the examples done and the running sum
     /// of their L_k.
     /// </summary>
@@ -49,12 +49,12 @@ public static class Evaluation
         var weights = new double[k];
         for (int example = 0; example < examples; example++)
         {
-            data.SetOrder(Enumerable.Repeat(example, chunk).ToArray());
+            data.SetOrder([example]);
             for (int start = 0; start < k; start += chunk)
             {
                 int rows = Math.Min(chunk, k - start);
                 long drawIndex = (long)example * chunksPerExample + start / chunk;
-                var chunkWeights = vae.LogImportanceWeights(data, 0, rows, drawIndex);
+                var chunkWeights = vae.LogImportanceWeights(data, 0, 1, drawIndex, samples: rows);
                 for (int i = 0; i < rows; i++)
                     weights[start + i] = chunkWeights[i];
             }

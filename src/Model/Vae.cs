@@ -290,7 +290,7 @@ public sealed class Vae : IDisposable
             // The Ladder VAE's q(z1|·) is merged per z row and its q(z2|x) is per example; the other way round in
             // the two-layer model.
             kernels.TwoLayerLogWeights(Ladder ? Rows(mergedStats, rows, 2 * Config.Latent) : stats1, Rows(z, rows, Config.Latent),
-                Rows(epsilon, rows, Config.Latent), Rows(layerOutputs[Layout.Encoder2End - 1], RowsOf(Layout.Encoder2End - 1, batch), 2 * Config.Latent2),
+                Rows(epsilon, rows, Config.Latent), Rows(layerOutputs[Layout.Encoder2End - 1], Ladder ? batch : rows, 2 * Config.Latent2),
                 Rows(z2, rows, Config.Latent2), Rows(epsilon2, rows, Config.Latent2), Rows(layerOutputs[Layout.DecoderStart - 1], rows, 2 * Config.Latent),
                 reconstructionPerRow.View.SubView(0, rows), logWeights.View.SubView(0, rows), klPerRow.View.SubView(0, rows),
                 rows, Ladder ? new LatentWidths(Config.Latent, Config.Latent2, 1, samples) : new LatentWidths(Config.Latent, Config.Latent2, samples));
@@ -309,23 +309,27 @@ public sealed class Vae : IDisposable
     }
 
     /// <summary>
-    /// log w = log p(x|z) + log p(z) − log q(z|x) for each row order[first..first+batch), one fresh z each, drawn
-    /// from the importance-sampling streams keyed by <paramref name="drawIndex"/> (below 2³²; waits for the
-    /// device). With the order holding one example k times, these are the k importance weights of the IWAE bound.
+    /// log w = log p(x|z) + log p(z) − log q(z|x) for <paramref name="samples"/> fresh z of each example
+    /// order[first..first+batch), [batch, samples] row-major, drawn from the importance-sampling streams keyed by
+    /// <paramref name="drawIndex"/> (below 2³²; waits for the device). The encoder runs once per example, and z row
+    /// r draws the same numbers as row r of a batch that holds the example <paramref name="samples"/> times, so
+    /// both ways give the same weights; the first is cheaper by the encoder's share of the work.
     /// </summary>
-    public float[] LogImportanceWeights(DeviceDataset data, int first, int batch, long drawIndex, bool binarize = false)
+    public float[] LogImportanceWeights(DeviceDataset data, int first, int batch, long drawIndex, int samples = 1, bool binarize = false)
     {
         if ((ulong)drawIndex > uint.MaxValue)
             throw new ArgumentOutOfRangeException(nameof(drawIndex), "draw indices must stay below 2^32");
+        if (samples < 1 || (long)batch * samples > (long)MaxBatch * Samples)
+            throw new ArgumentOutOfRangeException(nameof(samples), $"{batch} examples × {samples} samples exceed the {MaxBatch * Samples} rows of z this model holds");
         if (Config.Model == ModelKind.Ae)
             throw new InvalidOperationException("the autoencoder has no q(z|x), so it has no importance weights or likelihood bound");
         if (Config.Model == ModelKind.Vib)
             throw new InvalidOperationException("the Deep VIB models labels, not images: it has no likelihood of x to bound");
-        GatherAndForward(data, first, batch, binarize, drawIndex, Philox.Streams.ImportanceBinarize, Philox.Streams.ImportanceReparameterize, 1);
-        ReconstructionLossRows(batch, 1);
-        LogWeightRows(batch, 1);
+        GatherAndForward(data, first, batch, binarize, drawIndex, Philox.Streams.ImportanceBinarize, Philox.Streams.ImportanceReparameterize, samples);
+        ReconstructionLossRows(batch, samples);
+        LogWeightRows(batch, samples);
         kernels.Synchronize();
-        return Download(logWeights.View.SubView(0, batch));
+        return Download(logWeights.View.SubView(0, batch * samples));
     }
 
     /// <summary>Puts back the running training sums of an interrupted epoch (from a checkpoint).</summary>
