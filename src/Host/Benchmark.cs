@@ -94,7 +94,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
             : new Vae(kernels, config, batchSize, checkpoint.State.Seed, checkpoint.State.Adam);
         if (checkpoint is not null)
         {
-            vae.RestoreState(checkpoint.Parameters, checkpoint.FirstMoment, checkpoint.SecondMoment, checkpoint.State.Step);
+            checkpoint.RestoreInto(vae);
             // The rate of the epoch the run would train next, as train --resume would set it.
             vae.LearningRate = LearningRateSchedule.Rate(model!.LearningRateSchedule, model.LearningRate, checkpoint.State.Epoch + 1);
             output.WriteLine($"model: {options.From} {checkpoint.State.Position()}");

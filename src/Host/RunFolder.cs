@@ -42,7 +42,7 @@ public sealed class RunFolder : IDisposable
             accelerator = Compute.CreateAccelerator(context, choice);
             kernels = new KernelSet(accelerator);
             Vae = new Vae(kernels, checkpoint.State.Model, maxBatch, checkpoint.State.Seed, checkpoint.State.Adam);
-            Vae.RestoreState(checkpoint.Parameters, checkpoint.FirstMoment, checkpoint.SecondMoment, checkpoint.State.Step);
+            checkpoint.RestoreInto(Vae);
         }
         catch
         {

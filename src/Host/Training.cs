@@ -219,7 +219,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         int firstEpoch = 1, firstStep = 0;
         if (resume is not null)
         {
-            vae.RestoreState(resume.Parameters, resume.FirstMoment, resume.SecondMoment, resume.State.Step);
+            resume.RestoreInto(vae);
             firstEpoch = resume.State.Epoch + 1;
             firstStep = resume.State.StepInEpoch;
             vae.RestoreTrainingSums(LossSums.FromArray(resume.State.TrainingSums, config.Beta));

@@ -31,7 +31,12 @@ public sealed record CheckpointState
 }
 
 /// <summary>A checkpoint read back: state, the flat parameters and Adam's moments in the model's layout.</summary>
-public sealed record LoadedCheckpoint(CheckpointState State, float[] Parameters, float[] FirstMoment, float[] SecondMoment);
+public sealed record LoadedCheckpoint(CheckpointState State, float[] Parameters, float[] FirstMoment, float[] SecondMoment)
+{
+    /// <summary>Puts the weights, Adam's moments and the step count into <paramref name="vae"/>, which must have
+    /// the checkpoint's configuration.</summary>
+    public void RestoreInto(Vae vae) => vae.RestoreState(Parameters, FirstMoment, SecondMoment, State.Step);
+}
 
 /// <summary>
 /// A checkpoint folder: model.safetensors (the weights as named, shaped tensors: encoder.{i}.weight [out, in],
