@@ -131,9 +131,9 @@ public sealed class Vae : IDisposable
         dMergedStats = accelerator.Allocate1D<float>(ladder ? maxRows * 2 * config.Latent : 1);
         dHiddenFromAbove = accelerator.Allocate1D<float>(ladder ? maxBatch * config.Hidden[^1] : 1);
         // Encoder layers see one row per example, decoder layers one per sample.
-        layerOutputs = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
-        layerGradients = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch) * layer.Outputs)).ToArray();
-        preActivations = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(layer.BatchNorm ? RowsOf(i, maxBatch) * layer.Outputs : 1)).ToArray();
+        layerOutputs = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch, Samples) * layer.Outputs)).ToArray();
+        layerGradients = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch, Samples) * layer.Outputs)).ToArray();
+        preActivations = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(layer.BatchNorm ? RowsOf(i, maxBatch, Samples) * layer.Outputs : 1)).ToArray();
         normStatistics = Layout.Layers.Select(layer => accelerator.Allocate1D<float>(layer.BatchNorm ? 2 * layer.Outputs : 1)).ToArray();
         unusedBiasGradient = accelerator.Allocate1D<float>(Layout.Layers.Max(layer => layer.BatchNorm ? layer.Outputs : 1));
         // [scale Adam applies, norm before clipping]; stays [1, 0] when clipping is off.
@@ -178,9 +178,10 @@ public sealed class Vae : IDisposable
     private ArrayView<float> OutputGradient(int rows) =>
         TwoViews ? Rows(dJointOutput, rows, Config.InputSize) : Rows(layerGradients[^1], rows, Config.OutputSize);
 
-    /// <summary>Rows layer i sees for a batch: one per example in the encoder, one per sample in the decoder.</summary>
-    private int RowsOf(int layer, int batch) =>
-        layer < (Ladder ? Layout.Encoder2End : Layout.EncoderLayerCount) ? batch : batch * Samples;
+    /// <summary>Rows layer i sees for a batch with <paramref name="samples"/> z per example: one per example in the
+    /// encoder (both encoders in the Ladder VAE), one per sample above it.</summary>
+    private int RowsOf(int layer, int batch, int samples) =>
+        layer < (Ladder ? Layout.Encoder2End : Layout.EncoderLayerCount) ? batch : batch * samples;
 
     /// <summary>The Ladder VAE's bottom-up pass runs once per example through both encoders.</summary>
     private bool Ladder => Config.Model == ModelKind.Ladder;
@@ -290,7 +291,7 @@ public sealed class Vae : IDisposable
             // The Ladder VAE's q(z1|·) is merged per z row and its q(z2|x) is per example; the other way round in
             // the two-layer model.
             kernels.TwoLayerLogWeights(Ladder ? Rows(mergedStats, rows, 2 * Config.Latent) : stats1, Rows(z, rows, Config.Latent),
-                Rows(epsilon, rows, Config.Latent), Rows(layerOutputs[Layout.Encoder2End - 1], Ladder ? batch : rows, 2 * Config.Latent2),
+                Rows(epsilon, rows, Config.Latent), Rows(layerOutputs[Layout.Encoder2End - 1], RowsOf(Layout.Encoder2End - 1, batch, samples), 2 * Config.Latent2),
                 Rows(z2, rows, Config.Latent2), Rows(epsilon2, rows, Config.Latent2), Rows(layerOutputs[Layout.DecoderStart - 1], rows, 2 * Config.Latent),
                 reconstructionPerRow.View.SubView(0, rows), logWeights.View.SubView(0, rows), klPerRow.View.SubView(0, rows),
                 rows, Ladder ? new LatentWidths(Config.Latent, Config.Latent2, 1, samples) : new LatentWidths(Config.Latent, Config.Latent2, samples));
