@@ -462,25 +462,6 @@ public sealed class CliTests : IDisposable
         Assert.Equal(20, training.GetProperty("BatchSize").GetInt32());
     }
 
-    public static TheoryData<string> PresetNames => new(Presets.Names);
-
-    /// <summary>Every Table 1 preset, with its own architecture, k and optimiser, runs its short schedule (the
-    /// paper's eight learning rates, an epoch each) on the CPU accelerator; tiny data keeps it to seconds.</summary>
-    [Theory]
-    [MemberData(nameof(PresetNames))]
-    public void EveryPresetRunsItsShortSchedule(string preset)
-    {
-        var data = WriteDataSet(train: 30, test: 5);
-        var run = Path.Combine(directory, preset);
-        var (exitCode, output, error) = Run("train", "--preset", preset, "--data", data, "--lr-schedule", "iwae-short",
-            "--accelerator", "cpu", "--out", run);
-        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
-        Assert.Contains($"preset {preset}", output);
-        var rows = MetricsFile.Read(Path.Combine(run, "metrics.csv"));
-        Assert.Equal(Enumerable.Range(1, 8), rows.Select(row => row.Epoch));
-        Assert.All(rows, row => Assert.True(double.IsFinite(row.TestLoss), $"{preset} epoch {row.Epoch}: {row.TestLoss}"));
-    }
-
     [Fact]
     public void TwoStochasticLayersTrainEvaluateAndDraw()
     {

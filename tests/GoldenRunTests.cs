@@ -1,0 +1,207 @@
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using IlgpuVae.Host;
+
+namespace IlgpuVae.Tests;
+
+/// <summary>
+/// Behaviour pinned bit for bit: every model kind and every Table 1 preset trains a short run (a few dozen steps on
+/// small data, CPU accelerator, seed 1) and is evaluated; the SHA-256 of the checkpoint's model.safetensors and of
+/// eval.json must be those recorded before the model layer was rebuilt (2026-12-02, commit e341647). A change that
+/// moves code without meaning to change what it computes keeps every hash. The same hashes came out with 2 and 4
+/// threads per CPU group (DOTNET_PROCESSOR_COUNT=4), so they do not depend on the machine's core count.
+/// Run folders saved by that build (tests/Golden/runs) must still load and evaluate to the same eval.json.
+/// </summary>
+[Collection(AcceleratorCollection.Name)]
+public sealed class GoldenRunTests : IDisposable
+{
+    private readonly string directory = Directory.CreateTempSubdirectory("ilgpuvae-golden-").FullName;
+
+    public void Dispose() => Directory.Delete(directory, recursive: true);
+
+    /// <summary>One golden run: the train options after the common ones, the eval options (eval always runs on
+    /// the run folder), and the two hashes.</summary>
+    public sealed record GoldenRun(string Train, string Eval, string ModelSha256, string EvalSha256);
+
+    /// <summary>Small models on 4×5 images (20 features): 42 training images, 9 test images.</summary>
+    private const string Small = "--hidden 8 --latent 3 --batch-size 6 --epochs 3";
+    private const string SmallTwoLayers = "--hidden 7 --latent 4 --hidden2 5 --latent2 2 --batch-size 6 --epochs 3";
+
+    public static readonly IReadOnlyDictionary<string, GoldenRun> Runs = new Dictionary<string, GoldenRun>
+    {
+        ["vae"] = new($"{Small}", "--k 7 --surgery",
+            "58caa3fcf1bbba94302a104f745436408e8b588d6543f5cf8c90d7b8d9cde320",
+            "dcfdf54ae2a76934de912d6ecad2b4b594a264b0b8e446db3d287972e6e501da"),
+        ["vae-gaussian-static-clip"] = new($"{Small} --likelihood gaussian --gaussian-c 0.5 --activation tanh --binarize static --clip-grad-norm 2",
+            "--k 7",
+            "b0a70c0ec1a4a92f9c58233e9341ceacaa0ecd36351c4f9af682413adea89aea",
+            "0da1ba0540b5dd1436da1dd16f966570f2d8c2b01461da4cdfb1a2d880d333e0"),
+        ["beta-vae-k3-warmup"] = new($"{Small} --beta 4 --warmup-epochs 2 --k 3 --activation sigmoid --binarize dynamic",
+            "--k 7",
+            "6a495bf3467c5f6c05a19b637c501d3cddc6619e0574ff612a0136bf08b760dc",
+            "689597ecaa35d0c6e50978affd7471b8206d0a1637bb264f580ab95dcc7132d4"),
+        ["iwae-k4"] = new($"{Small} --model iwae --k 4 --binarize dynamic", "--k 7",
+            "1b9301b28f4558df34945f0201886fc567cda85f09c1c60a7338f70072fc0ef0",
+            "837bc98dd689a5bd1f2ac90efcd825498973df6f92ffd193e4c6070bb31f7e16"),
+        ["ae"] = new($"{Small} --model ae --likelihood gaussian", "",
+            "0ea09f196cedf28977310f98eeb8195554d4c6fa35035f3f165d575078db58cd",
+            "da6ca90c3e2451d8a44ce319d0da3cfb7bf096e8f5f54670e72f9aa7a7eaeecd"),
+        ["infovae-gaussian"] = new($"{Small} --model infovae --mmd-lambda 100", "--k 7",
+            "ad5c0fcef97653a9e1c334d6c05946e73d0f222392214e4fab43e47c79d26e42",
+            "2c1ef0d48f5dba68ac494121a754643910ac4928c9c0e85d958170fbbe6d6b50"),
+        ["infovae-imq-beta"] = new($"{Small} --model infovae --mmd-kernel imq --beta 0.5", "--k 7",
+            "b37bd554e2d1c673db92fc7e44019a7864b19398e1b17101dc8b27288ba206db",
+            "79af986e8332135f257eba15d2d56dbbe936ab928e88a0e7190cd2831bb2808e"),
+        ["target-rate"] = new($"{Small} --target-rate 2", "--k 7",
+            "ad829c06eb564017fcd53a448761adff3fe2469690ac36d992e3a1af4320e79a",
+            "778a7748aaf5869653050b83379e587271f8e01ed7d7a906799e700d4b46a4ae"),
+        ["vib"] = new($"{Small} --model vib --beta 0.01 --k 2", "",
+            "ebeb3347597e0ae76da3c6cdff2e8c363cd18f6bd81f28214d22006a9ee27e2b",
+            "c4735a334d21e9ed00a5084e3d6300df99d72968aa866072f91390134280a03a"),
+        ["vcca"] = new($"{Small} --model vcca --k 2", "--k 7",
+            "43e479d621cecbea8e69ee728bdc00ca44dfaaa68702863f27de460c4bfddcc1",
+            "91904e42b9ae6bc021d88e20b2948c814e98d88358e541e4216b5a85a71db167"),
+        ["vae-2layer-k2"] = new($"{SmallTwoLayers} --stochastic-layers 2 --k 2 --activation tanh", "--k 7 --surgery",
+            "cc593c832ecf66b4d13839ca862fb9a1118fd077cf18739d3934d344d7f31030",
+            "2c282eae3451a0e96169c937349a3a9e49ff1bcc4324d3b285587441708e0e10"),
+        ["iwae-2layer-k3"] = new($"{SmallTwoLayers} --model iwae --stochastic-layers 2 --k 3 --binarize dynamic", "--k 7",
+            "2d4ff08a4cc344439710973899fefb197819b45fa0ea1ffcb2d3af47d8d0c809",
+            "79394faae7090e2dc8e74e366c4f1a109e8e57fd351793bd46fb21196cce227d"),
+        ["ladder-warmup"] = new($"{SmallTwoLayers} --model ladder --k 2 --warmup-epochs 2", "--k 7 --surgery",
+            "1d804dbc2a37c2488fb4be67e800207ba3c393de751dfa1917eaf8478f5ab1d0",
+            "47999858333ea165cddb9268ef6fc4feff56a839b3670d11a6f580201e0071fd"),
+        ["ladder-no-norm"] = new($"{SmallTwoLayers} --model ladder --batch-norm false", "--k 7",
+            "e5e3b85ee753da644dc46fd5a2c5456d8294c9a8f1ed3d12980e49292680d744",
+            "97c3742e87eb02b4e13e4129be5b47aa0ebdc1f52dcdb68116d259a9f12fdf8d"),
+        ["vae-double"] = new($"{Small} --precision double --binarize dynamic", "--k 7",
+            "dda1fd20ea009e82186970b54ea88270ebda358efa0c2a20ef792b88a69bbd14",
+            "947f8eac8c78fddfb985f1f16ed7676be955fe66f4b6c3158e0d9bdd10b0c855"),
+        ["iwae-2layer-double"] = new($"{SmallTwoLayers} --model iwae --stochastic-layers 2 --k 2 --precision double", "--k 7",
+            "3fcce5f4e6b610db9e44fc778b1eeac5686a5adfce79e77aacade8b09992b399",
+            "ac8675812d763f8905655f3dcc01c28c5bfd7175c84de6f8bcdae6370fb69d49"),
+        ["vae-simple-dense"] = new($"{Small} --dense simple --k 2", "--k 7",
+            "9a8801d1066f87cd0fd283d6206a2d0280b6748bd20e2ed8a9e4807a31afc12f",
+            "8da562f37430a4d1ac20674c12a05ee78691f482816bb734940ab8bc12c1c91b"),
+        // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
+        // short schedule: eight epochs of two steps.
+        ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",
+            "90c4fe75d6c58159d1fc25c76c93b173cfb237469f81a4fd45b74a39e3a6a441",
+            "3ff1f4ba256ccffe93e8535fe70e37abb3f49ada34d81c0ac906b883d813eec8"),
+        ["vae-1layer-k5"] = new("--preset vae-1layer-k5 --lr-schedule iwae-short", "--k 7",
+            "56e8acd217230342d4d1f41a6e7ff451860163d0621cda93b2285fa1f6cfa66e",
+            "1ae33b3db78241e64480b1f87f7a61b0e5e23fbf97c28daf2fc061ba437f4f28"),
+        ["vae-1layer-k50"] = new("--preset vae-1layer-k50 --lr-schedule iwae-short", "--k 7",
+            "9f61403704e5af46aab574ed1715b2bc0b29425182940222c5d72ea3bc26acdf",
+            "fb59ea7884c30fe83632d486ec3a020fcaf405bfb334037a7a19e732632d984d"),
+        ["iwae-1layer-k5"] = new("--preset iwae-1layer-k5 --lr-schedule iwae-short", "--k 7",
+            "4ec050edabaffe4194cddad73204703112805e11ab3f797aa72c0915dbb9bf09",
+            "2fc7c94d22b8cb17f4dc93819da1d3ed3c3a17fea62050952b8e0dc9f85faf00"),
+        ["iwae-1layer-k50"] = new("--preset iwae-1layer-k50 --lr-schedule iwae-short", "--k 7",
+            "cbee6d84c2bd46cdee55400266e64074b1e28c057d2e837d89f5bf42428d5ea1",
+            "21bdc5902210279e5b37f6e2284188ad04e9cdc633c8bf76a895451e316d5fd8"),
+        ["vae-2layer-k1"] = new("--preset vae-2layer-k1 --lr-schedule iwae-short", "--k 7",
+            "bb030f4955946c344bd8868b5a96e783fe776ee57f342b85d85e4cfed4ea647c",
+            "75f2b8624a62fe0775a47365b21cc3ff347002b4ae19245d6f8b8ceddd88ddfe"),
+        ["vae-2layer-k5"] = new("--preset vae-2layer-k5 --lr-schedule iwae-short", "--k 7",
+            "de811d990ce6dc8340879d33e1ae4bcd57eb632682f934216dc2e7445b0dca3d",
+            "e50e888f2da6fc6df39efc3f4935ee89627b40e457f59931a1e39a9f31689962"),
+        ["vae-2layer-k50"] = new("--preset vae-2layer-k50 --lr-schedule iwae-short", "--k 7",
+            "67c9d97ee5536b31c1a6c65fb6b827e1766e0f11e43c3e2a84464781ef299399",
+            "3f3fb428be3cfe5eeca087c85d98a0646a031512e8f9650b8063e0a59ee693e8"),
+        ["iwae-2layer-k5"] = new("--preset iwae-2layer-k5 --lr-schedule iwae-short", "--k 7",
+            "27ae1770e51970ac3c77d57ba7890b99b83dd27911addb89c5874a619e645d95",
+            "0147eb31703c208ad3fa19f1ed4c45fdf29e23a95a5d39f00420ae987143da45"),
+        ["iwae-2layer-k50"] = new("--preset iwae-2layer-k50 --lr-schedule iwae-short", "--k 7",
+            "a7c4392de5960e1abc4928eaaaab2b957f240377068d2c0d8b4355a4413ac1d6",
+            "b0be4ca4743b3f410fa053771033a5aa5b37596f5b35c09603ea04d97cfa6bb1"),
+    };
+
+    public static TheoryData<string> RunNames => new(Runs.Keys);
+
+    /// <summary>Run folders written by the build the hashes were recorded with, committed under tests/Golden/runs.</summary>
+    public static TheoryData<string> SavedRunNames => new(Directory.GetDirectories(SavedRunsDirectory).Select(Path.GetFileName).OfType<string>().Order());
+
+    private static string SavedRunsDirectory => Path.Combine(AppContext.BaseDirectory, "Golden", "runs");
+
+    [Theory]
+    [MemberData(nameof(RunNames))]
+    public void ShortRunKeepsItsGoldenHashes(string name)
+    {
+        var golden = Runs[name];
+        var data = WriteDataSet(Path.Combine(directory, "data"));
+        var run = Path.Combine(directory, name);
+        string output = Run($"train --data {data} --accelerator cpu --out {run} {golden.Train}");
+        // Every epoch is in metrics.csv with a finite test loss; a preset says so and runs the eight epochs of the
+        // short schedule with its own architecture, k and optimiser.
+        var rows = MetricsFile.Read(Path.Combine(run, "metrics.csv"));
+        Assert.All(rows, row => Assert.True(double.IsFinite(row.TestLoss), $"{name} epoch {row.Epoch}: {row.TestLoss}"));
+        if (Presets.Names.Contains(name))
+        {
+            Assert.Contains($"preset {name}", output);
+            Assert.Equal(Enumerable.Range(1, 8), rows.Select(row => row.Epoch));
+        }
+        Run($"eval {run} --accelerator cpu {golden.Eval}");
+        var actual = (Sha256(Path.Combine(run, "checkpoint", "model.safetensors")), Sha256(Path.Combine(run, "eval.json")));
+        Assert.True((golden.ModelSha256, golden.EvalSha256) == actual,
+            $"{name}: model.safetensors {actual.Item1} (golden {golden.ModelSha256}), eval.json {actual.Item2} (golden {golden.EvalSha256})");
+    }
+
+    /// <summary>A run folder saved before the rebuild opens, evaluates to the golden eval.json, and resumes.</summary>
+    [Theory]
+    [MemberData(nameof(SavedRunNames))]
+    public void RunSavedBeforeTheRebuildStillLoads(string name)
+    {
+        var data = WriteDataSet(Path.Combine(directory, "data"));
+        var run = Path.Combine(directory, name);
+        CopyDirectory(Path.Combine(SavedRunsDirectory, name), run);
+        // The saved config names the data folder of the machine that wrote it: point it at this one's copy.
+        var configPath = Path.Combine(run, "config.json");
+        var config = JsonNode.Parse(File.ReadAllText(configPath))!;
+        config["training"]!["Data"] = data;
+        File.WriteAllText(configPath, config.ToJsonString());
+        Run($"eval {run} --accelerator cpu {Runs[name].Eval}");
+        Assert.Equal(Runs[name].EvalSha256, Sha256(Path.Combine(run, "eval.json")));
+        Run($"train --resume {run} --epochs 4 --accelerator cpu");
+    }
+
+    private static string Run(string commandLine)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int exitCode = Program.Run(commandLine.Split(' ', StringSplitOptions.RemoveEmptyEntries), output, error,
+            TestContext.Current.CancellationToken);
+        Assert.True(exitCode == 0, $"{commandLine}: exit {exitCode}: {error}");
+        return output.ToString();
+    }
+
+    /// <summary>42 training and 9 test images of 4×5 random bytes with labels 0–9, the same on every call.</summary>
+    public static string WriteDataSet(string folder)
+    {
+        if (Directory.Exists(folder))
+            return folder;
+        Directory.CreateDirectory(folder);
+        var random = new Random(20261202);
+        void Write(string prefix, int count)
+        {
+            var pixels = new byte[count * 20];
+            random.NextBytes(pixels);
+            var labels = Enumerable.Range(0, count).Select(_ => (byte)random.Next(10)).ToArray();
+            File.WriteAllBytes(Path.Combine(folder, $"{prefix}-images-idx3-ubyte"), IdxReaderTests.Idx([count, 4, 5], pixels));
+            File.WriteAllBytes(Path.Combine(folder, $"{prefix}-labels-idx1-ubyte"), IdxReaderTests.Idx([count], labels));
+        }
+        Write("train", 42);
+        Write("t10k", 9);
+        return folder;
+    }
+
+    private static string Sha256(string path) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));
+
+    private static void CopyDirectory(string from, string to)
+    {
+        foreach (var folder in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, folder)));
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
+    }
+}
