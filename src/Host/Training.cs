@@ -203,7 +203,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         // Checked before any kernel is compiled or buffer allocated, so a refusal costs nothing.
         int maxBatch = Math.Min(options.BatchSize, Math.Max(train.Count, test.Count));
         MemoryPlan.Check(config, maxBatch, (long)train.Images.Length + test.Images.Length + 4L * (train.Count + test.Count),
-            MemoryPlan.Available(accelerator), Compute.Describe(accelerator));
+            MemoryPlan.Available(accelerator), Compute.Describe(accelerator), adam);
         using var kernels = new KernelSet(accelerator);
         kernels.UseDenseKernels(options.Dense);
         // Written once every check has passed, so a refused run leaves no run folder behind.

@@ -9,32 +9,19 @@ namespace IlgpuVae.Model;
 /// </summary>
 public static class MemoryPlan
 {
-    /// <summary>Bytes for parameters, gradients and Adam's two moments.</summary>
-    public static long ModelBytes(VaeConfig config) => 4L * 4 * new ParameterLayout(config).Count;
+    /// <summary>Bytes that do not grow with the batch: parameters, gradients and Adam's two moments, and the few
+    /// per-layer and per-run buffers beside them (see <see cref="Vae.Plan"/>).</summary>
+    public static long ModelBytes(VaeConfig config, AdamSettings? adam = null) => Vae.Plan(config, 0, adam).Bytes;
 
-    /// <summary>Bytes per example of batch (see the buffers of <see cref="Vae"/>): the input; per z sample (k of
-    /// them) z, ε, dz, five per-row terms and, with two stochastic layers, z2, ε2, dz2 and a second dz1; for VCCA
-    /// the two views, the joined output and its gradient, and the second decoder's dz; for the Ladder VAE the
-    /// merged stats and their gradient per sample and the top hidden layer's second gradient per example; every
-    /// layer's output and its gradient (and, batch-normalised, its product), once per example in the encoder (the
-    /// Ladder VAE's both bottom-up stages) and once per sample after it.</summary>
-    public static long BytesPerExample(VaeConfig config)
-    {
-        var layout = new ParameterLayout(config);
-        bool ladder = config.Model == ModelKind.Ladder;
-        int perExampleLayers = ladder ? layout.Encoder2End : layout.EncoderLayerCount;
-        long LayerFloats(DenseSlice layer) => (layer.BatchNorm ? 3L : 2L) * layer.Outputs;
-        long perSample = 3L * config.Latent + 5 + (config.StochasticLayers == 2 ? 3L * config.Latent2 + config.Latent + 2 : 0)
-                         + (config.Model == ModelKind.Vcca ? 2L * config.InputSize + config.Latent : 0)
-                         + (ladder ? 4L * config.Latent : 0)
-                         + layout.Layers.Skip(perExampleLayers).Sum(LayerFloats);
-        long perExample = (config.Model == ModelKind.Vcca ? 2L : 1L) * config.InputSize + 1 + (ladder ? config.Hidden[^1] : 0)
-                          + layout.Layers.Take(perExampleLayers).Sum(LayerFloats);
-        return 4L * (perExample + config.Samples * perSample);
-    }
+    /// <summary>Bytes per example of batch: the growth of the model's workspace (<see cref="Vae.Plan"/>) from one
+    /// batch size to the next, since every buffer that grows holds a fixed number of values per example (or per
+    /// sample, k of them).</summary>
+    public static long BytesPerExample(VaeConfig config, AdamSettings? adam = null) =>
+        Vae.Plan(config, 1, adam).Bytes - Vae.Plan(config, 0, adam).Bytes;
 
-    public static long Needed(VaeConfig config, int batch, long dataBytes) =>
-        ModelBytes(config) + batch * BytesPerExample(config) + dataBytes;
+    /// <summary>The model's whole workspace for batches of <paramref name="batch"/>, and the data set.</summary>
+    public static long Needed(VaeConfig config, int batch, long dataBytes, AdamSettings? adam = null) =>
+        Vae.Plan(config, batch, adam).Bytes + dataBytes;
 
     /// <summary>What the accelerator offers: its memory for GPUs; for the CPU accelerator (which reports no
     /// limit), the memory this process may use.</summary>
@@ -48,15 +35,16 @@ public static class MemoryPlan
     /// exceeds 90% of <paramref name="availableBytes"/> (the rest is left for the runtime and the driver), or
     /// when a batch is too large for the kernels' 32-bit element indices.
     /// </summary>
-    public static void Check(VaeConfig config, int batch, long dataBytes, long availableBytes, string acceleratorName)
+    public static void Check(VaeConfig config, int batch, long dataBytes, long availableBytes, string acceleratorName,
+        AdamSettings? adam = null)
     {
         int widest = Math.Max(config.InputSize, new ParameterLayout(config).Layers.Max(layer => layer.Outputs));
         long indexLimit = int.MaxValue / widest / config.Samples; // k rows per example after the encoder
         long budget = availableBytes / 10 * 9;
-        long needed = Needed(config, batch, dataBytes);
+        long needed = Needed(config, batch, dataBytes, adam);
         if (needed <= budget && batch <= indexLimit)
             return;
-        long fits = Math.Min(indexLimit, (budget - ModelBytes(config) - dataBytes) / BytesPerExample(config));
+        long fits = Math.Min(indexLimit, (budget - ModelBytes(config, adam) - dataBytes) / BytesPerExample(config, adam));
         const long MiB = 1 << 20;
         string advice = fits >= 1
             ? $"use --batch-size {Math.Min(fits, int.MaxValue)} or less"
@@ -64,7 +52,7 @@ public static class MemoryPlan
         if (batch > indexLimit)
             throw new ArgumentException($"batch {batch} × {widest} values exceeds the kernels' 32-bit indices; {advice}");
         throw new ArgumentException(
-            $"batch {batch} needs {needed / MiB} MiB on {acceleratorName} (model and optimiser {ModelBytes(config) / MiB} MiB, " +
-            $"data {dataBytes / MiB} MiB, {BytesPerExample(config)} bytes per example) but {availableBytes / MiB} MiB is available; {advice}");
+            $"batch {batch} needs {needed / MiB} MiB on {acceleratorName} (model and optimiser {ModelBytes(config, adam) / MiB} MiB, " +
+            $"data {dataBytes / MiB} MiB, {BytesPerExample(config, adam)} bytes per example) but {availableBytes / MiB} MiB is available; {advice}");
     }
 }

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
+using IlgpuVae.Model.Core;
 
 namespace IlgpuVae.Model;
 
@@ -39,35 +40,16 @@ public readonly record struct LossSums(double Reconstruction, double Kl, double 
 /// left view and decodes both views with two decoders; the Ladder VAE runs its whole bottom-up pass once per
 /// example and its top-down pass (z2, p(z1|z2), the merge, z1, the decoder) once per sample.
 /// </summary>
-public sealed class Vae : IDisposable
+public sealed partial class Vae : IDisposable
 {
     private readonly KernelSet kernels;
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> parameters, gradients, firstMoment, secondMoment;
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights;
+    private readonly Workspace workspace;
+    // The buffers every model of this class uses; the others are found by name in the workspace (see Vae.Plan).
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> parameters, gradients, firstMoment, secondMoment, gradientScale;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> x, z, epsilon, dZ, klPerRow, reconstructionPerRow;
     private readonly MemoryBuffer1D<float, Stride1D.Dense>[] layerOutputs, layerGradients;
     private readonly MemoryBuffer1D<double, Stride1D.Dense> trainingTotals, evaluationTotals;
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> gradientScale, clipPartials, normalizedWeights, objectivePerExample;
-    // The second stochastic layer's z2, ε2 and dz2, the gradient of z1 that flows back from q(z2|z1), the
-    // analytic KL that sampling z2 writes (unused: the two-layer KL is sampled through log w), and equal row
-    // weights (the VAE's share of each sample).
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights;
-    // InfoVAE: the batch's draws from the prior and each row's share of MMD².
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> priorDraws, mmdPerRow;
-    // Target-rate training: sign(R − σ) of the batch, the KL weight factor the sampler's backward pass reads.
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> rateSign;
     private const int TotalsLength = 6, CorrectSlot = 5;
-    // Deep VIB: whether each row's most likely class was its label.
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> correctPerRow;
-    // VCCA: the batch's two views (the encoder reads view 1), both decoders' outputs joined into whole images and
-    // their gradient, and the gradient of z from the second decoder.
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> view1, view2, jointOutput, dJointOutput, dZFromView2;
-    // Ladder VAE: q(z1|x, z2) merged per z row and its gradient, and the gradient of the encoder's last hidden
-    // layer from the bottom-up layers above it.
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> mergedStats, dMergedStats, dHiddenFromAbove;
-    // Batch-normalised layers: the product before normalisation, and [mean | 1/σ] per column of the last pass.
-    private readonly MemoryBuffer1D<float, Stride1D.Dense>[] preActivations, normStatistics;
-    // Where a batch-normalised layer's bias gradient goes: nowhere that Adam reads (see ParameterLayout).
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> unusedBiasGradient;
     // Whether dense layers normalise with the batch's statistics (a training pass) or the running averages.
     private bool trainingPass;
 
@@ -85,67 +67,76 @@ public sealed class Vae : IDisposable
         Adam.Validate();
         LearningRate = Adam.LearningRate;
 
-        var accelerator = kernels.Accelerator;
-        parameters = accelerator.Allocate1D(Layout.Initialise(seed));
-        gradients = accelerator.Allocate1D<float>(Layout.Count);
-        firstMoment = accelerator.Allocate1D<float>(Layout.Count);
-        secondMoment = accelerator.Allocate1D<float>(Layout.Count);
-        // The padding between layers (see ParameterLayout) is never written by a kernel, so zero it once here.
-        gradients.MemSetToZero();
-        firstMoment.MemSetToZero();
-        secondMoment.MemSetToZero();
-        x = accelerator.Allocate1D<float>(maxBatch * config.InputSize);
-        int maxRows = maxBatch * config.Samples;
-        z = accelerator.Allocate1D<float>(maxRows * config.Latent);
-        epsilon = accelerator.Allocate1D<float>(maxRows * config.Latent);
-        dZ = accelerator.Allocate1D<float>(maxRows * config.Latent);
-        klPerRow = accelerator.Allocate1D<float>(maxRows);
-        // The autoencoder never writes a KL term, so its rows add zeros to the sums.
-        klPerRow.MemSetToZero();
-        reconstructionPerRow = accelerator.Allocate1D<float>(maxRows);
-        logWeights = accelerator.Allocate1D<float>(maxRows);
-        normalizedWeights = accelerator.Allocate1D<float>(maxRows);
-        // Per example, the objectives that are not rec + β·KL per row: −L_k (IWAE), rec + β·KL + λ·B·MMD share
-        // (InfoVAE), rec + |σ − R| (target rate).
-        objectivePerExample = accelerator.Allocate1D<float>(maxBatch);
-        int rows2 = config.StochasticLayers == 2 ? maxRows : 1;
-        z2 = accelerator.Allocate1D<float>(rows2 * config.Latent2);
-        epsilon2 = accelerator.Allocate1D<float>(rows2 * config.Latent2);
-        dZ2 = accelerator.Allocate1D<float>(rows2 * config.Latent2);
-        dZ1FromEncoder2 = accelerator.Allocate1D<float>(rows2 * config.Latent);
-        unusedKl2 = accelerator.Allocate1D<float>(rows2);
-        equalWeights = accelerator.Allocate1D(Enumerable.Repeat(1f, rows2).ToArray());
-        bool infoVae = config.Model == ModelKind.InfoVae;
-        priorDraws = accelerator.Allocate1D<float>(infoVae ? maxBatch * config.Latent : 1);
-        mmdPerRow = accelerator.Allocate1D<float>(infoVae ? maxBatch : 1);
-        rateSign = accelerator.Allocate1D(new[] { 1f });
-        correctPerRow = accelerator.Allocate1D<float>(config.Model == ModelKind.Vib ? maxRows : 1);
-        bool vcca = config.Model == ModelKind.Vcca;
-        view1 = accelerator.Allocate1D<float>(vcca ? maxBatch * config.Views.View1Size : 1);
-        view2 = accelerator.Allocate1D<float>(vcca ? maxBatch * config.Views.View2Size : 1);
-        jointOutput = accelerator.Allocate1D<float>(vcca ? maxRows * config.InputSize : 1);
-        dJointOutput = accelerator.Allocate1D<float>(vcca ? maxRows * config.InputSize : 1);
-        dZFromView2 = accelerator.Allocate1D<float>(vcca ? maxRows * config.Latent : 1);
-        bool ladder = config.Model == ModelKind.Ladder;
-        mergedStats = accelerator.Allocate1D<float>(ladder ? maxRows * 2 * config.Latent : 1);
-        dMergedStats = accelerator.Allocate1D<float>(ladder ? maxRows * 2 * config.Latent : 1);
-        dHiddenFromAbove = accelerator.Allocate1D<float>(ladder ? maxBatch * config.Hidden[^1] : 1);
-        // Encoder layers see one row per example, decoder layers one per sample.
-        layerOutputs = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch, Samples) * layer.Outputs)).ToArray();
-        layerGradients = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(RowsOf(i, maxBatch, Samples) * layer.Outputs)).ToArray();
-        preActivations = Layout.Layers.Select((layer, i) => accelerator.Allocate1D<float>(layer.BatchNorm ? RowsOf(i, maxBatch, Samples) * layer.Outputs : 1)).ToArray();
-        normStatistics = Layout.Layers.Select(layer => accelerator.Allocate1D<float>(layer.BatchNorm ? 2 * layer.Outputs : 1)).ToArray();
-        unusedBiasGradient = accelerator.Allocate1D<float>(Layout.Layers.Max(layer => layer.BatchNorm ? layer.Outputs : 1));
+        // Every buffer starts zeroed: the padding between layers (see ParameterLayout) that no kernel writes, Adam's
+        // moments, and the autoencoder's KL rows, which add zeros to the sums.
+        workspace = new Workspace(kernels.Accelerator, Plan(config, maxBatch, Adam));
+        parameters = workspace.Floats(Buffers.Parameters);
+        parameters.View.CopyFromCPU(Layout.Initialise(seed));
+        gradients = workspace.Floats(Buffers.Gradients);
+        firstMoment = workspace.Floats(Buffers.FirstMoment);
+        secondMoment = workspace.Floats(Buffers.SecondMoment);
         // [scale Adam applies, norm before clipping]; stays [1, 0] when clipping is off.
-        gradientScale = accelerator.Allocate1D(new[] { 1f, 0f });
-        clipPartials = accelerator.Allocate1D<float>(GradientClipping.Slots);
-        trainingTotals = accelerator.Allocate1D<double>(TotalsLength);
-        evaluationTotals = accelerator.Allocate1D<double>(TotalsLength);
+        gradientScale = workspace.Floats(Buffers.GradientScale);
+        gradientScale.View.CopyFromCPU(new[] { 1f, 0f });
+        x = workspace.Floats(Buffers.Input);
+        z = workspace.Floats(Buffers.Z);
+        epsilon = workspace.Floats(Buffers.Epsilon);
+        dZ = workspace.Floats(Buffers.ZGradient);
+        klPerRow = workspace.Floats(Buffers.KlPerRow);
+        reconstructionPerRow = workspace.Floats(Buffers.ReconstructionPerRow);
+        layerOutputs = Enumerable.Range(0, Layout.Layers.Count).Select(i => workspace.Floats(Buffers.LayerOutput(i))).ToArray();
+        layerGradients = Enumerable.Range(0, Layout.Layers.Count).Select(i => workspace.Floats(Buffers.LayerGradient(i))).ToArray();
+        trainingTotals = workspace.Doubles(Buffers.TrainingTotals);
+        evaluationTotals = workspace.Doubles(Buffers.EvaluationTotals);
+        // The equal row weights are the two-layer VAE's share of each sample; the target rate's sign(R − σ) is
+        // written by the device before its first read, and starts at 1 as a KL weight factor would.
+        if (workspace.Has(Buffers.EqualWeights))
+            EqualWeights.View.CopyFromCPU(Enumerable.Repeat(1f, (int)EqualWeights.Length).ToArray());
+        if (workspace.Has(Buffers.RateSign))
+            RateSign.View.CopyFromCPU(new[] { 1f });
         KlWeight = config.Beta;
-        trainingTotals.MemSetToZero();
-        evaluationTotals.MemSetToZero();
-        accelerator.Synchronize();
+        kernels.Accelerator.Synchronize();
     }
+
+    /// <summary>Per example, the objectives that are not rec + β·KL per row: −L_k (IWAE), rec + β·KL + λ·B·MMD
+    /// share (InfoVAE), rec + |σ − R| (target rate).</summary>
+    private MemoryBuffer1D<float, Stride1D.Dense> ObjectivePerExample => workspace.Floats(Buffers.ObjectivePerExample);
+    private MemoryBuffer1D<float, Stride1D.Dense> LogWeights => workspace.Floats(Buffers.LogWeights);
+    private MemoryBuffer1D<float, Stride1D.Dense> NormalizedWeights => workspace.Floats(Buffers.NormalizedWeights);
+    private MemoryBuffer1D<float, Stride1D.Dense> ClipPartials => workspace.Floats(Buffers.ClipPartials);
+    // The second stochastic layer's z2, ε2 and dz2, the gradient of z1 that flows back from q(z2|z1), the
+    // analytic KL that sampling z2 writes (unused: the two-layer KL is sampled through log w), and equal row
+    // weights (the VAE's share of each sample).
+    private MemoryBuffer1D<float, Stride1D.Dense> Z2 => workspace.Floats(Buffers.Z2);
+    private MemoryBuffer1D<float, Stride1D.Dense> Epsilon2 => workspace.Floats(Buffers.Epsilon2);
+    private MemoryBuffer1D<float, Stride1D.Dense> Z2Gradient => workspace.Floats(Buffers.Z2Gradient);
+    private MemoryBuffer1D<float, Stride1D.Dense> Z1GradientFromEncoder2 => workspace.Floats(Buffers.Z1GradientFromEncoder2);
+    private MemoryBuffer1D<float, Stride1D.Dense> UnusedKl2 => workspace.Floats(Buffers.UnusedKl2);
+    private MemoryBuffer1D<float, Stride1D.Dense> EqualWeights => workspace.Floats(Buffers.EqualWeights);
+    // InfoVAE: the batch's draws from the prior and each row's share of MMD².
+    private MemoryBuffer1D<float, Stride1D.Dense> PriorDraws => workspace.Floats(Buffers.PriorDraws);
+    private MemoryBuffer1D<float, Stride1D.Dense> MmdPerRow => workspace.Floats(Buffers.MmdPerRow);
+    // Target-rate training: sign(R − σ) of the batch, the KL weight factor the sampler's backward pass reads.
+    private MemoryBuffer1D<float, Stride1D.Dense> RateSign => workspace.Floats(Buffers.RateSign);
+    // Deep VIB: whether each row's most likely class was its label.
+    private MemoryBuffer1D<float, Stride1D.Dense> CorrectPerRow => workspace.Floats(Buffers.CorrectPerRow);
+    // VCCA: the batch's two views (the encoder reads view 1), both decoders' outputs joined into whole images and
+    // their gradient, and the gradient of z from the second decoder.
+    private MemoryBuffer1D<float, Stride1D.Dense> View1 => workspace.Floats(Buffers.View1);
+    private MemoryBuffer1D<float, Stride1D.Dense> View2 => workspace.Floats(Buffers.View2);
+    private MemoryBuffer1D<float, Stride1D.Dense> JointOutput => workspace.Floats(Buffers.JointOutput);
+    private MemoryBuffer1D<float, Stride1D.Dense> JointOutputGradient => workspace.Floats(Buffers.JointOutputGradient);
+    private MemoryBuffer1D<float, Stride1D.Dense> ZGradientFromView2 => workspace.Floats(Buffers.ZGradientFromView2);
+    // Ladder VAE: q(z1|x, z2) merged per z row and its gradient, and the gradient of the encoder's last hidden
+    // layer from the bottom-up layers above it.
+    private MemoryBuffer1D<float, Stride1D.Dense> MergedStats => workspace.Floats(Buffers.MergedStats);
+    private MemoryBuffer1D<float, Stride1D.Dense> MergedStatsGradient => workspace.Floats(Buffers.MergedStatsGradient);
+    private MemoryBuffer1D<float, Stride1D.Dense> HiddenGradientFromAbove => workspace.Floats(Buffers.HiddenGradientFromAbove);
+    // Batch-normalised layers: the product before normalisation, and [mean | 1/σ] per column of the last pass.
+    private MemoryBuffer1D<float, Stride1D.Dense> PreActivation(int layer) => workspace.Floats(Buffers.PreActivation(layer));
+    private MemoryBuffer1D<float, Stride1D.Dense> NormStatistics(int layer) => workspace.Floats(Buffers.NormStatistics(layer));
+    // Where a batch-normalised layer's bias gradient goes: nowhere that Adam reads (see ParameterLayout).
+    private MemoryBuffer1D<float, Stride1D.Dense> UnusedBiasGradient => workspace.Floats(Buffers.UnusedBiasGradient);
 
     public VaeConfig Config { get; }
     public ParameterLayout Layout { get; }
@@ -168,20 +159,18 @@ public sealed class Vae : IDisposable
 
     /// <summary>What the encoder reads: the batch, or VCCA's first view of it.</summary>
     private ArrayView<float> EncoderInput(int batch) =>
-        TwoViews ? Rows(view1, batch, Config.Views.View1Size) : Rows(x, batch, Config.InputSize);
+        TwoViews ? Rows(View1, batch, Config.Views.View1Size) : Rows(x, batch, Config.InputSize);
 
     /// <summary>The decoder's output rows [rows, outputs] and their gradient: the last layer's buffers, or VCCA's
     /// two views joined into whole images.</summary>
     private ArrayView<float> Output(int rows) =>
-        TwoViews ? Rows(jointOutput, rows, Config.InputSize) : Rows(layerOutputs[^1], rows, Config.OutputSize);
+        TwoViews ? Rows(JointOutput, rows, Config.InputSize) : Rows(layerOutputs[^1], rows, Config.OutputSize);
 
     private ArrayView<float> OutputGradient(int rows) =>
-        TwoViews ? Rows(dJointOutput, rows, Config.InputSize) : Rows(layerGradients[^1], rows, Config.OutputSize);
+        TwoViews ? Rows(JointOutputGradient, rows, Config.InputSize) : Rows(layerGradients[^1], rows, Config.OutputSize);
 
-    /// <summary>Rows layer i sees for a batch with <paramref name="samples"/> z per example: one per example in the
-    /// encoder (both encoders in the Ladder VAE), one per sample above it.</summary>
-    private int RowsOf(int layer, int batch, int samples) =>
-        layer < (Ladder ? Layout.Encoder2End : Layout.EncoderLayerCount) ? batch : batch * samples;
+    /// <summary>Rows layer i sees (see <see cref="RowsOf(ParameterLayout, VaeConfig, int, int, int)"/>).</summary>
+    private int RowsOf(int layer, int batch, int samples) => (int)RowsOf(Layout, Config, layer, batch, samples);
 
     /// <summary>The Ladder VAE's bottom-up pass runs once per example through both encoders.</summary>
     private bool Ladder => Config.Model == ModelKind.Ladder;
@@ -212,7 +201,7 @@ public sealed class Vae : IDisposable
         GradientPass(data, first, batch, Step, binarize, accumulateLoss: true);
         var adam = new AdamParameters((float)LearningRate, (float)Adam.Beta1, (float)Adam.Beta2, (float)Adam.Epsilon, Step);
         if (Adam.MaxGradientNorm is { } maxNorm)
-            kernels.ClipGradients(gradients.View, clipPartials.View, gradientScale.View, (float)maxNorm);
+            kernels.ClipGradients(gradients.View, ClipPartials.View, gradientScale.View, (float)maxNorm);
         kernels.AdamStep(parameters.View, gradients.View, firstMoment.View, secondMoment.View, adam, gradientScale.View);
     }
 
@@ -238,8 +227,8 @@ public sealed class Vae : IDisposable
             // The gradient buffer of the last layer serves as scratch: evaluation computes no gradient.
             kernels.ClassificationLossGradient(Output(rows), data.Labels, data.Order,
                 OutputGradient(rows), reconstructionPerRow.View.SubView(0, rows),
-                correctPerRow.View.SubView(0, rows), rows, new ClassificationShape(Config.Classes, samples, first), 1f);
-            kernels.AccumulateCount(correctPerRow.View.SubView(0, rows), evaluationTotals.View, rows, CorrectSlot);
+                CorrectPerRow.View.SubView(0, rows), rows, new ClassificationShape(Config.Classes, samples, first), 1f);
+            kernels.AccumulateCount(CorrectPerRow.View.SubView(0, rows), evaluationTotals.View, rows, CorrectSlot);
         }
         else
             ReconstructionLossRows(batch, samples);
@@ -258,7 +247,7 @@ public sealed class Vae : IDisposable
         else if (Config.TargetRate is { } rate)
         {
             kernels.TargetRateObjective(klPerRow.View.SubView(0, batch), reconstructionPerRow.View.SubView(0, batch),
-                objectivePerExample.View.SubView(0, batch), rateSign.View, batch, (float)rate);
+                ObjectivePerExample.View.SubView(0, batch), RateSign.View, batch, (float)rate);
             AccumulateObjective(evaluationTotals, batch);
         }
         kernels.AccumulateLoss(reconstructionPerRow.View.SubView(0, rows), klPerRow.View.SubView(0, rows), evaluationTotals.View, rows);
@@ -266,7 +255,7 @@ public sealed class Vae : IDisposable
 
     /// <summary>Adds the batch's per-example objective (−L_k, InfoVAE or target rate) to the totals.</summary>
     private void AccumulateObjective(MemoryBuffer1D<double, Stride1D.Dense> totals, int batch) =>
-        kernels.AccumulateBound(objectivePerExample.View.SubView(0, batch), totals.View, batch);
+        kernels.AccumulateBound(ObjectivePerExample.View.SubView(0, batch), totals.View, batch);
 
     private MmdParameters MmdSettings(int batch, double beta) =>
         new(Config.Latent, batch, Config.MmdKernel, (float)Config.MmdLambda, (float)beta);
@@ -275,10 +264,10 @@ public sealed class Vae : IDisposable
     /// rec + β·KL + λ·B·share (into the per-example objective buffer).</summary>
     private void MmdObjective(int batch, DrawKey priorKey, double beta)
     {
-        kernels.PriorSample(Rows(priorDraws, batch, Config.Latent), priorKey);
-        kernels.MmdForward(Rows(z, batch, Config.Latent), Rows(priorDraws, batch, Config.Latent),
-            reconstructionPerRow.View.SubView(0, batch), klPerRow.View.SubView(0, batch), mmdPerRow.View.SubView(0, batch),
-            objectivePerExample.View.SubView(0, batch), MmdSettings(batch, beta));
+        kernels.PriorSample(Rows(PriorDraws, batch, Config.Latent), priorKey);
+        kernels.MmdForward(Rows(z, batch, Config.Latent), Rows(PriorDraws, batch, Config.Latent),
+            reconstructionPerRow.View.SubView(0, batch), klPerRow.View.SubView(0, batch), MmdPerRow.View.SubView(0, batch),
+            ObjectivePerExample.View.SubView(0, batch), MmdSettings(batch, beta));
     }
 
     /// <summary>log w for each z row after the reconstruction terms (and, with two stochastic layers, the row's
@@ -290,14 +279,14 @@ public sealed class Vae : IDisposable
         if (TwoLayers)
             // The Ladder VAE's q(z1|·) is merged per z row and its q(z2|x) is per example; the other way round in
             // the two-layer model.
-            kernels.TwoLayerLogWeights(Ladder ? Rows(mergedStats, rows, 2 * Config.Latent) : stats1, Rows(z, rows, Config.Latent),
+            kernels.TwoLayerLogWeights(Ladder ? Rows(MergedStats, rows, 2 * Config.Latent) : stats1, Rows(z, rows, Config.Latent),
                 Rows(epsilon, rows, Config.Latent), Rows(layerOutputs[Layout.Encoder2End - 1], RowsOf(Layout.Encoder2End - 1, batch, samples), 2 * Config.Latent2),
-                Rows(z2, rows, Config.Latent2), Rows(epsilon2, rows, Config.Latent2), Rows(layerOutputs[Layout.DecoderStart - 1], rows, 2 * Config.Latent),
-                reconstructionPerRow.View.SubView(0, rows), logWeights.View.SubView(0, rows), klPerRow.View.SubView(0, rows),
+                Rows(Z2, rows, Config.Latent2), Rows(Epsilon2, rows, Config.Latent2), Rows(layerOutputs[Layout.DecoderStart - 1], rows, 2 * Config.Latent),
+                reconstructionPerRow.View.SubView(0, rows), LogWeights.View.SubView(0, rows), klPerRow.View.SubView(0, rows),
                 rows, Ladder ? new LatentWidths(Config.Latent, Config.Latent2, 1, samples) : new LatentWidths(Config.Latent, Config.Latent2, samples));
         else
             kernels.LogWeights(stats1, Rows(z, rows, Config.Latent), Rows(epsilon, rows, Config.Latent),
-                reconstructionPerRow.View.SubView(0, rows), logWeights.View.SubView(0, rows), rows, Config.Latent, samples);
+                reconstructionPerRow.View.SubView(0, rows), LogWeights.View.SubView(0, rows), rows, Config.Latent, samples);
     }
 
     /// <summary>log w for each z row, then −L_k and the normalised weights per example.</summary>
@@ -305,8 +294,8 @@ public sealed class Vae : IDisposable
     {
         int rows = batch * samples;
         LogWeightRows(batch, samples);
-        kernels.ImportanceBound(logWeights.View.SubView(0, rows), normalizedWeights.View.SubView(0, rows),
-            objectivePerExample.View.SubView(0, batch), batch, samples);
+        kernels.ImportanceBound(LogWeights.View.SubView(0, rows), NormalizedWeights.View.SubView(0, rows),
+            ObjectivePerExample.View.SubView(0, batch), batch, samples);
     }
 
     /// <summary>
@@ -330,7 +319,7 @@ public sealed class Vae : IDisposable
         ReconstructionLossRows(batch, samples);
         LogWeightRows(batch, samples);
         kernels.Synchronize();
-        return Download(logWeights.View.SubView(0, batch * samples));
+        return Download(LogWeights.View.SubView(0, batch * samples));
     }
 
     /// <summary>Puts back the running training sums of an interrupted epoch (from a checkpoint).</summary>
@@ -425,7 +414,7 @@ public sealed class Vae : IDisposable
                 ImportanceBound(batch, Samples);
             else
                 LogWeightRows(batch, Samples);
-            var weights = (importance ? normalizedWeights : equalWeights).View.SubView(0, rows);
+            var weights = (importance ? NormalizedWeights : EqualWeights).View.SubView(0, rows);
             float scale = importance ? 1f / batch : 1f / rows;
             var weighted = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, scale);
             kernels.ReconstructionWeightedGradient(Config.Likelihood, target, output, dOutput, weights, rows, Config.InputSize, weighted, Samples);
@@ -445,7 +434,7 @@ public sealed class Vae : IDisposable
             ImportanceBound(batch, Samples);
             var weighted = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0 / batch);
             kernels.ReconstructionWeightedGradient(Config.Likelihood, target, output, dOutput,
-                normalizedWeights.View.SubView(0, rows), rows, Config.InputSize, weighted, Samples);
+                NormalizedWeights.View.SubView(0, rows), rows, Config.InputSize, weighted, Samples);
             if (accumulateLoss)
                 AccumulateObjective(trainingTotals, batch);
         }
@@ -455,10 +444,10 @@ public sealed class Vae : IDisposable
             if (Config.Model == ModelKind.Vib)
             {
                 // −log q(y|z) in place of the reconstruction term.
-                kernels.ClassificationLossGradient(output, data.Labels, data.Order, dOutput, rowTerms, correctPerRow.View.SubView(0, rows),
+                kernels.ClassificationLossGradient(output, data.Labels, data.Order, dOutput, rowTerms, CorrectPerRow.View.SubView(0, rows),
                     rows, new ClassificationShape(Config.Classes, Samples, first), 1f / rows);
                 if (accumulateLoss)
-                    kernels.AccumulateCount(correctPerRow.View.SubView(0, rows), trainingTotals.View, rows, CorrectSlot);
+                    kernels.AccumulateCount(CorrectPerRow.View.SubView(0, rows), trainingTotals.View, rows, CorrectSlot);
             }
             else
             {
@@ -474,8 +463,8 @@ public sealed class Vae : IDisposable
             }
             else if (Config.TargetRate is { } rate)
             {
-                kernels.TargetRateObjective(klPerRow.View.SubView(0, batch), rowTerms, objectivePerExample.View.SubView(0, batch),
-                    rateSign.View, batch, (float)rate);
+                kernels.TargetRateObjective(klPerRow.View.SubView(0, batch), rowTerms, ObjectivePerExample.View.SubView(0, batch),
+                    RateSign.View, batch, (float)rate);
                 if (accumulateLoss)
                     AccumulateObjective(trainingTotals, batch);
             }
@@ -523,9 +512,9 @@ public sealed class Vae : IDisposable
             DenseLayers(Layout.EncoderLayerCount, Layout.Encoder2End, Rows(z, rows, Config.Latent), rows);
             var key2 = new DrawKey(reparameterizeKey.Seed, reparameterizeKey.Stream + Philox.Streams.SecondLayerOffset, reparameterizeKey.Step);
             kernels.ReparameterizeForward(Rows(layerOutputs[Layout.Encoder2End - 1], rows, 2 * Config.Latent2),
-                Rows(z2, rows, Config.Latent2), Rows(epsilon2, rows, Config.Latent2), unusedKl2.View.SubView(0, rows),
+                Rows(Z2, rows, Config.Latent2), Rows(Epsilon2, rows, Config.Latent2), UnusedKl2.View.SubView(0, rows),
                 rows, Config.Latent2, key2);
-            DenseLayers(Layout.Encoder2End, Layout.DecoderStart, Rows(z2, rows, Config.Latent2), rows);
+            DenseLayers(Layout.Encoder2End, Layout.DecoderStart, Rows(Z2, rows, Config.Latent2), rows);
         }
         DecoderForward(rows);
     }
@@ -542,10 +531,10 @@ public sealed class Vae : IDisposable
         DenseLayers(Layout.EncoderLayerCount, Layout.Encoder2End, TopHidden(batch), batch);
         var key2 = new DrawKey(reparameterizeKey.Seed, reparameterizeKey.Stream + Philox.Streams.SecondLayerOffset, reparameterizeKey.Step);
         kernels.ReparameterizeForward(Rows(layerOutputs[Layout.Encoder2End - 1], batch, 2 * Config.Latent2),
-            Rows(z2, rows, Config.Latent2), Rows(epsilon2, rows, Config.Latent2), unusedKl2.View.SubView(0, rows),
+            Rows(Z2, rows, Config.Latent2), Rows(Epsilon2, rows, Config.Latent2), UnusedKl2.View.SubView(0, rows),
             rows, Config.Latent2, key2, samples);
-        DenseLayers(Layout.Encoder2End, Layout.DecoderStart, Rows(z2, rows, Config.Latent2), rows);
-        var merged = Rows(mergedStats, rows, 2 * Config.Latent);
+        DenseLayers(Layout.Encoder2End, Layout.DecoderStart, Rows(Z2, rows, Config.Latent2), rows);
+        var merged = Rows(MergedStats, rows, 2 * Config.Latent);
         kernels.LadderMerge(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent),
             Rows(layerOutputs[Layout.DecoderStart - 1], rows, 2 * Config.Latent), merged, rows, Config.Latent, samples);
         // The KL this writes is the merged Gaussian's against N(0, I), which the Ladder VAE does not use: its KL
@@ -578,14 +567,14 @@ public sealed class Vae : IDisposable
         BackwardLayers(Layout.DecoderStart, Layout.DecoderEnd, rows, codes, Rows(dZ, rows, Config.Latent));
         if (!TwoViews)
             return;
-        BackwardLayers(Layout.DecoderEnd, Layout.Layers.Count, rows, codes, Rows(dZFromView2, rows, Config.Latent));
-        kernels.Add(Rows(dZ, rows, Config.Latent), Rows(dZFromView2, rows, Config.Latent));
+        BackwardLayers(Layout.DecoderEnd, Layout.Layers.Count, rows, codes, Rows(ZGradientFromView2, rows, Config.Latent));
+        kernels.Add(Rows(dZ, rows, Config.Latent), Rows(ZGradientFromView2, rows, Config.Latent));
     }
 
     /// <summary>VCCA: the batch's images into their two views.</summary>
     private void SplitViews(int batch) =>
-        kernels.SplitViews(Rows(x, batch, Config.InputSize), Rows(view1, batch, Config.Views.View1Size),
-            Rows(view2, batch, Config.Views.View2Size), batch, Config.Views);
+        kernels.SplitViews(Rows(x, batch, Config.InputSize), Rows(View1, batch, Config.Views.View1Size),
+            Rows(View2, batch, Config.Views.View2Size), batch, Config.Views);
 
     /// <summary>Runs layers [from, to) forward from <paramref name="input"/>, each into its output buffer.</summary>
     private void DenseLayers(int from, int to, ArrayView<float> input, int batch)
@@ -596,11 +585,11 @@ public sealed class Vae : IDisposable
             var output = Rows(layerOutputs[i], batch, layer.Outputs);
             if (layer.BatchNorm)
             {
-                var preActivation = Rows(preActivations[i], batch, layer.Outputs);
+                var preActivation = Rows(PreActivation(i), batch, layer.Outputs);
                 kernels.DenseForward(ActivationKind.Identity, input, Weights(parameters, layer), Bias(parameters, layer),
                     preActivation, batch, layer.Inputs, layer.Outputs);
                 kernels.BatchNormForward(layer.Activation, preActivation, Norm(parameters, layer, 4), output,
-                    normStatistics[i].View, new BatchNormShape(batch, layer.Outputs, trainingPass));
+                    NormStatistics(i).View, new BatchNormShape(batch, layer.Outputs, trainingPass));
             }
             else
                 kernels.DenseForward(layer.Activation, input, Weights(parameters, layer), Bias(parameters, layer),
@@ -664,8 +653,8 @@ public sealed class Vae : IDisposable
         if (TwoLayers)
         {
             // Codes are z2; z1 is the mean of p(z1|z2), taken from the prior network's output on the host.
-            z2.View.SubView(0, codes.Length).CopyFromCPU(codes);
-            DenseLayers(Layout.Encoder2End, Layout.DecoderStart, Rows(z2, batch, top), batch);
+            Z2.View.SubView(0, codes.Length).CopyFromCPU(codes);
+            DenseLayers(Layout.Encoder2End, Layout.DecoderStart, Rows(Z2, batch, top), batch);
             kernels.Synchronize();
             var priorStats = Download(Rows(layerOutputs[Layout.DecoderStart - 1], batch, 2 * Config.Latent));
             var means = Half(priorStats, batch, Config.Latent, second: false);
@@ -695,18 +684,18 @@ public sealed class Vae : IDisposable
             DecoderBackward(zRows);
             if (Config.Model == ModelKind.Iwae)
                 kernels.ImportanceBackward(encoderOutput, Rows(z, zRows, Config.Latent), Rows(epsilon, zRows, Config.Latent),
-                    Rows(dZ, zRows, Config.Latent), normalizedWeights.View.SubView(0, zRows), dEncoderOutput, batch,
+                    Rows(dZ, zRows, Config.Latent), NormalizedWeights.View.SubView(0, zRows), dEncoderOutput, batch,
                     Config.Latent, Samples, 1f / batch);
             else
             {
                 if (Config.Model == ModelKind.InfoVae)
-                    kernels.MmdBackward(Rows(z, batch, Config.Latent), Rows(priorDraws, batch, Config.Latent), Rows(dZ, batch, Config.Latent),
+                    kernels.MmdBackward(Rows(z, batch, Config.Latent), Rows(PriorDraws, batch, Config.Latent), Rows(dZ, batch, Config.Latent),
                         MmdSettings(batch, KlWeight), (float)Config.MmdLambda);
                 // Target-rate training weighs KL by sign(R − σ), which the device wrote; otherwise by β.
                 bool targetRate = Config.TargetRate is not null;
                 kernels.ReparameterizeBackward(encoderOutput, Rows(epsilon, zRows, Config.Latent), Rows(dZ, zRows, Config.Latent),
                     dEncoderOutput, batch, Config.Latent, (float)((targetRate ? 1 : KlWeight) / batch), Samples,
-                    targetRate ? rateSign.View : null);
+                    targetRate ? RateSign.View : null);
             }
         }
         BackwardLayers(0, Layout.EncoderLayerCount, batch, EncoderInput(batch), kernels.None);
@@ -731,14 +720,14 @@ public sealed class Vae : IDisposable
         DecoderBackward(rows);
         kernels.PriorStatsGradient(z1, priorStats, weights, Rows(layerGradients[Layout.DecoderStart - 1], rows, 2 * Config.Latent),
             rows, Config.Latent, scale);
-        BackwardLayers(Layout.Encoder2End, Layout.DecoderStart, rows, Rows(z2, rows, Config.Latent2), Rows(dZ2, rows, Config.Latent2));
-        kernels.ImportanceBackward(stats2, Rows(z2, rows, Config.Latent2), Rows(epsilon2, rows, Config.Latent2),
-            Rows(dZ2, rows, Config.Latent2), weights, Rows(layerGradients[Layout.Encoder2End - 1], rows, 2 * Config.Latent2),
+        BackwardLayers(Layout.Encoder2End, Layout.DecoderStart, rows, Rows(Z2, rows, Config.Latent2), Rows(Z2Gradient, rows, Config.Latent2));
+        kernels.ImportanceBackward(stats2, Rows(Z2, rows, Config.Latent2), Rows(Epsilon2, rows, Config.Latent2),
+            Rows(Z2Gradient, rows, Config.Latent2), weights, Rows(layerGradients[Layout.Encoder2End - 1], rows, 2 * Config.Latent2),
             rows, Config.Latent2, 1, scale);
-        BackwardLayers(Layout.EncoderLayerCount, Layout.Encoder2End, rows, z1, Rows(dZ1FromEncoder2, rows, Config.Latent));
+        BackwardLayers(Layout.EncoderLayerCount, Layout.Encoder2End, rows, z1, Rows(Z1GradientFromEncoder2, rows, Config.Latent));
         var stats1 = Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent);
         kernels.FirstLayerBackward(stats1, z1, Rows(epsilon, rows, Config.Latent), priorStats, Rows(dZ, rows, Config.Latent),
-            Rows(dZ1FromEncoder2, rows, Config.Latent), weights, Rows(layerGradients[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent),
+            Rows(Z1GradientFromEncoder2, rows, Config.Latent), weights, Rows(layerGradients[Layout.EncoderLayerCount - 1], batch, 2 * Config.Latent),
             batch, Config.Latent, Samples, scale);
         BackwardLayers(0, Layout.EncoderLayerCount, batch, EncoderInput(batch), kernels.None);
     }
@@ -756,20 +745,20 @@ public sealed class Vae : IDisposable
         var z1 = Rows(z, rows, k1);
         var priorStats = Rows(layerOutputs[Layout.DecoderStart - 1], rows, 2 * k1);
         var dPriorStats = Rows(layerGradients[Layout.DecoderStart - 1], rows, 2 * k1);
-        var merged = Rows(mergedStats, rows, 2 * k1);
+        var merged = Rows(MergedStats, rows, 2 * k1);
         DecoderBackward(rows);
         kernels.PriorStatsGradient(z1, priorStats, weights, dPriorStats, rows, k1, scale);
         kernels.FirstLayerBackward(merged, z1, Rows(epsilon, rows, k1), priorStats, Rows(dZ, rows, k1), kernels.None, weights,
-            Rows(dMergedStats, rows, 2 * k1), rows, k1, 1, scale);
+            Rows(MergedStatsGradient, rows, 2 * k1), rows, k1, 1, scale);
         kernels.LadderMergeBackward(Rows(layerOutputs[Layout.EncoderLayerCount - 1], batch, 2 * k1), priorStats,
-            Rows(dMergedStats, rows, 2 * k1), Rows(layerGradients[Layout.EncoderLayerCount - 1], batch, 2 * k1), dPriorStats,
+            Rows(MergedStatsGradient, rows, 2 * k1), Rows(layerGradients[Layout.EncoderLayerCount - 1], batch, 2 * k1), dPriorStats,
             batch, k1, Samples);
-        BackwardLayers(Layout.Encoder2End, Layout.DecoderStart, rows, Rows(z2, rows, k2), Rows(dZ2, rows, k2));
-        kernels.ImportanceBackward(Rows(layerOutputs[Layout.Encoder2End - 1], batch, 2 * k2), Rows(z2, rows, k2),
-            Rows(epsilon2, rows, k2), Rows(dZ2, rows, k2), weights, Rows(layerGradients[Layout.Encoder2End - 1], batch, 2 * k2),
+        BackwardLayers(Layout.Encoder2End, Layout.DecoderStart, rows, Rows(Z2, rows, k2), Rows(Z2Gradient, rows, k2));
+        kernels.ImportanceBackward(Rows(layerOutputs[Layout.Encoder2End - 1], batch, 2 * k2), Rows(Z2, rows, k2),
+            Rows(Epsilon2, rows, k2), Rows(Z2Gradient, rows, k2), weights, Rows(layerGradients[Layout.Encoder2End - 1], batch, 2 * k2),
             batch, k2, Samples, scale);
         var dTopHidden = Rows(layerGradients[Layout.EncoderLayerCount - 2], batch, Config.Hidden[^1]);
-        var dTopHiddenFromAbove = Rows(dHiddenFromAbove, batch, Config.Hidden[^1]);
+        var dTopHiddenFromAbove = Rows(HiddenGradientFromAbove, batch, Config.Hidden[^1]);
         BackwardLayers(Layout.EncoderLayerCount, Layout.Encoder2End, batch, TopHidden(batch), dTopHiddenFromAbove);
         BackwardLayers(Layout.EncoderLayerCount - 1, Layout.EncoderLayerCount, batch, TopHidden(batch), dTopHidden);
         kernels.Add(dTopHidden, dTopHiddenFromAbove);
@@ -798,13 +787,13 @@ public sealed class Vae : IDisposable
             if (layer.BatchNorm)
             {
                 // Through the activation and the normalisation to the product, in place; the rest is a linear layer.
-                kernels.BatchNormBackward(layer.Activation, Rows(preActivations[i], rows, layer.Outputs), Norm(parameters, layer, 4),
-                    Rows(layerOutputs[i], rows, layer.Outputs), normStatistics[i].View, dPre, Norm(gradients, layer, 2),
+                kernels.BatchNormBackward(layer.Activation, Rows(PreActivation(i), rows, layer.Outputs), Norm(parameters, layer, 4),
+                    Rows(layerOutputs[i], rows, layer.Outputs), NormStatistics(i).View, dPre, Norm(gradients, layer, 2),
                     new BatchNormShape(rows, layer.Outputs, trainingPass));
             }
             // The layer below's act', fused into its gradient's product, unless its batch norm applies it.
             var below = i == from || Layout.Layers[i - 1].BatchNorm ? ActivationKind.Identity : Layout.Layers[i - 1].Activation;
-            ArrayView<float> dBias = layer.BatchNorm ? unusedBiasGradient.View.SubView(0, layer.Outputs) : Bias(gradients, layer);
+            ArrayView<float> dBias = layer.BatchNorm ? UnusedBiasGradient.View.SubView(0, layer.Outputs) : Bias(gradients, layer);
             kernels.DenseBackward(layerInput, Weights(parameters, layer), dPre, layerDInput, below,
                 Weights(gradients, layer), dBias, rows, layer.Inputs, layer.Outputs);
         }
@@ -855,12 +844,5 @@ public sealed class Vae : IDisposable
     private static ArrayView<float> Norm(MemoryBuffer1D<float, Stride1D.Dense> buffer, DenseSlice layer, int rows) =>
         buffer.View.SubView(layer.NormOffset, rows * layer.Outputs);
 
-    public void Dispose()
-    {
-        foreach (var buffer in new[] { parameters, gradients, firstMoment, secondMoment, gradientScale, clipPartials, normalizedWeights, objectivePerExample, z2, epsilon2, dZ2, dZ1FromEncoder2, unusedKl2, equalWeights, priorDraws, mmdPerRow, rateSign, correctPerRow, view1, view2, jointOutput, dJointOutput, dZFromView2, mergedStats, dMergedStats, dHiddenFromAbove, unusedBiasGradient, x, z, epsilon, dZ, klPerRow, reconstructionPerRow, logWeights }
-                     .Concat(layerOutputs).Concat(layerGradients).Concat(preActivations).Concat(normStatistics))
-            buffer.Dispose();
-        trainingTotals.Dispose();
-        evaluationTotals.Dispose();
-    }
+    public void Dispose() => workspace.Dispose();
 }
