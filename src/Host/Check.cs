@@ -1,6 +1,6 @@
 using System.Globalization;
 using IlgpuVae.GpuKernels;
-using IlgpuVae.Model.Verification;
+using IlgpuVae.GpuKernels.Verification;
 
 namespace IlgpuVae.Host;
 

@@ -1,9 +1,8 @@
 using ILGPU;
 using ILGPU.Runtime;
-using IlgpuVae.GpuKernels;
 using IlgpuVae.GpuKernels.Reference;
 
-namespace IlgpuVae.Model.Verification;
+namespace IlgpuVae.GpuKernels.Verification;
 
 /// <summary>One kernel at one shape against its double-precision reference.</summary>
 /// <param name="WorstRatio">The worst element's error divided by its allowed error (≤ 1 passes).</param>
