@@ -579,4 +579,19 @@ public sealed class CliTests : IDisposable
         Assert.Equal(2, exitCode);
         Assert.StartsWith("error:", error);
     }
+
+    /// <summary>An unknown value of an option that names a kind lists the values as they are typed, not the C#
+    /// type behind them.</summary>
+    [Theory]
+    [InlineData("--model", "dlgm", "unknown --model 'dlgm': use vae, iwae, ae, infovae, vib, vcca, ladder")]
+    [InlineData("--activation", "swish", "unknown --activation 'swish': use identity, relu, tanh, sigmoid")]
+    [InlineData("--binarize", "1", "unknown --binarize '1': use none, dynamic, static")]
+    public void UnknownKindListsTheNamesAsTyped(string option, string value, string expected)
+    {
+        var (exitCode, _, error) = Run("train", option, value, "--out", Path.Combine(directory, "run"));
+        Assert.Equal(2, exitCode);
+        Assert.Contains(expected, error);
+        Assert.DoesNotContain("IlgpuVae", error);
+        Assert.False(Directory.Exists(Path.Combine(directory, "run")));
+    }
 }

@@ -79,7 +79,7 @@ public static class Program
         var preset = new Option<string?>("--preset") { Description = $"Start from the settings of a published result (options given beside it win): {string.Join(", ", Presets.Names)}" };
         preset.AcceptOnlyFromAmong(Presets.Names.ToArray());
         preset.HelpName = "NAME";
-        var model = new Option<ModelKind>("--model") { Description = "vae (ELBO, averaged over --k samples), iwae (the k-sample importance-weighted bound), ae (plain autoencoder, z = the code), infovae (rec + β·KL + λ·MMD², β 0 unless given) vib (Deep VIB: −log q(label|z) + β·KL, β 1e-3 unless given) vcca (two views, the left and right image halves, share z inferred from the left: rec(left) + rec(right) + β·KL) or ladder (Ladder VAE: two stochastic layers, q(z1|x, z2) merging the bottom-up pass with p(z1|z2) by precision; batch norm on by default)", DefaultValueFactory = _ => defaults.Model, HelpName = "vae|iwae|ae|infovae|vib|vcca|ladder" };
+        var model = new Option<ModelKind>("--model") { Description = "vae (ELBO, averaged over --k samples), iwae (the k-sample importance-weighted bound), ae (plain autoencoder, z = the code), infovae (rec + β·KL + λ·MMD², β 0 unless given) vib (Deep VIB: −log q(label|z) + β·KL, β 1e-3 unless given) vcca (two views, the left and right image halves, share z inferred from the left: rec(left) + rec(right) + β·KL) or ladder (Ladder VAE: two stochastic layers, q(z1|x, z2) merging the bottom-up pass with p(z1|z2) by precision; batch norm on by default)", DefaultValueFactory = _ => defaults.Model, HelpName = "vae|iwae|ae|infovae|vib|vcca|ladder", CustomParser = Named<ModelKind>("--model") };
         var mmdLambda = new Option<double>("--mmd-lambda") { Description = "InfoVAE: λ, the weight of MMD² between the batch's codes and as many prior draws", DefaultValueFactory = _ => defaults.MmdLambda };
         var mmdKernel = new Option<MmdKernelKind>("--mmd-kernel") { Description = "InfoVAE: gaussian (exp(-d²/2K)) or imq (inverse multiquadric 2K/(2K + d²))", DefaultValueFactory = _ => defaults.MmdKernel, CustomParser = ParseMmdKernel, HelpName = "gaussian|imq" };
         var samples = new Option<int>("--k") { Description = "z samples per example: the IWAE's k; the VAE averages its ELBO over them", DefaultValueFactory = _ => defaults.Samples };
@@ -100,17 +100,17 @@ public static class Program
         var adamEpsilon = new Option<double>("--adam-eps") { Description = "Adam's ε (the IWAE paper uses 1e-4)", DefaultValueFactory = _ => defaults.AdamEpsilon };
         var clipGradNorm = new Option<double?>("--clip-grad-norm") { Description = "Scale the gradient down to this L2 norm (over all parameters) before each step when it is larger (default: no clipping)" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of every random draw (initialisation, order, ε)", DefaultValueFactory = _ => defaults.Seed };
-        var likelihood = new Option<LikelihoodKind>("--likelihood") { Description = "Decoder: bernoulli (logits) or gaussian (N(f(z), c·I))", DefaultValueFactory = _ => defaults.Likelihood };
+        var likelihood = new Option<LikelihoodKind>("--likelihood") { Description = "Decoder: bernoulli (logits) or gaussian (N(f(z), c·I))", DefaultValueFactory = _ => defaults.Likelihood, CustomParser = Named<LikelihoodKind>("--likelihood") };
         var variance = new Option<double>("--gaussian-c") { Description = "c of the Gaussian decoder", DefaultValueFactory = _ => defaults.GaussianVariance };
-        var activation = new Option<ActivationKind>("--activation") { Description = "Hidden activation: relu, tanh, sigmoid, identity", DefaultValueFactory = _ => defaults.Activation };
-        var binarize = new Option<BinarizeMode>("--binarize") { Description = "Binary targets for the Bernoulli decoder: none (grey levels), dynamic (each pixel drawn as Bernoulli(grey) every time it is seen), static (drawn once)", DefaultValueFactory = _ => defaults.Binarize };
+        var activation = new Option<ActivationKind>("--activation") { Description = "Hidden activation: relu, tanh, sigmoid, identity", DefaultValueFactory = _ => defaults.Activation, CustomParser = Named<ActivationKind>("--activation") };
+        var binarize = new Option<BinarizeMode>("--binarize") { Description = "Binary targets for the Bernoulli decoder: none (grey levels), dynamic (each pixel drawn as Bernoulli(grey) every time it is seen), static (drawn once)", DefaultValueFactory = _ => defaults.Binarize, CustomParser = Named<BinarizeMode>("--binarize") };
         var accelerator = AcceleratorOption();
         var outDirectory = new Option<string?>("--out") { Description = "Run folder for config.json and metrics.csv (default runs/DATA-TIME)" };
         var trainLimit = new Option<int>("--train-limit") { Description = "Use only the first N training examples (0: all)" };
         var testLimit = new Option<int>("--test-limit") { Description = "Use only the first N test examples (0: all)" };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Also checkpoint every N steps within epochs (0: at epoch ends only)" };
         var dense = DenseOption();
-        var precision = new Option<TrainingPrecision>("--precision") { Description = "single (the float kernels on the accelerator) or double (the double-precision reference pipeline on the host with the same draws: slow, to tell a result from float rounding; the kernels still evaluate the trained weights)", DefaultValueFactory = _ => defaults.Precision, HelpName = "single|double" };
+        var precision = new Option<TrainingPrecision>("--precision") { Description = "single (the float kernels on the accelerator) or double (the double-precision reference pipeline on the host with the same draws: slow, to tell a result from float rounding; the kernels still evaluate the trained weights)", DefaultValueFactory = _ => defaults.Precision, HelpName = "single|double", CustomParser = Named<TrainingPrecision>("--precision") };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder from its last checkpoint, with its settings (--epochs, --accelerator, --dense and --precision may change)" };
 
         var command = new Command("train", "Train a VAE, IWAE or autoencoder and write metrics.csv, pictures and checkpoints")
@@ -186,6 +186,20 @@ public static class Program
         });
         return command;
     }
+
+    /// <summary>Parses an option whose values are an enum's members, written as a user types them (lower case: vae,
+    /// infovae, relu); anything else is a usage error that lists those names, not the C# type and its members.</summary>
+    private static Func<System.CommandLine.Parsing.ArgumentResult, TEnum> Named<TEnum>(string option) where TEnum : struct, Enum =>
+        result =>
+        {
+            string text = result.Tokens.Count == 0 ? "" : result.Tokens[0].Value;
+            var names = Enum.GetNames<TEnum>().Select(name => name.ToLowerInvariant()).ToArray();
+            int index = Array.IndexOf(names, text.ToLowerInvariant());
+            if (index >= 0)
+                return Enum.GetValues<TEnum>()[index];
+            result.AddError($"unknown {option} '{text}': use {string.Join(", ", names)}");
+            return default;
+        };
 
     private static MmdKernelKind ParseMmdKernel(System.CommandLine.Parsing.ArgumentResult result)
     {
