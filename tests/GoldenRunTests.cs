@@ -175,7 +175,7 @@ public sealed class GoldenRunTests : IDisposable
     }
 
     /// <summary>42 training and 9 test images of 4×5 random bytes with labels 0–9, the same on every call.</summary>
-    public static string WriteDataSet(string folder)
+    private static string WriteDataSet(string folder)
     {
         if (Directory.Exists(folder))
             return folder;

@@ -50,13 +50,11 @@ public sealed class Workspace : IDisposable
 
     public Workspace(Accelerator accelerator, WorkspacePlan plan)
     {
-        Plan = plan;
         try
         {
             foreach (var request in plan.Requests)
             {
-                // A zero-length allocation is refused by some backends; one element stands in for an empty batch.
-                long length = Math.Max(1, request.Length);
+                long length = request.Length;
                 if (request.ElementBytes == sizeof(double))
                 {
                     var buffer = accelerator.Allocate1D<double>(length);
@@ -77,8 +75,6 @@ public sealed class Workspace : IDisposable
             throw;
         }
     }
-
-    public WorkspacePlan Plan { get; }
 
     public bool Has(string name) => floats.ContainsKey(name) || doubles.ContainsKey(name);
 
