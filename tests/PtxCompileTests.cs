@@ -54,13 +54,49 @@ public sealed class PtxCompileTests
     }
 
     [Fact]
-    public void EveryLoadedKernelIsInTheCompiledList()
+    public void EveryKernelEntryPointIsListed()
     {
-        // KernelSet loads kernels by delegate; this guards the list the PTX check walks against falling behind.
-        int loaders = typeof(KernelSet).GetFields(BindingFlags.NonPublic | BindingFlags.Instance)
-            .Count(field => field.FieldType.IsGenericType &&
-                            (field.FieldType.GetGenericTypeDefinition() == typeof(Dictionary<,>) || field.FieldType.Name.StartsWith("Action", StringComparison.Ordinal)));
-        int distinctKernels = KernelSet.AllKernelMethods().Select(method => method.IsGenericMethod ? method.GetGenericMethodDefinition() : method).Distinct().Count();
-        Assert.Equal(loaders, distinctKernels);
+        // The list comes from [Kernel] attributes: an entry point without one would be neither compiled here nor
+        // loadable (see AnUnlistedKernelIsRefused), so a method that looks like a kernel and lacks it is a mistake.
+        var unlisted = typeof(KernelSet).Assembly.GetTypes()
+            .SelectMany(type => type.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
+            .Where(method => method.Name.EndsWith("Kernel", StringComparison.Ordinal) && method.ReturnType == typeof(void)
+                             && method.GetCustomAttribute<KernelAttribute>() is null)
+            .Select(method => $"{method.DeclaringType!.Name}.{method.Name}")
+            .ToList();
+        Assert.Empty(unlisted);
+        Assert.True(KernelSet.AllKernelMethods().Count >= 60, $"only {KernelSet.AllKernelMethods().Count} kernels found");
+        Assert.Equal(KernelSet.AllKernelMethods().Count, KernelSet.AllKernelMethods().Distinct().Count());
+    }
+
+    private static void UnlistedKernel(Index1D index, ArrayView<float> values) => values[index] = 1;
+
+    [Fact]
+    public void AnUnlistedKernelIsRefused()
+    {
+        using var context = Context.Create(builder => builder.CPU());
+        using var accelerator = context.CreateCPUAccelerator(0);
+        using var kernels = new KernelSet(accelerator);
+        using var values = accelerator.Allocate1D<float>(1);
+        ArrayView<float> view = values.View;
+        var error = Assert.Throws<InvalidOperationException>(() => kernels.Launch(UnlistedKernel, 1, view));
+        Assert.Contains("UnlistedKernel is not listed", error.Message);
+    }
+
+    [Fact]
+    public void ListedKernelsLoadUnderTheirOwnMethod()
+    {
+        // The loader looks a kernel up by the method of the delegate it is launched with; a generic instantiation
+        // must be the same MethodInfo the list built with MakeGenericMethod.
+        using var context = Context.Create(builder => builder.CPU());
+        using var accelerator = context.CreateCPUAccelerator(0);
+        using var kernels = new KernelSet(accelerator);
+        using var values = accelerator.Allocate1D<float>(8);
+        using var dY = accelerator.Allocate1D<float>(8);
+        kernels.ActivationGradient(ActivationKind.Tanh, values.View, dY.View);
+        kernels.Synchronize();
+        var loaded = Assert.Single(kernels.LoadedKernels);
+        Assert.Contains(loaded, KernelSet.AllKernelMethods());
+        Assert.Equal(typeof(TanhActivation), loaded.GetGenericArguments().Single());
     }
 }

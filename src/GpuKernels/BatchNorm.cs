@@ -32,7 +32,36 @@ public readonly struct BatchNormShape
 /// </summary>
 public static class BatchNorm
 {
+    /// <summary>y = act(batch norm(pre)); norm = [γ | β | running mean | running variance], saved ← [mean | 1/σ].</summary>
+    public static void BatchNormForward(this KernelSet kernels, ActivationKind activation, ArrayView<float> preActivation,
+        ArrayView<float> norm, ArrayView<float> output, ArrayView<float> saved, BatchNormShape shape)
+    {
+        switch (activation)
+        {
+            case ActivationKind.Identity: kernels.Launch(ForwardKernel<IdentityActivation>, shape.Columns, preActivation, norm, output, saved, shape); break;
+            case ActivationKind.Relu: kernels.Launch(ForwardKernel<ReluActivation>, shape.Columns, preActivation, norm, output, saved, shape); break;
+            case ActivationKind.Tanh: kernels.Launch(ForwardKernel<TanhActivation>, shape.Columns, preActivation, norm, output, saved, shape); break;
+            case ActivationKind.Sigmoid: kernels.Launch(ForwardKernel<SigmoidActivation>, shape.Columns, preActivation, norm, output, saved, shape); break;
+            default: throw new ArgumentOutOfRangeException(nameof(activation), activation, null);
+        }
+    }
+
+    /// <summary>dY is overwritten with d pre-activation; dNorm ← [dγ | dβ].</summary>
+    public static void BatchNormBackward(this KernelSet kernels, ActivationKind activation, ArrayView<float> preActivation, ArrayView<float> norm,
+        ArrayView<float> output, ArrayView<float> saved, ArrayView<float> dY, ArrayView<float> dNorm, BatchNormShape shape)
+    {
+        switch (activation)
+        {
+            case ActivationKind.Identity: kernels.Launch(BackwardKernel<IdentityActivation>, shape.Columns, preActivation, norm, output, saved, dY, dNorm, shape); break;
+            case ActivationKind.Relu: kernels.Launch(BackwardKernel<ReluActivation>, shape.Columns, preActivation, norm, output, saved, dY, dNorm, shape); break;
+            case ActivationKind.Tanh: kernels.Launch(BackwardKernel<TanhActivation>, shape.Columns, preActivation, norm, output, saved, dY, dNorm, shape); break;
+            case ActivationKind.Sigmoid: kernels.Launch(BackwardKernel<SigmoidActivation>, shape.Columns, preActivation, norm, output, saved, dY, dNorm, shape); break;
+            default: throw new ArgumentOutOfRangeException(nameof(activation), activation, null);
+        }
+    }
+
     /// <summary>Writes y, and [mean | 1/√(var + ε)] per column to <paramref name="saved"/> for the backward pass.</summary>
+    [Kernel(typeof(IdentityActivation), typeof(ReluActivation), typeof(TanhActivation), typeof(SigmoidActivation))]
     public static void ForwardKernel<TActivation>(
         Index1D column,
         ArrayView<float> preActivation,
@@ -83,6 +112,7 @@ public static class BatchNorm
     /// s = dy·act'(y): dβ = Σs, dγ = Σ s·x̂, and in training (the statistics depend on the batch)
     /// da = γ/√(var + ε)·(s − dβ/N − x̂·dγ/N); in evaluation da = γ/√(var + ε)·s.
     /// </summary>
+    [Kernel(typeof(IdentityActivation), typeof(ReluActivation), typeof(TanhActivation), typeof(SigmoidActivation))]
     public static void BackwardKernel<TActivation>(
         Index1D column,
         ArrayView<float> preActivation,

@@ -10,6 +10,12 @@ namespace IlgpuVae.GpuKernels;
 /// </summary>
 public static class Classification
 {
+    /// <summary>Softmax cross-entropy per row with its gradient and correctness.</summary>
+    public static void ClassificationLossGradient(this KernelSet kernels, ArrayView<float> logits, ArrayView<byte> labels, ArrayView<int> order,
+        ArrayView<float> dLogits, ArrayView<float> lossPerRow, ArrayView<float> correctPerRow, int rows, ClassificationShape shape, float gradientScale) =>
+        kernels.Launch(LossGradientKernel, rows, logits, labels, order, dLogits, lossPerRow, correctPerRow, shape, gradientScale);
+
+    [Kernel]
     public static void LossGradientKernel(
         Index1D row,
         ArrayView<float> logits,

@@ -11,6 +11,16 @@ namespace IlgpuVae.GpuKernels;
 /// </summary>
 public static class ImportanceWeights
 {
+    /// <summary>−L_k per example and the normalised weights w̃ from log-weights [examples·samples].</summary>
+    public static void ImportanceBound(this KernelSet kernels, ArrayView<float> logWeights, ArrayView<float> normalizedWeights,
+        ArrayView<float> negativeBound, int examples, int samples) =>
+        kernels.Launch(BoundKernel, examples, logWeights, normalizedWeights, negativeBound, samples);
+
+    public static void LogWeights(this KernelSet kernels, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
+        ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights, int rows, int latent, int samples = 1) =>
+        kernels.Launch(LogWeightKernel, rows, stats, z, epsilon, reconstructionPerRow, logWeights, latent, samples);
+
+    [Kernel]
     public static void LogWeightKernel(
         Index1D row,
         ArrayView<float> stats,
@@ -41,6 +51,7 @@ public static class ImportanceWeights
     /// so no weight overflows however negative the log-weights (they are around −100 nats on MNIST); weights under
     /// <see cref="StableMath.NegligibleGradient"/> are written as 0, not as subnormals.
     /// </summary>
+    [Kernel]
     public static void BoundKernel(
         Index1D example,
         ArrayView<float> logWeights,

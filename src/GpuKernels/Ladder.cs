@@ -12,7 +12,18 @@ namespace IlgpuVae.GpuKernels;
 /// </summary>
 public static class Ladder
 {
+    /// <summary>Merged [rows, 2K] from bottom-up stats [rows / samples, 2K] and top-down [rows, 2K].</summary>
+    public static void LadderMerge(this KernelSet kernels, ArrayView<float> bottomUp, ArrayView<float> topDown, ArrayView<float> merged,
+        int rows, int latent, int samples) =>
+        kernels.Launch(MergeKernel, rows, bottomUp, topDown, merged, latent, samples);
+
+    /// <summary>Writes dBottomUp [examples, 2K] and adds to dTopDown [examples·samples, 2K].</summary>
+    public static void LadderMergeBackward(this KernelSet kernels, ArrayView<float> bottomUp, ArrayView<float> topDown, ArrayView<float> dMerged,
+        ArrayView<float> dBottomUp, ArrayView<float> dTopDown, int examples, int latent, int samples) =>
+        kernels.Launch(MergeBackwardKernel, examples, bottomUp, topDown, dMerged, dBottomUp, dTopDown, latent, samples);
+
     /// <summary>One thread per z row.</summary>
+    [Kernel]
     public static void MergeKernel(
         Index1D row,
         ArrayView<float> bottomUp,
@@ -38,6 +49,7 @@ public static class Ladder
     /// term). With a = sigmoid(vp − v̂) and Δ = μ̂ − μp: ∂μq/∂μ̂ = a, ∂μq/∂μp = 1 − a, ∂μq/∂v̂ = −a(1 − a)Δ,
     /// ∂μq/∂vp = a(1 − a)Δ, ∂vq/∂v̂ = a, ∂vq/∂vp = 1 − a.
     /// </summary>
+    [Kernel]
     public static void MergeBackwardKernel(
         Index1D example,
         ArrayView<float> bottomUp,

@@ -42,6 +42,36 @@ public readonly struct GaussianFixedVariance : ILikelihood
 /// <summary>Reconstruction loss fused with its gradient: one pass over the decoder output computes both.</summary>
 public static class Reconstruction
 {
+    /// <summary>Output rows = target rows·samples; output row r is scored against target row r / samples.</summary>
+    public static void ReconstructionLossGradient(this KernelSet kernels, LikelihoodKind likelihood, ArrayView<float> target,
+        ArrayView<float> output, ArrayView<float> dOutput, ArrayView<float> reconstructionPerRow, int rows, int features,
+        ReconstructionParameters parameters, int samples = 1)
+    {
+        if (likelihood == LikelihoodKind.Bernoulli)
+            kernels.Launch(LossGradientKernel<BernoulliLogits>, rows, target, output, dOutput, reconstructionPerRow, features, samples, parameters);
+        else
+            kernels.Launch(LossGradientKernel<GaussianFixedVariance>, rows, target, output, dOutput, reconstructionPerRow, features, samples, parameters);
+    }
+
+    public static void ReconstructionLoss(this KernelSet kernels, LikelihoodKind likelihood, ArrayView<float> target, ArrayView<float> output,
+        ArrayView<float> reconstructionPerRow, int rows, int features, ReconstructionParameters parameters, int samples = 1)
+    {
+        if (likelihood == LikelihoodKind.Bernoulli)
+            kernels.Launch(LossKernel<BernoulliLogits>, rows, target, output, reconstructionPerRow, features, samples, parameters);
+        else
+            kernels.Launch(LossKernel<GaussianFixedVariance>, rows, target, output, reconstructionPerRow, features, samples, parameters);
+    }
+
+    public static void ReconstructionWeightedGradient(this KernelSet kernels, LikelihoodKind likelihood, ArrayView<float> target,
+        ArrayView<float> output, ArrayView<float> dOutput, ArrayView<float> rowWeights, int rows, int features,
+        ReconstructionParameters parameters, int samples)
+    {
+        if (likelihood == LikelihoodKind.Bernoulli)
+            kernels.Launch(WeightedGradientKernel<BernoulliLogits>, rows, target, output, dOutput, rowWeights, features, samples, parameters);
+        else
+            kernels.Launch(WeightedGradientKernel<GaussianFixedVariance>, rows, target, output, dOutput, rowWeights, features, samples, parameters);
+    }
+
     /// <summary>
     /// One thread per output row: rec[r] = rowConstant + Σ_j nll(x[r/s,j], out[r,j]) and
     /// dOutput[r,j] = gradientScale·∂nll/∂out (gradientScale = 1/(batch·s) for a batch-mean loss averaged over
@@ -49,6 +79,7 @@ public static class Reconstruction
     /// Gradients under <see cref="StableMath.NegligibleGradient"/> are written as 0 (sigmoid of a very negative
     /// logit would otherwise be subnormal).
     /// </summary>
+    [Kernel(typeof(BernoulliLogits), typeof(GaussianFixedVariance))]
     public static void LossGradientKernel<TLikelihood>(
         Index1D row,
         ArrayView<float> target,
@@ -76,6 +107,7 @@ public static class Reconstruction
 
     /// <summary>The loss value alone, for evaluation and for the importance weights that must exist before the
     /// IWAE gradient can be weighted (no gradient buffer is written).</summary>
+    [Kernel(typeof(BernoulliLogits), typeof(GaussianFixedVariance))]
     public static void LossKernel<TLikelihood>(
         Index1D row,
         ArrayView<float> target,
@@ -99,6 +131,7 @@ public static class Reconstruction
     /// gradient, with rowWeights the normalised importance weights w̃ and gradientScale = 1/batch), under
     /// <see cref="StableMath.NegligibleGradient"/> written as 0.
     /// </summary>
+    [Kernel(typeof(BernoulliLogits), typeof(GaussianFixedVariance))]
     public static void WeightedGradientKernel<TLikelihood>(
         Index1D row,
         ArrayView<float> target,

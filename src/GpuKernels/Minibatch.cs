@@ -9,6 +9,14 @@ namespace IlgpuVae.GpuKernels;
 /// </summary>
 public static class Minibatch
 {
+    public static void Gather(this KernelSet kernels, ArrayView<byte> data, ArrayView<int> order, ArrayView<float> x, int first, int batch,
+        int features, bool binarize, DrawKey binarizeKey)
+    {
+        var chunking = kernels.ChunkingFor(batch * features);
+        kernels.Launch(GatherKernel, chunking.Threads, data, order, x, new GatherParameters(first, features, binarize), chunking, binarizeKey);
+    }
+
+    [Kernel]
     public static void GatherKernel(
         Index1D thread,
         ArrayView<byte> data,
@@ -54,6 +62,19 @@ public readonly struct GatherParameters
 /// </summary>
 public static class LossTotals
 {
+    public static void AccumulateLoss(this KernelSet kernels, ArrayView<float> reconstructionPerRow, ArrayView<float> klPerRow,
+        ArrayView<double> totals, int batch) =>
+        kernels.Launch(AccumulateKernel, 1, reconstructionPerRow, klPerRow, totals, batch);
+
+    /// <summary>totals[slot] += Σ values.</summary>
+    public static void AccumulateCount(this KernelSet kernels, ArrayView<float> values, ArrayView<double> totals, int rows, int slot) =>
+        kernels.Launch(AccumulateSumKernel, 1, values, totals, rows, slot, -1);
+
+    /// <summary>Adds the per-example objective (−L_k, InfoVAE, target rate) and the example count to totals[3] and totals[4].</summary>
+    public static void AccumulateBound(this KernelSet kernels, ArrayView<float> negativeBound, ArrayView<double> totals, int examples) =>
+        kernels.Launch(AccumulateSumKernel, 1, negativeBound, totals, examples, 3, 4);
+
+    [Kernel]
     public static void AccumulateKernel(
         Index1D thread,
         ArrayView<float> reconstructionPerRow,
@@ -74,6 +95,7 @@ public static class LossTotals
 
     /// <summary>totals[sumSlot] += Σ values[0 .. rows), and totals[countSlot] += rows unless countSlot is
     /// negative: the per-example objective in slots 3 and 4, the Deep VIB's correct classifications in slot 5.</summary>
+    [Kernel]
     public static void AccumulateSumKernel(
         Index1D thread,
         ArrayView<float> values,

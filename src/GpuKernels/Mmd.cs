@@ -40,6 +40,20 @@ public readonly struct MmdParameters
 /// </summary>
 public static class Mmd
 {
+    /// <summary>Each row's share of MMD² and its InfoVAE objective.</summary>
+    public static void MmdForward(this KernelSet kernels, ArrayView<float> z, ArrayView<float> prior, ArrayView<float> reconstructionPerRow,
+        ArrayView<float> klPerRow, ArrayView<float> mmdPerRow, ArrayView<float> objectivePerRow, MmdParameters parameters) =>
+        kernels.Launch(ForwardKernel, parameters.Rows, z, prior, reconstructionPerRow, klPerRow, mmdPerRow, objectivePerRow, parameters);
+
+    /// <summary>Adds scale·∂MMD²/∂z to dZ.</summary>
+    public static void MmdBackward(this KernelSet kernels, ArrayView<float> z, ArrayView<float> prior, ArrayView<float> dZ,
+        MmdParameters parameters, float scale) =>
+        kernels.Launch(BackwardKernel, parameters.Rows, z, prior, dZ, parameters, scale);
+
+    /// <summary>N(0, I) draws, element e from Philox (key, e).</summary>
+    public static void PriorSample(this KernelSet kernels, ArrayView<float> prior, DrawKey key) =>
+        kernels.Launch(PriorSampleKernel, (int)prior.Length, prior, key);
+
     public static float Similarity(float squaredDistance, MmdParameters parameters) =>
         parameters.Kind == (int)MmdKernelKind.Gaussian
             ? MathF.Exp(-squaredDistance / parameters.Scale)
@@ -67,6 +81,7 @@ public static class Mmd
 
     /// <summary>Row i's share of MMD², and the row's objective rec + β·KL + λ·B·r_i (whose batch mean is
     /// the objective: the mean of λ·B·r_i is λ·MMD²).</summary>
+    [Kernel]
     public static void ForwardKernel(
         Index1D row,
         ArrayView<float> z,
@@ -91,6 +106,7 @@ public static class Mmd
     }
 
     /// <summary>Adds scale·∂MMD²/∂z_i to dZ's row i (scale = λ for the objective above).</summary>
+    [Kernel]
     public static void BackwardKernel(
         Index1D row,
         ArrayView<float> z,
@@ -115,6 +131,7 @@ public static class Mmd
     }
 
     /// <summary>Fills prior with N(0, I) draws keyed like the sampler's ε (one stream of its own).</summary>
+    [Kernel]
     public static void PriorSampleKernel(Index1D element, ArrayView<float> prior, DrawKey key) =>
         prior[element] = Philox.Normal(key.Seed, key.Stream, key.Step, element);
 }

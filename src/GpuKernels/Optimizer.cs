@@ -27,8 +27,18 @@ public readonly struct AdamParameters
 /// </summary>
 public static class Adam
 {
+    /// <summary>One Adam step; the gradients are multiplied by gradientScale[0] first (see
+    /// <see cref="GradientClipping.ClipGradients"/>; a buffer holding 1 leaves them as they are).</summary>
+    public static void AdamStep(this KernelSet kernels, ArrayView<float> parameters, ArrayView<float> gradients, ArrayView<float> firstMoment,
+        ArrayView<float> secondMoment, AdamParameters adam, ArrayView<float>? gradientScale = null)
+    {
+        var chunking = kernels.ChunkingFor((int)parameters.Length);
+        kernels.Launch(StepKernel, chunking.Threads, parameters, gradients, firstMoment, secondMoment, gradientScale ?? kernels.Unit, chunking, adam);
+    }
+
     /// <summary>Each thread updates elements [thread·chunk, (thread+1)·chunk): chunk 1 on a GPU (coalesced),
     /// large on the CPU accelerator (one fat thread per core).</summary>
+    [Kernel]
     public static void StepKernel(
         Index1D thread,
         ArrayView<float> parameters,
@@ -62,10 +72,20 @@ public static class Adam
 /// </summary>
 public static class GradientClipping
 {
+    /// <summary>Writes min(1, maxNorm/(‖g‖+1e-6)) to scale[0] and ‖g‖ to scale[1]; partials holds
+    /// <see cref="Slots"/> floats of scratch. Two launches, no wait.</summary>
+    public static void ClipGradients(this KernelSet kernels, ArrayView<float> gradients, ArrayView<float> partials, ArrayView<float> scale, float maxNorm)
+    {
+        var chunking = Chunking.For((int)gradients.Length, Slots);
+        kernels.Launch(PartialSquaresKernel, chunking.Threads, gradients, partials, chunking);
+        kernels.Launch(ScaleKernel, 1, partials, scale, chunking.Threads, maxNorm);
+    }
+
     /// <summary>Partial sums over this many contiguous chunks, whatever the accelerator, so that every accelerator
     /// adds in the same order.</summary>
     public const int Slots = 256;
 
+    [Kernel]
     public static void PartialSquaresKernel(Index1D slot, ArrayView<float> gradients, ArrayView<float> partials, Chunking chunking)
     {
         float sum = 0f;
@@ -76,6 +96,7 @@ public static class GradientClipping
     }
 
     /// <summary>One thread: scale[0] ← the factor Adam applies, scale[1] ← the norm before clipping.</summary>
+    [Kernel]
     public static void ScaleKernel(Index1D thread, ArrayView<float> partials, ArrayView<float> scale, int slots, float maxNorm)
     {
         float squares = 0f;

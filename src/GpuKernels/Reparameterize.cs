@@ -28,7 +28,34 @@ public readonly struct DrawKey
 /// </summary>
 public static class Reparameterize
 {
+    /// <summary>z rows = examples·samples, sample i of example b in row b·samples + i.</summary>
+    public static void ReparameterizeForward(this KernelSet kernels, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
+        ArrayView<float> klPerRow, int rows, int latent, DrawKey key, int samples = 1) =>
+        kernels.Launch(ForwardKernel, rows, stats, z, epsilon, klPerRow, latent, samples, key);
+
+    /// <summary>The KL weight is klWeight·klWeightFactor[0] (a device float; 1 when none is given).</summary>
+    public static void ReparameterizeBackward(this KernelSet kernels, ArrayView<float> stats, ArrayView<float> epsilon, ArrayView<float> dZ,
+        ArrayView<float> dStats, int examples, int latent, float klWeight, int samples = 1, ArrayView<float>? klWeightFactor = null) =>
+        kernels.Launch(BackwardKernel, examples, stats, epsilon, dZ, dStats, klWeightFactor ?? kernels.Unit, latent, samples, klWeight);
+
+    /// <summary>The backward pass through a sampler with an N(0, I) prior and weighted rows: the IWAE's, and the
+    /// two-layer model's at z2 (see <see cref="WeightedBackwardKernel"/>).</summary>
+    public static void ImportanceBackward(this KernelSet kernels, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon, ArrayView<float> dZ,
+        ArrayView<float> normalizedWeights, ArrayView<float> dStats, int examples, int latent, int samples, float scale) =>
+        kernels.Launch(WeightedBackwardKernel, examples, stats, z, epsilon, dZ, kernels.None, kernels.None, normalizedWeights, dStats,
+            new SamplerShape(latent, samples, gaussianPrior: false, otherGradient: false), scale);
+
+    /// <summary>The two-layer model's z1 sampler: z1 feeds the decoder, q(z2|z1) and p(z1|z2), so its gradient
+    /// adds the two networks' and the learned prior's (see <see cref="WeightedBackwardKernel"/>). In the Ladder
+    /// VAE nothing but the decoder reads z1: pass <see cref="KernelSet.None"/> as dZ1FromEncoder2.</summary>
+    public static void FirstLayerBackward(this KernelSet kernels, ArrayView<float> stats1, ArrayView<float> z1, ArrayView<float> epsilon1, ArrayView<float> priorStats,
+        ArrayView<float> dZ1FromDecoder, ArrayView<float> dZ1FromEncoder2, ArrayView<float> rowWeights, ArrayView<float> dStats1,
+        int examples, int latent, int samples, float scale) =>
+        kernels.Launch(WeightedBackwardKernel, examples, stats1, z1, epsilon1, dZ1FromDecoder, dZ1FromEncoder2, priorStats,
+            rowWeights, dStats1, new SamplerShape(latent, samples, gaussianPrior: true, otherGradient: dZ1FromEncoder2.Length > 0), scale);
+
     /// <summary>One thread per z row: K is small (20–100), and the row's KL sum stays in one register.</summary>
+    [Kernel]
     public static void ForwardKernel(
         Index1D row,
         ArrayView<float> stats,
@@ -58,6 +85,7 @@ public static class Reparameterize
     /// <summary>One thread per example (stats row), like the forward pass (a thread per element costs more than
     /// its work on the CPU accelerator); sums over the example's s samples and writes both halves of its row of
     /// dStats, so no two threads write one element.</summary>
+    [Kernel]
     public static void BackwardKernel(
         Index1D row,
         ArrayView<float> stats,
@@ -99,6 +127,7 @@ public static class Reparameterize
     /// p(z1|z2) = N(m, e^u) with [m | u] in priorStats (one row per z row); −log q adds −½·c_r to dv directly
     /// (ε fixed). So with g_i = dz_i + prior term: dμ = Σ_i g_i and dv = Σ_i g_i·½σε_i − ½·scale·Σ_i w_i.
     /// </summary>
+    [Kernel]
     public static void WeightedBackwardKernel(
         Index1D row,
         ArrayView<float> stats,

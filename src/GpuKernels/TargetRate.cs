@@ -11,6 +11,12 @@ namespace IlgpuVae.GpuKernels;
 /// </summary>
 public static class TargetRate
 {
+    /// <summary>Target-rate training's objective per row and KL sign.</summary>
+    public static void TargetRateObjective(this KernelSet kernels, ArrayView<float> klPerRow, ArrayView<float> reconstructionPerRow,
+        ArrayView<float> objectivePerRow, ArrayView<float> klWeightFactor, int rows, float rate) =>
+        kernels.Launch(ObjectiveKernel, 1, klPerRow, reconstructionPerRow, objectivePerRow, klWeightFactor, rows, rate);
+
+    [Kernel]
     public static void ObjectiveKernel(
         Index1D thread,
         ArrayView<float> klPerRow,

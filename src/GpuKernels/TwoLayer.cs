@@ -13,7 +13,18 @@ namespace IlgpuVae.GpuKernels;
 /// </summary>
 public static class TwoLayer
 {
+    /// <summary>log w and the sampled KL terms of the two-layer model per z row.</summary>
+    public static void TwoLayerLogWeights(this KernelSet kernels, ArrayView<float> stats1, ArrayView<float> z1, ArrayView<float> epsilon1,
+        ArrayView<float> stats2, ArrayView<float> z2, ArrayView<float> epsilon2, ArrayView<float> priorStats,
+        ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights, ArrayView<float> klPerRow, int rows, LatentWidths widths) =>
+        kernels.Launch(LogWeightKernel, rows, stats1, z1, epsilon1, stats2, z2, epsilon2, priorStats, reconstructionPerRow, logWeights, klPerRow, widths);
+
+    public static void PriorStatsGradient(this KernelSet kernels, ArrayView<float> z1, ArrayView<float> priorStats, ArrayView<float> rowWeights,
+        ArrayView<float> dPriorStats, int rows, int latent, float scale) =>
+        kernels.Launch(PriorStatsGradientKernel, rows, z1, priorStats, rowWeights, dPriorStats, latent, scale);
+
     /// <summary>One thread per z row: log w, and −log w − rec (the sampled KL terms) as the row's KL.</summary>
+    [Kernel]
     public static void LogWeightKernel(
         Index1D row,
         ArrayView<float> stats1,
@@ -51,6 +62,7 @@ public static class TwoLayer
 
     /// <summary>One thread per z row: the gradient of c_r·T with respect to the prior network's output,
     /// dm = −c·(z1 − m)·e^(−u) and du = c·½(1 − (z1 − m)²·e^(−u)), with c = scale·w_r.</summary>
+    [Kernel]
     public static void PriorStatsGradientKernel(
         Index1D row,
         ArrayView<float> z1,

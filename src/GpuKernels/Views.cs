@@ -46,7 +46,29 @@ public readonly struct ViewShape
 /// </summary>
 public static class Views
 {
+    /// <summary>VCCA: images [rows, features] into their left and right views.</summary>
+    public static void SplitViews(this KernelSet kernels, ArrayView<float> full, ArrayView<float> view1, ArrayView<float> view2, int rows, ViewShape shape)
+    {
+        var chunking = kernels.ChunkingFor(rows * shape.Features);
+        kernels.Launch(SplitKernel, chunking.Threads, full, view1, view2, shape, chunking);
+    }
+
+    /// <summary>VCCA: the two views back into whole images [rows, features].</summary>
+    public static void JoinViews(this KernelSet kernels, ArrayView<float> view1, ArrayView<float> view2, ArrayView<float> full, int rows, ViewShape shape)
+    {
+        var chunking = kernels.ChunkingFor(rows * shape.Features);
+        kernels.Launch(JoinKernel, chunking.Threads, view1, view2, full, shape, chunking);
+    }
+
+    /// <summary>target += addend over addend's length.</summary>
+    public static void Add(this KernelSet kernels, ArrayView<float> target, ArrayView<float> addend)
+    {
+        var chunking = kernels.ChunkingFor((int)addend.Length);
+        kernels.Launch(AddKernel, chunking.Threads, target, addend, chunking);
+    }
+
     /// <summary>full element e = (row, pixel) → its place in view 1 or view 2.</summary>
+    [Kernel]
     public static void SplitKernel(Index1D thread, ArrayView<float> full, ArrayView<float> view1, ArrayView<float> view2,
         ViewShape shape, Chunking chunking)
     {
@@ -61,6 +83,7 @@ public static class Views
     }
 
     /// <summary>The inverse of <see cref="SplitKernel"/>: each full element read from its view.</summary>
+    [Kernel]
     public static void JoinKernel(Index1D thread, ArrayView<float> view1, ArrayView<float> view2, ArrayView<float> full,
         ViewShape shape, Chunking chunking)
     {
@@ -71,6 +94,7 @@ public static class Views
 
     /// <summary>target += addend, element by element: where two branches of a network read one tensor (VCCA's two
     /// decoders read z), their gradients meet here.</summary>
+    [Kernel]
     public static void AddKernel(Index1D thread, ArrayView<float> target, ArrayView<float> addend, Chunking chunking)
     {
         int end = chunking.End(thread);

@@ -24,6 +24,15 @@ public static class DenseGpu
         new Index2D((shape.N + BlockSide - 1) / BlockSide, (shape.M + BlockSide - 1) / BlockSide),
         new Index2D(ThreadsPerSide, ThreadsPerSide));
 
+    [Kernel(
+        typeof(BiasActivation<IdentityActivation>),
+        typeof(BiasActivation<ReluActivation>),
+        typeof(BiasActivation<TanhActivation>),
+        typeof(BiasActivation<SigmoidActivation>),
+        typeof(ActivationDerivative<ReluActivation>),
+        typeof(ActivationDerivative<TanhActivation>),
+        typeof(ActivationDerivative<SigmoidActivation>),
+        typeof(RowSums))]
     public static void GemmKernel<TEpilogue>(
         ArrayView<float> a,
         ArrayView<float> b,

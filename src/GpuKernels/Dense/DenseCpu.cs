@@ -36,6 +36,7 @@ public static class DenseCpu
     /// The forward product C = act(A·Bᵀ + bias) for A [M, K] and B [N, K], both row-major (x and W), with
     /// K % 4 == 0. Thread t computes rows 4t..4t+3 for every column, four columns at a time.
     /// </summary>
+    [Kernel(typeof(IdentityActivation), typeof(ReluActivation), typeof(TanhActivation), typeof(SigmoidActivation))]
     public static void ForwardKernel<TActivation>(
         Index1D rowTile,
         ArrayView<Float4> a,
@@ -81,6 +82,11 @@ public static class DenseCpu
     /// ⌈outputs/4⌉ compute strips of dWeights with dBias (as <see cref="BackwardWeightsKernel"/> does), the rest
     /// strips of dInput = epilogue(dPre·W), the epilogue applying the layer below's activation derivative.
     /// </summary>
+    [Kernel(
+        typeof(BiasActivation<IdentityActivation>),
+        typeof(ActivationDerivative<ReluActivation>),
+        typeof(ActivationDerivative<TanhActivation>),
+        typeof(ActivationDerivative<SigmoidActivation>))]
     public static void BackwardKernel<TEpilogue>(
         Index1D thread,
         ArrayView<Float4> dPre,
@@ -146,6 +152,7 @@ public static class DenseCpu
     /// and dBias = Σ_k A[k, m] (the column sums of dPre) for the thread's four m. Each k is one outer product of
     /// four values of A's row with four of B's: two loads for sixteen products.
     /// </summary>
+    [Kernel]
     public static void BackwardWeightsKernel(
         Index1D rowTile,
         ArrayView<Float4> a,
@@ -204,6 +211,12 @@ public static class DenseCpu
     /// <paramref name="tilesPerThread"/> consecutive tiles per thread: one thread per tile costs more than a tile
     /// with a short contraction does (1000×50→200 ran at 0.8 GFLOP/s that way).
     /// </summary>
+    [Kernel(
+        typeof(BiasActivation<IdentityActivation>),
+        typeof(BiasActivation<ReluActivation>),
+        typeof(BiasActivation<TanhActivation>),
+        typeof(BiasActivation<SigmoidActivation>),
+        typeof(RowSums))]
     public static void StridedGemmKernel<TEpilogue>(
         Index1D thread,
         ArrayView<float> a,
@@ -224,6 +237,11 @@ public static class DenseCpu
     /// <see cref="Dense.BackwardKernel{TInputEpilogue}"/> (dWeights with dBias, then dInput, in one launch) with
     /// <paramref name="tilesPerThread"/> consecutive tiles per thread, for the shapes of <see cref="StridedGemmKernel{TEpilogue}"/>.
     /// </summary>
+    [Kernel(
+        typeof(BiasActivation<IdentityActivation>),
+        typeof(ActivationDerivative<ReluActivation>),
+        typeof(ActivationDerivative<TanhActivation>),
+        typeof(ActivationDerivative<SigmoidActivation>))]
     public static void StridedBackwardKernel<TInputEpilogue>(
         Index1D thread,
         ArrayView<float> dPre,

@@ -126,6 +126,12 @@ public static class Dense
     /// <summary>
     /// C = epilogue(A·B), one thread per Tile×Tile block of C (X over columns, Y over rows).
     /// </summary>
+    [Kernel(
+        typeof(BiasActivation<IdentityActivation>),
+        typeof(BiasActivation<ReluActivation>),
+        typeof(BiasActivation<TanhActivation>),
+        typeof(BiasActivation<SigmoidActivation>),
+        typeof(RowSums))]
     public static void GemmKernel<TEpilogue>(
         Index2D tile,
         ArrayView<float> a,
@@ -141,6 +147,11 @@ public static class Dense
     /// dWeights = dPreᵀ·x with dBias (<see cref="RowSums"/>), the rest dInput = epilogue(dPre·W). One thread per
     /// tile, consecutive threads on consecutive column tiles as in <see cref="GemmKernel{TEpilogue}"/>.
     /// </summary>
+    [Kernel(
+        typeof(BiasActivation<IdentityActivation>),
+        typeof(ActivationDerivative<ReluActivation>),
+        typeof(ActivationDerivative<TanhActivation>),
+        typeof(ActivationDerivative<SigmoidActivation>))]
     public static void BackwardKernel<TInputEpilogue>(
         Index1D tile,
         ArrayView<float> dPre,
@@ -275,6 +286,7 @@ public static class Dense
     /// dY ← dY ⊙ act'(y), element by element, for a gradient that is complete only after two branches' parts were
     /// added (the Ladder VAE's top hidden layer, or a layer whose gradient came from outside its stack).
     /// </summary>
+    [Kernel(typeof(ReluActivation), typeof(TanhActivation), typeof(SigmoidActivation))]
     public static void ActivationGradientKernel<TActivation>(
         Index1D thread,
         ArrayView<float> y,
