@@ -1,0 +1,110 @@
+using ILGPU.Runtime;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.Model.Core;
+using IlgpuVae.Model.Latents;
+using IlgpuVae.Model.Objectives;
+
+namespace IlgpuVae.Model.Models.OneLayer;
+
+/// <summary>
+/// One stochastic layer: encoder → latent → decoder → data term, with an objective over them. The VAE (ELBO), the
+/// IWAE (importance-weighted bound), the autoencoder (a deterministic code), the InfoVAE (ELBO + MMD), target-rate
+/// training and the Deep VIB (a classification term) are this model with different parts.
+/// </summary>
+public class OneLayerModel : FamilyModel
+{
+    public OneLayerModel(ModelParts parts, ILatent latent, IDataTerm dataTerm, IObjective objective) : base(parts)
+    {
+        Latent = latent;
+        DataTerm = dataTerm;
+        Objective = objective;
+    }
+
+    public ILatent Latent { get; }
+    public IDataTerm DataTerm { get; }
+    public IObjective Objective { get; }
+
+    public override string? NoLikelihoodBound => Latent is CodeLatent
+        ? "the autoencoder has no q(z|x), so it has no importance weights or likelihood bound"
+        : DataTerm.NoLikelihoodBound;
+
+    public override string? NoImages => DataTerm.NoImages;
+
+    public override int EvaluationSamples => Objective.EvaluationSamples(Config.Samples);
+
+    public override void Forward(int batch, DrawKey key, int samples)
+    {
+        Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
+        DecoderForward(Latent.Sample(batch, samples, key), batch * samples);
+    }
+
+    public override void Train(Pass pass)
+    {
+        Objective.Train(this, pass);
+        DecoderBackward(Latent.Codes(pass.Rows), Latent.CodeGradient(pass.Rows), pass.Rows);
+        Objective.Backward(this, pass);
+        Stack.Backward(0, Layout.EncoderLayerCount, pass.Batch, EncoderInput(pass.Batch), Kernels.None);
+    }
+
+    public override void Evaluate(Pass pass) => Objective.Evaluate(this, pass);
+
+    public override void LogWeightRows(int batch, int samples)
+    {
+        int rows = batch * samples;
+        Latent.LogWeights(batch, samples, ReconstructionPerRow(rows), LogWeights(rows));
+    }
+
+    public override (float[] Mu, float[] LogVariance) Encode(int batch)
+    {
+        Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
+        Kernels.Synchronize();
+        return Latent.Split(Download(Stack.Output(Layout.EncoderLayerCount - 1, batch)), batch);
+    }
+
+    public override void Decode(float[] codes, int batch)
+    {
+        Floats(ModelBuffers.Z, codes.Length).CopyFromCPU(codes);
+        DecoderForward(Z(batch), batch);
+    }
+}
+
+/// <summary>The one-layer family: the VAE, IWAE, autoencoder, InfoVAE, target rate and Deep VIB.</summary>
+public class OneLayerFamily : ModelFamily
+{
+    public override void Plan(WorkspacePlan plan, VaeConfig config, ParameterLayout layout, long batch, long rows)
+    {
+        if (config.Model == ModelKind.Vib)
+            ClassificationTerm.Plan(plan, rows);
+        else if (config.Model != ModelKind.Ae)
+            // log w for L_k: every model with a q(z|x) and a likelihood of x.
+            plan.Floats(ModelBuffers.LogWeights, rows);
+        if (config.Model == ModelKind.Iwae)
+            ImportanceWeighted.Plan(plan, batch, rows);
+        else if (config.Model == ModelKind.InfoVae)
+            MmdObjective.Plan(plan, config, batch);
+        else if (config.TargetRate is not null)
+            TargetRateObjective.Plan(plan, batch);
+    }
+
+    public override FamilyModel Create(ModelParts parts) => new OneLayerModel(parts, LatentOf(parts), DataTermOf(parts.Config), ObjectiveOf(parts));
+
+    /// <summary>The autoencoder's deterministic code, or a Gaussian q(z|x).</summary>
+    protected static ILatent LatentOf(ModelParts parts)
+    {
+        int statistics = parts.Layout.EncoderLayerCount - 1;
+        return parts.Config.Model == ModelKind.Ae
+            ? new CodeLatent(parts.Stack, statistics)
+            : new GaussianLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent);
+    }
+
+    private static IDataTerm DataTermOf(VaeConfig config) =>
+        config.Model == ModelKind.Vib ? new ClassificationTerm(config) : new ReconstructionTerm(config);
+
+    protected static IObjective ObjectiveOf(ModelParts parts) => parts.Config switch
+    {
+        { Model: ModelKind.Iwae } => new ImportanceWeighted(),
+        { Model: ModelKind.InfoVae } config => new MmdObjective(config),
+        { TargetRate: { } rate } => new TargetRateObjective(rate, parts.Workspace),
+        _ => new Elbo(),
+    };
+}
