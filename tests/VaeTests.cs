@@ -333,7 +333,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         var parameters = layout.Initialise(seed);
         var p = Numerics.ToDouble(parameters);
         // Batch-normalised layers use their running averages outside training.
-        var runner = new ReferenceVae.LayerRunner(config, p, training: false);
+        var runner = new IlgpuVae.Model.Core.ReferenceLayers(config, p, training: false);
         double[] Run(int from, int to, double[] input) => runner.Run(from, to, input, batch);
         var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
         bool twoViews = config.Model == ModelKind.Vcca;

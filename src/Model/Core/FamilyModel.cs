@@ -164,4 +164,7 @@ public abstract class ModelFamily
         layer < layout.EncoderLayerCount ? batch : batch * samples;
 
     public abstract FamilyModel Create(ModelParts parts);
+
+    /// <summary>The family's objective in double precision, which its model is checked against.</summary>
+    public abstract ReferenceModel Reference { get; }
 }

@@ -101,5 +101,7 @@ public sealed class LadderFamily : TwoLayerFamily
     public override long RowsOfLayer(ParameterLayout layout, int layer, long batch, long samples) =>
         layer < layout.Encoder2End ? batch : batch * samples;
 
+    public override ReferenceModel Reference { get; } = new LadderModelReference();
+
     public override FamilyModel Create(ModelParts parts) => new LadderModel(parts);
 }

@@ -86,6 +86,8 @@ public class OneLayerFamily : ModelFamily
             TargetRateObjective.Plan(plan, batch);
     }
 
+    public override ReferenceModel Reference { get; } = new OneLayerModelReference();
+
     public override FamilyModel Create(ModelParts parts) => new OneLayerModel(parts, LatentOf(parts), DataTermOf(parts.Config), ObjectiveOf(parts));
 
     /// <summary>The autoencoder's deterministic code, or a Gaussian q(z|x).</summary>

@@ -167,5 +167,7 @@ public class TwoLayerFamily : ModelFamily
     protected virtual void PlanOwn(WorkspacePlan plan, VaeConfig config, long batch, long rows) =>
         plan.Floats(TwoLayerModel.Z1GradientFromEncoder2, rows * config.Latent);
 
+    public override ReferenceModel Reference { get; } = new TwoLayerModelReference();
+
     public override FamilyModel Create(ModelParts parts) => new TwoLayerModel(parts, parts.Config.Model == ModelKind.Iwae);
 }

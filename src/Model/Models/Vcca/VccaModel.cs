@@ -60,5 +60,7 @@ public sealed class VccaFamily : OneLayerFamily
         plan.Floats(VccaModel.ZGradientFromView2, rows * config.Latent);
     }
 
+    public override ReferenceModel Reference { get; } = new VccaModelReference();
+
     public override FamilyModel Create(ModelParts parts) => new VccaModel(parts, LatentOf(parts), ObjectiveOf(parts));
 }

@@ -1,0 +1,143 @@
+using IlgpuVae.GpuKernels;
+using IlgpuVae.GpuKernels.Reference;
+using IlgpuVae.Model.Core;
+
+namespace IlgpuVae.Model.Models.OneLayer;
+
+/// <summary>
+/// The one-layer model's objectives in double: VAE (mean over examples and samples of rec + β·KL), IWAE (mean over
+/// examples of −L_k), autoencoder (mean rec with z the code), InfoVAE (+ λ·MMD²), target rate (rec + |KL − σ|)
+/// and the Deep VIB (a cross-entropy term in place of the reconstruction).
+/// </summary>
+public class OneLayerModelReference : ReferenceModel
+{
+    /// <summary>The forward pass in double: the layers (each one's input and output), the stats repeated once per
+    /// sample, z (the autoencoder's code), and the per-row KL and reconstruction terms (rows = batch·k).</summary>
+    private sealed record Pass(ReferenceLayers Layers, double[] RepeatedStats, double[] Z, double[] KlPerRow,
+        double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
+
+    /// <summary>The InfoVAE also draws as many prior samples as the batch has examples, from the stream beside the sampler's.</summary>
+    public override double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream)
+    {
+        var first = base.Epsilon(config, seed, step, batch, stream);
+        return config.Model == ModelKind.InfoVae
+            ? [.. first, .. ReferenceVae.Epsilon(seed, step, batch, config.Latent, stream + Philox.Streams.MmdPriorOffset)]
+            : first;
+    }
+
+    /// <summary>What the encoder reads.</summary>
+    protected virtual double[] EncoderInput(VaeConfig config, double[] x, int batch) => x;
+
+    /// <summary>The decoder's output from z.</summary>
+    protected virtual double[] DecoderForward(ReferenceLayers layers, VaeConfig config, double[] z, int rows) =>
+        layers.Run(layers.Layout.DecoderStart, layers.Layout.DecoderEnd, z, rows);
+
+    /// <summary>From the output's gradient back to z's, writing the decoder's parameter gradients.</summary>
+    protected virtual double[] DecoderBackward(ReferenceLayers layers, VaeConfig config, double[] dOutput, int rows, double[] gradient) =>
+        layers.Backward(layers.Layout.DecoderStart, layers.Layout.DecoderEnd, dOutput, rows, gradient);
+
+    private Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch, bool training,
+        int[]? labels = null)
+    {
+        var layers = new ReferenceLayers(config, parameters, training);
+        var layout = layers.Layout;
+        int samples = config.Samples, rows = batch * samples, latent = config.Latent;
+        var stats = layers.Run(0, layout.EncoderLayerCount, EncoderInput(config, x, batch), batch);
+        double[] repeatedStats = [], z = stats, kl = new double[rows];
+        if (config.Model != ModelKind.Ae)
+        {
+            // Each example's q(z|x) sampled k times: its stats row repeated, one ε row per sample. (The autoencoder
+            // decodes its code itself, with k = 1.)
+            repeatedStats = ImportanceReference.RepeatRows(stats, batch, 2 * latent, samples);
+            (z, kl) = LossReference.ReparameterizeForward(repeatedStats, epsilon, rows, latent);
+        }
+        var output = DecoderForward(layers, config, z, rows);
+        if (config.Model == ModelKind.Vib)
+        {
+            // The Deep VIB's decoder term: −log softmax(logits)[label] of each sample's example.
+            var (loss, gradient, _) = ClassificationReference.CrossEntropy(output,
+                Enumerable.Range(0, rows).Select(r => labels![r / samples]).ToArray(), rows, config.Classes);
+            return new Pass(layers, repeatedStats, z, kl, loss, gradient, rows);
+        }
+        var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
+        var (reconstructionPerRow, dOutput) = LossReference.Reconstruction(config.Likelihood, target, output, rows,
+            config.InputSize, config.GaussianVariance, 1.0);
+        return new Pass(layers, repeatedStats, z, kl, reconstructionPerRow, dOutput, rows);
+    }
+
+    public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
+    {
+        var pass = Forward(config, parameters, x, epsilon, batch, training: false);
+        return LossReference.LogWeights(pass.RepeatedStats, pass.Z, epsilon, pass.ReconstructionPerRow, pass.Rows, config.Latent);
+    }
+
+    public override ReferenceVae.Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon,
+        int batch, double beta, int[]? labels, bool training)
+    {
+        if (config.Model == ModelKind.Vib && (labels is null || labels.Length < batch))
+            throw new ArgumentException("the Deep VIB's objective needs each example's label");
+        double[] priorDraws = [];
+        if (config.Model == ModelKind.InfoVae)
+            (epsilon, priorDraws) = (epsilon[..(batch * config.Latent)], epsilon[(batch * config.Latent)..]);
+        var pass = Forward(config, parameters, x, epsilon, batch, training, labels);
+        var (layers, rows) = (pass.Layers, pass.Rows);
+        var layout = layers.Layout;
+        int samples = config.Samples, latent = config.Latent;
+        double reconstruction = pass.ReconstructionPerRow.Average();
+        double klMean = pass.KlPerRow.Average();
+
+        double loss;
+        double[] rowWeights; // d loss / d rec_r
+        double[] normalizedWeights = [];
+        if (config.Model == ModelKind.Iwae)
+        {
+            var logWeights = LossReference.LogWeights(pass.RepeatedStats, pass.Z, epsilon, pass.ReconstructionPerRow, rows, latent);
+            (var negativeBound, normalizedWeights) = ImportanceReference.Bound(logWeights, batch, samples);
+            loss = negativeBound.Average();
+            rowWeights = normalizedWeights.Select(w => w / batch).ToArray();
+        }
+        else
+        {
+            loss = reconstruction + beta * klMean;
+            rowWeights = Enumerable.Repeat(1.0 / rows, rows).ToArray();
+        }
+        if (config.Model == ModelKind.InfoVae)
+            loss += config.MmdLambda * MmdReference.Squared(config.MmdKernel, pass.Z, priorDraws, batch, latent);
+        if (config.TargetRate is { } rate)
+        {
+            // D + |σ − R|: the KL term's weight becomes sign(R − σ).
+            loss = reconstruction + Math.Abs(rate - klMean);
+            beta = Math.Sign(klMean - rate);
+        }
+        var dOutput = new double[pass.ReconstructionGradient.Length];
+        for (int i = 0; i < dOutput.Length; i++)
+            dOutput[i] = rowWeights[i / config.OutputSize] * pass.ReconstructionGradient[i];
+
+        var gradient = new double[layout.Count];
+        var dZ = DecoderBackward(layers, config, dOutput, rows, gradient);
+        var dStats = dZ; // the autoencoder's code is its stats layer's output
+        if (config.Model != ModelKind.Ae)
+        {
+            if (config.Model == ModelKind.InfoVae)
+            {
+                var dMmd = MmdReference.Gradient(config.MmdKernel, pass.Z, priorDraws, batch, latent);
+                dZ = dZ.Select((value, index) => value + config.MmdLambda * dMmd[index]).ToArray();
+            }
+            dStats = StatsGradient(config, pass, epsilon, dZ, normalizedWeights, batch, beta);
+        }
+        layers.Backward(0, layout.EncoderLayerCount, dStats, batch, gradient);
+        return new ReferenceVae.Result(loss, reconstruction, klMean, gradient);
+    }
+
+    /// <summary>From d loss/dz [batch·k, latent] to d loss/d stats [batch, 2·latent].</summary>
+    private static double[] StatsGradient(VaeConfig config, Pass pass, double[] epsilon, double[] dZ,
+        double[] normalizedWeights, int batch, double beta)
+    {
+        int samples = config.Samples, latent = config.Latent, rows = pass.Rows;
+        var dRepeatedStats = config.Model == ModelKind.Iwae
+            ? ImportanceReference.SamplerBackward(pass.RepeatedStats, pass.Z, epsilon, dZ, normalizedWeights, rows, latent, 1.0 / batch)
+            // β·KL per example is β/k·KL on each of its k rows.
+            : LossReference.ReparameterizeBackward(pass.RepeatedStats, epsilon, dZ, rows, latent, beta / rows);
+        return ImportanceReference.SumRepeatedRows(dRepeatedStats, batch, 2 * latent, samples);
+    }
+}
