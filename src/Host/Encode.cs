@@ -3,6 +3,7 @@ using CsvHelper;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
 using IlgpuVae.Model.Checkpoints;
+using IlgpuVae.Model.Models;
 
 namespace IlgpuVae.Host;
 
@@ -25,7 +26,7 @@ public static class Encode
         using var data = new DeviceDataset(run.Accelerator, images);
         int latent = vae.Config.TopLatent;
         // An autoencoder's code has no variance: its file has the code columns alone.
-        bool hasVariance = vae.Config.Model != ModelKind.Ae;
+        bool hasVariance = vae.Config.Spec.Has(ModelCapabilities.Posterior);
         string path = outPath ?? Path.Combine(runDirectory, $"codes-{split}.csv");
         AtomicFile.Write(path, stream =>
         {

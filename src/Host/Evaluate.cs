@@ -4,6 +4,7 @@ using System.Text.Json;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
 using IlgpuVae.Model.Checkpoints;
+using IlgpuVae.Model.Models;
 
 namespace IlgpuVae.Host;
 
@@ -35,22 +36,16 @@ public static class Evaluate
         using var data = new DeviceDataset(run.Accelerator, test);
         var sums = Epoch.Evaluate(vae, data, Math.Min(128, vae.MaxBatch), epoch: 0);
         int activeUnits = Evaluation.ActiveUnits(vae, data, test.Count);
-        string lossName = vae.Config.Model switch
-        {
-            ModelKind.Iwae => $"IWAE bound −L_{vae.Config.Samples} (training k)",
-            ModelKind.Ae => "reconstruction (autoencoder)",
-            ModelKind.Vib => "Deep VIB objective (−log q(y|z) + β·KL)",
-            ModelKind.InfoVae => $"InfoVAE objective (rec + β·KL + {vae.Config.MmdLambda.ToString(CultureInfo.InvariantCulture)}·MMD²)",
-            _ => "ELBO (one sample per image)",
-        };
+        var spec = vae.Config.Spec;
+        string lossName = spec.ObjectiveName(vae.Config);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{lossName}: loss {sums.MeanLoss:F2}; distortion {sums.MeanReconstruction:F2}, rate {sums.MeanKl:F2}; active units {activeUnits} of {vae.Config.TopLatent}"));
         string path = Path.Combine(runDirectory, "eval.json");
         SurgeryReport? surgeryReport = null;
         if (surgery)
         {
-            if (vae.Config.Model == ModelKind.Ae)
-                throw new ArgumentException("--surgery splits the KL of q(z|x); the autoencoder has none");
+            if (!spec.Has(ModelCapabilities.Posterior))
+                throw new ArgumentException($"--surgery splits the KL of q(z|x); --model {spec.Name} has none");
             surgeryReport = Surgery(vae, data, test.Count, surgerySamples == 0 ? test.Count : surgerySamples, output);
         }
         var report = new EvaluationReport
@@ -62,14 +57,14 @@ public static class Evaluate
             ActiveUnits = activeUnits,
             LatentUnits = vae.Config.TopLatent,
             Surgery = surgeryReport,
-            TestError = vae.Config.Model == ModelKind.Vib ? sums.ErrorRate : null,
+            TestError = spec.Has(ModelCapabilities.Labels) ? sums.ErrorRate : null,
         };
-        if (vae.Config.Model == ModelKind.Vib)
+        if (spec.Has(ModelCapabilities.Labels))
             // A classifier: its report is the test error; it has no likelihood of images to bound.
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test error {100 * sums.ErrorRate:F2}% (one z per image; Alemi et al. report 1.13%)"));
-        else if (vae.Config.Model == ModelKind.Ae)
-            // No q(z|x), so no importance weights: the autoencoder's report stops at its reconstruction.
-            output.WriteLine("L_k and NLL: not defined for a plain autoencoder (it has no posterior to sample)");
+        else if (vae.NoLikelihoodBound is { } reason)
+            // No importance weights (the autoencoder has no q(z|x)): the report stops at the reconstruction.
+            output.WriteLine($"L_k and NLL: not defined ({reason})");
         else
         {
             var clock = Stopwatch.StartNew();

@@ -2,6 +2,7 @@ using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
 using IlgpuVae.Model.Data;
+using IlgpuVae.Model.Models;
 
 namespace IlgpuVae.Host;
 
@@ -48,7 +49,7 @@ public static class Pictures
         string path = outPath ?? Path.Combine(runDirectory, "reconstructions.png");
         WriteReconstructions(run.Vae, run.Accelerator, test, count, path);
         output.WriteLine($"{count} test images (left of each pair) and their reconstructions from μ (right): {path}");
-        if (run.Vae.Config.Model == ModelKind.Vcca)
+        if (run.Vae.Config.Spec.Has(ModelCapabilities.TwoViews))
         {
             string crossPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "cross-view.png");
             WriteCrossView(run.Vae, run.Accelerator, test, count, crossPath);
@@ -80,8 +81,8 @@ public static class Pictures
     /// </summary>
     public static void WriteCrossView(Vae vae, Accelerator accelerator, ImageDataset test, int count, string path)
     {
-        if (vae.Config.Model != ModelKind.Vcca)
-            throw new ArgumentException("cross-view pictures need a VCCA model (train --model vcca)");
+        if (!vae.Config.Spec.Has(ModelCapabilities.TwoViews))
+            throw new ArgumentException($"cross-view pictures need a model of two views (train --model {ModelCatalog.NamesWith(ModelCapabilities.TwoViews)})");
         RunFolder.RequireInputSize(test, vae);
         using var data = new DeviceDataset(accelerator, test.Take(count));
         var (mu, _) = vae.Encode(data, 0, count);

@@ -1,5 +1,6 @@
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
+using IlgpuVae.Model.Models;
 
 namespace IlgpuVae.Host;
 
@@ -38,7 +39,7 @@ public static class Presets
         return options with
         {
             Preset = name,
-            Model = parts[0] == "iwae" ? ModelKind.Iwae : ModelKind.Vae,
+            Model = ModelCatalog.Find(parts[0])!.Kind,
             Samples = int.Parse(parts[2][1..], System.Globalization.CultureInfo.InvariantCulture),
             Hidden = [200, 200],
             Latent = twoLayers ? 100 : 50,

@@ -3,6 +3,7 @@ using System.Globalization;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
 using IlgpuVae.Model.Data;
+using IlgpuVae.Model.Models;
 
 namespace IlgpuVae.Host;
 
@@ -79,7 +80,7 @@ public static class Program
         var preset = new Option<string?>("--preset") { Description = $"Start from the settings of a published result (options given beside it win): {string.Join(", ", Presets.Names)}" };
         preset.AcceptOnlyFromAmong(Presets.Names.ToArray());
         preset.HelpName = "NAME";
-        var model = new Option<ModelKind>("--model") { Description = "vae (ELBO, averaged over --k samples), iwae (the k-sample importance-weighted bound), ae (plain autoencoder, z = the code), infovae (rec + β·KL + λ·MMD², β 0 unless given) vib (Deep VIB: −log q(label|z) + β·KL, β 1e-3 unless given) vcca (two views, the left and right image halves, share z inferred from the left: rec(left) + rec(right) + β·KL) or ladder (Ladder VAE: two stochastic layers, q(z1|x, z2) merging the bottom-up pass with p(z1|z2) by precision; batch norm on by default)", DefaultValueFactory = _ => defaults.Model, HelpName = "vae|iwae|ae|infovae|vib|vcca|ladder", CustomParser = Named<ModelKind>("--model") };
+        var model = new Option<ModelKind>("--model") { Description = string.Join("; ", ModelCatalog.All.Select(spec => $"{spec.Name} ({spec.Help})")), DefaultValueFactory = _ => defaults.Model, HelpName = string.Join("|", ModelCatalog.Names), CustomParser = ModelName };
         var mmdLambda = new Option<double>("--mmd-lambda") { Description = "InfoVAE: λ, the weight of MMD² between the batch's codes and as many prior draws", DefaultValueFactory = _ => defaults.MmdLambda };
         var mmdKernel = new Option<MmdKernelKind>("--mmd-kernel") { Description = "InfoVAE: gaussian (exp(-d²/2K)) or imq (inverse multiquadric 2K/(2K + d²))", DefaultValueFactory = _ => defaults.MmdKernel, CustomParser = ParseMmdKernel, HelpName = "gaussian|imq" };
         var samples = new Option<int>("--k") { Description = "z samples per example: the IWAE's k; the VAE averages its ELBO over them", DefaultValueFactory = _ => defaults.Samples };
@@ -139,17 +140,13 @@ public static class Program
             var options = parse.GetValue(preset) is { } name ? Presets.Apply(name, defaults) : defaults;
             var chosenSchedule = Pick(schedule, options.LearningRateSchedule);
             int scheduleEpochs = LearningRateSchedule.Epochs(chosenSchedule);
+            // The InfoVAE replaces the KL term by MMD unless a β is asked for; the Deep VIB takes Alemi et al.'s.
+            var chosenModel = ModelCatalog.For(Pick(model, options.Model));
             options = options with
             {
                 Model = Pick(model, options.Model),
                 Samples = Pick(samples, options.Samples),
-                // The InfoVAE replaces the KL term by MMD unless a β is asked for.
-                Beta = Pick(beta, Pick(model, options.Model) switch
-                {
-                    ModelKind.InfoVae => 0,
-                    ModelKind.Vib => 1e-3, // Alemi et al.'s choice for MNIST
-                    _ => options.Beta,
-                }),
+                Beta = Pick(beta, chosenModel.DefaultBeta ?? options.Beta),
                 MmdLambda = Pick(mmdLambda, options.MmdLambda),
                 MmdKernel = Pick(mmdKernel, options.MmdKernel),
                 TargetRate = Pick(targetRate, options.TargetRate),
@@ -160,9 +157,9 @@ public static class Program
                 BatchSize = Pick(batchSize, options.BatchSize),
                 Hidden = parse.GetResult(hidden) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden)!) : options.Hidden,
                 Latent = Pick(latent, options.Latent),
-                // The Ladder VAE has two stochastic layers and batch norm unless told otherwise.
-                StochasticLayers = Pick(stochasticLayers, Pick(model, options.Model) == ModelKind.Ladder ? 2 : options.StochasticLayers),
-                BatchNorm = Pick(batchNorm, Pick(model, options.Model) == ModelKind.Ladder || options.BatchNorm),
+                // A model's own defaults (the Ladder VAE's two stochastic layers and batch norm) unless told otherwise.
+                StochasticLayers = Pick(stochasticLayers, Math.Max(chosenModel.DefaultStochasticLayers, options.StochasticLayers)),
+                BatchNorm = Pick(batchNorm, chosenModel.DefaultBatchNorm || options.BatchNorm),
                 Hidden2 = parse.GetResult(hidden2) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden2)!, "--hidden2") : options.Hidden2,
                 Latent2 = Pick(latent2, options.Latent2),
                 LearningRate = Pick(learningRate, options.LearningRate),
@@ -185,6 +182,17 @@ public static class Program
             return new Training(options, output, interrupt).Run();
         });
         return command;
+    }
+
+    /// <summary>Parses --model: a name from the catalog as a user types it; anything else is a usage error that
+    /// lists the catalog's names.</summary>
+    private static ModelKind ModelName(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        string text = result.Tokens.Count == 0 ? "" : result.Tokens[0].Value;
+        if (ModelCatalog.Find(text) is { } spec)
+            return spec.Kind;
+        result.AddError($"unknown --model '{text}': use {string.Join(", ", ModelCatalog.Names)}");
+        return default;
     }
 
     /// <summary>Parses an option whose values are an enum's members, written as a user types them (lower case: vae,

@@ -17,8 +17,8 @@ public sealed class RunFolder : IDisposable
     /// <summary>Pictures need a decoder of images; the Deep VIB's decodes labels.</summary>
     public void RequireImageDecoder()
     {
-        if (Vae.Config.Model == Model.ModelKind.Vib)
-            throw new ArgumentException($"{Directory} is a Deep VIB run: its decoder predicts labels, so it draws no images (use eval for its test error)");
+        if (!Vae.Config.Spec.Has(Model.Models.ModelCapabilities.Images))
+            throw new ArgumentException($"{Directory} is a --model {Vae.Config.Spec.Name} run: its decoder draws no images ({Vae.NoImages}; use eval for its test error)");
     }
 
     /// <summary>Refuses test images of another size than the model's input (a run folder edited by hand, or a

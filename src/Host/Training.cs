@@ -7,6 +7,7 @@ using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
 using IlgpuVae.Model.Checkpoints;
 using IlgpuVae.Model.Data;
+using IlgpuVae.Model.Models;
 
 namespace IlgpuVae.Host;
 
@@ -145,8 +146,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             throw new ArgumentException($"--batch-size must be at least 1 (got {options.BatchSize})");
         if (options.WarmupEpochs < 0)
             throw new ArgumentException($"--warmup-epochs must be 0 (no warm-up) or more (got {options.WarmupEpochs})");
-        if (options.WarmupEpochs > 0 && options.Model is not (ModelKind.Vae or ModelKind.Vcca or ModelKind.Ladder))
-            throw new ArgumentException("--warmup-epochs ramps the KL weight of the VAE, VCCA and the Ladder VAE; the other models' KL terms are not warmed up");
+        if (options.WarmupEpochs > 0 && !ModelCatalog.For(options.Model).Has(ModelCapabilities.KlWarmup))
+            throw new ArgumentException($"--warmup-epochs ramps the KL weight of --model {ModelCatalog.NamesWith(ModelCapabilities.KlWarmup)}; the other models' KL terms are not warmed up");
         if (!(options.AdamEpsilon > 0) || double.IsInfinity(options.AdamEpsilon))
             throw new ArgumentException($"--adam-eps must be a positive finite number (got {options.AdamEpsilon})");
         var adam = options.AdamSettings();
@@ -163,7 +164,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             test = test.BinarizeOnce(options.Seed, part: 1);
         }
         config = config with { InputSize = train.Features, ImageWidth = train.Width };
-        if (config.Model == ModelKind.Vib)
+        if (config.Spec.Has(ModelCapabilities.Labels))
         {
             // As many classes as the labels name; a test label beyond them could never be predicted.
             int classes = Math.Max(2, train.Labels.Max() + 1);
@@ -183,14 +184,14 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         using var accelerator = Compute.CreateAccelerator(context, options.Accelerator);
         output.WriteLine($"accelerator: {Compute.Describe(accelerator)} (asked for {options.Accelerator.ToString().ToLowerInvariant()})");
         output.WriteLine($"data: {train.Name}, {train.Count} training and {test.Count} test images of {train.Height}×{train.Width}; " +
-                         $"model {config.Model.ToString().ToLowerInvariant()}{(config.Samples > 1 ? $" k={config.Samples}" : "")} " +
+                         $"model {config.Spec.Name}{(config.Samples > 1 ? $" k={config.Samples}" : "")} " +
                          $"{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}" +
                          (config.StochasticLayers == 2 ? $"(z1)-{string.Join("-", config.Hidden2)}-{config.Latent2}(z2)" : "") +
                          (config.BatchNorm ? ", batch norm" : "") +
                          $", {config.Activation}, {config.Likelihood}, " +
                          $"binarize {options.Binarize.ToString().ToLowerInvariant()}" +
                          (config.Beta != 1 ? $", β {config.Beta.ToString(CultureInfo.InvariantCulture)}" : "") +
-                         (config.Model == ModelKind.InfoVae ? $", MMD λ {config.MmdLambda.ToString(CultureInfo.InvariantCulture)} ({config.MmdKernel.ToString().ToLowerInvariant()} kernel)" : "") +
+                         config.Spec.Settings(config) +
                          (options.WarmupEpochs > 0 ? $", KL warm-up {options.WarmupEpochs} epochs" : "") +
                          (config.TargetRate is { } rate ? $", target rate {rate.ToString(CultureInfo.InvariantCulture)} nats (D + |σ − R|)" : "") + "; " +
                          $"batch {options.BatchSize}, Adam lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}" +
@@ -310,7 +311,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             metrics.Add(row);
             MetricsFile.Write(metricsPath, metrics);
             progress.End();
-            string error = config.Model == ModelKind.Vib
+            string error = config.Spec.Has(ModelCapabilities.Labels)
                 ? string.Create(CultureInfo.InvariantCulture, $"; test error {100 * testSums.ErrorRate:F2}% (one z per image)")
                 : "";
             string engine = reference is null
@@ -366,11 +367,11 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
     private void WritePictures(string outDirectory, Vae vae, Accelerator accelerator, ImageDataset test, List<EpochMetrics> metrics)
     {
         TryDraw("loss.png", () => Plots.WriteLossCurves(Path.Combine(outDirectory, "loss.png"), metrics, Path.GetFileName(Path.GetFullPath(outDirectory))));
-        if (vae.Config.Model == ModelKind.Vib)
+        if (!vae.Config.Spec.Has(ModelCapabilities.Images))
             return; // its decoder predicts labels: there are no images to draw
         TryDraw("samples.png", () => Pictures.WriteSamples(vae, Math.Min(64, vae.MaxBatch), options.Seed, Path.Combine(outDirectory, "samples.png")));
         TryDraw("reconstructions.png", () => Pictures.WriteReconstructions(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "reconstructions.png")));
-        if (vae.Config.Model == ModelKind.Vcca)
+        if (vae.Config.Spec.Has(ModelCapabilities.TwoViews))
             TryDraw("cross-view.png", () => Pictures.WriteCrossView(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "cross-view.png")));
     }
 }

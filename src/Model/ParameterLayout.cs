@@ -50,9 +50,9 @@ public sealed class ParameterLayout
         EncoderLayerCount = layers.Count;
         if (config.StochasticLayers == 2)
         {
-            // q(z2|z1), then p(z1|z2) mirroring it: means and log-variances of z1. The Ladder VAE's bottom-up pass
-            // goes on from the encoder's last hidden layer instead of from z1.
-            Stage("encoder2", config.Model == ModelKind.Ladder ? config.Hidden[^1] : config.Latent, config.Hidden2, 2 * config.Latent2);
+            // q(z2|·) from what the family feeds it (z1, or the Ladder VAE's top hidden layer), then p(z1|z2)
+            // mirroring it: means and log-variances of z1.
+            Stage("encoder2", Models.ModelCatalog.FamilyOf(config).SecondStageInputs(config), config.Hidden2, 2 * config.Latent2);
             Encoder2End = layers.Count;
             Stage("prior", config.Latent2, config.Hidden2.Reverse().ToArray(), 2 * config.Latent);
         }
@@ -62,18 +62,19 @@ public sealed class ParameterLayout
 
         // A decoder mirroring the encoder's hidden widths from z to `outputs` columns. The Deep VIB's is a softmax
         // regression on z, as in Alemi et al.: no hidden layers.
+        bool labels = config.Spec.Has(Models.ModelCapabilities.Labels);
         void Decoder(string name, int outputs)
         {
             int width = config.Latent;
-            for (int i = config.Hidden.Length - 1; i >= 0 && config.Model != ModelKind.Vib; i--)
+            for (int i = config.Hidden.Length - 1; i >= 0 && !labels; i--)
             {
                 Add($"{name}.{config.Hidden.Length - 1 - i}", width, config.Hidden[i], config.Activation, hidden: true);
                 width = config.Hidden[i];
             }
-            Add($"{name}.out", width, outputs, config.Model == ModelKind.Vib ? ActivationKind.Identity : config.OutputActivation);
+            Add($"{name}.out", width, outputs, labels ? ActivationKind.Identity : config.OutputActivation);
         }
 
-        if (config.Model == ModelKind.Vcca)
+        if (config.Spec.Has(Models.ModelCapabilities.TwoViews))
         {
             // One decoder per view, both from the same z.
             Decoder("decoder", config.Views.View1Size);

@@ -91,7 +91,7 @@ public sealed class ReferenceTrainer
             KlWeight = config.Beta * Math.Min(1.0, (double)Step / KlWarmupSteps);
         var x = MinibatchReference.Gather(data.Images, order, first, batch, config.InputSize, binarize,
             new DrawKey(seed, Philox.Streams.Binarize, Step));
-        int[]? labels = config.Model == ModelKind.Vib
+        int[]? labels = config.Spec.Has(Models.ModelCapabilities.Labels)
             ? Enumerable.Range(first, batch).Select(index => (int)data.Labels[order[index]]).ToArray()
             : null;
         var result = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(config, seed, Step, batch), batch,
@@ -128,7 +128,7 @@ public sealed class ReferenceTrainer
     private void Accumulate(ReferenceVae.Result result, int batch)
     {
         int rows = batch * config.Samples;
-        bool objective = config.Model is ModelKind.Iwae or ModelKind.InfoVae || config.TargetRate is not null;
+        bool objective = config.Spec.SeparateObjective(config);
         sums = sums with
         {
             Reconstruction = sums.Reconstruction + result.Reconstruction * rows,

@@ -25,11 +25,11 @@ public static class ReferenceVae
     /// <see cref="LossAndGradient"/> takes them: ε [batch·k, K], then for two stochastic layers ε2 [batch·k, K2]
     /// from the second layer's stream, or for the InfoVAE the prior draws [batch, K] that MMD compares z with.</summary>
     public static double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream = Philox.Streams.Reparameterize) =>
-        Models.ModelFamilies.For(config).Reference.Epsilon(config, seed, step, batch, stream);
+        Models.ModelCatalog.FamilyOf(config).Reference.Epsilon(config, seed, step, batch, stream);
 
     /// <summary>log w = log p(x|z) + log p(z) − log q(z|x) per row, for the given ε.</summary>
     public static double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch) =>
-        Models.ModelFamilies.For(config).Reference.LogWeights(config, parameters, x, epsilon, batch);
+        Models.ModelCatalog.FamilyOf(config).Reference.LogWeights(config, parameters, x, epsilon, batch);
 
     /// <summary>
     /// The objective and its gradient for a batch with ε as <see cref="Epsilon(VaeConfig, ulong, long, int, uint)"/>
@@ -38,7 +38,7 @@ public static class ReferenceVae
     /// </summary>
     public static Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch,
         double? klWeight = null, int[]? labels = null, bool training = true) =>
-        Models.ModelFamilies.For(config).Reference.LossAndGradient(config, parameters, x, epsilon, batch, klWeight ?? config.Beta, labels, training);
+        Models.ModelCatalog.FamilyOf(config).Reference.LossAndGradient(config, parameters, x, epsilon, batch, klWeight ?? config.Beta, labels, training);
 
     /// <summary>Writes a training pass's running averages (see <see cref="Result.RunningAverages"/>) into the
     /// parameters, as the device's forward pass does before Adam's step (which leaves them alone: their gradient

@@ -7,7 +7,7 @@ using IlgpuVae.Model.Models;
 namespace IlgpuVae.Model;
 
 /// <summary>
-/// A model of any family (see <see cref="ModelFamilies"/>) with its optimiser: a training step is a sequence of
+/// A model of any family (see <see cref="ModelCatalog"/>) with its optimiser: a training step is a sequence of
 /// kernel launches on one accelerator stream, gather → the family's forward pass → its objective and backward
 /// pass → Adam. Nothing in a step waits on the host; loss sums stay on the device until
 /// <see cref="ReadTrainingSums"/>. With k samples, the encoder runs once per example and the decoder once per
@@ -50,12 +50,18 @@ public sealed partial class Vae : IDisposable
         trainingTotals = workspace.Doubles(ModelBuffers.TrainingTotals);
         evaluationTotals = workspace.Doubles(ModelBuffers.EvaluationTotals);
         stack = new DenseStack(kernels, Layout, workspace);
-        family = ModelFamilies.For(config).Create(new ModelParts(kernels, config, Layout, workspace, stack));
+        family = ModelCatalog.FamilyOf(config).Create(new ModelParts(kernels, config, Layout, workspace, stack));
         KlWeight = config.Beta;
         kernels.Accelerator.Synchronize();
     }
 
     public VaeConfig Config { get; }
+
+    /// <summary>Why this model has no likelihood bound of x (no L_k, no importance weights), or null.</summary>
+    public string? NoLikelihoodBound => family.NoLikelihoodBound;
+
+    /// <summary>Why this model's decoder draws no images, or null.</summary>
+    public string? NoImages => family.NoImages;
     public ParameterLayout Layout { get; }
     public AdamSettings Adam { get; }
 

@@ -1,4 +1,6 @@
+using System.Text.Json.Serialization;
 using IlgpuVae.GpuKernels;
+using IlgpuVae.Model.Models;
 
 namespace IlgpuVae.Model;
 
@@ -43,6 +45,10 @@ public sealed record VaeConfig
 
     public ModelKind Model { get; init; } = ModelKind.Vae;
 
+    /// <summary>The catalog's entry for <see cref="Model"/>: its capabilities, defaults and family.</summary>
+    [JsonIgnore]
+    public ModelSpec Spec => ModelCatalog.For(Model);
+
     /// <summary>z samples per example, k: the VAE averages the ELBO over them, the IWAE bounds with all of them;
     /// the autoencoder takes 1.</summary>
     public int Samples { get; init; } = 1;
@@ -51,7 +57,7 @@ public sealed record VaeConfig
     public int Classes { get; init; } = 10;
 
     /// <summary>Columns of the decoder's output: the pixels, or the Deep VIB's class logits.</summary>
-    public int OutputSize => Model == ModelKind.Vib ? Classes : InputSize;
+    public int OutputSize => Spec.Has(ModelCapabilities.Labels) ? Classes : InputSize;
 
     /// <summary>Target-rate training (Alemi et al. 2018): with σ set, the VAE minimises D + |σ − R| per batch
     /// instead of D + β·R; null is the ordinary objective.</summary>
@@ -79,7 +85,8 @@ public sealed record VaeConfig
     /// <summary>Pixels per image row (MNIST: 28), which VCCA cuts into views; 0 takes the side of a square input.</summary>
     public int ImageWidth { get; init; }
 
-    private int RowWidth
+    [JsonIgnore]
+    public int RowWidth
     {
         get
         {
@@ -94,11 +101,11 @@ public sealed record VaeConfig
     public ViewShape Views => new(InputSize, Math.Max(1, RowWidth), (RowWidth + 1) / 2);
 
     /// <summary>Columns the encoder reads: the whole input, or VCCA's first view.</summary>
-    public int EncoderInputs => Model == ModelKind.Vcca ? Views.View1Size : InputSize;
+    public int EncoderInputs => Spec.Has(ModelCapabilities.TwoViews) ? Views.View1Size : InputSize;
 
     /// <summary>Columns of the encoder's last layer: [μ | log σ²] for the VAE and IWAE, the code alone for the
     /// autoencoder.</summary>
-    public int EncoderOutputs => Model == ModelKind.Ae ? Latent : 2 * Latent;
+    public int EncoderOutputs => Spec.Has(ModelCapabilities.Posterior) ? 2 * Latent : Latent;
 
     /// <summary>Bernoulli decoders output logits; Gaussian decoders output means in (0, 1) through a sigmoid,
     /// matching pixel intensities.</summary>
@@ -113,8 +120,8 @@ public sealed record VaeConfig
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
         && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
-        && (Model != ModelKind.Vib || Classes == other.Classes)
-        && (Model != ModelKind.Vcca || RowWidth == other.RowWidth)
+        && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
+        && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
 
     public override int GetHashCode() =>
@@ -139,34 +146,20 @@ public sealed record VaeConfig
             throw new ArgumentException($"β must be a finite number ≥ 0 (got {Beta})");
         if (Samples < 1 || Samples > MaxSamples)
             throw new ArgumentException($"--k must be from 1 to {MaxSamples} (got {Samples})");
-        if (Model == ModelKind.Ae && Samples != 1)
-            throw new ArgumentException($"the autoencoder draws no samples; leave --k at 1 (got {Samples})");
         if (StochasticLayers is not (1 or 2))
             throw new ArgumentException($"--stochastic-layers must be 1 or 2 (got {StochasticLayers})");
-        if (StochasticLayers == 2 && Model == ModelKind.Ae)
-            throw new ArgumentException("the autoencoder has one deterministic code; --stochastic-layers 2 needs --model vae or iwae");
         if (StochasticLayers == 2 && (Latent2 < 1 || Hidden2.Any(width => width < 1)))
             throw new ArgumentException($"the second stochastic layer's widths must each be at least 1 (got {string.Join(",", Hidden2)} and {Latent2})");
         if (TargetRate is { } rate && (!(rate >= 0) || double.IsInfinity(rate)))
             throw new ArgumentException($"--target-rate must be a finite number of nats ≥ 0 (got {rate})");
-        if (TargetRate is not null && (Model != ModelKind.Vae || Samples != 1 || StochasticLayers != 1 || Beta != 1))
+        if (TargetRate is not null && (!Spec.Has(ModelCapabilities.TargetRate) || Samples != 1 || StochasticLayers != 1 || Beta != 1))
             throw new ArgumentException("--target-rate replaces β·KL of the one-layer VAE with k = 1: use it without --model, --k, --stochastic-layers or --beta");
-        if (Model == ModelKind.Vib && (StochasticLayers != 1 || Classes < 2 || Classes > 256))
-            throw new ArgumentException($"the Deep VIB classifies 2 to 256 classes (got {Classes}) from one stochastic layer");
-        if (Model == ModelKind.Vcca && (RowWidth < 2 || InputSize % RowWidth != 0))
-            throw new ArgumentException($"VCCA cuts images into left and right halves: it needs images at least 2 pixels wide (got {InputSize} features in rows of {RowWidth})");
-        if (Model == ModelKind.Vcca && StochasticLayers != 1)
-            throw new ArgumentException("VCCA shares one stochastic layer between its views: leave --stochastic-layers at 1");
-        if (Model == ModelKind.Ladder && (StochasticLayers != 2 || Hidden.Length < 1))
-            throw new ArgumentException("the Ladder VAE has two stochastic layers (--stochastic-layers 2) and at least one hidden layer below z1 for its bottom-up pass");
-        if (BatchNorm && Model != ModelKind.Ladder)
+        if (BatchNorm && !Spec.Has(ModelCapabilities.BatchNorm))
             throw new ArgumentException("--batch-norm is implemented for the Ladder VAE (--model ladder) only");
-        if (Model == ModelKind.InfoVae && (Samples != 1 || StochasticLayers != 1))
-            throw new ArgumentException("the InfoVAE compares one code per example with the prior: use --k 1 and one stochastic layer");
-        if (Model == ModelKind.InfoVae && (!(MmdLambda >= 0) || double.IsInfinity(MmdLambda)))
-            throw new ArgumentException($"--mmd-lambda must be a finite number ≥ 0 (got {MmdLambda})");
-        if (Model == ModelKind.Iwae && Beta != 1)
-            throw new ArgumentException($"β weights the VAE's KL term; the IWAE bound has none, so leave --beta at 1 (got {Beta})");
+        // The model's own checks first: they name what it takes instead.
+        Spec.Validate(this);
+        if (StochasticLayers == 2 && !Spec.Has(ModelCapabilities.TwoStochasticLayers) && Spec.DefaultStochasticLayers != 2)
+            throw new ArgumentException($"--model {Spec.Name} has one stochastic layer; --stochastic-layers 2 needs --model {ModelCatalog.NamesWith(ModelCapabilities.TwoStochasticLayers).Replace(", ", " or ")}");
     }
 }
 

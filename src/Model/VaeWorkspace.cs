@@ -13,7 +13,7 @@ public sealed partial class Vae
     public static WorkspacePlan Plan(VaeConfig config, int maxBatch, AdamSettings? adam = null)
     {
         var layout = new ParameterLayout(config);
-        var family = ModelFamilies.For(config);
+        var family = ModelCatalog.FamilyOf(config);
         var plan = new WorkspacePlan();
         long batch = maxBatch, rows = (long)maxBatch * config.Samples;
         ModelBuffers.PlanShared(plan, layout, config, adam ?? new AdamSettings(), batch, rows);

@@ -176,10 +176,10 @@ public static class Checkpoint
             if (layer.Name.EndsWith(".stats", StringComparison.Ordinal))
             {
                 string stage = layer.Name[..^".stats".Length];
-                int half = config.Model == ModelKind.Ae ? layer.Outputs : layer.Outputs / 2;
+                int half = config.Spec.Has(Models.ModelCapabilities.Posterior) ? layer.Outputs / 2 : layer.Outputs;
                 yield return ($"{stage}.mu.weight", [half, layer.Inputs], layer.WeightOffset);
                 yield return ($"{stage}.mu.bias", [half], layer.BiasOffset);
-                if (config.Model == ModelKind.Ae)
+                if (!config.Spec.Has(Models.ModelCapabilities.Posterior))
                     continue; // the autoencoder's code is its only output
                 yield return ($"{stage}.logvar.weight", [half, layer.Inputs], layer.WeightOffset + half * layer.Inputs);
                 yield return ($"{stage}.logvar.bias", [half], layer.BiasOffset + half);

@@ -159,6 +159,9 @@ public abstract class ModelFamily
     /// <summary>Adds this family's own buffers (beyond <see cref="ModelBuffers.PlanShared"/>) for a batch and its latent rows.</summary>
     public abstract void Plan(WorkspacePlan plan, VaeConfig config, ParameterLayout layout, long batch, long rows);
 
+    /// <summary>What a second stochastic layer's encoder q(z2|·) reads: z1, of <see cref="VaeConfig.Latent"/> columns.</summary>
+    public virtual int SecondStageInputs(VaeConfig config) => config.Latent;
+
     /// <summary>Rows layer <paramref name="layer"/> sees: one per example in the encoder, one per sample above it.</summary>
     public virtual long RowsOfLayer(ParameterLayout layout, int layer, long batch, long samples) =>
         layer < layout.EncoderLayerCount ? batch : batch * samples;

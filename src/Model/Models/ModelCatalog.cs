@@ -1,0 +1,189 @@
+using System.Globalization;
+using IlgpuVae.Model.Core;
+using IlgpuVae.Model.Models.Ladder;
+using IlgpuVae.Model.Models.OneLayer;
+using IlgpuVae.Model.Models.TwoLayer;
+using IlgpuVae.Model.Models.Vcca;
+
+namespace IlgpuVae.Model.Models;
+
+/// <summary>What a model can do, for the commands and checks that depend on it (never on its name).</summary>
+[Flags]
+public enum ModelCapabilities
+{
+    None = 0,
+    /// <summary>The decoder writes images: sample, reconstruct and the pictures of a run.</summary>
+    Images = 1,
+    /// <summary>A likelihood bound of x: eval's L_k and NLL, and importance weights.</summary>
+    LikelihoodBound = 2,
+    /// <summary>q(z|x) has a variance: a KL term (the rate), ELBO surgery, and log σ² from encode.</summary>
+    Posterior = 4,
+    /// <summary>Its KL weight may be warmed up (--warmup-epochs).</summary>
+    KlWarmup = 8,
+    /// <summary>It is trained on labels and reports a test error.</summary>
+    Labels = 16,
+    /// <summary>Two views of each image (left and right halves): the encoder reads the left one.</summary>
+    TwoViews = 32,
+    /// <summary>It may take a second stochastic layer (--stochastic-layers 2).</summary>
+    TwoStochasticLayers = 64,
+    /// <summary>Batch normalisation of its hidden layers (--batch-norm).</summary>
+    BatchNorm = 128,
+    /// <summary>Target-rate training (--target-rate) in place of β·KL.</summary>
+    TargetRate = 256,
+}
+
+/// <summary>
+/// One model of the catalog: its name as a user types it, its help, its capabilities, the defaults it changes,
+/// its own validation, what its objective is called, and the family that builds it and its reference.
+/// </summary>
+public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
+{
+    public ModelCapabilities Capabilities { get; init; }
+
+    public bool Has(ModelCapabilities capability) => (Capabilities & capability) == capability;
+
+    /// <summary>The β it trains with unless one is given (null: the usual 1).</summary>
+    public double? DefaultBeta { get; init; }
+
+    /// <summary>Stochastic layers and batch norm unless told otherwise.</summary>
+    public int DefaultStochasticLayers { get; init; } = 1;
+    public bool DefaultBatchNorm { get; init; }
+
+    /// <summary>What eval calls the loss it reports.</summary>
+    public Func<VaeConfig, string> ObjectiveName { get; init; } = _ => "ELBO (one sample per image)";
+
+    /// <summary>What the training banner adds about this model's own settings ("" when nothing).</summary>
+    public Func<VaeConfig, string> Settings { get; init; } = _ => "";
+
+    /// <summary>Whether a config's loss is summed per example apart from rec + β·KL per row (−L_k, the InfoVAE's,
+    /// target rate's).</summary>
+    public Func<VaeConfig, bool> SeparateObjective { get; init; } = config => config.TargetRate is not null;
+
+    /// <summary>The checks of this model's own settings; throws with a message naming them.</summary>
+    public Action<VaeConfig> Validate { get; init; } = _ => { };
+
+    /// <summary>The family that builds a model of this config.</summary>
+    public required Func<VaeConfig, ModelFamily> Family { get; init; }
+}
+
+/// <summary>
+/// Every model the program trains, one line each: commands, checkpoints, the layout, the memory plan and the
+/// references find a model's family and capabilities here.
+/// </summary>
+public static class ModelCatalog
+{
+    private static readonly OneLayerFamily OneLayer = new();
+    private static readonly TwoLayerFamily TwoLayer = new();
+    private static readonly LadderFamily LadderFamily = new();
+    private static readonly VccaFamily VccaFamily = new();
+
+    private static ModelFamily OneOrTwoLayers(VaeConfig config) => config.StochasticLayers == 2 ? TwoLayer : OneLayer;
+
+    private const ModelCapabilities Generative = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound | ModelCapabilities.Posterior;
+
+    public static IReadOnlyList<ModelSpec> All { get; } =
+    [
+        new(ModelKind.Vae, "vae", "ELBO, averaged over --k samples")
+        {
+            Capabilities = Generative | ModelCapabilities.KlWarmup | ModelCapabilities.TwoStochasticLayers | ModelCapabilities.TargetRate,
+            Family = OneOrTwoLayers,
+        },
+        new(ModelKind.Iwae, "iwae", "the k-sample importance-weighted bound")
+        {
+            Capabilities = Generative | ModelCapabilities.TwoStochasticLayers,
+            ObjectiveName = config => $"IWAE bound −L_{config.Samples} (training k)",
+            SeparateObjective = _ => true,
+            Validate = config =>
+            {
+                if (config.Beta != 1)
+                    throw new ArgumentException($"β weights the VAE's KL term; the IWAE bound has none, so leave --beta at 1 (got {config.Beta})");
+            },
+            Family = OneOrTwoLayers,
+        },
+        new(ModelKind.Ae, "ae", "plain autoencoder, z = the code")
+        {
+            Capabilities = ModelCapabilities.Images,
+            ObjectiveName = _ => "reconstruction (autoencoder)",
+            Validate = config =>
+            {
+                if (config.Samples != 1)
+                    throw new ArgumentException($"the autoencoder draws no samples; leave --k at 1 (got {config.Samples})");
+                if (config.StochasticLayers == 2)
+                    throw new ArgumentException("the autoencoder has one deterministic code; --stochastic-layers 2 needs --model vae or iwae");
+            },
+            Family = _ => OneLayer,
+        },
+        new(ModelKind.InfoVae, "infovae", "rec + β·KL + λ·MMD², β 0 unless given")
+        {
+            Capabilities = Generative,
+            DefaultBeta = 0,
+            ObjectiveName = config => $"InfoVAE objective (rec + β·KL + {config.MmdLambda.ToString(CultureInfo.InvariantCulture)}·MMD²)",
+            Settings = config => $", MMD λ {config.MmdLambda.ToString(CultureInfo.InvariantCulture)} ({config.MmdKernel.ToString().ToLowerInvariant()} kernel)",
+            SeparateObjective = _ => true,
+            Validate = config =>
+            {
+                if (config.Samples != 1 || config.StochasticLayers != 1)
+                    throw new ArgumentException("the InfoVAE compares one code per example with the prior: use --k 1 and one stochastic layer");
+                if (!(config.MmdLambda >= 0) || double.IsInfinity(config.MmdLambda))
+                    throw new ArgumentException($"--mmd-lambda must be a finite number ≥ 0 (got {config.MmdLambda})");
+            },
+            Family = _ => OneLayer,
+        },
+        new(ModelKind.Vib, "vib", "Deep VIB: −log q(label|z) + β·KL, β 1e-3 unless given")
+        {
+            Capabilities = ModelCapabilities.Posterior | ModelCapabilities.Labels,
+            // Alemi et al.'s choice for MNIST.
+            DefaultBeta = 1e-3,
+            ObjectiveName = _ => "Deep VIB objective (−log q(y|z) + β·KL)",
+            Validate = config =>
+            {
+                if (config.StochasticLayers != 1 || config.Classes < 2 || config.Classes > 256)
+                    throw new ArgumentException($"the Deep VIB classifies 2 to 256 classes (got {config.Classes}) from one stochastic layer");
+            },
+            Family = _ => OneLayer,
+        },
+        new(ModelKind.Vcca, "vcca", "two views, the left and right image halves, share z inferred from the left: rec(left) + rec(right) + β·KL")
+        {
+            Capabilities = Generative | ModelCapabilities.KlWarmup | ModelCapabilities.TwoViews,
+            Validate = config =>
+            {
+                if (config.RowWidth < 2 || config.InputSize % config.RowWidth != 0)
+                    throw new ArgumentException($"VCCA cuts images into left and right halves: it needs images at least 2 pixels wide (got {config.InputSize} features in rows of {config.RowWidth})");
+                if (config.StochasticLayers != 1)
+                    throw new ArgumentException("VCCA shares one stochastic layer between its views: leave --stochastic-layers at 1");
+            },
+            Family = _ => VccaFamily,
+        },
+        new(ModelKind.Ladder, "ladder", "Ladder VAE: two stochastic layers, q(z1|x, z2) merging the bottom-up pass with p(z1|z2) by precision; batch norm on by default")
+        {
+            Capabilities = Generative | ModelCapabilities.KlWarmup | ModelCapabilities.BatchNorm,
+            DefaultStochasticLayers = 2,
+            DefaultBatchNorm = true,
+            Validate = config =>
+            {
+                if (config.StochasticLayers != 2 || config.Hidden.Length < 1)
+                    throw new ArgumentException("the Ladder VAE has two stochastic layers (--stochastic-layers 2) and at least one hidden layer below z1 for its bottom-up pass");
+            },
+            Family = _ => LadderFamily,
+        },
+    ];
+
+    /// <summary>The names of the models, as a user types them.</summary>
+    public static IEnumerable<string> Names => All.Select(spec => spec.Name);
+
+    public static ModelSpec For(ModelKind kind) =>
+        All.FirstOrDefault(spec => spec.Kind == kind) ?? throw new ArgumentException($"no model '{kind}' in the catalog");
+
+    public static ModelSpec For(VaeConfig config) => For(config.Model);
+
+    /// <summary>The model of this name (as typed, any case), or null.</summary>
+    public static ModelSpec? Find(string name) =>
+        All.FirstOrDefault(spec => string.Equals(spec.Name, name, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>The names of the models with a capability, for messages ("vae, vcca, ladder").</summary>
+    public static string NamesWith(ModelCapabilities capability) =>
+        string.Join(", ", All.Where(spec => spec.Has(capability)).Select(spec => spec.Name));
+
+    /// <summary>The family that builds a model of this config.</summary>
+    public static ModelFamily FamilyOf(VaeConfig config) => For(config).Family(config);
+}
