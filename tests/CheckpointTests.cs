@@ -140,7 +140,7 @@ public sealed class CheckpointTests : IDisposable
         var data = WriteDataSet();
         var options = new TrainOptions
         {
-            Data = data, BatchSize = 8, Hidden = [8], Latent = 4, Epochs = 3, Binarize = BinarizeMode.Dynamic,
+            Data = data, BatchSize = 8, Config = new() { Hidden = [8], Latent = 4 }, Epochs = 3, Binarize = BinarizeMode.Dynamic,
             Accelerator = GpuKernels.AcceleratorChoice.Cpu,
         };
         var straight = Path.Combine(directory, "straight");
@@ -172,7 +172,7 @@ public sealed class CheckpointTests : IDisposable
         var data = WriteDataSet();
         var options = new TrainOptions
         {
-            Data = data, BatchSize = 8, Hidden = [8], Latent = 4, Epochs = 3, Binarize = BinarizeMode.Dynamic,
+            Data = data, BatchSize = 8, Config = new() { Hidden = [8], Latent = 4 }, Epochs = 3, Binarize = BinarizeMode.Dynamic,
             WarmupEpochs = 1, Accelerator = GpuKernels.AcceleratorChoice.Cpu,
         };
         var single = Path.Combine(directory, "single");

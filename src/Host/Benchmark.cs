@@ -75,7 +75,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         int batchSize = options.BatchSize ?? model?.BatchSize ?? BenchOptions.DefaultBatchSize;
         if (options.Steps < 1 || batchSize < 1 || options.WarmupSteps < 0 || options.ProfileSteps < 0)
             throw new ArgumentException("--steps and --batch-size must be at least 1, --warmup and --profile at least 0");
-        var config = checkpoint?.State.Model ?? model?.ModelConfig() ?? new VaeConfig { Hidden = options.Hidden, Latent = options.Latent };
+        var config = checkpoint?.State.Model ?? model?.Config ?? new VaeConfig { Hidden = options.Hidden, Latent = options.Latent };
         config.Validate();
         bool binarize = model?.Binarize == BinarizeMode.Dynamic;
 

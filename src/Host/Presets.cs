@@ -39,15 +39,18 @@ public static class Presets
         return options with
         {
             Preset = name,
-            Model = ModelCatalog.Find(parts[0])!.Kind,
-            Samples = int.Parse(parts[2][1..], System.Globalization.CultureInfo.InvariantCulture),
-            Hidden = [200, 200],
-            Latent = twoLayers ? 100 : 50,
-            StochasticLayers = twoLayers ? 2 : 1,
-            Hidden2 = [100, 100],
-            Latent2 = 50,
-            Activation = ActivationKind.Tanh,
-            Likelihood = LikelihoodKind.Bernoulli,
+            Config = options.Config with
+            {
+                Model = ModelCatalog.Find(parts[0])!.Kind,
+                Samples = int.Parse(parts[2][1..], System.Globalization.CultureInfo.InvariantCulture),
+                Hidden = [200, 200],
+                Latent = twoLayers ? 100 : 50,
+                StochasticLayers = twoLayers ? 2 : 1,
+                Hidden2 = [100, 100],
+                Latent2 = 50,
+                Activation = ActivationKind.Tanh,
+                Likelihood = LikelihoodKind.Bernoulli,
+            },
             Binarize = BinarizeMode.Dynamic,
             BatchSize = 20,
             LearningRate = 1e-3,

@@ -80,30 +80,30 @@ public static class Program
         var preset = new Option<string?>("--preset") { Description = $"Start from the settings of a published result (options given beside it win): {string.Join(", ", Presets.Names)}" };
         preset.AcceptOnlyFromAmong(Presets.Names.ToArray());
         preset.HelpName = "NAME";
-        var model = new Option<ModelKind>("--model") { Description = string.Join("; ", ModelCatalog.All.Select(spec => $"{spec.Name} ({spec.Help})")), DefaultValueFactory = _ => defaults.Model, HelpName = string.Join("|", ModelCatalog.Names), CustomParser = ModelName };
-        var mmdLambda = new Option<double>("--mmd-lambda") { Description = "InfoVAE: λ, the weight of MMD² between the batch's codes and as many prior draws", DefaultValueFactory = _ => defaults.MmdLambda };
-        var mmdKernel = new Option<MmdKernelKind>("--mmd-kernel") { Description = "InfoVAE: gaussian (exp(-d²/2K)) or imq (inverse multiquadric 2K/(2K + d²))", DefaultValueFactory = _ => defaults.MmdKernel, CustomParser = ParseMmdKernel, HelpName = "gaussian|imq" };
-        var samples = new Option<int>("--k") { Description = "z samples per example: the IWAE's k; the VAE averages its ELBO over them", DefaultValueFactory = _ => defaults.Samples };
-        var beta = new Option<double>("--beta") { Description = "Weight of the VAE's KL term (β-VAE; 1 is the ELBO)", DefaultValueFactory = _ => defaults.Beta };
+        var model = new Option<ModelKind>("--model") { Description = string.Join("; ", ModelCatalog.All.Select(spec => $"{spec.Name} ({spec.Help})")), DefaultValueFactory = _ => defaults.Config.Model, HelpName = string.Join("|", ModelCatalog.Names), CustomParser = ModelName };
+        var mmdLambda = new Option<double>("--mmd-lambda") { Description = "InfoVAE: λ, the weight of MMD² between the batch's codes and as many prior draws", DefaultValueFactory = _ => defaults.Config.MmdLambda };
+        var mmdKernel = new Option<MmdKernelKind>("--mmd-kernel") { Description = "InfoVAE: gaussian (exp(-d²/2K)) or imq (inverse multiquadric 2K/(2K + d²))", DefaultValueFactory = _ => defaults.Config.MmdKernel, CustomParser = ParseMmdKernel, HelpName = "gaussian|imq" };
+        var samples = new Option<int>("--k") { Description = "z samples per example: the IWAE's k; the VAE averages its ELBO over them", DefaultValueFactory = _ => defaults.Config.Samples };
+        var beta = new Option<double>("--beta") { Description = "Weight of the VAE's KL term (β-VAE; 1 is the ELBO)", DefaultValueFactory = _ => defaults.Config.Beta };
         var targetRate = new Option<double?>("--target-rate") { Description = "Train the VAE on D + |σ − R| for this rate σ in nats (Alemi et al. 2018) instead of the ELBO" };
         var warmup = new Option<int>("--warmup-epochs") { Description = "KL warm-up: β rises linearly from 0 to --beta over this many epochs (0: none)", DefaultValueFactory = _ => defaults.WarmupEpochs };
         var data = new Option<string>("--data") { Description = "mnist, fashion-mnist (fetched on first use), or a folder with train.csv and test.csv (label, then pixels 0-255 per row) or the four MNIST-format IDX files", DefaultValueFactory = _ => defaults.Data };
         var epochs = new Option<int>("--epochs") { Description = "Passes over the training set (default 10, or the length of --lr-schedule)", DefaultValueFactory = _ => defaults.Epochs };
         var batchSize = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => defaults.BatchSize };
         var hidden = new Option<string>("--hidden") { Description = "Hidden layer widths, comma-separated (the decoder mirrors them)", DefaultValueFactory = _ => "400" };
-        var latent = new Option<int>("--latent") { Description = "Latent dimensions (of z1 with two stochastic layers)", DefaultValueFactory = _ => defaults.Latent };
-        var stochasticLayers = new Option<int>("--stochastic-layers") { Description = "1, or 2 for the IWAE paper's x → z1 → z2 model with p(z2) p(z1|z2) p(x|z1)", DefaultValueFactory = _ => defaults.StochasticLayers };
+        var latent = new Option<int>("--latent") { Description = "Latent dimensions (of z1 with two stochastic layers)", DefaultValueFactory = _ => defaults.Config.Latent };
+        var stochasticLayers = new Option<int>("--stochastic-layers") { Description = "1, or 2 for the IWAE paper's x → z1 → z2 model with p(z2) p(z1|z2) p(x|z1)", DefaultValueFactory = _ => defaults.Config.StochasticLayers };
         var hidden2 = new Option<string>("--hidden2") { Description = "Two stochastic layers: widths between z1 and z2, comma-separated (p(z1|z2) mirrors them)", DefaultValueFactory = _ => "100,100" };
         var batchNorm = new Option<bool>("--batch-norm") { Description = "Batch normalisation on the hidden layers, with running averages for evaluation (Ladder VAE only; default on for it: --batch-norm false turns it off)" };
-        var latent2 = new Option<int>("--latent2") { Description = "Two stochastic layers: dimensions of z2", DefaultValueFactory = _ => defaults.Latent2 };
+        var latent2 = new Option<int>("--latent2") { Description = "Two stochastic layers: dimensions of z2", DefaultValueFactory = _ => defaults.Config.Latent2 };
         var learningRate = new Option<double>("--lr") { Description = "Adam learning rate (the start of --lr-schedule)", DefaultValueFactory = _ => defaults.LearningRate };
         var schedule = new Option<LearningRateScheduleKind>("--lr-schedule") { Description = "constant; iwae (the IWAE paper's: 3^i epochs at lr·10^(-i/7), i = 0..7, 3280 epochs); iwae-short (those eight rates, one epoch each)", DefaultValueFactory = _ => defaults.LearningRateSchedule, CustomParser = ParseSchedule, HelpName = "constant|iwae|iwae-short" };
         var adamEpsilon = new Option<double>("--adam-eps") { Description = "Adam's ε (the IWAE paper uses 1e-4)", DefaultValueFactory = _ => defaults.AdamEpsilon };
         var clipGradNorm = new Option<double?>("--clip-grad-norm") { Description = "Scale the gradient down to this L2 norm (over all parameters) before each step when it is larger (default: no clipping)" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of every random draw (initialisation, order, ε)", DefaultValueFactory = _ => defaults.Seed };
-        var likelihood = new Option<LikelihoodKind>("--likelihood") { Description = "Decoder: bernoulli (logits) or gaussian (N(f(z), c·I))", DefaultValueFactory = _ => defaults.Likelihood, CustomParser = Named<LikelihoodKind>("--likelihood") };
-        var variance = new Option<double>("--gaussian-c") { Description = "c of the Gaussian decoder", DefaultValueFactory = _ => defaults.GaussianVariance };
-        var activation = new Option<ActivationKind>("--activation") { Description = "Hidden activation: relu, tanh, sigmoid, identity", DefaultValueFactory = _ => defaults.Activation, CustomParser = Named<ActivationKind>("--activation") };
+        var likelihood = new Option<LikelihoodKind>("--likelihood") { Description = "Decoder: bernoulli (logits) or gaussian (N(f(z), c·I))", DefaultValueFactory = _ => defaults.Config.Likelihood, CustomParser = Named<LikelihoodKind>("--likelihood") };
+        var variance = new Option<double>("--gaussian-c") { Description = "c of the Gaussian decoder", DefaultValueFactory = _ => defaults.Config.GaussianVariance };
+        var activation = new Option<ActivationKind>("--activation") { Description = "Hidden activation: relu, tanh, sigmoid, identity", DefaultValueFactory = _ => defaults.Config.Activation, CustomParser = Named<ActivationKind>("--activation") };
         var binarize = new Option<BinarizeMode>("--binarize") { Description = "Binary targets for the Bernoulli decoder: none (grey levels), dynamic (each pixel drawn as Bernoulli(grey) every time it is seen), static (drawn once)", DefaultValueFactory = _ => defaults.Binarize, CustomParser = Named<BinarizeMode>("--binarize") };
         var accelerator = AcceleratorOption();
         var outDirectory = new Option<string?>("--out") { Description = "Run folder for config.json and metrics.csv (default runs/DATA-TIME)" };
@@ -141,35 +141,40 @@ public static class Program
             var chosenSchedule = Pick(schedule, options.LearningRateSchedule);
             int scheduleEpochs = LearningRateSchedule.Epochs(chosenSchedule);
             // The InfoVAE replaces the KL term by MMD unless a β is asked for; the Deep VIB takes Alemi et al.'s.
-            var chosenModel = ModelCatalog.For(Pick(model, options.Model));
+            var chosenModel = ModelCatalog.For(Pick(model, options.Config.Model));
+            var config = options.Config;
+            config = config with
+            {
+                Model = chosenModel.Kind,
+                Samples = Pick(samples, config.Samples),
+                Beta = Pick(beta, chosenModel.DefaultBeta ?? config.Beta),
+                MmdLambda = Pick(mmdLambda, config.MmdLambda),
+                MmdKernel = Pick(mmdKernel, config.MmdKernel),
+                TargetRate = Pick(targetRate, config.TargetRate),
+                Hidden = parse.GetResult(hidden) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden)!) : config.Hidden,
+                Latent = Pick(latent, config.Latent),
+                // A model's own defaults (the Ladder VAE's two stochastic layers and batch norm) unless told otherwise.
+                StochasticLayers = Pick(stochasticLayers, Math.Max(chosenModel.DefaultStochasticLayers, config.StochasticLayers)),
+                BatchNorm = Pick(batchNorm, chosenModel.DefaultBatchNorm || config.BatchNorm),
+                Hidden2 = parse.GetResult(hidden2) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden2)!, "--hidden2") : config.Hidden2,
+                Latent2 = Pick(latent2, config.Latent2),
+                Likelihood = Pick(likelihood, config.Likelihood),
+                GaussianVariance = Pick(variance, config.GaussianVariance),
+                Activation = Pick(activation, config.Activation),
+            };
             options = options with
             {
-                Model = Pick(model, options.Model),
-                Samples = Pick(samples, options.Samples),
-                Beta = Pick(beta, chosenModel.DefaultBeta ?? options.Beta),
-                MmdLambda = Pick(mmdLambda, options.MmdLambda),
-                MmdKernel = Pick(mmdKernel, options.MmdKernel),
-                TargetRate = Pick(targetRate, options.TargetRate),
+                Config = config,
                 WarmupEpochs = Pick(warmup, options.WarmupEpochs),
                 Data = Pick(data, options.Data),
                 // A schedule sets the length unless --epochs is given.
                 Epochs = Pick(epochs, scheduleEpochs > 0 ? scheduleEpochs : options.Epochs),
                 BatchSize = Pick(batchSize, options.BatchSize),
-                Hidden = parse.GetResult(hidden) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden)!) : options.Hidden,
-                Latent = Pick(latent, options.Latent),
-                // A model's own defaults (the Ladder VAE's two stochastic layers and batch norm) unless told otherwise.
-                StochasticLayers = Pick(stochasticLayers, Math.Max(chosenModel.DefaultStochasticLayers, options.StochasticLayers)),
-                BatchNorm = Pick(batchNorm, chosenModel.DefaultBatchNorm || options.BatchNorm),
-                Hidden2 = parse.GetResult(hidden2) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden2)!, "--hidden2") : options.Hidden2,
-                Latent2 = Pick(latent2, options.Latent2),
                 LearningRate = Pick(learningRate, options.LearningRate),
                 LearningRateSchedule = chosenSchedule,
                 AdamEpsilon = Pick(adamEpsilon, options.AdamEpsilon),
                 MaxGradientNorm = Pick(clipGradNorm, options.MaxGradientNorm),
                 Seed = Pick(seed, options.Seed),
-                Likelihood = Pick(likelihood, options.Likelihood),
-                GaussianVariance = Pick(variance, options.GaussianVariance),
-                Activation = Pick(activation, options.Activation),
                 Binarize = Pick(binarize, options.Binarize),
                 Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)),
                 Out = parse.GetValue(outDirectory),
@@ -245,7 +250,7 @@ public static class Program
         var epochs = new Option<int>("--epochs") { Description = "Epochs per target rate", DefaultValueFactory = _ => 3 };
         var batchSize = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => defaults.BatchSize };
         var hidden = new Option<string>("--hidden") { Description = "Hidden layer widths, comma-separated", DefaultValueFactory = _ => "400" };
-        var latent = new Option<int>("--latent") { Description = "Latent dimensions", DefaultValueFactory = _ => defaults.Latent };
+        var latent = new Option<int>("--latent") { Description = "Latent dimensions", DefaultValueFactory = _ => defaults.Config.Latent };
         var seed = new Option<ulong>("--seed") { Description = "Seed of every run", DefaultValueFactory = _ => defaults.Seed };
         var accelerator = AcceleratorOption();
         var outDirectory = new Option<string?>("--out") { Description = "Folder for one run per σ, rate-distortion.csv and rate-distortion.png (default runs/rate-distortion-TIME)" };
@@ -267,7 +272,7 @@ public static class Program
             var options = defaults with
             {
                 Data = parse.GetValue(data)!, Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batchSize),
-                Hidden = ParseWidths(parse.GetValue(hidden)!), Latent = parse.GetValue(latent), Seed = parse.GetValue(seed),
+                Config = defaults.Config with { Hidden = ParseWidths(parse.GetValue(hidden)!), Latent = parse.GetValue(latent) }, Seed = parse.GetValue(seed),
                 Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)), TrainLimit = parse.GetValue(trainLimit),
                 TestLimit = parse.GetValue(testLimit),
             };

@@ -27,7 +27,7 @@ public static class RateDistortion
             if (!done)
             {
                 output.WriteLine($"== target rate σ = {target.ToString(CultureInfo.InvariantCulture)} nats: {run}");
-                int exitCode = new Training(options with { TargetRate = target, Out = run }, output, interrupt).Run();
+                int exitCode = new Training(options with { Config = options.Config with { TargetRate = target }, Out = run }, output, interrupt).Run();
                 if (exitCode != 0)
                     return exitCode;
             }

@@ -32,37 +32,20 @@ public sealed record TrainOptions
 {
     /// <summary>The preset the run started from (informational; its settings are already in these options).</summary>
     public string? Preset { get; init; }
-    public ModelKind Model { get; init; } = ModelKind.Vae;
-    /// <summary>z samples per example (the IWAE's k; the VAE averages its ELBO over them).</summary>
-    public int Samples { get; init; } = 1;
-    public double Beta { get; init; } = 1.0;
+    /// <summary>The model to train (its input size, image width and classes are set from the data). Stored as the
+    /// run's config.json "model" section, beside these options' "training" section.</summary>
+    [JsonIgnore] public VaeConfig Config { get; init; } = new();
     /// <summary>KL warm-up: β rises linearly from 0 over this many epochs (0: none).</summary>
     public int WarmupEpochs { get; init; }
     public double AdamEpsilon { get; init; } = 1e-8;
-    /// <summary>Target-rate training: minimise D + |σ − R| with σ this (null: the ordinary objective).</summary>
-    public double? TargetRate { get; init; }
-    /// <summary>InfoVAE: the weight of MMD² and its kernel.</summary>
-    public double MmdLambda { get; init; } = 1000;
-    public MmdKernelKind MmdKernel { get; init; } = MmdKernelKind.Gaussian;
-    public int StochasticLayers { get; init; } = 1;
-    /// <summary>Two stochastic layers: the widths between z1 and z2 (mirrored by p(z1|z2)) and z2's width.</summary>
-    public int[] Hidden2 { get; init; } = [100, 100];
-    public int Latent2 { get; init; } = 50;
-    /// <summary>Batch normalisation on the hidden layers (the Ladder VAE's; on by default for it).</summary>
-    public bool BatchNorm { get; init; }
     public LearningRateScheduleKind LearningRateSchedule { get; init; } = LearningRateScheduleKind.Constant;
     public string Data { get; init; } = "mnist";
     public int Epochs { get; init; } = 10;
     public int BatchSize { get; init; } = 128;
-    public int[] Hidden { get; init; } = [400];
-    public int Latent { get; init; } = 20;
     public double LearningRate { get; init; } = 1e-3;
     /// <summary>Clip the gradient's L2 norm to this before each step (null: no clipping).</summary>
     public double? MaxGradientNorm { get; init; }
     public ulong Seed { get; init; } = 1;
-    public LikelihoodKind Likelihood { get; init; } = LikelihoodKind.Bernoulli;
-    public double GaussianVariance { get; init; } = 1.0;
-    public ActivationKind Activation { get; init; } = ActivationKind.Relu;
     public BinarizeMode Binarize { get; init; } = BinarizeMode.None;
     /// <summary>Double: the steps run through <see cref="ReferenceTrainer"/>; the kernels still evaluate,
     /// checkpoint and draw the trained weights, rounded to float.</summary>
@@ -80,26 +63,6 @@ public sealed record TrainOptions
     [JsonIgnore] internal long? StopAtStep { get; init; }
     /// <summary>A run folder to continue from its checkpoint (set by train --resume).</summary>
     [JsonIgnore] public string? Resume { get; init; }
-
-    /// <summary>The model these options describe, before the data set fixes its input size.</summary>
-    public VaeConfig ModelConfig() => new()
-    {
-        Hidden = Hidden,
-        Latent = Latent,
-        Activation = Activation,
-        Likelihood = Likelihood,
-        GaussianVariance = GaussianVariance,
-        Model = Model,
-        Samples = Samples,
-        MmdLambda = MmdLambda,
-        TargetRate = TargetRate,
-        MmdKernel = MmdKernel,
-        StochasticLayers = StochasticLayers,
-        Hidden2 = Hidden2,
-        Latent2 = Latent2,
-        BatchNorm = BatchNorm,
-        Beta = Beta,
-    };
 
     public AdamSettings AdamSettings() =>
         new() { LearningRate = LearningRate, Epsilon = AdamEpsilon, MaxGradientNorm = MaxGradientNorm };
@@ -121,7 +84,11 @@ public sealed record TrainOptions
             using var document = JsonDocument.Parse(File.ReadAllText(path));
             var options = document.RootElement.GetProperty("training").Deserialize<TrainOptions>(Checkpoint.JsonOptions)
                           ?? throw new JsonException("no training section");
-            return options with { Out = runDirectory, Resume = runDirectory };
+            // Runs written before the options held the config repeated its settings in "training"; the "model"
+            // section has always held all of them.
+            var config = document.RootElement.GetProperty("model").Deserialize<VaeConfig>(Checkpoint.JsonOptions)
+                         ?? throw new JsonException("no model section");
+            return options with { Config = config, Out = runDirectory, Resume = runDirectory };
         }
         catch (Exception exception) when (exception is JsonException or KeyNotFoundException or InvalidOperationException)
         {
@@ -146,13 +113,13 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             throw new ArgumentException($"--batch-size must be at least 1 (got {options.BatchSize})");
         if (options.WarmupEpochs < 0)
             throw new ArgumentException($"--warmup-epochs must be 0 (no warm-up) or more (got {options.WarmupEpochs})");
-        if (options.WarmupEpochs > 0 && !ModelCatalog.For(options.Model).Has(ModelCapabilities.KlWarmup))
+        if (options.WarmupEpochs > 0 && !options.Config.Spec.Has(ModelCapabilities.KlWarmup))
             throw new ArgumentException($"--warmup-epochs ramps the KL weight of --model {ModelCatalog.NamesWith(ModelCapabilities.KlWarmup)}; the other models' KL terms are not warmed up");
         if (!(options.AdamEpsilon > 0) || double.IsInfinity(options.AdamEpsilon))
             throw new ArgumentException($"--adam-eps must be a positive finite number (got {options.AdamEpsilon})");
         var adam = options.AdamSettings();
         adam.Validate();
-        var config = options.ModelConfig();
+        var config = options.Config;
         config.Validate();
 
         var data = DataSets.Load(options.Data, output);
