@@ -26,11 +26,7 @@ public static class Pictures
     /// <summary>The grid of <see cref="Sample"/> from a model in memory (count ≤ its MaxBatch).</summary>
     public static void WriteSamples(Vae vae, int count, ulong seed, string path)
     {
-        int latent = vae.Config.TopLatent;
-        var codes = new float[count * latent];
-        for (int i = 0; i < codes.Length; i++)
-            codes[i] = Philox.Normal(seed, Philox.Streams.Sample, 0, i);
-        var means = vae.Decode(codes);
+        var means = vae.Decode(vae.PriorCodes(count, seed));
         var (height, width) = ImageShape(vae.Config);
         var tiles = Enumerable.Range(0, count).Select(i => means.AsSpan(i * vae.Config.InputSize, vae.Config.InputSize).ToArray()).ToList();
         Images.WriteGrid(path, tiles, height, width, (int)Math.Ceiling(Math.Sqrt(count)));

@@ -262,6 +262,18 @@ public sealed partial class Vae : IDisposable
         return output;
     }
 
+    /// <summary><paramref name="count"/> codes of the top latent drawn from the prior N(0, I), element i from
+    /// Philox (seed, <see cref="Philox.Streams.Sample"/>, 0, i): what <c>sample</c> decodes.</summary>
+    public float[] PriorCodes(int count, ulong seed)
+    {
+        if (count < 1)
+            throw new ArgumentOutOfRangeException(nameof(count), $"draw at least one code (got {count})");
+        var codes = new float[count * Config.TopLatent];
+        for (int i = 0; i < codes.Length; i++)
+            codes[i] = Philox.Normal(seed, Philox.Streams.Sample, 0, i);
+        return codes;
+    }
+
     private LossSums ReadSums(MemoryBuffer1D<double, Stride1D.Dense> totals, bool reset, double beta)
     {
         kernels.Synchronize();

@@ -7,6 +7,29 @@ public sealed record ImageDataset(string Name, byte[] Images, byte[] Labels, int
 {
     public int Features => Height * Width;
 
+    /// <summary>
+    /// Images from floats in [0, 1] (count × height·width, row-major), stored as the grey levels 0..255 that every
+    /// data set here holds (round(255·v): a step of 1/255), with optional labels. Anything outside [0, 1] is refused.
+    /// </summary>
+    public static ImageDataset FromFloats(string name, float[] pixels, int count, int height, int width, byte[]? labels = null)
+    {
+        if (count < 1 || height < 1 || width < 1)
+            throw new ArgumentException($"{name}: count, height and width must each be at least 1 (got {count}, {height}, {width})");
+        if (pixels.Length != (long)count * height * width)
+            throw new ArgumentException($"{name}: {count} images of {height}×{width} are {(long)count * height * width} values (got {pixels.Length})");
+        if (labels is not null && labels.Length != count)
+            throw new ArgumentException($"{name}: give one label per image ({count}; got {labels.Length})");
+        var images = new byte[pixels.Length];
+        for (int i = 0; i < pixels.Length; i++)
+        {
+            float value = pixels[i];
+            if (!(value >= 0 && value <= 1))
+                throw new ArgumentException($"{name}: value {i} (image {i / (height * width)}) is {value}; pixels must lie in [0, 1]");
+            images[i] = (byte)Math.Round(255 * value);
+        }
+        return new ImageDataset(name, images, labels ?? new byte[count], count, height, width);
+    }
+
     /// <summary>The first <paramref name="count"/> examples, for quick runs and tests.</summary>
     public ImageDataset Take(int count)
     {
