@@ -39,11 +39,14 @@ public static class DataSets
 
     private static void Fetch(string name, string directory, string? repository, TextWriter log)
     {
-        string script = repository is null ? "" : Path.Combine(repository, "data", $"fetch-{name}.sh");
+        // The repository's data/ folder, or the copy that ships beside the program (an installed tool).
+        var candidates = new[] { repository is null ? null : Path.Combine(repository, "data"), Path.Combine(AppContext.BaseDirectory, "data") }
+            .OfType<string>().Select(folder => Path.Combine(folder, $"fetch-{name}.sh")).ToList();
+        string? script = candidates.FirstOrDefault(File.Exists);
         string howTo = $"get the four IDX files ({string.Join(", ", MnistFormatData.FileStems)}) into {directory} "
                        + $"with `bash data/fetch-{name}.sh {directory}` from the IlgpuVae repository, or pass --data FOLDER";
-        if (!File.Exists(script))
-            throw new DataFormatException(directory, $"{name} is not there and the fetch script was not found; {howTo}");
+        if (script is null)
+            throw new DataFormatException(directory, $"{name} is not there and the fetch script was not found (looked for {string.Join(" and ", candidates)}); {howTo}");
 
         log.WriteLine($"{name} not found in {directory}: fetching it with {script}");
         var start = new ProcessStartInfo("bash", [script, directory]) { UseShellExecute = false };
