@@ -23,72 +23,15 @@ public sealed class ParameterLayout
     public ParameterLayout(VaeConfig config)
     {
         config.Validate();
-        var layers = new List<DenseSlice>();
-        int offset = 0;
-        void Add(string name, int inputs, int outputs, ActivationKind activation, bool hidden = false)
-        {
-            var slice = new DenseSlice(name, inputs, outputs, activation, offset, hidden && config.BatchNorm);
-            layers.Add(slice);
-            // Each weight matrix starts on a 4-float boundary so kernels may read it 16 bytes at a time; the
-            // few floats of padding stay zero and receive zero gradients.
-            offset = (slice.End + 3) / 4 * 4;
-        }
-
-        // One Gaussian stage: deterministic layers from `inputs`, then a stats layer of `outputs` columns.
-        void Stage(string name, int inputs, IReadOnlyList<int> hidden, int outputs)
-        {
-            int width = inputs;
-            for (int i = 0; i < hidden.Count; i++)
-            {
-                Add($"{name}.{i}", width, hidden[i], config.Activation, hidden: true);
-                width = hidden[i];
-            }
-            Add($"{name}.stats", width, outputs, ActivationKind.Identity);
-        }
-
-        Stage("encoder", config.EncoderInputs, config.Hidden, config.EncoderOutputs);
-        EncoderLayerCount = layers.Count;
-        if (config.StochasticLayers == 2)
-        {
-            // q(z2|·) from what the family feeds it (z1, or the Ladder VAE's top hidden layer), then p(z1|z2)
-            // mirroring it: means and log-variances of z1.
-            Stage("encoder2", Models.ModelCatalog.FamilyOf(config).SecondStageInputs(config), config.Hidden2, 2 * config.Latent2);
-            Encoder2End = layers.Count;
-            Stage("prior", config.Latent2, config.Hidden2.Reverse().ToArray(), 2 * config.Latent);
-        }
-        else
-            Encoder2End = layers.Count;
-        DecoderStart = layers.Count;
-
-        // A decoder mirroring the encoder's hidden widths from z to `outputs` columns. The Deep VIB's is a softmax
-        // regression on z, as in Alemi et al.: no hidden layers.
-        bool labels = config.Spec.Has(Models.ModelCapabilities.Labels);
-        void Decoder(string name, int outputs)
-        {
-            int width = config.Latent;
-            for (int i = config.Hidden.Length - 1; i >= 0 && !labels; i--)
-            {
-                Add($"{name}.{config.Hidden.Length - 1 - i}", width, config.Hidden[i], config.Activation, hidden: true);
-                width = config.Hidden[i];
-            }
-            Add($"{name}.out", width, outputs, labels ? ActivationKind.Identity : config.OutputActivation);
-        }
-
-        if (config.Spec.Has(Models.ModelCapabilities.TwoViews))
-        {
-            // One decoder per view, both from the same z.
-            Decoder("decoder", config.Views.View1Size);
-            DecoderEnd = layers.Count;
-            Decoder("decoder2", config.Views.View2Size);
-        }
-        else
-        {
-            Decoder("decoder", config.OutputSize);
-            DecoderEnd = layers.Count;
-        }
-
-        Layers = layers;
-        Count = layers[^1].End;
+        // The family lays out its own networks; the builder keeps the offsets and the ranges.
+        var builder = new LayoutBuilder(config);
+        Models.ModelCatalog.FamilyOf(config).BuildLayout(builder);
+        Layers = builder.Layers;
+        EncoderLayerCount = builder.EncoderLayerCount;
+        Encoder2End = builder.Encoder2End;
+        DecoderStart = builder.DecoderStart;
+        DecoderEnd = builder.DecoderEnd;
+        Count = Layers[^1].End;
     }
 
     public IReadOnlyList<DenseSlice> Layers { get; }
@@ -126,4 +69,70 @@ public sealed class ParameterLayout
         }
         return parameters;
     }
+}
+
+/// <summary>
+/// Lays out a family's dense layers in order in one flat buffer, and marks where the encoder, the second encoder,
+/// the prior network and the decoders begin and end (see <see cref="ParameterLayout"/>).
+/// </summary>
+public sealed class LayoutBuilder(VaeConfig config)
+{
+    private readonly List<DenseSlice> layers = [];
+    private int offset;
+
+    public VaeConfig Config { get; } = config;
+    public IReadOnlyList<DenseSlice> Layers => layers;
+    public int EncoderLayerCount { get; private set; }
+    public int Encoder2End { get; private set; }
+    public int DecoderStart { get; private set; }
+    public int DecoderEnd { get; private set; }
+
+    /// <summary>One dense layer; a hidden layer is batch-normalised when the config asks for it.</summary>
+    public void Add(string name, int inputs, int outputs, ActivationKind activation, bool hidden = false)
+    {
+        var slice = new DenseSlice(name, inputs, outputs, activation, offset, hidden && Config.BatchNorm);
+        layers.Add(slice);
+        // Each weight matrix starts on a 4-float boundary so kernels may read it 16 bytes at a time; the few
+        // floats of padding stay zero and receive zero gradients.
+        offset = (slice.End + 3) / 4 * 4;
+    }
+
+    /// <summary>One Gaussian stage: deterministic layers from <paramref name="inputs"/>, then a stats layer of
+    /// <paramref name="outputs"/> columns (saved as μ and log σ², see the checkpoints).</summary>
+    public void Stage(string name, int inputs, IReadOnlyList<int> hidden, int outputs)
+    {
+        int width = inputs;
+        for (int i = 0; i < hidden.Count; i++)
+        {
+            Add($"{name}.{i}", width, hidden[i], Config.Activation, hidden: true);
+            width = hidden[i];
+        }
+        Add($"{name}.stats", width, outputs, ActivationKind.Identity);
+    }
+
+    /// <summary>A decoder from z (<see cref="VaeConfig.Latent"/> columns) to <paramref name="outputs"/> columns:
+    /// the encoder's hidden widths mirrored (unless <paramref name="mirrorHidden"/> is false), then an output
+    /// layer with <paramref name="outputActivation"/> (default: the likelihood's).</summary>
+    public void Decoder(string name, int outputs, bool mirrorHidden = true, ActivationKind? outputActivation = null)
+    {
+        int width = Config.Latent;
+        for (int i = Config.Hidden.Length - 1; i >= 0 && mirrorHidden; i--)
+        {
+            Add($"{name}.{Config.Hidden.Length - 1 - i}", width, Config.Hidden[i], Config.Activation, hidden: true);
+            width = Config.Hidden[i];
+        }
+        Add($"{name}.out", width, outputs, outputActivation ?? Config.OutputActivation);
+    }
+
+    /// <summary>The layers so far are q(z|x) (or q(z1|x)); a second encoder and a prior network may follow.</summary>
+    public void EndEncoder() => EncoderLayerCount = Encoder2End = layers.Count;
+
+    /// <summary>The layers since <see cref="EndEncoder"/> are the second encoder q(z2|·).</summary>
+    public void EndSecondEncoder() => Encoder2End = layers.Count;
+
+    /// <summary>The layers from here are p(x|z); those since <see cref="EndSecondEncoder"/> were the prior network.</summary>
+    public void StartDecoder() => DecoderStart = DecoderEnd = layers.Count;
+
+    /// <summary>The layers since <see cref="StartDecoder"/> are the first decoder; any after it are a second one.</summary>
+    public void EndDecoder() => DecoderEnd = layers.Count;
 }

@@ -4,27 +4,6 @@ using IlgpuVae.Model.Models;
 
 namespace IlgpuVae.Model;
 
-/// <summary>The objective trained (see shared SCIENCE.md): the plain autoencoder, the VAE (ELBO averaged over k
-/// samples, analytic KL), or the IWAE (the k-sample importance-weighted bound L_k).</summary>
-public enum ModelKind
-{
-    Vae,
-    Iwae,
-    Ae,
-    /// <summary>InfoVAE / MMD-VAE: rec + β·KL + λ·MMD²(q(z), p(z)) on the batch (β defaults to 0 for it).</summary>
-    InfoVae,
-    /// <summary>Deep VIB (supervised): −log q(y|z) + β·KL with q(y|z) a softmax regression on z (β defaults to 1e-3).</summary>
-    Vib,
-    /// <summary>VCCA (Wang et al. 2016): two views of each image (its left and right halves) share one z; q(z|x₁)
-    /// reads the left view alone and separate decoders p(x₁|z), p(x₂|z) reconstruct both, so the right half is
-    /// predicted from the left. The objective is the ELBO of the pair, rec₁ + rec₂ + β·KL.</summary>
-    Vcca,
-    /// <summary>Ladder VAE (Sønderby et al. 2016): two stochastic layers whose q(z1|x, z2) merges a deterministic
-    /// bottom-up pass with the top-down prior p(z1|z2) by precision weighting; ELBO averaged over k samples,
-    /// every KL term sampled through log w.</summary>
-    Ladder,
-}
-
 /// <summary>
 /// The architecture and objective of a Gaussian-encoder VAE: an MLP encoder input → hidden… → [μ | log σ²], and a
 /// mirrored decoder latent → …hidden → input. Defaults are the PyTorch VAE example: 784-400-20, ReLU, Bernoulli.

@@ -159,8 +159,32 @@ public abstract class ModelFamily
     /// <summary>Adds this family's own buffers (beyond <see cref="ModelBuffers.PlanShared"/>) for a batch and its latent rows.</summary>
     public abstract void Plan(WorkspacePlan plan, VaeConfig config, ParameterLayout layout, long batch, long rows);
 
-    /// <summary>What a second stochastic layer's encoder q(z2|·) reads: z1, of <see cref="VaeConfig.Latent"/> columns.</summary>
-    public virtual int SecondStageInputs(VaeConfig config) => config.Latent;
+    /// <summary>
+    /// The family's dense layers in order: the encoder q(z|x) (its stats layer [μ | log σ²], or the code alone
+    /// without a posterior), then whatever lies between (<see cref="BuildMiddle"/>), then the decoders
+    /// (<see cref="BuildDecoders"/>). Checkpoints name the layers, so a family keeps its order once released.
+    /// </summary>
+    public void BuildLayout(LayoutBuilder layout)
+    {
+        var config = layout.Config;
+        layout.Stage("encoder", config.EncoderInputs, config.Hidden, config.EncoderOutputs);
+        layout.EndEncoder();
+        BuildMiddle(layout);
+        layout.StartDecoder();
+        BuildDecoders(layout);
+    }
+
+    /// <summary>Layers between the encoder and the decoder (a second stochastic layer's); none by default.</summary>
+    protected virtual void BuildMiddle(LayoutBuilder layout)
+    {
+    }
+
+    /// <summary>p(x|z) mirroring the encoder, to the config's output columns.</summary>
+    protected virtual void BuildDecoders(LayoutBuilder layout)
+    {
+        layout.Decoder("decoder", layout.Config.OutputSize);
+        layout.EndDecoder();
+    }
 
     /// <summary>Rows layer <paramref name="layer"/> sees: one per example in the encoder, one per sample above it.</summary>
     public virtual long RowsOfLayer(ParameterLayout layout, int layer, long batch, long samples) =>

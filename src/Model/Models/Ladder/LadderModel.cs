@@ -98,7 +98,7 @@ public sealed class LadderFamily : TwoLayerFamily
     }
 
     /// <summary>The second bottom-up stage goes on from the encoder's last hidden layer instead of from z1.</summary>
-    public override int SecondStageInputs(VaeConfig config) => config.Hidden[^1];
+    protected override int SecondStageInputs(VaeConfig config) => config.Hidden[^1];
 
     /// <summary>Both bottom-up stages run once per example.</summary>
     public override long RowsOfLayer(ParameterLayout layout, int layer, long batch, long samples) =>

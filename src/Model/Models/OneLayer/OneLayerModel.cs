@@ -88,6 +88,18 @@ public class OneLayerFamily : ModelFamily
 
     public override ReferenceModel Reference { get; } = new OneLayerModelReference();
 
+    /// <summary>The Deep VIB's decoder is a softmax regression on z, as in Alemi et al.: no hidden layers, logits out.</summary>
+    protected override void BuildDecoders(LayoutBuilder layout)
+    {
+        if (!layout.Config.Spec.Has(Models.ModelCapabilities.Labels))
+        {
+            base.BuildDecoders(layout);
+            return;
+        }
+        layout.Decoder("decoder", layout.Config.Classes, mirrorHidden: false, outputActivation: ActivationKind.Identity);
+        layout.EndDecoder();
+    }
+
     public override FamilyModel Create(ModelParts parts) => new OneLayerModel(parts, LatentOf(parts), DataTermOf(parts.Config), ObjectiveOf(parts));
 
     /// <summary>The autoencoder's deterministic code, or a Gaussian q(z|x).</summary>

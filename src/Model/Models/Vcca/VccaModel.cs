@@ -62,5 +62,13 @@ public sealed class VccaFamily : OneLayerFamily
 
     public override ReferenceModel Reference { get; } = new VccaModelReference();
 
+    /// <summary>One decoder per view, both from the same z.</summary>
+    protected override void BuildDecoders(LayoutBuilder layout)
+    {
+        layout.Decoder("decoder", layout.Config.Views.View1Size);
+        layout.EndDecoder();
+        layout.Decoder("decoder2", layout.Config.Views.View2Size);
+    }
+
     public override FamilyModel Create(ModelParts parts) => new VccaModel(parts, LatentOf(parts), ObjectiveOf(parts));
 }
