@@ -515,7 +515,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--model ae --k 2", "leave --k at 1")]
     [InlineData("--model iwae --warmup-epochs 2", "ramps the KL weight of --model vae, vcca, ladder")]
     [InlineData("--model ladder --stochastic-layers 1", "the Ladder VAE has two stochastic layers")]
-    [InlineData("--batch-norm", "--batch-norm is implemented for the Ladder VAE")]
+    [InlineData("--batch-norm", "--batch-norm is implemented for --model ladder only")]
     [InlineData("--model vcca --stochastic-layers 2", "VCCA shares one stochastic layer")]
     [InlineData("--k 0", "--k must be from 1")]
     [InlineData("--lr-schedule bogus", "--lr-schedule must be constant, iwae or iwae-short")]

@@ -1,3 +1,4 @@
+using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
 
 namespace IlgpuVae.Tests;
@@ -55,18 +56,18 @@ public sealed class MemoryPlanTests
     [Fact]
     public void ABatchTooLargeIsRefusedWithABatchThatFits()
     {
-        var error = Assert.Throws<ArgumentException>(() => MemoryPlan.Check(Default, 2_000_000, MnistBytes, 24 * GiB, "test GPU"));
+        var error = Assert.Throws<SettingException>(() => MemoryPlan.Check(Default, 2_000_000, MnistBytes, 24 * GiB, "test GPU"));
         Assert.Contains("batch 2000000 needs", error.Message);
         Assert.Contains("24576 MiB is available", error.Message);
-        int fits = int.Parse(System.Text.RegularExpressions.Regex.Match(error.Message, @"--batch-size (\d+)").Groups[1].Value);
+        int fits = int.Parse(System.Text.RegularExpressions.Regex.Match(error.Message, @"BatchSize (\d+)").Groups[1].Value);
         MemoryPlan.Check(Default, fits, MnistBytes, 24 * GiB, "test GPU");
-        Assert.Throws<ArgumentException>(() => MemoryPlan.Check(Default, fits + 1, MnistBytes, 24 * GiB, "test GPU"));
+        Assert.Throws<SettingException>(() => MemoryPlan.Check(Default, fits + 1, MnistBytes, 24 * GiB, "test GPU"));
     }
 
     [Fact]
     public void ABatchBeyondThirtyTwoBitIndicesIsRefused()
     {
-        var error = Assert.Throws<ArgumentException>(() => MemoryPlan.Check(Default, int.MaxValue / 784 + 1, MnistBytes, long.MaxValue, "test GPU"));
+        var error = Assert.Throws<SettingException>(() => MemoryPlan.Check(Default, int.MaxValue / 784 + 1, MnistBytes, long.MaxValue, "test GPU"));
         Assert.Contains("32-bit indices", error.Message);
     }
 }

@@ -49,8 +49,10 @@ public sealed class ModelCatalogTests
     [Fact]
     public void AModelWithOneStochasticLayerNamesTheOnesWithTwo()
     {
-        var error = Assert.Throws<ArgumentException>(() => new VaeConfig { Model = ModelKind.Ae, StochasticLayers = 2 }.Validate());
-        Assert.Contains("--model vae or iwae", error.Message);
+        var error = Assert.Throws<GpuKernels.SettingException>(() => new VaeConfig { Model = ModelKind.Ae, StochasticLayers = 2 }.Validate());
+        // The model layer names its settings; the command line renders them as its options.
+        Assert.Contains("StochasticLayers 2 needs Model vae or iwae", error.Message);
+        Assert.Contains("--stochastic-layers 2 needs --model vae or iwae", SettingNames.Describe(error));
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using ILGPU.Runtime;
+using IlgpuVae.GpuKernels;
 
 namespace IlgpuVae.Model;
 
@@ -31,7 +32,7 @@ public static class MemoryPlan
             : accelerator.MemorySize;
 
     /// <summary>
-    /// Throws an <see cref="ArgumentException"/> saying what is needed and which --batch-size fits when the plan
+    /// Throws a <see cref="SettingException"/> saying what is needed and which batch size fits when the plan
     /// exceeds 90% of <paramref name="availableBytes"/> (the rest is left for the runtime and the driver), or
     /// when a batch is too large for the kernels' 32-bit element indices.
     /// </summary>
@@ -47,11 +48,11 @@ public static class MemoryPlan
         long fits = Math.Min(indexLimit, (budget - ModelBytes(config, adam) - dataBytes) / BytesPerExample(config, adam));
         const long MiB = 1 << 20;
         string advice = fits >= 1
-            ? $"use --batch-size {Math.Min(fits, int.MaxValue)} or less"
-            : "the model and data set alone do not fit: use a smaller model or --train-limit";
+            ? $"use @BatchSize {Math.Min(fits, int.MaxValue)} or less"
+            : "the model and data set alone do not fit: use a smaller model or @TrainLimit";
         if (batch > indexLimit)
-            throw new ArgumentException($"batch {batch} × {widest} values exceeds the kernels' 32-bit indices; {advice}");
-        throw new ArgumentException(
+            throw new SettingException($"batch {batch} × {widest} values exceeds the kernels' 32-bit indices; {advice}");
+        throw new SettingException(
             $"batch {batch} needs {needed / MiB} MiB on {acceleratorName} (model and optimiser {ModelBytes(config, adam) / MiB} MiB, " +
             $"data {dataBytes / MiB} MiB, {BytesPerExample(config, adam)} bytes per example) but {availableBytes / MiB} MiB is available; {advice}");
     }

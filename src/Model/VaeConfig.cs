@@ -114,31 +114,31 @@ public sealed record VaeConfig
     public void Validate()
     {
         if (InputSize < 1)
-            throw new ArgumentException($"input size must be at least 1 (got {InputSize})");
+            throw new SettingException($"@InputSize must be at least 1 (got {InputSize})");
         if (Latent < 1)
-            throw new ArgumentException($"--latent must be at least 1 (got {Latent})");
+            throw new SettingException($"@Latent must be at least 1 (got {Latent})");
         if (Hidden.Any(width => width < 1))
-            throw new ArgumentException($"--hidden widths must each be at least 1 (got {string.Join(",", Hidden)})");
+            throw new SettingException($"@Hidden widths must each be at least 1 (got {string.Join(",", Hidden)})");
         if (Likelihood == LikelihoodKind.Gaussian && !(GaussianVariance > 0))
-            throw new ArgumentException($"the Gaussian decoder variance c must be positive (got {GaussianVariance})");
+            throw new SettingException($"@GaussianVariance, the Gaussian decoder's variance c, must be positive (got {GaussianVariance})");
         if (!(Beta >= 0) || double.IsInfinity(Beta))
-            throw new ArgumentException($"β must be a finite number ≥ 0 (got {Beta})");
+            throw new SettingException($"@Beta must be a finite number ≥ 0 (got {Beta})");
         if (Samples < 1 || Samples > MaxSamples)
-            throw new ArgumentException($"--k must be from 1 to {MaxSamples} (got {Samples})");
+            throw new SettingException($"@Samples must be from 1 to {MaxSamples} (got {Samples})");
         if (StochasticLayers is not (1 or 2))
-            throw new ArgumentException($"--stochastic-layers must be 1 or 2 (got {StochasticLayers})");
+            throw new SettingException($"@StochasticLayers must be 1 or 2 (got {StochasticLayers})");
         if (StochasticLayers == 2 && (Latent2 < 1 || Hidden2.Any(width => width < 1)))
-            throw new ArgumentException($"the second stochastic layer's widths must each be at least 1 (got {string.Join(",", Hidden2)} and {Latent2})");
+            throw new SettingException($"the second stochastic layer's widths, @Hidden2 and @Latent2, must each be at least 1 (got {string.Join(",", Hidden2)} and {Latent2})");
         if (TargetRate is { } rate && (!(rate >= 0) || double.IsInfinity(rate)))
-            throw new ArgumentException($"--target-rate must be a finite number of nats ≥ 0 (got {rate})");
+            throw new SettingException($"@TargetRate must be a finite number of nats ≥ 0 (got {rate})");
         if (TargetRate is not null && (!Spec.Has(ModelCapabilities.TargetRate) || Samples != 1 || StochasticLayers != 1 || Beta != 1))
-            throw new ArgumentException("--target-rate replaces β·KL of the one-layer VAE with k = 1: use it without --model, --k, --stochastic-layers or --beta");
+            throw new SettingException("@TargetRate replaces β·KL of the one-layer VAE with k = 1: use it without @Model, @Samples, @StochasticLayers or @Beta");
         if (BatchNorm && !Spec.Has(ModelCapabilities.BatchNorm))
-            throw new ArgumentException("--batch-norm is implemented for the Ladder VAE (--model ladder) only");
+            throw new SettingException($"@BatchNorm is implemented for @Model {ModelCatalog.NamesWith(ModelCapabilities.BatchNorm)} only");
         // The model's own checks first: they name what it takes instead.
         Spec.Validate(this);
         if (StochasticLayers == 2 && !Spec.Has(ModelCapabilities.TwoStochasticLayers) && Spec.DefaultStochasticLayers != 2)
-            throw new ArgumentException($"--model {Spec.Name} has one stochastic layer; --stochastic-layers 2 needs --model {ModelCatalog.NamesWith(ModelCapabilities.TwoStochasticLayers).Replace(", ", " or ")}");
+            throw new SettingException($"@Model {Spec.Name} has one stochastic layer; @StochasticLayers 2 needs @Model {ModelCatalog.NamesWith(ModelCapabilities.TwoStochasticLayers).Replace(", ", " or ")}");
     }
 }
 
@@ -158,8 +158,8 @@ public sealed record AdamSettings
     public void Validate()
     {
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
-            throw new ArgumentException($"--lr must be a positive finite number (got {LearningRate})");
+            throw new SettingException($"@LearningRate must be a positive finite number (got {LearningRate})");
         if (MaxGradientNorm is { } norm && (!(norm > 0) || double.IsInfinity(norm)))
-            throw new ArgumentException($"--clip-grad-norm must be a positive finite number (got {norm})");
+            throw new SettingException($"@MaxGradientNorm must be a positive finite number (got {norm})");
     }
 }

@@ -66,7 +66,7 @@ public static class Compute
         };
         if (device is null)
             throw new AcceleratorUnavailableException(
-                $"no {choice} accelerator was found on this machine; use --accelerator auto or cpu");
+                $"no {choice} accelerator was found on this machine; use @Accelerator auto or cpu");
         return device.CreateAccelerator(context);
     }
 
@@ -81,4 +81,9 @@ public static class Compute
 }
 
 /// <summary>The accelerator asked for is not on this machine: a usage error, not a crash.</summary>
-public sealed class AcceleratorUnavailableException(string message) : Exception(message);
+/// <summary>No accelerator of the kind asked for; the message names the setting as <c>@Accelerator</c> (see
+/// <see cref="SettingException"/>).</summary>
+public sealed class AcceleratorUnavailableException(string template) : Exception(SettingException.Render(template, name => name)), ISettingMessage
+{
+    public string Render(Func<string, string> name) => SettingException.Render(template, name);
+}

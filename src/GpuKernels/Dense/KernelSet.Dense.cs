@@ -155,7 +155,7 @@ public sealed partial class KernelSet
         if (variant is not { } chosen)
             return;
         if (chosen == DenseVariant.GpuTiled && !SupportsTiled)
-            throw new ArgumentException($"--dense tiled needs groups of {DenseGpu.ThreadsPerSide * DenseGpu.ThreadsPerSide} threads; this accelerator allows {Accelerator.MaxNumThreadsPerGroup}");
+            throw new SettingException($"@DenseKernels tiled needs groups of {DenseGpu.ThreadsPerSide * DenseGpu.ThreadsPerSide} threads; this accelerator allows {Accelerator.MaxNumThreadsPerGroup}");
         DenseKernels = chosen;
     }
 

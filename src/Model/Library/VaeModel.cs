@@ -30,13 +30,13 @@ public sealed record TrainingSettings
     public void Validate()
     {
         if (Epochs < 1)
-            throw new ArgumentException($"Epochs must be at least 1 (got {Epochs})");
+            throw new SettingException($"@Epochs must be at least 1 (got {Epochs})");
         if (BatchSize < 1)
-            throw new ArgumentException($"BatchSize must be at least 1 (got {BatchSize})");
+            throw new SettingException($"@BatchSize must be at least 1 (got {BatchSize})");
         if (WarmupEpochs < 0)
-            throw new ArgumentException($"WarmupEpochs must be 0 (no warm-up) or more (got {WarmupEpochs})");
+            throw new SettingException($"@WarmupEpochs must be 0 (no warm-up) or more (got {WarmupEpochs})");
         if (!(AdamEpsilon > 0) || double.IsInfinity(AdamEpsilon))
-            throw new ArgumentException($"AdamEpsilon must be a positive finite number (got {AdamEpsilon})");
+            throw new SettingException($"@AdamEpsilon must be a positive finite number (got {AdamEpsilon})");
         Adam().Validate();
     }
 }

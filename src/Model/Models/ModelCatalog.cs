@@ -1,4 +1,5 @@
 using System.Globalization;
+using IlgpuVae.GpuKernels;
 using IlgpuVae.Model.Core;
 using IlgpuVae.Model.Models.Ladder;
 using IlgpuVae.Model.Models.OneLayer;
@@ -83,7 +84,7 @@ public static class ModelCatalog
 
     public static IReadOnlyList<ModelSpec> All { get; } =
     [
-        new(ModelKind.Vae, "vae", "ELBO, averaged over --k samples")
+        new(ModelKind.Vae, "vae", "ELBO, averaged over its k samples")
         {
             Capabilities = Generative | ModelCapabilities.KlWarmup | ModelCapabilities.TwoStochasticLayers | ModelCapabilities.TargetRate,
             Family = OneOrTwoLayers,
@@ -96,7 +97,7 @@ public static class ModelCatalog
             Validate = config =>
             {
                 if (config.Beta != 1)
-                    throw new ArgumentException($"β weights the VAE's KL term; the IWAE bound has none, so leave --beta at 1 (got {config.Beta})");
+                    throw new SettingException($"β weights the VAE's KL term; the IWAE bound has none, so leave @Beta at 1 (got {config.Beta})");
             },
             Family = OneOrTwoLayers,
         },
@@ -107,9 +108,9 @@ public static class ModelCatalog
             Validate = config =>
             {
                 if (config.Samples != 1)
-                    throw new ArgumentException($"the autoencoder draws no samples; leave --k at 1 (got {config.Samples})");
+                    throw new SettingException($"the autoencoder draws no samples; leave @Samples at 1 (got {config.Samples})");
                 if (config.StochasticLayers == 2)
-                    throw new ArgumentException("the autoencoder has one deterministic code; --stochastic-layers 2 needs --model vae or iwae");
+                    throw new SettingException($"the autoencoder has one deterministic code; @StochasticLayers 2 needs @Model {NamesWith(ModelCapabilities.TwoStochasticLayers).Replace(", ", " or ")}");
             },
             Family = _ => OneLayer,
         },
@@ -123,9 +124,9 @@ public static class ModelCatalog
             Validate = config =>
             {
                 if (config.Samples != 1 || config.StochasticLayers != 1)
-                    throw new ArgumentException("the InfoVAE compares one code per example with the prior: use --k 1 and one stochastic layer");
+                    throw new SettingException("the InfoVAE compares one code per example with the prior: use @Samples 1 and one stochastic layer");
                 if (!(config.MmdLambda >= 0) || double.IsInfinity(config.MmdLambda))
-                    throw new ArgumentException($"--mmd-lambda must be a finite number ≥ 0 (got {config.MmdLambda})");
+                    throw new SettingException($"@MmdLambda must be a finite number ≥ 0 (got {config.MmdLambda})");
             },
             Family = _ => OneLayer,
         },
@@ -138,7 +139,7 @@ public static class ModelCatalog
             Validate = config =>
             {
                 if (config.StochasticLayers != 1 || config.Classes < 2 || config.Classes > 256)
-                    throw new ArgumentException($"the Deep VIB classifies 2 to 256 classes (got {config.Classes}) from one stochastic layer");
+                    throw new SettingException($"the Deep VIB classifies 2 to 256 classes (got {config.Classes}) from one stochastic layer");
             },
             Family = _ => OneLayer,
         },
@@ -148,9 +149,9 @@ public static class ModelCatalog
             Validate = config =>
             {
                 if (config.RowWidth < 2 || config.InputSize % config.RowWidth != 0)
-                    throw new ArgumentException($"VCCA cuts images into left and right halves: it needs images at least 2 pixels wide (got {config.InputSize} features in rows of {config.RowWidth})");
+                    throw new SettingException($"VCCA cuts images into left and right halves: it needs images at least 2 pixels wide (got {config.InputSize} features in rows of {config.RowWidth})");
                 if (config.StochasticLayers != 1)
-                    throw new ArgumentException("VCCA shares one stochastic layer between its views: leave --stochastic-layers at 1");
+                    throw new SettingException("VCCA shares one stochastic layer between its views: leave @StochasticLayers at 1");
             },
             Family = _ => VccaFamily,
         },
@@ -162,7 +163,7 @@ public static class ModelCatalog
             Validate = config =>
             {
                 if (config.StochasticLayers != 2 || config.Hidden.Length < 1)
-                    throw new ArgumentException("the Ladder VAE has two stochastic layers (--stochastic-layers 2) and at least one hidden layer below z1 for its bottom-up pass");
+                    throw new SettingException("the Ladder VAE has two stochastic layers (@StochasticLayers 2) and at least one hidden layer below z1 for its bottom-up pass");
             },
             Family = _ => LadderFamily,
         },

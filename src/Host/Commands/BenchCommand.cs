@@ -1,0 +1,58 @@
+using System.CommandLine;
+using System.Globalization;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.Model;
+using IlgpuVae.Model.Data;
+using IlgpuVae.Model.Models;
+using static IlgpuVae.Host.Commands.CommandOptions;
+
+namespace IlgpuVae.Host.Commands;
+
+/// <summary>`bench`: timed training steps (see <see cref="Benchmark"/>).</summary>
+internal static class BenchCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var defaults = new BenchOptions();
+        var steps = new Option<int>("--steps") { Description = "Timed training steps (469 = one MNIST epoch at batch 128)", DefaultValueFactory = _ => defaults.Steps };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed steps first (kernel compilation)", DefaultValueFactory = _ => defaults.WarmupSteps };
+        var batchSize = new Option<int>("--batch-size") { Description = "Examples per step (default: the preset's, else 128)", DefaultValueFactory = _ => BenchOptions.DefaultBatchSize };
+        var hidden = new Option<string>("--hidden") { Description = "Hidden layer widths, comma-separated", DefaultValueFactory = _ => "400" };
+        var latent = new Option<int>("--latent") { Description = "Latent dimensions", DefaultValueFactory = _ => defaults.Latent };
+        var accelerator = AcceleratorOption();
+        var csv = new Option<string?>("--csv") { Description = "Also write the figures to this CSV file" };
+        var data = new Option<string?>("--data") { Description = "random (MNIST-shaped random bytes), or mnist, fashion-mnist or a folder as for train [default: random, or with --from the run's data set]" };
+        var kernelTimes = new Option<bool>("--kernels") { Description = "Also time the dense kernels alone (GFLOP/s at the default model's shapes and 4096×784→400)" };
+        var dense = DenseOption();
+        var preset = new Option<string?>("--preset") { Description = $"Time this Table 1 preset's model (its batch size unless --batch-size is given; Adam ε 1e-4, dynamic binarization) instead of the default model: {string.Join(", ", Presets.Names)}", HelpName = "NAME" };
+        preset.AcceptOnlyFromAmong(Presets.Names.ToArray());
+        var profile = new Option<int>("--profile") { Description = "After the timed steps, time this many more with every launch waited for, and print each kernel's launches and ms per step (0: no profile)" };
+        var from = new Option<string?>("--from") { Description = "Time a trained run's model from its checkpoint (weights, Adam state, batch, binarization, data set) instead of a fresh one: a trained model can cost more per step", HelpName = "RUN_DIR" };
+        var command = new Command("bench", "Time training steps of the default model (or a preset's, or a trained run's), optionally per kernel")
+        {
+            steps, warmup, batchSize, hidden, latent, accelerator, csv, data, kernelTimes, dense, preset, profile, from,
+        };
+        command.SetAction(parse =>
+        {
+            new Benchmark(new BenchOptions
+            {
+                Steps = parse.GetValue(steps),
+                WarmupSteps = parse.GetValue(warmup),
+                // Left to the preset (or the default) unless given on the command line.
+                BatchSize = parse.GetResult(batchSize) is { Implicit: false } ? parse.GetValue(batchSize) : null,
+                Preset = parse.GetValue(preset),
+                From = parse.GetValue(from),
+                ProfileSteps = parse.GetValue(profile),
+                Hidden = ParseWidths(parse.GetValue(hidden)!),
+                Latent = parse.GetValue(latent),
+                Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)),
+                Csv = parse.GetValue(csv),
+                Data = parse.GetValue(data),
+                Kernels = parse.GetValue(kernelTimes),
+                Dense = ParseDense(parse.GetValue(dense)),
+            }, output).Run();
+            return 0;
+        });
+        return command;
+    }
+}

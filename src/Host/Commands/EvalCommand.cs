@@ -1,0 +1,34 @@
+using System.CommandLine;
+using System.Globalization;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.Model;
+using IlgpuVae.Model.Data;
+using IlgpuVae.Model.Models;
+using static IlgpuVae.Host.Commands.CommandOptions;
+
+namespace IlgpuVae.Host.Commands;
+
+/// <summary>`eval`: the test ELBO, L_k, active units and ELBO surgery of a run (see <see cref="Evaluate"/>).</summary>
+internal static class EvalCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var run = new Argument<string>("RUN_DIR") { Description = "A run folder written by train" };
+        var k = new Option<int>("--k") { Description = "Importance samples per image for L_k and NLL = −L_k", DefaultValueFactory = _ => 5000 };
+        var examples = new Option<int>("--examples") { Description = "Evaluate only the first N test images (0: all)" };
+        var surgery = new Option<bool>("--surgery") { Description = "ELBO surgery: split the average KL into the index-code mutual information and KL(q(z) ‖ p(z)) of the aggregate posterior" };
+        var surgerySamples = new Option<int>("--surgery-samples") { Description = "z samples from q(z) for KL(q(z) ‖ p(z)) (0: one per test image)" };
+        var accelerator = AcceleratorOption();
+        var command = new Command("eval", "Test ELBO, rate and distortion, the k-sample bound L_k, NLL and active units of a trained run (writes RUN_DIR/eval.json)")
+        {
+            run, k, examples, surgery, surgerySamples, accelerator,
+        };
+        command.SetAction(parse =>
+        {
+            Evaluate.Run(parse.GetValue(run)!, parse.GetValue(k), parse.GetValue(examples), Compute.ParseChoice(parse.GetValue(accelerator)), output,
+                parse.GetValue(surgery), parse.GetValue(surgerySamples));
+            return 0;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,33 @@
+using System.CommandLine;
+using System.Globalization;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.Model;
+using IlgpuVae.Model.Data;
+using IlgpuVae.Model.Models;
+using static IlgpuVae.Host.Commands.CommandOptions;
+
+namespace IlgpuVae.Host.Commands;
+
+/// <summary>`sample` and `reconstruct`: pictures from a trained run (see <see cref="Pictures"/>).</summary>
+internal static class PictureCommands
+{
+    public static Command Create(string name, string description,
+        Func<string, int, ulong, string?, AcceleratorChoice, string> draw)
+    {
+        var run = new Argument<string>("RUN_DIR") { Description = "A run folder written by train" };
+        var count = new Option<int>("--count") { Description = "How many images", DefaultValueFactory = _ => 64 };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of the prior draws", DefaultValueFactory = _ => 1 };
+        var outPath = new Option<string?>("--out") { Description = "PNG file to write" };
+        var accelerator = AcceleratorOption();
+        var command = new Command(name, description) { run, count, outPath, accelerator };
+        if (name == "sample")
+            command.Options.Add(seed);
+        command.SetAction(parse =>
+        {
+            draw(parse.GetValue(run)!, parse.GetValue(count), parse.GetValue(seed), parse.GetValue(outPath),
+                Compute.ParseChoice(parse.GetValue(accelerator)));
+            return 0;
+        });
+        return command;
+    }
+}
