@@ -7,6 +7,7 @@ using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
 using IlgpuVae.Model.Checkpoints;
 using IlgpuVae.Model.Data;
+using IlgpuVae.Model.Library;
 using IlgpuVae.Model.Models;
 
 namespace IlgpuVae.Host;
@@ -64,8 +65,15 @@ public sealed record TrainOptions
     /// <summary>A run folder to continue from its checkpoint (set by train --resume).</summary>
     [JsonIgnore] public string? Resume { get; init; }
 
-    public AdamSettings AdamSettings() =>
-        new() { LearningRate = LearningRate, Epsilon = AdamEpsilon, MaxGradientNorm = MaxGradientNorm };
+    public AdamSettings AdamSettings() => Settings().Adam();
+
+    /// <summary>How the library's <see cref="TrainingRun"/> trains these options' epochs.</summary>
+    public TrainingSettings Settings() => new()
+    {
+        Epochs = Epochs, BatchSize = BatchSize, LearningRate = LearningRate, LearningRateSchedule = LearningRateSchedule,
+        AdamEpsilon = AdamEpsilon, MaxGradientNorm = MaxGradientNorm, Seed = Seed, WarmupEpochs = WarmupEpochs,
+        DynamicBinarization = Binarize == BinarizeMode.Dynamic,
+    };
 
     public const string RunConfigFile = "config.json";
     public const string CheckpointFolder = "checkpoint";
@@ -197,26 +205,21 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             if (firstEpoch > options.Epochs)
                 output.WriteLine($"nothing to do: the run has {resume.State.Epoch} epochs and --epochs is {options.Epochs}");
         }
-        int stepsPerEpoch = Epoch.StepsFor(train.Count, options.BatchSize);
-        vae.KlWarmupSteps = (long)options.WarmupEpochs * stepsPerEpoch;
-        // --precision double: the steps run in double on the host from the Vae's state; the Vae gets the weights
-        // back (rounded) whenever its kernels need them: the test pass, checkpoints, pictures.
-        var reference = options.Precision == TrainingPrecision.Double ? ReferenceTrainer.From(vae) : null;
-        long StepsTaken() => reference?.Step ?? vae.Step;
+        // The epochs themselves are the library's (order, learning rate, warm-up, steps, test pass); this command
+        // adds progress, metrics.csv, checkpoints, pictures and stopping. --precision double: the steps run in
+        // double on the host from the Vae's state; the Vae gets the weights back (rounded) whenever its kernels
+        // need them: the test pass, checkpoints, pictures.
+        var run = new TrainingRun(vae, train, trainData, testData, options.Settings(), options.Precision == TrainingPrecision.Double);
+        int stepsPerEpoch = run.StepsPerEpoch;
         var progress = new Progress(output, stepsPerEpoch, "steps");
         for (int epoch = firstEpoch; epoch <= options.Epochs; epoch++)
         {
             var clock = Stopwatch.StartNew();
-            var order = Shuffle.Permutation(train.Count, options.Seed, epoch);
-            trainData.SetOrder(order);
-            vae.LearningRate = LearningRateSchedule.Rate(options.LearningRateSchedule, options.LearningRate, epoch);
-            if (reference is not null)
-                reference.LearningRate = vae.LearningRate;
             long launchesBefore = vae.LaunchCount, waitsBefore = vae.SynchronizationCount;
             progress.Start($"epoch {epoch}/{options.Epochs}");
             int epochNumber = epoch;
             string? brokenTerm = null;
-            void OnTick(int steps, LossSums sums)
+            bool OnTick(int steps, LossSums sums)
             {
                 // The running sums come back at every progress tick anyway: a NaN or infinity in them stops the
                 // epoch within a tick of where it appeared, without a per-step wait on the device.
@@ -226,25 +229,19 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                     brokenTerm = "KL";
                 else
                     progress.Report(steps, string.Create(CultureInfo.InvariantCulture, $"loss {sums.MeanLoss:F2}"));
+                return brokenTerm is null;
             }
             bool AfterStep(int stepsDone)
             {
-                if (brokenTerm is not null)
-                    return false;
-                bool stop = interrupt.IsCancellationRequested || StepsTaken() == options.StopAtStep;
-                if (stepsDone < stepsPerEpoch && (stop || (options.CheckpointEvery > 0 && StepsTaken() % options.CheckpointEvery == 0)))
+                bool stop = interrupt.IsCancellationRequested || run.StepsTaken == options.StopAtStep;
+                if (stepsDone < stepsPerEpoch && (stop || (options.CheckpointEvery > 0 && run.StepsTaken % options.CheckpointEvery == 0)))
                 {
-                    reference?.CopyTo(vae);
+                    run.Synchronize();
                     Checkpoint.Save(checkpointDirectory, vae, epochNumber - 1, stepsDone, vae.ReadTrainingSums(reset: false));
                 }
                 return !stop || stepsDone == stepsPerEpoch;
             }
-            bool binarize = options.Binarize == BinarizeMode.Dynamic;
-            int startStep = epoch == firstEpoch ? firstStep : 0;
-            var finished = reference is null
-                ? Epoch.Train(vae, trainData, options.BatchSize, binarize, progress.Interval, OnTick, startStep, AfterStep)
-                : reference.TrainEpoch(train, order, options.BatchSize, binarize, progress.Interval, OnTick, startStep, AfterStep);
-            reference?.CopyTo(vae);
+            var finished = run.TrainEpoch(epoch, epoch == firstEpoch ? firstStep : 0, progress.Interval, OnTick, AfterStep);
             if (brokenTerm is not null)
             {
                 progress.End();
@@ -261,7 +258,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             double launchesPerStep = (vae.LaunchCount - launchesBefore) / (double)stepsPerEpoch;
             long waits = vae.SynchronizationCount - waitsBefore;
 
-            var testSums = Epoch.Evaluate(vae, testData, options.BatchSize, epoch);
+            var testSums = run.Test(epoch)!.Value;
             double seconds = clock.Elapsed.TotalSeconds;
             var row = new EpochMetrics
             {
@@ -281,7 +278,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             string error = config.Spec.Has(ModelCapabilities.Labels)
                 ? string.Create(CultureInfo.InvariantCulture, $"; test error {100 * testSums.ErrorRate:F2}% (one z per image)")
                 : "";
-            string engine = reference is null
+            string engine = run.Reference is null
                 ? string.Create(CultureInfo.InvariantCulture, $"{launchesPerStep:F0} launches/step, {waits} host waits")
                 : "trained in double on the host";
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,

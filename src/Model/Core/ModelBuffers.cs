@@ -27,8 +27,8 @@ public static class ModelBuffers
     /// <summary>
     /// The buffers every family uses, for batches of <paramref name="batch"/> examples and
     /// <paramref name="rows"/> latent rows: parameters with their gradient and Adam's moments, the gradient
-    /// scale (and clipping's scratch when clipping is on), both loss totals, the batch, z with ε and dz, and the
-    /// per-row KL and reconstruction terms. Families with a likelihood bound add log w themselves.
+    /// scale (and clipping's scratch when clipping is on), both loss totals, the batch, z (with ε and dz when it is
+    /// sampled), and the per-row KL and reconstruction terms. Families with a likelihood bound add log w themselves.
     /// </summary>
     public static void PlanShared(WorkspacePlan plan, ParameterLayout layout, VaeConfig config, AdamSettings adam, long batch, long rows)
     {
@@ -42,8 +42,12 @@ public static class ModelBuffers
         plan.Floats(Input, batch * config.InputSize);
         // z is also where Decode puts the codes it is given, the autoencoder's included.
         plan.Floats(Z, rows * config.Latent);
-        plan.Floats(Epsilon, rows * config.Latent);
-        plan.Floats(ZGradient, rows * config.Latent);
+        // Draws and the gradient of z for a sampled latent; the autoencoder's code is the encoder's own output.
+        if (config.Spec.Has(Models.ModelCapabilities.Posterior))
+        {
+            plan.Floats(Epsilon, rows * config.Latent);
+            plan.Floats(ZGradient, rows * config.Latent);
+        }
         plan.Floats(KlPerRow, rows);
         plan.Floats(ReconstructionPerRow, rows);
     }

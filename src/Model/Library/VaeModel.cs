@@ -148,27 +148,24 @@ public sealed class VaeModel : IDisposable
             throw new ArgumentException($"{Config.Spec.Name} trains on labels: give the training set one label per image");
         using var trainData = new DeviceDataset(accelerator, train);
         using var testData = test is null ? null : new DeviceDataset(accelerator, test);
-        int stepsPerEpoch = Epoch.StepsFor(train.Count, Settings.BatchSize);
-        int batchSize = Settings.BatchSize;
-        Vae.KlWarmupSteps = (long)Settings.WarmupEpochs * stepsPerEpoch;
-        int tickInterval = Math.Max(1, stepsPerEpoch / 10);
+        var run = new TrainingRun(Vae, train, trainData, testData, Settings);
+        int tickInterval = Math.Max(1, run.StepsPerEpoch / 10);
         var results = new List<EpochResult>();
         for (int epoch = EpochsDone + 1; epoch <= Settings.Epochs; epoch++)
         {
             var clock = Stopwatch.StartNew();
-            trainData.SetOrder(Shuffle.Permutation(train.Count, Settings.Seed, epoch));
-            Vae.LearningRate = LearningRateSchedule.Rate(Settings.LearningRateSchedule, Settings.LearningRate, epoch);
             int epochNumber = epoch;
-            var sums = Epoch.Train(Vae, trainData, batchSize, Settings.DynamicBinarization, tickInterval,
-                (step, running) => progress?.Report(new TrainingProgress(epochNumber, Settings.Epochs, step, stepsPerEpoch, running.MeanLoss)),
-                afterStep: _ => !cancellation.IsCancellationRequested);
+            var sums = run.TrainEpoch(epoch, 0, tickInterval, (step, running) =>
+            {
+                progress?.Report(new TrainingProgress(epochNumber, Settings.Epochs, step, run.StepsPerEpoch, running.MeanLoss));
+                return true;
+            }, _ => !cancellation.IsCancellationRequested);
             cancellation.ThrowIfCancellationRequested();
             var trainSums = sums!.Value;
-            LossSums? testSums = testData is null ? null : Epoch.Evaluate(Vae, testData, batchSize, epoch);
+            var result = new EpochResult(epoch, trainSums, run.Test(epoch), clock.Elapsed.TotalSeconds);
             EpochsDone = epoch;
-            var result = new EpochResult(epoch, trainSums, testSums, clock.Elapsed.TotalSeconds);
             results.Add(result);
-            progress?.Report(new TrainingProgress(epoch, Settings.Epochs, stepsPerEpoch, stepsPerEpoch, trainSums.MeanLoss));
+            progress?.Report(new TrainingProgress(epoch, Settings.Epochs, run.StepsPerEpoch, run.StepsPerEpoch, trainSums.MeanLoss));
             if (!double.IsFinite(trainSums.MeanLoss))
                 throw new ArithmeticException($"the training loss is not finite in epoch {epoch}: try a smaller LearningRate");
         }
