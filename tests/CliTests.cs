@@ -411,10 +411,17 @@ public sealed class CliTests : IDisposable
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Contains("β 0.001", output);
         Assert.Matches(@"epoch 2/2: .*; test error \d+\.\d\d% \(one z per image\)", output);
+        // Its terms by their own names: a cross-entropy, not a reconstruction.
+        Assert.Matches(@"epoch 2/2: .*\(−log q\(y\|z\) \+ β·KL: cross-entropy \d+\.\d\d, KL ", output);
+        Assert.StartsWith("epoch,train_loss,test_loss,cross_entropy,kl,train_cross_entropy,train_kl,", File.ReadLines(Path.Combine(run, "metrics.csv")).First());
+        Assert.Equal(2, MetricsFile.Read(Path.Combine(run, "metrics.csv")).Count);
         Assert.False(File.Exists(Path.Combine(run, "samples.png")));
         (exitCode, output, error) = Run("eval", run, "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Contains("test error", output);
+        Assert.Contains("distortion (cross-entropy)", output);
+        using var report = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "eval.json")));
+        Assert.Equal("cross-entropy", report.RootElement.GetProperty("Terms").GetProperty("Distortion").GetString());
         (exitCode, _, error) = Run("sample", run, "--accelerator", "cpu");
         Assert.Equal(2, exitCode);
         Assert.Contains("is a --model vib run", error);

@@ -38,8 +38,9 @@ public static class Evaluate
         int activeUnits = Evaluation.ActiveUnits(vae, data, test.Count);
         var spec = vae.Config.Spec;
         string lossName = spec.ObjectiveName(vae.Config);
+        var terms = spec.Terms(vae.Config);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{lossName}: loss {sums.MeanLoss:F2}; distortion {sums.MeanReconstruction:F2}, rate {sums.MeanKl:F2}; active units {activeUnits} of {vae.Config.TopLatent}"));
+            $"{lossName}: loss {sums.MeanLoss:F2}; distortion ({terms.Distortion}) {sums.MeanReconstruction:F2}, rate ({terms.Rate}) {sums.MeanKl:F2}; active units {activeUnits} of {vae.Config.TopLatent}"));
         string path = Path.Combine(runDirectory, "eval.json");
         SurgeryReport? surgeryReport = null;
         if (surgery)
@@ -58,6 +59,7 @@ public static class Evaluate
             LatentUnits = vae.Config.TopLatent,
             Surgery = surgeryReport,
             TestError = spec.Has(ModelCapabilities.Labels) ? sums.ErrorRate : null,
+            Terms = terms == ObjectiveTerms.Elbo ? null : terms,
         };
         if (spec.Has(ModelCapabilities.Labels))
             // A classifier: its report is the test error; it has no likelihood of images to bound.

@@ -5,8 +5,9 @@ namespace IlgpuVae.Host;
 /// <summary>The loss curves of a run as a PNG (ScottPlot, rendering through SkiaSharp).</summary>
 public static class Plots
 {
-    public static void WriteLossCurves(string path, IReadOnlyList<EpochMetrics> rows, string title)
+    public static void WriteLossCurves(string path, IReadOnlyList<EpochMetrics> rows, string title, Model.Models.ObjectiveTerms? terms = null)
     {
+        terms ??= Model.Models.ObjectiveTerms.Elbo;
         var plot = new Plot();
         double[] epochs = rows.Select(row => (double)row.Epoch).ToArray();
         var palette = new ScottPlot.Palettes.Category10();
@@ -19,12 +20,12 @@ public static class Plots
             if (train)
                 line.LinePattern = LinePattern.Dashed;
         }
-        Line(row => row.TrainLoss, "train loss", 0, true);
-        Line(row => row.TestLoss, "test loss", 0, false);
-        Line(row => row.TrainReconstruction, "train reconstruction", 1, true);
-        Line(row => row.TestReconstruction, "test reconstruction", 1, false);
-        Line(row => row.TrainKl, "train KL", 2, true);
-        Line(row => row.TestKl, "test KL", 2, false);
+        Line(row => row.TrainLoss, $"train loss ({terms.Loss})", 0, true);
+        Line(row => row.TestLoss, $"test loss ({terms.Loss})", 0, false);
+        Line(row => row.TrainReconstruction, $"train {terms.Distortion}", 1, true);
+        Line(row => row.TestReconstruction, $"test {terms.Distortion}", 1, false);
+        Line(row => row.TrainKl, $"train {terms.Rate}", 2, true);
+        Line(row => row.TestKl, $"test {terms.Rate}", 2, false);
         plot.Title(title);
         plot.XLabel("epoch");
         plot.YLabel("nats per image");

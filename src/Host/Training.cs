@@ -209,6 +209,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         // adds progress, metrics.csv, checkpoints, pictures and stopping. --precision double: the steps run in
         // double on the host from the Vae's state; the Vae gets the weights back (rounded) whenever its kernels
         // need them: the test pass, checkpoints, pictures.
+        var terms = config.Spec.Terms(config);
         var run = new TrainingRun(vae, train, trainData, testData, options.Settings(), options.Precision == TrainingPrecision.Double);
         int stepsPerEpoch = run.StepsPerEpoch;
         var progress = new Progress(output, stepsPerEpoch, "steps");
@@ -273,7 +274,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                 SamplesPerSecond = train.Count / trainSeconds,
             };
             metrics.Add(row);
-            MetricsFile.Write(metricsPath, metrics);
+            MetricsFile.Write(metricsPath, metrics, terms);
             progress.End();
             string error = config.Spec.Has(ModelCapabilities.Labels)
                 ? string.Create(CultureInfo.InvariantCulture, $"; test error {100 * testSums.ErrorRate:F2}% (one z per image)")
@@ -283,7 +284,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                 : "trained in double on the host";
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"epoch {epoch}/{options.Epochs}: train loss {row.TrainLoss:F2}, test loss {row.TestLoss:F2} " +
-                $"(reconstruction {row.TestReconstruction:F2}, KL {row.TestKl:F2}), {seconds:F1} s, " +
+                $"({terms.Loss}: {terms.Distortion} {row.TestReconstruction:F2}, {terms.Rate} {row.TestKl:F2}), {seconds:F1} s, " +
                 $"{row.SamplesPerSecond:F0} samples/s, {engine}") + error);
             if (!double.IsFinite(row.TrainLoss) || !double.IsFinite(row.TestLoss))
                 return Diverged(!double.IsFinite(row.TrainReconstruction) || !double.IsFinite(row.TestReconstruction) ? "reconstruction" : "KL",
@@ -330,7 +331,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
     /// </summary>
     private void WritePictures(string outDirectory, Vae vae, Accelerator accelerator, ImageDataset test, List<EpochMetrics> metrics)
     {
-        TryDraw("loss.png", () => Plots.WriteLossCurves(Path.Combine(outDirectory, "loss.png"), metrics, Path.GetFileName(Path.GetFullPath(outDirectory))));
+        TryDraw("loss.png", () => Plots.WriteLossCurves(Path.Combine(outDirectory, "loss.png"), metrics, Path.GetFileName(Path.GetFullPath(outDirectory)), vae.Config.Spec.Terms(vae.Config)));
         if (!vae.Config.Spec.Has(ModelCapabilities.Images))
             return; // its decoder predicts labels: there are no images to draw
         TryDraw("samples.png", () => Pictures.WriteSamples(vae, Math.Min(64, vae.MaxBatch), options.Seed, Path.Combine(outDirectory, "samples.png")));

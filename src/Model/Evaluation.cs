@@ -23,6 +23,10 @@ public sealed record EvaluationReport
     public int LatentUnits { get; init; }
     /// <summary>The Deep VIB's test classification error (one z per image).</summary>
     public double? TestError { get; init; }
+    /// <summary>What this model calls its loss, distortion and rate, where they are not the ELBO's (null for the
+    /// VAE: −ELBO, reconstruction, KL).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public Models.ObjectiveTerms? Terms { get; init; }
     /// <summary>ELBO surgery (eval --surgery), of the top stochastic layer.</summary>
     public SurgeryReport? Surgery { get; init; }
 }

@@ -1,9 +1,5 @@
 using System.CommandLine;
-using System.Globalization;
 using IlgpuVae.GpuKernels;
-using IlgpuVae.Model;
-using IlgpuVae.Model.Data;
-using IlgpuVae.Model.Models;
 using static IlgpuVae.Host.Commands.CommandOptions;
 
 namespace IlgpuVae.Host.Commands;

@@ -1,8 +1,6 @@
 using System.CommandLine;
-using System.Globalization;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
-using IlgpuVae.Model.Data;
 using IlgpuVae.Model.Models;
 using static IlgpuVae.Host.Commands.CommandOptions;
 

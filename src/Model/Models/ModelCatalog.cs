@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model.Core;
 using IlgpuVae.Model.Models.Ladder;
@@ -34,6 +35,17 @@ public enum ModelCapabilities
 }
 
 /// <summary>
+/// What a model calls its loss and the two terms it is split into, wherever they are shown: progress lines,
+/// metrics.csv columns, loss.png and eval.json. The ELBO's are "reconstruction" and "KL"; the Deep VIB's first
+/// term is a cross-entropy, and the two-layer models' KL terms are sampled.
+/// </summary>
+public sealed record ObjectiveTerms(string Loss, string Distortion, string Rate,
+    [property: JsonIgnore] string DistortionColumn = "reconstruction", [property: JsonIgnore] string RateColumn = "kl")
+{
+    public static ObjectiveTerms Elbo { get; } = new("−ELBO", "reconstruction", "KL");
+}
+
+/// <summary>
 /// One model of the catalog: its name as a user types it, its help, its capabilities, the defaults it changes,
 /// its own validation, what its objective is called, and the family that builds it and its reference.
 /// </summary>
@@ -52,6 +64,14 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
 
     /// <summary>What eval calls the loss it reports.</summary>
     public Func<VaeConfig, string> ObjectiveName { get; init; } = _ => "ELBO (one sample per image)";
+
+    /// <summary>The names of its loss and terms (see <see cref="ObjectiveTerms"/>).</summary>
+    public Func<VaeConfig, ObjectiveTerms> Terms { get; init; } = config => config.TargetRate is not null
+        ? ObjectiveTerms.Elbo with { Loss = "D + |σ − R|" }
+        : config.StochasticLayers == 2 ? SampledKl : ObjectiveTerms.Elbo;
+
+    /// <summary>Two stochastic layers: the KL terms are sampled through log w.</summary>
+    private static readonly ObjectiveTerms SampledKl = ObjectiveTerms.Elbo with { Rate = "sampled KL terms" };
 
     /// <summary>What the training banner adds about this model's own settings ("" when nothing).</summary>
     public Func<VaeConfig, string> Settings { get; init; } = _ => "";
@@ -93,6 +113,7 @@ public static class ModelCatalog
         {
             Capabilities = Generative | ModelCapabilities.TwoStochasticLayers,
             ObjectiveName = config => $"IWAE bound −L_{config.Samples} (training k)",
+            Terms = config => new($"−L_{config.Samples}", "reconstruction", config.StochasticLayers == 2 ? "sampled KL terms" : "KL"),
             SeparateObjective = _ => true,
             Validate = config =>
             {
@@ -105,6 +126,7 @@ public static class ModelCatalog
         {
             Capabilities = ModelCapabilities.Images,
             ObjectiveName = _ => "reconstruction (autoencoder)",
+            Terms = _ => new("reconstruction", "reconstruction", "KL (none: a deterministic code)"),
             Validate = config =>
             {
                 if (config.Samples != 1)
@@ -119,6 +141,7 @@ public static class ModelCatalog
             Capabilities = Generative,
             DefaultBeta = 0,
             ObjectiveName = config => $"InfoVAE objective (rec + β·KL + {config.MmdLambda.ToString(CultureInfo.InvariantCulture)}·MMD²)",
+            Terms = _ => new("rec + β·KL + λ·MMD²", "reconstruction", "KL"),
             Settings = config => $", MMD λ {config.MmdLambda.ToString(CultureInfo.InvariantCulture)} ({config.MmdKernel.ToString().ToLowerInvariant()} kernel)",
             SeparateObjective = _ => true,
             Validate = config =>
@@ -136,6 +159,7 @@ public static class ModelCatalog
             // Alemi et al.'s choice for MNIST.
             DefaultBeta = 1e-3,
             ObjectiveName = _ => "Deep VIB objective (−log q(y|z) + β·KL)",
+            Terms = _ => new("−log q(y|z) + β·KL", "cross-entropy", "KL", DistortionColumn: "cross_entropy"),
             Validate = config =>
             {
                 if (config.StochasticLayers != 1 || config.Classes < 2 || config.Classes > 256)
@@ -160,6 +184,7 @@ public static class ModelCatalog
             Capabilities = Generative | ModelCapabilities.KlWarmup | ModelCapabilities.BatchNorm,
             DefaultStochasticLayers = 2,
             DefaultBatchNorm = true,
+            Terms = _ => new("−ELBO", "reconstruction", "sampled KL terms"),
             Validate = config =>
             {
                 if (config.StochasticLayers != 2 || config.Hidden.Length < 1)
