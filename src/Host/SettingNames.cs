@@ -21,6 +21,7 @@ internal static class SettingNames
         ["TargetRate"] = "--target-rate",
         ["BatchNorm"] = "--batch-norm",
         ["MmdLambda"] = "--mmd-lambda",
+        ["MmdKernel"] = "--mmd-kernel",
         ["GaussianVariance"] = "--gaussian-c",
         ["LearningRate"] = "--lr",
         ["MaxGradientNorm"] = "--clip-grad-norm",

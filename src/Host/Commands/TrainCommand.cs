@@ -16,8 +16,16 @@ internal static class TrainCommand
         preset.AcceptOnlyFromAmong(Presets.Names.ToArray());
         preset.HelpName = "NAME";
         var model = new Option<ModelKind>("--model") { Description = string.Join("; ", ModelCatalog.All.Select(spec => $"{spec.Name} ({spec.Help})")), DefaultValueFactory = _ => defaults.Config.Model, HelpName = string.Join("|", ModelCatalog.Names), CustomParser = ModelName };
-        var mmdLambda = new Option<double>("--mmd-lambda") { Description = "InfoVAE: λ, the weight of MMD² between the batch's codes and as many prior draws", DefaultValueFactory = _ => defaults.Config.MmdLambda };
-        var mmdKernel = new Option<MmdKernelKind>("--mmd-kernel") { Description = "InfoVAE: gaussian (exp(-d²/2K)) or imq (inverse multiquadric 2K/(2K + d²))", DefaultValueFactory = _ => defaults.Config.MmdKernel, CustomParser = ParseMmdKernel, HelpName = "gaussian|imq" };
+        // The settings some models alone take come from their catalog entries, one option each.
+        var modelOptions = ModelCatalog.All
+            .SelectMany(spec => spec.Options.Select(option => (Spec: spec, Option: option)))
+            .GroupBy(declared => declared.Option.Name)
+            .Select(group => (Declared: group.ToList(), Option: new Option<string?>("--" + group.Key)
+            {
+                Description = $"{string.Join(", ", group.Select(declared => declared.Spec.Name))}: {group.First().Option.Help}",
+                HelpName = group.First().Option.ValueName,
+            }))
+            .ToList();
         var samples = new Option<int>("--k") { Description = "z samples per example: the IWAE's k; the VAE averages its ELBO over them", DefaultValueFactory = _ => defaults.Config.Samples };
         var beta = new Option<double>("--beta") { Description = "Weight of the VAE's KL term (β-VAE; 1 is the ELBO)", DefaultValueFactory = _ => defaults.Config.Beta };
         var targetRate = new Option<double?>("--target-rate") { Description = "Train the VAE on D + |σ − R| for this rate σ in nats (Alemi et al. 2018) instead of the ELBO" };
@@ -51,10 +59,12 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train a VAE, IWAE or autoencoder and write metrics.csv, pictures and checkpoints")
         {
-            preset, model, mmdLambda, mmdKernel, targetRate, samples, beta, warmup, stochasticLayers, hidden2, latent2, batchNorm, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
+            preset, model, targetRate, samples, beta, warmup, stochasticLayers, hidden2, latent2, batchNorm, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
             clipGradNorm, seed, likelihood, variance, activation, binarize, accelerator, outDirectory, trainLimit, testLimit,
             checkpointEvery, dense, precision, resume,
         };
+        foreach (var (_, option) in modelOptions)
+            command.Options.Add(option);
         command.SetAction(parse =>
         {
             // An option given on the command line wins over the preset, which wins over the defaults.
@@ -83,8 +93,6 @@ internal static class TrainCommand
                 Model = chosenModel.Kind,
                 Samples = Pick(samples, config.Samples),
                 Beta = Pick(beta, chosenModel.DefaultBeta ?? config.Beta),
-                MmdLambda = Pick(mmdLambda, config.MmdLambda),
-                MmdKernel = Pick(mmdKernel, config.MmdKernel),
                 TargetRate = Pick(targetRate, config.TargetRate),
                 Hidden = parse.GetResult(hidden) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden)!) : config.Hidden,
                 Latent = Pick(latent, config.Latent),
@@ -97,6 +105,14 @@ internal static class TrainCommand
                 GaussianVariance = Pick(variance, config.GaussianVariance),
                 Activation = Pick(activation, config.Activation),
             };
+            foreach (var (declared, option) in modelOptions)
+            {
+                if (parse.GetValue(option) is not { } text)
+                    continue;
+                var own = declared.FirstOrDefault(entry => entry.Spec.Kind == config.Model).Option
+                          ?? throw new ArgumentException($"{option.Name} applies to --model {string.Join(", ", declared.Select(entry => entry.Spec.Name))}, not {chosenModel.Name}");
+                config = own.Apply(config, text);
+            }
             options = options with
             {
                 Config = config,
@@ -133,19 +149,6 @@ internal static class TrainCommand
             return spec.Kind;
         result.AddError($"unknown --model '{text}': use {string.Join(", ", ModelCatalog.Names)}");
         return default;
-    }
-
-    private static MmdKernelKind ParseMmdKernel(System.CommandLine.Parsing.ArgumentResult result)
-    {
-        string text = result.Tokens.Count == 0 ? "gaussian" : result.Tokens[0].Value;
-        switch (text.ToLowerInvariant())
-        {
-            case "gaussian": return MmdKernelKind.Gaussian;
-            case "imq" or "inversemultiquadric": return MmdKernelKind.InverseMultiquadric;
-            default:
-                result.AddError($"--mmd-kernel must be gaussian or imq (got {text})");
-                return MmdKernelKind.Gaussian;
-        }
     }
 
     /// <summary>Schedule names as written in --help (iwae-short), not the enum's spelling.</summary>

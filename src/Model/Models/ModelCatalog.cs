@@ -46,6 +46,20 @@ public sealed record ObjectiveTerms(string Loss, string Distortion, string Rate,
 }
 
 /// <summary>
+/// A setting only some models take, declared by their catalog entries: the command line offers it as
+/// <c>--Name</c> with this help, and <see cref="Apply"/> parses the text a user gave into the config (throwing a
+/// <see cref="SettingException"/> for text it cannot read). A model that does not declare it refuses it.
+/// </summary>
+public sealed record ModelOption(string Name, string Help, string ValueName, Func<VaeConfig, string, VaeConfig> Apply)
+{
+    /// <summary>A number in the invariant culture, or a <see cref="SettingException"/> naming <paramref name="setting"/>.</summary>
+    public static double Number(string text, string setting) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value)
+            ? value
+            : throw new SettingException($"@{setting} must be a number (got '{text}')");
+}
+
+/// <summary>
 /// One model of the catalog: its name as a user types it, its help, its capabilities, the defaults it changes,
 /// its own validation, what its objective is called, and the family that builds it and its reference.
 /// </summary>
@@ -64,6 +78,9 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
 
     /// <summary>What eval calls the loss it reports.</summary>
     public Func<VaeConfig, string> ObjectiveName { get; init; } = _ => "ELBO (one sample per image)";
+
+    /// <summary>The settings this model alone (or with a few others) takes.</summary>
+    public IReadOnlyList<ModelOption> Options { get; init; } = [];
 
     /// <summary>The names of its loss and terms (see <see cref="ObjectiveTerms"/>).</summary>
     public Func<VaeConfig, ObjectiveTerms> Terms { get; init; } = config => config.TargetRate is not null
@@ -142,6 +159,21 @@ public static class ModelCatalog
             DefaultBeta = 0,
             ObjectiveName = config => $"InfoVAE objective (rec + β·KL + {config.MmdLambda.ToString(CultureInfo.InvariantCulture)}·MMD²)",
             Terms = _ => new("rec + β·KL + λ·MMD²", "reconstruction", "KL"),
+            Options =
+            [
+                new("mmd-lambda", "λ, the weight of MMD² between the batch's codes and as many prior draws (default 1000)", "LAMBDA",
+                    (config, text) => config with { MmdLambda = ModelOption.Number(text, nameof(VaeConfig.MmdLambda)) }),
+                new("mmd-kernel", "gaussian (exp(-d²/2K), the default) or imq (inverse multiquadric 2K/(2K + d²))", "gaussian|imq",
+                    (config, text) => config with
+                    {
+                        MmdKernel = text.ToLowerInvariant() switch
+                        {
+                            "gaussian" => MmdKernelKind.Gaussian,
+                            "imq" or "inversemultiquadric" => MmdKernelKind.InverseMultiquadric,
+                            _ => throw new SettingException($"@MmdKernel must be gaussian or imq (got {text})"),
+                        },
+                    }),
+            ],
             Settings = config => $", MMD λ {config.MmdLambda.ToString(CultureInfo.InvariantCulture)} ({config.MmdKernel.ToString().ToLowerInvariant()} kernel)",
             SeparateObjective = _ => true,
             Validate = config =>
