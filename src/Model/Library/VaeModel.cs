@@ -130,6 +130,9 @@ public sealed class VaeModel : IDisposable
     /// <summary>Complete epochs trained so far (a loaded model continues from its checkpoint's).</summary>
     public int EpochsDone { get; private set; }
 
+    /// <summary>The accelerator the model lives on, for data sets of one's own (<see cref="DeviceDataset"/>).</summary>
+    public Accelerator Accelerator => accelerator;
+
     /// <summary>The accelerator, as a user would read it ("CPU accelerator (...)", "CUDA ...").</summary>
     public string AcceleratorName => Compute.Describe(accelerator);
 
