@@ -125,8 +125,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             throw new ArgumentException($"--warmup-epochs ramps the KL weight of --model {ModelCatalog.NamesWith(ModelCapabilities.KlWarmup)}; the other models' KL terms are not warmed up");
         if (!(options.AdamEpsilon > 0) || double.IsInfinity(options.AdamEpsilon))
             throw new ArgumentException($"--adam-eps must be a positive finite number (got {options.AdamEpsilon})");
-        var adam = options.AdamSettings();
-        adam.Validate();
+        options.AdamSettings().Validate();
         var config = options.Config;
         config.Validate();
 
@@ -155,8 +154,13 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             throw new DataFormatException(Path.Combine(checkpointDirectory, Checkpoint.StateFile),
                 "the checkpoint's model does not match the run's config.json; the run folder was changed by hand");
 
-        using var context = Compute.CreateContext();
-        using var accelerator = Compute.CreateAccelerator(context, options.Accelerator);
+        // The model through the library: the memory plan is checked before any kernel is compiled or buffer
+        // allocated, so a refusal costs nothing.
+        int maxBatch = Math.Min(options.BatchSize, Math.Max(train.Count, test.Count));
+        using var model = VaeModel.Create(config, options.Settings(), options.Accelerator, maxBatch, options.Dense,
+            (long)train.Images.Length + test.Images.Length + 4L * (train.Count + test.Count));
+        var accelerator = model.Accelerator;
+        var vae = model.Vae;
         output.WriteLine($"accelerator: {Compute.Describe(accelerator)} (asked for {options.Accelerator.ToString().ToLowerInvariant()})");
         output.WriteLine($"data: {train.Name}, {train.Count} training and {test.Count} test images of {train.Height}×{train.Width}; " +
                          $"model {config.Spec.Name}{(config.Samples > 1 ? $" k={config.Samples}" : "")} " +
@@ -176,19 +180,12 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                          (options.Dense is { } dense ? $", dense kernels {dense}" : "") +
                          (options.Preset is null ? "" : $", preset {options.Preset}"));
 
-        // Checked before any kernel is compiled or buffer allocated, so a refusal costs nothing.
-        int maxBatch = Math.Min(options.BatchSize, Math.Max(train.Count, test.Count));
-        MemoryPlan.Check(config, maxBatch, (long)train.Images.Length + test.Images.Length + 4L * (train.Count + test.Count),
-            MemoryPlan.Available(accelerator), Compute.Describe(accelerator), adam);
-        using var kernels = new KernelSet(accelerator);
-        kernels.UseDenseKernels(options.Dense);
         // Written once every check has passed, so a refused run leaves no run folder behind.
         Directory.CreateDirectory(outDirectory);
         AtomicFile.WriteText(Path.Combine(outDirectory, TrainOptions.RunConfigFile),
             JsonSerializer.Serialize(new { model = config, training = options with { Out = outDirectory } }, Checkpoint.JsonOptions));
         using var trainData = new DeviceDataset(accelerator, train);
         using var testData = new DeviceDataset(accelerator, test);
-        using var vae = new Vae(kernels, config, maxBatch, options.Seed, adam);
 
         var metrics = new List<EpochMetrics>();
         string metricsPath = Path.Combine(outDirectory, "metrics.csv");

@@ -73,15 +73,22 @@ public sealed class VaeModel : IDisposable
     /// <summary>
     /// A freshly initialised model of <paramref name="config"/> on <paramref name="accelerator"/> (Auto: a CUDA
     /// GPU when there is one, else the CPU accelerator), holding batches of up to <paramref name="maxBatch"/>
-    /// examples (default: the settings' batch size).
+    /// examples (default: the settings' batch size). Before anything is allocated, the model, its batches and
+    /// <paramref name="dataBytes"/> of data sets are checked against the accelerator's memory (see
+    /// <see cref="MemoryPlan"/>): a refusal says which batch size fits. <paramref name="denseKernels"/> picks the
+    /// dense product kernels (null: the accelerator's default).
     /// </summary>
     public static VaeModel Create(VaeConfig config, TrainingSettings? settings = null, AcceleratorChoice accelerator = AcceleratorChoice.Auto,
-        int? maxBatch = null)
+        int? maxBatch = null, DenseVariant? denseKernels = null, long dataBytes = 0)
     {
         settings ??= new TrainingSettings();
         settings.Validate();
         config.Validate();
-        return Open(accelerator, kernels => new Vae(kernels, config, maxBatch ?? settings.BatchSize, settings.Seed, settings.Adam()), settings, 0);
+        int batch = maxBatch ?? settings.BatchSize;
+        var adam = settings.Adam();
+        return Open(accelerator, denseKernels, accelerator => MemoryPlan.Check(config, batch, dataBytes, MemoryPlan.Available(accelerator),
+                Compute.Describe(accelerator), adam),
+            kernels => new Vae(kernels, config, batch, settings.Seed, adam), settings, 0);
     }
 
     /// <summary>The model saved in <paramref name="checkpointDirectory"/> (by <see cref="Save"/> or <c>ilgpu-vae
@@ -93,15 +100,19 @@ public sealed class VaeModel : IDisposable
         settings ??= new TrainingSettings { Seed = checkpoint.State.Seed, LearningRate = checkpoint.State.Adam.LearningRate,
             AdamEpsilon = checkpoint.State.Adam.Epsilon, MaxGradientNorm = checkpoint.State.Adam.MaxGradientNorm };
         settings.Validate();
-        return Open(accelerator, kernels =>
+        int batch = maxBatch ?? settings.BatchSize;
+        return Open(accelerator, null, accelerator => MemoryPlan.Check(checkpoint.State.Model, batch, 0, MemoryPlan.Available(accelerator),
+                Compute.Describe(accelerator), checkpoint.State.Adam),
+            kernels =>
         {
-            var vae = new Vae(kernels, checkpoint.State.Model, maxBatch ?? settings.BatchSize, checkpoint.State.Seed, checkpoint.State.Adam);
+            var vae = new Vae(kernels, checkpoint.State.Model, batch, checkpoint.State.Seed, checkpoint.State.Adam);
             checkpoint.RestoreInto(vae);
             return vae;
         }, settings, checkpoint.State.Epoch);
     }
 
-    private static VaeModel Open(AcceleratorChoice choice, Func<KernelSet, Vae> create, TrainingSettings settings, int epochsDone)
+    private static VaeModel Open(AcceleratorChoice choice, DenseVariant? denseKernels, Action<Accelerator> checkMemory, Func<KernelSet, Vae> create,
+        TrainingSettings settings, int epochsDone)
     {
         var context = Compute.CreateContext();
         Accelerator? accelerator = null;
@@ -109,7 +120,9 @@ public sealed class VaeModel : IDisposable
         try
         {
             accelerator = Compute.CreateAccelerator(context, choice);
+            checkMemory(accelerator);
             kernels = new KernelSet(accelerator);
+            kernels.UseDenseKernels(denseKernels);
             return new VaeModel(context, accelerator, kernels, create(kernels), settings, epochsDone);
         }
         catch
