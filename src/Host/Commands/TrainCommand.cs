@@ -28,7 +28,6 @@ internal static class TrainCommand
             .ToList();
         var samples = new Option<int>("--k") { Description = "z samples per example: the IWAE's k; the VAE averages its ELBO over them", DefaultValueFactory = _ => defaults.Config.Samples };
         var beta = new Option<double>("--beta") { Description = "Weight of the VAE's KL term (β-VAE; 1 is the ELBO)", DefaultValueFactory = _ => defaults.Config.Beta };
-        var targetRate = new Option<double?>("--target-rate") { Description = "Train the VAE on D + |σ − R| for this rate σ in nats (Alemi et al. 2018) instead of the ELBO" };
         var warmup = new Option<int>("--warmup-epochs") { Description = "KL warm-up: β rises linearly from 0 to --beta over this many epochs (0: none)", DefaultValueFactory = _ => defaults.WarmupEpochs };
         var data = new Option<string>("--data") { Description = "mnist, fashion-mnist (fetched on first use), or a folder with train.csv and test.csv (label, then pixels 0-255 per row) or the four MNIST-format IDX files", DefaultValueFactory = _ => defaults.Data };
         var epochs = new Option<int>("--epochs") { Description = "Passes over the training set (default 10, or the length of --lr-schedule)", DefaultValueFactory = _ => defaults.Epochs };
@@ -59,7 +58,7 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train a VAE, IWAE or autoencoder and write metrics.csv, pictures and checkpoints")
         {
-            preset, model, targetRate, samples, beta, warmup, stochasticLayers, hidden2, latent2, batchNorm, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
+            preset, model, samples, beta, warmup, stochasticLayers, hidden2, latent2, batchNorm, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
             clipGradNorm, seed, likelihood, variance, activation, binarize, accelerator, outDirectory, trainLimit, testLimit,
             checkpointEvery, dense, precision, resume,
         };
@@ -93,7 +92,6 @@ internal static class TrainCommand
                 Model = chosenModel.Kind,
                 Samples = Pick(samples, config.Samples),
                 Beta = Pick(beta, chosenModel.DefaultBeta ?? config.Beta),
-                TargetRate = Pick(targetRate, config.TargetRate),
                 Hidden = parse.GetResult(hidden) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden)!) : config.Hidden,
                 Latent = Pick(latent, config.Latent),
                 // A model's own defaults (the Ladder VAE's two stochastic layers and batch norm) unless told otherwise.

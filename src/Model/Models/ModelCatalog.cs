@@ -124,6 +124,11 @@ public static class ModelCatalog
         new(ModelKind.Vae, "vae", "ELBO, averaged over its k samples")
         {
             Capabilities = Generative | ModelCapabilities.KlWarmup | ModelCapabilities.TwoStochasticLayers | ModelCapabilities.TargetRate,
+            Options =
+            [
+                new("target-rate", "train on D + |σ − R| for this rate σ in nats (Alemi et al. 2018) instead of the ELBO", "NATS",
+                    (config, text) => config with { TargetRate = ModelOption.Number(text, nameof(VaeConfig.TargetRate)) }),
+            ],
             Family = OneOrTwoLayers,
         },
         new(ModelKind.Iwae, "iwae", "the k-sample importance-weighted bound")
