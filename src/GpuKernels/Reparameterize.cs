@@ -15,6 +15,10 @@ public readonly struct DrawKey
         Stream = stream;
         Step = step;
     }
+
+    /// <summary>The key of a stream that belongs to the same draw (the second stochastic layer's, the InfoVAE's
+    /// prior draws): the stream moved by <paramref name="streamOffset"/>, seed and step kept.</summary>
+    public DrawKey Offset(uint streamOffset) => new(Seed, Stream + streamOffset, Step);
 }
 
 /// <summary>

@@ -115,17 +115,10 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
     {
         if (options.CheckpointEvery < 0)
             throw new ArgumentException($"--checkpoint-every must be 0 (epoch ends only) or more (got {options.CheckpointEvery})");
-        if (options.Epochs < 1)
-            throw new ArgumentException($"--epochs must be at least 1 (got {options.Epochs})");
-        if (options.BatchSize < 1)
-            throw new ArgumentException($"--batch-size must be at least 1 (got {options.BatchSize})");
-        if (options.WarmupEpochs < 0)
-            throw new ArgumentException($"--warmup-epochs must be 0 (no warm-up) or more (got {options.WarmupEpochs})");
+        // Epochs, batch size, warm-up and Adam's settings, checked by the library (its messages name the options).
+        options.Settings().Validate();
         if (options.WarmupEpochs > 0 && !options.Config.Spec.Has(ModelCapabilities.KlWarmup))
             throw new ArgumentException($"--warmup-epochs ramps the KL weight of --model {ModelCatalog.NamesWith(ModelCapabilities.KlWarmup)}; the other models' KL terms are not warmed up");
-        if (!(options.AdamEpsilon > 0) || double.IsInfinity(options.AdamEpsilon))
-            throw new ArgumentException($"--adam-eps must be a positive finite number (got {options.AdamEpsilon})");
-        options.AdamSettings().Validate();
         var config = options.Config;
         config.Validate();
 

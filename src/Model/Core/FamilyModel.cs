@@ -141,7 +141,7 @@ public abstract class FamilyModel
     protected static float[] Download(ArrayView<float> view) => ArrayViewExtensions.GetAsArray1D<float>(view);
 
     /// <summary>One half of rows of Gaussian stats [rows, 2·width]: the means (first) or the log-variances.</summary>
-    protected static float[] Half(float[] stats, int rows, int width, bool second)
+    protected internal static float[] Half(float[] stats, int rows, int width, bool second)
     {
         var half = new float[rows * width];
         for (int row = 0; row < rows; row++)

@@ -13,8 +13,4 @@ public readonly record struct Pass(DeviceDataset Data, int First, int Batch, int
 {
     /// <summary>Latent rows: examples × samples, example-major.</summary>
     public int Rows => Batch * Samples;
-
-    /// <summary>The key of a stream that belongs to the same draw as <see cref="Key"/> (the second stochastic
-    /// layer's, the InfoVAE's prior draws).</summary>
-    public DrawKey Offset(uint streamOffset) => new(Key.Seed, Key.Stream + streamOffset, Key.Step);
 }

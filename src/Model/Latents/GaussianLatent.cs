@@ -38,17 +38,8 @@ public sealed class GaussianLatent(KernelSet kernels, DenseStack stack, Workspac
         kernels.LogWeights(Statistics(batch), Codes(rows), Epsilon(rows), reconstructionPerRow, logWeights, rows, width, samples);
     }
 
-    public (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch)
-    {
-        var mu = new float[batch * width];
-        var logVariance = new float[batch * width];
-        for (int row = 0; row < batch; row++)
-        {
-            Array.Copy(statistics, row * 2 * width, mu, row * width, width);
-            Array.Copy(statistics, row * 2 * width + width, logVariance, row * width, width);
-        }
-        return (mu, logVariance);
-    }
+    public (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) =>
+        (FamilyModel.Half(statistics, batch, width, second: false), FamilyModel.Half(statistics, batch, width, second: true));
 
     private ArrayView<float> Statistics(int batch) => stack.Output(statisticsLayer, batch);
 

@@ -44,7 +44,7 @@ public sealed class MmdObjective(VaeConfig config) : IObjective
     private void Objective(OneLayerModel model, Pass pass)
     {
         int batch = pass.Batch;
-        model.Kernels.PriorSample(Prior(model, batch), pass.Offset(Philox.Streams.MmdPriorOffset));
+        model.Kernels.PriorSample(Prior(model, batch), pass.Key.Offset(Philox.Streams.MmdPriorOffset));
         model.Kernels.MmdForward(model.Z(batch), Prior(model, batch), model.ReconstructionPerRow(batch), model.KlPerRow(batch),
             model.Floats(MmdPerRow, batch), model.ObjectivePerExample(batch), Settings(batch, pass.KlWeight));
     }

@@ -23,7 +23,7 @@ public sealed class LadderModel(ModelParts parts) : TwoLayerModel(parts, importa
         Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
         Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, TopHidden(batch), batch);
         Kernels.ReparameterizeForward(Statistics2(batch), Z2(rows), Epsilon2(rows), Floats(UnusedKl2, rows),
-            rows, Config.Latent2, new DrawKey(key.Seed, key.Stream + Philox.Streams.SecondLayerOffset, key.Step), samples);
+            rows, Config.Latent2, key.Offset(Philox.Streams.SecondLayerOffset), samples);
         Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, Z2(rows), rows);
         Kernels.LadderMerge(Statistics1(batch), PriorStatistics(rows), Merged(rows), rows, Config.Latent, samples);
         // The KL this writes is the merged Gaussian's against N(0, I), which the Ladder VAE does not use: its KL

@@ -38,7 +38,7 @@ public class TwoLayerModel : FamilyModel
         // q(z2|z1) on every z1 row, one z2 each from the layer's own stream, then the prior network p(z1|z2).
         Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, Z(rows), rows);
         Kernels.ReparameterizeForward(Stack.Output(Layout.Encoder2End - 1, rows), Z2(rows), Epsilon2(rows), Floats(UnusedKl2, rows),
-            rows, Config.Latent2, new DrawKey(key.Seed, key.Stream + Philox.Streams.SecondLayerOffset, key.Step));
+            rows, Config.Latent2, key.Offset(Philox.Streams.SecondLayerOffset));
         Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, Z2(rows), rows);
         DecoderForward(Z(rows), rows);
     }
