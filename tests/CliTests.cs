@@ -517,10 +517,53 @@ public sealed class CliTests : IDisposable
         }
     }
 
+    [Fact]
+    public void VlaeTrainsResumesEvaluatesAndDrawsEachLayer()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "vlae");
+        var (exitCode, output, error) = Run("train", "--model", "vlae", "--data", data, "--epochs", "1", "--warmup-epochs", "2",
+            "--batch-size", "6", "--hidden", "7", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        // Its own default latent (three layers of two) and its layers in the banner.
+        Assert.Contains("model vlae 20-7-6", output);
+        Assert.Contains("3 latent layers of 2", output);
+        Assert.True(File.Exists(Path.Combine(run, "layers.png")), "train draws layers.png for a model of several latent layers");
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([2, 7], tensors["rung3.encoder.mu.weight"].Shape);
+        Assert.Equal([7, 9], tensors["rung1.decoder.0.weight"].Shape); // [z̃_2 | z_1]
+        (exitCode, _, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Equal(2, MetricsFile.Read(Path.Combine(run, "metrics.csv")).Count);
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--surgery", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("NLL", output);
+        Assert.Contains("of 6", output); // active units of all six dimensions
+        foreach (var command in new[] { "sample", "reconstruct", "interpolate", "traverse" })
+        {
+            (exitCode, _, error) = Run(command, run, "--accelerator", "cpu");
+            Assert.True(exitCode == 0, $"{command}: exit {exitCode}: {error}");
+        }
+    }
+
+    [Fact]
+    public void TraverseNeedsSeveralLatentLayers()
+    {
+        var data = WriteDataSet(train: 12, test: 6);
+        var run = Path.Combine(directory, "plain");
+        var (exitCode, _, error) = Run("train", "--data", data, "--epochs", "1", "--batch-size", "6", "--hidden", "5", "--latent", "2",
+            "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.False(File.Exists(Path.Combine(run, "layers.png")));
+        (exitCode, _, error) = Run("traverse", run, "--accelerator", "cpu");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("layer traversals need a model with several latent layers (train --model vlae)", error);
+    }
+
     [Theory]
     [InlineData("--model iwae --beta 0.5", "leave --beta at 1")]
     [InlineData("--model ae --k 2", "leave --k at 1")]
-    [InlineData("--model iwae --warmup-epochs 2", "ramps the KL weight of --model vae, vcca, ladder")]
+    [InlineData("--model iwae --warmup-epochs 2", "ramps the KL weight of --model vae, vcca, ladder, vlae")]
     [InlineData("--model ladder --stochastic-layers 1", "the Ladder VAE has two stochastic layers")]
     [InlineData("--batch-norm", "--batch-norm is implemented for --model ladder only")]
     [InlineData("--model vcca --stochastic-layers 2", "VCCA shares one stochastic layer")]
@@ -540,6 +583,11 @@ public sealed class CliTests : IDisposable
     [InlineData("--model ae --stochastic-layers 2", "needs --model vae or iwae")]
     [InlineData("--dense tiled", "--dense tiled needs groups of 256 threads")]
     [InlineData("--stochastic-layers 2 --hidden2 0", "--hidden2: '0' is not a positive width")]
+    [InlineData("--model vlae --latent-layers 4", "the VLAE splits --latent evenly among --latent-layers: give a number of layers from 1 to 6 that divides 6 (got 4)")]
+    [InlineData("--model vlae --latent-layers two", "--latent-layers must be a whole number (got 'two')")]
+    [InlineData("--latent-layers 2", "--latent-layers applies to --model vlae, not vae")]
+    [InlineData("--model vlae --stochastic-layers 2", "leave --stochastic-layers at 1")]
+    [InlineData("--model vlae --hidden 400 --latent 7", "divides 7 (got 3)")]
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)
     {
         var data = WriteDataSet(train: 10, test: 5);

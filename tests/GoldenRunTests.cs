@@ -86,6 +86,13 @@ public sealed class GoldenRunTests : IDisposable
         ["vae-simple-dense"] = new($"{Small} --dense simple --k 2", "--k 7",
             "9a8801d1066f87cd0fd283d6206a2d0280b6748bd20e2ed8a9e4807a31afc12f",
             "8da562f37430a4d1ac20674c12a05ee78691f482816bb734940ab8bc12c1c91b"),
+        // Families added after the rebuild, recorded when each was finished: the VLAE (2026-12-02).
+        ["vlae-warmup"] = new("--hidden 8 --latent 3 --batch-size 6 --epochs 3 --model vlae --latent-layers 3 --warmup-epochs 2", "--k 7 --surgery",
+            "0587368ecfe3dd7762358f8155e1c016d88565258308094860266e3e636d5efe",
+            "f6825e9fa01786977bcdd288e4809d12f72e8de23169856b13a1dbabf23b81ce"),
+        ["vlae-k2-gaussian"] = new("--hidden 8,6 --latent 4 --batch-size 6 --epochs 3 --model vlae --latent-layers 2 --k 2 --likelihood gaussian --activation tanh", "--k 7",
+            "25764b4016756d585b6f5956a344e7be5a749e2c7446f2d92192038cc530d1e9",
+            "dc9818155e4b71c69216a7815350cbb3372f0df1ae870a514e9a78ce1068c402"),
         // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
         // short schedule: eight epochs of two steps.
         ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",

@@ -27,6 +27,7 @@ public sealed class ModelCatalogTests
     [InlineData(ModelKind.Ae, 1, "OneLayerFamily")]
     [InlineData(ModelKind.Vcca, 1, "VccaFamily")]
     [InlineData(ModelKind.Ladder, 2, "LadderFamily")]
+    [InlineData(ModelKind.Vlae, 1, "VlaeFamily")]
     public void EachConfigFindsItsFamily(ModelKind kind, int stochasticLayers, string family)
     {
         var config = new VaeConfig { Model = kind, StochasticLayers = stochasticLayers, BatchNorm = false };
@@ -41,7 +42,7 @@ public sealed class ModelCatalogTests
         Assert.False(ModelCatalog.For(ModelKind.Ae).Has(ModelCapabilities.LikelihoodBound));
         Assert.False(ModelCatalog.For(ModelKind.Vib).Has(ModelCapabilities.Images));
         Assert.True(ModelCatalog.For(ModelKind.Vib).Has(ModelCapabilities.Labels));
-        Assert.Equal("vae, vcca, ladder", ModelCatalog.NamesWith(ModelCapabilities.KlWarmup));
+        Assert.Equal("vae, vcca, ladder, vlae", ModelCatalog.NamesWith(ModelCapabilities.KlWarmup));
         Assert.Equal(0, ModelCatalog.For(ModelKind.InfoVae).DefaultBeta);
         Assert.Equal(2, ModelCatalog.For(ModelKind.Ladder).DefaultStochasticLayers);
     }

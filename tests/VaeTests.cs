@@ -25,7 +25,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     private static readonly string[] ConfigurationNames =
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
          "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
-         "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian"];
+         "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian",
+         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -92,6 +93,15 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             InputSize = 12, Hidden = [6, 5], Latent = 3, Hidden2 = [4, 3], Latent2 = 2, StochasticLayers = 2,
             Activation = ActivationKind.Tanh, Model = ModelKind.Iwae, Samples = 3,
         },
+        // VLAEs: three one-dimensional layers; two layers of two with k = 2 and two hidden widths per rung (so the
+        // joins are 5 + 2 wide); and one layer, where the VLAE is the VAE with its hidden stack.
+        "vlae" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, LatentLayers = 3, Model = ModelKind.Vlae },
+        "vlae-k2-gaussian-two-hidden" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 4, LatentLayers = 2, Model = ModelKind.Vlae, Samples = 2, Beta = 0.7,
+            Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
+        },
+        "vlae-one-layer" => new VaeConfig { InputSize = 12, Hidden = [6], Latent = 2, LatentLayers = 1, Model = ModelKind.Vlae },
         _ => throw new ArgumentException(name),
     };
 
@@ -339,7 +349,9 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         bool twoViews = config.Model == ModelKind.Vcca;
         var stats = Run(0, layout.EncoderLayerCount, twoViews ? ViewReference.Split(x, batch, config.Views).View1 : x);
         int width = config.EncoderOutputs, latent = config.Latent;
-        if (config.Model == ModelKind.Ladder)
+        if (config.Model == ModelKind.Vlae)
+            (stats, width) = (VlaeStatistics(config, layout, runner, x, batch), 2 * latent);
+        else if (config.Model == ModelKind.Ladder)
         {
             // The top layer's q(z2|x), the bottom-up pass's.
             stats = Run(layout.EncoderLayerCount, layout.Encoder2End, runner.Outputs[layout.EncoderLayerCount - 2]);
@@ -366,7 +378,9 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             var priorStats = Run(layout.Encoder2End, layout.DecoderStart, z1);
             z1 = Enumerable.Range(0, batch * config.Latent).Select(i => priorStats[i / config.Latent * 2 * config.Latent + i % config.Latent]).ToArray();
         }
-        var decoded = config.Model == ModelKind.Vib ? [] : Run(layout.DecoderStart, layout.DecoderEnd, z1);
+        var decoded = config.Model == ModelKind.Vib ? []
+            : config.Model == ModelKind.Vlae ? VlaeDecode(config, layout, runner, z1, batch)
+            : Run(layout.DecoderStart, layout.DecoderEnd, z1);
         if (twoViews)
             decoded = ViewReference.Join(decoded, Run(layout.DecoderEnd, layout.Layers.Count, z1), batch, config.Views);
         if (config.Likelihood == LikelihoodKind.Bernoulli)
@@ -385,6 +399,46 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             else
                 Numerics.AssertClose(label + ": decoded means", decoded, vae.Decode(codes), 1e-5, 1e-6);
         }
+    }
+
+    /// <summary>The VLAE's q(z_l|x) from each rung's head, gathered as [μ_1 … μ_L | log σ_1² … log σ_L²].</summary>
+    private static double[] VlaeStatistics(VaeConfig config, ParameterLayout layout, IlgpuVae.Model.Core.ReferenceLayers runner, double[] x, int batch)
+    {
+        var rungs = new IlgpuVae.Model.Models.Vlae.VlaeRungs(layout, config);
+        int latent = config.Latent, width = latent / config.LatentLayers;
+        var stats = new double[batch * 2 * latent];
+        var hidden = x;
+        for (int l = 1; l <= config.LatentLayers; l++)
+        {
+            hidden = runner.Run(rungs.InferenceStart(l), rungs.Head(l), hidden, batch);
+            var head = runner.Run(rungs.Head(l), rungs.Head(l) + 1, hidden, batch);
+            for (int b = 0; b < batch; b++)
+                for (int c = 0; c < width; c++)
+                {
+                    stats[b * 2 * latent + (l - 1) * width + c] = head[b * 2 * width + c];
+                    stats[b * 2 * latent + latent + (l - 1) * width + c] = head[b * 2 * width + width + c];
+                }
+        }
+        return stats;
+    }
+
+    /// <summary>The VLAE's decoder: z_L through the top rung, then [z̃_{l+1} | z_l] through each rung below.</summary>
+    private static double[] VlaeDecode(VaeConfig config, ParameterLayout layout, IlgpuVae.Model.Core.ReferenceLayers runner, double[] codes, int batch)
+    {
+        var rungs = new IlgpuVae.Model.Models.Vlae.VlaeRungs(layout, config);
+        int latent = config.Latent, width = latent / config.LatentLayers;
+        double[] Code(int l) => Enumerable.Range(0, batch * width).Select(i => codes[i / width * latent + (l - 1) * width + i % width]).ToArray();
+        var generated = runner.Run(rungs.GenerativeStart(config.LatentLayers), rungs.GenerativeEnd(config.LatentLayers), Code(config.LatentLayers), batch);
+        for (int l = config.LatentLayers - 1; l >= 1; l--)
+        {
+            var z = Code(l);
+            int hidden = generated.Length / batch;
+            var join = Enumerable.Range(0, batch * (hidden + width))
+                .Select(i => i % (hidden + width) < hidden ? generated[i / (hidden + width) * hidden + i % (hidden + width)]
+                    : z[i / (hidden + width) * width + i % (hidden + width) - hidden]).ToArray();
+            generated = runner.Run(rungs.GenerativeStart(l), rungs.GenerativeEnd(l), join, batch);
+        }
+        return generated;
     }
 
     [Theory]

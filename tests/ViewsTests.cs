@@ -50,6 +50,32 @@ public sealed class ViewsTests(AcceleratorFixture fixture)
     /// <summary>The reference's doubles, which hold floats or correctly rounded float sums, as floats.</summary>
     private static float[] Exact(double[] values) => values.Select(value => (float)value).ToArray();
 
+    /// <summary>A copy moves floats, so it is compared exactly; target cells outside the block must keep their values.</summary>
+    [Theory]
+    [InlineData(1, 1, 1, 0, 1, 0)]
+    [InlineData(7, 2, 6, 4, 402, 400)]
+    [InlineData(33, 7, 33, 0, 40, 33)]
+    [InlineData(129, 400, 402, 0, 400, 0)]
+    [InlineData(5, 3, 3, 0, 784, 390)]
+    public void CopyColumnsMovesTheBlockAndKeepsTheRest(int rows, int columns, int sourceWidth, int sourceColumn, int targetWidth, int targetColumn)
+    {
+        var block = new ColumnBlock(rows, columns, sourceWidth, sourceColumn, targetWidth, targetColumn);
+        var random = new Random(rows * 7 + columns);
+        float[] source = Numerics.Uniform(random, rows * sourceWidth), target = Numerics.Uniform(random, rows * targetWidth);
+        var expected = Exact(ViewReference.CopyColumns(Numerics.ToDouble(source), Numerics.ToDouble(target), block));
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var sourceBuffer = kernels.Accelerator.Upload(source);
+            using var targetBuffer = kernels.Accelerator.Upload(target);
+            kernels.CopyColumns(sourceBuffer.View, targetBuffer.View, block);
+            Assert.Equal(expected, targetBuffer.GetAsArray1D());
+        }
+    }
+
+    [Fact]
+    public void ABlockThatDoesNotFitItsRowsIsRefused() =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ColumnBlock(3, 4, 5, 2, 10, 0));
+
     [Theory]
     [InlineData(1)]
     [InlineData(33)]

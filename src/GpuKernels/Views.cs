@@ -40,6 +40,29 @@ public readonly struct ViewShape
 }
 
 /// <summary>
+/// <see cref="Columns"/> columns of <see cref="Rows"/> rows: in the source, rows are <see cref="SourceWidth"/> wide
+/// and the block starts at column <see cref="SourceColumn"/>; in the target, <see cref="TargetWidth"/> and
+/// <see cref="TargetColumn"/>.
+/// </summary>
+public readonly struct ColumnBlock
+{
+    public readonly int Rows, Columns, SourceWidth, SourceColumn, TargetWidth, TargetColumn;
+
+    public ColumnBlock(int rows, int columns, int sourceWidth, int sourceColumn, int targetWidth, int targetColumn)
+    {
+        if (rows < 0 || columns < 1 || sourceColumn < 0 || targetColumn < 0 || sourceColumn + columns > sourceWidth || targetColumn + columns > targetWidth)
+            throw new ArgumentOutOfRangeException(nameof(columns),
+                $"a block of {columns} columns at {sourceColumn} of {sourceWidth} to {targetColumn} of {targetWidth} does not fit its rows");
+        Rows = rows;
+        Columns = columns;
+        SourceWidth = sourceWidth;
+        SourceColumn = sourceColumn;
+        TargetWidth = targetWidth;
+        TargetColumn = targetColumn;
+    }
+}
+
+/// <summary>
 /// Moving between whole images [rows, features] and their two views [rows, view1] and [rows, view2] (VCCA). The
 /// split is a permutation of each row, so join is its inverse and also its adjoint: the backward pass of a split
 /// is a join and that of a join a split. Element-wise kernels over contiguous chunks, like the gather.
@@ -65,6 +88,32 @@ public static class Views
     {
         var chunking = kernels.ChunkingFor((int)addend.Length);
         kernels.Launch(AddKernel, chunking.Threads, target, addend, chunking);
+    }
+
+    /// <summary>
+    /// Copies a block of columns from one row-major table to another of the same rows (see <see cref="ColumnBlock"/>).
+    /// Where one layer reads several tensors side by side (the VLAE's decoder rung reads [z̃ | z_l]) this joins them,
+    /// and the same copy the other way splits the gradient; each target column is written by one block, so a copy
+    /// never needs to add.
+    /// </summary>
+    public static void CopyColumns(this KernelSet kernels, ArrayView<float> source, ArrayView<float> target, ColumnBlock block)
+    {
+        var chunking = kernels.ChunkingFor(block.Rows * block.Columns);
+        kernels.Launch(CopyColumnsKernel, chunking.Threads, source, target, block, chunking);
+    }
+
+    /// <summary>Element e of the block: row e / Columns, column e % Columns, read from the source's place of it.</summary>
+    [Kernel]
+    public static void CopyColumnsKernel(Index1D thread, ArrayView<float> source, ArrayView<float> target, ColumnBlock block,
+        Chunking chunking)
+    {
+        int end = chunking.End(thread);
+        for (int element = chunking.Start(thread); element < end; element++)
+        {
+            int row = element / block.Columns;
+            int column = element - row * block.Columns;
+            target[row * block.TargetWidth + block.TargetColumn + column] = source[row * block.SourceWidth + block.SourceColumn + column];
+        }
     }
 
     /// <summary>full element e = (row, pixel) → its place in view 1 or view 2.</summary>

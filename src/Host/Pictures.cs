@@ -182,6 +182,61 @@ public static class Pictures
         return (manifold, codesPath);
     }
 
+    /// <summary>
+    /// For a model whose codes are several latent layers (the VLAE): layers.png, one panel per layer from the top,
+    /// each varying that layer's first two dimensions (its only one: a single row) over a
+    /// <paramref name="steps"/> × <paramref name="steps"/> grid of [−2, 2] while the other layers keep one prior draw,
+    /// as the VLAE paper's MNIST figure does. A blank row separates the panels.
+    /// </summary>
+    public static string Traverse(string runDirectory, int steps, ulong seed, string? outPath, AcceleratorChoice choice, TextWriter output)
+    {
+        if (steps < 2)
+            throw new ArgumentException($"--steps must be at least 2 (got {steps})");
+        using var run = new RunFolder(runDirectory, choice, steps * steps);
+        run.RequireImageDecoder();
+        string path = outPath ?? Path.Combine(runDirectory, "layers.png");
+        WriteLayerTraversals(run.Vae, steps, seed, path);
+        var groups = run.Vae.Config.Spec.LatentGroups(run.Vae.Config);
+        output.WriteLine($"each of {string.Join(", ", groups.Select(group => group.Name))} varied over [-2, 2] with the others held at one prior draw, top layer first: {path}");
+        return path;
+    }
+
+    /// <summary>The panels of <see cref="Traverse"/> from a model in memory.</summary>
+    public static void WriteLayerTraversals(Vae vae, int steps, ulong seed, string path)
+    {
+        var config = vae.Config;
+        var groups = config.Spec.LatentGroups(config);
+        if (groups.Count < 2)
+            throw new ArgumentException($"layer traversals need a model with several latent layers (train --model {string.Join(" or ", ModelCatalog.All.Where(spec => spec.LatentGroups(new VaeConfig { Model = spec.Kind }).Count > 1).Select(spec => spec.Name))})");
+        int latent = config.TopLatent;
+        var held = vae.PriorCodes(1, seed);
+        var (height, width) = ImageShape(config);
+        var tiles = new List<float[]>();
+        foreach (var group in groups)
+        {
+            if (tiles.Count > 0)
+                tiles.AddRange(Enumerable.Range(0, steps).Select(_ => new float[config.InputSize]));
+            int rows = group.Width >= 2 ? steps : 1;
+            var codes = new float[rows * steps * latent];
+            for (int row = 0; row < rows; row++)
+                for (int column = 0; column < steps; column++)
+                {
+                    int index = row * steps + column;
+                    held.CopyTo(codes, index * latent);
+                    codes[index * latent + group.First] = -2f + 4f * column / (steps - 1);
+                    if (group.Width >= 2)
+                        codes[index * latent + group.First + 1] = 2f - 4f * row / (steps - 1);
+                }
+            for (int first = 0; first < rows * steps; first += vae.MaxBatch)
+            {
+                int count = Math.Min(vae.MaxBatch, rows * steps - first);
+                var means = vae.Decode(codes.AsSpan(first * latent, count * latent).ToArray());
+                tiles.AddRange(Enumerable.Range(0, count).Select(i => means.AsSpan(i * config.InputSize, config.InputSize).ToArray()));
+            }
+        }
+        Images.WriteGrid(path, tiles, height, width, steps);
+    }
+
     /// <summary>Test image <paramref name="index"/> as grey levels in [0, 1], as the pictures draw originals.</summary>
     private static float[] Grey(ImageDataset test, int index) =>
         test.Images.AsSpan(index * test.Features, test.Features).ToArray().Select(b => b / 255f).ToArray();

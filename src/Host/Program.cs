@@ -39,6 +39,7 @@ public static class Program
         root.Subcommands.Add(InterpolateCommand.Create(output));
         root.Subcommands.Add(EncodeCommand.Create(output));
         root.Subcommands.Add(LatentMapCommand.Create(output));
+        root.Subcommands.Add(TraverseCommand.Create(output));
         root.Subcommands.Add(PictureCommands.Create("sample", "Decode samples from the prior of a trained run into a PNG grid (default RUN_DIR/samples.png)",
             (run, count, seed, path, accelerator) => Pictures.Sample(run, count, seed, path, accelerator, output)));
         root.Subcommands.Add(PictureCommands.Create("reconstruct", "Test images beside their reconstructions from a trained run, as a PNG (default RUN_DIR/reconstructions.png)",

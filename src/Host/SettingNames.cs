@@ -1,4 +1,5 @@
 using IlgpuVae.GpuKernels;
+using IlgpuVae.Model.Models;
 
 namespace IlgpuVae.Host;
 
@@ -18,10 +19,7 @@ internal static class SettingNames
         ["Hidden2"] = "--hidden2",
         ["Latent2"] = "--latent2",
         ["Beta"] = "--beta",
-        ["TargetRate"] = "--target-rate",
         ["BatchNorm"] = "--batch-norm",
-        ["MmdLambda"] = "--mmd-lambda",
-        ["MmdKernel"] = "--mmd-kernel",
         ["GaussianVariance"] = "--gaussian-c",
         ["LearningRate"] = "--lr",
         ["MaxGradientNorm"] = "--clip-grad-norm",
@@ -36,7 +34,10 @@ internal static class SettingNames
     };
 
     /// <summary>The option that sets <paramref name="property"/>, or the property's own name when none does.</summary>
-    public static string Flag(string property) => Flags.GetValueOrDefault(property, property);
+    public static string Flag(string property) =>
+        Flags.TryGetValue(property, out var flag) ? flag
+        : ModelCatalog.All.SelectMany(spec => spec.Options).FirstOrDefault(option => option.Property == property) is { } declared ? "--" + declared.Name
+        : property;
 
     /// <summary>An error's message as the command line's user should read it.</summary>
     public static string Describe(Exception exception) =>

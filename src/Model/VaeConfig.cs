@@ -58,6 +58,10 @@ public sealed record VaeConfig
     /// evaluation.</summary>
     public bool BatchNorm { get; init; }
 
+    /// <summary>The VLAE's latent layers L: <see cref="Latent"/> counts the dimensions of all of them together,
+    /// <see cref="Latent"/> / L each (the VLAE only).</summary>
+    public int LatentLayers { get; init; } = 3;
+
     /// <summary>The width of the top latent, the one the prior N(0, I) is on: what sampling and decoding take.</summary>
     public int TopLatent => StochasticLayers == 2 ? Latent2 : Latent;
 
@@ -98,7 +102,7 @@ public sealed record VaeConfig
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
-        && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
+        && LatentLayers == other.LatentLayers && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
         && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
         && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));

@@ -29,4 +29,15 @@ public static class ViewReference
                         column < shape.LeftColumns ? view1[next1++] : view2[next2++];
         return full;
     }
+
+    /// <summary>The column copy, cell by cell: target[r, TargetColumn + c] = source[r, SourceColumn + c]; the rest of
+    /// the target is kept.</summary>
+    public static double[] CopyColumns(double[] source, double[] target, ColumnBlock block)
+    {
+        var result = (double[])target.Clone();
+        for (int row = 0; row < block.Rows; row++)
+            for (int column = 0; column < block.Columns; column++)
+                result[row * block.TargetWidth + block.TargetColumn + column] = source[row * block.SourceWidth + block.SourceColumn + column];
+        return result;
+    }
 }

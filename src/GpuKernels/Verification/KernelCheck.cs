@@ -65,6 +65,7 @@ public sealed class KernelCheck(KernelSet kernels)
             foreach (var result in BatchNormalisation(rows, columns))
                 yield return result;
         yield return TwoViews(128, 28);
+        yield return ColumnCopy(new ColumnBlock(128, 2, 6, 2, 402, 400));
     }
 
     /// <summary>The Ladder VAE's precision-weighted merge and its backward pass (the added top-down gradient
@@ -119,6 +120,20 @@ public sealed class KernelCheck(KernelSet kernels)
         yield return Compare("batch norm + ReLU", shape, expected, output.GetAsArray1D(), 1e-5, 1e-5);
         yield return Compare("batch norm + ReLU gradient", shape, [.. expectedDPre, .. expectedDNorm],
             [.. dBuffer.GetAsArray1D(), .. dNorm.GetAsArray1D()], 1e-4, 1e-4 * scale);
+    }
+
+    /// <summary>The VLAE's join of a rung's input [z̃ | z_l]: a copy of a column block, exact.</summary>
+    private CheckResult ColumnCopy(ColumnBlock block)
+    {
+        var random = new Random(block.Rows);
+        var source = Uniform(random, block.Rows * block.SourceWidth, -1, 1);
+        var target = Uniform(random, block.Rows * block.TargetWidth, -1, 1);
+        var accelerator = kernels.Accelerator;
+        using var sourceBuffer = accelerator.Allocate1D(ToFloat(source));
+        using var targetBuffer = accelerator.Allocate1D(ToFloat(target));
+        kernels.CopyColumns(sourceBuffer.View, targetBuffer.View, block);
+        return Compare("column block copy", $"{block.Rows}x{block.Columns} of {block.SourceWidth} to {block.TargetWidth}",
+            ViewReference.CopyColumns(source, target, block), targetBuffer.GetAsArray1D(), 0, 1e-30);
     }
 
     /// <summary>VCCA's split of square images into left and right halves and the join back: exact copies.</summary>

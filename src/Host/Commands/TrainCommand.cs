@@ -33,7 +33,7 @@ internal static class TrainCommand
         var epochs = new Option<int>("--epochs") { Description = "Passes over the training set (default 10, or the length of --lr-schedule)", DefaultValueFactory = _ => defaults.Epochs };
         var batchSize = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => defaults.BatchSize };
         var hidden = new Option<string>("--hidden") { Description = "Hidden layer widths, comma-separated (the decoder mirrors them)", DefaultValueFactory = _ => "400" };
-        var latent = new Option<int>("--latent") { Description = "Latent dimensions (of z1 with two stochastic layers)", DefaultValueFactory = _ => defaults.Config.Latent };
+        var latent = new Option<int>("--latent") { Description = "Latent dimensions (of z1 with two stochastic layers; of all the VLAE's layers together, 6 for it unless given)", DefaultValueFactory = _ => defaults.Config.Latent };
         var stochasticLayers = new Option<int>("--stochastic-layers") { Description = "1, or 2 for the IWAE paper's x → z1 → z2 model with p(z2) p(z1|z2) p(x|z1)", DefaultValueFactory = _ => defaults.Config.StochasticLayers };
         var hidden2 = new Option<string>("--hidden2") { Description = "Two stochastic layers: widths between z1 and z2, comma-separated (p(z1|z2) mirrors them)", DefaultValueFactory = _ => "100,100" };
         var batchNorm = new Option<bool>("--batch-norm") { Description = "Batch normalisation on the hidden layers, with running averages for evaluation (Ladder VAE only; default on for it: --batch-norm false turns it off)" };
@@ -93,7 +93,7 @@ internal static class TrainCommand
                 Samples = Pick(samples, config.Samples),
                 Beta = Pick(beta, chosenModel.DefaultBeta ?? config.Beta),
                 Hidden = parse.GetResult(hidden) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden)!) : config.Hidden,
-                Latent = Pick(latent, config.Latent),
+                Latent = Pick(latent, chosenModel.DefaultLatent ?? config.Latent),
                 // A model's own defaults (the Ladder VAE's two stochastic layers and batch norm) unless told otherwise.
                 StochasticLayers = Pick(stochasticLayers, Math.Max(chosenModel.DefaultStochasticLayers, config.StochasticLayers)),
                 BatchNorm = Pick(batchNorm, chosenModel.DefaultBatchNorm || config.BatchNorm),

@@ -167,12 +167,15 @@ public abstract class ModelFamily
     public void BuildLayout(LayoutBuilder layout)
     {
         var config = layout.Config;
-        layout.Stage("encoder", config.EncoderInputs, config.Hidden, config.EncoderOutputs);
+        layout.Stage("encoder", config.EncoderInputs, config.Hidden, EncoderOutputs(config));
         layout.EndEncoder();
         BuildMiddle(layout);
         layout.StartDecoder();
         BuildDecoders(layout);
     }
+
+    /// <summary>Columns of the encoder's last layer: the config's (all of z's statistics, or the code).</summary>
+    protected virtual int EncoderOutputs(VaeConfig config) => config.EncoderOutputs;
 
     /// <summary>Layers between the encoder and the decoder (a second stochastic layer's); none by default.</summary>
     protected virtual void BuildMiddle(LayoutBuilder layout)

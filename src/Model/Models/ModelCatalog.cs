@@ -6,6 +6,7 @@ using IlgpuVae.Model.Models.Ladder;
 using IlgpuVae.Model.Models.OneLayer;
 using IlgpuVae.Model.Models.TwoLayer;
 using IlgpuVae.Model.Models.Vcca;
+using IlgpuVae.Model.Models.Vlae;
 
 namespace IlgpuVae.Model.Models;
 
@@ -52,12 +53,24 @@ public sealed record ObjectiveTerms(string Loss, string Distortion, string Rate,
 /// </summary>
 public sealed record ModelOption(string Name, string Help, string ValueName, Func<VaeConfig, string, VaeConfig> Apply)
 {
+    /// <summary>The <see cref="VaeConfig"/> property it sets, which messages name as <c>@Property</c> (null: none).</summary>
+    public string? Property { get; init; }
+
+    /// <summary>A whole number in the invariant culture, or a <see cref="SettingException"/> naming <paramref name="setting"/>.</summary>
+    public static int WholeNumber(string text, string setting) =>
+        int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value)
+            ? value
+            : throw new SettingException($"@{setting} must be a whole number (got '{text}')");
+
     /// <summary>A number in the invariant culture, or a <see cref="SettingException"/> naming <paramref name="setting"/>.</summary>
     public static double Number(string text, string setting) =>
         double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value)
             ? value
             : throw new SettingException($"@{setting} must be a number (got '{text}')");
 }
+
+/// <summary>One latent layer's columns of the codes a model encodes and decodes: the VLAE's z_l.</summary>
+public sealed record LatentGroup(string Name, int First, int Width);
 
 /// <summary>
 /// One model of the catalog: its name as a user types it, its help, its capabilities, the defaults it changes,
@@ -71,6 +84,9 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
 
     /// <summary>The β it trains with unless one is given (null: the usual 1).</summary>
     public double? DefaultBeta { get; init; }
+
+    /// <summary>The latent width it trains with unless one is given (null: the config's).</summary>
+    public int? DefaultLatent { get; init; }
 
     /// <summary>Stochastic layers and batch norm unless told otherwise.</summary>
     public int DefaultStochasticLayers { get; init; } = 1;
@@ -97,6 +113,10 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
     /// target rate's).</summary>
     public Func<VaeConfig, bool> SeparateObjective { get; init; } = config => config.TargetRate is not null;
 
+    /// <summary>Its codes' latent layers, top first, when they are more than one (the VLAE's z_L … z_1): pictures
+    /// vary each layer with the others held. Empty: one latent.</summary>
+    public Func<VaeConfig, IReadOnlyList<LatentGroup>> LatentGroups { get; init; } = _ => [];
+
     /// <summary>The checks of this model's own settings; throws with a message naming them.</summary>
     public Action<VaeConfig> Validate { get; init; } = _ => { };
 
@@ -114,6 +134,7 @@ public static class ModelCatalog
     private static readonly TwoLayerFamily TwoLayer = new();
     private static readonly LadderFamily LadderFamily = new();
     private static readonly VccaFamily VccaFamily = new();
+    private static readonly VlaeFamily VlaeFamily = new();
 
     private static ModelFamily OneOrTwoLayers(VaeConfig config) => config.StochasticLayers == 2 ? TwoLayer : OneLayer;
 
@@ -127,7 +148,8 @@ public static class ModelCatalog
             Options =
             [
                 new("target-rate", "train on D + |σ − R| for this rate σ in nats (Alemi et al. 2018) instead of the ELBO", "NATS",
-                    (config, text) => config with { TargetRate = ModelOption.Number(text, nameof(VaeConfig.TargetRate)) }),
+                    (config, text) => config with { TargetRate = ModelOption.Number(text, nameof(VaeConfig.TargetRate)) })
+                { Property = nameof(VaeConfig.TargetRate) },
             ],
             Family = OneOrTwoLayers,
         },
@@ -167,7 +189,8 @@ public static class ModelCatalog
             Options =
             [
                 new("mmd-lambda", "λ, the weight of MMD² between the batch's codes and as many prior draws (default 1000)", "LAMBDA",
-                    (config, text) => config with { MmdLambda = ModelOption.Number(text, nameof(VaeConfig.MmdLambda)) }),
+                    (config, text) => config with { MmdLambda = ModelOption.Number(text, nameof(VaeConfig.MmdLambda)) })
+                { Property = nameof(VaeConfig.MmdLambda) },
                 new("mmd-kernel", "gaussian (exp(-d²/2K), the default) or imq (inverse multiquadric 2K/(2K + d²))", "gaussian|imq",
                     (config, text) => config with
                     {
@@ -177,7 +200,8 @@ public static class ModelCatalog
                             "imq" or "inversemultiquadric" => MmdKernelKind.InverseMultiquadric,
                             _ => throw new SettingException($"@MmdKernel must be gaussian or imq (got {text})"),
                         },
-                    }),
+                    })
+                { Property = nameof(VaeConfig.MmdKernel) },
             ],
             Settings = config => $", MMD λ {config.MmdLambda.ToString(CultureInfo.InvariantCulture)} ({config.MmdKernel.ToString().ToLowerInvariant()} kernel)",
             SeparateObjective = _ => true,
@@ -228,6 +252,31 @@ public static class ModelCatalog
                     throw new SettingException("the Ladder VAE has two stochastic layers (@StochasticLayers 2) and at least one hidden layer below z1 for its bottom-up pass");
             },
             Family = _ => LadderFamily,
+        },
+        new(ModelKind.Vlae, "vlae", "Variational Ladder Autoencoder: --latent-layers small codes (--latent counts them all), each from a deeper hidden layer, joining the decoder at increasing depth")
+        {
+            Capabilities = Generative | ModelCapabilities.KlWarmup,
+            // The paper's MNIST model: three layers of two dimensions each.
+            DefaultLatent = 6,
+            Options =
+            [
+                new("latent-layers", "the VLAE's latent layers L (default 3); --latent is split evenly among them", "L",
+                    (config, text) => config with { LatentLayers = ModelOption.WholeNumber(text, nameof(VaeConfig.LatentLayers)) })
+                { Property = nameof(VaeConfig.LatentLayers) },
+            ],
+            Settings = config => $", {config.LatentLayers} latent layers of {config.Latent / Math.Max(1, config.LatentLayers)}",
+            LatentGroups = config => Enumerable.Range(1, config.LatentLayers).Reverse()
+                .Select(l => new LatentGroup($"z{l}", (l - 1) * (config.Latent / config.LatentLayers), config.Latent / config.LatentLayers)).ToList(),
+            Validate = config =>
+            {
+                if (config.LatentLayers < 1 || config.LatentLayers > config.Latent || config.Latent % config.LatentLayers != 0)
+                    throw new SettingException($"the VLAE splits @Latent evenly among @LatentLayers: give a number of layers from 1 to {config.Latent} that divides {config.Latent} (got {config.LatentLayers})");
+                if (config.Hidden.Length < 1)
+                    throw new SettingException("each VLAE rung is a stack of @Hidden layers: give at least one width");
+                if (config.StochasticLayers != 1)
+                    throw new SettingException("the VLAE's latent layers are set by @LatentLayers: leave @StochasticLayers at 1");
+            },
+            Family = _ => VlaeFamily,
         },
     ];
 

@@ -20,4 +20,8 @@ public enum ModelKind
     /// bottom-up pass with the top-down prior p(z1|z2) by precision weighting; ELBO averaged over k samples,
     /// every KL term sampled through log w.</summary>
     Ladder,
+    /// <summary>Variational Ladder Autoencoder (Zhao, Song and Ermon 2017): <see cref="VaeConfig.LatentLayers"/>
+    /// small latent layers, each inferred from a deeper hidden layer and joining the decoder at a matching depth,
+    /// with independent N(0, I) priors; the ELBO with the sum of their KL terms.</summary>
+    Vlae,
 }
