@@ -7,6 +7,7 @@ using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
 using IlgpuVae.Model.Checkpoints;
 using IlgpuVae.Model.Data;
+using IlgpuVae.Model.Models;
 
 namespace IlgpuVae.Host;
 
@@ -18,7 +19,11 @@ public sealed record BenchOptions
     public int? BatchSize { get; init; }
     public const int DefaultBatchSize = 128;
     public int[] Hidden { get; init; } = [400];
-    public int Latent { get; init; } = 20;
+    /// <summary>Latent dimensions; null: the model's own default (<see cref="ModelSpec.DefaultLatent"/>), else <see cref="DefaultLatent"/>.</summary>
+    public int? Latent { get; init; }
+    public const int DefaultLatent = 20;
+    /// <summary>A model of the catalog by name, with its own defaults (null: the VAE).</summary>
+    public string? Model { get; init; }
     public AcceleratorChoice Accelerator { get; init; } = AcceleratorChoice.Auto;
     public string? Csv { get; init; }
     /// <summary>The dense kernel variant for the training steps (null: the accelerator's default).</summary>
@@ -67,15 +72,18 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
 
     public BenchResult Run()
     {
-        if (options.From is not null && options.Preset is not null)
-            throw new ArgumentException("give --from (a trained run's model) or --preset (a fresh preset model), not both");
+        if (new[] { options.From, options.Preset, options.Model }.Count(choice => choice is not null) > 1)
+            throw new ArgumentException("give one of --from (a trained run's model), --preset (a fresh preset model) or --model (a fresh model of the catalog)");
         var model = options.From is { } run ? TrainOptions.ForResume(run)
             : options.Preset is { } preset ? Presets.Apply(preset, new TrainOptions()) : null;
         var checkpoint = options.From is null ? null : Checkpoint.Load(Path.Combine(options.From, TrainOptions.CheckpointFolder));
         int batchSize = options.BatchSize ?? model?.BatchSize ?? BenchOptions.DefaultBatchSize;
         if (options.Steps < 1 || batchSize < 1 || options.WarmupSteps < 0 || options.ProfileSteps < 0)
             throw new ArgumentException("--steps and --batch-size must be at least 1, --warmup and --profile at least 0");
-        var config = checkpoint?.State.Model ?? model?.Config ?? new VaeConfig { Hidden = options.Hidden, Latent = options.Latent };
+        var spec = options.Model is null ? ModelCatalog.For(ModelKind.Vae)
+            : ModelCatalog.Find(options.Model) ?? throw new ArgumentException($"unknown --model '{options.Model}': use {string.Join(", ", ModelCatalog.Names)}");
+        var config = checkpoint?.State.Model ?? model?.Config
+            ?? spec.WithDefaults(new VaeConfig { Hidden = options.Hidden, Latent = options.Latent ?? spec.DefaultLatent ?? BenchOptions.DefaultLatent });
         config.Validate();
         bool binarize = model?.Binarize == BinarizeMode.Dynamic;
 
@@ -112,7 +120,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         Epoch.Train(vae, data, batchSize, binarize, tickInterval: Math.Max(1, (int)stepsPerEpoch / 4),
             onTick: (_, _) => { });
         double seconds = clock.Elapsed.TotalSeconds;
-        string modelName = options.From ?? options.Preset ?? $"{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}";
+        string modelName = options.From ?? options.Preset ?? $"{(options.Model is null ? "" : spec.Name + " ")}{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}";
 
         var result = new BenchResult
         {

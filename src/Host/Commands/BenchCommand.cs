@@ -1,5 +1,6 @@
 using System.CommandLine;
 using IlgpuVae.GpuKernels;
+using IlgpuVae.Model.Models;
 using static IlgpuVae.Host.Commands.CommandOptions;
 
 namespace IlgpuVae.Host.Commands;
@@ -14,7 +15,9 @@ internal static class BenchCommand
         var warmup = new Option<int>("--warmup") { Description = "Untimed steps first (kernel compilation)", DefaultValueFactory = _ => defaults.WarmupSteps };
         var batchSize = new Option<int>("--batch-size") { Description = "Examples per step (default: the preset's, else 128)", DefaultValueFactory = _ => BenchOptions.DefaultBatchSize };
         var hidden = new Option<string>("--hidden") { Description = "Hidden layer widths, comma-separated", DefaultValueFactory = _ => "400" };
-        var latent = new Option<int>("--latent") { Description = "Latent dimensions", DefaultValueFactory = _ => defaults.Latent };
+        var latent = new Option<int>("--latent") { Description = "Latent dimensions (default: the model's own, else 20)", DefaultValueFactory = _ => BenchOptions.DefaultLatent };
+        var model = new Option<string?>("--model") { Description = $"Time this model of the catalog with its own defaults (--hidden and --latent set its size): {string.Join(", ", ModelCatalog.Names)}", HelpName = string.Join("|", ModelCatalog.Names) };
+        model.AcceptOnlyFromAmong(ModelCatalog.Names.ToArray());
         var accelerator = AcceleratorOption();
         var csv = new Option<string?>("--csv") { Description = "Also write the figures to this CSV file" };
         var data = new Option<string?>("--data") { Description = "random (MNIST-shaped random bytes), or mnist, fashion-mnist or a folder as for train [default: random, or with --from the run's data set]" };
@@ -24,9 +27,9 @@ internal static class BenchCommand
         preset.AcceptOnlyFromAmong(Presets.Names.ToArray());
         var profile = new Option<int>("--profile") { Description = "After the timed steps, time this many more with every launch waited for, and print each kernel's launches and ms per step (0: no profile)" };
         var from = new Option<string?>("--from") { Description = "Time a trained run's model from its checkpoint (weights, Adam state, batch, binarization, data set) instead of a fresh one: a trained model can cost more per step", HelpName = "RUN_DIR" };
-        var command = new Command("bench", "Time training steps of the default model (or a preset's, or a trained run's), optionally per kernel")
+        var command = new Command("bench", "Time training steps of the default model (or another of the catalog, a preset's, or a trained run's), optionally per kernel")
         {
-            steps, warmup, batchSize, hidden, latent, accelerator, csv, data, kernelTimes, dense, preset, profile, from,
+            steps, warmup, batchSize, model, hidden, latent, accelerator, csv, data, kernelTimes, dense, preset, profile, from,
         };
         command.SetAction(parse =>
         {
@@ -40,7 +43,8 @@ internal static class BenchCommand
                 From = parse.GetValue(from),
                 ProfileSteps = parse.GetValue(profile),
                 Hidden = ParseWidths(parse.GetValue(hidden)!),
-                Latent = parse.GetValue(latent),
+                Latent = parse.GetResult(latent) is { Implicit: false } ? parse.GetValue(latent) : null,
+                Model = parse.GetValue(model),
                 Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)),
                 Csv = parse.GetValue(csv),
                 Data = parse.GetValue(data),

@@ -85,6 +85,16 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
     /// <summary>The β it trains with unless one is given (null: the usual 1).</summary>
     public double? DefaultBeta { get; init; }
 
+    /// <summary>This model on <paramref name="config"/>'s sizes, with the defaults it changes (β, stochastic layers,
+    /// batch norm) in place of the config's; the latent width is left as given.</summary>
+    public VaeConfig WithDefaults(VaeConfig config) => config with
+    {
+        Model = Kind,
+        Beta = DefaultBeta ?? config.Beta,
+        StochasticLayers = Math.Max(DefaultStochasticLayers, config.StochasticLayers),
+        BatchNorm = DefaultBatchNorm || config.BatchNorm,
+    };
+
     /// <summary>The latent width it trains with unless one is given (null: the config's).</summary>
     public int? DefaultLatent { get; init; }
 
