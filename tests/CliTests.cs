@@ -555,6 +555,11 @@ public sealed class CliTests : IDisposable
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Contains("NLL", output);
         Assert.Contains("of 6", output); // active units of all six dimensions
+        // The layers' KL, from the encoded μ and log σ² in double, adds up to the rate the kernels summed in float.
+        var report = System.Text.Json.JsonSerializer.Deserialize<IlgpuVae.Model.EvaluationReport>(File.ReadAllText(Path.Combine(run, "eval.json")))!;
+        Assert.Equal(["z3", "z2", "z1"], report.LayerKl!.Keys);
+        Assert.Equal(report.Rate, report.LayerKl.Values.Sum(), 1e-4 * Math.Max(1, report.Rate));
+        Assert.Contains("KL per latent layer (nats, top first): z3 ", output);
         foreach (var command in new[] { "sample", "reconstruct", "interpolate", "traverse" })
         {
             (exitCode, _, error) = Run(command, run, "--accelerator", "cpu");

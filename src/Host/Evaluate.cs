@@ -49,8 +49,19 @@ public static class Evaluate
                 throw new ArgumentException($"--surgery splits the KL of q(z|x); --model {spec.Name} has none");
             surgeryReport = Surgery(vae, data, test.Count, surgerySamples == 0 ? test.Count : surgerySamples, output);
         }
+        var groups = spec.LatentGroups(vae.Config);
+        Dictionary<string, double>? layerKl = null;
+        if (groups.Count > 1)
+        {
+            var (mu, logVariance) = EncodeAll(vae, data, test.Count);
+            var perDimension = Evaluation.KlPerDimension(mu, logVariance, test.Count, vae.Config.TopLatent);
+            layerKl = groups.ToDictionary(group => group.Name, group => perDimension.Skip(group.First).Take(group.Width).Sum());
+            output.WriteLine("KL per latent layer (nats, top first): " + string.Join(", ",
+                layerKl.Select(pair => string.Create(CultureInfo.InvariantCulture, $"{pair.Key} {pair.Value:F2}"))));
+        }
         var report = new EvaluationReport
         {
+            LayerKl = layerKl,
             Examples = test.Count,
             Loss = sums.MeanLoss,
             Distortion = sums.MeanReconstruction,
@@ -87,8 +98,8 @@ public static class Evaluate
         return report;
     }
 
-    /// <summary>Encodes every test image, then splits the average KL (of the top stochastic layer).</summary>
-    private static SurgeryReport Surgery(Vae vae, DeviceDataset data, int examples, int samples, TextWriter output)
+    /// <summary>q(z|x) of the top latent for the first <paramref name="examples"/> images, in order.</summary>
+    private static (float[] Mu, float[] LogVariance) EncodeAll(Vae vae, DeviceDataset data, int examples)
     {
         int latent = vae.Config.TopLatent;
         var mu = new float[examples * latent];
@@ -101,6 +112,14 @@ public static class Evaluate
             batchMu.CopyTo(mu, first * latent);
             batchLogVariance.CopyTo(logVariance, first * latent);
         }
+        return (mu, logVariance);
+    }
+
+    /// <summary>Encodes every test image, then splits the average KL (of the top stochastic layer).</summary>
+    private static SurgeryReport Surgery(Vae vae, DeviceDataset data, int examples, int samples, TextWriter output)
+    {
+        int latent = vae.Config.TopLatent;
+        var (mu, logVariance) = EncodeAll(vae, data, examples);
         var clock = Stopwatch.StartNew();
         var report = ElboSurgery.Estimate(mu, logVariance, examples, latent, samples, vae.Seed);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -29,11 +29,31 @@ public sealed record EvaluationReport
     public Models.ObjectiveTerms? Terms { get; init; }
     /// <summary>ELBO surgery (eval --surgery), of the top stochastic layer.</summary>
     public SurgeryReport? Surgery { get; init; }
+    /// <summary>For a model of several latent layers (the VLAE), each layer's mean KL(q(z_l|x) ‖ N(0, I)) in nats,
+    /// top first: the information each layer carries. Null for the others.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, double>? LayerKl { get; init; }
 }
 
 /// <summary>Evaluation of a trained model: the ELBO terms, the k-sample bound and active units.</summary>
 public static class Evaluation
 {
+    /// <summary>
+    /// The mean over examples of KL(N(μ, σ²) ‖ N(0, 1)) = ½(μ² + σ² − log σ² − 1) of each latent dimension, in
+    /// double, from q(z|x) of <paramref name="examples"/> examples ([examples, latent] each).
+    /// </summary>
+    public static double[] KlPerDimension(float[] mu, float[] logVariance, int examples, int latent)
+    {
+        var kl = new double[latent];
+        for (int n = 0; n < examples; n++)
+            for (int d = 0; d < latent; d++)
+            {
+                double mean = mu[n * latent + d], logVar = logVariance[n * latent + d];
+                kl[d] += 0.5 * (mean * mean + Math.Exp(logVar) - logVar - 1) / examples;
+            }
+        return kl;
+    }
+
     /// <summary>
     /// L_k = E_x[log (1/k) Σ_i w_i] over the first <paramref name="examples"/> examples: for each, the device
     /// encodes the example once and draws its k samples in chunks of at most MaxBatch rows; the host takes the
