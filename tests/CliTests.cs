@@ -162,6 +162,9 @@ public sealed class CliTests : IDisposable
         foreach (var kernel in new[] { "dense forward Relu (Simple)", "dense backward, Tanh below (CpuShaped)", "reparameterize + KL backward",
                      "Gaussian reconstruction + gradient", "Adam step", "gradient-norm clipping", "minibatch gather, binarized" })
             Assert.Contains(kernel, output);
+        // Every model of the catalog, found through it.
+        foreach (var name in IlgpuVae.Model.Models.ModelCatalog.Names)
+            Assert.Contains($"model {name}: training gradient", output);
         Assert.Matches(@"(\d+) of \1 checks passed on CPU", output);
     }
 

@@ -1,12 +1,14 @@
 using System.Globalization;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.GpuKernels.Verification;
+using IlgpuVae.Model.Verification;
 
 namespace IlgpuVae.Host;
 
 /// <summary>
 /// The check command: lists the accelerators ILGPU finds, then runs every kernel on the chosen one against its
-/// double-precision reference at several shapes and prints the worst error of each. How a user validates a GPU
+/// double-precision reference at several shapes, then every model of the catalog through one training gradient
+/// against its family's reference, and prints the worst error of each. How a user validates a GPU
 /// machine before trusting its numbers.
 /// </summary>
 public static class Check
@@ -24,7 +26,8 @@ public static class Check
         output.WriteLine($"checking every kernel on {Compute.Describe(accelerator)} against its double-precision reference");
         output.WriteLine("(ratio: worst error ÷ allowed error; a check passes at ratio ≤ 1)");
         int total = 0, failed = 0;
-        foreach (var result in new KernelCheck(kernels).Run())
+        // Then every model of the catalog, small, through a whole training gradient against its family's reference.
+        foreach (var result in new KernelCheck(kernels).Run().Concat(new ModelCheck(kernels).Run()))
         {
             total++;
             if (!result.Passed)
