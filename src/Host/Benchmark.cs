@@ -80,7 +80,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         int batchSize = options.BatchSize ?? model?.BatchSize ?? BenchOptions.DefaultBatchSize;
         if (options.Steps < 1 || batchSize < 1 || options.WarmupSteps < 0 || options.ProfileSteps < 0)
             throw new ArgumentException("--steps and --batch-size must be at least 1, --warmup and --profile at least 0");
-        var spec = options.Model is null ? ModelCatalog.For(ModelKind.Vae)
+        var spec = options.Model is null ? new VaeConfig().Spec
             : ModelCatalog.Find(options.Model) ?? throw new ArgumentException($"unknown --model '{options.Model}': use {string.Join(", ", ModelCatalog.Names)}");
         var config = checkpoint?.State.Model ?? model?.Config
             ?? spec.WithDefaults(new VaeConfig { Hidden = options.Hidden, Latent = options.Latent ?? spec.DefaultLatent ?? BenchOptions.DefaultLatent });
