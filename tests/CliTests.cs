@@ -571,6 +571,27 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void RankOneCovarianceTrainsResumesEvaluatesAndSavesItsThreeParts()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "rank1");
+        var (exitCode, output, error) = Run("train", "--covariance", "rank1", "--data", data, "--epochs", "1", "--batch-size", "6",
+            "--hidden", "7", "--latent", "3", "--k", "2", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("rank-one covariance", output);
+        // [μ | log d | u] saved as three pairs of tensors.
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        foreach (var part in new[] { "mu", "logd", "u" })
+            Assert.Equal([3, 7], tensors[$"encoder.{part}.weight"].Shape);
+        (exitCode, _, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--surgery", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("NLL", output);
+        Assert.Contains("ELBO surgery", output);
+    }
+
+    [Fact]
     public void TraverseNeedsSeveralLatentLayers()
     {
         var data = WriteDataSet(train: 12, test: 6);
@@ -612,6 +633,9 @@ public sealed class CliTests : IDisposable
     [InlineData("--latent-layers 2", "--latent-layers applies to --model vlae, not vae")]
     [InlineData("--model vlae --stochastic-layers 2", "leave --stochastic-layers at 1")]
     [InlineData("--model vlae --hidden 400 --latent 7", "divides 7 (got 3)")]
+    [InlineData("--model iwae --covariance rank1", "--covariance applies to --model vae, not iwae")]
+    [InlineData("--covariance full", "--covariance must be diagonal or rank1 (got full)")]
+    [InlineData("--covariance rank1 --stochastic-layers 2", "the rank-one covariance is built for the one-layer VAE's ELBO: use --covariance rank1 without --stochastic-layers 2")]
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)
     {
         var data = WriteDataSet(train: 10, test: 5);

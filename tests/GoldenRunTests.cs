@@ -93,6 +93,10 @@ public sealed class GoldenRunTests : IDisposable
         ["vlae-k2-gaussian"] = new("--hidden 8,6 --latent 4 --batch-size 6 --epochs 3 --model vlae --latent-layers 2 --k 2 --likelihood gaussian --activation tanh", "--k 7",
             "25764b4016756d585b6f5956a344e7be5a749e2c7446f2d92192038cc530d1e9",
             "fbbe180e99d0eb19bfa2d58b38ab93e42a5d34fb66b11391d083f78014823809"),
+        // The rank-one covariance (2026-12-02).
+        ["vae-rank1-k2"] = new($"{Small} --covariance rank1 --k 2 --binarize dynamic", "--k 7 --surgery",
+            "50b4e5d234d5e90431dc7bb0dadfb906ff62bd94a459bfc97f2d51e540ca5864",
+            "8f7ecd5d728a7633b1cfe20e15947962b69673bb4a8d01cb96c0ed6fd55fa5bd"),
         // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
         // short schedule: eight epochs of two steps.
         ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",

@@ -26,7 +26,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
          "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
          "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian",
-         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer"];
+         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -102,6 +102,13 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
         },
         "vlae-one-layer" => new VaeConfig { InputSize = 12, Hidden = [6], Latent = 2, LatentLayers = 1, Model = ModelKind.Vlae },
+        // The rank-one covariance: z of 3 and of 4 with k = 3, β 0.6 and a Gaussian decoder.
+        "rank1" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Covariance = CovarianceKind.RankOne },
+        "rank1-k3-gaussian-two-hidden" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 4, Covariance = CovarianceKind.RankOne, Samples = 3, Beta = 0.6,
+            Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
+        },
         _ => throw new ArgumentException(name),
     };
 
@@ -368,8 +375,11 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
         var expectedMu = Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + i % latent]).ToArray();
         // The autoencoder's code has no variance.
-        var expectedLogVariance = config.Model == ModelKind.Ae ? [] :
-            Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + latent + i % latent]).ToArray();
+        var expectedLogVariance = config.Model == ModelKind.Ae ? []
+            // The rank-one posterior's marginal variances: the diagonal of C.
+            : config.Covariance == CovarianceKind.RankOne
+                ? Enumerable.Range(0, batch * latent).Select(i => Math.Log(RankOneReference.Matrices(stats, i / latent, latent).C[i % latent, i % latent])).ToArray()
+            : Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + latent + i % latent]).ToArray();
         // Codes are the top latent; with two stochastic layers z1 is the mean of p(z1|z2).
         var codes = Numerics.Uniform(new Random(2), batch * config.TopLatent, -2, 2);
         var z1 = Numerics.ToDouble(codes);

@@ -58,6 +58,10 @@ public sealed record VaeConfig
     /// evaluation.</summary>
     public bool BatchNorm { get; init; }
 
+    /// <summary>q(z|x)'s covariance: diagonal, or the rank-one precision D + uuᵀ of the deep latent Gaussian model
+    /// (the VAE only; its encoder then writes [μ | log d | u]).</summary>
+    public CovarianceKind Covariance { get; init; } = CovarianceKind.Diagonal;
+
     /// <summary>The VLAE's latent layers L: <see cref="Latent"/> counts the dimensions of all of them together,
     /// <see cref="Latent"/> / L each (the VLAE only).</summary>
     public int LatentLayers { get; init; } = 3;
@@ -88,7 +92,7 @@ public sealed record VaeConfig
 
     /// <summary>Columns of the encoder's last layer: [μ | log σ²] for the VAE and IWAE, the code alone for the
     /// autoencoder.</summary>
-    public int EncoderOutputs => Spec.Has(ModelCapabilities.Posterior) ? 2 * Latent : Latent;
+    public int EncoderOutputs => !Spec.Has(ModelCapabilities.Posterior) ? Latent : Covariance == CovarianceKind.RankOne ? 3 * Latent : 2 * Latent;
 
     /// <summary>Bernoulli decoders output logits; Gaussian decoders output means in (0, 1) through a sigmoid,
     /// matching pixel intensities.</summary>
@@ -102,7 +106,7 @@ public sealed record VaeConfig
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
-        && LatentLayers == other.LatentLayers && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
+        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
         && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
         && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
@@ -139,11 +143,21 @@ public sealed record VaeConfig
             throw new SettingException("@TargetRate replaces β·KL of the one-layer VAE with k = 1: use it without @Model, @Samples, @StochasticLayers or @Beta");
         if (BatchNorm && !Spec.Has(ModelCapabilities.BatchNorm))
             throw new SettingException($"@BatchNorm is implemented for @Model {ModelCatalog.NamesWith(ModelCapabilities.BatchNorm)} only");
+        if (Covariance != CovarianceKind.Diagonal && !Spec.Options.Any(option => option.Property == nameof(Covariance)))
+            throw new SettingException($"@Covariance {Covariance} is implemented for @Model {string.Join(" or ", ModelCatalog.All.Where(spec => spec.Options.Any(option => option.Property == nameof(Covariance))).Select(spec => spec.Name))}");
         // The model's own checks first: they name what it takes instead.
         Spec.Validate(this);
         if (StochasticLayers == 2 && !Spec.Has(ModelCapabilities.TwoStochasticLayers) && Spec.DefaultStochasticLayers != 2)
             throw new SettingException($"@Model {Spec.Name} has one stochastic layer; @StochasticLayers 2 needs @Model {ModelCatalog.NamesWith(ModelCapabilities.TwoStochasticLayers).Replace(", ", " or ")}");
     }
+}
+
+/// <summary>The covariance of a Gaussian q(z|x).</summary>
+public enum CovarianceKind
+{
+    Diagonal,
+    /// <summary>Precision D + uuᵀ (Rezende et al. 2014): one direction of correlation per example.</summary>
+    RankOne,
 }
 
 /// <summary>Optimiser settings (Adam, PyTorch defaults).</summary>

@@ -66,6 +66,45 @@ public sealed class KernelCheck(KernelSet kernels)
                 yield return result;
         yield return TwoViews(128, 28);
         yield return ColumnCopy(new ColumnBlock(128, 2, 6, 2, 402, 400));
+        foreach (var (examples, latent, samples) in new[] { (7, 1, 1), (128, 20, 1), (33, 20, 5) })
+            foreach (var result in RankOneCovariance(examples, latent, samples))
+                yield return result;
+    }
+
+    /// <summary>The rank-one covariance sampler with its KL, its backward pass and its log weights.</summary>
+    private IEnumerable<CheckResult> RankOneCovariance(int examples, int latent, int samples)
+    {
+        int rows = examples * samples;
+        var random = new Random(rows + latent);
+        var stats = Uniform(random, examples * 3 * latent, -1, 1);
+        var dZ = Uniform(random, rows * latent, -1, 1);
+        var reconstruction = Uniform(random, rows, 50, 150);
+        var key = new DrawKey(3, Philox.Streams.Reparameterize, 1);
+        const float klWeight = 0.3f;
+        var accelerator = kernels.Accelerator;
+        using var statsBuffer = accelerator.Allocate1D(ToFloat(stats));
+        using var z = accelerator.Allocate1D<float>(rows * latent);
+        using var epsilon = accelerator.Allocate1D<float>(rows * latent);
+        using var kl = accelerator.Allocate1D<float>(rows);
+        using var dZBuffer = accelerator.Allocate1D(ToFloat(dZ));
+        using var dStats = accelerator.Allocate1D<float>(examples * 3 * latent);
+        using var reconstructionBuffer = accelerator.Allocate1D(ToFloat(reconstruction));
+        using var logWeights = accelerator.Allocate1D<float>(rows);
+        kernels.RankOneForward(statsBuffer.View, z.View, epsilon.View, kl.View, rows, latent, key, samples);
+        kernels.RankOneBackward(statsBuffer.View, epsilon.View, dZBuffer.View, dStats.View, examples, latent, klWeight, samples);
+        kernels.RankOneLogWeights(statsBuffer.View, z.View, epsilon.View, reconstructionBuffer.View, logWeights.View, rows, latent, samples);
+        var eps = ToDouble(epsilon.GetAsArray1D());
+        var repeated = ImportanceReference.RepeatRows(stats, examples, 3 * latent, samples);
+        var (expectedZ, expectedKl) = RankOneReference.Forward(repeated, eps, rows, latent);
+        var expectedDStats = ImportanceReference.SumRepeatedRows(RankOneReference.Backward(repeated, eps, dZ, rows, latent, klWeight / samples),
+            examples, 3 * latent, samples);
+        string shape = $"{examples}x{latent}x{samples}";
+        // As in the tests: 2e-5 of each value (of the largest for dStats, whose samples' terms add and cancel).
+        yield return Compare("rank-one sampler z", shape, expectedZ, z.GetAsArray1D(), 2e-5, 2e-5);
+        yield return Compare("rank-one KL", shape, expectedKl, kl.GetAsArray1D(), 2e-5, 2e-6 * latent);
+        yield return Compare("rank-one backward", shape, expectedDStats, dStats.GetAsArray1D(), 2e-5, 2e-5 * expectedDStats.Max(Math.Abs));
+        yield return Compare("rank-one log w", shape, RankOneReference.LogWeights(repeated, expectedZ, reconstruction, rows, latent),
+            logWeights.GetAsArray1D(), 1e-5, 1e-4);
     }
 
     /// <summary>The Ladder VAE's precision-weighted merge and its backward pass (the added top-down gradient

@@ -176,6 +176,16 @@ public static class Checkpoint
             if (layer.Name.EndsWith(".stats", StringComparison.Ordinal))
             {
                 string stage = layer.Name[..^".stats".Length];
+                if (config.Covariance == CovarianceKind.RankOne && layer.Outputs == 3 * config.Latent)
+                {
+                    // The rank-one posterior's [μ | log d | u], one pair of tensors each.
+                    foreach (var (part, index) in new[] { "mu", "logd", "u" }.Select((part, index) => (part, index)))
+                    {
+                        yield return ($"{stage}.{part}.weight", [config.Latent, layer.Inputs], layer.WeightOffset + index * config.Latent * layer.Inputs);
+                        yield return ($"{stage}.{part}.bias", [config.Latent], layer.BiasOffset + index * config.Latent);
+                    }
+                    continue;
+                }
                 int half = config.Spec.Has(Models.ModelCapabilities.Posterior) ? layer.Outputs / 2 : layer.Outputs;
                 yield return ($"{stage}.mu.weight", [half, layer.Inputs], layer.WeightOffset);
                 yield return ($"{stage}.mu.bias", [half], layer.BiasOffset);

@@ -160,7 +160,24 @@ public static class ModelCatalog
                 new("target-rate", "train on D + |σ − R| for this rate σ in nats (Alemi et al. 2018) instead of the ELBO", "NATS",
                     (config, text) => config with { TargetRate = ModelOption.Number(text, nameof(VaeConfig.TargetRate)) })
                 { Property = nameof(VaeConfig.TargetRate) },
+                new("covariance", "q(z|x)'s covariance: diagonal (the default) or rank1, the deep latent Gaussian model's precision D + uuᵀ (Rezende et al. 2014)", "diagonal|rank1",
+                    (config, text) => config with
+                    {
+                        Covariance = text.ToLowerInvariant() switch
+                        {
+                            "diagonal" => CovarianceKind.Diagonal,
+                            "rank1" or "rank-one" or "rankone" => CovarianceKind.RankOne,
+                            _ => throw new SettingException($"@Covariance must be diagonal or rank1 (got {text})"),
+                        },
+                    })
+                { Property = nameof(VaeConfig.Covariance) },
             ],
+            Settings = config => config.Covariance == CovarianceKind.RankOne ? ", rank-one covariance" : "",
+            Validate = config =>
+            {
+                if (config.Covariance == CovarianceKind.RankOne && (config.StochasticLayers != 1 || config.TargetRate is not null))
+                    throw new SettingException("the rank-one covariance is built for the one-layer VAE's ELBO: use @Covariance rank1 without @StochasticLayers 2 or @TargetRate");
+            },
             Family = OneOrTwoLayers,
         },
         new(ModelKind.Iwae, "iwae", "the k-sample importance-weighted bound")

@@ -42,12 +42,16 @@ public sealed class ModelCheck(KernelSet kernels)
     public IEnumerable<CheckResult> Run()
     {
         foreach (var spec in ModelCatalog.All)
-            yield return Gradient(spec);
+        {
+            yield return Gradient(spec, SmallConfig(spec));
+            // A model that takes the rank-one covariance, with it.
+            if (spec.Options.Any(option => option.Property == nameof(VaeConfig.Covariance)))
+                yield return Gradient(spec, SmallConfig(spec) with { Covariance = CovarianceKind.RankOne });
+        }
     }
 
-    private CheckResult Gradient(ModelSpec spec)
+    private CheckResult Gradient(ModelSpec spec, VaeConfig config)
     {
-        var config = SmallConfig(spec);
         var random = new Random(1);
         var pixels = new byte[Batch * Height * Width];
         random.NextBytes(pixels);
@@ -72,6 +76,6 @@ public sealed class ModelCheck(KernelSet kernels)
             if (ratio > worstRatio || double.IsNaN(ratio))
                 (worstRatio, worstError) = (double.IsNaN(ratio) ? double.PositiveInfinity : ratio, error);
         }
-        return new CheckResult($"model {spec.Name}: training gradient", $"{config.InputSize}-7-{config.Latent} k={config.Samples}", worstRatio, worstError);
+        return new CheckResult($"model {spec.Name}{(config.Covariance == CovarianceKind.RankOne ? " rank1" : "")}: training gradient", $"{config.InputSize}-7-{config.Latent} k={config.Samples}", worstRatio, worstError);
     }
 }

@@ -102,13 +102,16 @@ public class OneLayerFamily : ModelFamily
 
     public override FamilyModel Create(ModelParts parts) => new OneLayerModel(parts, LatentOf(parts), DataTermOf(parts.Config), ObjectiveOf(parts));
 
-    /// <summary>The autoencoder's deterministic code, or a Gaussian q(z|x).</summary>
+    /// <summary>The autoencoder's deterministic code, or a Gaussian q(z|x) with a diagonal or rank-one covariance.</summary>
     protected static ILatent LatentOf(ModelParts parts)
     {
         int statistics = parts.Layout.EncoderLayerCount - 1;
-        return parts.Config.Model == ModelKind.Ae
-            ? new CodeLatent(parts.Stack, statistics)
-            : new GaussianLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent);
+        return parts.Config switch
+        {
+            { Model: ModelKind.Ae } => new CodeLatent(parts.Stack, statistics),
+            { Covariance: CovarianceKind.RankOne } => new RankOneLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent),
+            _ => new GaussianLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent),
+        };
     }
 
     private static IDataTerm DataTermOf(VaeConfig config) =>

@@ -48,8 +48,10 @@ public class OneLayerModelReference : ReferenceModel
         {
             // Each example's q(z|x) sampled k times: its stats row repeated, one ε row per sample. (The autoencoder
             // decodes its code itself, with k = 1.)
-            repeatedStats = ImportanceReference.RepeatRows(stats, batch, 2 * latent, samples);
-            (z, kl) = LossReference.ReparameterizeForward(repeatedStats, epsilon, rows, latent);
+            repeatedStats = ImportanceReference.RepeatRows(stats, batch, config.EncoderOutputs, samples);
+            (z, kl) = config.Covariance == CovarianceKind.RankOne
+                ? RankOneReference.Forward(repeatedStats, epsilon, rows, latent)
+                : LossReference.ReparameterizeForward(repeatedStats, epsilon, rows, latent);
         }
         var output = DecoderForward(layers, config, z, rows);
         if (config.Model == ModelKind.Vib)
@@ -68,7 +70,9 @@ public class OneLayerModelReference : ReferenceModel
     public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
     {
         var pass = Forward(config, parameters, x, epsilon, batch, training: false);
-        return LossReference.LogWeights(pass.RepeatedStats, pass.Z, epsilon, pass.ReconstructionPerRow, pass.Rows, config.Latent);
+        return config.Covariance == CovarianceKind.RankOne
+            ? RankOneReference.LogWeights(pass.RepeatedStats, pass.Z, pass.ReconstructionPerRow, pass.Rows, config.Latent)
+            : LossReference.LogWeights(pass.RepeatedStats, pass.Z, epsilon, pass.ReconstructionPerRow, pass.Rows, config.Latent);
     }
 
     public override ReferenceVae.Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon,
@@ -134,10 +138,13 @@ public class OneLayerModelReference : ReferenceModel
         double[] normalizedWeights, int batch, double beta)
     {
         int samples = config.Samples, latent = config.Latent, rows = pass.Rows;
-        var dRepeatedStats = config.Model == ModelKind.Iwae
-            ? ImportanceReference.SamplerBackward(pass.RepeatedStats, pass.Z, epsilon, dZ, normalizedWeights, rows, latent, 1.0 / batch)
+        var dRepeatedStats = config switch
+        {
+            { Model: ModelKind.Iwae } => ImportanceReference.SamplerBackward(pass.RepeatedStats, pass.Z, epsilon, dZ, normalizedWeights, rows, latent, 1.0 / batch),
             // β·KL per example is β/k·KL on each of its k rows.
-            : LossReference.ReparameterizeBackward(pass.RepeatedStats, epsilon, dZ, rows, latent, beta / rows);
-        return ImportanceReference.SumRepeatedRows(dRepeatedStats, batch, 2 * latent, samples);
+            { Covariance: CovarianceKind.RankOne } => RankOneReference.Backward(pass.RepeatedStats, epsilon, dZ, rows, latent, beta / rows),
+            _ => LossReference.ReparameterizeBackward(pass.RepeatedStats, epsilon, dZ, rows, latent, beta / rows),
+        };
+        return ImportanceReference.SumRepeatedRows(dRepeatedStats, batch, config.EncoderOutputs, samples);
     }
 }

@@ -1,0 +1,151 @@
+using ILGPU;
+
+namespace IlgpuVae.GpuKernels;
+
+/// <summary>
+/// The Gaussian posterior with a rank-one covariance of the deep latent Gaussian model (Rezende, Mohamed and
+/// Wierstra 2014): the encoder writes stats [batch, 3K] = [μ | log d | u], and q(z|x) = N(μ, C) with precision
+/// C⁻¹ = D + uuᵀ, D = diag(d). With a = D⁻¹u, s = uᵀD⁻¹u and η = 1/(1 + s):
+///   C = D⁻¹ − η aaᵀ,  log|C| = log η − Σ log d,  z = μ + Rε with R = D^(−1/2) − c·a uᵀD^(−1/2), c = (1 − √η)/s,
+/// so RRᵀ = C. c is computed as 1/(q(q + 1)) with q = √(1 + s), the same number without the 0/0 at s = 0.
+/// Per row (w = D^(−1/2)ε, t = uᵀw): z = μ + w − c·t·a, and the KL against N(0, I) is
+///   ½(Σμ² + Σ1/d − η Σa² − K + log(1 + s) + Σ log d).
+/// The backward pass is the chain rule through those scalars (see <see cref="BackwardKernel"/>); log w needs only
+/// (z − μ)ᵀC⁻¹(z − μ) = εᵀε. Rows are example-major with s samples per example, as in <see cref="Reparameterize"/>.
+/// </summary>
+public static class RankOne
+{
+    public static void RankOneForward(this KernelSet kernels, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
+        ArrayView<float> klPerRow, int rows, int latent, DrawKey key, int samples = 1) =>
+        kernels.Launch(ForwardKernel, rows, stats, z, epsilon, klPerRow, latent, samples, key);
+
+    /// <summary>dStats of each example from its rows' dz, with the KL weighted by klWeight·klWeightFactor[0].</summary>
+    public static void RankOneBackward(this KernelSet kernels, ArrayView<float> stats, ArrayView<float> epsilon, ArrayView<float> dZ,
+        ArrayView<float> dStats, int examples, int latent, float klWeight, int samples = 1, ArrayView<float>? klWeightFactor = null) =>
+        kernels.Launch(BackwardKernel, examples, stats, epsilon, dZ, dStats, klWeightFactor ?? kernels.Unit, latent, samples, klWeight);
+
+    /// <summary>log w = −rec + log p(z) − log q(z|x) per row.</summary>
+    public static void RankOneLogWeights(this KernelSet kernels, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
+        ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights, int rows, int latent, int samples = 1) =>
+        kernels.Launch(LogWeightsKernel, rows, stats, z, epsilon, reconstructionPerRow, logWeights, latent, samples);
+
+    /// <summary>c = (1 − √η)/s for s = uᵀD⁻¹u, as 1/(q(q + 1)) with q = √(1 + s).</summary>
+    public static float Shrink(float s)
+    {
+        float q = MathF.Sqrt(1f + s);
+        return 1f / (q * (q + 1f));
+    }
+
+    /// <summary>dc/ds = −(2q + 1) / (2q³(q + 1)²).</summary>
+    public static float ShrinkSlope(float s)
+    {
+        float q = MathF.Sqrt(1f + s);
+        return -(2f * q + 1f) / (2f * q * q * q * (q + 1f) * (q + 1f));
+    }
+
+    /// <summary>One thread per z row: draws ε, then z = μ + w − c·t·a and the row's KL.</summary>
+    [Kernel]
+    public static void ForwardKernel(Index1D row, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
+        ArrayView<float> klPerRow, int latent, int samples, DrawKey key)
+    {
+        int statsRow = row / samples * 3 * latent;
+        float s = 0f, t = 0f, muSquares = 0f, inverseD = 0f, aSquares = 0f, logD = 0f;
+        for (int k = 0; k < latent; k++)
+        {
+            int index = row * latent + k;
+            float eps = Philox.Normal(key.Seed, key.Stream, key.Step, index);
+            epsilon[index] = eps;
+            float mu = stats[statsRow + k], logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
+            float inverse = MathF.Exp(-logd);
+            float a = u * inverse;
+            s += u * a;
+            t += u * MathF.Exp(-0.5f * logd) * eps;
+            muSquares += mu * mu;
+            inverseD += inverse;
+            aSquares += a * a;
+            logD += logd;
+        }
+        float c = Shrink(s), eta = 1f / (1f + s);
+        for (int k = 0; k < latent; k++)
+        {
+            int index = row * latent + k;
+            float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
+            z[index] = stats[statsRow + k] + MathF.Exp(-0.5f * logd) * epsilon[index] - c * t * u * MathF.Exp(-logd);
+        }
+        klPerRow[row] = 0.5f * (muSquares + inverseD - eta * aSquares - latent + MathF.Log(1f + s) + logD);
+    }
+
+    /// <summary>
+    /// One thread per example. The KL part first (once per example, weighted): ∂KL/∂μ = μ, and through
+    /// s (∂KL/∂s = ½(η²Σa² + η)), a (∂KL/∂a = −ηa) and d directly (½(1 − 1/d)). Then each sample's dz = g:
+    /// ∂/∂μ += g; with G = gᵀa, ∂/∂t = −cG, ∂/∂c = −tG, ∂/∂s = ∂/∂c·dc/ds, ∂/∂a = −ctg and ∂/∂w = g + (∂/∂t)u;
+    /// then a = u/d, s = Σu²/d, t = Σuw and w = ε/√d give ∂/∂u = (∂/∂a)/d + 2a·∂/∂s + w·∂/∂t and
+    /// ∂/∂log d = −a·∂/∂a − ua·∂/∂s − ½w·∂/∂w.
+    /// </summary>
+    [Kernel]
+    public static void BackwardKernel(Index1D example, ArrayView<float> stats, ArrayView<float> epsilon, ArrayView<float> dZ,
+        ArrayView<float> dStats, ArrayView<float> klWeightFactor, int latent, int samples, float klWeight)
+    {
+        klWeight *= klWeightFactor[0];
+        int statsRow = example * 3 * latent;
+        float s = 0f, aSquares = 0f;
+        for (int k = 0; k < latent; k++)
+        {
+            float u = stats[statsRow + 2 * latent + k];
+            float a = u * MathF.Exp(-stats[statsRow + latent + k]);
+            s += u * a;
+            aSquares += a * a;
+        }
+        float c = Shrink(s), slope = ShrinkSlope(s), eta = 1f / (1f + s);
+        float klBySum = 0.5f * (eta * eta * aSquares + eta);
+        for (int k = 0; k < latent; k++)
+        {
+            float mu = stats[statsRow + k], logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
+            float inverse = MathF.Exp(-logd), a = u * inverse;
+            dStats[statsRow + k] = klWeight * mu;
+            dStats[statsRow + latent + k] = klWeight * (0.5f * (1f - inverse) + eta * a * a - klBySum * u * a);
+            dStats[statsRow + 2 * latent + k] = klWeight * (-eta * a * inverse + klBySum * 2f * a);
+        }
+        for (int i = 0; i < samples; i++)
+        {
+            int rowStart = (example * samples + i) * latent;
+            float t = 0f, g = 0f;
+            for (int k = 0; k < latent; k++)
+            {
+                float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
+                t += u * MathF.Exp(-0.5f * logd) * epsilon[rowStart + k];
+                g += dZ[rowStart + k] * u * MathF.Exp(-logd);
+            }
+            float byT = -c * g, bySum = -t * g * slope;
+            for (int k = 0; k < latent; k++)
+            {
+                float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
+                float inverse = MathF.Exp(-logd), a = u * inverse, w = MathF.Exp(-0.5f * logd) * epsilon[rowStart + k];
+                float dz = dZ[rowStart + k];
+                float byA = -c * t * dz, byW = dz + byT * u;
+                dStats[statsRow + k] += dz;
+                dStats[statsRow + latent + k] += -a * byA - u * a * bySum - 0.5f * w * byW;
+                dStats[statsRow + 2 * latent + k] += byA * inverse + 2f * a * bySum + w * byT;
+            }
+        }
+    }
+
+    /// <summary>log p(z) − log q(z|x) = −½Σz² + ½(εᵀε − log(1 + s) − Σ log d), the 2π terms cancelling.</summary>
+    [Kernel]
+    public static void LogWeightsKernel(Index1D row, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
+        ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights, int latent, int samples)
+    {
+        int statsRow = row / samples * 3 * latent;
+        float s = 0f, logD = 0f, zSquares = 0f, epsilonSquares = 0f;
+        for (int k = 0; k < latent; k++)
+        {
+            int index = row * latent + k;
+            float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
+            s += u * u * MathF.Exp(-logd);
+            logD += logd;
+            zSquares += z[index] * z[index];
+            epsilonSquares += epsilon[index] * epsilon[index];
+        }
+        logWeights[row] = -reconstructionPerRow[row] - 0.5f * zSquares + 0.5f * (epsilonSquares - MathF.Log(1f + s) - logD);
+    }
+}

@@ -1,0 +1,68 @@
+using ILGPU;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.Model.Core;
+
+namespace IlgpuVae.Model.Latents;
+
+/// <summary>
+/// q(z|x) = N(μ, C) with the rank-one precision C⁻¹ = D + uuᵀ of the deep latent Gaussian model: the encoder's
+/// output is [μ | log d | u], sampled by z = μ + Rε with its closed-form KL (see <see cref="RankOne"/>).
+/// </summary>
+public sealed class RankOneLatent(KernelSet kernels, DenseStack stack, Workspace workspace, int statisticsLayer, int width) : ILatent
+{
+    public ArrayView<float> Sample(int batch, int samples, DrawKey key)
+    {
+        int rows = batch * samples;
+        kernels.RankOneForward(Statistics(batch), Codes(rows), Epsilon(rows), Floats(ModelBuffers.KlPerRow, rows), rows, width, key, samples);
+        return Codes(rows);
+    }
+
+    public ArrayView<float> Codes(int rows) => Floats(ModelBuffers.Z, (long)rows * width);
+
+    public ArrayView<float> CodeGradient(int rows) => Floats(ModelBuffers.ZGradient, (long)rows * width);
+
+    public void Backward(int batch, int samples, float klWeight, ArrayView<float>? klWeightFactor = null) =>
+        kernels.RankOneBackward(Statistics(batch), Epsilon(batch * samples), CodeGradient(batch * samples),
+            stack.Gradient(statisticsLayer, batch), batch, width, klWeight, samples, klWeightFactor);
+
+    public void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale) =>
+        throw new InvalidOperationException("the rank-one covariance trains with the ELBO; its importance-weighted backward pass is not built");
+
+    public void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights)
+    {
+        int rows = batch * samples;
+        kernels.RankOneLogWeights(Statistics(batch), Codes(rows), Epsilon(rows), reconstructionPerRow, logWeights, rows, width, samples);
+    }
+
+    /// <summary>μ and the log of C's diagonal, 1/d − η(u/d)², the marginal variances that active units and ELBO
+    /// surgery read (the correlations are left out there).</summary>
+    public (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) => SplitStatistics(statistics, batch, width);
+
+    /// <summary>See <see cref="Split"/>; in double for the sums, stored as floats.</summary>
+    public static (float[] Mu, float[] LogVariance) SplitStatistics(float[] statistics, int batch, int width)
+    {
+        var mu = new float[batch * width];
+        var logVariance = new float[batch * width];
+        for (int b = 0; b < batch; b++)
+        {
+            int at = b * 3 * width;
+            double s = 0;
+            for (int k = 0; k < width; k++)
+                s += statistics[at + 2 * width + k] * (double)statistics[at + 2 * width + k] * Math.Exp(-statistics[at + width + k]);
+            double eta = 1 / (1 + s);
+            for (int k = 0; k < width; k++)
+            {
+                double inverse = Math.Exp(-statistics[at + width + k]), a = statistics[at + 2 * width + k] * inverse;
+                mu[b * width + k] = statistics[at + k];
+                logVariance[b * width + k] = (float)Math.Log(inverse - eta * a * a);
+            }
+        }
+        return (mu, logVariance);
+    }
+
+    private ArrayView<float> Statistics(int batch) => stack.Output(statisticsLayer, batch);
+
+    private ArrayView<float> Epsilon(int rows) => Floats(ModelBuffers.Epsilon, (long)rows * width);
+
+    private ArrayView<float> Floats(string name, long length) => workspace.Floats(name).View.SubView(0, length);
+}
