@@ -589,6 +589,10 @@ public sealed class CliTests : IDisposable
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Contains("NLL", output);
         Assert.Contains("ELBO surgery", output);
+        Assert.Contains("rank-one posterior: mean |correlation| between dimensions of q(z|x) 0.", output);
+        var report = System.Text.Json.JsonSerializer.Deserialize<IlgpuVae.Model.EvaluationReport>(File.ReadAllText(Path.Combine(run, "eval.json")))!;
+        Assert.InRange(report.PosteriorCorrelation!.MeanAbsolute, 0, report.PosteriorCorrelation.Largest);
+        Assert.InRange(report.PosteriorCorrelation.Largest, 0, 1);
     }
 
     [Fact]

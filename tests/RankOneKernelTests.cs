@@ -49,6 +49,21 @@ public sealed class RankOneKernelTests(AcceleratorFixture fixture)
             }
     }
 
+    /// <summary>eval's correlations of q(z|x) from the closed form, against the explicit matrix C.</summary>
+    [Theory]
+    [InlineData(2, 1.0)]
+    [InlineData(7, 2.0)]
+    public void CorrelationsAreThoseOfTheCovarianceMatrix(int latent, double uScale)
+    {
+        var stats = Stats(new Random(latent + 3), 2, latent, uScale);
+        var (c, _) = RankOneReference.Matrices(Numerics.ToDouble(stats), 1, latent);
+        var expected = new List<double>();
+        for (int i = 0; i < latent; i++)
+            for (int j = i + 1; j < latent; j++)
+                expected.Add(c[i, j] / Math.Sqrt(c[i, i] * c[j, j]));
+        Numerics.AssertClose("correlations", expected, IlgpuVae.Model.Evaluation.RankOneCorrelations(stats, 1, latent).ToArray(), 1e-6, 1e-9); // (the helper compares as floats)
+    }
+
     /// <summary>
     /// Central differences of L = Σ g·z + λ·Σ KL through the reference's forward pass (explicit R and a Cholesky
     /// log-determinant) against its backward pass (the chain rule through s, t, a, c): independent computations,

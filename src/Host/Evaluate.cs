@@ -59,9 +59,14 @@ public static class Evaluate
             output.WriteLine("KL per latent layer (nats, top first): " + string.Join(", ",
                 layerKl.Select(pair => string.Create(CultureInfo.InvariantCulture, $"{pair.Key} {pair.Value:F2}"))));
         }
+        var correlation = Evaluation.RankOneCorrelation(vae, data, test.Count);
+        if (correlation is not null)
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"rank-one posterior: mean |correlation| between dimensions of q(z|x) {correlation.MeanAbsolute:F3}, largest {correlation.Largest:F3}"));
         var report = new EvaluationReport
         {
             LayerKl = layerKl,
+            PosteriorCorrelation = correlation,
             Examples = test.Count,
             Loss = sums.MeanLoss,
             Distortion = sums.MeanReconstruction,

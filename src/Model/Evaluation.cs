@@ -33,11 +33,58 @@ public sealed record EvaluationReport
     /// top first: the information each layer carries. Null for the others.</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyDictionary<string, double>? LayerKl { get; init; }
+    /// <summary>For the rank-one covariance, how correlated q(z|x)'s dimensions are. Null for the others.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public PosteriorCorrelation? PosteriorCorrelation { get; init; }
 }
+
+/// <summary>The off-diagonal correlations C_ij/√(C_ii·C_jj) of q(z|x): their mean absolute value over the pairs of
+/// dimensions and the examples, and the largest absolute one met.</summary>
+public sealed record PosteriorCorrelation(double MeanAbsolute, double Largest);
 
 /// <summary>Evaluation of a trained model: the ELBO terms, the k-sample bound and active units.</summary>
 public static class Evaluation
 {
+    /// <summary>
+    /// For a rank-one posterior (C = D⁻¹ − η aaᵀ with a = D⁻¹u, η = 1/(1 + uᵀa)), the correlations of its
+    /// dimensions over the first <paramref name="examples"/> examples, in double; null for a diagonal one.
+    /// </summary>
+    public static PosteriorCorrelation? RankOneCorrelation(Vae vae, DeviceDataset data, int examples)
+    {
+        if (vae.Config.Covariance != CovarianceKind.RankOne)
+            return null;
+        int latent = vae.Config.Latent;
+        double sum = 0, largest = 0;
+        long pairs = 0;
+        data.SetOrder(Enumerable.Range(0, data.Count).ToArray());
+        for (int first = 0; first < examples; first += vae.MaxBatch)
+        {
+            int batch = Math.Min(vae.MaxBatch, examples - first);
+            var stats = vae.EncoderOutput(data, first, batch);
+            for (int b = 0; b < batch; b++)
+                foreach (double correlation in RankOneCorrelations(stats, b, latent))
+                {
+                    sum += Math.Abs(correlation);
+                    largest = Math.Max(largest, Math.Abs(correlation));
+                    pairs++;
+                }
+        }
+        return new PosteriorCorrelation(pairs == 0 ? 0 : sum / pairs, largest);
+    }
+
+    /// <summary>The correlations C_ij/√(C_ii·C_jj), i &lt; j, of stats row <paramref name="row"/> = [μ | log d | u]:
+    /// C_ij = −η·a_i·a_j off the diagonal and C_ii = 1/d_i − η·a_i².</summary>
+    public static IEnumerable<double> RankOneCorrelations(float[] stats, int row, int latent)
+    {
+        int at = row * 3 * latent;
+        var a = Enumerable.Range(0, latent).Select(k => stats[at + 2 * latent + k] * Math.Exp(-stats[at + latent + k])).ToArray();
+        double eta = 1 / (1 + Enumerable.Range(0, latent).Sum(k => stats[at + 2 * latent + k] * a[k]));
+        var variance = Enumerable.Range(0, latent).Select(k => Math.Exp(-stats[at + latent + k]) - eta * a[k] * a[k]).ToArray();
+        for (int i = 0; i < latent; i++)
+            for (int j = i + 1; j < latent; j++)
+                yield return -eta * a[i] * a[j] / Math.Sqrt(variance[i] * variance[j]);
+    }
+
     /// <summary>
     /// The mean over examples of KL(N(μ, σ²) ‖ N(0, 1)) = ½(μ² + σ² − log σ² − 1) of each latent dimension, in
     /// double, from q(z|x) of <paramref name="examples"/> examples ([examples, latent] each).

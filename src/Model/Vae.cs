@@ -234,6 +234,14 @@ public sealed partial class Vae : IDisposable
     /// (waits for the device; for commands, not training). For the autoencoder, the codes and an empty log σ²; with
     /// two stochastic layers, q(z2|·), the top latent that Decode takes.
     /// </summary>
+    /// <summary>The encoder's last layer for examples order[first..first+batch): its raw statistics (the rank-one
+    /// posterior's [μ | log d | u]), where <see cref="Encode"/> gives μ and the marginal log-variances.</summary>
+    public float[] EncoderOutput(DeviceDataset data, int first, int batch)
+    {
+        GatherBatch(data, first, batch, false, new DrawKey(Seed, Philox.Streams.EvalBinarize, 0));
+        return family.EncoderOutput(batch);
+    }
+
     public (float[] Mu, float[] LogVariance) Encode(DeviceDataset data, int first, int batch, bool binarize = false, long drawIndex = 0)
     {
         GatherBatch(data, first, batch, binarize, new DrawKey(Seed, Philox.Streams.EvalBinarize, drawIndex));

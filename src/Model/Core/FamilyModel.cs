@@ -59,6 +59,14 @@ public abstract class FamilyModel
     /// <summary>q of the top latent for a gathered batch: μ and log σ² [batch, latent] (waits for the device).</summary>
     public abstract (float[] Mu, float[] LogVariance) Encode(int batch);
 
+    /// <summary>The encoder's last layer for a gathered batch, [batch, its outputs] (waits for the device).</summary>
+    public float[] EncoderOutput(int batch)
+    {
+        Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
+        Kernels.Synchronize();
+        return Download(Stack.Output(Layout.EncoderLayerCount - 1, batch));
+    }
+
     /// <summary>Puts <paramref name="codes"/> of the top latent in place and runs the decoder on them.</summary>
     public abstract void Decode(float[] codes, int batch);
 
