@@ -104,8 +104,14 @@ public sealed class CliTests : IDisposable
             Assert.True(exitCode == 0, $"{name}: exit {exitCode}: {error}");
             Assert.Contains($"model {name} 784-8-", output);
         }
-        Assert.Contains("model vlae 784-8-6,", Run("bench", "--model", "vlae", "--steps", "1", "--warmup", "0", "--batch-size", "2",
+        Assert.Contains("model vlae 784-8-6, 3 latent layers of 2,", Run("bench", "--model", "vlae", "--steps", "1", "--warmup", "0", "--batch-size", "2",
             "--hidden", "8", "--accelerator", "cpu").output);
+        // A model's own settings, as train takes them.
+        Assert.Contains("model 784-8-20, rank-one covariance,", Run("bench", "--covariance", "rank1", "--steps", "1", "--warmup", "0", "--batch-size", "2",
+            "--hidden", "8", "--accelerator", "cpu").output);
+        var refused = Run("bench", "--model", "iwae", "--covariance", "rank1", "--accelerator", "cpu");
+        Assert.Equal(2, refused.exitCode);
+        Assert.Contains("--covariance applies to --model vae, not iwae", refused.error);
     }
 
     [Fact]

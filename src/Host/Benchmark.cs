@@ -24,6 +24,8 @@ public sealed record BenchOptions
     public const int DefaultLatent = 20;
     /// <summary>A model of the catalog by name, with its own defaults (null: the VAE).</summary>
     public string? Model { get; init; }
+    /// <summary>The model's own settings given for a fresh model (the catalog's options: --covariance, --latent-layers, ...).</summary>
+    public Func<VaeConfig, VaeConfig>? Configure { get; init; }
     public AcceleratorChoice Accelerator { get; init; } = AcceleratorChoice.Auto;
     public string? Csv { get; init; }
     /// <summary>The dense kernel variant for the training steps (null: the accelerator's default).</summary>
@@ -83,7 +85,8 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         var spec = options.Model is null ? new VaeConfig().Spec
             : ModelCatalog.Find(options.Model) ?? throw new ArgumentException($"unknown --model '{options.Model}': use {string.Join(", ", ModelCatalog.Names)}");
         var config = checkpoint?.State.Model ?? model?.Config
-            ?? spec.WithDefaults(new VaeConfig { Hidden = options.Hidden, Latent = options.Latent ?? spec.DefaultLatent ?? BenchOptions.DefaultLatent });
+            ?? (options.Configure ?? (config => config))(
+                spec.WithDefaults(new VaeConfig { Hidden = options.Hidden, Latent = options.Latent ?? spec.DefaultLatent ?? BenchOptions.DefaultLatent }));
         config.Validate();
         bool binarize = model?.Binarize == BinarizeMode.Dynamic;
 
@@ -120,7 +123,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         Epoch.Train(vae, data, batchSize, binarize, tickInterval: Math.Max(1, (int)stepsPerEpoch / 4),
             onTick: (_, _) => { });
         double seconds = clock.Elapsed.TotalSeconds;
-        string modelName = options.From ?? options.Preset ?? $"{(options.Model is null ? "" : spec.Name + " ")}{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}";
+        string modelName = options.From ?? options.Preset ?? $"{(options.Model is null ? "" : spec.Name + " ")}{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}{spec.Settings(config)}";
 
         var result = new BenchResult
         {

@@ -31,8 +31,13 @@ internal static class BenchCommand
         {
             steps, warmup, batchSize, model, hidden, latent, accelerator, csv, data, kernelTimes, dense, preset, profile, from,
         };
+        // A model's own settings, as train offers them.
+        var modelOptions = CatalogOptions();
+        foreach (var (_, option) in modelOptions)
+            command.Options.Add(option);
         command.SetAction(parse =>
         {
+            var spec = parse.GetValue(model) is { } name ? ModelCatalog.Find(name)! : new Model.VaeConfig().Spec;
             new Benchmark(new BenchOptions
             {
                 Steps = parse.GetValue(steps),
@@ -45,6 +50,7 @@ internal static class BenchCommand
                 Hidden = ParseWidths(parse.GetValue(hidden)!),
                 Latent = parse.GetResult(latent) is { Implicit: false } ? parse.GetValue(latent) : null,
                 Model = parse.GetValue(model),
+                Configure = config => ApplyCatalogOptions(parse, modelOptions, spec, config),
                 Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)),
                 Csv = parse.GetValue(csv),
                 Data = parse.GetValue(data),

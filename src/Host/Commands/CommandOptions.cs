@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using IlgpuVae.GpuKernels;
+using IlgpuVae.Model;
+using IlgpuVae.Model.Models;
 
 namespace IlgpuVae.Host.Commands;
 
@@ -20,6 +22,36 @@ internal static class CommandOptions
             result.AddError($"unknown {option} '{text}': use {string.Join(", ", names)}");
             return default;
         };
+
+    /// <summary>The settings some models alone take, one option each as their catalog entries declare them (an
+    /// option several models declare is offered once).</summary>
+    internal sealed record CatalogOption(IReadOnlyList<(ModelSpec Spec, ModelOption Option)> Declared, Option<string?> Option);
+
+    internal static List<CatalogOption> CatalogOptions() =>
+        ModelCatalog.All
+            .SelectMany(spec => spec.Options.Select(option => (Spec: spec, Option: option)))
+            .GroupBy(declared => declared.Option.Name)
+            .Select(group => new CatalogOption(group.ToList(), new Option<string?>("--" + group.Key)
+            {
+                Description = $"{string.Join(", ", group.Select(declared => declared.Spec.Name))}: {group.First().Option.Help}",
+                HelpName = group.First().Option.ValueName,
+            }))
+            .ToList();
+
+    /// <summary>The catalog options given on the command line applied to <paramref name="config"/>; one that
+    /// <paramref name="model"/> does not declare is a usage error naming the models that do.</summary>
+    internal static VaeConfig ApplyCatalogOptions(System.CommandLine.ParseResult parse, IEnumerable<CatalogOption> options, ModelSpec model, VaeConfig config)
+    {
+        foreach (var (declared, option) in options)
+        {
+            if (parse.GetValue(option) is not { } text)
+                continue;
+            var own = declared.FirstOrDefault(entry => entry.Spec.Kind == model.Kind).Option
+                      ?? throw new ArgumentException($"{option.Name} applies to --model {string.Join(", ", declared.Select(entry => entry.Spec.Name))}, not {model.Name}");
+            config = own.Apply(config, text);
+        }
+        return config;
+    }
 
     internal static Option<string> DenseOption()
     {

@@ -17,15 +17,7 @@ internal static class TrainCommand
         preset.HelpName = "NAME";
         var model = new Option<ModelKind>("--model") { Description = string.Join("; ", ModelCatalog.All.Select(spec => $"{spec.Name} ({spec.Help})")), DefaultValueFactory = _ => defaults.Config.Model, HelpName = string.Join("|", ModelCatalog.Names), CustomParser = ModelName };
         // The settings some models alone take come from their catalog entries, one option each.
-        var modelOptions = ModelCatalog.All
-            .SelectMany(spec => spec.Options.Select(option => (Spec: spec, Option: option)))
-            .GroupBy(declared => declared.Option.Name)
-            .Select(group => (Declared: group.ToList(), Option: new Option<string?>("--" + group.Key)
-            {
-                Description = $"{string.Join(", ", group.Select(declared => declared.Spec.Name))}: {group.First().Option.Help}",
-                HelpName = group.First().Option.ValueName,
-            }))
-            .ToList();
+        var modelOptions = CatalogOptions();
         var samples = new Option<int>("--k") { Description = "z samples per example: the IWAE's k; the VAE averages its ELBO over them", DefaultValueFactory = _ => defaults.Config.Samples };
         var beta = new Option<double>("--beta") { Description = "Weight of the VAE's KL term (β-VAE; 1 is the ELBO)", DefaultValueFactory = _ => defaults.Config.Beta };
         var warmup = new Option<int>("--warmup-epochs") { Description = "KL warm-up: β rises linearly from 0 to --beta over this many epochs (0: none)", DefaultValueFactory = _ => defaults.WarmupEpochs };
@@ -103,14 +95,7 @@ internal static class TrainCommand
                 GaussianVariance = Pick(variance, config.GaussianVariance),
                 Activation = Pick(activation, config.Activation),
             };
-            foreach (var (declared, option) in modelOptions)
-            {
-                if (parse.GetValue(option) is not { } text)
-                    continue;
-                var own = declared.FirstOrDefault(entry => entry.Spec.Kind == config.Model).Option
-                          ?? throw new ArgumentException($"{option.Name} applies to --model {string.Join(", ", declared.Select(entry => entry.Spec.Name))}, not {chosenModel.Name}");
-                config = own.Apply(config, text);
-            }
+            config = ApplyCatalogOptions(parse, modelOptions, chosenModel, config);
             options = options with
             {
                 Config = config,
