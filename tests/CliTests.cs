@@ -109,9 +109,9 @@ public sealed class CliTests : IDisposable
         // A model's own settings, as train takes them.
         Assert.Contains("model 784-8-20, rank-one covariance,", Run("bench", "--covariance", "rank1", "--steps", "1", "--warmup", "0", "--batch-size", "2",
             "--hidden", "8", "--accelerator", "cpu").output);
-        var refused = Run("bench", "--model", "iwae", "--covariance", "rank1", "--accelerator", "cpu");
+        var refused = Run("bench", "--model", "vlae", "--covariance", "rank1", "--accelerator", "cpu");
         Assert.Equal(2, refused.exitCode);
-        Assert.Contains("--covariance applies to --model vae, not iwae", refused.error);
+        Assert.Contains("--covariance applies to --model vae, iwae, not vlae", refused.error);
     }
 
     [Fact]
@@ -643,9 +643,9 @@ public sealed class CliTests : IDisposable
     [InlineData("--latent-layers 2", "--latent-layers applies to --model vlae, not vae")]
     [InlineData("--model vlae --stochastic-layers 2", "leave --stochastic-layers at 1")]
     [InlineData("--model vlae --hidden 400 --latent 7", "divides 7 (got 3)")]
-    [InlineData("--model iwae --covariance rank1", "--covariance applies to --model vae, not iwae")]
+    [InlineData("--model ae --covariance rank1", "--covariance applies to --model vae, iwae, not ae")]
     [InlineData("--covariance full", "--covariance must be diagonal or rank1 (got full)")]
-    [InlineData("--covariance rank1 --stochastic-layers 2", "the rank-one covariance is built for the one-layer VAE's ELBO: use --covariance rank1 without --stochastic-layers 2")]
+    [InlineData("--covariance rank1 --stochastic-layers 2", "the rank-one covariance is built for one stochastic layer: use --covariance rank1 without --stochastic-layers 2")]
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)
     {
         var data = WriteDataSet(train: 10, test: 5);

@@ -97,6 +97,9 @@ public sealed class GoldenRunTests : IDisposable
         ["vae-rank1-k2"] = new($"{Small} --covariance rank1 --k 2 --binarize dynamic", "--k 7 --surgery",
             "50b4e5d234d5e90431dc7bb0dadfb906ff62bd94a459bfc97f2d51e540ca5864",
             "c05cf0ada1e7cab47de5f5c8bed4f5c94c5824832e95b245c985037b73a3408e"),
+        ["iwae-rank1-k3"] = new($"{Small} --model iwae --covariance rank1 --k 3", "--k 7",
+            "67ace1418e1813bea999b866eea5328da5a6daa66e44c10224e2956368f644f9",
+            "31c8c721d0843d6224ceda4d93a17a1a5c1ad5bc22b0925613534f3bbb49c99a"),
         // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
         // short schedule: eight epochs of two steps.
         ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",

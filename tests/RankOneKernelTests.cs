@@ -90,6 +90,67 @@ public sealed class RankOneKernelTests(AcceleratorFixture fixture)
         Numerics.AssertClose($"rank-one backward {rows}×{latent}", expected, actual, 1e-6, 1e-7);
     }
 
+    /// <summary>The weighted (IWAE) backward pass against central differences of Σ_r c_r(−log p(z_r) + log q(z_r|x)) + Σ g·z
+    /// through the reference's forward pass and Cholesky log-density, ε fixed.</summary>
+    [Theory]
+    [InlineData(1, 1, 0.5)]
+    [InlineData(3, 6, 1.5)]
+    public void ReferenceWeightedBackwardMatchesFiniteDifferences(int rows, int latent, double uScale)
+    {
+        var random = new Random(rows * 13 + latent);
+        var stats = Numerics.ToDouble(Stats(random, rows, latent, uScale));
+        var epsilon = Numerics.ToDouble(Numerics.Uniform(random, rows * latent, -2, 2));
+        var g = Numerics.ToDouble(Numerics.Uniform(random, rows * latent));
+        var weights = Numerics.ToDouble(Numerics.Uniform(random, rows, 0.1, 1));
+        const double scale = 0.4;
+        double Objective(double[] values)
+        {
+            var (z, _) = RankOneReference.Forward(values, epsilon, rows, latent);
+            // −log w with no reconstruction is −log p(z) + log q(z|x).
+            var logWeights = RankOneReference.LogWeights(values, z, new double[rows], rows, latent);
+            return z.Select((value, i) => value * g[i]).Sum() - logWeights.Select((value, r) => scale * weights[r] * value).Sum();
+        }
+        var (zAt, _) = RankOneReference.Forward(stats, epsilon, rows, latent);
+        var expected = Numerics.FiniteDifferenceGradient(Objective, stats);
+        var actual = RankOneReference.WeightedBackward(stats, zAt, epsilon, g, weights, rows, latent, scale);
+        Numerics.AssertClose($"rank-one weighted backward {rows}×{latent}", expected, actual, 1e-6, 1e-7);
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(7, 7, 3)]
+    [InlineData(4, 33, 2)]
+    public void WeightedBackwardKernelMatchesTheReference(int examples, int latent, int samples)
+    {
+        var random = new Random(examples + latent * 3);
+        int rows = examples * samples;
+        float[] stats = Stats(random, examples, latent, 1.0);
+        float[] dZ = Numerics.Uniform(random, rows * latent);
+        float[] weights = Numerics.Uniform(random, rows, 0.1, 1);
+        const float scale = 0.25f;
+        var key = new DrawKey(8, Philox.Streams.ImportanceReparameterize, 2);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var statsBuffer = accelerator.Upload(stats);
+            using var zBuffer = accelerator.Allocate1D<float>(rows * latent);
+            using var epsilonBuffer = accelerator.Allocate1D<float>(rows * latent);
+            using var klBuffer = accelerator.Allocate1D<float>(rows);
+            using var dZBuffer = accelerator.Upload(dZ);
+            using var weightsBuffer = accelerator.Upload(weights);
+            using var dStatsBuffer = accelerator.Allocate1D<float>(examples * 3 * latent);
+            kernels.RankOneForward(statsBuffer.View, zBuffer.View, epsilonBuffer.View, klBuffer.View, rows, latent, key, samples);
+            kernels.RankOneWeightedBackward(statsBuffer.View, zBuffer.View, epsilonBuffer.View, dZBuffer.View, weightsBuffer.View, dStatsBuffer.View,
+                examples, latent, samples, scale);
+            var repeated = ImportanceReference.RepeatRows(Numerics.ToDouble(stats), examples, 3 * latent, samples);
+            var expected = ImportanceReference.SumRepeatedRows(RankOneReference.WeightedBackward(repeated, Numerics.ToDouble(zBuffer.GetAsArray1D()),
+                Numerics.ToDouble(epsilonBuffer.GetAsArray1D()), Numerics.ToDouble(dZ), Numerics.ToDouble(weights), rows, latent, scale), examples, 3 * latent, samples);
+            // As the unweighted pass: 2e-5 of each value and of the largest.
+            Numerics.AssertClose($"{accelerator.AcceleratorType} rank-one weighted backward {examples}×{latent}×{samples}", expected,
+                dStatsBuffer.GetAsArray1D(), 2e-5, 2e-5 * expected.Max(Math.Abs));
+        }
+    }
+
     // Float kernels against double: exp/log per element and sums over K of a few products (relative ~1e-6 each);
     // z subtracts c·t·a from μ + w, and the backward pass adds each sample's terms, so both get 2e-5 of their scale.
     [Theory]

@@ -26,7 +26,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
          "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
          "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian",
-         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden"];
+         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -109,6 +109,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             InputSize = 12, Hidden = [8, 5], Latent = 4, Covariance = CovarianceKind.RankOne, Samples = 3, Beta = 0.6,
             Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
         },
+        "iwae-rank1-k3" => new VaeConfig { InputSize = 12, Hidden = [8], Latent = 4, Covariance = CovarianceKind.RankOne, Model = ModelKind.Iwae, Samples = 3 },
         _ => throw new ArgumentException(name),
     };
 

@@ -24,6 +24,12 @@ public static class RankOne
         ArrayView<float> dStats, int examples, int latent, float klWeight, int samples = 1, ArrayView<float>? klWeightFactor = null) =>
         kernels.Launch(BackwardKernel, examples, stats, epsilon, dZ, dStats, klWeightFactor ?? kernels.Unit, latent, samples, klWeight);
 
+    /// <summary>The IWAE's backward pass through the rank-one sampler: row r weighs scale·weights[r] (see
+    /// <see cref="WeightedBackwardKernel"/>).</summary>
+    public static void RankOneWeightedBackward(this KernelSet kernels, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
+        ArrayView<float> dZ, ArrayView<float> normalizedWeights, ArrayView<float> dStats, int examples, int latent, int samples, float scale) =>
+        kernels.Launch(WeightedBackwardKernel, examples, stats, z, epsilon, dZ, normalizedWeights, dStats, latent, samples, scale);
+
     /// <summary>log w = −rec + log p(z) − log q(z|x) per row.</summary>
     public static void RankOneLogWeights(this KernelSet kernels, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
         ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights, int rows, int latent, int samples = 1) =>
@@ -122,6 +128,60 @@ public static class RankOne
                 float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
                 float inverse = MathF.Exp(-logd), a = u * inverse, w = MathF.Exp(-0.5f * logd) * epsilon[rowStart + k];
                 float dz = dZ[rowStart + k];
+                float byA = -c * t * dz, byW = dz + byT * u;
+                dStats[statsRow + k] += dz;
+                dStats[statsRow + latent + k] += -a * byA - u * a * bySum - 0.5f * w * byW;
+                dStats[statsRow + 2 * latent + k] += byA * inverse + 2f * a * bySum + w * byT;
+            }
+        }
+    }
+
+    /// <summary>
+    /// One thread per example. Row r's term is c_r·(rec − log p(z) + log q(z|x)), c_r = scale·w_r, with dZ already
+    /// holding c_r times the reconstruction's gradient: the prior adds c_r·z to what reaches z, which then goes back
+    /// through the sampler as in <see cref="BackwardKernel"/>; log q = −½(K log 2π + εᵀε − log(1 + s) − Σ log d)
+    /// depends on the stats only through log|C| (ε fixed), adding ½c_r(1 − η·u·a) to ∂/∂log d and c_r·η·a to ∂/∂u.
+    /// </summary>
+    [Kernel]
+    public static void WeightedBackwardKernel(Index1D example, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
+        ArrayView<float> dZ, ArrayView<float> rowWeights, ArrayView<float> dStats, int latent, int samples, float scale)
+    {
+        int statsRow = example * 3 * latent;
+        float s = 0f;
+        for (int k = 0; k < latent; k++)
+        {
+            float u = stats[statsRow + 2 * latent + k];
+            s += u * u * MathF.Exp(-stats[statsRow + latent + k]);
+        }
+        float c = Shrink(s), slope = ShrinkSlope(s), eta = 1f / (1f + s);
+        float weightSum = 0f;
+        for (int i = 0; i < samples; i++)
+            weightSum += scale * rowWeights[example * samples + i];
+        for (int k = 0; k < latent; k++)
+        {
+            float u = stats[statsRow + 2 * latent + k];
+            float a = u * MathF.Exp(-stats[statsRow + latent + k]);
+            dStats[statsRow + k] = 0f;
+            dStats[statsRow + latent + k] = 0.5f * weightSum * (1f - eta * u * a);
+            dStats[statsRow + 2 * latent + k] = weightSum * eta * a;
+        }
+        for (int i = 0; i < samples; i++)
+        {
+            int sample = example * samples + i, rowStart = sample * latent;
+            float weight = scale * rowWeights[sample];
+            float t = 0f, g = 0f;
+            for (int k = 0; k < latent; k++)
+            {
+                float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
+                t += u * MathF.Exp(-0.5f * logd) * epsilon[rowStart + k];
+                g += (dZ[rowStart + k] + weight * z[rowStart + k]) * u * MathF.Exp(-logd);
+            }
+            float byT = -c * g, bySum = -t * g * slope;
+            for (int k = 0; k < latent; k++)
+            {
+                float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
+                float inverse = MathF.Exp(-logd), a = u * inverse, w = MathF.Exp(-0.5f * logd) * epsilon[rowStart + k];
+                float dz = dZ[rowStart + k] + weight * z[rowStart + k];
                 float byA = -c * t * dz, byW = dz + byT * u;
                 dStats[statsRow + k] += dz;
                 dStats[statsRow + latent + k] += -a * byA - u * a * bySum - 0.5f * w * byW;

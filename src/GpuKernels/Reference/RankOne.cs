@@ -107,6 +107,31 @@ public static class RankOneReference
         return dStats;
     }
 
+    /// <summary>
+    /// The importance-weighted backward pass: row r's term c_r·(−log p(z) + log q(z|x)) with c_r = scale·w_r, plus
+    /// whatever dZ carries from the decoder. Through z (the prior's c_r·z added to dZ) it is <see cref="Backward"/>
+    /// with no KL; with ε fixed, log q = −½(K log 2π + εᵀε + log|C|) adds −½c_r·∂log|C|, log|C| = −log(1 + s) − Σ log d.
+    /// </summary>
+    public static double[] WeightedBackward(double[] stats, double[] z, double[] epsilon, double[] dZ, double[] weights,
+        int rows, int latent, double scale)
+    {
+        var dZWithPrior = dZ.Select((value, i) => value + scale * weights[i / latent] * z[i]).ToArray();
+        var dStats = Backward(stats, epsilon, dZWithPrior, rows, latent, klWeight: 0);
+        for (int row = 0; row < rows; row++)
+        {
+            var (_, d, u) = Parts(stats, row, latent);
+            double s = Enumerable.Range(0, latent).Sum(k => u[k] * u[k] / d[k]);
+            double weight = scale * weights[row];
+            for (int k = 0; k < latent; k++)
+            {
+                // ∂log|C|/∂log d_k = u_k²/(d_k(1 + s)) − 1 and ∂log|C|/∂u_k = −2u_k/(d_k(1 + s)).
+                dStats[row * 3 * latent + latent + k] -= 0.5 * weight * (u[k] * u[k] / (d[k] * (1 + s)) - 1);
+                dStats[row * 3 * latent + 2 * latent + k] -= 0.5 * weight * (-2 * u[k] / (d[k] * (1 + s)));
+            }
+        }
+        return dStats;
+    }
+
     /// <summary>μ, d = e^(log d) and u of one stats row.</summary>
     private static (double[] Mu, double[] D, double[] U) Parts(double[] stats, int row, int latent)
     {

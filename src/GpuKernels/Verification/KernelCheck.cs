@@ -105,6 +105,13 @@ public sealed class KernelCheck(KernelSet kernels)
         yield return Compare("rank-one backward", shape, expectedDStats, dStats.GetAsArray1D(), 2e-5, 2e-5 * expectedDStats.Max(Math.Abs));
         yield return Compare("rank-one log w", shape, RankOneReference.LogWeights(repeated, expectedZ, reconstruction, rows, latent),
             logWeights.GetAsArray1D(), 1e-5, 1e-4);
+        // The IWAE's pass, with the rows' weights drawn like normalised ones.
+        var weights = Uniform(random, rows, 0.1, 1);
+        using var weightsBuffer = accelerator.Allocate1D(ToFloat(weights));
+        kernels.RankOneWeightedBackward(statsBuffer.View, z.View, epsilon.View, dZBuffer.View, weightsBuffer.View, dStats.View, examples, latent, samples, 0.25f);
+        var expectedWeighted = ImportanceReference.SumRepeatedRows(RankOneReference.WeightedBackward(repeated, ToDouble(z.GetAsArray1D()), eps, dZ, weights,
+            rows, latent, 0.25), examples, 3 * latent, samples);
+        yield return Compare("rank-one weighted backward", shape, expectedWeighted, dStats.GetAsArray1D(), 2e-5, 2e-5 * expectedWeighted.Max(Math.Abs));
     }
 
     /// <summary>The Ladder VAE's precision-weighted merge and its backward pass (the added top-down gradient

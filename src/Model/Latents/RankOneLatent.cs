@@ -25,8 +25,12 @@ public sealed class RankOneLatent(KernelSet kernels, DenseStack stack, Workspace
         kernels.RankOneBackward(Statistics(batch), Epsilon(batch * samples), CodeGradient(batch * samples),
             stack.Gradient(statisticsLayer, batch), batch, width, klWeight, samples, klWeightFactor);
 
-    public void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale) =>
-        throw new InvalidOperationException("the rank-one covariance trains with the ELBO; its importance-weighted backward pass is not built");
+    public void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale)
+    {
+        int rows = batch * samples;
+        kernels.RankOneWeightedBackward(Statistics(batch), Codes(rows), Epsilon(rows), CodeGradient(rows), weights,
+            stack.Gradient(statisticsLayer, batch), batch, width, samples, scale);
+    }
 
     public void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights)
     {

@@ -150,6 +150,28 @@ public static class ModelCatalog
 
     private const ModelCapabilities Generative = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound | ModelCapabilities.Posterior;
 
+    /// <summary>--covariance, which the one-layer VAE and IWAE take: q(z|x) with a rank-one precision.</summary>
+    private static readonly ModelOption Covariance =
+        new("covariance", "q(z|x)'s covariance: diagonal (the default) or rank1, the deep latent Gaussian model's precision D + uuᵀ (Rezende et al. 2014)", "diagonal|rank1",
+            (config, text) => config with
+            {
+                Covariance = text.ToLowerInvariant() switch
+                {
+                    "diagonal" => CovarianceKind.Diagonal,
+                    "rank1" or "rank-one" or "rankone" => CovarianceKind.RankOne,
+                    _ => throw new SettingException($"@Covariance must be diagonal or rank1 (got {text})"),
+                },
+            })
+        { Property = nameof(VaeConfig.Covariance) };
+
+    private static string RankOneSetting(VaeConfig config) => config.Covariance == CovarianceKind.RankOne ? ", rank-one covariance" : "";
+
+    private static void RankOneValidate(VaeConfig config)
+    {
+        if (config.Covariance == CovarianceKind.RankOne && (config.StochasticLayers != 1 || config.TargetRate is not null))
+            throw new SettingException("the rank-one covariance is built for one stochastic layer: use @Covariance rank1 without @StochasticLayers 2 or @TargetRate");
+    }
+
     public static IReadOnlyList<ModelSpec> All { get; } =
     [
         new(ModelKind.Vae, "vae", "ELBO, averaged over its k samples")
@@ -160,29 +182,17 @@ public static class ModelCatalog
                 new("target-rate", "train on D + |σ − R| for this rate σ in nats (Alemi et al. 2018) instead of the ELBO", "NATS",
                     (config, text) => config with { TargetRate = ModelOption.Number(text, nameof(VaeConfig.TargetRate)) })
                 { Property = nameof(VaeConfig.TargetRate) },
-                new("covariance", "q(z|x)'s covariance: diagonal (the default) or rank1, the deep latent Gaussian model's precision D + uuᵀ (Rezende et al. 2014)", "diagonal|rank1",
-                    (config, text) => config with
-                    {
-                        Covariance = text.ToLowerInvariant() switch
-                        {
-                            "diagonal" => CovarianceKind.Diagonal,
-                            "rank1" or "rank-one" or "rankone" => CovarianceKind.RankOne,
-                            _ => throw new SettingException($"@Covariance must be diagonal or rank1 (got {text})"),
-                        },
-                    })
-                { Property = nameof(VaeConfig.Covariance) },
+                Covariance,
             ],
-            Settings = config => config.Covariance == CovarianceKind.RankOne ? ", rank-one covariance" : "",
-            Validate = config =>
-            {
-                if (config.Covariance == CovarianceKind.RankOne && (config.StochasticLayers != 1 || config.TargetRate is not null))
-                    throw new SettingException("the rank-one covariance is built for the one-layer VAE's ELBO: use @Covariance rank1 without @StochasticLayers 2 or @TargetRate");
-            },
+            Settings = RankOneSetting,
+            Validate = RankOneValidate,
             Family = OneOrTwoLayers,
         },
         new(ModelKind.Iwae, "iwae", "the k-sample importance-weighted bound")
         {
             Capabilities = Generative | ModelCapabilities.TwoStochasticLayers,
+            Options = [Covariance],
+            Settings = RankOneSetting,
             ObjectiveName = config => $"IWAE bound −L_{config.Samples} (training k)",
             Terms = config => new($"−L_{config.Samples}", "reconstruction", config.StochasticLayers == 2 ? "sampled KL terms" : "KL"),
             SeparateObjective = _ => true,
@@ -190,6 +200,7 @@ public static class ModelCatalog
             {
                 if (config.Beta != 1)
                     throw new SettingException($"β weights the VAE's KL term; the IWAE bound has none, so leave @Beta at 1 (got {config.Beta})");
+                RankOneValidate(config);
             },
             Family = OneOrTwoLayers,
         },

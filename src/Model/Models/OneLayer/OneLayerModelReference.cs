@@ -70,10 +70,14 @@ public class OneLayerModelReference : ReferenceModel
     public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
     {
         var pass = Forward(config, parameters, x, epsilon, batch, training: false);
-        return config.Covariance == CovarianceKind.RankOne
+        return LogWeights(config, pass, epsilon);
+    }
+
+    /// <summary>log w per row of a forward pass, for the posterior's covariance.</summary>
+    private static double[] LogWeights(VaeConfig config, Pass pass, double[] epsilon) =>
+        config.Covariance == CovarianceKind.RankOne
             ? RankOneReference.LogWeights(pass.RepeatedStats, pass.Z, pass.ReconstructionPerRow, pass.Rows, config.Latent)
             : LossReference.LogWeights(pass.RepeatedStats, pass.Z, epsilon, pass.ReconstructionPerRow, pass.Rows, config.Latent);
-    }
 
     public override ReferenceVae.Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon,
         int batch, double beta, int[]? labels, bool training)
@@ -95,7 +99,7 @@ public class OneLayerModelReference : ReferenceModel
         double[] normalizedWeights = [];
         if (config.Model == ModelKind.Iwae)
         {
-            var logWeights = LossReference.LogWeights(pass.RepeatedStats, pass.Z, epsilon, pass.ReconstructionPerRow, rows, latent);
+            var logWeights = LogWeights(config, pass, epsilon);
             (var negativeBound, normalizedWeights) = ImportanceReference.Bound(logWeights, batch, samples);
             loss = negativeBound.Average();
             rowWeights = normalizedWeights.Select(w => w / batch).ToArray();
@@ -140,6 +144,8 @@ public class OneLayerModelReference : ReferenceModel
         int samples = config.Samples, latent = config.Latent, rows = pass.Rows;
         var dRepeatedStats = config switch
         {
+            { Model: ModelKind.Iwae, Covariance: CovarianceKind.RankOne } =>
+                RankOneReference.WeightedBackward(pass.RepeatedStats, pass.Z, epsilon, dZ, normalizedWeights, rows, latent, 1.0 / batch),
             { Model: ModelKind.Iwae } => ImportanceReference.SamplerBackward(pass.RepeatedStats, pass.Z, epsilon, dZ, normalizedWeights, rows, latent, 1.0 / batch),
             // β·KL per example is β/k·KL on each of its k rows.
             { Covariance: CovarianceKind.RankOne } => RankOneReference.Backward(pass.RepeatedStats, epsilon, dZ, rows, latent, beta / rows),
