@@ -474,6 +474,19 @@ public sealed class CliTests : IDisposable
         (exitCode, output, error) = Run("eval", run, "--k", "10", "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Matches(@"NLL", output);
+
+        // The first form, q(z|x, y): it sees the right half, so there is no prediction of it to draw.
+        var both = Path.Combine(directory, "vcca-both");
+        (exitCode, output, error) = Run("train", "--data", data, "--model", "vcca", "--encoder-views", "2", "--epochs", "1",
+            "--batch-size", "8", "--hidden", "6", "--latent", "2", "--accelerator", "cpu", "--out", both);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("q(z|x, y) from both views", output);
+        Assert.False(File.Exists(Path.Combine(both, "cross-view.png")));
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(both, "checkpoint", "model.safetensors"));
+        Assert.Equal([6, 20], tensors["encoder.0.weight"].Shape);
+        (exitCode, output, error) = Run("eval", both, "--k", "10", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("NLL", output);
     }
 
     [Fact]
@@ -646,6 +659,8 @@ public sealed class CliTests : IDisposable
     [InlineData("--model ae --covariance rank1", "--covariance applies to --model vae, iwae, not ae")]
     [InlineData("--covariance full", "--covariance must be diagonal or rank1 (got full)")]
     [InlineData("--covariance rank1 --stochastic-layers 2", "the rank-one covariance is built for one stochastic layer: use --covariance rank1 without --stochastic-layers 2")]
+    [InlineData("--model vcca --encoder-views 3", "--encoder-views is 1 (the left half) or 2 (both halves) (got 3)")]
+    [InlineData("--encoder-views 2", "--encoder-views applies to --model vcca, not vae")]
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)
     {
         var data = WriteDataSet(train: 10, test: 5);

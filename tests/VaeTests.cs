@@ -26,7 +26,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
          "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
          "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian",
-         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3"];
+         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -110,6 +110,13 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
         },
         "iwae-rank1-k3" => new VaeConfig { InputSize = 12, Hidden = [8], Latent = 4, Covariance = CovarianceKind.RankOne, Model = ModelKind.Iwae, Samples = 3 },
+        // VCCA's first form, q(z|x, y) from both views (the whole image).
+        "vcca-both-views" => new VaeConfig { InputSize = 12, ImageWidth = 4, Hidden = [7], Latent = 3, Model = ModelKind.Vcca, EncoderViews = 2 },
+        "vcca-both-views-k2-gaussian" => new VaeConfig
+        {
+            InputSize = 12, ImageWidth = 3, Hidden = [8, 5], Latent = 2, Model = ModelKind.Vcca, EncoderViews = 2, Samples = 2, Beta = 0.5,
+            Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.3,
+        },
         _ => throw new ArgumentException(name),
     };
 
@@ -355,7 +362,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         double[] Run(int from, int to, double[] input) => runner.Run(from, to, input, batch);
         var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
         bool twoViews = config.Model == ModelKind.Vcca;
-        var stats = Run(0, layout.EncoderLayerCount, twoViews ? ViewReference.Split(x, batch, config.Views).View1 : x);
+        var stats = Run(0, layout.EncoderLayerCount, config.PredictsSecondView ? ViewReference.Split(x, batch, config.Views).View1 : x);
         int width = config.EncoderOutputs, latent = config.Latent;
         if (config.Model == ModelKind.Vlae)
             (stats, width) = (VlaeStatistics(config, layout, runner, x, batch), 2 * latent);

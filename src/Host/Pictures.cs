@@ -45,7 +45,7 @@ public static class Pictures
         string path = outPath ?? Path.Combine(runDirectory, "reconstructions.png");
         WriteReconstructions(run.Vae, run.Accelerator, test, count, path);
         output.WriteLine($"{count} test images (left of each pair) and their reconstructions from μ (right): {path}");
-        if (run.Vae.Config.Spec.Has(ModelCapabilities.TwoViews))
+        if (run.Vae.Config.PredictsSecondView)
         {
             string crossPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "cross-view.png");
             WriteCrossView(run.Vae, run.Accelerator, test, count, crossPath);
@@ -77,8 +77,8 @@ public static class Pictures
     /// </summary>
     public static void WriteCrossView(Vae vae, Accelerator accelerator, ImageDataset test, int count, string path)
     {
-        if (!vae.Config.Spec.Has(ModelCapabilities.TwoViews))
-            throw new ArgumentException($"cross-view pictures need a model of two views (train --model {ModelCatalog.NamesWith(ModelCapabilities.TwoViews)})");
+        if (!vae.Config.PredictsSecondView)
+            throw new ArgumentException($"cross-view pictures need a model that infers z from the first view alone (train --model {ModelCatalog.NamesWith(ModelCapabilities.TwoViews)} with --encoder-views 1)");
         RunFolder.RequireInputSize(test, vae);
         using var data = new DeviceDataset(accelerator, test.Take(count));
         var (mu, _) = vae.Encode(data, 0, count);

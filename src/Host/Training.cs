@@ -329,7 +329,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         TryDraw("reconstructions.png", () => Pictures.WriteReconstructions(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "reconstructions.png")));
         if (vae.Config.Spec.LatentGroups(vae.Config).Count > 1)
             TryDraw("layers.png", () => Pictures.WriteLayerTraversals(vae, 7, options.Seed, Path.Combine(outDirectory, "layers.png")));
-        if (vae.Config.Spec.Has(ModelCapabilities.TwoViews))
+        if (vae.Config.PredictsSecondView)
             TryDraw("cross-view.png", () => Pictures.WriteCrossView(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "cross-view.png")));
     }
 }

@@ -87,8 +87,17 @@ public sealed record VaeConfig
     /// <summary>VCCA's two views: the left ⌈width/2⌉ columns of each image row, and the rest.</summary>
     public ViewShape Views => new(InputSize, Math.Max(1, RowWidth), (RowWidth + 1) / 2);
 
-    /// <summary>Columns the encoder reads: the whole input, or VCCA's first view.</summary>
-    public int EncoderInputs => Spec.Has(ModelCapabilities.TwoViews) ? Views.View1Size : InputSize;
+    /// <summary>VCCA: the views q(z|·) reads, 1 (the left half: q(z|x), so the right half is predicted from the
+    /// left) or 2 (both: q(z|x, y), the survey's first form).</summary>
+    public int EncoderViews { get; init; } = 1;
+
+    /// <summary>Whether the model infers z from the first view alone and so predicts the second (VCCA with one
+    /// encoder view): the cross-view picture.</summary>
+    [JsonIgnore]
+    public bool PredictsSecondView => Spec.Has(ModelCapabilities.TwoViews) && EncoderViews == 1;
+
+    /// <summary>Columns the encoder reads: the whole input (with both of VCCA's views), or VCCA's first view.</summary>
+    public int EncoderInputs => PredictsSecondView ? Views.View1Size : InputSize;
 
     /// <summary>Columns of the encoder's last layer: [μ | log σ²] for the VAE and IWAE, the code alone for the
     /// autoencoder.</summary>
@@ -106,7 +115,7 @@ public sealed record VaeConfig
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
-        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
+        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && EncoderViews == other.EncoderViews && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
         && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
         && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
@@ -145,6 +154,8 @@ public sealed record VaeConfig
             throw new SettingException($"@BatchNorm is implemented for @Model {ModelCatalog.NamesWith(ModelCapabilities.BatchNorm)} only");
         if (Covariance != CovarianceKind.Diagonal && !Spec.Options.Any(option => option.Property == nameof(Covariance)))
             throw new SettingException($"@Covariance {Covariance} is implemented for @Model {string.Join(" or ", ModelCatalog.All.Where(spec => spec.Options.Any(option => option.Property == nameof(Covariance))).Select(spec => spec.Name))}");
+        if (EncoderViews != 1 && !Spec.Options.Any(option => option.Property == nameof(EncoderViews)))
+            throw new SettingException($"@EncoderViews is for a model of two views (@Model {ModelCatalog.NamesWith(ModelCapabilities.TwoViews)})");
         // The model's own checks first: they name what it takes instead.
         Spec.Validate(this);
         if (StochasticLayers == 2 && !Spec.Has(ModelCapabilities.TwoStochasticLayers) && Spec.DefaultStochasticLayers != 2)

@@ -269,8 +269,17 @@ public static class ModelCatalog
         new(ModelKind.Vcca, "vcca", "two views, the left and right image halves, share z inferred from the left: rec(left) + rec(right) + β·KL")
         {
             Capabilities = Generative | ModelCapabilities.KlWarmup | ModelCapabilities.TwoViews,
+            Options =
+            [
+                new("encoder-views", "the views q(z|·) reads: 1 (the left half, q(z|x): the right half is predicted from it; the default) or 2 (both halves, q(z|x, y))", "1|2",
+                    (config, text) => config with { EncoderViews = ModelOption.WholeNumber(text, nameof(VaeConfig.EncoderViews)) })
+                { Property = nameof(VaeConfig.EncoderViews) },
+            ],
+            Settings = config => config.EncoderViews == 2 ? ", q(z|x, y) from both views" : "",
             Validate = config =>
             {
+                if (config.EncoderViews is not (1 or 2))
+                    throw new SettingException($"@EncoderViews is 1 (the left half) or 2 (both halves) (got {config.EncoderViews})");
                 if (config.RowWidth < 2 || config.InputSize % config.RowWidth != 0)
                     throw new SettingException($"VCCA cuts images into left and right halves: it needs images at least 2 pixels wide (got {config.InputSize} features in rows of {config.RowWidth})");
                 if (config.StochasticLayers != 1)

@@ -9,7 +9,7 @@ namespace IlgpuVae.Model.Models.Vcca;
 
 /// <summary>
 /// VCCA (Wang et al. 2016): each image's left and right halves are two views sharing one z. q(z|x₁) reads the left
-/// view; two decoders, p(x₁|z) = layers [DecoderStart, DecoderEnd) and p(x₂|z) = [DecoderEnd, end), reconstruct
+/// view (or, with <see cref="VaeConfig.EncoderViews"/> 2, q(z|x₁, x₂) the whole image); two decoders, p(x₁|z) = layers [DecoderStart, DecoderEnd) and p(x₂|z) = [DecoderEnd, end), reconstruct
 /// both, their outputs joined back into whole images so the data term scores the pair as one image.
 /// </summary>
 public sealed class VccaModel(ModelParts parts, ILatent latent, IObjective objective)
@@ -23,7 +23,9 @@ public sealed class VccaModel(ModelParts parts, ILatent latent, IObjective objec
     public override void PrepareInput(int batch) =>
         Kernels.SplitViews(Input(batch), Floats(View1, (long)batch * Views.View1Size), Floats(View2, (long)batch * Views.View2Size), batch, Views);
 
-    public override ArrayView<float> EncoderInput(int batch) => Floats(View1, (long)batch * Views.View1Size);
+    /// <summary>The left view (q(z|x)), or the whole image, both views (q(z|x, y)).</summary>
+    public override ArrayView<float> EncoderInput(int batch) =>
+        Config.PredictsSecondView ? Floats(View1, (long)batch * Views.View1Size) : Input(batch);
 
     public override ArrayView<float> Output(int rows) => Floats(JointOutput, (long)rows * Config.InputSize);
 

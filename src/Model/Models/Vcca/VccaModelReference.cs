@@ -7,7 +7,9 @@ namespace IlgpuVae.Model.Models.Vcca;
 /// <summary>VCCA in double: the one-layer objective with the encoder on the left view and a decoder per view.</summary>
 public sealed class VccaModelReference : OneLayerModelReference
 {
-    protected override double[] EncoderInput(VaeConfig config, double[] x, int batch) => ViewReference.Split(x, batch, config.Views).View1;
+    /// <summary>q(z|x₁) reads the left view; q(z|x₁, x₂) the whole image.</summary>
+    protected override double[] EncoderInput(VaeConfig config, double[] x, int batch) =>
+        config.EncoderViews == 2 ? x : ViewReference.Split(x, batch, config.Views).View1;
 
     protected override double[] DecoderForward(ReferenceLayers layers, VaeConfig config, double[] z, int rows) =>
         ViewReference.Join(base.DecoderForward(layers, config, z, rows),
