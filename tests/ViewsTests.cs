@@ -72,6 +72,26 @@ public sealed class ViewsTests(AcceleratorFixture fixture)
         }
     }
 
+    /// <summary>The add of two floats is correctly rounded, so the float result is the double sum rounded: exact.</summary>
+    [Theory]
+    [InlineData(1, 1, 1, 0, 1, 0)]
+    [InlineData(7, 3, 8, 5, 11, 2)]
+    [InlineData(33, 20, 25, 0, 26, 0)]
+    public void AddColumnsAddsTheBlockAndKeepsTheRest(int rows, int columns, int sourceWidth, int sourceColumn, int targetWidth, int targetColumn)
+    {
+        var block = new ColumnBlock(rows, columns, sourceWidth, sourceColumn, targetWidth, targetColumn);
+        var random = new Random(rows * 5 + columns);
+        float[] source = Numerics.Uniform(random, rows * sourceWidth), target = Numerics.Uniform(random, rows * targetWidth);
+        var expected = Exact(ViewReference.AddColumns(Numerics.ToDouble(source), Numerics.ToDouble(target), block));
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var sourceBuffer = kernels.Accelerator.Upload(source);
+            using var targetBuffer = kernels.Accelerator.Upload(target);
+            kernels.AddColumns(sourceBuffer.View, targetBuffer.View, block);
+            Assert.Equal(expected, targetBuffer.GetAsArray1D());
+        }
+    }
+
     [Fact]
     public void ABlockThatDoesNotFitItsRowsIsRefused() =>
         Assert.Throws<ArgumentOutOfRangeException>(() => new ColumnBlock(3, 4, 5, 2, 10, 0));

@@ -102,6 +102,28 @@ public static class Views
         kernels.Launch(CopyColumnsKernel, chunking.Threads, source, target, block, chunking);
     }
 
+    /// <summary>The same block added into the target instead of copied: where two readers of one column block (VCCA-private's
+    /// two decoders both read z) send their gradients back to it.</summary>
+    public static void AddColumns(this KernelSet kernels, ArrayView<float> source, ArrayView<float> target, ColumnBlock block)
+    {
+        var chunking = kernels.ChunkingFor(block.Rows * block.Columns);
+        kernels.Launch(AddColumnsKernel, chunking.Threads, source, target, block, chunking);
+    }
+
+    /// <summary>As <see cref="CopyColumnsKernel"/>, adding.</summary>
+    [Kernel]
+    public static void AddColumnsKernel(Index1D thread, ArrayView<float> source, ArrayView<float> target, ColumnBlock block,
+        Chunking chunking)
+    {
+        int end = chunking.End(thread);
+        for (int element = chunking.Start(thread); element < end; element++)
+        {
+            int row = element / block.Columns;
+            int column = element - row * block.Columns;
+            target[row * block.TargetWidth + block.TargetColumn + column] += source[row * block.SourceWidth + block.SourceColumn + column];
+        }
+    }
+
     /// <summary>Element e of the block: row e / Columns, column e % Columns, read from the source's place of it.</summary>
     [Kernel]
     public static void CopyColumnsKernel(Index1D thread, ArrayView<float> source, ArrayView<float> target, ColumnBlock block,

@@ -40,4 +40,14 @@ public static class ViewReference
                 result[row * block.TargetWidth + block.TargetColumn + column] = source[row * block.SourceWidth + block.SourceColumn + column];
         return result;
     }
+
+    /// <summary>The column add: target[r, TargetColumn + c] += source[r, SourceColumn + c].</summary>
+    public static double[] AddColumns(double[] source, double[] target, ColumnBlock block)
+    {
+        var result = (double[])target.Clone();
+        for (int row = 0; row < block.Rows; row++)
+            for (int column = 0; column < block.Columns; column++)
+                result[row * block.TargetWidth + block.TargetColumn + column] += source[row * block.SourceWidth + block.SourceColumn + column];
+        return result;
+    }
 }

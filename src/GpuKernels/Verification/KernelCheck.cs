@@ -168,7 +168,8 @@ public sealed class KernelCheck(KernelSet kernels)
             [.. dBuffer.GetAsArray1D(), .. dNorm.GetAsArray1D()], 1e-4, 1e-4 * scale);
     }
 
-    /// <summary>The VLAE's join of a rung's input [z̃ | z_l]: a copy of a column block, exact.</summary>
+    /// <summary>The VLAE's join of a rung's input [z̃ | z_l] (a copy of a column block) and VCCA-private's sum of
+    /// two gradients of z (an add of one): exact.</summary>
     private CheckResult ColumnCopy(ColumnBlock block)
     {
         var random = new Random(block.Rows);
@@ -178,8 +179,12 @@ public sealed class KernelCheck(KernelSet kernels)
         using var sourceBuffer = accelerator.Allocate1D(ToFloat(source));
         using var targetBuffer = accelerator.Allocate1D(ToFloat(target));
         kernels.CopyColumns(sourceBuffer.View, targetBuffer.View, block);
-        return Compare("column block copy", $"{block.Rows}x{block.Columns} of {block.SourceWidth} to {block.TargetWidth}",
-            ViewReference.CopyColumns(source, target, block), targetBuffer.GetAsArray1D(), 0, 1e-30);
+        var copied = ViewReference.CopyColumns(source, target, block);
+        // And added back in: doubles of copied floats, each sum correctly rounded, so exact again.
+        kernels.AddColumns(sourceBuffer.View, targetBuffer.View, block);
+        var added = ViewReference.AddColumns(source, copied, block).Select(value => (double)(float)value).ToArray();
+        return Compare("column block copy + add", $"{block.Rows}x{block.Columns} of {block.SourceWidth} to {block.TargetWidth}",
+            added, targetBuffer.GetAsArray1D(), 0, 1e-30);
     }
 
     /// <summary>VCCA's split of square images into left and right halves and the join back: exact copies.</summary>
