@@ -581,7 +581,7 @@ public sealed class CliTests : IDisposable
         var report = System.Text.Json.JsonSerializer.Deserialize<IlgpuVae.Model.EvaluationReport>(File.ReadAllText(Path.Combine(run, "eval.json")))!;
         Assert.Equal(["z3", "z2", "z1"], report.LayerKl!.Keys);
         Assert.Equal(report.Rate, report.LayerKl.Values.Sum(), 1e-4 * Math.Max(1, report.Rate));
-        Assert.Contains("KL per latent layer (nats, top first): z3 ", output);
+        Assert.Contains("KL per latent layer (nats): z3 ", output);
         foreach (var command in new[] { "sample", "reconstruct", "interpolate", "traverse" })
         {
             (exitCode, _, error) = Run(command, run, "--accelerator", "cpu");
@@ -615,6 +615,31 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void VccaPrivateTrainsEvaluatesAndDrawsSharedAndPrivateLatents()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "vcca-private");
+        var (exitCode, output, error) = Run("train", "--model", "vcca", "--private-latent", "2", "--data", data, "--epochs", "1",
+            "--batch-size", "8", "--hidden", "6", "--latent", "3", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("private latents h_x, h_y of 2", output);
+        // h_y is inferred from the right half, so there is no prediction of it from the left to draw.
+        Assert.False(File.Exists(Path.Combine(run, "cross-view.png")));
+        Assert.True(File.Exists(Path.Combine(run, "layers.png")), "z, h_x and h_y each varied with the others held");
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([5, 6], tensors["encoder.mu.weight"].Shape); // z and h_x from the left view
+        Assert.Equal([2, 6], tensors["encoder2.mu.weight"].Shape); // h_y from the right
+        Assert.Equal([6, 5], tensors["decoder.0.weight"].Shape); // [z | h_x]
+        (exitCode, output, error) = Run("eval", run, "--k", "10", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("active units", output);
+        Assert.Contains("of 7", output);
+        Assert.Contains("KL per latent layer (nats): z ", output);
+        (exitCode, _, error) = Run("traverse", run, "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+    }
+
+    [Fact]
     public void TraverseNeedsSeveralLatentLayers()
     {
         var data = WriteDataSet(train: 12, test: 6);
@@ -625,7 +650,7 @@ public sealed class CliTests : IDisposable
         Assert.False(File.Exists(Path.Combine(run, "layers.png")));
         (exitCode, _, error) = Run("traverse", run, "--accelerator", "cpu");
         Assert.Equal(2, exitCode);
-        Assert.Contains("layer traversals need a model with several latent layers (train --model vlae)", error);
+        Assert.Contains("layer traversals need a model with several latent layers (train --model vlae, or --model vcca --private-latent P)", error);
     }
 
     [Theory]
@@ -661,6 +686,8 @@ public sealed class CliTests : IDisposable
     [InlineData("--covariance rank1 --stochastic-layers 2", "the rank-one covariance is built for one stochastic layer: use --covariance rank1 without --stochastic-layers 2")]
     [InlineData("--model vcca --encoder-views 3", "--encoder-views is 1 (the left half) or 2 (both halves) (got 3)")]
     [InlineData("--encoder-views 2", "--encoder-views applies to --model vcca, not vae")]
+    [InlineData("--model vcca --private-latent 2 --encoder-views 2", "VCCA-private infers z from the left view and h_y from the right")]
+    [InlineData("--private-latent 2", "--private-latent applies to --model vcca, not vae")]
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)
     {
         var data = WriteDataSet(train: 10, test: 5);

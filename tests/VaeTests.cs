@@ -26,7 +26,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
          "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
          "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian",
-         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian"];
+         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -115,6 +115,13 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         "vcca-both-views-k2-gaussian" => new VaeConfig
         {
             InputSize = 12, ImageWidth = 3, Hidden = [8, 5], Latent = 2, Model = ModelKind.Vcca, EncoderViews = 2, Samples = 2, Beta = 0.5,
+            Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.3,
+        },
+        // VCCA-private: z of 3 (or 2) shared, h_x and h_y of 2 (or 1).
+        "vcca-private" => new VaeConfig { InputSize = 12, ImageWidth = 4, Hidden = [7], Latent = 3, Model = ModelKind.Vcca, PrivateLatent = 2 },
+        "vcca-private-k2-gaussian" => new VaeConfig
+        {
+            InputSize = 12, ImageWidth = 3, Hidden = [8, 5], Latent = 2, Model = ModelKind.Vcca, PrivateLatent = 1, Samples = 2, Beta = 0.5,
             Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.3,
         },
         _ => throw new ArgumentException(name),
@@ -362,10 +369,24 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         double[] Run(int from, int to, double[] input) => runner.Run(from, to, input, batch);
         var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
         bool twoViews = config.Model == ModelKind.Vcca;
-        var stats = Run(0, layout.EncoderLayerCount, config.PredictsSecondView ? ViewReference.Split(x, batch, config.Views).View1 : x);
+        var stats = Run(0, layout.EncoderLayerCount, twoViews && config.EncoderViews == 1 ? ViewReference.Split(x, batch, config.Views).View1 : x);
         int width = config.EncoderOutputs, latent = config.Latent;
         if (config.Model == ModelKind.Vlae)
             (stats, width) = (VlaeStatistics(config, layout, runner, x, batch), 2 * latent);
+        else if (config.PrivateLatent > 0)
+        {
+            // VCCA-private: [z | h_x] from the left view's encoder, h_y from the right's, μ then log σ².
+            var right = Run(layout.EncoderLayerCount, layout.Encoder2End, ViewReference.Split(x, batch, config.Views).View2);
+            int left = config.Latent + config.PrivateLatent, own = config.PrivateLatent;
+            latent = config.CodeWidth;
+            width = 2 * latent;
+            var leftStats = stats;
+            stats = Enumerable.Range(0, batch * width).Select(i =>
+            {
+                int b = i / width, column = i % width, half = column / latent, c = column % latent;
+                return c < left ? leftStats[b * 2 * left + half * left + c] : right[b * 2 * own + half * own + c - left];
+            }).ToArray();
+        }
         else if (config.Model == ModelKind.Ladder)
         {
             // The top layer's q(z2|x), the bottom-up pass's.
@@ -396,10 +417,21 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             var priorStats = Run(layout.Encoder2End, layout.DecoderStart, z1);
             z1 = Enumerable.Range(0, batch * config.Latent).Select(i => priorStats[i / config.Latent * 2 * config.Latent + i % config.Latent]).ToArray();
         }
-        var decoded = config.Model == ModelKind.Vib ? []
+        var decoded = config.Model == ModelKind.Vib || config.PrivateLatent > 0 ? []
             : config.Model == ModelKind.Vlae ? VlaeDecode(config, layout, runner, z1, batch)
             : Run(layout.DecoderStart, layout.DecoderEnd, z1);
-        if (twoViews)
+        if (config.PrivateLatent > 0)
+        {
+            // Each view's decoder from [z | its h].
+            int shared = config.Latent, own = config.PrivateLatent, codeWidth = config.CodeWidth;
+            double[] Input(int view) => Enumerable.Range(0, batch * (shared + own)).Select(i =>
+            {
+                int r = i / (shared + own), c = i % (shared + own);
+                return z1[r * codeWidth + (c < shared ? c : (view == 1 ? c : c + own))];
+            }).ToArray();
+            decoded = ViewReference.Join(Run(layout.DecoderStart, layout.DecoderEnd, Input(1)), Run(layout.DecoderEnd, layout.Layers.Count, Input(2)), batch, config.Views);
+        }
+        else if (twoViews)
             decoded = ViewReference.Join(decoded, Run(layout.DecoderEnd, layout.Layers.Count, z1), batch, config.Views);
         if (config.Likelihood == LikelihoodKind.Bernoulli)
             decoded = decoded.Select(StableMath.Sigmoid).ToArray();

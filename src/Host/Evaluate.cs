@@ -56,7 +56,7 @@ public static class Evaluate
             var (mu, logVariance) = EncodeAll(vae, data, test.Count);
             var perDimension = Evaluation.KlPerDimension(mu, logVariance, test.Count, vae.Config.TopLatent);
             layerKl = groups.ToDictionary(group => group.Name, group => perDimension.Skip(group.First).Take(group.Width).Sum());
-            output.WriteLine("KL per latent layer (nats, top first): " + string.Join(", ",
+            output.WriteLine("KL per latent layer (nats): " + string.Join(", ",
                 layerKl.Select(pair => string.Create(CultureInfo.InvariantCulture, $"{pair.Key} {pair.Value:F2}"))));
         }
         var correlation = Evaluation.RankOneCorrelation(vae, data, test.Count);

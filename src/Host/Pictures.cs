@@ -183,7 +183,8 @@ public static class Pictures
     }
 
     /// <summary>
-    /// For a model whose codes are several latent layers (the VLAE): layers.png, one panel per layer from the top,
+    /// For a model whose codes are several latent layers (the VLAE's, top first; VCCA-private's z, h_x and h_y):
+    /// layers.png, one panel per layer,
     /// each varying that layer's first two dimensions (its only one: a single row) over a
     /// <paramref name="steps"/> × <paramref name="steps"/> grid of [−2, 2] while the other layers keep one prior draw,
     /// as the VLAE paper's MNIST figure does. A blank row separates the panels.
@@ -197,7 +198,7 @@ public static class Pictures
         string path = outPath ?? Path.Combine(runDirectory, "layers.png");
         WriteLayerTraversals(run.Vae, steps, seed, path);
         var groups = run.Vae.Config.Spec.LatentGroups(run.Vae.Config);
-        output.WriteLine($"each of {string.Join(", ", groups.Select(group => group.Name))} varied over [-2, 2] with the others held at one prior draw, top layer first: {path}");
+        output.WriteLine($"each of {string.Join(", ", groups.Select(group => group.Name))} varied over [-2, 2] (one panel each, in that order) with the others held at one prior draw: {path}");
         return path;
     }
 
@@ -207,7 +208,7 @@ public static class Pictures
         var config = vae.Config;
         var groups = config.Spec.LatentGroups(config);
         if (groups.Count < 2)
-            throw new ArgumentException($"layer traversals need a model with several latent layers (train --model {string.Join(" or ", ModelCatalog.All.Where(spec => spec.LatentGroups(new VaeConfig { Model = spec.Kind }).Count > 1).Select(spec => spec.Name))})");
+            throw new ArgumentException("layer traversals need a model with several latent layers (train --model vlae, or --model vcca --private-latent P)");
         int latent = config.TopLatent;
         var held = vae.PriorCodes(1, seed);
         var (height, width) = ImageShape(config);

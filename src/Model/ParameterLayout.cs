@@ -112,10 +112,11 @@ public sealed class LayoutBuilder(VaeConfig config)
 
     /// <summary>A decoder from z (<see cref="VaeConfig.Latent"/> columns) to <paramref name="outputs"/> columns:
     /// the encoder's hidden widths mirrored (unless <paramref name="mirrorHidden"/> is false), then an output
-    /// layer with <paramref name="outputActivation"/> (default: the likelihood's).</summary>
-    public void Decoder(string name, int outputs, bool mirrorHidden = true, ActivationKind? outputActivation = null)
+    /// layer with <paramref name="outputActivation"/> (default: the likelihood's); <paramref name="inputs"/> columns
+    /// in place of z's where it reads more (VCCA-private's [z | h]).</summary>
+    public void Decoder(string name, int outputs, bool mirrorHidden = true, ActivationKind? outputActivation = null, int? inputs = null)
     {
-        int width = Config.Latent;
+        int width = inputs ?? Config.Latent;
         for (int i = Config.Hidden.Length - 1; i >= 0 && mirrorHidden; i--)
         {
             Add($"{name}.{Config.Hidden.Length - 1 - i}", width, Config.Hidden[i], Config.Activation, hidden: true);

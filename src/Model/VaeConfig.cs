@@ -67,7 +67,7 @@ public sealed record VaeConfig
     public int LatentLayers { get; init; } = 3;
 
     /// <summary>The width of the top latent, the one the prior N(0, I) is on: what sampling and decoding take.</summary>
-    public int TopLatent => StochasticLayers == 2 ? Latent2 : Latent;
+    public int TopLatent => StochasticLayers == 2 ? Latent2 : CodeWidth;
 
     /// <summary>Pixels per image row (MNIST: 28), which VCCA cuts into views; 0 takes the side of a square input.</summary>
     public int ImageWidth { get; init; }
@@ -91,13 +91,20 @@ public sealed record VaeConfig
     /// left) or 2 (both: q(z|x, y), the survey's first form).</summary>
     public int EncoderViews { get; init; } = 1;
 
-    /// <summary>Whether the model infers z from the first view alone and so predicts the second (VCCA with one
-    /// encoder view): the cross-view picture.</summary>
-    [JsonIgnore]
-    public bool PredictsSecondView => Spec.Has(ModelCapabilities.TwoViews) && EncoderViews == 1;
+    /// <summary>VCCA-private: the width of each view's private latent h_x and h_y beside the shared z (0: none). The
+    /// codes are then [z | h_x | h_y], <see cref="CodeWidth"/> wide.</summary>
+    public int PrivateLatent { get; init; }
 
-    /// <summary>Columns the encoder reads: the whole input (with both of VCCA's views), or VCCA's first view.</summary>
-    public int EncoderInputs => PredictsSecondView ? Views.View1Size : InputSize;
+    /// <summary>Columns of the codes a one-layer model samples, encodes and decodes: z, and VCCA-private's h_x and h_y.</summary>
+    public int CodeWidth => Latent + 2 * PrivateLatent;
+
+    /// <summary>Whether the model infers every code from the first view alone and so predicts the second (VCCA with
+    /// one encoder view and no private latents): the cross-view picture.</summary>
+    [JsonIgnore]
+    public bool PredictsSecondView => Spec.Has(ModelCapabilities.TwoViews) && EncoderViews == 1 && PrivateLatent == 0;
+
+    /// <summary>Columns the (first) encoder reads: the whole input (with both of VCCA's views), or VCCA's first view.</summary>
+    public int EncoderInputs => Spec.Has(ModelCapabilities.TwoViews) && EncoderViews == 1 ? Views.View1Size : InputSize;
 
     /// <summary>Columns of the encoder's last layer: [μ | log σ²] for the VAE and IWAE, the code alone for the
     /// autoencoder.</summary>
@@ -115,7 +122,7 @@ public sealed record VaeConfig
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
-        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && EncoderViews == other.EncoderViews && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
+        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
         && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
         && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
@@ -154,6 +161,8 @@ public sealed record VaeConfig
             throw new SettingException($"@BatchNorm is implemented for @Model {ModelCatalog.NamesWith(ModelCapabilities.BatchNorm)} only");
         if (Covariance != CovarianceKind.Diagonal && !Spec.Options.Any(option => option.Property == nameof(Covariance)))
             throw new SettingException($"@Covariance {Covariance} is implemented for @Model {string.Join(" or ", ModelCatalog.All.Where(spec => spec.Options.Any(option => option.Property == nameof(Covariance))).Select(spec => spec.Name))}");
+        if (PrivateLatent < 0 || (PrivateLatent != 0 && !Spec.Options.Any(option => option.Property == nameof(PrivateLatent))))
+            throw new SettingException($"@PrivateLatent is the width of the private latents of a model of two views (@Model {ModelCatalog.NamesWith(ModelCapabilities.TwoViews)}), at least 0 (got {PrivateLatent})");
         if (EncoderViews != 1 && !Spec.Options.Any(option => option.Property == nameof(EncoderViews)))
             throw new SettingException($"@EncoderViews is for a model of two views (@Model {ModelCatalog.NamesWith(ModelCapabilities.TwoViews)})");
         // The model's own checks first: they name what it takes instead.

@@ -123,9 +123,9 @@ public abstract class FamilyModel
     protected internal ArrayView<float> Floats(string name, long length) => Workspace.Floats(name).View.SubView(0, length);
 
     protected internal ArrayView<float> Input(int batch) => Floats(ModelBuffers.Input, (long)batch * Config.InputSize);
-    protected internal ArrayView<float> Z(int rows) => Floats(ModelBuffers.Z, (long)rows * Config.Latent);
-    protected internal ArrayView<float> Epsilon(int rows) => Floats(ModelBuffers.Epsilon, (long)rows * Config.Latent);
-    protected internal ArrayView<float> ZGradient(int rows) => Floats(ModelBuffers.ZGradient, (long)rows * Config.Latent);
+    protected internal ArrayView<float> Z(int rows) => Floats(ModelBuffers.Z, (long)rows * Config.CodeWidth);
+    protected internal ArrayView<float> Epsilon(int rows) => Floats(ModelBuffers.Epsilon, (long)rows * Config.CodeWidth);
+    protected internal ArrayView<float> ZGradient(int rows) => Floats(ModelBuffers.ZGradient, (long)rows * Config.CodeWidth);
     protected internal ArrayView<float> KlPerRow(int rows) => Floats(ModelBuffers.KlPerRow, rows);
     protected internal ArrayView<float> ReconstructionPerRow(int rows) => Floats(ModelBuffers.ReconstructionPerRow, rows);
     protected internal ArrayView<float> LogWeights(int rows) => Floats(ModelBuffers.LogWeights, rows);

@@ -41,12 +41,12 @@ public static class ModelBuffers
         plan.Doubles(EvaluationTotals, TotalsLength);
         plan.Floats(Input, batch * config.InputSize);
         // z is also where Decode puts the codes it is given, the autoencoder's included.
-        plan.Floats(Z, rows * config.Latent);
+        plan.Floats(Z, rows * config.CodeWidth);
         // Draws and the gradient of z for a sampled latent; the autoencoder's code is the encoder's own output.
         if (config.Spec.Has(Models.ModelCapabilities.Posterior))
         {
-            plan.Floats(Epsilon, rows * config.Latent);
-            plan.Floats(ZGradient, rows * config.Latent);
+            plan.Floats(Epsilon, rows * config.CodeWidth);
+            plan.Floats(ZGradient, rows * config.CodeWidth);
         }
         plan.Floats(KlPerRow, rows);
         plan.Floats(ReconstructionPerRow, rows);

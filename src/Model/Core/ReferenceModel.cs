@@ -11,7 +11,7 @@ public abstract class ReferenceModel
     /// <summary>All the ε a model draws for <paramref name="batch"/> examples at one step, as
     /// <see cref="LossAndGradient"/> takes them: at least ε [batch·k, K] of the sampler's stream.</summary>
     public virtual double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream) =>
-        ReferenceVae.Epsilon(seed, step, batch * config.Samples, config.Latent, stream);
+        ReferenceVae.Epsilon(seed, step, batch * config.Samples, config.CodeWidth, stream);
 
     /// <summary>log w = log p(x, z) − log q(z|x) per latent row, for the given ε.</summary>
     public abstract double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch);

@@ -6,6 +6,7 @@ using IlgpuVae.Model.Models.Ladder;
 using IlgpuVae.Model.Models.OneLayer;
 using IlgpuVae.Model.Models.TwoLayer;
 using IlgpuVae.Model.Models.Vcca;
+using IlgpuVae.Model.Models.VccaPrivate;
 using IlgpuVae.Model.Models.Vlae;
 
 namespace IlgpuVae.Model.Models;
@@ -145,6 +146,7 @@ public static class ModelCatalog
     private static readonly LadderFamily LadderFamily = new();
     private static readonly VccaFamily VccaFamily = new();
     private static readonly VlaeFamily VlaeFamily = new();
+    private static readonly VccaPrivateFamily VccaPrivateFamily = new();
 
     private static ModelFamily OneOrTwoLayers(VaeConfig config) => config.StochasticLayers == 2 ? TwoLayer : OneLayer;
 
@@ -274,18 +276,26 @@ public static class ModelCatalog
                 new("encoder-views", "the views q(z|·) reads: 1 (the left half, q(z|x): the right half is predicted from it; the default) or 2 (both halves, q(z|x, y))", "1|2",
                     (config, text) => config with { EncoderViews = ModelOption.WholeNumber(text, nameof(VaeConfig.EncoderViews)) })
                 { Property = nameof(VaeConfig.EncoderViews) },
+                new("private-latent", "VCCA-private: each view's own latent h_x, h_y of this width beside the shared z (0, the default: none)", "P",
+                    (config, text) => config with { PrivateLatent = ModelOption.WholeNumber(text, nameof(VaeConfig.PrivateLatent)) })
+                { Property = nameof(VaeConfig.PrivateLatent) },
             ],
-            Settings = config => config.EncoderViews == 2 ? ", q(z|x, y) from both views" : "",
+            Settings = config => (config.EncoderViews == 2 ? ", q(z|x, y) from both views" : "")
+                + (config.PrivateLatent > 0 ? $", private latents h_x, h_y of {config.PrivateLatent}" : ""),
+            LatentGroups = config => config.PrivateLatent == 0 ? []
+                : [new("z", 0, config.Latent), new("h_x", config.Latent, config.PrivateLatent), new("h_y", config.Latent + config.PrivateLatent, config.PrivateLatent)],
             Validate = config =>
             {
                 if (config.EncoderViews is not (1 or 2))
                     throw new SettingException($"@EncoderViews is 1 (the left half) or 2 (both halves) (got {config.EncoderViews})");
+                if (config.PrivateLatent > 0 && config.EncoderViews != 1)
+                    throw new SettingException("VCCA-private infers z from the left view and h_y from the right: use @PrivateLatent with @EncoderViews 1");
                 if (config.RowWidth < 2 || config.InputSize % config.RowWidth != 0)
                     throw new SettingException($"VCCA cuts images into left and right halves: it needs images at least 2 pixels wide (got {config.InputSize} features in rows of {config.RowWidth})");
                 if (config.StochasticLayers != 1)
                     throw new SettingException("VCCA shares one stochastic layer between its views: leave @StochasticLayers at 1");
             },
-            Family = _ => VccaFamily,
+            Family = config => config.PrivateLatent > 0 ? VccaPrivateFamily : VccaFamily,
         },
         new(ModelKind.Ladder, "ladder", "Ladder VAE: two stochastic layers, q(z1|x, z2) merging the bottom-up pass with p(z1|z2) by precision; batch norm on by default")
         {

@@ -44,9 +44,11 @@ public sealed class ModelCheck(KernelSet kernels)
         foreach (var spec in ModelCatalog.All)
         {
             yield return Gradient(spec, SmallConfig(spec));
-            // A model that takes the rank-one covariance, with it.
+            // A model that takes the rank-one covariance or private latents, with them.
             if (spec.Options.Any(option => option.Property == nameof(VaeConfig.Covariance)))
                 yield return Gradient(spec, SmallConfig(spec) with { Covariance = CovarianceKind.RankOne });
+            if (spec.Options.Any(option => option.Property == nameof(VaeConfig.PrivateLatent)))
+                yield return Gradient(spec, SmallConfig(spec) with { PrivateLatent = 2 });
         }
     }
 
@@ -76,6 +78,6 @@ public sealed class ModelCheck(KernelSet kernels)
             if (ratio > worstRatio || double.IsNaN(ratio))
                 (worstRatio, worstError) = (double.IsNaN(ratio) ? double.PositiveInfinity : ratio, error);
         }
-        return new CheckResult($"model {spec.Name}{(config.Covariance == CovarianceKind.RankOne ? " rank1" : "")}: training gradient", $"{config.InputSize}-7-{config.Latent} k={config.Samples}", worstRatio, worstError);
+        return new CheckResult($"model {spec.Name}{(config.Covariance == CovarianceKind.RankOne ? " rank1" : "")}{(config.PrivateLatent > 0 ? " private" : "")}: training gradient", $"{config.InputSize}-7-{config.Latent} k={config.Samples}", worstRatio, worstError);
     }
 }

@@ -25,7 +25,7 @@ public sealed class VccaModel(ModelParts parts, ILatent latent, IObjective objec
 
     /// <summary>The left view (q(z|x)), or the whole image, both views (q(z|x, y)).</summary>
     public override ArrayView<float> EncoderInput(int batch) =>
-        Config.PredictsSecondView ? Floats(View1, (long)batch * Views.View1Size) : Input(batch);
+        Config.EncoderViews == 1 ? Floats(View1, (long)batch * Views.View1Size) : Input(batch);
 
     public override ArrayView<float> Output(int rows) => Floats(JointOutput, (long)rows * Config.InputSize);
 
