@@ -60,6 +60,9 @@ public readonly struct ColumnBlock
         TargetWidth = targetWidth;
         TargetColumn = targetColumn;
     }
+
+    /// <summary>The same block the other way, target to source: where a copy's gradient goes back.</summary>
+    public ColumnBlock Reversed() => new(Rows, Columns, TargetWidth, TargetColumn, SourceWidth, SourceColumn);
 }
 
 /// <summary>

@@ -3,7 +3,6 @@ using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model.Core;
 using IlgpuVae.Model.Models.Vcca;
-using IlgpuVae.Model.Objectives;
 
 namespace IlgpuVae.Model.Models.VccaPrivate;
 
@@ -14,18 +13,18 @@ namespace IlgpuVae.Model.Models.VccaPrivate;
 /// h_y's. The priors are independent, so [z | h_x | h_y] is one diagonal Gaussian of K + 2P columns with the
 /// VAE's sampler, KL and log w; the decoders read [z | h_x] and [z | h_y], and z's gradient is the sum of theirs.
 /// </summary>
-public sealed class VccaPrivateModel(ModelParts parts) : FamilyModel(parts)
+public sealed class VccaPrivateModel(ModelParts parts) : GatheredGaussianModel(parts)
 {
     public const string Statistics = "vcca_private.stats", StatisticsGradient = "vcca_private.stats_gradient",
         Decoder1Input = "vcca_private.decoder1_input", Decoder2Input = "vcca_private.decoder2_input",
         Decoder1InputGradient = "vcca_private.decoder1_input_gradient", Decoder2InputGradient = "vcca_private.decoder2_input_gradient";
 
-    private readonly ReconstructionTerm reconstruction = new(parts.Config);
+    protected override string StatisticsBuffer => Statistics;
+    protected override string StatisticsGradientBuffer => StatisticsGradient;
 
     private ViewShape Views => Config.Views;
     private int Shared => Config.Latent;
     private int Private => Config.PrivateLatent;
-    private int Width => Config.CodeWidth;
     /// <summary>Each decoder reads z and its view's h.</summary>
     private int DecoderInputs => Shared + Private;
 
@@ -38,59 +37,17 @@ public sealed class VccaPrivateModel(ModelParts parts) : FamilyModel(parts)
 
     public override ArrayView<float> OutputGradient(int rows) => Floats(VccaModel.JointOutputGradient, (long)rows * Config.InputSize);
 
-    public override void Forward(int batch, DrawKey key, int samples)
+    /// <summary>The gathered statistics' gradient to each head, then both encoders back to their views.</summary>
+    protected override void InferenceBackward(int batch)
     {
-        int rows = batch * samples;
-        InferenceForward(batch);
-        Kernels.ReparameterizeForward(Stats(batch), Z(rows), Epsilon(rows), KlPerRow(rows), rows, Width, key, samples);
-        DecoderForward(Z(rows), rows);
-    }
-
-    public override void Train(Pass pass)
-    {
-        int batch = pass.Batch, rows = pass.Rows;
-        reconstruction.TrainGradient(this, pass);
-        if (pass.Accumulate)
-            AccumulateLoss(pass);
-        DecoderBackward(Z(rows), ZGradient(rows), rows);
-        // β·KL per example is β/k on each of its k rows, as in the VAE.
-        Kernels.ReparameterizeBackward(Stats(batch), Epsilon(rows), ZGradient(rows), StatsGradient(batch), batch, Width,
-            (float)(pass.KlWeight / batch), pass.Samples);
         foreach (var (head, block) in HeadBlocks(batch))
-            Kernels.CopyColumns(StatsGradient(batch), Stack.Gradient(head, batch), Reverse(block));
+            Kernels.CopyColumns(StatsGradient(batch), Stack.Gradient(head, batch), block.Reversed());
         Stack.Backward(0, Layout.EncoderLayerCount, batch, EncoderInput(batch), Kernels.None);
         Stack.Backward(Layout.EncoderLayerCount, Layout.Encoder2End, batch, View(VccaModel.View2, batch, Views.View2Size), Kernels.None);
     }
 
-    public override void Evaluate(Pass pass)
-    {
-        reconstruction.Evaluate(this, pass);
-        AccumulateLoss(pass);
-    }
-
-    public override void LogWeightRows(int batch, int samples)
-    {
-        int rows = batch * samples;
-        Kernels.LogWeights(Stats(batch), Z(rows), Epsilon(rows), ReconstructionPerRow(rows), LogWeights(rows), rows, Width, samples);
-    }
-
-    /// <summary>q of [z | h_x | h_y]: μ and log σ², each [batch, K + 2P].</summary>
-    public override (float[] Mu, float[] LogVariance) Encode(int batch)
-    {
-        InferenceForward(batch);
-        Kernels.Synchronize();
-        var stats = Download(Stats(batch));
-        return (Half(stats, batch, Width, second: false), Half(stats, batch, Width, second: true));
-    }
-
-    public override void Decode(float[] codes, int batch)
-    {
-        Floats(ModelBuffers.Z, codes.Length).CopyFromCPU(codes);
-        DecoderForward(Z(batch), batch);
-    }
-
     /// <summary>Both encoders, their statistics gathered as [μ_z μ_hx μ_hy | log σ² of the same].</summary>
-    private void InferenceForward(int batch)
+    protected override void InferenceForward(int batch)
     {
         Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
         Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, View(VccaModel.View2, batch, Views.View2Size), batch);
@@ -138,12 +95,7 @@ public sealed class VccaPrivateModel(ModelParts parts) : FamilyModel(parts)
         Kernels.CopyColumns(dInput2, dCodes, new ColumnBlock(rows, Private, DecoderInputs, Shared, Width, DecoderInputs));
     }
 
-    private static ColumnBlock Reverse(ColumnBlock block) =>
-        new(block.Rows, block.Columns, block.TargetWidth, block.TargetColumn, block.SourceWidth, block.SourceColumn);
-
     private ArrayView<float> View(string name, int batch, int width) => Floats(name, (long)batch * width);
-    private ArrayView<float> Stats(int batch) => Floats(Statistics, (long)batch * 2 * Width);
-    private ArrayView<float> StatsGradient(int batch) => Floats(StatisticsGradient, (long)batch * 2 * Width);
 }
 
 /// <summary>VCCA-private's family: the left view's encoder of z and h_x, the right view's of h_y, and a decoder per view.</summary>

@@ -2,7 +2,6 @@ using ILGPU;
 using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model.Core;
-using IlgpuVae.Model.Objectives;
 
 namespace IlgpuVae.Model.Models.Vlae;
 
@@ -38,7 +37,7 @@ public sealed record VlaeRungs(int Count, int HiddenPerRung, int EncoderLayerCou
 /// columns (l−1)·K/L … l·K/L are z_l. What differs is where each z_l is read and written: q(z_l|x) comes from the
 /// l-th hidden rung, and z_l joins the decoder at depth l, so deeper codes pass through more layers.
 /// </summary>
-public sealed class VlaeModel(ModelParts parts) : FamilyModel(parts)
+public sealed class VlaeModel(ModelParts parts) : GatheredGaussianModel(parts)
 {
     public const string Statistics = "vlae.stats", StatisticsGradient = "vlae.stats_gradient", TopCode = "vlae.top_code",
         TopCodeGradient = "vlae.top_code_gradient", HiddenGradientFromAbove = "vlae.hidden_gradient_from_above";
@@ -48,62 +47,17 @@ public sealed class VlaeModel(ModelParts parts) : FamilyModel(parts)
     public static string JoinGradient(int rung) => $"vlae.join{rung}_gradient";
 
     private readonly VlaeRungs rungs = new(parts.Layout, parts.Config);
-    private readonly ReconstructionTerm reconstruction = new(parts.Config);
+
+    protected override string StatisticsBuffer => Statistics;
+    protected override string StatisticsGradientBuffer => StatisticsGradient;
 
     private int L => Config.LatentLayers;
-    private int Width => Config.Latent / Config.LatentLayers;
+    /// <summary>Each layer's columns.</summary>
+    private int LayerWidth => Config.Latent / Config.LatentLayers;
     private int Hidden0 => Config.Hidden[0];
 
-    public override void Forward(int batch, DrawKey key, int samples)
-    {
-        int rows = batch * samples;
-        InferenceForward(batch);
-        Kernels.ReparameterizeForward(Stats(batch), Z(rows), Epsilon(rows), KlPerRow(rows), rows, Config.Latent, key, samples);
-        DecoderForward(Z(rows), rows);
-    }
-
-    public override void Train(Pass pass)
-    {
-        int batch = pass.Batch, rows = pass.Rows;
-        reconstruction.TrainGradient(this, pass);
-        if (pass.Accumulate)
-            AccumulateLoss(pass);
-        DecoderBackward(Z(rows), ZGradient(rows), rows);
-        // β·KL per example is β/k on each of its k rows, as in the one-layer model's ELBO.
-        Kernels.ReparameterizeBackward(Stats(batch), Epsilon(rows), ZGradient(rows), StatsGradient(batch), batch,
-            Config.Latent, (float)(pass.KlWeight / batch), pass.Samples);
-        InferenceBackward(batch);
-    }
-
-    public override void Evaluate(Pass pass)
-    {
-        reconstruction.Evaluate(this, pass);
-        AccumulateLoss(pass);
-    }
-
-    public override void LogWeightRows(int batch, int samples)
-    {
-        int rows = batch * samples;
-        Kernels.LogWeights(Stats(batch), Z(rows), Epsilon(rows), ReconstructionPerRow(rows), LogWeights(rows), rows, Config.Latent, samples);
-    }
-
-    /// <summary>All layers' q(z_l|x) side by side: μ and log σ² [batch, K], layer l in columns (l−1)·K/L onwards.</summary>
-    public override (float[] Mu, float[] LogVariance) Encode(int batch)
-    {
-        InferenceForward(batch);
-        Kernels.Synchronize();
-        var stats = Download(Stats(batch));
-        return (Half(stats, batch, Config.Latent, second: false), Half(stats, batch, Config.Latent, second: true));
-    }
-
-    public override void Decode(float[] codes, int batch)
-    {
-        Floats(ModelBuffers.Z, codes.Length).CopyFromCPU(codes);
-        DecoderForward(Z(batch), batch);
-    }
-
     /// <summary>Each rung from the one below (rung 1 from x), its head, and the heads gathered into the stats.</summary>
-    private void InferenceForward(int batch)
+    protected override void InferenceForward(int batch)
     {
         for (int rung = 1; rung <= L; rung++)
         {
@@ -119,7 +73,7 @@ public sealed class VlaeModel(ModelParts parts) : FamilyModel(parts)
     /// From each head's share of the stats' gradient down the rungs, top first: a head's plain gradient of h_l
     /// meets the one that came down from rung l+1, then rung l's hidden layers carry both to h_{l−1}.
     /// </summary>
-    private void InferenceBackward(int batch)
+    protected override void InferenceBackward(int batch)
     {
         // (One rung has no rung above it, and plans no buffer for that.)
         var fromAbove = L > 1 ? Floats(HiddenGradientFromAbove, (long)batch * Config.Hidden[^1]) : Kernels.None;
@@ -127,8 +81,8 @@ public sealed class VlaeModel(ModelParts parts) : FamilyModel(parts)
         {
             int head = rungs.Head(rung);
             var headGradient = Stack.Gradient(head, batch);
-            Kernels.CopyColumns(StatsGradient(batch), headGradient, Reverse(HeadBlock(batch, rung, second: false)));
-            Kernels.CopyColumns(StatsGradient(batch), headGradient, Reverse(HeadBlock(batch, rung, second: true)));
+            Kernels.CopyColumns(StatsGradient(batch), headGradient, HeadBlock(batch, rung, second: false).Reversed());
+            Kernels.CopyColumns(StatsGradient(batch), headGradient, HeadBlock(batch, rung, second: true).Reversed());
             var hidden = Stack.Output(head - 1, batch);
             var hiddenGradient = Stack.Gradient(head - 1, batch);
             Stack.Backward(head, head + 1, batch, hidden, hiddenGradient);
@@ -142,14 +96,14 @@ public sealed class VlaeModel(ModelParts parts) : FamilyModel(parts)
     /// <summary>z_L through the top rung; then each rung from [z̃_{l+1} | z_l]; rung 1 ends in the output layer.</summary>
     protected override void DecoderForward(ArrayView<float> codes, int rows)
     {
-        var top = Floats(TopCode, (long)rows * Width);
-        Kernels.CopyColumns(codes, top, CodeBlock(rows, L, Width, 0, reverse: false));
+        var top = Floats(TopCode, (long)rows * LayerWidth);
+        Kernels.CopyColumns(codes, top, CodeBlock(rows, L, LayerWidth, 0, reverse: false));
         Stack.Forward(rungs.GenerativeStart(L), rungs.GenerativeEnd(L), top, rows);
         for (int rung = L - 1; rung >= 1; rung--)
         {
             var join = JoinView(rung, rows);
-            Kernels.CopyColumns(Stack.Output(rungs.GenerativeEnd(rung + 1) - 1, rows), join, new ColumnBlock(rows, Hidden0, Hidden0, 0, Hidden0 + Width, 0));
-            Kernels.CopyColumns(codes, join, CodeBlock(rows, rung, Hidden0 + Width, Hidden0, reverse: false));
+            Kernels.CopyColumns(Stack.Output(rungs.GenerativeEnd(rung + 1) - 1, rows), join, new ColumnBlock(rows, Hidden0, Hidden0, 0, Hidden0 + LayerWidth, 0));
+            Kernels.CopyColumns(codes, join, CodeBlock(rows, rung, Hidden0 + LayerWidth, Hidden0, reverse: false));
             Stack.Forward(rungs.GenerativeStart(rung), rungs.GenerativeEnd(rung), join, rows);
         }
     }
@@ -160,33 +114,28 @@ public sealed class VlaeModel(ModelParts parts) : FamilyModel(parts)
     {
         for (int rung = 1; rung < L; rung++)
         {
-            var joinGradient = Floats(JoinGradient(rung), (long)rows * (Hidden0 + Width));
+            var joinGradient = Floats(JoinGradient(rung), (long)rows * (Hidden0 + LayerWidth));
             Stack.Backward(rungs.GenerativeStart(rung), rungs.GenerativeEnd(rung), rows, JoinView(rung, rows), joinGradient);
-            Kernels.CopyColumns(joinGradient, Stack.Gradient(rungs.GenerativeEnd(rung + 1) - 1, rows), new ColumnBlock(rows, Hidden0, Hidden0 + Width, 0, Hidden0, 0));
-            Kernels.CopyColumns(joinGradient, dCodes, CodeBlock(rows, rung, Hidden0 + Width, Hidden0, reverse: true));
+            Kernels.CopyColumns(joinGradient, Stack.Gradient(rungs.GenerativeEnd(rung + 1) - 1, rows), new ColumnBlock(rows, Hidden0, Hidden0 + LayerWidth, 0, Hidden0, 0));
+            Kernels.CopyColumns(joinGradient, dCodes, CodeBlock(rows, rung, Hidden0 + LayerWidth, Hidden0, reverse: true));
         }
-        var topGradient = Floats(TopCodeGradient, (long)rows * Width);
-        Stack.Backward(rungs.GenerativeStart(L), rungs.GenerativeEnd(L), rows, Floats(TopCode, (long)rows * Width), topGradient);
-        Kernels.CopyColumns(topGradient, dCodes, CodeBlock(rows, L, Width, 0, reverse: true));
+        var topGradient = Floats(TopCodeGradient, (long)rows * LayerWidth);
+        Stack.Backward(rungs.GenerativeStart(L), rungs.GenerativeEnd(L), rows, Floats(TopCode, (long)rows * LayerWidth), topGradient);
+        Kernels.CopyColumns(topGradient, dCodes, CodeBlock(rows, L, LayerWidth, 0, reverse: true));
     }
 
     /// <summary>z_l's columns of z [rows, K] to (or, reversed, from) a table <paramref name="width"/> wide at <paramref name="column"/>.</summary>
     private ColumnBlock CodeBlock(int rows, int rung, int width, int column, bool reverse)
     {
-        var block = new ColumnBlock(rows, Width, Config.Latent, (rung - 1) * Width, width, column);
-        return reverse ? Reverse(block) : block;
+        var block = new ColumnBlock(rows, LayerWidth, Config.Latent, (rung - 1) * LayerWidth, width, column);
+        return reverse ? block.Reversed() : block;
     }
 
     /// <summary>Head l's μ (or log σ²) columns to their place in the gathered stats [batch, 2K].</summary>
     private ColumnBlock HeadBlock(int batch, int rung, bool second) =>
-        new(batch, Width, 2 * Width, second ? Width : 0, 2 * Config.Latent, (second ? Config.Latent : 0) + (rung - 1) * Width);
+        new(batch, LayerWidth, 2 * LayerWidth, second ? LayerWidth : 0, 2 * Config.Latent, (second ? Config.Latent : 0) + (rung - 1) * LayerWidth);
 
-    private static ColumnBlock Reverse(ColumnBlock block) =>
-        new(block.Rows, block.Columns, block.TargetWidth, block.TargetColumn, block.SourceWidth, block.SourceColumn);
-
-    private ArrayView<float> JoinView(int rung, int rows) => Floats(Join(rung), (long)rows * (Hidden0 + Width));
-    private ArrayView<float> Stats(int batch) => Floats(Statistics, (long)batch * 2 * Config.Latent);
-    private ArrayView<float> StatsGradient(int batch) => Floats(StatisticsGradient, (long)batch * 2 * Config.Latent);
+    private ArrayView<float> JoinView(int rung, int rows) => Floats(Join(rung), (long)rows * (Hidden0 + LayerWidth));
 }
 
 /// <summary>The VLAE's family: its rungs' layers, the gathered stats, the joins and their gradients, and log w.</summary>
