@@ -113,28 +113,40 @@ public static class RankOne
             dStats[statsRow + 2 * latent + k] = klWeight * (-eta * a * inverse + klBySum * 2f * a);
         }
         for (int i = 0; i < samples; i++)
+            AddSampleGradient(stats, epsilon, dZ, dZ, 0f, dStats, statsRow, (example * samples + i) * latent, latent, c, slope);
+    }
+
+    /// <summary>
+    /// One sample's share of the sampler's gradient, added to its example's row of dStats: with g = dz (plus
+    /// <paramref name="priorWeight"/>·z, the IWAE's prior term, when that is not 0), G = gᵀa, ∂/∂t = −cG,
+    /// ∂/∂s = −tG·dc/ds, ∂/∂a = −ctg and ∂/∂w = g + (∂/∂t)u, carried to μ, log d and u (see <see cref="BackwardKernel"/>).
+    /// </summary>
+    private static void AddSampleGradient(ArrayView<float> stats, ArrayView<float> epsilon, ArrayView<float> dZ, ArrayView<float> z,
+        float priorWeight, ArrayView<float> dStats, int statsRow, int rowStart, int latent, float c, float slope)
+    {
+        float t = 0f, g = 0f;
+        for (int k = 0; k < latent; k++)
         {
-            int rowStart = (example * samples + i) * latent;
-            float t = 0f, g = 0f;
-            for (int k = 0; k < latent; k++)
-            {
-                float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
-                t += u * MathF.Exp(-0.5f * logd) * epsilon[rowStart + k];
-                g += dZ[rowStart + k] * u * MathF.Exp(-logd);
-            }
-            float byT = -c * g, bySum = -t * g * slope;
-            for (int k = 0; k < latent; k++)
-            {
-                float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
-                float inverse = MathF.Exp(-logd), a = u * inverse, w = MathF.Exp(-0.5f * logd) * epsilon[rowStart + k];
-                float dz = dZ[rowStart + k];
-                float byA = -c * t * dz, byW = dz + byT * u;
-                dStats[statsRow + k] += dz;
-                dStats[statsRow + latent + k] += -a * byA - u * a * bySum - 0.5f * w * byW;
-                dStats[statsRow + 2 * latent + k] += byA * inverse + 2f * a * bySum + w * byT;
-            }
+            float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
+            t += u * MathF.Exp(-0.5f * logd) * epsilon[rowStart + k];
+            g += CodeGradient(dZ, z, priorWeight, rowStart + k) * u * MathF.Exp(-logd);
+        }
+        float byT = -c * g, bySum = -t * g * slope;
+        for (int k = 0; k < latent; k++)
+        {
+            float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
+            float inverse = MathF.Exp(-logd), a = u * inverse, w = MathF.Exp(-0.5f * logd) * epsilon[rowStart + k];
+            float dz = CodeGradient(dZ, z, priorWeight, rowStart + k);
+            float byA = -c * t * dz, byW = dz + byT * u;
+            dStats[statsRow + k] += dz;
+            dStats[statsRow + latent + k] += -a * byA - u * a * bySum - 0.5f * w * byW;
+            dStats[statsRow + 2 * latent + k] += byA * inverse + 2f * a * bySum + w * byT;
         }
     }
+
+    /// <summary>What reaches z at one element: dz, plus the N(0, I) prior's pull weight·z when the weight is not 0.</summary>
+    private static float CodeGradient(ArrayView<float> dZ, ArrayView<float> z, float priorWeight, int index) =>
+        priorWeight == 0f ? dZ[index] : dZ[index] + priorWeight * z[index];
 
     /// <summary>
     /// One thread per example. Row r's term is c_r·(rec − log p(z) + log q(z|x)), c_r = scale·w_r, with dZ already
@@ -167,26 +179,8 @@ public static class RankOne
         }
         for (int i = 0; i < samples; i++)
         {
-            int sample = example * samples + i, rowStart = sample * latent;
-            float weight = scale * rowWeights[sample];
-            float t = 0f, g = 0f;
-            for (int k = 0; k < latent; k++)
-            {
-                float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
-                t += u * MathF.Exp(-0.5f * logd) * epsilon[rowStart + k];
-                g += (dZ[rowStart + k] + weight * z[rowStart + k]) * u * MathF.Exp(-logd);
-            }
-            float byT = -c * g, bySum = -t * g * slope;
-            for (int k = 0; k < latent; k++)
-            {
-                float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
-                float inverse = MathF.Exp(-logd), a = u * inverse, w = MathF.Exp(-0.5f * logd) * epsilon[rowStart + k];
-                float dz = dZ[rowStart + k] + weight * z[rowStart + k];
-                float byA = -c * t * dz, byW = dz + byT * u;
-                dStats[statsRow + k] += dz;
-                dStats[statsRow + latent + k] += -a * byA - u * a * bySum - 0.5f * w * byW;
-                dStats[statsRow + 2 * latent + k] += byA * inverse + 2f * a * bySum + w * byT;
-            }
+            int sample = example * samples + i;
+            AddSampleGradient(stats, epsilon, dZ, z, scale * rowWeights[sample], dStats, statsRow, sample * latent, latent, c, slope);
         }
     }
 
