@@ -594,10 +594,11 @@ public sealed class CliTests : IDisposable
     {
         var data = WriteDataSet(train: 24, test: 8);
         var run = Path.Combine(directory, "rank1");
-        var (exitCode, output, error) = Run("train", "--covariance", "rank1", "--data", data, "--epochs", "1", "--batch-size", "6",
+        var (exitCode, output, error) = Run("train", "--covariance", "rank1", "--weight-prior", "1000", "--data", data, "--epochs", "1", "--batch-size", "6",
             "--hidden", "7", "--latent", "3", "--k", "2", "--accelerator", "cpu", "--out", run);
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Contains("rank-one covariance", output);
+        Assert.Contains("weight prior N(0, 1000·I) on the decoder", output);
         // [μ | log d | u] saved as three pairs of tensors.
         var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
         foreach (var part in new[] { "mu", "logd", "u" })
@@ -688,6 +689,8 @@ public sealed class CliTests : IDisposable
     [InlineData("--encoder-views 2", "--encoder-views applies to --model vcca, not vae")]
     [InlineData("--model vcca --private-latent 2 --encoder-views 2", "VCCA-private infers z from the left view and h_y from the right")]
     [InlineData("--private-latent 2", "--private-latent applies to --model vcca, not vae")]
+    [InlineData("--weight-prior 0", "--weight-prior is κ > 0 of the generative weights' prior, for --model vae or iwae (got 0)")]
+    [InlineData("--model vlae --weight-prior 100", "--weight-prior applies to --model vae, iwae, not vlae")]
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)
     {
         var data = WriteDataSet(train: 10, test: 5);

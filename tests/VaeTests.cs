@@ -26,7 +26,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
          "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
          "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian",
-         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian"];
+         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian", "vae-weight-prior", "iwae-rank1-weight-prior"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -124,6 +124,13 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             InputSize = 12, ImageWidth = 3, Hidden = [8, 5], Latent = 2, Model = ModelKind.Vcca, PrivateLatent = 1, Samples = 2, Beta = 0.5,
             Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.3,
         },
+        // The decoder's weights under N(0, κI): κ small enough here that θ/κ is a large part of their gradient.
+        "vae-weight-prior" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, WeightPrior = 0.5 },
+        "iwae-rank1-weight-prior" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 3, Model = ModelKind.Iwae, Samples = 2, Covariance = CovarianceKind.RankOne, WeightPrior = 2,
+            Activation = ActivationKind.Tanh,
+        },
         _ => throw new ArgumentException(name),
     };
 
@@ -155,7 +162,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             {
                 var probe = (double[])parameters.Clone();
                 probe[index] = value;
-                return ReferenceVae.LossAndGradient(config, probe, x, epsilon, batch, labels: labels).Loss;
+                return ReferenceVae.LossAndGradient(config, probe, x, epsilon, batch, labels: labels).Objective;
             }
             const double h = 1e-6;
             return (Objective(parameters[index] + h) - Objective(parameters[index] - h)) / (2 * h);

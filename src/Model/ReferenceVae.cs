@@ -14,7 +14,15 @@ public static class ReferenceVae
     /// <summary>The objective's value, its mean terms per z row, its gradient, and for batch-normalised layers in a
     /// training pass the running averages after it (offset in the parameters → values).</summary>
     public sealed record Result(double Loss, double Reconstruction, double Kl, double[] Gradient,
-        IReadOnlyDictionary<int, double[]>? RunningAverages = null);
+        IReadOnlyDictionary<int, double[]>? RunningAverages = null)
+    {
+        /// <summary>−log p(θ) of the weight prior (‖θ‖²/(2κ) over the decoder's weights), which the gradient includes
+        /// and <see cref="Loss"/> (what training reports) does not.</summary>
+        public double Penalty { get; init; }
+
+        /// <summary>What <see cref="Gradient"/> is the gradient of.</summary>
+        public double Objective => Loss + Penalty;
+    }
 
     /// <summary>The ε that <see cref="Vae"/> draws for training step <paramref name="step"/>, in double.</summary>
     public static double[] Epsilon(ulong seed, long step, int batch, int latent, uint stream = Philox.Streams.Reparameterize) =>
@@ -37,8 +45,23 @@ public static class ReferenceVae
     /// Reconstruction and Kl are means per z row.
     /// </summary>
     public static Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch,
-        double? klWeight = null, int[]? labels = null, bool training = true) =>
-        Models.ModelCatalog.FamilyOf(config).Reference.LossAndGradient(config, parameters, x, epsilon, batch, klWeight ?? config.Beta, labels, training);
+        double? klWeight = null, int[]? labels = null, bool training = true)
+    {
+        var result = Models.ModelCatalog.FamilyOf(config).Reference.LossAndGradient(config, parameters, x, epsilon, batch, klWeight ?? config.Beta, labels, training);
+        if (config.WeightPrior is not { } kappa)
+            return result;
+        // N(0, κI) on the decoder's weight matrices: ‖θ‖²/(2κ), gradient θ/κ.
+        var layout = new ParameterLayout(config);
+        double penalty = 0;
+        var gradient = (double[])result.Gradient.Clone();
+        foreach (var layer in layout.Layers.Take(layout.DecoderEnd).Skip(layout.DecoderStart))
+            for (int i = layer.WeightOffset; i < layer.WeightOffset + layer.WeightCount; i++)
+            {
+                penalty += parameters[i] * parameters[i] / (2 * kappa);
+                gradient[i] += parameters[i] / kappa;
+            }
+        return result with { Gradient = gradient, Penalty = penalty };
+    }
 
     /// <summary>Writes a training pass's running averages (see <see cref="Result.RunningAverages"/>) into the
     /// parameters, as the device's forward pass does before Adam's step (which leaves them alone: their gradient

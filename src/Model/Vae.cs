@@ -204,6 +204,10 @@ public sealed partial class Vae : IDisposable
         {
             var key = GatherAndForward(data, first, batch, binarize, drawStep, Philox.Streams.Binarize, Philox.Streams.Reparameterize, Config.Samples);
             family.Train(new Pass(data, first, batch, Config.Samples, key, KlWeight, trainingTotals.View, accumulateLoss));
+            if (Config.WeightPrior is { } kappa)
+                foreach (var layer in Layout.Layers.Take(Layout.DecoderEnd).Skip(Layout.DecoderStart))
+                    kernels.AddWeightPriorGradient(parameters.View.SubView(layer.WeightOffset, layer.WeightCount),
+                        gradients.View.SubView(layer.WeightOffset, layer.WeightCount), (float)(1 / kappa));
         }
         finally
         {

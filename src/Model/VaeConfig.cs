@@ -91,6 +91,11 @@ public sealed record VaeConfig
     /// left) or 2 (both: q(z|x, y), the survey's first form).</summary>
     public int EncoderViews { get; init; } = 1;
 
+    /// <summary>κ of a Gaussian prior N(0, κI) on the generative weights (the decoder's weight matrices), as in the
+    /// deep latent Gaussian model: each step adds θ/κ to their gradient, the per-example loss gaining ‖θ‖²/(2κ)
+    /// (a prior N(0, κ₀I) over a data set of N examples is κ = κ₀·N). Null: no prior.</summary>
+    public double? WeightPrior { get; init; }
+
     /// <summary>VCCA-private: the width of each view's private latent h_x and h_y beside the shared z (0: none). The
     /// codes are then [z | h_x | h_y], <see cref="CodeWidth"/> wide.</summary>
     public int PrivateLatent { get; init; }
@@ -122,7 +127,7 @@ public sealed record VaeConfig
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
-        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
+        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && WeightPrior.Equals(other.WeightPrior) && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
         && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
         && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
@@ -161,6 +166,8 @@ public sealed record VaeConfig
             throw new SettingException($"@BatchNorm is implemented for @Model {ModelCatalog.NamesWith(ModelCapabilities.BatchNorm)} only");
         if (Covariance != CovarianceKind.Diagonal && !Spec.Options.Any(option => option.Property == nameof(Covariance)))
             throw new SettingException($"@Covariance {Covariance} is implemented for @Model {string.Join(" or ", ModelCatalog.All.Where(spec => spec.Options.Any(option => option.Property == nameof(Covariance))).Select(spec => spec.Name))}");
+        if (WeightPrior is { } kappa && (!(kappa > 0) || double.IsInfinity(kappa) || !Spec.Options.Any(option => option.Property == nameof(WeightPrior))))
+            throw new SettingException($"@WeightPrior is κ > 0 of the generative weights' prior, for @Model {string.Join(" or ", ModelCatalog.All.Where(spec => spec.Options.Any(option => option.Property == nameof(WeightPrior))).Select(spec => spec.Name))} (got {kappa})");
         if (PrivateLatent < 0 || (PrivateLatent != 0 && !Spec.Options.Any(option => option.Property == nameof(PrivateLatent))))
             throw new SettingException($"@PrivateLatent is the width of the private latents of a model of two views (@Model {ModelCatalog.NamesWith(ModelCapabilities.TwoViews)}), at least 0 (got {PrivateLatent})");
         if (EncoderViews != 1 && !Spec.Options.Any(option => option.Property == nameof(EncoderViews)))

@@ -69,6 +69,23 @@ public sealed class KernelCheck(KernelSet kernels)
         foreach (var (examples, latent, samples) in new[] { (7, 1, 1), (128, 20, 1), (33, 20, 5) })
             foreach (var result in RankOneCovariance(examples, latent, samples))
                 yield return result;
+        yield return WeightPriorGradient(313_600, 2.0);
+    }
+
+    /// <summary>The weight prior's g + θ/κ over a decoder's worth of weights.</summary>
+    private CheckResult WeightPriorGradient(int count, double kappa)
+    {
+        var random = new Random(count);
+        var parameters = Uniform(random, count, -1, 1);
+        var gradients = Uniform(random, count, -1, 1);
+        float inverse = (float)(1 / kappa);
+        var accelerator = kernels.Accelerator;
+        using var parameterBuffer = accelerator.Allocate1D(ToFloat(parameters));
+        using var gradientBuffer = accelerator.Allocate1D(ToFloat(gradients));
+        kernels.AddWeightPriorGradient(parameterBuffer.View, gradientBuffer.View, inverse);
+        // As in the tests: two float roundings per element.
+        return Compare("weight prior gradient", count.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            gradients.Select((g, i) => g + inverse * parameters[i]).ToArray(), gradientBuffer.GetAsArray1D(), 1e-6, 1e-7);
     }
 
     /// <summary>The rank-one covariance sampler with its KL, its backward pass and its log weights.</summary>

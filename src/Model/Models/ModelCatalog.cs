@@ -166,7 +166,15 @@ public static class ModelCatalog
             })
         { Property = nameof(VaeConfig.Covariance) };
 
-    private static string RankOneSetting(VaeConfig config) => config.Covariance == CovarianceKind.RankOne ? ", rank-one covariance" : "";
+    /// <summary>--weight-prior, which the one-layer VAE and IWAE take: N(0, κI) on the decoder's weights.</summary>
+    private static readonly ModelOption WeightPriorOption =
+        new("weight-prior", "κ of a Gaussian prior N(0, κI) on the decoder's weights (Rezende et al. 2014): θ/κ added to their gradient each step (none by default)", "KAPPA",
+            (config, text) => config with { WeightPrior = ModelOption.Number(text, nameof(VaeConfig.WeightPrior)) })
+        { Property = nameof(VaeConfig.WeightPrior) };
+
+    private static string RankOneSetting(VaeConfig config) =>
+        (config.Covariance == CovarianceKind.RankOne ? ", rank-one covariance" : "")
+        + (config.WeightPrior is { } kappa ? $", weight prior N(0, {kappa.ToString(CultureInfo.InvariantCulture)}·I) on the decoder" : "");
 
     private static void RankOneValidate(VaeConfig config)
     {
@@ -185,6 +193,7 @@ public static class ModelCatalog
                     (config, text) => config with { TargetRate = ModelOption.Number(text, nameof(VaeConfig.TargetRate)) })
                 { Property = nameof(VaeConfig.TargetRate) },
                 Covariance,
+                WeightPriorOption,
             ],
             Settings = RankOneSetting,
             Validate = RankOneValidate,
@@ -193,7 +202,7 @@ public static class ModelCatalog
         new(ModelKind.Iwae, "iwae", "the k-sample importance-weighted bound")
         {
             Capabilities = Generative | ModelCapabilities.TwoStochasticLayers,
-            Options = [Covariance],
+            Options = [Covariance, WeightPriorOption],
             Settings = RankOneSetting,
             ObjectiveName = config => $"IWAE bound −L_{config.Samples} (training k)",
             Terms = config => new($"−L_{config.Samples}", "reconstruction", config.StochasticLayers == 2 ? "sampled KL terms" : "KL"),
