@@ -638,6 +638,11 @@ public sealed class CliTests : IDisposable
         Assert.Contains("KL per latent layer (nats): z ", output);
         (exitCode, _, error) = Run("traverse", run, "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        // encode names each column by its latent.
+        (exitCode, _, error) = Run("encode", run, "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Equal("index,label,mu_z_0,mu_z_1,mu_z_2,mu_h_x_0,mu_h_x_1,mu_h_y_0,mu_h_y_1,logvar_z_0,logvar_z_1,logvar_z_2,logvar_h_x_0,logvar_h_x_1,logvar_h_y_0,logvar_h_y_1",
+            File.ReadLines(Path.Combine(run, "codes-test.csv")).First());
     }
 
     [Fact]

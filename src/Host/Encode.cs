@@ -34,10 +34,14 @@ public static class Encode
             using var csv = new CsvWriter(writer, CultureInfo.InvariantCulture);
             csv.WriteField("index");
             csv.WriteField("label");
+            // A model of several latent layers names each column by its layer (mu_z3_0, logvar_h_y_1).
+            var groups = vae.Config.Spec.LatentGroups(vae.Config);
+            string Unit(int u) => groups.FirstOrDefault(group => u >= group.First && u < group.First + group.Width) is { } group
+                ? $"{group.Name}_{u - group.First}" : u.ToString(CultureInfo.InvariantCulture);
             for (int u = 0; u < latent; u++)
-                csv.WriteField($"mu_{u}");
+                csv.WriteField($"mu_{Unit(u)}");
             for (int u = 0; u < latent && hasVariance; u++)
-                csv.WriteField($"logvar_{u}");
+                csv.WriteField($"logvar_{Unit(u)}");
             csv.NextRecord();
             for (int first = 0; first < images.Count; first += vae.MaxBatch)
             {
