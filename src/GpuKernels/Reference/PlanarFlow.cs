@@ -1,0 +1,100 @@
+namespace IlgpuVae.GpuKernels.Reference;
+
+/// <summary>
+/// The planar flow posterior in double, one stats row [μ | log σ² | (u, w, b) per step] per z row, written step by
+/// step with vectors: the forward pass (z_L and the sampled KL term) as the paper writes it, and the backward pass
+/// by the chain rule through each step (see <see cref="PlanarFlow.BackwardKernel"/>).
+/// </summary>
+public static class PlanarFlowReference
+{
+    private static double Softplus(double x) => Math.Max(x, 0) + Math.Log(1 + Math.Exp(-Math.Abs(x)));
+
+    private static double Dot(double[] a, double[] b) => a.Select((value, i) => value * b[i]).Sum();
+
+    /// <summary>Step j's u, w and b of a stats row, and û = u + (m(wᵀu) − wᵀu)·w/‖w‖².</summary>
+    private static (double[] U, double[] W, double B, double[] HatU) Step(double[] stats, int at, FlowShape shape, int step)
+    {
+        int latent = shape.Latent, offset = at + shape.StepOffset(step);
+        var u = stats[offset..(offset + latent)];
+        var w = stats[(offset + latent)..(offset + 2 * latent)];
+        double wu = Dot(w, u), r = (Softplus(wu) - 1 - wu) / (Dot(w, w) + PlanarFlow.NormFloor);
+        return (u, w, stats[offset + 2 * latent], u.Select((value, k) => value + r * w[k]).ToArray());
+    }
+
+    /// <summary>z_L per row and its KL term log q(z_L|x) − log p(z_L) (2π terms cancelled).</summary>
+    public static (double[] Z, double[] Kl) Forward(double[] stats, double[] epsilon, int rows, FlowShape shape)
+    {
+        int latent = shape.Latent;
+        var z = new double[rows * latent];
+        var kl = new double[rows];
+        for (int row = 0; row < rows; row++)
+        {
+            int at = row * shape.StatsWidth;
+            var eps = epsilon[(row * latent)..((row + 1) * latent)];
+            var logVariance = stats[(at + latent)..(at + 2 * latent)];
+            var code = Enumerable.Range(0, latent).Select(k => stats[at + k] + Math.Exp(logVariance[k] / 2) * eps[k]).ToArray();
+            double logQ0 = -0.5 * Enumerable.Range(0, latent).Sum(k => eps[k] * eps[k] + logVariance[k]), logDeterminants = 0;
+            for (int step = 0; step < shape.Length; step++)
+            {
+                var (_, w, b, hatU) = Step(stats, at, shape, step);
+                double h = Math.Tanh(Dot(w, code) + b);
+                logDeterminants += Math.Log(Math.Abs(1 + (1 - h * h) * Dot(hatU, w)));
+                code = code.Select((value, k) => value + hatU[k] * h).ToArray();
+            }
+            code.CopyTo(z, row * latent);
+            kl[row] = logQ0 - logDeterminants + 0.5 * code.Sum(value => value * value);
+        }
+        return (z, kl);
+    }
+
+    /// <summary>d loss / d stats per row for loss = Σ dZ·z_L + klWeight·Σ KL (per row).</summary>
+    public static double[] Backward(double[] stats, double[] epsilon, double[] dZ, int rows, FlowShape shape, double klWeight)
+    {
+        int latent = shape.Latent;
+        var dStats = new double[rows * shape.StatsWidth];
+        for (int row = 0; row < rows; row++)
+        {
+            int at = row * shape.StatsWidth;
+            var eps = epsilon[(row * latent)..((row + 1) * latent)];
+            var logVariance = stats[(at + latent)..(at + 2 * latent)];
+            // Forward again, keeping each step's input.
+            var inputs = new List<double[]>();
+            var code = Enumerable.Range(0, latent).Select(k => stats[at + k] + Math.Exp(logVariance[k] / 2) * eps[k]).ToArray();
+            for (int step = 0; step < shape.Length; step++)
+            {
+                inputs.Add(code);
+                var (_, w, b, hatU) = Step(stats, at, shape, step);
+                double h = Math.Tanh(Dot(w, code) + b);
+                code = code.Select((value, k) => value + hatU[k] * h).ToArray();
+            }
+            var g = Enumerable.Range(0, latent).Select(k => dZ[row * latent + k] + klWeight * code[k]).ToArray();
+            for (int step = shape.Length - 1; step >= 0; step--)
+            {
+                var (u, w, b, hatU) = Step(stats, at, shape, step);
+                var input = inputs[step];
+                double h = Math.Tanh(Dot(w, input) + b), slope = 1 - h * h, hatUW = Dot(hatU, w);
+                double byPsi = -klWeight / (1 + slope * hatUW);
+                double byA = Dot(g, hatU) * slope - 2 * h * slope * byPsi * hatUW;
+                var byHatU = g.Select((value, k) => value * h + byPsi * slope * w[k]).ToArray();
+                var byW = Enumerable.Range(0, latent).Select(k => byPsi * slope * hatU[k] + byA * input[k]).ToArray();
+                // û = u + r·w with r = (m(s) − s)/‖w‖², s = wᵀu.
+                double s = Dot(w, u), norm = Dot(w, w) + PlanarFlow.NormFloor, m = Softplus(s) - 1, r = (m - s) / norm;
+                double mSlope = 1 / (1 + Math.Exp(-s)) - 1, d = Dot(byHatU, w);
+                int offset = at + shape.StepOffset(step);
+                for (int k = 0; k < latent; k++)
+                {
+                    dStats[offset + k] += byHatU[k] + d * mSlope / norm * w[k];
+                    dStats[offset + latent + k] += byW[k] + r * byHatU[k] + d * (mSlope * u[k] / norm - 2 * (m - s) * w[k] / (norm * norm));
+                }
+                dStats[offset + 2 * latent] += byA;
+                g = g.Select((value, k) => value + byA * w[k]).ToArray();
+            }
+            for (int k = 0; k < latent; k++)
+            {
+                dStats[at + k] += g[k];
+                dStats[at + latent + k] += 0.5 * g[k] * Math.Exp(logVariance[k] / 2) * eps[k] - 0.5 * klWeight;
+            }
+        }
+        return dStats;
+    }
+}
