@@ -646,6 +646,25 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void PlanarFlowTrainsResumesAndEvaluates()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "flow");
+        var (exitCode, output, error) = Run("train", "--flow-length", "3", "--data", data, "--epochs", "1", "--batch-size", "6",
+            "--hidden", "7", "--latent", "2", "--k", "2", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("3 planar flow steps", output);
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([3 * (2 * 2 + 1), 7], tensors["encoder.flow.weight"].Shape);
+        Assert.Equal([2, 7], tensors["encoder.logvar.weight"].Shape);
+        (exitCode, _, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("NLL", output);
+    }
+
+    [Fact]
     public void TraverseNeedsSeveralLatentLayers()
     {
         var data = WriteDataSet(train: 12, test: 6);
@@ -696,6 +715,9 @@ public sealed class CliTests : IDisposable
     [InlineData("--private-latent 2", "--private-latent applies to --model vcca, not vae")]
     [InlineData("--weight-prior 0", "--weight-prior is κ > 0 of the generative weights' prior, for --model vae or iwae (got 0)")]
     [InlineData("--model vlae --weight-prior 100", "--weight-prior applies to --model vae, iwae, not vlae")]
+    [InlineData("--flow-length 2 --covariance rank1", "planar flows start from the one-layer VAE's diagonal Gaussian")]
+    [InlineData("--model iwae --flow-length 2", "--flow-length applies to --model vae, not iwae")]
+    [InlineData("--flow-length -1", "--flow-length is the planar flow steps of --model vae, at least 0 (got -1)")]
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)
     {
         var data = WriteDataSet(train: 10, test: 5);

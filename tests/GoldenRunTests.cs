@@ -93,7 +93,7 @@ public sealed class GoldenRunTests : IDisposable
         ["vlae-k2-gaussian"] = new("--hidden 8,6 --latent 4 --batch-size 6 --epochs 3 --model vlae --latent-layers 2 --k 2 --likelihood gaussian --activation tanh", "--k 7",
             "25764b4016756d585b6f5956a344e7be5a749e2c7446f2d92192038cc530d1e9",
             "fbbe180e99d0eb19bfa2d58b38ab93e42a5d34fb66b11391d083f78014823809"),
-        // The rank-one covariance, VCCA's q(z|x, y), VCCA-private and the weight prior (2026-12-02).
+        // The rank-one covariance, VCCA's q(z|x, y), VCCA-private, the weight prior and planar flows (2026-12-02).
         ["vae-rank1-k2"] = new($"{Small} --covariance rank1 --k 2 --binarize dynamic", "--k 7 --surgery",
             "50b4e5d234d5e90431dc7bb0dadfb906ff62bd94a459bfc97f2d51e540ca5864",
             "c05cf0ada1e7cab47de5f5c8bed4f5c94c5824832e95b245c985037b73a3408e"),
@@ -109,6 +109,9 @@ public sealed class GoldenRunTests : IDisposable
         ["vae-weight-prior"] = new($"{Small} --weight-prior 0.5", "--k 7",
             "fd09321b4b57e773d631a9490fc7818d945fbf4ee289872fbb154544d5fff721",
             "a3f52b0472bd6c3a151c4afec4161a36fdcdf89b22e28433f253d53f429ebb43"),
+        ["vae-planar-flow-k2"] = new($"{Small} --flow-length 2 --k 2", "--k 7",
+            "ad379f5eca4c393c58fc9f7c2ad0187d6303a7d6659bc25ab4b0f732b9180557",
+            "b4bbfc5c8abd81bbeb7effac92f13a5663bbb6e202c00c552ed807f3b8389523"),
         // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
         // short schedule: eight epochs of two steps.
         ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",

@@ -26,7 +26,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
          "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
          "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian",
-         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian", "vae-weight-prior", "iwae-rank1-weight-prior"];
+         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian", "vae-weight-prior", "iwae-rank1-weight-prior", "vae-planar-flow-2", "vae-k2-planar-flow-3-gaussian"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -130,6 +130,13 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             InputSize = 12, Hidden = [8, 5], Latent = 3, Model = ModelKind.Iwae, Samples = 2, Covariance = CovarianceKind.RankOne, WeightPrior = 2,
             Activation = ActivationKind.Tanh,
+        },
+        // Planar flows on q(z|x): two steps; three with k = 2, β 0.7 and a Gaussian decoder.
+        "vae-planar-flow-2" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, FlowLength = 2 },
+        "vae-k2-planar-flow-3-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 4, FlowLength = 3, Samples = 2, Beta = 0.7, Activation = ActivationKind.Tanh,
+            Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
         },
         _ => throw new ArgumentException(name),
     };

@@ -91,6 +91,10 @@ public sealed record VaeConfig
     /// left) or 2 (both: q(z|x, y), the survey's first form).</summary>
     public int EncoderViews { get; init; } = 1;
 
+    /// <summary>Planar flow steps on q(z|x) (Rezende and Mohamed 2015), their parameters written by the encoder
+    /// beside μ and log σ² (the VAE only); 0: none.</summary>
+    public int FlowLength { get; init; }
+
     /// <summary>κ of a Gaussian prior N(0, κI) on the generative weights (the decoder's weight matrices), as in the
     /// deep latent Gaussian model: each step adds θ/κ to their gradient, the per-example loss gaining ‖θ‖²/(2κ)
     /// (a prior N(0, κ₀I) over a data set of N examples is κ = κ₀·N). Null: no prior.</summary>
@@ -113,7 +117,9 @@ public sealed record VaeConfig
 
     /// <summary>Columns of the encoder's last layer: [μ | log σ²] for the VAE and IWAE, the code alone for the
     /// autoencoder.</summary>
-    public int EncoderOutputs => !Spec.Has(ModelCapabilities.Posterior) ? Latent : Covariance == CovarianceKind.RankOne ? 3 * Latent : 2 * Latent;
+    public int EncoderOutputs => !Spec.Has(ModelCapabilities.Posterior) ? Latent
+        : Covariance == CovarianceKind.RankOne ? 3 * Latent
+        : 2 * Latent + FlowLength * (2 * Latent + 1);
 
     /// <summary>Bernoulli decoders output logits; Gaussian decoders output means in (0, 1) through a sigmoid,
     /// matching pixel intensities.</summary>
@@ -127,7 +133,7 @@ public sealed record VaeConfig
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
-        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && WeightPrior.Equals(other.WeightPrior) && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
+        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && WeightPrior.Equals(other.WeightPrior) && FlowLength == other.FlowLength && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
         && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
         && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
@@ -166,6 +172,8 @@ public sealed record VaeConfig
             throw new SettingException($"@BatchNorm is implemented for @Model {ModelCatalog.NamesWith(ModelCapabilities.BatchNorm)} only");
         if (Covariance != CovarianceKind.Diagonal && !Spec.Options.Any(option => option.Property == nameof(Covariance)))
             throw new SettingException($"@Covariance {Covariance} is implemented for @Model {string.Join(" or ", ModelCatalog.All.Where(spec => spec.Options.Any(option => option.Property == nameof(Covariance))).Select(spec => spec.Name))}");
+        if (FlowLength < 0 || (FlowLength > 0 && !Spec.Options.Any(option => option.Property == nameof(FlowLength))))
+            throw new SettingException($"@FlowLength is the planar flow steps of @Model {string.Join(" or ", ModelCatalog.All.Where(spec => spec.Options.Any(option => option.Property == nameof(FlowLength))).Select(spec => spec.Name))}, at least 0 (got {FlowLength})");
         if (WeightPrior is { } kappa && (!(kappa > 0) || double.IsInfinity(kappa) || !Spec.Options.Any(option => option.Property == nameof(WeightPrior))))
             throw new SettingException($"@WeightPrior is κ > 0 of the generative weights' prior, for @Model {string.Join(" or ", ModelCatalog.All.Where(spec => spec.Options.Any(option => option.Property == nameof(WeightPrior))).Select(spec => spec.Name))} (got {kappa})");
         if (PrivateLatent < 0 || (PrivateLatent != 0 && !Spec.Options.Any(option => option.Property == nameof(PrivateLatent))))

@@ -70,6 +70,40 @@ public sealed class KernelCheck(KernelSet kernels)
             foreach (var result in RankOneCovariance(examples, latent, samples))
                 yield return result;
         yield return WeightPriorGradient(313_600, 2.0);
+        foreach (var (examples, latent, length, samples) in new[] { (7, 1, 1, 1), (128, 20, 4, 1), (33, 20, 2, 5) })
+            foreach (var result in PlanarFlowSteps(examples, latent, length, samples))
+                yield return result;
+    }
+
+    /// <summary>The planar flow posterior: z after the steps, the sampled KL and the backward pass.</summary>
+    private IEnumerable<CheckResult> PlanarFlowSteps(int examples, int latent, int length, int samples)
+    {
+        var shape = new FlowShape(latent, length, samples);
+        int rows = examples * samples;
+        var random = new Random(rows + latent * length);
+        var stats = Uniform(random, examples * shape.StatsWidth, -1, 1);
+        var dZ = Uniform(random, rows * latent, -1, 1);
+        const float klWeight = 0.4f;
+        var accelerator = kernels.Accelerator;
+        using var statsBuffer = accelerator.Allocate1D(ToFloat(stats));
+        using var z = accelerator.Allocate1D<float>(rows * latent);
+        using var epsilon = accelerator.Allocate1D<float>(rows * latent);
+        using var states = accelerator.Allocate1D<float>(rows * length * latent);
+        using var kl = accelerator.Allocate1D<float>(rows);
+        using var dZBuffer = accelerator.Allocate1D(ToFloat(dZ));
+        using var dStats = accelerator.Allocate1D<float>(examples * shape.StatsWidth);
+        kernels.PlanarFlowForward(statsBuffer.View, z.View, epsilon.View, states.View, kl.View, rows, shape, new DrawKey(2, Philox.Streams.Reparameterize, 1));
+        kernels.PlanarFlowBackward(statsBuffer.View, z.View, epsilon.View, states.View, dZBuffer.View, dStats.View, examples, shape, klWeight);
+        var eps = ToDouble(epsilon.GetAsArray1D());
+        var repeated = ImportanceReference.RepeatRows(stats, examples, shape.StatsWidth, samples);
+        var (expectedZ, expectedKl) = PlanarFlowReference.Forward(repeated, eps, rows, shape);
+        var expectedDStats = ImportanceReference.SumRepeatedRows(PlanarFlowReference.Backward(repeated, eps, dZ, rows, shape, klWeight / samples),
+            examples, shape.StatsWidth, samples);
+        string label = $"{examples}x{latent}x{length}x{samples}";
+        // As in the tests: 5e-5 through the sequential steps.
+        yield return Compare("planar flow z", label, expectedZ, z.GetAsArray1D(), 5e-5, 5e-5);
+        yield return Compare("planar flow KL", label, expectedKl, kl.GetAsArray1D(), 5e-5, 5e-5 * latent);
+        yield return Compare("planar flow backward", label, expectedDStats, dStats.GetAsArray1D(), 5e-5, 5e-5 * expectedDStats.Max(Math.Abs));
     }
 
     /// <summary>The weight prior's g + θ/κ over a decoder's worth of weights.</summary>

@@ -186,6 +186,18 @@ public static class Checkpoint
                     }
                     continue;
                 }
+                if (config.FlowLength > 0 && layer.Outputs == config.EncoderOutputs)
+                {
+                    // μ and log σ² of the flow's base, then every step's (u, w, b) rows as one tensor.
+                    int latent = config.Latent, flowRows = layer.Outputs - 2 * latent;
+                    yield return ($"{stage}.mu.weight", [latent, layer.Inputs], layer.WeightOffset);
+                    yield return ($"{stage}.mu.bias", [latent], layer.BiasOffset);
+                    yield return ($"{stage}.logvar.weight", [latent, layer.Inputs], layer.WeightOffset + latent * layer.Inputs);
+                    yield return ($"{stage}.logvar.bias", [latent], layer.BiasOffset + latent);
+                    yield return ($"{stage}.flow.weight", [flowRows, layer.Inputs], layer.WeightOffset + 2 * latent * layer.Inputs);
+                    yield return ($"{stage}.flow.bias", [flowRows], layer.BiasOffset + 2 * latent);
+                    continue;
+                }
                 int half = config.Spec.Has(Models.ModelCapabilities.Posterior) ? layer.Outputs / 2 : layer.Outputs;
                 yield return ($"{stage}.mu.weight", [half, layer.Inputs], layer.WeightOffset);
                 yield return ($"{stage}.mu.bias", [half], layer.BiasOffset);

@@ -172,7 +172,14 @@ public static class ModelCatalog
             (config, text) => config with { WeightPrior = ModelOption.Number(text, nameof(VaeConfig.WeightPrior)) })
         { Property = nameof(VaeConfig.WeightPrior) };
 
+    /// <summary>--flow-length, which the VAE takes: planar flow steps on q(z|x).</summary>
+    private static readonly ModelOption FlowLengthOption =
+        new("flow-length", "planar flow steps on q(z|x) (Rezende and Mohamed 2015), their parameters from the encoder; the KL term is then sampled (default 0: none)", "L",
+            (config, text) => config with { FlowLength = ModelOption.WholeNumber(text, nameof(VaeConfig.FlowLength)) })
+        { Property = nameof(VaeConfig.FlowLength) };
+
     private static string RankOneSetting(VaeConfig config) =>
+        (config.FlowLength > 0 ? $", {config.FlowLength} planar flow steps" : "") +
         (config.Covariance == CovarianceKind.RankOne ? ", rank-one covariance" : "")
         + (config.WeightPrior is { } kappa ? $", weight prior N(0, {kappa.ToString(CultureInfo.InvariantCulture)}·I) on the decoder" : "");
 
@@ -180,6 +187,8 @@ public static class ModelCatalog
     {
         if (config.Covariance == CovarianceKind.RankOne && (config.StochasticLayers != 1 || config.TargetRate is not null))
             throw new SettingException("the rank-one covariance is built for one stochastic layer: use @Covariance rank1 without @StochasticLayers 2 or @TargetRate");
+        if (config.FlowLength > 0 && (config.StochasticLayers != 1 || config.TargetRate is not null || config.Covariance != CovarianceKind.Diagonal))
+            throw new SettingException("planar flows start from the one-layer VAE's diagonal Gaussian: use @FlowLength without @StochasticLayers 2, @TargetRate or @Covariance rank1");
     }
 
     public static IReadOnlyList<ModelSpec> All { get; } =
@@ -194,6 +203,7 @@ public static class ModelCatalog
                 { Property = nameof(VaeConfig.TargetRate) },
                 Covariance,
                 WeightPriorOption,
+                FlowLengthOption,
             ],
             Settings = RankOneSetting,
             Validate = RankOneValidate,

@@ -49,6 +49,8 @@ public sealed class ModelCheck(KernelSet kernels)
                 yield return Gradient(spec, SmallConfig(spec) with { Covariance = CovarianceKind.RankOne });
             if (spec.Options.Any(option => option.Property == nameof(VaeConfig.PrivateLatent)))
                 yield return Gradient(spec, SmallConfig(spec) with { PrivateLatent = 2 });
+            if (spec.Options.Any(option => option.Property == nameof(VaeConfig.FlowLength)))
+                yield return Gradient(spec, SmallConfig(spec) with { FlowLength = 2 });
         }
     }
 
@@ -78,6 +80,6 @@ public sealed class ModelCheck(KernelSet kernels)
             if (ratio > worstRatio || double.IsNaN(ratio))
                 (worstRatio, worstError) = (double.IsNaN(ratio) ? double.PositiveInfinity : ratio, error);
         }
-        return new CheckResult($"model {spec.Name}{(config.Covariance == CovarianceKind.RankOne ? " rank1" : "")}{(config.PrivateLatent > 0 ? " private" : "")}: training gradient", $"{config.InputSize}-7-{config.Latent} k={config.Samples}", worstRatio, worstError);
+        return new CheckResult($"model {spec.Name}{(config.Covariance == CovarianceKind.RankOne ? " rank1" : "")}{(config.PrivateLatent > 0 ? " private" : "")}{(config.FlowLength > 0 ? " flow" : "")}: training gradient", $"{config.InputSize}-7-{config.Latent} k={config.Samples}", worstRatio, worstError);
     }
 }

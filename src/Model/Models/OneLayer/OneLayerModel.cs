@@ -78,6 +78,8 @@ public class OneLayerFamily : ModelFamily
         else if (config.Model != ModelKind.Ae)
             // log w for L_k: every model with a q(z|x) and a likelihood of x.
             plan.Floats(ModelBuffers.LogWeights, rows);
+        if (config.FlowLength > 0)
+            plan.Floats(PlanarFlowLatent.States, rows * config.FlowLength * config.Latent);
         if (config.Model == ModelKind.Iwae)
             ImportanceWeighted.Plan(plan, batch, rows);
         else if (config.Model == ModelKind.InfoVae)
@@ -110,6 +112,7 @@ public class OneLayerFamily : ModelFamily
         {
             { Model: ModelKind.Ae } => new CodeLatent(parts.Stack, statistics),
             { Covariance: CovarianceKind.RankOne } => new RankOneLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent),
+            { FlowLength: > 0 } => new PlanarFlowLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config),
             _ => new GaussianLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent),
         };
     }

@@ -49,9 +49,12 @@ public class OneLayerModelReference : ReferenceModel
             // Each example's q(z|x) sampled k times: its stats row repeated, one ε row per sample. (The autoencoder
             // decodes its code itself, with k = 1.)
             repeatedStats = ImportanceReference.RepeatRows(stats, batch, config.EncoderOutputs, samples);
-            (z, kl) = config.Covariance == CovarianceKind.RankOne
-                ? RankOneReference.Forward(repeatedStats, epsilon, rows, latent)
-                : LossReference.ReparameterizeForward(repeatedStats, epsilon, rows, latent);
+            (z, kl) = config switch
+            {
+                { Covariance: CovarianceKind.RankOne } => RankOneReference.Forward(repeatedStats, epsilon, rows, latent),
+                { FlowLength: > 0 } => PlanarFlowReference.Forward(repeatedStats, epsilon, rows, new FlowShape(latent, config.FlowLength, 1)),
+                _ => LossReference.ReparameterizeForward(repeatedStats, epsilon, rows, latent),
+            };
         }
         var output = DecoderForward(layers, config, z, rows);
         if (config.Model == ModelKind.Vib)
@@ -74,10 +77,13 @@ public class OneLayerModelReference : ReferenceModel
     }
 
     /// <summary>log w per row of a forward pass, for the posterior's covariance.</summary>
-    private static double[] LogWeights(VaeConfig config, Pass pass, double[] epsilon) =>
-        config.Covariance == CovarianceKind.RankOne
-            ? RankOneReference.LogWeights(pass.RepeatedStats, pass.Z, pass.ReconstructionPerRow, pass.Rows, config.Latent)
-            : LossReference.LogWeights(pass.RepeatedStats, pass.Z, epsilon, pass.ReconstructionPerRow, pass.Rows, config.Latent);
+    private static double[] LogWeights(VaeConfig config, Pass pass, double[] epsilon) => config switch
+    {
+        { Covariance: CovarianceKind.RankOne } => RankOneReference.LogWeights(pass.RepeatedStats, pass.Z, pass.ReconstructionPerRow, pass.Rows, config.Latent),
+        // The flow's KL term is sampled: log w = −rec − it.
+        { FlowLength: > 0 } => pass.ReconstructionPerRow.Select((rec, r) => -rec - pass.KlPerRow[r]).ToArray(),
+        _ => LossReference.LogWeights(pass.RepeatedStats, pass.Z, epsilon, pass.ReconstructionPerRow, pass.Rows, config.Latent),
+    };
 
     public override ReferenceVae.Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon,
         int batch, double beta, int[]? labels, bool training)
@@ -149,6 +155,7 @@ public class OneLayerModelReference : ReferenceModel
             { Model: ModelKind.Iwae } => ImportanceReference.SamplerBackward(pass.RepeatedStats, pass.Z, epsilon, dZ, normalizedWeights, rows, latent, 1.0 / batch),
             // β·KL per example is β/k·KL on each of its k rows.
             { Covariance: CovarianceKind.RankOne } => RankOneReference.Backward(pass.RepeatedStats, epsilon, dZ, rows, latent, beta / rows),
+            { FlowLength: > 0 } => PlanarFlowReference.Backward(pass.RepeatedStats, epsilon, dZ, rows, new FlowShape(latent, config.FlowLength, 1), beta / rows),
             _ => LossReference.ReparameterizeBackward(pass.RepeatedStats, epsilon, dZ, rows, latent, beta / rows),
         };
         return ImportanceReference.SumRepeatedRows(dRepeatedStats, batch, config.EncoderOutputs, samples);
