@@ -170,15 +170,15 @@ public sealed record VaeConfig
             throw new SettingException("@TargetRate replaces β·KL of the one-layer VAE with k = 1: use it without @Model, @Samples, @StochasticLayers or @Beta");
         if (BatchNorm && !Spec.Has(ModelCapabilities.BatchNorm))
             throw new SettingException($"@BatchNorm is implemented for @Model {ModelCatalog.NamesWith(ModelCapabilities.BatchNorm)} only");
-        if (Covariance != CovarianceKind.Diagonal && !Spec.Options.Any(option => option.Property == nameof(Covariance)))
-            throw new SettingException($"@Covariance {Covariance} is implemented for @Model {string.Join(" or ", ModelCatalog.All.Where(spec => spec.Options.Any(option => option.Property == nameof(Covariance))).Select(spec => spec.Name))}");
-        if (FlowLength < 0 || (FlowLength > 0 && !Spec.Options.Any(option => option.Property == nameof(FlowLength))))
-            throw new SettingException($"@FlowLength is the planar flow steps of @Model {string.Join(" or ", ModelCatalog.All.Where(spec => spec.Options.Any(option => option.Property == nameof(FlowLength))).Select(spec => spec.Name))}, at least 0 (got {FlowLength})");
-        if (WeightPrior is { } kappa && (!(kappa > 0) || double.IsInfinity(kappa) || !Spec.Options.Any(option => option.Property == nameof(WeightPrior))))
-            throw new SettingException($"@WeightPrior is κ > 0 of the generative weights' prior, for @Model {string.Join(" or ", ModelCatalog.All.Where(spec => spec.Options.Any(option => option.Property == nameof(WeightPrior))).Select(spec => spec.Name))} (got {kappa})");
-        if (PrivateLatent < 0 || (PrivateLatent != 0 && !Spec.Options.Any(option => option.Property == nameof(PrivateLatent))))
+        if (Covariance != CovarianceKind.Diagonal && !Spec.Declares(nameof(Covariance)))
+            throw new SettingException($"@Covariance {Covariance} is implemented for @Model {ModelCatalog.NamesDeclaring(nameof(Covariance))}");
+        if (FlowLength < 0 || (FlowLength > 0 && !Spec.Declares(nameof(FlowLength))))
+            throw new SettingException($"@FlowLength is the planar flow steps of @Model {ModelCatalog.NamesDeclaring(nameof(FlowLength))}, at least 0 (got {FlowLength})");
+        if (WeightPrior is { } kappa && (!(kappa > 0) || double.IsInfinity(kappa) || !Spec.Declares(nameof(WeightPrior))))
+            throw new SettingException($"@WeightPrior is κ > 0 of the generative weights' prior, for @Model {ModelCatalog.NamesDeclaring(nameof(WeightPrior))} (got {kappa})");
+        if (PrivateLatent < 0 || (PrivateLatent != 0 && !Spec.Declares(nameof(PrivateLatent))))
             throw new SettingException($"@PrivateLatent is the width of the private latents of a model of two views (@Model {ModelCatalog.NamesWith(ModelCapabilities.TwoViews)}), at least 0 (got {PrivateLatent})");
-        if (EncoderViews != 1 && !Spec.Options.Any(option => option.Property == nameof(EncoderViews)))
+        if (EncoderViews != 1 && !Spec.Declares(nameof(EncoderViews)))
             throw new SettingException($"@EncoderViews is for a model of two views (@Model {ModelCatalog.NamesWith(ModelCapabilities.TwoViews)})");
         // The model's own checks first: they name what it takes instead.
         Spec.Validate(this);

@@ -83,6 +83,9 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
 
     public bool Has(ModelCapabilities capability) => (Capabilities & capability) == capability;
 
+    /// <summary>Whether one of its options sets the config property <paramref name="property"/>.</summary>
+    public bool Declares(string property) => Options.Any(option => option.Property == property);
+
     /// <summary>The β it trains with unless one is given (null: the usual 1).</summary>
     public double? DefaultBeta { get; init; }
 
@@ -367,6 +370,10 @@ public static class ModelCatalog
     /// <summary>The model of this name (as typed, any case), or null.</summary>
     public static ModelSpec? Find(string name) =>
         All.FirstOrDefault(spec => string.Equals(spec.Name, name, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>The names of the models that take the setting <paramref name="property"/>, for messages ("vae or iwae").</summary>
+    public static string NamesDeclaring(string property) =>
+        string.Join(" or ", All.Where(spec => spec.Declares(property)).Select(spec => spec.Name));
 
     /// <summary>The names of the models with a capability, for messages ("vae, vcca, ladder").</summary>
     public static string NamesWith(ModelCapabilities capability) =>

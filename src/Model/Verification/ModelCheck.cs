@@ -45,11 +45,11 @@ public sealed class ModelCheck(KernelSet kernels)
         {
             yield return Gradient(spec, SmallConfig(spec));
             // A model that takes the rank-one covariance or private latents, with them.
-            if (spec.Options.Any(option => option.Property == nameof(VaeConfig.Covariance)))
+            if (spec.Declares(nameof(VaeConfig.Covariance)))
                 yield return Gradient(spec, SmallConfig(spec) with { Covariance = CovarianceKind.RankOne });
-            if (spec.Options.Any(option => option.Property == nameof(VaeConfig.PrivateLatent)))
+            if (spec.Declares(nameof(VaeConfig.PrivateLatent)))
                 yield return Gradient(spec, SmallConfig(spec) with { PrivateLatent = 2 });
-            if (spec.Options.Any(option => option.Property == nameof(VaeConfig.FlowLength)))
+            if (spec.Declares(nameof(VaeConfig.FlowLength)))
                 yield return Gradient(spec, SmallConfig(spec) with { FlowLength = 2 });
         }
     }
