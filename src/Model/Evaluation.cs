@@ -76,10 +76,7 @@ public static class Evaluation
     /// C_ij = −η·a_i·a_j off the diagonal and C_ii = 1/d_i − η·a_i².</summary>
     public static IEnumerable<double> RankOneCorrelations(float[] stats, int row, int latent)
     {
-        int at = row * 3 * latent;
-        var a = Enumerable.Range(0, latent).Select(k => stats[at + 2 * latent + k] * Math.Exp(-stats[at + latent + k])).ToArray();
-        double eta = 1 / (1 + Enumerable.Range(0, latent).Sum(k => stats[at + 2 * latent + k] * a[k]));
-        var variance = Enumerable.Range(0, latent).Select(k => Math.Exp(-stats[at + latent + k]) - eta * a[k] * a[k]).ToArray();
+        var (a, eta, variance) = Latents.RankOneLatent.Covariance(stats, row, latent);
         for (int i = 0; i < latent; i++)
             for (int j = i + 1; j < latent; j++)
                 yield return -eta * a[i] * a[j] / Math.Sqrt(variance[i] * variance[j]);

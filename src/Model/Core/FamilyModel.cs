@@ -149,12 +149,16 @@ public abstract class FamilyModel
     protected static float[] Download(ArrayView<float> view) => ArrayViewExtensions.GetAsArray1D<float>(view);
 
     /// <summary>One half of rows of Gaussian stats [rows, 2·width]: the means (first) or the log-variances.</summary>
-    protected internal static float[] Half(float[] stats, int rows, int width, bool second)
+    protected internal static float[] Half(float[] stats, int rows, int width, bool second) =>
+        Columns(stats, rows, 2 * width, second ? width : 0, width);
+
+    /// <summary>Columns [first, first + width) of each of <paramref name="rows"/> rows <paramref name="stride"/> wide.</summary>
+    protected internal static float[] Columns(float[] table, int rows, int stride, int first, int width)
     {
-        var half = new float[rows * width];
+        var columns = new float[rows * width];
         for (int row = 0; row < rows; row++)
-            Array.Copy(stats, row * 2 * width + (second ? width : 0), half, row * width, width);
-        return half;
+            Array.Copy(table, row * stride + first, columns, row * width, width);
+        return columns;
     }
 }
 

@@ -50,14 +50,7 @@ public sealed class PlanarFlowLatent(KernelSet kernels, DenseStack stack, Worksp
     public (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch)
     {
         int stride = new FlowShape(Width, config.FlowLength, 1).StatsWidth;
-        var mu = new float[batch * Width];
-        var logVariance = new float[batch * Width];
-        for (int b = 0; b < batch; b++)
-        {
-            Array.Copy(statistics, b * stride, mu, b * Width, Width);
-            Array.Copy(statistics, b * stride + Width, logVariance, b * Width, Width);
-        }
-        return (mu, logVariance);
+        return (FamilyModel.Columns(statistics, batch, stride, 0, Width), FamilyModel.Columns(statistics, batch, stride, Width, Width));
     }
 
     private ArrayView<float> Statistics(int batch) => stack.Output(statisticsLayer, batch);

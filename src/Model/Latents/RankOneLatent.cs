@@ -49,19 +49,35 @@ public sealed class RankOneLatent(KernelSet kernels, DenseStack stack, Workspace
         var logVariance = new float[batch * width];
         for (int b = 0; b < batch; b++)
         {
-            int at = b * 3 * width;
-            double s = 0;
-            for (int k = 0; k < width; k++)
-                s += statistics[at + 2 * width + k] * (double)statistics[at + 2 * width + k] * Math.Exp(-statistics[at + width + k]);
-            double eta = 1 / (1 + s);
+            var (_, _, variance) = Covariance(statistics, b, width);
             for (int k = 0; k < width; k++)
             {
-                double inverse = Math.Exp(-statistics[at + width + k]), a = statistics[at + 2 * width + k] * inverse;
-                mu[b * width + k] = statistics[at + k];
-                logVariance[b * width + k] = (float)Math.Log(inverse - eta * a * a);
+                mu[b * width + k] = statistics[b * 3 * width + k];
+                logVariance[b * width + k] = (float)Math.Log(variance[k]);
             }
         }
         return (mu, logVariance);
+    }
+
+    /// <summary>
+    /// What C = D⁻¹ − η·aaᵀ is made of for stats row <paramref name="row"/> = [μ | log d | u], in double: a = D⁻¹u,
+    /// η = 1/(1 + uᵀa), and C's diagonal 1/d − η·a². Its off-diagonal entries are −η·a_i·a_j.
+    /// </summary>
+    public static (double[] A, double Eta, double[] Variance) Covariance(float[] statistics, int row, int width)
+    {
+        int at = row * 3 * width;
+        var a = new double[width];
+        double s = 0;
+        for (int k = 0; k < width; k++)
+        {
+            a[k] = statistics[at + 2 * width + k] * Math.Exp(-statistics[at + width + k]);
+            s += statistics[at + 2 * width + k] * a[k];
+        }
+        double eta = 1 / (1 + s);
+        var variance = new double[width];
+        for (int k = 0; k < width; k++)
+            variance[k] = Math.Exp(-statistics[at + width + k]) - eta * a[k] * a[k];
+        return (a, eta, variance);
     }
 
     private ArrayView<float> Statistics(int batch) => stack.Output(statisticsLayer, batch);
