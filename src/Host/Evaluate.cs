@@ -42,18 +42,21 @@ public static class Evaluate
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{lossName}: loss {sums.MeanLoss:F2}; distortion ({terms.Distortion}) {sums.MeanReconstruction:F2}, rate ({terms.Rate}) {sums.MeanKl:F2}; active units {activeUnits} of {vae.Config.TopLatent}"));
         string path = Path.Combine(runDirectory, "eval.json");
+        // q(z|x) of every test image, encoded once for whichever of the reports below read it.
+        (float[] Mu, float[] LogVariance)? encoded = null;
+        (float[] Mu, float[] LogVariance) Encoded() => encoded ??= EncodeAll(vae, data, test.Count);
         SurgeryReport? surgeryReport = null;
         if (surgery)
         {
             if (!spec.Has(ModelCapabilities.Posterior))
                 throw new ArgumentException($"--surgery splits the KL of q(z|x); --model {spec.Name} has none");
-            surgeryReport = Surgery(vae, data, test.Count, surgerySamples == 0 ? test.Count : surgerySamples, output);
+            surgeryReport = Surgery(vae, Encoded(), test.Count, surgerySamples == 0 ? test.Count : surgerySamples, output);
         }
         var groups = spec.LatentGroups(vae.Config);
         Dictionary<string, double>? layerKl = null;
         if (groups.Count > 1)
         {
-            var (mu, logVariance) = EncodeAll(vae, data, test.Count);
+            var (mu, logVariance) = Encoded();
             var perDimension = Evaluation.KlPerDimension(mu, logVariance, test.Count, vae.Config.TopLatent);
             layerKl = groups.ToDictionary(group => group.Name, group => perDimension.Skip(group.First).Take(group.Width).Sum());
             output.WriteLine("KL per latent layer (nats): " + string.Join(", ",
@@ -120,11 +123,11 @@ public static class Evaluate
         return (mu, logVariance);
     }
 
-    /// <summary>Encodes every test image, then splits the average KL (of the top stochastic layer).</summary>
-    private static SurgeryReport Surgery(Vae vae, DeviceDataset data, int examples, int samples, TextWriter output)
+    /// <summary>Splits the average KL of the encoded test images (of the top stochastic layer).</summary>
+    private static SurgeryReport Surgery(Vae vae, (float[] Mu, float[] LogVariance) encoded, int examples, int samples, TextWriter output)
     {
         int latent = vae.Config.TopLatent;
-        var (mu, logVariance) = EncodeAll(vae, data, examples);
+        var (mu, logVariance) = encoded;
         var clock = Stopwatch.StartNew();
         var report = ElboSurgery.Estimate(mu, logVariance, examples, latent, samples, vae.Seed);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
