@@ -25,7 +25,7 @@ public sealed record BenchOptions
     /// <summary>A model of the catalog by name, with its own defaults (null: the VAE).</summary>
     public string? Model { get; init; }
     /// <summary>The model's own settings given for a fresh model (the catalog's options: --covariance, --latent-layers, ...).</summary>
-    public Func<VaeConfig, VaeConfig>? Configure { get; init; }
+    public Func<ModelSpec, VaeConfig, VaeConfig>? Configure { get; init; }
     public AcceleratorChoice Accelerator { get; init; } = AcceleratorChoice.Auto;
     public string? Csv { get; init; }
     /// <summary>The dense kernel variant for the training steps (null: the accelerator's default).</summary>
@@ -85,7 +85,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         var spec = options.Model is null ? new VaeConfig().Spec
             : ModelCatalog.Find(options.Model) ?? throw new ArgumentException($"unknown --model '{options.Model}': use {string.Join(", ", ModelCatalog.Names)}");
         var config = checkpoint?.State.Model ?? model?.Config
-            ?? (options.Configure ?? (config => config))(
+            ?? (options.Configure ?? ((_, config) => config))(spec,
                 spec.WithDefaults(new VaeConfig { Hidden = options.Hidden, Latent = options.Latent ?? spec.DefaultLatent ?? BenchOptions.DefaultLatent }));
         config.Validate();
         bool binarize = model?.Binarize == BinarizeMode.Dynamic;

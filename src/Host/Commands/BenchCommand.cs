@@ -37,7 +37,6 @@ internal static class BenchCommand
             command.Options.Add(option);
         command.SetAction(parse =>
         {
-            var spec = parse.GetValue(model) is { } name ? ModelCatalog.Find(name)! : new Model.VaeConfig().Spec;
             new Benchmark(new BenchOptions
             {
                 Steps = parse.GetValue(steps),
@@ -50,7 +49,7 @@ internal static class BenchCommand
                 Hidden = ParseWidths(parse.GetValue(hidden)!),
                 Latent = parse.GetResult(latent) is { Implicit: false } ? parse.GetValue(latent) : null,
                 Model = parse.GetValue(model),
-                Configure = config => ApplyCatalogOptions(parse, modelOptions, spec, config),
+                Configure = (spec, config) => ApplyCatalogOptions(parse, modelOptions, spec, config),
                 Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)),
                 Csv = parse.GetValue(csv),
                 Data = parse.GetValue(data),
