@@ -8,42 +8,33 @@ namespace IlgpuVae.Model.Latents;
 /// q(z|x) = N(μ, diag σ²) with the encoder's output [μ | log σ²], sampled by z = μ + σ·ε, with the closed-form KL
 /// against N(0, I) (see <see cref="Reparameterize"/>).
 /// </summary>
-public sealed class GaussianLatent(KernelSet kernels, DenseStack stack, Workspace workspace, int statisticsLayer, int width) : ILatent
+public sealed class GaussianLatent(KernelSet kernels, DenseStack stack, Workspace workspace, int statisticsLayer, int width)
+    : SampledLatent(kernels, stack, workspace, statisticsLayer, width)
 {
-    public ArrayView<float> Sample(int batch, int samples, DrawKey key)
+    public override ArrayView<float> Sample(int batch, int samples, DrawKey key)
     {
         int rows = batch * samples;
-        kernels.ReparameterizeForward(Statistics(batch), Codes(rows), Epsilon(rows), Floats(ModelBuffers.KlPerRow, rows), rows, width, key, samples);
+        Kernels.ReparameterizeForward(Statistics(batch), Codes(rows), Epsilon(rows), KlPerRow(rows), rows, Width, key, samples);
         return Codes(rows);
     }
 
-    public ArrayView<float> Codes(int rows) => Floats(ModelBuffers.Z, (long)rows * width);
+    public override void Backward(int batch, int samples, float klWeight, ArrayView<float>? klWeightFactor = null) =>
+        Kernels.ReparameterizeBackward(Statistics(batch), Epsilon(batch * samples), CodeGradient(batch * samples),
+            StatisticsGradient(batch), batch, Width, klWeight, samples, klWeightFactor);
 
-    public ArrayView<float> CodeGradient(int rows) => Floats(ModelBuffers.ZGradient, (long)rows * width);
-
-    public void Backward(int batch, int samples, float klWeight, ArrayView<float>? klWeightFactor = null) =>
-        kernels.ReparameterizeBackward(Statistics(batch), Epsilon(batch * samples), CodeGradient(batch * samples),
-            stack.Gradient(statisticsLayer, batch), batch, width, klWeight, samples, klWeightFactor);
-
-    public void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale)
+    public override void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale)
     {
         int rows = batch * samples;
-        kernels.ImportanceBackward(Statistics(batch), Codes(rows), Epsilon(rows), CodeGradient(rows), weights,
-            stack.Gradient(statisticsLayer, batch), batch, width, samples, scale);
+        Kernels.ImportanceBackward(Statistics(batch), Codes(rows), Epsilon(rows), CodeGradient(rows), weights,
+            StatisticsGradient(batch), batch, Width, samples, scale);
     }
 
-    public void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights)
+    public override void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights)
     {
         int rows = batch * samples;
-        kernels.LogWeights(Statistics(batch), Codes(rows), Epsilon(rows), reconstructionPerRow, logWeights, rows, width, samples);
+        Kernels.LogWeights(Statistics(batch), Codes(rows), Epsilon(rows), reconstructionPerRow, logWeights, rows, Width, samples);
     }
 
-    public (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) =>
-        (FamilyModel.Half(statistics, batch, width, second: false), FamilyModel.Half(statistics, batch, width, second: true));
-
-    private ArrayView<float> Statistics(int batch) => stack.Output(statisticsLayer, batch);
-
-    private ArrayView<float> Epsilon(int rows) => Floats(ModelBuffers.Epsilon, (long)rows * width);
-
-    private ArrayView<float> Floats(string name, long length) => workspace.Floats(name).View.SubView(0, length);
+    public override (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) =>
+        (FamilyModel.Half(statistics, batch, Width, second: false), FamilyModel.Half(statistics, batch, Width, second: true));
 }

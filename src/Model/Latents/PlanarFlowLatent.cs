@@ -9,53 +9,42 @@ namespace IlgpuVae.Model.Latents;
 /// the encoder writes beside μ and log σ² (see <see cref="PlanarFlow"/>); the KL term is sampled at the flow's end.
 /// Trains on the ELBO (the importance-weighted backward pass is not built); log w for L_k is −rec − the sampled KL.
 /// </summary>
-public sealed class PlanarFlowLatent(KernelSet kernels, DenseStack stack, Workspace workspace, int statisticsLayer, VaeConfig config) : ILatent
+public sealed class PlanarFlowLatent(KernelSet kernels, DenseStack stack, Workspace workspace, int statisticsLayer, VaeConfig config)
+    : SampledLatent(kernels, stack, workspace, statisticsLayer, config.Latent)
 {
     /// <summary>Each row's z_0 … z_{L−1}, kept for the backward pass.</summary>
     public const string States = "flow.states";
 
-    private int Width => config.Latent;
-
-    public ArrayView<float> Sample(int batch, int samples, DrawKey key)
+    public override ArrayView<float> Sample(int batch, int samples, DrawKey key)
     {
         int rows = batch * samples;
-        kernels.PlanarFlowForward(Statistics(batch), Codes(rows), Epsilon(rows), Floats(States, (long)rows * config.FlowLength * Width),
-            Floats(ModelBuffers.KlPerRow, rows), rows, new FlowShape(Width, config.FlowLength, samples), key);
+        Kernels.PlanarFlowForward(Statistics(batch), Codes(rows), Epsilon(rows), Floats(States, (long)rows * config.FlowLength * Width),
+            KlPerRow(rows), rows, new FlowShape(Width, config.FlowLength, samples), key);
         return Codes(rows);
     }
 
-    public ArrayView<float> Codes(int rows) => Floats(ModelBuffers.Z, (long)rows * Width);
-
-    public ArrayView<float> CodeGradient(int rows) => Floats(ModelBuffers.ZGradient, (long)rows * Width);
-
-    public void Backward(int batch, int samples, float klWeight, ArrayView<float>? klWeightFactor = null)
+    public override void Backward(int batch, int samples, float klWeight, ArrayView<float>? klWeightFactor = null)
     {
         if (klWeightFactor is not null)
             throw new InvalidOperationException("the planar flow's KL term is sampled: it takes a fixed KL weight");
         int rows = batch * samples;
-        kernels.PlanarFlowBackward(Statistics(batch), Codes(rows), Epsilon(rows), Floats(States, (long)rows * config.FlowLength * Width),
-            CodeGradient(rows), stack.Gradient(statisticsLayer, batch), batch, new FlowShape(Width, config.FlowLength, samples), klWeight);
+        Kernels.PlanarFlowBackward(Statistics(batch), Codes(rows), Epsilon(rows), Floats(States, (long)rows * config.FlowLength * Width),
+            CodeGradient(rows), StatisticsGradient(batch), batch, new FlowShape(Width, config.FlowLength, samples), klWeight);
     }
 
-    public void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale) =>
+    public override void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale) =>
         throw new InvalidOperationException("the planar flow posterior trains with the ELBO; its importance-weighted backward pass is not built");
 
-    public void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights)
+    public override void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights)
     {
         int rows = batch * samples;
-        kernels.PlanarFlowLogWeights(Floats(ModelBuffers.KlPerRow, rows), reconstructionPerRow, logWeights, rows);
+        Kernels.PlanarFlowLogWeights(KlPerRow(rows), reconstructionPerRow, logWeights, rows);
     }
 
     /// <summary>μ and log σ² of the flow's base Gaussian q_0(z_0|x), the columns before the flow's parameters.</summary>
-    public (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch)
+    public override (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch)
     {
         int stride = new FlowShape(Width, config.FlowLength, 1).StatsWidth;
         return (FamilyModel.Columns(statistics, batch, stride, 0, Width), FamilyModel.Columns(statistics, batch, stride, Width, Width));
     }
-
-    private ArrayView<float> Statistics(int batch) => stack.Output(statisticsLayer, batch);
-
-    private ArrayView<float> Epsilon(int rows) => Floats(ModelBuffers.Epsilon, (long)rows * Width);
-
-    private ArrayView<float> Floats(string name, long length) => workspace.Floats(name).View.SubView(0, length);
 }

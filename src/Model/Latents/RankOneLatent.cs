@@ -8,39 +8,36 @@ namespace IlgpuVae.Model.Latents;
 /// q(z|x) = N(μ, C) with the rank-one precision C⁻¹ = D + uuᵀ of the deep latent Gaussian model: the encoder's
 /// output is [μ | log d | u], sampled by z = μ + Rε with its closed-form KL (see <see cref="RankOne"/>).
 /// </summary>
-public sealed class RankOneLatent(KernelSet kernels, DenseStack stack, Workspace workspace, int statisticsLayer, int width) : ILatent
+public sealed class RankOneLatent(KernelSet kernels, DenseStack stack, Workspace workspace, int statisticsLayer, int width)
+    : SampledLatent(kernels, stack, workspace, statisticsLayer, width)
 {
-    public ArrayView<float> Sample(int batch, int samples, DrawKey key)
+    public override ArrayView<float> Sample(int batch, int samples, DrawKey key)
     {
         int rows = batch * samples;
-        kernels.RankOneForward(Statistics(batch), Codes(rows), Epsilon(rows), Floats(ModelBuffers.KlPerRow, rows), rows, width, key, samples);
+        Kernels.RankOneForward(Statistics(batch), Codes(rows), Epsilon(rows), KlPerRow(rows), rows, Width, key, samples);
         return Codes(rows);
     }
 
-    public ArrayView<float> Codes(int rows) => Floats(ModelBuffers.Z, (long)rows * width);
+    public override void Backward(int batch, int samples, float klWeight, ArrayView<float>? klWeightFactor = null) =>
+        Kernels.RankOneBackward(Statistics(batch), Epsilon(batch * samples), CodeGradient(batch * samples),
+            StatisticsGradient(batch), batch, Width, klWeight, samples, klWeightFactor);
 
-    public ArrayView<float> CodeGradient(int rows) => Floats(ModelBuffers.ZGradient, (long)rows * width);
-
-    public void Backward(int batch, int samples, float klWeight, ArrayView<float>? klWeightFactor = null) =>
-        kernels.RankOneBackward(Statistics(batch), Epsilon(batch * samples), CodeGradient(batch * samples),
-            stack.Gradient(statisticsLayer, batch), batch, width, klWeight, samples, klWeightFactor);
-
-    public void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale)
+    public override void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale)
     {
         int rows = batch * samples;
-        kernels.RankOneWeightedBackward(Statistics(batch), Codes(rows), Epsilon(rows), CodeGradient(rows), weights,
-            stack.Gradient(statisticsLayer, batch), batch, width, samples, scale);
+        Kernels.RankOneWeightedBackward(Statistics(batch), Codes(rows), Epsilon(rows), CodeGradient(rows), weights,
+            StatisticsGradient(batch), batch, Width, samples, scale);
     }
 
-    public void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights)
+    public override void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights)
     {
         int rows = batch * samples;
-        kernels.RankOneLogWeights(Statistics(batch), Codes(rows), Epsilon(rows), reconstructionPerRow, logWeights, rows, width, samples);
+        Kernels.RankOneLogWeights(Statistics(batch), Codes(rows), Epsilon(rows), reconstructionPerRow, logWeights, rows, Width, samples);
     }
 
     /// <summary>μ and the log of C's diagonal, 1/d − η(u/d)², the marginal variances that active units and ELBO
     /// surgery read (the correlations are left out there).</summary>
-    public (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) => SplitStatistics(statistics, batch, width);
+    public override (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) => SplitStatistics(statistics, batch, Width);
 
     /// <summary>See <see cref="Split"/>; in double for the sums, stored as floats.</summary>
     public static (float[] Mu, float[] LogVariance) SplitStatistics(float[] statistics, int batch, int width)
@@ -79,10 +76,4 @@ public sealed class RankOneLatent(KernelSet kernels, DenseStack stack, Workspace
             variance[k] = Math.Exp(-statistics[at + width + k]) - eta * a[k] * a[k];
         return (a, eta, variance);
     }
-
-    private ArrayView<float> Statistics(int batch) => stack.Output(statisticsLayer, batch);
-
-    private ArrayView<float> Epsilon(int rows) => Floats(ModelBuffers.Epsilon, (long)rows * width);
-
-    private ArrayView<float> Floats(string name, long length) => workspace.Floats(name).View.SubView(0, length);
 }
