@@ -68,7 +68,7 @@ public sealed class PlanarFlowTests(AcceleratorFixture fixture)
             using var reconstructionBuffer = accelerator.Upload(reconstruction);
             using var logWeights = accelerator.Allocate1D<float>(rows);
             kernels.PlanarFlowForward(statsBuffer.View, zBuffer.View, epsilonBuffer.View, states.View, klBuffer.View, rows, shape, key);
-            kernels.PlanarFlowLogWeights(klBuffer.View, reconstructionBuffer.View, logWeights.View, rows);
+            kernels.SampledKlLogWeights(klBuffer.View, reconstructionBuffer.View, logWeights.View, rows);
             kernels.PlanarFlowBackward(statsBuffer.View, zBuffer.View, epsilonBuffer.View, states.View, dZBuffer.View, dStatsBuffer.View, examples, shape, klWeight);
             string label = $"{accelerator.AcceleratorType} planar flow {examples}×{latent}×{length}×{samples}";
             Numerics.AssertClose(label + " z", z, zBuffer.GetAsArray1D(), 5e-5, 5e-5);

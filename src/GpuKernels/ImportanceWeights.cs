@@ -20,6 +20,16 @@ public static class ImportanceWeights
         ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights, int rows, int latent, int samples = 1) =>
         kernels.Launch(LogWeightKernel, rows, stats, z, epsilon, reconstructionPerRow, logWeights, latent, samples);
 
+    /// <summary>log w = −rec − (the row's sampled KL term log q(z|x) − log p(z)), for the latents whose KL term is
+    /// sampled at the drawn z (planar flows, a mixture prior).</summary>
+    public static void SampledKlLogWeights(this KernelSet kernels, ArrayView<float> klPerRow, ArrayView<float> reconstructionPerRow,
+        ArrayView<float> logWeights, int rows) =>
+        kernels.Launch(SampledKlLogWeightKernel, rows, klPerRow, reconstructionPerRow, logWeights);
+
+    [Kernel]
+    public static void SampledKlLogWeightKernel(Index1D row, ArrayView<float> klPerRow, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights) =>
+        logWeights[row] = -reconstructionPerRow[row] - klPerRow[row];
+
     [Kernel]
     public static void LogWeightKernel(
         Index1D row,

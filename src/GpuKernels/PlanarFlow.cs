@@ -27,7 +27,7 @@ public readonly struct FlowShape
 /// z_j = z_{j−1} + û_j·tanh(w_jᵀz_{j−1} + b_j), with û = u + (m(wᵀu) − wᵀu)·w/‖w‖² and m(x) = −1 + softplus(x),
 /// which keeps ûᵀw ≥ −1 so the step is invertible; log|det ∂z_j/∂z_{j−1}| = log|1 + (1 − tanh²(a))·ûᵀw|.
 /// The KL term is sampled at z_L: log q(z_L|x) − log p(z_L) = −½Σ(ε² + log σ²) + ½Σz_L² − Σ_j log|det_j| (the 2π
-/// terms cancel), so log w = −rec − that. The forward pass keeps z_0 … z_{L−1} of each row for the backward pass.
+/// terms cancel), so log w = −rec − that (<see cref="ImportanceWeights.SampledKlLogWeights"/>). The forward pass keeps z_0 … z_{L−1} of each row for the backward pass.
 /// </summary>
 public static class PlanarFlow
 {
@@ -43,11 +43,6 @@ public static class PlanarFlow
     public static void PlanarFlowBackward(this KernelSet kernels, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
         ArrayView<float> states, ArrayView<float> dZ, ArrayView<float> dStats, int examples, FlowShape shape, float klWeight) =>
         kernels.Launch(BackwardKernel, examples, stats, z, epsilon, states, dZ, dStats, shape, klWeight);
-
-    /// <summary>log w = −rec − (the row's sampled KL term).</summary>
-    public static void PlanarFlowLogWeights(this KernelSet kernels, ArrayView<float> klPerRow, ArrayView<float> reconstructionPerRow,
-        ArrayView<float> logWeights, int rows) =>
-        kernels.Launch(LogWeightsKernel, rows, klPerRow, reconstructionPerRow, logWeights);
 
     private static float Softplus(float x) => MathF.Max(x, 0f) + MathF.Log(1f + MathF.Exp(-MathF.Abs(x)));
 
@@ -155,8 +150,4 @@ public static class PlanarFlow
             }
         }
     }
-
-    [Kernel]
-    public static void LogWeightsKernel(Index1D row, ArrayView<float> klPerRow, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights) =>
-        logWeights[row] = -reconstructionPerRow[row] - klPerRow[row];
 }

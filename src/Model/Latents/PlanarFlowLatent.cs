@@ -38,7 +38,7 @@ public sealed class PlanarFlowLatent(KernelSet kernels, DenseStack stack, Worksp
     public override void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights)
     {
         int rows = batch * samples;
-        Kernels.PlanarFlowLogWeights(KlPerRow(rows), reconstructionPerRow, logWeights, rows);
+        Kernels.SampledKlLogWeights(KlPerRow(rows), reconstructionPerRow, logWeights, rows);
     }
 
     /// <summary>μ and log σ² of the flow's base Gaussian q_0(z_0|x), the columns before the flow's parameters.</summary>
