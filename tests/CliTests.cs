@@ -664,6 +664,34 @@ public sealed class CliTests : IDisposable
         Assert.Contains("NLL", output);
     }
 
+    /// <summary>A learned prior trains, resumes, evaluates (L_k from the sampled KL, surgery against the mixture)
+    /// and draws its components; its layers are saved under their own names.</summary>
+    [Theory]
+    [InlineData("mog:3", "a mixture of 3 learned Gaussians", "mixture.mu.weight", 2)]
+    [InlineData("vamp:4", "VampPrior with 4 pseudo-inputs", "vamp.pseudo_inputs.weight", 20)]
+    public void LearnedPriorTrainsResumesEvaluatesAndDrawsItsComponents(string prior, string banner, string tensor, int rows)
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "prior");
+        var (exitCode, output, error) = Run("train", "--prior", prior, "--data", data, "--epochs", "1", "--batch-size", "6",
+            "--hidden", "7", "--latent", "2", "--k", "2", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains(banner, output);
+        Assert.True(File.Exists(Path.Combine(run, "prior.png")), "prior.png is drawn after training");
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        int components = int.Parse(prior.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal([rows, components], tensors[tensor].Shape);
+        (exitCode, _, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--surgery", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("NLL", output);
+        Assert.Contains("average KL", output);
+        Assert.Contains("(sampled: the learned prior has no closed form)", output);
+        (exitCode, _, error) = Run("sample", run, "--count", "5", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+    }
+
     [Fact]
     public void TraverseNeedsSeveralLatentLayers()
     {
@@ -718,6 +746,11 @@ public sealed class CliTests : IDisposable
     [InlineData("--flow-length 2 --covariance rank1", "planar flows start from the one-layer VAE's diagonal Gaussian")]
     [InlineData("--model iwae --flow-length 2", "--flow-length applies to --model vae, not iwae")]
     [InlineData("--flow-length -1", "--flow-length is the planar flow steps of --model vae, at least 0 (got -1)")]
+    [InlineData("--prior mog:0", "--prior takes 1 to 5000 components, as mog:C or vamp:C, and the standard normal none (got mixture with 0)")]
+    [InlineData("--prior vamp:x", "--prior vamp:C takes a whole number of components C (got 'x')")]
+    [InlineData("--prior gmm:3", "--prior is standard, mog:C or vamp:C with C components (got 'gmm:3')")]
+    [InlineData("--prior mog:3 --flow-length 2", "a learned prior is built for the one-layer VAE's diagonal Gaussian")]
+    [InlineData("--model iwae --prior mog:3", "--prior applies to --model vae, not iwae")]
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)
     {
         var data = WriteDataSet(train: 10, test: 5);

@@ -112,6 +112,13 @@ public sealed class GoldenRunTests : IDisposable
         ["vae-planar-flow-k2"] = new($"{Small} --flow-length 2 --k 2", "--k 7",
             "ad379f5eca4c393c58fc9f7c2ad0187d6303a7d6659bc25ab4b0f732b9180557",
             "b4bbfc5c8abd81bbeb7effac92f13a5663bbb6e202c00c552ed807f3b8389523"),
+        // Learned priors: a mixture of 4 Gaussians with k = 2, and the VampPrior with 3 pseudo-inputs and warm-up (2026-12-02).
+        ["vae-mog-k2"] = new($"{Small} --prior mog:4 --k 2", "--k 7 --surgery",
+            "2fbb3f5d9bd339c94b6173931aec1d7ca90c7f0607736d43299720d816e6cfb5",
+            "fcd0f1dff9a5773b5599995ab0f136fcfa0fe310fa202c34b5d6e714c05aa5b7"),
+        ["vae-vamp-warmup"] = new($"{Small} --prior vamp:3 --warmup-epochs 2", "--k 7 --surgery",
+            "1e132825860f060a8e7ec23ffc0fe25843a8313a374698be527d06a68e9d4621",
+            "749afbd57acc5922d7c41a4778ade311192f403f84dca79da7b0b620dbb988e6"),
         // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
         // short schedule: eight epochs of two steps.
         ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",

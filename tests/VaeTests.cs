@@ -26,7 +26,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
          "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
          "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian",
-         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian", "vae-weight-prior", "iwae-rank1-weight-prior", "vae-planar-flow-2", "vae-k2-planar-flow-3-gaussian"];
+         "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian", "vae-weight-prior", "iwae-rank1-weight-prior", "vae-planar-flow-2", "vae-k2-planar-flow-3-gaussian",
+         "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -137,6 +138,21 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             InputSize = 12, Hidden = [8, 5], Latent = 4, FlowLength = 3, Samples = 2, Beta = 0.7, Activation = ActivationKind.Tanh,
             Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
+        },
+        // Learned priors: a mixture of 3 Gaussians, and of 5 with k = 2 and a Gaussian decoder; the VampPrior with 4
+        // pseudo-inputs, and with 2 pseudo-inputs, k = 3, β 0.6 and two hidden layers (its encoder reads the batch
+        // and the pseudo-inputs in one pass).
+        "vae-mog-3" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Prior = PriorKind.Mixture, PriorComponents = 3 },
+        "vae-k2-mog-5-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8], Latent = 4, Prior = PriorKind.Mixture, PriorComponents = 5, Samples = 2,
+            Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
+        },
+        "vae-vamp-4" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Prior = PriorKind.Vamp, PriorComponents = 4 },
+        "vae-k3-vamp-2-gaussian-two-hidden" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 2, Prior = PriorKind.Vamp, PriorComponents = 2, Samples = 3, Beta = 0.6,
+            Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.3,
         },
         _ => throw new ArgumentException(name),
     };

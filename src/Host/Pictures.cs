@@ -32,6 +32,33 @@ public static class Pictures
         Images.WriteGrid(path, tiles, height, width, (int)Math.Ceiling(Math.Sqrt(count)));
     }
 
+    /// <summary>
+    /// A learned prior's components as images: each component's mean μ_c decoded, in order; for the VampPrior, each
+    /// pseudo-input u_c followed by the decoded mean of q(z|u_c), in pairs of columns. The first 100 components.
+    /// </summary>
+    public static void WritePriorComponents(Vae vae, string path)
+    {
+        var config = vae.Config;
+        var components = vae.PriorComponents() ?? throw new ArgumentException("the model's prior is N(0, I): it has no learned components to draw");
+        var pseudoInputs = vae.PseudoInputs();
+        int latent = config.Latent, count = Math.Min(100, config.PriorComponents);
+        var means = new float[count * latent];
+        for (int c = 0; c < count; c++)
+            Array.Copy(components, c * 2 * latent, means, c * latent, latent);
+        var decoded = new List<float[]>();
+        for (int first = 0; first < count; first += vae.MaxBatch)
+        {
+            int rows = Math.Min(vae.MaxBatch, count - first);
+            var images = vae.Decode(means.AsSpan(first * latent, rows * latent).ToArray());
+            decoded.AddRange(Enumerable.Range(0, rows).Select(i => images.AsSpan(i * config.InputSize, config.InputSize).ToArray()));
+        }
+        var tiles = pseudoInputs is null ? decoded
+            : decoded.SelectMany((image, c) => new[] { pseudoInputs.AsSpan(c * config.InputSize, config.InputSize).ToArray(), image }).ToList();
+        var (height, width) = ImageShape(config);
+        int columns = pseudoInputs is null ? (int)Math.Ceiling(Math.Sqrt(count)) : 2 * (int)Math.Ceiling(Math.Sqrt(count));
+        Images.WriteGrid(path, tiles, height, width, columns);
+    }
+
     /// <summary>The first <paramref name="count"/> test images, each followed by its reconstruction from the
     /// encoder's mean μ (no sampling noise), in pairs of columns.</summary>
     public static string Reconstruct(string runDirectory, int count, string? outPath, AcceleratorChoice choice, TextWriter output)

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using IlgpuVae.GpuKernels;
 
 namespace IlgpuVae.Model;
@@ -6,18 +7,31 @@ namespace IlgpuVae.Model;
 /// <param name="AverageKl">E_x KL(q(z|x) ‖ p(z)), the rate, from the closed form.</param>
 /// <param name="MarginalKl">KL(q(z) ‖ p(z)) for the aggregate posterior q(z) = (1/N) Σ_n q(z|x_n).</param>
 /// <param name="MutualInformation">The index-code mutual information I(n; z) = AverageKl − MarginalKl, at most log N.</param>
-public sealed record SurgeryReport(int Examples, int Samples, double AverageKl, double MarginalKl, double MutualInformation, double LogN);
+public sealed record SurgeryReport(int Examples, int Samples, double AverageKl, double MarginalKl, double MutualInformation, double LogN)
+{
+    /// <summary>Whether <see cref="AverageKl"/> is a Monte Carlo estimate on the same draws (a learned prior has no
+    /// closed-form KL) rather than the closed form; written to eval.json only when true.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool SampledAverageKl { get; init; }
+}
 
 /// <summary>
 /// ELBO surgery: E_x KL(q(z|x) ‖ p(z)) = I(n; z) + KL(q(z) ‖ p(z)). The marginal KL is estimated by Monte Carlo
 /// over z ~ q(z): sample m comes from example m mod N with ε from Philox (seed, Surgery stream, 0, m·K + k), and
 /// log q(z) = log (1/N) Σ_n N(z; μ_n, σ_n²) is summed exactly over all N examples (in double, M·N·K work). The
-/// average KL is the closed form. Written in double for clarity; it is its own reference.
+/// average KL is the closed form against N(0, I). Against a learned mixture prior p(z) = (1/C) Σ_c N(μ_c, σ_c²),
+/// log p(z) is that mixture's density and the average KL is estimated on the same draws, as the mean of
+/// log q(z|x_n) − log p(z) with z ~ q(z|x_n), so the mutual information is the mean of log q(z|x_n) − log q(z) and
+/// does not depend on the prior. Written in double for clarity; it is its own reference.
 /// </summary>
 public static class ElboSurgery
 {
-    public static SurgeryReport Estimate(float[] mu, float[] logVariance, int examples, int latent, int samples, ulong seed)
+    /// <param name="priorComponents">A learned prior's components [C, 2·latent], rows [μ_c | log σ_c²]; null: N(0, I).</param>
+    public static SurgeryReport Estimate(float[] mu, float[] logVariance, int examples, int latent, int samples, ulong seed,
+        float[]? priorComponents = null)
     {
+        if (priorComponents is not null && (priorComponents.Length == 0 || priorComponents.Length % (2 * latent) != 0))
+            throw new ArgumentException($"a mixture prior's components are rows of 2·{latent} values (got {priorComponents.Length} values)");
         if (examples < 1 || mu.Length != examples * latent || logVariance.Length != examples * latent)
             throw new ArgumentException($"surgery needs μ and log σ² of {examples} examples × {latent} latents");
         if (samples < 1)
@@ -39,6 +53,7 @@ public static class ElboSurgery
             }
 
         var terms = new double[samples];
+        var conditionalTerms = new double[samples];
         Parallel.For(0, samples, m =>
         {
             int source = m % examples;
@@ -50,6 +65,8 @@ public static class ElboSurgery
                 z[k] = mu[source * latent + k] + Math.Exp(0.5 * logVariance[source * latent + k]) * eps;
                 logPrior += -0.5 * (Math.Log(2 * Math.PI) + z[k] * z[k]);
             }
+            if (priorComponents is not null)
+                logPrior = MixtureLogDensity(priorComponents, z);
             // log q(z) = logsumexp_n log q(z|x_n) − log N, with the largest term factored out.
             var logDensities = new double[examples];
             double largest = double.NegativeInfinity;
@@ -68,8 +85,29 @@ public static class ElboSurgery
             for (int n = 0; n < examples; n++)
                 total += Math.Exp(logDensities[n] - largest);
             terms[m] = largest + Math.Log(total) - Math.Log(examples) - logPrior;
+            conditionalTerms[m] = logDensities[source] - logPrior;
         });
         double marginalKl = terms.Average();
-        return new SurgeryReport(examples, samples, averageKl, marginalKl, averageKl - marginalKl, Math.Log(examples));
+        if (priorComponents is not null)
+            averageKl = conditionalTerms.Average();
+        return new SurgeryReport(examples, samples, averageKl, marginalKl, averageKl - marginalKl, Math.Log(examples))
+        {
+            SampledAverageKl = priorComponents is not null,
+        };
+    }
+
+    /// <summary>log (1/C) Σ_c N(z; μ_c, σ_c²) for components [C, 2·K], with the largest term factored out.</summary>
+    public static double MixtureLogDensity(float[] components, double[] z)
+    {
+        int latent = z.Length, count = components.Length / (2 * latent);
+        var logDensities = new double[count];
+        for (int c = 0; c < count; c++)
+            for (int k = 0; k < latent; k++)
+            {
+                double logVariance = components[c * 2 * latent + latent + k], difference = z[k] - components[c * 2 * latent + k];
+                logDensities[c] += -0.5 * (Math.Log(2 * Math.PI) + logVariance + difference * difference / Math.Exp(logVariance));
+            }
+        double largest = logDensities.Max();
+        return largest + Math.Log(logDensities.Sum(value => Math.Exp(value - largest))) - Math.Log(count);
     }
 }

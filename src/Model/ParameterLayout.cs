@@ -23,6 +23,7 @@ public sealed class ParameterLayout
     public ParameterLayout(VaeConfig config)
     {
         config.Validate();
+        Config = config;
         // The family lays out its own networks; the builder keeps the offsets and the ranges.
         var builder = new LayoutBuilder(config);
         Models.ModelCatalog.FamilyOf(config).BuildLayout(builder);
@@ -31,9 +32,11 @@ public sealed class ParameterLayout
         Encoder2End = builder.Encoder2End;
         DecoderStart = builder.DecoderStart;
         DecoderEnd = builder.DecoderEnd;
+        PriorStart = builder.PriorStart ?? Layers.Count;
         Count = Layers[^1].End;
     }
 
+    public VaeConfig Config { get; }
     public IReadOnlyList<DenseSlice> Layers { get; }
     /// <summary>Layers [0, EncoderLayerCount) are q(z1|x) (or q(z|x)); [EncoderLayerCount, Encoder2End) q(z2|z1)
     /// (the Ladder VAE: its second bottom-up stage, from the encoder's last hidden layer to q(z2|x));
@@ -44,6 +47,11 @@ public sealed class ParameterLayout
     public int Encoder2End { get; }
     public int DecoderStart { get; }
     public int DecoderEnd { get; }
+
+    /// <summary>Layers [PriorStart, Layers.Count) make a learned prior's components from one-hot rows: the mixture's
+    /// [μ_c | log σ_c²], or the VampPrior's pseudo-inputs. Without one, PriorStart is Layers.Count, and the decoders
+    /// end there.</summary>
+    public int PriorStart { get; }
     public int Count { get; }
 
     /// <summary>
@@ -136,4 +144,10 @@ public sealed class LayoutBuilder(VaeConfig config)
 
     /// <summary>The layers since <see cref="StartDecoder"/> are the first decoder; any after it are a second one.</summary>
     public void EndDecoder() => DecoderEnd = layers.Count;
+
+    /// <summary>Where the layers of a learned prior start (null: none).</summary>
+    public int? PriorStart { get; private set; }
+
+    /// <summary>The layers from here make a learned prior's components; they come after every decoder.</summary>
+    public void StartPrior() => PriorStart = layers.Count;
 }

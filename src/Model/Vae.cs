@@ -274,8 +274,10 @@ public sealed partial class Vae : IDisposable
         return output;
     }
 
-    /// <summary><paramref name="count"/> codes of the top latent drawn from the prior N(0, I), element i from
-    /// Philox (seed, <see cref="Philox.Streams.Sample"/>, 0, i): what <c>sample</c> decodes.</summary>
+    /// <summary><paramref name="count"/> codes of the top latent drawn from the prior, what <c>sample</c> decodes:
+    /// from N(0, I), element i is Philox (seed, <see cref="Philox.Streams.Sample"/>, 0, i); from a learned mixture,
+    /// code n takes component ⌊C·u_n⌋ with u_n = Philox.Uniform (seed, Sample, 1, n), and μ_c + σ_c times those
+    /// same normal draws.</summary>
     public float[] PriorCodes(int count, ulong seed)
     {
         if (count < 1)
@@ -283,7 +285,32 @@ public sealed partial class Vae : IDisposable
         var codes = new float[count * Config.TopLatent];
         for (int i = 0; i < codes.Length; i++)
             codes[i] = Philox.Normal(seed, Philox.Streams.Sample, 0, i);
+        if (PriorComponents() is { } components)
+        {
+            int latent = Config.Latent, mixtures = Config.PriorComponents;
+            for (int n = 0; n < count; n++)
+            {
+                int c = Math.Min(mixtures - 1, (int)(Philox.Uniform(seed, Philox.Streams.Sample, 1, n) * mixtures));
+                for (int k = 0; k < latent; k++)
+                    codes[n * latent + k] = components[c * 2 * latent + k] + MathF.Exp(0.5f * components[c * 2 * latent + latent + k]) * codes[n * latent + k];
+            }
+        }
         return codes;
+    }
+
+    /// <summary>A learned prior's components [C, 2·latent], rows [μ_c | log σ_c²], or null with N(0, I) (waits for
+    /// the device).</summary>
+    public float[]? PriorComponents()
+    {
+        kernels.Synchronize();
+        return family.PriorComponents();
+    }
+
+    /// <summary>The VampPrior's pseudo-inputs [C, input], or null without one (waits for the device).</summary>
+    public float[]? PseudoInputs()
+    {
+        kernels.Synchronize();
+        return family.PseudoInputs();
     }
 
     private LossSums ReadSums(MemoryBuffer1D<double, Stride1D.Dense> totals, bool reset, double beta)

@@ -100,6 +100,17 @@ public sealed record VaeConfig
     /// (a prior N(0, κ₀I) over a data set of N examples is κ = κ₀·N). Null: no prior.</summary>
     public double? WeightPrior { get; init; }
 
+    /// <summary>p(z): the standard normal N(0, I), or a learned multimodal prior of <see cref="PriorComponents"/>
+    /// components (the VAE only): a mixture of Gaussians with learned means and variances, or the VampPrior
+    /// (1/C) Σ_c q(z|u_c) of learned pseudo-inputs u_c. With either, the KL term is sampled.</summary>
+    public PriorKind Prior { get; init; } = PriorKind.Standard;
+
+    /// <summary>The learned prior's components C (0 with the standard normal).</summary>
+    public int PriorComponents { get; init; }
+
+    /// <summary>The most components a learned prior may have (the VampPrior paper's largest is 500).</summary>
+    public const int MaxPriorComponents = 5000;
+
     /// <summary>VCCA-private: the width of each view's private latent h_x and h_y beside the shared z (0: none). The
     /// codes are then [z | h_x | h_y], <see cref="CodeWidth"/> wide.</summary>
     public int PrivateLatent { get; init; }
@@ -133,7 +144,7 @@ public sealed record VaeConfig
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
-        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && WeightPrior.Equals(other.WeightPrior) && FlowLength == other.FlowLength && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
+        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && Prior == other.Prior && PriorComponents == other.PriorComponents && WeightPrior.Equals(other.WeightPrior) && FlowLength == other.FlowLength && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
         && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
         && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
@@ -172,6 +183,10 @@ public sealed record VaeConfig
             throw new SettingException($"@BatchNorm is implemented for @Model {ModelCatalog.NamesWith(ModelCapabilities.BatchNorm)} only");
         if (Covariance != CovarianceKind.Diagonal && !Spec.Declares(nameof(Covariance)))
             throw new SettingException($"@Covariance {Covariance} is implemented for @Model {ModelCatalog.NamesDeclaring(nameof(Covariance))}");
+        if (Prior != PriorKind.Standard && !Spec.Declares(nameof(Prior)))
+            throw new SettingException($"@Prior {Prior.ToString().ToLowerInvariant()} is implemented for @Model {ModelCatalog.NamesDeclaring(nameof(Prior))}");
+        if ((Prior == PriorKind.Standard) != (PriorComponents == 0) || PriorComponents < 0 || PriorComponents > MaxPriorComponents)
+            throw new SettingException($"@Prior takes 1 to {MaxPriorComponents} components, as mog:C or vamp:C, and the standard normal none (got {Prior.ToString().ToLowerInvariant()} with {PriorComponents})");
         if (FlowLength < 0 || (FlowLength > 0 && !Spec.Declares(nameof(FlowLength))))
             throw new SettingException($"@FlowLength is the planar flow steps of @Model {ModelCatalog.NamesDeclaring(nameof(FlowLength))}, at least 0 (got {FlowLength})");
         if (WeightPrior is { } kappa && (!(kappa > 0) || double.IsInfinity(kappa) || !Spec.Declares(nameof(WeightPrior))))
@@ -193,6 +208,17 @@ public enum CovarianceKind
     Diagonal,
     /// <summary>Precision D + uuᵀ (Rezende et al. 2014): one direction of correlation per example.</summary>
     RankOne,
+}
+
+/// <summary>The prior p(z) of a one-layer VAE.</summary>
+public enum PriorKind
+{
+    /// <summary>N(0, I), with the closed-form KL term.</summary>
+    Standard,
+    /// <summary>(1/C) Σ_c N(μ_c, diag σ_c²), every μ_c and log σ_c² learned.</summary>
+    Mixture,
+    /// <summary>The VampPrior (Tomczak and Welling 2018): (1/C) Σ_c q(z|u_c), u_c learned pseudo-inputs.</summary>
+    Vamp,
 }
 
 /// <summary>Optimiser settings (Adam, PyTorch defaults).</summary>

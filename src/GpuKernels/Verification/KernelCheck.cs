@@ -73,6 +73,48 @@ public sealed class KernelCheck(KernelSet kernels)
         foreach (var (examples, latent, length, samples) in new[] { (7, 1, 1, 1), (128, 20, 4, 1), (33, 20, 2, 5) })
             foreach (var result in PlanarFlowSteps(examples, latent, length, samples))
                 yield return result;
+        foreach (var (examples, latent, components, samples) in new[] { (7, 1, 1, 1), (128, 20, 10, 1), (33, 20, 50, 5) })
+            foreach (var result in MixturePriorTerms(examples, latent, components, samples))
+                yield return result;
+    }
+
+    /// <summary>The mixture prior's sampled KL, and its backward passes to the encoder's stats and the components.</summary>
+    private IEnumerable<CheckResult> MixturePriorTerms(int examples, int latent, int count, int samples)
+    {
+        var shape = new MixtureShape(latent, count, samples);
+        int rows = examples * samples;
+        var random = new Random(rows + latent * count);
+        var stats = Uniform(random, examples * 2 * latent, -1, 1);
+        var components = Uniform(random, count * 2 * latent, -1.5, 1.5);
+        var dZ = Uniform(random, rows * latent, -1, 1);
+        const float klWeight = 0.3f;
+        var accelerator = kernels.Accelerator;
+        using var statsBuffer = accelerator.Allocate1D(ToFloat(stats));
+        using var componentsBuffer = accelerator.Allocate1D(ToFloat(components));
+        using var z = accelerator.Allocate1D<float>(rows * latent);
+        using var epsilon = accelerator.Allocate1D<float>(rows * latent);
+        using var kl = accelerator.Allocate1D<float>(rows);
+        using var responsibilities = accelerator.Allocate1D<float>(rows * count);
+        using var dZBuffer = accelerator.Allocate1D(ToFloat(dZ));
+        using var dStats = accelerator.Allocate1D<float>(examples * 2 * latent);
+        using var dComponents = accelerator.Allocate1D<float>(count * 2 * latent);
+        kernels.MixturePriorForward(statsBuffer.View, componentsBuffer.View, z.View, epsilon.View, kl.View, responsibilities.View, rows, shape,
+            new DrawKey(2, Philox.Streams.Reparameterize, 1));
+        kernels.MixturePriorBackward(statsBuffer.View, componentsBuffer.View, z.View, epsilon.View, responsibilities.View, dZBuffer.View,
+            dStats.View, examples, shape, klWeight);
+        kernels.MixturePriorComponentsBackward(componentsBuffer.View, z.View, responsibilities.View, dComponents.View, rows, shape, klWeight);
+        var eps = ToDouble(epsilon.GetAsArray1D());
+        var repeated = ImportanceReference.RepeatRows(stats, examples, 2 * latent, samples);
+        var (expectedZ, expectedKl) = MixturePriorReference.Forward(repeated, components, eps, rows, latent, count);
+        var (dRepeated, expectedDComponents) = MixturePriorReference.Backward(repeated, components, eps, dZ, rows, latent, count, klWeight / samples);
+        var expectedDStats = ImportanceReference.SumRepeatedRows(dRepeated, examples, 2 * latent, samples);
+        string label = $"{examples}x{latent}x{count}x{samples}";
+        // As in the tests: 5e-5 for K-term sums and a C-term log-sum-exp; the component gradients sum every row.
+        yield return Compare("mixture prior z", label, expectedZ, z.GetAsArray1D(), 5e-5, 5e-5);
+        yield return Compare("mixture prior KL", label, expectedKl, kl.GetAsArray1D(), 5e-5, 5e-5 * latent);
+        yield return Compare("mixture prior backward", label, expectedDStats, dStats.GetAsArray1D(), 5e-5, 5e-5 * expectedDStats.Max(Math.Abs));
+        yield return Compare("mixture prior components backward", label, expectedDComponents, dComponents.GetAsArray1D(), 5e-5,
+            5e-5 * expectedDComponents.Max(Math.Abs));
     }
 
     /// <summary>The planar flow posterior: z after the steps, the sampled KL and the backward pass.</summary>

@@ -67,6 +67,13 @@ public abstract class FamilyModel
         return Download(Stack.Output(Layout.EncoderLayerCount - 1, batch));
     }
 
+    /// <summary>A learned prior's components [C, 2·latent] as [μ_c | log σ_c²] rows, or null with N(0, I) (waits
+    /// for the device; between passes only).</summary>
+    public virtual float[]? PriorComponents() => null;
+
+    /// <summary>The VampPrior's pseudo-inputs [C, encoder inputs], or null without one (waits for the device).</summary>
+    public virtual float[]? PseudoInputs() => null;
+
     /// <summary>Puts <paramref name="codes"/> of the top latent in place and runs the decoder on them.</summary>
     public abstract void Decode(float[] codes, int batch);
 
@@ -74,9 +81,9 @@ public abstract class FamilyModel
     public virtual ArrayView<float> EncoderInput(int batch) => Input(batch);
 
     /// <summary>The decoder's output rows [rows, input] and their gradient.</summary>
-    public virtual ArrayView<float> Output(int rows) => Stack.Output(Layout.Layers.Count - 1, rows);
+    public virtual ArrayView<float> Output(int rows) => Stack.Output(Layout.PriorStart - 1, rows);
 
-    public virtual ArrayView<float> OutputGradient(int rows) => Stack.Gradient(Layout.Layers.Count - 1, rows);
+    public virtual ArrayView<float> OutputGradient(int rows) => Stack.Gradient(Layout.PriorStart - 1, rows);
 
     /// <summary>p(x|z) from <paramref name="codes"/>, [rows, latent].</summary>
     protected virtual void DecoderForward(ArrayView<float> codes, int rows) =>
@@ -184,6 +191,12 @@ public abstract class ModelFamily
         BuildMiddle(layout);
         layout.StartDecoder();
         BuildDecoders(layout);
+        BuildPrior(layout);
+    }
+
+    /// <summary>Layers of a learned prior after the decoders (see <see cref="ParameterLayout.PriorStart"/>); none by default.</summary>
+    protected virtual void BuildPrior(LayoutBuilder layout)
+    {
     }
 
     /// <summary>Columns of the encoder's last layer: the config's (all of z's statistics, or the code).</summary>

@@ -225,7 +225,7 @@ public sealed class VaeModel : IDisposable
         var (mu, logVariance) = Encode(data);
         if (logVariance.Length == 0)
             throw new InvalidOperationException($"{Config.Spec.Name} has no q(z|x) with a variance: there is no KL to split");
-        return ElboSurgery.Estimate(mu, logVariance, data.Count, Config.TopLatent, samples == 0 ? data.Count : samples, Vae.Seed);
+        return ElboSurgery.Estimate(mu, logVariance, data.Count, Config.TopLatent, samples == 0 ? data.Count : samples, Vae.Seed, Vae.PriorComponents());
     }
 
     /// <summary>q(z|x) of every image of the top latent: μ and log σ², each [count, latent] row-major (an

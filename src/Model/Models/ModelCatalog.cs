@@ -115,9 +115,9 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
     /// <summary>The names of its loss and terms (see <see cref="ObjectiveTerms"/>).</summary>
     public Func<VaeConfig, ObjectiveTerms> Terms { get; init; } = config => config.TargetRate is not null
         ? ObjectiveTerms.Elbo with { Loss = "D + |σ − R|" }
-        : config.StochasticLayers == 2 ? SampledKl : ObjectiveTerms.Elbo;
+        : config.StochasticLayers == 2 || config.Prior != PriorKind.Standard ? SampledKl : ObjectiveTerms.Elbo;
 
-    /// <summary>Two stochastic layers: the KL terms are sampled through log w.</summary>
+    /// <summary>Two stochastic layers or a learned prior: the KL terms are sampled.</summary>
     private static readonly ObjectiveTerms SampledKl = ObjectiveTerms.Elbo with { Rate = "sampled KL terms" };
 
     /// <summary>What the training banner adds about this model's own settings ("" when nothing).</summary>
@@ -181,17 +181,48 @@ public static class ModelCatalog
             (config, text) => config with { FlowLength = ModelOption.WholeNumber(text, nameof(VaeConfig.FlowLength)) })
         { Property = nameof(VaeConfig.FlowLength) };
 
-    private static string RankOneSetting(VaeConfig config) =>
+    /// <summary>--prior, which the VAE takes: N(0, I), or a learned mixture of Gaussians or VampPrior.</summary>
+    private static readonly ModelOption PriorOption =
+        new("prior", "p(z): standard (N(0, I), the default), mog:C (a mixture of C Gaussians with learned means and variances) or vamp:C (the VampPrior of Tomczak and Welling 2018, q(z|u) averaged over C learned pseudo-inputs u); the KL term is then sampled", "standard|mog:C|vamp:C",
+            (config, text) =>
+            {
+                string[] parts = text.ToLowerInvariant().Split(':');
+                var kind = parts[0] switch
+                {
+                    "standard" or "normal" when parts.Length == 1 => PriorKind.Standard,
+                    "mog" or "mixture" when parts.Length == 2 => PriorKind.Mixture,
+                    "vamp" or "vampprior" when parts.Length == 2 => PriorKind.Vamp,
+                    _ => throw new SettingException($"@Prior is standard, mog:C or vamp:C with C components (got '{text}')"),
+                };
+                if (kind == PriorKind.Standard)
+                    return config with { Prior = kind, PriorComponents = 0 };
+                return int.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int count)
+                    ? config with { Prior = kind, PriorComponents = count }
+                    : throw new SettingException($"@Prior {parts[0]}:C takes a whole number of components C (got '{parts[1]}')");
+            })
+        { Property = nameof(VaeConfig.Prior) };
+
+    private static string LatentOptionsSetting(VaeConfig config) =>
         (config.FlowLength > 0 ? $", {config.FlowLength} planar flow steps" : "") +
         (config.Covariance == CovarianceKind.RankOne ? ", rank-one covariance" : "")
-        + (config.WeightPrior is { } kappa ? $", weight prior N(0, {kappa.ToString(CultureInfo.InvariantCulture)}·I) on the decoder" : "");
+        + (config.WeightPrior is { } kappa ? $", weight prior N(0, {kappa.ToString(CultureInfo.InvariantCulture)}·I) on the decoder" : "")
+        + config.Prior switch
+        {
+            PriorKind.Mixture => $", prior: a mixture of {config.PriorComponents} learned Gaussians",
+            PriorKind.Vamp => $", VampPrior with {config.PriorComponents} pseudo-inputs",
+            _ => "",
+        };
 
-    private static void RankOneValidate(VaeConfig config)
+    private static void LatentOptionsValidate(VaeConfig config)
     {
         if (config.Covariance == CovarianceKind.RankOne && (config.StochasticLayers != 1 || config.TargetRate is not null))
             throw new SettingException("the rank-one covariance is built for one stochastic layer: use @Covariance rank1 without @StochasticLayers 2 or @TargetRate");
         if (config.FlowLength > 0 && (config.StochasticLayers != 1 || config.TargetRate is not null || config.Covariance != CovarianceKind.Diagonal))
             throw new SettingException("planar flows start from the one-layer VAE's diagonal Gaussian: use @FlowLength without @StochasticLayers 2, @TargetRate or @Covariance rank1");
+        if (config.Prior != PriorKind.Standard && (config.StochasticLayers != 1 || config.TargetRate is not null || config.Covariance != CovarianceKind.Diagonal || config.FlowLength > 0))
+            throw new SettingException("a learned prior is built for the one-layer VAE's diagonal Gaussian: use @Prior without @StochasticLayers 2, @TargetRate, @Covariance rank1 or @FlowLength");
+        if (config.Prior == PriorKind.Vamp && config.BatchNorm)
+            throw new SettingException("the VampPrior runs the encoder on its pseudo-inputs beside the batch, which batch normalisation would mix: use @Prior vamp:C without @BatchNorm");
     }
 
     public static IReadOnlyList<ModelSpec> All { get; } =
@@ -207,16 +238,17 @@ public static class ModelCatalog
                 Covariance,
                 WeightPriorOption,
                 FlowLengthOption,
+                PriorOption,
             ],
-            Settings = RankOneSetting,
-            Validate = RankOneValidate,
+            Settings = LatentOptionsSetting,
+            Validate = LatentOptionsValidate,
             Family = OneOrTwoLayers,
         },
         new(ModelKind.Iwae, "iwae", "the k-sample importance-weighted bound")
         {
             Capabilities = Generative | ModelCapabilities.TwoStochasticLayers,
             Options = [Covariance, WeightPriorOption],
-            Settings = RankOneSetting,
+            Settings = LatentOptionsSetting,
             ObjectiveName = config => $"IWAE bound −L_{config.Samples} (training k)",
             Terms = config => new($"−L_{config.Samples}", "reconstruction", config.StochasticLayers == 2 ? "sampled KL terms" : "KL"),
             SeparateObjective = _ => true,
@@ -224,7 +256,7 @@ public static class ModelCatalog
             {
                 if (config.Beta != 1)
                     throw new SettingException($"β weights the VAE's KL term; the IWAE bound has none, so leave @Beta at 1 (got {config.Beta})");
-                RankOneValidate(config);
+                LatentOptionsValidate(config);
             },
             Family = OneOrTwoLayers,
         },

@@ -1,3 +1,4 @@
+using ILGPU;
 using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model.Core;
@@ -32,9 +33,18 @@ public class OneLayerModel : FamilyModel
 
     public override int EvaluationSamples => Objective.EvaluationSamples(Config.Samples);
 
+    /// <summary>A learned prior p(z), or null for N(0, I).</summary>
+    public LearnedPrior? Prior => (Latent as MixturePriorLatent)?.Prior;
+
+    /// <summary>What the encoder reads in a pass and its rows: the batch, or with the VampPrior the batch and the pseudo-inputs.</summary>
+    private (ArrayView<float> Input, int Rows) EncoderRows(int batch) =>
+        Prior?.EncoderInput(EncoderInput(batch), batch) ?? (EncoderInput(batch), batch);
+
     public override void Forward(int batch, DrawKey key, int samples)
     {
-        Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
+        Prior?.Prepare(EncoderInput(batch), batch);
+        var (input, rows) = EncoderRows(batch);
+        Stack.Forward(0, Layout.EncoderLayerCount, input, rows);
         DecoderForward(Latent.Sample(batch, samples, key), batch * samples);
     }
 
@@ -43,8 +53,14 @@ public class OneLayerModel : FamilyModel
         Objective.Train(this, pass);
         DecoderBackward(Latent.Codes(pass.Rows), Latent.CodeGradient(pass.Rows), pass.Rows);
         Objective.Backward(this, pass);
-        Stack.Backward(0, Layout.EncoderLayerCount, pass.Batch, EncoderInput(pass.Batch), Kernels.None);
+        var (input, rows) = EncoderRows(pass.Batch);
+        Stack.Backward(0, Layout.EncoderLayerCount, rows, input, Prior?.EncoderInputGradient(pass.Batch) ?? Kernels.None);
+        Prior?.Backward(pass.Batch);
     }
+
+    public override float[]? PriorComponents() => Prior?.DownloadComponents();
+
+    public override float[]? PseudoInputs() => (Prior as VampPrior)?.DownloadPseudoInputs();
 
     public override void Evaluate(Pass pass) => Objective.Evaluate(this, pass);
 
@@ -80,6 +96,7 @@ public class OneLayerFamily : ModelFamily
             plan.Floats(ModelBuffers.LogWeights, rows);
         if (config.FlowLength > 0)
             plan.Floats(PlanarFlowLatent.States, rows * config.FlowLength * config.Latent);
+        LearnedPrior.Plan(plan, config, batch, rows);
         if (config.Model == ModelKind.Iwae)
             ImportanceWeighted.Plan(plan, batch, rows);
         else if (config.Model == ModelKind.InfoVae)
@@ -89,6 +106,11 @@ public class OneLayerFamily : ModelFamily
     }
 
     public override ReferenceModel Reference { get; } = new OneLayerModelReference();
+
+    protected override void BuildPrior(LayoutBuilder layout) => LearnedPrior.BuildLayers(layout);
+
+    public override long RowsOfLayer(ParameterLayout layout, int layer, long batch, long samples) =>
+        LearnedPrior.RowsOfLayer(layout, layer, batch) ?? base.RowsOfLayer(layout, layer, batch, samples);
 
     /// <summary>The Deep VIB's decoder is a softmax regression on z, as in Alemi et al.: no hidden layers, logits out.</summary>
     protected override void BuildDecoders(LayoutBuilder layout)
@@ -104,7 +126,8 @@ public class OneLayerFamily : ModelFamily
 
     public override FamilyModel Create(ModelParts parts) => new OneLayerModel(parts, LatentOf(parts), DataTermOf(parts.Config), ObjectiveOf(parts));
 
-    /// <summary>The autoencoder's deterministic code, or a Gaussian q(z|x) with a diagonal or rank-one covariance.</summary>
+    /// <summary>The autoencoder's deterministic code, or a Gaussian q(z|x) with a diagonal or rank-one covariance,
+    /// planar flows, or against a learned prior.</summary>
     protected static ILatent LatentOf(ModelParts parts)
     {
         int statistics = parts.Layout.EncoderLayerCount - 1;
@@ -113,6 +136,7 @@ public class OneLayerFamily : ModelFamily
             { Model: ModelKind.Ae } => new CodeLatent(parts.Stack, statistics),
             { Covariance: CovarianceKind.RankOne } => new RankOneLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent),
             { FlowLength: > 0 } => new PlanarFlowLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config),
+            { Prior: not PriorKind.Standard } => new MixturePriorLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config, LearnedPrior.Create(parts)!),
             _ => new GaussianLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent),
         };
     }

@@ -14,7 +14,11 @@ public class OneLayerModelReference : ReferenceModel
     /// <summary>The forward pass in double: the layers (each one's input and output), the stats repeated once per
     /// sample, z (the autoencoder's code), and the per-row KL and reconstruction terms (rows = batch·k).</summary>
     private sealed record Pass(ReferenceLayers Layers, double[] RepeatedStats, double[] Z, double[] KlPerRow,
-        double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
+        double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows)
+    {
+        /// <summary>A learned prior's components [C, 2·latent] (empty with N(0, I)).</summary>
+        public double[] Components { get; init; } = [];
+    }
 
     /// <summary>The InfoVAE also draws as many prior samples as the batch has examples, from the stream beside the sampler's.</summary>
     public override double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream)
@@ -42,7 +46,7 @@ public class OneLayerModelReference : ReferenceModel
         var layers = new ReferenceLayers(config, parameters, training);
         var layout = layers.Layout;
         int samples = config.Samples, rows = batch * samples, latent = config.Latent;
-        var stats = layers.Run(0, layout.EncoderLayerCount, EncoderInput(config, x, batch), batch);
+        var (stats, components) = EncoderAndPrior(layers, config, EncoderInput(config, x, batch), batch);
         double[] repeatedStats = [], z = stats, kl = new double[rows];
         if (config.Model != ModelKind.Ae)
         {
@@ -53,6 +57,7 @@ public class OneLayerModelReference : ReferenceModel
             {
                 { Covariance: CovarianceKind.RankOne } => RankOneReference.Forward(repeatedStats, epsilon, rows, latent),
                 { FlowLength: > 0 } => PlanarFlowReference.Forward(repeatedStats, epsilon, rows, new FlowShape(latent, config.FlowLength, 1)),
+                { Prior: not PriorKind.Standard } => MixturePriorReference.Forward(repeatedStats, components, epsilon, rows, latent, config.PriorComponents),
                 _ => LossReference.ReparameterizeForward(repeatedStats, epsilon, rows, latent),
             };
         }
@@ -62,12 +67,59 @@ public class OneLayerModelReference : ReferenceModel
             // The Deep VIB's decoder term: −log softmax(logits)[label] of each sample's example.
             var (loss, gradient, _) = ClassificationReference.CrossEntropy(output,
                 Enumerable.Range(0, rows).Select(r => labels![r / samples]).ToArray(), rows, config.Classes);
-            return new Pass(layers, repeatedStats, z, kl, loss, gradient, rows);
+            return new Pass(layers, repeatedStats, z, kl, loss, gradient, rows) { Components = components };
         }
         var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
         var (reconstructionPerRow, dOutput) = LossReference.Reconstruction(config.Likelihood, target, output, rows,
             config.InputSize, config.GaussianVariance, 1.0);
-        return new Pass(layers, repeatedStats, z, kl, reconstructionPerRow, dOutput, rows);
+        return new Pass(layers, repeatedStats, z, kl, reconstructionPerRow, dOutput, rows) { Components = components };
+    }
+
+    /// <summary>The C×C identity a learned prior's layers read.</summary>
+    private static double[] OneHotRows(int count) =>
+        Enumerable.Range(0, count * count).Select(i => i / count == i % count ? 1.0 : 0.0).ToArray();
+
+    /// <summary>The encoder's stats for the batch, and a learned prior's components: the mixture's from its layer
+    /// on one-hot rows; the VampPrior's from the encoder run on its pseudo-inputs after the batch, in one pass as
+    /// the model runs it.</summary>
+    private static (double[] Stats, double[] Components) EncoderAndPrior(ReferenceLayers layers, VaeConfig config, double[] input, int batch)
+    {
+        var layout = layers.Layout;
+        int count = config.PriorComponents;
+        switch (config.Prior)
+        {
+            case PriorKind.Mixture:
+                return (layers.Run(0, layout.EncoderLayerCount, input, batch), layers.Run(layout.PriorStart, layout.Layers.Count, OneHotRows(count), count));
+            case PriorKind.Vamp:
+                var pseudoInputs = layers.Run(layout.PriorStart, layout.Layers.Count, OneHotRows(count), count);
+                var all = layers.Run(0, layout.EncoderLayerCount, [.. input, .. pseudoInputs], batch + count);
+                int split = batch * config.EncoderOutputs;
+                return (all[..split], all[split..]);
+            default:
+                return (layers.Run(0, layout.EncoderLayerCount, input, batch), []);
+        }
+    }
+
+    /// <summary>The encoder's backward pass from its stats' gradient, and a learned prior's layers from the
+    /// components' gradient (through the encoder's pseudo-input rows for the VampPrior).</summary>
+    private static void EncoderAndPriorBackward(ReferenceLayers layers, VaeConfig config, double[] dStats, double[] dComponents, int batch, double[] gradient)
+    {
+        var layout = layers.Layout;
+        int count = config.PriorComponents;
+        switch (config.Prior)
+        {
+            case PriorKind.Mixture:
+                layers.Backward(layout.PriorStart, layout.Layers.Count, dComponents, count, gradient);
+                layers.Backward(0, layout.EncoderLayerCount, dStats, batch, gradient);
+                break;
+            case PriorKind.Vamp:
+                var dInput = layers.Backward(0, layout.EncoderLayerCount, [.. dStats, .. dComponents], batch + count, gradient);
+                layers.Backward(layout.PriorStart, layout.Layers.Count, dInput[(batch * config.EncoderInputs)..], count, gradient);
+                break;
+            default:
+                layers.Backward(0, layout.EncoderLayerCount, dStats, batch, gradient);
+                break;
+        }
     }
 
     public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
@@ -80,8 +132,8 @@ public class OneLayerModelReference : ReferenceModel
     private static double[] LogWeights(VaeConfig config, Pass pass, double[] epsilon) => config switch
     {
         { Covariance: CovarianceKind.RankOne } => RankOneReference.LogWeights(pass.RepeatedStats, pass.Z, pass.ReconstructionPerRow, pass.Rows, config.Latent),
-        // The flow's KL term is sampled: log w = −rec − it.
-        { FlowLength: > 0 } => pass.ReconstructionPerRow.Select((rec, r) => -rec - pass.KlPerRow[r]).ToArray(),
+        // The flow's and a learned prior's KL terms are sampled: log w = −rec − it.
+        { FlowLength: > 0 } or { Prior: not PriorKind.Standard } => pass.ReconstructionPerRow.Select((rec, r) => -rec - pass.KlPerRow[r]).ToArray(),
         _ => LossReference.LogWeights(pass.RepeatedStats, pass.Z, epsilon, pass.ReconstructionPerRow, pass.Rows, config.Latent),
     };
 
@@ -130,6 +182,7 @@ public class OneLayerModelReference : ReferenceModel
         var gradient = new double[layout.Count];
         var dZ = DecoderBackward(layers, config, dOutput, rows, gradient);
         var dStats = dZ; // the autoencoder's code is its stats layer's output
+        double[] dComponents = [];
         if (config.Model != ModelKind.Ae)
         {
             if (config.Model == ModelKind.InfoVae)
@@ -137,17 +190,24 @@ public class OneLayerModelReference : ReferenceModel
                 var dMmd = MmdReference.Gradient(config.MmdKernel, pass.Z, priorDraws, batch, latent);
                 dZ = dZ.Select((value, index) => value + config.MmdLambda * dMmd[index]).ToArray();
             }
-            dStats = StatsGradient(config, pass, epsilon, dZ, normalizedWeights, batch, beta);
+            (dStats, dComponents) = StatsGradient(config, pass, epsilon, dZ, normalizedWeights, batch, beta);
         }
-        layers.Backward(0, layout.EncoderLayerCount, dStats, batch, gradient);
+        EncoderAndPriorBackward(layers, config, dStats, dComponents, batch, gradient);
         return new ReferenceVae.Result(loss, reconstruction, klMean, gradient);
     }
 
-    /// <summary>From d loss/dz [batch·k, latent] to d loss/d stats [batch, 2·latent].</summary>
-    private static double[] StatsGradient(VaeConfig config, Pass pass, double[] epsilon, double[] dZ,
+    /// <summary>From d loss/dz [batch·k, latent] to d loss/d stats [batch, 2·latent], and to a learned prior's
+    /// components (empty with N(0, I)).</summary>
+    private static (double[] DStats, double[] DComponents) StatsGradient(VaeConfig config, Pass pass, double[] epsilon, double[] dZ,
         double[] normalizedWeights, int batch, double beta)
     {
         int samples = config.Samples, latent = config.Latent, rows = pass.Rows;
+        if (config.Prior != PriorKind.Standard)
+        {
+            var (dRepeated, dComponents) = MixturePriorReference.Backward(pass.RepeatedStats, pass.Components, epsilon, dZ, rows, latent,
+                config.PriorComponents, beta / rows);
+            return (ImportanceReference.SumRepeatedRows(dRepeated, batch, config.EncoderOutputs, samples), dComponents);
+        }
         var dRepeatedStats = config switch
         {
             { Model: ModelKind.Iwae, Covariance: CovarianceKind.RankOne } =>
@@ -158,6 +218,6 @@ public class OneLayerModelReference : ReferenceModel
             { FlowLength: > 0 } => PlanarFlowReference.Backward(pass.RepeatedStats, epsilon, dZ, rows, new FlowShape(latent, config.FlowLength, 1), beta / rows),
             _ => LossReference.ReparameterizeBackward(pass.RepeatedStats, epsilon, dZ, rows, latent, beta / rows),
         };
-        return ImportanceReference.SumRepeatedRows(dRepeatedStats, batch, config.EncoderOutputs, samples);
+        return (ImportanceReference.SumRepeatedRows(dRepeatedStats, batch, config.EncoderOutputs, samples), []);
     }
 }
