@@ -692,6 +692,35 @@ public sealed class CliTests : IDisposable
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
     }
 
+    /// <summary>AnchorVAE trains, resumes and evaluates: eval reports the KL of each dimension against r(z) and
+    /// draws information.png; train draws the anchors' traversals; the marginal is saved as its own tensors.</summary>
+    [Fact]
+    public void CorexWithAnchorsTrainsResumesAndReportsInformationPerDimension()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "corex");
+        var (exitCode, output, error) = Run("train", "--model", "corex", "--anchors", "2", "--anchor-weight", "0.7", "--data", data,
+            "--epochs", "1", "--batch-size", "6", "--hidden", "7", "--latent", "3", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("2 anchors with KL weight 1 − 0.7", output);
+        Assert.True(File.Exists(Path.Combine(run, "layers.png")), "the anchors' traversals are drawn after training");
+        Assert.True(File.Exists(Path.Combine(run, "information.png")), "the information per dimension is drawn after training");
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([3, 1], tensors["marginal.mu.weight"].Shape);
+        Assert.Equal([3], tensors["marginal.logvar.bias"].Shape);
+        (exitCode, _, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        File.Delete(Path.Combine(run, "information.png"));
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--surgery", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("KL per latent dimension against r(z) (nats): anchor 0 ", output);
+        Assert.Contains(", z2 ", output);
+        Assert.Contains("NLL", output);
+        Assert.True(File.Exists(Path.Combine(run, "information.png")), "eval draws information.png");
+        var report = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(run, "eval.json")))!;
+        Assert.Equal(3, report["DimensionKl"]!.AsArray().Count);
+    }
+
     [Fact]
     public void TraverseNeedsSeveralLatentLayers()
     {
@@ -751,6 +780,9 @@ public sealed class CliTests : IDisposable
     [InlineData("--prior gmm:3", "--prior is standard, mog:C or vamp:C with C components (got 'gmm:3')")]
     [InlineData("--prior mog:3 --flow-length 2", "a learned prior is built for the one-layer VAE's diagonal Gaussian")]
     [InlineData("--model iwae --prior mog:3", "--prior applies to --model vae, not iwae")]
+    [InlineData("--model corex --anchors 30", "--anchors is how many of the 20 latent dimensions are anchors, from 0 to 20 (got 30)")]
+    [InlineData("--model corex --anchors 2 --anchor-weight 1", "--anchor-weight is λ in [0, 1), leaving the anchors a KL weight 1 − λ > 0 (got 1)")]
+    [InlineData("--anchors 2", "--anchors applies to --model corex, not vae")]
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)
     {
         var data = WriteDataSet(train: 10, test: 5);

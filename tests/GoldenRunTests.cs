@@ -119,6 +119,13 @@ public sealed class GoldenRunTests : IDisposable
         ["vae-vamp-warmup"] = new($"{Small} --prior vamp:3 --warmup-epochs 2", "--k 7 --surgery",
             "1e132825860f060a8e7ec23ffc0fe25843a8313a374698be527d06a68e9d4621",
             "749afbd57acc5922d7c41a4778ade311192f403f84dca79da7b0b620dbb988e6"),
+        // Auto-encoding CorEx, plain and with an anchor (2026-12-02).
+        ["corex"] = new($"{Small} --model corex --k 2", "--k 7 --surgery",
+            "5525c3e660b5ef05bc7c604800c236bee10be7ca5a1de06617a972fbfdecfe84",
+            "1eb75381ea2be58669983bb34a8107cb0cc6db7bac63accb8c51ea1dcc34afb7"),
+        ["corex-anchor-warmup"] = new($"{Small} --model corex --anchors 1 --anchor-weight 0.6 --warmup-epochs 2", "--k 7",
+            "998485d46f3f6c411fdee62c8a1c46e690373922b5c665bb75fb9859029bd065",
+            "483f5d4f972ea619dd22b2c11d6f5c6a8cd6f94caabff3f5da45e7ca812721a1"),
         // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
         // short schedule: eight epochs of two steps.
         ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",

@@ -42,7 +42,7 @@ public sealed class ModelCatalogTests
         Assert.False(ModelCatalog.For(ModelKind.Ae).Has(ModelCapabilities.LikelihoodBound));
         Assert.False(ModelCatalog.For(ModelKind.Vib).Has(ModelCapabilities.Images));
         Assert.True(ModelCatalog.For(ModelKind.Vib).Has(ModelCapabilities.Labels));
-        Assert.Equal("vae, vcca, ladder, vlae", ModelCatalog.NamesWith(ModelCapabilities.KlWarmup));
+        Assert.Equal("vae, vcca, ladder, vlae, corex", ModelCatalog.NamesWith(ModelCapabilities.KlWarmup));
         Assert.Equal(0, ModelCatalog.For(ModelKind.InfoVae).DefaultBeta);
         Assert.Equal(2, ModelCatalog.For(ModelKind.Ladder).DefaultStochasticLayers);
     }

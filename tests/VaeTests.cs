@@ -27,7 +27,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
          "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian",
          "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian", "vae-weight-prior", "iwae-rank1-weight-prior", "vae-planar-flow-2", "vae-k2-planar-flow-3-gaussian",
-         "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden"];
+         "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden", "corex", "corex-anchors-2-k2-gaussian"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -153,6 +153,14 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             InputSize = 12, Hidden = [8, 5], Latent = 2, Prior = PriorKind.Vamp, PriorComponents = 2, Samples = 3, Beta = 0.6,
             Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.3,
+        },
+        // Auto-encoding CorEx: the learned factorized marginal; with two anchors (KL weight 0.3), k = 2, β 0.8 and a
+        // Gaussian decoder.
+        "corex" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Corex },
+        "corex-anchors-2-k2-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 4, Model = ModelKind.Corex, Anchors = 2, AnchorWeight = 0.7, Samples = 2, Beta = 0.8,
+            Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
         },
         _ => throw new ArgumentException(name),
     };

@@ -54,10 +54,22 @@ public static class Evaluate
         }
         var groups = spec.LatentGroups(vae.Config);
         Dictionary<string, double>? layerKl = null;
+        // CorEx: the KL of each dimension against the learned marginal r(z), the information it carries.
+        double[]? dimensionKl = null;
+        if (vae.Config.ModelPrior == PriorKind.Factorized)
+        {
+            var (mu, logVariance) = Encoded();
+            dimensionKl = Evaluation.KlPerDimension(mu, logVariance, test.Count, vae.Config.Latent, vae.PriorComponents());
+            output.WriteLine("KL per latent dimension against r(z) (nats): " + string.Join(", ",
+                dimensionKl.Select((value, d) => string.Create(CultureInfo.InvariantCulture, $"{(d < vae.Config.Anchors ? "anchor " : "z")}{d} {value:F2}"))));
+            string plotPath = Path.Combine(runDirectory, "information.png");
+            Plots.WriteDimensionKl(plotPath, dimensionKl, vae.Config.Anchors, $"information per dimension, {test.Count} test images");
+            output.WriteLine($"written: {plotPath}");
+        }
         if (groups.Count > 1)
         {
             var (mu, logVariance) = Encoded();
-            var perDimension = Evaluation.KlPerDimension(mu, logVariance, test.Count, vae.Config.TopLatent);
+            var perDimension = dimensionKl ?? Evaluation.KlPerDimension(mu, logVariance, test.Count, vae.Config.TopLatent);
             layerKl = groups.ToDictionary(group => group.Name, group => perDimension.Skip(group.First).Take(group.Width).Sum());
             output.WriteLine("KL per latent layer (nats): " + string.Join(", ",
                 layerKl.Select(pair => string.Create(CultureInfo.InvariantCulture, $"{pair.Key} {pair.Value:F2}"))));
@@ -69,6 +81,7 @@ public static class Evaluate
         var report = new EvaluationReport
         {
             LayerKl = layerKl,
+            DimensionKl = dimensionKl,
             PosteriorCorrelation = correlation,
             Examples = test.Count,
             Loss = sums.MeanLoss,
@@ -107,7 +120,7 @@ public static class Evaluate
     }
 
     /// <summary>q(z|x) of the top latent for the first <paramref name="examples"/> images, in order.</summary>
-    private static (float[] Mu, float[] LogVariance) EncodeAll(Vae vae, DeviceDataset data, int examples)
+    internal static (float[] Mu, float[] LogVariance) EncodeAll(Vae vae, DeviceDataset data, int examples)
     {
         int latent = vae.Config.TopLatent;
         var mu = new float[examples * latent];

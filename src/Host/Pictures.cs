@@ -41,7 +41,7 @@ public static class Pictures
         var config = vae.Config;
         var components = vae.PriorComponents() ?? throw new ArgumentException("the model's prior is N(0, I): it has no learned components to draw");
         var pseudoInputs = vae.PseudoInputs();
-        int latent = config.Latent, count = Math.Min(100, config.PriorComponents);
+        int latent = config.Latent, count = Math.Min(100, config.ModelPriorComponents);
         var means = new float[count * latent];
         for (int c = 0; c < count; c++)
             Array.Copy(components, c * 2 * latent, means, c * latent, latent);

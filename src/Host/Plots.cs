@@ -34,6 +34,25 @@ public static class Plots
         Save(plot, path, 800, 500);
     }
 
+    /// <summary>One bar per latent dimension: its mean KL against the prior in nats (CorEx's information per
+    /// dimension), anchors in a colour of their own.</summary>
+    public static void WriteDimensionKl(string path, IReadOnlyList<double> kl, int anchors, string title)
+    {
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        var bars = plot.Add.Bars(kl.Select((value, d) => new Bar
+        {
+            Position = d,
+            Value = value,
+            FillColor = palette.GetColor(d < anchors ? 1 : 0),
+        }).ToList());
+        plot.Axes.Margins(bottom: 0);
+        plot.Title(title);
+        plot.XLabel(anchors > 0 ? $"latent dimension (the first {anchors} are anchors)" : "latent dimension");
+        plot.YLabel("KL(q(z_j|x) ‖ r(z_j)), nats");
+        Save(plot, path, 800, 450);
+    }
+
     /// <summary>2-D codes (x, y pairs) as points, one colour and legend entry per label.</summary>
     public static void WriteLatentCodes(string path, float[] codes, byte[] labels, string title)
     {

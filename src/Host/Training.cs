@@ -317,7 +317,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
     /// The run folder's pictures after each epoch: loss.png (the curves of metrics.csv), samples.png (64 prior
     /// samples) and reconstructions.png (32 test images beside their reconstructions); for the VLAE layers.png (each
     /// latent layer varied with the others held); for a learned prior prior.png (its components decoded, beside the
-    /// VampPrior's pseudo-inputs); for VCCA also
+    /// VampPrior's pseudo-inputs); for CorEx information.png (each dimension's KL against r(z) over the test set);
+    /// for VCCA also
     /// cross-view.png (each test image's right half predicted from its left). A picture that cannot be
     /// drawn (a machine without the native graphics library, say) is reported and skipped: it never stops a run.
     /// </summary>
@@ -330,7 +331,16 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         TryDraw("reconstructions.png", () => Pictures.WriteReconstructions(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "reconstructions.png")));
         if (vae.Config.Spec.LatentGroups(vae.Config).Count > 1)
             TryDraw("layers.png", () => Pictures.WriteLayerTraversals(vae, 7, options.Seed, Path.Combine(outDirectory, "layers.png")));
-        if (vae.Config.Prior != PriorKind.Standard)
+        if (vae.Config.ModelPrior == PriorKind.Factorized)
+            TryDraw("information.png", () =>
+            {
+                using var data = new DeviceDataset(accelerator, test);
+                var (mu, logVariance) = Evaluate.EncodeAll(vae, data, test.Count);
+                Plots.WriteDimensionKl(Path.Combine(outDirectory, "information.png"),
+                    Evaluation.KlPerDimension(mu, logVariance, test.Count, vae.Config.Latent, vae.PriorComponents()), vae.Config.Anchors,
+                    $"information per dimension, {test.Count} test images");
+            });
+        if (vae.Config.ModelPrior is PriorKind.Mixture or PriorKind.Vamp)
             TryDraw("prior.png", () => Pictures.WritePriorComponents(vae, Path.Combine(outDirectory, "prior.png")));
         if (vae.Config.PredictsSecondView)
             TryDraw("cross-view.png", () => Pictures.WriteCrossView(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "cross-view.png")));

@@ -36,6 +36,10 @@ public sealed record EvaluationReport
     /// <summary>For the rank-one covariance, how correlated q(z|x)'s dimensions are. Null for the others.</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public PosteriorCorrelation? PosteriorCorrelation { get; init; }
+    /// <summary>For a model with a learned factorized marginal (CorEx), each dimension's mean KL(q(z_j|x) ‖ r(z_j))
+    /// in nats: the information each dimension carries. Null for the others.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public double[]? DimensionKl { get; init; }
 }
 
 /// <summary>The off-diagonal correlations C_ij/√(C_ii·C_jj) of q(z|x): their mean absolute value over the pairs of
@@ -84,16 +88,19 @@ public static class Evaluation
 
     /// <summary>
     /// The mean over examples of KL(N(μ, σ²) ‖ N(0, 1)) = ½(μ² + σ² − log σ² − 1) of each latent dimension, in
-    /// double, from q(z|x) of <paramref name="examples"/> examples ([examples, latent] each).
+    /// double, from q(z|x) of <paramref name="examples"/> examples ([examples, latent] each); against a learned
+    /// factorized marginal [m | log s²] (CorEx's r(z)) where one is given.
     /// </summary>
-    public static double[] KlPerDimension(float[] mu, float[] logVariance, int examples, int latent)
+    public static double[] KlPerDimension(float[] mu, float[] logVariance, int examples, int latent, float[]? marginal = null)
     {
         var kl = new double[latent];
         for (int n = 0; n < examples; n++)
             for (int d = 0; d < latent; d++)
             {
                 double mean = mu[n * latent + d], logVar = logVariance[n * latent + d];
-                kl[d] += 0.5 * (mean * mean + Math.Exp(logVar) - logVar - 1) / examples;
+                kl[d] += (marginal is null
+                    ? 0.5 * (mean * mean + Math.Exp(logVar) - logVar - 1)
+                    : GpuKernels.Reference.FactorizedPriorReference.Kl(mean, logVar, marginal[d], marginal[latent + d])) / examples;
             }
         return kl;
     }

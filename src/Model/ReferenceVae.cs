@@ -16,8 +16,8 @@ public static class ReferenceVae
     public sealed record Result(double Loss, double Reconstruction, double Kl, double[] Gradient,
         IReadOnlyDictionary<int, double[]>? RunningAverages = null)
     {
-        /// <summary>−log p(θ) of the weight prior (‖θ‖²/(2κ) over the decoder's weights), which the gradient includes
-        /// and <see cref="Loss"/> (what training reports) does not.</summary>
+        /// <summary>What the gradient includes and <see cref="Loss"/> (what training reports) does not: −log p(θ) of
+        /// the weight prior (‖θ‖²/(2κ) over the decoder's weights), and AnchorVAE's −λ·β·(the anchors' KL).</summary>
         public double Penalty { get; init; }
 
         /// <summary>What <see cref="Gradient"/> is the gradient of.</summary>
@@ -60,7 +60,7 @@ public static class ReferenceVae
                 penalty += parameters[i] * parameters[i] / (2 * kappa);
                 gradient[i] += parameters[i] / kappa;
             }
-        return result with { Gradient = gradient, Penalty = penalty };
+        return result with { Gradient = gradient, Penalty = result.Penalty + penalty };
     }
 
     /// <summary>Writes a training pass's running averages (see <see cref="Result.RunningAverages"/>) into the

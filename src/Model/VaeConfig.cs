@@ -108,6 +108,20 @@ public sealed record VaeConfig
     /// <summary>The learned prior's components C (0 with the standard normal).</summary>
     public int PriorComponents { get; init; }
 
+    /// <summary>The prior the model trains with: <see cref="Prior"/>, or the learned factorized marginal of a model
+    /// that has one (CorEx's r(z), <see cref="ModelCapabilities.FactorizedMarginal"/>).</summary>
+    [JsonIgnore]
+    public PriorKind ModelPrior => Spec.Has(ModelCapabilities.FactorizedMarginal) ? PriorKind.Factorized : Prior;
+
+    /// <summary>That prior's components: one for the factorized marginal.</summary>
+    [JsonIgnore]
+    public int ModelPriorComponents => ModelPrior == PriorKind.Factorized ? 1 : PriorComponents;
+
+    /// <summary>AnchorVAE: the first <see cref="Anchors"/> latent dimensions are anchors, whose information term
+    /// λ·I(z_k; x) (λ = <see cref="AnchorWeight"/>), bounded by their KL, leaves them a KL weight of 1 − λ (CorEx only).</summary>
+    public int Anchors { get; init; }
+    public double AnchorWeight { get; init; } = 0.5;
+
     /// <summary>The most components a learned prior may have (the VampPrior paper's largest is 500).</summary>
     public const int MaxPriorComponents = 5000;
 
@@ -144,7 +158,7 @@ public sealed record VaeConfig
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
-        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && Prior == other.Prior && PriorComponents == other.PriorComponents && WeightPrior.Equals(other.WeightPrior) && FlowLength == other.FlowLength && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
+        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && Prior == other.Prior && PriorComponents == other.PriorComponents && Anchors == other.Anchors && AnchorWeight.Equals(other.AnchorWeight) && WeightPrior.Equals(other.WeightPrior) && FlowLength == other.FlowLength && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
         && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
         && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
@@ -187,6 +201,8 @@ public sealed record VaeConfig
             throw new SettingException($"@Prior {Prior.ToString().ToLowerInvariant()} is implemented for @Model {ModelCatalog.NamesDeclaring(nameof(Prior))}");
         if ((Prior == PriorKind.Standard) != (PriorComponents == 0) || PriorComponents < 0 || PriorComponents > MaxPriorComponents)
             throw new SettingException($"@Prior takes 1 to {MaxPriorComponents} components, as mog:C or vamp:C, and the standard normal none (got {Prior.ToString().ToLowerInvariant()} with {PriorComponents})");
+        if ((Anchors != 0 && !Spec.Declares(nameof(Anchors))) || (AnchorWeight != 0.5 && !Spec.Declares(nameof(AnchorWeight))))
+            throw new SettingException($"@Anchors and @AnchorWeight are AnchorVAE's, for @Model {ModelCatalog.NamesDeclaring(nameof(Anchors))}");
         if (FlowLength < 0 || (FlowLength > 0 && !Spec.Declares(nameof(FlowLength))))
             throw new SettingException($"@FlowLength is the planar flow steps of @Model {ModelCatalog.NamesDeclaring(nameof(FlowLength))}, at least 0 (got {FlowLength})");
         if (WeightPrior is { } kappa && (!(kappa > 0) || double.IsInfinity(kappa) || !Spec.Declares(nameof(WeightPrior))))
@@ -219,6 +235,8 @@ public enum PriorKind
     Mixture,
     /// <summary>The VampPrior (Tomczak and Welling 2018): (1/C) Σ_c q(z|u_c), u_c learned pseudo-inputs.</summary>
     Vamp,
+    /// <summary>A learned factorized Gaussian Π_j N(m_j, s_j²), with the closed-form KL per dimension (CorEx's r(z)).</summary>
+    Factorized,
 }
 
 /// <summary>Optimiser settings (Adam, PyTorch defaults).</summary>

@@ -76,6 +76,52 @@ public sealed class KernelCheck(KernelSet kernels)
         foreach (var (examples, latent, components, samples) in new[] { (7, 1, 1, 1), (128, 20, 10, 1), (33, 20, 50, 5) })
             foreach (var result in MixturePriorTerms(examples, latent, components, samples))
                 yield return result;
+        foreach (var (examples, latent, samples, anchors) in new[] { (7, 1, 1, 0), (128, 20, 1, 4), (33, 20, 5, 20) })
+            foreach (var result in FactorizedMarginalTerms(examples, latent, samples, anchors))
+                yield return result;
+    }
+
+    /// <summary>CorEx's KL against a learned factorized marginal: z, the KL, log w and both backward passes.</summary>
+    private IEnumerable<CheckResult> FactorizedMarginalTerms(int examples, int latent, int samples, int anchors)
+    {
+        const float anchorScale = 0.4f, klWeight = 0.3f;
+        var shape = new MarginalShape(latent, samples, anchors, anchorScale);
+        int rows = examples * samples;
+        var random = new Random(rows + latent + anchors);
+        var stats = Uniform(random, examples * 2 * latent, -1, 1);
+        var marginal = Uniform(random, 2 * latent, -1.5, 1.5);
+        var dZ = Uniform(random, rows * latent, -1, 1);
+        var reconstruction = Uniform(random, rows, 50, 150);
+        var accelerator = kernels.Accelerator;
+        using var statsBuffer = accelerator.Allocate1D(ToFloat(stats));
+        using var marginalBuffer = accelerator.Allocate1D(ToFloat(marginal));
+        using var z = accelerator.Allocate1D<float>(rows * latent);
+        using var epsilon = accelerator.Allocate1D<float>(rows * latent);
+        using var kl = accelerator.Allocate1D<float>(rows);
+        using var dZBuffer = accelerator.Allocate1D(ToFloat(dZ));
+        using var dStats = accelerator.Allocate1D<float>(examples * 2 * latent);
+        using var dMarginal = accelerator.Allocate1D<float>(2 * latent);
+        using var reconstructionBuffer = accelerator.Allocate1D(ToFloat(reconstruction));
+        using var logWeights = accelerator.Allocate1D<float>(rows);
+        kernels.FactorizedPriorForward(statsBuffer.View, marginalBuffer.View, z.View, epsilon.View, kl.View, rows, shape,
+            new DrawKey(2, Philox.Streams.Reparameterize, 1));
+        kernels.FactorizedPriorLogWeights(statsBuffer.View, marginalBuffer.View, z.View, epsilon.View, reconstructionBuffer.View, logWeights.View, rows, shape);
+        kernels.FactorizedPriorBackward(statsBuffer.View, marginalBuffer.View, epsilon.View, dZBuffer.View, dStats.View, examples, shape, klWeight);
+        kernels.FactorizedMarginalBackward(statsBuffer.View, marginalBuffer.View, dMarginal.View, examples, shape, klWeight);
+        var eps = ToDouble(epsilon.GetAsArray1D());
+        var repeated = ImportanceReference.RepeatRows(stats, examples, 2 * latent, samples);
+        var (expectedZ, expectedKl) = FactorizedPriorReference.Forward(repeated, marginal, eps, rows, latent);
+        var (dRepeated, expectedDMarginal) = FactorizedPriorReference.Backward(repeated, marginal, eps, dZ, rows, latent,
+            FactorizedPriorReference.Weights(latent, anchors, anchorScale), klWeight / samples);
+        var expectedDStats = ImportanceReference.SumRepeatedRows(dRepeated, examples, 2 * latent, samples);
+        string label = $"{examples}x{latent}x{samples}, {anchors} anchors";
+        // As in the tests: 5e-5 for K-term sums; the marginal's gradient sums every example.
+        yield return Compare("factorized marginal z", label, expectedZ, z.GetAsArray1D(), 5e-5, 5e-5);
+        yield return Compare("factorized marginal KL", label, expectedKl, kl.GetAsArray1D(), 5e-5, 5e-5 * latent);
+        yield return Compare("factorized marginal log w", label, FactorizedPriorReference.LogWeights(repeated, marginal, expectedZ, reconstruction, rows, latent),
+            logWeights.GetAsArray1D(), 1e-5, 1e-4);
+        yield return Compare("factorized marginal backward", label, expectedDStats, dStats.GetAsArray1D(), 5e-5, 5e-5 * expectedDStats.Max(Math.Abs));
+        yield return Compare("factorized marginal backward (r)", label, expectedDMarginal, dMarginal.GetAsArray1D(), 5e-5, 5e-5 * expectedDMarginal.Max(Math.Abs));
     }
 
     /// <summary>The mixture prior's sampled KL, and its backward passes to the encoder's stats and the components.</summary>

@@ -38,7 +38,7 @@ public abstract class LearnedPrior
     protected Workspace Workspace { get; }
 
     /// <summary>The components C.</summary>
-    public int Count => Config.PriorComponents;
+    public int Count => Config.ModelPriorComponents;
 
     protected ArrayView<float> OneHot => Workspace.Floats(OneHotRows).View.SubView(0, (long)Count * Count);
 
@@ -72,25 +72,26 @@ public abstract class LearnedPrior
     protected void PriorLayersForward() => Stack.Forward(Layout.PriorStart, Layout.Layers.Count, OneHot, Count);
 
     /// <summary>The prior of a config, or null for N(0, I).</summary>
-    public static LearnedPrior? Create(ModelParts parts) => parts.Config.Prior switch
+    public static LearnedPrior? Create(ModelParts parts) => parts.Config.ModelPrior switch
     {
-        PriorKind.Mixture => new MixtureOfGaussiansPrior(parts),
+        PriorKind.Mixture or PriorKind.Factorized => new MixtureOfGaussiansPrior(parts),
         PriorKind.Vamp => new VampPrior(parts),
         _ => null,
     };
 
     /// <summary>Its layers after every decoder: the mixture's [μ_c | log σ_c²] as one stats layer from the one-hot
-    /// rows, or the VampPrior's pseudo-inputs u_c = sigmoid(W e_c + b), in the data's range [0, 1].</summary>
+    /// rows (the factorized marginal's [m | log s²] from the single row 1, so m = weight + bias), or the VampPrior's
+    /// pseudo-inputs u_c = sigmoid(W e_c + b), in the data's range [0, 1].</summary>
     public static void BuildLayers(LayoutBuilder layout)
     {
         var config = layout.Config;
-        if (config.Prior == PriorKind.Standard)
+        if (config.ModelPrior == PriorKind.Standard)
             return;
         layout.StartPrior();
-        if (config.Prior == PriorKind.Mixture)
-            layout.Add("mixture.stats", config.PriorComponents, 2 * config.Latent, ActivationKind.Identity);
-        else
+        if (config.ModelPrior == PriorKind.Vamp)
             layout.Add("vamp.pseudo_inputs", config.PriorComponents, config.EncoderInputs, ActivationKind.Sigmoid);
+        else
+            layout.Add(config.ModelPrior == PriorKind.Mixture ? "mixture.stats" : "marginal.stats", config.ModelPriorComponents, 2 * config.Latent, ActivationKind.Identity);
     }
 
     /// <summary>The rows a layer sees with this prior: C in its own layers; the VampPrior's encoder also reads the
@@ -98,21 +99,22 @@ public abstract class LearnedPrior
     public static long? RowsOfLayer(ParameterLayout layout, int layer, long batch)
     {
         var config = layout.Config;
-        if (config.Prior == PriorKind.Standard)
+        if (config.ModelPrior == PriorKind.Standard)
             return null;
         if (layer >= layout.PriorStart)
-            return config.PriorComponents;
-        return config.Prior == PriorKind.Vamp && layer < layout.EncoderLayerCount ? batch + config.PriorComponents : null;
+            return config.ModelPriorComponents;
+        return config.ModelPrior == PriorKind.Vamp && layer < layout.EncoderLayerCount ? batch + config.PriorComponents : null;
     }
 
     public static void Plan(WorkspacePlan plan, VaeConfig config, long batch, long rows)
     {
-        if (config.Prior == PriorKind.Standard)
+        if (config.ModelPrior == PriorKind.Standard)
             return;
-        long count = config.PriorComponents;
+        long count = config.ModelPriorComponents;
         plan.Floats(OneHotRows, count * count);
-        plan.Floats(Responsibilities, rows * count);
-        if (config.Prior == PriorKind.Vamp)
+        if (config.ModelPrior != PriorKind.Factorized)
+            plan.Floats(Responsibilities, rows * count); // the mixture latent's p(c|z) per z row
+        if (config.ModelPrior == PriorKind.Vamp)
         {
             plan.Floats(VampPrior.EncoderRows, (batch + count) * config.EncoderInputs);
             plan.Floats(VampPrior.EncoderRowsGradient, (batch + count) * config.EncoderInputs);
@@ -120,7 +122,8 @@ public abstract class LearnedPrior
     }
 }
 
-/// <summary>The mixture of Gaussians: one layer from the one-hot rows to [μ_c | log σ_c²].</summary>
+/// <summary>The mixture of Gaussians: one layer from the one-hot rows to [μ_c | log σ_c²]; with one component,
+/// CorEx's factorized marginal.</summary>
 public sealed class MixtureOfGaussiansPrior(ModelParts parts) : LearnedPrior(parts)
 {
     public override void Prepare(ArrayView<float> batchInput, int batch) => PriorLayersForward();

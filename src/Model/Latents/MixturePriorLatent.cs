@@ -13,7 +13,7 @@ namespace IlgpuVae.Model.Latents;
 public sealed class MixturePriorLatent(KernelSet kernels, DenseStack stack, Workspace workspace, int statisticsLayer, VaeConfig config, LearnedPrior prior)
     : SampledLatent(kernels, stack, workspace, statisticsLayer, config.Latent)
 {
-    public LearnedPrior Prior => prior;
+    public override LearnedPrior Prior => prior;
 
     private MixtureShape Shape(int samples) => new(Width, prior.Count, samples);
 

@@ -20,6 +20,9 @@ public abstract class SampledLatent(KernelSet kernels, DenseStack stack, Workspa
     public abstract void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights);
     public abstract (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch);
 
+    /// <summary>The learned prior this latent's KL term is against, or null for N(0, I).</summary>
+    public virtual LearnedPrior? Prior => null;
+
     public ArrayView<float> Codes(int rows) => Floats(ModelBuffers.Z, (long)rows * width);
 
     public ArrayView<float> CodeGradient(int rows) => Floats(ModelBuffers.ZGradient, (long)rows * width);

@@ -34,6 +34,8 @@ public enum ModelCapabilities
     BatchNorm = 128,
     /// <summary>Target-rate training (--target-rate) in place of β·KL.</summary>
     TargetRate = 256,
+    /// <summary>Its prior is a learned factorized marginal r(z) = Π_j N(m_j, s_j²) (auto-encoding CorEx).</summary>
+    FactorizedMarginal = 512,
 }
 
 /// <summary>
@@ -115,7 +117,7 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
     /// <summary>The names of its loss and terms (see <see cref="ObjectiveTerms"/>).</summary>
     public Func<VaeConfig, ObjectiveTerms> Terms { get; init; } = config => config.TargetRate is not null
         ? ObjectiveTerms.Elbo with { Loss = "D + |σ − R|" }
-        : config.StochasticLayers == 2 || config.Prior != PriorKind.Standard ? SampledKl : ObjectiveTerms.Elbo;
+        : config.StochasticLayers == 2 || config.Prior is PriorKind.Mixture or PriorKind.Vamp ? SampledKl : ObjectiveTerms.Elbo;
 
     /// <summary>Two stochastic layers or a learned prior: the KL terms are sampled.</summary>
     private static readonly ObjectiveTerms SampledKl = ObjectiveTerms.Elbo with { Rate = "sampled KL terms" };
@@ -388,6 +390,35 @@ public static class ModelCatalog
                     throw new SettingException("the VLAE's latent layers are set by @LatentLayers: leave @StochasticLayers at 1");
             },
             Family = _ => VlaeFamily,
+        },
+        new(ModelKind.Corex, "corex", "auto-encoding CorEx: the ELBO with a learned factorized marginal r(z) = Π N(m_j, s_j²) as the prior; AnchorVAE with --anchors")
+        {
+            Capabilities = Generative | ModelCapabilities.KlWarmup | ModelCapabilities.FactorizedMarginal,
+            Options =
+            [
+                new("anchors", "AnchorVAE (Gao et al. 2019): the first N latent dimensions are anchors, given more information by a KL weight of 1 − λ (default 0: plain CorEx)", "N",
+                    (config, text) => config with { Anchors = ModelOption.WholeNumber(text, nameof(VaeConfig.Anchors)) })
+                { Property = nameof(VaeConfig.Anchors) },
+                new("anchor-weight", "λ of the anchors' information term λ·I(z_k; x), in [0, 1): their KL weight is 1 − λ (default 0.5)", "LAMBDA",
+                    (config, text) => config with { AnchorWeight = ModelOption.Number(text, nameof(VaeConfig.AnchorWeight)) })
+                { Property = nameof(VaeConfig.AnchorWeight) },
+            ],
+            Settings = config => ", learned factorized marginal r(z)"
+                + (config.Anchors > 0 ? $", {config.Anchors} anchors with KL weight 1 − {config.AnchorWeight.ToString(CultureInfo.InvariantCulture)}" : ""),
+            // Each anchor is its own group (one row of its traversal), the other dimensions one more.
+            LatentGroups = config => config.Anchors == 0 ? []
+                : [.. Enumerable.Range(0, config.Anchors).Select(k => new LatentGroup($"anchor {k}", k, 1)),
+                   .. config.Anchors < config.Latent ? [new LatentGroup("others", config.Anchors, config.Latent - config.Anchors)] : Array.Empty<LatentGroup>()],
+            Validate = config =>
+            {
+                if (config.StochasticLayers != 1)
+                    throw new SettingException("CorEx has one stochastic layer: leave @StochasticLayers at 1");
+                if (config.Anchors < 0 || config.Anchors > config.Latent)
+                    throw new SettingException($"@Anchors is how many of the {config.Latent} latent dimensions are anchors, from 0 to {config.Latent} (got {config.Anchors})");
+                if (!(config.AnchorWeight >= 0 && config.AnchorWeight < 1))
+                    throw new SettingException($"@AnchorWeight is λ in [0, 1), leaving the anchors a KL weight 1 − λ > 0 (got {config.AnchorWeight.ToString(CultureInfo.InvariantCulture)})");
+            },
+            Family = _ => OneLayer,
         },
     ];
 

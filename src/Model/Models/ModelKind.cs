@@ -24,4 +24,7 @@ public enum ModelKind
     /// small latent layers, each inferred from a deeper hidden layer and joining the decoder at a matching depth,
     /// with independent N(0, I) priors; the ELBO with the sum of their KL terms.</summary>
     Vlae,
+    /// <summary>Auto-encoding CorEx (Gao et al. 2019): the VAE's bound with a learned factorized marginal r(z) in
+    /// place of N(0, I); AnchorVAE when some dimensions are anchors (<see cref="VaeConfig.Anchors"/>).</summary>
+    Corex,
 }

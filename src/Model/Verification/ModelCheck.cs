@@ -51,6 +51,8 @@ public sealed class ModelCheck(KernelSet kernels)
                 yield return Gradient(spec, SmallConfig(spec) with { PrivateLatent = 2 });
             if (spec.Declares(nameof(VaeConfig.FlowLength)))
                 yield return Gradient(spec, SmallConfig(spec) with { FlowLength = 2 });
+            if (spec.Declares(nameof(VaeConfig.Anchors)))
+                yield return Gradient(spec, SmallConfig(spec) with { Anchors = 2, AnchorWeight = 0.7 });
             if (spec.Declares(nameof(VaeConfig.Prior)))
                 foreach (var prior in new[] { PriorKind.Mixture, PriorKind.Vamp })
                     yield return Gradient(spec, SmallConfig(spec) with { Prior = prior, PriorComponents = 3 });
@@ -83,6 +85,6 @@ public sealed class ModelCheck(KernelSet kernels)
             if (ratio > worstRatio || double.IsNaN(ratio))
                 (worstRatio, worstError) = (double.IsNaN(ratio) ? double.PositiveInfinity : ratio, error);
         }
-        return new CheckResult($"model {spec.Name}{(config.Covariance == CovarianceKind.RankOne ? " rank1" : "")}{(config.PrivateLatent > 0 ? " private" : "")}{(config.FlowLength > 0 ? " flow" : "")}{(config.Prior != PriorKind.Standard ? $" prior {config.Prior.ToString().ToLowerInvariant()}:{config.PriorComponents}" : "")}: training gradient", $"{config.InputSize}-7-{config.Latent} k={config.Samples}", worstRatio, worstError);
+        return new CheckResult($"model {spec.Name}{(config.Covariance == CovarianceKind.RankOne ? " rank1" : "")}{(config.PrivateLatent > 0 ? " private" : "")}{(config.FlowLength > 0 ? " flow" : "")}{(config.Anchors > 0 ? $" {config.Anchors} anchors" : "")}{(config.Prior != PriorKind.Standard ? $" prior {config.Prior.ToString().ToLowerInvariant()}:{config.PriorComponents}" : "")}: training gradient", $"{config.InputSize}-7-{config.Latent} k={config.Samples}", worstRatio, worstError);
     }
 }

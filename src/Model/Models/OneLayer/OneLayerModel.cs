@@ -34,7 +34,7 @@ public class OneLayerModel : FamilyModel
     public override int EvaluationSamples => Objective.EvaluationSamples(Config.Samples);
 
     /// <summary>A learned prior p(z), or null for N(0, I).</summary>
-    public LearnedPrior? Prior => (Latent as MixturePriorLatent)?.Prior;
+    public LearnedPrior? Prior => (Latent as SampledLatent)?.Prior;
 
     /// <summary>What the encoder reads in a pass and its rows: the batch, or with the VampPrior the batch and the pseudo-inputs.</summary>
     private (ArrayView<float> Input, int Rows) EncoderRows(int batch) =>
@@ -136,7 +136,8 @@ public class OneLayerFamily : ModelFamily
             { Model: ModelKind.Ae } => new CodeLatent(parts.Stack, statistics),
             { Covariance: CovarianceKind.RankOne } => new RankOneLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent),
             { FlowLength: > 0 } => new PlanarFlowLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config),
-            { Prior: not PriorKind.Standard } => new MixturePriorLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config, LearnedPrior.Create(parts)!),
+            { ModelPrior: PriorKind.Factorized } => new FactorizedMarginalLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config, LearnedPrior.Create(parts)!),
+            { ModelPrior: not PriorKind.Standard } => new MixturePriorLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config, LearnedPrior.Create(parts)!),
             _ => new GaussianLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent),
         };
     }

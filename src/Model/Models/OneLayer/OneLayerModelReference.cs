@@ -57,7 +57,8 @@ public class OneLayerModelReference : ReferenceModel
             {
                 { Covariance: CovarianceKind.RankOne } => RankOneReference.Forward(repeatedStats, epsilon, rows, latent),
                 { FlowLength: > 0 } => PlanarFlowReference.Forward(repeatedStats, epsilon, rows, new FlowShape(latent, config.FlowLength, 1)),
-                { Prior: not PriorKind.Standard } => MixturePriorReference.Forward(repeatedStats, components, epsilon, rows, latent, config.PriorComponents),
+                { ModelPrior: PriorKind.Factorized } => FactorizedPriorReference.Forward(repeatedStats, components, epsilon, rows, latent),
+                { ModelPrior: not PriorKind.Standard } => MixturePriorReference.Forward(repeatedStats, components, epsilon, rows, latent, config.PriorComponents),
                 _ => LossReference.ReparameterizeForward(repeatedStats, epsilon, rows, latent),
             };
         }
@@ -85,10 +86,10 @@ public class OneLayerModelReference : ReferenceModel
     private static (double[] Stats, double[] Components) EncoderAndPrior(ReferenceLayers layers, VaeConfig config, double[] input, int batch)
     {
         var layout = layers.Layout;
-        int count = config.PriorComponents;
-        switch (config.Prior)
+        int count = config.ModelPriorComponents;
+        switch (config.ModelPrior)
         {
-            case PriorKind.Mixture:
+            case PriorKind.Mixture or PriorKind.Factorized:
                 return (layers.Run(0, layout.EncoderLayerCount, input, batch), layers.Run(layout.PriorStart, layout.Layers.Count, OneHotRows(count), count));
             case PriorKind.Vamp:
                 var pseudoInputs = layers.Run(layout.PriorStart, layout.Layers.Count, OneHotRows(count), count);
@@ -105,10 +106,10 @@ public class OneLayerModelReference : ReferenceModel
     private static void EncoderAndPriorBackward(ReferenceLayers layers, VaeConfig config, double[] dStats, double[] dComponents, int batch, double[] gradient)
     {
         var layout = layers.Layout;
-        int count = config.PriorComponents;
-        switch (config.Prior)
+        int count = config.ModelPriorComponents;
+        switch (config.ModelPrior)
         {
-            case PriorKind.Mixture:
+            case PriorKind.Mixture or PriorKind.Factorized:
                 layers.Backward(layout.PriorStart, layout.Layers.Count, dComponents, count, gradient);
                 layers.Backward(0, layout.EncoderLayerCount, dStats, batch, gradient);
                 break;
@@ -133,7 +134,8 @@ public class OneLayerModelReference : ReferenceModel
     {
         { Covariance: CovarianceKind.RankOne } => RankOneReference.LogWeights(pass.RepeatedStats, pass.Z, pass.ReconstructionPerRow, pass.Rows, config.Latent),
         // The flow's and a learned prior's KL terms are sampled: log w = −rec − it.
-        { FlowLength: > 0 } or { Prior: not PriorKind.Standard } => pass.ReconstructionPerRow.Select((rec, r) => -rec - pass.KlPerRow[r]).ToArray(),
+        { ModelPrior: PriorKind.Factorized } => FactorizedPriorReference.LogWeights(pass.RepeatedStats, pass.Components, pass.Z, pass.ReconstructionPerRow, pass.Rows, config.Latent),
+        { FlowLength: > 0 } or { ModelPrior: not PriorKind.Standard } => pass.ReconstructionPerRow.Select((rec, r) => -rec - pass.KlPerRow[r]).ToArray(),
         _ => LossReference.LogWeights(pass.RepeatedStats, pass.Z, epsilon, pass.ReconstructionPerRow, pass.Rows, config.Latent),
     };
 
@@ -193,7 +195,14 @@ public class OneLayerModelReference : ReferenceModel
             (dStats, dComponents) = StatsGradient(config, pass, epsilon, dZ, normalizedWeights, batch, beta);
         }
         EncoderAndPriorBackward(layers, config, dStats, dComponents, batch, gradient);
-        return new ReferenceVae.Result(loss, reconstruction, klMean, gradient);
+        // AnchorVAE trains on rec + β·Σ_j w_j·KL_j with the anchors' w = 1 − λ, and reports the plain ELBO.
+        double anchorTerm = 0;
+        if (config.Anchors > 0 && config.ModelPrior == PriorKind.Factorized)
+            for (int row = 0; row < rows; row++)
+                for (int k = 0; k < config.Anchors; k++)
+                    anchorTerm -= config.AnchorWeight * beta / rows * FactorizedPriorReference.Kl(pass.RepeatedStats[row * 2 * latent + k],
+                        pass.RepeatedStats[row * 2 * latent + latent + k], pass.Components[k], pass.Components[latent + k]);
+        return new ReferenceVae.Result(loss, reconstruction, klMean, gradient) { Penalty = anchorTerm };
     }
 
     /// <summary>From d loss/dz [batch·k, latent] to d loss/d stats [batch, 2·latent], and to a learned prior's
@@ -202,7 +211,14 @@ public class OneLayerModelReference : ReferenceModel
         double[] normalizedWeights, int batch, double beta)
     {
         int samples = config.Samples, latent = config.Latent, rows = pass.Rows;
-        if (config.Prior != PriorKind.Standard)
+        if (config.ModelPrior == PriorKind.Factorized)
+        {
+            // Each example's KL is counted on each of its k rows: β/rows per row is β/batch per example.
+            var (dRepeated, dMarginal) = FactorizedPriorReference.Backward(pass.RepeatedStats, pass.Components, epsilon, dZ, rows, latent,
+                FactorizedPriorReference.Weights(latent, config.Anchors, 1 - config.AnchorWeight), beta / rows);
+            return (ImportanceReference.SumRepeatedRows(dRepeated, batch, config.EncoderOutputs, samples), dMarginal);
+        }
+        if (config.ModelPrior != PriorKind.Standard)
         {
             var (dRepeated, dComponents) = MixturePriorReference.Backward(pass.RepeatedStats, pass.Components, epsilon, dZ, rows, latent,
                 config.PriorComponents, beta / rows);
