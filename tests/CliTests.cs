@@ -426,6 +426,48 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void MutualInformationSweepTrainsEachTargetOnceAndPlotsIt()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var folder = Path.Combine(directory, "mi");
+        string[] arguments = ["mutual-information", "--data", data, "--targets", "1,4", "--epochs", "1", "--batch-size", "8",
+            "--hidden", "6", "--latent", "2", "--likelihood", "gaussian", "--accelerator", "cpu", "--out", folder];
+        var (exitCode, output, error) = Run(arguments);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("Î held to M = 4 nats with C = 10 (pathwise through the Gaussian draws)", output);
+        var lines = File.ReadAllLines(Path.Combine(folder, "mutual-information.csv"));
+        Assert.Equal(3, lines.Length);
+        Assert.StartsWith("Target,Achieved,TestDistortion,TestRate,TestElbo", lines[0]);
+        Assert.True(PngSize(Path.Combine(folder, "mutual-information.png")).Width > 0);
+        // Done runs are not trained again.
+        (exitCode, output, error) = Run(arguments);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.DoesNotContain("== target information", output);
+    }
+
+    /// <summary>The mutual autoencoder (Bernoulli: REINFORCE) trains, resumes and evaluates, eval reporting Î.</summary>
+    [Fact]
+    public void MutualAutoencoderTrainsResumesAndReportsItsInformation()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "mae");
+        var (exitCode, output, error) = Run("train", "--model", "mae", "--mutual-information", "3", "--mi-weight", "5", "--data", data,
+            "--epochs", "1", "--batch-size", "6", "--hidden", "7", "--latent", "2", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("Î held to M = 3 nats with C = 5 (REINFORCE through the Bernoulli draws)", output);
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([2, 7], tensors["mutual.mu.weight"].Shape);
+        (exitCode, _, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("mutual information Î(x; z) = H(z) + E log r(z|x) = ", output);
+        Assert.Contains("NLL", output);
+        var report = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(run, "eval.json")))!;
+        Assert.True(double.IsFinite(report["MutualInformation"]!.GetValue<double>()));
+    }
+
+    [Fact]
     public void DeepVibClassifiesAndReportsItsTestError()
     {
         var data = WriteDataSet(train: 30, test: 10);
@@ -783,6 +825,8 @@ public sealed class CliTests : IDisposable
     [InlineData("--model corex --anchors 30", "--anchors is how many of the 20 latent dimensions are anchors, from 0 to 20 (got 30)")]
     [InlineData("--model corex --anchors 2 --anchor-weight 1", "--anchor-weight is λ in [0, 1), leaving the anchors a KL weight 1 − λ > 0 (got 1)")]
     [InlineData("--anchors 2", "--anchors applies to --model corex, not vae")]
+    [InlineData("--model mae --mi-weight -1", "--mi-weight is C, a finite number ≥ 0 (got -1)")]
+    [InlineData("--mutual-information 5", "--mutual-information applies to --model mae, not vae")]
     public void BadObjectiveSettingsAreUsageErrors(string arguments, string expected)
     {
         var data = WriteDataSet(train: 10, test: 5);

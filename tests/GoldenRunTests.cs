@@ -126,6 +126,13 @@ public sealed class GoldenRunTests : IDisposable
         ["corex-anchor-warmup"] = new($"{Small} --model corex --anchors 1 --anchor-weight 0.6 --warmup-epochs 2", "--k 7",
             "998485d46f3f6c411fdee62c8a1c46e690373922b5c665bb75fb9859029bd065",
             "483f5d4f972ea619dd22b2c11d6f5c6a8cd6f94caabff3f5da45e7ca812721a1"),
+        // The mutual autoencoder, Bernoulli (REINFORCE) and Gaussian (pathwise) (2026-12-02).
+        ["mae"] = new($"{Small} --model mae --mutual-information 2 --mi-weight 5", "--k 7",
+            "b07f6bbad7f7c9300c29648f91f688ba4546598b905860d3e4d570e41e79de3e",
+            "431a1ffd7fa0713a7f24a8b4ab91b6e99a890d49d75abe62514cb710dfe154b1"),
+        ["mae-gaussian-k2"] = new($"{Small} --model mae --likelihood gaussian --k 2", "--k 7",
+            "644488b694d9a469af99cf4e6626a19619f9cb0b984bc873ae3bba2198f65167",
+            "e71f03d3a7e241337bd78c3d0ed89013ab1c3991021e153859a6cc253ef0ebea"),
         // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
         // short schedule: eight epochs of two steps.
         ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",

@@ -27,7 +27,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
          "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian",
          "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian", "vae-weight-prior", "iwae-rank1-weight-prior", "vae-planar-flow-2", "vae-k2-planar-flow-3-gaussian",
-         "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden", "corex", "corex-anchors-2-k2-gaussian"];
+         "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden", "corex", "corex-anchors-2-k2-gaussian",
+         "mae-gaussian", "mae-k2-gaussian-two-hidden"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -162,6 +163,19 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             InputSize = 12, Hidden = [8, 5], Latent = 4, Model = ModelKind.Corex, Anchors = 2, AnchorWeight = 0.7, Samples = 2, Beta = 0.8,
             Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
         },
+        // The mutual autoencoder with the Gaussian decoder, whose information term is differentiable through x (the
+        // Bernoulli decoder's REINFORCE gradient is checked in MutualAutoencoderTests): M below and above what the
+        // initial model holds, so sign(Î − M) takes both values.
+        "mae-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Mutual, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.3,
+            MutualInformation = 0.5, MiWeight = 2,
+        },
+        "mae-k2-gaussian-two-hidden" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 2, Model = ModelKind.Mutual, Samples = 2, Activation = ActivationKind.Tanh,
+            Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5, MutualInformation = 30, MiWeight = 3,
+        },
         _ => throw new ArgumentException(name),
     };
 
@@ -193,7 +207,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             {
                 var probe = (double[])parameters.Clone();
                 probe[index] = value;
-                return ReferenceVae.LossAndGradient(config, probe, x, epsilon, batch, labels: labels).Objective;
+                return ReferenceVae.LossAndGradient(config, probe, x, epsilon, batch, labels: labels).ObjectiveOf(index);
             }
             const double h = 1e-6;
             return (Objective(parameters[index] + h) - Objective(parameters[index] - h)) / (2 * h);

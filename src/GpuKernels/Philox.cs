@@ -103,5 +103,10 @@ public static class Philox
 
         /// <summary>The InfoVAE's prior draws for MMD: the sampler's stream plus this.</summary>
         public const uint MmdPriorOffset = 32;
+
+        /// <summary>The mutual autoencoder's generated pairs: z ~ N(0, I) from the sampler's stream plus this, and x's
+        /// noise (or Bernoulli uniforms) from the sampler's stream plus this and one.</summary>
+        public const uint MutualPriorOffset = 48;
+        public const uint MutualObservationOffset = 49;
     }
 }

@@ -74,6 +74,10 @@ public static class Evaluate
             output.WriteLine("KL per latent layer (nats): " + string.Join(", ",
                 layerKl.Select(pair => string.Create(CultureInfo.InvariantCulture, $"{pair.Key} {pair.Value:F2}"))));
         }
+        double? information = vae.InformationEstimate();
+        if (information is { } estimate)
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"mutual information Î(x; z) = H(z) + E log r(z|x) = {estimate:F2} nats on {10 * vae.MaxBatch} pairs drawn from the model (a lower bound on I(x; z); target M = {vae.Config.MutualInformation})"));
         var correlation = Evaluation.RankOneCorrelation(vae, data, test.Count);
         if (correlation is not null)
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -82,6 +86,7 @@ public static class Evaluate
         {
             LayerKl = layerKl,
             DimensionKl = dimensionKl,
+            MutualInformation = information,
             PosteriorCorrelation = correlation,
             Examples = test.Count,
             Loss = sums.MeanLoss,

@@ -96,6 +96,30 @@ public static class Plots
         Save(plot, path, 800, 600);
     }
 
+    /// <summary>The mutual-information sweep: the achieved Î(x; z) against the target M (with the line Î = M), and
+    /// the test distortion on the right axis.</summary>
+    public static void WriteMutualInformation(string path, IReadOnlyList<(double Target, double Achieved, double Distortion)> points, string title)
+    {
+        var plot = new Plot();
+        var ordered = points.OrderBy(point => point.Target).ToArray();
+        double[] targets = ordered.Select(point => point.Target).ToArray();
+        var achieved = plot.Add.Scatter(targets, ordered.Select(point => point.Achieved).ToArray());
+        achieved.LegendText = "achieved Î(x; z)";
+        double top = Math.Max(targets.Max(), ordered.Max(point => point.Achieved));
+        var diagonal = plot.Add.Line(0, 0, top, top);
+        diagonal.LinePattern = LinePattern.Dashed;
+        diagonal.LegendText = "Î = M";
+        var distortion = plot.Add.Scatter(targets, ordered.Select(point => point.Distortion).ToArray());
+        distortion.Axes.YAxis = plot.Axes.Right;
+        distortion.LegendText = "test distortion (right axis)";
+        plot.Axes.Right.Label.Text = "distortion −E log p(x|z), nats";
+        plot.Title(title);
+        plot.XLabel("target M, nats");
+        plot.YLabel("Î(x; z) = H(z) + E log r(z|x), nats");
+        plot.ShowLegend(Alignment.UpperLeft);
+        Save(plot, path, 800, 600);
+    }
+
     /// <summary>Renders to a temporary file and renames it over the target, so a crash never leaves half a PNG.</summary>
     private static void Save(Plot plot, string path, int width, int height)
     {

@@ -34,6 +34,7 @@ public static class Program
         root.Subcommands.Add(TrainCommand.Create(output, interrupt));
         root.Subcommands.Add(BenchCommand.Create(output));
         root.Subcommands.Add(RateDistortionCommand.Create(output, interrupt));
+        root.Subcommands.Add(MutualInformationCommand.Create(output, interrupt));
         root.Subcommands.Add(CheckCommand.Create(output));
         root.Subcommands.Add(EvalCommand.Create(output));
         root.Subcommands.Add(InterpolateCommand.Create(output));

@@ -40,6 +40,10 @@ public sealed record EvaluationReport
     /// in nats: the information each dimension carries. Null for the others.</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public double[]? DimensionKl { get; init; }
+    /// <summary>For the mutual autoencoder, Î(x; z) = H(z) + E log r(z|x) in nats on pairs drawn from the model, a
+    /// lower bound on I_p(x; z) (its target M is in the config). Null for the others.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public double? MutualInformation { get; init; }
 }
 
 /// <summary>The off-diagonal correlations C_ij/√(C_ii·C_jj) of q(z|x): their mean absolute value over the pairs of

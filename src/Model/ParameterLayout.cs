@@ -32,7 +32,7 @@ public sealed class ParameterLayout
         Encoder2End = builder.Encoder2End;
         DecoderStart = builder.DecoderStart;
         DecoderEnd = builder.DecoderEnd;
-        PriorStart = builder.PriorStart ?? Layers.Count;
+        AuxiliaryStart = builder.AuxiliaryStart ?? Layers.Count;
         Count = Layers[^1].End;
     }
 
@@ -48,10 +48,11 @@ public sealed class ParameterLayout
     public int DecoderStart { get; }
     public int DecoderEnd { get; }
 
-    /// <summary>Layers [PriorStart, Layers.Count) make a learned prior's components from one-hot rows: the mixture's
-    /// [μ_c | log σ_c²], or the VampPrior's pseudo-inputs. Without one, PriorStart is Layers.Count, and the decoders
+    /// <summary>Layers [AuxiliaryStart, Layers.Count) are networks beside the encoder and the decoders: a learned
+    /// prior's (the mixture's [μ_c | log σ_c²] or the VampPrior's pseudo-inputs, from one-hot rows), or the mutual
+    /// autoencoder's r(z|x). Without any, AuxiliaryStart is Layers.Count, and the decoders
     /// end there.</summary>
-    public int PriorStart { get; }
+    public int AuxiliaryStart { get; }
     public int Count { get; }
 
     /// <summary>
@@ -145,9 +146,9 @@ public sealed class LayoutBuilder(VaeConfig config)
     /// <summary>The layers since <see cref="StartDecoder"/> are the first decoder; any after it are a second one.</summary>
     public void EndDecoder() => DecoderEnd = layers.Count;
 
-    /// <summary>Where the layers of a learned prior start (null: none).</summary>
-    public int? PriorStart { get; private set; }
+    /// <summary>Where the auxiliary networks start (null: none).</summary>
+    public int? AuxiliaryStart { get; private set; }
 
-    /// <summary>The layers from here make a learned prior's components; they come after every decoder.</summary>
-    public void StartPrior() => PriorStart = layers.Count;
+    /// <summary>The layers from here are auxiliary networks (a learned prior's, r(z|x)); they come after every decoder.</summary>
+    public void StartAuxiliary() => AuxiliaryStart = layers.Count;
 }

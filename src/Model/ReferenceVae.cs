@@ -22,6 +22,14 @@ public static class ReferenceVae
 
         /// <summary>What <see cref="Gradient"/> is the gradient of.</summary>
         public double Objective => Loss + Penalty;
+
+        /// <summary>The objective of the parameters from <see cref="AuxiliaryFrom"/> on, where a model trains an
+        /// auxiliary network on its own objective (the mutual autoencoder's r, on −mean log r).</summary>
+        public double AuxiliaryObjective { get; init; }
+        public int AuxiliaryFrom { get; init; } = int.MaxValue;
+
+        /// <summary>What parameter <paramref name="index"/>'s gradient is the derivative of.</summary>
+        public double ObjectiveOf(int index) => index >= AuxiliaryFrom ? AuxiliaryObjective : Objective;
     }
 
     /// <summary>The ε that <see cref="Vae"/> draws for training step <paramref name="step"/>, in double.</summary>

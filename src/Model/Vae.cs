@@ -306,6 +306,23 @@ public sealed partial class Vae : IDisposable
         return family.PriorComponents();
     }
 
+    /// <summary>
+    /// The mutual autoencoder's Î(x; z) = H(z) + E log r(z|x), the mean over <paramref name="batches"/> draws of
+    /// MaxBatch pairs from the model (evaluation streams, keyed by the draw's index), or null for a model without r
+    /// (waits for the device).
+    /// </summary>
+    public double? InformationEstimate(int batches = 10)
+    {
+        double sum = 0;
+        for (int draw = 0; draw < batches; draw++)
+        {
+            if (family.InformationEstimate(MaxBatch, new DrawKey(Seed, Philox.Streams.EvalReparameterize, draw)) is not { } estimate)
+                return null;
+            sum += estimate;
+        }
+        return sum / batches;
+    }
+
     /// <summary>The VampPrior's pseudo-inputs [C, input], or null without one (waits for the device).</summary>
     public float[]? PseudoInputs()
     {

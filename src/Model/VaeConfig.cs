@@ -122,6 +122,10 @@ public sealed record VaeConfig
     public int Anchors { get; init; }
     public double AnchorWeight { get; init; } = 0.5;
 
+    /// <summary>The mutual autoencoder: the target M of Î(x; z) in nats, and the weight C of |Î − M|.</summary>
+    public double MutualInformation { get; init; } = 10;
+    public double MiWeight { get; init; } = 10;
+
     /// <summary>The most components a learned prior may have (the VampPrior paper's largest is 500).</summary>
     public const int MaxPriorComponents = 5000;
 
@@ -158,7 +162,7 @@ public sealed record VaeConfig
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
-        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && Prior == other.Prior && PriorComponents == other.PriorComponents && Anchors == other.Anchors && AnchorWeight.Equals(other.AnchorWeight) && WeightPrior.Equals(other.WeightPrior) && FlowLength == other.FlowLength && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
+        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && Prior == other.Prior && PriorComponents == other.PriorComponents && Anchors == other.Anchors && AnchorWeight.Equals(other.AnchorWeight) && MutualInformation.Equals(other.MutualInformation) && MiWeight.Equals(other.MiWeight) && WeightPrior.Equals(other.WeightPrior) && FlowLength == other.FlowLength && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
         && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
         && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
@@ -201,6 +205,8 @@ public sealed record VaeConfig
             throw new SettingException($"@Prior {Prior.ToString().ToLowerInvariant()} is implemented for @Model {ModelCatalog.NamesDeclaring(nameof(Prior))}");
         if ((Prior == PriorKind.Standard) != (PriorComponents == 0) || PriorComponents < 0 || PriorComponents > MaxPriorComponents)
             throw new SettingException($"@Prior takes 1 to {MaxPriorComponents} components, as mog:C or vamp:C, and the standard normal none (got {Prior.ToString().ToLowerInvariant()} with {PriorComponents})");
+        if ((MutualInformation != 10 && !Spec.Declares(nameof(MutualInformation))) || (MiWeight != 10 && !Spec.Declares(nameof(MiWeight))))
+            throw new SettingException($"@MutualInformation and @MiWeight are the mutual autoencoder's, for @Model {ModelCatalog.NamesDeclaring(nameof(MutualInformation))}");
         if ((Anchors != 0 && !Spec.Declares(nameof(Anchors))) || (AnchorWeight != 0.5 && !Spec.Declares(nameof(AnchorWeight))))
             throw new SettingException($"@Anchors and @AnchorWeight are AnchorVAE's, for @Model {ModelCatalog.NamesDeclaring(nameof(Anchors))}");
         if (FlowLength < 0 || (FlowLength > 0 && !Spec.Declares(nameof(FlowLength))))

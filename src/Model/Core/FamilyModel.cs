@@ -71,6 +71,10 @@ public abstract class FamilyModel
     /// for the device; between passes only).</summary>
     public virtual float[]? PriorComponents() => null;
 
+    /// <summary>The mutual autoencoder's Î(x; z) = H(z) + mean log r(z|x) over <paramref name="rows"/> pairs drawn
+    /// from the model with <paramref name="key"/>, or null for a model without r (waits for the device).</summary>
+    public virtual float? InformationEstimate(int rows, DrawKey key) => null;
+
     /// <summary>The VampPrior's pseudo-inputs [C, encoder inputs], or null without one (waits for the device).</summary>
     public virtual float[]? PseudoInputs() => null;
 
@@ -81,9 +85,9 @@ public abstract class FamilyModel
     public virtual ArrayView<float> EncoderInput(int batch) => Input(batch);
 
     /// <summary>The decoder's output rows [rows, input] and their gradient.</summary>
-    public virtual ArrayView<float> Output(int rows) => Stack.Output(Layout.PriorStart - 1, rows);
+    public virtual ArrayView<float> Output(int rows) => Stack.Output(Layout.AuxiliaryStart - 1, rows);
 
-    public virtual ArrayView<float> OutputGradient(int rows) => Stack.Gradient(Layout.PriorStart - 1, rows);
+    public virtual ArrayView<float> OutputGradient(int rows) => Stack.Gradient(Layout.AuxiliaryStart - 1, rows);
 
     /// <summary>p(x|z) from <paramref name="codes"/>, [rows, latent].</summary>
     protected virtual void DecoderForward(ArrayView<float> codes, int rows) =>
@@ -191,11 +195,11 @@ public abstract class ModelFamily
         BuildMiddle(layout);
         layout.StartDecoder();
         BuildDecoders(layout);
-        BuildPrior(layout);
+        BuildAuxiliary(layout);
     }
 
-    /// <summary>Layers of a learned prior after the decoders (see <see cref="ParameterLayout.PriorStart"/>); none by default.</summary>
-    protected virtual void BuildPrior(LayoutBuilder layout)
+    /// <summary>Auxiliary networks after the decoders, a learned prior's or r(z|x) (see <see cref="ParameterLayout.AuxiliaryStart"/>); none by default.</summary>
+    protected virtual void BuildAuxiliary(LayoutBuilder layout)
     {
     }
 

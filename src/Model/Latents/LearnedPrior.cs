@@ -7,7 +7,7 @@ namespace IlgpuVae.Model.Latents;
 
 /// <summary>
 /// A learned multimodal prior p(z) = (1/C) Σ_c N(z; μ_c, σ_c²) whose components [μ_c | log σ_c²] come from layers
-/// [<see cref="ParameterLayout.PriorStart"/>, end) run on C one-hot rows (so every component's parameters are
+/// [<see cref="ParameterLayout.AuxiliaryStart"/>, end) run on C one-hot rows (so every component's parameters are
 /// ordinary weights in the flat buffer, saved, clipped and stepped by Adam with the rest). The mixture of Gaussians
 /// reads its components straight from one such layer; the VampPrior's layer makes pseudo-inputs, which the encoder
 /// then reads beside the batch. <see cref="MixturePriorLatent"/> samples against the components and writes their
@@ -67,9 +67,9 @@ public abstract class LearnedPrior
     public abstract float[] DownloadComponents();
 
     /// <summary>The prior's layers back from the gradient in their top layer's buffer.</summary>
-    protected void PriorLayersBackward() => Stack.Backward(Layout.PriorStart, Layout.Layers.Count, Count, OneHot, Kernels.None);
+    protected void PriorLayersBackward() => Stack.Backward(Layout.AuxiliaryStart, Layout.Layers.Count, Count, OneHot, Kernels.None);
 
-    protected void PriorLayersForward() => Stack.Forward(Layout.PriorStart, Layout.Layers.Count, OneHot, Count);
+    protected void PriorLayersForward() => Stack.Forward(Layout.AuxiliaryStart, Layout.Layers.Count, OneHot, Count);
 
     /// <summary>The prior of a config, or null for N(0, I).</summary>
     public static LearnedPrior? Create(ModelParts parts) => parts.Config.ModelPrior switch
@@ -87,7 +87,7 @@ public abstract class LearnedPrior
         var config = layout.Config;
         if (config.ModelPrior == PriorKind.Standard)
             return;
-        layout.StartPrior();
+        layout.StartAuxiliary();
         if (config.ModelPrior == PriorKind.Vamp)
             layout.Add("vamp.pseudo_inputs", config.PriorComponents, config.EncoderInputs, ActivationKind.Sigmoid);
         else
@@ -101,7 +101,7 @@ public abstract class LearnedPrior
         var config = layout.Config;
         if (config.ModelPrior == PriorKind.Standard)
             return null;
-        if (layer >= layout.PriorStart)
+        if (layer >= layout.AuxiliaryStart)
             return config.ModelPriorComponents;
         return config.ModelPrior == PriorKind.Vamp && layer < layout.EncoderLayerCount ? batch + config.PriorComponents : null;
     }
@@ -128,9 +128,9 @@ public sealed class MixtureOfGaussiansPrior(ModelParts parts) : LearnedPrior(par
 {
     public override void Prepare(ArrayView<float> batchInput, int batch) => PriorLayersForward();
 
-    public override ArrayView<float> Components(int batch) => Stack.Output(Layout.PriorStart, Count);
+    public override ArrayView<float> Components(int batch) => Stack.Output(Layout.AuxiliaryStart, Count);
 
-    public override ArrayView<float> ComponentGradient(int batch) => Stack.Gradient(Layout.PriorStart, Count);
+    public override ArrayView<float> ComponentGradient(int batch) => Stack.Gradient(Layout.AuxiliaryStart, Count);
 
     public override void Backward(int batch) => PriorLayersBackward();
 
@@ -159,7 +159,7 @@ public sealed class VampPrior(ModelParts parts) : LearnedPrior(parts)
     private ArrayView<float> Combined(string name, int batch) => Workspace.Floats(name).View.SubView(0, (long)(batch + Count) * Width);
 
     /// <summary>The pseudo-inputs' layer (the prior's only one), [C, encoder inputs].</summary>
-    private ArrayView<float> PseudoInputs => Stack.Output(Layout.PriorStart, Count);
+    private ArrayView<float> PseudoInputs => Stack.Output(Layout.AuxiliaryStart, Count);
 
     public override void Prepare(ArrayView<float> batchInput, int batch)
     {
@@ -183,7 +183,7 @@ public sealed class VampPrior(ModelParts parts) : LearnedPrior(parts)
 
     public override void Backward(int batch)
     {
-        Kernels.CopyColumns(EncoderInputGradient(batch).SubView((long)batch * Width, (long)Count * Width), Stack.Gradient(Layout.PriorStart, Count), Rows(Count));
+        Kernels.CopyColumns(EncoderInputGradient(batch).SubView((long)batch * Width, (long)Count * Width), Stack.Gradient(Layout.AuxiliaryStart, Count), Rows(Count));
         PriorLayersBackward();
     }
 

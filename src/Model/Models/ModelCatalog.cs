@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model.Core;
 using IlgpuVae.Model.Models.Ladder;
+using IlgpuVae.Model.Models.Mutual;
 using IlgpuVae.Model.Models.OneLayer;
 using IlgpuVae.Model.Models.TwoLayer;
 using IlgpuVae.Model.Models.Vcca;
@@ -152,6 +153,7 @@ public static class ModelCatalog
     private static readonly VccaFamily VccaFamily = new();
     private static readonly VlaeFamily VlaeFamily = new();
     private static readonly VccaPrivateFamily VccaPrivateFamily = new();
+    private static readonly MutualFamily MutualFamily = new();
 
     private static ModelFamily OneOrTwoLayers(VaeConfig config) => config.StochasticLayers == 2 ? TwoLayer : OneLayer;
 
@@ -419,6 +421,31 @@ public static class ModelCatalog
                     throw new SettingException($"@AnchorWeight is λ in [0, 1), leaving the anchors a KL weight 1 − λ > 0 (got {config.AnchorWeight.ToString(CultureInfo.InvariantCulture)})");
             },
             Family = _ => OneLayer,
+        },
+        new(ModelKind.Mutual, "mae", "mutual autoencoder: −ELBO + C·|Î(x; z) − M|, Î = H(z) + E log r(z|x) on pairs drawn from the model, r learned (Phuong et al. 2018)")
+        {
+            Capabilities = Generative,
+            Options =
+            [
+                new("mutual-information", "M, the nats of information I(x; z) the model is held to (default 10)", "M",
+                    (config, text) => config with { MutualInformation = ModelOption.Number(text, nameof(VaeConfig.MutualInformation)) })
+                { Property = nameof(VaeConfig.MutualInformation) },
+                new("mi-weight", "C, the weight of |Î − M| in the loss (default 10)", "C",
+                    (config, text) => config with { MiWeight = ModelOption.Number(text, nameof(VaeConfig.MiWeight)) })
+                { Property = nameof(VaeConfig.MiWeight) },
+            ],
+            Settings = config => string.Create(CultureInfo.InvariantCulture, $", Î held to M = {config.MutualInformation} nats with C = {config.MiWeight}")
+                + (config.Likelihood == LikelihoodKind.Bernoulli ? " (REINFORCE through the Bernoulli draws)" : " (pathwise through the Gaussian draws)"),
+            Validate = config =>
+            {
+                if (config.StochasticLayers != 1)
+                    throw new SettingException("the mutual autoencoder has one stochastic layer: leave @StochasticLayers at 1");
+                if (!(config.MutualInformation >= 0) || double.IsInfinity(config.MutualInformation))
+                    throw new SettingException($"@MutualInformation is M in nats, a finite number ≥ 0 (got {config.MutualInformation.ToString(CultureInfo.InvariantCulture)})");
+                if (!(config.MiWeight >= 0) || double.IsInfinity(config.MiWeight))
+                    throw new SettingException($"@MiWeight is C, a finite number ≥ 0 (got {config.MiWeight.ToString(CultureInfo.InvariantCulture)})");
+            },
+            Family = _ => MutualFamily,
         },
     ];
 

@@ -27,4 +27,7 @@ public enum ModelKind
     /// <summary>Auto-encoding CorEx (Gao et al. 2019): the VAE's bound with a learned factorized marginal r(z) in
     /// place of N(0, I); AnchorVAE when some dimensions are anchors (<see cref="VaeConfig.Anchors"/>).</summary>
     Corex,
+    /// <summary>Mutual autoencoder (Phuong et al. 2018): the ELBO − C·|Î(x; z) − M|, where Î = H(z) + E log r(z|x)
+    /// is scored on pairs drawn from the model by a learned Gaussian r(z|x).</summary>
+    Mutual,
 }

@@ -107,7 +107,7 @@ public class OneLayerFamily : ModelFamily
 
     public override ReferenceModel Reference { get; } = new OneLayerModelReference();
 
-    protected override void BuildPrior(LayoutBuilder layout) => LearnedPrior.BuildLayers(layout);
+    protected override void BuildAuxiliary(LayoutBuilder layout) => LearnedPrior.BuildLayers(layout);
 
     public override long RowsOfLayer(ParameterLayout layout, int layer, long batch, long samples) =>
         LearnedPrior.RowsOfLayer(layout, layer, batch) ?? base.RowsOfLayer(layout, layer, batch, samples);

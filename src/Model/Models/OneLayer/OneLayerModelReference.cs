@@ -90,9 +90,9 @@ public class OneLayerModelReference : ReferenceModel
         switch (config.ModelPrior)
         {
             case PriorKind.Mixture or PriorKind.Factorized:
-                return (layers.Run(0, layout.EncoderLayerCount, input, batch), layers.Run(layout.PriorStart, layout.Layers.Count, OneHotRows(count), count));
+                return (layers.Run(0, layout.EncoderLayerCount, input, batch), layers.Run(layout.AuxiliaryStart, layout.Layers.Count, OneHotRows(count), count));
             case PriorKind.Vamp:
-                var pseudoInputs = layers.Run(layout.PriorStart, layout.Layers.Count, OneHotRows(count), count);
+                var pseudoInputs = layers.Run(layout.AuxiliaryStart, layout.Layers.Count, OneHotRows(count), count);
                 var all = layers.Run(0, layout.EncoderLayerCount, [.. input, .. pseudoInputs], batch + count);
                 int split = batch * config.EncoderOutputs;
                 return (all[..split], all[split..]);
@@ -110,12 +110,12 @@ public class OneLayerModelReference : ReferenceModel
         switch (config.ModelPrior)
         {
             case PriorKind.Mixture or PriorKind.Factorized:
-                layers.Backward(layout.PriorStart, layout.Layers.Count, dComponents, count, gradient);
+                layers.Backward(layout.AuxiliaryStart, layout.Layers.Count, dComponents, count, gradient);
                 layers.Backward(0, layout.EncoderLayerCount, dStats, batch, gradient);
                 break;
             case PriorKind.Vamp:
                 var dInput = layers.Backward(0, layout.EncoderLayerCount, [.. dStats, .. dComponents], batch + count, gradient);
-                layers.Backward(layout.PriorStart, layout.Layers.Count, dInput[(batch * config.EncoderInputs)..], count, gradient);
+                layers.Backward(layout.AuxiliaryStart, layout.Layers.Count, dInput[(batch * config.EncoderInputs)..], count, gradient);
                 break;
             default:
                 layers.Backward(0, layout.EncoderLayerCount, dStats, batch, gradient);
