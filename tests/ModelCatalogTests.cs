@@ -28,6 +28,8 @@ public sealed class ModelCatalogTests
     [InlineData(ModelKind.Vcca, 1, "VccaFamily")]
     [InlineData(ModelKind.Ladder, 2, "LadderFamily")]
     [InlineData(ModelKind.Vlae, 1, "VlaeFamily")]
+    [InlineData(ModelKind.Corex, 1, "OneLayerFamily")]
+    [InlineData(ModelKind.Mutual, 1, "MutualFamily")]
     public void EachConfigFindsItsFamily(ModelKind kind, int stochasticLayers, string family)
     {
         var config = new VaeConfig { Model = kind, StochasticLayers = stochasticLayers, BatchNorm = false };

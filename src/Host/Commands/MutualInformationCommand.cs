@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
+using IlgpuVae.Model.Models;
 using static IlgpuVae.Host.Commands.CommandOptions;
 
 namespace IlgpuVae.Host.Commands;
@@ -43,7 +44,8 @@ internal static class MutualInformationCommand
                 Data = parse.GetValue(data)!, Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batchSize),
                 Config = defaults.Config with
                 {
-                    Model = ModelKind.Mutual, Hidden = ParseWidths(parse.GetValue(hidden)!), Latent = parse.GetValue(latent),
+                    // The catalog's model that takes a target M (the mutual autoencoder).
+                    Model = ModelCatalog.All.Single(spec => spec.Declares(nameof(VaeConfig.MutualInformation))).Kind, Hidden = ParseWidths(parse.GetValue(hidden)!), Latent = parse.GetValue(latent),
                     MiWeight = parse.GetValue(weight), Likelihood = parse.GetValue(likelihood),
                 },
                 Seed = parse.GetValue(seed), Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)), TrainLimit = parse.GetValue(trainLimit),
