@@ -1,6 +1,4 @@
 using System.Globalization;
-using CsvHelper;
-using IlgpuVae.Model.Checkpoints;
 
 namespace IlgpuVae.Host;
 
@@ -21,43 +19,23 @@ public static class MutualInformationSweep
         foreach (double target in targets)
         {
             string run = Path.Combine(folder, "m-" + target.ToString(CultureInfo.InvariantCulture));
-            string metricsPath = Path.Combine(run, "metrics.csv");
-            bool done = File.Exists(metricsPath) && MetricsFile.Read(metricsPath).Any(row => row.Epoch == options.Epochs);
-            if (!done)
-            {
-                output.WriteLine($"== target information M = {target.ToString(CultureInfo.InvariantCulture)} nats: {run}");
-                int exitCode = new Training(options with { Config = options.Config with { MutualInformation = target }, Out = run }, output, interrupt).Run();
-                if (exitCode != 0)
-                    return exitCode;
-            }
-            var last = MetricsFile.Read(metricsPath).Single(row => row.Epoch == options.Epochs);
+            var (exitCode, last) = Sweep.TrainUnlessDone(options with { Config = options.Config with { MutualInformation = target } }, run,
+                $"target information M = {target.ToString(CultureInfo.InvariantCulture)} nats", output, interrupt);
+            if (exitCode != 0)
+                return exitCode;
             using var folderRun = new RunFolder(run, options.Accelerator, options.BatchSize);
             double achieved = folderRun.Vae.InformationEstimate() ?? throw new InvalidOperationException($"{run} holds no mutual autoencoder");
-            points.Add(new Point(target, achieved, last.TestReconstruction, last.TestKl, last.TestLoss));
+            points.Add(new Point(target, achieved, last!.TestReconstruction, last.TestKl, last.TestLoss));
         }
 
-        string csvPath = Path.Combine(folder, "mutual-information.csv");
-        AtomicFile.Write(csvPath, stream =>
-        {
-            using var writer = new StreamWriter(stream, leaveOpen: true);
-            using var csv = new CsvWriter(writer, CultureInfo.InvariantCulture);
-            csv.WriteRecords(points);
-        });
         output.WriteLine("M        Î (achieved)  D (test)   R (test)   −ELBO");
         foreach (var point in points)
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{point.Target,-8:G4} {point.Achieved,12:F2} {point.TestDistortion,10:F2} {point.TestRate,10:F2} {point.TestElbo,8:F2}"));
         string plotPath = Path.Combine(folder, "mutual-information.png");
-        try
-        {
-            Plots.WriteMutualInformation(plotPath, points.Select(point => (point.Target, point.Achieved, point.TestDistortion)).ToList(),
-                $"mutual autoencoder, {options.Data}, {options.Epochs} epochs per M");
-            output.WriteLine($"written: {csvPath}, {plotPath}");
-        }
-        catch (Exception exception) when (exception is not OutOfMemoryException)
-        {
-            output.WriteLine($"written: {csvPath}; warning: could not draw {plotPath}: {exception.GetType().Name}: {exception.Message}");
-        }
+        Sweep.WriteResults(Path.Combine(folder, "mutual-information.csv"), points, plotPath,
+            () => Plots.WriteMutualInformation(plotPath, points.Select(point => (point.Target, point.Achieved, point.TestDistortion)).ToList(),
+                $"mutual autoencoder, {options.Data}, {options.Epochs} epochs per M"), output);
         return 0;
     }
 }

@@ -1,6 +1,4 @@
 using System.Globalization;
-using CsvHelper;
-using IlgpuVae.Model.Checkpoints;
 
 namespace IlgpuVae.Host;
 
@@ -20,43 +18,22 @@ public static class RateDistortion
         var points = new List<Point>();
         foreach (double target in targets)
         {
-            string name = "sigma-" + target.ToString(CultureInfo.InvariantCulture);
-            string run = Path.Combine(folder, name);
-            string metricsPath = Path.Combine(run, "metrics.csv");
-            bool done = File.Exists(metricsPath) && MetricsFile.Read(metricsPath).Any(row => row.Epoch == options.Epochs);
-            if (!done)
-            {
-                output.WriteLine($"== target rate σ = {target.ToString(CultureInfo.InvariantCulture)} nats: {run}");
-                int exitCode = new Training(options with { Config = options.Config with { TargetRate = target }, Out = run }, output, interrupt).Run();
-                if (exitCode != 0)
-                    return exitCode;
-            }
-            var last = MetricsFile.Read(metricsPath).Single(row => row.Epoch == options.Epochs);
-            points.Add(new Point(target, last.TestKl, last.TestReconstruction, last.TestKl + last.TestReconstruction));
+            string run = Path.Combine(folder, "sigma-" + target.ToString(CultureInfo.InvariantCulture));
+            var (exitCode, last) = Sweep.TrainUnlessDone(options with { Config = options.Config with { TargetRate = target } }, run,
+                $"target rate σ = {target.ToString(CultureInfo.InvariantCulture)} nats", output, interrupt);
+            if (exitCode != 0)
+                return exitCode;
+            points.Add(new Point(target, last!.TestKl, last.TestReconstruction, last.TestKl + last.TestReconstruction));
         }
 
-        string csvPath = Path.Combine(folder, "rate-distortion.csv");
-        AtomicFile.Write(csvPath, stream =>
-        {
-            using var writer = new StreamWriter(stream, leaveOpen: true);
-            using var csv = new CsvWriter(writer, CultureInfo.InvariantCulture);
-            csv.WriteRecords(points);
-        });
         output.WriteLine("σ        R (test)   D (test)   R + D");
         foreach (var point in points)
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{point.TargetRate,-8:G4} {point.TestRate,9:F2} {point.TestDistortion,10:F2} {point.TestElbo,8:F2}"));
         string plotPath = Path.Combine(folder, "rate-distortion.png");
-        try
-        {
-            Plots.WriteRateDistortion(plotPath, points.Select(point => (point.TargetRate, point.TestRate, point.TestDistortion)).ToList(),
-                $"rate–distortion, {options.Data}, {options.Epochs} epochs per σ");
-            output.WriteLine($"written: {csvPath}, {plotPath}");
-        }
-        catch (Exception exception) when (exception is not OutOfMemoryException)
-        {
-            output.WriteLine($"written: {csvPath}; warning: could not draw {plotPath}: {exception.GetType().Name}: {exception.Message}");
-        }
+        Sweep.WriteResults(Path.Combine(folder, "rate-distortion.csv"), points, plotPath,
+            () => Plots.WriteRateDistortion(plotPath, points.Select(point => (point.TargetRate, point.TestRate, point.TestDistortion)).ToList(),
+                $"rate–distortion, {options.Data}, {options.Epochs} epochs per σ"), output);
         return 0;
     }
 }

@@ -43,7 +43,4 @@ public sealed class FactorizedMarginalLatent(KernelSet kernels, DenseStack stack
         Kernels.FactorizedPriorLogWeights(Statistics(batch), marginal.Components(batch), Codes(rows), Epsilon(rows), reconstructionPerRow,
             logWeights, rows, Shape(samples));
     }
-
-    public override (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) =>
-        (FamilyModel.Half(statistics, batch, Width, second: false), FamilyModel.Half(statistics, batch, Width, second: true));
 }

@@ -34,7 +34,4 @@ public sealed class GaussianLatent(KernelSet kernels, DenseStack stack, Workspac
         int rows = batch * samples;
         Kernels.LogWeights(Statistics(batch), Codes(rows), Epsilon(rows), reconstructionPerRow, logWeights, rows, Width, samples);
     }
-
-    public override (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) =>
-        (FamilyModel.Half(statistics, batch, Width, second: false), FamilyModel.Half(statistics, batch, Width, second: true));
 }

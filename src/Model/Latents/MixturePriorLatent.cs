@@ -46,7 +46,4 @@ public sealed class MixturePriorLatent(KernelSet kernels, DenseStack stack, Work
         int rows = batch * samples;
         Kernels.SampledKlLogWeights(KlPerRow(rows), reconstructionPerRow, logWeights, rows);
     }
-
-    public override (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) =>
-        (FamilyModel.Half(statistics, batch, Width, second: false), FamilyModel.Half(statistics, batch, Width, second: true));
 }

@@ -18,7 +18,9 @@ public abstract class SampledLatent(KernelSet kernels, DenseStack stack, Workspa
     public abstract void Backward(int batch, int samples, float klWeight, ArrayView<float>? klWeightFactor = null);
     public abstract void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale);
     public abstract void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights);
-    public abstract (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch);
+    /// <summary>The statistics as [μ | log σ²], a diagonal Gaussian's; latents whose statistics hold more override it.</summary>
+    public virtual (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) =>
+        (FamilyModel.Half(statistics, batch, Width, second: false), FamilyModel.Half(statistics, batch, Width, second: true));
 
     /// <summary>The learned prior this latent's KL term is against, or null for N(0, I).</summary>
     public virtual LearnedPrior? Prior => null;
