@@ -763,6 +763,29 @@ public sealed class CliTests : IDisposable
         Assert.Equal(3, report["DimensionKl"]!.AsArray().Count);
     }
 
+    /// <summary>The hierarchical variational model trains, resumes and evaluates its hierarchical bound; log τ² and
+    /// r(λ|z) are saved under their own names.</summary>
+    [Fact]
+    public void HierarchicalVariationalModelTrainsResumesAndEvaluates()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "hvm");
+        var (exitCode, output, error) = Run("train", "--model", "hvm", "--flow-length", "2", "--data", data, "--epochs", "1", "--batch-size", "6",
+            "--hidden", "7", "--latent", "3", "--k", "2", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("variational prior q(λ|x) with 2 planar flow steps, auxiliary r(λ|z)", output);
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([3, 1], tensors["hvm.tau.weight"].Shape);
+        Assert.Equal([3, 7], tensors["hvm.r.mu.weight"].Shape);
+        Assert.Equal([2 * (2 * 3 + 1), 7], tensors["encoder.flow.weight"].Shape);
+        (exitCode, _, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("hierarchical ELBO", output);
+        Assert.Contains("NLL", output);
+    }
+
     [Fact]
     public void TraverseNeedsSeveralLatentLayers()
     {
@@ -815,8 +838,8 @@ public sealed class CliTests : IDisposable
     [InlineData("--weight-prior 0", "--weight-prior is κ > 0 of the generative weights' prior, for --model vae or iwae (got 0)")]
     [InlineData("--model vlae --weight-prior 100", "--weight-prior applies to --model vae, iwae, not vlae")]
     [InlineData("--flow-length 2 --covariance rank1", "planar flows start from the one-layer VAE's diagonal Gaussian")]
-    [InlineData("--model iwae --flow-length 2", "--flow-length applies to --model vae, not iwae")]
-    [InlineData("--flow-length -1", "--flow-length is the planar flow steps of --model vae, at least 0 (got -1)")]
+    [InlineData("--model iwae --flow-length 2", "--flow-length applies to --model vae, hvm, not iwae")]
+    [InlineData("--flow-length -1", "--flow-length is the planar flow steps of --model vae or hvm, at least 0 (got -1)")]
     [InlineData("--prior mog:0", "--prior takes 1 to 5000 components, as mog:C or vamp:C, and the standard normal none (got mixture with 0)")]
     [InlineData("--prior vamp:x", "--prior vamp:C takes a whole number of components C (got 'x')")]
     [InlineData("--prior gmm:3", "--prior is standard, mog:C or vamp:C with C components (got 'gmm:3')")]

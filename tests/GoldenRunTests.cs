@@ -133,6 +133,13 @@ public sealed class GoldenRunTests : IDisposable
         ["mae-gaussian-k2"] = new($"{Small} --model mae --likelihood gaussian --k 2", "--k 7",
             "644488b694d9a469af99cf4e6626a19619f9cb0b984bc873ae3bba2198f65167",
             "e71f03d3a7e241337bd78c3d0ed89013ab1c3991021e153859a6cc253ef0ebea"),
+        // The hierarchical variational model, with two flow steps and warm-up, and with none and k = 2 (2026-12-02).
+        ["hvm-flow-2"] = new($"{Small} --model hvm --flow-length 2 --warmup-epochs 2", "--k 7",
+            "11aea99938fd7db03def783ffc2c5ff6100b3590624173967131a8266a1c0ac4",
+            "89b49d4daccb48aac137e736b4c73853873a3b0f44569c88f609c14a1427a814"),
+        ["hvm-k2"] = new($"{Small} --model hvm --k 2", "--k 7 --surgery",
+            "e187facd8b5da4b31e86f31cc4ed63300b46d584b11231c466605caec16bd573",
+            "98b24400db0740fccae88fbc9d0b6d47a06a04d96dd0ec645a1515b6c43bc287"),
         // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
         // short schedule: eight epochs of two steps.
         ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",

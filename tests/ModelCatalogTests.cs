@@ -30,6 +30,7 @@ public sealed class ModelCatalogTests
     [InlineData(ModelKind.Vlae, 1, "VlaeFamily")]
     [InlineData(ModelKind.Corex, 1, "OneLayerFamily")]
     [InlineData(ModelKind.Mutual, 1, "MutualFamily")]
+    [InlineData(ModelKind.Hvm, 1, "HvmFamily")]
     public void EachConfigFindsItsFamily(ModelKind kind, int stochasticLayers, string family)
     {
         var config = new VaeConfig { Model = kind, StochasticLayers = stochasticLayers, BatchNorm = false };
@@ -44,7 +45,7 @@ public sealed class ModelCatalogTests
         Assert.False(ModelCatalog.For(ModelKind.Ae).Has(ModelCapabilities.LikelihoodBound));
         Assert.False(ModelCatalog.For(ModelKind.Vib).Has(ModelCapabilities.Images));
         Assert.True(ModelCatalog.For(ModelKind.Vib).Has(ModelCapabilities.Labels));
-        Assert.Equal("vae, vcca, ladder, vlae, corex", ModelCatalog.NamesWith(ModelCapabilities.KlWarmup));
+        Assert.Equal("vae, vcca, ladder, vlae, corex, hvm", ModelCatalog.NamesWith(ModelCapabilities.KlWarmup));
         Assert.Equal(0, ModelCatalog.For(ModelKind.InfoVae).DefaultBeta);
         Assert.Equal(2, ModelCatalog.For(ModelKind.Ladder).DefaultStochasticLayers);
     }

@@ -28,7 +28,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian",
          "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian", "vae-weight-prior", "iwae-rank1-weight-prior", "vae-planar-flow-2", "vae-k2-planar-flow-3-gaussian",
          "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden", "corex", "corex-anchors-2-k2-gaussian",
-         "mae-gaussian", "mae-k2-gaussian-two-hidden"];
+         "mae-gaussian", "mae-k2-gaussian-two-hidden", "hvm-flow-2", "hvm-k2-gaussian-no-flow", "hvm-k3-flow-1-two-hidden"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -175,6 +175,17 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             InputSize = 12, Hidden = [8, 5], Latent = 2, Model = ModelKind.Mutual, Samples = 2, Activation = ActivationKind.Tanh,
             Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5, MutualInformation = 30, MiWeight = 3,
+        },
+        // The hierarchical variational model: two flow steps; no flow (a Gaussian q(λ|x)) with k = 2 and a Gaussian
+        // decoder; one step with k = 3, β 0.7 and two hidden layers.
+        "hvm-flow-2" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Hvm, FlowLength = 2 },
+        "hvm-k2-gaussian-no-flow" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8], Latent = 4, Model = ModelKind.Hvm, Samples = 2, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
+        },
+        "hvm-k3-flow-1-two-hidden" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 2, Model = ModelKind.Hvm, FlowLength = 1, Samples = 3, Beta = 0.7, Activation = ActivationKind.Tanh,
         },
         _ => throw new ArgumentException(name),
     };

@@ -108,5 +108,8 @@ public static class Philox
         /// noise (or Bernoulli uniforms) from the sampler's stream plus this and one.</summary>
         public const uint MutualPriorOffset = 48;
         public const uint MutualObservationOffset = 49;
+
+        /// <summary>The hierarchical variational model's ε₂ (z = λ + τ·ε₂): the sampler's stream plus this.</summary>
+        public const uint HvmOffset = 64;
     }
 }

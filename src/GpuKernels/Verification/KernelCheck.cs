@@ -79,6 +79,48 @@ public sealed class KernelCheck(KernelSet kernels)
         foreach (var (examples, latent, samples, anchors) in new[] { (7, 1, 1, 0), (128, 20, 1, 4), (33, 20, 5, 20) })
             foreach (var result in FactorizedMarginalTerms(examples, latent, samples, anchors))
                 yield return result;
+        foreach (var (rows, latent) in new[] { (7, 1), (128, 20), (165, 20) })
+            foreach (var result in HierarchicalTerms(rows, latent))
+                yield return result;
+    }
+
+    /// <summary>The hierarchical variational model's z, KL term and gradients (the flow's own are checked above).</summary>
+    private IEnumerable<CheckResult> HierarchicalTerms(int rows, int latent)
+    {
+        const float weight = 0.3f;
+        var random = new Random(rows * latent);
+        var lambda = Uniform(random, rows * latent, -1.5, 1.5);
+        var logTau = Uniform(random, latent, -1, 1);
+        var rStats = Uniform(random, rows * 2 * latent, -1, 1);
+        var flowKl = Uniform(random, rows, -3, 3);
+        var dZ = Uniform(random, rows * latent, -1, 1);
+        var accelerator = kernels.Accelerator;
+        using var lambdaBuffer = accelerator.Allocate1D(ToFloat(lambda));
+        using var logTauBuffer = accelerator.Allocate1D(ToFloat(logTau));
+        using var rStatsBuffer = accelerator.Allocate1D(ToFloat(rStats));
+        using var flowKlBuffer = accelerator.Allocate1D(ToFloat(flowKl));
+        using var dZBuffer = accelerator.Allocate1D(ToFloat(dZ));
+        using var z = accelerator.Allocate1D<float>(rows * latent);
+        using var epsilon = accelerator.Allocate1D<float>(rows * latent);
+        using var kl = accelerator.Allocate1D<float>(rows);
+        using var dLambda = accelerator.Allocate1D<float>(rows * latent);
+        using var dLogTau = accelerator.Allocate1D<float>(latent);
+        using var dRStats = accelerator.Allocate1D<float>(rows * 2 * latent);
+        kernels.HvmSample(lambdaBuffer.View, logTauBuffer.View, z.View, epsilon.View, latent, new DrawKey(2, Philox.Streams.Reparameterize + Philox.Streams.HvmOffset, 1));
+        kernels.HvmKl(flowKlBuffer.View, lambdaBuffer.View, z.View, epsilon.View, logTauBuffer.View, rStatsBuffer.View, kl.View, rows, latent);
+        kernels.HvmAuxiliaryGradient(lambdaBuffer.View, rStatsBuffer.View, dRStats.View, rows, latent, weight);
+        kernels.HvmTauGradient(z.View, epsilon.View, logTauBuffer.View, dZBuffer.View, dLogTau.View, rows, latent, weight);
+        kernels.HvmLambdaGradient(lambdaBuffer.View, z.View, rStatsBuffer.View, dZBuffer.View, dLambda.View, latent, weight);
+        var eps = ToDouble(epsilon.GetAsArray1D());
+        var expectedZ = HvmReference.Sample(lambda, logTau, eps, latent);
+        var (expectedDLambda, expectedDLogTau, expectedDRStats) = HvmReference.Backward(lambda, expectedZ, eps, logTau, rStats, dZ, rows, latent, weight);
+        string label = $"{rows}x{latent}";
+        // As in the tests: 5e-5 for K-term sums; log τ²'s gradient sums every row.
+        yield return Compare("hierarchical model z", label, expectedZ, z.GetAsArray1D(), 5e-5, 5e-5);
+        yield return Compare("hierarchical model KL", label, HvmReference.Kl(flowKl, lambda, expectedZ, logTau, rStats, rows, latent), kl.GetAsArray1D(), 5e-5, 5e-5 * latent);
+        yield return Compare("hierarchical model r gradient", label, expectedDRStats, dRStats.GetAsArray1D(), 5e-5, 5e-5 * expectedDRStats.Max(Math.Abs));
+        yield return Compare("hierarchical model τ gradient", label, expectedDLogTau, dLogTau.GetAsArray1D(), 5e-5, 5e-5 * expectedDLogTau.Max(Math.Abs));
+        yield return Compare("hierarchical model λ gradient", label, expectedDLambda, dLambda.GetAsArray1D(), 5e-5, 5e-5 * expectedDLambda.Max(Math.Abs));
     }
 
     /// <summary>CorEx's KL against a learned factorized marginal: z, the KL, log w and both backward passes.</summary>

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Serialization;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model.Core;
+using IlgpuVae.Model.Models.Hvm;
 using IlgpuVae.Model.Models.Ladder;
 using IlgpuVae.Model.Models.Mutual;
 using IlgpuVae.Model.Models.OneLayer;
@@ -154,6 +155,7 @@ public static class ModelCatalog
     private static readonly VlaeFamily VlaeFamily = new();
     private static readonly VccaPrivateFamily VccaPrivateFamily = new();
     private static readonly MutualFamily MutualFamily = new();
+    private static readonly HvmFamily HvmFamily = new();
 
     private static ModelFamily OneOrTwoLayers(VaeConfig config) => config.StochasticLayers == 2 ? TwoLayer : OneLayer;
 
@@ -446,6 +448,20 @@ public static class ModelCatalog
                     throw new SettingException($"@MiWeight is C, a finite number ≥ 0 (got {config.MiWeight.ToString(CultureInfo.InvariantCulture)})");
             },
             Family = _ => MutualFamily,
+        },
+        new(ModelKind.Hvm, "hvm", "hierarchical variational model: a planar-flow variational prior q(λ|x) over z's means, z ~ N(λ, τ²), and an auxiliary r(λ|z) in the hierarchical ELBO (Ranganath et al. 2016)")
+        {
+            Capabilities = Generative | ModelCapabilities.KlWarmup,
+            Options = [FlowLengthOption],
+            Settings = config => $", variational prior q(λ|x) with {config.FlowLength} planar flow steps, auxiliary r(λ|z)",
+            Terms = _ => new("−hierarchical ELBO", "reconstruction", "sampled KL terms"),
+            ObjectiveName = _ => "hierarchical ELBO (one sample of (λ, z) per image)",
+            Validate = config =>
+            {
+                if (config.StochasticLayers != 1)
+                    throw new SettingException("the hierarchical variational model has one stochastic layer: leave @StochasticLayers at 1");
+            },
+            Family = _ => HvmFamily,
         },
     ];
 

@@ -30,4 +30,7 @@ public enum ModelKind
     /// <summary>Mutual autoencoder (Phuong et al. 2018): the ELBO − C·|Î(x; z) − M|, where Î = H(z) + E log r(z|x)
     /// is scored on pairs drawn from the model by a learned Gaussian r(z|x).</summary>
     Mutual,
+    /// <summary>Hierarchical variational model (Ranganath, Tran and Blei 2016): a planar-flow variational prior over
+    /// the mean-field parameters λ, z ~ N(λ, τ²), and an auxiliary r(λ|z) in the hierarchical ELBO.</summary>
+    Hvm,
 }

@@ -1,0 +1,100 @@
+using ILGPU;
+
+namespace IlgpuVae.GpuKernels;
+
+/// <summary>
+/// The hierarchical variational model (Ranganath, Tran and Blei 2016) with Gaussian mean-field factors: the
+/// variational prior q(λ|x) is the planar-flow posterior of <see cref="PlanarFlow"/> (λ = f_L ∘ … ∘ f_1(λ_0),
+/// λ_0 = μ + σ·ε₁), z = λ + τ·ε₂ draws q(z|λ) = N(λ, diag τ²) with τ² learned, and the auxiliary r(λ|z) =
+/// N(a(z), diag b²(z)) comes from a network on z. Per row, the hierarchical ELBO's sampled KL term is
+/// log q(λ|x) + log q(z|λ) − log r(λ|z) − log p(z) = flowKl − ½Σλ² + ½Σz² − ½Σ(log τ² + ε₂²) + ½Σ(log b² + (λ − a)²/b²),
+/// where flowKl = log q(λ|x) − log N(λ; 0, I) is what the flow kernels compute (every 2π term cancels). log w =
+/// −rec − it is an importance weight over the pair (z, λ) whose target p(x, z)·r(λ|z) integrates to p(x), so L_k
+/// of these weights is a lower bound on log p(x). The backward kernels weight each row's term by
+/// w = klWeight / samples, as the flow's do.
+/// </summary>
+public static class Hvm
+{
+    /// <summary>z = λ + exp(½ log τ²)·ε₂ per element, ε₂ from Philox keyed by <paramref name="key"/> and the element.</summary>
+    public static void HvmSample(this KernelSet kernels, ArrayView<float> lambda, ArrayView<float> logTau, ArrayView<float> z,
+        ArrayView<float> epsilon, int latent, DrawKey key) =>
+        kernels.Launch(SampleKernel, (int)lambda.Length, lambda, logTau, z, epsilon, latent, key);
+
+    public static void HvmKl(this KernelSet kernels, ArrayView<float> flowKl, ArrayView<float> lambda, ArrayView<float> z, ArrayView<float> epsilon,
+        ArrayView<float> logTau, ArrayView<float> rStats, ArrayView<float> klPerRow, int rows, int latent) =>
+        kernels.Launch(KlKernel, rows, flowKl, lambda, z, epsilon, logTau, rStats, klPerRow, latent);
+
+    /// <summary>w·d/d r's stats [rows, 2K] of ½Σ(log b² + (λ − a)²/b²): [−(λ − a)/b² | ½(1 − (λ − a)²/b²)].</summary>
+    public static void HvmAuxiliaryGradient(this KernelSet kernels, ArrayView<float> lambda, ArrayView<float> rStats, ArrayView<float> dRStats,
+        int rows, int latent, float weight) =>
+        kernels.Launch(AuxiliaryGradientKernel, rows, lambda, rStats, dRStats, latent, weight);
+
+    /// <summary>d/dλ of Σ dz·z + w·(the row's term − flowKl): g + w(λ − a)/b² − wλ with g = dz + w·z, into
+    /// <paramref name="dLambda"/>; <paramref name="dZ"/> holds the decoder's and r's gradients of z.</summary>
+    public static void HvmLambdaGradient(this KernelSet kernels, ArrayView<float> lambda, ArrayView<float> z, ArrayView<float> rStats,
+        ArrayView<float> dZ, ArrayView<float> dLambda, int latent, float weight) =>
+        kernels.Launch(LambdaGradientKernel, (int)lambda.Length, lambda, z, rStats, dZ, dLambda, latent, weight);
+
+    /// <summary>d/d log τ² [K]: Σ_rows (dz + w·z)·½τε₂ − ½w (one thread per dimension, the rows in order).</summary>
+    public static void HvmTauGradient(this KernelSet kernels, ArrayView<float> z, ArrayView<float> epsilon, ArrayView<float> logTau,
+        ArrayView<float> dZ, ArrayView<float> dLogTau, int rows, int latent, float weight) =>
+        kernels.Launch(TauGradientKernel, latent, z, epsilon, logTau, dZ, dLogTau, rows, latent, weight);
+
+    [Kernel]
+    public static void SampleKernel(Index1D element, ArrayView<float> lambda, ArrayView<float> logTau, ArrayView<float> z,
+        ArrayView<float> epsilon, int latent, DrawKey key)
+    {
+        float eps = Philox.Normal(key.Seed, key.Stream, key.Step, element);
+        epsilon[element] = eps;
+        z[element] = lambda[element] + MathF.Exp(0.5f * logTau[element % latent]) * eps;
+    }
+
+    [Kernel]
+    public static void KlKernel(Index1D row, ArrayView<float> flowKl, ArrayView<float> lambda, ArrayView<float> z, ArrayView<float> epsilon,
+        ArrayView<float> logTau, ArrayView<float> rStats, ArrayView<float> klPerRow, int latent)
+    {
+        float sum = 0f;
+        for (int k = 0; k < latent; k++)
+        {
+            int at = row * latent + k, stats = row * 2 * latent;
+            float l = lambda[at], code = z[at], eps = epsilon[at], logB = rStats[stats + latent + k], gap = l - rStats[stats + k];
+            sum += -l * l + code * code - logTau[k] - eps * eps + logB + gap * gap * MathF.Exp(-logB);
+        }
+        klPerRow[row] = flowKl[row] + 0.5f * sum;
+    }
+
+    [Kernel]
+    public static void AuxiliaryGradientKernel(Index1D row, ArrayView<float> lambda, ArrayView<float> rStats, ArrayView<float> dRStats,
+        int latent, float weight)
+    {
+        for (int k = 0; k < latent; k++)
+        {
+            int stats = row * 2 * latent;
+            float precision = MathF.Exp(-rStats[stats + latent + k]), gap = lambda[row * latent + k] - rStats[stats + k];
+            dRStats[stats + k] = -weight * gap * precision;
+            dRStats[stats + latent + k] = 0.5f * weight * (1f - gap * gap * precision);
+        }
+    }
+
+    [Kernel]
+    public static void LambdaGradientKernel(Index1D element, ArrayView<float> lambda, ArrayView<float> z, ArrayView<float> rStats,
+        ArrayView<float> dZ, ArrayView<float> dLambda, int latent, float weight)
+    {
+        int row = element / latent, k = element % latent, stats = row * 2 * latent;
+        float gap = lambda[element] - rStats[stats + k];
+        dLambda[element] = dZ[element] + weight * z[element] + weight * gap * MathF.Exp(-rStats[stats + latent + k]) - weight * lambda[element];
+    }
+
+    [Kernel]
+    public static void TauGradientKernel(Index1D k, ArrayView<float> z, ArrayView<float> epsilon, ArrayView<float> logTau,
+        ArrayView<float> dZ, ArrayView<float> dLogTau, int rows, int latent, float weight)
+    {
+        float tau = MathF.Exp(0.5f * logTau[k]), sum = 0f;
+        for (int row = 0; row < rows; row++)
+        {
+            int at = row * latent + k;
+            sum += (dZ[at] + weight * z[at]) * 0.5f * tau * epsilon[at] - 0.5f * weight;
+        }
+        dLogTau[k] = sum;
+    }
+}
