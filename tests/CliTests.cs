@@ -729,7 +729,7 @@ public sealed class CliTests : IDisposable
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Contains("NLL", output);
         Assert.Contains("average KL", output);
-        Assert.Contains("(sampled: the learned prior has no closed form)", output);
+        Assert.Contains("(sampled: the learned mixture has no closed form)", output);
         (exitCode, _, error) = Run("sample", run, "--count", "5", "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
     }

@@ -35,6 +35,28 @@ public sealed class ElboSurgeryTests
         Assert.Equal(50.0, report.AverageKl, 1e-6);
     }
 
+    /// <summary>A learned prior that is N(0, I) in disguise — one standard component (closed-form average KL), or
+    /// two identical ones (a mixture: the average KL sampled on the same draws) — splits the KL as N(0, I) does.</summary>
+    [Fact]
+    public void LearnedPriorsThatAreTheStandardNormalGiveItsSplit()
+    {
+        const int examples = 30, latent = 3, samples = 5000;
+        var random = new Random(6);
+        var mu = Numerics.Uniform(random, examples * latent);
+        var logVariance = Numerics.Uniform(random, examples * latent, -2, 0);
+        var standard = ElboSurgery.Estimate(mu, logVariance, examples, latent, samples, seed: 7);
+        var one = ElboSurgery.Estimate(mu, logVariance, examples, latent, samples, seed: 7, priorComponents: new float[2 * latent]);
+        var two = ElboSurgery.Estimate(mu, logVariance, examples, latent, samples, seed: 7, priorComponents: new float[2 * 2 * latent]);
+        Assert.False(one.SampledAverageKl);
+        Assert.True(two.SampledAverageKl);
+        // Same draws, same densities: equal to rounding.
+        Assert.Equal(standard.AverageKl, one.AverageKl, 1e-12);
+        Assert.Equal(standard.MarginalKl, one.MarginalKl, 1e-12);
+        Assert.Equal(standard.MarginalKl, two.MarginalKl, 1e-12);
+        // The sampled average KL: a mean of 5000 terms of spread about √(K/2) ≈ 1.2 is within ±0.07 (four standard errors).
+        Assert.Equal(standard.AverageKl, two.AverageKl, 0.07);
+    }
+
     [Fact]
     public void SameSeedGivesTheSameEstimate()
     {

@@ -149,7 +149,7 @@ public static class Evaluate
         var clock = Stopwatch.StartNew();
         var report = ElboSurgery.Estimate(mu, logVariance, examples, latent, samples, vae.Seed, vae.PriorComponents());
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"ELBO surgery ({(vae.Config.StochasticLayers == 2 ? "z2, " : "")}{examples} images, {samples} samples of q(z)): average KL {report.AverageKl:F2}{(report.SampledAverageKl ? " (sampled: the learned prior has no closed form)" : "")} = " +
+            $"ELBO surgery ({(vae.Config.StochasticLayers == 2 ? "z2, " : "")}{examples} images, {samples} samples of q(z)): average KL {report.AverageKl:F2}{(report.SampledAverageKl ? " (sampled: the learned mixture has no closed form)" : "")} = " +
             $"index-code mutual information {report.MutualInformation:F2} (at most log N = {report.LogN:F2}) + marginal KL(q(z) ‖ p(z)) {report.MarginalKl:F2} ({clock.Elapsed.TotalSeconds:F1} s)"));
         return report;
     }

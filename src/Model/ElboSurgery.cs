@@ -19,7 +19,8 @@ public sealed record SurgeryReport(int Examples, int Samples, double AverageKl, 
 /// ELBO surgery: E_x KL(q(z|x) ‖ p(z)) = I(n; z) + KL(q(z) ‖ p(z)). The marginal KL is estimated by Monte Carlo
 /// over z ~ q(z): sample m comes from example m mod N with ε from Philox (seed, Surgery stream, 0, m·K + k), and
 /// log q(z) = log (1/N) Σ_n N(z; μ_n, σ_n²) is summed exactly over all N examples (in double, M·N·K work). The
-/// average KL is the closed form against N(0, I). Against a learned mixture prior p(z) = (1/C) Σ_c N(μ_c, σ_c²),
+/// average KL is the closed form against N(0, I) (or against one learned Gaussian, CorEx's factorized marginal).
+/// Against a learned mixture prior p(z) = (1/C) Σ_c N(μ_c, σ_c²), C > 1,
 /// log p(z) is that mixture's density and the average KL is estimated on the same draws, as the mean of
 /// log q(z|x_n) − log p(z) with z ~ q(z|x_n), so the mutual information is the mean of log q(z|x_n) − log q(z) and
 /// does not depend on the prior. Written in double for clarity; it is its own reference.
@@ -88,11 +89,21 @@ public static class ElboSurgery
             conditionalTerms[m] = logDensities[source] - logPrior;
         });
         double marginalKl = terms.Average();
-        if (priorComponents is not null)
+        // A single component (CorEx's factorized marginal) has the closed form; a mixture does not.
+        bool sampled = priorComponents is not null && priorComponents.Length > 2 * latent;
+        if (sampled)
             averageKl = conditionalTerms.Average();
+        else if (priorComponents is not null)
+        {
+            averageKl = 0;
+            for (int n = 0; n < examples; n++)
+                for (int k = 0; k < latent; k++)
+                    averageKl += GpuKernels.Reference.FactorizedPriorReference.Kl(mu[n * latent + k], logVariance[n * latent + k],
+                        priorComponents[k], priorComponents[latent + k]) / examples;
+        }
         return new SurgeryReport(examples, samples, averageKl, marginalKl, averageKl - marginalKl, Math.Log(examples))
         {
-            SampledAverageKl = priorComponents is not null,
+            SampledAverageKl = sampled,
         };
     }
 
