@@ -844,7 +844,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--prior vamp:x", "--prior vamp:C takes a whole number of components C (got 'x')")]
     [InlineData("--prior gmm:3", "--prior is standard, mog:C or vamp:C with C components (got 'gmm:3')")]
     [InlineData("--prior mog:3 --flow-length 2", "a learned prior is built for the one-layer VAE's diagonal Gaussian")]
-    [InlineData("--model iwae --prior mog:3", "--prior applies to --model vae, not iwae")]
+    [InlineData("--model ae --prior mog:3", "--prior applies to --model vae, iwae, not ae")]
     [InlineData("--model corex --anchors 30", "--anchors is how many of the 20 latent dimensions are anchors, from 0 to 20 (got 30)")]
     [InlineData("--model corex --anchors 2 --anchor-weight 1", "--anchor-weight is λ in [0, 1), leaving the anchors a KL weight 1 − λ > 0 (got 1)")]
     [InlineData("--anchors 2", "--anchors applies to --model corex, not vae")]

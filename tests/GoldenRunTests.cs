@@ -119,6 +119,9 @@ public sealed class GoldenRunTests : IDisposable
         ["vae-vamp-warmup"] = new($"{Small} --prior vamp:3 --warmup-epochs 2", "--k 7 --surgery",
             "1e132825860f060a8e7ec23ffc0fe25843a8313a374698be527d06a68e9d4621",
             "749afbd57acc5922d7c41a4778ade311192f403f84dca79da7b0b620dbb988e6"),
+        ["iwae-vamp-k3"] = new($"{Small} --model iwae --prior vamp:2 --k 3", "--k 7",
+            "5642445542084a08f0c93e87a7d7b826bf271489e60257d031bec9a5577afcd9",
+            "6e1fad6ca25b89ef6e4c9a1e1b178653dd7d083497b2a239ce13b7ac21445e7d"),
         // Auto-encoding CorEx, plain and with an anchor (2026-12-02).
         ["corex"] = new($"{Small} --model corex --k 2", "--k 7 --surgery",
             "5525c3e660b5ef05bc7c604800c236bee10be7ca5a1de06617a972fbfdecfe84",

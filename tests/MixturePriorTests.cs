@@ -1,3 +1,4 @@
+using ILGPU;
 using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.GpuKernels.Reference;
@@ -59,7 +60,16 @@ public sealed class MixturePriorTests(AcceleratorFixture fixture)
     [InlineData(7, 7, 3, 2)]
     [InlineData(33, 20, 10, 1)]
     [InlineData(5, 6, 33, 3)]
-    public void KernelsMatchTheReference(int examples, int latent, int count, int samples)
+    public void KernelsMatchTheReference(int examples, int latent, int count, int samples) => CompareKernels(examples, latent, count, samples, weighted: false);
+
+    /// <summary>The same with a weight per row (the importance-weighted bound's w̃, here arbitrary positive values).</summary>
+    [Theory]
+    [InlineData(1, 1, 1, 1)]
+    [InlineData(7, 7, 3, 2)]
+    [InlineData(5, 6, 33, 3)]
+    public void WeightedKernelsMatchTheReference(int examples, int latent, int count, int samples) => CompareKernels(examples, latent, count, samples, weighted: true);
+
+    private void CompareKernels(int examples, int latent, int count, int samples, bool weighted)
     {
         var shape = new MixtureShape(latent, count, samples);
         int rows = examples * samples;
@@ -74,7 +84,10 @@ public sealed class MixturePriorTests(AcceleratorFixture fixture)
         var repeated = ImportanceReference.RepeatRows(Numerics.ToDouble(stats), examples, 2 * latent, samples);
         var componentValues = Numerics.ToDouble(components);
         var (z, kl) = MixturePriorReference.Forward(repeated, componentValues, epsilon, rows, latent, count);
-        var (dRepeated, dComponents) = MixturePriorReference.Backward(repeated, componentValues, epsilon, Numerics.ToDouble(dZ), rows, latent, count, klWeight / samples);
+        float[] rowWeights = Numerics.Uniform(random, rows, 0.1, 1);
+        var (dRepeated, dComponents) = weighted
+            ? MixturePriorReference.Backward(repeated, componentValues, epsilon, Numerics.ToDouble(dZ), rows, latent, count, klWeight, Numerics.ToDouble(rowWeights))
+            : MixturePriorReference.Backward(repeated, componentValues, epsilon, Numerics.ToDouble(dZ), rows, latent, count, klWeight / samples);
         var dStats = ImportanceReference.SumRepeatedRows(dRepeated, examples, 2 * latent, samples);
         foreach (var kernels in fixture.KernelSets)
         {
@@ -90,14 +103,16 @@ public sealed class MixturePriorTests(AcceleratorFixture fixture)
             using var dComponentsBuffer = accelerator.Allocate1D<float>(count * 2 * latent);
             using var reconstructionBuffer = accelerator.Upload(reconstruction);
             using var logWeights = accelerator.Allocate1D<float>(rows);
+            using var rowWeightsBuffer = accelerator.Upload(rowWeights);
+            ArrayView<float>? weights = weighted ? rowWeightsBuffer.View : null;
             kernels.MixturePriorForward(statsBuffer.View, componentsBuffer.View, zBuffer.View, epsilonBuffer.View, klBuffer.View,
                 responsibilities.View, rows, shape, key);
             kernels.SampledKlLogWeights(klBuffer.View, reconstructionBuffer.View, logWeights.View, rows);
             kernels.MixturePriorBackward(statsBuffer.View, componentsBuffer.View, zBuffer.View, epsilonBuffer.View, responsibilities.View,
-                dZBuffer.View, dStatsBuffer.View, examples, shape, klWeight);
+                dZBuffer.View, dStatsBuffer.View, examples, shape, klWeight, weights);
             kernels.MixturePriorComponentsBackward(componentsBuffer.View, zBuffer.View, responsibilities.View, dComponentsBuffer.View,
-                rows, shape, klWeight);
-            string label = $"{accelerator.AcceleratorType} mixture prior {examples}×{latent}×{count}×{samples}";
+                rows, shape, klWeight, weights);
+            string label = $"{accelerator.AcceleratorType} mixture prior {examples}×{latent}×{count}×{samples}{(weighted ? " weighted" : "")}";
             Numerics.AssertClose(label + " z", z, zBuffer.GetAsArray1D(), 5e-5, 5e-5);
             Numerics.AssertClose(label + " KL", kl, klBuffer.GetAsArray1D(), 5e-5, 5e-5 * latent);
             Numerics.AssertClose(label + " log w", reconstruction.Select((value, r) => -(double)value - kl[r]).ToArray(), logWeights.GetAsArray1D(), 1e-5, 1e-4);

@@ -27,7 +27,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
          "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian",
          "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian", "vae-weight-prior", "iwae-rank1-weight-prior", "vae-planar-flow-2", "vae-k2-planar-flow-3-gaussian",
-         "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden", "corex", "corex-anchors-2-k2-gaussian",
+         "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden", "corex", "corex-anchors-2-k2-gaussian", "iwae-k3-mog-3", "iwae-k2-vamp-2-gaussian",
          "mae-gaussian", "mae-k2-gaussian-two-hidden", "hvm-flow-2", "hvm-k2-gaussian-no-flow", "hvm-k3-flow-1-two-hidden"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
@@ -154,6 +154,13 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             InputSize = 12, Hidden = [8, 5], Latent = 2, Prior = PriorKind.Vamp, PriorComponents = 2, Samples = 3, Beta = 0.6,
             Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.3,
+        },
+        // Learned priors under the importance-weighted bound: each row's sampled KL weighted by its w̃.
+        "iwae-k3-mog-3" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Iwae, Samples = 3, Prior = PriorKind.Mixture, PriorComponents = 3 },
+        "iwae-k2-vamp-2-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8], Latent = 2, Model = ModelKind.Iwae, Samples = 2, Prior = PriorKind.Vamp, PriorComponents = 2,
+            Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
         },
         // Auto-encoding CorEx: the learned factorized marginal; with two anchors (KL weight 0.3), k = 2, β 0.8 and a
         // Gaussian decoder.

@@ -34,18 +34,25 @@ public static class MixturePrior
         kernels.Launch(ForwardKernel, rows, stats, components, z, epsilon, klPerRow, responsibilities, shape, key);
 
     /// <summary>dStats of each example from its rows' dz and the sampled KL of each row weighted by
-    /// klWeight / samples.</summary>
+    /// klWeight / samples, or, with <paramref name="rowWeights"/> given, by klWeight·rowWeights[row] (the
+    /// importance-weighted bound's w̃, klWeight then its scale).</summary>
     public static void MixturePriorBackward(this KernelSet kernels, ArrayView<float> stats, ArrayView<float> components,
         ArrayView<float> z, ArrayView<float> epsilon, ArrayView<float> responsibilities, ArrayView<float> dZ,
-        ArrayView<float> dStats, int examples, MixtureShape shape, float klWeight) =>
-        kernels.Launch(BackwardKernel, examples, stats, components, z, epsilon, responsibilities, dZ, dStats, shape, klWeight);
+        ArrayView<float> dStats, int examples, MixtureShape shape, float klWeight, ArrayView<float>? rowWeights = null) =>
+        kernels.Launch(BackwardKernel, examples, stats, components, z, epsilon, responsibilities, dZ, dStats, shape, klWeight,
+            rowWeights ?? kernels.None);
 
     /// <summary>d/d[μ_c | log σ_c²] of the same weighted KL terms, summed over all <paramref name="rows"/> rows (one
     /// thread per component column, each summing the rows in order, so the result is the same on every run).</summary>
     public static void MixturePriorComponentsBackward(this KernelSet kernels, ArrayView<float> components, ArrayView<float> z,
-        ArrayView<float> responsibilities, ArrayView<float> dComponents, int rows, MixtureShape shape, float klWeight) =>
+        ArrayView<float> responsibilities, ArrayView<float> dComponents, int rows, MixtureShape shape, float klWeight,
+        ArrayView<float>? rowWeights = null) =>
         kernels.Launch(ComponentsBackwardKernel, shape.Components * shape.StatsWidth, components, z, responsibilities,
-            dComponents, rows, shape, klWeight);
+            dComponents, rows, shape, klWeight, rowWeights ?? kernels.None);
+
+    /// <summary>Row <paramref name="row"/>'s weight: klWeight / samples, or klWeight·rowWeights[row] when they are given.</summary>
+    private static float RowWeight(ArrayView<float> rowWeights, int row, float klWeight, int samples) =>
+        rowWeights.Length > 0 ? klWeight * rowWeights[row] : klWeight / samples;
 
     /// <summary>
     /// One thread per z row: ε and z as the plain Gaussian sampler draws them (the same Philox counters), then
@@ -103,16 +110,16 @@ public static class MixturePrior
     [Kernel]
     public static void BackwardKernel(Index1D example, ArrayView<float> stats, ArrayView<float> components, ArrayView<float> z,
         ArrayView<float> epsilon, ArrayView<float> responsibilities, ArrayView<float> dZ, ArrayView<float> dStats,
-        MixtureShape shape, float klWeight)
+        MixtureShape shape, float klWeight, ArrayView<float> rowWeights)
     {
         int latent = shape.Latent, statsRow = example * shape.StatsWidth;
-        float weight = klWeight / shape.Samples;
         for (int k = 0; k < latent; k++)
         {
             float sigma = MathF.Exp(0.5f * stats[statsRow + latent + k]), dMu = 0f, dLogVariance = 0f;
             for (int i = 0; i < shape.Samples; i++)
             {
                 int row = example * shape.Samples + i, code = row * latent + k;
+                float weight = RowWeight(rowWeights, row, klWeight, shape.Samples);
                 float pull = 0f;
                 for (int c = 0; c < shape.Components; c++)
                 {
@@ -134,7 +141,8 @@ public static class MixturePrior
     /// </summary>
     [Kernel]
     public static void ComponentsBackwardKernel(Index1D index, ArrayView<float> components, ArrayView<float> z,
-        ArrayView<float> responsibilities, ArrayView<float> dComponents, int rows, MixtureShape shape, float klWeight)
+        ArrayView<float> responsibilities, ArrayView<float> dComponents, int rows, MixtureShape shape, float klWeight,
+        ArrayView<float> rowWeights)
     {
         int latent = shape.Latent, c = index / shape.StatsWidth, column = index % shape.StatsWidth;
         int k = column % latent, at = c * shape.StatsWidth;
@@ -143,10 +151,12 @@ public static class MixturePrior
         for (int row = 0; row < rows; row++)
         {
             float difference = z[row * latent + k] - mean, responsibility = responsibilities[row * shape.Components + c];
-            sum += isMean
+            float term = isMean
                 ? -responsibility * difference * precision
                 : 0.5f * responsibility * (1f - difference * difference * precision);
+            // The ELBO's rows share one weight, applied once to the sum as before; the IWAE's each have their own.
+            sum += rowWeights.Length > 0 ? klWeight * rowWeights[row] * term : term;
         }
-        dComponents[index] = klWeight / shape.Samples * sum;
+        dComponents[index] = rowWeights.Length > 0 ? sum : klWeight / shape.Samples * sum;
     }
 }

@@ -45,12 +45,13 @@ public static class MixturePriorReference
     }
 
     /// <summary>
-    /// d loss / d stats per row and d loss / d components for loss = Σ dZ·z + klWeight·Σ_rows KL. With z = μ + σε:
+    /// d loss / d stats per row and d loss / d components for loss = Σ dZ·z + klWeight·Σ_rows KL (or, with
+    /// <paramref name="rowWeights"/>, klWeight·Σ_rows rowWeights[row]·KL: the importance-weighted bound). With z = μ + σε:
     /// ∂KL/∂z = −∂log p/∂z = Σ_c p(c|z)(z − μ_c)/σ_c², and ∂log q/∂log σ² = −½ at fixed ε (log q(z|x) is
     /// −½Σ(log 2π + log σ² + ε²) there); ∂KL/∂μ_c = −p(c|z)(z − μ_c)/σ_c², ∂KL/∂log σ_c² = p(c|z)·½(1 − (z − μ_c)²/σ_c²).
     /// </summary>
     public static (double[] DStats, double[] DComponents) Backward(double[] stats, double[] components, double[] epsilon,
-        double[] dZ, int rows, int latent, int count, double klWeight)
+        double[] dZ, int rows, int latent, int count, double klWeight, double[]? rowWeights = null)
     {
         var (z, _) = Forward(stats, components, epsilon, rows, latent, count);
         var dStats = new double[rows * 2 * latent];
@@ -60,6 +61,7 @@ public static class MixturePriorReference
             var (perComponent, logPrior) = LogPrior(components, z, row * latent, latent, count);
             // p(c|z) = (1/C) N_c(z) / p(z).
             var responsibility = perComponent.Select(value => Math.Exp(value - Math.Log(count) - logPrior)).ToArray();
+            double weight = klWeight * (rowWeights?[row] ?? 1);
             for (int k = 0; k < latent; k++)
             {
                 double code = z[row * latent + k], dCode = dZ[row * latent + k];
@@ -67,13 +69,13 @@ public static class MixturePriorReference
                 {
                     double mean = components[c * 2 * latent + k], variance = Math.Exp(components[c * 2 * latent + latent + k]);
                     double difference = code - mean;
-                    dCode += klWeight * responsibility[c] * difference / variance;
-                    dComponents[c * 2 * latent + k] -= klWeight * responsibility[c] * difference / variance;
-                    dComponents[c * 2 * latent + latent + k] += klWeight * responsibility[c] * 0.5 * (1 - difference * difference / variance);
+                    dCode += weight * responsibility[c] * difference / variance;
+                    dComponents[c * 2 * latent + k] -= weight * responsibility[c] * difference / variance;
+                    dComponents[c * 2 * latent + latent + k] += weight * responsibility[c] * 0.5 * (1 - difference * difference / variance);
                 }
                 double sigma = Math.Exp(stats[row * 2 * latent + latent + k] / 2);
                 dStats[row * 2 * latent + k] = dCode;
-                dStats[row * 2 * latent + latent + k] = dCode * 0.5 * sigma * epsilon[row * latent + k] - 0.5 * klWeight;
+                dStats[row * 2 * latent + latent + k] = dCode * 0.5 * sigma * epsilon[row * latent + k] - 0.5 * weight;
             }
         }
         return (dStats, dComponents);

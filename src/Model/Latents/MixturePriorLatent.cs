@@ -7,8 +7,7 @@ namespace IlgpuVae.Model.Latents;
 /// <summary>
 /// q(z|x) = N(μ, diag σ²) against a learned mixture prior (see <see cref="MixturePrior"/> and <see cref="LearnedPrior"/>):
 /// the KL term is sampled at the drawn z, and its gradient reaches both the encoder's statistics and the prior's
-/// components. Trains on the ELBO (the importance-weighted backward pass is not built); log w for L_k is
-/// −rec − the sampled KL.
+/// components. Trains on the ELBO or the importance-weighted bound; log w is −rec − the sampled KL.
 /// </summary>
 public sealed class MixturePriorLatent(KernelSet kernels, DenseStack stack, Workspace workspace, int statisticsLayer, VaeConfig config, LearnedPrior prior)
     : SampledLatent(kernels, stack, workspace, statisticsLayer, config.Latent)
@@ -38,8 +37,15 @@ public sealed class MixturePriorLatent(KernelSet kernels, DenseStack stack, Work
             rows, Shape(samples), klWeight);
     }
 
-    public override void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale) =>
-        throw new InvalidOperationException("a learned prior trains with the ELBO; its importance-weighted backward pass is not built");
+    /// <summary>The importance-weighted bound's: row r's dz and sampled KL weighted by scale·w̃_r.</summary>
+    public override void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale)
+    {
+        int rows = batch * samples;
+        Kernels.MixturePriorBackward(Statistics(batch), prior.Components(batch), Codes(rows), Epsilon(rows), Responsibilities(rows),
+            CodeGradient(rows), StatisticsGradient(batch), batch, Shape(samples), scale, weights);
+        Kernels.MixturePriorComponentsBackward(prior.Components(batch), Codes(rows), Responsibilities(rows), prior.ComponentGradient(batch),
+            rows, Shape(samples), scale, weights);
+    }
 
     public override void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights)
     {

@@ -253,10 +253,10 @@ public static class ModelCatalog
         new(ModelKind.Iwae, "iwae", "the k-sample importance-weighted bound")
         {
             Capabilities = Generative | ModelCapabilities.TwoStochasticLayers,
-            Options = [Covariance, WeightPriorOption],
+            Options = [Covariance, WeightPriorOption, PriorOption],
             Settings = LatentOptionsSetting,
             ObjectiveName = config => $"IWAE bound −L_{config.Samples} (training k)",
-            Terms = config => new($"−L_{config.Samples}", "reconstruction", config.StochasticLayers == 2 ? "sampled KL terms" : "KL"),
+            Terms = config => new($"−L_{config.Samples}", "reconstruction", config.StochasticLayers == 2 || config.Prior != PriorKind.Standard ? "sampled KL terms" : "KL"),
             SeparateObjective = _ => true,
             Validate = config =>
             {

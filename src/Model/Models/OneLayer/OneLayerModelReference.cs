@@ -220,8 +220,10 @@ public class OneLayerModelReference : ReferenceModel
         }
         if (config.ModelPrior != PriorKind.Standard)
         {
-            var (dRepeated, dComponents) = MixturePriorReference.Backward(pass.RepeatedStats, pass.Components, epsilon, dZ, rows, latent,
-                config.PriorComponents, beta / rows);
+            // The ELBO weights every row's KL by β/rows; the IWAE bound row r's by w̃_r/batch.
+            var (dRepeated, dComponents) = config.Model == ModelKind.Iwae
+                ? MixturePriorReference.Backward(pass.RepeatedStats, pass.Components, epsilon, dZ, rows, latent, config.PriorComponents, 1.0 / batch, normalizedWeights)
+                : MixturePriorReference.Backward(pass.RepeatedStats, pass.Components, epsilon, dZ, rows, latent, config.PriorComponents, beta / rows);
             return (ImportanceReference.SumRepeatedRows(dRepeated, batch, config.EncoderOutputs, samples), dComponents);
         }
         var dRepeatedStats = config switch
