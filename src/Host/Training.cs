@@ -335,10 +335,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             TryDraw("information.png", () =>
             {
                 using var data = new DeviceDataset(accelerator, test);
-                var (mu, logVariance) = Evaluate.EncodeAll(vae, data, test.Count);
-                Plots.WriteDimensionKl(Path.Combine(outDirectory, "information.png"),
-                    Evaluation.KlPerDimension(mu, logVariance, test.Count, vae.Config.Latent, vae.PriorComponents()), vae.Config.Anchors,
-                    $"information per dimension, {test.Count} test images");
+                Evaluate.WriteInformation(vae, Evaluate.EncodeAll(vae, data, test.Count), test.Count, Path.Combine(outDirectory, "information.png"));
             });
         if (vae.Config.ModelPrior is PriorKind.Mixture or PriorKind.Vamp)
             TryDraw("prior.png", () => Pictures.WritePriorComponents(vae, Path.Combine(outDirectory, "prior.png")));

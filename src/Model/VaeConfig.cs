@@ -174,6 +174,9 @@ public sealed record VaeConfig
     /// <summary>The most samples per example: the IWAE paper's largest training k is 50; 5000 is the evaluation k.</summary>
     public const int MaxSamples = 5000;
 
+    /// <summary>Every setting at its default: a model that does not declare an option must leave it there.</summary>
+    private static readonly VaeConfig Defaults = new();
+
     /// <summary>Throws with a message naming the setting and what to change.</summary>
     public void Validate()
     {
@@ -205,9 +208,10 @@ public sealed record VaeConfig
             throw new SettingException($"@Prior {Prior.ToString().ToLowerInvariant()} is implemented for @Model {ModelCatalog.NamesDeclaring(nameof(Prior))}");
         if ((Prior == PriorKind.Standard) != (PriorComponents == 0) || PriorComponents < 0 || PriorComponents > MaxPriorComponents)
             throw new SettingException($"@Prior takes 1 to {MaxPriorComponents} components, as mog:C or vamp:C, and the standard normal none (got {Prior.ToString().ToLowerInvariant()} with {PriorComponents})");
-        if ((MutualInformation != 10 && !Spec.Declares(nameof(MutualInformation))) || (MiWeight != 10 && !Spec.Declares(nameof(MiWeight))))
+        if ((MutualInformation != Defaults.MutualInformation && !Spec.Declares(nameof(MutualInformation)))
+            || (MiWeight != Defaults.MiWeight && !Spec.Declares(nameof(MiWeight))))
             throw new SettingException($"@MutualInformation and @MiWeight are the mutual autoencoder's, for @Model {ModelCatalog.NamesDeclaring(nameof(MutualInformation))}");
-        if ((Anchors != 0 && !Spec.Declares(nameof(Anchors))) || (AnchorWeight != 0.5 && !Spec.Declares(nameof(AnchorWeight))))
+        if ((Anchors != Defaults.Anchors && !Spec.Declares(nameof(Anchors))) || (AnchorWeight != Defaults.AnchorWeight && !Spec.Declares(nameof(AnchorWeight))))
             throw new SettingException($"@Anchors and @AnchorWeight are AnchorVAE's, for @Model {ModelCatalog.NamesDeclaring(nameof(Anchors))}");
         if (FlowLength < 0 || (FlowLength > 0 && !Spec.Declares(nameof(FlowLength))))
             throw new SettingException($"@FlowLength is the planar flow steps of @Model {ModelCatalog.NamesDeclaring(nameof(FlowLength))}, at least 0 (got {FlowLength})");
