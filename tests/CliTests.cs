@@ -570,6 +570,35 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void DeepLadderWithSoftplusVariancesTrainsResumesAndEvaluates()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "ladder3");
+        var (exitCode, output, error) = Run("train", "--model", "ladder", "--ladder-layers", "3", "--ladder-variance", "softplus", "--data", data,
+            "--epochs", "1", "--batch-size", "6", "--hidden", "7", "--latent", "4", "--hidden2", "6", "--latent2", "4", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        // z3 halves z2's widths.
+        Assert.Contains("model ladder 20-7-4(z1)-6-4(z2)-3-2(z3), batch norm", output);
+        Assert.Contains("3 stochastic layers, softplus variances", output);
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([2, 3], tensors["encoder3.softplus_var.weight"].Shape);
+        // p(z2|z3): z3 (2) through rung 3's hidden width (3) to z2's μ (4).
+        Assert.Equal([3, 2], tensors["prior2.0.weight"].Shape);
+        Assert.Equal([4, 3], tensors["prior2.mu.weight"].Shape);
+        Assert.False(tensors.ContainsKey("encoder.logvar.weight"));
+        (exitCode, _, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Equal(2, MetricsFile.Read(Path.Combine(run, "metrics.csv")).Count);
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("NLL", output);
+        Assert.Contains("active units", output);
+        Assert.Contains("of 2", output);
+        (exitCode, _, error) = Run("sample", run, "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"sample: exit {exitCode}: {error}");
+    }
+
+    [Fact]
     public void LadderVaeTrainsWithBatchNormAndWarmUpResumesAndEvaluates()
     {
         var data = WriteDataSet(train: 24, test: 8);
@@ -804,7 +833,13 @@ public sealed class CliTests : IDisposable
     [InlineData("--model iwae --beta 0.5", "leave --beta at 1")]
     [InlineData("--model ae --k 2", "leave --k at 1")]
     [InlineData("--model iwae --warmup-epochs 2", "ramps the KL weight of --model vae, vcca, ladder, vlae")]
-    [InlineData("--model ladder --stochastic-layers 1", "the Ladder VAE has two stochastic layers")]
+    [InlineData("--model ladder --stochastic-layers 1", "the Ladder VAE has two or more stochastic layers")]
+    [InlineData("--model ladder --ladder-layers 1", "--ladder-layers must be from 2 to 8 (got 1)")]
+    [InlineData("--model ladder --ladder-layers 9", "--ladder-layers must be from 2 to 8 (got 9)")]
+    [InlineData("--model ladder --ladder-layers x", "--ladder-layers must be a whole number (got 'x')")]
+    [InlineData("--model ladder --ladder-variance exp", "--ladder-variance must be log or softplus (got exp)")]
+    [InlineData("--ladder-layers 3", "--ladder-layers applies to --model ladder, not vae")]
+    [InlineData("--model ladder --ladder-layers 5 --latent2 4", "layer 5 of the Ladder VAE halves z2's widths 3 times, which leaves none of --latent2 4 or --hidden2 100,100")]
     [InlineData("--batch-norm", "--batch-norm is implemented for --model ladder only")]
     [InlineData("--model vcca --stochastic-layers 2", "VCCA shares one stochastic layer")]
     [InlineData("--k 0", "--k must be from 1")]

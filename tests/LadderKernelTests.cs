@@ -4,8 +4,9 @@ using IlgpuVae.GpuKernels.Reference;
 
 namespace IlgpuVae.Tests;
 
-/// <summary>The Ladder VAE's merge and the batch-norm kernels against their double references, and the references'
-/// backward passes against finite differences. The whole Ladder objective is checked in VaeTests.</summary>
+/// <summary>The Ladder VAE's merge, softplus variances, layer-by-layer log w and the batch-norm kernels against their
+/// double references, and the references' backward passes against finite differences. The whole Ladder objective
+/// is checked in VaeTests.</summary>
 [Collection(AcceleratorCollection.Name)]
 public sealed class LadderKernelTests(AcceleratorFixture fixture)
 {
@@ -54,6 +55,123 @@ public sealed class LadderKernelTests(AcceleratorFixture fixture)
             // Sums of ≤ 3 samples' terms of size ≤ 1, plus the added gradient.
             Numerics.AssertClose(what + ": d bottom-up", dUp, dUpBuffer.GetAsArray1D(), 1e-5, 1e-5);
             Numerics.AssertClose(what + ": d top-down (added)", dDown.Select((d, i) => d + dTopDownBefore[i]).ToArray(), dDownBuffer.GetAsArray1D(), 1e-5, 1e-5);
+        }
+    }
+
+    public static TheoryData<int, int, double> SoftplusShapes => new()
+    {
+        // rows, latent, spread of ρ (uniform in ±spread); every shape also gets the extremes below
+        { 1, 1, 1.0 },
+        { 7, 3, 4.0 },
+        { 33, 5, 10.0 },
+    };
+
+    /// <summary>ρ where the kernels change form or a naive softplus would lose its digits or overflow.</summary>
+    private static readonly float[] ExtremeRho = [-200f, -90f, -30f, -20.5f, -19.5f, -9.3f, -1e-3f, 0f, 1e-3f, 30f, 90f];
+
+    [Theory]
+    [MemberData(nameof(SoftplusShapes))]
+    public void SoftplusVarianceAndItsBackwardMatchTheReference(int rows, int latent, double spread)
+    {
+        var random = new Random(rows * 11 + latent);
+        float[] raw = Numerics.Uniform(random, rows * 2 * latent, -spread, spread);
+        // Put the extremes into the ρ half of the rows, as many as fit.
+        for (int i = 0; i < ExtremeRho.Length && i < rows * latent; i++)
+            raw[i / latent * 2 * latent + latent + i % latent] = ExtremeRho[i];
+        float[] dStats = Numerics.Uniform(random, rows * 2 * latent);
+        var rawDouble = Numerics.ToDouble(raw);
+        var stats = LadderReference.SoftplusVariance(rawDouble, rows, latent);
+        var dRaw = LadderReference.SoftplusVarianceBackward(rawDouble, Numerics.ToDouble(dStats), rows, latent);
+
+        // The reference against central differences of Σ dStats·stats, away from the extremes (h = 1e-6 on ρ).
+        var moderate = (double[])rawDouble.Clone();
+        for (int i = 0; i < moderate.Length; i++)
+            moderate[i] = Math.Clamp(moderate[i], -15, 15);
+        var dModerate = LadderReference.SoftplusVarianceBackward(moderate, Numerics.ToDouble(dStats), rows, latent);
+        AssertFiniteDifferences("d ρ", moderate, dModerate,
+            point => LadderReference.SoftplusVariance(point, rows, latent).Select((v, i) => v * dStats[i]).Sum(), 13);
+        // At −200 the variance e^−200 is far below float's range: log σ² is still −200 to the digit.
+        if (rows * latent > 0)
+            Assert.Equal(-200, stats[latent], 1e-9);
+
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var rawBuffer = accelerator.Upload(raw);
+            using var statsBuffer = accelerator.Allocate1D<float>(raw.Length);
+            using var dBuffer = accelerator.Upload(dStats);
+            kernels.LadderSoftplusVariance(rawBuffer.View, statsBuffer.View, rows, latent);
+            kernels.LadderSoftplusVarianceBackward(rawBuffer.View, dBuffer.View, rows, latent);
+            string what = $"{accelerator.AcceleratorType} softplus variance {rows}×{latent} spread {spread}";
+            // A few float operations with log(1 + u) corrected for the rounding of 1 + u: a few ulps of log σ², which
+            // is up to 200 in size here (2e-6 relative), and 1e-6 absolute where log σ² crosses 0 (σ² near 1).
+            Numerics.AssertClose(what, stats, statsBuffer.GetAsArray1D(), 2e-6, 1e-6);
+            Numerics.AssertClose(what + ": d ρ", dRaw, dBuffer.GetAsArray1D(), 2e-6, 1e-6);
+        }
+    }
+
+    public static TheoryData<int, int> LogWeightShapes => new()
+    {
+        // examples, samples; the layers are 3, 2 and 1 wide (and one run of 5, 1, 7 below)
+        { 1, 1 },
+        { 7, 2 },
+        { 33, 3 },
+    };
+
+    [Theory]
+    [MemberData(nameof(LogWeightShapes))]
+    public void LayerByLayerLogWeightsMatchTheReference(int examples, int samples)
+    {
+        foreach (int[] widths in new[] { new[] { 3, 2, 1 }, [5, 1, 7], [4, 4] })
+        {
+            int rows = examples * samples, layers = widths.Length;
+            var random = new Random(examples * 3 + samples + widths[0]);
+            // Layers below the top: merged q and the prior per z row; the top: q per example. z = μ + σ·ε.
+            var stats = new float[layers][];
+            var priors = new float[layers][];
+            var epsilons = new float[layers][];
+            var codes = new float[layers][];
+            var rowStats = new double[layers][];
+            for (int l = 0; l < layers; l++)
+            {
+                int k = widths[l];
+                bool top = l == layers - 1;
+                stats[l] = Stats(random, top ? examples : rows, k, 2.0);
+                priors[l] = top ? [] : Stats(random, rows, k, 2.0);
+                epsilons[l] = Numerics.Uniform(random, rows * k, -2, 2);
+                rowStats[l] = top ? ImportanceReference.RepeatRows(Numerics.ToDouble(stats[l]), examples, 2 * k, samples) : Numerics.ToDouble(stats[l]);
+                codes[l] = new float[rows * k];
+                for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < k; c++)
+                        codes[l][r * k + c] = (float)(rowStats[l][r * 2 * k + c] + Math.Exp(rowStats[l][r * 2 * k + k + c] / 2) * epsilons[l][r * k + c]);
+            }
+            float[] reconstruction = Numerics.Uniform(random, rows, 0, 50);
+            // The reference's Gaussians take z itself (not ε): z as the kernels will see it, in float.
+            var expected = LadderReference.LogWeights(rowStats, codes.Select(Numerics.ToDouble).ToArray(),
+                priors.Select(Numerics.ToDouble).ToArray(), Numerics.ToDouble(reconstruction), rows);
+
+            foreach (var kernels in fixture.KernelSets)
+            {
+                var accelerator = kernels.Accelerator;
+                var buffers = new List<MemoryBuffer1D<float, ILGPU.Stride1D.Dense>>();
+                ILGPU.ArrayView<float> Upload(float[] values)
+                {
+                    var buffer = accelerator.Upload(values.Length == 0 ? [0f] : values);
+                    buffers.Add(buffer);
+                    return buffer.View;
+                }
+                using var logWeights = accelerator.Allocate1D<float>(rows);
+                using var kl = accelerator.Allocate1D<float>(rows);
+                for (int l = 0; l < layers - 1; l++)
+                    kernels.LadderPriorLogWeights(logWeights.View, Upload(stats[l]), Upload(codes[l]), Upload(epsilons[l]), Upload(priors[l]), rows, widths[l], l == 0 ? 1 : 0);
+                kernels.LadderTopLogWeights(logWeights.View, Upload(stats[^1]), Upload(codes[^1]), Upload(epsilons[^1]), rows, widths[^1], samples);
+                kernels.LadderFinishLogWeights(logWeights.View, Upload(reconstruction), kl.View, rows);
+                string what = $"{accelerator.AcceleratorType} log w of layers {string.Join(",", widths)}, {examples}×{samples}";
+                // Sums of ≤ 13 float terms of size ≤ e^4·4 beside a reconstruction ≤ 50: 1e-5 relative, 1e-4 absolute.
+                Numerics.AssertClose(what, expected, logWeights.GetAsArray1D(), 1e-5, 1e-4);
+                Numerics.AssertClose(what + ": KL terms", expected.Select((w, r) => -w - reconstruction[r]).ToArray(), kl.GetAsArray1D(), 1e-5, 1e-4);
+                buffers.ForEach(buffer => buffer.Dispose());
+            }
         }
     }
 

@@ -25,7 +25,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     private static readonly string[] ConfigurationNames =
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
          "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
-         "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian",
+         "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian", "ladder-3-softplus-norm", "ladder-4-k2-gaussian", "ladder-2-softplus-k3",
          "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian", "vae-weight-prior", "iwae-rank1-weight-prior", "vae-planar-flow-2", "vae-k2-planar-flow-3-gaussian",
          "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden", "corex", "corex-anchors-2-k2-gaussian", "iwae-k3-mog-3", "iwae-k2-vamp-2-gaussian",
          "mae-gaussian", "mae-k2-gaussian-two-hidden", "hvm-flow-2", "hvm-k2-gaussian-no-flow", "hvm-k3-flow-1-two-hidden"];
@@ -84,6 +84,22 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             InputSize = 12, Hidden = [8], Latent = 4, Hidden2 = [4, 3], Latent2 = 2, StochasticLayers = 2, Model = ModelKind.Ladder,
             Samples = 2, BatchNorm = true, Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5,
+        },
+        // Deeper ladders: rung 3 halves z2's widths (hidden 4 → 2 → 1, z 4 → 2 → 1), softplus variances or log ones.
+        "ladder-3-softplus-norm" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 3, Hidden2 = [6], Latent2 = 4, StochasticLayers = 2, Model = ModelKind.Ladder,
+            LadderLayers = 3, LadderVariance = VarianceForm.Softplus, BatchNorm = true, Activation = ActivationKind.Tanh, Beta = 0.8,
+        },
+        "ladder-4-k2-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [6, 5], Latent = 3, Hidden2 = [4, 5], Latent2 = 4, StochasticLayers = 2, Model = ModelKind.Ladder,
+            LadderLayers = 4, Samples = 2, Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5,
+        },
+        "ladder-2-softplus-k3" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8], Latent = 4, Hidden2 = [5], Latent2 = 2, StochasticLayers = 2, Model = ModelKind.Ladder,
+            LadderVariance = VarianceForm.Softplus, Samples = 3,
         },
         "vae-2layer-k2" => new VaeConfig
         {
@@ -459,10 +475,14 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
         else if (config.Model == ModelKind.Ladder)
         {
-            // The top layer's q(z2|x), the bottom-up pass's.
-            stats = Run(layout.EncoderLayerCount, layout.Encoder2End, runner.Outputs[layout.EncoderLayerCount - 2]);
-            latent = config.Latent2;
+            // The top layer's q(z_L|x), the bottom-up pass's, with σ² = softplus(ρ) where so configured.
+            var rungs = new IlgpuVae.Model.Models.Ladder.LadderRungs(layout, config);
+            latent = config.TopLatent;
             width = 2 * latent;
+            for (int l = 2; l <= config.LadderLayers; l++)
+                stats = Run(rungs.InferenceStart(l), rungs.Head(l) + 1, runner.Outputs[rungs.Head(l - 1) - 1]);
+            if (config.LadderVariance == VarianceForm.Softplus)
+                stats = LadderReference.SoftplusVariance(stats, batch, latent);
         }
         else if (config.StochasticLayers == 2)
         {
@@ -482,7 +502,18 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         // Codes are the top latent; with two stochastic layers z1 is the mean of p(z1|z2).
         var codes = Numerics.Uniform(new Random(2), batch * config.TopLatent, -2, 2);
         var z1 = Numerics.ToDouble(codes);
-        if (config.StochasticLayers == 2)
+        if (config.Model == ModelKind.Ladder)
+        {
+            // Down the prior networks, each z_l the mean of p(z_l|z_{l+1}).
+            var rungs = new IlgpuVae.Model.Models.Ladder.LadderRungs(layout, config);
+            for (int l = config.LadderLayers - 1; l >= 1; l--)
+            {
+                var priorStats = Run(rungs.PriorStart(l), rungs.PriorEnd(l), z1);
+                int k = IlgpuVae.Model.Models.Ladder.LadderRungs.Latent(config, l);
+                z1 = Enumerable.Range(0, batch * k).Select(i => priorStats[i / k * 2 * k + i % k]).ToArray();
+            }
+        }
+        else if (config.StochasticLayers == 2)
         {
             var priorStats = Run(layout.Encoder2End, layout.DecoderStart, z1);
             z1 = Enumerable.Range(0, batch * config.Latent).Select(i => priorStats[i / config.Latent * 2 * config.Latent + i % config.Latent]).ToArray();

@@ -111,5 +111,15 @@ public static class Philox
 
         /// <summary>The hierarchical variational model's ε₂ (z = λ + τ·ε₂): the sampler's stream plus this.</summary>
         public const uint HvmOffset = 64;
+
+        /// <summary>The stream offset of stochastic layer <paramref name="layer"/>'s ε in a model of several (the
+        /// Ladder VAE's): 0 for z1, <see cref="SecondLayerOffset"/> for z2, and 128 + 16·(l − 3) above, clear of
+        /// every other offset whatever the base stream (all base streams are under 16).</summary>
+        public static uint LayerOffset(int layer) => layer switch
+        {
+            1 => 0,
+            2 => SecondLayerOffset,
+            _ => 128 + 16 * (uint)(layer - 3),
+        };
     }
 }

@@ -40,7 +40,7 @@ public static class TwoLayer
         LatentWidths widths)
     {
         int k1 = widths.First, k2 = widths.Second;
-        int statsRow = row / widths.Samples * 2 * k1, stats2Row = row / widths.SecondSamples * 2 * k2;
+        int statsRow = row / widths.Samples * 2 * k1, stats2Row = row * 2 * k2;
         float sum = 0f; // log p(z1|z2) + log p(z2) − log q(z1|x) − log q(z2|z1), without the 2π terms
         for (int k = 0; k < k1; k++)
         {
@@ -84,19 +84,16 @@ public static class TwoLayer
     }
 }
 
-/// <summary>K1, K2 and the z rows per stats row of each layer, passed together (kernels take a bounded number of
-/// arguments): the two-layer model's q(z1|x) has one stats row per example (Samples = k) and q(z2|z1) one per z
-/// row; the Ladder VAE's merged q(z1|·) has one per z row and its bottom-up q(z2|x) one per example
-/// (SecondSamples = k).</summary>
+/// <summary>K1, K2 and k, passed together (kernels take a bounded number of arguments): q(z1|x) has one stats row
+/// per example (k z rows each) and q(z2|z1) one per z row.</summary>
 public readonly struct LatentWidths
 {
-    public readonly int First, Second, Samples, SecondSamples;
+    public readonly int First, Second, Samples;
 
-    public LatentWidths(int first, int second, int samples, int secondSamples = 1)
+    public LatentWidths(int first, int second, int samples)
     {
         First = first;
         Second = second;
         Samples = samples;
-        SecondSamples = secondSamples;
     }
 }

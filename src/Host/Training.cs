@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
+using IlgpuVae.Model.Models.Ladder;
 using IlgpuVae.Model.Checkpoints;
 using IlgpuVae.Model.Data;
 using IlgpuVae.Model.Library;
@@ -159,6 +160,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                          $"model {config.Spec.Name}{(config.Samples > 1 ? $" k={config.Samples}" : "")} " +
                          $"{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}" +
                          (config.StochasticLayers == 2 ? $"(z1)-{string.Join("-", config.Hidden2)}-{config.Latent2}(z2)" : "") +
+                         string.Concat(Enumerable.Range(3, Math.Max(0, config.LadderLayers - 2)).Select(layer =>
+                             $"-{string.Join("-", LadderRungs.Hidden(config, layer))}-{LadderRungs.Latent(config, layer)}(z{layer})")) +
                          (config.BatchNorm ? ", batch norm" : "") +
                          $", {config.Activation}, {config.Likelihood}, " +
                          $"binarize {options.Binarize.ToString().ToLowerInvariant()}" +

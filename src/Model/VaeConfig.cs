@@ -67,7 +67,16 @@ public sealed record VaeConfig
     public int LatentLayers { get; init; } = 3;
 
     /// <summary>The width of the top latent, the one the prior N(0, I) is on: what sampling and decoding take.</summary>
-    public int TopLatent => StochasticLayers == 2 ? Latent2 : CodeWidth;
+    public int TopLatent => StochasticLayers == 2 ? Latent2 >> Math.Max(0, LadderLayers - 2) : CodeWidth;
+
+    /// <summary>The Ladder VAE's stochastic layers L (2 by default): z1 and z2 are sized by <see cref="Latent"/>,
+    /// <see cref="Hidden"/>, <see cref="Latent2"/> and <see cref="Hidden2"/>, and each layer above z2 halves z2's
+    /// widths once more (the paper's 64-32-16-8-4 over 512-256-128-64-32). The Ladder VAE only.</summary>
+    public int LadderLayers { get; init; } = 2;
+
+    /// <summary>How the Ladder VAE's Gaussians read their variance from a layer's output ρ: as log σ² = ρ (the
+    /// default) or as σ² = softplus(ρ), the paper's. The Ladder VAE only.</summary>
+    public VarianceForm LadderVariance { get; init; } = VarianceForm.LogVariance;
 
     /// <summary>Pixels per image row (MNIST: 28), which VCCA cuts into views; 0 takes the side of a square input.</summary>
     public int ImageWidth { get; init; }
@@ -162,7 +171,7 @@ public sealed record VaeConfig
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
-        && LatentLayers == other.LatentLayers && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && Prior == other.Prior && PriorComponents == other.PriorComponents && Anchors == other.Anchors && AnchorWeight.Equals(other.AnchorWeight) && MutualInformation.Equals(other.MutualInformation) && MiWeight.Equals(other.MiWeight) && WeightPrior.Equals(other.WeightPrior) && FlowLength == other.FlowLength && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
+        && LatentLayers == other.LatentLayers && LadderLayers == other.LadderLayers && LadderVariance == other.LadderVariance && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && Prior == other.Prior && PriorComponents == other.PriorComponents && Anchors == other.Anchors && AnchorWeight.Equals(other.AnchorWeight) && MutualInformation.Equals(other.MutualInformation) && MiWeight.Equals(other.MiWeight) && WeightPrior.Equals(other.WeightPrior) && FlowLength == other.FlowLength && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
         && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
         && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
@@ -219,6 +228,9 @@ public sealed record VaeConfig
             throw new SettingException($"@WeightPrior is κ > 0 of the generative weights' prior, for @Model {ModelCatalog.NamesDeclaring(nameof(WeightPrior))} (got {kappa})");
         if (PrivateLatent < 0 || (PrivateLatent != 0 && !Spec.Declares(nameof(PrivateLatent))))
             throw new SettingException($"@PrivateLatent is the width of the private latents of a model of two views (@Model {ModelCatalog.NamesWith(ModelCapabilities.TwoViews)}), at least 0 (got {PrivateLatent})");
+        if ((LadderLayers != Defaults.LadderLayers && !Spec.Declares(nameof(LadderLayers)))
+            || (LadderVariance != Defaults.LadderVariance && !Spec.Declares(nameof(LadderVariance))))
+            throw new SettingException($"@LadderLayers and @LadderVariance are the Ladder VAE's, for @Model {ModelCatalog.NamesDeclaring(nameof(LadderLayers))}");
         if (EncoderViews != 1 && !Spec.Declares(nameof(EncoderViews)))
             throw new SettingException($"@EncoderViews is for a model of two views (@Model {ModelCatalog.NamesWith(ModelCapabilities.TwoViews)})");
         // The model's own checks first: they name what it takes instead.
@@ -234,6 +246,15 @@ public enum CovarianceKind
     Diagonal,
     /// <summary>Precision D + uuᵀ (Rezende et al. 2014): one direction of correlation per example.</summary>
     RankOne,
+}
+
+/// <summary>How a Gaussian's variance is read from the layer that writes it.</summary>
+public enum VarianceForm
+{
+    /// <summary>The output is log σ².</summary>
+    LogVariance,
+    /// <summary>σ² = softplus(output) = log(1 + e^output), as the Ladder VAE paper has it.</summary>
+    Softplus,
 }
 
 /// <summary>The prior p(z) of a one-layer VAE.</summary>

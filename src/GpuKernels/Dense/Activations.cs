@@ -96,6 +96,34 @@ public static class StableMath
         return positivePart + MathF.Log(1f + MathF.Exp(-magnitude));
     }
 
+    /// <summary>log(1 + u) accurate for small u without a log1p instruction (Goldberg's correction: the rounding
+    /// of 1 + u is divided back out).</summary>
+    public static float LogOnePlus(float u)
+    {
+        float w = 1f + u;
+        return w == 1f ? u : MathF.Log(w) * (u / (w - 1f));
+    }
+
+    /// <summary>log softplus(x) = log log(1 + e^x), the log-variance of a variance written as softplus(x): exact
+    /// to float for large x, and x − e^x/2 (the series' first two terms, error O(e^(2x))) far below 0, where
+    /// softplus(x) ≈ e^x would underflow.</summary>
+    public static float LogSoftplus(float x)
+    {
+        if (x < -20f)
+            return x - 0.5f * MathF.Exp(x);
+        float softplus = x > 0f ? x + LogOnePlus(MathF.Exp(-x)) : LogOnePlus(MathF.Exp(x));
+        return MathF.Log(softplus);
+    }
+
+    /// <summary>d log softplus(x) / dx = sigmoid(x) / softplus(x), 1 − e^x/2 far below 0.</summary>
+    public static float LogSoftplusDerivative(float x)
+    {
+        if (x < -20f)
+            return 1f - 0.5f * MathF.Exp(x);
+        float softplus = x > 0f ? x + LogOnePlus(MathF.Exp(-x)) : LogOnePlus(MathF.Exp(x));
+        return Sigmoid(x) / softplus;
+    }
+
     public static double Sigmoid(double x) =>
         x >= 0 ? 1.0 / (1.0 + Math.Exp(-x)) : Math.Exp(x) / (1.0 + Math.Exp(x));
 

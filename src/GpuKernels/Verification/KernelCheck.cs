@@ -61,6 +61,9 @@ public sealed class KernelCheck(KernelSet kernels)
             yield return Gather(binarize);
         foreach (var result in LadderMerge(128, 32, 5))
             yield return result;
+        foreach (var result in LadderSoftplusVariance(640, 32))
+            yield return result;
+        yield return LadderLogWeights(33, 5, [64, 32, 16]);
         foreach (var (rows, columns) in new[] { (7, 3), (640, 400) })
             foreach (var result in BatchNormalisation(rows, columns))
                 yield return result;
@@ -320,6 +323,67 @@ public sealed class KernelCheck(KernelSet kernels)
         yield return Compare("Ladder merge", shape, LadderReference.Merge(bottomUp, topDown, rows, latent, samples), merged.GetAsArray1D(), 1e-5, 1e-5);
         yield return Compare("Ladder merge gradient (bottom-up)", shape, expectedUp, dUp.GetAsArray1D(), 1e-5, 1e-5);
         yield return Compare("Ladder merge gradient (top-down)", shape, expectedDown, dDown.GetAsArray1D(), 1e-5, 1e-5);
+    }
+
+    /// <summary>The Ladder VAE's σ² = softplus(ρ) rewritten as log σ², and its gradient carried back to ρ.</summary>
+    private IEnumerable<CheckResult> LadderSoftplusVariance(int rows, int latent)
+    {
+        var random = new Random(rows * latent);
+        var raw = Uniform(random, rows * 2 * latent, -25, 25);
+        var dStats = Uniform(random, rows * 2 * latent, -1, 1);
+        var accelerator = kernels.Accelerator;
+        using var rawBuffer = accelerator.Allocate1D(ToFloat(raw));
+        using var stats = accelerator.Allocate1D<float>(raw.Length);
+        using var dBuffer = accelerator.Allocate1D(ToFloat(dStats));
+        kernels.LadderSoftplusVariance(rawBuffer.View, stats.View, rows, latent);
+        kernels.LadderSoftplusVarianceBackward(rawBuffer.View, dBuffer.View, rows, latent);
+        // The reference on ρ as float holds it; a few ulps of log σ² (up to 25 here), and 1e-6 near σ² = 1.
+        var rawAsFloat = ToFloat(raw).Select(value => (double)value).ToArray();
+        string shape = $"{rows}x{latent}";
+        yield return Compare("Ladder softplus variance", shape, LadderReference.SoftplusVariance(rawAsFloat, rows, latent), stats.GetAsArray1D(), 2e-6, 1e-6);
+        yield return Compare("Ladder softplus variance gradient", shape, LadderReference.SoftplusVarianceBackward(rawAsFloat, dStats, rows, latent), dBuffer.GetAsArray1D(), 2e-6, 1e-6);
+    }
+
+    /// <summary>log w of a Ladder VAE summed layer by layer (layers below the top with a prior, the top against N(0, I)).</summary>
+    private CheckResult LadderLogWeights(int examples, int samples, int[] widths)
+    {
+        int rows = examples * samples, layers = widths.Length;
+        var random = new Random(rows + layers);
+        var accelerator = kernels.Accelerator;
+        var buffers = new List<MemoryBuffer1D<float, Stride1D.Dense>>();
+        ArrayView<float> Upload(double[] values)
+        {
+            var buffer = accelerator.Allocate1D(ToFloat(values));
+            buffers.Add(buffer);
+            return buffer.View;
+        }
+        var rowStats = new double[layers][];
+        var z = new double[layers][];
+        var priors = new double[layers][];
+        using var logWeights = accelerator.Allocate1D<float>(rows);
+        using var kl = accelerator.Allocate1D<float>(rows);
+        var reconstruction = Uniform(random, rows, 0, 100);
+        for (int l = 0; l < layers; l++)
+        {
+            int k = widths[l];
+            bool top = l == layers - 1;
+            var stats = Uniform(random, (top ? examples : rows) * 2 * k, -2, 2);
+            rowStats[l] = top ? ImportanceReference.RepeatRows(stats, examples, 2 * k, samples) : stats;
+            var epsilon = Uniform(random, rows * k, -2, 2);
+            // z as the kernel will read it, in float, from the same μ, σ and ε.
+            z[l] = Enumerable.Range(0, rows * k).Select(i => (double)(float)(rowStats[l][i / k * 2 * k + i % k] + Math.Exp(rowStats[l][i / k * 2 * k + k + i % k] / 2) * epsilon[i])).ToArray();
+            priors[l] = top ? [] : Uniform(random, rows * 2 * k, -2, 2);
+            if (top)
+                kernels.LadderTopLogWeights(logWeights.View, Upload(stats), Upload(z[l]), Upload(epsilon), rows, k, samples);
+            else
+                kernels.LadderPriorLogWeights(logWeights.View, Upload(stats), Upload(z[l]), Upload(epsilon), Upload(priors[l]), rows, k, l == 0 ? 1 : 0);
+        }
+        kernels.LadderFinishLogWeights(logWeights.View, Upload(reconstruction), kl.View, rows);
+        var expected = LadderReference.LogWeights(rowStats, z, priors, reconstruction, rows);
+        var actual = logWeights.GetAsArray1D();
+        buffers.ForEach(buffer => buffer.Dispose());
+        // Sums of 112 float terms of size ≤ e^4·4 beside a reconstruction ≤ 100: 1e-5 relative, 1e-3 absolute.
+        return Compare("Ladder log w by layer", $"{examples}x{samples} layers {string.Join(",", widths)}", expected, actual, 1e-5, 1e-3);
     }
 
     /// <summary>Batch norm with ReLU in training mode, forward and backward.</summary>

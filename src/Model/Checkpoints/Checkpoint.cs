@@ -41,7 +41,9 @@ public sealed record LoadedCheckpoint(CheckpointState State, float[] Parameters,
 /// <summary>
 /// A checkpoint folder: model.safetensors (the weights as named, shaped tensors: encoder.{i}.weight [out, in],
 /// encoder.mu / encoder.logvar (the two halves of the stats layer), decoder.{i}, decoder.out, each with .weight
-/// and .bias; two stochastic layers add encoder2.* and prior.* likewise), optimizer.safetensors (Adam's flat moment buffers), and state.json. A save writes a complete new
+/// and .bias; two stochastic layers add encoder2.* and prior.* likewise, and a Ladder VAE of L layers encoder3 … encoderL
+/// and prior2 … prior{L−1} (p(z_l|z_{l+1}) is prior{l}), with *.softplus_var in place of *.logvar where its variances are
+/// softplus), optimizer.safetensors (Adam's flat moment buffers), and state.json. A save writes a complete new
 /// folder beside the old one and then swaps the two by renames, so a process killed at any moment leaves one
 /// whole checkpoint (<see cref="Load"/> also looks for the previous folder, in case the kill fell between the
 /// two renames). A folder without optimizer.safetensors (a model shared for evaluation only) loads with
@@ -203,8 +205,10 @@ public static class Checkpoint
                 yield return ($"{stage}.mu.bias", [half], layer.BiasOffset);
                 if (!config.Spec.Has(Models.ModelCapabilities.Posterior))
                     continue; // the autoencoder's code is its only output
-                yield return ($"{stage}.logvar.weight", [half, layer.Inputs], layer.WeightOffset + half * layer.Inputs);
-                yield return ($"{stage}.logvar.bias", [half], layer.BiasOffset + half);
+                // A Ladder VAE with softplus variances writes ρ, σ² = softplus(ρ), where the others write log σ².
+                string variance = config.LadderVariance == VarianceForm.Softplus ? "softplus_var" : "logvar";
+                yield return ($"{stage}.{variance}.weight", [half, layer.Inputs], layer.WeightOffset + half * layer.Inputs);
+                yield return ($"{stage}.{variance}.bias", [half], layer.BiasOffset + half);
                 continue;
             }
             yield return (layer.Name + ".weight", [layer.Outputs, layer.Inputs], layer.WeightOffset);

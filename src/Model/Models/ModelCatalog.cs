@@ -157,6 +157,9 @@ public static class ModelCatalog
     private static readonly MutualFamily MutualFamily = new();
     private static readonly HvmFamily HvmFamily = new();
 
+    /// <summary>The most stochastic layers of a Ladder VAE (the paper's deepest is 5).</summary>
+    public const int MaxLadderLayers = 8;
+
     private static ModelFamily OneOrTwoLayers(VaeConfig config) => config.StochasticLayers == 2 ? TwoLayer : OneLayer;
 
     private const ModelCapabilities Generative = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound | ModelCapabilities.Posterior;
@@ -357,16 +360,42 @@ public static class ModelCatalog
             },
             Family = config => config.PrivateLatent > 0 ? VccaPrivateFamily : VccaFamily,
         },
-        new(ModelKind.Ladder, "ladder", "Ladder VAE: two stochastic layers, q(z1|x, z2) merging the bottom-up pass with p(z1|z2) by precision; batch norm on by default")
+        new(ModelKind.Ladder, "ladder", "Ladder VAE: --ladder-layers stochastic layers (2 by default), each q(z_l|·) merging the bottom-up pass with p(z_l|z_{l+1}) by precision; batch norm on by default")
         {
             Capabilities = Generative | ModelCapabilities.KlWarmup | ModelCapabilities.BatchNorm,
             DefaultStochasticLayers = 2,
             DefaultBatchNorm = true,
             Terms = _ => new("−ELBO", "reconstruction", "sampled KL terms"),
+            Options =
+            [
+                new("ladder-layers", $"stochastic layers L, 2 to {MaxLadderLayers} (default 2): z1 and z2 as --latent/--hidden and --latent2/--hidden2 give them, each layer above z2 with z2's widths halved once more (the paper's MNIST model is 5)", "L",
+                    (config, text) => config with { LadderLayers = ModelOption.WholeNumber(text, nameof(VaeConfig.LadderLayers)) })
+                { Property = nameof(VaeConfig.LadderLayers) },
+                new("ladder-variance", "how each Gaussian's variance is read from its layer's output ρ: log (log σ² = ρ, the default) or softplus (σ² = softplus(ρ), the paper's)", "log|softplus",
+                    (config, text) => config with
+                    {
+                        LadderVariance = text.ToLowerInvariant() switch
+                        {
+                            "log" or "logvar" or "log-variance" => VarianceForm.LogVariance,
+                            "softplus" => VarianceForm.Softplus,
+                            _ => throw new SettingException($"@LadderVariance must be log or softplus (got {text})"),
+                        },
+                    })
+                { Property = nameof(VaeConfig.LadderVariance) },
+            ],
+            Settings = config => (config.LadderLayers != 2 ? $", {config.LadderLayers} stochastic layers" : "")
+                + (config.LadderVariance == VarianceForm.Softplus ? ", softplus variances" : ""),
             Validate = config =>
             {
                 if (config.StochasticLayers != 2 || config.Hidden.Length < 1)
-                    throw new SettingException("the Ladder VAE has two stochastic layers (@StochasticLayers 2) and at least one hidden layer below z1 for its bottom-up pass");
+                    throw new SettingException("the Ladder VAE has two or more stochastic layers (@StochasticLayers 2, and @LadderLayers for more) and at least one hidden layer below z1 for its bottom-up pass");
+                if (config.LadderLayers < 2 || config.LadderLayers > MaxLadderLayers)
+                    throw new SettingException($"@LadderLayers must be from 2 to {MaxLadderLayers} (got {config.LadderLayers})");
+                if (config.LadderLayers > 2 && config.Hidden2.Length < 1)
+                    throw new SettingException("each rung of the Ladder VAE above z2 goes on from the top hidden layer of the one below: give @Hidden2 at least one width with @LadderLayers above 2");
+                int halvings = config.LadderLayers - 2;
+                if ((config.Latent2 >> halvings) < 1 || config.Hidden2.Any(width => (width >> halvings) < 1))
+                    throw new SettingException($"layer {config.LadderLayers} of the Ladder VAE halves z2's widths {halvings} times, which leaves none of @Latent2 {config.Latent2} or @Hidden2 {string.Join(",", config.Hidden2)}: widen them or take fewer @LadderLayers");
             },
             Family = _ => LadderFamily,
         },

@@ -53,6 +53,8 @@ public sealed class ModelCheck(KernelSet kernels)
                 yield return Gradient(spec, SmallConfig(spec) with { FlowLength = 2 });
             if (spec.Declares(nameof(VaeConfig.Anchors)))
                 yield return Gradient(spec, SmallConfig(spec) with { Anchors = 2, AnchorWeight = 0.7 });
+            if (spec.Declares(nameof(VaeConfig.LadderLayers)))
+                yield return Gradient(spec, SmallConfig(spec) with { LadderLayers = 3, LadderVariance = VarianceForm.Softplus });
             if (spec.Declares(nameof(VaeConfig.Prior)))
                 foreach (var prior in new[] { PriorKind.Mixture, PriorKind.Vamp })
                     yield return Gradient(spec, SmallConfig(spec) with { Prior = prior, PriorComponents = 3 });
@@ -85,6 +87,27 @@ public sealed class ModelCheck(KernelSet kernels)
             if (ratio > worstRatio || double.IsNaN(ratio))
                 (worstRatio, worstError) = (double.IsNaN(ratio) ? double.PositiveInfinity : ratio, error);
         }
-        return new CheckResult($"model {spec.Name}{(config.Covariance == CovarianceKind.RankOne ? " rank1" : "")}{(config.PrivateLatent > 0 ? " private" : "")}{(config.FlowLength > 0 ? " flow" : "")}{(config.Anchors > 0 ? $" {config.Anchors} anchors" : "")}{(config.Prior != PriorKind.Standard ? $" prior {config.Prior.ToString().ToLowerInvariant()}:{config.PriorComponents}" : "")}: training gradient", $"{config.InputSize}-7-{config.Latent} k={config.Samples}", worstRatio, worstError);
+        return new CheckResult($"model {spec.Name}{Variant(config)}: training gradient", $"{config.InputSize}-7-{config.Latent} k={config.Samples}", worstRatio, worstError);
+    }
+
+    /// <summary>What sets a checked config apart from the model's small default, as the check's row names it.</summary>
+    private static string Variant(VaeConfig config)
+    {
+        var parts = new List<string>();
+        if (config.Covariance == CovarianceKind.RankOne)
+            parts.Add("rank1");
+        if (config.PrivateLatent > 0)
+            parts.Add("private");
+        if (config.FlowLength > 0)
+            parts.Add("flow");
+        if (config.Anchors > 0)
+            parts.Add($"{config.Anchors} anchors");
+        if (config.Prior != PriorKind.Standard)
+            parts.Add($"prior {config.Prior.ToString().ToLowerInvariant()}:{config.PriorComponents}");
+        if (config.LadderLayers != 2)
+            parts.Add($"{config.LadderLayers} layers");
+        if (config.LadderVariance == VarianceForm.Softplus)
+            parts.Add("softplus");
+        return string.Concat(parts.Select(part => " " + part));
     }
 }

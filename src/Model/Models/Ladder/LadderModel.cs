@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model.Core;
 using IlgpuVae.Model.Models.TwoLayer;
@@ -6,101 +7,274 @@ using IlgpuVae.Model.Models.TwoLayer;
 namespace IlgpuVae.Model.Models.Ladder;
 
 /// <summary>
-/// The Ladder VAE (Sønderby et al. 2016): a bottom-up pass once per example through both encoders (the second,
-/// [EncoderLayerCount, Encoder2End), starts at the first's top hidden layer and gives q(z2|x)), then per sample
-/// z2, the top-down prior p(z1|z2), q(z1|x, z2) by precision-weighted merging of the bottom-up and top-down
-/// statistics (see <see cref="GpuKernels.Ladder"/>), z1 from it, and the decoder. Its KL terms are sampled
-/// through log w as in the two-layer model, whose streams it shares.
+/// Where the Ladder VAE's stages lie in its layout and how wide each stochastic layer is. Bottom-up rung 1 is the
+/// encoder (the hidden widths, then the head [μ̂1 | ρ̂1]); rung l ≥ 2 goes on from rung l−1's top hidden layer through
+/// its own hidden widths to its head [μ̂l | ρ̂l]. Then the prior networks p(z_l|z_{l+1}) for l = 1..L−1 (each
+/// mirrors rung l+1's hidden widths), then the decoder p(x|z1). z1 and z2 are sized by the config; each layer above
+/// z2 halves z2's widths once more.
+/// </summary>
+public sealed record LadderRungs(int Count, int EncoderLayerCount, int Encoder2End, int UpperHiddenCount)
+{
+    public LadderRungs(ParameterLayout layout, VaeConfig config)
+        : this(config.LadderLayers, layout.EncoderLayerCount, layout.Encoder2End, config.Hidden2.Length)
+    {
+    }
+
+    /// <summary>z_l's width.</summary>
+    public static int Latent(VaeConfig config, int layer) => layer == 1 ? config.Latent : config.Latent2 >> (layer - 2);
+
+    /// <summary>Bottom-up rung l's hidden widths (and, mirrored, those of p(z_{l−1}|z_l)).</summary>
+    public static int[] Hidden(VaeConfig config, int layer) =>
+        layer == 1 ? config.Hidden : config.Hidden2.Select(width => width >> (layer - 2)).ToArray();
+
+    /// <summary>The first layer of bottom-up rung <paramref name="layer"/>.</summary>
+    public int InferenceStart(int layer) => layer == 1 ? 0 : EncoderLayerCount + (layer - 2) * (UpperHiddenCount + 1);
+
+    /// <summary>Rung <paramref name="layer"/>'s head; its top hidden layer is the one before.</summary>
+    public int Head(int layer) => layer == 1 ? EncoderLayerCount - 1 : InferenceStart(layer) + UpperHiddenCount;
+
+    /// <summary>The prior network p(z_l|z_{l+1}) for l = <paramref name="layer"/> &lt; L: [start, end).</summary>
+    public int PriorStart(int layer) => Encoder2End + (layer - 1) * (UpperHiddenCount + 1);
+
+    public int PriorEnd(int layer) => PriorStart(layer) + UpperHiddenCount + 1;
+}
+
+/// <summary>
+/// The Ladder VAE (Sønderby et al. 2016) with L stochastic layers. A bottom-up pass runs once per example through
+/// every rung, giving q̂_l = N(μ̂_l, σ̂_l²). Top-down, per sample: z_L ~ q(z_L|x) = q̂_L; for l = L−1 … 1 the prior
+/// network gives p(z_l|z_{l+1}), q(z_l|·) merges it with q̂_l by precision (see <see cref="GpuKernels.Ladder"/>), and
+/// z_l is drawn from the merge; the decoder reads z1. The KL terms are sampled through log w, summed layer by layer.
+/// With <see cref="VarianceForm.Softplus"/> every head and prior writes [μ | ρ] with σ² = softplus(ρ), rewritten
+/// as [μ | log σ²] before use. With two layers and log-variances this is the two-layer Ladder VAE, launch for launch.
 /// </summary>
 public sealed class LadderModel(ModelParts parts) : TwoLayerModel(parts, importanceWeighted: false)
 {
     public const string MergedStats = "ladder.merged_stats", MergedStatsGradient = "ladder.merged_stats_gradient",
         HiddenGradientFromAbove = "ladder.hidden_gradient_from_above";
 
+    /// <summary>Layer l ≥ 3's z, ε and dz; layer 2 ≤ l &lt; L's merged stats and their gradient; with softplus
+    /// variances, rung l's and prior l's stats as [μ | log σ²].</summary>
+    public static string LayerBuffer(string what, int layer) => $"ladder.{what}{layer}";
+
+    private readonly LadderRungs rungs = new(parts.Layout, parts.Config);
+
+    private int L => Config.LadderLayers;
+    private bool Softplus => Config.LadderVariance == VarianceForm.Softplus;
+    private int Width(int layer) => LadderRungs.Latent(Config, layer);
+
     public override void Forward(int batch, DrawKey key, int samples)
     {
         int rows = batch * samples;
-        Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
-        Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, TopHidden(batch), batch);
-        Kernels.ReparameterizeForward(Statistics2(batch), Z2(rows), Epsilon2(rows), Floats(UnusedKl2, rows),
-            rows, Config.Latent2, key.Offset(Philox.Streams.SecondLayerOffset), samples);
-        Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, Z2(rows), rows);
-        Kernels.LadderMerge(Statistics1(batch), PriorStatistics(rows), Merged(rows), rows, Config.Latent, samples);
-        // The KL this writes is the merged Gaussian's against N(0, I), which the Ladder VAE does not use: its KL
-        // terms are sampled through log w.
-        Kernels.ReparameterizeForward(Merged(rows), Z(rows), Epsilon(rows), KlPerRow(rows), rows, Config.Latent, key);
+        BottomUp(batch);
+        Kernels.ReparameterizeForward(UpStatistics(L, batch), ZOf(L, rows), EpsilonOf(L, rows), Floats(UnusedKl2, rows),
+            rows, Width(L), key.Offset(Philox.Streams.LayerOffset(L)), samples);
+        for (int layer = L - 1; layer >= 1; layer--)
+        {
+            Stack.Forward(rungs.PriorStart(layer), rungs.PriorEnd(layer), ZOf(layer + 1, rows), rows);
+            if (Softplus)
+                Kernels.LadderSoftplusVariance(Stack.Output(rungs.PriorEnd(layer) - 1, rows), PriorStatisticsOf(layer, rows), rows, Width(layer));
+            Kernels.LadderMerge(UpStatistics(layer, batch), PriorStatisticsOf(layer, rows), MergedOf(layer, rows), rows, Width(layer), samples);
+            // The KL this writes is the merged Gaussian's against N(0, I), which the Ladder VAE does not use: its KL
+            // terms are sampled through log w.
+            Kernels.ReparameterizeForward(MergedOf(layer, rows), ZOf(layer, rows), EpsilonOf(layer, rows),
+                layer == 1 ? KlPerRow(rows) : Floats(UnusedKl2, rows), rows, Width(layer), key.Offset(Philox.Streams.LayerOffset(layer)));
+        }
         DecoderForward(Z(rows), rows);
     }
 
-    /// <summary>q(z1|·) is merged per z row and q(z2|x) is per example: the other way round from the two-layer model.</summary>
+    /// <summary>log w summed layer by layer, bottom first, then the reconstruction taken off.</summary>
     public override void LogWeightRows(int batch, int samples)
     {
         int rows = batch * samples;
-        Kernels.TwoLayerLogWeights(Merged(rows), Z(rows), Epsilon(rows), Statistics2(batch), Z2(rows), Epsilon2(rows),
-            PriorStatistics(rows), ReconstructionPerRow(rows), LogWeights(rows), KlPerRow(rows),
-            rows, new LatentWidths(Config.Latent, Config.Latent2, 1, samples));
+        var sum = LogWeights(rows);
+        for (int layer = 1; layer < L; layer++)
+            Kernels.LadderPriorLogWeights(sum, MergedOf(layer, rows), ZOf(layer, rows), EpsilonOf(layer, rows), PriorStatisticsOf(layer, rows),
+                rows, Width(layer), layer == 1 ? 1 : 0);
+        Kernels.LadderTopLogWeights(sum, UpStatistics(L, batch), ZOf(L, rows), EpsilonOf(L, rows), rows, Width(L), samples);
+        Kernels.LadderFinishLogWeights(sum, ReconstructionPerRow(rows), KlPerRow(rows), rows);
     }
 
     /// <summary>
-    /// p(x|z1) to dz1; T's gradient into the prior's output; the z1 sampler (prior N(m, e^u), no other reader of z1)
-    /// to the merged stats; the merge to the bottom-up stats of z1 (per example) and, added, the prior's output;
-    /// the prior network to dz2; the z2 sampler (N(0, I) prior, k samples per example) to the bottom-up stats of z2;
-    /// both bottom-up stages, their gradients meeting at the encoder's top hidden layer.
+    /// p(x|z1) to dz1. Then per layer l &lt; L, bottom first: T_l's gradient into the prior's output; the z_l
+    /// sampler (prior N(m, e^u), no other reader of z_l) to the merged stats; the merge to the bottom-up stats of
+    /// z_l (per example) and, added, the prior's output; the prior network to dz_{l+1}. The top sampler (N(0, I)
+    /// prior, k samples per example) to its bottom-up stats. Last the bottom-up rungs, top first, each rung's top
+    /// hidden layer meeting the gradient that came down from the rung above.
     /// </summary>
     protected override void Backward(int batch, ArrayView<float> weights, float scale)
     {
-        int samples = Config.Samples, rows = batch * samples, k1 = Config.Latent, k2 = Config.Latent2;
-        var z1 = Z(rows);
-        var priorStats = PriorStatistics(rows);
-        var dPriorStats = Stack.Gradient(Layout.DecoderStart - 1, rows);
-        var dMerged = Floats(MergedStatsGradient, (long)rows * 2 * k1);
-        DecoderBackward(z1, ZGradient(rows), rows);
-        Kernels.PriorStatsGradient(z1, priorStats, weights, dPriorStats, rows, k1, scale);
-        Kernels.FirstLayerBackward(Merged(rows), z1, Epsilon(rows), priorStats, ZGradient(rows), Kernels.None, weights,
-            dMerged, rows, k1, 1, scale);
-        Kernels.LadderMergeBackward(Statistics1(batch), priorStats, dMerged, Stack.Gradient(Layout.EncoderLayerCount - 1, batch), dPriorStats,
-            batch, k1, samples);
-        Stack.Backward(Layout.Encoder2End, Layout.DecoderStart, rows, Z2(rows), Z2Gradient(rows));
-        Kernels.ImportanceBackward(Statistics2(batch), Z2(rows), Epsilon2(rows), Z2Gradient(rows), weights,
-            Stack.Gradient(Layout.Encoder2End - 1, batch), batch, k2, samples, scale);
-        var dTopHidden = Stack.Gradient(Layout.EncoderLayerCount - 2, batch);
-        var dTopHiddenFromAbove = Floats(HiddenGradientFromAbove, (long)batch * Config.Hidden[^1]);
-        Stack.Backward(Layout.EncoderLayerCount, Layout.Encoder2End, batch, TopHidden(batch), dTopHiddenFromAbove);
-        Stack.Backward(Layout.EncoderLayerCount - 1, Layout.EncoderLayerCount, batch, TopHidden(batch), dTopHidden);
-        Kernels.Add(dTopHidden, dTopHiddenFromAbove);
-        Stack.Backward(0, Layout.EncoderLayerCount - 1, batch, EncoderInput(batch), Kernels.None);
+        int samples = Config.Samples, rows = batch * samples;
+        DecoderBackward(Z(rows), ZGradient(rows), rows);
+        for (int layer = 1; layer < L; layer++)
+        {
+            int k = Width(layer);
+            var z = ZOf(layer, rows);
+            var prior = PriorStatisticsOf(layer, rows);
+            var dPrior = Stack.Gradient(rungs.PriorEnd(layer) - 1, rows);
+            var dMerged = MergedGradientOf(layer, rows);
+            var dUp = Stack.Gradient(rungs.Head(layer), batch);
+            Kernels.PriorStatsGradient(z, prior, weights, dPrior, rows, k, scale);
+            Kernels.FirstLayerBackward(MergedOf(layer, rows), z, EpsilonOf(layer, rows), prior, ZGradientOf(layer, rows), Kernels.None, weights,
+                dMerged, rows, k, 1, scale);
+            Kernels.LadderMergeBackward(UpStatistics(layer, batch), prior, dMerged, dUp, dPrior, batch, k, samples);
+            if (Softplus)
+            {
+                Kernels.LadderSoftplusVarianceBackward(Stack.Output(rungs.Head(layer), batch), dUp, batch, k);
+                Kernels.LadderSoftplusVarianceBackward(Stack.Output(rungs.PriorEnd(layer) - 1, rows), dPrior, rows, k);
+            }
+            Stack.Backward(rungs.PriorStart(layer), rungs.PriorEnd(layer), rows, ZOf(layer + 1, rows), ZGradientOf(layer + 1, rows));
+        }
+        var dTop = Stack.Gradient(rungs.Head(L), batch);
+        Kernels.ImportanceBackward(UpStatistics(L, batch), ZOf(L, rows), EpsilonOf(L, rows), ZGradientOf(L, rows), weights, dTop, batch, Width(L), samples, scale);
+        if (Softplus)
+            Kernels.LadderSoftplusVarianceBackward(Stack.Output(rungs.Head(L), batch), dTop, batch, Width(L));
+        for (int layer = L; layer >= 1; layer--)
+        {
+            int head = rungs.Head(layer);
+            var input = RungInput(layer, batch);
+            var inputGradient = layer == 1 ? Kernels.None : FromAbove(layer - 1, batch);
+            if (layer < L)
+            {
+                // The head's own gradient of the top hidden layer, plus what came down from the rung above.
+                var dHidden = Stack.Gradient(head - 1, batch);
+                Stack.Backward(head, head + 1, batch, Stack.Output(head - 1, batch), dHidden);
+                Kernels.Add(dHidden, FromAbove(layer, batch));
+                Stack.Backward(rungs.InferenceStart(layer), head, batch, input, inputGradient);
+            }
+            else
+                Stack.Backward(rungs.InferenceStart(layer), head + 1, batch, input, inputGradient);
+        }
     }
 
-    /// <summary>The top layer's q(z2|x): the bottom-up pass's own.</summary>
+    /// <summary>The top layer's q(z_L|x): the bottom-up pass's own.</summary>
     public override (float[] Mu, float[] LogVariance) Encode(int batch)
     {
-        Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
-        Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, TopHidden(batch), batch);
-        return TopStatistics(batch);
+        BottomUp(batch);
+        Kernels.Synchronize();
+        var stats = Download(UpStatistics(L, batch));
+        return (Half(stats, batch, Width(L), second: false), Half(stats, batch, Width(L), second: true));
     }
 
-    /// <summary>The encoder's last hidden layer, where the second bottom-up stage starts.</summary>
-    private ArrayView<float> TopHidden(int batch) => Stack.Output(Layout.EncoderLayerCount - 2, batch);
+    /// <summary>Codes are z_L; each layer below is the mean of p(z_l|z_{l+1}) at the one above.</summary>
+    public override void Decode(float[] codes, int batch)
+    {
+        ZOf(L, batch).CopyFromCPU(codes);
+        for (int layer = L - 1; layer >= 1; layer--)
+        {
+            Stack.Forward(rungs.PriorStart(layer), rungs.PriorEnd(layer), ZOf(layer + 1, batch), batch);
+            int k = Width(layer);
+            Kernels.CopyColumns(Stack.Output(rungs.PriorEnd(layer) - 1, batch), ZOf(layer, batch), new ColumnBlock(batch, k, 2 * k, 0, k, 0));
+        }
+        DecoderForward(Z(batch), batch);
+    }
 
-    private ArrayView<float> Statistics2(int batch) => Stack.Output(Layout.Encoder2End - 1, batch);
+    /// <summary>Every rung once per example, each from the top hidden layer of the one below; with softplus
+    /// variances each head's stats rewritten as [μ | log σ²].</summary>
+    private void BottomUp(int batch)
+    {
+        for (int layer = 1; layer <= L; layer++)
+        {
+            Stack.Forward(rungs.InferenceStart(layer), rungs.Head(layer) + 1, RungInput(layer, batch), batch);
+            if (Softplus)
+                Kernels.LadderSoftplusVariance(Stack.Output(rungs.Head(layer), batch), UpStatistics(layer, batch), batch, Width(layer));
+        }
+    }
 
-    private ArrayView<float> Merged(int rows) => Floats(MergedStats, (long)rows * 2 * Config.Latent);
+    /// <summary>x for rung 1, else the top hidden layer of the rung below.</summary>
+    private ArrayView<float> RungInput(int layer, int batch) =>
+        layer == 1 ? EncoderInput(batch) : Stack.Output(rungs.Head(layer - 1) - 1, batch);
+
+    /// <summary>The gradient of rung <paramref name="layer"/>'s top hidden layer from rung layer + 1.</summary>
+    private ArrayView<float> FromAbove(int layer, int batch) =>
+        Floats(HiddenGradientFromAbove, (long)batch * LadderRungs.Hidden(Config, layer)[^1]);
+
+    /// <summary>q̂_l per example as [μ | log σ²]: the head's output, or its softplus rewrite.</summary>
+    private ArrayView<float> UpStatistics(int layer, int batch) => Softplus
+        ? Floats(LayerBuffer("bottom_up", layer), (long)batch * 2 * Width(layer))
+        : Stack.Output(rungs.Head(layer), batch);
+
+    /// <summary>p(z_l|z_{l+1}) per z row as [μ | log σ²].</summary>
+    private ArrayView<float> PriorStatisticsOf(int layer, int rows) => Softplus
+        ? Floats(LayerBuffer("prior", layer), (long)rows * 2 * Width(layer))
+        : Stack.Output(rungs.PriorEnd(layer) - 1, rows);
+
+    private ArrayView<float> ZOf(int layer, int rows) => layer switch
+    {
+        1 => Z(rows),
+        2 => Z2(rows),
+        _ => Floats(LayerBuffer("z", layer), (long)rows * Width(layer)),
+    };
+
+    private ArrayView<float> EpsilonOf(int layer, int rows) => layer switch
+    {
+        1 => Epsilon(rows),
+        2 => Epsilon2(rows),
+        _ => Floats(LayerBuffer("epsilon", layer), (long)rows * Width(layer)),
+    };
+
+    private ArrayView<float> ZGradientOf(int layer, int rows) => layer switch
+    {
+        1 => ZGradient(rows),
+        2 => Z2Gradient(rows),
+        _ => Floats(LayerBuffer("dz", layer), (long)rows * Width(layer)),
+    };
+
+    private ArrayView<float> MergedOf(int layer, int rows) =>
+        Floats(layer == 1 ? MergedStats : LayerBuffer("merged", layer), (long)rows * 2 * Width(layer));
+
+    private ArrayView<float> MergedGradientOf(int layer, int rows) =>
+        Floats(layer == 1 ? MergedStatsGradient : LayerBuffer("merged_gradient", layer), (long)rows * 2 * Width(layer));
 }
 
-/// <summary>The Ladder VAE's family: the two-layer buffers without q(z2|z1)'s gradient of z1, plus the merge's.</summary>
+/// <summary>The Ladder VAE's family: the two-layer buffers without q(z2|z1)'s gradient of z1, plus the merges', the
+/// layers above z2 and, with softplus variances, the rewritten stats.</summary>
 public sealed class LadderFamily : TwoLayerFamily
 {
     protected override void PlanOwn(WorkspacePlan plan, VaeConfig config, long batch, long rows)
     {
+        int layers = config.LadderLayers;
         plan.Floats(LadderModel.MergedStats, rows * 2 * config.Latent);
         plan.Floats(LadderModel.MergedStatsGradient, rows * 2 * config.Latent);
-        plan.Floats(LadderModel.HiddenGradientFromAbove, batch * config.Hidden[^1]);
+        // Every rung but the top takes a gradient from the one above, one rung at a time.
+        int widestBelowTop = Enumerable.Range(1, layers - 1).Max(layer => LadderRungs.Hidden(config, layer)[^1]);
+        plan.Floats(LadderModel.HiddenGradientFromAbove, batch * widestBelowTop);
+        for (int layer = 2; layer <= layers; layer++)
+        {
+            long width = LadderRungs.Latent(config, layer);
+            if (layer >= 3)
+                foreach (string what in new[] { "z", "epsilon", "dz" })
+                    plan.Floats(LadderModel.LayerBuffer(what, layer), rows * width);
+            if (layer < layers)
+            {
+                plan.Floats(LadderModel.LayerBuffer("merged", layer), rows * 2 * width);
+                plan.Floats(LadderModel.LayerBuffer("merged_gradient", layer), rows * 2 * width);
+            }
+        }
+        if (config.LadderVariance != VarianceForm.Softplus)
+            return;
+        for (int layer = 1; layer <= layers; layer++)
+        {
+            long width = LadderRungs.Latent(config, layer);
+            plan.Floats(LadderModel.LayerBuffer("bottom_up", layer), batch * 2 * width);
+            if (layer < layers)
+                plan.Floats(LadderModel.LayerBuffer("prior", layer), rows * 2 * width);
+        }
     }
 
-    /// <summary>The second bottom-up stage goes on from the encoder's last hidden layer instead of from z1.</summary>
-    protected override int SecondStageInputs(VaeConfig config) => config.Hidden[^1];
+    /// <summary>Bottom-up rungs 2..L, each from the top hidden layer of the one below, then the prior networks
+    /// p(z_l|z_{l+1}) for l = 1..L−1, each mirroring rung l+1 ("prior" for p(z1|z2), then "prior2", …).</summary>
+    protected override void BuildMiddle(LayoutBuilder layout)
+    {
+        var config = layout.Config;
+        for (int layer = 2; layer <= config.LadderLayers; layer++)
+            layout.Stage($"encoder{layer}", LadderRungs.Hidden(config, layer - 1)[^1], LadderRungs.Hidden(config, layer), 2 * LadderRungs.Latent(config, layer));
+        layout.EndSecondEncoder();
+        for (int layer = 1; layer < config.LadderLayers; layer++)
+            layout.Stage(layer == 1 ? "prior" : $"prior{layer}", LadderRungs.Latent(config, layer + 1),
+                LadderRungs.Hidden(config, layer + 1).Reverse().ToArray(), 2 * LadderRungs.Latent(config, layer));
+    }
 
-    /// <summary>Both bottom-up stages run once per example.</summary>
+    /// <summary>The bottom-up rungs run once per example.</summary>
     public override long RowsOfLayer(ParameterLayout layout, int layer, long batch, long samples) =>
         layer < layout.Encoder2End ? batch : batch * samples;
 

@@ -163,18 +163,15 @@ public class TwoLayerFamily : ModelFamily
         PlanOwn(plan, config, batch, rows);
     }
 
-    /// <summary>q(z2|·) from <see cref="SecondStageInputs"/>, then the prior network p(z1|z2) mirroring it, to the
+    /// <summary>q(z2|z1), then the prior network p(z1|z2) mirroring it, to the
     /// means and log-variances of z1.</summary>
     protected override void BuildMiddle(LayoutBuilder layout)
     {
         var config = layout.Config;
-        layout.Stage("encoder2", SecondStageInputs(config), config.Hidden2, 2 * config.Latent2);
+        layout.Stage("encoder2", config.Latent, config.Hidden2, 2 * config.Latent2);
         layout.EndSecondEncoder();
         layout.Stage("prior", config.Latent2, config.Hidden2.Reverse().ToArray(), 2 * config.Latent);
     }
-
-    /// <summary>What q(z2|·) reads: z1.</summary>
-    protected virtual int SecondStageInputs(VaeConfig config) => config.Latent;
 
     /// <summary>The buffers of this family alone: the gradient of z1 that flows back from q(z2|z1).</summary>
     protected virtual void PlanOwn(WorkspacePlan plan, VaeConfig config, long batch, long rows) =>

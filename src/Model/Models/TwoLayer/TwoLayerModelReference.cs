@@ -13,13 +13,13 @@ public class TwoLayerModelReference : ReferenceModel
 {
     /// <summary>The forward pass: the layers, per z row the stats of q(z1|·) and q(z2|·) (repeated per sample
     /// where they are per example), z1, z2 and their ε, and per row the reconstruction, its unit gradient and
-    /// log w; also q(z1|·)'s stats per example (the Ladder VAE's bottom-up ones).</summary>
-    protected sealed record Pass(ReferenceLayers Layers, double[] Stats1, double[] RowStats1, double[] Z1, double[] Epsilon1,
+    /// log w; also q(z1|·)'s stats per example.</summary>
+    private sealed record Pass(ReferenceLayers Layers, double[] Stats1, double[] RowStats1, double[] Z1, double[] Epsilon1,
         double[] RowStats2, double[] Z2, double[] Epsilon2, double[] ReconstructionPerRow, double[] ReconstructionGradient,
         double[] LogWeights, int Rows);
 
     /// <summary>The stochastic layers between the encoder's output and the decoder.</summary>
-    protected sealed record Latents(double[] RowStats1, double[] Z1, double[] RowStats2, double[] Z2, double[] PriorStats);
+    private sealed record Latents(double[] RowStats1, double[] Z1, double[] RowStats2, double[] Z2, double[] PriorStats);
 
     /// <summary>ε1 [batch·k, K1], then ε2 [batch·k, K2] from the second layer's stream.</summary>
     public override double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream) =>
@@ -30,7 +30,7 @@ public class TwoLayerModelReference : ReferenceModel
         Forward(config, parameters, x, epsilon, batch, training: false).LogWeights;
 
     /// <summary>z1 from q(z1|x), q(z2|z1) on every z1 row and z2 from it, then the prior network p(z1|z2).</summary>
-    protected virtual Latents Sample(ReferenceLayers layers, VaeConfig config, double[] stats1, double[] epsilon1, double[] epsilon2, int batch)
+    private static Latents Sample(ReferenceLayers layers, VaeConfig config, double[] stats1, double[] epsilon1, double[] epsilon2, int batch)
     {
         var layout = layers.Layout;
         int samples = config.Samples, rows = batch * samples, k1 = config.Latent, k2 = config.Latent2;
@@ -42,7 +42,7 @@ public class TwoLayerModelReference : ReferenceModel
         return new Latents(rowStats1, z1, rowStats2, z2, priorStats);
     }
 
-    protected Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch, bool training)
+    private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch, bool training)
     {
         var layers = new ReferenceLayers(config, parameters, training);
         var layout = layers.Layout;
@@ -102,7 +102,7 @@ public class TwoLayerModelReference : ReferenceModel
     /// network to dz2; p(z2) = N(0, I) through z2 and log q(z2|z1) = −½Σ(ε2² + v2 + log 2π) directly (ε fixed);
     /// q(z2|z1)'s layers add to dz1; log q(z1|x) likewise, then the samples' gradients summed per example.
     /// </summary>
-    protected virtual void EncoderBackward(VaeConfig config, Pass pass, double[] dZ1, double[] dZ1FromPrior, double[] dPriorStats, double[] rowWeight,
+    private static void EncoderBackward(VaeConfig config, Pass pass, double[] dZ1, double[] dZ1FromPrior, double[] dPriorStats, double[] rowWeight,
         double[] klRowWeight, double beta, int batch, double[] gradient)
     {
         var layers = pass.Layers;
