@@ -839,6 +839,8 @@ public sealed class CliTests : IDisposable
     [InlineData("--model ladder --ladder-layers x", "--ladder-layers must be a whole number (got 'x')")]
     [InlineData("--model ladder --ladder-variance exp", "--ladder-variance must be log or softplus (got exp)")]
     [InlineData("--ladder-layers 3", "--ladder-layers applies to --model ladder, not vae")]
+    [InlineData("--model hvm --auxiliary-flow-length -1", "--auxiliary-flow-length is the inverse flow steps of the auxiliary r(λ|z) of --model hvm, at least 0 (got -1)")]
+    [InlineData("--auxiliary-flow-length 2", "--auxiliary-flow-length applies to --model hvm, not vae")]
     [InlineData("--model ladder --ladder-layers 5 --latent2 4", "layer 5 of the Ladder VAE halves z2's widths 3 times, which leaves none of --latent2 4 or --hidden2 100,100")]
     [InlineData("--batch-norm", "--batch-norm is implemented for --model ladder only")]
     [InlineData("--model vcca --stochastic-layers 2", "VCCA shares one stochastic layer")]

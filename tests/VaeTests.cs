@@ -28,7 +28,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian", "ladder-3-softplus-norm", "ladder-4-k2-gaussian", "ladder-2-softplus-k3",
          "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian", "vae-weight-prior", "iwae-rank1-weight-prior", "vae-planar-flow-2", "vae-k2-planar-flow-3-gaussian",
          "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden", "corex", "corex-anchors-2-k2-gaussian", "iwae-k3-mog-3", "iwae-k2-vamp-2-gaussian",
-         "mae-gaussian", "mae-k2-gaussian-two-hidden", "hvm-flow-2", "hvm-k2-gaussian-no-flow", "hvm-k3-flow-1-two-hidden"];
+         "mae-gaussian", "mae-k2-gaussian-two-hidden", "hvm-flow-2", "hvm-k2-gaussian-no-flow", "hvm-k3-flow-1-two-hidden", "hvm-inverse-flow-2", "hvm-k2-flow-1-inverse-flow-3-gaussian"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -209,6 +209,13 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         "hvm-k3-flow-1-two-hidden" => new VaeConfig
         {
             InputSize = 12, Hidden = [8, 5], Latent = 2, Model = ModelKind.Hvm, FlowLength = 1, Samples = 3, Beta = 0.7, Activation = ActivationKind.Tanh,
+        },
+        // r(λ|z) as an inverse flow: two steps after a Gaussian q(λ|x); three after one flow step, k = 2, Gaussian decoder.
+        "hvm-inverse-flow-2" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Hvm, AuxiliaryFlowLength = 2 },
+        "hvm-k2-flow-1-inverse-flow-3-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8], Latent = 4, Model = ModelKind.Hvm, FlowLength = 1, AuxiliaryFlowLength = 3, Samples = 2,
+            Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
         },
         _ => throw new ArgumentException(name),
     };

@@ -12,6 +12,10 @@ namespace IlgpuVae.GpuKernels;
 /// −rec − it is an importance weight over the pair (z, λ) whose target p(x, z)·r(λ|z) integrates to p(x), so L_k
 /// of these weights is a lower bound on log p(x). The backward kernels weight each row's term by
 /// w = klWeight / samples, as the flow's do.
+/// r may instead be an inverse flow (the HVM paper's alternative): r's network writes [a | log b² | (u, w, b) per
+/// step] and r(λ|z) = N(y; a, b²)·|det ∂y/∂λ| with y = g_J ∘ … ∘ g_1(λ) through planar steps g_j, so its density
+/// needs only the steps' forward direction; −log r is then ½Σ(log b² + (y − a)²/b²) − Σ_j log|det_j| (+ the 2π term
+/// that cancels), computed per row by <see cref="HvmInverseFlowForward"/> as the r term.
 /// </summary>
 public static class Hvm
 {
@@ -39,6 +43,86 @@ public static class Hvm
     public static void HvmTauGradient(this KernelSet kernels, ArrayView<float> z, ArrayView<float> epsilon, ArrayView<float> logTau,
         ArrayView<float> dZ, ArrayView<float> dLogTau, int rows, int latent, float weight) =>
         kernels.Launch(TauGradientKernel, latent, z, epsilon, logTau, dZ, dLogTau, rows, latent, weight);
+
+    /// <summary>y = g(λ) into <paramref name="flowed"/> (each step's input kept in <paramref name="states"/>) and the
+    /// row's r term ½Σ(log b² + (y − a)²/b²) − Σ log|det_j|; r's stats rows are <paramref name="shape"/>'s.</summary>
+    public static void HvmInverseFlowForward(this KernelSet kernels, ArrayView<float> lambda, ArrayView<float> rStats, ArrayView<float> flowed,
+        ArrayView<float> states, ArrayView<float> rTerm, int rows, FlowShape shape) =>
+        kernels.Launch(InverseFlowForwardKernel, rows, lambda, rStats, flowed, states, rTerm, shape);
+
+    /// <summary>The KL term with r's given per row: flowKl + ½Σ(−λ² + z² − log τ² − ε₂²) + rTerm.</summary>
+    public static void HvmKlWithAuxiliaryTerm(this KernelSet kernels, ArrayView<float> flowKl, ArrayView<float> lambda, ArrayView<float> z,
+        ArrayView<float> epsilon, ArrayView<float> logTau, ArrayView<float> rTerm, ArrayView<float> klPerRow, int rows, int latent) =>
+        kernels.Launch(KlWithAuxiliaryTermKernel, rows, flowKl, lambda, z, epsilon, logTau, rTerm, klPerRow, latent);
+
+    /// <summary>w·d rTerm/d r's stats (written, flow steps included) and w·d rTerm/dλ (into <paramref name="dLambdaFromR"/>).</summary>
+    public static void HvmInverseFlowBackward(this KernelSet kernels, ArrayView<float> rStats, ArrayView<float> states, ArrayView<float> flowed,
+        ArrayView<float> dRStats, ArrayView<float> dLambdaFromR, int rows, FlowShape shape, float weight) =>
+        kernels.Launch(InverseFlowBackwardKernel, rows, rStats, states, flowed, dRStats, dLambdaFromR, shape, weight);
+
+    /// <summary>d/dλ as <see cref="HvmLambdaGradient"/> with r's share given: g + dλ_r − wλ with g = dz + w·z.</summary>
+    public static void HvmLambdaGradientWithAuxiliary(this KernelSet kernels, ArrayView<float> lambda, ArrayView<float> z, ArrayView<float> dLambdaFromR,
+        ArrayView<float> dZ, ArrayView<float> dLambda, float weight) =>
+        kernels.Launch(LambdaGradientWithAuxiliaryKernel, (int)lambda.Length, lambda, z, dLambdaFromR, dZ, dLambda, weight);
+
+    [Kernel]
+    public static void InverseFlowForwardKernel(Index1D row, ArrayView<float> lambda, ArrayView<float> rStats, ArrayView<float> flowed,
+        ArrayView<float> states, ArrayView<float> rTerm, FlowShape shape)
+    {
+        int latent = shape.Latent, statsRow = row * shape.StatsWidth, codes = row * latent;
+        for (int k = 0; k < latent; k++)
+            flowed[codes + k] = lambda[codes + k];
+        float logDeterminants = 0f;
+        for (int step = 0; step < shape.Length; step++)
+            logDeterminants += PlanarFlow.StepForward(rStats, statsRow + shape.StepOffset(step), flowed, codes, states, (row * shape.Length + step) * latent, latent);
+        float sum = 0f;
+        for (int k = 0; k < latent; k++)
+        {
+            float logB = rStats[statsRow + latent + k], gap = flowed[codes + k] - rStats[statsRow + k];
+            sum += logB + gap * gap * MathF.Exp(-logB);
+        }
+        rTerm[row] = 0.5f * sum - logDeterminants;
+    }
+
+    [Kernel]
+    public static void KlWithAuxiliaryTermKernel(Index1D row, ArrayView<float> flowKl, ArrayView<float> lambda, ArrayView<float> z,
+        ArrayView<float> epsilon, ArrayView<float> logTau, ArrayView<float> rTerm, ArrayView<float> klPerRow, int latent)
+    {
+        float sum = 0f;
+        for (int k = 0; k < latent; k++)
+        {
+            int at = row * latent + k;
+            float l = lambda[at], code = z[at], eps = epsilon[at];
+            sum += -l * l + code * code - logTau[k] - eps * eps;
+        }
+        klPerRow[row] = flowKl[row] + 0.5f * sum + rTerm[row];
+    }
+
+    /// <summary>One thread per row: the base Gaussian's gradients at y, then back through r's steps, last first,
+    /// with −w·log|det_j| (<see cref="PlanarFlow.StepBackward"/>), carrying y's gradient down to λ.</summary>
+    [Kernel]
+    public static void InverseFlowBackwardKernel(Index1D row, ArrayView<float> rStats, ArrayView<float> states, ArrayView<float> flowed,
+        ArrayView<float> dRStats, ArrayView<float> dLambdaFromR, FlowShape shape, float weight)
+    {
+        int latent = shape.Latent, statsRow = row * shape.StatsWidth, codes = row * latent;
+        for (int column = 2 * latent; column < shape.StatsWidth; column++)
+            dRStats[statsRow + column] = 0f;
+        for (int k = 0; k < latent; k++)
+        {
+            float precision = MathF.Exp(-rStats[statsRow + latent + k]), gap = flowed[codes + k] - rStats[statsRow + k];
+            dRStats[statsRow + k] = -weight * gap * precision;
+            dRStats[statsRow + latent + k] = 0.5f * weight * (1f - gap * gap * precision);
+            dLambdaFromR[codes + k] = weight * gap * precision;
+        }
+        for (int step = shape.Length - 1; step >= 0; step--)
+            PlanarFlow.StepBackward(rStats, statsRow + shape.StepOffset(step), states, (row * shape.Length + step) * latent, dLambdaFromR, codes,
+                dRStats, latent, weight);
+    }
+
+    [Kernel]
+    public static void LambdaGradientWithAuxiliaryKernel(Index1D element, ArrayView<float> lambda, ArrayView<float> z, ArrayView<float> dLambdaFromR,
+        ArrayView<float> dZ, ArrayView<float> dLambda, float weight) =>
+        dLambda[element] = dZ[element] + weight * z[element] + dLambdaFromR[element] - weight * lambda[element];
 
     [Kernel]
     public static void SampleKernel(Index1D element, ArrayView<float> lambda, ArrayView<float> logTau, ArrayView<float> z,

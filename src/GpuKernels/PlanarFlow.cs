@@ -48,6 +48,72 @@ public static class PlanarFlow
 
     private static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
 
+    /// <summary>
+    /// One step on the row of <paramref name="values"/> at <paramref name="codes"/>, in place, with the step's (u, w, b)
+    /// at <paramref name="u"/> of <paramref name="stats"/>; the step's input is kept at <paramref name="state"/> of
+    /// <paramref name="states"/>. Returns log|det| of the step. (Kernels of the posterior and of the HVM's inverse
+    /// flow share it.)
+    /// </summary>
+    public static float StepForward(ArrayView<float> stats, int u, ArrayView<float> values, int codes, ArrayView<float> states, int state, int latent)
+    {
+        int w = u + latent;
+        float b = stats[w + latent], wu = 0f, ww = 0f, wz = 0f;
+        for (int k = 0; k < latent; k++)
+        {
+            float code = values[codes + k];
+            states[state + k] = code;
+            wu += stats[w + k] * stats[u + k];
+            ww += stats[w + k] * stats[w + k];
+            wz += stats[w + k] * code;
+        }
+        float r = (Softplus(wu) - 1f - wu) / (ww + NormFloor);
+        float h = MathF.Tanh(wz + b);
+        float hatUW = wu + r * ww;
+        for (int k = 0; k < latent; k++)
+            values[codes + k] += (stats[u + k] + r * stats[w + k]) * h;
+        return MathF.Log(MathF.Abs(1f + (1f - h * h) * hatUW));
+    }
+
+    /// <summary>
+    /// One step's backward pass for a loss that holds the step's output through g (the row of <paramref name="g"/>
+    /// at <paramref name="codes"/>, replaced by the gradient of the step's input) and −c·log|det| of the step: adds
+    /// to the step's (u, w, b) in <paramref name="dStats"/> (laid out as the stats). See <see cref="BackwardKernel"/>.
+    /// </summary>
+    public static void StepBackward(ArrayView<float> stats, int u, ArrayView<float> states, int state, ArrayView<float> g, int codes,
+        ArrayView<float> dStats, int latent, float c)
+    {
+        int w = u + latent;
+        float b = stats[w + latent], wu = 0f, ww = 0f, wz = 0f, gHatU = 0f, gW = 0f;
+        for (int k = 0; k < latent; k++)
+        {
+            wu += stats[w + k] * stats[u + k];
+            ww += stats[w + k] * stats[w + k];
+            wz += stats[w + k] * states[state + k];
+        }
+        float norm = ww + NormFloor, m = Softplus(wu) - 1f, r = (m - wu) / norm;
+        float h = MathF.Tanh(wz + b), slope = 1f - h * h, hatUW = wu + r * ww;
+        for (int k = 0; k < latent; k++)
+        {
+            gHatU += g[codes + k] * (stats[u + k] + r * stats[w + k]);
+            gW += g[codes + k] * stats[w + k];
+        }
+        float byPsi = -c / (1f + slope * hatUW);
+        float byA = gHatU * slope - 2f * h * slope * byPsi * hatUW;
+        float byHatUW = byPsi * slope;
+        // D = (∂/∂û)ᵀw = h·gᵀw + (∂/∂ψ)h'·‖w‖².
+        float d = h * gW + byHatUW * ww, mSlope = Sigmoid(wu) - 1f;
+        for (int k = 0; k < latent; k++)
+        {
+            float uk = stats[u + k], wk = stats[w + k], hatU = uk + r * wk, gk = g[codes + k];
+            float byHatU = gk * h + byHatUW * wk;
+            dStats[u + k] += byHatU + d * mSlope / norm * wk;
+            dStats[w + k] += byHatUW * hatU + byA * states[state + k] + r * byHatU
+                + d * (mSlope * uk / norm - 2f * (m - wu) * wk / (norm * norm));
+            g[codes + k] = gk + byA * wk;
+        }
+        dStats[w + latent] += byA;
+    }
+
     [Kernel]
     public static void ForwardKernel(Index1D row, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
         ArrayView<float> states, ArrayView<float> klPerRow, FlowShape shape, DrawKey key)
@@ -63,24 +129,7 @@ public static class PlanarFlow
             baseTerm += eps * eps + logVariance;
         }
         for (int step = 0; step < shape.Length; step++)
-        {
-            int u = statsRow + shape.StepOffset(step), w = u + latent;
-            float b = stats[w + latent], wu = 0f, ww = 0f, wz = 0f;
-            for (int k = 0; k < latent; k++)
-            {
-                float code = z[codes + k];
-                states[(row * shape.Length + step) * latent + k] = code;
-                wu += stats[w + k] * stats[u + k];
-                ww += stats[w + k] * stats[w + k];
-                wz += stats[w + k] * code;
-            }
-            float r = (Softplus(wu) - 1f - wu) / (ww + NormFloor);
-            float h = MathF.Tanh(wz + b);
-            float hatUW = wu + r * ww;
-            logDeterminants += MathF.Log(MathF.Abs(1f + (1f - h * h) * hatUW));
-            for (int k = 0; k < latent; k++)
-                z[codes + k] += (stats[u + k] + r * stats[w + k]) * h;
-        }
+            logDeterminants += StepForward(stats, statsRow + shape.StepOffset(step), z, codes, states, (row * shape.Length + step) * latent, latent);
         float zSquares = 0f;
         for (int k = 0; k < latent; k++)
             zSquares += z[codes + k] * z[codes + k];
@@ -110,38 +159,7 @@ public static class PlanarFlow
             for (int k = 0; k < latent; k++)
                 dZ[codes + k] += c * z[codes + k];
             for (int step = shape.Length - 1; step >= 0; step--)
-            {
-                int u = statsRow + shape.StepOffset(step), w = u + latent, state = (row * shape.Length + step) * latent;
-                float b = stats[w + latent], wu = 0f, ww = 0f, wz = 0f, gHatU = 0f, gW = 0f;
-                for (int k = 0; k < latent; k++)
-                {
-                    wu += stats[w + k] * stats[u + k];
-                    ww += stats[w + k] * stats[w + k];
-                    wz += stats[w + k] * states[state + k];
-                }
-                float norm = ww + NormFloor, m = Softplus(wu) - 1f, r = (m - wu) / norm;
-                float h = MathF.Tanh(wz + b), slope = 1f - h * h, hatUW = wu + r * ww;
-                for (int k = 0; k < latent; k++)
-                {
-                    gHatU += dZ[codes + k] * (stats[u + k] + r * stats[w + k]);
-                    gW += dZ[codes + k] * stats[w + k];
-                }
-                float byPsi = -c / (1f + slope * hatUW);
-                float byA = gHatU * slope - 2f * h * slope * byPsi * hatUW;
-                float byHatUW = byPsi * slope;
-                // D = (∂/∂û)ᵀw = h·gᵀw + (∂/∂ψ)h'·‖w‖².
-                float d = h * gW + byHatUW * ww, mSlope = Sigmoid(wu) - 1f;
-                for (int k = 0; k < latent; k++)
-                {
-                    float uk = stats[u + k], wk = stats[w + k], hatU = uk + r * wk, g = dZ[codes + k];
-                    float byHatU = g * h + byHatUW * wk;
-                    dStats[u + k] += byHatU + d * mSlope / norm * wk;
-                    dStats[w + k] += byHatUW * hatU + byA * states[state + k] + r * byHatU
-                        + d * (mSlope * uk / norm - 2f * (m - wu) * wk / (norm * norm));
-                    dZ[codes + k] = g + byA * wk;
-                }
-                dStats[w + latent] += byA;
-            }
+                StepBackward(stats, statsRow + shape.StepOffset(step), states, (row * shape.Length + step) * latent, dZ, codes, dStats, latent, c);
             for (int k = 0; k < latent; k++)
             {
                 float g = dZ[codes + k];

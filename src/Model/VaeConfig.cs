@@ -104,6 +104,10 @@ public sealed record VaeConfig
     /// beside μ and log σ² (the VAE only); 0: none.</summary>
     public int FlowLength { get; init; }
 
+    /// <summary>The hierarchical variational model's r(λ|z): 0 for a Gaussian, else the planar steps of an inverse flow
+    /// whose parameters r's network writes beside [a | log b²] (the HVM only).</summary>
+    public int AuxiliaryFlowLength { get; init; }
+
     /// <summary>κ of a Gaussian prior N(0, κI) on the generative weights (the decoder's weight matrices), as in the
     /// deep latent Gaussian model: each step adds θ/κ to their gradient, the per-example loss gaining ‖θ‖²/(2κ)
     /// (a prior N(0, κ₀I) over a data set of N examples is κ = κ₀·N). Null: no prior.</summary>
@@ -171,7 +175,7 @@ public sealed record VaeConfig
         && Activation == other.Activation && Likelihood == other.Likelihood
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
-        && LatentLayers == other.LatentLayers && LadderLayers == other.LadderLayers && LadderVariance == other.LadderVariance && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && Prior == other.Prior && PriorComponents == other.PriorComponents && Anchors == other.Anchors && AnchorWeight.Equals(other.AnchorWeight) && MutualInformation.Equals(other.MutualInformation) && MiWeight.Equals(other.MiWeight) && WeightPrior.Equals(other.WeightPrior) && FlowLength == other.FlowLength && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
+        && LatentLayers == other.LatentLayers && LadderLayers == other.LadderLayers && LadderVariance == other.LadderVariance && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && Prior == other.Prior && PriorComponents == other.PriorComponents && Anchors == other.Anchors && AnchorWeight.Equals(other.AnchorWeight) && MutualInformation.Equals(other.MutualInformation) && MiWeight.Equals(other.MiWeight) && WeightPrior.Equals(other.WeightPrior) && FlowLength == other.FlowLength && AuxiliaryFlowLength == other.AuxiliaryFlowLength && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
         && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
         && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
@@ -224,6 +228,8 @@ public sealed record VaeConfig
             throw new SettingException($"@Anchors and @AnchorWeight are AnchorVAE's, for @Model {ModelCatalog.NamesDeclaring(nameof(Anchors))}");
         if (FlowLength < 0 || (FlowLength > 0 && !Spec.Declares(nameof(FlowLength))))
             throw new SettingException($"@FlowLength is the planar flow steps of @Model {ModelCatalog.NamesDeclaring(nameof(FlowLength))}, at least 0 (got {FlowLength})");
+        if (AuxiliaryFlowLength < 0 || (AuxiliaryFlowLength > 0 && !Spec.Declares(nameof(AuxiliaryFlowLength))))
+            throw new SettingException($"@AuxiliaryFlowLength is the inverse flow steps of the auxiliary r(λ|z) of @Model {ModelCatalog.NamesDeclaring(nameof(AuxiliaryFlowLength))}, at least 0 (got {AuxiliaryFlowLength})");
         if (WeightPrior is { } kappa && (!(kappa > 0) || double.IsInfinity(kappa) || !Spec.Declares(nameof(WeightPrior))))
             throw new SettingException($"@WeightPrior is κ > 0 of the generative weights' prior, for @Model {ModelCatalog.NamesDeclaring(nameof(WeightPrior))} (got {kappa})");
         if (PrivateLatent < 0 || (PrivateLatent != 0 && !Spec.Declares(nameof(PrivateLatent))))

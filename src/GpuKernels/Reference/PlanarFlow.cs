@@ -21,6 +21,55 @@ public static class PlanarFlowReference
         return (u, w, stats[offset + 2 * latent], u.Select((value, k) => value + r * w[k]).ToArray());
     }
 
+    /// <summary>The steps of the stats row at <paramref name="at"/> applied to <paramref name="code"/>: the output,
+    /// each step's input, and Σ_j log|det ∂z_j/∂z_{j−1}|.</summary>
+    public static (double[] Output, List<double[]> Inputs, double LogDeterminant) Flow(double[] stats, int at, FlowShape shape, double[] code)
+    {
+        var inputs = new List<double[]>();
+        double logDeterminants = 0;
+        for (int step = 0; step < shape.Length; step++)
+        {
+            inputs.Add(code);
+            var (_, w, b, hatU) = Step(stats, at, shape, step);
+            double h = Math.Tanh(Dot(w, code) + b);
+            logDeterminants += Math.Log(Math.Abs(1 + (1 - h * h) * Dot(hatU, w)));
+            code = code.Select((value, k) => value + hatU[k] * h).ToArray();
+        }
+        return (code, inputs, logDeterminants);
+    }
+
+    /// <summary>
+    /// Back through the steps, last first, for a loss that holds the flow's output through <paramref name="g"/> (its
+    /// gradient there) and −c·Σ_j log|det_j|: adds each step's (u, w, b) gradient into <paramref name="dStats"/>
+    /// (laid out as the stats) and returns the gradient of the flow's input.
+    /// </summary>
+    public static double[] FlowBackward(double[] stats, int at, FlowShape shape, List<double[]> inputs, double[] g, double[] dStats, double c)
+    {
+        int latent = shape.Latent;
+        for (int step = shape.Length - 1; step >= 0; step--)
+        {
+            var (u, w, b, hatU) = Step(stats, at, shape, step);
+            var input = inputs[step];
+            double h = Math.Tanh(Dot(w, input) + b), slope = 1 - h * h, hatUW = Dot(hatU, w);
+            double byPsi = -c / (1 + slope * hatUW);
+            double byA = Dot(g, hatU) * slope - 2 * h * slope * byPsi * hatUW;
+            var byHatU = g.Select((value, k) => value * h + byPsi * slope * w[k]).ToArray();
+            var byW = Enumerable.Range(0, latent).Select(k => byPsi * slope * hatU[k] + byA * input[k]).ToArray();
+            // û = u + r·w with r = (m(s) − s)/‖w‖², s = wᵀu.
+            double s = Dot(w, u), norm = Dot(w, w) + PlanarFlow.NormFloor, m = Softplus(s) - 1, r = (m - s) / norm;
+            double mSlope = 1 / (1 + Math.Exp(-s)) - 1, d = Dot(byHatU, w);
+            int offset = at + shape.StepOffset(step);
+            for (int k = 0; k < latent; k++)
+            {
+                dStats[offset + k] += byHatU[k] + d * mSlope / norm * w[k];
+                dStats[offset + latent + k] += byW[k] + r * byHatU[k] + d * (mSlope * u[k] / norm - 2 * (m - s) * w[k] / (norm * norm));
+            }
+            dStats[offset + 2 * latent] += byA;
+            g = g.Select((value, k) => value + byA * w[k]).ToArray();
+        }
+        return g;
+    }
+
     /// <summary>z_L per row and its KL term log q(z_L|x) − log p(z_L) (2π terms cancelled).</summary>
     public static (double[] Z, double[] Kl) Forward(double[] stats, double[] epsilon, int rows, FlowShape shape)
     {
@@ -33,14 +82,8 @@ public static class PlanarFlowReference
             var eps = epsilon[(row * latent)..((row + 1) * latent)];
             var logVariance = stats[(at + latent)..(at + 2 * latent)];
             var code = Enumerable.Range(0, latent).Select(k => stats[at + k] + Math.Exp(logVariance[k] / 2) * eps[k]).ToArray();
-            double logQ0 = -0.5 * Enumerable.Range(0, latent).Sum(k => eps[k] * eps[k] + logVariance[k]), logDeterminants = 0;
-            for (int step = 0; step < shape.Length; step++)
-            {
-                var (_, w, b, hatU) = Step(stats, at, shape, step);
-                double h = Math.Tanh(Dot(w, code) + b);
-                logDeterminants += Math.Log(Math.Abs(1 + (1 - h * h) * Dot(hatU, w)));
-                code = code.Select((value, k) => value + hatU[k] * h).ToArray();
-            }
+            double logQ0 = -0.5 * Enumerable.Range(0, latent).Sum(k => eps[k] * eps[k] + logVariance[k]);
+            (code, _, double logDeterminants) = Flow(stats, at, shape, code);
             code.CopyTo(z, row * latent);
             kl[row] = logQ0 - logDeterminants + 0.5 * code.Sum(value => value * value);
         }
@@ -57,38 +100,10 @@ public static class PlanarFlowReference
             int at = row * shape.StatsWidth;
             var eps = epsilon[(row * latent)..((row + 1) * latent)];
             var logVariance = stats[(at + latent)..(at + 2 * latent)];
-            // Forward again, keeping each step's input.
-            var inputs = new List<double[]>();
             var code = Enumerable.Range(0, latent).Select(k => stats[at + k] + Math.Exp(logVariance[k] / 2) * eps[k]).ToArray();
-            for (int step = 0; step < shape.Length; step++)
-            {
-                inputs.Add(code);
-                var (_, w, b, hatU) = Step(stats, at, shape, step);
-                double h = Math.Tanh(Dot(w, code) + b);
-                code = code.Select((value, k) => value + hatU[k] * h).ToArray();
-            }
-            var g = Enumerable.Range(0, latent).Select(k => dZ[row * latent + k] + klWeight * code[k]).ToArray();
-            for (int step = shape.Length - 1; step >= 0; step--)
-            {
-                var (u, w, b, hatU) = Step(stats, at, shape, step);
-                var input = inputs[step];
-                double h = Math.Tanh(Dot(w, input) + b), slope = 1 - h * h, hatUW = Dot(hatU, w);
-                double byPsi = -klWeight / (1 + slope * hatUW);
-                double byA = Dot(g, hatU) * slope - 2 * h * slope * byPsi * hatUW;
-                var byHatU = g.Select((value, k) => value * h + byPsi * slope * w[k]).ToArray();
-                var byW = Enumerable.Range(0, latent).Select(k => byPsi * slope * hatU[k] + byA * input[k]).ToArray();
-                // û = u + r·w with r = (m(s) − s)/‖w‖², s = wᵀu.
-                double s = Dot(w, u), norm = Dot(w, w) + PlanarFlow.NormFloor, m = Softplus(s) - 1, r = (m - s) / norm;
-                double mSlope = 1 / (1 + Math.Exp(-s)) - 1, d = Dot(byHatU, w);
-                int offset = at + shape.StepOffset(step);
-                for (int k = 0; k < latent; k++)
-                {
-                    dStats[offset + k] += byHatU[k] + d * mSlope / norm * w[k];
-                    dStats[offset + latent + k] += byW[k] + r * byHatU[k] + d * (mSlope * u[k] / norm - 2 * (m - s) * w[k] / (norm * norm));
-                }
-                dStats[offset + 2 * latent] += byA;
-                g = g.Select((value, k) => value + byA * w[k]).ToArray();
-            }
+            var (output, inputs, _) = Flow(stats, at, shape, code);
+            var g = Enumerable.Range(0, latent).Select(k => dZ[row * latent + k] + klWeight * output[k]).ToArray();
+            g = FlowBackward(stats, at, shape, inputs, g, dStats, klWeight);
             for (int k = 0; k < latent; k++)
             {
                 dStats[at + k] += g[k];

@@ -85,6 +85,8 @@ public sealed class KernelCheck(KernelSet kernels)
         foreach (var (rows, latent) in new[] { (7, 1), (128, 20), (165, 20) })
             foreach (var result in HierarchicalTerms(rows, latent))
                 yield return result;
+        foreach (var result in InverseFlowAuxiliary(128, 20, 4))
+            yield return result;
     }
 
     /// <summary>The hierarchical variational model's z, KL term and gradients (the flow's own are checked above).</summary>
@@ -124,6 +126,34 @@ public sealed class KernelCheck(KernelSet kernels)
         yield return Compare("hierarchical model r gradient", label, expectedDRStats, dRStats.GetAsArray1D(), 5e-5, 5e-5 * expectedDRStats.Max(Math.Abs));
         yield return Compare("hierarchical model τ gradient", label, expectedDLogTau, dLogTau.GetAsArray1D(), 5e-5, 5e-5 * expectedDLogTau.Max(Math.Abs));
         yield return Compare("hierarchical model λ gradient", label, expectedDLambda, dLambda.GetAsArray1D(), 5e-5, 5e-5 * expectedDLambda.Max(Math.Abs));
+    }
+
+    /// <summary>The hierarchical model's r(λ|z) as an inverse flow: its term −log r, and the gradients of w times it
+    /// by r's stats and by λ.</summary>
+    private IEnumerable<CheckResult> InverseFlowAuxiliary(int rows, int latent, int steps)
+    {
+        const float weight = 0.3f;
+        var shape = new FlowShape(latent, steps, 1);
+        var random = new Random(rows * latent + steps);
+        var lambda = Uniform(random, rows * latent, -1.5, 1.5);
+        var rStats = Uniform(random, rows * shape.StatsWidth, -1, 1);
+        var accelerator = kernels.Accelerator;
+        using var lambdaBuffer = accelerator.Allocate1D(ToFloat(lambda));
+        using var rStatsBuffer = accelerator.Allocate1D(ToFloat(rStats));
+        using var flowed = accelerator.Allocate1D<float>(rows * latent);
+        using var states = accelerator.Allocate1D<float>(rows * steps * latent);
+        using var rTerm = accelerator.Allocate1D<float>(rows);
+        using var dRStats = accelerator.Allocate1D<float>(rows * shape.StatsWidth);
+        using var dLambda = accelerator.Allocate1D<float>(rows * latent);
+        kernels.HvmInverseFlowForward(lambdaBuffer.View, rStatsBuffer.View, flowed.View, states.View, rTerm.View, rows, shape);
+        kernels.HvmInverseFlowBackward(rStatsBuffer.View, states.View, flowed.View, dRStats.View, dLambda.View, rows, shape, weight);
+        var expectedTerm = HvmReference.AuxiliaryLogDensity(lambda, rStats, rows, shape).Select(logR => -logR - 0.5 * latent * Math.Log(2 * Math.PI)).ToArray();
+        var (expectedDLambda, expectedDRStats) = HvmReference.AuxiliaryBackward(lambda, rStats, rows, shape, weight);
+        string label = $"{rows}x{latent} {steps} steps";
+        // As in the tests: 5e-5 for sums of K terms and J log-determinants.
+        yield return Compare("hierarchical model inverse-flow r", label, expectedTerm, rTerm.GetAsArray1D(), 5e-5, 5e-5 * latent);
+        yield return Compare("inverse-flow r gradient (r)", label, expectedDRStats, dRStats.GetAsArray1D(), 5e-5, 5e-5 * expectedDRStats.Max(Math.Abs));
+        yield return Compare("inverse-flow r gradient (λ)", label, expectedDLambda, dLambda.GetAsArray1D(), 5e-5, 5e-5 * expectedDLambda.Max(Math.Abs));
     }
 
     /// <summary>CorEx's KL against a learned factorized marginal: z, the KL, log w and both backward passes.</summary>

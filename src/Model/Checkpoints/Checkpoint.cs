@@ -188,9 +188,10 @@ public static class Checkpoint
                     }
                     continue;
                 }
-                if (config.FlowLength > 0 && layer.Outputs == config.EncoderOutputs)
+                if ((config.FlowLength > 0 && layer.Outputs == config.EncoderOutputs) || (config.AuxiliaryFlowLength > 0 && stage == "hvm.r"))
                 {
-                    // μ and log σ² of the flow's base, then every step's (u, w, b) rows as one tensor.
+                    // μ and log σ² of the flow's base, then every step's (u, w, b) rows as one tensor (the posterior's
+                    // flow, or the HVM's inverse flow in r).
                     int latent = config.Latent, flowRows = layer.Outputs - 2 * latent;
                     yield return ($"{stage}.mu.weight", [latent, layer.Inputs], layer.WeightOffset);
                     yield return ($"{stage}.mu.bias", [latent], layer.BiasOffset);

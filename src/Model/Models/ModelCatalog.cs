@@ -481,8 +481,15 @@ public static class ModelCatalog
         new(ModelKind.Hvm, "hvm", "hierarchical variational model: a planar-flow variational prior q(λ|x) over z's means, z ~ N(λ, τ²), and an auxiliary r(λ|z) in the hierarchical ELBO (Ranganath et al. 2016)")
         {
             Capabilities = Generative | ModelCapabilities.KlWarmup,
-            Options = [FlowLengthOption],
-            Settings = config => $", variational prior q(λ|x) with {config.FlowLength} planar flow steps, auxiliary r(λ|z)",
+            Options =
+            [
+                FlowLengthOption,
+                new("auxiliary-flow-length", "planar steps J of an inverse flow in the auxiliary r(λ|z) = N(g(λ); a, b²)·|det ∂g/∂λ|, g = g_J ∘ … ∘ g_1 from r's network (default 0: a Gaussian r)", "J",
+                    (config, text) => config with { AuxiliaryFlowLength = ModelOption.WholeNumber(text, nameof(VaeConfig.AuxiliaryFlowLength)) })
+                { Property = nameof(VaeConfig.AuxiliaryFlowLength) },
+            ],
+            Settings = config => $", variational prior q(λ|x) with {config.FlowLength} planar flow steps, auxiliary r(λ|z)"
+                + (config.AuxiliaryFlowLength > 0 ? $" an inverse flow of {config.AuxiliaryFlowLength} steps" : ""),
             Terms = _ => new("−hierarchical ELBO", "reconstruction", "sampled KL terms"),
             ObjectiveName = _ => "hierarchical ELBO (one sample of (λ, z) per image)",
             Validate = config =>

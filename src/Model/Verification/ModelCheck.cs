@@ -53,6 +53,8 @@ public sealed class ModelCheck(KernelSet kernels)
                 yield return Gradient(spec, SmallConfig(spec) with { FlowLength = 2 });
             if (spec.Declares(nameof(VaeConfig.Anchors)))
                 yield return Gradient(spec, SmallConfig(spec) with { Anchors = 2, AnchorWeight = 0.7 });
+            if (spec.Declares(nameof(VaeConfig.AuxiliaryFlowLength)))
+                yield return Gradient(spec, SmallConfig(spec) with { FlowLength = 1, AuxiliaryFlowLength = 2 });
             if (spec.Declares(nameof(VaeConfig.LadderLayers)))
                 yield return Gradient(spec, SmallConfig(spec) with { LadderLayers = 3, LadderVariance = VarianceForm.Softplus });
             if (spec.Declares(nameof(VaeConfig.Prior)))
@@ -104,6 +106,8 @@ public sealed class ModelCheck(KernelSet kernels)
             parts.Add($"{config.Anchors} anchors");
         if (config.Prior != PriorKind.Standard)
             parts.Add($"prior {config.Prior.ToString().ToLowerInvariant()}:{config.PriorComponents}");
+        if (config.AuxiliaryFlowLength > 0)
+            parts.Add("inverse-flow r");
         if (config.LadderLayers != 2)
             parts.Add($"{config.LadderLayers} layers");
         if (config.LadderVariance == VarianceForm.Softplus)

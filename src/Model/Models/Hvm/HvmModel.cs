@@ -20,6 +20,10 @@ public sealed class HvmLatent : SampledLatent
     public const string Lambda = "hvm.lambda", LambdaEpsilon = "hvm.lambda_epsilon", FlowKl = "hvm.flow_kl",
         AuxiliaryInputGradient = "hvm.dz_from_r", LambdaGradient = "hvm.d_lambda";
 
+    /// <summary>With an inverse-flow r: y = g(λ), the steps' inputs, the r term per row and r's share of dλ.</summary>
+    public const string FlowedLambda = "hvm.r_flowed_lambda", AuxiliaryStates = "hvm.r_states", AuxiliaryTerm = "hvm.r_term",
+        LambdaGradientFromR = "hvm.d_lambda_from_r";
+
     private readonly DenseStack stack;
     private readonly ParameterLayout layout;
     private readonly VaeConfig config;
@@ -36,6 +40,8 @@ public sealed class HvmLatent : SampledLatent
     private int TauLayer => layout.AuxiliaryStart;
     private int AuxiliaryTop => layout.Layers.Count - 1;
     private FlowShape Shape(int samples) => new(Width, config.FlowLength, samples);
+    private FlowShape AuxiliaryShape => new(Width, config.AuxiliaryFlowLength, 1);
+    private bool AuxiliaryFlow => config.AuxiliaryFlowLength > 0;
     private ArrayView<float> OneRow => Floats(LearnedPrior.OneHotRows, 1);
     private ArrayView<float> LogTau => stack.Output(TauLayer, 1);
     private ArrayView<float> Rows(string name, int rows) => Floats(name, (long)rows * Width);
@@ -49,8 +55,16 @@ public sealed class HvmLatent : SampledLatent
         stack.Forward(TauLayer, TauLayer + 1, OneRow, 1);
         Kernels.HvmSample(Rows(Lambda, rows), LogTau, Codes(rows), Epsilon(rows), Width, key.Offset(Philox.Streams.HvmOffset));
         stack.Forward(TauLayer + 1, layout.Layers.Count, Codes(rows), rows);
-        Kernels.HvmKl(Floats(FlowKl, rows), Rows(Lambda, rows), Codes(rows), Epsilon(rows), LogTau, stack.Output(AuxiliaryTop, rows), KlPerRow(rows),
-            rows, Width);
+        if (AuxiliaryFlow)
+        {
+            Kernels.HvmInverseFlowForward(Rows(Lambda, rows), stack.Output(AuxiliaryTop, rows), Rows(FlowedLambda, rows),
+                Floats(AuxiliaryStates, (long)rows * config.AuxiliaryFlowLength * Width), Floats(AuxiliaryTerm, rows), rows, AuxiliaryShape);
+            Kernels.HvmKlWithAuxiliaryTerm(Floats(FlowKl, rows), Rows(Lambda, rows), Codes(rows), Epsilon(rows), LogTau, Floats(AuxiliaryTerm, rows),
+                KlPerRow(rows), rows, Width);
+        }
+        else
+            Kernels.HvmKl(Floats(FlowKl, rows), Rows(Lambda, rows), Codes(rows), Epsilon(rows), LogTau, stack.Output(AuxiliaryTop, rows), KlPerRow(rows),
+                rows, Width);
         return Codes(rows);
     }
 
@@ -61,14 +75,22 @@ public sealed class HvmLatent : SampledLatent
         int rows = batch * samples;
         float weight = klWeight / samples;
         // r(λ|z): its weights, and its share of z's gradient.
-        Kernels.HvmAuxiliaryGradient(Rows(Lambda, rows), stack.Output(AuxiliaryTop, rows), stack.Gradient(AuxiliaryTop, rows), rows, Width, weight);
+        if (AuxiliaryFlow)
+            Kernels.HvmInverseFlowBackward(stack.Output(AuxiliaryTop, rows), Floats(AuxiliaryStates, (long)rows * config.AuxiliaryFlowLength * Width),
+                Rows(FlowedLambda, rows), stack.Gradient(AuxiliaryTop, rows), Rows(LambdaGradientFromR, rows), rows, AuxiliaryShape, weight);
+        else
+            Kernels.HvmAuxiliaryGradient(Rows(Lambda, rows), stack.Output(AuxiliaryTop, rows), stack.Gradient(AuxiliaryTop, rows), rows, Width, weight);
         stack.Backward(TauLayer + 1, layout.Layers.Count, rows, Codes(rows), Rows(AuxiliaryInputGradient, rows));
         Kernels.Add(CodeGradient(rows), Rows(AuxiliaryInputGradient, rows));
         // τ, then λ, then through the flow to the encoder's statistics.
         Kernels.HvmTauGradient(Codes(rows), Epsilon(rows), LogTau, CodeGradient(rows), stack.Gradient(TauLayer, 1), rows, Width, weight);
         stack.Backward(TauLayer, TauLayer + 1, 1, OneRow, Kernels.None);
-        Kernels.HvmLambdaGradient(Rows(Lambda, rows), Codes(rows), stack.Output(AuxiliaryTop, rows), CodeGradient(rows), Rows(LambdaGradient, rows),
-            Width, weight);
+        if (AuxiliaryFlow)
+            Kernels.HvmLambdaGradientWithAuxiliary(Rows(Lambda, rows), Codes(rows), Rows(LambdaGradientFromR, rows), CodeGradient(rows),
+                Rows(LambdaGradient, rows), weight);
+        else
+            Kernels.HvmLambdaGradient(Rows(Lambda, rows), Codes(rows), stack.Output(AuxiliaryTop, rows), CodeGradient(rows), Rows(LambdaGradient, rows),
+                Width, weight);
         Kernels.PlanarFlowBackward(Statistics(batch), Rows(Lambda, rows), Rows(LambdaEpsilon, rows), States(rows), Rows(LambdaGradient, rows),
             StatisticsGradient(batch), batch, Shape(samples), klWeight);
     }
@@ -99,16 +121,24 @@ public sealed class HvmFamily : OneLayerFamily
         foreach (var name in new[] { HvmLatent.Lambda, HvmLatent.LambdaEpsilon, HvmLatent.AuxiliaryInputGradient, HvmLatent.LambdaGradient })
             plan.Floats(name, rows * config.Latent);
         plan.Floats(HvmLatent.FlowKl, rows);
+        if (config.AuxiliaryFlowLength > 0)
+        {
+            plan.Floats(HvmLatent.FlowedLambda, rows * config.Latent);
+            plan.Floats(HvmLatent.LambdaGradientFromR, rows * config.Latent);
+            plan.Floats(HvmLatent.AuxiliaryStates, rows * config.AuxiliaryFlowLength * config.Latent);
+            plan.Floats(HvmLatent.AuxiliaryTerm, rows);
+        }
         plan.Floats(LearnedPrior.OneHotRows, 1);
     }
 
-    /// <summary>log τ² (one layer from the row [1]), then r(λ|z): an encoder-shaped network from z to [a | log b²].</summary>
+    /// <summary>log τ² (one layer from the row [1]), then r(λ|z): an encoder-shaped network from z to [a | log b²],
+    /// followed by the inverse flow's (u, w, b) per step when it has one.</summary>
     protected override void BuildAuxiliary(LayoutBuilder layout)
     {
         var config = layout.Config;
         layout.StartAuxiliary();
         layout.Add("hvm.tau", 1, config.Latent, ActivationKind.Identity);
-        layout.Stage("hvm.r", config.Latent, config.Hidden, 2 * config.Latent);
+        layout.Stage("hvm.r", config.Latent, config.Hidden, new FlowShape(config.Latent, config.AuxiliaryFlowLength, 1).StatsWidth);
     }
 
     public override long RowsOfLayer(ParameterLayout layout, int layer, long batch, long samples) =>

@@ -8,7 +8,8 @@ namespace IlgpuVae.Model.Models.Hvm;
 /// The hierarchical variational model in double: encoder → the flow's λ and its KL against N(0, I) → z = λ + τε₂ →
 /// r(λ|z) and the hierarchical KL term → decoder → reconstruction; mean over rows of rec + β·KL, and its gradient
 /// back the same way (the flow's backward pass adds the gradient of its own KL, so the λ gradient handed to it
-/// carries the −λ of the term that the hierarchical KL removes; see <see cref="HvmReference.Backward"/>).
+/// carries the −λ of the term that the hierarchical KL removes; see <see cref="HvmReference.BackwardGivenAuxiliary"/>). r is a
+/// Gaussian or an inverse flow (<see cref="HvmReference.AuxiliaryLogDensity"/>).
 /// </summary>
 public sealed class HvmModelReference : ReferenceModel
 {
@@ -16,6 +17,9 @@ public sealed class HvmModelReference : ReferenceModel
     public override double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream) =>
         [.. base.Epsilon(config, seed, step, batch, stream),
          .. ReferenceVae.Epsilon(seed, step, batch * config.Samples, config.Latent, stream + Philox.Streams.HvmOffset)];
+
+    /// <summary>r's stats rows: [a | log b²] and the inverse flow's steps, if any.</summary>
+    private static FlowShape AuxiliaryShape(VaeConfig config) => new(config.Latent, config.AuxiliaryFlowLength, 1);
 
     private sealed record Pass(ReferenceLayers Layers, double[] RepeatedStats, double[] Lambda, double[] LogTau, double[] Z, double[] RStats,
         double[] Kl, double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
@@ -32,7 +36,7 @@ public sealed class HvmModelReference : ReferenceModel
         var logTau = layers.Run(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, [1.0], 1);
         var z = HvmReference.Sample(lambda, logTau, zEpsilon, latent);
         var rStats = layers.Run(layout.AuxiliaryStart + 1, layout.Layers.Count, z, rows);
-        var kl = HvmReference.Kl(flowKl, lambda, z, logTau, rStats, rows, latent);
+        var kl = HvmReference.KlGivenAuxiliary(flowKl, lambda, z, logTau, HvmReference.AuxiliaryLogDensity(lambda, rStats, rows, AuxiliaryShape(config)), rows, latent);
         var output = layers.Run(layout.DecoderStart, layout.DecoderEnd, z, rows);
         var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
         var (reconstruction, dOutput) = LossReference.Reconstruction(config.Likelihood, target, output, rows, config.InputSize, config.GaussianVariance, 1.0);
@@ -56,10 +60,11 @@ public sealed class HvmModelReference : ReferenceModel
         var gradient = new double[layout.Count];
         var dZ = layers.Backward(layout.DecoderStart, layout.DecoderEnd, pass.ReconstructionGradient.Select(value => value / rows).ToArray(), rows, gradient);
         // r's weights and its share of z's gradient (r's stats enter the KL only).
-        var (_, _, dRStats) = HvmReference.Backward(pass.Lambda, pass.Z, epsilon[(rows * latent)..], pass.LogTau, pass.RStats, dZ, rows, latent, weight);
+        var (dLambdaFromR, dRStats) = HvmReference.AuxiliaryBackward(pass.Lambda, pass.RStats, rows, AuxiliaryShape(config), weight);
         var dZFromR = layers.Backward(layout.AuxiliaryStart + 1, layout.Layers.Count, dRStats, rows, gradient);
         dZ = dZ.Select((value, i) => value + dZFromR[i]).ToArray();
-        var (dLambda, dLogTau, _) = HvmReference.Backward(pass.Lambda, pass.Z, epsilon[(rows * latent)..], pass.LogTau, pass.RStats, dZ, rows, latent, weight);
+        var (dLambda, dLogTau) = HvmReference.BackwardGivenAuxiliary(pass.Lambda, pass.Z, epsilon[(rows * latent)..], pass.LogTau, dZ, dLambdaFromR,
+            rows, latent, weight);
         layers.Backward(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, dLogTau, 1, gradient);
         var dRepeated = PlanarFlowReference.Backward(pass.RepeatedStats, epsilon[..(rows * latent)], dLambda, rows,
             new FlowShape(latent, config.FlowLength, 1), weight);
