@@ -687,6 +687,30 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void VlaeWithARankOneCovarianceSavesEachHeadsThreePartsAndReportsItsCorrelations()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "vlae-rank1");
+        var (exitCode, output, error) = Run("train", "--model", "vlae", "--covariance", "rank1", "--data", data, "--epochs", "1", "--batch-size", "6",
+            "--hidden", "7", "--latent", "6", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("3 latent layers of 2, rank-one covariance", output);
+        // Each rung's head writes its share of [μ | log d | u]: two columns of each.
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        foreach (var part in new[] { "mu", "logd", "u" })
+        {
+            Assert.Equal([2, 7], tensors[$"encoder.{part}.weight"].Shape);
+            Assert.Equal([2, 7], tensors[$"rung3.encoder.{part}.weight"].Shape);
+        }
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("rank-one posterior: mean |correlation| between dimensions of q(z|x) 0.", output);
+        Assert.Contains("of 6", output);
+        (exitCode, _, error) = Run("traverse", run, "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"traverse: exit {exitCode}: {error}");
+    }
+
+    [Fact]
     public void VccaPrivateTrainsEvaluatesAndDrawsSharedAndPrivateLatents()
     {
         var data = WriteDataSet(train: 24, test: 8);

@@ -28,7 +28,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian", "ladder-3-softplus-norm", "ladder-4-k2-gaussian", "ladder-2-softplus-k3",
          "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian", "vae-weight-prior", "iwae-rank1-weight-prior", "vae-planar-flow-2", "vae-k2-planar-flow-3-gaussian",
          "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden", "corex", "corex-anchors-2-k2-gaussian", "iwae-k3-mog-3", "iwae-k2-vamp-2-gaussian",
-         "mae-gaussian", "mae-k2-gaussian-two-hidden", "hvm-flow-2", "hvm-k2-gaussian-no-flow", "hvm-k3-flow-1-two-hidden", "hvm-inverse-flow-2", "hvm-k2-flow-1-inverse-flow-3-gaussian"];
+         "mae-gaussian", "mae-k2-gaussian-two-hidden", "hvm-flow-2", "hvm-k2-gaussian-no-flow", "hvm-k3-flow-1-two-hidden", "hvm-inverse-flow-2", "hvm-k2-flow-1-inverse-flow-3-gaussian",
+         "vcca-rank1-k2", "vcca-private-rank1", "vlae-rank1-k2-gaussian"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -209,6 +210,19 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         "hvm-k3-flow-1-two-hidden" => new VaeConfig
         {
             InputSize = 12, Hidden = [8, 5], Latent = 2, Model = ModelKind.Hvm, FlowLength = 1, Samples = 3, Beta = 0.7, Activation = ActivationKind.Tanh,
+        },
+        // Rank-one covariances in the other Gaussian latents: VCCA's z; VCCA-private's [z | h_x | h_y] and the VLAE's
+        // three layers, each one posterior over all their codes.
+        "vcca-rank1-k2" => new VaeConfig { InputSize = 12, ImageWidth = 4, Hidden = [7], Latent = 3, Model = ModelKind.Vcca, Covariance = CovarianceKind.RankOne, Samples = 2 },
+        "vcca-private-rank1" => new VaeConfig
+        {
+            InputSize = 12, ImageWidth = 4, Hidden = [7], Latent = 3, Model = ModelKind.Vcca, PrivateLatent = 2, Covariance = CovarianceKind.RankOne,
+            Activation = ActivationKind.Tanh, Beta = 0.6,
+        },
+        "vlae-rank1-k2-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [6, 5], Latent = 6, Model = ModelKind.Vlae, LatentLayers = 3, Covariance = CovarianceKind.RankOne, Samples = 2,
+            Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5,
         },
         // r(λ|z) as an inverse flow: two steps after a Gaussian q(λ|x); three after one flow step, k = 2, Gaussian decoder.
         "hvm-inverse-flow-2" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Hvm, AuxiliaryFlowLength = 2 },
@@ -464,21 +478,20 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         bool twoViews = config.Model == ModelKind.Vcca;
         var stats = Run(0, layout.EncoderLayerCount, twoViews && config.EncoderViews == 1 ? ViewReference.Split(x, batch, config.Views).View1 : x);
         int width = config.EncoderOutputs, latent = config.Latent;
+        int parts = IlgpuVae.Model.Core.GatheredGaussianModel.StatisticsParts(config);
         if (config.Model == ModelKind.Vlae)
-            (stats, width) = (VlaeStatistics(config, layout, runner, x, batch), 2 * latent);
+            (stats, width) = (VlaeStatistics(config, layout, runner, x, batch), parts * latent);
         else if (config.PrivateLatent > 0)
         {
-            // VCCA-private: [z | h_x] from the left view's encoder, h_y from the right's, μ then log σ².
+            // VCCA-private: [z | h_x] from the left view's encoder, h_y from the right's, each block (μ, log σ², u) gathered.
             var right = Run(layout.EncoderLayerCount, layout.Encoder2End, ViewReference.Split(x, batch, config.Views).View2);
             int left = config.Latent + config.PrivateLatent, own = config.PrivateLatent;
             latent = config.CodeWidth;
-            width = 2 * latent;
+            width = parts * latent;
             var leftStats = stats;
-            stats = Enumerable.Range(0, batch * width).Select(i =>
-            {
-                int b = i / width, column = i % width, half = column / latent, c = column % latent;
-                return c < left ? leftStats[b * 2 * left + half * left + c] : right[b * 2 * own + half * own + c - left];
-            }).ToArray();
+            stats = new double[batch * width];
+            IlgpuVae.Model.Core.GatheredLatentReference.Gather(leftStats, left, stats, latent, 0, batch, parts);
+            IlgpuVae.Model.Core.GatheredLatentReference.Gather(right, own, stats, latent, left, batch, parts);
         }
         else if (config.Model == ModelKind.Ladder)
         {
@@ -559,23 +572,19 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
     }
 
-    /// <summary>The VLAE's q(z_l|x) from each rung's head, gathered as [μ_1 … μ_L | log σ_1² … log σ_L²].</summary>
+    /// <summary>The VLAE's q(z_l|x) from each rung's head, gathered as [μ_1 … μ_L | log σ_1² … log σ_L²] (and u's
+    /// block likewise with a rank-one covariance).</summary>
     private static double[] VlaeStatistics(VaeConfig config, ParameterLayout layout, IlgpuVae.Model.Core.ReferenceLayers runner, double[] x, int batch)
     {
         var rungs = new IlgpuVae.Model.Models.Vlae.VlaeRungs(layout, config);
-        int latent = config.Latent, width = latent / config.LatentLayers;
-        var stats = new double[batch * 2 * latent];
+        int latent = config.Latent, width = latent / config.LatentLayers, parts = IlgpuVae.Model.Core.GatheredGaussianModel.StatisticsParts(config);
+        var stats = new double[batch * parts * latent];
         var hidden = x;
         for (int l = 1; l <= config.LatentLayers; l++)
         {
             hidden = runner.Run(rungs.InferenceStart(l), rungs.Head(l), hidden, batch);
             var head = runner.Run(rungs.Head(l), rungs.Head(l) + 1, hidden, batch);
-            for (int b = 0; b < batch; b++)
-                for (int c = 0; c < width; c++)
-                {
-                    stats[b * 2 * latent + (l - 1) * width + c] = head[b * 2 * width + c];
-                    stats[b * 2 * latent + latent + (l - 1) * width + c] = head[b * 2 * width + width + c];
-                }
+            IlgpuVae.Model.Core.GatheredLatentReference.Gather(head, width, stats, latent, (l - 1) * width, batch, parts);
         }
         return stats;
     }

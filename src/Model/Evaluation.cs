@@ -61,7 +61,7 @@ public static class Evaluation
     {
         if (vae.Config.Covariance != CovarianceKind.RankOne)
             return null;
-        int latent = vae.Config.Latent;
+        int latent = vae.Config.TopLatent;
         double sum = 0, largest = 0;
         long pairs = 0;
         data.SetOrder(Enumerable.Range(0, data.Count).ToArray());

@@ -178,13 +178,15 @@ public static class Checkpoint
             if (layer.Name.EndsWith(".stats", StringComparison.Ordinal))
             {
                 string stage = layer.Name[..^".stats".Length];
-                if (config.Covariance == CovarianceKind.RankOne && layer.Outputs == 3 * config.Latent)
+                if (config.Covariance == CovarianceKind.RankOne)
                 {
-                    // The rank-one posterior's [μ | log d | u], one pair of tensors each.
+                    // The rank-one posterior's [μ | log d | u] (every head's share of it, for models of several
+                    // heads), one pair of tensors each.
+                    int width = layer.Outputs / 3;
                     foreach (var (part, index) in new[] { "mu", "logd", "u" }.Select((part, index) => (part, index)))
                     {
-                        yield return ($"{stage}.{part}.weight", [config.Latent, layer.Inputs], layer.WeightOffset + index * config.Latent * layer.Inputs);
-                        yield return ($"{stage}.{part}.bias", [config.Latent], layer.BiasOffset + index * config.Latent);
+                        yield return ($"{stage}.{part}.weight", [width, layer.Inputs], layer.WeightOffset + index * width * layer.Inputs);
+                        yield return ($"{stage}.{part}.bias", [width], layer.BiasOffset + index * width);
                     }
                     continue;
                 }

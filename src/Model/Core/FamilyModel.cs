@@ -59,8 +59,9 @@ public abstract class FamilyModel
     /// <summary>q of the top latent for a gathered batch: μ and log σ² [batch, latent] (waits for the device).</summary>
     public abstract (float[] Mu, float[] LogVariance) Encode(int batch);
 
-    /// <summary>The encoder's last layer for a gathered batch, [batch, its outputs] (waits for the device).</summary>
-    public float[] EncoderOutput(int batch)
+    /// <summary>The encoder's last layer for a gathered batch, [batch, its outputs] (waits for the device): q(z|x)'s
+    /// statistics as the sampler reads them.</summary>
+    public virtual float[] EncoderOutput(int batch)
     {
         Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
         Kernels.Synchronize();

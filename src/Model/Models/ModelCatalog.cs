@@ -164,7 +164,8 @@ public static class ModelCatalog
 
     private const ModelCapabilities Generative = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound | ModelCapabilities.Posterior;
 
-    /// <summary>--covariance, which the one-layer VAE and IWAE take: q(z|x) with a rank-one precision.</summary>
+    /// <summary>--covariance, which the one-layer VAE and IWAE, VCCA (with or without private latents) and the VLAE
+    /// take: q(z|x) with a rank-one precision (over all the codes together where a model has several).</summary>
     private static readonly ModelOption Covariance =
         new("covariance", "q(z|x)'s covariance: diagonal (the default) or rank1, the deep latent Gaussian model's precision D + uuᵀ (Rezende et al. 2014)", "diagonal|rank1",
             (config, text) => config with
@@ -342,9 +343,10 @@ public static class ModelCatalog
                 new("private-latent", "VCCA-private: each view's own latent h_x, h_y of this width beside the shared z (0, the default: none)", "P",
                     (config, text) => config with { PrivateLatent = ModelOption.WholeNumber(text, nameof(VaeConfig.PrivateLatent)) })
                 { Property = nameof(VaeConfig.PrivateLatent) },
+                Covariance,
             ],
             Settings = config => (config.EncoderViews == 2 ? ", q(z|x, y) from both views" : "")
-                + (config.PrivateLatent > 0 ? $", private latents h_x, h_y of {config.PrivateLatent}" : ""),
+                + (config.PrivateLatent > 0 ? $", private latents h_x, h_y of {config.PrivateLatent}" : "") + LatentOptionsSetting(config),
             LatentGroups = config => config.PrivateLatent == 0 ? []
                 : [new("z", 0, config.Latent), new("h_x", config.Latent, config.PrivateLatent), new("h_y", config.Latent + config.PrivateLatent, config.PrivateLatent)],
             Validate = config =>
@@ -409,8 +411,9 @@ public static class ModelCatalog
                 new("latent-layers", "the VLAE's latent layers L (default 3); --latent is split evenly among them", "L",
                     (config, text) => config with { LatentLayers = ModelOption.WholeNumber(text, nameof(VaeConfig.LatentLayers)) })
                 { Property = nameof(VaeConfig.LatentLayers) },
+                Covariance,
             ],
-            Settings = config => $", {config.LatentLayers} latent layers of {config.Latent / Math.Max(1, config.LatentLayers)}",
+            Settings = config => $", {config.LatentLayers} latent layers of {config.Latent / Math.Max(1, config.LatentLayers)}" + LatentOptionsSetting(config),
             LatentGroups = config => Enumerable.Range(1, config.LatentLayers).Reverse()
                 .Select(l => new LatentGroup($"z{l}", (l - 1) * (config.Latent / config.LatentLayers), config.Latent / config.LatentLayers)).ToList(),
             Validate = config =>

@@ -56,16 +56,17 @@ public sealed class VccaPrivateModel(ModelParts parts) : GatheredGaussianModel(p
     }
 
     /// <summary>
-    /// Where each head's μ and log σ² go in the gathered stats: the first encoder's [μ_z μ_hx | ·] to columns 0 and
-    /// K + 2P, the second's [μ_hy | ·] to K + P and 2K + 3P.
+    /// Where each head's blocks go in the gathered stats: block p (μ, log σ², and u with a rank-one covariance) of the
+    /// first encoder's [z h_x] to columns p·W, of the second's [h_y] to p·W + K + P (W = K + 2P).
     /// </summary>
     private IEnumerable<(int Head, ColumnBlock Block)> HeadBlocks(int batch)
     {
         int first = Layout.EncoderLayerCount - 1, second = Layout.Encoder2End - 1;
-        yield return (first, new ColumnBlock(batch, DecoderInputs, 2 * DecoderInputs, 0, 2 * Width, 0));
-        yield return (first, new ColumnBlock(batch, DecoderInputs, 2 * DecoderInputs, DecoderInputs, 2 * Width, Width));
-        yield return (second, new ColumnBlock(batch, Private, 2 * Private, 0, 2 * Width, DecoderInputs));
-        yield return (second, new ColumnBlock(batch, Private, 2 * Private, Private, 2 * Width, Width + DecoderInputs));
+        for (int part = 0; part < Parts; part++)
+        {
+            yield return (first, new ColumnBlock(batch, DecoderInputs, Parts * DecoderInputs, part * DecoderInputs, Parts * Width, part * Width));
+            yield return (second, new ColumnBlock(batch, Private, Parts * Private, part * Private, Parts * Width, part * Width + DecoderInputs));
+        }
     }
 
     /// <summary>[z | h_x] to the left view's decoder, [z | h_y] to the right's, their outputs joined into images.</summary>
@@ -109,20 +110,21 @@ public sealed class VccaPrivateFamily : ModelFamily
         plan.Floats(VccaModel.View2, batch * config.Views.View2Size);
         plan.Floats(VccaModel.JointOutput, rows * config.InputSize);
         plan.Floats(VccaModel.JointOutputGradient, rows * config.InputSize);
-        plan.Floats(VccaPrivateModel.Statistics, batch * 2 * config.CodeWidth);
-        plan.Floats(VccaPrivateModel.StatisticsGradient, batch * 2 * config.CodeWidth);
+        int parts = GatheredGaussianModel.StatisticsParts(config);
+        plan.Floats(VccaPrivateModel.Statistics, batch * parts * config.CodeWidth);
+        plan.Floats(VccaPrivateModel.StatisticsGradient, batch * parts * config.CodeWidth);
         foreach (var name in new[] { VccaPrivateModel.Decoder1Input, VccaPrivateModel.Decoder2Input, VccaPrivateModel.Decoder1InputGradient, VccaPrivateModel.Decoder2InputGradient })
             plan.Floats(name, rows * decoderInputs);
     }
 
     /// <summary>The left view's encoder gives the statistics of z and h_x together.</summary>
-    protected override int EncoderOutputs(VaeConfig config) => 2 * (config.Latent + config.PrivateLatent);
+    protected override int EncoderOutputs(VaeConfig config) => GatheredGaussianModel.StatisticsParts(config) * (config.Latent + config.PrivateLatent);
 
     /// <summary>q(h_y|y): the same hidden widths from the right view.</summary>
     protected override void BuildMiddle(LayoutBuilder layout)
     {
         var config = layout.Config;
-        layout.Stage("encoder2", config.Views.View2Size, config.Hidden, 2 * config.PrivateLatent);
+        layout.Stage("encoder2", config.Views.View2Size, config.Hidden, GatheredGaussianModel.StatisticsParts(config) * config.PrivateLatent);
         layout.EndSecondEncoder();
     }
 

@@ -6,7 +6,8 @@ namespace IlgpuVae.Model.Models.VccaPrivate;
 /// <summary>
 /// VCCA-private in double, as the survey writes its bound: E[log p(x|z, h_x)] + E[log p(y|z, h_y)]
 /// − KL(q(z|x) ‖ p(z)) − KL(q(h_x|x) ‖ p(h_x)) − KL(q(h_y|y) ‖ p(h_y)), each row's codes drawn with its ε
-/// [batch·k, K + 2P] (z, then h_x, then h_y), the decoders fed [z | h_x] and [z | h_y].
+/// [batch·k, K + 2P] (z, then h_x, then h_y), the decoders fed [z | h_x] and [z | h_y]. With a rank-one covariance
+/// the three share one posterior N(μ, C) over [z | h_x | h_y] (<see cref="GatheredLatentReference"/>).
 /// </summary>
 public sealed class VccaPrivateModelReference : ReferenceModel
 {
@@ -21,18 +22,13 @@ public sealed class VccaPrivateModelReference : ReferenceModel
         var (left, right) = ViewReference.Split(x, batch, config.Views);
         var leftStats = layers.Run(0, layout.EncoderLayerCount, left, batch);
         var rightStats = layers.Run(layout.EncoderLayerCount, layout.Encoder2End, right, batch);
-        var stats = new double[batch * 2 * width];
-        for (int b = 0; b < batch; b++)
-            for (int half = 0; half < 2; half++)
-            {
-                // μ (half 0) or log σ² (half 1) of z and h_x, then of h_y.
-                for (int c = 0; c < shared + own; c++)
-                    stats[b * 2 * width + half * width + c] = leftStats[b * 2 * (shared + own) + half * (shared + own) + c];
-                for (int c = 0; c < own; c++)
-                    stats[b * 2 * width + half * width + shared + own + c] = rightStats[b * 2 * own + half * own + c];
-            }
-        var repeated = ImportanceReference.RepeatRows(stats, batch, 2 * width, samples);
-        var (z, kl) = LossReference.ReparameterizeForward(repeated, epsilon, rows, width);
+        int parts = GatheredGaussianModel.StatisticsParts(config);
+        // Each block (μ, log σ², u) of z and h_x, then of h_y.
+        var stats = new double[batch * parts * width];
+        GatheredLatentReference.Gather(leftStats, shared + own, stats, width, 0, batch, parts);
+        GatheredLatentReference.Gather(rightStats, own, stats, width, shared + own, batch, parts);
+        var repeated = ImportanceReference.RepeatRows(stats, batch, parts * width, samples);
+        var (z, kl) = GatheredLatentReference.Sample(config, repeated, epsilon, rows, width);
         var leftOutput = layers.Run(layout.DecoderStart, layout.DecoderEnd, DecoderInput(z, rows, config, view: 1), rows);
         var rightOutput = layers.Run(layout.DecoderEnd, layout.Layers.Count, DecoderInput(z, rows, config, view: 2), rows);
         var output = ViewReference.Join(leftOutput, rightOutput, rows, config.Views);
@@ -60,7 +56,7 @@ public sealed class VccaPrivateModelReference : ReferenceModel
     public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
     {
         var pass = Forward(config, parameters, x, epsilon, batch, training: false);
-        return LossReference.LogWeights(pass.RepeatedStats, pass.Z, epsilon, pass.ReconstructionPerRow, pass.Rows, config.CodeWidth);
+        return GatheredLatentReference.LogWeights(config, pass.RepeatedStats, pass.Z, epsilon, pass.ReconstructionPerRow, pass.Rows, config.CodeWidth);
     }
 
     public override ReferenceVae.Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon,
@@ -89,18 +85,11 @@ public sealed class VccaPrivateModelReference : ReferenceModel
             }
         }
         // β·KL per example is β/k on each of its k rows.
+        int parts = GatheredGaussianModel.StatisticsParts(config);
         var dStats = ImportanceReference.SumRepeatedRows(
-            LossReference.ReparameterizeBackward(pass.RepeatedStats, epsilon, dZ, rows, width, beta / rows), batch, 2 * width, samples);
-        var dLeftStats = new double[batch * 2 * (shared + own)];
-        var dRightStats = new double[batch * 2 * own];
-        for (int b = 0; b < batch; b++)
-            for (int half = 0; half < 2; half++)
-            {
-                for (int c = 0; c < shared + own; c++)
-                    dLeftStats[b * 2 * (shared + own) + half * (shared + own) + c] = dStats[b * 2 * width + half * width + c];
-                for (int c = 0; c < own; c++)
-                    dRightStats[b * 2 * own + half * own + c] = dStats[b * 2 * width + half * width + shared + own + c];
-            }
+            GatheredLatentReference.Backward(config, pass.RepeatedStats, epsilon, dZ, rows, width, beta / rows), batch, parts * width, samples);
+        var dLeftStats = GatheredLatentReference.Scatter(dStats, width, 0, shared + own, batch, parts);
+        var dRightStats = GatheredLatentReference.Scatter(dStats, width, shared + own, own, batch, parts);
         layers.Backward(layout.EncoderLayerCount, layout.Encoder2End, dRightStats, batch, gradient);
         layers.Backward(0, layout.EncoderLayerCount, dLeftStats, batch, gradient);
         return new ReferenceVae.Result(reconstruction + beta * klMean, reconstruction, klMean, gradient);

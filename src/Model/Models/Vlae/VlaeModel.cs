@@ -64,8 +64,8 @@ public sealed class VlaeModel(ModelParts parts) : GatheredGaussianModel(parts)
             var input = rung == 1 ? EncoderInput(batch) : Stack.Output(rungs.Head(rung - 1) - 1, batch);
             Stack.Forward(rungs.InferenceStart(rung), rungs.Head(rung) + 1, input, batch);
             var head = Stack.Output(rungs.Head(rung), batch);
-            Kernels.CopyColumns(head, Stats(batch), HeadBlock(batch, rung, second: false));
-            Kernels.CopyColumns(head, Stats(batch), HeadBlock(batch, rung, second: true));
+            for (int part = 0; part < Parts; part++)
+                Kernels.CopyColumns(head, Stats(batch), HeadBlock(batch, rung, part));
         }
     }
 
@@ -81,8 +81,8 @@ public sealed class VlaeModel(ModelParts parts) : GatheredGaussianModel(parts)
         {
             int head = rungs.Head(rung);
             var headGradient = Stack.Gradient(head, batch);
-            Kernels.CopyColumns(StatsGradient(batch), headGradient, HeadBlock(batch, rung, second: false).Reversed());
-            Kernels.CopyColumns(StatsGradient(batch), headGradient, HeadBlock(batch, rung, second: true).Reversed());
+            for (int part = 0; part < Parts; part++)
+                Kernels.CopyColumns(StatsGradient(batch), headGradient, HeadBlock(batch, rung, part).Reversed());
             var hidden = Stack.Output(head - 1, batch);
             var hiddenGradient = Stack.Gradient(head - 1, batch);
             Stack.Backward(head, head + 1, batch, hidden, hiddenGradient);
@@ -131,9 +131,10 @@ public sealed class VlaeModel(ModelParts parts) : GatheredGaussianModel(parts)
         return reverse ? block.Reversed() : block;
     }
 
-    /// <summary>Head l's μ (or log σ²) columns to their place in the gathered stats [batch, 2K].</summary>
-    private ColumnBlock HeadBlock(int batch, int rung, bool second) =>
-        new(batch, LayerWidth, 2 * LayerWidth, second ? LayerWidth : 0, 2 * Config.Latent, (second ? Config.Latent : 0) + (rung - 1) * LayerWidth);
+    /// <summary>Head l's μ (part 0), log σ² (1) or u (2, rank-one) columns to their place in the gathered stats
+    /// [batch, parts·K].</summary>
+    private ColumnBlock HeadBlock(int batch, int rung, int part) =>
+        new(batch, LayerWidth, Parts * LayerWidth, part * LayerWidth, Parts * Config.Latent, part * Config.Latent + (rung - 1) * LayerWidth);
 
     private ArrayView<float> JoinView(int rung, int rows) => Floats(Join(rung), (long)rows * (Hidden0 + LayerWidth));
 }
@@ -145,8 +146,9 @@ public sealed class VlaeFamily : ModelFamily
     {
         int width = config.Latent / config.LatentLayers;
         plan.Floats(ModelBuffers.LogWeights, rows);
-        plan.Floats(VlaeModel.Statistics, batch * 2 * config.Latent);
-        plan.Floats(VlaeModel.StatisticsGradient, batch * 2 * config.Latent);
+        int parts = GatheredGaussianModel.StatisticsParts(config);
+        plan.Floats(VlaeModel.Statistics, batch * parts * config.Latent);
+        plan.Floats(VlaeModel.StatisticsGradient, batch * parts * config.Latent);
         plan.Floats(VlaeModel.TopCode, rows * width);
         plan.Floats(VlaeModel.TopCodeGradient, rows * width);
         if (config.LatentLayers > 1)
@@ -159,7 +161,7 @@ public sealed class VlaeFamily : ModelFamily
     }
 
     /// <summary>Rung 1's head: the statistics of z_1 alone.</summary>
-    protected override int EncoderOutputs(VaeConfig config) => 2 * (config.Latent / config.LatentLayers);
+    protected override int EncoderOutputs(VaeConfig config) => GatheredGaussianModel.StatisticsParts(config) * (config.Latent / config.LatentLayers);
 
     /// <summary>Inference rungs 2..L, each from the hidden layer below it to its own head.</summary>
     protected override void BuildMiddle(LayoutBuilder layout)
@@ -167,7 +169,7 @@ public sealed class VlaeFamily : ModelFamily
         var config = layout.Config;
         int width = config.Latent / config.LatentLayers;
         for (int rung = 2; rung <= config.LatentLayers; rung++)
-            layout.Stage($"rung{rung}.encoder", config.Hidden[^1], config.Hidden, 2 * width);
+            layout.Stage($"rung{rung}.encoder", config.Hidden[^1], config.Hidden, GatheredGaussianModel.StatisticsParts(config) * width);
         layout.EndSecondEncoder();
     }
 

@@ -4,60 +4,49 @@ using IlgpuVae.Model.Core;
 namespace IlgpuVae.Model.Models.Vlae;
 
 /// <summary>
-/// The VLAE in double, layer by layer as the paper writes it: h_l = g_l(h_{l−1}), q(z_l|x) = N(μ_l(h_l), σ_l²(h_l)),
-/// z_l = μ_l + σ_l·ε_l; z̃_L = f_L(z_L), z̃_l = f_l([z̃_{l+1}, z_l]), x ~ p(x | f_0(z̃_1)); the loss is the mean over
-/// rows of rec + β·Σ_l KL(q(z_l|x) ‖ N(0, I)). ε [batch·k, K] holds every layer's draws side by side, layer l in
-/// columns (l−1)·K/L onwards, which is how the model draws them.
+/// The VLAE in double, as the paper writes it: h_l = g_l(h_{l−1}), q(z_l|x) = N(μ_l(h_l), σ_l²(h_l)), z_l = μ_l + σ_l·ε_l;
+/// z̃_L = f_L(z_L), z̃_l = f_l([z̃_{l+1}, z_l]), x ~ p(x | f_0(z̃_1)); the loss is the mean over rows of
+/// rec + β·Σ_l KL(q(z_l|x) ‖ N(0, I)). The heads' statistics are gathered side by side, layer l in columns (l−1)·K/L
+/// onwards of each block, and ε [batch·k, K] likewise, which is how the model draws them; a diagonal q over the
+/// gathered row is the product of the layers' own. With a rank-one covariance the row is [μ | log d | u] and q one
+/// N(μ, C) over all the layers' codes (<see cref="GatheredLatentReference"/>).
 /// </summary>
 public sealed class VlaeModelReference : ReferenceModel
 {
-    /// <summary>The forward pass: each layer's stats repeated per sample, z_l, ε_l and KL_l per row, the
-    /// generative rungs' joined inputs, and each row's reconstruction with its unit gradient.</summary>
-    private sealed record Pass(ReferenceLayers Layers, VlaeRungs Rungs, double[][] RowStats, double[][] Z, double[][] Epsilon,
+    /// <summary>The forward pass: the gathered statistics repeated per sample, z (all layers, and each layer's
+    /// columns), the KL per row, and each row's reconstruction with its unit gradient.</summary>
+    private sealed record Pass(ReferenceLayers Layers, VlaeRungs Rungs, double[] RepeatedStats, double[] Codes, double[][] Z,
         double[] KlPerRow, double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
 
     private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch, bool training)
     {
         var layers = new ReferenceLayers(config, parameters, training);
         var rungs = new VlaeRungs(layers.Layout, config);
-        int count = config.LatentLayers, width = config.Latent / count, samples = config.Samples, rows = batch * samples;
-        var rowStats = new double[count][];
-        var z = new double[count][];
-        var epsilons = new double[count][];
-        var kl = new double[rows];
+        int count = config.LatentLayers, latent = config.Latent, width = latent / count, samples = config.Samples, rows = batch * samples;
+        int parts = GatheredGaussianModel.StatisticsParts(config);
+        var stats = new double[batch * parts * latent];
         var hidden = x;
         for (int l = 1; l <= count; l++)
         {
             hidden = layers.Run(rungs.InferenceStart(l), rungs.Head(l), hidden, batch);
-            var stats = layers.Run(rungs.Head(l), rungs.Head(l) + 1, hidden, batch);
-            rowStats[l - 1] = ImportanceReference.RepeatRows(stats, batch, 2 * width, samples);
-            epsilons[l - 1] = Columns(epsilon, rows, config.Latent, (l - 1) * width, width);
-            (z[l - 1], var layerKl) = LossReference.ReparameterizeForward(rowStats[l - 1], epsilons[l - 1], rows, width);
-            for (int r = 0; r < rows; r++)
-                kl[r] += layerKl[r];
+            GatheredLatentReference.Gather(layers.Run(rungs.Head(l), rungs.Head(l) + 1, hidden, batch), width, stats, latent, (l - 1) * width, batch, parts);
         }
+        var repeated = ImportanceReference.RepeatRows(stats, batch, parts * latent, samples);
+        var (codes, kl) = GatheredLatentReference.Sample(config, repeated, epsilon, rows, latent);
+        var z = Enumerable.Range(1, count).Select(l => Columns(codes, rows, latent, (l - 1) * width, width)).ToArray();
         var generated = layers.Run(rungs.GenerativeStart(count), rungs.GenerativeEnd(count), z[count - 1], rows);
         for (int l = count - 1; l >= 1; l--)
             generated = layers.Run(rungs.GenerativeStart(l), rungs.GenerativeEnd(l), SideBySide(generated, z[l - 1], rows), rows);
         var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
         var (reconstruction, unitGradient) = LossReference.Reconstruction(config.Likelihood, target, generated, rows,
             config.InputSize, config.GaussianVariance, 1.0);
-        return new Pass(layers, rungs, rowStats, z, epsilons, kl, reconstruction, unitGradient, rows);
+        return new Pass(layers, rungs, repeated, codes, z, kl, reconstruction, unitGradient, rows);
     }
 
     public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
     {
         var pass = Forward(config, parameters, x, epsilon, batch, training: false);
-        // log w = −rec + Σ_l (log p(z_l) − log q(z_l|x)): each layer's term with no reconstruction, then rec once.
-        var logWeights = pass.ReconstructionPerRow.Select(rec => -rec).ToArray();
-        int width = config.Latent / config.LatentLayers;
-        for (int l = 0; l < config.LatentLayers; l++)
-        {
-            var layerTerm = LossReference.LogWeights(pass.RowStats[l], pass.Z[l], pass.Epsilon[l], new double[pass.Rows], pass.Rows, width);
-            for (int r = 0; r < pass.Rows; r++)
-                logWeights[r] += layerTerm[r];
-        }
-        return logWeights;
+        return GatheredLatentReference.LogWeights(config, pass.RepeatedStats, pass.Codes, epsilon, pass.ReconstructionPerRow, pass.Rows, config.Latent);
     }
 
     public override ReferenceVae.Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon,
@@ -65,29 +54,36 @@ public sealed class VlaeModelReference : ReferenceModel
     {
         var pass = Forward(config, parameters, x, epsilon, batch, training);
         var (layers, rungs, rows) = (pass.Layers, pass.Rungs, pass.Rows);
-        int count = config.LatentLayers, width = config.Latent / count, samples = config.Samples, hiddenTop = config.Hidden[0];
+        int count = config.LatentLayers, latent = config.Latent, width = latent / count, samples = config.Samples, hiddenTop = config.Hidden[0];
+        int parts = GatheredGaussianModel.StatisticsParts(config);
         double reconstruction = pass.ReconstructionPerRow.Average(), klMean = pass.KlPerRow.Average();
         var gradient = new double[layers.Layout.Count];
 
         // Down the generative rungs: each join's gradient is z̃_{l+1}'s (its first columns) and z_l's (the rest).
         var dGenerated = pass.ReconstructionGradient.Select(g => g / rows).ToArray();
-        var dZ = new double[count][];
+        var dCodes = new double[rows * latent];
+        void PutColumns(double[] dZ, int l)
+        {
+            for (int r = 0; r < rows; r++)
+                Array.Copy(dZ, r * width, dCodes, r * latent + (l - 1) * width, width);
+        }
         for (int l = 1; l < count; l++)
         {
             var dJoin = layers.Backward(rungs.GenerativeStart(l), rungs.GenerativeEnd(l), dGenerated, rows, gradient);
             dGenerated = Columns(dJoin, rows, hiddenTop + width, 0, hiddenTop);
-            dZ[l - 1] = Columns(dJoin, rows, hiddenTop + width, hiddenTop, width);
+            PutColumns(Columns(dJoin, rows, hiddenTop + width, hiddenTop, width), l);
         }
-        dZ[count - 1] = layers.Backward(rungs.GenerativeStart(count), rungs.GenerativeEnd(count), dGenerated, rows, gradient);
+        PutColumns(layers.Backward(rungs.GenerativeStart(count), rungs.GenerativeEnd(count), dGenerated, rows, gradient), count);
 
-        // Up the inference rungs from the top: h_l's gradient is its head's plus the one from rung l+1.
+        // β·KL per example is β/k on each of its k rows; then up the inference rungs from the top: h_l's gradient is
+        // its head's plus the one from rung l+1.
+        var dStats = ImportanceReference.SumRepeatedRows(
+            GatheredLatentReference.Backward(config, pass.RepeatedStats, epsilon, dCodes, rows, latent, beta / rows), batch, parts * latent, samples);
         double[]? dFromAbove = null;
         for (int l = count; l >= 1; l--)
         {
-            // β·KL per example is β/k on each of its k rows.
-            var dRowStats = LossReference.ReparameterizeBackward(pass.RowStats[l - 1], pass.Epsilon[l - 1], dZ[l - 1], rows, width, beta / rows);
-            var dStats = ImportanceReference.SumRepeatedRows(dRowStats, batch, 2 * width, samples);
-            var dHidden = layers.Backward(rungs.Head(l), rungs.Head(l) + 1, dStats, batch, gradient);
+            var dHead = GatheredLatentReference.Scatter(dStats, latent, (l - 1) * width, width, batch, parts);
+            var dHidden = layers.Backward(rungs.Head(l), rungs.Head(l) + 1, dHead, batch, gradient);
             if (dFromAbove is not null)
                 dHidden = dHidden.Select((d, i) => d + dFromAbove[i]).ToArray();
             dFromAbove = layers.Backward(rungs.InferenceStart(l), rungs.Head(l), dHidden, batch, gradient);
