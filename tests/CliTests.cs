@@ -109,9 +109,9 @@ public sealed class CliTests : IDisposable
         // A model's own settings, as train takes them.
         Assert.Contains("model 784-8-20, rank-one covariance,", Run("bench", "--covariance", "rank1", "--steps", "1", "--warmup", "0", "--batch-size", "2",
             "--hidden", "8", "--accelerator", "cpu").output);
-        var refused = Run("bench", "--model", "vlae", "--covariance", "rank1", "--accelerator", "cpu");
+        var refused = Run("bench", "--model", "ladder", "--covariance", "rank1", "--accelerator", "cpu");
         Assert.Equal(2, refused.exitCode);
-        Assert.Contains("--covariance applies to --model vae, iwae, not vlae", refused.error);
+        Assert.Contains("--covariance applies to --model vae, iwae, vcca, vlae, not ladder", refused.error);
     }
 
     [Fact]
@@ -711,6 +711,30 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void StackedCorexTrainsEvaluatesAndSamplesFromItsTopMarginal()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "corex-stacked");
+        var (exitCode, output, error) = Run("train", "--model", "corex", "--stochastic-layers", "2", "--anchors", "1", "--data", data, "--epochs", "1",
+            "--batch-size", "6", "--hidden", "7", "--latent", "4", "--hidden2", "5", "--latent2", "2", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("model corex 20-7-4(z1)-5-2(z2)", output);
+        Assert.Contains("stacked: z2 over z1, learned factorized marginals r1(z1) and r2(z2), 1 anchors", output);
+        Assert.Contains("KL1 + KL2 − log q(z1|z2)", output);
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([2, 1], tensors["marginal2.mu.weight"].Shape);
+        Assert.Equal([4, 5], tensors["z1_decoder.mu.weight"].Shape);
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("NLL", output);
+        // The information of the codes, z2's two dimensions against r2; the anchor is z1's, not among them.
+        Assert.Contains("KL per latent dimension against r(z) (nats): z0 ", output);
+        Assert.Contains(", z1 ", output);
+        (exitCode, _, error) = Run("sample", run, "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"sample: exit {exitCode}: {error}");
+    }
+
+    [Fact]
     public void VccaPrivateTrainsEvaluatesAndDrawsSharedAndPrivateLatents()
     {
         var data = WriteDataSet(train: 24, test: 8);
@@ -889,7 +913,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--latent-layers 2", "--latent-layers applies to --model vlae, not vae")]
     [InlineData("--model vlae --stochastic-layers 2", "leave --stochastic-layers at 1")]
     [InlineData("--model vlae --hidden 400 --latent 7", "divides 7 (got 3)")]
-    [InlineData("--model ae --covariance rank1", "--covariance applies to --model vae, iwae, not ae")]
+    [InlineData("--model ae --covariance rank1", "--covariance applies to --model vae, iwae, vcca, vlae, not ae")]
     [InlineData("--covariance full", "--covariance must be diagonal or rank1 (got full)")]
     [InlineData("--covariance rank1 --stochastic-layers 2", "the rank-one covariance is built for one stochastic layer: use --covariance rank1 without --stochastic-layers 2")]
     [InlineData("--model vcca --encoder-views 3", "--encoder-views is 1 (the left half) or 2 (both halves) (got 3)")]

@@ -29,7 +29,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian", "vae-weight-prior", "iwae-rank1-weight-prior", "vae-planar-flow-2", "vae-k2-planar-flow-3-gaussian",
          "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden", "corex", "corex-anchors-2-k2-gaussian", "iwae-k3-mog-3", "iwae-k2-vamp-2-gaussian",
          "mae-gaussian", "mae-k2-gaussian-two-hidden", "hvm-flow-2", "hvm-k2-gaussian-no-flow", "hvm-k3-flow-1-two-hidden", "hvm-inverse-flow-2", "hvm-k2-flow-1-inverse-flow-3-gaussian",
-         "vcca-rank1-k2", "vcca-private-rank1", "vlae-rank1-k2-gaussian"];
+         "vcca-rank1-k2", "vcca-private-rank1", "vlae-rank1-k2-gaussian", "corex-stacked", "corex-stacked-k2-anchors-2-gaussian"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -223,6 +223,18 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             InputSize = 12, Hidden = [6, 5], Latent = 6, Model = ModelKind.Vlae, LatentLayers = 3, Covariance = CovarianceKind.RankOne, Samples = 2,
             Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5,
+        },
+        // Stacked CorEx: z2 over z1, each layer against its own learned marginal; with k = 2, a Gaussian decoder and
+        // two anchors in z1.
+        "corex-stacked" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 4, Hidden2 = [5], Latent2 = 2, StochasticLayers = 2, Model = ModelKind.Corex,
+            Activation = ActivationKind.Tanh, Beta = 0.8,
+        },
+        "corex-stacked-k2-anchors-2-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 3, Hidden2 = [4], Latent2 = 2, StochasticLayers = 2, Model = ModelKind.Corex, Samples = 2,
+            Anchors = 2, AnchorWeight = 0.6, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5,
         },
         // r(λ|z) as an inverse flow: two steps after a Gaussian q(λ|x); three after one flow step, k = 2, Gaussian decoder.
         "hvm-inverse-flow-2" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Hvm, AuxiliaryFlowLength = 2 },

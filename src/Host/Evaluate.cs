@@ -61,7 +61,7 @@ public static class Evaluate
             string plotPath = Path.Combine(runDirectory, "information.png");
             dimensionKl = WriteInformation(vae, Encoded(), test.Count, plotPath);
             output.WriteLine("KL per latent dimension against r(z) (nats): " + string.Join(", ",
-                dimensionKl.Select((value, d) => string.Create(CultureInfo.InvariantCulture, $"{(d < vae.Config.Anchors ? "anchor " : "z")}{d} {value:F2}"))));
+                dimensionKl.Select((value, d) => string.Create(CultureInfo.InvariantCulture, $"{(d < vae.Config.CodeAnchors ? "anchor " : "z")}{d} {value:F2}"))));
             output.WriteLine($"written: {plotPath}");
         }
         if (groups.Count > 1)
@@ -122,15 +122,16 @@ public static class Evaluate
         return report;
     }
 
-    /// <summary>q(z|x) of the top latent for the first <paramref name="examples"/> images, in order.</summary>
     /// <summary>CorEx: each dimension's mean KL against the learned marginal r(z) over the encoded images, drawn to
     /// <paramref name="path"/> (information.png, which eval and train both write) and returned.</summary>
     internal static double[] WriteInformation(Vae vae, (float[] Mu, float[] LogVariance) encoded, int examples, string path)
     {
-        var dimensionKl = Evaluation.KlPerDimension(encoded.Mu, encoded.LogVariance, examples, vae.Config.Latent, vae.PriorComponents());
-        Plots.WriteDimensionKl(path, dimensionKl, vae.Config.Anchors, $"information per dimension, {examples} test images");
+        var dimensionKl = Evaluation.KlPerDimension(encoded.Mu, encoded.LogVariance, examples, vae.Config.TopLatent, vae.PriorComponents());
+        Plots.WriteDimensionKl(path, dimensionKl, vae.Config.CodeAnchors, $"information per dimension, {examples} test images");
         return dimensionKl;
     }
+
+    /// <summary>q(z|x) of the top latent for the first <paramref name="examples"/> images, in order.</summary>
 
     internal static (float[] Mu, float[] LogVariance) EncodeAll(Vae vae, DeviceDataset data, int examples)
     {

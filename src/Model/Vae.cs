@@ -287,7 +287,7 @@ public sealed partial class Vae : IDisposable
             codes[i] = Philox.Normal(seed, Philox.Streams.Sample, 0, i);
         if (PriorComponents() is { } components)
         {
-            int latent = Config.Latent, mixtures = Config.ModelPriorComponents;
+            int latent = Config.TopLatent, mixtures = Config.ModelPriorComponents;
             for (int n = 0; n < count; n++)
             {
                 int c = Math.Min(mixtures - 1, (int)(Philox.Uniform(seed, Philox.Streams.Sample, 1, n) * mixtures));

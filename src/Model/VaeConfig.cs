@@ -135,6 +135,10 @@ public sealed record VaeConfig
     public int Anchors { get; init; }
     public double AnchorWeight { get; init; } = 0.5;
 
+    /// <summary>The anchors among the codes' columns: stacked CorEx's anchors are z1's, and its codes z2.</summary>
+    [JsonIgnore]
+    public int CodeAnchors => StochasticLayers == 1 ? Anchors : 0;
+
     /// <summary>The mutual autoencoder: the target M of Î(x; z) in nats, and the weight C of |Î − M|.</summary>
     public double MutualInformation { get; init; } = 10;
     public double MiWeight { get; init; } = 10;

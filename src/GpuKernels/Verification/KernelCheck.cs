@@ -87,6 +87,8 @@ public sealed class KernelCheck(KernelSet kernels)
                 yield return result;
         foreach (var result in InverseFlowAuxiliary(128, 20, 4))
             yield return result;
+        foreach (var result in StackedCorexLayer(640, 20))
+            yield return result;
     }
 
     /// <summary>The hierarchical variational model's z, KL term and gradients (the flow's own are checked above).</summary>
@@ -154,6 +156,31 @@ public sealed class KernelCheck(KernelSet kernels)
         yield return Compare("hierarchical model inverse-flow r", label, expectedTerm, rTerm.GetAsArray1D(), 5e-5, 5e-5 * latent);
         yield return Compare("inverse-flow r gradient (r)", label, expectedDRStats, dRStats.GetAsArray1D(), 5e-5, 5e-5 * expectedDRStats.Max(Math.Abs));
         yield return Compare("inverse-flow r gradient (λ)", label, expectedDLambda, dLambda.GetAsArray1D(), 5e-5, 5e-5 * expectedDLambda.Max(Math.Abs));
+    }
+
+    /// <summary>Stacked CorEx's −log q(z1|z2) per row and its gradients (to q's stats, and added to dz1 from zero).</summary>
+    private IEnumerable<CheckResult> StackedCorexLayer(int rows, int latent)
+    {
+        const double scale = 0.3;
+        var random = new Random(rows + latent);
+        var z1 = Uniform(random, rows * latent, -2, 2);
+        var stats = Uniform(random, rows * 2 * latent, -1.5, 1.5);
+        var accelerator = kernels.Accelerator;
+        using var z1Buffer = accelerator.Allocate1D(ToFloat(z1));
+        using var statsBuffer = accelerator.Allocate1D(ToFloat(stats));
+        using var term = accelerator.Allocate1D<float>(rows);
+        using var dStats = accelerator.Allocate1D<float>(rows * 2 * latent);
+        using var dZ1 = accelerator.Allocate1D<float>(rows * latent);
+        dZ1.MemSetToZero();
+        kernels.LayerReconstruction(z1Buffer.View, statsBuffer.View, term.View, rows, latent);
+        kernels.LayerReconstructionBackward(z1Buffer.View, statsBuffer.View, dStats.View, dZ1.View, rows, latent, (float)scale);
+        var expectedTerm = StackedCorexReference.LayerReconstruction(z1, stats, rows, latent).Select(value => value - 0.5 * latent * Math.Log(2 * Math.PI)).ToArray();
+        var (expectedDStats, expectedDZ1) = StackedCorexReference.LayerReconstructionBackward(z1, stats, rows, latent, scale);
+        string shape = $"{rows}x{latent}";
+        // As in the tests: sums of K terms, 1e-5 relative.
+        yield return Compare("stacked CorEx z1 reconstruction", shape, expectedTerm, term.GetAsArray1D(), 1e-5, 1e-5 * latent);
+        yield return Compare("stacked CorEx gradient (q(z1|z2))", shape, expectedDStats, dStats.GetAsArray1D(), 1e-5, 1e-6);
+        yield return Compare("stacked CorEx gradient (z1)", shape, expectedDZ1, dZ1.GetAsArray1D(), 1e-5, 1e-6);
     }
 
     /// <summary>CorEx's KL against a learned factorized marginal: z, the KL, log w and both backward passes.</summary>

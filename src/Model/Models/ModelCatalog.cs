@@ -6,6 +6,7 @@ using IlgpuVae.Model.Models.Hvm;
 using IlgpuVae.Model.Models.Ladder;
 using IlgpuVae.Model.Models.Mutual;
 using IlgpuVae.Model.Models.OneLayer;
+using IlgpuVae.Model.Models.StackedCorex;
 using IlgpuVae.Model.Models.TwoLayer;
 using IlgpuVae.Model.Models.Vcca;
 using IlgpuVae.Model.Models.VccaPrivate;
@@ -156,6 +157,7 @@ public static class ModelCatalog
     private static readonly VccaPrivateFamily VccaPrivateFamily = new();
     private static readonly MutualFamily MutualFamily = new();
     private static readonly HvmFamily HvmFamily = new();
+    private static readonly StackedCorexFamily StackedCorexFamily = new();
 
     /// <summary>The most stochastic layers of a Ladder VAE (the paper's deepest is 5).</summary>
     public const int MaxLadderLayers = 8;
@@ -427,9 +429,9 @@ public static class ModelCatalog
             },
             Family = _ => VlaeFamily,
         },
-        new(ModelKind.Corex, "corex", "auto-encoding CorEx: the ELBO with a learned factorized marginal r(z) = Π N(m_j, s_j²) as the prior; AnchorVAE with --anchors")
+        new(ModelKind.Corex, "corex", "auto-encoding CorEx: the ELBO with a learned factorized marginal r(z) = Π N(m_j, s_j²) as the prior; AnchorVAE with --anchors; stacked (z2 over z1) with --stochastic-layers 2")
         {
-            Capabilities = Generative | ModelCapabilities.KlWarmup | ModelCapabilities.FactorizedMarginal,
+            Capabilities = Generative | ModelCapabilities.KlWarmup | ModelCapabilities.FactorizedMarginal | ModelCapabilities.TwoStochasticLayers,
             Options =
             [
                 new("anchors", "AnchorVAE (Gao et al. 2019): the first N latent dimensions are anchors, given more information by a KL weight of 1 − λ (default 0: plain CorEx)", "N",
@@ -439,22 +441,23 @@ public static class ModelCatalog
                     (config, text) => config with { AnchorWeight = ModelOption.Number(text, nameof(VaeConfig.AnchorWeight)) })
                 { Property = nameof(VaeConfig.AnchorWeight) },
             ],
-            Settings = config => ", learned factorized marginal r(z)"
+            Settings = config => (config.StochasticLayers == 2 ? ", stacked: z2 over z1, learned factorized marginals r1(z1) and r2(z2)" : ", learned factorized marginal r(z)")
                 + (config.Anchors > 0 ? $", {config.Anchors} anchors with KL weight 1 − {config.AnchorWeight.ToString(CultureInfo.InvariantCulture)}" : ""),
-            // Each anchor is its own group (one row of its traversal), the other dimensions one more.
-            LatentGroups = config => config.Anchors == 0 ? []
+            ObjectiveName = config => config.StochasticLayers == 2 ? "stacked CorEx bound (one sample per image)" : "ELBO (one sample per image)",
+            Terms = config => config.StochasticLayers == 2 ? ObjectiveTerms.Elbo with { Loss = "−stacked CorEx bound", Rate = "KL1 + KL2 − log q(z1|z2)" } : ObjectiveTerms.Elbo,
+            // Each anchor is its own group (one row of its traversal), the other dimensions one more; stacked CorEx's
+            // anchors are z1's, not among its codes.
+            LatentGroups = config => config.CodeAnchors == 0 ? []
                 : [.. Enumerable.Range(0, config.Anchors).Select(k => new LatentGroup($"anchor {k}", k, 1)),
                    .. config.Anchors < config.Latent ? [new LatentGroup("others", config.Anchors, config.Latent - config.Anchors)] : Array.Empty<LatentGroup>()],
             Validate = config =>
             {
-                if (config.StochasticLayers != 1)
-                    throw new SettingException("CorEx has one stochastic layer: leave @StochasticLayers at 1");
                 if (config.Anchors < 0 || config.Anchors > config.Latent)
                     throw new SettingException($"@Anchors is how many of the {config.Latent} latent dimensions are anchors, from 0 to {config.Latent} (got {config.Anchors})");
                 if (!(config.AnchorWeight >= 0 && config.AnchorWeight < 1))
                     throw new SettingException($"@AnchorWeight is λ in [0, 1), leaving the anchors a KL weight 1 − λ > 0 (got {config.AnchorWeight.ToString(CultureInfo.InvariantCulture)})");
             },
-            Family = _ => OneLayer,
+            Family = config => config.StochasticLayers == 2 ? StackedCorexFamily : OneLayer,
         },
         new(ModelKind.Mutual, "mae", "mutual autoencoder: −ELBO + C·|Î(x; z) − M|, Î = H(z) + E log r(z|x) on pairs drawn from the model, r learned (Phuong et al. 2018)")
         {

@@ -53,6 +53,9 @@ public sealed class ModelCheck(KernelSet kernels)
                 yield return Gradient(spec, SmallConfig(spec) with { FlowLength = 2 });
             if (spec.Declares(nameof(VaeConfig.Anchors)))
                 yield return Gradient(spec, SmallConfig(spec) with { Anchors = 2, AnchorWeight = 0.7 });
+            // A one-layer model that may be stacked, with two layers (the two-layer VAE and IWAE are their own family).
+            if (spec.Has(ModelCapabilities.TwoStochasticLayers) && spec.Has(ModelCapabilities.FactorizedMarginal))
+                yield return Gradient(spec, SmallConfig(spec) with { StochasticLayers = 2, Anchors = 1 });
             if (spec.Declares(nameof(VaeConfig.AuxiliaryFlowLength)))
                 yield return Gradient(spec, SmallConfig(spec) with { FlowLength = 1, AuxiliaryFlowLength = 2 });
             if (spec.Declares(nameof(VaeConfig.LadderLayers)))
@@ -108,6 +111,8 @@ public sealed class ModelCheck(KernelSet kernels)
             parts.Add($"prior {config.Prior.ToString().ToLowerInvariant()}:{config.PriorComponents}");
         if (config.AuxiliaryFlowLength > 0)
             parts.Add("inverse-flow r");
+        if (config.StochasticLayers == 2 && config.Spec.DefaultStochasticLayers == 1)
+            parts.Add("two layers");
         if (config.LadderLayers != 2)
             parts.Add($"{config.LadderLayers} layers");
         if (config.LadderVariance == VarianceForm.Softplus)

@@ -1,0 +1,85 @@
+using IlgpuVae.GpuKernels;
+using IlgpuVae.GpuKernels.Reference;
+using IlgpuVae.Model.Core;
+
+namespace IlgpuVae.Model.Models.StackedCorex;
+
+/// <summary>
+/// Stacked CorEx in double, layer by layer as the hierarchical bound reads: layer 1 is CorEx on x (z1 ~ q(z1|x),
+/// KL to r1, p(x|z1)), layer 2 is CorEx on z1 (z2 ~ q(z2|z1), KL to r2, q(z1|z2) a factorized Gaussian). The loss is
+/// the mean over z rows of rec + β·(KL1 + KL2 − log q(z1|z2)), with the anchors' share of KL1 weighted 1 − λ in
+/// training (reported apart, as one-layer CorEx does). ε is [ε1 [batch·k, K1] | ε2 [batch·k, K2]], ε2 from the
+/// second layer's stream.
+/// </summary>
+public sealed class StackedCorexModelReference : ReferenceModel
+{
+    private sealed record Pass(ReferenceLayers Layers, double[] Marginal1, double[] Marginal2, double[] RepeatedStats1, double[] Z1,
+        double[] Stats2, double[] Z2, double[] Z1Stats, double[] KlPerRow, double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
+
+    public override double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream) =>
+        [.. base.Epsilon(config, seed, step, batch, stream),
+         .. ReferenceVae.Epsilon(seed, step, batch * config.Samples, config.Latent2, stream + Philox.Streams.SecondLayerOffset)];
+
+    private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch, bool training)
+    {
+        var layers = new ReferenceLayers(config, parameters, training);
+        var layout = layers.Layout;
+        int samples = config.Samples, rows = batch * samples, k1 = config.Latent, k2 = config.Latent2;
+        var marginal1 = layers.Run(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, [1.0], 1);
+        var marginal2 = layers.Run(layout.AuxiliaryStart + 1, layout.AuxiliaryStart + 2, [1.0], 1);
+        var stats1 = layers.Run(0, layout.EncoderLayerCount, x, batch);
+        var repeated1 = ImportanceReference.RepeatRows(stats1, batch, 2 * k1, samples);
+        var (z1, kl1) = FactorizedPriorReference.Forward(repeated1, marginal1, epsilon[..(rows * k1)], rows, k1);
+        var stats2 = layers.Run(layout.EncoderLayerCount, layout.Encoder2End, z1, rows);
+        var (z2, kl2) = FactorizedPriorReference.Forward(stats2, marginal2, epsilon[(rows * k1)..], rows, k2);
+        var z1Stats = layers.Run(layout.Encoder2End, layout.DecoderStart, z2, rows);
+        // The kernels leave out −log q(z1|z2)'s ½·K1·log 2π, a constant; the reference's density has it.
+        var z1Term = StackedCorexReference.LayerReconstruction(z1, z1Stats, rows, k1).Select(term => term - 0.5 * k1 * Math.Log(2 * Math.PI)).ToArray();
+        var output = layers.Run(layout.DecoderStart, layout.DecoderEnd, z1, rows);
+        var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
+        var (reconstruction, unitGradient) = LossReference.Reconstruction(config.Likelihood, target, output, rows, config.InputSize, config.GaussianVariance, 1.0);
+        var kl = Enumerable.Range(0, rows).Select(r => kl1[r] + kl2[r] + z1Term[r]).ToArray();
+        return new Pass(layers, marginal1, marginal2, repeated1, z1, stats2, z2, z1Stats, kl, reconstruction, unitGradient, rows);
+    }
+
+    /// <summary>Layer 1's weights against r1.</summary>
+    public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
+    {
+        var pass = Forward(config, parameters, x, epsilon, batch, training: false);
+        return FactorizedPriorReference.LogWeights(pass.RepeatedStats1, pass.Marginal1, pass.Z1, pass.ReconstructionPerRow, pass.Rows, config.Latent);
+    }
+
+    public override ReferenceVae.Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon,
+        int batch, double beta, int[]? labels, bool training)
+    {
+        var pass = Forward(config, parameters, x, epsilon, batch, training);
+        var (layers, rows) = (pass.Layers, pass.Rows);
+        var layout = layers.Layout;
+        int samples = config.Samples, k1 = config.Latent, k2 = config.Latent2;
+        var (epsilon1, epsilon2) = (epsilon[..(rows * k1)], epsilon[(rows * k1)..]);
+        double perRow = beta / rows;
+        var gradient = new double[layout.Count];
+
+        var dZ1 = layers.Backward(layout.DecoderStart, layout.DecoderEnd, pass.ReconstructionGradient.Select(g => g / rows).ToArray(), rows, gradient);
+        var (dZ1Stats, dZ1FromTerm) = StackedCorexReference.LayerReconstructionBackward(pass.Z1, pass.Z1Stats, rows, k1, perRow);
+        var dZ2 = layers.Backward(layout.Encoder2End, layout.DecoderStart, dZ1Stats, rows, gradient);
+        var (dStats2, dMarginal2) = FactorizedPriorReference.Backward(pass.Stats2, pass.Marginal2, epsilon2, dZ2, rows, k2, Enumerable.Repeat(1.0, k2).ToArray(), perRow);
+        var dZ1FromLayer2 = layers.Backward(layout.EncoderLayerCount, layout.Encoder2End, dStats2, rows, gradient);
+        dZ1 = dZ1.Select((value, i) => value + dZ1FromTerm[i] + dZ1FromLayer2[i]).ToArray();
+        // Each example's KL1 is counted on each of its k rows: β/rows per row is β/batch per example.
+        var (dRepeated1, dMarginal1) = FactorizedPriorReference.Backward(pass.RepeatedStats1, pass.Marginal1, epsilon1, dZ1, rows, k1,
+            FactorizedPriorReference.Weights(k1, config.Anchors, 1 - config.AnchorWeight), perRow);
+        layers.Backward(0, layout.EncoderLayerCount, ImportanceReference.SumRepeatedRows(dRepeated1, batch, 2 * k1, samples), batch, gradient);
+        layers.Backward(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, dMarginal1, 1, gradient);
+        layers.Backward(layout.AuxiliaryStart + 1, layout.AuxiliaryStart + 2, dMarginal2, 1, gradient);
+
+        double reconstruction = pass.ReconstructionPerRow.Average(), klMean = pass.KlPerRow.Average();
+        // The anchors train on (1 − λ)·KL1: their λ share is the difference between the trained and the reported loss.
+        double anchorTerm = 0;
+        for (int row = 0; row < rows; row++)
+            for (int k = 0; k < config.Anchors; k++)
+                anchorTerm -= config.AnchorWeight * perRow * FactorizedPriorReference.Kl(pass.RepeatedStats1[row * 2 * k1 + k],
+                    pass.RepeatedStats1[row * 2 * k1 + k1 + k], pass.Marginal1[k], pass.Marginal1[k1 + k]);
+        return new ReferenceVae.Result(reconstruction + beta * klMean, reconstruction, klMean, gradient) { Penalty = anchorTerm };
+    }
+}
