@@ -594,6 +594,11 @@ public sealed class CliTests : IDisposable
         Assert.Contains("NLL", output);
         Assert.Contains("active units", output);
         Assert.Contains("of 2", output);
+        // Each layer's units, bottom first, on the top-down mean path.
+        Assert.Matches(@"active units per stochastic layer: z1 \d of 4, z2 \d of 4, z3 \d of 2", output);
+        var report = System.Text.Json.JsonSerializer.Deserialize<IlgpuVae.Model.EvaluationReport>(File.ReadAllText(Path.Combine(run, "eval.json")))!;
+        Assert.Equal(3, report.LayerActiveUnits!.Length);
+        Assert.Equal(report.ActiveUnits, report.LayerActiveUnits[2]);
         (exitCode, _, error) = Run("sample", run, "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"sample: exit {exitCode}: {error}");
     }

@@ -472,6 +472,73 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
     }
 
+    /// <summary>Each stochastic layer's posterior mean on the mean path, against the reference layers: μ1 and μ2 of
+    /// q(z2|μ1) for the two-layer models; top-down for the Ladder VAE, each merged mean at the one above. The one-layer
+    /// models have none. Float through a few layers: 1e-5 relative, 1e-6 absolute, as the codes above.</summary>
+    [Theory]
+    [InlineData("vae-2layer-k2")]
+    [InlineData("corex-stacked")]
+    [InlineData("ladder-norm")]
+    [InlineData("ladder-3-softplus-norm")]
+    [InlineData("ladder-4-k2-gaussian")]
+    [InlineData("bernoulli-relu")]
+    public void LayerMeansFollowTheMeanPath(string configuration)
+    {
+        var config = Config(configuration);
+        const int batch = 5;
+        const ulong seed = 19;
+        var images = SyntheticImages(batch, 3, 4, 8);
+        var layout = new ParameterLayout(config);
+        var parameters = layout.Initialise(seed);
+        var runner = new IlgpuVae.Model.Core.ReferenceLayers(config, Numerics.ToDouble(parameters), training: false);
+        var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
+        double[] Means(double[] stats, int width) => Enumerable.Range(0, batch * width).Select(i => stats[i / width * 2 * width + i % width]).ToArray();
+        List<double[]>? expected = null;
+        if (config.Model == ModelKind.Ladder)
+        {
+            var rungs = new IlgpuVae.Model.Models.Ladder.LadderRungs(layout, config);
+            int layers = config.LadderLayers;
+            int Width(int layer) => IlgpuVae.Model.Models.Ladder.LadderRungs.Latent(config, layer);
+            double[] Variance(double[] raw, int width) => config.LadderVariance == VarianceForm.Softplus ? LadderReference.SoftplusVariance(raw, batch, width) : raw;
+            var up = new double[layers][];
+            var input = x;
+            for (int l = 1; l <= layers; l++)
+            {
+                up[l - 1] = Variance(runner.Run(rungs.InferenceStart(l), rungs.Head(l) + 1, input, batch), Width(l));
+                input = runner.Outputs[rungs.Head(l) - 1];
+            }
+            var means = new double[layers][];
+            means[layers - 1] = Means(up[layers - 1], Width(layers));
+            for (int l = layers - 1; l >= 1; l--)
+            {
+                var prior = Variance(runner.Run(rungs.PriorStart(l), rungs.PriorEnd(l), means[l], batch), Width(l));
+                means[l - 1] = Means(LadderReference.Merge(up[l - 1], prior, batch, Width(l), 1), Width(l));
+            }
+            expected = [.. means];
+        }
+        else if (config.StochasticLayers == 2)
+        {
+            var mu1 = Means(runner.Run(0, layout.EncoderLayerCount, x, batch), config.Latent);
+            expected = [mu1, Means(runner.Run(layout.EncoderLayerCount, layout.Encoder2End, mu1, batch), config.Latent2)];
+        }
+
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var data = new DeviceDataset(kernels.Accelerator, images);
+            using var vae = new Vae(kernels, config, batch, seed);
+            var actual = vae.LayerMeans(data, 0, batch);
+            string label = $"{kernels.Accelerator.AcceleratorType} {configuration}";
+            if (expected is null)
+            {
+                Assert.Null(actual);
+                continue;
+            }
+            Assert.Equal(expected.Count, actual!.Count);
+            for (int l = 0; l < expected.Count; l++)
+                Numerics.AssertClose($"{label}: z{l + 1}'s means", expected[l], actual[l], 1e-5, 1e-6);
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Configurations))]
     public void EncodeAndDecodeMatchTheReferenceLayers(string configuration)

@@ -5,6 +5,7 @@ using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
 using IlgpuVae.Model.Checkpoints;
 using IlgpuVae.Model.Models;
+using IlgpuVae.Model.Models.Ladder;
 
 namespace IlgpuVae.Host;
 
@@ -41,6 +42,10 @@ public static class Evaluate
         var terms = spec.Terms(vae.Config);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{lossName}: loss {sums.MeanLoss:F2}; distortion ({terms.Distortion}) {sums.MeanReconstruction:F2}, rate ({terms.Rate}) {sums.MeanKl:F2}; active units {activeUnits} of {vae.Config.TopLatent}"));
+        var layerActiveUnits = Evaluation.LayerActiveUnits(vae, data, test.Count);
+        if (layerActiveUnits is not null)
+            output.WriteLine("active units per stochastic layer: " + string.Join(", ",
+                layerActiveUnits.Select((active, layer) => $"z{layer + 1} {active} of {LayerWidth(vae.Config, layer + 1)}")));
         string path = Path.Combine(runDirectory, "eval.json");
         // q(z|x) of every test image, encoded once for whichever of the reports below read it.
         (float[] Mu, float[] LogVariance)? encoded = null;
@@ -92,6 +97,7 @@ public static class Evaluate
             Rate = sums.MeanKl,
             ActiveUnits = activeUnits,
             LatentUnits = vae.Config.TopLatent,
+            LayerActiveUnits = layerActiveUnits,
             Surgery = surgeryReport,
             TestError = spec.Has(ModelCapabilities.Labels) ? sums.ErrorRate : null,
             Terms = terms == ObjectiveTerms.Elbo ? null : terms,
@@ -121,6 +127,9 @@ public static class Evaluate
         output.WriteLine($"written: {path}");
         return report;
     }
+
+    /// <summary>z_l's width: z1 and z2 as the config sizes them, the Ladder VAE's layers above z2 halving it.</summary>
+    private static int LayerWidth(VaeConfig config, int layer) => LadderRungs.Latent(config, layer);
 
     /// <summary>CorEx: each dimension's mean KL against the learned marginal r(z) over the encoded images, drawn to
     /// <paramref name="path"/> (information.png, which eval and train both write) and returned.</summary>

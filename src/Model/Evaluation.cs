@@ -21,6 +21,10 @@ public sealed record EvaluationReport
     /// <summary>Latent units with Var_x(E_q[z_u]) above 0.01 (Burda et al.'s criterion).</summary>
     public int ActiveUnits { get; init; }
     public int LatentUnits { get; init; }
+    /// <summary>For a model of several stochastic layers (two-layer, Ladder, stacked CorEx), each layer's active
+    /// units, bottom first (z1 first), by the same criterion on its posterior mean. Null for the others.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public int[]? LayerActiveUnits { get; init; }
     /// <summary>The Deep VIB's test classification error (one z per image).</summary>
     public double? TestError { get; init; }
     /// <summary>What this model calls its loss, distortion and rate, where they are not the ELBO's (null for the
@@ -146,27 +150,47 @@ public static class Evaluation
     /// <summary>Units whose posterior mean varies across the data: Var_x(μ_u(x)) > 0.01.</summary>
     public static int ActiveUnits(Vae vae, DeviceDataset data, int examples)
     {
-        int latent = vae.Config.TopLatent;
-        var sum = new double[latent];
-        var sumSquares = new double[latent];
+        var unit = new UnitVariance(vae.Config.TopLatent);
         data.SetOrder(Enumerable.Range(0, data.Count).ToArray());
+        for (int first = 0; first < examples; first += vae.MaxBatch)
+            unit.Add(vae.Encode(data, first, Math.Min(vae.MaxBatch, examples - first)).Mu);
+        return unit.Active(examples);
+    }
+
+    /// <summary>For a model of several stochastic layers, the active units of each, bottom first, by the same
+    /// criterion on each layer's posterior mean (<see cref="Vae.LayerMeans"/>); null for the others.</summary>
+    public static int[]? LayerActiveUnits(Vae vae, DeviceDataset data, int examples)
+    {
+        data.SetOrder(Enumerable.Range(0, data.Count).ToArray());
+        UnitVariance[]? layers = null;
         for (int first = 0; first < examples; first += vae.MaxBatch)
         {
             int batch = Math.Min(vae.MaxBatch, examples - first);
-            var (mu, _) = vae.Encode(data, first, batch);
+            if (vae.LayerMeans(data, first, batch) is not { } means)
+                return null;
+            layers ??= means.Select(mean => new UnitVariance(mean.Length / batch)).ToArray();
+            for (int layer = 0; layer < means.Count; layer++)
+                layers[layer].Add(means[layer]);
+        }
+        return layers?.Select(layer => layer.Active(examples)).ToArray();
+    }
+
+    /// <summary>Σ μ_u and Σ μ_u² of each unit over the rows added, in double.</summary>
+    private sealed class UnitVariance(int units)
+    {
+        private readonly double[] sum = new double[units], sumSquares = new double[units];
+
+        public void Add(float[] mu)
+        {
             for (int i = 0; i < mu.Length; i++)
             {
-                sum[i % latent] += mu[i];
-                sumSquares[i % latent] += (double)mu[i] * mu[i];
+                sum[i % units] += mu[i];
+                sumSquares[i % units] += (double)mu[i] * mu[i];
             }
         }
-        int active = 0;
-        for (int u = 0; u < latent; u++)
-        {
-            double mean = sum[u] / examples;
-            if (sumSquares[u] / examples - mean * mean > 0.01)
-                active++;
-        }
-        return active;
+
+        /// <summary>Units whose variance over <paramref name="examples"/> rows exceeds 0.01.</summary>
+        public int Active(int examples) =>
+            Enumerable.Range(0, units).Count(u => sumSquares[u] / examples - (sum[u] / examples) * (sum[u] / examples) > 0.01);
     }
 }

@@ -252,6 +252,14 @@ public sealed partial class Vae : IDisposable
         return family.Encode(batch);
     }
 
+    /// <summary>Each stochastic layer's posterior means [batch, K_l], bottom first, for a model of several (null for
+    /// the others); see <see cref="FamilyModel.LayerMeans"/>.</summary>
+    public IReadOnlyList<float[]>? LayerMeans(DeviceDataset data, int first, int batch)
+    {
+        GatherBatch(data, first, batch, false, new DrawKey(Seed, Philox.Streams.EvalBinarize, 0));
+        return family.LayerMeans(batch);
+    }
+
     /// <summary>
     /// The decoder's mean for each row of <paramref name="codes"/> ([n, latent], n ≤ MaxBatch): pixel
     /// probabilities (the sigmoid of the logits) for Bernoulli, the means for Gaussian; [n, input] row-major.

@@ -59,6 +59,11 @@ public abstract class FamilyModel
     /// <summary>q of the top latent for a gathered batch: μ and log σ² [batch, latent] (waits for the device).</summary>
     public abstract (float[] Mu, float[] LogVariance) Encode(int batch);
 
+    /// <summary>For a model of several stochastic layers, each layer's posterior mean [batch, K_l] for a gathered batch,
+    /// bottom first, on the mean path (each layer's q taken at the means of the layers it reads); null for the others
+    /// (waits for the device).</summary>
+    public virtual IReadOnlyList<float[]>? LayerMeans(int batch) => null;
+
     /// <summary>The encoder's last layer for a gathered batch, [batch, its outputs] (waits for the device): q(z|x)'s
     /// statistics as the sampler reads them.</summary>
     public virtual float[] EncoderOutput(int batch)

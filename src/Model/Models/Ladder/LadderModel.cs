@@ -155,6 +155,27 @@ public sealed class LadderModel(ModelParts parts) : TwoLayerModel(parts, importa
         return (Half(stats, batch, Width(L), second: false), Half(stats, batch, Width(L), second: true));
     }
 
+    /// <summary>Top-down on the means: μ̂_L, then each layer's merged mean with the prior network at the mean above.</summary>
+    public override IReadOnlyList<float[]>? LayerMeans(int batch)
+    {
+        BottomUp(batch);
+        var means = new float[L][];
+        Kernels.CopyColumns(UpStatistics(L, batch), ZOf(L, batch), new ColumnBlock(batch, Width(L), 2 * Width(L), 0, Width(L), 0));
+        for (int layer = L - 1; layer >= 1; layer--)
+        {
+            int k = Width(layer);
+            Stack.Forward(rungs.PriorStart(layer), rungs.PriorEnd(layer), ZOf(layer + 1, batch), batch);
+            if (Softplus)
+                Kernels.LadderSoftplusVariance(Stack.Output(rungs.PriorEnd(layer) - 1, batch), PriorStatisticsOf(layer, batch), batch, k);
+            Kernels.LadderMerge(UpStatistics(layer, batch), PriorStatisticsOf(layer, batch), MergedOf(layer, batch), batch, k, 1);
+            Kernels.CopyColumns(MergedOf(layer, batch), ZOf(layer, batch), new ColumnBlock(batch, k, 2 * k, 0, k, 0));
+        }
+        Kernels.Synchronize();
+        for (int layer = 1; layer <= L; layer++)
+            means[layer - 1] = Download(ZOf(layer, batch));
+        return means;
+    }
+
     /// <summary>Codes are z_L; each layer below is the mean of p(z_l|z_{l+1}) at the one above.</summary>
     public override void Decode(float[] codes, int batch)
     {

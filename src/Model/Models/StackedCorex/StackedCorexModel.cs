@@ -118,6 +118,13 @@ public sealed class StackedCorexModel : FamilyModel
         return (Half(stats, batch, K2, second: false), Half(stats, batch, K2, second: true));
     }
 
+    /// <summary>μ1 of q(z1|x), and μ2 of q(z2|μ1).</summary>
+    public override IReadOnlyList<float[]>? LayerMeans(int batch)
+    {
+        var (mu2, _) = Encode(batch);
+        return [Half(Download(Statistics1(batch)), batch, K1, second: false), mu2];
+    }
+
     /// <summary>Codes are z2; z1 is the mean of q(z1|z2).</summary>
     public override void Decode(float[] codes, int batch)
     {

@@ -115,6 +115,13 @@ public class TwoLayerModel : FamilyModel
         return TopStatistics(batch);
     }
 
+    /// <summary>μ1 of q(z1|x), and μ2 of q(z2|μ1).</summary>
+    public override IReadOnlyList<float[]>? LayerMeans(int batch)
+    {
+        var (mu2, _) = Encode(batch);
+        return [Half(Download(Statistics1(batch)), batch, Config.Latent, second: false), mu2];
+    }
+
     /// <summary>Codes are z2; z1 is the mean of p(z1|z2), taken from the prior network's output on the host.</summary>
     public override void Decode(float[] codes, int batch)
     {
