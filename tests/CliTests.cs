@@ -920,7 +920,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--model vlae --hidden 400 --latent 7", "divides 7 (got 3)")]
     [InlineData("--model ae --covariance rank1", "--covariance applies to --model vae, iwae, vcca, vlae, not ae")]
     [InlineData("--covariance full", "--covariance must be diagonal or rank1 (got full)")]
-    [InlineData("--covariance rank1 --stochastic-layers 2", "the rank-one covariance is built for one stochastic layer: use --covariance rank1 without --stochastic-layers 2")]
+    [InlineData("--covariance rank1 --target-rate 5", "target-rate training is built for the diagonal posterior: use --covariance rank1 without --target-rate")]
     [InlineData("--model vcca --encoder-views 3", "--encoder-views is 1 (the left half) or 2 (both halves) (got 3)")]
     [InlineData("--encoder-views 2", "--encoder-views applies to --model vcca, not vae")]
     [InlineData("--model vcca --private-latent 2 --encoder-views 2", "VCCA-private infers z from the left view and h_y from the right")]

@@ -81,4 +81,65 @@ public sealed class TwoLayerKernelTests(AcceleratorFixture fixture)
             Numerics.AssertClose(label + " dStats1", dStats1, dStats1Buffer.GetAsArray1D(), 2e-5, 2e-5 * samples);
         }
     }
+
+    /// <summary>
+    /// The deep latent Gaussian model's two layers, both q's rank-one: log w against the reference's full densities
+    /// (N(z; μ, C) through a Cholesky factor of C, the prior network's diagonal Gaussian, N(0, I)), with z drawn by the
+    /// reference from the same ε; and p(z1|z2)'s pull on z1 added to dz1 against the reference's prior gradient.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 1, 1, 1)]
+    [InlineData(7, 5, 3, 2)]
+    [InlineData(3, 33, 7, 5)]
+    public void RankOneLogWeightsAndPriorPullMatchReference(int batch, int k1, int k2, int samples)
+    {
+        int rows = batch * samples;
+        var random = new Random(batch + 10 * k1 + 100 * k2 + 1000 * samples);
+        // log d in [−1, 1] and u small enough that C stays well conditioned for the reference's Cholesky.
+        float[] RankOneStats(int count, int width) => Enumerable.Range(0, count * 3 * width)
+            .Select(i => (float)(i % (3 * width) < 2 * width ? 2 * random.NextDouble() - 1 : random.NextDouble() - 0.5)).ToArray();
+        float[] stats1 = RankOneStats(batch, k1), stats2 = RankOneStats(rows, k2);
+        float[] epsilon1 = Numerics.Uniform(random, rows * k1, -2, 2), epsilon2 = Numerics.Uniform(random, rows * k2, -2, 2);
+        float[] priorStats = Numerics.Uniform(random, rows * 2 * k1, -1.5, 1.5);
+        float[] reconstruction = Numerics.Uniform(random, rows, 50, 150);
+        float[] weights = Numerics.Uniform(random, rows, 0, 1);
+        float[] dZ1Before = Numerics.Uniform(random, rows * k1);
+        const float scale = 0.3f;
+        var repeated1 = ImportanceReference.RepeatRows(Numerics.ToDouble(stats1), batch, 3 * k1, samples);
+        float[] z1 = RankOneReference.Forward(repeated1, Numerics.ToDouble(epsilon1), rows, k1).Z.Select(v => (float)v).ToArray();
+        float[] z2 = RankOneReference.Forward(Numerics.ToDouble(stats2), Numerics.ToDouble(epsilon2), rows, k2).Z.Select(v => (float)v).ToArray();
+        var logQ1 = RankOneReference.LogDensity(repeated1, Numerics.ToDouble(z1), rows, k1);
+        var logQ2 = RankOneReference.LogDensity(Numerics.ToDouble(stats2), Numerics.ToDouble(z2), rows, k2);
+        var logWeights = Enumerable.Range(0, rows).Select(r => -reconstruction[r] - logQ1[r] - logQ2[r]
+            + Enumerable.Range(0, k1).Sum(k => TwoLayerReference.LogNormal(z1[r * k1 + k], priorStats[r * 2 * k1 + k], priorStats[r * 2 * k1 + k1 + k]))
+            + Enumerable.Range(0, k2).Sum(k => TwoLayerReference.LogNormal(z2[r * k2 + k], 0, 0))).ToArray();
+        var (_, dZ1FromPrior) = TwoLayerReference.PriorGradient(Numerics.ToDouble(z1), Numerics.ToDouble(priorStats),
+            weights.Select(w => scale * (double)w).ToArray(), rows, k1);
+
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var stats1Buffer = accelerator.Upload(stats1);
+            using var z1Buffer = accelerator.Upload(z1);
+            using var epsilon1Buffer = accelerator.Upload(epsilon1);
+            using var stats2Buffer = accelerator.Upload(stats2);
+            using var z2Buffer = accelerator.Upload(z2);
+            using var epsilon2Buffer = accelerator.Upload(epsilon2);
+            using var priorBuffer = accelerator.Upload(priorStats);
+            using var recBuffer = accelerator.Upload(reconstruction);
+            using var weightBuffer = accelerator.Upload(weights);
+            using var dZ1Buffer = accelerator.Upload(dZ1Before);
+            using var logWeightBuffer = accelerator.Allocate1D<float>(rows);
+            using var klBuffer = accelerator.Allocate1D<float>(rows);
+            kernels.TwoLayerRankOneLogWeights(stats1Buffer.View, z1Buffer.View, epsilon1Buffer.View, stats2Buffer.View, z2Buffer.View,
+                epsilon2Buffer.View, priorBuffer.View, recBuffer.View, logWeightBuffer.View, klBuffer.View, rows, new LatentWidths(k1, k2, samples));
+            kernels.ConditionalPriorCodeGradient(z1Buffer.View, priorBuffer.View, weightBuffer.View, dZ1Buffer.View, rows, k1, scale);
+            string label = $"{accelerator.AcceleratorType} rank-one two-layer {batch}×({k1},{k2}), k={samples}";
+            // As above, and z rounded to float where the reference reads it: 1e-6 of 150 + 60·(k1 + k2).
+            double logWeightTolerance = 1e-6 * (150 + 60.0 * (k1 + k2));
+            Numerics.AssertClose(label + " log w", logWeights, logWeightBuffer.GetAsArray1D(), 1e-6, logWeightTolerance);
+            Numerics.AssertClose(label + " KL terms", logWeights.Select((w, r) => -w - reconstruction[r]).ToArray(), klBuffer.GetAsArray1D(), 1e-6, logWeightTolerance);
+            Numerics.AssertClose(label + " dz1 with p(z1|z2)'s pull", dZ1FromPrior.Select((d, i) => d + dZ1Before[i]).ToArray(), dZ1Buffer.GetAsArray1D(), 1e-5, 1e-6);
+        }
+    }
 }

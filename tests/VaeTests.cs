@@ -29,7 +29,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "vlae", "vlae-k2-gaussian-two-hidden", "vlae-one-layer", "rank1", "rank1-k3-gaussian-two-hidden", "iwae-rank1-k3", "vcca-both-views", "vcca-both-views-k2-gaussian", "vcca-private", "vcca-private-k2-gaussian", "vae-weight-prior", "iwae-rank1-weight-prior", "vae-planar-flow-2", "vae-k2-planar-flow-3-gaussian",
          "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden", "corex", "corex-anchors-2-k2-gaussian", "iwae-k3-mog-3", "iwae-k2-vamp-2-gaussian",
          "mae-gaussian", "mae-k2-gaussian-two-hidden", "hvm-flow-2", "hvm-k2-gaussian-no-flow", "hvm-k3-flow-1-two-hidden", "hvm-inverse-flow-2", "hvm-k2-flow-1-inverse-flow-3-gaussian",
-         "vcca-rank1-k2", "vcca-private-rank1", "vlae-rank1-k2-gaussian", "corex-stacked", "corex-stacked-k2-anchors-2-gaussian"];
+         "vcca-rank1-k2", "vcca-private-rank1", "vlae-rank1-k2-gaussian", "corex-stacked", "corex-stacked-k2-anchors-2-gaussian",
+         "vae-2layer-rank1-k2", "iwae-2layer-rank1-k3-gaussian"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -223,6 +224,17 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             InputSize = 12, Hidden = [6, 5], Latent = 6, Model = ModelKind.Vlae, LatentLayers = 3, Covariance = CovarianceKind.RankOne, Samples = 2,
             Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5,
+        },
+        // The deep latent Gaussian model proper: two stochastic layers, both q's rank-one (the prior network stays diagonal).
+        "vae-2layer-rank1-k2" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 4, Hidden2 = [5], Latent2 = 3, StochasticLayers = 2, Covariance = CovarianceKind.RankOne,
+            Activation = ActivationKind.Tanh, Samples = 2, Beta = 0.8,
+        },
+        "iwae-2layer-rank1-k3-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [6, 5], Latent = 3, Hidden2 = [4], Latent2 = 2, StochasticLayers = 2, Covariance = CovarianceKind.RankOne,
+            Model = ModelKind.Iwae, Samples = 3, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5,
         },
         // Stacked CorEx: z2 over z1, each layer against its own learned marginal; with k = 2, a Gaussian decoder and
         // two anchors in z1.
@@ -477,6 +489,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     /// models have none. Float through a few layers: 1e-5 relative, 1e-6 absolute, as the codes above.</summary>
     [Theory]
     [InlineData("vae-2layer-k2")]
+    [InlineData("vae-2layer-rank1-k2")]
     [InlineData("corex-stacked")]
     [InlineData("ladder-norm")]
     [InlineData("ladder-3-softplus-norm")]
@@ -518,8 +531,11 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
         else if (config.StochasticLayers == 2)
         {
-            var mu1 = Means(runner.Run(0, layout.EncoderLayerCount, x, batch), config.Latent);
-            expected = [mu1, Means(runner.Run(layout.EncoderLayerCount, layout.Encoder2End, mu1, batch), config.Latent2)];
+            // μ is the first K columns of a row of 2K (or 3K with a rank-one covariance).
+            int parts = config.Covariance == CovarianceKind.RankOne ? 3 : 2;
+            double[] First(double[] stats, int width) => Enumerable.Range(0, batch * width).Select(i => stats[i / width * parts * width + i % width]).ToArray();
+            var mu1 = First(runner.Run(0, layout.EncoderLayerCount, x, batch), config.Latent);
+            expected = [mu1, First(runner.Run(layout.EncoderLayerCount, layout.Encoder2End, mu1, batch), config.Latent2)];
         }
 
         foreach (var kernels in fixture.KernelSets)
@@ -589,7 +605,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             var mu1 = Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + i % latent]).ToArray();
             stats = Run(layout.EncoderLayerCount, layout.Encoder2End, mu1);
             latent = config.Latent2;
-            width = 2 * latent;
+            width = (config.Covariance == CovarianceKind.RankOne ? 3 : 2) * latent;
         }
         var expectedMu = Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + i % latent]).ToArray();
         // The autoencoder's code has no variance.

@@ -25,10 +25,12 @@ public static class RankOne
         kernels.Launch(BackwardKernel, examples, stats, epsilon, dZ, dStats, klWeightFactor ?? kernels.Unit, latent, samples, klWeight);
 
     /// <summary>The IWAE's backward pass through the rank-one sampler: row r weighs scale·weights[r] (see
-    /// <see cref="WeightedBackwardKernel"/>).</summary>
+    /// <see cref="WeightedBackwardKernel"/>). <paramref name="standardPrior"/> 0 leaves out the N(0, I) prior's pull on
+    /// z, for a latent whose prior is another layer's (its gradient then already in dZ).</summary>
     public static void RankOneWeightedBackward(this KernelSet kernels, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
-        ArrayView<float> dZ, ArrayView<float> normalizedWeights, ArrayView<float> dStats, int examples, int latent, int samples, float scale) =>
-        kernels.Launch(WeightedBackwardKernel, examples, stats, z, epsilon, dZ, normalizedWeights, dStats, latent, samples, scale);
+        ArrayView<float> dZ, ArrayView<float> normalizedWeights, ArrayView<float> dStats, int examples, int latent, int samples, float scale,
+        float standardPrior = 1f) =>
+        kernels.Launch(WeightedBackwardKernel, examples, stats, z, epsilon, dZ, normalizedWeights, dStats, new RankOneShape(latent, samples, standardPrior), scale);
 
     /// <summary>log w = −rec + log p(z) − log q(z|x) per row.</summary>
     public static void RankOneLogWeights(this KernelSet kernels, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
@@ -156,8 +158,9 @@ public static class RankOne
     /// </summary>
     [Kernel]
     public static void WeightedBackwardKernel(Index1D example, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
-        ArrayView<float> dZ, ArrayView<float> rowWeights, ArrayView<float> dStats, int latent, int samples, float scale)
+        ArrayView<float> dZ, ArrayView<float> rowWeights, ArrayView<float> dStats, RankOneShape shape, float scale)
     {
+        int latent = shape.Latent, samples = shape.Samples;
         int statsRow = example * 3 * latent;
         float s = 0f;
         for (int k = 0; k < latent; k++)
@@ -180,7 +183,7 @@ public static class RankOne
         for (int i = 0; i < samples; i++)
         {
             int sample = example * samples + i;
-            AddSampleGradient(stats, epsilon, dZ, z, scale * rowWeights[sample], dStats, statsRow, sample * latent, latent, c, slope);
+            AddSampleGradient(stats, epsilon, dZ, z, shape.StandardPrior * scale * rowWeights[sample], dStats, statsRow, sample * latent, latent, c, slope);
         }
     }
 
@@ -201,5 +204,20 @@ public static class RankOne
             epsilonSquares += epsilon[index] * epsilon[index];
         }
         logWeights[row] = -reconstructionPerRow[row] - 0.5f * zSquares + 0.5f * (epsilonSquares - MathF.Log(1f + s) - logD);
+    }
+}
+
+/// <summary>The rank-one weighted backward pass's widths (kernels take a bounded number of arguments): K, the samples
+/// per example, and the weight of the N(0, I) prior's pull on z (1, or 0 where z's prior is another layer's).</summary>
+public readonly struct RankOneShape
+{
+    public readonly int Latent, Samples;
+    public readonly float StandardPrior;
+
+    public RankOneShape(int latent, int samples, float standardPrior)
+    {
+        Latent = latent;
+        Samples = samples;
+        StandardPrior = standardPrior;
     }
 }

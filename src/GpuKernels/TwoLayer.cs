@@ -23,6 +23,74 @@ public static class TwoLayer
         ArrayView<float> dPriorStats, int rows, int latent, float scale) =>
         kernels.Launch(PriorStatsGradientKernel, rows, z1, priorStats, rowWeights, dPriorStats, latent, scale);
 
+    /// <summary>log w and the sampled KL terms with both q's rank-one (stats1 [batch, 3K1], stats2 [rows, 3K2], see
+    /// <see cref="RankOne"/>): each ½Σ(ε² + v) becomes ½(εᵀε + log|C|), log|C| = −log(1 + s) − Σ log d.</summary>
+    public static void TwoLayerRankOneLogWeights(this KernelSet kernels, ArrayView<float> stats1, ArrayView<float> z1, ArrayView<float> epsilon1,
+        ArrayView<float> stats2, ArrayView<float> z2, ArrayView<float> epsilon2, ArrayView<float> priorStats,
+        ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights, ArrayView<float> klPerRow, int rows, LatentWidths widths) =>
+        kernels.Launch(RankOneLogWeightKernel, rows, stats1, z1, epsilon1, stats2, z2, epsilon2, priorStats, reconstructionPerRow, logWeights, klPerRow, widths);
+
+    /// <summary>Adds the pull of p(z1|z2) = N(m, e^u) on z1 to dz1: scale·w_r·(z1 − m)e^(−u), for a z1 sampler that
+    /// does not take the prior's statistics itself (the rank-one one).</summary>
+    public static void ConditionalPriorCodeGradient(this KernelSet kernels, ArrayView<float> z1, ArrayView<float> priorStats, ArrayView<float> rowWeights,
+        ArrayView<float> dZ1, int rows, int latent, float scale) =>
+        kernels.Launch(ConditionalPriorCodeGradientKernel, rows, z1, priorStats, rowWeights, dZ1, latent, scale);
+
+    /// <summary>One thread per z row.</summary>
+    [Kernel]
+    public static void RankOneLogWeightKernel(
+        Index1D row,
+        ArrayView<float> stats1,
+        ArrayView<float> z1,
+        ArrayView<float> epsilon1,
+        ArrayView<float> stats2,
+        ArrayView<float> z2,
+        ArrayView<float> epsilon2,
+        ArrayView<float> priorStats,
+        ArrayView<float> reconstructionPerRow,
+        ArrayView<float> logWeights,
+        ArrayView<float> klPerRow,
+        LatentWidths widths)
+    {
+        int k1 = widths.First, k2 = widths.Second;
+        int statsRow = row / widths.Samples * 3 * k1, stats2Row = row * 3 * k2;
+        float sum = 0f, s1 = 0f, logD1 = 0f, s2 = 0f, logD2 = 0f;
+        for (int k = 0; k < k1; k++)
+        {
+            int element = row * k1 + k;
+            float difference = z1[element] - priorStats[row * 2 * k1 + k];
+            float logVariance = priorStats[row * 2 * k1 + k1 + k];
+            float eps = epsilon1[element], logd = stats1[statsRow + k1 + k], u = stats1[statsRow + 2 * k1 + k];
+            sum += -0.5f * (difference * difference * MathF.Exp(-logVariance) + logVariance) + 0.5f * eps * eps;
+            s1 += u * u * MathF.Exp(-logd);
+            logD1 += logd;
+        }
+        for (int k = 0; k < k2; k++)
+        {
+            int element = row * k2 + k;
+            float code = z2[element], eps = epsilon2[element], logd = stats2[stats2Row + k2 + k], u = stats2[stats2Row + 2 * k2 + k];
+            sum += -0.5f * code * code + 0.5f * eps * eps;
+            s2 += u * u * MathF.Exp(-logd);
+            logD2 += logd;
+        }
+        sum += 0.5f * (-MathF.Log(1f + s1) - logD1 - MathF.Log(1f + s2) - logD2);
+        logWeights[row] = sum - reconstructionPerRow[row];
+        klPerRow[row] = -sum;
+    }
+
+    /// <summary>One thread per z row.</summary>
+    [Kernel]
+    public static void ConditionalPriorCodeGradientKernel(Index1D row, ArrayView<float> z1, ArrayView<float> priorStats, ArrayView<float> rowWeights,
+        ArrayView<float> dZ1, int latent, float scale)
+    {
+        float weight = scale * rowWeights[row];
+        for (int k = 0; k < latent; k++)
+        {
+            int mean = row * 2 * latent + k;
+            dZ1[row * latent + k] += weight * (z1[row * latent + k] - priorStats[mean]) * MathF.Exp(-priorStats[mean + latent]);
+        }
+    }
+
     /// <summary>One thread per z row: log w, and −log w − rec (the sampled KL terms) as the row's KL.</summary>
     [Kernel]
     public static void LogWeightKernel(

@@ -49,6 +49,14 @@ public static class RankOneReference
         return (z, kl);
     }
 
+    /// <summary>log N(z; μ, C) per row, from the log weights with no reconstruction: log N(z; 0, I) − log w.</summary>
+    public static double[] LogDensity(double[] stats, double[] z, int rows, int latent)
+    {
+        var logWeights = LogWeights(stats, z, new double[rows], rows, latent);
+        return Enumerable.Range(0, rows).Select(row => Enumerable.Range(0, latent)
+            .Sum(k => -0.5 * (Math.Log(2 * Math.PI) + z[row * latent + k] * z[row * latent + k])) - logWeights[row]).ToArray();
+    }
+
     /// <summary>log w = −rec + log N(z; 0, I) − log N(z; μ, C), with (z − μ)ᵀC⁻¹(z − μ) solved through C's Cholesky factor.</summary>
     public static double[] LogWeights(double[] stats, double[] z, double[] reconstructionPerRow, int rows, int latent)
     {
@@ -113,9 +121,10 @@ public static class RankOneReference
     /// with no KL; with ε fixed, log q = −½(K log 2π + εᵀε + log|C|) adds −½c_r·∂log|C|, log|C| = −log(1 + s) − Σ log d.
     /// </summary>
     public static double[] WeightedBackward(double[] stats, double[] z, double[] epsilon, double[] dZ, double[] weights,
-        int rows, int latent, double scale)
+        int rows, int latent, double scale, bool standardPrior = true)
     {
-        var dZWithPrior = dZ.Select((value, i) => value + scale * weights[i / latent] * z[i]).ToArray();
+        // Without the N(0, I) prior (z's prior another layer's, its gradient already in dZ) nothing is added.
+        var dZWithPrior = dZ.Select((value, i) => value + (standardPrior ? scale * weights[i / latent] * z[i] : 0)).ToArray();
         var dStats = Backward(stats, epsilon, dZWithPrior, rows, latent, klWeight: 0);
         for (int row = 0; row < rows; row++)
         {

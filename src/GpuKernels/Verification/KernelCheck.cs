@@ -89,6 +89,7 @@ public sealed class KernelCheck(KernelSet kernels)
             yield return result;
         foreach (var result in StackedCorexLayer(640, 20))
             yield return result;
+        yield return TwoLayerRankOneLogWeights(33, 20, 10, 5);
     }
 
     /// <summary>The hierarchical variational model's z, KL term and gradients (the flow's own are checked above).</summary>
@@ -156,6 +157,46 @@ public sealed class KernelCheck(KernelSet kernels)
         yield return Compare("hierarchical model inverse-flow r", label, expectedTerm, rTerm.GetAsArray1D(), 5e-5, 5e-5 * latent);
         yield return Compare("inverse-flow r gradient (r)", label, expectedDRStats, dRStats.GetAsArray1D(), 5e-5, 5e-5 * expectedDRStats.Max(Math.Abs));
         yield return Compare("inverse-flow r gradient (λ)", label, expectedDLambda, dLambda.GetAsArray1D(), 5e-5, 5e-5 * expectedDLambda.Max(Math.Abs));
+    }
+
+    /// <summary>The two-layer model's log w with both q's rank-one, against the reference's full densities.</summary>
+    private CheckResult TwoLayerRankOneLogWeights(int batch, int k1, int k2, int samples)
+    {
+        int rows = batch * samples;
+        var random = new Random(batch * k1 + k2);
+        // log d in [−1, 1] and small u: C well conditioned for the reference's Cholesky.
+        double[] RankOneStats(int count, int width) => Enumerable.Range(0, count * 3 * width)
+            .Select(i => i % (3 * width) < 2 * width ? 2 * random.NextDouble() - 1 : random.NextDouble() - 0.5).ToArray();
+        var stats1 = RankOneStats(batch, k1);
+        var stats2 = RankOneStats(rows, k2);
+        var epsilon1 = Uniform(random, rows * k1, -2, 2);
+        var epsilon2 = Uniform(random, rows * k2, -2, 2);
+        var priorStats = Uniform(random, rows * 2 * k1, -1.5, 1.5);
+        var reconstruction = Uniform(random, rows, 50, 150);
+        var repeated1 = ImportanceReference.RepeatRows(stats1, batch, 3 * k1, samples);
+        // z as the kernels read it, in float.
+        var z1 = RankOneReference.Forward(repeated1, epsilon1, rows, k1).Z.Select(value => (double)(float)value).ToArray();
+        var z2 = RankOneReference.Forward(stats2, epsilon2, rows, k2).Z.Select(value => (double)(float)value).ToArray();
+        var logQ1 = RankOneReference.LogDensity(repeated1, z1, rows, k1);
+        var logQ2 = RankOneReference.LogDensity(stats2, z2, rows, k2);
+        var expected = Enumerable.Range(0, rows).Select(r => -reconstruction[r] - logQ1[r] - logQ2[r]
+            + Enumerable.Range(0, k1).Sum(k => TwoLayerReference.LogNormal(z1[r * k1 + k], priorStats[r * 2 * k1 + k], priorStats[r * 2 * k1 + k1 + k]))
+            + Enumerable.Range(0, k2).Sum(k => TwoLayerReference.LogNormal(z2[r * k2 + k], 0, 0))).ToArray();
+        var accelerator = kernels.Accelerator;
+        using var stats1Buffer = accelerator.Allocate1D(ToFloat(stats1));
+        using var z1Buffer = accelerator.Allocate1D(ToFloat(z1));
+        using var epsilon1Buffer = accelerator.Allocate1D(ToFloat(epsilon1));
+        using var stats2Buffer = accelerator.Allocate1D(ToFloat(stats2));
+        using var z2Buffer = accelerator.Allocate1D(ToFloat(z2));
+        using var epsilon2Buffer = accelerator.Allocate1D(ToFloat(epsilon2));
+        using var priorBuffer = accelerator.Allocate1D(ToFloat(priorStats));
+        using var recBuffer = accelerator.Allocate1D(ToFloat(reconstruction));
+        using var logWeights = accelerator.Allocate1D<float>(rows);
+        using var kl = accelerator.Allocate1D<float>(rows);
+        kernels.TwoLayerRankOneLogWeights(stats1Buffer.View, z1Buffer.View, epsilon1Buffer.View, stats2Buffer.View, z2Buffer.View, epsilon2Buffer.View,
+            priorBuffer.View, recBuffer.View, logWeights.View, kl.View, rows, new LatentWidths(k1, k2, samples));
+        // As in the tests: 1e-6 of 150 + 60·(k1 + k2).
+        return Compare("two-layer rank-one log w", $"{batch}x({k1},{k2})x{samples}", expected, logWeights.GetAsArray1D(), 1e-6, 1e-6 * (150 + 60.0 * (k1 + k2)));
     }
 
     /// <summary>Stacked CorEx's −log q(z1|z2) per row and its gradients (to q's stats, and added to dz1 from zero).</summary>

@@ -178,7 +178,8 @@ public static class Checkpoint
             if (layer.Name.EndsWith(".stats", StringComparison.Ordinal))
             {
                 string stage = layer.Name[..^".stats".Length];
-                if (config.Covariance == CovarianceKind.RankOne)
+                // (The two-layer model's prior network p(z1|z2) stays diagonal: [m | u].)
+                if (config.Covariance == CovarianceKind.RankOne && stage != "prior")
                 {
                     // The rank-one posterior's [μ | log d | u] (every head's share of it, for models of several
                     // heads), one pair of tensors each.

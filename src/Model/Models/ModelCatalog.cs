@@ -227,8 +227,8 @@ public static class ModelCatalog
 
     private static void LatentOptionsValidate(VaeConfig config)
     {
-        if (config.Covariance == CovarianceKind.RankOne && (config.StochasticLayers != 1 || config.TargetRate is not null))
-            throw new SettingException("the rank-one covariance is built for one stochastic layer: use @Covariance rank1 without @StochasticLayers 2 or @TargetRate");
+        if (config.Covariance == CovarianceKind.RankOne && config.TargetRate is not null)
+            throw new SettingException("target-rate training is built for the diagonal posterior: use @Covariance rank1 without @TargetRate");
         if (config.FlowLength > 0 && (config.StochasticLayers != 1 || config.TargetRate is not null || config.Covariance != CovarianceKind.Diagonal))
             throw new SettingException("planar flows start from the one-layer VAE's diagonal Gaussian: use @FlowLength without @StochasticLayers 2, @TargetRate or @Covariance rank1");
         if (config.Prior != PriorKind.Standard && (config.StochasticLayers != 1 || config.TargetRate is not null || config.Covariance != CovarianceKind.Diagonal || config.FlowLength > 0))

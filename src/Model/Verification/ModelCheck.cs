@@ -47,6 +47,9 @@ public sealed class ModelCheck(KernelSet kernels)
             // A model that takes the rank-one covariance or private latents, with them.
             if (spec.Declares(nameof(VaeConfig.Covariance)))
                 yield return Gradient(spec, SmallConfig(spec) with { Covariance = CovarianceKind.RankOne });
+            // The deep latent Gaussian model proper: two stochastic layers, both rank-one.
+            if (spec.Declares(nameof(VaeConfig.Covariance)) && spec.Has(ModelCapabilities.TwoStochasticLayers))
+                yield return Gradient(spec, SmallConfig(spec) with { Covariance = CovarianceKind.RankOne, StochasticLayers = 2 });
             if (spec.Declares(nameof(VaeConfig.PrivateLatent)))
                 yield return Gradient(spec, SmallConfig(spec) with { PrivateLatent = 2 });
             if (spec.Declares(nameof(VaeConfig.FlowLength)))

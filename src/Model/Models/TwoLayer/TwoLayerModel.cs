@@ -34,11 +34,18 @@ public class TwoLayerModel : FamilyModel
     {
         int rows = batch * samples;
         Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
-        Kernels.ReparameterizeForward(Statistics1(batch), Z(rows), Epsilon(rows), KlPerRow(rows), rows, Config.Latent, key, samples);
+        if (RankOne)
+            Kernels.RankOneForward(Statistics1(batch), Z(rows), Epsilon(rows), KlPerRow(rows), rows, Config.Latent, key, samples);
+        else
+            Kernels.ReparameterizeForward(Statistics1(batch), Z(rows), Epsilon(rows), KlPerRow(rows), rows, Config.Latent, key, samples);
         // q(z2|z1) on every z1 row, one z2 each from the layer's own stream, then the prior network p(z1|z2).
         Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, Z(rows), rows);
-        Kernels.ReparameterizeForward(Stack.Output(Layout.Encoder2End - 1, rows), Z2(rows), Epsilon2(rows), Floats(UnusedKl2, rows),
-            rows, Config.Latent2, key.Offset(Philox.Streams.SecondLayerOffset));
+        if (RankOne)
+            Kernels.RankOneForward(Stack.Output(Layout.Encoder2End - 1, rows), Z2(rows), Epsilon2(rows), Floats(UnusedKl2, rows),
+                rows, Config.Latent2, key.Offset(Philox.Streams.SecondLayerOffset));
+        else
+            Kernels.ReparameterizeForward(Stack.Output(Layout.Encoder2End - 1, rows), Z2(rows), Epsilon2(rows), Floats(UnusedKl2, rows),
+                rows, Config.Latent2, key.Offset(Philox.Streams.SecondLayerOffset));
         Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, Z2(rows), rows);
         DecoderForward(Z(rows), rows);
     }
@@ -77,9 +84,14 @@ public class TwoLayerModel : FamilyModel
     public override void LogWeightRows(int batch, int samples)
     {
         int rows = batch * samples;
-        Kernels.TwoLayerLogWeights(Statistics1(batch), Z(rows), Epsilon(rows), Stack.Output(Layout.Encoder2End - 1, rows),
-            Z2(rows), Epsilon2(rows), PriorStatistics(rows), ReconstructionPerRow(rows), LogWeights(rows), KlPerRow(rows),
-            rows, new LatentWidths(Config.Latent, Config.Latent2, samples));
+        if (RankOne)
+            Kernels.TwoLayerRankOneLogWeights(Statistics1(batch), Z(rows), Epsilon(rows), Stack.Output(Layout.Encoder2End - 1, rows),
+                Z2(rows), Epsilon2(rows), PriorStatistics(rows), ReconstructionPerRow(rows), LogWeights(rows), KlPerRow(rows),
+                rows, new LatentWidths(Config.Latent, Config.Latent2, samples));
+        else
+            Kernels.TwoLayerLogWeights(Statistics1(batch), Z(rows), Epsilon(rows), Stack.Output(Layout.Encoder2End - 1, rows),
+                Z2(rows), Epsilon2(rows), PriorStatistics(rows), ReconstructionPerRow(rows), LogWeights(rows), KlPerRow(rows),
+                rows, new LatentWidths(Config.Latent, Config.Latent2, samples));
     }
 
     /// <summary>
@@ -95,12 +107,25 @@ public class TwoLayerModel : FamilyModel
         DecoderBackward(z1, ZGradient(rows), rows);
         Kernels.PriorStatsGradient(z1, priorStats, weights, Stack.Gradient(Layout.DecoderStart - 1, rows), rows, Config.Latent, scale);
         Stack.Backward(Layout.Encoder2End, Layout.DecoderStart, rows, Z2(rows), Z2Gradient(rows));
-        Kernels.ImportanceBackward(Stack.Output(Layout.Encoder2End - 1, rows), Z2(rows), Epsilon2(rows), Z2Gradient(rows), weights,
-            Stack.Gradient(Layout.Encoder2End - 1, rows), rows, Config.Latent2, 1, scale);
+        if (RankOne)
+            Kernels.RankOneWeightedBackward(Stack.Output(Layout.Encoder2End - 1, rows), Z2(rows), Epsilon2(rows), Z2Gradient(rows), weights,
+                Stack.Gradient(Layout.Encoder2End - 1, rows), rows, Config.Latent2, 1, scale);
+        else
+            Kernels.ImportanceBackward(Stack.Output(Layout.Encoder2End - 1, rows), Z2(rows), Epsilon2(rows), Z2Gradient(rows), weights,
+                Stack.Gradient(Layout.Encoder2End - 1, rows), rows, Config.Latent2, 1, scale);
         var dZ1FromEncoder2 = Floats(Z1GradientFromEncoder2, (long)rows * Config.Latent);
         Stack.Backward(Layout.EncoderLayerCount, Layout.Encoder2End, rows, z1, dZ1FromEncoder2);
-        Kernels.FirstLayerBackward(Statistics1(batch), z1, Epsilon(rows), priorStats, ZGradient(rows), dZ1FromEncoder2, weights,
-            Stack.Gradient(Layout.EncoderLayerCount - 1, batch), batch, Config.Latent, Config.Samples, scale);
+        if (RankOne)
+        {
+            // z1's prior is p(z1|z2), not N(0, I): its pull goes into dz1 here and the sampler adds none.
+            Kernels.Add(ZGradient(rows), dZ1FromEncoder2);
+            Kernels.ConditionalPriorCodeGradient(z1, priorStats, weights, ZGradient(rows), rows, Config.Latent, scale);
+            Kernels.RankOneWeightedBackward(Statistics1(batch), z1, Epsilon(rows), ZGradient(rows), weights,
+                Stack.Gradient(Layout.EncoderLayerCount - 1, batch), batch, Config.Latent, Config.Samples, scale, standardPrior: 0f);
+        }
+        else
+            Kernels.FirstLayerBackward(Statistics1(batch), z1, Epsilon(rows), priorStats, ZGradient(rows), dZ1FromEncoder2, weights,
+                Stack.Gradient(Layout.EncoderLayerCount - 1, batch), batch, Config.Latent, Config.Samples, scale);
         Stack.Backward(0, Layout.EncoderLayerCount, batch, EncoderInput(batch), Kernels.None);
     }
 
@@ -109,7 +134,7 @@ public class TwoLayerModel : FamilyModel
     {
         Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
         Kernels.Synchronize();
-        var means1 = Half(Download(Statistics1(batch)), batch, Config.Latent, second: false);
+        var means1 = FamilyModel.Columns(Download(Statistics1(batch)), batch, Parts * Config.Latent, 0, Config.Latent);
         Floats(ModelBuffers.Z, means1.Length).CopyFromCPU(means1);
         Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, Z(batch), batch);
         return TopStatistics(batch);
@@ -119,7 +144,7 @@ public class TwoLayerModel : FamilyModel
     public override IReadOnlyList<float[]>? LayerMeans(int batch)
     {
         var (mu2, _) = Encode(batch);
-        return [Half(Download(Statistics1(batch)), batch, Config.Latent, second: false), mu2];
+        return [FamilyModel.Columns(Download(Statistics1(batch)), batch, Parts * Config.Latent, 0, Config.Latent), mu2];
     }
 
     /// <summary>Codes are z2; z1 is the mean of p(z1|z2), taken from the prior network's output on the host.</summary>
@@ -133,13 +158,20 @@ public class TwoLayerModel : FamilyModel
         DecoderForward(Z(batch), batch);
     }
 
-    /// <summary>q(z2|·) of the first rows after the second encoder ran: (μ2, log σ2²) (waits for the device).</summary>
+    /// <summary>q(z2|·) of the first rows after the second encoder ran: (μ2, log σ2²), with a rank-one covariance
+    /// the log of C's diagonal (waits for the device).</summary>
     protected (float[] Mu, float[] LogVariance) TopStatistics(int batch)
     {
         Kernels.Synchronize();
         var stats = Download(Stack.Output(Layout.Encoder2End - 1, batch));
-        return (Half(stats, batch, Config.Latent2, second: false), Half(stats, batch, Config.Latent2, second: true));
+        return RankOne ? Latents.RankOneLatent.SplitStatistics(stats, batch, Config.Latent2)
+            : (Half(stats, batch, Config.Latent2, second: false), Half(stats, batch, Config.Latent2, second: true));
     }
+
+    /// <summary>Both q's have the rank-one precision D + uuᵀ: their rows are [μ | log d | u].</summary>
+    private bool RankOne => Config.Covariance == CovarianceKind.RankOne;
+
+    private int Parts => RankOne ? 3 : 2;
 
     /// <summary>q(z1|x)'s statistics per example: the encoder's output.</summary>
     protected ArrayView<float> Statistics1(int batch) => Stack.Output(Layout.EncoderLayerCount - 1, batch);
@@ -175,7 +207,7 @@ public class TwoLayerFamily : ModelFamily
     protected override void BuildMiddle(LayoutBuilder layout)
     {
         var config = layout.Config;
-        layout.Stage("encoder2", config.Latent, config.Hidden2, 2 * config.Latent2);
+        layout.Stage("encoder2", config.Latent, config.Hidden2, (config.Covariance == CovarianceKind.RankOne ? 3 : 2) * config.Latent2);
         layout.EndSecondEncoder();
         layout.Stage("prior", config.Latent2, config.Hidden2.Reverse().ToArray(), 2 * config.Latent);
     }

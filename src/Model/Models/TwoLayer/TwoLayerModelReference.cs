@@ -34,10 +34,10 @@ public class TwoLayerModelReference : ReferenceModel
     {
         var layout = layers.Layout;
         int samples = config.Samples, rows = batch * samples, k1 = config.Latent, k2 = config.Latent2;
-        var rowStats1 = ImportanceReference.RepeatRows(stats1, batch, 2 * k1, samples);
-        var (z1, _) = LossReference.ReparameterizeForward(rowStats1, epsilon1, rows, k1);
+        var rowStats1 = ImportanceReference.RepeatRows(stats1, batch, Parts(config) * k1, samples);
+        var z1 = Draw(config, rowStats1, epsilon1, rows, k1);
         var rowStats2 = layers.Run(layout.EncoderLayerCount, layout.Encoder2End, z1, rows);
-        var (z2, _) = LossReference.ReparameterizeForward(rowStats2, epsilon2, rows, k2);
+        var z2 = Draw(config, rowStats2, epsilon2, rows, k2);
         var priorStats = layers.Run(layout.Encoder2End, layout.DecoderStart, z2, rows);
         return new Latents(rowStats1, z1, rowStats2, z2, priorStats);
     }
@@ -55,10 +55,30 @@ public class TwoLayerModelReference : ReferenceModel
         var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
         var (reconstruction, unitGradient) = LossReference.Reconstruction(config.Likelihood, target, output, rows,
             config.InputSize, config.GaussianVariance, 1.0);
-        var logWeights = TwoLayerReference.LogWeights(latents.RowStats1, latents.Z1, latents.RowStats2, latents.Z2, latents.PriorStats,
-            reconstruction, rows, k1, k2);
+        var logWeights = config.Covariance == CovarianceKind.RankOne
+            ? RankOneLogWeights(latents, reconstruction, rows, k1, k2)
+            : TwoLayerReference.LogWeights(latents.RowStats1, latents.Z1, latents.RowStats2, latents.Z2, latents.PriorStats, reconstruction, rows, k1, k2);
         return new Pass(layers, stats1, latents.RowStats1, latents.Z1, epsilon1, latents.RowStats2, latents.Z2, epsilon2,
             reconstruction, unitGradient, logWeights, rows);
+    }
+
+    /// <summary>Both q's rank-one (rows [μ | log d | u]) or diagonal.</summary>
+    private static int Parts(VaeConfig config) => config.Covariance == CovarianceKind.RankOne ? 3 : 2;
+
+    /// <summary>z = μ + σε, or μ + Rε with a rank-one covariance.</summary>
+    private static double[] Draw(VaeConfig config, double[] rowStats, double[] epsilon, int rows, int latent) =>
+        config.Covariance == CovarianceKind.RankOne ? RankOneReference.Forward(rowStats, epsilon, rows, latent).Z
+            : LossReference.ReparameterizeForward(rowStats, epsilon, rows, latent).z;
+
+    /// <summary>log w = −rec + log p(z1|z2) + log N(z2; 0, I) − log q(z1|x) − log q(z2|z1) with both q's N(μ, C) of
+    /// rank-one precisions, every density in full.</summary>
+    private static double[] RankOneLogWeights(Latents latents, double[] reconstruction, int rows, int k1, int k2)
+    {
+        var logQ1 = RankOneReference.LogDensity(latents.RowStats1, latents.Z1, rows, k1);
+        var logQ2 = RankOneReference.LogDensity(latents.RowStats2, latents.Z2, rows, k2);
+        return Enumerable.Range(0, rows).Select(r => -reconstruction[r] - logQ1[r] - logQ2[r]
+            + Enumerable.Range(0, k1).Sum(k => TwoLayerReference.LogNormal(latents.Z1[r * k1 + k], latents.PriorStats[r * 2 * k1 + k], latents.PriorStats[r * 2 * k1 + k1 + k]))
+            + Enumerable.Range(0, k2).Sum(k => TwoLayerReference.LogNormal(latents.Z2[r * k2 + k], 0, 0))).ToArray();
     }
 
     public override ReferenceVae.Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon,
@@ -109,12 +129,16 @@ public class TwoLayerModelReference : ReferenceModel
         var layout = layers.Layout;
         int samples = config.Samples, rows = pass.Rows, k1 = config.Latent, k2 = config.Latent2;
         var dZ2 = layers.Backward(layout.Encoder2End, layout.DecoderStart, dPriorStats, rows, gradient);
-        var dStats2 = ImportanceReference.SamplerBackward(pass.RowStats2, pass.Z2, pass.Epsilon2, dZ2, rowWeight, rows, k2, beta);
+        bool rankOne = config.Covariance == CovarianceKind.RankOne;
+        var dStats2 = rankOne ? RankOneReference.WeightedBackward(pass.RowStats2, pass.Z2, pass.Epsilon2, dZ2, rowWeight, rows, k2, beta)
+            : ImportanceReference.SamplerBackward(pass.RowStats2, pass.Z2, pass.Epsilon2, dZ2, rowWeight, rows, k2, beta);
         var dZ1FromEncoder2 = layers.Backward(layout.EncoderLayerCount, layout.Encoder2End, dStats2, rows, gradient);
         for (int i = 0; i < dZ1.Length; i++)
             dZ1[i] += dZ1FromEncoder2[i] + dZ1FromPrior[i];
-        var dRepeatedStats1 = TwoLayerReference.SamplerBackward(pass.RowStats1, pass.Epsilon1, dZ1, klRowWeight, rows, k1);
-        var dStats1 = ImportanceReference.SumRepeatedRows(dRepeatedStats1, batch, 2 * k1, samples);
+        // z1's prior is p(z1|z2), whose pull is already in dz1.
+        var dRepeatedStats1 = rankOne ? RankOneReference.WeightedBackward(pass.RowStats1, pass.Z1, pass.Epsilon1, dZ1, rowWeight, rows, k1, beta, standardPrior: false)
+            : TwoLayerReference.SamplerBackward(pass.RowStats1, pass.Epsilon1, dZ1, klRowWeight, rows, k1);
+        var dStats1 = ImportanceReference.SumRepeatedRows(dRepeatedStats1, batch, Parts(config) * k1, samples);
         layers.Backward(0, layout.EncoderLayerCount, dStats1, batch, gradient);
     }
 }
