@@ -692,6 +692,24 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void TwoRankOneLayersTrainAndReportTheFirstLayersCorrelations()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "dlgm");
+        var (exitCode, output, error) = Run("train", "--stochastic-layers", "2", "--covariance", "rank1", "--data", data, "--epochs", "1",
+            "--batch-size", "6", "--hidden", "7", "--latent", "4", "--hidden2", "5", "--latent2", "3", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([3, 5], tensors["encoder2.u.weight"].Shape);
+        // p(z1|z2) stays diagonal.
+        Assert.Equal([4, 5], tensors["prior.logvar.weight"].Shape);
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--surgery", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("rank-one posterior: mean |correlation| between dimensions of q(z1|x) 0.", output);
+        Assert.Contains("active units per stochastic layer: z1 ", output);
+    }
+
+    [Fact]
     public void VlaeWithARankOneCovarianceSavesEachHeadsThreePartsAndReportsItsCorrelations()
     {
         var data = WriteDataSet(train: 24, test: 8);

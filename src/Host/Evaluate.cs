@@ -84,7 +84,7 @@ public static class Evaluate
         var correlation = Evaluation.RankOneCorrelation(vae, data, test.Count);
         if (correlation is not null)
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"rank-one posterior: mean |correlation| between dimensions of q(z|x) {correlation.MeanAbsolute:F3}, largest {correlation.Largest:F3}"));
+                $"rank-one posterior: mean |correlation| between dimensions of {(vae.Config.StochasticLayers == 2 ? "q(z1|x)" : "q(z|x)")} {correlation.MeanAbsolute:F3}, largest {correlation.Largest:F3}"));
         var report = new EvaluationReport
         {
             LayerKl = layerKl,

@@ -59,13 +59,14 @@ public static class Evaluation
 {
     /// <summary>
     /// For a rank-one posterior (C = D⁻¹ − η aaᵀ with a = D⁻¹u, η = 1/(1 + uᵀa)), the correlations of its
-    /// dimensions over the first <paramref name="examples"/> examples, in double; null for a diagonal one.
+    /// dimensions over the first <paramref name="examples"/> examples, in double; null for a diagonal one. The
+    /// posterior is the one the encoder's output gives (<see cref="Vae.EncoderOutput"/>): q(z|x), every code's
+    /// together for the gathered models, and q(z1|x) for two stochastic layers.
     /// </summary>
     public static PosteriorCorrelation? RankOneCorrelation(Vae vae, DeviceDataset data, int examples)
     {
         if (vae.Config.Covariance != CovarianceKind.RankOne)
             return null;
-        int latent = vae.Config.TopLatent;
         double sum = 0, largest = 0;
         long pairs = 0;
         data.SetOrder(Enumerable.Range(0, data.Count).ToArray());
@@ -73,6 +74,8 @@ public static class Evaluation
         {
             int batch = Math.Min(vae.MaxBatch, examples - first);
             var stats = vae.EncoderOutput(data, first, batch);
+            // Rows of [μ | log d | u].
+            int latent = stats.Length / (3 * batch);
             for (int b = 0; b < batch; b++)
                 foreach (double correlation in RankOneCorrelations(stats, b, latent))
                 {
