@@ -743,7 +743,7 @@ public sealed class CliTests : IDisposable
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Contains("model corex 20-7-4(z1)-5-2(z2)", output);
         Assert.Contains("stacked: z2 over z1, learned factorized marginals r1(z1) and r2(z2), 1 anchors", output);
-        Assert.Contains("KL1 + KL2 − log q(z1|z2)", output);
+        Assert.Contains("KL1 + KL2 − log q(z1|z2)/r1(z1)", output);
         var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
         Assert.Equal([2, 1], tensors["marginal2.mu.weight"].Shape);
         Assert.Equal([4, 5], tensors["z1_decoder.mu.weight"].Shape);

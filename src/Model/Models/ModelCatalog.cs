@@ -444,7 +444,7 @@ public static class ModelCatalog
             Settings = config => (config.StochasticLayers == 2 ? ", stacked: z2 over z1, learned factorized marginals r1(z1) and r2(z2)" : ", learned factorized marginal r(z)")
                 + (config.Anchors > 0 ? $", {config.Anchors} anchors with KL weight 1 − {config.AnchorWeight.ToString(CultureInfo.InvariantCulture)}" : ""),
             ObjectiveName = config => config.StochasticLayers == 2 ? "stacked CorEx bound (one sample per image)" : "ELBO (one sample per image)",
-            Terms = config => config.StochasticLayers == 2 ? ObjectiveTerms.Elbo with { Loss = "−stacked CorEx bound", Rate = "KL1 + KL2 − log q(z1|z2)" } : ObjectiveTerms.Elbo,
+            Terms = config => config.StochasticLayers == 2 ? ObjectiveTerms.Elbo with { Loss = "−stacked CorEx bound", Rate = "KL1 + KL2 − log q(z1|z2)/r1(z1)" } : ObjectiveTerms.Elbo,
             // Each anchor is its own group (one row of its traversal), the other dimensions one more; stacked CorEx's
             // anchors are z1's, not among its codes.
             LatentGroups = config => config.CodeAnchors == 0 ? []

@@ -12,8 +12,9 @@ namespace IlgpuVae.Model.Models.StackedCorex;
 /// TC(x) ≥ Σ_l TC(z^(l−1); z^(l))): two CorEx layers, each a factorized encoder against a learned factorized
 /// marginal, the second treating the first's codes as its data. Layer 1: z1 ~ q(z1|x), KL(q(z1|x) ‖ r1(z1)),
 /// x reconstructed by p(x|z1); layer 2: z2 ~ q(z2|z1) on every z1 row, KL(q(z2|z1) ‖ r2(z2)), z1 reconstructed by
-/// a factorized Gaussian q(z1|z2) (<see cref="GpuKernels.StackedCorex"/>). The loss per z row is
-/// rec + β·(KL1 + KL2 − log q(z1|z2)), trained jointly: layer 2's terms reach layer 1's encoder through z1.
+/// a factorized Gaussian q(z1|z2) against r1 as z1's marginal (<see cref="GpuKernels.StackedCorex"/>). The loss per z
+/// row is rec + β·(KL1 + KL2 − log q(z1|z2) + log r1(z1)), trained jointly: layer 2's terms reach layer 1's encoder
+/// through z1, and r1 through both layers.
 /// rec + KL1 alone is the one-layer CorEx bound with prior r1, so <c>eval</c>'s L_k uses layer 1's weights against r1.
 /// Layers: [EncoderLayerCount, Encoder2End) q(z2|z1), [Encoder2End, DecoderStart) q(z1|z2), then p(x|z1), then r1
 /// and r2 (one row each, from [1]). AnchorVAE's anchors are layer 1's.
@@ -57,17 +58,18 @@ public sealed class StackedCorexModel : FamilyModel
         Kernels.FactorizedPriorForward(Statistics2(rows), Marginal2, Rows(Z2Buffer, rows, K2), Rows(Epsilon2Buffer, rows, K2), Floats(Kl2Buffer, rows),
             rows, Shape2, key.Offset(Philox.Streams.SecondLayerOffset));
         Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, Rows(Z2Buffer, rows, K2), rows);
-        Kernels.LayerReconstruction(Z(rows), Z1Statistics(rows), Floats(ReconstructionOfZ1, rows), rows, K1);
-        // The rate: KL1 + KL2 − log q(z1|z2), every term β weighs.
+        Kernels.LayerReconstruction(Z(rows), Z1Statistics(rows), Marginal1, Floats(ReconstructionOfZ1, rows), rows, K1);
+        // The rate: KL1 + KL2 − log q(z1|z2) + log r1(z1), every term β weighs.
         Kernels.Add(KlPerRow(rows), Floats(Kl2Buffer, rows));
         Kernels.Add(KlPerRow(rows), Floats(ReconstructionOfZ1, rows));
         DecoderForward(Z(rows), rows);
     }
 
     /// <summary>
-    /// p(x|z1) to dz1; z1's reconstruction from z2 to q(z1|z2)'s output and, added, to dz1; q(z1|z2)'s network to
+    /// p(x|z1) to dz1; layer 2's term to q(z1|z2)'s output and, added, to dz1; q(z1|z2)'s network to
     /// dz2; layer 2's sampler and KL to q(z2|z1)'s stats and r2; q(z2|z1)'s network adds to dz1; layer 1's sampler
-    /// and KL to the encoder's stats and r1. Every row's layer terms weigh β/rows, layer 1's KL β/batch per example.
+    /// and KL to the encoder's stats and r1, to which layer 2's term adds. Every row's layer terms weigh β/rows, layer
+    /// 1's KL β/batch per example.
     /// </summary>
     public override void Train(Pass pass)
     {
@@ -77,7 +79,7 @@ public sealed class StackedCorexModel : FamilyModel
             AccumulateLoss(pass);
         float perRow = (float)(pass.KlWeight / rows), perExample = (float)(pass.KlWeight / batch);
         DecoderBackward(Z(rows), ZGradient(rows), rows);
-        Kernels.LayerReconstructionBackward(Z(rows), Z1Statistics(rows), Stack.Gradient(Layout.DecoderStart - 1, rows), ZGradient(rows), rows, K1, perRow);
+        Kernels.LayerReconstructionBackward(Z(rows), Z1Statistics(rows), Marginal1, Stack.Gradient(Layout.DecoderStart - 1, rows), ZGradient(rows), rows, K1, perRow);
         Stack.Backward(Layout.Encoder2End, Layout.DecoderStart, rows, Rows(Z2Buffer, rows, K2), Rows(Z2GradientBuffer, rows, K2));
         Kernels.FactorizedPriorBackward(Statistics2(rows), Marginal2, Rows(Epsilon2Buffer, rows, K2), Rows(Z2GradientBuffer, rows, K2),
             Stack.Gradient(Layout.Encoder2End - 1, rows), rows, Shape2, perRow);
@@ -88,6 +90,8 @@ public sealed class StackedCorexModel : FamilyModel
         Kernels.FactorizedPriorBackward(Statistics1(batch), Marginal1, Epsilon(rows), ZGradient(rows), Stack.Gradient(Layout.EncoderLayerCount - 1, batch),
             batch, Shape1(pass.Samples), perExample);
         Kernels.FactorizedMarginalBackward(Statistics1(batch), Marginal1, Stack.Gradient(Marginal1Layer, 1), batch, Shape1(pass.Samples), perExample);
+        // r1 also stands for z1's marginal in layer 2's term.
+        Kernels.LayerReconstructionMarginalBackward(Z(rows), Marginal1, Stack.Gradient(Marginal1Layer, 1), rows, K1, perRow);
         Stack.Backward(0, Layout.EncoderLayerCount, batch, EncoderInput(batch), Kernels.None);
         Stack.Backward(Marginal1Layer, Marginal1Layer + 1, 1, One, Kernels.None);
         Stack.Backward(Marginal2Layer, Marginal2Layer + 1, 1, One, Kernels.None);

@@ -6,8 +6,9 @@ namespace IlgpuVae.Model.Models.StackedCorex;
 
 /// <summary>
 /// Stacked CorEx in double, layer by layer as the hierarchical bound reads: layer 1 is CorEx on x (z1 ~ q(z1|x),
-/// KL to r1, p(x|z1)), layer 2 is CorEx on z1 (z2 ~ q(z2|z1), KL to r2, q(z1|z2) a factorized Gaussian). The loss is
-/// the mean over z rows of rec + β·(KL1 + KL2 − log q(z1|z2)), with the anchors' share of KL1 weighted 1 − λ in
+/// KL to r1, p(x|z1)), layer 2 is CorEx on z1 (z2 ~ q(z2|z1), KL to r2, q(z1|z2) a factorized Gaussian, r1 standing
+/// for z1's marginal). The loss is the mean over z rows of rec + β·(KL1 + KL2 − log q(z1|z2) + log r1(z1)), with the
+/// anchors' share of KL1 weighted 1 − λ in
 /// training (reported apart, as one-layer CorEx does). ε is [ε1 [batch·k, K1] | ε2 [batch·k, K2]], ε2 from the
 /// second layer's stream.
 /// </summary>
@@ -33,8 +34,7 @@ public sealed class StackedCorexModelReference : ReferenceModel
         var stats2 = layers.Run(layout.EncoderLayerCount, layout.Encoder2End, z1, rows);
         var (z2, kl2) = FactorizedPriorReference.Forward(stats2, marginal2, epsilon[(rows * k1)..], rows, k2);
         var z1Stats = layers.Run(layout.Encoder2End, layout.DecoderStart, z2, rows);
-        // The kernels leave out −log q(z1|z2)'s ½·K1·log 2π, a constant; the reference's density has it.
-        var z1Term = StackedCorexReference.LayerReconstruction(z1, z1Stats, rows, k1).Select(term => term - 0.5 * k1 * Math.Log(2 * Math.PI)).ToArray();
+        var z1Term = StackedCorexReference.LayerReconstruction(z1, z1Stats, marginal1, rows, k1);
         var output = layers.Run(layout.DecoderStart, layout.DecoderEnd, z1, rows);
         var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
         var (reconstruction, unitGradient) = LossReference.Reconstruction(config.Likelihood, target, output, rows, config.InputSize, config.GaussianVariance, 1.0);
@@ -61,7 +61,7 @@ public sealed class StackedCorexModelReference : ReferenceModel
         var gradient = new double[layout.Count];
 
         var dZ1 = layers.Backward(layout.DecoderStart, layout.DecoderEnd, pass.ReconstructionGradient.Select(g => g / rows).ToArray(), rows, gradient);
-        var (dZ1Stats, dZ1FromTerm) = StackedCorexReference.LayerReconstructionBackward(pass.Z1, pass.Z1Stats, rows, k1, perRow);
+        var (dZ1Stats, dZ1FromTerm, dMarginal1FromTerm) = StackedCorexReference.LayerReconstructionBackward(pass.Z1, pass.Z1Stats, pass.Marginal1, rows, k1, perRow);
         var dZ2 = layers.Backward(layout.Encoder2End, layout.DecoderStart, dZ1Stats, rows, gradient);
         var (dStats2, dMarginal2) = FactorizedPriorReference.Backward(pass.Stats2, pass.Marginal2, epsilon2, dZ2, rows, k2, Enumerable.Repeat(1.0, k2).ToArray(), perRow);
         var dZ1FromLayer2 = layers.Backward(layout.EncoderLayerCount, layout.Encoder2End, dStats2, rows, gradient);
@@ -70,7 +70,7 @@ public sealed class StackedCorexModelReference : ReferenceModel
         var (dRepeated1, dMarginal1) = FactorizedPriorReference.Backward(pass.RepeatedStats1, pass.Marginal1, epsilon1, dZ1, rows, k1,
             FactorizedPriorReference.Weights(k1, config.Anchors, 1 - config.AnchorWeight), perRow);
         layers.Backward(0, layout.EncoderLayerCount, ImportanceReference.SumRepeatedRows(dRepeated1, batch, 2 * k1, samples), batch, gradient);
-        layers.Backward(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, dMarginal1, 1, gradient);
+        layers.Backward(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, dMarginal1.Select((value, i) => value + dMarginal1FromTerm[i]).ToArray(), 1, gradient);
         layers.Backward(layout.AuxiliaryStart + 1, layout.AuxiliaryStart + 2, dMarginal2, 1, gradient);
 
         double reconstruction = pass.ReconstructionPerRow.Average(), klMean = pass.KlPerRow.Average();
