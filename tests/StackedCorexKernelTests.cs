@@ -4,8 +4,9 @@ using IlgpuVae.GpuKernels.Reference;
 
 namespace IlgpuVae.Tests;
 
-/// <summary>Stacked CorEx's second-layer term −log q(z1|z2) + log r1(z1): the reference's gradient against finite
-/// differences, and the kernels against the reference at odd shapes. The whole objective is checked in VaeTests.</summary>
+/// <summary>Stacked CorEx's second-layer term −log q(z1|z2) + log r1(z1): the reference's gradient (by q(z1|z2)'s
+/// stats, the only ones that train on it) against finite differences, and the kernels against the reference at odd
+/// shapes. The whole objective is checked in VaeTests.</summary>
 [Collection(AcceleratorCollection.Name)]
 public sealed class StackedCorexKernelTests(AcceleratorFixture fixture)
 {
@@ -19,19 +20,15 @@ public sealed class StackedCorexKernelTests(AcceleratorFixture fixture)
         float[] z1 = Numerics.Uniform(random, rows * latent, -2, 2);
         float[] stats = Numerics.Uniform(random, rows * 2 * latent, -1.5, 1.5);
         float[] marginal = Numerics.Uniform(random, 2 * latent, -1, 1);
-        float[] dZ1Before = Numerics.Uniform(random, rows * latent);
-        float[] dMarginalBefore = Numerics.Uniform(random, 2 * latent);
         const double scale = 0.4;
         var (z1Double, statsDouble, marginalDouble) = (Numerics.ToDouble(z1), Numerics.ToDouble(stats), Numerics.ToDouble(marginal));
         var term = StackedCorexReference.LayerReconstruction(z1Double, statsDouble, marginalDouble, rows, latent);
-        var (dStats, dZ1, dMarginal) = StackedCorexReference.LayerReconstructionBackward(z1Double, statsDouble, marginalDouble, rows, latent, scale);
+        var dStats = StackedCorexReference.LayerReconstructionBackward(z1Double, statsDouble, rows, latent, scale);
 
         // The reference's gradient against central differences of scale·Σ term (1e-6 relative, double).
         string label = $"stacked CorEx layer term {rows}×{latent}";
         double Objective(double[] z, double[] s, double[] r) => scale * StackedCorexReference.LayerReconstruction(z, s, r, rows, latent).Sum();
         Numerics.AssertClose(label + " d stats", Numerics.FiniteDifferenceGradient(values => Objective(z1Double, values, marginalDouble), statsDouble), dStats, 1e-6, 1e-7);
-        Numerics.AssertClose(label + " dz1", Numerics.FiniteDifferenceGradient(values => Objective(values, statsDouble, marginalDouble), z1Double), dZ1, 1e-6, 1e-7);
-        Numerics.AssertClose(label + " d r1", Numerics.FiniteDifferenceGradient(values => Objective(z1Double, statsDouble, values), marginalDouble), dMarginal, 1e-6, 1e-7);
         // A log density ratio: scaling z1, q's means and r1's means by a and both variances by a² leaves it unchanged.
         const double a = 0.25;
         var scaledStats = statsDouble.Select((value, i) => i % (2 * latent) < latent ? a * value : value + 2 * Math.Log(a)).ToArray();
@@ -48,19 +45,12 @@ public sealed class StackedCorexKernelTests(AcceleratorFixture fixture)
             using var marginalBuffer = accelerator.Upload(marginal);
             using var termBuffer = accelerator.Allocate1D<float>(rows);
             using var dStatsBuffer = accelerator.Allocate1D<float>(rows * 2 * latent);
-            using var dZ1Buffer = accelerator.Upload(dZ1Before);
-            using var dMarginalBuffer = accelerator.Upload(dMarginalBefore);
             kernels.LayerReconstruction(z1Buffer.View, statsBuffer.View, marginalBuffer.View, termBuffer.View, rows, latent);
-            kernels.LayerReconstructionBackward(z1Buffer.View, statsBuffer.View, marginalBuffer.View, dStatsBuffer.View, dZ1Buffer.View, rows, latent, (float)scale);
-            kernels.LayerReconstructionMarginalBackward(z1Buffer.View, marginalBuffer.View, dMarginalBuffer.View, rows, latent, (float)scale);
+            kernels.LayerReconstructionBackward(z1Buffer.View, statsBuffer.View, dStatsBuffer.View, rows, latent, (float)scale);
             string what = $"{accelerator.AcceleratorType} {label}";
             // Sums of 2K terms of size ≤ e^1.5·16 (the 2π terms cancel in both): 1e-5 relative, 1e-5·K absolute.
             Numerics.AssertClose(what, term, termBuffer.GetAsArray1D(), 1e-5, 1e-5 * latent);
             Numerics.AssertClose(what + " d stats", dStats, dStatsBuffer.GetAsArray1D(), 1e-5, 1e-6);
-            Numerics.AssertClose(what + " dz1 (added)", dZ1.Select((value, i) => value + dZ1Before[i]).ToArray(), dZ1Buffer.GetAsArray1D(), 1e-5, 1e-6);
-            // Sums over the rows: 1e-5 of the largest.
-            Numerics.AssertClose(what + " d r1 (added)", dMarginal.Select((value, i) => value + dMarginalBefore[i]).ToArray(), dMarginalBuffer.GetAsArray1D(),
-                1e-5, 1e-5 * dMarginal.Max(Math.Abs));
         }
     }
 }

@@ -20,16 +20,22 @@ public static class ReferenceVae
         /// the weight prior (‖θ‖²/(2κ) over the decoder's weights), and AnchorVAE's −λ·β·(the anchors' KL).</summary>
         public double Penalty { get; init; }
 
-        /// <summary>What <see cref="Gradient"/> is the gradient of.</summary>
-        public double Objective => Loss + Penalty;
+        /// <summary>What <see cref="Gradient"/> is the gradient of (outside the auxiliary parameters).</summary>
+        public double Objective => (PrimaryObjective ?? Loss) + Penalty;
 
-        /// <summary>The objective of the parameters from <see cref="AuxiliaryFrom"/> on, where a model trains an
-        /// auxiliary network on its own objective (the mutual autoencoder's r, on −mean log r).</summary>
+        /// <summary>What the parameters outside the auxiliary group train on, where that is not the reported loss
+        /// (stacked CorEx's first layer: rec + β·KL1); null: the loss.</summary>
+        public double? PrimaryObjective { get; init; }
+
+        /// <summary>The objective of the parameters from <see cref="AuxiliaryFrom"/> on (and of those
+        /// <see cref="IsAuxiliary"/> picks), where a model trains part of itself on an objective of its own (the
+        /// mutual autoencoder's r, on −mean log r; stacked CorEx's second layer, on its own bound).</summary>
         public double AuxiliaryObjective { get; init; }
         public int AuxiliaryFrom { get; init; } = int.MaxValue;
+        public Func<int, bool>? IsAuxiliary { get; init; }
 
         /// <summary>What parameter <paramref name="index"/>'s gradient is the derivative of.</summary>
-        public double ObjectiveOf(int index) => index >= AuxiliaryFrom ? AuxiliaryObjective : Objective;
+        public double ObjectiveOf(int index) => index >= AuxiliaryFrom || IsAuxiliary?.Invoke(index) == true ? AuxiliaryObjective : Objective;
     }
 
     /// <summary>The ε that <see cref="Vae"/> draws for training step <paramref name="step"/>, in double.</summary>

@@ -199,8 +199,7 @@ public sealed class KernelCheck(KernelSet kernels)
         return Compare("two-layer rank-one log w", $"{batch}x({k1},{k2})x{samples}", expected, logWeights.GetAsArray1D(), 1e-6, 1e-6 * (150 + 60.0 * (k1 + k2)));
     }
 
-    /// <summary>Stacked CorEx's −log q(z1|z2) + log r1(z1) per row and its gradients (to q's stats, added to dz1
-    /// and to r1 from zero).</summary>
+    /// <summary>Stacked CorEx's −log q(z1|z2) + log r1(z1) per row and its gradient to q(z1|z2)'s stats.</summary>
     private IEnumerable<CheckResult> StackedCorexLayer(int rows, int latent)
     {
         const double scale = 0.3;
@@ -214,20 +213,13 @@ public sealed class KernelCheck(KernelSet kernels)
         using var marginalBuffer = accelerator.Allocate1D(ToFloat(marginal));
         using var term = accelerator.Allocate1D<float>(rows);
         using var dStats = accelerator.Allocate1D<float>(rows * 2 * latent);
-        using var dZ1 = accelerator.Allocate1D<float>(rows * latent);
-        using var dMarginal = accelerator.Allocate1D<float>(2 * latent);
-        dZ1.MemSetToZero();
-        dMarginal.MemSetToZero();
         kernels.LayerReconstruction(z1Buffer.View, statsBuffer.View, marginalBuffer.View, term.View, rows, latent);
-        kernels.LayerReconstructionBackward(z1Buffer.View, statsBuffer.View, marginalBuffer.View, dStats.View, dZ1.View, rows, latent, (float)scale);
-        kernels.LayerReconstructionMarginalBackward(z1Buffer.View, marginalBuffer.View, dMarginal.View, rows, latent, (float)scale);
-        var (expectedDStats, expectedDZ1, expectedDMarginal) = StackedCorexReference.LayerReconstructionBackward(z1, stats, marginal, rows, latent, scale);
+        kernels.LayerReconstructionBackward(z1Buffer.View, statsBuffer.View, dStats.View, rows, latent, (float)scale);
         string shape = $"{rows}x{latent}";
-        // As in the tests: sums of 2K terms, 1e-5 relative; r1's gradient sums every row.
+        // As in the tests: sums of 2K terms, 1e-5 relative.
         yield return Compare("stacked CorEx z1 term", shape, StackedCorexReference.LayerReconstruction(z1, stats, marginal, rows, latent), term.GetAsArray1D(), 1e-5, 1e-5 * latent);
-        yield return Compare("stacked CorEx gradient (q(z1|z2))", shape, expectedDStats, dStats.GetAsArray1D(), 1e-5, 1e-6);
-        yield return Compare("stacked CorEx gradient (z1)", shape, expectedDZ1, dZ1.GetAsArray1D(), 1e-5, 1e-6);
-        yield return Compare("stacked CorEx gradient (r1)", shape, expectedDMarginal, dMarginal.GetAsArray1D(), 1e-5, 1e-5 * expectedDMarginal.Max(Math.Abs));
+        yield return Compare("stacked CorEx gradient (q(z1|z2))", shape, StackedCorexReference.LayerReconstructionBackward(z1, stats, rows, latent, scale),
+            dStats.GetAsArray1D(), 1e-5, 1e-6);
     }
 
     /// <summary>CorEx's KL against a learned factorized marginal: z, the KL, log w and both backward passes.</summary>

@@ -13,8 +13,10 @@ namespace IlgpuVae.Model.Models.StackedCorex;
 /// marginal, the second treating the first's codes as its data. Layer 1: z1 ~ q(z1|x), KL(q(z1|x) ‖ r1(z1)),
 /// x reconstructed by p(x|z1); layer 2: z2 ~ q(z2|z1) on every z1 row, KL(q(z2|z1) ‖ r2(z2)), z1 reconstructed by
 /// a factorized Gaussian q(z1|z2) against r1 as z1's marginal (<see cref="GpuKernels.StackedCorex"/>). The loss per z
-/// row is rec + β·(KL1 + KL2 − log q(z1|z2) + log r1(z1)), trained jointly: layer 2's terms reach layer 1's encoder
-/// through z1, and r1 through both layers.
+/// row is rec + β·(KL1 + KL2 − log q(z1|z2) + log r1(z1)); each layer trains on its own bound, the second taking z1
+/// as its data (no gradient from layer 2 reaches z1, layer 1's encoder or r1): trained jointly through z1, the
+/// second layer's term refunds the first layer's KL for information passed up to z2, and z1 sharpened without limit
+/// (see docs/MODELS.md).
 /// rec + KL1 alone is the one-layer CorEx bound with prior r1, so <c>eval</c>'s L_k uses layer 1's weights against r1.
 /// Layers: [EncoderLayerCount, Encoder2End) q(z2|z1), [Encoder2End, DecoderStart) q(z1|z2), then p(x|z1), then r1
 /// and r2 (one row each, from [1]). AnchorVAE's anchors are layer 1's.
@@ -22,7 +24,7 @@ namespace IlgpuVae.Model.Models.StackedCorex;
 public sealed class StackedCorexModel : FamilyModel
 {
     public const string Z2Buffer = "stacked_corex.z2", Epsilon2Buffer = "stacked_corex.epsilon2", Z2GradientBuffer = "stacked_corex.dz2",
-        Kl2Buffer = "stacked_corex.kl2", ReconstructionOfZ1 = "stacked_corex.z1_reconstruction", Z1GradientFromLayer2 = "stacked_corex.dz1_from_layer2";
+        Kl2Buffer = "stacked_corex.kl2", ReconstructionOfZ1 = "stacked_corex.z1_reconstruction";
 
     private readonly ReconstructionTerm reconstruction;
 
@@ -66,10 +68,9 @@ public sealed class StackedCorexModel : FamilyModel
     }
 
     /// <summary>
-    /// p(x|z1) to dz1; layer 2's term to q(z1|z2)'s output and, added, to dz1; q(z1|z2)'s network to
-    /// dz2; layer 2's sampler and KL to q(z2|z1)'s stats and r2; q(z2|z1)'s network adds to dz1; layer 1's sampler
-    /// and KL to the encoder's stats and r1, to which layer 2's term adds. Every row's layer terms weigh β/rows, layer
-    /// 1's KL β/batch per example.
+    /// p(x|z1) to dz1; layer 2's term to q(z1|z2)'s output; q(z1|z2)'s network to dz2; layer 2's sampler and KL to
+    /// q(z2|z1)'s stats and r2; q(z2|z1)'s network to its weights (z1 is its data); layer 1's sampler and KL to the
+    /// encoder's stats and r1. Every row's layer terms weigh β/rows, layer 1's KL β/batch per example.
     /// </summary>
     public override void Train(Pass pass)
     {
@@ -79,19 +80,16 @@ public sealed class StackedCorexModel : FamilyModel
             AccumulateLoss(pass);
         float perRow = (float)(pass.KlWeight / rows), perExample = (float)(pass.KlWeight / batch);
         DecoderBackward(Z(rows), ZGradient(rows), rows);
-        Kernels.LayerReconstructionBackward(Z(rows), Z1Statistics(rows), Marginal1, Stack.Gradient(Layout.DecoderStart - 1, rows), ZGradient(rows), rows, K1, perRow);
+        Kernels.LayerReconstructionBackward(Z(rows), Z1Statistics(rows), Stack.Gradient(Layout.DecoderStart - 1, rows), rows, K1, perRow);
         Stack.Backward(Layout.Encoder2End, Layout.DecoderStart, rows, Rows(Z2Buffer, rows, K2), Rows(Z2GradientBuffer, rows, K2));
         Kernels.FactorizedPriorBackward(Statistics2(rows), Marginal2, Rows(Epsilon2Buffer, rows, K2), Rows(Z2GradientBuffer, rows, K2),
             Stack.Gradient(Layout.Encoder2End - 1, rows), rows, Shape2, perRow);
         Kernels.FactorizedMarginalBackward(Statistics2(rows), Marginal2, Stack.Gradient(Marginal2Layer, 1), rows, Shape2, perRow);
-        var dZ1FromLayer2 = Rows(Z1GradientFromLayer2, rows, K1);
-        Stack.Backward(Layout.EncoderLayerCount, Layout.Encoder2End, rows, Z(rows), dZ1FromLayer2);
-        Kernels.Add(ZGradient(rows), dZ1FromLayer2);
+        // z1 is layer 2's data: its network takes no gradient back into z1.
+        Stack.Backward(Layout.EncoderLayerCount, Layout.Encoder2End, rows, Z(rows), Kernels.None);
         Kernels.FactorizedPriorBackward(Statistics1(batch), Marginal1, Epsilon(rows), ZGradient(rows), Stack.Gradient(Layout.EncoderLayerCount - 1, batch),
             batch, Shape1(pass.Samples), perExample);
         Kernels.FactorizedMarginalBackward(Statistics1(batch), Marginal1, Stack.Gradient(Marginal1Layer, 1), batch, Shape1(pass.Samples), perExample);
-        // r1 also stands for z1's marginal in layer 2's term.
-        Kernels.LayerReconstructionMarginalBackward(Z(rows), Marginal1, Stack.Gradient(Marginal1Layer, 1), rows, K1, perRow);
         Stack.Backward(0, Layout.EncoderLayerCount, batch, EncoderInput(batch), Kernels.None);
         Stack.Backward(Marginal1Layer, Marginal1Layer + 1, 1, One, Kernels.None);
         Stack.Backward(Marginal2Layer, Marginal2Layer + 1, 1, One, Kernels.None);
@@ -158,7 +156,6 @@ public sealed class StackedCorexFamily : ModelFamily
             plan.Floats(name, rows * config.Latent2);
         plan.Floats(StackedCorexModel.Kl2Buffer, rows);
         plan.Floats(StackedCorexModel.ReconstructionOfZ1, rows);
-        plan.Floats(StackedCorexModel.Z1GradientFromLayer2, rows * config.Latent);
         plan.Floats(LearnedPrior.OneHotRows, 1);
     }
 

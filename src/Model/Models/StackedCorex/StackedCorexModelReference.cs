@@ -7,7 +7,8 @@ namespace IlgpuVae.Model.Models.StackedCorex;
 /// <summary>
 /// Stacked CorEx in double, layer by layer as the hierarchical bound reads: layer 1 is CorEx on x (z1 ~ q(z1|x),
 /// KL to r1, p(x|z1)), layer 2 is CorEx on z1 (z2 ~ q(z2|z1), KL to r2, q(z1|z2) a factorized Gaussian, r1 standing
-/// for z1's marginal). The loss is the mean over z rows of rec + β·(KL1 + KL2 − log q(z1|z2) + log r1(z1)), with the
+/// for z1's marginal). The loss is the mean over z rows of rec + β·(KL1 + KL2 − log q(z1|z2) + log r1(z1)); each
+/// layer trains on its own terms (layer 2 takes z1 and r1 as given, so its gradient stops at them), with the
 /// anchors' share of KL1 weighted 1 − λ in
 /// training (reported apart, as one-layer CorEx does). ε is [ε1 [batch·k, K1] | ε2 [batch·k, K2]], ε2 from the
 /// second layer's stream.
@@ -15,7 +16,7 @@ namespace IlgpuVae.Model.Models.StackedCorex;
 public sealed class StackedCorexModelReference : ReferenceModel
 {
     private sealed record Pass(ReferenceLayers Layers, double[] Marginal1, double[] Marginal2, double[] RepeatedStats1, double[] Z1,
-        double[] Stats2, double[] Z2, double[] Z1Stats, double[] KlPerRow, double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
+        double[] Stats2, double[] Z2, double[] Z1Stats, double[] Kl1, double[] KlPerRow, double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
 
     public override double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream) =>
         [.. base.Epsilon(config, seed, step, batch, stream),
@@ -39,7 +40,7 @@ public sealed class StackedCorexModelReference : ReferenceModel
         var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
         var (reconstruction, unitGradient) = LossReference.Reconstruction(config.Likelihood, target, output, rows, config.InputSize, config.GaussianVariance, 1.0);
         var kl = Enumerable.Range(0, rows).Select(r => kl1[r] + kl2[r] + z1Term[r]).ToArray();
-        return new Pass(layers, marginal1, marginal2, repeated1, z1, stats2, z2, z1Stats, kl, reconstruction, unitGradient, rows);
+        return new Pass(layers, marginal1, marginal2, repeated1, z1, stats2, z2, z1Stats, kl1, kl, reconstruction, unitGradient, rows);
     }
 
     /// <summary>Layer 1's weights against r1.</summary>
@@ -61,16 +62,16 @@ public sealed class StackedCorexModelReference : ReferenceModel
         var gradient = new double[layout.Count];
 
         var dZ1 = layers.Backward(layout.DecoderStart, layout.DecoderEnd, pass.ReconstructionGradient.Select(g => g / rows).ToArray(), rows, gradient);
-        var (dZ1Stats, dZ1FromTerm, dMarginal1FromTerm) = StackedCorexReference.LayerReconstructionBackward(pass.Z1, pass.Z1Stats, pass.Marginal1, rows, k1, perRow);
+        var dZ1Stats = StackedCorexReference.LayerReconstructionBackward(pass.Z1, pass.Z1Stats, rows, k1, perRow);
         var dZ2 = layers.Backward(layout.Encoder2End, layout.DecoderStart, dZ1Stats, rows, gradient);
         var (dStats2, dMarginal2) = FactorizedPriorReference.Backward(pass.Stats2, pass.Marginal2, epsilon2, dZ2, rows, k2, Enumerable.Repeat(1.0, k2).ToArray(), perRow);
-        var dZ1FromLayer2 = layers.Backward(layout.EncoderLayerCount, layout.Encoder2End, dStats2, rows, gradient);
-        dZ1 = dZ1.Select((value, i) => value + dZ1FromTerm[i] + dZ1FromLayer2[i]).ToArray();
+        // z1 is layer 2's data: q(z2|z1)'s network takes its weights' gradient and passes none back.
+        layers.Backward(layout.EncoderLayerCount, layout.Encoder2End, dStats2, rows, gradient);
         // Each example's KL1 is counted on each of its k rows: β/rows per row is β/batch per example.
         var (dRepeated1, dMarginal1) = FactorizedPriorReference.Backward(pass.RepeatedStats1, pass.Marginal1, epsilon1, dZ1, rows, k1,
             FactorizedPriorReference.Weights(k1, config.Anchors, 1 - config.AnchorWeight), perRow);
         layers.Backward(0, layout.EncoderLayerCount, ImportanceReference.SumRepeatedRows(dRepeated1, batch, 2 * k1, samples), batch, gradient);
-        layers.Backward(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, dMarginal1.Select((value, i) => value + dMarginal1FromTerm[i]).ToArray(), 1, gradient);
+        layers.Backward(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, dMarginal1, 1, gradient);
         layers.Backward(layout.AuxiliaryStart + 1, layout.AuxiliaryStart + 2, dMarginal2, 1, gradient);
 
         double reconstruction = pass.ReconstructionPerRow.Average(), klMean = pass.KlPerRow.Average();
@@ -80,6 +81,17 @@ public sealed class StackedCorexModelReference : ReferenceModel
             for (int k = 0; k < config.Anchors; k++)
                 anchorTerm -= config.AnchorWeight * perRow * FactorizedPriorReference.Kl(pass.RepeatedStats1[row * 2 * k1 + k],
                     pass.RepeatedStats1[row * 2 * k1 + k1 + k], pass.Marginal1[k], pass.Marginal1[k1 + k]);
-        return new ReferenceVae.Result(reconstruction + beta * klMean, reconstruction, klMean, gradient) { Penalty = anchorTerm };
+        // Layer 1's parameters (encoder, decoder, r1) train on rec + β·KL1, layer 2's (q(z2|z1), q(z1|z2), r2) on β times
+        // its own terms: the gradient of each group is the derivative of its own objective.
+        double layer1 = reconstruction + beta * pass.Kl1.Average(), layer2 = beta * (klMean - pass.Kl1.Average());
+        int secondMarginal = layout.Layers[layout.AuxiliaryStart + 1].WeightOffset;
+        int layer2From = layout.Layers[layout.EncoderLayerCount].WeightOffset, layer2To = layout.Layers[layout.DecoderStart].WeightOffset;
+        return new ReferenceVae.Result(reconstruction + beta * klMean, reconstruction, klMean, gradient)
+        {
+            Penalty = anchorTerm,
+            PrimaryObjective = layer1,
+            AuxiliaryObjective = layer2,
+            IsAuxiliary = index => (index >= layer2From && index < layer2To) || index >= secondMarginal,
+        };
     }
 }
