@@ -46,7 +46,9 @@ public sealed class StackedCorexKernelTests(AcceleratorFixture fixture)
             using var termBuffer = accelerator.Allocate1D<float>(rows);
             using var dStatsBuffer = accelerator.Allocate1D<float>(rows * 2 * latent);
             kernels.LayerReconstruction(z1Buffer.View, statsBuffer.View, marginalBuffer.View, termBuffer.View, rows, latent);
-            kernels.LayerReconstructionBackward(z1Buffer.View, statsBuffer.View, dStatsBuffer.View, rows, latent, (float)scale);
+            using var equalWeights = accelerator.Upload(Enumerable.Repeat(1f, rows).ToArray());
+            // The model takes the term's gradient by q's stats from the two-layer prior network's kernel, rows weighing the same.
+            kernels.PriorStatsGradient(z1Buffer.View, statsBuffer.View, equalWeights.View, dStatsBuffer.View, rows, latent, (float)scale);
             string what = $"{accelerator.AcceleratorType} {label}";
             // Sums of 2K terms of size ≤ e^1.5·16 (the 2π terms cancel in both): 1e-5 relative, 1e-5·K absolute.
             Numerics.AssertClose(what, term, termBuffer.GetAsArray1D(), 1e-5, 1e-5 * latent);

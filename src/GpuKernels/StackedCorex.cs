@@ -10,7 +10,8 @@ namespace IlgpuVae.GpuKernels;
 /// −log q(z1|z2) + log r1(z1) = ½Σ((z1 − m)²e^(−u) + u) − ½Σ((z1 − m_r)²e^(−w) + w), the 2π terms cancelling: a log
 /// density ratio, so it does not change when z1, its posterior and r1 are all rescaled (−log q(z1|z2) alone would
 /// fall without bound as they shrink together). The layers are trained each on its own bound, as CorEx stacks
-/// them: the second takes z1 as data, so this term's gradient goes to q(z1|z2)'s output only, not to z1 or r1.
+/// them: the second takes z1 as data, so this term's gradient goes to q(z1|z2)'s output only, not to z1 or r1 —
+/// the gradient of −log N(z1; m, e^u) by [m | u], which <see cref="TwoLayer.PriorStatsGradient"/> already computes.
 /// </summary>
 public static class StackedCorex
 {
@@ -18,13 +19,6 @@ public static class StackedCorex
     public static void LayerReconstruction(this KernelSet kernels, ArrayView<float> z1, ArrayView<float> stats, ArrayView<float> marginal,
         ArrayView<float> term, int rows, int latent) =>
         kernels.Launch(ForwardKernel, rows, z1, stats, marginal, term, latent);
-
-    /// <summary>scale times the term's gradient with respect to q(z1|z2)'s [m | u] rows, written into
-    /// <paramref name="dStats"/>. z1 is the second layer's data and r1 the first layer's, so neither takes a gradient
-    /// from this term.</summary>
-    public static void LayerReconstructionBackward(this KernelSet kernels, ArrayView<float> z1, ArrayView<float> stats, ArrayView<float> dStats,
-        int rows, int latent, float scale) =>
-        kernels.Launch(BackwardKernel, rows, z1, stats, dStats, latent, scale);
 
     [Kernel]
     public static void ForwardKernel(Index1D row, ArrayView<float> z1, ArrayView<float> stats, ArrayView<float> marginal, ArrayView<float> term, int latent)
@@ -39,18 +33,5 @@ public static class StackedCorex
                 - marginalDifference * marginalDifference * MathF.Exp(-logMarginal) - logMarginal;
         }
         term[row] = 0.5f * sum;
-    }
-
-    /// <summary>dm = −c·(z1 − m)e^(−u), du = c·½(1 − (z1 − m)²e^(−u)).</summary>
-    [Kernel]
-    public static void BackwardKernel(Index1D row, ArrayView<float> z1, ArrayView<float> stats, ArrayView<float> dStats, int latent, float scale)
-    {
-        for (int k = 0; k < latent; k++)
-        {
-            int mean = row * 2 * latent + k;
-            float difference = z1[row * latent + k] - stats[mean], precision = MathF.Exp(-stats[mean + latent]);
-            dStats[mean] = -scale * difference * precision;
-            dStats[mean + latent] = 0.5f * scale * (1f - difference * difference * precision);
-        }
     }
 }

@@ -213,8 +213,9 @@ public sealed class KernelCheck(KernelSet kernels)
         using var marginalBuffer = accelerator.Allocate1D(ToFloat(marginal));
         using var term = accelerator.Allocate1D<float>(rows);
         using var dStats = accelerator.Allocate1D<float>(rows * 2 * latent);
+        using var equalWeights = accelerator.Allocate1D(Enumerable.Repeat(1f, rows).ToArray());
         kernels.LayerReconstruction(z1Buffer.View, statsBuffer.View, marginalBuffer.View, term.View, rows, latent);
-        kernels.LayerReconstructionBackward(z1Buffer.View, statsBuffer.View, dStats.View, rows, latent, (float)scale);
+        kernels.PriorStatsGradient(z1Buffer.View, statsBuffer.View, equalWeights.View, dStats.View, rows, latent, (float)scale);
         string shape = $"{rows}x{latent}";
         // As in the tests: sums of 2K terms, 1e-5 relative.
         yield return Compare("stacked CorEx z1 term", shape, StackedCorexReference.LayerReconstruction(z1, stats, marginal, rows, latent), term.GetAsArray1D(), 1e-5, 1e-5 * latent);

@@ -31,8 +31,10 @@ public sealed class StackedCorexModel : FamilyModel
     public StackedCorexModel(ModelParts parts) : base(parts)
     {
         reconstruction = new ReconstructionTerm(parts.Config);
-        // Both marginals' layers read the single row [1].
+        // Both marginals' layers read the single row [1]; layer 2's rows weigh the same.
         Floats(LearnedPrior.OneHotRows, 1).CopyFromCPU(new[] { 1f });
+        var equalWeights = Workspace.Floats(TwoLayer.TwoLayerModel.EqualWeights).View;
+        equalWeights.CopyFromCPU(Enumerable.Repeat(1f, (int)equalWeights.Length).ToArray());
     }
 
     private int K1 => Config.Latent;
@@ -80,7 +82,9 @@ public sealed class StackedCorexModel : FamilyModel
             AccumulateLoss(pass);
         float perRow = (float)(pass.KlWeight / rows), perExample = (float)(pass.KlWeight / batch);
         DecoderBackward(Z(rows), ZGradient(rows), rows);
-        Kernels.LayerReconstructionBackward(Z(rows), Z1Statistics(rows), Stack.Gradient(Layout.DecoderStart - 1, rows), rows, K1, perRow);
+        // −log q(z1|z2)'s gradient by q's [m | u] is the two-layer prior network's, every row weighing the same.
+        Kernels.PriorStatsGradient(Z(rows), Z1Statistics(rows), Floats(TwoLayer.TwoLayerModel.EqualWeights, rows), Stack.Gradient(Layout.DecoderStart - 1, rows),
+            rows, K1, perRow);
         Stack.Backward(Layout.Encoder2End, Layout.DecoderStart, rows, Rows(Z2Buffer, rows, K2), Rows(Z2GradientBuffer, rows, K2));
         Kernels.FactorizedPriorBackward(Statistics2(rows), Marginal2, Rows(Epsilon2Buffer, rows, K2), Rows(Z2GradientBuffer, rows, K2),
             Stack.Gradient(Layout.Encoder2End - 1, rows), rows, Shape2, perRow);
@@ -157,6 +161,7 @@ public sealed class StackedCorexFamily : ModelFamily
         plan.Floats(StackedCorexModel.Kl2Buffer, rows);
         plan.Floats(StackedCorexModel.ReconstructionOfZ1, rows);
         plan.Floats(LearnedPrior.OneHotRows, 1);
+        plan.Floats(TwoLayer.TwoLayerModel.EqualWeights, rows);
     }
 
     /// <summary>q(z2|z1) through the second widths, then q(z1|z2) mirroring them back to [m | u] of z1.</summary>
