@@ -532,7 +532,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         else if (config.StochasticLayers == 2)
         {
             // μ is the first K columns of a row of 2K (or 3K with a rank-one covariance).
-            int parts = config.Covariance == CovarianceKind.RankOne ? 3 : 2;
+            int parts = config.PosteriorBlocks;
             double[] First(double[] stats, int width) => Enumerable.Range(0, batch * width).Select(i => stats[i / width * parts * width + i % width]).ToArray();
             var mu1 = First(runner.Run(0, layout.EncoderLayerCount, x, batch), config.Latent);
             expected = [mu1, First(runner.Run(layout.EncoderLayerCount, layout.Encoder2End, mu1, batch), config.Latent2)];
@@ -573,7 +573,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         bool twoViews = config.Model == ModelKind.Vcca;
         var stats = Run(0, layout.EncoderLayerCount, twoViews && config.EncoderViews == 1 ? ViewReference.Split(x, batch, config.Views).View1 : x);
         int width = config.EncoderOutputs, latent = config.Latent;
-        int parts = IlgpuVae.Model.Core.GatheredGaussianModel.StatisticsParts(config);
+        int parts = config.PosteriorBlocks;
         if (config.Model == ModelKind.Vlae)
             (stats, width) = (VlaeStatistics(config, layout, runner, x, batch), parts * latent);
         else if (config.PrivateLatent > 0)
@@ -605,7 +605,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             var mu1 = Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + i % latent]).ToArray();
             stats = Run(layout.EncoderLayerCount, layout.Encoder2End, mu1);
             latent = config.Latent2;
-            width = (config.Covariance == CovarianceKind.RankOne ? 3 : 2) * latent;
+            width = config.PosteriorBlocks * latent;
         }
         var expectedMu = Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + i % latent]).ToArray();
         // The autoencoder's code has no variance.
@@ -672,7 +672,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     private static double[] VlaeStatistics(VaeConfig config, ParameterLayout layout, IlgpuVae.Model.Core.ReferenceLayers runner, double[] x, int batch)
     {
         var rungs = new IlgpuVae.Model.Models.Vlae.VlaeRungs(layout, config);
-        int latent = config.Latent, width = latent / config.LatentLayers, parts = IlgpuVae.Model.Core.GatheredGaussianModel.StatisticsParts(config);
+        int latent = config.Latent, width = latent / config.LatentLayers, parts = config.PosteriorBlocks;
         var stats = new double[batch * parts * latent];
         var hidden = x;
         for (int l = 1; l <= config.LatentLayers; l++)

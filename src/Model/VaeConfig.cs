@@ -67,7 +67,11 @@ public sealed record VaeConfig
     public int LatentLayers { get; init; } = 3;
 
     /// <summary>The width of the top latent, the one the prior N(0, I) is on: what sampling and decoding take.</summary>
-    public int TopLatent => StochasticLayers == 2 ? Latent2 >> Math.Max(0, LadderLayers - 2) : CodeWidth;
+    public int TopLatent => StochasticLayers == 2 ? Models.Ladder.LadderRungs.Latent(this, Math.Max(2, LadderLayers)) : CodeWidth;
+
+    /// <summary>Blocks of a Gaussian q's statistics row: [μ | log σ²], or [μ | log d | u] with a rank-one covariance.</summary>
+    [JsonIgnore]
+    public int PosteriorBlocks => Covariance == CovarianceKind.RankOne ? 3 : 2;
 
     /// <summary>The Ladder VAE's stochastic layers L (2 by default): z1 and z2 are sized by <see cref="Latent"/>,
     /// <see cref="Hidden"/>, <see cref="Latent2"/> and <see cref="Hidden2"/>, and each layer above z2 halves z2's

@@ -33,9 +33,7 @@ public abstract class GatheredGaussianModel(ModelParts parts) : FamilyModel(part
     protected abstract void InferenceBackward(int batch);
 
     /// <summary>Blocks of the gathered row: μ and log σ², and u with a rank-one covariance.</summary>
-    public static int StatisticsParts(VaeConfig config) => config.Covariance == CovarianceKind.RankOne ? 3 : 2;
-
-    protected int Parts => StatisticsParts(Config);
+    protected int Parts => Config.PosteriorBlocks;
 
     private bool RankOne => Config.Covariance == CovarianceKind.RankOne;
 

@@ -398,7 +398,7 @@ public static class ModelCatalog
                 if (config.LadderLayers > 2 && config.Hidden2.Length < 1)
                     throw new SettingException("each rung of the Ladder VAE above z2 goes on from the top hidden layer of the one below: give @Hidden2 at least one width with @LadderLayers above 2");
                 int halvings = config.LadderLayers - 2;
-                if ((config.Latent2 >> halvings) < 1 || config.Hidden2.Any(width => (width >> halvings) < 1))
+                if (LadderRungs.Latent(config, config.LadderLayers) < 1 || LadderRungs.Hidden(config, config.LadderLayers).Any(width => width < 1))
                     throw new SettingException($"layer {config.LadderLayers} of the Ladder VAE halves z2's widths {halvings} times, which leaves none of @Latent2 {config.Latent2} or @Hidden2 {string.Join(",", config.Hidden2)}: widen them or take fewer @LadderLayers");
             },
             Family = _ => LadderFamily,

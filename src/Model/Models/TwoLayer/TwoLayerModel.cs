@@ -130,21 +130,24 @@ public class TwoLayerModel : FamilyModel
     }
 
     /// <summary>The top layer's q(z2|μ1): the codes Decode takes, so encode → decode round-trips.</summary>
-    public override (float[] Mu, float[] LogVariance) Encode(int batch)
+    public override (float[] Mu, float[] LogVariance) Encode(int batch) => EncodeBothLayers(batch).Top;
+
+    /// <summary>μ1 of q(z1|x) (downloaded once), then q(z2|μ1).</summary>
+    private (float[] Means1, (float[] Mu, float[] LogVariance) Top) EncodeBothLayers(int batch)
     {
         Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
         Kernels.Synchronize();
-        var means1 = FamilyModel.Columns(Download(Statistics1(batch)), batch, Parts * Config.Latent, 0, Config.Latent);
+        var means1 = FamilyModel.Columns(Download(Statistics1(batch)), batch, Config.PosteriorBlocks * Config.Latent, 0, Config.Latent);
         Floats(ModelBuffers.Z, means1.Length).CopyFromCPU(means1);
         Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, Z(batch), batch);
-        return TopStatistics(batch);
+        return (means1, TopStatistics(batch));
     }
 
     /// <summary>μ1 of q(z1|x), and μ2 of q(z2|μ1).</summary>
     public override IReadOnlyList<float[]>? LayerMeans(int batch)
     {
-        var (mu2, _) = Encode(batch);
-        return [FamilyModel.Columns(Download(Statistics1(batch)), batch, Parts * Config.Latent, 0, Config.Latent), mu2];
+        var (means1, top) = EncodeBothLayers(batch);
+        return [means1, top.Mu];
     }
 
     /// <summary>Codes are z2; z1 is the mean of p(z1|z2), taken from the prior network's output on the host.</summary>
@@ -170,8 +173,6 @@ public class TwoLayerModel : FamilyModel
 
     /// <summary>Both q's have the rank-one precision D + uuᵀ: their rows are [μ | log d | u].</summary>
     private bool RankOne => Config.Covariance == CovarianceKind.RankOne;
-
-    private int Parts => RankOne ? 3 : 2;
 
     /// <summary>q(z1|x)'s statistics per example: the encoder's output.</summary>
     protected ArrayView<float> Statistics1(int batch) => Stack.Output(Layout.EncoderLayerCount - 1, batch);
@@ -207,7 +208,7 @@ public class TwoLayerFamily : ModelFamily
     protected override void BuildMiddle(LayoutBuilder layout)
     {
         var config = layout.Config;
-        layout.Stage("encoder2", config.Latent, config.Hidden2, (config.Covariance == CovarianceKind.RankOne ? 3 : 2) * config.Latent2);
+        layout.Stage("encoder2", config.Latent, config.Hidden2, config.PosteriorBlocks * config.Latent2);
         layout.EndSecondEncoder();
         layout.Stage("prior", config.Latent2, config.Hidden2.Reverse().ToArray(), 2 * config.Latent);
     }

@@ -34,7 +34,7 @@ public class TwoLayerModelReference : ReferenceModel
     {
         var layout = layers.Layout;
         int samples = config.Samples, rows = batch * samples, k1 = config.Latent, k2 = config.Latent2;
-        var rowStats1 = ImportanceReference.RepeatRows(stats1, batch, Parts(config) * k1, samples);
+        var rowStats1 = ImportanceReference.RepeatRows(stats1, batch, config.PosteriorBlocks * k1, samples);
         var z1 = Draw(config, rowStats1, epsilon1, rows, k1);
         var rowStats2 = layers.Run(layout.EncoderLayerCount, layout.Encoder2End, z1, rows);
         var z2 = Draw(config, rowStats2, epsilon2, rows, k2);
@@ -61,9 +61,6 @@ public class TwoLayerModelReference : ReferenceModel
         return new Pass(layers, stats1, latents.RowStats1, latents.Z1, epsilon1, latents.RowStats2, latents.Z2, epsilon2,
             reconstruction, unitGradient, logWeights, rows);
     }
-
-    /// <summary>Both q's rank-one (rows [μ | log d | u]) or diagonal.</summary>
-    private static int Parts(VaeConfig config) => config.Covariance == CovarianceKind.RankOne ? 3 : 2;
 
     /// <summary>z = μ + σε, or μ + Rε with a rank-one covariance.</summary>
     private static double[] Draw(VaeConfig config, double[] rowStats, double[] epsilon, int rows, int latent) =>
@@ -138,7 +135,7 @@ public class TwoLayerModelReference : ReferenceModel
         // z1's prior is p(z1|z2), whose pull is already in dz1.
         var dRepeatedStats1 = rankOne ? RankOneReference.WeightedBackward(pass.RowStats1, pass.Z1, pass.Epsilon1, dZ1, rowWeight, rows, k1, beta, standardPrior: false)
             : TwoLayerReference.SamplerBackward(pass.RowStats1, pass.Epsilon1, dZ1, klRowWeight, rows, k1);
-        var dStats1 = ImportanceReference.SumRepeatedRows(dRepeatedStats1, batch, Parts(config) * k1, samples);
+        var dStats1 = ImportanceReference.SumRepeatedRows(dRepeatedStats1, batch, config.PosteriorBlocks * k1, samples);
         layers.Backward(0, layout.EncoderLayerCount, dStats1, batch, gradient);
     }
 }

@@ -110,7 +110,7 @@ public sealed class VccaPrivateFamily : ModelFamily
         plan.Floats(VccaModel.View2, batch * config.Views.View2Size);
         plan.Floats(VccaModel.JointOutput, rows * config.InputSize);
         plan.Floats(VccaModel.JointOutputGradient, rows * config.InputSize);
-        int parts = GatheredGaussianModel.StatisticsParts(config);
+        int parts = config.PosteriorBlocks;
         plan.Floats(VccaPrivateModel.Statistics, batch * parts * config.CodeWidth);
         plan.Floats(VccaPrivateModel.StatisticsGradient, batch * parts * config.CodeWidth);
         foreach (var name in new[] { VccaPrivateModel.Decoder1Input, VccaPrivateModel.Decoder2Input, VccaPrivateModel.Decoder1InputGradient, VccaPrivateModel.Decoder2InputGradient })
@@ -118,13 +118,13 @@ public sealed class VccaPrivateFamily : ModelFamily
     }
 
     /// <summary>The left view's encoder gives the statistics of z and h_x together.</summary>
-    protected override int EncoderOutputs(VaeConfig config) => GatheredGaussianModel.StatisticsParts(config) * (config.Latent + config.PrivateLatent);
+    protected override int EncoderOutputs(VaeConfig config) => config.PosteriorBlocks * (config.Latent + config.PrivateLatent);
 
     /// <summary>q(h_y|y): the same hidden widths from the right view.</summary>
     protected override void BuildMiddle(LayoutBuilder layout)
     {
         var config = layout.Config;
-        layout.Stage("encoder2", config.Views.View2Size, config.Hidden, GatheredGaussianModel.StatisticsParts(config) * config.PrivateLatent);
+        layout.Stage("encoder2", config.Views.View2Size, config.Hidden, config.PosteriorBlocks * config.PrivateLatent);
         layout.EndSecondEncoder();
     }
 

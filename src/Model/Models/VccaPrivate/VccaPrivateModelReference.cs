@@ -22,7 +22,7 @@ public sealed class VccaPrivateModelReference : ReferenceModel
         var (left, right) = ViewReference.Split(x, batch, config.Views);
         var leftStats = layers.Run(0, layout.EncoderLayerCount, left, batch);
         var rightStats = layers.Run(layout.EncoderLayerCount, layout.Encoder2End, right, batch);
-        int parts = GatheredGaussianModel.StatisticsParts(config);
+        int parts = config.PosteriorBlocks;
         // Each block (μ, log σ², u) of z and h_x, then of h_y.
         var stats = new double[batch * parts * width];
         GatheredLatentReference.Gather(leftStats, shared + own, stats, width, 0, batch, parts);
@@ -85,7 +85,7 @@ public sealed class VccaPrivateModelReference : ReferenceModel
             }
         }
         // β·KL per example is β/k on each of its k rows.
-        int parts = GatheredGaussianModel.StatisticsParts(config);
+        int parts = config.PosteriorBlocks;
         var dStats = ImportanceReference.SumRepeatedRows(
             GatheredLatentReference.Backward(config, pass.RepeatedStats, epsilon, dZ, rows, width, beta / rows), batch, parts * width, samples);
         var dLeftStats = GatheredLatentReference.Scatter(dStats, width, 0, shared + own, batch, parts);

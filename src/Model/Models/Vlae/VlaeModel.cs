@@ -146,7 +146,7 @@ public sealed class VlaeFamily : ModelFamily
     {
         int width = config.Latent / config.LatentLayers;
         plan.Floats(ModelBuffers.LogWeights, rows);
-        int parts = GatheredGaussianModel.StatisticsParts(config);
+        int parts = config.PosteriorBlocks;
         plan.Floats(VlaeModel.Statistics, batch * parts * config.Latent);
         plan.Floats(VlaeModel.StatisticsGradient, batch * parts * config.Latent);
         plan.Floats(VlaeModel.TopCode, rows * width);
@@ -161,7 +161,7 @@ public sealed class VlaeFamily : ModelFamily
     }
 
     /// <summary>Rung 1's head: the statistics of z_1 alone.</summary>
-    protected override int EncoderOutputs(VaeConfig config) => GatheredGaussianModel.StatisticsParts(config) * (config.Latent / config.LatentLayers);
+    protected override int EncoderOutputs(VaeConfig config) => config.PosteriorBlocks * (config.Latent / config.LatentLayers);
 
     /// <summary>Inference rungs 2..L, each from the hidden layer below it to its own head.</summary>
     protected override void BuildMiddle(LayoutBuilder layout)
@@ -169,7 +169,7 @@ public sealed class VlaeFamily : ModelFamily
         var config = layout.Config;
         int width = config.Latent / config.LatentLayers;
         for (int rung = 2; rung <= config.LatentLayers; rung++)
-            layout.Stage($"rung{rung}.encoder", config.Hidden[^1], config.Hidden, GatheredGaussianModel.StatisticsParts(config) * width);
+            layout.Stage($"rung{rung}.encoder", config.Hidden[^1], config.Hidden, config.PosteriorBlocks * width);
         layout.EndSecondEncoder();
     }
 

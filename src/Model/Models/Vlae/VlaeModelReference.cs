@@ -23,7 +23,7 @@ public sealed class VlaeModelReference : ReferenceModel
         var layers = new ReferenceLayers(config, parameters, training);
         var rungs = new VlaeRungs(layers.Layout, config);
         int count = config.LatentLayers, latent = config.Latent, width = latent / count, samples = config.Samples, rows = batch * samples;
-        int parts = GatheredGaussianModel.StatisticsParts(config);
+        int parts = config.PosteriorBlocks;
         var stats = new double[batch * parts * latent];
         var hidden = x;
         for (int l = 1; l <= count; l++)
@@ -55,7 +55,7 @@ public sealed class VlaeModelReference : ReferenceModel
         var pass = Forward(config, parameters, x, epsilon, batch, training);
         var (layers, rungs, rows) = (pass.Layers, pass.Rungs, pass.Rows);
         int count = config.LatentLayers, latent = config.Latent, width = latent / count, samples = config.Samples, hiddenTop = config.Hidden[0];
-        int parts = GatheredGaussianModel.StatisticsParts(config);
+        int parts = config.PosteriorBlocks;
         double reconstruction = pass.ReconstructionPerRow.Average(), klMean = pass.KlPerRow.Average();
         var gradient = new double[layers.Layout.Count];
 
