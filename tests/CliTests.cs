@@ -710,6 +710,27 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void MutualAutoencoderWithARankOnePosteriorKeepsItsAuxiliaryNetworkDiagonal()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "mae-rank1");
+        var (exitCode, output, error) = Run("train", "--model", "mae", "--covariance", "rank1", "--data", data, "--epochs", "1", "--batch-size", "6",
+            "--hidden", "7", "--latent", "3", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("rank-one covariance", output);
+        // q(z|x) saves [μ | log d | u]; r(z|x) is still [μ | log σ²].
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([3, 7], tensors["encoder.u.weight"].Shape);
+        Assert.Equal([3, 7], tensors["mutual.logvar.weight"].Shape);
+        Assert.DoesNotContain("mutual.u.weight", tensors.Keys);
+        (exitCode, _, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"resume: exit {exitCode}: {error}");
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("rank-one posterior: mean |correlation| between dimensions of q(z|x) 0.", output);
+    }
+
+    [Fact]
     public void VlaeWithARankOneCovarianceSavesEachHeadsThreePartsAndReportsItsCorrelations()
     {
         var data = WriteDataSet(train: 24, test: 8);

@@ -151,6 +151,16 @@ public sealed class GoldenRunTests : IDisposable
         ["mae-gaussian-k2"] = new($"{Small} --model mae --likelihood gaussian --k 2", "--k 7",
             "644488b694d9a469af99cf4e6626a19619f9cb0b984bc873ae3bba2198f65167",
             "e71f03d3a7e241337bd78c3d0ed89013ab1c3991021e153859a6cc253ef0ebea"),
+        // Rank-one q(z|x) in the other one-layer models: the mutual autoencoder (Bernoulli), the InfoVAE, the Deep VIB.
+        ["mae-rank1"] = new($"{Small} --model mae --mutual-information 2 --covariance rank1", "--k 7",
+            "0c75513230785647e68dcfbcbd0e4bd831067ffe16336284c031b5f4a9f9e39d",
+            "81a3f4299dba8168ad69dd5a7799a8eb0fff75d29e7768975356b38a19486d28"),
+        ["infovae-rank1"] = new($"{Small} --model infovae --covariance rank1", "--k 7",
+            "b9fb4fa99421192abcdaa4c0ed72b8a42a4cbc083cb0c15939b3528d6269f4a6",
+            "a4fbe4f1fe71606024ac3682076014326f07e358c0b68d649b88ab3616e320fe"),
+        ["vib-rank1-k2"] = new($"{Small} --model vib --beta 0.01 --k 2 --covariance rank1", "",
+            "2d2d03d24295559c826dfcfe0ac9ca2f2210bb501a4c1648c5079ec4cce112d6",
+            "58566a17d3daf4eb6266463d69be2a69208204b66347b66dc30602d67c73fb7d"),
         // The hierarchical variational model, with two flow steps and warm-up, and with none and k = 2 (2026-12-02).
         ["hvm-flow-2"] = new($"{Small} --model hvm --flow-length 2 --warmup-epochs 2", "--k 7",
             "11aea99938fd7db03def783ffc2c5ff6100b3590624173967131a8266a1c0ac4",

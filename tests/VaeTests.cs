@@ -30,7 +30,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden", "corex", "corex-anchors-2-k2-gaussian", "iwae-k3-mog-3", "iwae-k2-vamp-2-gaussian",
          "mae-gaussian", "mae-k2-gaussian-two-hidden", "hvm-flow-2", "hvm-k2-gaussian-no-flow", "hvm-k3-flow-1-two-hidden", "hvm-inverse-flow-2", "hvm-k2-flow-1-inverse-flow-3-gaussian",
          "vcca-rank1-k2", "vcca-private-rank1", "vlae-rank1-k2-gaussian", "corex-stacked", "corex-stacked-k2-anchors-2-gaussian",
-         "vae-2layer-rank1-k2", "iwae-2layer-rank1-k3-gaussian"];
+         "vae-2layer-rank1-k2", "iwae-2layer-rank1-k3-gaussian", "infovae-rank1", "vib-rank1-k2", "mae-rank1-k2-gaussian"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -254,6 +254,22 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             InputSize = 12, Hidden = [8], Latent = 4, Model = ModelKind.Hvm, FlowLength = 1, AuxiliaryFlowLength = 3, Samples = 2,
             Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
+        },
+        // The other one-layer models' q(z|x) rank-one: the InfoVAE's MMD term reads the rank-one codes; the Deep VIB
+        // with k = 2; the mutual autoencoder (whose r(z|x) stays diagonal) with a Gaussian decoder.
+        "infovae-rank1" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.InfoVae, Beta = 0.5, MmdLambda = 30, Covariance = CovarianceKind.RankOne,
+        },
+        "vib-rank1-k2" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 4, Model = ModelKind.Vib, Beta = 0.05, Samples = 2, Covariance = CovarianceKind.RankOne,
+            Activation = ActivationKind.Tanh,
+        },
+        "mae-rank1-k2-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Mutual, Samples = 2, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.3,
+            MutualInformation = 0.5, MiWeight = 2, Covariance = CovarianceKind.RankOne,
         },
         _ => throw new ArgumentException(name),
     };

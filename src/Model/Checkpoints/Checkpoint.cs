@@ -178,8 +178,9 @@ public static class Checkpoint
             if (layer.Name.EndsWith(".stats", StringComparison.Ordinal))
             {
                 string stage = layer.Name[..^".stats".Length];
-                // (The two-layer model's prior network p(z1|z2) stays diagonal: [m | u].)
-                if (config.Covariance == CovarianceKind.RankOne && stage != "prior")
+                // (The two-layer model's prior network p(z1|z2) and the mutual autoencoder's r(z|x) stay diagonal:
+                // [m | u].)
+                if (config.Covariance == CovarianceKind.RankOne && stage is not ("prior" or "mutual"))
                 {
                     // The rank-one posterior's [μ | log d | u] (every head's share of it, for models of several
                     // heads), one pair of tensors each.

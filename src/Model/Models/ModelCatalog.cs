@@ -166,8 +166,9 @@ public static class ModelCatalog
 
     private const ModelCapabilities Generative = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound | ModelCapabilities.Posterior;
 
-    /// <summary>--covariance, which the one-layer VAE and IWAE, VCCA (with or without private latents) and the VLAE
-    /// take: q(z|x) with a rank-one precision (over all the codes together where a model has several).</summary>
+    /// <summary>--covariance, which the one-layer models with a Gaussian q(z|x) (VAE, IWAE, InfoVAE, Deep VIB, the
+    /// mutual autoencoder), VCCA (with or without private latents) and the VLAE take: q(z|x) with a rank-one
+    /// precision (over all the codes together where a model has several).</summary>
     private static readonly ModelOption Covariance =
         new("covariance", "q(z|x)'s covariance: diagonal (the default) or rank1, the deep latent Gaussian model's precision D + uuᵀ (Rezende et al. 2014)", "diagonal|rank1",
             (config, text) => config with
@@ -214,9 +215,11 @@ public static class ModelCatalog
             })
         { Property = nameof(VaeConfig.Prior) };
 
+    private static string CovarianceSetting(VaeConfig config) =>
+        config.Covariance == CovarianceKind.RankOne ? ", rank-one covariance" : "";
+
     private static string LatentOptionsSetting(VaeConfig config) =>
-        (config.FlowLength > 0 ? $", {config.FlowLength} planar flow steps" : "") +
-        (config.Covariance == CovarianceKind.RankOne ? ", rank-one covariance" : "")
+        (config.FlowLength > 0 ? $", {config.FlowLength} planar flow steps" : "") + CovarianceSetting(config)
         + (config.WeightPrior is { } kappa ? $", weight prior N(0, {kappa.ToString(CultureInfo.InvariantCulture)}·I) on the decoder" : "")
         + config.Prior switch
         {
@@ -308,8 +311,9 @@ public static class ModelCatalog
                         },
                     })
                 { Property = nameof(VaeConfig.MmdKernel) },
+                Covariance,
             ],
-            Settings = config => $", MMD λ {config.MmdLambda.ToString(CultureInfo.InvariantCulture)} ({config.MmdKernel.ToString().ToLowerInvariant()} kernel)",
+            Settings = config => $", MMD λ {config.MmdLambda.ToString(CultureInfo.InvariantCulture)} ({config.MmdKernel.ToString().ToLowerInvariant()} kernel)" + CovarianceSetting(config),
             SeparateObjective = _ => true,
             Validate = config =>
             {
@@ -326,6 +330,8 @@ public static class ModelCatalog
             // Alemi et al.'s choice for MNIST.
             DefaultBeta = 1e-3,
             ObjectiveName = _ => "Deep VIB objective (−log q(y|z) + β·KL)",
+            Options = [Covariance],
+            Settings = CovarianceSetting,
             Terms = _ => new("−log q(y|z) + β·KL", "cross-entropy", "KL", DistortionColumn: "cross_entropy"),
             Validate = config =>
             {
@@ -470,9 +476,11 @@ public static class ModelCatalog
                 new("mi-weight", "C, the weight of |Î − M| in the loss (default 10)", "C",
                     (config, text) => config with { MiWeight = ModelOption.Number(text, nameof(VaeConfig.MiWeight)) })
                 { Property = nameof(VaeConfig.MiWeight) },
+                Covariance,
             ],
             Settings = config => string.Create(CultureInfo.InvariantCulture, $", Î held to M = {config.MutualInformation} nats with C = {config.MiWeight}")
-                + (config.Likelihood == LikelihoodKind.Bernoulli ? " (REINFORCE through the Bernoulli draws)" : " (pathwise through the Gaussian draws)"),
+                + (config.Likelihood == LikelihoodKind.Bernoulli ? " (REINFORCE through the Bernoulli draws)" : " (pathwise through the Gaussian draws)")
+                + CovarianceSetting(config),
             Validate = config =>
             {
                 if (config.StochasticLayers != 1)

@@ -16,8 +16,7 @@ namespace IlgpuVae.Model.Models.Mutual;
 /// draws, one step earlier than θ's would see it). See <see cref="MutualInformation"/> for the kernels.
 /// </summary>
 public sealed class MutualModel(ModelParts parts)
-    : OneLayerModel(parts, new GaussianLatent(parts.Kernels, parts.Stack, parts.Workspace, parts.Layout.EncoderLayerCount - 1, parts.Config.Latent),
-        new ReconstructionTerm(parts.Config), new Elbo())
+    : OneLayerModel(parts, OneLayerFamily.LatentOf(parts), new ReconstructionTerm(parts.Config), new Elbo())
 {
     public const string PriorCodes = "mae.z", Observations = "mae.x", ObservationGradient = "mae.dx", LogDensity = "mae.log_r",
         Information = "mae.information", DecoderGradient = "mae.decoder_gradient";

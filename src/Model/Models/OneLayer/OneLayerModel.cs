@@ -128,7 +128,7 @@ public class OneLayerFamily : ModelFamily
 
     /// <summary>The autoencoder's deterministic code, or a Gaussian q(z|x) with a diagonal or rank-one covariance,
     /// planar flows, or against a learned prior.</summary>
-    protected static ILatent LatentOf(ModelParts parts)
+    internal static ILatent LatentOf(ModelParts parts)
     {
         int statistics = parts.Layout.EncoderLayerCount - 1;
         return parts.Config switch
