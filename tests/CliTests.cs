@@ -731,6 +731,27 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void CorexWithARankOnePosteriorReportsItsMarginalsInformationAndRefusesAnchors()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "corex-rank1");
+        var (exitCode, output, error) = Run("train", "--model", "corex", "--covariance", "rank1", "--data", data, "--epochs", "1", "--batch-size", "6",
+            "--hidden", "7", "--latent", "3", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("learned factorized marginal r(z), rank-one covariance", output);
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([3, 7], tensors["encoder.u.weight"].Shape);
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("KL of each dimension's marginal of q(z|x) against r(z) (nats): z0 ", output);
+        Assert.Contains("rank-one posterior: mean |correlation| between dimensions of q(z|x) 0.", output);
+        (exitCode, _, error) = Run("train", "--model", "corex", "--covariance", "rank1", "--anchors", "1", "--data", data, "--epochs", "1",
+            "--accelerator", "cpu", "--out", Path.Combine(directory, "corex-rank1-anchors"));
+        Assert.Equal(2, exitCode);
+        Assert.Contains("does not split by dimension", error);
+    }
+
+    [Fact]
     public void VlaeWithARankOneCovarianceSavesEachHeadsThreePartsAndReportsItsCorrelations()
     {
         var data = WriteDataSet(train: 24, test: 8);

@@ -30,7 +30,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "vae-mog-3", "vae-k2-mog-5-gaussian", "vae-vamp-4", "vae-k3-vamp-2-gaussian-two-hidden", "corex", "corex-anchors-2-k2-gaussian", "iwae-k3-mog-3", "iwae-k2-vamp-2-gaussian",
          "mae-gaussian", "mae-k2-gaussian-two-hidden", "hvm-flow-2", "hvm-k2-gaussian-no-flow", "hvm-k3-flow-1-two-hidden", "hvm-inverse-flow-2", "hvm-k2-flow-1-inverse-flow-3-gaussian",
          "vcca-rank1-k2", "vcca-private-rank1", "vlae-rank1-k2-gaussian", "corex-stacked", "corex-stacked-k2-anchors-2-gaussian",
-         "vae-2layer-rank1-k2", "iwae-2layer-rank1-k3-gaussian", "infovae-rank1", "vib-rank1-k2", "mae-rank1-k2-gaussian"];
+         "vae-2layer-rank1-k2", "iwae-2layer-rank1-k3-gaussian", "infovae-rank1", "vib-rank1-k2", "mae-rank1-k2-gaussian",
+         "corex-rank1", "corex-rank1-k3-gaussian-two-hidden"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -270,6 +271,14 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Mutual, Samples = 2, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.3,
             MutualInformation = 0.5, MiWeight = 2, Covariance = CovarianceKind.RankOne,
+        },
+        // CorEx with a rank-one posterior against its learned factorized marginal: z of 3; z of 5 with k = 3, β 0.7,
+        // two hidden layers and a Gaussian decoder.
+        "corex-rank1" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Corex, Covariance = CovarianceKind.RankOne },
+        "corex-rank1-k3-gaussian-two-hidden" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 6], Latent = 5, Model = ModelKind.Corex, Covariance = CovarianceKind.RankOne, Samples = 3, Beta = 0.7,
+            Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
         },
         _ => throw new ArgumentException(name),
     };

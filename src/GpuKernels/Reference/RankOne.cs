@@ -142,7 +142,7 @@ public static class RankOneReference
     }
 
     /// <summary>μ, d = e^(log d) and u of one stats row.</summary>
-    private static (double[] Mu, double[] D, double[] U) Parts(double[] stats, int row, int latent)
+    internal static (double[] Mu, double[] D, double[] U) Parts(double[] stats, int row, int latent)
     {
         int at = row * 3 * latent;
         return (stats[at..(at + latent)], stats[(at + latent)..(at + 2 * latent)].Select(Math.Exp).ToArray(),
@@ -164,7 +164,8 @@ public static class RankOneReference
         return lower;
     }
 
-    private static double LogDeterminant(double[,] matrix)
+    /// <summary>log|M| of a symmetric positive-definite matrix, from its Cholesky factor.</summary>
+    public static double LogDeterminant(double[,] matrix)
     {
         var lower = Cholesky(matrix);
         return 2 * Enumerable.Range(0, matrix.GetLength(0)).Sum(i => Math.Log(lower[i, i]));

@@ -167,7 +167,7 @@ public static class ModelCatalog
     private const ModelCapabilities Generative = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound | ModelCapabilities.Posterior;
 
     /// <summary>--covariance, which the one-layer models with a Gaussian q(z|x) (VAE, IWAE, InfoVAE, Deep VIB, the
-    /// mutual autoencoder), VCCA (with or without private latents) and the VLAE take: q(z|x) with a rank-one
+    /// mutual autoencoder, CorEx), VCCA (with or without private latents) and the VLAE take: q(z|x) with a rank-one
     /// precision (over all the codes together where a model has several).</summary>
     private static readonly ModelOption Covariance =
         new("covariance", "q(z|x)'s covariance: diagonal (the default) or rank1, the deep latent Gaussian model's precision D + uuᵀ (Rezende et al. 2014)", "diagonal|rank1",
@@ -446,9 +446,11 @@ public static class ModelCatalog
                 new("anchor-weight", "λ of the anchors' information term λ·I(z_k; x), in [0, 1): their KL weight is 1 − λ (default 0.5)", "LAMBDA",
                     (config, text) => config with { AnchorWeight = ModelOption.Number(text, nameof(VaeConfig.AnchorWeight)) })
                 { Property = nameof(VaeConfig.AnchorWeight) },
+                Covariance,
             ],
             Settings = config => (config.StochasticLayers == 2 ? ", stacked: z2 over z1, learned factorized marginals r1(z1) and r2(z2)" : ", learned factorized marginal r(z)")
-                + (config.Anchors > 0 ? $", {config.Anchors} anchors with KL weight 1 − {config.AnchorWeight.ToString(CultureInfo.InvariantCulture)}" : ""),
+                + (config.Anchors > 0 ? $", {config.Anchors} anchors with KL weight 1 − {config.AnchorWeight.ToString(CultureInfo.InvariantCulture)}" : "")
+                + CovarianceSetting(config),
             ObjectiveName = config => config.StochasticLayers == 2 ? "stacked CorEx bound (one sample per image)" : "ELBO (one sample per image)",
             Terms = config => config.StochasticLayers == 2 ? ObjectiveTerms.Elbo with { Loss = "−stacked CorEx bound", Rate = "KL1 + KL2 − log q(z1|z2)/r1(z1)" } : ObjectiveTerms.Elbo,
             // Each anchor is its own group (one row of its traversal), the other dimensions one more; stacked CorEx's
@@ -462,6 +464,8 @@ public static class ModelCatalog
                     throw new SettingException($"@Anchors is how many of the {config.Latent} latent dimensions are anchors, from 0 to {config.Latent} (got {config.Anchors})");
                 if (!(config.AnchorWeight >= 0 && config.AnchorWeight < 1))
                     throw new SettingException($"@AnchorWeight is λ in [0, 1), leaving the anchors a KL weight 1 − λ > 0 (got {config.AnchorWeight.ToString(CultureInfo.InvariantCulture)})");
+                if (config.Covariance == CovarianceKind.RankOne && (config.Anchors > 0 || config.StochasticLayers == 2))
+                    throw new SettingException("the rank-one posterior's KL against r(z) does not split by dimension, so it cannot weight anchors, and stacked CorEx is built with diagonal posteriors: use @Covariance rank1 without @Anchors or @StochasticLayers 2");
             },
             Family = config => config.StochasticLayers == 2 ? StackedCorexFamily : OneLayer,
         },

@@ -127,13 +127,15 @@ public class OneLayerFamily : ModelFamily
     public override FamilyModel Create(ModelParts parts) => new OneLayerModel(parts, LatentOf(parts), DataTermOf(parts.Config), ObjectiveOf(parts));
 
     /// <summary>The autoencoder's deterministic code, or a Gaussian q(z|x) with a diagonal or rank-one covariance,
-    /// planar flows, or against a learned prior.</summary>
+    /// planar flows, or against a learned prior (CorEx's factorized marginal with either covariance).</summary>
     internal static ILatent LatentOf(ModelParts parts)
     {
         int statistics = parts.Layout.EncoderLayerCount - 1;
         return parts.Config switch
         {
             { Model: ModelKind.Ae } => new CodeLatent(parts.Stack, statistics),
+            { ModelPrior: PriorKind.Factorized, Covariance: CovarianceKind.RankOne } =>
+                new RankOneMarginalLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent, LearnedPrior.Create(parts)!),
             { Covariance: CovarianceKind.RankOne } => new RankOneLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent),
             { FlowLength: > 0 } => new PlanarFlowLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config),
             { ModelPrior: PriorKind.Factorized } => new FactorizedMarginalLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config, LearnedPrior.Create(parts)!),

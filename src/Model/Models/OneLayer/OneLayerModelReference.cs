@@ -55,6 +55,7 @@ public class OneLayerModelReference : ReferenceModel
             repeatedStats = ImportanceReference.RepeatRows(stats, batch, config.EncoderOutputs, samples);
             (z, kl) = config switch
             {
+                { ModelPrior: PriorKind.Factorized, Covariance: CovarianceKind.RankOne } => RankOneMarginalReference.Forward(repeatedStats, components, epsilon, rows, latent),
                 { Covariance: CovarianceKind.RankOne } => RankOneReference.Forward(repeatedStats, epsilon, rows, latent),
                 { FlowLength: > 0 } => PlanarFlowReference.Forward(repeatedStats, epsilon, rows, new FlowShape(latent, config.FlowLength, 1)),
                 { ModelPrior: PriorKind.Factorized } => FactorizedPriorReference.Forward(repeatedStats, components, epsilon, rows, latent),
@@ -132,6 +133,8 @@ public class OneLayerModelReference : ReferenceModel
     /// <summary>log w per row of a forward pass, for the posterior's covariance.</summary>
     private static double[] LogWeights(VaeConfig config, Pass pass, double[] epsilon) => config switch
     {
+        { ModelPrior: PriorKind.Factorized, Covariance: CovarianceKind.RankOne } =>
+            RankOneMarginalReference.LogWeights(pass.RepeatedStats, pass.Components, pass.Z, pass.ReconstructionPerRow, pass.Rows, config.Latent),
         { Covariance: CovarianceKind.RankOne } => RankOneReference.LogWeights(pass.RepeatedStats, pass.Z, pass.ReconstructionPerRow, pass.Rows, config.Latent),
         // The flow's and a learned prior's KL terms are sampled: log w = −rec − it.
         { ModelPrior: PriorKind.Factorized } => FactorizedPriorReference.LogWeights(pass.RepeatedStats, pass.Components, pass.Z, pass.ReconstructionPerRow, pass.Rows, config.Latent),
@@ -214,8 +217,10 @@ public class OneLayerModelReference : ReferenceModel
         if (config.ModelPrior == PriorKind.Factorized)
         {
             // Each example's KL is counted on each of its k rows: β/rows per row is β/batch per example.
-            var (dRepeated, dMarginal) = FactorizedPriorReference.Backward(pass.RepeatedStats, pass.Components, epsilon, dZ, rows, latent,
-                FactorizedPriorReference.Weights(latent, config.Anchors, 1 - config.AnchorWeight), beta / rows);
+            var (dRepeated, dMarginal) = config.Covariance == CovarianceKind.RankOne
+                ? RankOneMarginalReference.Backward(pass.RepeatedStats, pass.Components, epsilon, dZ, rows, latent, beta / rows)
+                : FactorizedPriorReference.Backward(pass.RepeatedStats, pass.Components, epsilon, dZ, rows, latent,
+                    FactorizedPriorReference.Weights(latent, config.Anchors, 1 - config.AnchorWeight), beta / rows);
             return (ImportanceReference.SumRepeatedRows(dRepeated, batch, config.EncoderOutputs, samples), dMarginal);
         }
         if (config.ModelPrior != PriorKind.Standard)
