@@ -752,6 +752,31 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void LadderWithRankOnePosteriorsSavesEachRungsThreePartsAndResumes()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "ladder-rank1");
+        var (exitCode, output, error) = Run("train", "--model", "ladder", "--ladder-layers", "3", "--covariance", "rank1", "--data", data, "--epochs", "1",
+            "--batch-size", "6", "--hidden", "7", "--latent", "4", "--hidden2", "6", "--latent2", "4", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("3 stochastic layers, rank-one covariance", output);
+        // Every rung's head is [μ | log d | u]; the prior networks p(z_l|z_{l+1}) stay [μ | log σ²].
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([4, 7], tensors["encoder.u.weight"].Shape);
+        Assert.Equal([2, 3], tensors["encoder3.u.weight"].Shape);
+        Assert.Equal([4, 3], tensors["prior2.logvar.weight"].Shape);
+        Assert.DoesNotContain("prior2.u.weight", tensors.Keys);
+        (exitCode, _, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"resume: exit {exitCode}: {error}");
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("rank-one posterior: mean |correlation| between dimensions of q(z1|x) 0.", output);
+        Assert.Contains("active units per stochastic layer: z1 ", output);
+        (exitCode, _, error) = Run("sample", run, "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"sample: exit {exitCode}: {error}");
+    }
+
+    [Fact]
     public void VlaeWithARankOneCovarianceSavesEachHeadsThreePartsAndReportsItsCorrelations()
     {
         var data = WriteDataSet(train: 24, test: 8);

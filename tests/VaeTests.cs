@@ -31,7 +31,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "mae-gaussian", "mae-k2-gaussian-two-hidden", "hvm-flow-2", "hvm-k2-gaussian-no-flow", "hvm-k3-flow-1-two-hidden", "hvm-inverse-flow-2", "hvm-k2-flow-1-inverse-flow-3-gaussian",
          "vcca-rank1-k2", "vcca-private-rank1", "vlae-rank1-k2-gaussian", "corex-stacked", "corex-stacked-k2-anchors-2-gaussian",
          "vae-2layer-rank1-k2", "iwae-2layer-rank1-k3-gaussian", "infovae-rank1", "vib-rank1-k2", "mae-rank1-k2-gaussian",
-         "corex-rank1", "corex-rank1-k3-gaussian-two-hidden"];
+         "corex-rank1", "corex-rank1-k3-gaussian-two-hidden", "ladder-rank1", "ladder-3-rank1-softplus-k2-norm", "ladder-4-rank1-k3-gaussian"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -279,6 +279,25 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             InputSize = 12, Hidden = [8, 6], Latent = 5, Model = ModelKind.Corex, Covariance = CovarianceKind.RankOne, Samples = 3, Beta = 0.7,
             Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
+        },
+        // The Ladder VAE with rank-one posteriors (every merged q rank-one): two layers; three with softplus variances,
+        // k = 2 and batch norm; four with k = 3 and a Gaussian decoder.
+        "ladder-rank1" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 3, Hidden2 = [5], Latent2 = 2, StochasticLayers = 2, Model = ModelKind.Ladder,
+            Covariance = CovarianceKind.RankOne, Activation = ActivationKind.Tanh,
+        },
+        "ladder-3-rank1-softplus-k2-norm" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 3, Hidden2 = [6], Latent2 = 4, StochasticLayers = 2, Model = ModelKind.Ladder,
+            LadderLayers = 3, LadderVariance = VarianceForm.Softplus, Covariance = CovarianceKind.RankOne, BatchNorm = true, Samples = 2,
+            Activation = ActivationKind.Tanh, Beta = 0.8,
+        },
+        "ladder-4-rank1-k3-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [6, 5], Latent = 3, Hidden2 = [4, 5], Latent2 = 4, StochasticLayers = 2, Model = ModelKind.Ladder,
+            LadderLayers = 4, Covariance = CovarianceKind.RankOne, Samples = 3, Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian,
+            GaussianVariance = 0.5,
         },
         _ => throw new ArgumentException(name),
     };
@@ -615,14 +634,14 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
         else if (config.Model == ModelKind.Ladder)
         {
-            // The top layer's q(z_L|x), the bottom-up pass's, with σ² = softplus(ρ) where so configured.
+            // The top layer's q(z_L|x), the bottom-up pass's, with σ² = softplus(ρ) (or 1/d) where so configured.
             var rungs = new IlgpuVae.Model.Models.Ladder.LadderRungs(layout, config);
             latent = config.TopLatent;
-            width = 2 * latent;
+            width = parts * latent;
             for (int l = 2; l <= config.LadderLayers; l++)
                 stats = Run(rungs.InferenceStart(l), rungs.Head(l) + 1, runner.Outputs[rungs.Head(l - 1) - 1]);
             if (config.LadderVariance == VarianceForm.Softplus)
-                stats = LadderReference.SoftplusVariance(stats, batch, latent);
+                stats = LadderReference.SoftplusVariance(stats, batch, latent, config.Covariance == CovarianceKind.RankOne);
         }
         else if (config.StochasticLayers == 2)
         {

@@ -27,13 +27,16 @@ public static class Ladder
         ArrayView<float> dBottomUp, ArrayView<float> dTopDown, int examples, int latent, int samples) =>
         kernels.Launch(MergeBackwardKernel, examples, bottomUp, topDown, dMerged, dBottomUp, dTopDown, latent, samples);
 
-    /// <summary>stats [rows, 2K] = [μ | log softplus(ρ)] from raw [rows, 2K] = [μ | ρ].</summary>
-    public static void LadderSoftplusVariance(this KernelSet kernels, ArrayView<float> raw, ArrayView<float> stats, int rows, int latent) =>
-        kernels.Launch(SoftplusVarianceKernel, rows, raw, stats, latent);
+    /// <summary>stats [rows, 2K] = [μ | log softplus(ρ)] from raw [rows, 2K] = [μ | ρ]; with <paramref name="rankOne"/>,
+    /// a rank-one head's [rows, 3K] = [μ | −log softplus(ρ) | u] from [μ | ρ | u] (D⁻¹ = softplus(ρ), the variance
+    /// before the rank-one correction).</summary>
+    public static void LadderSoftplusVariance(this KernelSet kernels, ArrayView<float> raw, ArrayView<float> stats, int rows, int latent, bool rankOne = false) =>
+        kernels.Launch(SoftplusVarianceKernel, rows, raw, stats, latent, rankOne ? 3 : 2);
 
-    /// <summary>Turns d/d[μ | log σ²] in <paramref name="dStats"/> into d/d[μ | ρ] in place (the μ half is unchanged).</summary>
-    public static void LadderSoftplusVarianceBackward(this KernelSet kernels, ArrayView<float> raw, ArrayView<float> dStats, int rows, int latent) =>
-        kernels.Launch(SoftplusVarianceBackwardKernel, rows, raw, dStats, latent);
+    /// <summary>Turns d/d[μ | log σ²] in <paramref name="dStats"/> into d/d[μ | ρ] in place (the μ half, and a rank-one
+    /// row's u, unchanged).</summary>
+    public static void LadderSoftplusVarianceBackward(this KernelSet kernels, ArrayView<float> raw, ArrayView<float> dStats, int rows, int latent, bool rankOne = false) =>
+        kernels.Launch(SoftplusVarianceBackwardKernel, rows, raw, dStats, latent, rankOne ? 3 : 2);
 
     /// <summary>Adds layer l &lt; L's log p(z_l|z_{l+1}) − log q(z_l|·) to each row's accumulator (or starts it,
     /// when <paramref name="first"/> is 1): merged and prior stats are per z row.</summary>
@@ -51,25 +54,32 @@ public static class Ladder
         ArrayView<float> klPerRow, int rows) =>
         kernels.Launch(FinishLogWeightKernel, rows, logWeights, reconstructionPerRow, klPerRow);
 
-    /// <summary>One thread per stats row.</summary>
+    /// <summary>One thread per stats row of <paramref name="blocks"/>·K columns (3: a rank-one row, whose middle block
+    /// is log d = −log softplus(ρ)).</summary>
     [Kernel]
-    public static void SoftplusVarianceKernel(Index1D row, ArrayView<float> raw, ArrayView<float> stats, int latent)
+    public static void SoftplusVarianceKernel(Index1D row, ArrayView<float> raw, ArrayView<float> stats, int latent, int blocks)
     {
-        int start = row * 2 * latent;
+        int start = row * blocks * latent;
         for (int k = 0; k < latent; k++)
         {
             stats[start + k] = raw[start + k];
-            stats[start + latent + k] = StableMath.LogSoftplus(raw[start + latent + k]);
+            float logSoftplus = StableMath.LogSoftplus(raw[start + latent + k]);
+            stats[start + latent + k] = blocks == 3 ? -logSoftplus : logSoftplus;
+            if (blocks == 3)
+                stats[start + 2 * latent + k] = raw[start + 2 * latent + k];
         }
     }
 
-    /// <summary>One thread per stats row: d/dρ = d/d(log σ²) · sigmoid(ρ) / softplus(ρ).</summary>
+    /// <summary>One thread per stats row: d/dρ = d/d(log σ²) · sigmoid(ρ) / softplus(ρ) (negated for log d).</summary>
     [Kernel]
-    public static void SoftplusVarianceBackwardKernel(Index1D row, ArrayView<float> raw, ArrayView<float> dStats, int latent)
+    public static void SoftplusVarianceBackwardKernel(Index1D row, ArrayView<float> raw, ArrayView<float> dStats, int latent, int blocks)
     {
-        int start = row * 2 * latent + latent;
+        int start = row * blocks * latent + latent;
         for (int k = 0; k < latent; k++)
-            dStats[start + k] *= StableMath.LogSoftplusDerivative(raw[start + k]);
+        {
+            float slope = StableMath.LogSoftplusDerivative(raw[start + k]);
+            dStats[start + k] *= blocks == 3 ? -slope : slope;
+        }
     }
 
     /// <summary>One thread per z row: Σ_k −½((z − m)²e^(−u) + u) + ½(ε² + vq), in that order after the row's running sum.</summary>

@@ -149,6 +149,30 @@ public static class RankOneReference
             stats[(at + 2 * latent)..(at + 3 * latent)]);
     }
 
+    /// <summary>M⁻¹v for a symmetric positive-definite M, by its Cholesky factor and two triangular solves.</summary>
+    public static double[] Solve(double[,] matrix, double[] v)
+    {
+        var lower = Cholesky(matrix);
+        int n = v.Length;
+        var y = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            double sum = v[i];
+            for (int j = 0; j < i; j++)
+                sum -= lower[i, j] * y[j];
+            y[i] = sum / lower[i, i];
+        }
+        var x = new double[n];
+        for (int i = n - 1; i >= 0; i--)
+        {
+            double sum = y[i];
+            for (int j = i + 1; j < n; j++)
+                sum -= lower[j, i] * x[j];
+            x[i] = sum / lower[i, i];
+        }
+        return x;
+    }
+
     private static double[,] Cholesky(double[,] matrix)
     {
         int n = matrix.GetLength(0);

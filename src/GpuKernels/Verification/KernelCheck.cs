@@ -90,6 +90,80 @@ public sealed class KernelCheck(KernelSet kernels)
         foreach (var result in StackedCorexLayer(640, 20))
             yield return result;
         yield return TwoLayerRankOneLogWeights(33, 20, 10, 5);
+        foreach (var (examples, latent, samples) in new[] { (7, 1, 1), (128, 20, 1), (33, 20, 5) })
+            foreach (var result in RankOneMarginalTerms(examples, latent, samples))
+                yield return result;
+        foreach (var result in LadderRankOneMerge(128, 32, 5))
+            yield return result;
+    }
+
+    /// <summary>The rank-one posterior against CorEx's factorized marginal: the KL, log w and both backward passes.</summary>
+    private IEnumerable<CheckResult> RankOneMarginalTerms(int examples, int latent, int samples)
+    {
+        const float klWeight = 0.3f;
+        int rows = examples * samples;
+        var random = new Random(rows + 3 * latent);
+        var stats = Uniform(random, examples * 3 * latent, -1, 1);
+        var marginal = Uniform(random, 2 * latent, -1.5, 1.5);
+        var dZ = Uniform(random, rows * latent, -1, 1);
+        var reconstruction = Uniform(random, rows, 50, 150);
+        var accelerator = kernels.Accelerator;
+        using var statsBuffer = accelerator.Allocate1D(ToFloat(stats));
+        using var marginalBuffer = accelerator.Allocate1D(ToFloat(marginal));
+        using var z = accelerator.Allocate1D<float>(rows * latent);
+        using var epsilon = accelerator.Allocate1D<float>(rows * latent);
+        using var kl = accelerator.Allocate1D<float>(rows);
+        using var dZBuffer = accelerator.Allocate1D(ToFloat(dZ));
+        using var dStats = accelerator.Allocate1D<float>(examples * 3 * latent);
+        using var dMarginal = accelerator.Allocate1D<float>(2 * latent);
+        using var reconstructionBuffer = accelerator.Allocate1D(ToFloat(reconstruction));
+        using var logWeights = accelerator.Allocate1D<float>(rows);
+        kernels.RankOneForward(statsBuffer.View, z.View, epsilon.View, kl.View, rows, latent, new DrawKey(2, Philox.Streams.Reparameterize, 1), samples);
+        kernels.RankOneMarginalKl(statsBuffer.View, marginalBuffer.View, kl.View, rows, latent, samples);
+        kernels.RankOneMarginalLogWeights(statsBuffer.View, marginalBuffer.View, z.View, epsilon.View, reconstructionBuffer.View, logWeights.View, rows, latent, samples);
+        kernels.RankOneBackward(statsBuffer.View, epsilon.View, dZBuffer.View, dStats.View, examples, latent, 0f, samples);
+        kernels.RankOneMarginalKlBackward(statsBuffer.View, marginalBuffer.View, dStats.View, examples, latent, klWeight);
+        kernels.RankOneMarginalBackward(statsBuffer.View, marginalBuffer.View, dMarginal.View, examples, latent, klWeight);
+        var eps = ToDouble(epsilon.GetAsArray1D());
+        var repeated = ImportanceReference.RepeatRows(stats, examples, 3 * latent, samples);
+        var (expectedZ, expectedKl) = RankOneMarginalReference.Forward(repeated, marginal, eps, rows, latent);
+        var (dRepeated, expectedDMarginal) = RankOneMarginalReference.Backward(repeated, marginal, eps, dZ, rows, latent, klWeight / samples);
+        var expectedDStats = ImportanceReference.SumRepeatedRows(dRepeated, examples, 3 * latent, samples);
+        string label = $"{examples}x{latent}x{samples}";
+        // As in the tests: 5e-5 for K-term sums; the marginal's gradient sums every example.
+        yield return Compare("rank-one vs factorized marginal KL", label, expectedKl, kl.GetAsArray1D(), 5e-5, 5e-5 * latent);
+        yield return Compare("rank-one vs factorized marginal log w", label, RankOneMarginalReference.LogWeights(repeated, marginal, expectedZ, reconstruction, rows, latent),
+            logWeights.GetAsArray1D(), 1e-5, 1e-4);
+        yield return Compare("rank-one vs factorized marginal backward", label, expectedDStats, dStats.GetAsArray1D(), 5e-5, 5e-5 * expectedDStats.Max(Math.Abs));
+        yield return Compare("rank-one vs factorized marginal backward (r)", label, expectedDMarginal, dMarginal.GetAsArray1D(), 5e-5, 5e-5 * expectedDMarginal.Max(Math.Abs));
+    }
+
+    /// <summary>The Ladder VAE's merge of a rank-one q̂ with a diagonal prior, and its backward pass.</summary>
+    private IEnumerable<CheckResult> LadderRankOneMerge(int examples, int latent, int samples)
+    {
+        int rows = examples * samples;
+        var random = new Random(rows + 5 * latent);
+        var bottomUp = Uniform(random, examples * 3 * latent, -1, 1);
+        var topDown = Uniform(random, rows * 2 * latent, -2, 2);
+        var dMerged = Uniform(random, rows * 3 * latent, -1, 1);
+        var accelerator = kernels.Accelerator;
+        using var upBuffer = accelerator.Allocate1D(ToFloat(bottomUp));
+        using var downBuffer = accelerator.Allocate1D(ToFloat(topDown));
+        using var merged = accelerator.Allocate1D<float>(rows * 3 * latent);
+        using var dMergedBuffer = accelerator.Allocate1D(ToFloat(dMerged));
+        using var dUp = accelerator.Allocate1D<float>(examples * 3 * latent);
+        using var dDown = accelerator.Allocate1D<float>(rows * 2 * latent);
+        dDown.MemSetToZero();
+        kernels.LadderRankOneMerge(upBuffer.View, downBuffer.View, merged.View, rows, latent, samples);
+        kernels.LadderRankOneMergeBackward(upBuffer.View, downBuffer.View, dMergedBuffer.View, dUp.View, dDown.View, examples, latent, samples);
+        var expectedMerged = LadderReference.RankOneMerge(bottomUp, topDown, rows, latent, samples);
+        var (expectedUp, expectedDown) = LadderReference.RankOneMergeBackward(bottomUp, topDown, dMerged, rows, latent, samples);
+        string shape = $"{examples}x{latent}x{samples}";
+        // As in the tests: Sherman–Morrison in float against a Cholesky solve in double, 2e-5 of the larger of 1 and
+        // the value; the gradients' sums over K and the samples, 1e-4 of the largest.
+        yield return Compare("Ladder rank-one merge", shape, expectedMerged, merged.GetAsArray1D(), 2e-5, 2e-5 * Math.Max(1, expectedMerged.Max(Math.Abs)));
+        yield return Compare("Ladder rank-one merge gradient (bottom-up)", shape, expectedUp, dUp.GetAsArray1D(), 1e-4, 1e-4 * expectedUp.Max(Math.Abs));
+        yield return Compare("Ladder rank-one merge gradient (top-down)", shape, expectedDown, dDown.GetAsArray1D(), 1e-4, 1e-4 * expectedDown.Max(Math.Abs));
     }
 
     /// <summary>The hierarchical variational model's z, KL term and gradients (the flow's own are checked above).</summary>

@@ -167,8 +167,9 @@ public static class ModelCatalog
     private const ModelCapabilities Generative = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound | ModelCapabilities.Posterior;
 
     /// <summary>--covariance, which the one-layer models with a Gaussian q(z|x) (VAE, IWAE, InfoVAE, Deep VIB, the
-    /// mutual autoencoder, CorEx), VCCA (with or without private latents) and the VLAE take: q(z|x) with a rank-one
-    /// precision (over all the codes together where a model has several).</summary>
+    /// mutual autoencoder, CorEx), VCCA (with or without private latents), the VLAE and the Ladder VAE take: q(z|x)
+    /// with a rank-one precision (over all the codes together where a model has several; per layer in the Ladder
+    /// VAE, whose merged posteriors stay rank-one).</summary>
     private static readonly ModelOption Covariance =
         new("covariance", "q(z|x)'s covariance: diagonal (the default) or rank1, the deep latent Gaussian model's precision D + uuᵀ (Rezende et al. 2014)", "diagonal|rank1",
             (config, text) => config with
@@ -392,9 +393,10 @@ public static class ModelCatalog
                         },
                     })
                 { Property = nameof(VaeConfig.LadderVariance) },
+                Covariance,
             ],
             Settings = config => (config.LadderLayers != 2 ? $", {config.LadderLayers} stochastic layers" : "")
-                + (config.LadderVariance == VarianceForm.Softplus ? ", softplus variances" : ""),
+                + (config.LadderVariance == VarianceForm.Softplus ? ", softplus variances" : "") + CovarianceSetting(config),
             Validate = config =>
             {
                 if (config.StochasticLayers != 2 || config.Hidden.Length < 1)

@@ -45,7 +45,9 @@ public sealed record LadderRungs(int Count, int EncoderLayerCount, int Encoder2E
 /// network gives p(z_l|z_{l+1}), q(z_l|·) merges it with q̂_l by precision (see <see cref="GpuKernels.Ladder"/>), and
 /// z_l is drawn from the merge; the decoder reads z1. The KL terms are sampled through log w, summed layer by layer.
 /// With <see cref="VarianceForm.Softplus"/> every head and prior writes [μ | ρ] with σ² = softplus(ρ), rewritten
-/// as [μ | log σ²] before use. With two layers and log-variances this is the two-layer Ladder VAE, launch for launch.
+/// as [μ | log σ²] before use. With <see cref="CovarianceKind.RankOne"/> every head writes [μ̂ | log d̂ | û] and each
+/// merged q keeps that form (see <see cref="GpuKernels.LadderRankOne"/>); the prior networks stay diagonal. With two
+/// layers, log-variances and diagonal posteriors this is the two-layer Ladder VAE, launch for launch.
 /// </summary>
 public sealed class LadderModel(ModelParts parts) : TwoLayerModel(parts, importanceWeighted: false)
 {
@@ -60,26 +62,53 @@ public sealed class LadderModel(ModelParts parts) : TwoLayerModel(parts, importa
 
     private int L => Config.LadderLayers;
     private bool Softplus => Config.LadderVariance == VarianceForm.Softplus;
+    private bool RankOne => Config.Covariance == CovarianceKind.RankOne;
+
+    /// <summary>Columns per z of a q's stats: [μ | log σ²], or the rank-one [μ | log d | u].</summary>
+    private int Blocks => Config.PosteriorBlocks;
     private int Width(int layer) => LadderRungs.Latent(Config, layer);
 
     public override void Forward(int batch, DrawKey key, int samples)
     {
         int rows = batch * samples;
         BottomUp(batch);
-        Kernels.ReparameterizeForward(UpStatistics(L, batch), ZOf(L, rows), EpsilonOf(L, rows), Floats(UnusedKl2, rows),
-            rows, Width(L), key.Offset(Philox.Streams.LayerOffset(L)), samples);
+        Sample(UpStatistics(L, batch), L, rows, Floats(UnusedKl2, rows), key, samples);
         for (int layer = L - 1; layer >= 1; layer--)
         {
-            Stack.Forward(rungs.PriorStart(layer), rungs.PriorEnd(layer), ZOf(layer + 1, rows), rows);
-            if (Softplus)
-                Kernels.LadderSoftplusVariance(Stack.Output(rungs.PriorEnd(layer) - 1, rows), PriorStatisticsOf(layer, rows), rows, Width(layer));
-            Kernels.LadderMerge(UpStatistics(layer, batch), PriorStatisticsOf(layer, rows), MergedOf(layer, rows), rows, Width(layer), samples);
+            PriorForward(layer, rows);
+            Merge(layer, batch, rows, samples);
             // The KL this writes is the merged Gaussian's against N(0, I), which the Ladder VAE does not use: its KL
             // terms are sampled through log w.
-            Kernels.ReparameterizeForward(MergedOf(layer, rows), ZOf(layer, rows), EpsilonOf(layer, rows),
-                layer == 1 ? KlPerRow(rows) : Floats(UnusedKl2, rows), rows, Width(layer), key.Offset(Philox.Streams.LayerOffset(layer)));
+            Sample(MergedOf(layer, rows), layer, rows, layer == 1 ? KlPerRow(rows) : Floats(UnusedKl2, rows), key, 1);
         }
         DecoderForward(Z(rows), rows);
+    }
+
+    /// <summary>z_l from q's stats (per example with <paramref name="samples"/> rows each), diagonal or rank-one.</summary>
+    private void Sample(ArrayView<float> stats, int layer, int rows, ArrayView<float> unusedKl, DrawKey key, int samples)
+    {
+        var layerKey = key.Offset(Philox.Streams.LayerOffset(layer));
+        if (RankOne)
+            Kernels.RankOneForward(stats, ZOf(layer, rows), EpsilonOf(layer, rows), unusedKl, rows, Width(layer), layerKey, samples);
+        else
+            Kernels.ReparameterizeForward(stats, ZOf(layer, rows), EpsilonOf(layer, rows), unusedKl, rows, Width(layer), layerKey, samples);
+    }
+
+    /// <summary>p(z_l|z_{l+1}) on each row's z above, as [μ | log σ²].</summary>
+    private void PriorForward(int layer, int rows)
+    {
+        Stack.Forward(rungs.PriorStart(layer), rungs.PriorEnd(layer), ZOf(layer + 1, rows), rows);
+        if (Softplus)
+            Kernels.LadderSoftplusVariance(Stack.Output(rungs.PriorEnd(layer) - 1, rows), PriorStatisticsOf(layer, rows), rows, Width(layer));
+    }
+
+    /// <summary>q(z_l|·) per row: q̂_l merged with the prior by precision.</summary>
+    private void Merge(int layer, int batch, int rows, int samples)
+    {
+        if (RankOne)
+            Kernels.LadderRankOneMerge(UpStatistics(layer, batch), PriorStatisticsOf(layer, rows), MergedOf(layer, rows), rows, Width(layer), samples);
+        else
+            Kernels.LadderMerge(UpStatistics(layer, batch), PriorStatisticsOf(layer, rows), MergedOf(layer, rows), rows, Width(layer), samples);
     }
 
     /// <summary>log w summed layer by layer, bottom first, then the reconstruction taken off.</summary>
@@ -88,9 +117,18 @@ public sealed class LadderModel(ModelParts parts) : TwoLayerModel(parts, importa
         int rows = batch * samples;
         var sum = LogWeights(rows);
         for (int layer = 1; layer < L; layer++)
-            Kernels.LadderPriorLogWeights(sum, MergedOf(layer, rows), ZOf(layer, rows), EpsilonOf(layer, rows), PriorStatisticsOf(layer, rows),
-                rows, Width(layer), layer == 1 ? 1 : 0);
-        Kernels.LadderTopLogWeights(sum, UpStatistics(L, batch), ZOf(L, rows), EpsilonOf(L, rows), rows, Width(L), samples);
+        {
+            if (RankOne)
+                Kernels.LadderRankOnePriorLogWeights(sum, MergedOf(layer, rows), ZOf(layer, rows), EpsilonOf(layer, rows), PriorStatisticsOf(layer, rows),
+                    rows, Width(layer), layer == 1 ? 1 : 0);
+            else
+                Kernels.LadderPriorLogWeights(sum, MergedOf(layer, rows), ZOf(layer, rows), EpsilonOf(layer, rows), PriorStatisticsOf(layer, rows),
+                    rows, Width(layer), layer == 1 ? 1 : 0);
+        }
+        if (RankOne)
+            Kernels.LadderRankOneTopLogWeights(sum, UpStatistics(L, batch), ZOf(L, rows), EpsilonOf(L, rows), rows, Width(L), samples);
+        else
+            Kernels.LadderTopLogWeights(sum, UpStatistics(L, batch), ZOf(L, rows), EpsilonOf(L, rows), rows, Width(L), samples);
         Kernels.LadderFinishLogWeights(sum, ReconstructionPerRow(rows), KlPerRow(rows), rows);
     }
 
@@ -114,20 +152,34 @@ public sealed class LadderModel(ModelParts parts) : TwoLayerModel(parts, importa
             var dMerged = MergedGradientOf(layer, rows);
             var dUp = Stack.Gradient(rungs.Head(layer), batch);
             Kernels.PriorStatsGradient(z, prior, weights, dPrior, rows, k, scale);
-            Kernels.FirstLayerBackward(MergedOf(layer, rows), z, EpsilonOf(layer, rows), prior, ZGradientOf(layer, rows), Kernels.None, weights,
-                dMerged, rows, k, 1, scale);
-            Kernels.LadderMergeBackward(UpStatistics(layer, batch), prior, dMerged, dUp, dPrior, batch, k, samples);
+            if (RankOne)
+            {
+                // The prior's pull on z_l goes into dz_l, then the rank-one sampler and log|C| to the merged stats.
+                Kernels.ConditionalPriorCodeGradient(z, prior, weights, ZGradientOf(layer, rows), rows, k, scale);
+                Kernels.RankOneWeightedBackward(MergedOf(layer, rows), z, EpsilonOf(layer, rows), ZGradientOf(layer, rows), weights, dMerged,
+                    rows, k, 1, scale, standardPrior: 0f);
+                Kernels.LadderRankOneMergeBackward(UpStatistics(layer, batch), prior, dMerged, dUp, dPrior, batch, k, samples);
+            }
+            else
+            {
+                Kernels.FirstLayerBackward(MergedOf(layer, rows), z, EpsilonOf(layer, rows), prior, ZGradientOf(layer, rows), Kernels.None, weights,
+                    dMerged, rows, k, 1, scale);
+                Kernels.LadderMergeBackward(UpStatistics(layer, batch), prior, dMerged, dUp, dPrior, batch, k, samples);
+            }
             if (Softplus)
             {
-                Kernels.LadderSoftplusVarianceBackward(Stack.Output(rungs.Head(layer), batch), dUp, batch, k);
+                Kernels.LadderSoftplusVarianceBackward(Stack.Output(rungs.Head(layer), batch), dUp, batch, k, RankOne);
                 Kernels.LadderSoftplusVarianceBackward(Stack.Output(rungs.PriorEnd(layer) - 1, rows), dPrior, rows, k);
             }
             Stack.Backward(rungs.PriorStart(layer), rungs.PriorEnd(layer), rows, ZOf(layer + 1, rows), ZGradientOf(layer + 1, rows));
         }
         var dTop = Stack.Gradient(rungs.Head(L), batch);
-        Kernels.ImportanceBackward(UpStatistics(L, batch), ZOf(L, rows), EpsilonOf(L, rows), ZGradientOf(L, rows), weights, dTop, batch, Width(L), samples, scale);
+        if (RankOne)
+            Kernels.RankOneWeightedBackward(UpStatistics(L, batch), ZOf(L, rows), EpsilonOf(L, rows), ZGradientOf(L, rows), weights, dTop, batch, Width(L), samples, scale);
+        else
+            Kernels.ImportanceBackward(UpStatistics(L, batch), ZOf(L, rows), EpsilonOf(L, rows), ZGradientOf(L, rows), weights, dTop, batch, Width(L), samples, scale);
         if (Softplus)
-            Kernels.LadderSoftplusVarianceBackward(Stack.Output(rungs.Head(L), batch), dTop, batch, Width(L));
+            Kernels.LadderSoftplusVarianceBackward(Stack.Output(rungs.Head(L), batch), dTop, batch, Width(L), RankOne);
         for (int layer = L; layer >= 1; layer--)
         {
             int head = rungs.Head(layer);
@@ -152,28 +204,46 @@ public sealed class LadderModel(ModelParts parts) : TwoLayerModel(parts, importa
         BottomUp(batch);
         Kernels.Synchronize();
         var stats = Download(UpStatistics(L, batch));
-        return (Half(stats, batch, Width(L), second: false), Half(stats, batch, Width(L), second: true));
+        return RankOne
+            ? Latents.RankOneLatent.SplitStatistics(stats, batch, Width(L))
+            : (Half(stats, batch, Width(L), second: false), Half(stats, batch, Width(L), second: true));
     }
 
     /// <summary>Top-down on the means: μ̂_L, then each layer's merged mean with the prior network at the mean above.</summary>
     public override IReadOnlyList<float[]>? LayerMeans(int batch)
     {
-        BottomUp(batch);
-        var means = new float[L][];
-        Kernels.CopyColumns(UpStatistics(L, batch), ZOf(L, batch), new ColumnBlock(batch, Width(L), 2 * Width(L), 0, Width(L), 0));
-        for (int layer = L - 1; layer >= 1; layer--)
-        {
-            int k = Width(layer);
-            Stack.Forward(rungs.PriorStart(layer), rungs.PriorEnd(layer), ZOf(layer + 1, batch), batch);
-            if (Softplus)
-                Kernels.LadderSoftplusVariance(Stack.Output(rungs.PriorEnd(layer) - 1, batch), PriorStatisticsOf(layer, batch), batch, k);
-            Kernels.LadderMerge(UpStatistics(layer, batch), PriorStatisticsOf(layer, batch), MergedOf(layer, batch), batch, k, 1);
-            Kernels.CopyColumns(MergedOf(layer, batch), ZOf(layer, batch), new ColumnBlock(batch, k, 2 * k, 0, k, 0));
-        }
+        MeanPath(batch);
         Kernels.Synchronize();
+        var means = new float[L][];
         for (int layer = 1; layer <= L; layer++)
             means[layer - 1] = Download(ZOf(layer, batch));
         return means;
+    }
+
+    /// <summary>With rank-one posteriors, q(z1|·)'s merged [μ | log d' | u] on the mean path (the posterior of z1 whose
+    /// correlations eval reports); otherwise the first rung's head.</summary>
+    public override float[] EncoderOutput(int batch)
+    {
+        if (!RankOne)
+            return base.EncoderOutput(batch);
+        MeanPath(batch);
+        Kernels.Synchronize();
+        return Download(MergedOf(1, batch));
+    }
+
+    /// <summary>Each layer's mean into its z buffer, top first, one row per example: μ̂_L, then each merged mean with
+    /// the prior network at the mean above (the merged stats left in place).</summary>
+    private void MeanPath(int batch)
+    {
+        BottomUp(batch);
+        Kernels.CopyColumns(UpStatistics(L, batch), ZOf(L, batch), new ColumnBlock(batch, Width(L), Blocks * Width(L), 0, Width(L), 0));
+        for (int layer = L - 1; layer >= 1; layer--)
+        {
+            int k = Width(layer);
+            PriorForward(layer, batch);
+            Merge(layer, batch, batch, 1);
+            Kernels.CopyColumns(MergedOf(layer, batch), ZOf(layer, batch), new ColumnBlock(batch, k, Blocks * k, 0, k, 0));
+        }
     }
 
     /// <summary>Codes are z_L; each layer below is the mean of p(z_l|z_{l+1}) at the one above.</summary>
@@ -197,7 +267,7 @@ public sealed class LadderModel(ModelParts parts) : TwoLayerModel(parts, importa
         {
             Stack.Forward(rungs.InferenceStart(layer), rungs.Head(layer) + 1, RungInput(layer, batch), batch);
             if (Softplus)
-                Kernels.LadderSoftplusVariance(Stack.Output(rungs.Head(layer), batch), UpStatistics(layer, batch), batch, Width(layer));
+                Kernels.LadderSoftplusVariance(Stack.Output(rungs.Head(layer), batch), UpStatistics(layer, batch), batch, Width(layer), RankOne);
         }
     }
 
@@ -209,9 +279,9 @@ public sealed class LadderModel(ModelParts parts) : TwoLayerModel(parts, importa
     private ArrayView<float> FromAbove(int layer, int batch) =>
         Floats(HiddenGradientFromAbove, (long)batch * LadderRungs.Hidden(Config, layer)[^1]);
 
-    /// <summary>q̂_l per example as [μ | log σ²]: the head's output, or its softplus rewrite.</summary>
+    /// <summary>q̂_l per example as [μ | log σ²] (or [μ | log d | u]): the head's output, or its softplus rewrite.</summary>
     private ArrayView<float> UpStatistics(int layer, int batch) => Softplus
-        ? Floats(LayerBuffer("bottom_up", layer), (long)batch * 2 * Width(layer))
+        ? Floats(LayerBuffer("bottom_up", layer), (long)batch * Blocks * Width(layer))
         : Stack.Output(rungs.Head(layer), batch);
 
     /// <summary>p(z_l|z_{l+1}) per z row as [μ | log σ²].</summary>
@@ -241,10 +311,10 @@ public sealed class LadderModel(ModelParts parts) : TwoLayerModel(parts, importa
     };
 
     private ArrayView<float> MergedOf(int layer, int rows) =>
-        Floats(layer == 1 ? MergedStats : LayerBuffer("merged", layer), (long)rows * 2 * Width(layer));
+        Floats(layer == 1 ? MergedStats : LayerBuffer("merged", layer), (long)rows * Blocks * Width(layer));
 
     private ArrayView<float> MergedGradientOf(int layer, int rows) =>
-        Floats(layer == 1 ? MergedStatsGradient : LayerBuffer("merged_gradient", layer), (long)rows * 2 * Width(layer));
+        Floats(layer == 1 ? MergedStatsGradient : LayerBuffer("merged_gradient", layer), (long)rows * Blocks * Width(layer));
 }
 
 /// <summary>The Ladder VAE's family: the two-layer buffers without q(z2|z1)'s gradient of z1, plus the merges', the
@@ -253,9 +323,9 @@ public sealed class LadderFamily : TwoLayerFamily
 {
     protected override void PlanOwn(WorkspacePlan plan, VaeConfig config, long batch, long rows)
     {
-        int layers = config.LadderLayers;
-        plan.Floats(LadderModel.MergedStats, rows * 2 * config.Latent);
-        plan.Floats(LadderModel.MergedStatsGradient, rows * 2 * config.Latent);
+        int layers = config.LadderLayers, blocks = config.PosteriorBlocks;
+        plan.Floats(LadderModel.MergedStats, rows * blocks * config.Latent);
+        plan.Floats(LadderModel.MergedStatsGradient, rows * blocks * config.Latent);
         // Every rung but the top takes a gradient from the one above, one rung at a time.
         int widestBelowTop = Enumerable.Range(1, layers - 1).Max(layer => LadderRungs.Hidden(config, layer)[^1]);
         plan.Floats(LadderModel.HiddenGradientFromAbove, batch * widestBelowTop);
@@ -267,8 +337,8 @@ public sealed class LadderFamily : TwoLayerFamily
                     plan.Floats(LadderModel.LayerBuffer(what, layer), rows * width);
             if (layer < layers)
             {
-                plan.Floats(LadderModel.LayerBuffer("merged", layer), rows * 2 * width);
-                plan.Floats(LadderModel.LayerBuffer("merged_gradient", layer), rows * 2 * width);
+                plan.Floats(LadderModel.LayerBuffer("merged", layer), rows * blocks * width);
+                plan.Floats(LadderModel.LayerBuffer("merged_gradient", layer), rows * blocks * width);
             }
         }
         if (config.LadderVariance != VarianceForm.Softplus)
@@ -276,7 +346,7 @@ public sealed class LadderFamily : TwoLayerFamily
         for (int layer = 1; layer <= layers; layer++)
         {
             long width = LadderRungs.Latent(config, layer);
-            plan.Floats(LadderModel.LayerBuffer("bottom_up", layer), batch * 2 * width);
+            plan.Floats(LadderModel.LayerBuffer("bottom_up", layer), batch * blocks * width);
             if (layer < layers)
                 plan.Floats(LadderModel.LayerBuffer("prior", layer), rows * 2 * width);
         }
@@ -288,7 +358,7 @@ public sealed class LadderFamily : TwoLayerFamily
     {
         var config = layout.Config;
         for (int layer = 2; layer <= config.LadderLayers; layer++)
-            layout.Stage($"encoder{layer}", LadderRungs.Hidden(config, layer - 1)[^1], LadderRungs.Hidden(config, layer), 2 * LadderRungs.Latent(config, layer));
+            layout.Stage($"encoder{layer}", LadderRungs.Hidden(config, layer - 1)[^1], LadderRungs.Hidden(config, layer), config.PosteriorBlocks * LadderRungs.Latent(config, layer));
         layout.EndSecondEncoder();
         for (int layer = 1; layer < config.LadderLayers; layer++)
             layout.Stage(layer == 1 ? "prior" : $"prior{layer}", LadderRungs.Latent(config, layer + 1),

@@ -27,19 +27,20 @@ public sealed class LadderModelReference : ReferenceModel
     public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch) =>
         Forward(config, parameters, x, epsilon, batch, training: false).LogWeights;
 
-    /// <summary>[μ | ρ] to [μ | log σ²].</summary>
-    private static double[] Statistics(VaeConfig config, double[] raw, int rows, int latent) =>
-        config.LadderVariance == VarianceForm.Softplus ? LadderReference.SoftplusVariance(raw, rows, latent) : raw;
+    /// <summary>[μ | ρ] to [μ | log σ²] (a rank-one head's [μ | ρ | u] to [μ | log d | u] where <paramref name="rankOne"/>).</summary>
+    private static double[] Statistics(VaeConfig config, double[] raw, int rows, int latent, bool rankOne = false) =>
+        config.LadderVariance == VarianceForm.Softplus ? LadderReference.SoftplusVariance(raw, rows, latent, rankOne) : raw;
 
-    /// <summary>d/d[μ | log σ²] to d/d[μ | ρ].</summary>
-    private static double[] RawGradient(VaeConfig config, double[] raw, double[] dStatistics, int rows, int latent) =>
-        config.LadderVariance == VarianceForm.Softplus ? LadderReference.SoftplusVarianceBackward(raw, dStatistics, rows, latent) : dStatistics;
+    /// <summary>d/d[μ | log σ²] to d/d[μ | ρ] (or a rank-one head's).</summary>
+    private static double[] RawGradient(VaeConfig config, double[] raw, double[] dStatistics, int rows, int latent, bool rankOne = false) =>
+        config.LadderVariance == VarianceForm.Softplus ? LadderReference.SoftplusVarianceBackward(raw, dStatistics, rows, latent, rankOne) : dStatistics;
 
     private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch, bool training)
     {
         var layers = new ReferenceLayers(config, parameters, training);
         var rungs = new LadderRungs(layers.Layout, config);
-        int count = config.LadderLayers, samples = config.Samples, rows = batch * samples;
+        int count = config.LadderLayers, samples = config.Samples, rows = batch * samples, blocks = config.PosteriorBlocks;
+        bool rankOne = config.Covariance == CovarianceKind.RankOne;
         int Width(int layer) => LadderRungs.Latent(config, layer);
         // Index l − 1 holds layer l.
         var upRaw = new double[count][];
@@ -54,27 +55,34 @@ public sealed class LadderModelReference : ReferenceModel
         for (int layer = 1; layer <= count; layer++)
         {
             upRaw[layer - 1] = layers.Run(rungs.InferenceStart(layer), rungs.Head(layer) + 1, input, batch);
-            up[layer - 1] = Statistics(config, upRaw[layer - 1], batch, Width(layer));
+            up[layer - 1] = Statistics(config, upRaw[layer - 1], batch, Width(layer), rankOne);
             input = layers.Outputs[rungs.Head(layer) - 1];
             epsilons[layer - 1] = epsilon[offset..(offset + rows * Width(layer))];
             offset += rows * Width(layer);
         }
-        rowStats[count - 1] = ImportanceReference.RepeatRows(up[count - 1], batch, 2 * Width(count), samples);
-        (z[count - 1], _) = LossReference.ReparameterizeForward(rowStats[count - 1], epsilons[count - 1], rows, Width(count));
+        rowStats[count - 1] = ImportanceReference.RepeatRows(up[count - 1], batch, blocks * Width(count), samples);
+        z[count - 1] = Sample(rowStats[count - 1], epsilons[count - 1], rows, Width(count), rankOne);
         for (int layer = count - 1; layer >= 1; layer--)
         {
             priorRaw[layer - 1] = layers.Run(rungs.PriorStart(layer), rungs.PriorEnd(layer), z[layer], rows);
             prior[layer - 1] = Statistics(config, priorRaw[layer - 1], rows, Width(layer));
-            rowStats[layer - 1] = LadderReference.Merge(up[layer - 1], prior[layer - 1], rows, Width(layer), samples);
-            (z[layer - 1], _) = LossReference.ReparameterizeForward(rowStats[layer - 1], epsilons[layer - 1], rows, Width(layer));
+            rowStats[layer - 1] = rankOne
+                ? LadderReference.RankOneMerge(up[layer - 1], prior[layer - 1], rows, Width(layer), samples)
+                : LadderReference.Merge(up[layer - 1], prior[layer - 1], rows, Width(layer), samples);
+            z[layer - 1] = Sample(rowStats[layer - 1], epsilons[layer - 1], rows, Width(layer), rankOne);
         }
         var output = layers.Run(layers.Layout.DecoderStart, layers.Layout.Layers.Count, z[0], rows);
         var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
         var (reconstruction, unitGradient) = LossReference.Reconstruction(config.Likelihood, target, output, rows,
             config.InputSize, config.GaussianVariance, 1.0);
-        var logWeights = LadderReference.LogWeights(rowStats, z, prior, reconstruction, rows);
+        var logWeights = LadderReference.LogWeights(rowStats, z, prior, reconstruction, rows, rankOne);
         return new Pass(layers, rungs, upRaw, up, rowStats, z, epsilons, priorRaw, prior, reconstruction, unitGradient, logWeights, rows);
     }
+
+    /// <summary>z = μ + σε, or μ + Rε for a rank-one q.</summary>
+    private static double[] Sample(double[] stats, double[] epsilon, int rows, int latent, bool rankOne) => rankOne
+        ? RankOneReference.Forward(stats, epsilon, rows, latent).Z
+        : LossReference.ReparameterizeForward(stats, epsilon, rows, latent).z;
 
     /// <summary>
     /// Down the decoder to dz1; per layer l &lt; L, bottom first: −log p(z_l|z_{l+1}) to the prior's stats and z_l,
@@ -87,7 +95,8 @@ public sealed class LadderModelReference : ReferenceModel
     {
         var pass = Forward(config, parameters, x, epsilon, batch, training);
         var (layers, rungs, rows) = (pass.Layers, pass.Rungs, pass.Rows);
-        int count = config.LadderLayers, samples = config.Samples;
+        int count = config.LadderLayers, samples = config.Samples, blocks = config.PosteriorBlocks;
+        bool rankOne = config.Covariance == CovarianceKind.RankOne;
         int Width(int layer) => LadderRungs.Latent(config, layer);
         var kl = Enumerable.Range(0, rows).Select(r => -pass.LogWeights[r] - pass.ReconstructionPerRow[r]).ToArray();
         double loss = pass.ReconstructionPerRow.Average() + beta * kl.Average();
@@ -104,16 +113,24 @@ public sealed class LadderModelReference : ReferenceModel
             var (dPrior, dZFromPrior) = TwoLayerReference.PriorGradient(pass.Z[layer - 1], pass.Prior[layer - 1], klRowWeight, rows, k);
             for (int i = 0; i < dZ.Length; i++)
                 dZ[i] += dZFromPrior[i];
-            var dMerged = TwoLayerReference.SamplerBackward(pass.RowStats[layer - 1], pass.Epsilon[layer - 1], dZ, klRowWeight, rows, k);
-            var (dUp, dPriorFromMerge) = LadderReference.MergeBackward(pass.Up[layer - 1], pass.Prior[layer - 1], dMerged, rows, k, samples);
+            // A rank-one q's log q(z|·) with ε fixed depends on its stats through log|C| (and z); its prior's pull
+            // on z is already in dZ.
+            var dMerged = rankOne
+                ? RankOneReference.WeightedBackward(pass.RowStats[layer - 1], pass.Z[layer - 1], pass.Epsilon[layer - 1], dZ, klRowWeight, rows, k, 1, standardPrior: false)
+                : TwoLayerReference.SamplerBackward(pass.RowStats[layer - 1], pass.Epsilon[layer - 1], dZ, klRowWeight, rows, k);
+            var (dUp, dPriorFromMerge) = rankOne
+                ? LadderReference.RankOneMergeBackward(pass.Up[layer - 1], pass.Prior[layer - 1], dMerged, rows, k, samples)
+                : LadderReference.MergeBackward(pass.Up[layer - 1], pass.Prior[layer - 1], dMerged, rows, k, samples);
             for (int i = 0; i < dPrior.Length; i++)
                 dPrior[i] += dPriorFromMerge[i];
-            dUpRaw[layer - 1] = RawGradient(config, pass.UpRaw[layer - 1], dUp, batch, k);
+            dUpRaw[layer - 1] = RawGradient(config, pass.UpRaw[layer - 1], dUp, batch, k, rankOne);
             dZ = layers.Backward(rungs.PriorStart(layer), rungs.PriorEnd(layer), RawGradient(config, pass.PriorRaw[layer - 1], dPrior, rows, k), rows, gradient);
         }
-        var dTopRows = ImportanceReference.SamplerBackward(pass.RowStats[count - 1], pass.Z[count - 1], pass.Epsilon[count - 1], dZ, rowWeight, rows, Width(count), beta);
-        var dTop = ImportanceReference.SumRepeatedRows(dTopRows, batch, 2 * Width(count), samples);
-        dUpRaw[count - 1] = RawGradient(config, pass.UpRaw[count - 1], dTop, batch, Width(count));
+        var dTopRows = rankOne
+            ? RankOneReference.WeightedBackward(pass.RowStats[count - 1], pass.Z[count - 1], pass.Epsilon[count - 1], dZ, klRowWeight, rows, Width(count), 1)
+            : ImportanceReference.SamplerBackward(pass.RowStats[count - 1], pass.Z[count - 1], pass.Epsilon[count - 1], dZ, rowWeight, rows, Width(count), beta);
+        var dTop = ImportanceReference.SumRepeatedRows(dTopRows, batch, blocks * Width(count), samples);
+        dUpRaw[count - 1] = RawGradient(config, pass.UpRaw[count - 1], dTop, batch, Width(count), rankOne);
 
         double[]? fromAbove = null;
         for (int layer = count; layer >= 1; layer--)
