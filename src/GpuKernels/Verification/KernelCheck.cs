@@ -91,51 +91,10 @@ public sealed class KernelCheck(KernelSet kernels)
             yield return result;
         yield return TwoLayerRankOneLogWeights(33, 20, 10, 5);
         foreach (var (examples, latent, samples) in new[] { (7, 1, 1), (128, 20, 1), (33, 20, 5) })
-            foreach (var result in RankOneMarginalTerms(examples, latent, samples))
+            foreach (var result in FactorizedMarginalTerms(examples, latent, samples, 0, rankOne: true))
                 yield return result;
         foreach (var result in LadderRankOneMerge(128, 32, 5))
             yield return result;
-    }
-
-    /// <summary>The rank-one posterior against CorEx's factorized marginal: the KL, log w and both backward passes.</summary>
-    private IEnumerable<CheckResult> RankOneMarginalTerms(int examples, int latent, int samples)
-    {
-        const float klWeight = 0.3f;
-        int rows = examples * samples;
-        var random = new Random(rows + 3 * latent);
-        var stats = Uniform(random, examples * 3 * latent, -1, 1);
-        var marginal = Uniform(random, 2 * latent, -1.5, 1.5);
-        var dZ = Uniform(random, rows * latent, -1, 1);
-        var reconstruction = Uniform(random, rows, 50, 150);
-        var accelerator = kernels.Accelerator;
-        using var statsBuffer = accelerator.Allocate1D(ToFloat(stats));
-        using var marginalBuffer = accelerator.Allocate1D(ToFloat(marginal));
-        using var z = accelerator.Allocate1D<float>(rows * latent);
-        using var epsilon = accelerator.Allocate1D<float>(rows * latent);
-        using var kl = accelerator.Allocate1D<float>(rows);
-        using var dZBuffer = accelerator.Allocate1D(ToFloat(dZ));
-        using var dStats = accelerator.Allocate1D<float>(examples * 3 * latent);
-        using var dMarginal = accelerator.Allocate1D<float>(2 * latent);
-        using var reconstructionBuffer = accelerator.Allocate1D(ToFloat(reconstruction));
-        using var logWeights = accelerator.Allocate1D<float>(rows);
-        kernels.RankOneForward(statsBuffer.View, z.View, epsilon.View, kl.View, rows, latent, new DrawKey(2, Philox.Streams.Reparameterize, 1), samples);
-        kernels.RankOneMarginalKl(statsBuffer.View, marginalBuffer.View, kl.View, rows, latent, samples);
-        kernels.RankOneMarginalLogWeights(statsBuffer.View, marginalBuffer.View, z.View, epsilon.View, reconstructionBuffer.View, logWeights.View, rows, latent, samples);
-        kernels.RankOneBackward(statsBuffer.View, epsilon.View, dZBuffer.View, dStats.View, examples, latent, 0f, samples);
-        kernels.RankOneMarginalKlBackward(statsBuffer.View, marginalBuffer.View, dStats.View, examples, latent, klWeight);
-        kernels.RankOneMarginalBackward(statsBuffer.View, marginalBuffer.View, dMarginal.View, examples, latent, klWeight);
-        var eps = ToDouble(epsilon.GetAsArray1D());
-        var repeated = ImportanceReference.RepeatRows(stats, examples, 3 * latent, samples);
-        var (expectedZ, expectedKl) = RankOneMarginalReference.Forward(repeated, marginal, eps, rows, latent);
-        var (dRepeated, expectedDMarginal) = RankOneMarginalReference.Backward(repeated, marginal, eps, dZ, rows, latent, klWeight / samples);
-        var expectedDStats = ImportanceReference.SumRepeatedRows(dRepeated, examples, 3 * latent, samples);
-        string label = $"{examples}x{latent}x{samples}";
-        // As in the tests: 5e-5 for K-term sums; the marginal's gradient sums every example.
-        yield return Compare("rank-one vs factorized marginal KL", label, expectedKl, kl.GetAsArray1D(), 5e-5, 5e-5 * latent);
-        yield return Compare("rank-one vs factorized marginal log w", label, RankOneMarginalReference.LogWeights(repeated, marginal, expectedZ, reconstruction, rows, latent),
-            logWeights.GetAsArray1D(), 1e-5, 1e-4);
-        yield return Compare("rank-one vs factorized marginal backward", label, expectedDStats, dStats.GetAsArray1D(), 5e-5, 5e-5 * expectedDStats.Max(Math.Abs));
-        yield return Compare("rank-one vs factorized marginal backward (r)", label, expectedDMarginal, dMarginal.GetAsArray1D(), 5e-5, 5e-5 * expectedDMarginal.Max(Math.Abs));
     }
 
     /// <summary>The Ladder VAE's merge of a rank-one q̂ with a diagonal prior, and its backward pass.</summary>
@@ -297,14 +256,15 @@ public sealed class KernelCheck(KernelSet kernels)
             dStats.GetAsArray1D(), 1e-5, 1e-6);
     }
 
-    /// <summary>CorEx's KL against a learned factorized marginal: z, the KL, log w and both backward passes.</summary>
-    private IEnumerable<CheckResult> FactorizedMarginalTerms(int examples, int latent, int samples, int anchors)
+    /// <summary>CorEx's KL against a learned factorized marginal: z, the KL, log w and both backward passes; with
+    /// <paramref name="rankOne"/>, a rank-one q (the rank-one sampler, then its KL against r; no anchors).</summary>
+    private IEnumerable<CheckResult> FactorizedMarginalTerms(int examples, int latent, int samples, int anchors, bool rankOne = false)
     {
         const float anchorScale = 0.4f, klWeight = 0.3f;
         var shape = new MarginalShape(latent, samples, anchors, anchorScale);
-        int rows = examples * samples;
+        int rows = examples * samples, width = (rankOne ? 3 : 2) * latent;
         var random = new Random(rows + latent + anchors);
-        var stats = Uniform(random, examples * 2 * latent, -1, 1);
+        var stats = Uniform(random, examples * width, -1, 1);
         var marginal = Uniform(random, 2 * latent, -1.5, 1.5);
         var dZ = Uniform(random, rows * latent, -1, 1);
         var reconstruction = Uniform(random, rows, 50, 150);
@@ -315,29 +275,47 @@ public sealed class KernelCheck(KernelSet kernels)
         using var epsilon = accelerator.Allocate1D<float>(rows * latent);
         using var kl = accelerator.Allocate1D<float>(rows);
         using var dZBuffer = accelerator.Allocate1D(ToFloat(dZ));
-        using var dStats = accelerator.Allocate1D<float>(examples * 2 * latent);
+        using var dStats = accelerator.Allocate1D<float>(examples * width);
         using var dMarginal = accelerator.Allocate1D<float>(2 * latent);
         using var reconstructionBuffer = accelerator.Allocate1D(ToFloat(reconstruction));
         using var logWeights = accelerator.Allocate1D<float>(rows);
-        kernels.FactorizedPriorForward(statsBuffer.View, marginalBuffer.View, z.View, epsilon.View, kl.View, rows, shape,
-            new DrawKey(2, Philox.Streams.Reparameterize, 1));
-        kernels.FactorizedPriorLogWeights(statsBuffer.View, marginalBuffer.View, z.View, epsilon.View, reconstructionBuffer.View, logWeights.View, rows, shape);
-        kernels.FactorizedPriorBackward(statsBuffer.View, marginalBuffer.View, epsilon.View, dZBuffer.View, dStats.View, examples, shape, klWeight);
-        kernels.FactorizedMarginalBackward(statsBuffer.View, marginalBuffer.View, dMarginal.View, examples, shape, klWeight);
+        var key = new DrawKey(2, Philox.Streams.Reparameterize, 1);
+        if (rankOne)
+        {
+            kernels.RankOneForward(statsBuffer.View, z.View, epsilon.View, kl.View, rows, latent, key, samples);
+            kernels.RankOneMarginalKl(statsBuffer.View, marginalBuffer.View, kl.View, rows, latent, samples);
+            kernels.RankOneMarginalLogWeights(statsBuffer.View, marginalBuffer.View, z.View, epsilon.View, reconstructionBuffer.View, logWeights.View, rows, latent, samples);
+            kernels.RankOneBackward(statsBuffer.View, epsilon.View, dZBuffer.View, dStats.View, examples, latent, 0f, samples);
+            kernels.RankOneMarginalKlBackward(statsBuffer.View, marginalBuffer.View, dStats.View, examples, latent, klWeight);
+            kernels.RankOneMarginalBackward(statsBuffer.View, marginalBuffer.View, dMarginal.View, examples, latent, klWeight);
+        }
+        else
+        {
+            kernels.FactorizedPriorForward(statsBuffer.View, marginalBuffer.View, z.View, epsilon.View, kl.View, rows, shape, key);
+            kernels.FactorizedPriorLogWeights(statsBuffer.View, marginalBuffer.View, z.View, epsilon.View, reconstructionBuffer.View, logWeights.View, rows, shape);
+            kernels.FactorizedPriorBackward(statsBuffer.View, marginalBuffer.View, epsilon.View, dZBuffer.View, dStats.View, examples, shape, klWeight);
+            kernels.FactorizedMarginalBackward(statsBuffer.View, marginalBuffer.View, dMarginal.View, examples, shape, klWeight);
+        }
         var eps = ToDouble(epsilon.GetAsArray1D());
-        var repeated = ImportanceReference.RepeatRows(stats, examples, 2 * latent, samples);
-        var (expectedZ, expectedKl) = FactorizedPriorReference.Forward(repeated, marginal, eps, rows, latent);
-        var (dRepeated, expectedDMarginal) = FactorizedPriorReference.Backward(repeated, marginal, eps, dZ, rows, latent,
-            FactorizedPriorReference.Weights(latent, anchors, anchorScale), klWeight / samples);
-        var expectedDStats = ImportanceReference.SumRepeatedRows(dRepeated, examples, 2 * latent, samples);
-        string label = $"{examples}x{latent}x{samples}, {anchors} anchors";
+        var repeated = ImportanceReference.RepeatRows(stats, examples, width, samples);
+        var (expectedZ, expectedKl) = rankOne
+            ? RankOneMarginalReference.Forward(repeated, marginal, eps, rows, latent)
+            : FactorizedPriorReference.Forward(repeated, marginal, eps, rows, latent);
+        var (dRepeated, expectedDMarginal) = rankOne
+            ? RankOneMarginalReference.Backward(repeated, marginal, eps, dZ, rows, latent, klWeight / samples)
+            : FactorizedPriorReference.Backward(repeated, marginal, eps, dZ, rows, latent, FactorizedPriorReference.Weights(latent, anchors, anchorScale), klWeight / samples);
+        var expectedLogWeights = rankOne
+            ? RankOneMarginalReference.LogWeights(repeated, marginal, expectedZ, reconstruction, rows, latent)
+            : FactorizedPriorReference.LogWeights(repeated, marginal, expectedZ, reconstruction, rows, latent);
+        var expectedDStats = ImportanceReference.SumRepeatedRows(dRepeated, examples, width, samples);
+        string label = $"{examples}x{latent}x{samples}" + (rankOne ? "" : $", {anchors} anchors");
+        string name = rankOne ? "rank-one vs factorized marginal" : "factorized marginal";
         // As in the tests: 5e-5 for K-term sums; the marginal's gradient sums every example.
-        yield return Compare("factorized marginal z", label, expectedZ, z.GetAsArray1D(), 5e-5, 5e-5);
-        yield return Compare("factorized marginal KL", label, expectedKl, kl.GetAsArray1D(), 5e-5, 5e-5 * latent);
-        yield return Compare("factorized marginal log w", label, FactorizedPriorReference.LogWeights(repeated, marginal, expectedZ, reconstruction, rows, latent),
-            logWeights.GetAsArray1D(), 1e-5, 1e-4);
-        yield return Compare("factorized marginal backward", label, expectedDStats, dStats.GetAsArray1D(), 5e-5, 5e-5 * expectedDStats.Max(Math.Abs));
-        yield return Compare("factorized marginal backward (r)", label, expectedDMarginal, dMarginal.GetAsArray1D(), 5e-5, 5e-5 * expectedDMarginal.Max(Math.Abs));
+        yield return Compare($"{name} z", label, expectedZ, z.GetAsArray1D(), 5e-5, 5e-5);
+        yield return Compare($"{name} KL", label, expectedKl, kl.GetAsArray1D(), 5e-5, 5e-5 * latent);
+        yield return Compare($"{name} log w", label, expectedLogWeights, logWeights.GetAsArray1D(), 1e-5, 1e-4);
+        yield return Compare($"{name} backward", label, expectedDStats, dStats.GetAsArray1D(), 5e-5, 5e-5 * expectedDStats.Max(Math.Abs));
+        yield return Compare($"{name} backward (r)", label, expectedDMarginal, dMarginal.GetAsArray1D(), 5e-5, 5e-5 * expectedDMarginal.Max(Math.Abs));
     }
 
     /// <summary>The mixture prior's sampled KL, and its backward passes to the encoder's stats and the components.</summary>
