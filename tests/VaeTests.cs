@@ -31,7 +31,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "mae-gaussian", "mae-k2-gaussian-two-hidden", "hvm-flow-2", "hvm-k2-gaussian-no-flow", "hvm-k3-flow-1-two-hidden", "hvm-inverse-flow-2", "hvm-k2-flow-1-inverse-flow-3-gaussian",
          "vcca-rank1-k2", "vcca-private-rank1", "vlae-rank1-k2-gaussian", "corex-stacked", "corex-stacked-k2-anchors-2-gaussian",
          "vae-2layer-rank1-k2", "iwae-2layer-rank1-k3-gaussian", "infovae-rank1", "vib-rank1-k2", "mae-rank1-k2-gaussian",
-         "corex-rank1", "corex-rank1-k3-gaussian-two-hidden", "ladder-rank1", "ladder-3-rank1-softplus-k2-norm", "ladder-4-rank1-k3-gaussian"];
+         "corex-rank1", "corex-rank1-k3-gaussian-two-hidden", "ladder-rank1", "ladder-3-rank1-softplus-k2-norm", "ladder-4-rank1-k3-gaussian",
+         "corex-stacked-rank1-k2"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -298,6 +299,12 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             InputSize = 12, Hidden = [6, 5], Latent = 3, Hidden2 = [4, 5], Latent2 = 4, StochasticLayers = 2, Model = ModelKind.Ladder,
             LadderLayers = 4, Covariance = CovarianceKind.RankOne, Samples = 3, Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian,
             GaussianVariance = 0.5,
+        },
+        // Stacked CorEx with both q's rank-one (q(z1|z2) stays factorized), k = 2.
+        "corex-stacked-rank1-k2" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 4, Hidden2 = [5], Latent2 = 3, StochasticLayers = 2, Model = ModelKind.Corex,
+            Covariance = CovarianceKind.RankOne, Samples = 2, Activation = ActivationKind.Tanh, Beta = 0.8,
         },
         _ => throw new ArgumentException(name),
     };

@@ -178,9 +178,10 @@ public static class Checkpoint
             if (layer.Name.EndsWith(".stats", StringComparison.Ordinal))
             {
                 string stage = layer.Name[..^".stats".Length];
-                // (The prior networks p(z_l|z_{l+1}) of the two-layer model and the Ladder VAE ("prior", "prior2", …)
-                // and the mutual autoencoder's r(z|x) stay diagonal: [m | u].)
-                if (config.Covariance == CovarianceKind.RankOne && stage != "mutual" && !stage.StartsWith("prior", StringComparison.Ordinal))
+                // (The Gaussians that are not posteriors stay diagonal, [m | u]: the prior networks p(z_l|z_{l+1}) of
+                // the two-layer model and the Ladder VAE ("prior", "prior2", …), stacked CorEx's q(z1|z2) and the
+                // mutual autoencoder's r(z|x).)
+                if (config.Covariance == CovarianceKind.RankOne && stage is not ("mutual" or "z1_decoder") && !stage.StartsWith("prior", StringComparison.Ordinal))
                 {
                     // The rank-one posterior's [μ | log d | u] (every head's share of it, for models of several
                     // heads), one pair of tensors each.

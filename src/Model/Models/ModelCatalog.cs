@@ -466,8 +466,8 @@ public static class ModelCatalog
                     throw new SettingException($"@Anchors is how many of the {config.Latent} latent dimensions are anchors, from 0 to {config.Latent} (got {config.Anchors})");
                 if (!(config.AnchorWeight >= 0 && config.AnchorWeight < 1))
                     throw new SettingException($"@AnchorWeight is λ in [0, 1), leaving the anchors a KL weight 1 − λ > 0 (got {config.AnchorWeight.ToString(CultureInfo.InvariantCulture)})");
-                if (config.Covariance == CovarianceKind.RankOne && (config.Anchors > 0 || config.StochasticLayers == 2))
-                    throw new SettingException("the rank-one posterior's KL against r(z) does not split by dimension, so it cannot weight anchors, and stacked CorEx is built with diagonal posteriors: use @Covariance rank1 without @Anchors or @StochasticLayers 2");
+                if (config.Covariance == CovarianceKind.RankOne && config.Anchors > 0)
+                    throw new SettingException("the rank-one posterior's KL against r(z) does not split by dimension, so it cannot weight anchors: use @Covariance rank1 without @Anchors");
             },
             Family = config => config.StochasticLayers == 2 ? StackedCorexFamily : OneLayer,
         },

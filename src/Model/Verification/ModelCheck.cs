@@ -48,8 +48,7 @@ public sealed class ModelCheck(KernelSet kernels)
             if (spec.Declares(nameof(VaeConfig.Covariance)))
                 yield return Gradient(spec, SmallConfig(spec) with { Covariance = CovarianceKind.RankOne });
             // The deep latent Gaussian model proper: two stochastic layers, both rank-one.
-            // (Stacked CorEx keeps diagonal posteriors.)
-            if (spec.Declares(nameof(VaeConfig.Covariance)) && spec.Has(ModelCapabilities.TwoStochasticLayers) && !spec.Has(ModelCapabilities.FactorizedMarginal))
+            if (spec.Declares(nameof(VaeConfig.Covariance)) && spec.Has(ModelCapabilities.TwoStochasticLayers))
                 yield return Gradient(spec, SmallConfig(spec) with { Covariance = CovarianceKind.RankOne, StochasticLayers = 2 });
             if (spec.Declares(nameof(VaeConfig.PrivateLatent)))
                 yield return Gradient(spec, SmallConfig(spec) with { PrivateLatent = 2 });

@@ -19,7 +19,9 @@ namespace IlgpuVae.Model.Models.StackedCorex;
 /// (see docs/MODELS.md).
 /// rec + KL1 alone is the one-layer CorEx bound with prior r1, so <c>eval</c>'s L_k uses layer 1's weights against r1.
 /// Layers: [EncoderLayerCount, Encoder2End) q(z2|z1), [Encoder2End, DecoderStart) q(z1|z2), then p(x|z1), then r1
-/// and r2 (one row each, from [1]). AnchorVAE's anchors are layer 1's.
+/// and r2 (one row each, from [1]). AnchorVAE's anchors are layer 1's. With rank-one posteriors both q(z1|x) and
+/// q(z2|z1) are rank-one against their factorized marginals (<see cref="GpuKernels.RankOneMarginal"/>; no anchors),
+/// and q(z1|z2), a decoder of z1, stays factorized.
 /// </summary>
 public sealed class StackedCorexModel : FamilyModel
 {
@@ -46,6 +48,8 @@ public sealed class StackedCorexModel : FamilyModel
     private ArrayView<float> Marginal2 => Stack.Output(Marginal2Layer, 1);
     private MarginalShape Shape1(int samples) => new(K1, samples, Config.Anchors, (float)(1 - Config.AnchorWeight));
     private MarginalShape Shape2 => new(K2, 1, 0, 1f);
+    private bool RankOne => Config.Covariance == CovarianceKind.RankOne;
+    private int Blocks => Config.PosteriorBlocks;
     private ArrayView<float> Statistics1(int batch) => Stack.Output(Layout.EncoderLayerCount - 1, batch);
     private ArrayView<float> Statistics2(int rows) => Stack.Output(Layout.Encoder2End - 1, rows);
     private ArrayView<float> Z1Statistics(int rows) => Stack.Output(Layout.DecoderStart - 1, rows);
@@ -57,9 +61,9 @@ public sealed class StackedCorexModel : FamilyModel
         Stack.Forward(Marginal1Layer, Marginal1Layer + 1, One, 1);
         Stack.Forward(Marginal2Layer, Marginal2Layer + 1, One, 1);
         Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
-        Kernels.FactorizedPriorForward(Statistics1(batch), Marginal1, Z(rows), Epsilon(rows), KlPerRow(rows), rows, Shape1(samples), key);
+        LayerForward(Statistics1(batch), Marginal1, Z(rows), Epsilon(rows), KlPerRow(rows), rows, Shape1(samples), key);
         Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, Z(rows), rows);
-        Kernels.FactorizedPriorForward(Statistics2(rows), Marginal2, Rows(Z2Buffer, rows, K2), Rows(Epsilon2Buffer, rows, K2), Floats(Kl2Buffer, rows),
+        LayerForward(Statistics2(rows), Marginal2, Rows(Z2Buffer, rows, K2), Rows(Epsilon2Buffer, rows, K2), Floats(Kl2Buffer, rows),
             rows, Shape2, key.Offset(Philox.Streams.SecondLayerOffset));
         Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, Rows(Z2Buffer, rows, K2), rows);
         Kernels.LayerReconstruction(Z(rows), Z1Statistics(rows), Marginal1, Floats(ReconstructionOfZ1, rows), rows, K1);
@@ -86,17 +90,46 @@ public sealed class StackedCorexModel : FamilyModel
         Kernels.PriorStatsGradient(Z(rows), Z1Statistics(rows), Floats(TwoLayer.TwoLayerModel.EqualWeights, rows), Stack.Gradient(Layout.DecoderStart - 1, rows),
             rows, K1, perRow);
         Stack.Backward(Layout.Encoder2End, Layout.DecoderStart, rows, Rows(Z2Buffer, rows, K2), Rows(Z2GradientBuffer, rows, K2));
-        Kernels.FactorizedPriorBackward(Statistics2(rows), Marginal2, Rows(Epsilon2Buffer, rows, K2), Rows(Z2GradientBuffer, rows, K2),
-            Stack.Gradient(Layout.Encoder2End - 1, rows), rows, Shape2, perRow);
-        Kernels.FactorizedMarginalBackward(Statistics2(rows), Marginal2, Stack.Gradient(Marginal2Layer, 1), rows, Shape2, perRow);
+        LayerBackward(Statistics2(rows), Marginal2, Rows(Epsilon2Buffer, rows, K2), Rows(Z2GradientBuffer, rows, K2),
+            Stack.Gradient(Layout.Encoder2End - 1, rows), Stack.Gradient(Marginal2Layer, 1), rows, Shape2, perRow);
         // z1 is layer 2's data: its network takes no gradient back into z1.
         Stack.Backward(Layout.EncoderLayerCount, Layout.Encoder2End, rows, Z(rows), Kernels.None);
-        Kernels.FactorizedPriorBackward(Statistics1(batch), Marginal1, Epsilon(rows), ZGradient(rows), Stack.Gradient(Layout.EncoderLayerCount - 1, batch),
-            batch, Shape1(pass.Samples), perExample);
-        Kernels.FactorizedMarginalBackward(Statistics1(batch), Marginal1, Stack.Gradient(Marginal1Layer, 1), batch, Shape1(pass.Samples), perExample);
+        LayerBackward(Statistics1(batch), Marginal1, Epsilon(rows), ZGradient(rows), Stack.Gradient(Layout.EncoderLayerCount - 1, batch),
+            Stack.Gradient(Marginal1Layer, 1), batch, Shape1(pass.Samples), perExample);
         Stack.Backward(0, Layout.EncoderLayerCount, batch, EncoderInput(batch), Kernels.None);
         Stack.Backward(Marginal1Layer, Marginal1Layer + 1, 1, One, Kernels.None);
         Stack.Backward(Marginal2Layer, Marginal2Layer + 1, 1, One, Kernels.None);
+    }
+
+    /// <summary>One CorEx layer's codes and KL against its marginal (<paramref name="shape"/>'s width and samples per
+    /// example): diagonal, or the rank-one sampler then its KL against r.</summary>
+    private void LayerForward(ArrayView<float> stats, ArrayView<float> marginal, ArrayView<float> z, ArrayView<float> epsilon, ArrayView<float> kl,
+        int rows, MarginalShape shape, DrawKey key)
+    {
+        if (RankOne)
+        {
+            Kernels.RankOneForward(stats, z, epsilon, kl, rows, shape.Latent, key, shape.Samples);
+            Kernels.RankOneMarginalKl(stats, marginal, kl, rows, shape.Latent, shape.Samples);
+        }
+        else
+            Kernels.FactorizedPriorForward(stats, marginal, z, epsilon, kl, rows, shape, key);
+    }
+
+    /// <summary>One CorEx layer's sampler and KL (klWeight per example) back to its stats and its marginal.</summary>
+    private void LayerBackward(ArrayView<float> stats, ArrayView<float> marginal, ArrayView<float> epsilon, ArrayView<float> dZ, ArrayView<float> dStats,
+        ArrayView<float> dMarginal, int examples, MarginalShape shape, float klWeight)
+    {
+        if (RankOne)
+        {
+            Kernels.RankOneBackward(stats, epsilon, dZ, dStats, examples, shape.Latent, 0f, shape.Samples);
+            Kernels.RankOneMarginalKlBackward(stats, marginal, dStats, examples, shape.Latent, klWeight);
+            Kernels.RankOneMarginalBackward(stats, marginal, dMarginal, examples, shape.Latent, klWeight);
+        }
+        else
+        {
+            Kernels.FactorizedPriorBackward(stats, marginal, epsilon, dZ, dStats, examples, shape, klWeight);
+            Kernels.FactorizedMarginalBackward(stats, marginal, dMarginal, examples, shape, klWeight);
+        }
     }
 
     public override void Evaluate(Pass pass)
@@ -109,26 +142,30 @@ public sealed class StackedCorexModel : FamilyModel
     public override void LogWeightRows(int batch, int samples)
     {
         int rows = batch * samples;
-        Kernels.FactorizedPriorLogWeights(Statistics1(batch), Marginal1, Z(rows), Epsilon(rows), ReconstructionPerRow(rows), LogWeights(rows),
-            rows, Shape1(samples));
+        if (RankOne)
+            Kernels.RankOneMarginalLogWeights(Statistics1(batch), Marginal1, Z(rows), Epsilon(rows), ReconstructionPerRow(rows), LogWeights(rows),
+                rows, K1, samples);
+        else
+            Kernels.FactorizedPriorLogWeights(Statistics1(batch), Marginal1, Z(rows), Epsilon(rows), ReconstructionPerRow(rows), LogWeights(rows),
+                rows, Shape1(samples));
     }
 
     /// <summary>The top layer, q(z2|μ1): the codes Decode takes.</summary>
     public override (float[] Mu, float[] LogVariance) Encode(int batch)
     {
         Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
-        Kernels.CopyColumns(Statistics1(batch), Z(batch), new ColumnBlock(batch, K1, 2 * K1, 0, K1, 0));
+        Kernels.CopyColumns(Statistics1(batch), Z(batch), new ColumnBlock(batch, K1, Blocks * K1, 0, K1, 0));
         Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, Z(batch), batch);
         Kernels.Synchronize();
         var stats = Download(Statistics2(batch));
-        return (Half(stats, batch, K2, second: false), Half(stats, batch, K2, second: true));
+        return RankOne ? RankOneLatent.SplitStatistics(stats, batch, K2) : (Half(stats, batch, K2, second: false), Half(stats, batch, K2, second: true));
     }
 
-    /// <summary>μ1 of q(z1|x), and μ2 of q(z2|μ1).</summary>
+    /// <summary>μ1 of q(z1|x) (left in z1's buffer by <see cref="Encode"/>), and μ2 of q(z2|μ1).</summary>
     public override IReadOnlyList<float[]>? LayerMeans(int batch)
     {
         var (mu2, _) = Encode(batch);
-        return [Half(Download(Statistics1(batch)), batch, K1, second: false), mu2];
+        return [Download(Z(batch)), mu2];
     }
 
     /// <summary>Codes are z2; z1 is the mean of q(z1|z2).</summary>
@@ -168,7 +205,7 @@ public sealed class StackedCorexFamily : ModelFamily
     protected override void BuildMiddle(LayoutBuilder layout)
     {
         var config = layout.Config;
-        layout.Stage("encoder2", config.Latent, config.Hidden2, 2 * config.Latent2);
+        layout.Stage("encoder2", config.Latent, config.Hidden2, config.PosteriorBlocks * config.Latent2);
         layout.EndSecondEncoder();
         layout.Stage("z1_decoder", config.Latent2, config.Hidden2.Reverse().ToArray(), 2 * config.Latent);
     }

@@ -30,10 +30,10 @@ public sealed class StackedCorexModelReference : ReferenceModel
         var marginal1 = layers.Run(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, [1.0], 1);
         var marginal2 = layers.Run(layout.AuxiliaryStart + 1, layout.AuxiliaryStart + 2, [1.0], 1);
         var stats1 = layers.Run(0, layout.EncoderLayerCount, x, batch);
-        var repeated1 = ImportanceReference.RepeatRows(stats1, batch, 2 * k1, samples);
-        var (z1, kl1) = FactorizedPriorReference.Forward(repeated1, marginal1, epsilon[..(rows * k1)], rows, k1);
+        var repeated1 = ImportanceReference.RepeatRows(stats1, batch, config.PosteriorBlocks * k1, samples);
+        var (z1, kl1) = LayerForward(config, repeated1, marginal1, epsilon[..(rows * k1)], rows, k1);
         var stats2 = layers.Run(layout.EncoderLayerCount, layout.Encoder2End, z1, rows);
-        var (z2, kl2) = FactorizedPriorReference.Forward(stats2, marginal2, epsilon[(rows * k1)..], rows, k2);
+        var (z2, kl2) = LayerForward(config, stats2, marginal2, epsilon[(rows * k1)..], rows, k2);
         var z1Stats = layers.Run(layout.Encoder2End, layout.DecoderStart, z2, rows);
         var z1Term = StackedCorexReference.LayerReconstruction(z1, z1Stats, marginal1, rows, k1);
         var output = layers.Run(layout.DecoderStart, layout.DecoderEnd, z1, rows);
@@ -43,11 +43,26 @@ public sealed class StackedCorexModelReference : ReferenceModel
         return new Pass(layers, marginal1, marginal2, repeated1, z1, stats2, z2, z1Stats, kl1, kl, reconstruction, unitGradient, rows);
     }
 
+    /// <summary>One layer's z and KL against its factorized marginal, for a diagonal or a rank-one q.</summary>
+    private static (double[] Z, double[] Kl) LayerForward(VaeConfig config, double[] stats, double[] marginal, double[] epsilon, int rows, int latent) =>
+        config.Covariance == CovarianceKind.RankOne
+            ? RankOneMarginalReference.Forward(stats, marginal, epsilon, rows, latent)
+            : FactorizedPriorReference.Forward(stats, marginal, epsilon, rows, latent);
+
+    /// <summary>One layer's backward pass to its stats and marginal (the anchors' weights for a diagonal q).</summary>
+    private static (double[] DStats, double[] DMarginal) LayerBackward(VaeConfig config, double[] stats, double[] marginal, double[] epsilon, double[] dZ,
+        int rows, int latent, int anchors, double klWeight) =>
+        config.Covariance == CovarianceKind.RankOne
+            ? RankOneMarginalReference.Backward(stats, marginal, epsilon, dZ, rows, latent, klWeight)
+            : FactorizedPriorReference.Backward(stats, marginal, epsilon, dZ, rows, latent, FactorizedPriorReference.Weights(latent, anchors, 1 - config.AnchorWeight), klWeight);
+
     /// <summary>Layer 1's weights against r1.</summary>
     public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
     {
         var pass = Forward(config, parameters, x, epsilon, batch, training: false);
-        return FactorizedPriorReference.LogWeights(pass.RepeatedStats1, pass.Marginal1, pass.Z1, pass.ReconstructionPerRow, pass.Rows, config.Latent);
+        return config.Covariance == CovarianceKind.RankOne
+            ? RankOneMarginalReference.LogWeights(pass.RepeatedStats1, pass.Marginal1, pass.Z1, pass.ReconstructionPerRow, pass.Rows, config.Latent)
+            : FactorizedPriorReference.LogWeights(pass.RepeatedStats1, pass.Marginal1, pass.Z1, pass.ReconstructionPerRow, pass.Rows, config.Latent);
     }
 
     public override ReferenceVae.Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon,
@@ -64,13 +79,12 @@ public sealed class StackedCorexModelReference : ReferenceModel
         var dZ1 = layers.Backward(layout.DecoderStart, layout.DecoderEnd, pass.ReconstructionGradient.Select(g => g / rows).ToArray(), rows, gradient);
         var dZ1Stats = StackedCorexReference.LayerReconstructionBackward(pass.Z1, pass.Z1Stats, rows, k1, perRow);
         var dZ2 = layers.Backward(layout.Encoder2End, layout.DecoderStart, dZ1Stats, rows, gradient);
-        var (dStats2, dMarginal2) = FactorizedPriorReference.Backward(pass.Stats2, pass.Marginal2, epsilon2, dZ2, rows, k2, Enumerable.Repeat(1.0, k2).ToArray(), perRow);
+        var (dStats2, dMarginal2) = LayerBackward(config, pass.Stats2, pass.Marginal2, epsilon2, dZ2, rows, k2, 0, perRow);
         // z1 is layer 2's data: q(z2|z1)'s network takes its weights' gradient and passes none back.
         layers.Backward(layout.EncoderLayerCount, layout.Encoder2End, dStats2, rows, gradient);
         // Each example's KL1 is counted on each of its k rows: β/rows per row is β/batch per example.
-        var (dRepeated1, dMarginal1) = FactorizedPriorReference.Backward(pass.RepeatedStats1, pass.Marginal1, epsilon1, dZ1, rows, k1,
-            FactorizedPriorReference.Weights(k1, config.Anchors, 1 - config.AnchorWeight), perRow);
-        layers.Backward(0, layout.EncoderLayerCount, ImportanceReference.SumRepeatedRows(dRepeated1, batch, 2 * k1, samples), batch, gradient);
+        var (dRepeated1, dMarginal1) = LayerBackward(config, pass.RepeatedStats1, pass.Marginal1, epsilon1, dZ1, rows, k1, config.Anchors, perRow);
+        layers.Backward(0, layout.EncoderLayerCount, ImportanceReference.SumRepeatedRows(dRepeated1, batch, config.PosteriorBlocks * k1, samples), batch, gradient);
         layers.Backward(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, dMarginal1, 1, gradient);
         layers.Backward(layout.AuxiliaryStart + 1, layout.AuxiliaryStart + 2, dMarginal2, 1, gradient);
 
