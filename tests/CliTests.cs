@@ -749,6 +749,14 @@ public sealed class CliTests : IDisposable
             "--accelerator", "cpu", "--out", Path.Combine(directory, "corex-rank1-anchors"));
         Assert.Equal(2, exitCode);
         Assert.Contains("does not split by dimension", error);
+        // Stacked: q(z2|z1) rank-one too, q(z1|z2) (a decoder of z1) still [m | log σ²].
+        var stacked = Path.Combine(directory, "corex-stacked-rank1");
+        (exitCode, _, error) = Run("train", "--model", "corex", "--stochastic-layers", "2", "--covariance", "rank1", "--data", data, "--epochs", "1",
+            "--batch-size", "6", "--hidden", "7", "--latent", "3", "--hidden2", "5", "--latent2", "2", "--accelerator", "cpu", "--out", stacked);
+        Assert.True(exitCode == 0, $"stacked: exit {exitCode}: {error}");
+        (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(stacked, "checkpoint", "model.safetensors"));
+        Assert.Equal([2, 5], tensors["encoder2.u.weight"].Shape);
+        Assert.Equal([3, 5], tensors["z1_decoder.logvar.weight"].Shape);
     }
 
     [Fact]
