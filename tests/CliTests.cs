@@ -785,6 +785,32 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void PlanarFlowOnARankOneBaseSavesItsBaseAndStepsAndReportsItsCorrelations()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "flow-rank1");
+        var (exitCode, output, error) = Run("train", "--flow-length", "2", "--covariance", "rank1", "--data", data, "--epochs", "1", "--batch-size", "6",
+            "--hidden", "7", "--latent", "3", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("2 planar flow steps, rank-one covariance", output);
+        // [μ | log d | u] of the base, then the two steps' (u, w, b): 2·(2·3 + 1) rows.
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([3, 7], tensors["encoder.u.weight"].Shape);
+        Assert.Equal([14, 7], tensors["encoder.flow.weight"].Shape);
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("rank-one posterior: mean |correlation| between dimensions of q(z|x) 0.", output);
+        // The HVM's q(λ|x) on a rank-one base; r(λ|z) stays [a | log b²].
+        var hvm = Path.Combine(directory, "hvm-rank1");
+        (exitCode, _, error) = Run("train", "--model", "hvm", "--covariance", "rank1", "--data", data, "--epochs", "1", "--batch-size", "6",
+            "--hidden", "7", "--latent", "3", "--accelerator", "cpu", "--out", hvm);
+        Assert.True(exitCode == 0, $"hvm: exit {exitCode}: {error}");
+        (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(hvm, "checkpoint", "model.safetensors"));
+        Assert.Equal([3, 7], tensors["encoder.u.weight"].Shape);
+        Assert.Equal([3, 7], tensors["hvm.r.logvar.weight"].Shape);
+    }
+
+    [Fact]
     public void VlaeWithARankOneCovarianceSavesEachHeadsThreePartsAndReportsItsCorrelations()
     {
         var data = WriteDataSet(train: 24, test: 8);

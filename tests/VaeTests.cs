@@ -32,7 +32,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "vcca-rank1-k2", "vcca-private-rank1", "vlae-rank1-k2-gaussian", "corex-stacked", "corex-stacked-k2-anchors-2-gaussian",
          "vae-2layer-rank1-k2", "iwae-2layer-rank1-k3-gaussian", "infovae-rank1", "vib-rank1-k2", "mae-rank1-k2-gaussian",
          "corex-rank1", "corex-rank1-k3-gaussian-two-hidden", "ladder-rank1", "ladder-3-rank1-softplus-k2-norm", "ladder-4-rank1-k3-gaussian",
-         "corex-stacked-rank1-k2"];
+         "corex-stacked-rank1-k2", "vae-planar-flow-2-rank1", "vae-k2-planar-flow-1-rank1-gaussian", "hvm-flow-1-rank1-k2", "hvm-rank1-no-flow-gaussian"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     private static VaeConfig Config(string name) => name switch
@@ -305,6 +305,23 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             InputSize = 12, Hidden = [7], Latent = 4, Hidden2 = [5], Latent2 = 3, StochasticLayers = 2, Model = ModelKind.Corex,
             Covariance = CovarianceKind.RankOne, Samples = 2, Activation = ActivationKind.Tanh, Beta = 0.8,
+        },
+        // Planar flows on a rank-one base: the VAE's q(z|x) with two steps, with one and k = 2 and a Gaussian decoder;
+        // the HVM's q(λ|x) with one step and k = 2, and with none (a rank-one Gaussian q(λ|x)).
+        "vae-planar-flow-2-rank1" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, FlowLength = 2, Covariance = CovarianceKind.RankOne },
+        "vae-k2-planar-flow-1-rank1-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 4, FlowLength = 1, Covariance = CovarianceKind.RankOne, Samples = 2, Beta = 0.7,
+            Activation = ActivationKind.Tanh, Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
+        },
+        "hvm-flow-1-rank1-k2" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.Hvm, FlowLength = 1, Covariance = CovarianceKind.RankOne, Samples = 2,
+        },
+        "hvm-rank1-no-flow-gaussian" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8], Latent = 4, Model = ModelKind.Hvm, Covariance = CovarianceKind.RankOne, AuxiliaryFlowLength = 1,
+            Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.4,
         },
         _ => throw new ArgumentException(name),
     };
@@ -606,6 +623,10 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
     }
 
+    /// <summary>The first 3K columns ([μ | log d | u]) of stats rows <paramref name="width"/> wide (a flow's steps follow).</summary>
+    private static double[] RankOneRows(double[] stats, int batch, int width, int latent) =>
+        Enumerable.Range(0, batch * 3 * latent).Select(i => stats[i / (3 * latent) * width + i % (3 * latent)]).ToArray();
+
     [Theory]
     [MemberData(nameof(Configurations))]
     public void EncodeAndDecodeMatchTheReferenceLayers(string configuration)
@@ -663,7 +684,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         var expectedLogVariance = config.Model == ModelKind.Ae ? []
             // The rank-one posterior's marginal variances: the diagonal of C.
             : config.Covariance == CovarianceKind.RankOne
-                ? Enumerable.Range(0, batch * latent).Select(i => Math.Log(RankOneReference.Matrices(stats, i / latent, latent).C[i % latent, i % latent])).ToArray()
+                ? Enumerable.Range(0, batch * latent).Select(i => Math.Log(RankOneReference.Matrices(RankOneRows(stats, batch, width, latent), i / latent, latent).C[i % latent, i % latent])).ToArray()
             : Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + latent + i % latent]).ToArray();
         // Codes are the top latent; with two stochastic layers z1 is the mean of p(z1|z2).
         var codes = Numerics.Uniform(new Random(2), batch * config.TopLatent, -2, 2);

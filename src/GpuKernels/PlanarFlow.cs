@@ -2,23 +2,25 @@ using ILGPU;
 
 namespace IlgpuVae.GpuKernels;
 
-/// <summary>The widths a planar-flow posterior works with: K latent dimensions, L flow steps, s samples per example.</summary>
+/// <summary>The widths a planar-flow posterior works with: K latent dimensions, L flow steps, s samples per example,
+/// and the base Gaussian's blocks: 2 for [μ | log σ²], 3 for a rank-one base [μ | log d | u] (see <see cref="RankOne"/>).</summary>
 public readonly struct FlowShape
 {
-    public readonly int Latent, Length, Samples;
+    public readonly int Latent, Length, Samples, BaseBlocks;
 
-    public FlowShape(int latent, int length, int samples)
+    public FlowShape(int latent, int length, int samples, int baseBlocks = 2)
     {
         Latent = latent;
         Length = length;
         Samples = samples;
+        BaseBlocks = baseBlocks;
     }
 
-    /// <summary>Columns of the encoder's output: [μ | log σ² | (u_j, w_j, b_j) for each step j].</summary>
-    public int StatsWidth => 2 * Latent + Length * (2 * Latent + 1);
+    /// <summary>Columns of the encoder's output: [μ | log σ² (or log d | u) | (u_j, w_j, b_j) for each step j].</summary>
+    public int StatsWidth => BaseBlocks * Latent + Length * (2 * Latent + 1);
 
     /// <summary>Where step j's u starts in a stats row (w follows, then b).</summary>
-    public int StepOffset(int step) => 2 * Latent + step * (2 * Latent + 1);
+    public int StepOffset(int step) => BaseBlocks * Latent + step * (2 * Latent + 1);
 }
 
 /// <summary>
@@ -114,20 +116,29 @@ public static class PlanarFlow
         dStats[w + latent] += byA;
     }
 
+    /// <summary>One thread per z row: z_0 from the base (diagonal, or rank-one with baseTerm = εᵀε + log|C|), the
+    /// steps, and the sampled KL.</summary>
     [Kernel]
     public static void ForwardKernel(Index1D row, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
         ArrayView<float> states, ArrayView<float> klPerRow, FlowShape shape, DrawKey key)
     {
         int latent = shape.Latent, statsRow = row / shape.Samples * shape.StatsWidth, codes = row * latent;
         float baseTerm = 0f, logDeterminants = 0f;
-        for (int k = 0; k < latent; k++)
+        if (shape.BaseBlocks == 3)
         {
-            float eps = Philox.Normal(key.Seed, key.Stream, key.Step, codes + k);
-            float logVariance = stats[statsRow + latent + k];
-            epsilon[codes + k] = eps;
-            z[codes + k] = stats[statsRow + k] + MathF.Exp(0.5f * logVariance) * eps;
-            baseTerm += eps * eps + logVariance;
+            for (int k = 0; k < latent; k++)
+                epsilon[codes + k] = Philox.Normal(key.Seed, key.Stream, key.Step, codes + k);
+            baseTerm = RankOne.Draw(stats, statsRow, epsilon, z, codes, latent);
         }
+        else
+            for (int k = 0; k < latent; k++)
+            {
+                float eps = Philox.Normal(key.Seed, key.Stream, key.Step, codes + k);
+                float logVariance = stats[statsRow + latent + k];
+                epsilon[codes + k] = eps;
+                z[codes + k] = stats[statsRow + k] + MathF.Exp(0.5f * logVariance) * eps;
+                baseTerm += eps * eps + logVariance;
+            }
         for (int step = 0; step < shape.Length; step++)
             logDeterminants += StepForward(stats, statsRow + shape.StepOffset(step), z, codes, states, (row * shape.Length + step) * latent, latent);
         float zSquares = 0f;
@@ -143,7 +154,8 @@ public static class PlanarFlow
     /// ∂/∂û = g·h + (∂/∂ψ)h'·w, ∂/∂w = (∂/∂ψ)h'·û + (∂/∂a)·z_{j−1}, ∂/∂b = ∂/∂a, and z_{j−1} gets g + (∂/∂a)·w; û's
     /// own map gives ∂/∂u = ∂/∂û + D·(m′ − 1)/‖w‖²·w and ∂/∂w += r·∂/∂û + D·((m′ − 1)·u/‖w‖² − 2(m − s)·w/‖w‖⁴) with
     /// D = (∂/∂û)ᵀw, s = wᵀu, m = −1 + softplus(s), m′ = sigmoid(s), r = (m − s)/‖w‖². At z_0 = μ + σε:
-    /// ∂/∂μ = g and ∂/∂log σ² = ½gσε − ½c (log q_0 with ε fixed).
+    /// ∂/∂μ = g and ∂/∂log σ² = ½gσε − ½c (log q_0 with ε fixed); a rank-one base takes g through its sampler and
+    /// c·log q_0 through log|C| (<see cref="RankOne.AddBaseGradient"/>).
     /// </summary>
     [Kernel]
     public static void BackwardKernel(Index1D example, ArrayView<float> stats, ArrayView<float> z, ArrayView<float> epsilon,
@@ -160,12 +172,15 @@ public static class PlanarFlow
                 dZ[codes + k] += c * z[codes + k];
             for (int step = shape.Length - 1; step >= 0; step--)
                 StepBackward(stats, statsRow + shape.StepOffset(step), states, (row * shape.Length + step) * latent, dZ, codes, dStats, latent, c);
-            for (int k = 0; k < latent; k++)
-            {
-                float g = dZ[codes + k];
-                dStats[statsRow + k] += g;
-                dStats[statsRow + latent + k] += 0.5f * g * MathF.Exp(0.5f * stats[statsRow + latent + k]) * epsilon[codes + k] - 0.5f * c;
-            }
+            if (shape.BaseBlocks == 3)
+                RankOne.AddBaseGradient(stats, epsilon, dZ, dStats, statsRow, codes, latent, c);
+            else
+                for (int k = 0; k < latent; k++)
+                {
+                    float g = dZ[codes + k];
+                    dStats[statsRow + k] += g;
+                    dStats[statsRow + latent + k] += 0.5f * g * MathF.Exp(0.5f * stats[statsRow + latent + k]) * epsilon[codes + k] - 0.5f * c;
+                }
         }
     }
 }

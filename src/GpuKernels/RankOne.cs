@@ -57,30 +57,78 @@ public static class RankOne
         ArrayView<float> klPerRow, int latent, int samples, DrawKey key)
     {
         int statsRow = row / samples * 3 * latent;
-        float s = 0f, t = 0f, muSquares = 0f, inverseD = 0f, aSquares = 0f, logD = 0f;
+        float muSquares = 0f, inverseD = 0f, aSquares = 0f, logD = 0f;
         for (int k = 0; k < latent; k++)
         {
             int index = row * latent + k;
-            float eps = Philox.Normal(key.Seed, key.Stream, key.Step, index);
-            epsilon[index] = eps;
+            epsilon[index] = Philox.Normal(key.Seed, key.Stream, key.Step, index);
             float mu = stats[statsRow + k], logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
             float inverse = MathF.Exp(-logd);
             float a = u * inverse;
-            s += u * a;
-            t += u * MathF.Exp(-0.5f * logd) * eps;
             muSquares += mu * mu;
             inverseD += inverse;
             aSquares += a * a;
             logD += logd;
         }
-        float c = Shrink(s), eta = 1f / (1f + s);
+        float s = DrawScalars(stats, statsRow, epsilon, z, row * latent, latent).S, eta = 1f / (1f + s);
+        klPerRow[row] = 0.5f * (muSquares + inverseD - eta * aSquares - latent + MathF.Log(1f + s) + logD);
+    }
+
+    /// <summary>z = μ + w − c·t·a for the stats row at <paramref name="statsRow"/> (its first 3K columns) and the ε
+    /// row at <paramref name="codes"/>; returns εᵀε + log|C| = εᵀε − log(1 + s) − Σ log d, the base term of a flow on
+    /// this Gaussian (−2 log q_0 less the 2π terms).</summary>
+    public static float Draw(ArrayView<float> stats, int statsRow, ArrayView<float> epsilon, ArrayView<float> z, int codes, int latent)
+    {
+        var (s, epsilonSquares) = DrawScalars(stats, statsRow, epsilon, z, codes, latent);
+        float logD = 0f;
+        for (int k = 0; k < latent; k++)
+            logD += stats[statsRow + latent + k];
+        return epsilonSquares - MathF.Log(1f + s) - logD;
+    }
+
+    /// <summary>The draw itself; returns s = uᵀD⁻¹u and εᵀε.</summary>
+    private static (float S, float EpsilonSquares) DrawScalars(ArrayView<float> stats, int statsRow, ArrayView<float> epsilon, ArrayView<float> z, int codes, int latent)
+    {
+        float s = 0f, t = 0f, epsilonSquares = 0f;
         for (int k = 0; k < latent; k++)
         {
-            int index = row * latent + k;
-            float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
-            z[index] = stats[statsRow + k] + MathF.Exp(-0.5f * logd) * epsilon[index] - c * t * u * MathF.Exp(-logd);
+            float eps = epsilon[codes + k], logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
+            float a = u * MathF.Exp(-logd);
+            s += u * a;
+            t += u * MathF.Exp(-0.5f * logd) * eps;
+            epsilonSquares += eps * eps;
         }
-        klPerRow[row] = 0.5f * (muSquares + inverseD - eta * aSquares - latent + MathF.Log(1f + s) + logD);
+        float c = Shrink(s);
+        for (int k = 0; k < latent; k++)
+        {
+            float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
+            z[codes + k] = stats[statsRow + k] + MathF.Exp(-0.5f * logd) * epsilon[codes + k] - c * t * u * MathF.Exp(-logd);
+        }
+        return (s, epsilonSquares);
+    }
+
+    /// <summary>
+    /// A flow's rank-one base, one sample: adds to its example's dStats the sampler's share of g (the gradient at z_0)
+    /// and that of <paramref name="logQWeight"/>·log q_0(z_0) with ε fixed, ½c(1 − η·u·a) to ∂/∂log d and c·η·a to ∂/∂u
+    /// (log q_0 depends on the stats only through log|C|).
+    /// </summary>
+    public static void AddBaseGradient(ArrayView<float> stats, ArrayView<float> epsilon, ArrayView<float> g, ArrayView<float> dStats,
+        int statsRow, int codes, int latent, float logQWeight)
+    {
+        float s = 0f;
+        for (int k = 0; k < latent; k++)
+        {
+            float u = stats[statsRow + 2 * latent + k];
+            s += u * u * MathF.Exp(-stats[statsRow + latent + k]);
+        }
+        float eta = 1f / (1f + s);
+        for (int k = 0; k < latent; k++)
+        {
+            float u = stats[statsRow + 2 * latent + k], a = u * MathF.Exp(-stats[statsRow + latent + k]);
+            dStats[statsRow + latent + k] += 0.5f * logQWeight * (1f - eta * u * a);
+            dStats[statsRow + 2 * latent + k] += logQWeight * eta * a;
+        }
+        AddSampleGradient(stats, epsilon, g, g, 0f, dStats, statsRow, codes, latent, Shrink(s), ShrinkSlope(s));
     }
 
     /// <summary>

@@ -74,7 +74,9 @@ public static class Evaluation
         {
             int batch = Math.Min(vae.MaxBatch, examples - first);
             var stats = vae.EncoderOutput(data, first, batch);
-            // Rows of [μ | log d | u].
+            // Rows of [μ | log d | u] (a flow's base: the columns before its steps).
+            if (vae.Config.FlowLength > 0)
+                stats = Core.FamilyModel.Columns(stats, batch, vae.Config.PosteriorFlow(1).StatsWidth, 0, 3 * vae.Config.Latent);
             int latent = stats.Length / (3 * batch);
             for (int b = 0; b < batch; b++)
                 foreach (double correlation in RankOneCorrelations(stats, b, latent))

@@ -168,8 +168,11 @@ public sealed record VaeConfig
     /// <summary>Columns of the encoder's last layer: [μ | log σ²] for the VAE and IWAE, the code alone for the
     /// autoencoder.</summary>
     public int EncoderOutputs => !Spec.Has(ModelCapabilities.Posterior) ? Latent
-        : Covariance == CovarianceKind.RankOne ? 3 * Latent
-        : 2 * Latent + FlowLength * (2 * Latent + 1);
+        : PosteriorBlocks * Latent + FlowLength * (2 * Latent + 1);
+
+    /// <summary>The planar flow on q(z|x) (or the HVM's q(λ|x)) with <paramref name="samples"/> rows per example: its
+    /// steps after a diagonal or rank-one base.</summary>
+    public GpuKernels.FlowShape PosteriorFlow(int samples) => new(Latent, FlowLength, samples, PosteriorBlocks);
 
     /// <summary>Bernoulli decoders output logits; Gaussian decoders output means in (0, 1) through a sigmoid,
     /// matching pixel intensities.</summary>

@@ -1,7 +1,8 @@
 namespace IlgpuVae.GpuKernels.Reference;
 
 /// <summary>
-/// The planar flow posterior in double, one stats row [μ | log σ² | (u, w, b) per step] per z row, written step by
+/// The planar flow posterior in double, one stats row [μ | log σ² | (u, w, b) per step] per z row (or a rank-one
+/// base [μ | log d | u], built as matrices by <see cref="RankOneReference"/>), written step by
 /// step with vectors: the forward pass (z_L and the sampled KL term) as the paper writes it, and the backward pass
 /// by the chain rule through each step (see <see cref="PlanarFlow.BackwardKernel"/>).
 /// </summary>
@@ -70,6 +71,26 @@ public static class PlanarFlowReference
         return g;
     }
 
+    /// <summary>A rank-one base's [μ | log d | u], the first 3K columns of the stats row at <paramref name="at"/>.</summary>
+    private static double[] RankOneBase(double[] stats, int at, FlowShape shape) => stats[at..(at + 3 * shape.Latent)];
+
+    /// <summary>z_0 = μ + σε (or μ + Rε for a rank-one base) and log q_0(z_0) less its 2π terms (log|C| from C's
+    /// Cholesky factor for a rank-one base).</summary>
+    private static (double[] Code, double LogQ0) Base(double[] stats, int at, FlowShape shape, double[] eps)
+    {
+        int latent = shape.Latent;
+        if (shape.BaseBlocks == 3)
+        {
+            var row = RankOneBase(stats, at, shape);
+            var code = RankOneReference.Forward(row, eps, 1, latent).Z;
+            var (c, _) = RankOneReference.Matrices(row, 0, latent);
+            return (code, -0.5 * (eps.Sum(value => value * value) + RankOneReference.LogDeterminant(c)));
+        }
+        var logVariance = stats[(at + latent)..(at + 2 * latent)];
+        return (Enumerable.Range(0, latent).Select(k => stats[at + k] + Math.Exp(logVariance[k] / 2) * eps[k]).ToArray(),
+            -0.5 * Enumerable.Range(0, latent).Sum(k => eps[k] * eps[k] + logVariance[k]));
+    }
+
     /// <summary>z_L per row and its KL term log q(z_L|x) − log p(z_L) (2π terms cancelled).</summary>
     public static (double[] Z, double[] Kl) Forward(double[] stats, double[] epsilon, int rows, FlowShape shape)
     {
@@ -80,9 +101,7 @@ public static class PlanarFlowReference
         {
             int at = row * shape.StatsWidth;
             var eps = epsilon[(row * latent)..((row + 1) * latent)];
-            var logVariance = stats[(at + latent)..(at + 2 * latent)];
-            var code = Enumerable.Range(0, latent).Select(k => stats[at + k] + Math.Exp(logVariance[k] / 2) * eps[k]).ToArray();
-            double logQ0 = -0.5 * Enumerable.Range(0, latent).Sum(k => eps[k] * eps[k] + logVariance[k]);
+            var (code, logQ0) = Base(stats, at, shape, eps);
             (code, _, double logDeterminants) = Flow(stats, at, shape, code);
             code.CopyTo(z, row * latent);
             kl[row] = logQ0 - logDeterminants + 0.5 * code.Sum(value => value * value);
@@ -99,11 +118,20 @@ public static class PlanarFlowReference
         {
             int at = row * shape.StatsWidth;
             var eps = epsilon[(row * latent)..((row + 1) * latent)];
-            var logVariance = stats[(at + latent)..(at + 2 * latent)];
-            var code = Enumerable.Range(0, latent).Select(k => stats[at + k] + Math.Exp(logVariance[k] / 2) * eps[k]).ToArray();
+            var (code, _) = Base(stats, at, shape, eps);
             var (output, inputs, _) = Flow(stats, at, shape, code);
             var g = Enumerable.Range(0, latent).Select(k => dZ[row * latent + k] + klWeight * output[k]).ToArray();
             g = FlowBackward(stats, at, shape, inputs, g, dStats, klWeight);
+            if (shape.BaseBlocks == 3)
+            {
+                // g through the rank-one sampler, and klWeight·log q_0 (ε fixed) through log|C|: the importance-weighted
+                // rank-one backward pass of one row weighing klWeight, with no N(0, I) term (log p is at z_L).
+                var dBase = RankOneReference.WeightedBackward(RankOneBase(stats, at, shape), code, eps, g, [klWeight], 1, latent, 1, standardPrior: false);
+                for (int column = 0; column < 3 * latent; column++)
+                    dStats[at + column] += dBase[column];
+                continue;
+            }
+            var logVariance = stats[(at + latent)..(at + 2 * latent)];
             for (int k = 0; k < latent; k++)
             {
                 dStats[at + k] += g[k];

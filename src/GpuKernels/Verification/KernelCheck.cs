@@ -76,6 +76,8 @@ public sealed class KernelCheck(KernelSet kernels)
         foreach (var (examples, latent, length, samples) in new[] { (7, 1, 1, 1), (128, 20, 4, 1), (33, 20, 2, 5) })
             foreach (var result in PlanarFlowSteps(examples, latent, length, samples))
                 yield return result;
+        foreach (var result in PlanarFlowSteps(33, 20, 2, 5, baseBlocks: 3))
+            yield return result;
         foreach (var (examples, latent, components, samples) in new[] { (7, 1, 1, 1), (128, 20, 10, 1), (33, 20, 50, 5) })
             foreach (var result in MixturePriorTerms(examples, latent, components, samples))
                 yield return result;
@@ -358,9 +360,9 @@ public sealed class KernelCheck(KernelSet kernels)
     }
 
     /// <summary>The planar flow posterior: z after the steps, the sampled KL and the backward pass.</summary>
-    private IEnumerable<CheckResult> PlanarFlowSteps(int examples, int latent, int length, int samples)
+    private IEnumerable<CheckResult> PlanarFlowSteps(int examples, int latent, int length, int samples, int baseBlocks = 2)
     {
-        var shape = new FlowShape(latent, length, samples);
+        var shape = new FlowShape(latent, length, samples, baseBlocks);
         int rows = examples * samples;
         var random = new Random(rows + latent * length);
         var stats = Uniform(random, examples * shape.StatsWidth, -1, 1);
@@ -381,7 +383,7 @@ public sealed class KernelCheck(KernelSet kernels)
         var (expectedZ, expectedKl) = PlanarFlowReference.Forward(repeated, eps, rows, shape);
         var expectedDStats = ImportanceReference.SumRepeatedRows(PlanarFlowReference.Backward(repeated, eps, dZ, rows, shape, klWeight / samples),
             examples, shape.StatsWidth, samples);
-        string label = $"{examples}x{latent}x{length}x{samples}";
+        string label = $"{examples}x{latent}x{length}x{samples}" + (baseBlocks == 3 ? ", rank-one base" : "");
         // As in the tests: 5e-5 through the sequential steps.
         yield return Compare("planar flow z", label, expectedZ, z.GetAsArray1D(), 5e-5, 5e-5);
         yield return Compare("planar flow KL", label, expectedKl, kl.GetAsArray1D(), 5e-5, 5e-5 * latent);

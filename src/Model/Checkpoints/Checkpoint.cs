@@ -178,10 +178,26 @@ public static class Checkpoint
             if (layer.Name.EndsWith(".stats", StringComparison.Ordinal))
             {
                 string stage = layer.Name[..^".stats".Length];
+                if ((config.FlowLength > 0 && layer.Outputs == config.EncoderOutputs) || (config.AuxiliaryFlowLength > 0 && stage == "hvm.r"))
+                {
+                    // μ and log σ² of the flow's base (μ, log d and u of a rank-one base), then every step's (u, w, b)
+                    // rows as one tensor (the posterior's flow, or the HVM's inverse flow in r).
+                    int latent = config.Latent;
+                    string[] parts = stage != "hvm.r" && config.Covariance == CovarianceKind.RankOne ? ["mu", "logd", "u"] : ["mu", "logvar"];
+                    foreach (var (part, index) in parts.Select((part, index) => (part, index)))
+                    {
+                        yield return ($"{stage}.{part}.weight", [latent, layer.Inputs], layer.WeightOffset + index * latent * layer.Inputs);
+                        yield return ($"{stage}.{part}.bias", [latent], layer.BiasOffset + index * latent);
+                    }
+                    int baseRows = parts.Length * latent, flowRows = layer.Outputs - baseRows;
+                    yield return ($"{stage}.flow.weight", [flowRows, layer.Inputs], layer.WeightOffset + baseRows * layer.Inputs);
+                    yield return ($"{stage}.flow.bias", [flowRows], layer.BiasOffset + baseRows);
+                    continue;
+                }
                 // (The Gaussians that are not posteriors stay diagonal, [m | u]: the prior networks p(z_l|z_{l+1}) of
-                // the two-layer model and the Ladder VAE ("prior", "prior2", …), stacked CorEx's q(z1|z2) and the
-                // mutual autoencoder's r(z|x).)
-                if (config.Covariance == CovarianceKind.RankOne && stage is not ("mutual" or "z1_decoder") && !stage.StartsWith("prior", StringComparison.Ordinal))
+                // the two-layer model and the Ladder VAE ("prior", "prior2", …), stacked CorEx's q(z1|z2), the mutual
+                // autoencoder's r(z|x) and the HVM's r(λ|z).)
+                if (config.Covariance == CovarianceKind.RankOne && stage is not ("mutual" or "z1_decoder" or "hvm.r") && !stage.StartsWith("prior", StringComparison.Ordinal))
                 {
                     // The rank-one posterior's [μ | log d | u] (every head's share of it, for models of several
                     // heads), one pair of tensors each.
@@ -191,19 +207,6 @@ public static class Checkpoint
                         yield return ($"{stage}.{part}.weight", [width, layer.Inputs], layer.WeightOffset + index * width * layer.Inputs);
                         yield return ($"{stage}.{part}.bias", [width], layer.BiasOffset + index * width);
                     }
-                    continue;
-                }
-                if ((config.FlowLength > 0 && layer.Outputs == config.EncoderOutputs) || (config.AuxiliaryFlowLength > 0 && stage == "hvm.r"))
-                {
-                    // μ and log σ² of the flow's base, then every step's (u, w, b) rows as one tensor (the posterior's
-                    // flow, or the HVM's inverse flow in r).
-                    int latent = config.Latent, flowRows = layer.Outputs - 2 * latent;
-                    yield return ($"{stage}.mu.weight", [latent, layer.Inputs], layer.WeightOffset);
-                    yield return ($"{stage}.mu.bias", [latent], layer.BiasOffset);
-                    yield return ($"{stage}.logvar.weight", [latent, layer.Inputs], layer.WeightOffset + latent * layer.Inputs);
-                    yield return ($"{stage}.logvar.bias", [latent], layer.BiasOffset + latent);
-                    yield return ($"{stage}.flow.weight", [flowRows, layer.Inputs], layer.WeightOffset + 2 * latent * layer.Inputs);
-                    yield return ($"{stage}.flow.bias", [flowRows], layer.BiasOffset + 2 * latent);
                     continue;
                 }
                 int half = config.Spec.Has(Models.ModelCapabilities.Posterior) ? layer.Outputs / 2 : layer.Outputs;

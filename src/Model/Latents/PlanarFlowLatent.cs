@@ -5,7 +5,7 @@ using IlgpuVae.Model.Core;
 namespace IlgpuVae.Model.Latents;
 
 /// <summary>
-/// q(z|x) a diagonal Gaussian pushed through <see cref="VaeConfig.FlowLength"/> planar flow steps whose parameters
+/// q(z|x) a diagonal (or rank-one) Gaussian pushed through <see cref="VaeConfig.FlowLength"/> planar flow steps whose parameters
 /// the encoder writes beside μ and log σ² (see <see cref="PlanarFlow"/>); the KL term is sampled at the flow's end.
 /// Trains on the ELBO (the importance-weighted backward pass is not built); log w for L_k is −rec − the sampled KL.
 /// </summary>
@@ -19,7 +19,7 @@ public sealed class PlanarFlowLatent(KernelSet kernels, DenseStack stack, Worksp
     {
         int rows = batch * samples;
         Kernels.PlanarFlowForward(Statistics(batch), Codes(rows), Epsilon(rows), Floats(States, (long)rows * config.FlowLength * Width),
-            KlPerRow(rows), rows, new FlowShape(Width, config.FlowLength, samples), key);
+            KlPerRow(rows), rows, config.PosteriorFlow(samples), key);
         return Codes(rows);
     }
 
@@ -29,7 +29,7 @@ public sealed class PlanarFlowLatent(KernelSet kernels, DenseStack stack, Worksp
             throw new InvalidOperationException("the planar flow's KL term is sampled: it takes a fixed KL weight");
         int rows = batch * samples;
         Kernels.PlanarFlowBackward(Statistics(batch), Codes(rows), Epsilon(rows), Floats(States, (long)rows * config.FlowLength * Width),
-            CodeGradient(rows), StatisticsGradient(batch), batch, new FlowShape(Width, config.FlowLength, samples), klWeight);
+            CodeGradient(rows), StatisticsGradient(batch), batch, config.PosteriorFlow(samples), klWeight);
     }
 
     public override void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale) =>
@@ -42,9 +42,14 @@ public sealed class PlanarFlowLatent(KernelSet kernels, DenseStack stack, Worksp
     }
 
     /// <summary>μ and log σ² of the flow's base Gaussian q_0(z_0|x), the columns before the flow's parameters.</summary>
-    public override (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch)
+    public override (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) => SplitBase(statistics, batch, config);
+
+    /// <summary>μ and the log-variances of a flow's base q_0 (a rank-one base's marginal ones, the diagonal of C).</summary>
+    public static (float[] Mu, float[] LogVariance) SplitBase(float[] statistics, int batch, VaeConfig config)
     {
-        int stride = new FlowShape(Width, config.FlowLength, 1).StatsWidth;
-        return (FamilyModel.Columns(statistics, batch, stride, 0, Width), FamilyModel.Columns(statistics, batch, stride, Width, Width));
+        int width = config.Latent, stride = config.PosteriorFlow(1).StatsWidth;
+        if (config.Covariance == CovarianceKind.RankOne)
+            return RankOneLatent.SplitStatistics(FamilyModel.Columns(statistics, batch, stride, 0, 3 * width), batch, width);
+        return (FamilyModel.Columns(statistics, batch, stride, 0, width), FamilyModel.Columns(statistics, batch, stride, width, width));
     }
 }

@@ -167,9 +167,9 @@ public static class ModelCatalog
     private const ModelCapabilities Generative = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound | ModelCapabilities.Posterior;
 
     /// <summary>--covariance, which the one-layer models with a Gaussian q(z|x) (VAE, IWAE, InfoVAE, Deep VIB, the
-    /// mutual autoencoder, CorEx), VCCA (with or without private latents), the VLAE and the Ladder VAE take: q(z|x)
-    /// with a rank-one precision (over all the codes together where a model has several; per layer in the Ladder
-    /// VAE, whose merged posteriors stay rank-one).</summary>
+    /// mutual autoencoder, CorEx), VCCA (with or without private latents), the VLAE, the Ladder VAE and the HVM take:
+    /// q(z|x) with a rank-one precision (over all the codes together where a model has several; per layer in the Ladder
+    /// VAE, whose merged posteriors stay rank-one; as the base of a planar flow, the VAE's or the HVM's q(λ|x)).</summary>
     private static readonly ModelOption Covariance =
         new("covariance", "q(z|x)'s covariance: diagonal (the default) or rank1, the deep latent Gaussian model's precision D + uuᵀ (Rezende et al. 2014)", "diagonal|rank1",
             (config, text) => config with
@@ -233,8 +233,8 @@ public static class ModelCatalog
     {
         if (config.Covariance == CovarianceKind.RankOne && config.TargetRate is not null)
             throw new SettingException("target-rate training is built for the diagonal posterior: use @Covariance rank1 without @TargetRate");
-        if (config.FlowLength > 0 && (config.StochasticLayers != 1 || config.TargetRate is not null || config.Covariance != CovarianceKind.Diagonal))
-            throw new SettingException("planar flows start from the one-layer VAE's diagonal Gaussian: use @FlowLength without @StochasticLayers 2, @TargetRate or @Covariance rank1");
+        if (config.FlowLength > 0 && (config.StochasticLayers != 1 || config.TargetRate is not null))
+            throw new SettingException("planar flows start from the one-layer VAE's Gaussian: use @FlowLength without @StochasticLayers 2 or @TargetRate");
         if (config.Prior != PriorKind.Standard && (config.StochasticLayers != 1 || config.TargetRate is not null || config.Covariance != CovarianceKind.Diagonal || config.FlowLength > 0))
             throw new SettingException("a learned prior is built for the one-layer VAE's diagonal Gaussian: use @Prior without @StochasticLayers 2, @TargetRate, @Covariance rank1 or @FlowLength");
         if (config.Prior == PriorKind.Vamp && config.BatchNorm)
@@ -504,12 +504,14 @@ public static class ModelCatalog
             Options =
             [
                 FlowLengthOption,
+                Covariance,
                 new("auxiliary-flow-length", "planar steps J of an inverse flow in the auxiliary r(λ|z) = N(g(λ); a, b²)·|det ∂g/∂λ|, g = g_J ∘ … ∘ g_1 from r's network (default 0: a Gaussian r)", "J",
                     (config, text) => config with { AuxiliaryFlowLength = ModelOption.WholeNumber(text, nameof(VaeConfig.AuxiliaryFlowLength)) })
                 { Property = nameof(VaeConfig.AuxiliaryFlowLength) },
             ],
             Settings = config => $", variational prior q(λ|x) with {config.FlowLength} planar flow steps, auxiliary r(λ|z)"
-                + (config.AuxiliaryFlowLength > 0 ? $" an inverse flow of {config.AuxiliaryFlowLength} steps" : ""),
+                + (config.AuxiliaryFlowLength > 0 ? $" an inverse flow of {config.AuxiliaryFlowLength} steps" : "")
+                + (config.Covariance == CovarianceKind.RankOne ? ", rank-one base for q(λ|x)" : ""),
             Terms = _ => new("−hierarchical ELBO", "reconstruction", "sampled KL terms"),
             ObjectiveName = _ => "hierarchical ELBO (one sample of (λ, z) per image)",
             Validate = config =>

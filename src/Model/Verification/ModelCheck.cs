@@ -54,6 +54,9 @@ public sealed class ModelCheck(KernelSet kernels)
                 yield return Gradient(spec, SmallConfig(spec) with { PrivateLatent = 2 });
             if (spec.Declares(nameof(VaeConfig.FlowLength)))
                 yield return Gradient(spec, SmallConfig(spec) with { FlowLength = 2 });
+            // A flow on a rank-one base.
+            if (spec.Declares(nameof(VaeConfig.FlowLength)) && spec.Declares(nameof(VaeConfig.Covariance)))
+                yield return Gradient(spec, SmallConfig(spec) with { FlowLength = 2, Covariance = CovarianceKind.RankOne });
             if (spec.Declares(nameof(VaeConfig.Anchors)))
                 yield return Gradient(spec, SmallConfig(spec) with { Anchors = 2, AnchorWeight = 0.7 });
             // A one-layer model that may be stacked, with two layers (the two-layer VAE and IWAE are their own family).

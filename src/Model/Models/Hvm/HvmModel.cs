@@ -39,7 +39,7 @@ public sealed class HvmLatent : SampledLatent
 
     private int TauLayer => layout.AuxiliaryStart;
     private int AuxiliaryTop => layout.Layers.Count - 1;
-    private FlowShape Shape(int samples) => new(Width, config.FlowLength, samples);
+    private FlowShape Shape(int samples) => config.PosteriorFlow(samples);
     private FlowShape AuxiliaryShape => new(Width, config.AuxiliaryFlowLength, 1);
     private bool AuxiliaryFlow => config.AuxiliaryFlowLength > 0;
     private ArrayView<float> OneRow => Floats(LearnedPrior.OneHotRows, 1);
@@ -101,12 +101,9 @@ public sealed class HvmLatent : SampledLatent
     public override void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights) =>
         Kernels.SampledKlLogWeights(KlPerRow(batch * samples), reconstructionPerRow, logWeights, batch * samples);
 
-    /// <summary>μ and log σ² of the base Gaussian q(λ_0|x), the columns before the flow's parameters.</summary>
-    public override (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch)
-    {
-        int stride = Shape(1).StatsWidth;
-        return (FamilyModel.Columns(statistics, batch, stride, 0, Width), FamilyModel.Columns(statistics, batch, stride, Width, Width));
-    }
+    /// <summary>μ and log σ² of the base Gaussian q(λ_0|x) (a rank-one base's marginal ones), the columns before the
+    /// flow's parameters.</summary>
+    public override (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) => PlanarFlowLatent.SplitBase(statistics, batch, config);
 }
 
 /// <summary>The hierarchical variational model's family: the one-layer model with <see cref="HvmLatent"/>, and log τ²

@@ -32,7 +32,7 @@ public sealed class HvmModelReference : ReferenceModel
         var (lambdaEpsilon, zEpsilon) = (epsilon[..(rows * latent)], epsilon[(rows * latent)..]);
         var stats = layers.Run(0, layout.EncoderLayerCount, x, batch);
         var repeated = ImportanceReference.RepeatRows(stats, batch, config.EncoderOutputs, samples);
-        var (lambda, flowKl) = PlanarFlowReference.Forward(repeated, lambdaEpsilon, rows, new FlowShape(latent, config.FlowLength, 1));
+        var (lambda, flowKl) = PlanarFlowReference.Forward(repeated, lambdaEpsilon, rows, config.PosteriorFlow(1));
         var logTau = layers.Run(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, [1.0], 1);
         var z = HvmReference.Sample(lambda, logTau, zEpsilon, latent);
         var rStats = layers.Run(layout.AuxiliaryStart + 1, layout.Layers.Count, z, rows);
@@ -67,7 +67,7 @@ public sealed class HvmModelReference : ReferenceModel
             rows, latent, weight);
         layers.Backward(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, dLogTau, 1, gradient);
         var dRepeated = PlanarFlowReference.Backward(pass.RepeatedStats, epsilon[..(rows * latent)], dLambda, rows,
-            new FlowShape(latent, config.FlowLength, 1), weight);
+            config.PosteriorFlow(1), weight);
         layers.Backward(0, layout.EncoderLayerCount, ImportanceReference.SumRepeatedRows(dRepeated, batch, config.EncoderOutputs, config.Samples), batch, gradient);
         double reconstructionMean = pass.ReconstructionPerRow.Average(), klMean = pass.Kl.Average();
         return new ReferenceVae.Result(reconstructionMean + beta * klMean, reconstructionMean, klMean, gradient);

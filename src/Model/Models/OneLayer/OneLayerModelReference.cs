@@ -56,8 +56,8 @@ public class OneLayerModelReference : ReferenceModel
             (z, kl) = config switch
             {
                 { ModelPrior: PriorKind.Factorized, Covariance: CovarianceKind.RankOne } => RankOneMarginalReference.Forward(repeatedStats, components, epsilon, rows, latent),
+                { FlowLength: > 0 } => PlanarFlowReference.Forward(repeatedStats, epsilon, rows, config.PosteriorFlow(1)),
                 { Covariance: CovarianceKind.RankOne } => RankOneReference.Forward(repeatedStats, epsilon, rows, latent),
-                { FlowLength: > 0 } => PlanarFlowReference.Forward(repeatedStats, epsilon, rows, new FlowShape(latent, config.FlowLength, 1)),
                 { ModelPrior: PriorKind.Factorized } => FactorizedPriorReference.Forward(repeatedStats, components, epsilon, rows, latent),
                 { ModelPrior: not PriorKind.Standard } => MixturePriorReference.Forward(repeatedStats, components, epsilon, rows, latent, config.PriorComponents),
                 _ => LossReference.ReparameterizeForward(repeatedStats, epsilon, rows, latent),
@@ -135,7 +135,7 @@ public class OneLayerModelReference : ReferenceModel
     {
         { ModelPrior: PriorKind.Factorized, Covariance: CovarianceKind.RankOne } =>
             RankOneMarginalReference.LogWeights(pass.RepeatedStats, pass.Components, pass.Z, pass.ReconstructionPerRow, pass.Rows, config.Latent),
-        { Covariance: CovarianceKind.RankOne } => RankOneReference.LogWeights(pass.RepeatedStats, pass.Z, pass.ReconstructionPerRow, pass.Rows, config.Latent),
+        { FlowLength: 0, Covariance: CovarianceKind.RankOne } => RankOneReference.LogWeights(pass.RepeatedStats, pass.Z, pass.ReconstructionPerRow, pass.Rows, config.Latent),
         // The flow's and a learned prior's KL terms are sampled: log w = −rec − it.
         { ModelPrior: PriorKind.Factorized } => FactorizedPriorReference.LogWeights(pass.RepeatedStats, pass.Components, pass.Z, pass.ReconstructionPerRow, pass.Rows, config.Latent),
         { FlowLength: > 0 } or { ModelPrior: not PriorKind.Standard } => pass.ReconstructionPerRow.Select((rec, r) => -rec - pass.KlPerRow[r]).ToArray(),
@@ -237,8 +237,8 @@ public class OneLayerModelReference : ReferenceModel
                 RankOneReference.WeightedBackward(pass.RepeatedStats, pass.Z, epsilon, dZ, normalizedWeights, rows, latent, 1.0 / batch),
             { Model: ModelKind.Iwae } => ImportanceReference.SamplerBackward(pass.RepeatedStats, pass.Z, epsilon, dZ, normalizedWeights, rows, latent, 1.0 / batch),
             // β·KL per example is β/k·KL on each of its k rows.
+            { FlowLength: > 0 } => PlanarFlowReference.Backward(pass.RepeatedStats, epsilon, dZ, rows, config.PosteriorFlow(1), beta / rows),
             { Covariance: CovarianceKind.RankOne } => RankOneReference.Backward(pass.RepeatedStats, epsilon, dZ, rows, latent, beta / rows),
-            { FlowLength: > 0 } => PlanarFlowReference.Backward(pass.RepeatedStats, epsilon, dZ, rows, new FlowShape(latent, config.FlowLength, 1), beta / rows),
             _ => LossReference.ReparameterizeBackward(pass.RepeatedStats, epsilon, dZ, rows, latent, beta / rows),
         };
         return (ImportanceReference.SumRepeatedRows(dRepeatedStats, batch, config.EncoderOutputs, samples), []);
