@@ -109,9 +109,9 @@ public sealed class CliTests : IDisposable
         // A model's own settings, as train takes them.
         Assert.Contains("model 784-8-20, rank-one covariance,", Run("bench", "--covariance", "rank1", "--steps", "1", "--warmup", "0", "--batch-size", "2",
             "--hidden", "8", "--accelerator", "cpu").output);
-        var refused = Run("bench", "--model", "ladder", "--covariance", "rank1", "--accelerator", "cpu");
+        var refused = Run("bench", "--model", "ae", "--covariance", "rank1", "--accelerator", "cpu");
         Assert.Equal(2, refused.exitCode);
-        Assert.Contains("--covariance applies to --model vae, iwae, vcca, vlae, not ladder", refused.error);
+        Assert.Contains("--covariance applies to --model vae, iwae, infovae, vib, vcca, ladder, vlae, corex, mae, hvm, not ae", refused.error);
     }
 
     [Fact]
@@ -1037,7 +1037,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--latent-layers 2", "--latent-layers applies to --model vlae, not vae")]
     [InlineData("--model vlae --stochastic-layers 2", "leave --stochastic-layers at 1")]
     [InlineData("--model vlae --hidden 400 --latent 7", "divides 7 (got 3)")]
-    [InlineData("--model ae --covariance rank1", "--covariance applies to --model vae, iwae, vcca, vlae, not ae")]
+    [InlineData("--model ae --covariance rank1", "--covariance applies to --model vae, iwae, infovae, vib, vcca, ladder, vlae, corex, mae, hvm, not ae")]
     [InlineData("--covariance full", "--covariance must be diagonal or rank1 (got full)")]
     [InlineData("--covariance rank1 --target-rate 5", "target-rate training is built for the diagonal posterior: use --covariance rank1 without --target-rate")]
     [InlineData("--model vcca --encoder-views 3", "--encoder-views is 1 (the left half) or 2 (both halves) (got 3)")]
@@ -1046,7 +1046,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--private-latent 2", "--private-latent applies to --model vcca, not vae")]
     [InlineData("--weight-prior 0", "--weight-prior is κ > 0 of the generative weights' prior, for --model vae or iwae (got 0)")]
     [InlineData("--model vlae --weight-prior 100", "--weight-prior applies to --model vae, iwae, not vlae")]
-    [InlineData("--flow-length 2 --covariance rank1", "planar flows start from the one-layer VAE's diagonal Gaussian")]
+    [InlineData("--flow-length 2 --target-rate 5", "planar flows start from the one-layer VAE's Gaussian: use --flow-length without --stochastic-layers 2 or --target-rate")]
     [InlineData("--model iwae --flow-length 2", "--flow-length applies to --model vae, hvm, not iwae")]
     [InlineData("--flow-length -1", "--flow-length is the planar flow steps of --model vae or hvm, at least 0 (got -1)")]
     [InlineData("--prior mog:0", "--prior takes 1 to 5000 components, as mog:C or vamp:C, and the standard normal none (got mixture with 0)")]
