@@ -95,36 +95,8 @@ public sealed class KernelCheck(KernelSet kernels)
         foreach (var (examples, latent, samples) in new[] { (7, 1, 1), (128, 20, 1), (33, 20, 5) })
             foreach (var result in FactorizedMarginalTerms(examples, latent, samples, 0, rankOne: true))
                 yield return result;
-        foreach (var result in LadderRankOneMerge(128, 32, 5))
+        foreach (var result in LadderMerge(128, 32, 5, rankOne: true))
             yield return result;
-    }
-
-    /// <summary>The Ladder VAE's merge of a rank-one q̂ with a diagonal prior, and its backward pass.</summary>
-    private IEnumerable<CheckResult> LadderRankOneMerge(int examples, int latent, int samples)
-    {
-        int rows = examples * samples;
-        var random = new Random(rows + 5 * latent);
-        var bottomUp = Uniform(random, examples * 3 * latent, -1, 1);
-        var topDown = Uniform(random, rows * 2 * latent, -2, 2);
-        var dMerged = Uniform(random, rows * 3 * latent, -1, 1);
-        var accelerator = kernels.Accelerator;
-        using var upBuffer = accelerator.Allocate1D(ToFloat(bottomUp));
-        using var downBuffer = accelerator.Allocate1D(ToFloat(topDown));
-        using var merged = accelerator.Allocate1D<float>(rows * 3 * latent);
-        using var dMergedBuffer = accelerator.Allocate1D(ToFloat(dMerged));
-        using var dUp = accelerator.Allocate1D<float>(examples * 3 * latent);
-        using var dDown = accelerator.Allocate1D<float>(rows * 2 * latent);
-        dDown.MemSetToZero();
-        kernels.LadderRankOneMerge(upBuffer.View, downBuffer.View, merged.View, rows, latent, samples);
-        kernels.LadderRankOneMergeBackward(upBuffer.View, downBuffer.View, dMergedBuffer.View, dUp.View, dDown.View, examples, latent, samples);
-        var expectedMerged = LadderReference.RankOneMerge(bottomUp, topDown, rows, latent, samples);
-        var (expectedUp, expectedDown) = LadderReference.RankOneMergeBackward(bottomUp, topDown, dMerged, rows, latent, samples);
-        string shape = $"{examples}x{latent}x{samples}";
-        // As in the tests: Sherman–Morrison in float against a Cholesky solve in double, 2e-5 of the larger of 1 and
-        // the value; the gradients' sums over K and the samples, 1e-4 of the largest.
-        yield return Compare("Ladder rank-one merge", shape, expectedMerged, merged.GetAsArray1D(), 2e-5, 2e-5 * Math.Max(1, expectedMerged.Max(Math.Abs)));
-        yield return Compare("Ladder rank-one merge gradient (bottom-up)", shape, expectedUp, dUp.GetAsArray1D(), 1e-4, 1e-4 * expectedUp.Max(Math.Abs));
-        yield return Compare("Ladder rank-one merge gradient (top-down)", shape, expectedDown, dDown.GetAsArray1D(), 1e-4, 1e-4 * expectedDown.Max(Math.Abs));
     }
 
     /// <summary>The hierarchical variational model's z, KL term and gradients (the flow's own are checked above).</summary>
@@ -449,31 +421,48 @@ public sealed class KernelCheck(KernelSet kernels)
         yield return Compare("rank-one weighted backward", shape, expectedWeighted, dStats.GetAsArray1D(), 2e-5, 2e-5 * expectedWeighted.Max(Math.Abs));
     }
 
-    /// <summary>The Ladder VAE's precision-weighted merge and its backward pass (the added top-down gradient
-    /// starts at zero here).</summary>
-    private IEnumerable<CheckResult> LadderMerge(int examples, int latent, int samples)
+    /// <summary>The Ladder VAE's merge by precision and its backward pass: of a diagonal q̂, or (with
+    /// <paramref name="rankOne"/>) of a rank-one one, against the reference built from the precision matrices.</summary>
+    private IEnumerable<CheckResult> LadderMerge(int examples, int latent, int samples, bool rankOne = false)
     {
-        int rows = examples * samples;
-        var random = new Random(rows + latent);
-        var bottomUp = Uniform(random, examples * 2 * latent, -3, 3);
-        var topDown = Uniform(random, rows * 2 * latent, -3, 3);
-        var dMerged = Uniform(random, rows * 2 * latent, -1, 1);
+        int rows = examples * samples, blocks = rankOne ? 3 : 2;
+        var random = new Random(rows + (rankOne ? 5 : 1) * latent);
+        var bottomUp = rankOne ? Uniform(random, examples * 3 * latent, -1, 1) : Uniform(random, examples * 2 * latent, -3, 3);
+        var topDown = Uniform(random, rows * 2 * latent, rankOne ? -2 : -3, rankOne ? 2 : 3);
+        var dMerged = Uniform(random, rows * blocks * latent, -1, 1);
         var accelerator = kernels.Accelerator;
         using var upBuffer = accelerator.Allocate1D(ToFloat(bottomUp));
         using var downBuffer = accelerator.Allocate1D(ToFloat(topDown));
-        using var merged = accelerator.Allocate1D<float>(rows * 2 * latent);
+        using var merged = accelerator.Allocate1D<float>(rows * blocks * latent);
         using var dMergedBuffer = accelerator.Allocate1D(ToFloat(dMerged));
-        using var dUp = accelerator.Allocate1D<float>(examples * 2 * latent);
+        using var dUp = accelerator.Allocate1D<float>(examples * blocks * latent);
         using var dDown = accelerator.Allocate1D<float>(rows * 2 * latent);
         dDown.MemSetToZero();
-        kernels.LadderMerge(upBuffer.View, downBuffer.View, merged.View, rows, latent, samples);
-        kernels.LadderMergeBackward(upBuffer.View, downBuffer.View, dMergedBuffer.View, dUp.View, dDown.View, examples, latent, samples);
-        var (expectedUp, expectedDown) = LadderReference.MergeBackward(bottomUp, topDown, dMerged, rows, latent, samples);
-        string shape = $"{examples}x{latent}x{samples}";
-        // As in the tests: a handful of float operations per element, sums of ≤ 5 samples.
-        yield return Compare("Ladder merge", shape, LadderReference.Merge(bottomUp, topDown, rows, latent, samples), merged.GetAsArray1D(), 1e-5, 1e-5);
-        yield return Compare("Ladder merge gradient (bottom-up)", shape, expectedUp, dUp.GetAsArray1D(), 1e-5, 1e-5);
-        yield return Compare("Ladder merge gradient (top-down)", shape, expectedDown, dDown.GetAsArray1D(), 1e-5, 1e-5);
+        if (rankOne)
+        {
+            kernels.LadderRankOneMerge(upBuffer.View, downBuffer.View, merged.View, rows, latent, samples);
+            kernels.LadderRankOneMergeBackward(upBuffer.View, downBuffer.View, dMergedBuffer.View, dUp.View, dDown.View, examples, latent, samples);
+        }
+        else
+        {
+            kernels.LadderMerge(upBuffer.View, downBuffer.View, merged.View, rows, latent, samples);
+            kernels.LadderMergeBackward(upBuffer.View, downBuffer.View, dMergedBuffer.View, dUp.View, dDown.View, examples, latent, samples);
+        }
+        var expectedMerged = rankOne ? LadderReference.RankOneMerge(bottomUp, topDown, rows, latent, samples) : LadderReference.Merge(bottomUp, topDown, rows, latent, samples);
+        var (expectedUp, expectedDown) = rankOne
+            ? LadderReference.RankOneMergeBackward(bottomUp, topDown, dMerged, rows, latent, samples)
+            : LadderReference.MergeBackward(bottomUp, topDown, dMerged, rows, latent, samples);
+        string shape = $"{examples}x{latent}x{samples}", name = rankOne ? "Ladder rank-one merge" : "Ladder merge";
+        // As in the tests: a handful of float operations per element, sums of ≤ 5 samples (1e-5); the rank-one merge,
+        // Sherman–Morrison in float against a Cholesky solve, 2e-5 of the larger of 1 and the value, and its
+        // gradients' sums over K and the samples 1e-4 of the largest.
+        var (relative, absolute) = rankOne ? (2e-5, 2e-5 * Math.Max(1, expectedMerged.Max(Math.Abs))) : (1e-5, 1e-5);
+        var (gradientRelative, upAbsolute, downAbsolute) = rankOne
+            ? (1e-4, 1e-4 * expectedUp.Max(Math.Abs), 1e-4 * expectedDown.Max(Math.Abs))
+            : (1e-5, 1e-5, 1e-5);
+        yield return Compare(name, shape, expectedMerged, merged.GetAsArray1D(), relative, absolute);
+        yield return Compare($"{name} gradient (bottom-up)", shape, expectedUp, dUp.GetAsArray1D(), gradientRelative, upAbsolute);
+        yield return Compare($"{name} gradient (top-down)", shape, expectedDown, dDown.GetAsArray1D(), gradientRelative, downAbsolute);
     }
 
     /// <summary>The Ladder VAE's σ² = softplus(ρ) rewritten as log σ², and its gradient carried back to ρ.</summary>
