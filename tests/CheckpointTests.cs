@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
 using IlgpuVae.Host;
+using IlgpuVae.Model;
 using IlgpuVae.Model.Checkpoints;
 using IlgpuVae.Model.Data;
 
@@ -13,6 +14,46 @@ public sealed class CheckpointTests : IDisposable
     private readonly string directory = Directory.CreateTempSubdirectory("ilgpuvae-checkpoint-").FullName;
 
     public void Dispose() => Directory.Delete(directory, recursive: true);
+
+    /// <summary>Every model's checkpoint tensors hold each parameter exactly once (weights, biases and batch-norm
+    /// state; not the padding between layers), with its settings that change the stats layers' shapes: the rank-one
+    /// covariance (where only posteriors' stats split into three), flows on either base, two layers, deeper ladders,
+    /// private latents, learned priors and marginals, an inverse-flow r.</summary>
+    [Fact]
+    public void CheckpointTensorsHoldEveryParameterOnce()
+    {
+        foreach (var spec in IlgpuVae.Model.Models.ModelCatalog.All)
+        {
+            var small = IlgpuVae.Model.Verification.ModelCheck.SmallConfig(spec);
+            var variants = new List<VaeConfig> { small };
+            foreach (var covariance in new[] { CovarianceKind.Diagonal, CovarianceKind.RankOne })
+            {
+                var config = small with { Covariance = covariance };
+                variants.AddRange([config, config with { FlowLength = 2 }, config with { StochasticLayers = 2 }, config with { LadderLayers = 3 },
+                    config with { PrivateLatent = 2 }, config with { Prior = PriorKind.Mixture, PriorComponents = 3 }, config with { Prior = PriorKind.Vamp, PriorComponents = 2 },
+                    config with { FlowLength = 1, AuxiliaryFlowLength = 2 }, config with { Anchors = 1 }]);
+            }
+            foreach (var config in variants)
+            {
+                try
+                {
+                    config.Validate();
+                }
+                catch (IlgpuVae.GpuKernels.SettingException)
+                {
+                    continue; // a combination the model does not take
+                }
+                var layout = new IlgpuVae.Model.ParameterLayout(config);
+                // Each parameter holds its own index, exactly representable as a float at these sizes.
+                var indices = Enumerable.Range(0, layout.Count).Select(i => (float)i).ToArray();
+                var saved = Checkpoint.ModelTensors(layout, config, indices).SelectMany(tensor => tensor.Data).Select(value => (int)value).ToList();
+                var expected = layout.Layers.SelectMany(layer => Enumerable.Range(layer.WeightOffset, layer.End - layer.WeightOffset)).ToList();
+                Assert.True(saved.Count == saved.Distinct().Count(), $"{spec.Name} {config.Covariance} flow {config.FlowLength}: a parameter saved twice");
+                Assert.True(expected.Order().SequenceEqual(saved.Order()),
+                    $"{spec.Name} {config.Covariance} flow {config.FlowLength} layers {config.StochasticLayers}: {expected.Except(saved).Count()} parameters not saved");
+            }
+        }
+    }
 
     [Fact]
     public void SafeTensorsRoundTripsAndFollowsTheLayoutOfTheSpecification()

@@ -741,6 +741,8 @@ public sealed class CliTests : IDisposable
         Assert.Contains("learned factorized marginal r(z), rank-one covariance", output);
         var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
         Assert.Equal([3, 7], tensors["encoder.u.weight"].Shape);
+        // r(z) stays [m | log s²]: not a posterior.
+        Assert.Equal([3, 1], tensors["marginal.logvar.weight"].Shape);
         (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Contains("KL of each dimension's marginal of q(z|x) against r(z) (nats): z0 ", output);

@@ -6,6 +6,11 @@ namespace IlgpuVae.Model;
 /// batch-normalised layer [γ | β | running mean | running variance], Outputs each (see <see cref="GpuKernels.BatchNorm"/>).</summary>
 public sealed record DenseSlice(string Name, int Inputs, int Outputs, ActivationKind Activation, int WeightOffset, bool BatchNorm = false)
 {
+    /// <summary>A posterior's stats layer: [μ | log σ²], or [μ | log d | u] with a rank-one covariance (each with a
+    /// flow's steps after it where the model has one). Other Gaussians' stats layers (prior networks, learned
+    /// marginals, auxiliary r's) stay [μ | log σ²] whatever the covariance.</summary>
+    public bool Posterior { get; init; }
+
     public int WeightCount => Inputs * Outputs;
     public int BiasOffset => WeightOffset + WeightCount;
     public int NormOffset => BiasOffset + Outputs;
@@ -107,8 +112,9 @@ public sealed class LayoutBuilder(VaeConfig config)
     }
 
     /// <summary>One Gaussian stage: deterministic layers from <paramref name="inputs"/>, then a stats layer of
-    /// <paramref name="outputs"/> columns (saved as μ and log σ², see the checkpoints).</summary>
-    public void Stage(string name, int inputs, IReadOnlyList<int> hidden, int outputs)
+    /// <paramref name="outputs"/> columns (saved as μ and log σ², see the checkpoints); a <paramref name="posterior"/>'s
+    /// stats take the posterior's covariance (see <see cref="DenseSlice.Posterior"/>).</summary>
+    public void Stage(string name, int inputs, IReadOnlyList<int> hidden, int outputs, bool posterior = false)
     {
         int width = inputs;
         for (int i = 0; i < hidden.Count; i++)
@@ -117,6 +123,7 @@ public sealed class LayoutBuilder(VaeConfig config)
             width = hidden[i];
         }
         Add($"{name}.stats", width, outputs, ActivationKind.Identity);
+        layers[^1] = layers[^1] with { Posterior = posterior };
     }
 
     /// <summary>A decoder from z (<see cref="VaeConfig.Latent"/> columns) to <paramref name="outputs"/> columns:

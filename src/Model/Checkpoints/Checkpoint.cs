@@ -178,12 +178,13 @@ public static class Checkpoint
             if (layer.Name.EndsWith(".stats", StringComparison.Ordinal))
             {
                 string stage = layer.Name[..^".stats".Length];
+                bool rankOne = config.Covariance == CovarianceKind.RankOne && layer.Posterior;
                 if ((config.FlowLength > 0 && layer.Outputs == config.EncoderOutputs) || (config.AuxiliaryFlowLength > 0 && stage == "hvm.r"))
                 {
                     // μ and log σ² of the flow's base (μ, log d and u of a rank-one base), then every step's (u, w, b)
                     // rows as one tensor (the posterior's flow, or the HVM's inverse flow in r).
                     int latent = config.Latent;
-                    string[] parts = stage != "hvm.r" && config.Covariance == CovarianceKind.RankOne ? ["mu", "logd", "u"] : ["mu", "logvar"];
+                    string[] parts = rankOne ? ["mu", "logd", "u"] : ["mu", "logvar"];
                     foreach (var (part, index) in parts.Select((part, index) => (part, index)))
                     {
                         yield return ($"{stage}.{part}.weight", [latent, layer.Inputs], layer.WeightOffset + index * latent * layer.Inputs);
@@ -194,10 +195,8 @@ public static class Checkpoint
                     yield return ($"{stage}.flow.bias", [flowRows], layer.BiasOffset + baseRows);
                     continue;
                 }
-                // (The Gaussians that are not posteriors stay diagonal, [m | u]: the prior networks p(z_l|z_{l+1}) of
-                // the two-layer model and the Ladder VAE ("prior", "prior2", …), stacked CorEx's q(z1|z2), the mutual
-                // autoencoder's r(z|x) and the HVM's r(λ|z).)
-                if (config.Covariance == CovarianceKind.RankOne && stage is not ("mutual" or "z1_decoder" or "hvm.r") && !stage.StartsWith("prior", StringComparison.Ordinal))
+                // (The Gaussians that are not posteriors stay [m | u]: prior networks, learned marginals, r's.)
+                if (rankOne)
                 {
                     // The rank-one posterior's [μ | log d | u] (every head's share of it, for models of several
                     // heads), one pair of tensors each.

@@ -196,7 +196,7 @@ public abstract class ModelFamily
     public void BuildLayout(LayoutBuilder layout)
     {
         var config = layout.Config;
-        layout.Stage("encoder", config.EncoderInputs, config.Hidden, EncoderOutputs(config));
+        layout.Stage("encoder", config.EncoderInputs, config.Hidden, EncoderOutputs(config), posterior: config.Spec.Has(Models.ModelCapabilities.Posterior));
         layout.EndEncoder();
         BuildMiddle(layout);
         layout.StartDecoder();

@@ -358,7 +358,7 @@ public sealed class LadderFamily : TwoLayerFamily
     {
         var config = layout.Config;
         for (int layer = 2; layer <= config.LadderLayers; layer++)
-            layout.Stage($"encoder{layer}", LadderRungs.Hidden(config, layer - 1)[^1], LadderRungs.Hidden(config, layer), config.PosteriorBlocks * LadderRungs.Latent(config, layer));
+            layout.Stage($"encoder{layer}", LadderRungs.Hidden(config, layer - 1)[^1], LadderRungs.Hidden(config, layer), config.PosteriorBlocks * LadderRungs.Latent(config, layer), posterior: true);
         layout.EndSecondEncoder();
         for (int layer = 1; layer < config.LadderLayers; layer++)
             layout.Stage(layer == 1 ? "prior" : $"prior{layer}", LadderRungs.Latent(config, layer + 1),

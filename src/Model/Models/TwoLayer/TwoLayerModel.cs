@@ -208,7 +208,7 @@ public class TwoLayerFamily : ModelFamily
     protected override void BuildMiddle(LayoutBuilder layout)
     {
         var config = layout.Config;
-        layout.Stage("encoder2", config.Latent, config.Hidden2, config.PosteriorBlocks * config.Latent2);
+        layout.Stage("encoder2", config.Latent, config.Hidden2, config.PosteriorBlocks * config.Latent2, posterior: true);
         layout.EndSecondEncoder();
         layout.Stage("prior", config.Latent2, config.Hidden2.Reverse().ToArray(), 2 * config.Latent);
     }

@@ -124,7 +124,7 @@ public sealed class VccaPrivateFamily : ModelFamily
     protected override void BuildMiddle(LayoutBuilder layout)
     {
         var config = layout.Config;
-        layout.Stage("encoder2", config.Views.View2Size, config.Hidden, config.PosteriorBlocks * config.PrivateLatent);
+        layout.Stage("encoder2", config.Views.View2Size, config.Hidden, config.PosteriorBlocks * config.PrivateLatent, posterior: true);
         layout.EndSecondEncoder();
     }
 

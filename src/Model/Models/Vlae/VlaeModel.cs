@@ -169,7 +169,7 @@ public sealed class VlaeFamily : ModelFamily
         var config = layout.Config;
         int width = config.Latent / config.LatentLayers;
         for (int rung = 2; rung <= config.LatentLayers; rung++)
-            layout.Stage($"rung{rung}.encoder", config.Hidden[^1], config.Hidden, config.PosteriorBlocks * width);
+            layout.Stage($"rung{rung}.encoder", config.Hidden[^1], config.Hidden, config.PosteriorBlocks * width, posterior: true);
         layout.EndSecondEncoder();
     }
 
