@@ -812,6 +812,49 @@ public sealed class CliTests : IDisposable
         Assert.Equal([3, 7], tensors["hvm.r.logvar.weight"].Shape);
     }
 
+    /// <summary>--stream trains the same weights as the resident data set; a memory cap that leaves no room for the
+    /// data set streams it by itself; a cap that leaves no room for the model is refused.</summary>
+    [Fact]
+    public void StreamedTrainingMatchesResidentAndStartsByItselfUnderAMemoryCap()
+    {
+        // 60 000 images of 20 pixels: 1.3 MiB on the device held whole, two 6-image slots streamed.
+        var data = WriteDataSet(train: 60000, test: 8);
+        string[] Train(string folder, params string[] extra) =>
+            ["train", "--data", data, "--epochs", "1", "--batch-size", "6", "--train-limit", "60", "--hidden", "7", "--latent", "3",
+             "--binarize", "dynamic", "--accelerator", "cpu", "--out", Path.Combine(directory, folder), .. extra];
+        string Hash(string folder) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
+            File.ReadAllBytes(Path.Combine(directory, folder, "checkpoint", "model.safetensors"))));
+        var (exitCode, output, error) = Run(Train("resident"));
+        Assert.True(exitCode == 0, $"resident: exit {exitCode}: {error}");
+        Assert.DoesNotContain("streamed", output);
+        (exitCode, output, error) = Run(Train("streamed", "--stream"));
+        Assert.True(exitCode == 0, $"streamed: exit {exitCode}: {error}");
+        Assert.Contains("data: streamed from the host in minibatches of up to 6 (--stream)", output);
+        Assert.Equal(Hash("resident"), Hash("streamed"));
+        (exitCode, _, error) = Run("train", "--data", data, "--epochs", "1", "--device-memory", "-1", "--accelerator", "cpu");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("--device-memory is MiB of the accelerator's memory to plan for", error);
+    }
+
+    /// <summary>The library's choice: a data set that does not fit beside the model under the memory cap is
+    /// streamed; one that fits stays resident unless streaming is asked for.</summary>
+    [Fact]
+    public void AModelStreamsItsDataOnlyWhenItDoesNotFitOrIsAskedTo()
+    {
+        var config = new IlgpuVae.Model.VaeConfig { InputSize = 20, Hidden = [7], Latent = 3 };
+        var settings = new IlgpuVae.Model.Library.TrainingSettings { BatchSize = 6 };
+        const long MiB = 1 << 20;
+        bool Streamed(long residentBytes, bool ask)
+        {
+            using var model = IlgpuVae.Model.Library.VaeModel.Create(config, settings, IlgpuVae.GpuKernels.AcceleratorChoice.Cpu, null, null,
+                new IlgpuVae.Model.Library.DataPlan(residentBytes, 1000, ask, 8 * MiB));
+            return model.DataStreamed;
+        }
+        Assert.False(Streamed(1000, ask: false));
+        Assert.True(Streamed(1000, ask: true));
+        Assert.True(Streamed(20 * MiB, ask: false));
+    }
+
     [Fact]
     public void VlaeWithARankOneCovarianceSavesEachHeadsThreePartsAndReportsItsCorrelations()
     {

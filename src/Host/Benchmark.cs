@@ -30,6 +30,8 @@ public sealed record BenchOptions
     public string? Csv { get; init; }
     /// <summary>The dense kernel variant for the training steps (null: the accelerator's default).</summary>
     public DenseVariant? Dense { get; init; }
+    /// <summary>Stream the minibatches from the host, as train --stream does.</summary>
+    public bool Stream { get; init; }
     /// <summary>Also time the dense kernels alone at the shapes of <see cref="Benchmark.DenseShapes"/>.</summary>
     public bool Kernels { get; init; }
     /// <summary>random (MNIST-shaped random bytes, no data set needed), or a data set as for train; null: random,
@@ -99,7 +101,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         kernels.UseDenseKernels(options.Dense);
 
         int count = options.Steps * batchSize;
-        using var data = new DeviceDataset(accelerator, BenchData(count, config.InputSize, model));
+        using var data = new DeviceDataset(accelerator, BenchData(count, config.InputSize, model), options.Stream ? batchSize : null);
         using var vae = checkpoint is null
             ? new Vae(kernels, config, batchSize, seed: 1, model?.AdamSettings())
             : new Vae(kernels, config, batchSize, checkpoint.State.Seed, checkpoint.State.Adam);
@@ -123,7 +125,8 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         Epoch.Train(vae, data, batchSize, binarize, tickInterval: Math.Max(1, (int)stepsPerEpoch / 4),
             onTick: (_, _) => { });
         double seconds = clock.Elapsed.TotalSeconds;
-        string modelName = options.From ?? options.Preset ?? $"{(options.Model is null ? "" : spec.Name + " ")}{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}{spec.Settings(config)}";
+        string modelName = (options.From ?? options.Preset ?? $"{(options.Model is null ? "" : spec.Name + " ")}{config.InputSize}-{string.Join("-", config.Hidden)}-{config.Latent}{spec.Settings(config)}")
+            + (options.Stream ? ", data streamed" : "");
 
         var result = new BenchResult
         {

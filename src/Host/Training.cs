@@ -61,6 +61,10 @@ public sealed record TrainOptions
     public int TestLimit { get; init; }
     /// <summary>Also checkpoint every N optimiser steps within epochs (0: only at the end of each epoch).</summary>
     public int CheckpointEvery { get; init; }
+    /// <summary>Stream minibatches from the host even when the data set would fit on the device.</summary>
+    public bool Stream { get; init; }
+    /// <summary>Plan for at most this many MiB of the accelerator's memory (0: all of it).</summary>
+    public int DeviceMemory { get; init; }
     /// <summary>For tests: stop as Ctrl+C does once this many optimiser steps are done.</summary>
     [JsonIgnore] internal long? StopAtStep { get; init; }
     /// <summary>A run folder to continue from its checkpoint (set by train --resume).</summary>
@@ -151,8 +155,11 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         // The model through the library: the memory plan is checked before any kernel is compiled or buffer
         // allocated, so a refusal costs nothing.
         int maxBatch = Math.Min(options.BatchSize, Math.Max(train.Count, test.Count));
+        if (options.DeviceMemory < 0)
+            throw new SettingException($"--device-memory is MiB of the accelerator's memory to plan for, 0 for all of it (got {options.DeviceMemory})");
+        long DataBytes(int? streamRows) => DeviceDataset.DeviceBytes(train.Count, train.Features, streamRows) + DeviceDataset.DeviceBytes(test.Count, test.Features, streamRows);
         using var model = VaeModel.Create(config, options.Settings(), options.Accelerator, maxBatch, options.Dense,
-            (long)train.Images.Length + test.Images.Length + 4L * (train.Count + test.Count));
+            new DataPlan(DataBytes(null), DataBytes(maxBatch), options.Stream, options.DeviceMemory > 0 ? options.DeviceMemory * (1L << 20) : null));
         var accelerator = model.Accelerator;
         var vae = model.Vae;
         output.WriteLine($"accelerator: {Compute.Describe(accelerator)} (asked for {options.Accelerator.ToString().ToLowerInvariant()})");
@@ -180,8 +187,12 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         Directory.CreateDirectory(outDirectory);
         AtomicFile.WriteText(Path.Combine(outDirectory, TrainOptions.RunConfigFile),
             JsonSerializer.Serialize(new { model = config, training = options with { Out = outDirectory } }, Checkpoint.JsonOptions));
-        using var trainData = new DeviceDataset(accelerator, train);
-        using var testData = new DeviceDataset(accelerator, test);
+        int? streamRows = model.DataStreamed ? maxBatch : null;
+        if (model.DataStreamed)
+            output.WriteLine($"data: streamed from the host in minibatches of up to {maxBatch} (" +
+                (options.Stream ? "--stream" : $"the data set's {DataBytes(null) >> 20} MiB do not fit beside the model") + ")");
+        using var trainData = new DeviceDataset(accelerator, train, streamRows);
+        using var testData = new DeviceDataset(accelerator, test, streamRows);
 
         var metrics = new List<EpochMetrics>();
         string metricsPath = Path.Combine(outDirectory, "metrics.csv");

@@ -102,6 +102,8 @@ public sealed partial class Vae : IDisposable
         if (Adam.MaxGradientNorm is { } maxNorm)
             kernels.ClipGradients(gradients.View, workspace.Floats(ModelBuffers.ClipPartials).View, gradientScale.View, (float)maxNorm);
         kernels.AdamStep(parameters.View, gradients.View, firstMoment.View, secondMoment.View, adam, gradientScale.View);
+        // A streamed data set copies the next minibatch while this step runs.
+        data.Prefetch(first + batch, batch);
     }
 
     /// <summary>The gradient's L2 norm before clipping at the last step (0 when clipping is off); waits.</summary>
@@ -229,6 +231,7 @@ public sealed partial class Vae : IDisposable
     private void GatherBatch(DeviceDataset data, int first, int batch, bool binarize, DrawKey binarizeKey)
     {
         CheckBatch(data, first, batch);
+        data.Stage(kernels, first, batch);
         kernels.Gather(data.Images, data.Order, workspace.Floats(ModelBuffers.Input).View, first, batch, Config.InputSize, binarize, binarizeKey);
         family.PrepareInput(batch);
     }

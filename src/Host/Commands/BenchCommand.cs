@@ -26,10 +26,11 @@ internal static class BenchCommand
         var preset = new Option<string?>("--preset") { Description = $"Time this Table 1 preset's model (its batch size unless --batch-size is given; Adam ε 1e-4, dynamic binarization) instead of the default model: {string.Join(", ", Presets.Names)}", HelpName = "NAME" };
         preset.AcceptOnlyFromAmong(Presets.Names.ToArray());
         var profile = new Option<int>("--profile") { Description = "After the timed steps, time this many more with every launch waited for, and print each kernel's launches and ms per step (0: no profile)" };
+        var stream = new Option<bool>("--stream") { Description = "Stream the minibatches from pinned host memory, as train --stream does" };
         var from = new Option<string?>("--from") { Description = "Time a trained run's model from its checkpoint (weights, Adam state, batch, binarization, data set) instead of a fresh one: a trained model can cost more per step", HelpName = "RUN_DIR" };
         var command = new Command("bench", "Time training steps of the default model (or another of the catalog, a preset's, or a trained run's), optionally per kernel")
         {
-            steps, warmup, batchSize, model, hidden, latent, accelerator, csv, data, kernelTimes, dense, preset, profile, from,
+            steps, warmup, batchSize, model, hidden, latent, accelerator, csv, data, kernelTimes, dense, preset, profile, from, stream,
         };
         // A model's own settings, as train offers them.
         var modelOptions = CatalogOptions();
@@ -55,6 +56,7 @@ internal static class BenchCommand
                 Data = parse.GetValue(data),
                 Kernels = parse.GetValue(kernelTimes),
                 Dense = ParseDense(parse.GetValue(dense)),
+                Stream = parse.GetValue(stream),
             }, output).Run();
             return 0;
         });

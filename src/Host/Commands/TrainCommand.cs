@@ -44,15 +44,17 @@ internal static class TrainCommand
         var trainLimit = new Option<int>("--train-limit") { Description = "Use only the first N training examples (0: all)" };
         var testLimit = new Option<int>("--test-limit") { Description = "Use only the first N test examples (0: all)" };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Also checkpoint every N steps within epochs (0: at epoch ends only)" };
+        var stream = new Option<bool>("--stream") { Description = "Keep the data on the host and copy each minibatch to the device from pinned memory, the next one while the current one computes (the same result bit for bit; chosen by itself when the data set does not fit the device)" };
+        var deviceMemory = new Option<int>("--device-memory") { Description = "Plan for at most this many MiB of the accelerator's memory (0: all it offers); a data set that no longer fits is streamed", HelpName = "MIB" };
         var dense = DenseOption();
         var precision = new Option<TrainingPrecision>("--precision") { Description = "single (the float kernels on the accelerator) or double (the double-precision reference pipeline on the host with the same draws: slow, to tell a result from float rounding; the kernels still evaluate the trained weights)", DefaultValueFactory = _ => defaults.Precision, HelpName = "single|double", CustomParser = Named<TrainingPrecision>("--precision") };
-        var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder from its last checkpoint, with its settings (--epochs, --accelerator, --dense and --precision may change)" };
+        var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder from its last checkpoint, with its settings (--epochs, --accelerator, --checkpoint-every, --dense, --precision, --stream and --device-memory may change)" };
 
         var command = new Command("train", "Train a VAE, IWAE or autoencoder and write metrics.csv, pictures and checkpoints")
         {
             preset, model, samples, beta, warmup, stochasticLayers, hidden2, latent2, batchNorm, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
             clipGradNorm, seed, likelihood, variance, activation, binarize, accelerator, outDirectory, trainLimit, testLimit,
-            checkpointEvery, dense, precision, resume,
+            checkpointEvery, dense, precision, resume, stream, deviceMemory,
         };
         foreach (var (_, option) in modelOptions)
             command.Options.Add(option);
@@ -70,6 +72,8 @@ internal static class TrainCommand
                     CheckpointEvery = Pick(checkpointEvery, resumed.CheckpointEvery),
                     Precision = Pick(precision, resumed.Precision),
                     Dense = parse.GetResult(dense) is { Implicit: false } ? ParseDense(parse.GetValue(dense)) : resumed.Dense,
+                    Stream = Pick(stream, resumed.Stream),
+                    DeviceMemory = Pick(deviceMemory, resumed.DeviceMemory),
                 };
                 return new Training(resumed, output, interrupt).Run();
             }
@@ -117,6 +121,8 @@ internal static class TrainCommand
                 CheckpointEvery = parse.GetValue(checkpointEvery),
                 Precision = parse.GetValue(precision),
                 Dense = ParseDense(parse.GetValue(dense)),
+                Stream = parse.GetValue(stream),
+                DeviceMemory = parse.GetValue(deviceMemory),
             };
             return new Training(options, output, interrupt).Run();
         });

@@ -79,17 +79,49 @@ public sealed class VaeModel : IDisposable
     /// dense product kernels (null: the accelerator's default).
     /// </summary>
     public static VaeModel Create(VaeConfig config, TrainingSettings? settings = null, AcceleratorChoice accelerator = AcceleratorChoice.Auto,
-        int? maxBatch = null, DenseVariant? denseKernels = null, long dataBytes = 0)
+        int? maxBatch = null, DenseVariant? denseKernels = null, long dataBytes = 0) =>
+        Create(config, settings, accelerator, maxBatch, denseKernels, new DataPlan(dataBytes, null, false, null));
+
+    /// <summary>As above, with the data sets' device bytes both ways (<paramref name="data"/>): resident when they
+    /// fit beside the model (and streaming is not asked for), else streamed when that fits; see <see cref="DataStreamed"/>.</summary>
+    public static VaeModel Create(VaeConfig config, TrainingSettings? settings, AcceleratorChoice accelerator, int? maxBatch, DenseVariant? denseKernels,
+        DataPlan data)
     {
         settings ??= new TrainingSettings();
         settings.Validate();
         config.Validate();
         int batch = maxBatch ?? settings.BatchSize;
         var adam = settings.Adam();
-        return Open(accelerator, denseKernels, accelerator => MemoryPlan.Check(config, batch, dataBytes, MemoryPlan.Available(accelerator),
-                Compute.Describe(accelerator), adam),
-            kernels => new Vae(kernels, config, batch, settings.Seed, adam), settings, 0);
+        bool streamed = false;
+        void CheckMemory(Accelerator device)
+        {
+            long available = Math.Min(MemoryPlan.Available(device), data.MemoryLimit ?? long.MaxValue);
+            void Check(long bytes) => MemoryPlan.Check(config, batch, bytes, available, Compute.Describe(device), adam);
+            if (data.StreamedBytes is { } asked && data.Stream)
+            {
+                Check(asked);
+                streamed = true;
+                return;
+            }
+            try
+            {
+                Check(data.ResidentBytes);
+            }
+            catch (SettingException) when (data.StreamedBytes is { } fallback)
+            {
+                // Too large to hold: stream it, if the model and two minibatch slots fit.
+                Check(fallback);
+                streamed = true;
+            }
+        }
+        var model = Open(accelerator, denseKernels, CheckMemory, kernels => new Vae(kernels, config, batch, settings.Seed, adam), settings, 0);
+        model.DataStreamed = streamed;
+        return model;
     }
+
+    /// <summary>Whether the data sets should be streamed (see <see cref="DeviceDataset"/>): asked for, or too large
+    /// to hold on the device beside the model.</summary>
+    public bool DataStreamed { get; private set; }
 
     /// <summary>The model saved in <paramref name="checkpointDirectory"/> (by <see cref="Save"/> or <c>ilgpu-vae
     /// train</c>: a run's checkpoint folder), ready to evaluate, draw from or train further.</summary>
@@ -292,3 +324,8 @@ public sealed class VaeModel : IDisposable
         context.Dispose();
     }
 }
+
+/// <summary>The device bytes of a run's data sets held whole (<paramref name="ResidentBytes"/>) and streamed
+/// (<paramref name="StreamedBytes"/>, null: not possible), whether streaming is asked for, and a cap on the
+/// accelerator memory to plan with (null: all it offers).</summary>
+public sealed record DataPlan(long ResidentBytes, long? StreamedBytes, bool Stream, long? MemoryLimit);
