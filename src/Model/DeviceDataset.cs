@@ -140,9 +140,12 @@ public sealed class DeviceDataset : IDisposable
         prefetched = (first, rows, slot);
     }
 
-    /// <summary>The rows of order[first .. first+rows) into a slot's pinned copy, then to the device on the copy stream.</summary>
+    /// <summary>The rows of order[first .. first+rows) into a slot's pinned copy, then to the device on the copy stream.
+    /// A copy still under way (a prefetch that the next minibatch did not take) is waited for first: its pinned
+    /// buffer and slot may be this one.</summary>
     private void Fill(int slot, int first, int rows)
     {
+        copyStream!.Synchronize();
         int features = Features;
         var imageSpan = pinnedImages[slot].Span;
         var labelSpan = pinnedLabels[slot].Span;
