@@ -134,11 +134,9 @@ public class OneLayerFamily : ModelFamily
         return parts.Config switch
         {
             { Model: ModelKind.Ae } => new CodeLatent(parts.Stack, statistics),
-            { ModelPrior: PriorKind.Factorized, Covariance: CovarianceKind.RankOne } =>
-                new RankOneMarginalLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent, LearnedPrior.Create(parts)!),
             { FlowLength: > 0 } => new PlanarFlowLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config),
-            { Covariance: CovarianceKind.RankOne } => new RankOneLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent),
             { ModelPrior: PriorKind.Factorized } => new FactorizedMarginalLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config, LearnedPrior.Create(parts)!),
+            { Covariance: CovarianceKind.RankOne } => new RankOneLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent),
             { ModelPrior: not PriorKind.Standard } => new MixturePriorLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config, LearnedPrior.Create(parts)!),
             _ => new GaussianLatent(parts.Kernels, parts.Stack, parts.Workspace, statistics, parts.Config.Latent),
         };

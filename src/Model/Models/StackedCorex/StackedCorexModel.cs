@@ -61,9 +61,9 @@ public sealed class StackedCorexModel : FamilyModel
         Stack.Forward(Marginal1Layer, Marginal1Layer + 1, One, 1);
         Stack.Forward(Marginal2Layer, Marginal2Layer + 1, One, 1);
         Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
-        LayerForward(Statistics1(batch), Marginal1, Z(rows), Epsilon(rows), KlPerRow(rows), rows, Shape1(samples), key);
+        MarginalTerms.Forward(Kernels, RankOne, Statistics1(batch), Marginal1, Z(rows), Epsilon(rows), KlPerRow(rows), rows, Shape1(samples), key);
         Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, Z(rows), rows);
-        LayerForward(Statistics2(rows), Marginal2, Rows(Z2Buffer, rows, K2), Rows(Epsilon2Buffer, rows, K2), Floats(Kl2Buffer, rows),
+        MarginalTerms.Forward(Kernels, RankOne, Statistics2(rows), Marginal2, Rows(Z2Buffer, rows, K2), Rows(Epsilon2Buffer, rows, K2), Floats(Kl2Buffer, rows),
             rows, Shape2, key.Offset(Philox.Streams.SecondLayerOffset));
         Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, Rows(Z2Buffer, rows, K2), rows);
         Kernels.LayerReconstruction(Z(rows), Z1Statistics(rows), Marginal1, Floats(ReconstructionOfZ1, rows), rows, K1);
@@ -90,46 +90,15 @@ public sealed class StackedCorexModel : FamilyModel
         Kernels.PriorStatsGradient(Z(rows), Z1Statistics(rows), Floats(TwoLayer.TwoLayerModel.EqualWeights, rows), Stack.Gradient(Layout.DecoderStart - 1, rows),
             rows, K1, perRow);
         Stack.Backward(Layout.Encoder2End, Layout.DecoderStart, rows, Rows(Z2Buffer, rows, K2), Rows(Z2GradientBuffer, rows, K2));
-        LayerBackward(Statistics2(rows), Marginal2, Rows(Epsilon2Buffer, rows, K2), Rows(Z2GradientBuffer, rows, K2),
+        MarginalTerms.Backward(Kernels, RankOne, Statistics2(rows), Marginal2, Rows(Epsilon2Buffer, rows, K2), Rows(Z2GradientBuffer, rows, K2),
             Stack.Gradient(Layout.Encoder2End - 1, rows), Stack.Gradient(Marginal2Layer, 1), rows, Shape2, perRow);
         // z1 is layer 2's data: its network takes no gradient back into z1.
         Stack.Backward(Layout.EncoderLayerCount, Layout.Encoder2End, rows, Z(rows), Kernels.None);
-        LayerBackward(Statistics1(batch), Marginal1, Epsilon(rows), ZGradient(rows), Stack.Gradient(Layout.EncoderLayerCount - 1, batch),
+        MarginalTerms.Backward(Kernels, RankOne, Statistics1(batch), Marginal1, Epsilon(rows), ZGradient(rows), Stack.Gradient(Layout.EncoderLayerCount - 1, batch),
             Stack.Gradient(Marginal1Layer, 1), batch, Shape1(pass.Samples), perExample);
         Stack.Backward(0, Layout.EncoderLayerCount, batch, EncoderInput(batch), Kernels.None);
         Stack.Backward(Marginal1Layer, Marginal1Layer + 1, 1, One, Kernels.None);
         Stack.Backward(Marginal2Layer, Marginal2Layer + 1, 1, One, Kernels.None);
-    }
-
-    /// <summary>One CorEx layer's codes and KL against its marginal (<paramref name="shape"/>'s width and samples per
-    /// example): diagonal, or the rank-one sampler then its KL against r.</summary>
-    private void LayerForward(ArrayView<float> stats, ArrayView<float> marginal, ArrayView<float> z, ArrayView<float> epsilon, ArrayView<float> kl,
-        int rows, MarginalShape shape, DrawKey key)
-    {
-        if (RankOne)
-        {
-            Kernels.RankOneForward(stats, z, epsilon, kl, rows, shape.Latent, key, shape.Samples);
-            Kernels.RankOneMarginalKl(stats, marginal, kl, rows, shape.Latent, shape.Samples);
-        }
-        else
-            Kernels.FactorizedPriorForward(stats, marginal, z, epsilon, kl, rows, shape, key);
-    }
-
-    /// <summary>One CorEx layer's sampler and KL (klWeight per example) back to its stats and its marginal.</summary>
-    private void LayerBackward(ArrayView<float> stats, ArrayView<float> marginal, ArrayView<float> epsilon, ArrayView<float> dZ, ArrayView<float> dStats,
-        ArrayView<float> dMarginal, int examples, MarginalShape shape, float klWeight)
-    {
-        if (RankOne)
-        {
-            Kernels.RankOneBackward(stats, epsilon, dZ, dStats, examples, shape.Latent, 0f, shape.Samples);
-            Kernels.RankOneMarginalKlBackward(stats, marginal, dStats, examples, shape.Latent, klWeight);
-            Kernels.RankOneMarginalBackward(stats, marginal, dMarginal, examples, shape.Latent, klWeight);
-        }
-        else
-        {
-            Kernels.FactorizedPriorBackward(stats, marginal, epsilon, dZ, dStats, examples, shape, klWeight);
-            Kernels.FactorizedMarginalBackward(stats, marginal, dMarginal, examples, shape, klWeight);
-        }
     }
 
     public override void Evaluate(Pass pass)
@@ -142,12 +111,8 @@ public sealed class StackedCorexModel : FamilyModel
     public override void LogWeightRows(int batch, int samples)
     {
         int rows = batch * samples;
-        if (RankOne)
-            Kernels.RankOneMarginalLogWeights(Statistics1(batch), Marginal1, Z(rows), Epsilon(rows), ReconstructionPerRow(rows), LogWeights(rows),
-                rows, K1, samples);
-        else
-            Kernels.FactorizedPriorLogWeights(Statistics1(batch), Marginal1, Z(rows), Epsilon(rows), ReconstructionPerRow(rows), LogWeights(rows),
-                rows, Shape1(samples));
+        MarginalTerms.LogWeights(Kernels, RankOne, Statistics1(batch), Marginal1, Z(rows), Epsilon(rows), ReconstructionPerRow(rows), LogWeights(rows),
+            rows, Shape1(samples));
     }
 
     /// <summary>The top layer, q(z2|μ1): the codes Decode takes.</summary>
