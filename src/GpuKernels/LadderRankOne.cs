@@ -129,14 +129,10 @@ public static class LadderRankOne
     /// <summary>log(1 + s) + Σ log d of a rank-one stats row: −log|C|.</summary>
     private static float NegativeLogDeterminant(ArrayView<float> stats, int statsRow, int latent)
     {
-        float s = 0f, logD = 0f;
+        float logD = 0f;
         for (int k = 0; k < latent; k++)
-        {
-            float logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
-            s += u * u * MathF.Exp(-logd);
-            logD += logd;
-        }
-        return MathF.Log(1f + s) + logD;
+            logD += stats[statsRow + latent + k];
+        return MathF.Log(1f + RankOne.PrecisionSum(stats, statsRow, latent)) + logD;
     }
 
     /// <summary>One thread per z row: Σ_k −½((z − m)²e^(−u) + u) + ½(εᵀε − (log(1 + s') + Σ log d')).</summary>

@@ -37,6 +37,18 @@ public static class RankOne
         ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights, int rows, int latent, int samples = 1) =>
         kernels.Launch(LogWeightsKernel, rows, stats, z, epsilon, reconstructionPerRow, logWeights, latent, samples);
 
+    /// <summary>s = uᵀD⁻¹u = Σ u²/d of the rank-one stats row at <paramref name="statsRow"/> ([μ | log d | u]).</summary>
+    public static float PrecisionSum(ArrayView<float> stats, int statsRow, int latent)
+    {
+        float s = 0f;
+        for (int k = 0; k < latent; k++)
+        {
+            float u = stats[statsRow + 2 * latent + k];
+            s += u * u * MathF.Exp(-stats[statsRow + latent + k]);
+        }
+        return s;
+    }
+
     /// <summary>c = (1 − √η)/s for s = uᵀD⁻¹u, as 1/(q(q + 1)) with q = √(1 + s).</summary>
     public static float Shrink(float s)
     {
@@ -115,12 +127,7 @@ public static class RankOne
     public static void AddBaseGradient(ArrayView<float> stats, ArrayView<float> epsilon, ArrayView<float> g, ArrayView<float> dStats,
         int statsRow, int codes, int latent, float logQWeight)
     {
-        float s = 0f;
-        for (int k = 0; k < latent; k++)
-        {
-            float u = stats[statsRow + 2 * latent + k];
-            s += u * u * MathF.Exp(-stats[statsRow + latent + k]);
-        }
+        float s = PrecisionSum(stats, statsRow, latent);
         float eta = 1f / (1f + s);
         for (int k = 0; k < latent; k++)
         {
@@ -210,12 +217,7 @@ public static class RankOne
     {
         int latent = shape.Latent, samples = shape.Samples;
         int statsRow = example * 3 * latent;
-        float s = 0f;
-        for (int k = 0; k < latent; k++)
-        {
-            float u = stats[statsRow + 2 * latent + k];
-            s += u * u * MathF.Exp(-stats[statsRow + latent + k]);
-        }
+        float s = PrecisionSum(stats, statsRow, latent);
         float c = Shrink(s), slope = ShrinkSlope(s), eta = 1f / (1f + s);
         float weightSum = 0f;
         for (int i = 0; i < samples; i++)

@@ -33,24 +33,12 @@ public static class RankOneMarginal
         ArrayView<float> epsilon, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights, int rows, int latent, int samples) =>
         kernels.Launch(LogWeightsKernel, rows, stats, marginal, z, epsilon, reconstructionPerRow, logWeights, latent, samples);
 
-    /// <summary>s = uᵀD⁻¹u of one stats row.</summary>
-    private static float Sum(ArrayView<float> stats, int statsRow, int latent)
-    {
-        float s = 0f;
-        for (int k = 0; k < latent; k++)
-        {
-            float u = stats[statsRow + 2 * latent + k];
-            s += u * u * MathF.Exp(-stats[statsRow + latent + k]);
-        }
-        return s;
-    }
-
     /// <summary>One thread per row: the KL of its example's q against r.</summary>
     [Kernel]
     public static void KlKernel(Index1D row, ArrayView<float> stats, ArrayView<float> marginal, ArrayView<float> klPerRow, int latent, int samples)
     {
         int statsRow = row / samples * 3 * latent;
-        float s = Sum(stats, statsRow, latent), eta = 1f / (1f + s);
+        float s = RankOne.PrecisionSum(stats, statsRow, latent), eta = 1f / (1f + s);
         float sum = 0f;
         for (int k = 0; k < latent; k++)
         {
@@ -71,7 +59,7 @@ public static class RankOneMarginal
         int latent, float klWeight)
     {
         int statsRow = example * 3 * latent;
-        float s = Sum(stats, statsRow, latent), eta = 1f / (1f + s), weightedSquares = 0f;
+        float s = RankOne.PrecisionSum(stats, statsRow, latent), eta = 1f / (1f + s), weightedSquares = 0f;
         for (int k = 0; k < latent; k++)
         {
             float a = stats[statsRow + 2 * latent + k] * MathF.Exp(-stats[statsRow + latent + k]);
@@ -105,7 +93,7 @@ public static class RankOneMarginal
                 total -= precision * difference;
                 continue;
             }
-            float eta = 1f / (1f + Sum(stats, statsRow, latent));
+            float eta = 1f / (1f + RankOne.PrecisionSum(stats, statsRow, latent));
             float inverse = MathF.Exp(-stats[statsRow + latent + k]), a = stats[statsRow + 2 * latent + k] * inverse;
             total += 0.5f * (1f - precision * (inverse - eta * a * a + difference * difference));
         }
@@ -119,7 +107,7 @@ public static class RankOneMarginal
         ArrayView<float> epsilon, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights, int latent, int samples)
     {
         int statsRow = row / samples * 3 * latent;
-        float s = Sum(stats, statsRow, latent), logD = 0f, marginalTerms = 0f, epsilonSquares = 0f;
+        float s = RankOne.PrecisionSum(stats, statsRow, latent), logD = 0f, marginalTerms = 0f, epsilonSquares = 0f;
         for (int k = 0; k < latent; k++)
         {
             int index = row * latent + k;
