@@ -23,6 +23,7 @@ public sealed class DeviceDataset : IDisposable
     // Streamed only: the slots' rows, the order on the host, each slot's pinned host copy, the copy stream, and the
     // minibatch a prefetch has started (its first entry, rows and slot).
     private readonly int slotRows;
+    private readonly int[][] slotIndices = [];
     private int[] hostOrder = [];
     private readonly PageLockedArray1D<byte>[] pinnedImages = [], pinnedLabels = [];
     private readonly AcceleratorStream? copyStream;
@@ -40,6 +41,8 @@ public sealed class DeviceDataset : IDisposable
             if (rows < 1)
                 throw new ArgumentOutOfRangeException(nameof(streamRows), "a streamed data set's slots hold at least one example");
             slotRows = rows;
+            // What a staged minibatch's order entries point at: its slot's rows.
+            slotIndices = [Enumerable.Range(0, rows).ToArray(), Enumerable.Range(rows, rows).ToArray()];
             images = accelerator.Allocate1D<byte>(2L * rows * Math.Max(1, dataset.Features));
             labels = accelerator.Allocate1D<byte>(2L * rows);
             pinnedImages = [accelerator.AllocatePageLocked1D<byte>((long)rows * Math.Max(1, dataset.Features)),
@@ -122,7 +125,7 @@ public sealed class DeviceDataset : IDisposable
         copyStream!.Synchronize();
         prefetched = null;
         currentSlot = slot;
-        order.View.SubView(first, rows).CopyFromCPU(Enumerable.Range(slot * slotRows, rows).ToArray());
+        order.View.AsContiguous().SubView(first, rows).CopyFromCPU(new ReadOnlySpan<int>(slotIndices[slot], 0, rows));
     }
 
     /// <summary>

@@ -179,7 +179,7 @@ public static class Checkpoint
             {
                 string stage = layer.Name[..^".stats".Length];
                 bool rankOne = config.Covariance == CovarianceKind.RankOne && layer.Posterior;
-                if ((config.FlowLength > 0 && layer.Outputs == config.EncoderOutputs) || (config.AuxiliaryFlowLength > 0 && stage == "hvm.r"))
+                if ((config.FlowLength > 0 && layer.Posterior) || (config.AuxiliaryFlowLength > 0 && stage == "hvm.r"))
                 {
                     // μ and log σ² of the flow's base (μ, log d and u of a rank-one base), then every step's (u, w, b)
                     // rows as one tensor (the posterior's flow, or the HVM's inverse flow in r).
