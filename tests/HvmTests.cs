@@ -75,7 +75,7 @@ public sealed class HvmTests(AcceleratorFixture fixture)
             using var dLambdaBuffer = accelerator.Allocate1D<float>(rows * latent);
             using var dLogTauBuffer = accelerator.Allocate1D<float>(latent);
             using var dRStatsBuffer = accelerator.Allocate1D<float>(rows * 2 * latent);
-            kernels.HvmSample(lambdaBuffer.View, logTauBuffer.View, zBuffer.View, epsilonBuffer.View, latent, key);
+            kernels.HvmSample(lambdaBuffer.View, logTauBuffer.View, zBuffer.View, epsilonBuffer.View, latent, 1, key);
             kernels.HvmKl(flowKlBuffer.View, lambdaBuffer.View, zBuffer.View, epsilonBuffer.View, logTauBuffer.View, rStatsBuffer.View, klBuffer.View, rows, latent);
             kernels.HvmAuxiliaryGradient(lambdaBuffer.View, rStatsBuffer.View, dRStatsBuffer.View, rows, latent, weight);
             kernels.HvmTauGradient(zBuffer.View, epsilonBuffer.View, logTauBuffer.View, dZBuffer.View, dLogTauBuffer.View, rows, latent, weight);

@@ -9,7 +9,7 @@ namespace IlgpuVae.Tests;
 [Collection(AcceleratorCollection.Name)]
 public sealed class VaeTests(AcceleratorFixture fixture)
 {
-    private static ImageDataset SyntheticImages(int count, int height, int width, int seed)
+    internal static ImageDataset SyntheticImages(int count, int height, int width, int seed)
     {
         var random = new Random(seed);
         var images = new byte[count * height * width];
@@ -22,7 +22,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     // DenseCpu kernels; the others mix both variants.
     // The VAE with k samples, the IWAE (Bernoulli and Gaussian) and the autoencoder go through every test below
     // too: their kernels index example rows as row / k where the reference repeats rows.
-    private static readonly string[] ConfigurationNames =
+    internal static readonly string[] ConfigurationNames =
         ["bernoulli-relu", "gaussian-tanh-two-hidden", "aligned", "vae-k3", "iwae-k4", "iwae-k3-gaussian", "ae",
          "vae-2layer-k2", "iwae-2layer-k3", "infovae", "infovae-imq", "target-rate-below", "target-rate-above", "vib", "vib-k2",
          "vcca", "vcca-k2-gaussian", "ladder-norm", "ladder-k3", "ladder-k2-norm-gaussian", "ladder-3-softplus-norm", "ladder-4-k2-gaussian", "ladder-2-softplus-k3",
@@ -35,7 +35,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "corex-stacked-rank1-k2", "vae-planar-flow-2-rank1", "vae-k2-planar-flow-1-rank1-gaussian", "hvm-flow-1-rank1-k2", "hvm-rank1-no-flow-gaussian"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
-    private static VaeConfig Config(string name) => name switch
+    internal static VaeConfig Config(string name) => name switch
     {
         "bernoulli-relu" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3 },
         "gaussian-tanh-two-hidden" => new VaeConfig

@@ -61,7 +61,7 @@ public static class FactorizedPrior
         float kl = 0f;
         for (int k = 0; k < latent; k++)
         {
-            float eps = Philox.Normal(key.Seed, key.Stream, key.Step, codes + k);
+            float eps = Philox.Normal(key.Seed, key.Stream, key.Step, key.Counter(codes + k, (long)shape.Samples * latent));
             float mu = stats[statsRow + k], logVariance = stats[statsRow + latent + k];
             float variance = MathF.Exp(logVariance), difference = mu - marginal[k], logMarginal = marginal[latent + k];
             epsilon[codes + k] = eps;

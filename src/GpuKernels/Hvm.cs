@@ -21,8 +21,8 @@ public static class Hvm
 {
     /// <summary>z = λ + exp(½ log τ²)·ε₂ per element, ε₂ from Philox keyed by <paramref name="key"/> and the element.</summary>
     public static void HvmSample(this KernelSet kernels, ArrayView<float> lambda, ArrayView<float> logTau, ArrayView<float> z,
-        ArrayView<float> epsilon, int latent, DrawKey key) =>
-        kernels.Launch(SampleKernel, (int)lambda.Length, lambda, logTau, z, epsilon, latent, key);
+        ArrayView<float> epsilon, int latent, int samples, DrawKey key) =>
+        kernels.Launch(SampleKernel, (int)lambda.Length, lambda, logTau, z, epsilon, latent, samples, key);
 
     public static void HvmKl(this KernelSet kernels, ArrayView<float> flowKl, ArrayView<float> lambda, ArrayView<float> z, ArrayView<float> epsilon,
         ArrayView<float> logTau, ArrayView<float> rStats, ArrayView<float> klPerRow, int rows, int latent) =>
@@ -126,9 +126,9 @@ public static class Hvm
 
     [Kernel]
     public static void SampleKernel(Index1D element, ArrayView<float> lambda, ArrayView<float> logTau, ArrayView<float> z,
-        ArrayView<float> epsilon, int latent, DrawKey key)
+        ArrayView<float> epsilon, int latent, int samples, DrawKey key)
     {
-        float eps = Philox.Normal(key.Seed, key.Stream, key.Step, element);
+        float eps = Philox.Normal(key.Seed, key.Stream, key.Step, key.Counter(element, (long)samples * latent));
         epsilon[element] = eps;
         z[element] = lambda[element] + MathF.Exp(0.5f * logTau[element % latent]) * eps;
     }

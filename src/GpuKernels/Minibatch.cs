@@ -35,7 +35,7 @@ public static class Minibatch
             // A true division, so the grey level is the correctly rounded float that the reference compares against.
             float grey = data[source] / 255f;
             if (parameters.Binarize != 0)
-                grey = Philox.Uniform(binarizeKey.Seed, binarizeKey.Stream, binarizeKey.Step, element) < grey ? 1f : 0f;
+                grey = Philox.Uniform(binarizeKey.Seed, binarizeKey.Stream, binarizeKey.Step, binarizeKey.Counter(element, parameters.Features)) < grey ? 1f : 0f;
             x[element] = grey;
         }
     }

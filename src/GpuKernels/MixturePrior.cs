@@ -68,7 +68,7 @@ public static class MixturePrior
         float logQ = 0f;
         for (int k = 0; k < latent; k++)
         {
-            float eps = Philox.Normal(key.Seed, key.Stream, key.Step, codes + k);
+            float eps = Philox.Normal(key.Seed, key.Stream, key.Step, key.Counter(codes + k, (long)shape.Samples * latent));
             float logVariance = stats[statsRow + latent + k];
             epsilon[codes + k] = eps;
             z[codes + k] = stats[statsRow + k] + MathF.Exp(0.5f * logVariance) * eps;

@@ -127,13 +127,13 @@ public static class PlanarFlow
         if (shape.BaseBlocks == 3)
         {
             for (int k = 0; k < latent; k++)
-                epsilon[codes + k] = Philox.Normal(key.Seed, key.Stream, key.Step, codes + k);
+                epsilon[codes + k] = Philox.Normal(key.Seed, key.Stream, key.Step, key.Counter(codes + k, (long)shape.Samples * latent));
             baseTerm = RankOne.Draw(stats, statsRow, epsilon, z, codes, latent);
         }
         else
             for (int k = 0; k < latent; k++)
             {
-                float eps = Philox.Normal(key.Seed, key.Stream, key.Step, codes + k);
+                float eps = Philox.Normal(key.Seed, key.Stream, key.Step, key.Counter(codes + k, (long)shape.Samples * latent));
                 float logVariance = stats[statsRow + latent + k];
                 epsilon[codes + k] = eps;
                 z[codes + k] = stats[statsRow + k] + MathF.Exp(0.5f * logVariance) * eps;

@@ -73,7 +73,7 @@ public static class RankOne
         for (int k = 0; k < latent; k++)
         {
             int index = row * latent + k;
-            epsilon[index] = Philox.Normal(key.Seed, key.Stream, key.Step, index);
+            epsilon[index] = Philox.Normal(key.Seed, key.Stream, key.Step, key.Counter(index, (long)samples * latent));
             float mu = stats[statsRow + k], logd = stats[statsRow + latent + k], u = stats[statsRow + 2 * latent + k];
             float inverse = MathF.Exp(-logd);
             float a = u * inverse;

@@ -2,23 +2,40 @@ using ILGPU;
 
 namespace IlgpuVae.GpuKernels;
 
-/// <summary>Random-draw coordinates shared by every kernel that samples: the (seed, stream, step) of Philox.</summary>
+/// <summary>
+/// Random-draw coordinates shared by every kernel that samples: the (seed, stream, step) of Philox, and where the
+/// rows a kernel sees start in the whole minibatch. A data-parallel rank works on a slice of each global minibatch;
+/// with <see cref="FirstExample"/> the slice's first position, a kernel's element e of a row draws counter
+/// e + FirstExample·(elements per example), the number the one-process run draws for that example. 0 (the usual
+/// case) changes nothing.
+/// </summary>
 public readonly struct DrawKey
 {
     public readonly ulong Seed;
     public readonly uint Stream;
     public readonly long Step;
+    public readonly long FirstExample;
 
-    public DrawKey(ulong seed, uint stream, long step)
+    public DrawKey(ulong seed, uint stream, long step, long firstExample = 0)
     {
         Seed = seed;
         Stream = stream;
         Step = step;
+        FirstExample = firstExample;
     }
 
     /// <summary>The key of a stream that belongs to the same draw (the second stochastic layer's, the InfoVAE's
-    /// prior draws): the stream moved by <paramref name="streamOffset"/>, seed and step kept.</summary>
-    public DrawKey Offset(uint streamOffset) => new(Seed, Stream + streamOffset, Step);
+    /// prior draws): the stream moved by <paramref name="streamOffset"/>, seed, step and first example kept.</summary>
+    public DrawKey Offset(uint streamOffset) => new(Seed, Stream + streamOffset, Step, FirstExample);
+
+    /// <summary>The key for a kernel whose rows of statistics are not examples but each example's
+    /// <paramref name="rowsPerExample"/> rows (a second stochastic layer sampled once per z1 row, k per example):
+    /// its first "example" is then row FirstExample·rowsPerExample.</summary>
+    public DrawKey PerRow(int rowsPerExample) => new(Seed, Stream, Step, FirstExample * rowsPerExample);
+
+    /// <summary>The Philox counter of a kernel's element <paramref name="element"/> when each example owns
+    /// <paramref name="perExample"/> consecutive elements (a row's features, or samples·K codes).</summary>
+    public long Counter(long element, long perExample) => element + FirstExample * perExample;
 }
 
 /// <summary>
@@ -77,7 +94,7 @@ public static class Reparameterize
             float mu = stats[statsRow + k];
             float logVariance = stats[statsRow + latent + k];
             int index = row * latent + k;
-            float eps = Philox.Normal(key.Seed, key.Stream, key.Step, index);
+            float eps = Philox.Normal(key.Seed, key.Stream, key.Step, key.Counter(index, (long)samples * latent));
             float variance = MathF.Exp(logVariance);
             z[index] = mu + MathF.Sqrt(variance) * eps;
             epsilon[index] = eps;

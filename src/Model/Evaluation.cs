@@ -125,17 +125,26 @@ public static class Evaluation
     /// Leaves the data set's order changed. <paramref name="progress"/> gets the examples done and the running sum
     /// of their L_k.
     /// </summary>
-    public static double LowerBound(Vae vae, DeviceDataset data, int k, int examples, Action<int, double>? progress = null)
+    /// <param name="ranks">Processes sharing the work (default: the model's): each takes a block of the examples
+    /// (see <see cref="Distributed.BatchSlice"/>), and the per-example bounds are gathered and added in example
+    /// order, so the result is the one-process result bit for bit. <paramref name="progress"/> then counts this
+    /// rank's examples.</param>
+    public static double LowerBound(Vae vae, DeviceDataset data, int k, int examples, Action<int, double>? progress = null,
+        Distributed.Communicator? ranks = null)
     {
         if (k < 1)
             throw new ArgumentException($"k must be at least 1 (got {k})");
+        ranks ??= vae.Ranks;
+        var mine = Distributed.BatchSlice.Of(examples, ranks.Rank, ranks.Size);
+        // Equal lengths for the gather: the first blocks are one longer than the last ones.
+        var bounds = new double[(examples + ranks.Size - 1) / ranks.Size];
         double total = 0;
         int chunk = Math.Min(k, vae.MaxBatch);
         int chunksPerExample = (k + chunk - 1) / chunk;
         if ((long)examples * chunksPerExample > uint.MaxValue)
             throw new ArgumentException($"{examples} examples × {chunksPerExample} chunks of samples exceed the 2^32 draw keys; use fewer examples or a larger batch");
         var weights = new double[k];
-        for (int example = 0; example < examples; example++)
+        for (int example = mine.Offset; example < mine.Offset + mine.Count; example++)
         {
             data.SetOrder([example]);
             for (int start = 0; start < k; start += chunk)
@@ -146,8 +155,20 @@ public static class Evaluation
                 for (int i = 0; i < rows; i++)
                     weights[start + i] = chunkWeights[i];
             }
-            total += LossReference.LogMeanExp(weights);
-            progress?.Invoke(example + 1, total);
+            bounds[example - mine.Offset] = LossReference.LogMeanExp(weights);
+            total += bounds[example - mine.Offset];
+            progress?.Invoke(example - mine.Offset + 1, total);
+        }
+        if (ranks.Size == 1)
+            return total / examples;
+        var all = new double[bounds.Length * ranks.Size];
+        ranks.AllGather(bounds, all);
+        total = 0;
+        for (int rank = 0; rank < ranks.Size; rank++)
+        {
+            var block = Distributed.BatchSlice.Of(examples, rank, ranks.Size);
+            for (int i = 0; i < block.Count; i++)
+                total += all[rank * bounds.Length + i];
         }
         return total / examples;
     }

@@ -3,6 +3,7 @@ using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model.Core;
 using IlgpuVae.Model.Models;
+using IlgpuVae.Model.Distributed;
 
 namespace IlgpuVae.Model;
 
@@ -22,9 +23,17 @@ public sealed partial class Vae : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense> parameters, gradients, firstMoment, secondMoment, gradientScale;
     private readonly MemoryBuffer1D<double, Stride1D.Dense> trainingTotals, evaluationTotals;
 
-    public Vae(KernelSet kernels, VaeConfig config, int maxBatch, ulong seed, AdamSettings? adam = null)
+    /// <summary>
+    /// A model of <paramref name="config"/> holding batches of up to <paramref name="maxBatch"/> examples. With
+    /// <paramref name="ranks"/> of more than one process (an MPI job), every rank holds the same model and each
+    /// training step and test pass is shared out over the ranks (see <see cref="TrainStep"/>).
+    /// </summary>
+    public Vae(KernelSet kernels, VaeConfig config, int maxBatch, ulong seed, AdamSettings? adam = null, Communicator? ranks = null)
     {
         config.Validate();
+        Ranks = ranks ?? SingleProcess.Instance;
+        if (Ranks.Size > 1 && DataParallelRefusal(config) is { } refusal)
+            throw new SettingException(refusal);
         if (maxBatch < 1)
             throw new ArgumentException($"batch size must be at least 1 (got {maxBatch})");
         this.kernels = kernels;
@@ -56,6 +65,9 @@ public sealed partial class Vae : IDisposable
     }
 
     public VaeConfig Config { get; }
+
+    /// <summary>The processes that train this model together (one, unless started by mpirun or srun).</summary>
+    public Communicator Ranks { get; }
 
     /// <summary>Why this model has no likelihood bound of x (no L_k, no importance weights), or null.</summary>
     public string? NoLikelihoodBound => family.NoLikelihoodBound;
@@ -97,13 +109,19 @@ public sealed partial class Vae : IDisposable
         Step++;
         if (KlWarmupSteps > 0)
             KlWeight = Config.Beta * Math.Min(1.0, (double)Step / KlWarmupSteps);
-        GradientPass(data, first, batch, Step, binarize, accumulateLoss: true);
+        // Data parallel: this rank's slice of the global minibatch, drawn as the one-process run draws those
+        // examples; the ranks' mean gradients, weighted by their shares, make the global batch's mean gradient.
+        var slice = BatchSlice.Of(batch, Ranks.Rank, Ranks.Size);
+        if (slice.Count > 0)
+            GradientPass(data, first + slice.Offset, slice.Count, Step, binarize, accumulateLoss: true, slice.Offset);
+        if (Ranks.Size > 1)
+            CombineGradients(slice.Count, batch);
         var adam = new AdamParameters((float)LearningRate, (float)Adam.Beta1, (float)Adam.Beta2, (float)Adam.Epsilon, Step);
         if (Adam.MaxGradientNorm is { } maxNorm)
             kernels.ClipGradients(gradients.View, workspace.Floats(ModelBuffers.ClipPartials).View, gradientScale.View, (float)maxNorm);
         kernels.AdamStep(parameters.View, gradients.View, firstMoment.View, secondMoment.View, adam, gradientScale.View);
         // A streamed data set copies the next minibatch while this step runs.
-        data.Prefetch(first + batch, batch);
+        data.Prefetch(first + batch + slice.Offset, slice.Count);
     }
 
     /// <summary>The gradient's L2 norm before clipping at the last step (0 when clipping is off); waits.</summary>
@@ -120,9 +138,14 @@ public sealed partial class Vae : IDisposable
     /// </summary>
     public void EvaluateBatch(DeviceDataset data, int first, int batch, long drawIndex, bool binarize = false)
     {
+        // Data parallel: each rank scores its slice; ReadEvaluationSums adds the ranks' sums.
+        var slice = BatchSlice.Of(batch, Ranks.Rank, Ranks.Size);
+        if (slice.Count == 0)
+            return;
         int samples = family.EvaluationSamples;
-        var key = GatherAndForward(data, first, batch, binarize, drawIndex, Philox.Streams.EvalBinarize, Philox.Streams.EvalReparameterize, samples);
-        family.Evaluate(new Pass(data, first, batch, samples, key, Config.Beta, evaluationTotals.View, Accumulate: true));
+        var key = GatherAndForward(data, first + slice.Offset, slice.Count, binarize, drawIndex, Philox.Streams.EvalBinarize,
+            Philox.Streams.EvalReparameterize, samples, slice.Offset);
+        family.Evaluate(new Pass(data, first + slice.Offset, slice.Count, samples, key, Config.Beta, evaluationTotals.View, Accumulate: true));
     }
 
     /// <summary>
@@ -149,10 +172,12 @@ public sealed partial class Vae : IDisposable
     public void RestoreTrainingSums(LossSums sums)
     {
         kernels.Synchronize();
-        trainingTotals.View.CopyFromCPU(sums.ToArray());
+        // The sums are read as the ranks' total, so one rank holds what was saved.
+        trainingTotals.View.CopyFromCPU(Ranks.IsRoot ? sums.ToArray() : new double[sums.ToArray().Length]);
     }
 
-    /// <summary>Reads the training sums (this synchronises with the device) and optionally resets them.</summary>
+    /// <summary>Reads the training sums (this synchronises with the device) and optionally resets them; with
+    /// several ranks, every rank must call it (the sums are the ranks' total).</summary>
     public LossSums ReadTrainingSums(bool reset) => ReadSums(trainingTotals, reset, KlWeight);
 
     public LossSums ReadEvaluationSums(bool reset) => ReadSums(evaluationTotals, reset, Config.Beta);
@@ -195,16 +220,18 @@ public sealed partial class Vae : IDisposable
     /// Forward pass and gradient of the objective for examples order[first..first+batch) without an optimiser
     /// update, keyed like training step <paramref name="drawStep"/>; for gradient checks.
     /// </summary>
-    public void ComputeGradient(DeviceDataset data, int first, int batch, long drawStep, bool binarize = false) =>
-        GradientPass(data, first, batch, drawStep, binarize, accumulateLoss: false);
+    /// <param name="firstExample">Where these examples start in the global minibatch they belong to: their draws
+    /// are those of positions firstExample.. of that batch (a data-parallel rank's slice).</param>
+    public void ComputeGradient(DeviceDataset data, int first, int batch, long drawStep, bool binarize = false, int firstExample = 0) =>
+        GradientPass(data, first, batch, drawStep, binarize, accumulateLoss: false, firstExample);
 
-    private void GradientPass(DeviceDataset data, int first, int batch, long drawStep, bool binarize, bool accumulateLoss)
+    private void GradientPass(DeviceDataset data, int first, int batch, long drawStep, bool binarize, bool accumulateLoss, int firstExample = 0)
     {
         // Batch-normalised layers use the batch's statistics in a training pass, the running averages otherwise.
         stack.TrainingPass = true;
         try
         {
-            var key = GatherAndForward(data, first, batch, binarize, drawStep, Philox.Streams.Binarize, Philox.Streams.Reparameterize, Config.Samples);
+            var key = GatherAndForward(data, first, batch, binarize, drawStep, Philox.Streams.Binarize, Philox.Streams.Reparameterize, Config.Samples, firstExample);
             family.Train(new Pass(data, first, batch, Config.Samples, key, KlWeight, trainingTotals.View, accumulateLoss));
             if (Config.WeightPrior is { } kappa)
                 foreach (var layer in Layout.Layers.Take(Layout.DecoderEnd).Skip(Layout.DecoderStart))
@@ -220,10 +247,10 @@ public sealed partial class Vae : IDisposable
     /// <summary>Builds the minibatch on the device and runs the family's forward pass, with the draws of one pair
     /// of random streams (training or evaluation) keyed by <paramref name="drawIndex"/>; returns the sampler's key.</summary>
     private DrawKey GatherAndForward(DeviceDataset data, int first, int batch, bool binarize, long drawIndex,
-        uint binarizeStream, uint reparameterizeStream, int samples)
+        uint binarizeStream, uint reparameterizeStream, int samples, int firstExample = 0)
     {
-        GatherBatch(data, first, batch, binarize, new DrawKey(Seed, binarizeStream, drawIndex));
-        var key = new DrawKey(Seed, reparameterizeStream, drawIndex);
+        GatherBatch(data, first, batch, binarize, new DrawKey(Seed, binarizeStream, drawIndex, firstExample));
+        var key = new DrawKey(Seed, reparameterizeStream, drawIndex, firstExample);
         family.Forward(batch, key, samples);
         return key;
     }
@@ -348,7 +375,7 @@ public sealed partial class Vae : IDisposable
         // Enqueued on the stream, so later steps see zeros without another wait here.
         if (reset)
             totals.View.MemSetToZero(kernels.Stream);
-        return LossSums.FromArray(values, beta);
+        return LossSums.FromArray(Ranks.SumInRankOrder(values), beta);
     }
 
     private void CheckBatch(DeviceDataset data, int first, int batch)

@@ -53,16 +53,18 @@ public static class Compute
     /// auto takes CUDA, then OpenCL, then the CPU. Asking for a kind that is absent is an error, never a silent
     /// fallback, so a user who asked for the GPU knows they did not get it.
     /// </summary>
-    public static Accelerator CreateAccelerator(Context context, AcceleratorChoice choice)
+    /// <param name="ordinal">Which device of the kind chosen, modulo their number: a data-parallel rank passes its
+    /// rank on the node, so that ranks sharing a machine with several GPUs each take their own.</param>
+    public static Accelerator CreateAccelerator(Context context, AcceleratorChoice choice, int ordinal = 0)
     {
         Device? device = choice switch
         {
-            AcceleratorChoice.Cuda => FirstOf(context, AcceleratorType.Cuda),
-            AcceleratorChoice.OpenCL => FirstOf(context, AcceleratorType.OpenCL),
-            AcceleratorChoice.Cpu => FirstOf(context, AcceleratorType.CPU),
-            _ => FirstOf(context, AcceleratorType.Cuda)
-                 ?? FirstOf(context, AcceleratorType.OpenCL)
-                 ?? FirstOf(context, AcceleratorType.CPU),
+            AcceleratorChoice.Cuda => FirstOf(context, AcceleratorType.Cuda, ordinal),
+            AcceleratorChoice.OpenCL => FirstOf(context, AcceleratorType.OpenCL, ordinal),
+            AcceleratorChoice.Cpu => FirstOf(context, AcceleratorType.CPU, ordinal),
+            _ => FirstOf(context, AcceleratorType.Cuda, ordinal)
+                 ?? FirstOf(context, AcceleratorType.OpenCL, ordinal)
+                 ?? FirstOf(context, AcceleratorType.CPU, ordinal),
         };
         if (device is null)
             throw new AcceleratorUnavailableException(
@@ -70,8 +72,11 @@ public static class Compute
         return device.CreateAccelerator(context);
     }
 
-    private static Device? FirstOf(Context context, AcceleratorType type) =>
-        context.Devices.FirstOrDefault(device => device.AcceleratorType == type);
+    private static Device? FirstOf(Context context, AcceleratorType type, int ordinal)
+    {
+        var devices = context.Devices.Where(device => device.AcceleratorType == type).ToArray();
+        return devices.Length == 0 ? null : devices[ordinal % devices.Length];
+    }
 
     public static string Describe(Accelerator accelerator) => accelerator.AcceleratorType switch
     {

@@ -121,7 +121,7 @@ public sealed class KernelCheck(KernelSet kernels)
         using var dLambda = accelerator.Allocate1D<float>(rows * latent);
         using var dLogTau = accelerator.Allocate1D<float>(latent);
         using var dRStats = accelerator.Allocate1D<float>(rows * 2 * latent);
-        kernels.HvmSample(lambdaBuffer.View, logTauBuffer.View, z.View, epsilon.View, latent, new DrawKey(2, Philox.Streams.Reparameterize + Philox.Streams.HvmOffset, 1));
+        kernels.HvmSample(lambdaBuffer.View, logTauBuffer.View, z.View, epsilon.View, latent, 1, new DrawKey(2, Philox.Streams.Reparameterize + Philox.Streams.HvmOffset, 1));
         kernels.HvmKl(flowKlBuffer.View, lambdaBuffer.View, z.View, epsilon.View, logTauBuffer.View, rStatsBuffer.View, kl.View, rows, latent);
         kernels.HvmAuxiliaryGradient(lambdaBuffer.View, rStatsBuffer.View, dRStats.View, rows, latent, weight);
         kernels.HvmTauGradient(z.View, epsilon.View, logTauBuffer.View, dZBuffer.View, dLogTau.View, rows, latent, weight);

@@ -84,8 +84,10 @@ public sealed class VaeModel : IDisposable
 
     /// <summary>As above, with the data sets' device bytes both ways (<paramref name="data"/>): resident when they
     /// fit beside the model (and streaming is not asked for), else streamed when that fits; see <see cref="DataStreamed"/>.</summary>
+    /// <param name="ranks">The processes training this model together (default: this one alone); each rank takes the
+    /// GPU of its rank on the node.</param>
     public static VaeModel Create(VaeConfig config, TrainingSettings? settings, AcceleratorChoice accelerator, int? maxBatch, DenseVariant? denseKernels,
-        DataPlan data)
+        DataPlan data, Distributed.Communicator? ranks = null)
     {
         settings ??= new TrainingSettings();
         settings.Validate();
@@ -114,7 +116,8 @@ public sealed class VaeModel : IDisposable
                 streamed = true;
             }
         }
-        var model = Open(accelerator, denseKernels, CheckMemory, kernels => new Vae(kernels, config, batch, settings.Seed, adam), settings, 0);
+        var model = Open(accelerator, denseKernels, CheckMemory, kernels => new Vae(kernels, config, batch, settings.Seed, adam, ranks), settings, 0,
+            ranks?.LocalRank ?? 0);
         model.DataStreamed = streamed;
         return model;
     }
@@ -125,8 +128,9 @@ public sealed class VaeModel : IDisposable
 
     /// <summary>The model saved in <paramref name="checkpointDirectory"/> (by <see cref="Save"/> or <c>ilgpu-vae
     /// train</c>: a run's checkpoint folder), ready to evaluate, draw from or train further.</summary>
+    /// <param name="ranks">The processes evaluating this model together (default: this one alone).</param>
     public static VaeModel Load(string checkpointDirectory, TrainingSettings? settings = null, AcceleratorChoice accelerator = AcceleratorChoice.Auto,
-        int? maxBatch = null)
+        int? maxBatch = null, Distributed.Communicator? ranks = null)
     {
         var checkpoint = Checkpoint.Load(checkpointDirectory, optimizerRequired: false);
         settings ??= new TrainingSettings { Seed = checkpoint.State.Seed, LearningRate = checkpoint.State.Adam.LearningRate,
@@ -137,21 +141,21 @@ public sealed class VaeModel : IDisposable
                 Compute.Describe(accelerator), checkpoint.State.Adam),
             kernels =>
         {
-            var vae = new Vae(kernels, checkpoint.State.Model, batch, checkpoint.State.Seed, checkpoint.State.Adam);
+            var vae = new Vae(kernels, checkpoint.State.Model, batch, checkpoint.State.Seed, checkpoint.State.Adam, ranks);
             checkpoint.RestoreInto(vae);
             return vae;
-        }, settings, checkpoint.State.Epoch);
+        }, settings, checkpoint.State.Epoch, ranks?.LocalRank ?? 0);
     }
 
     private static VaeModel Open(AcceleratorChoice choice, DenseVariant? denseKernels, Action<Accelerator> checkMemory, Func<KernelSet, Vae> create,
-        TrainingSettings settings, int epochsDone)
+        TrainingSettings settings, int epochsDone, int deviceOrdinal = 0)
     {
         var context = Compute.CreateContext();
         Accelerator? accelerator = null;
         KernelSet? kernels = null;
         try
         {
-            accelerator = Compute.CreateAccelerator(context, choice);
+            accelerator = Compute.CreateAccelerator(context, choice, deviceOrdinal);
             checkMemory(accelerator);
             kernels = new KernelSet(accelerator);
             kernels.UseDenseKernels(denseKernels);

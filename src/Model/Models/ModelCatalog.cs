@@ -111,6 +111,10 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
     public int DefaultStochasticLayers { get; init; } = 1;
     public bool DefaultBatchNorm { get; init; }
 
+    /// <summary>A term of its objective that is a function of the whole minibatch, not a mean over its examples
+    /// (null: none): data-parallel training, where each rank sees a slice, refuses the model and says why.</summary>
+    public string? WholeBatchTerm { get; init; }
+
     /// <summary>What eval calls the loss it reports.</summary>
     public Func<VaeConfig, string> ObjectiveName { get; init; } = _ => "ELBO (one sample per image)";
 
@@ -294,6 +298,7 @@ public static class ModelCatalog
         {
             Capabilities = Generative,
             DefaultBeta = 0,
+            WholeBatchTerm = "MMD compares the codes of the whole minibatch with the prior's draws",
             ObjectiveName = config => $"InfoVAE objective (rec + β·KL + {config.MmdLambda.ToString(CultureInfo.InvariantCulture)}·MMD²)",
             Terms = _ => new("rec + β·KL + λ·MMD²", "reconstruction", "KL"),
             Options =
@@ -474,6 +479,7 @@ public static class ModelCatalog
         new(ModelKind.Mutual, "mae", "mutual autoencoder: −ELBO + C·|Î(x; z) − M|, Î = H(z) + E log r(z|x) on pairs drawn from the model, r learned (Phuong et al. 2018)")
         {
             Capabilities = Generative,
+            WholeBatchTerm = "information term Î is estimated over the whole minibatch",
             Options =
             [
                 new("mutual-information", "M, the nats of information I(x; z) the model is held to (default 10)", "M",

@@ -53,7 +53,7 @@ public sealed class HvmLatent : SampledLatent
         Kernels.PlanarFlowForward(Statistics(batch), Rows(Lambda, rows), Rows(LambdaEpsilon, rows), States(rows), Floats(FlowKl, rows), rows,
             Shape(samples), key);
         stack.Forward(TauLayer, TauLayer + 1, OneRow, 1);
-        Kernels.HvmSample(Rows(Lambda, rows), LogTau, Codes(rows), Epsilon(rows), Width, key.Offset(Philox.Streams.HvmOffset));
+        Kernels.HvmSample(Rows(Lambda, rows), LogTau, Codes(rows), Epsilon(rows), Width, samples, key.Offset(Philox.Streams.HvmOffset));
         stack.Forward(TauLayer + 1, layout.Layers.Count, Codes(rows), rows);
         if (AuxiliaryFlow)
         {

@@ -79,7 +79,7 @@ public sealed class LadderModel(ModelParts parts) : TwoLayerModel(parts, importa
             Merge(layer, batch, rows, samples);
             // The KL this writes is the merged Gaussian's against N(0, I), which the Ladder VAE does not use: its KL
             // terms are sampled through log w.
-            Sample(MergedOf(layer, rows), layer, rows, layer == 1 ? KlPerRow(rows) : Floats(UnusedKl2, rows), key, 1);
+            Sample(MergedOf(layer, rows), layer, rows, layer == 1 ? KlPerRow(rows) : Floats(UnusedKl2, rows), key.PerRow(samples), 1);
         }
         DecoderForward(Z(rows), rows);
     }

@@ -64,7 +64,7 @@ public sealed class StackedCorexModel : FamilyModel
         MarginalTerms.Forward(Kernels, RankOne, Statistics1(batch), Marginal1, Z(rows), Epsilon(rows), KlPerRow(rows), rows, Shape1(samples), key);
         Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, Z(rows), rows);
         MarginalTerms.Forward(Kernels, RankOne, Statistics2(rows), Marginal2, Rows(Z2Buffer, rows, K2), Rows(Epsilon2Buffer, rows, K2), Floats(Kl2Buffer, rows),
-            rows, Shape2, key.Offset(Philox.Streams.SecondLayerOffset));
+            rows, Shape2, key.Offset(Philox.Streams.SecondLayerOffset).PerRow(samples));
         Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, Rows(Z2Buffer, rows, K2), rows);
         Kernels.LayerReconstruction(Z(rows), Z1Statistics(rows), Marginal1, Floats(ReconstructionOfZ1, rows), rows, K1);
         // The rate: KL1 + KL2 − log q(z1|z2) + log r1(z1), every term β weighs.

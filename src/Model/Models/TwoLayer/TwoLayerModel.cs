@@ -42,10 +42,10 @@ public class TwoLayerModel : FamilyModel
         Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, Z(rows), rows);
         if (RankOne)
             Kernels.RankOneForward(Stack.Output(Layout.Encoder2End - 1, rows), Z2(rows), Epsilon2(rows), Floats(UnusedKl2, rows),
-                rows, Config.Latent2, key.Offset(Philox.Streams.SecondLayerOffset));
+                rows, Config.Latent2, key.Offset(Philox.Streams.SecondLayerOffset).PerRow(samples));
         else
             Kernels.ReparameterizeForward(Stack.Output(Layout.Encoder2End - 1, rows), Z2(rows), Epsilon2(rows), Floats(UnusedKl2, rows),
-                rows, Config.Latent2, key.Offset(Philox.Streams.SecondLayerOffset));
+                rows, Config.Latent2, key.Offset(Philox.Streams.SecondLayerOffset).PerRow(samples));
         Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, Z2(rows), rows);
         DecoderForward(Z(rows), rows);
     }
