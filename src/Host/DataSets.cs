@@ -14,6 +14,18 @@ public static class DataSets
     public const string DataDirectoryVariable = "ILGPUVAE_DATA_DIR";
     public static readonly string[] Names = ["mnist", "fashion-mnist"];
 
+    /// <summary>As <see cref="Load(string, TextWriter)"/> for every rank of a job: rank 0 fetches a missing data set
+    /// while the others wait, then they read what it fetched (several fetches into one cache would race).</summary>
+    public static MnistFormatData Load(string data, TextWriter log, Model.Distributed.Communicator ranks)
+    {
+        if (!ranks.IsRoot)
+            ranks.Any(false);
+        var loaded = Load(data, log);
+        if (ranks.IsRoot)
+            ranks.Any(false);
+        return loaded;
+    }
+
     public static MnistFormatData Load(string data, TextWriter log)
     {
         if (!Names.Contains(data))

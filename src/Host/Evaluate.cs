@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
+using IlgpuVae.Model.Distributed;
 using IlgpuVae.Model.Checkpoints;
 using IlgpuVae.Model.Models;
 using IlgpuVae.Model.Models.Ladder;
@@ -16,9 +17,15 @@ namespace IlgpuVae.Host;
 /// </summary>
 public static class Evaluate
 {
+    /// <summary>
+    /// The eval command. With several <paramref name="ranks"/> (mpirun), the test pass and L_k are shared out over
+    /// them (L_k by images, the per-image bounds gathered and added in image order: the same NLL as one process);
+    /// the rest is computed by each, and rank 0 writes.
+    /// </summary>
     public static EvaluationReport Run(string runDirectory, int k, int examples, AcceleratorChoice choice, TextWriter output,
-        bool surgery = false, int surgerySamples = 0)
+        bool surgery = false, int surgerySamples = 0, Communicator? ranks = null)
     {
+        ranks ??= SingleProcess.Instance;
         if (surgerySamples < 0)
             throw new ArgumentException($"--surgery-samples must be 0 (one per image) or more (got {surgerySamples})");
         if (k < 1)
@@ -26,9 +33,13 @@ public static class Evaluate
         if (examples < 0)
             throw new ArgumentException($"--examples must be 0 (all) or more (got {examples})");
         // Importance samples are drawn up to 1000 rows at a time (the buffers of one batch).
-        using var run = new RunFolder(runDirectory, choice, maxBatch: Math.Max(128, Math.Min(k, 1000)));
+        // A model whose test pass needs the whole batch (see Vae.DataParallelRefusal) is scored whole by each rank;
+        // its L_k is still shared out, being per image.
+        var options = TrainOptions.ForResume(runDirectory);
+        var modelRanks = ranks.Size > 1 && Vae.DataParallelRefusal(options.Config) is null ? ranks : SingleProcess.Instance;
+        using var run = new RunFolder(runDirectory, choice, maxBatch: Math.Max(128, Math.Min(k, 1000)), modelRanks);
         var vae = run.Vae;
-        var test = DataSets.Load(run.Options.Data, output).Test;
+        var test = DataSets.Load(run.Options.Data, output, ranks).Test;
         RunFolder.RequireInputSize(test, vae);
         if (examples > 0)
             test = test.Take(examples);
@@ -64,7 +75,7 @@ public static class Evaluate
         if (vae.Config.ModelPrior == PriorKind.Factorized)
         {
             string plotPath = Path.Combine(runDirectory, "information.png");
-            dimensionKl = WriteInformation(vae, Encoded(), test.Count, plotPath);
+            dimensionKl = WriteInformation(vae, Encoded(), test.Count, ranks.IsRoot ? plotPath : null);
             // A rank-one q's KL does not split by dimension: each dimension's is its marginal's, and the sum falls
             // short of the KL by q's total correlation.
             output.WriteLine((vae.Config.Covariance == CovarianceKind.RankOne ? "KL of each dimension's marginal of q(z|x) against r(z) (nats): " : "KL per latent dimension against r(z) (nats): ")
@@ -113,20 +124,25 @@ public static class Evaluate
         else
         {
             var clock = Stopwatch.StartNew();
-            var progress = new Progress(output, test.Count, "images");
+            // With several ranks, rank 0 shows its own share of the images.
+            int shown = BatchSlice.Of(test.Count, 0, ranks.Size).Count;
+            var progress = new Progress(output, shown, ranks.Size > 1 ? "images (rank 0's share)" : "images");
             progress.Start($"L_{k}");
             double lowerBound = Evaluation.LowerBound(vae, data, k, test.Count, (done, sum) =>
             {
-                if (done % progress.Interval == 0 && done < test.Count)
+                if (done % progress.Interval == 0 && done < shown)
                     progress.Report(done, string.Create(CultureInfo.InvariantCulture, $"NLL so far {-sum / done:F2}"));
-            });
+            }, ranks);
             progress.End();
             report = report with { K = k, LowerBound = lowerBound };
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"L_{k} = {report.LowerBound:F2}, NLL = {report.NegativeLogLikelihood:F2} nats ({clock.Elapsed.TotalSeconds:F1} s)"));
         }
-        AtomicFile.WriteText(path, JsonSerializer.Serialize(report, Checkpoint.JsonOptions));
-        output.WriteLine($"written: {path}");
+        if (ranks.IsRoot)
+        {
+            AtomicFile.WriteText(path, JsonSerializer.Serialize(report, Checkpoint.JsonOptions));
+            output.WriteLine($"written: {path}");
+        }
         return report;
     }
 
@@ -135,10 +151,11 @@ public static class Evaluate
 
     /// <summary>CorEx: each dimension's mean KL against the learned marginal r(z) over the encoded images, drawn to
     /// <paramref name="path"/> (information.png, which eval and train both write) and returned.</summary>
-    internal static double[] WriteInformation(Vae vae, (float[] Mu, float[] LogVariance) encoded, int examples, string path)
+    internal static double[] WriteInformation(Vae vae, (float[] Mu, float[] LogVariance) encoded, int examples, string? path)
     {
         var dimensionKl = Evaluation.KlPerDimension(encoded.Mu, encoded.LogVariance, examples, vae.Config.TopLatent, vae.PriorComponents());
-        Plots.WriteDimensionKl(path, dimensionKl, vae.Config.CodeAnchors, $"information per dimension, {examples} test images");
+        if (path is not null)
+            Plots.WriteDimensionKl(path, dimensionKl, vae.Config.CodeAnchors, $"information per dimension, {examples} test images");
         return dimensionKl;
     }
 

@@ -2,24 +2,80 @@ using System.CommandLine;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Host.Commands;
 using IlgpuVae.Model.Data;
+using IlgpuVae.Model.Distributed;
 
 namespace IlgpuVae.Host;
 
 public static class Program
 {
+    private static volatile bool aborting;
+
     public static int Main(string[] args)
     {
-        // Ctrl+C asks the running command to stop at the next step and checkpoint; a second Ctrl+C kills.
         using var interrupt = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, press) =>
+        Communicator ranks;
+        try
         {
-            if (interrupt.IsCancellationRequested)
-                return;
-            press.Cancel = true;
-            Console.Error.WriteLine("\nstopping after this step and writing a checkpoint (Ctrl+C again to kill)");
+            ranks = Communicator.FromEnvironment();
+        }
+        catch (InvalidOperationException exception)
+        {
+            Console.Error.WriteLine($"error: {exception.Message}");
+            return 2;
+        }
+        if (ranks is not MpiCommunicator mpi)
+        {
+            // Ctrl+C asks the running command to stop at the next step and checkpoint; a second Ctrl+C kills.
+            Console.CancelKeyPress += (_, press) =>
+            {
+                if (interrupt.IsCancellationRequested)
+                    return;
+                press.Cancel = true;
+                Console.Error.WriteLine("\nstopping after this step and writing a checkpoint (Ctrl+C again to kill)");
+                interrupt.Cancel();
+            };
+            return Run(args, Console.Out, Console.Error, interrupt.Token, ranks);
+        }
+
+        // Under mpirun, Ctrl+C reaches the ranks as SIGTERM: it stops them as Ctrl+C stops one process (the ranks
+        // agree to stop after the same step; rank 0 writes the checkpoint).
+        // mpirun also sends it to the others when a rank dies; then this rank may be waiting for the dead one and
+        // is killed a moment later, so the line is printed now, and the checkpoint on disk is the last complete one.
+        using var terminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, signal =>
+        {
+            signal.Cancel = true;
+            if (ranks.IsRoot && !interrupt.IsCancellationRequested && !aborting)
+                Console.Error.WriteLine("stopping: the launcher ended the job (Ctrl+C, or a rank ended; mpirun names it); " +
+                                        $"the run folder keeps its last complete checkpoint: continue with train --resume {Training.ActiveRunFolder ?? "RUN_DIR"}");
             interrupt.Cancel();
-        };
-        return Run(args, Console.Out, Console.Error, interrupt.Token);
+        });
+        // Rank 0 prints; the others report only what happened to them alone, with their rank.
+        var output = ranks.IsRoot ? Console.Out : TextWriter.Null;
+        var error = ranks.IsRoot ? Console.Error : new RankErrors(Console.Error, ranks.Rank);
+        int exitCode = Run(args, output, error, interrupt.Token, ranks);
+        if (exitCode is 0 or 3 or Training.Interrupted)
+        {
+            // Every rank reaches these ends together (the loss and the stop are agreed), so all finalise.
+            mpi.Dispose();
+            return exitCode;
+        }
+        // A failure: other ranks may be waiting for this one in a collective call, where they would wait for
+        // ever. MPI_Abort has mpirun end them all, with this exit code.
+        Console.Out.Flush();
+        error.Flush();
+        aborting = true; // the SIGTERM that follows is this abort's, not news for the user
+        mpi.Abort(exitCode);
+        return exitCode;
+    }
+
+    /// <summary>A rank's error lines, prefixed with its rank; errors every rank meets alike (a bad option, a
+    /// missing file) are left to rank 0.</summary>
+    private sealed class RankErrors(TextWriter inner, int rank) : TextWriter
+    {
+        public override System.Text.Encoding Encoding => inner.Encoding;
+        public override void Write(char value) => inner.Write(value);
+        public override void WriteLine(string? value) => inner.WriteLine($"rank {rank}: {value}");
+        public override void Flush() => inner.Flush();
     }
 
     /// <summary>
@@ -27,16 +83,17 @@ public static class Program
     /// 1 anything else.
     /// Errors are one line; --verbose adds the stack trace.
     /// </summary>
-    public static int Run(string[] args, TextWriter output, TextWriter error, CancellationToken interrupt = default)
+    public static int Run(string[] args, TextWriter output, TextWriter error, CancellationToken interrupt = default, Communicator? ranks = null)
     {
+        ranks ??= SingleProcess.Instance;
         var verbose = new Option<bool>("--verbose") { Description = "Print stack traces with errors", Recursive = true };
         var root = new RootCommand("IlgpuVae: variational autoencoders on GPUs (and the CPU) through ILGPU") { verbose };
-        root.Subcommands.Add(TrainCommand.Create(output, interrupt));
+        root.Subcommands.Add(TrainCommand.Create(output, interrupt, ranks));
         root.Subcommands.Add(BenchCommand.Create(output));
         root.Subcommands.Add(RateDistortionCommand.Create(output, interrupt));
         root.Subcommands.Add(MutualInformationCommand.Create(output, interrupt));
         root.Subcommands.Add(CheckCommand.Create(output));
-        root.Subcommands.Add(EvalCommand.Create(output));
+        root.Subcommands.Add(EvalCommand.Create(output, ranks));
         root.Subcommands.Add(InterpolateCommand.Create(output));
         root.Subcommands.Add(EncodeCommand.Create(output));
         root.Subcommands.Add(LatentMapCommand.Create(output));
@@ -49,9 +106,12 @@ public static class Program
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var parseError in parse.Errors)
-                error.WriteLine($"error: {parseError.Message}");
-            error.WriteLine("see ilgpu-vae --help");
+            if (ranks.IsRoot)
+            {
+                foreach (var parseError in parse.Errors)
+                    error.WriteLine($"error: {parseError.Message}");
+                error.WriteLine("see ilgpu-vae --help");
+            }
             return 2;
         }
         try
@@ -60,7 +120,9 @@ public static class Program
         }
         catch (Exception exception) when (exception is DataFormatException or ArgumentException or AcceleratorUnavailableException)
         {
-            error.WriteLine($"error: {SettingNames.Describe(exception)}");
+            // Every rank reads the same options and files: rank 0 says it once.
+            if (ranks.IsRoot)
+                error.WriteLine($"error: {SettingNames.Describe(exception)}");
             if (parse.GetValue(verbose))
                 error.WriteLine(exception);
             return 2;

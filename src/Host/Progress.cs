@@ -9,9 +9,9 @@ namespace IlgpuVae.Host;
 /// lines of our own rather than a package: both modes must print the same facts, and the reports must come only
 /// at the intervals the caller chooses, since each one costs a host wait on the device.
 /// </summary>
-internal sealed class Progress(TextWriter output, int total, string unit)
+internal sealed class Progress(TextWriter output, int total, string unit, bool? interactive = null)
 {
-    private readonly bool interactive = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+    private readonly bool interactive = interactive ?? (ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected);
     private readonly Stopwatch clock = new();
     private string label = "";
 

@@ -8,6 +8,7 @@ using IlgpuVae.Model;
 using IlgpuVae.Model.Models.Ladder;
 using IlgpuVae.Model.Checkpoints;
 using IlgpuVae.Model.Data;
+using IlgpuVae.Model.Distributed;
 using IlgpuVae.Model.Library;
 using IlgpuVae.Model.Models;
 
@@ -110,9 +111,19 @@ public sealed record TrainOptions
     }
 }
 
-/// <summary>The train command: data on the device once, then epochs of queued steps and a test pass each.</summary>
-public sealed class Training(TrainOptions options, TextWriter output, CancellationToken interrupt = default)
+/// <summary>
+/// The train command: data on the device once, then epochs of queued steps and a test pass each. With several
+/// <paramref name="ranks"/> (mpirun or srun), each rank trains its slice of every minibatch (see
+/// <see cref="Vae.TrainStep"/>) and rank 0 alone writes the run folder and prints.
+/// </summary>
+public sealed class Training(TrainOptions options, TextWriter output, CancellationToken interrupt = default, Communicator? ranks = null)
 {
+    private readonly Communicator ranks = ranks ?? SingleProcess.Instance;
+
+    /// <summary>The run folder being trained in this process, for the line a rank prints when the launcher stops
+    /// the job (see Program.Main); null before a run has one.</summary>
+    internal static volatile string? ActiveRunFolder;
+
     /// <summary>Exit code after an interruption (Ctrl+C), as shells report SIGINT: the checkpoint is written.</summary>
     public const int Interrupted = 130;
 
@@ -126,8 +137,15 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             throw new ArgumentException($"--warmup-epochs ramps the KL weight of --model {ModelCatalog.NamesWith(ModelCapabilities.KlWarmup)}; the other models' KL terms are not warmed up");
         var config = options.Config;
         config.Validate();
+        if (ranks.Size > 1)
+        {
+            if (Vae.DataParallelRefusal(config) is { } refusal)
+                throw new SettingException(refusal);
+            if (options.Precision == TrainingPrecision.Double)
+                throw new SettingException("--precision double trains through the reference pipeline in one process; run it without mpirun or srun");
+        }
 
-        var data = DataSets.Load(options.Data, output);
+        var data = DataSets.Load(options.Data, output, ranks);
         var train = options.TrainLimit > 0 ? data.Train.Take(options.TrainLimit) : data.Train;
         var test = options.TestLimit > 0 ? data.Test.Take(options.TestLimit) : data.Test;
         if (options.Binarize == BinarizeMode.Static)
@@ -147,6 +165,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
 
         string outDirectory = options.Out ?? Path.Combine("runs", $"{train.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
         string checkpointDirectory = Path.Combine(outDirectory, TrainOptions.CheckpointFolder);
+        ActiveRunFolder = outDirectory;
         var resume = options.Resume is null ? null : Checkpoint.Load(checkpointDirectory);
         if (resume is not null && resume.State.Model != config)
             throw new DataFormatException(Path.Combine(checkpointDirectory, Checkpoint.StateFile),
@@ -159,7 +178,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             throw new SettingException($"--device-memory is MiB of the accelerator's memory to plan for, 0 for all of it (got {options.DeviceMemory})");
         long DataBytes(int? streamRows) => DeviceDataset.DeviceBytes(train.Count, train.Features, streamRows) + DeviceDataset.DeviceBytes(test.Count, test.Features, streamRows);
         using var model = VaeModel.Create(config, options.Settings(), options.Accelerator, maxBatch, options.Dense,
-            new DataPlan(DataBytes(null), DataBytes(maxBatch), options.Stream, options.DeviceMemory > 0 ? options.DeviceMemory * (1L << 20) : null));
+            new DataPlan(DataBytes(null), DataBytes(maxBatch), options.Stream, options.DeviceMemory > 0 ? options.DeviceMemory * (1L << 20) : null), ranks);
         var accelerator = model.Accelerator;
         var vae = model.Vae;
         output.WriteLine($"accelerator: {Compute.Describe(accelerator)} (asked for {options.Accelerator.ToString().ToLowerInvariant()})");
@@ -182,11 +201,18 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                          (options.Precision == TrainingPrecision.Double ? ", double precision (reference pipeline)" : "") +
                          (options.Dense is { } dense ? $", dense kernels {dense}" : "") +
                          (options.Preset is null ? "" : $", preset {options.Preset}"));
+        if (ranks.Size > 1)
+            output.WriteLine($"data parallel: {ranks.Description}; each minibatch of {options.BatchSize} split " +
+                             string.Join(" + ", Enumerable.Range(0, ranks.Size).Select(rank => BatchSlice.Of(options.BatchSize, rank, ranks.Size).Count)) +
+                             "; rank 0 writes the run folder");
 
         // Written once every check has passed, so a refused run leaves no run folder behind.
-        Directory.CreateDirectory(outDirectory);
-        AtomicFile.WriteText(Path.Combine(outDirectory, TrainOptions.RunConfigFile),
-            JsonSerializer.Serialize(new { model = config, training = options with { Out = outDirectory } }, Checkpoint.JsonOptions));
+        if (ranks.IsRoot)
+        {
+            Directory.CreateDirectory(outDirectory);
+            AtomicFile.WriteText(Path.Combine(outDirectory, TrainOptions.RunConfigFile),
+                JsonSerializer.Serialize(new { model = config, training = options with { Out = outDirectory } }, Checkpoint.JsonOptions));
+        }
         int? streamRows = model.DataStreamed ? maxBatch : null;
         if (model.DataStreamed)
             output.WriteLine($"data: streamed from the host in minibatches of up to {maxBatch} (" +
@@ -216,7 +242,9 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         var terms = config.Spec.Terms(config);
         var run = new TrainingRun(vae, train, trainData, testData, options.Settings(), options.Precision == TrainingPrecision.Double);
         int stepsPerEpoch = run.StepsPerEpoch;
-        var progress = new Progress(output, stepsPerEpoch, "steps");
+        // Every rank must read the sums at the same ticks (each read is a collective call), so ranks report as a
+        // redirected output does whatever their terminals are.
+        var progress = new Progress(output, stepsPerEpoch, "steps", interactive: ranks.Size > 1 ? false : null);
         for (int epoch = firstEpoch; epoch <= options.Epochs; epoch++)
         {
             var clock = Stopwatch.StartNew();
@@ -238,11 +266,14 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             }
             bool AfterStep(int stepsDone)
             {
-                bool stop = interrupt.IsCancellationRequested || run.StepsTaken == options.StopAtStep;
+                // The ranks stop together: one rank's Ctrl+C (or SIGTERM) stops them all at this step.
+                bool stop = ranks.Any(interrupt.IsCancellationRequested || run.StepsTaken == options.StopAtStep);
                 if (stepsDone < stepsPerEpoch && (stop || (options.CheckpointEvery > 0 && run.StepsTaken % options.CheckpointEvery == 0)))
                 {
                     run.Synchronize();
-                    Checkpoint.Save(checkpointDirectory, vae, epochNumber - 1, stepsDone, vae.ReadTrainingSums(reset: false));
+                    var partialSums = vae.ReadTrainingSums(reset: false);
+                    if (ranks.IsRoot)
+                        Checkpoint.Save(checkpointDirectory, vae, epochNumber - 1, stepsDone, partialSums);
                 }
                 return !stop || stepsDone == stepsPerEpoch;
             }
@@ -278,7 +309,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
                 SamplesPerSecond = train.Count / trainSeconds,
             };
             metrics.Add(row);
-            MetricsFile.Write(metricsPath, metrics, terms);
+            if (ranks.IsRoot)
+                MetricsFile.Write(metricsPath, metrics, terms);
             progress.End();
             string error = config.Spec.Has(ModelCapabilities.Labels)
                 ? string.Create(CultureInfo.InvariantCulture, $"; test error {100 * testSums.ErrorRate:F2}% (one z per image)")
@@ -293,9 +325,12 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             if (!double.IsFinite(row.TrainLoss) || !double.IsFinite(row.TestLoss))
                 return Diverged(!double.IsFinite(row.TrainReconstruction) || !double.IsFinite(row.TestReconstruction) ? "reconstruction" : "KL",
                     epoch, vae.Step);
-            Checkpoint.Save(checkpointDirectory, vae, epoch);
-            WritePictures(outDirectory, vae, accelerator, test, metrics);
-            if ((interrupt.IsCancellationRequested || vae.Step == options.StopAtStep) && epoch < options.Epochs)
+            if (ranks.IsRoot)
+            {
+                Checkpoint.Save(checkpointDirectory, vae, epoch);
+                WritePictures(outDirectory, vae, accelerator, test, metrics);
+            }
+            if (ranks.Any(interrupt.IsCancellationRequested || vae.Step == options.StopAtStep) && epoch < options.Epochs)
             {
                 output.WriteLine($"interrupted after epoch {epoch}: checkpoint written; continue with: train --resume {outDirectory}");
                 return Interrupted;

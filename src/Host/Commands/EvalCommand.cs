@@ -7,7 +7,7 @@ namespace IlgpuVae.Host.Commands;
 /// <summary>`eval`: the test ELBO, L_k, active units and ELBO surgery of a run (see <see cref="Evaluate"/>).</summary>
 internal static class EvalCommand
 {
-    public static Command Create(TextWriter output)
+    public static Command Create(TextWriter output, Model.Distributed.Communicator ranks)
     {
         var run = new Argument<string>("RUN_DIR") { Description = "A run folder written by train" };
         var k = new Option<int>("--k") { Description = "Importance samples per image for L_k and NLL = −L_k", DefaultValueFactory = _ => 5000 };
@@ -22,7 +22,7 @@ internal static class EvalCommand
         command.SetAction(parse =>
         {
             Evaluate.Run(parse.GetValue(run)!, parse.GetValue(k), parse.GetValue(examples), Compute.ParseChoice(parse.GetValue(accelerator)), output,
-                parse.GetValue(surgery), parse.GetValue(surgerySamples));
+                parse.GetValue(surgery), parse.GetValue(surgerySamples), ranks);
             return 0;
         });
         return command;

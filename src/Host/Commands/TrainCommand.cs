@@ -1,6 +1,7 @@
 using System.CommandLine;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
+using IlgpuVae.Model.Distributed;
 using IlgpuVae.Model.Models;
 using static IlgpuVae.Host.Commands.CommandOptions;
 
@@ -9,7 +10,7 @@ namespace IlgpuVae.Host.Commands;
 /// <summary>`train`: its options, a preset, the catalog's model defaults, and the run (see <see cref="Training"/>).</summary>
 internal static class TrainCommand
 {
-    public static Command Create(TextWriter output, CancellationToken interrupt)
+    public static Command Create(TextWriter output, CancellationToken interrupt, Communicator ranks)
     {
         var defaults = new TrainOptions();
         var preset = new Option<string?>("--preset") { Description = $"Start from the settings of a published result (options given beside it win): {string.Join(", ", Presets.Names)}" };
@@ -75,7 +76,7 @@ internal static class TrainCommand
                     Stream = Pick(stream, resumed.Stream),
                     DeviceMemory = Pick(deviceMemory, resumed.DeviceMemory),
                 };
-                return new Training(resumed, output, interrupt).Run();
+                return new Training(resumed, output, interrupt, ranks).Run();
             }
             var options = parse.GetValue(preset) is { } name ? Presets.Apply(name, defaults) : defaults;
             var chosenSchedule = Pick(schedule, options.LearningRateSchedule);
@@ -124,7 +125,7 @@ internal static class TrainCommand
                 Stream = parse.GetValue(stream),
                 DeviceMemory = parse.GetValue(deviceMemory),
             };
-            return new Training(options, output, interrupt).Run();
+            return new Training(options, output, interrupt, ranks).Run();
         });
         return command;
     }
