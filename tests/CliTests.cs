@@ -1168,4 +1168,39 @@ public sealed class CliTests : IDisposable
         Assert.DoesNotContain("IlgpuVae", error);
         Assert.False(Directory.Exists(Path.Combine(directory, "run")));
     }
+
+    /// <summary>table1 refuses what it cannot run with one line and exit 2, before any run folder is made.</summary>
+    [Theory]
+    [InlineData("--presets", "vae-3layer-k1", "--presets: unknown preset vae-3layer-k1; the presets are vae-1layer-k1")]
+    [InlineData("--lr-schedule", "constant", "--lr-schedule for table1 is iwae-short or iwae")]
+    [InlineData("--k", "0", "--k must be at least 1 (got 0)")]
+    public void Table1RefusesBadSettingsInOneLine(string option, string value, string expected)
+    {
+        var data = WriteDataSet(train: 10, test: 5);
+        var (exitCode, _, error) = Run("table1", "--data", data, option, value, "--out", Path.Combine(directory, "table"));
+        Assert.Equal(2, exitCode);
+        Assert.Contains(expected, error);
+        Assert.Single(error.TrimEnd().Split('\n'));
+        Assert.False(Directory.Exists(Path.Combine(directory, "table")));
+    }
+
+    /// <summary>table1 trains a preset, scores it with eval's L_k, and a second call finds the run and its
+    /// eval.json done and only rewrites the table.</summary>
+    [Fact]
+    public void Table1TrainsScoresAndContinuesAFinishedTable()
+    {
+        var data = WriteDataSet(train: 40, test: 6);
+        string table = Path.Combine(directory, "table");
+        string[] args = ["table1", "--data", data, "--presets", "iwae-1layer-k5", "--train-limit", "20", "--k", "4", "--accelerator", "cpu", "--out", table];
+        var (exitCode, output, error) = Run(args);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("| iwae-1layer-k5 | 8 |", output);
+        Assert.Contains("| 85.54 |", output);
+        var markdown = File.ReadAllText(Path.Combine(table, "table1.md"));
+        (exitCode, output, error) = Run(args);
+        Assert.True(exitCode == 0, $"again: exit {exitCode}: {error}");
+        Assert.DoesNotContain("== preset", output);
+        Assert.DoesNotContain("L_4 =", output);
+        Assert.Equal(markdown, File.ReadAllText(Path.Combine(table, "table1.md")));
+    }
 }

@@ -95,6 +95,36 @@ public sealed class MpiTests : IDisposable
     }
 
     /// <summary>
+    /// The sweeps place whole runs on the ranks (rank r takes points r, r + 2, ...; each run is one process's), so
+    /// over two ranks `table1` (3 presets: a rank takes two) and `rate-distortion` (3 σ) write the tables one process
+    /// writes, byte for byte, and every run's checkpoint is the one-process run's.
+    /// </summary>
+    [Fact]
+    public void SweepsOverTwoRanksWriteTheOneProcessTables()
+    {
+        RequireMpirun();
+        var data = WriteDataSet();
+        string[] table1 = ["table1", "--data", data, "--presets", "vae-1layer-k1,iwae-1layer-k5,vae-2layer-k1", "--train-limit", "40",
+            "--examples", "6", "--k", "5", "--accelerator", "cpu"];
+        string[] rateDistortion = ["rate-distortion", "--data", data, "--rates", "1,4,9", "--epochs", "2", "--batch-size", "16", "--hidden", "8",
+            "--latent", "3", "--accelerator", "cpu"];
+        foreach (var (args, table, runs) in new[]
+                 {
+                     (table1, "table1.csv", new[] { "vae-1layer-k1", "iwae-1layer-k5", "vae-2layer-k1" }),
+                     (rateDistortion, "rate-distortion.csv", new[] { "sigma-1", "sigma-4", "sigma-9" }),
+                 })
+        {
+            string one = Path.Combine(directory, args[0] + "-one"), two = Path.Combine(directory, args[0] + "-two");
+            InProcess([.. args, "--out", one]);
+            var (exitCode, output) = Mpirun([.. args, "--out", two]);
+            Assert.True(exitCode == 0, $"{args[0]} over 2 ranks: exit {exitCode}\n{output}");
+            Assert.Equal(File.ReadAllText(Path.Combine(one, table)), File.ReadAllText(Path.Combine(two, table)));
+            foreach (var run in runs)
+                Assert.Equal(Checkpoint.Load(Path.Combine(one, run, "checkpoint")).Parameters, Checkpoint.Load(Path.Combine(two, run, "checkpoint")).Parameters);
+        }
+    }
+
+    /// <summary>
     /// A rank killed (SIGKILL) in the middle of a run that checkpoints every step: mpirun ends the other rank within
     /// a bounded time, says which rank died, rank 0 says how to continue, and the checkpoint left is whole: one
     /// process resumes from it and finishes.

@@ -90,8 +90,9 @@ public static class Program
         var root = new RootCommand("IlgpuVae: variational autoencoders on GPUs (and the CPU) through ILGPU") { verbose };
         root.Subcommands.Add(TrainCommand.Create(output, interrupt, ranks));
         root.Subcommands.Add(BenchCommand.Create(output));
-        root.Subcommands.Add(RateDistortionCommand.Create(output, interrupt));
-        root.Subcommands.Add(MutualInformationCommand.Create(output, interrupt));
+        root.Subcommands.Add(RateDistortionCommand.Create(output, interrupt, ranks));
+        root.Subcommands.Add(MutualInformationCommand.Create(output, interrupt, ranks));
+        root.Subcommands.Add(Table1Command.Create(output, interrupt, ranks));
         root.Subcommands.Add(CheckCommand.Create(output));
         root.Subcommands.Add(EvalCommand.Create(output, ranks));
         root.Subcommands.Add(InterpolateCommand.Create(output));

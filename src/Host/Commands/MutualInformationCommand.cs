@@ -1,4 +1,5 @@
 using System.CommandLine;
+using IlgpuVae.Model.Distributed;
 using System.Globalization;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model;
@@ -10,7 +11,7 @@ namespace IlgpuVae.Host.Commands;
 /// <summary>`mutual-information`: one mutual-autoencoder run per target M (see <see cref="MutualInformationSweep"/>).</summary>
 internal static class MutualInformationCommand
 {
-    public static Command Create(TextWriter output, CancellationToken interrupt)
+    public static Command Create(TextWriter output, CancellationToken interrupt, Communicator ranks)
     {
         var defaults = new TrainOptions();
         var targets = new Option<string>("--targets") { Description = "Targets M of Î(x; z) in nats, comma-separated", DefaultValueFactory = _ => "2,5,10,20" };
@@ -51,8 +52,8 @@ internal static class MutualInformationCommand
                 Seed = parse.GetValue(seed), Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)), TrainLimit = parse.GetValue(trainLimit),
                 TestLimit = parse.GetValue(testLimit),
             };
-            string folder = parse.GetValue(outDirectory) ?? Path.Combine("runs", $"mutual-information-{DateTime.Now:yyyyMMdd-HHmmss}");
-            return MutualInformationSweep.Run(options, values, folder, output, interrupt);
+            string folder = ranks.Broadcast(parse.GetValue(outDirectory) ?? Path.Combine("runs", $"mutual-information-{DateTime.Now:yyyyMMdd-HHmmss}")); // the ranks share one folder, named by rank 0's clock
+            return MutualInformationSweep.Run(options, values, folder, output, interrupt, ranks);
         });
         return command;
     }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using IlgpuVae.Model.Distributed;
 using System.Globalization;
 using IlgpuVae.GpuKernels;
 using static IlgpuVae.Host.Commands.CommandOptions;
@@ -8,7 +9,7 @@ namespace IlgpuVae.Host.Commands;
 /// <summary>`rate-distortion`: one target-rate run per σ (see <see cref="RateDistortion"/>).</summary>
 internal static class RateDistortionCommand
 {
-    public static Command Create(TextWriter output, CancellationToken interrupt)
+    public static Command Create(TextWriter output, CancellationToken interrupt, Communicator ranks)
     {
         var defaults = new TrainOptions();
         var rates = new Option<string>("--rates") { Description = "Target rates σ in nats, comma-separated", DefaultValueFactory = _ => "2,5,10,20,40" };
@@ -42,8 +43,8 @@ internal static class RateDistortionCommand
                 Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)), TrainLimit = parse.GetValue(trainLimit),
                 TestLimit = parse.GetValue(testLimit),
             };
-            string folder = parse.GetValue(outDirectory) ?? Path.Combine("runs", $"rate-distortion-{DateTime.Now:yyyyMMdd-HHmmss}");
-            return RateDistortion.Run(options, targets, folder, output, interrupt);
+            string folder = ranks.Broadcast(parse.GetValue(outDirectory) ?? Path.Combine("runs", $"rate-distortion-{DateTime.Now:yyyyMMdd-HHmmss}")); // the ranks share one folder, named by rank 0's clock
+            return RateDistortion.Run(options, targets, folder, output, interrupt, ranks);
         });
         return command;
     }

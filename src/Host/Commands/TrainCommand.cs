@@ -142,7 +142,7 @@ internal static class TrainCommand
     }
 
     /// <summary>Schedule names as written in --help (iwae-short), not the enum's spelling.</summary>
-    private static LearningRateScheduleKind ParseSchedule(System.CommandLine.Parsing.ArgumentResult result)
+    internal static LearningRateScheduleKind ParseSchedule(System.CommandLine.Parsing.ArgumentResult result)
     {
         string text = result.Tokens.Count == 0 ? "constant" : result.Tokens[0].Value;
         switch (text.ToLowerInvariant())

@@ -60,6 +60,22 @@ public abstract class Communicator : IDisposable
         return sums;
     }
 
+    /// <summary>The root's <paramref name="text"/> on every rank (what the others pass is ignored): a name only
+    /// one rank may choose, such as a run folder named after the clock.</summary>
+    public string Broadcast(string text, int root = 0)
+    {
+        if (Size == 1)
+            return text;
+        var bytes = System.Text.Encoding.UTF8.GetBytes(text);
+        var length = BitConverter.GetBytes(bytes.Length);
+        Broadcast(length, root);
+        var buffer = new byte[BitConverter.ToInt32(length)];
+        if (Rank == root)
+            bytes.CopyTo(buffer, 0);
+        Broadcast(buffer, root);
+        return System.Text.Encoding.UTF8.GetString(buffer);
+    }
+
     public virtual void Dispose() => GC.SuppressFinalize(this);
 
     /// <summary>
@@ -77,12 +93,15 @@ public abstract class Communicator : IDisposable
 /// <summary>One process alone: rank 0 of 1.</summary>
 public sealed class SingleProcess : Communicator
 {
-    public static readonly SingleProcess Instance = new();
+    public static readonly SingleProcess Instance = new(0);
+    private readonly int localRank;
 
-    private SingleProcess()
-    {
-    }
+    private SingleProcess(int localRank) => this.localRank = localRank;
 
+    /// <summary>A run of its own inside a job (a sweep's point): alone, on the GPU of its rank on the node.</summary>
+    public static SingleProcess OnDeviceOf(Communicator job) => new(job.LocalRank);
+
+    public override int LocalRank => localRank;
     public override int Rank => 0;
     public override int Size => 1;
     public override string Description => "one process";
