@@ -94,6 +94,23 @@ public sealed class MpiTests : IDisposable
         Assert.Equal(loss, two.GetProperty("Loss").GetDouble(), 1e-9 * Math.Abs(loss));
     }
 
+    /// <summary>`--gradient-exchange nccl` needs CUDA: on the CPU accelerator two ranks refuse it in one line (from
+    /// rank 0) with exit 2 and leave no run folder; `host` trains.</summary>
+    [Fact]
+    public void NcclOnTheCpuIsRefusedAndTheHostExchangeTrains()
+    {
+        RequireMpirun();
+        var data = WriteDataSet();
+        string refused = Path.Combine(directory, "refused"), host = Path.Combine(directory, "host");
+        var (exitCode, output) = Mpirun(["train", .. Settings(data), "--epochs", "1", "--gradient-exchange", "nccl", "--out", refused]);
+        Assert.Equal(2, exitCode);
+        Assert.Single(output.Split('\n'), line => line.Contains("error: --gradient-exchange nccl all-reduces CUDA device memory; this run is on CPU"));
+        Assert.False(Directory.Exists(refused));
+        (exitCode, output) = Mpirun(["train", .. Settings(data), "--epochs", "1", "--gradient-exchange", "host", "--out", host]);
+        Assert.True(exitCode == 0, output);
+        Assert.Contains("gradients by MPI all-gather on host copies", output);
+    }
+
     /// <summary>
     /// The sweeps place whole runs on the ranks (rank r takes points r, r + 2, ...; each run is one process's), so
     /// over two ranks `table1` (3 presets: a rank takes two) and `rate-distortion` (3 σ) write the tables one process

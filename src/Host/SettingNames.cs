@@ -31,6 +31,7 @@ internal static class SettingNames
         ["InputSize"] = "the input size (pixels per image)",
         ["TrainLimit"] = "--train-limit",
         ["Accelerator"] = "--accelerator",
+        ["GradientExchange"] = "--gradient-exchange",
     };
 
     /// <summary>The option that sets <paramref name="property"/>, or the property's own name when none does.</summary>

@@ -66,6 +66,8 @@ public sealed record TrainOptions
     public bool Stream { get; init; }
     /// <summary>Plan for at most this many MiB of the accelerator's memory (0: all of it).</summary>
     public int DeviceMemory { get; init; }
+    /// <summary>Under mpirun: how the ranks exchange gradients (auto: NCCL on CUDA where it loads, else MPI on the host).</summary>
+    public GradientExchangeKind GradientExchange { get; init; }
     /// <summary>For tests: stop as Ctrl+C does once this many optimiser steps are done.</summary>
     [JsonIgnore] internal long? StopAtStep { get; init; }
     /// <summary>A run folder to continue from its checkpoint (set by train --resume).</summary>
@@ -79,6 +81,7 @@ public sealed record TrainOptions
         Epochs = Epochs, BatchSize = BatchSize, LearningRate = LearningRate, LearningRateSchedule = LearningRateSchedule,
         AdamEpsilon = AdamEpsilon, MaxGradientNorm = MaxGradientNorm, Seed = Seed, WarmupEpochs = WarmupEpochs,
         DynamicBinarization = Binarize == BinarizeMode.Dynamic,
+        GradientExchange = GradientExchange,
     };
 
     public const string RunConfigFile = "config.json";
@@ -204,7 +207,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         if (ranks.Size > 1)
             output.WriteLine($"data parallel: {ranks.Description}; each minibatch of {options.BatchSize} split " +
                              string.Join(" + ", Enumerable.Range(0, ranks.Size).Select(rank => BatchSlice.Of(options.BatchSize, rank, ranks.Size).Count)) +
-                             "; rank 0 writes the run folder");
+                             $"; gradients by {vae.Exchange?.Description}; rank 0 writes the run folder");
 
         // Written once every check has passed, so a refused run leaves no run folder behind.
         if (ranks.IsRoot)

@@ -60,6 +60,8 @@ public sealed partial class Vae : IDisposable
         evaluationTotals = workspace.Doubles(ModelBuffers.EvaluationTotals);
         stack = new DenseStack(kernels, Layout, workspace);
         family = ModelCatalog.FamilyOf(config).Create(new ModelParts(kernels, config, Layout, workspace, stack));
+        if (Ranks.Size > 1)
+            UseGradientExchange(buffers => new HostGradientExchange(buffers));
         KlWeight = config.Beta;
         kernels.Accelerator.Synchronize();
     }
@@ -112,10 +114,19 @@ public sealed partial class Vae : IDisposable
         // Data parallel: this rank's slice of the global minibatch, drawn as the one-process run draws those
         // examples; the ranks' mean gradients, weighted by their shares, make the global batch's mean gradient.
         var slice = BatchSlice.Of(batch, Ranks.Rank, Ranks.Size);
-        if (slice.Count > 0)
-            GradientPass(data, first + slice.Offset, slice.Count, Step, binarize, accumulateLoss: true, slice.Offset);
-        if (Ranks.Size > 1)
-            CombineGradients(slice.Count, batch);
+        if (Exchange is { } exchange)
+        {
+            exchange.BeginStep(slice.Count, batch);
+            stack.GradientReady = exchange.LayerGradientReady;
+        }
+        try
+        {
+            GradientPass(data, first + slice.Offset, slice.Count, Step, binarize, accumulateLoss: true, slice.Offset, Exchange);
+        }
+        finally
+        {
+            stack.GradientReady = null;
+        }
         var adam = new AdamParameters((float)LearningRate, (float)Adam.Beta1, (float)Adam.Beta2, (float)Adam.Epsilon, Step);
         if (Adam.MaxGradientNorm is { } maxNorm)
             kernels.ClipGradients(gradients.View, workspace.Floats(ModelBuffers.ClipPartials).View, gradientScale.View, (float)maxNorm);
@@ -225,14 +236,21 @@ public sealed partial class Vae : IDisposable
     public void ComputeGradient(DeviceDataset data, int first, int batch, long drawStep, bool binarize = false, int firstExample = 0) =>
         GradientPass(data, first, batch, drawStep, binarize, accumulateLoss: false, firstExample);
 
-    private void GradientPass(DeviceDataset data, int first, int batch, long drawStep, bool binarize, bool accumulateLoss, int firstExample = 0)
+    /// <param name="exchange">A data-parallel step's: it makes the rank's gradient the global batch's before the
+    /// weight prior's term, which is the same on every rank, is added. A rank may have no examples (batch 0).</param>
+    private void GradientPass(DeviceDataset data, int first, int batch, long drawStep, bool binarize, bool accumulateLoss, int firstExample = 0,
+        GradientExchange? exchange = null)
     {
         // Batch-normalised layers use the batch's statistics in a training pass, the running averages otherwise.
         stack.TrainingPass = true;
         try
         {
-            var key = GatherAndForward(data, first, batch, binarize, drawStep, Philox.Streams.Binarize, Philox.Streams.Reparameterize, Config.Samples, firstExample);
-            family.Train(new Pass(data, first, batch, Config.Samples, key, KlWeight, trainingTotals.View, accumulateLoss));
+            if (batch > 0)
+            {
+                var key = GatherAndForward(data, first, batch, binarize, drawStep, Philox.Streams.Binarize, Philox.Streams.Reparameterize, Config.Samples, firstExample);
+                family.Train(new Pass(data, first, batch, Config.Samples, key, KlWeight, trainingTotals.View, accumulateLoss));
+            }
+            exchange?.Complete();
             if (Config.WeightPrior is { } kappa)
                 foreach (var layer in Layout.Layers.Take(Layout.DecoderEnd).Skip(Layout.DecoderStart))
                     kernels.AddWeightPriorGradient(parameters.View.SubView(layer.WeightOffset, layer.WeightCount),
@@ -388,5 +406,9 @@ public sealed partial class Vae : IDisposable
             throw new ArgumentException($"data has {data.Features} features per example but the model expects {Config.InputSize}");
     }
 
-    public void Dispose() => workspace.Dispose();
+    public void Dispose()
+    {
+        Exchange?.Dispose();
+        workspace.Dispose();
+    }
 }

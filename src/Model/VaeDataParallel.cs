@@ -1,5 +1,6 @@
 using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
+using IlgpuVae.Model.Distributed;
 
 namespace IlgpuVae.Model;
 
@@ -11,8 +12,6 @@ namespace IlgpuVae.Model;
 /// </summary>
 public sealed partial class Vae
 {
-    private float[]? localGradient, gatheredGradients;
-
     /// <summary>
     /// Why <paramref name="config"/> cannot be trained data parallel (null when it can). Its objective must be a
     /// mean of per-example terms: then the slices' weighted means are the batch's. Batch norm's statistics, the
@@ -32,33 +31,14 @@ public sealed partial class Vae
         return null;
     }
 
-    /// <summary>
-    /// Replaces this rank's gradient (the mean over its <paramref name="localCount"/> examples) with the global
-    /// batch's mean: Σ_r (b_r/B)·g_r over the ranks that had examples, added in rank order in double on every rank
-    /// (the same numbers everywhere, and from run to run). Waits for the device.
-    /// </summary>
-    private void CombineGradients(int localCount, int globalBatch)
+    /// <summary>How this rank's gradients reach the others (null for one process); see <see cref="UseGradientExchange"/>.</summary>
+    public GradientExchange? Exchange { get; private set; }
+
+    /// <summary>Replaces the gradient exchange (by default the host path when there are several ranks); the tests
+    /// pass exchanges of their own.</summary>
+    public void UseGradientExchange(Func<GradientBuffers, GradientExchange> create)
     {
-        int length = Layout.Count, size = Ranks.Size;
-        localGradient ??= new float[length];
-        gatheredGradients ??= new float[(long)length * size];
-        kernels.Synchronize();
-        if (localCount > 0)
-            gradients.View.SubView(0, length).CopyToCPU(localGradient);
-        Ranks.AllGather(localGradient, gatheredGradients);
-        var combined = new double[length];
-        for (int rank = 0; rank < size; rank++)
-        {
-            int count = Distributed.BatchSlice.Of(globalBatch, rank, size).Count;
-            if (count == 0)
-                continue; // a rank without examples sent whatever its buffer held
-            double share = (double)count / globalBatch;
-            var part = gatheredGradients.AsSpan(rank * length, length);
-            for (int i = 0; i < length; i++)
-                combined[i] += share * part[i];
-        }
-        for (int i = 0; i < length; i++)
-            localGradient[i] = (float)combined[i];
-        gradients.View.SubView(0, length).CopyFromCPU(localGradient);
+        Exchange?.Dispose();
+        Exchange = create(new GradientBuffers(kernels, gradients.View.SubView(0, Layout.Count), Layout, Ranks));
     }
 }

@@ -43,8 +43,10 @@ public static class MinibatchReference
                 int element = b * features + j;
                 double grey = data[(long)order[first + b] * features + j] / 255.0;
                 // The threshold draw is the kernel's own float Philox value: both sides must see the same bits.
+                // Example b is example FirstExample + b of the whole minibatch: its draws are that example's.
+                long counter = (key.FirstExample + b) * features + j;
                 x[element] = binarize
-                    ? (Philox.Uniform(key.Seed, key.Stream, key.Step, element) < (float)grey ? 1.0 : 0.0)
+                    ? (Philox.Uniform(key.Seed, key.Stream, key.Step, counter) < (float)grey ? 1.0 : 0.0)
                     : grey;
             }
         return x;

@@ -73,6 +73,7 @@ public sealed class KernelCheck(KernelSet kernels)
             foreach (var result in RankOneCovariance(examples, latent, samples))
                 yield return result;
         yield return WeightPriorGradient(313_600, 2.0);
+        yield return GradientShare(652_824, 64f / 128);
         foreach (var (examples, latent, length, samples) in new[] { (7, 1, 1, 1), (128, 20, 4, 1), (33, 20, 2, 5) })
             foreach (var result in PlanarFlowSteps(examples, latent, length, samples))
                 yield return result;
@@ -376,6 +377,17 @@ public sealed class KernelCheck(KernelSet kernels)
         // As in the tests: two float roundings per element.
         return Compare("weight prior gradient", count.ToString(System.Globalization.CultureInfo.InvariantCulture),
             gradients.Select((g, i) => g + inverse * parameters[i]).ToArray(), gradientBuffer.GetAsArray1D(), 1e-6, 1e-7);
+    }
+
+    /// <summary>A data-parallel rank's gradient scaled by its share of the minibatch (the default model's gradient
+    /// length); the float product is correctly rounded, so it must match the double reference exactly.</summary>
+    private CheckResult GradientShare(int count, float share)
+    {
+        var values = ToFloat(Uniform(new Random(count), count, -1, 1));
+        using var buffer = kernels.Accelerator.Allocate1D(values);
+        kernels.ScaleInPlace(buffer.View, share);
+        return Compare("gradient × share", count.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            Reference.CollectiveReference.Scale(values, share).Select(value => (double)value).ToArray(), buffer.GetAsArray1D(), 0, 0);
     }
 
     /// <summary>The rank-one covariance sampler with its KL, its backward pass and its log weights.</summary>

@@ -49,13 +49,14 @@ internal static class TrainCommand
         var deviceMemory = new Option<int>("--device-memory") { Description = "Plan for at most this many MiB of the accelerator's memory (0: all it offers); a data set that no longer fits is streamed", HelpName = "MIB" };
         var dense = DenseOption();
         var precision = new Option<TrainingPrecision>("--precision") { Description = "single (the float kernels on the accelerator) or double (the double-precision reference pipeline on the host with the same draws: slow, to tell a result from float rounding; the kernels still evaluate the trained weights)", DefaultValueFactory = _ => defaults.Precision, HelpName = "single|double", CustomParser = Named<TrainingPrecision>("--precision") };
+        var exchange = new Option<GradientExchangeKind>("--gradient-exchange") { Description = "Under mpirun or srun: how the ranks sum their gradients: auto (NCCL on CUDA where it loads, else host), host (MPI on host copies, summed in rank order), nccl (NCCL on device memory)", DefaultValueFactory = _ => defaults.GradientExchange, CustomParser = Named<GradientExchangeKind>("--gradient-exchange"), HelpName = "auto|host|nccl" };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder from its last checkpoint, with its settings (--epochs, --accelerator, --checkpoint-every, --dense, --precision, --stream and --device-memory may change)" };
 
         var command = new Command("train", "Train a VAE, IWAE or autoencoder and write metrics.csv, pictures and checkpoints")
         {
             preset, model, samples, beta, warmup, stochasticLayers, hidden2, latent2, batchNorm, data, epochs, batchSize, hidden, latent, learningRate, schedule, adamEpsilon,
             clipGradNorm, seed, likelihood, variance, activation, binarize, accelerator, outDirectory, trainLimit, testLimit,
-            checkpointEvery, dense, precision, resume, stream, deviceMemory,
+            checkpointEvery, dense, precision, resume, stream, deviceMemory, exchange,
         };
         foreach (var (_, option) in modelOptions)
             command.Options.Add(option);
@@ -75,6 +76,7 @@ internal static class TrainCommand
                     Dense = parse.GetResult(dense) is { Implicit: false } ? ParseDense(parse.GetValue(dense)) : resumed.Dense,
                     Stream = Pick(stream, resumed.Stream),
                     DeviceMemory = Pick(deviceMemory, resumed.DeviceMemory),
+                    GradientExchange = Pick(exchange, resumed.GradientExchange),
                 };
                 return new Training(resumed, output, interrupt, ranks).Run();
             }
@@ -124,6 +126,7 @@ internal static class TrainCommand
                 Dense = ParseDense(parse.GetValue(dense)),
                 Stream = parse.GetValue(stream),
                 DeviceMemory = parse.GetValue(deviceMemory),
+                GradientExchange = parse.GetValue(exchange),
             };
             return new Training(options, output, interrupt, ranks).Run();
         });

@@ -66,6 +66,10 @@ public sealed class DenseStack
     /// plain input gradient to <paramref name="dInput"/> (<see cref="KernelSet.None"/> for the data); the others use
     /// the buffers of the layer below, into which each input-gradient product already multiplies the layer below's act'.
     /// </summary>
+    /// <summary>Told each layer whose weight and bias gradients a backward pass has just enqueued (a
+    /// data-parallel step's gradient exchange sends them from there); null outside such steps.</summary>
+    public Action<int>? GradientReady { get; set; }
+
     public void Backward(int from, int to, int rows, ArrayView<float> input, ArrayView<float> dInput)
     {
         // The stack's own gradient came from outside (a loss, a sampler, or two branches added), so its act' is
@@ -92,6 +96,7 @@ public sealed class DenseStack
             ArrayView<float> dBias = layer.BatchNorm ? workspace.Floats(ModelBuffers.UnusedBiasGradient).View.SubView(0, layer.Outputs) : Bias(gradients, layer);
             kernels.DenseBackward(layerInput, Weights(parameters, layer), dPre, layerDInput, below,
                 Weights(gradients, layer), dBias, rows, layer.Inputs, layer.Outputs);
+            GradientReady?.Invoke(i);
         }
     }
 

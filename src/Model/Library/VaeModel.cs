@@ -23,6 +23,8 @@ public sealed record TrainingSettings
     public int WarmupEpochs { get; init; }
     /// <summary>Draw every pixel as Bernoulli(grey level) each time it is seen (the IWAE paper's binarization).</summary>
     public bool DynamicBinarization { get; init; }
+    /// <summary>How data-parallel ranks exchange gradients (ignored by one process).</summary>
+    public Distributed.GradientExchangeKind GradientExchange { get; init; }
 
     public AdamSettings Adam() => new() { LearningRate = LearningRate, Epsilon = AdamEpsilon, MaxGradientNorm = MaxGradientNorm };
 
@@ -116,8 +118,13 @@ public sealed class VaeModel : IDisposable
                 streamed = true;
             }
         }
-        var model = Open(accelerator, denseKernels, CheckMemory, kernels => new Vae(kernels, config, batch, settings.Seed, adam, ranks), settings, 0,
-            ranks?.LocalRank ?? 0);
+        var model = Open(accelerator, denseKernels, CheckMemory, kernels =>
+        {
+            var vae = new Vae(kernels, config, batch, settings.Seed, adam, ranks);
+            if (vae.Ranks.Size > 1 && settings.GradientExchange != Distributed.GradientExchangeKind.Host)
+                vae.UseGradientExchange(buffers => Distributed.GradientExchange.Create(buffers, settings.GradientExchange));
+            return vae;
+        }, settings, 0, ranks?.LocalRank ?? 0);
         model.DataStreamed = streamed;
         return model;
     }
