@@ -29,6 +29,34 @@ echo "== one epoch on CUDA, default model"
 train_status=$?
 tail -n 4 "$out/train-cuda.log"
 
+echo "== NCCL: one rank on one GPU (its all-reduce is a copy, so the weights must equal the plain run's bit for bit)"
+# NCCL from the environment, else the copy PyTorch's wheels carry (nvidia-nccl-cu12).
+if [ -z "${ILGPUVAE_NCCL_LIBRARY:-}" ]; then
+  ILGPUVAE_NCCL_LIBRARY="$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib", "libnccl.so.2"))' 2>/dev/null || true)"
+  [ -f "$ILGPUVAE_NCCL_LIBRARY" ] && export ILGPUVAE_NCCL_LIBRARY || unset ILGPUVAE_NCCL_LIBRARY
+fi
+nccl_args=(train --data "$here/mnist" --epochs 1 --train-limit 12800 --accelerator cuda)
+"$here/ilgpu-vae" "${nccl_args[@]}" --out "$out/run-plain" > "$out/nccl.log" 2>&1
+"$here/ilgpu-vae" "${nccl_args[@]}" --gradient-exchange nccl --out "$out/run-nccl" >> "$out/nccl.log" 2>&1
+nccl_status=$?
+if [ "$nccl_status" -eq 0 ] && cmp -s "$out/run-plain/checkpoint/model.safetensors" "$out/run-nccl/checkpoint/model.safetensors"; then
+  nccl_result="1 rank: weights identical to the plain run"
+else
+  nccl_result="1 rank: exit $nccl_status, weights $(cmp -s "$out/run-plain/checkpoint/model.safetensors" "$out/run-nccl/checkpoint/model.safetensors" 2>/dev/null && echo identical || echo DIFFERENT)"
+  nccl_status=1
+fi
+grep -E "^gradients by|^error" "$out/nccl.log"
+# Two GPUs and an MPI launcher: two ranks over NCCL against two over the host path (sums in another order:
+# close, not equal).
+if [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -ge 2 ] && command -v mpirun >/dev/null 2>&1; then
+  for exchange in nccl host; do
+    mpirun --allow-run-as-root --oversubscribe -np 2 "$here/ilgpu-vae" "${nccl_args[@]}" --gradient-exchange "$exchange" \
+      --out "$out/run-2ranks-$exchange" >> "$out/nccl.log" 2>&1
+  done
+  nccl_result="$nccl_result; 2 ranks: $(grep -E '^epoch 1/1:' "$out/nccl.log" | tail -n 2 | cut -c1-60 | tr '\n' ' ')"
+fi
+echo "$nccl_result"
+
 echo "== dense kernels alone and the training-step benchmark on CUDA"
 "$here/ilgpu-vae" bench --accelerator cuda --kernels --csv "$out/bench-cuda.csv" > "$out/bench-cuda.log" 2>&1
 bench_status=$?
@@ -54,6 +82,7 @@ echo "== summary"
 echo "check on CUDA: exit $check_status; $(grep -E 'checks passed' "$out/check-cuda.log")"
 echo "tests on CUDA: exit $tests_status; $(grep -oE 'Total: [0-9]+, Errors: [0-9]+, Failed: [0-9]+, Skipped: [0-9]+' "$out/tests-cuda.log" | tail -n 1)"
 echo "one epoch on CUDA: exit $train_status; $(grep -E '^epoch 1/1:' "$out/train-cuda.log")"
+echo "NCCL: $nccl_result"
 echo "bench on CUDA: exit $bench_status"; grep -E '^model ' "$out/bench-cuda.log"
 echo "compare with PyTorch: exit $compare_status (table above; logs in $out/compare.log)"
 echo "BenchmarkDotNet: exit $bdn_status (124: cut at 4 minutes; tables above; logs in $out/benchmarkdotnet.log)"

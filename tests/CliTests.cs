@@ -1203,4 +1203,17 @@ public sealed class CliTests : IDisposable
         Assert.DoesNotContain("L_4 =", output);
         Assert.Equal(markdown, File.ReadAllText(Path.Combine(table, "table1.md")));
     }
+
+    /// <summary>NCCL asked for by name runs even for one process (how a machine with one GPU checks it), so on the
+    /// CPU accelerator it is refused in one line, exit 2, before a run folder exists.</summary>
+    [Fact]
+    public void NcclAskedForOnTheCpuIsRefusedInOneLine()
+    {
+        var data = WriteDataSet(train: 10, test: 5);
+        var run = Path.Combine(directory, "run");
+        var (exitCode, _, error) = Run("train", "--data", data, "--accelerator", "cpu", "--gradient-exchange", "nccl", "--out", run);
+        Assert.Equal(2, exitCode);
+        Assert.Equal("error: --gradient-exchange nccl all-reduces CUDA device memory; this run is on CPU (use host or auto)", error.Trim());
+        Assert.False(Directory.Exists(run));
+    }
 }

@@ -208,6 +208,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             output.WriteLine($"data parallel: {ranks.Description}; each minibatch of {options.BatchSize} split " +
                              string.Join(" + ", Enumerable.Range(0, ranks.Size).Select(rank => BatchSlice.Of(options.BatchSize, rank, ranks.Size).Count)) +
                              $"; gradients by {vae.Exchange?.Description}; rank 0 writes the run folder");
+        else if (vae.Exchange is { } exchange)
+            output.WriteLine($"gradients by {exchange.Description} (one rank: the sum is a copy)");
 
         // Written once every check has passed, so a refused run leaves no run folder behind.
         if (ranks.IsRoot)

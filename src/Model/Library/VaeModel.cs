@@ -121,7 +121,10 @@ public sealed class VaeModel : IDisposable
         var model = Open(accelerator, denseKernels, CheckMemory, kernels =>
         {
             var vae = new Vae(kernels, config, batch, settings.Seed, adam, ranks);
-            if (vae.Ranks.Size > 1 && settings.GradientExchange != Distributed.GradientExchangeKind.Host)
+            // Asked for by name, NCCL runs even for one rank (its all-reduce is then a copy): how a machine with
+            // one GPU checks the path.
+            if ((vae.Ranks.Size > 1 && settings.GradientExchange != Distributed.GradientExchangeKind.Host)
+                || settings.GradientExchange == Distributed.GradientExchangeKind.Nccl)
                 vae.UseGradientExchange(buffers => Distributed.GradientExchange.Create(buffers, settings.GradientExchange));
             return vae;
         }, settings, 0, ranks?.LocalRank ?? 0);
