@@ -111,6 +111,17 @@ public sealed class MpiTests : IDisposable
         Assert.Contains("gradients by MPI all-gather on host copies", output);
     }
 
+    /// <summary>A command that does not share its work over ranks (here `encode`) is refused under mpirun in one line
+    /// from rank 0, exit 2, rather than repeated by every rank.</summary>
+    [Fact]
+    public void ACommandThatDoesNotShareItsWorkIsRefusedUnderMpirun()
+    {
+        RequireMpirun();
+        var (exitCode, output) = Mpirun(["encode", Path.Combine(directory, "no-run")]);
+        Assert.Equal(2, exitCode);
+        Assert.Single(output.Split('\n'), line => line.Contains("error: encode runs as one process; under mpirun or srun run train, eval, rate-distortion"));
+    }
+
     /// <summary>
     /// The sweeps place whole runs on the ranks (rank r takes points r, r + 2, ...; each run is one process's), so
     /// over two ranks `table1` (3 presets: a rank takes two) and `rate-distortion` (3 σ) write the tables one process

@@ -10,6 +10,9 @@ public static class Program
 {
     private static volatile bool aborting;
 
+    /// <summary>The commands that share their work over an MPI job's ranks (see docs/SCALE.md).</summary>
+    private static readonly string[] DistributedCommands = ["train", "eval", "rate-distortion", "mutual-information", "table1"];
+
     public static int Main(string[] args)
     {
         using var interrupt = new CancellationTokenSource();
@@ -113,6 +116,14 @@ public static class Program
                     error.WriteLine($"error: {parseError.Message}");
                 error.WriteLine("see ilgpu-vae --help");
             }
+            return 2;
+        }
+        // The commands that share their work over an MPI job's ranks; the others would only repeat it N times.
+        string command = parse.CommandResult.Command.Name;
+        if (ranks.Size > 1 && !DistributedCommands.Contains(command) && parse.CommandResult.Command != root)
+        {
+            if (ranks.IsRoot)
+                error.WriteLine($"error: {command} runs as one process; under mpirun or srun run train, eval, {string.Join(", ", DistributedCommands.Skip(2))} (or start {command} without the launcher)");
             return 2;
         }
         try

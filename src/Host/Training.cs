@@ -166,7 +166,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             config = config with { Classes = classes };
         }
 
-        string outDirectory = options.Out ?? Path.Combine("runs", $"{train.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        // Named by rank 0's clock: the ranks' clocks may tick over between their starts.
+        string outDirectory = ranks.Broadcast(options.Out ?? Path.Combine("runs", $"{train.Name}-{DateTime.Now:yyyyMMdd-HHmmss}"));
         string checkpointDirectory = Path.Combine(outDirectory, TrainOptions.CheckpointFolder);
         ActiveRunFolder = outDirectory;
         var resume = options.Resume is null ? null : Checkpoint.Load(checkpointDirectory);
