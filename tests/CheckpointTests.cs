@@ -124,23 +124,7 @@ public sealed class CheckpointTests : IDisposable
         Assert.Contains(expected, error.Message);
     }
 
-    private string WriteDataSet()
-    {
-        var data = Path.Combine(directory, "data");
-        Directory.CreateDirectory(data);
-        var random = new Random(3);
-        byte[] Images(int count)
-        {
-            var bytes = new byte[count * 16];
-            random.NextBytes(bytes);
-            return IdxReaderTests.Idx([count, 4, 4], bytes);
-        }
-        File.WriteAllBytes(Path.Combine(data, "train-images-idx3-ubyte"), Images(40));
-        File.WriteAllBytes(Path.Combine(data, "train-labels-idx1-ubyte"), IdxReaderTests.Idx([40], new byte[40]));
-        File.WriteAllBytes(Path.Combine(data, "t10k-images-idx3-ubyte"), Images(9));
-        File.WriteAllBytes(Path.Combine(data, "t10k-labels-idx1-ubyte"), IdxReaderTests.Idx([9], new byte[9]));
-        return data;
-    }
+    private string WriteDataSet() => TestData.WriteMnistFormat(directory, train: 40, test: 9, height: 4, width: 4, seed: 3);
 
     private static void Train(params string[] args)
     {

@@ -11,23 +11,7 @@ public sealed class CliTests : IDisposable
     public void Dispose() => Directory.Delete(directory, recursive: true);
 
     /// <summary>A data folder of random 4×5 images in the four MNIST file names.</summary>
-    private string WriteDataSet(int train, int test)
-    {
-        var data = Path.Combine(directory, "data");
-        Directory.CreateDirectory(data);
-        var random = new Random(1);
-        byte[] Images(int count)
-        {
-            var bytes = new byte[count * 20];
-            random.NextBytes(bytes);
-            return IdxReaderTests.Idx([count, 4, 5], bytes);
-        }
-        File.WriteAllBytes(Path.Combine(data, "train-images-idx3-ubyte"), Images(train));
-        File.WriteAllBytes(Path.Combine(data, "train-labels-idx1-ubyte"), IdxReaderTests.Idx([train], new byte[train]));
-        File.WriteAllBytes(Path.Combine(data, "t10k-images-idx3-ubyte"), Images(test));
-        File.WriteAllBytes(Path.Combine(data, "t10k-labels-idx1-ubyte"), IdxReaderTests.Idx([test], new byte[test]));
-        return data;
-    }
+    private string WriteDataSet(int train, int test) => TestData.WriteMnistFormat(directory, train, test, height: 4, width: 5, seed: 1);
 
     private static (int exitCode, string output, string error) Run(params string[] args)
     {

@@ -19,23 +19,7 @@ public sealed class MpiTests : IDisposable
     public void Dispose() => Directory.Delete(directory, recursive: true);
 
     /// <summary>160 training and 30 test images of 4×5: batches of 16 make 10 steps an epoch.</summary>
-    private string WriteDataSet()
-    {
-        var data = Path.Combine(directory, "data");
-        Directory.CreateDirectory(data);
-        var random = new Random(4);
-        byte[] Images(int count)
-        {
-            var bytes = new byte[count * 20];
-            random.NextBytes(bytes);
-            return IdxReaderTests.Idx([count, 4, 5], bytes);
-        }
-        File.WriteAllBytes(Path.Combine(data, "train-images-idx3-ubyte"), Images(160));
-        File.WriteAllBytes(Path.Combine(data, "train-labels-idx1-ubyte"), IdxReaderTests.Idx([160], new byte[160]));
-        File.WriteAllBytes(Path.Combine(data, "t10k-images-idx3-ubyte"), Images(30));
-        File.WriteAllBytes(Path.Combine(data, "t10k-labels-idx1-ubyte"), IdxReaderTests.Idx([30], new byte[30]));
-        return data;
-    }
+    private string WriteDataSet() => TestData.WriteMnistFormat(directory, train: 160, test: 30, height: 4, width: 5, seed: 4);
 
     private string[] Settings(string data) =>
         ["--data", data, "--batch-size", "16", "--hidden", "16", "--latent", "4", "--accelerator", "cpu", "--binarize", "dynamic", "--k", "2"];
