@@ -29,12 +29,15 @@ public sealed class NcclGradientExchange : BucketedGradientExchange
                       ?? throw new InvalidOperationException("NCCL needs a CUDA accelerator");
         modelStream = (CudaStream)buffers.Kernels.Stream;
         // The pitfall: NCCL and the CUDA runtime act on the current context, and ILGPU created its own for this
-        // accelerator. Binding makes it current on this thread, which makes every NCCL call.
+        // accelerator. Binding makes it current on this thread, which makes every NCCL call; the context current
+        // when a communicator is created must be current for every operation on it (NVIDIA/nccl#565).
         accelerator.Bind();
         reduceStream = (CudaStream)accelerator.CreateStream();
         var id = buffers.Ranks.IsRoot ? Nccl.NewUniqueId() : new byte[128];
         buffers.Ranks.Broadcast(id, root: 0);
         communicator = Nccl.InitRank(buffers.Ranks.Size, id, buffers.Ranks.Rank);
+        // NCCL's issue tracker reports init leaving another context current (NVIDIA/nccl#1736): ILGPU's again.
+        accelerator.Bind();
         written = CudaEvents.Create();
         reduced = CudaEvents.Create();
         Version = Nccl.Version();
@@ -52,6 +55,7 @@ public sealed class NcclGradientExchange : BucketedGradientExchange
         // The bucket's device address: its buffer's base plus the view's offset.
         nint pointer = ((IArrayView)view).Buffer.NativePtr + (nint)((IContiguousArrayView)view).IndexInBytes;
         Nccl.AllReduceSum(pointer, view.Length, communicator, reduceStream.StreamPtr);
+        accelerator.Bind();
     }
 
     protected override void FinishStep() => CudaEvents.Order(reduced, reduceStream.StreamPtr, modelStream.StreamPtr);
