@@ -74,6 +74,8 @@ public sealed class KernelCheck(KernelSet kernels)
                 yield return result;
         yield return WeightPriorGradient(313_600, 2.0);
         yield return GradientShare(652_824, 64f / 128);
+        foreach (var result in DistributionDensities(784))
+            yield return result;
         foreach (var (examples, latent, length, samples) in new[] { (7, 1, 1, 1), (128, 20, 4, 1), (33, 20, 2, 5) })
             foreach (var result in PlanarFlowSteps(examples, latent, length, samples))
                 yield return result;
@@ -388,6 +390,40 @@ public sealed class KernelCheck(KernelSet kernels)
         kernels.ScaleInPlace(buffer.View, share);
         return Compare("gradient × share", count.ToString(System.Globalization.CultureInfo.InvariantCulture),
             Reference.CollectiveReference.Scale(values, share).Select(value => (double)value).ToArray(), buffer.GetAsArray1D(), 0, 0);
+    }
+
+    /// <summary>log Γ and ψ on x from 1e-3 to 1e3, and the gamma log density with its two scores, against the double
+    /// references (the tolerances of DistributionTests: 4e-6 of the value plus its largest terms' size).</summary>
+    private IEnumerable<CheckResult> DistributionDensities(int count)
+    {
+        var random = new Random(count);
+        var x = ToFloat(Enumerable.Range(0, count).Select(_ => Math.Pow(10, -3 + 6 * random.NextDouble())).ToArray());
+        var shapes = ToFloat(Uniform(random, count, 0.05, 20));
+        var rates = ToFloat(Uniform(random, count, 0.1, 10));
+        var z = ToFloat(Uniform(random, count, 1e-3, 30));
+        var accelerator = kernels.Accelerator;
+        using var xBuffer = accelerator.Allocate1D(x);
+        using var first = accelerator.Allocate1D<float>(count);
+        using var second = accelerator.Allocate1D<float>(count);
+        using var third = accelerator.Allocate1D<float>(count);
+        kernels.SpecialFunctions(xBuffer.View, first.View, second.View);
+        string shape = count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var logGamma = x.Select(value => Reference.DistributionReference.LogGamma(value)).ToArray();
+        var digamma = x.Select(value => Reference.DistributionReference.Digamma(value)).ToArray();
+        yield return Compare("log Γ", shape, logGamma, first.GetAsArray1D(), 4e-6, 4e-5);
+        yield return Compare("digamma ψ", shape, digamma, second.GetAsArray1D(), 4e-6, 4e-6);
+        using var zBuffer = accelerator.Allocate1D(z);
+        using var shapeBuffer = accelerator.Allocate1D(shapes);
+        using var rateBuffer = accelerator.Allocate1D(rates);
+        kernels.GammaLogDensity(zBuffer.View, shapeBuffer.View, rateBuffer.View, first.View, second.View, third.View);
+        var terms = Enumerable.Range(0, count).Select(i => Math.Abs(shapes[i] * Math.Log(rates[i])) + Math.Abs(Reference.DistributionReference.LogGamma(shapes[i]))
+            + Math.Abs((shapes[i] - 1) * Math.Log(z[i])) + rates[i] * z[i] + 0.1).ToArray();
+        yield return Compare("gamma log density", shape, Enumerable.Range(0, count).Select(i => Reference.DistributionReference.GammaLogDensity(z[i], shapes[i], rates[i])).ToArray(),
+            first.GetAsArray1D(), 1e-5, 0, terms);
+        yield return Compare("gamma score ∂/∂α", shape, Enumerable.Range(0, count).Select(i => Reference.DistributionReference.GammaScore(z[i], shapes[i], rates[i]).Shape).ToArray(),
+            second.GetAsArray1D(), 1e-5, 1e-5);
+        yield return Compare("gamma score ∂/∂β", shape, Enumerable.Range(0, count).Select(i => Reference.DistributionReference.GammaScore(z[i], shapes[i], rates[i]).Rate).ToArray(),
+            third.GetAsArray1D(), 1e-5, 1e-5);
     }
 
     /// <summary>The rank-one covariance sampler with its KL, its backward pass and its log weights.</summary>
