@@ -76,6 +76,7 @@ public sealed class KernelCheck(KernelSet kernels)
         yield return GradientShare(652_824, 64f / 128);
         foreach (var result in DistributionDensities(784))
             yield return result;
+        yield return ScoreGradient(128, 200);
         foreach (var (examples, latent, length, samples) in new[] { (7, 1, 1, 1), (128, 20, 4, 1), (33, 20, 2, 5) })
             foreach (var result in PlanarFlowSteps(examples, latent, length, samples))
                 yield return result;
@@ -390,6 +391,30 @@ public sealed class KernelCheck(KernelSet kernels)
         kernels.ScaleInPlace(buffer.View, share);
         return Compare("gradient × share", count.ToString(System.Globalization.CultureInfo.InvariantCulture),
             Reference.CollectiveReference.Scale(values, share).Select(value => (double)value).ToArray(), buffer.GetAsArray1D(), 0, 0);
+    }
+
+    /// <summary>The score-function estimator's centring (baseline, running mean, normalisation) and Bernoulli score
+    /// gradient at a batch of 128 examples of 200 units, against the double references.</summary>
+    private CheckResult ScoreGradient(int batch, int units)
+    {
+        var random = new Random(batch + units);
+        var signal = Uniform(random, batch, -120, -80);
+        var baseline = Uniform(random, batch, -100, -90);
+        var logits = Uniform(random, batch * units, -5, 5);
+        var h = logits.Select(_ => random.Next(2) == 0 ? 0.0 : 1.0).ToArray();
+        var accelerator = kernels.Accelerator;
+        using var signalBuffer = accelerator.Allocate1D(ToFloat(signal));
+        using var baselineBuffer = accelerator.Allocate1D(ToFloat(baseline));
+        using var moments = accelerator.Allocate1D(new[] { -3f, 30f });
+        using var centred = accelerator.Allocate1D<float>(batch);
+        using var hBuffer = accelerator.Allocate1D(ToFloat(h));
+        using var logitBuffer = accelerator.Allocate1D(ToFloat(logits));
+        using var dLogits = accelerator.Allocate1D<float>(batch * units);
+        kernels.CenterLearningSignal(signalBuffer.View, baselineBuffer.View, moments.View, centred.View, new SignalCentring(true, true, true));
+        kernels.BernoulliScoreGradient(hBuffer.View, logitBuffer.View, centred.View, dLogits.View, units, 1f / batch);
+        var expectedCentred = Reference.ScoreFunctionReference.Center(signal, baseline, -3, 30, true, true, true);
+        return Compare("score-function gradient", $"{batch}x{units}",
+            Reference.ScoreFunctionReference.BernoulliScoreGradient(h, logits, expectedCentred, units, 1.0 / batch), dLogits.GetAsArray1D(), 1e-5, 1e-7);
     }
 
     /// <summary>log Γ and ψ on x from 1e-3 to 1e3, and the gamma log density with its two scores, against the double
