@@ -1200,4 +1200,27 @@ public sealed class CliTests : IDisposable
         Assert.Equal("error: --gradient-exchange nccl all-reduces CUDA device memory; this run is on CPU (use host or auto)", error.Trim());
         Assert.False(Directory.Exists(run));
     }
+
+    /// <summary>eval --stream (the test images copied to the device a minibatch at a time) writes the eval.json of the
+    /// resident evaluation byte for byte: the test ELBO, L_k over each image's importance samples, active units.</summary>
+    [Fact]
+    public void StreamedEvaluationWritesTheResidentReport()
+    {
+        var data = WriteDataSet(train: 30, test: 9);
+        var run = Path.Combine(directory, "run");
+        var (exitCode, _, error) = Run("train", "--data", data, "--epochs", "1", "--batch-size", "6", "--hidden", "7", "--latent", "3",
+            "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"train: exit {exitCode}: {error}");
+        (exitCode, var output, error) = Run("eval", run, "--k", "5", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"eval: exit {exitCode}: {error}");
+        Assert.DoesNotContain("streamed", output);
+        var resident = File.ReadAllText(Path.Combine(run, "eval.json"));
+        (exitCode, output, error) = Run("eval", run, "--k", "5", "--accelerator", "cpu", "--stream");
+        Assert.True(exitCode == 0, $"eval --stream: exit {exitCode}: {error}");
+        Assert.Contains("data: test images streamed from the host in minibatches of up to 128 (--stream)", output);
+        Assert.Equal(resident, File.ReadAllText(Path.Combine(run, "eval.json")));
+        (exitCode, _, error) = Run("eval", run, "--device-memory", "-2", "--accelerator", "cpu");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("--device-memory is MiB of the accelerator's memory to plan for", error);
+    }
 }

@@ -22,8 +22,10 @@ public static class Evaluate
     /// them (L_k by images, the per-image bounds gathered and added in image order: the same NLL as one process);
     /// the rest is computed by each, and rank 0 writes.
     /// </summary>
+    /// <param name="stream">Stream the test images from the host (as train --stream); also chosen by itself when they
+    /// do not fit beside the model, within <paramref name="deviceMemoryMiB"/> when that is given (0: all the memory).</param>
     public static EvaluationReport Run(string runDirectory, int k, int examples, AcceleratorChoice choice, TextWriter output,
-        bool surgery = false, int surgerySamples = 0, Communicator? ranks = null)
+        bool surgery = false, int surgerySamples = 0, Communicator? ranks = null, bool stream = false, int deviceMemoryMiB = 0)
     {
         ranks ??= SingleProcess.Instance;
         if (surgerySamples < 0)
@@ -45,7 +47,7 @@ public static class Evaluate
             test = test.Take(examples);
         output.WriteLine($"evaluating {runDirectory} (after epoch {run.Epoch}) on {test.Count} test images of {test.Name}, {Compute.Describe(run.Accelerator)}");
 
-        using var data = new DeviceDataset(run.Accelerator, test);
+        using var data = new DeviceDataset(run.Accelerator, test, TestStreamRows(vae, run.Accelerator, test, stream, deviceMemoryMiB, output));
         var sums = Epoch.Evaluate(vae, data, Math.Min(128, vae.MaxBatch), epoch: 0);
         int activeUnits = Evaluation.ActiveUnits(vae, data, test.Count);
         var spec = vae.Config.Spec;
@@ -144,6 +146,35 @@ public static class Evaluate
             output.WriteLine($"written: {path}");
         }
         return report;
+    }
+
+    /// <summary>
+    /// Null when the test images are held on the device (they fit beside the model, as train's memory plan counts
+    /// it); else the rows of the stream's slots, the model's batch: asked for, or the images do not fit. The
+    /// streamed evaluation is the resident one bit for bit (the gather reads the same bytes with the same draws).
+    /// </summary>
+    private static int? TestStreamRows(Vae vae, ILGPU.Runtime.Accelerator accelerator, Model.Data.ImageDataset test, bool stream, int deviceMemoryMiB,
+        TextWriter output)
+    {
+        if (deviceMemoryMiB < 0)
+            throw new SettingException($"--device-memory is MiB of the accelerator's memory to plan for, 0 for all of it (got {deviceMemoryMiB})");
+        long available = Math.Min(MemoryPlan.Available(accelerator), deviceMemoryMiB > 0 ? deviceMemoryMiB * (1L << 20) : long.MaxValue);
+        void Check(int? rows) => MemoryPlan.Check(vae.Config, vae.MaxBatch, DeviceDataset.DeviceBytes(test.Count, test.Features, rows), available,
+            Compute.Describe(accelerator), vae.Adam);
+        if (!stream)
+            try
+            {
+                Check(null);
+                return null;
+            }
+            catch (SettingException)
+            {
+                // Too large to hold: streamed below, if the model and two slots fit.
+            }
+        Check(vae.MaxBatch);
+        output.WriteLine($"data: test images streamed from the host in minibatches of up to {vae.MaxBatch} (" +
+                         (stream ? "--stream" : "they do not fit beside the model") + ")");
+        return vae.MaxBatch;
     }
 
     /// <summary>z_l's width: z1 and z2 as the config sizes them, the Ladder VAE's layers above z2 halving it.</summary>

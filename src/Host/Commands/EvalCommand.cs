@@ -15,14 +15,16 @@ internal static class EvalCommand
         var surgery = new Option<bool>("--surgery") { Description = "ELBO surgery: split the average KL into the index-code mutual information and KL(q(z) ‖ p(z)) of the aggregate posterior" };
         var surgerySamples = new Option<int>("--surgery-samples") { Description = "z samples from q(z) for KL(q(z) ‖ p(z)) (0: one per test image)" };
         var accelerator = AcceleratorOption();
+        var stream = new Option<bool>("--stream") { Description = "Keep the test images on the host and copy each minibatch to the device (the same results bit for bit; chosen by itself when they do not fit)" };
+        var deviceMemory = new Option<int>("--device-memory") { Description = "Plan for at most this many MiB of the accelerator's memory (0: all it offers); test images that no longer fit are streamed", HelpName = "MIB" };
         var command = new Command("eval", "Test ELBO, rate and distortion, the k-sample bound L_k, NLL and active units of a trained run (writes RUN_DIR/eval.json)")
         {
-            run, k, examples, surgery, surgerySamples, accelerator,
+            run, k, examples, surgery, surgerySamples, accelerator, stream, deviceMemory,
         };
         command.SetAction(parse =>
         {
             Evaluate.Run(parse.GetValue(run)!, parse.GetValue(k), parse.GetValue(examples), Compute.ParseChoice(parse.GetValue(accelerator)), output,
-                parse.GetValue(surgery), parse.GetValue(surgerySamples), ranks);
+                parse.GetValue(surgery), parse.GetValue(surgerySamples), ranks, parse.GetValue(stream), parse.GetValue(deviceMemory));
             return 0;
         });
         return command;
