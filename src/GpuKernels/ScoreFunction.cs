@@ -46,6 +46,54 @@ public static class ScoreFunction
         ArrayView<float> dLogits, int units, float scale) =>
         kernels.Launch(BernoulliScoreGradientKernel, (int)h.Length, h, logits, centred, dLogits, units, scale);
 
+    /// <summary>
+    /// The control variates of black-box VI (Ranganath, Gerrish, Blei 2014) for factorised Bernoulli units: with
+    /// g = h_j − σ(a_j) (the score) and u = f·g over <paramref name="rows"/> draws, a_j = Cov(u, g)/Var(g) is the
+    /// multiple of the score that, subtracted, leaves the least variance. f is one signal per row, or one per row
+    /// and unit when <paramref name="perUnitSignals"/> (Rao-Blackwellized: each unit's Markov-blanket terms). One
+    /// thread per unit, the rows in order. Estimate a from other draws than those it centres, or the estimate of
+    /// the gradient picks up a bias of order 1/rows.
+    /// </summary>
+    public static void ControlVariateCoefficients(this KernelSet kernels, ArrayView<float> h, ArrayView<float> logits, ArrayView<float> signals,
+        ArrayView<float> coefficients, int rows, int units, bool perUnitSignals) =>
+        kernels.Launch(ControlVariateCoefficientsKernel, units, h, logits, signals, coefficients, rows, units, perUnitSignals ? 1 : 0);
+
+    /// <summary>centred[r, j] = signal (of row r, or of row r and unit j) − coefficients[j]: per-unit learning
+    /// signals for <see cref="BernoulliScoreGradient"/> with one signal per element (units = 1).</summary>
+    public static void SubtractPerUnit(this KernelSet kernels, ArrayView<float> signals, ArrayView<float> coefficients, ArrayView<float> centred,
+        int units, bool perUnitSignals) =>
+        kernels.Launch(SubtractPerUnitKernel, (int)centred.Length, signals, coefficients, centred, units, perUnitSignals ? 1 : 0);
+
+    [Kernel]
+    public static void ControlVariateCoefficientsKernel(Index1D unit, ArrayView<float> h, ArrayView<float> logits, ArrayView<float> signals,
+        ArrayView<float> coefficients, int rows, int units, int perUnitSignals)
+    {
+        // Two passes: the means, then the centred cross and square sums (one pass loses digits when f is large).
+        float sumU = 0f, sumG = 0f;
+        for (int row = 0; row < rows; row++)
+        {
+            int element = row * units + unit;
+            float score = h[element] - 1f / (1f + MathF.Exp(-logits[element]));
+            sumU += signals[perUnitSignals != 0 ? element : row] * score;
+            sumG += score;
+        }
+        float meanU = sumU / rows, meanG = sumG / rows, covariance = 0f, variance = 0f;
+        for (int row = 0; row < rows; row++)
+        {
+            int element = row * units + unit;
+            float score = h[element] - 1f / (1f + MathF.Exp(-logits[element]));
+            float deviation = score - meanG;
+            covariance += (signals[perUnitSignals != 0 ? element : row] * score - meanU) * deviation;
+            variance += deviation * deviation;
+        }
+        coefficients[unit] = variance > 0f ? covariance / variance : 0f;
+    }
+
+    [Kernel]
+    public static void SubtractPerUnitKernel(Index1D element, ArrayView<float> signals, ArrayView<float> coefficients, ArrayView<float> centred,
+        int units, int perUnitSignals) =>
+        centred[element] = signals[perUnitSignals != 0 ? element : element / units] - coefficients[element % units];
+
     [Kernel]
     public static void CenterLearningSignalKernel(Index1D example, ArrayView<float> signal, ArrayView<float> baseline, ArrayView<float> moments,
         ArrayView<float> centred, SignalCentring centring)

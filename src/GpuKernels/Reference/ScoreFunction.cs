@@ -30,6 +30,25 @@ public static class ScoreFunctionReference
         return (decay * runningMean + (1 - decay) * mean, decay * runningVariance + (1 - decay) * variance);
     }
 
+    /// <summary>a_j = Cov(f·g_j, g_j)/Var(g_j) over the rows, g the Bernoulli score; f per row or per row and unit.</summary>
+    public static double[] ControlVariateCoefficients(double[] h, double[] logits, double[] signals, int rows, int units, bool perUnitSignals)
+    {
+        var coefficients = new double[units];
+        for (int j = 0; j < units; j++)
+        {
+            var score = Enumerable.Range(0, rows).Select(r => h[r * units + j] - 1 / (1 + Math.Exp(-logits[r * units + j]))).ToArray();
+            var product = Enumerable.Range(0, rows).Select(r => signals[perUnitSignals ? r * units + j : r] * score[r]).ToArray();
+            double meanScore = score.Average(), meanProduct = product.Average();
+            double covariance = Enumerable.Range(0, rows).Sum(r => (product[r] - meanProduct) * (score[r] - meanScore));
+            double variance = score.Sum(value => (value - meanScore) * (value - meanScore));
+            coefficients[j] = variance > 0 ? covariance / variance : 0;
+        }
+        return coefficients;
+    }
+
+    public static double[] SubtractPerUnit(double[] signals, double[] coefficients, int rows, int units, bool perUnitSignals) =>
+        Enumerable.Range(0, rows * units).Select(e => signals[perUnitSignals ? e : e / units] - coefficients[e % units]).ToArray();
+
     public static double[] BernoulliScoreGradient(double[] h, double[] logits, double[] centred, int units, double scale)
     {
         var gradient = new double[h.Length];
