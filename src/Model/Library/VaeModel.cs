@@ -213,6 +213,7 @@ public sealed class VaeModel : IDisposable
         var run = new TrainingRun(Vae, train, trainData, testData, Settings);
         int tickInterval = Math.Max(1, run.StepsPerEpoch / 10);
         var results = new List<EpochResult>();
+        bool stopped = false;
         for (int epoch = EpochsDone + 1; epoch <= Settings.Epochs; epoch++)
         {
             var clock = Stopwatch.StartNew();
@@ -221,8 +222,10 @@ public sealed class VaeModel : IDisposable
             {
                 progress?.Report(new TrainingProgress(epochNumber, Settings.Epochs, step, run.StepsPerEpoch, running.MeanLoss));
                 return true;
-            }, _ => !cancellation.IsCancellationRequested);
-            cancellation.ThrowIfCancellationRequested();
+            }, _ => !(stopped = Vae.Ranks.Any(cancellation.IsCancellationRequested)));
+            // Ranks stop together: one rank's cancellation stops them all after the same step.
+            if (stopped)
+                throw new OperationCanceledException(cancellation.IsCancellationRequested ? cancellation : CancellationToken.None);
             var trainSums = sums!.Value;
             var result = new EpochResult(epoch, trainSums, run.Test(epoch), clock.Elapsed.TotalSeconds);
             EpochsDone = epoch;
