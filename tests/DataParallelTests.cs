@@ -328,6 +328,7 @@ public sealed class DataParallelTests(AcceleratorFixture fixture)
         public override void AllGather(ReadOnlySpan<float> mine, Span<float> all) => Gather(mine, all);
         public override void AllGather(ReadOnlySpan<double> mine, Span<double> all) => Gather(mine, all);
         public override void Broadcast(Span<byte> bytes, int root) => Gather<byte>(bytes, bytes);
+        public override void AllToAll(ReadOnlySpan<float> send, Span<float> receive) => Gather(send, receive);
 
         private void Gather<T>(ReadOnlySpan<T> mine, Span<T> all)
         {
@@ -361,6 +362,16 @@ public sealed class DataParallelTests(AcceleratorFixture fixture)
             public override string Description => "threads";
             public override void AllGather(ReadOnlySpan<float> mine, Span<float> all) => group.Exchange(rank, mine, all);
             public override void AllGather(ReadOnlySpan<double> mine, Span<double> all) => group.Exchange(rank, mine, all);
+
+            public override void AllToAll(ReadOnlySpan<float> send, Span<float> receive)
+            {
+                // Everything to everyone, then each rank keeps its own block from each.
+                int block = send.Length / Size;
+                var all = new float[send.Length * Size];
+                group.Exchange(rank, send, all);
+                for (int from = 0; from < Size; from++)
+                    all.AsSpan(from * send.Length + rank * block, block).CopyTo(receive.Slice(from * block, block));
+            }
 
             public override void Broadcast(Span<byte> bytes, int root)
             {

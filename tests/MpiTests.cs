@@ -92,7 +92,7 @@ public sealed class MpiTests : IDisposable
         Assert.False(Directory.Exists(refused));
         (exitCode, output) = Mpirun(["train", .. Settings(data), "--epochs", "1", "--gradient-exchange", "host", "--out", host]);
         Assert.True(exitCode == 0, output);
-        Assert.Contains("gradients by MPI all-gather on host copies", output);
+        Assert.Contains("gradients by MPI all-to-all and all-gather on host copies", output);
     }
 
     /// <summary>A command that does not share its work over ranks (here `encode`) is refused under mpirun in one line

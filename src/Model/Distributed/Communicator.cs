@@ -22,6 +22,10 @@ public abstract class Communicator : IDisposable
     /// <inheritdoc cref="AllGather(ReadOnlySpan{float}, Span{float})"/>
     public abstract void AllGather(ReadOnlySpan<double> mine, Span<double> all);
 
+    /// <summary>Block r of <paramref name="send"/> (its length / Size values) to rank r; <paramref name="receive"/>'s
+    /// block r from rank r. Every rank sends blocks of the same length.</summary>
+    public abstract void AllToAll(ReadOnlySpan<float> send, Span<float> receive);
+
     /// <summary>The root's bytes into every rank's <paramref name="bytes"/> (the same length on every rank).</summary>
     public abstract void Broadcast(Span<byte> bytes, int root);
 
@@ -107,6 +111,7 @@ public sealed class SingleProcess : Communicator
     public override string Description => "one process";
     public override void AllGather(ReadOnlySpan<float> mine, Span<float> all) => mine.CopyTo(all);
     public override void AllGather(ReadOnlySpan<double> mine, Span<double> all) => mine.CopyTo(all);
+    public override void AllToAll(ReadOnlySpan<float> send, Span<float> receive) => send.CopyTo(receive);
 
     public override void Broadcast(Span<byte> bytes, int root)
     {

@@ -64,17 +64,29 @@ public abstract class GradientExchange(GradientBuffers buffers) : IDisposable
 }
 
 /// <summary>
-/// Through the host: each rank's gradient is copied out, all-gathered by MPI, and every rank adds Σ_r (b_r/B)·g_r
-/// in rank order in double, so the result is the same on every rank and from run to run. One host wait a step.
+/// Through the host, in a fixed order: each rank copies its gradient out, cut into N equal pieces (the last padded
+/// with zeros); an MPI all-to-all gives rank r every rank's piece r, which it combines as Σ_q (b_q/B)·g_q in rank
+/// order in double; an all-gather then gives every rank every combined piece. So each element is the same
+/// rank-order double sum on every rank and from run to run, and a rank sends and receives about two gradients a
+/// step (and adds N pieces of 1/N), not N. One host wait a step.
 /// </summary>
-public sealed class HostGradientExchange(GradientBuffers buffers) : GradientExchange(buffers)
+public sealed class HostGradientExchange : GradientExchange
 {
-    private readonly float[] local = new float[buffers.Gradients.Length];
-    private readonly float[] gathered = new float[buffers.Gradients.Length * buffers.Ranks.Size];
-    private readonly double[] combined = new double[buffers.Gradients.Length];
+    private readonly int piece;
+    private readonly float[] local, received, combinedPiece, gathered;
     private int localCount, globalBatch;
 
-    public override string Description => "MPI all-gather on host copies, summed in rank order";
+    public HostGradientExchange(GradientBuffers buffers) : base(buffers)
+    {
+        int size = buffers.Ranks.Size;
+        piece = (int)((buffers.Gradients.Length + size - 1) / size);
+        local = new float[piece * size];
+        received = new float[piece * size];
+        combinedPiece = new float[piece];
+        gathered = new float[piece * size];
+    }
+
+    public override string Description => "MPI all-to-all and all-gather on host copies, summed in rank order";
 
     public override void BeginStep(int localCount, int globalBatch)
     {
@@ -85,25 +97,25 @@ public sealed class HostGradientExchange(GradientBuffers buffers) : GradientExch
     public override void Complete()
     {
         var ranks = Buffers.Ranks;
-        int length = local.Length;
+        int length = (int)Buffers.Gradients.Length;
         Buffers.Kernels.Synchronize();
         if (localCount > 0)
-            Buffers.Gradients.CopyToCPU(local);
-        ranks.AllGather(local, gathered);
-        Array.Clear(combined);
-        for (int rank = 0; rank < ranks.Size; rank++)
+            Buffers.Gradients.CopyToCPU(local.AsSpan(0, length));
+        ranks.AllToAll(local, received);
+        for (int i = 0; i < piece; i++)
         {
-            int count = BatchSlice.Of(globalBatch, rank, ranks.Size).Count;
-            if (count == 0)
-                continue; // a rank without examples sent whatever its buffer held
-            double share = (double)count / globalBatch;
-            var part = gathered.AsSpan(rank * length, length);
-            for (int i = 0; i < length; i++)
-                combined[i] += share * part[i];
+            double sum = 0;
+            for (int rank = 0; rank < ranks.Size; rank++)
+            {
+                int count = BatchSlice.Of(globalBatch, rank, ranks.Size).Count;
+                // A rank without examples sent whatever its buffer held: it counts for nothing.
+                if (count > 0)
+                    sum += (double)count / globalBatch * received[rank * piece + i];
+            }
+            combinedPiece[i] = (float)sum;
         }
-        for (int i = 0; i < length; i++)
-            local[i] = (float)combined[i];
-        Buffers.Gradients.CopyFromCPU(local);
+        ranks.AllGather(combinedPiece, gathered);
+        Buffers.Gradients.CopyFromCPU(gathered.AsSpan(0, length));
     }
 }
 

@@ -23,6 +23,7 @@ internal static unsafe class OpenMpi
     private static delegate* unmanaged<nint, int*, int> commRank, commSize;
     private static delegate* unmanaged<void*, int, nint, void*, int, nint, nint, int> allGather;
     private static delegate* unmanaged<void*, int, nint, int, nint, int> broadcast;
+    private static delegate* unmanaged<void*, int, nint, void*, int, nint, nint, int> allToAll;
     private static delegate* unmanaged<int> finalize;
     private static delegate* unmanaged<nint, int, int> abort;
     private static delegate* unmanaged<byte*, int*, int> libraryVersion;
@@ -63,6 +64,14 @@ internal static unsafe class OpenMpi
         fixed (T* send = mine)
         fixed (T* receive = all)
             Check(allGather(send, mine.Length, type, receive, mine.Length, type, commWorld), "MPI_Allgather");
+    }
+
+    /// <summary>MPI_Alltoall of floats: <paramref name="blockLength"/> values to and from each rank.</summary>
+    public static void AllToAll(ReadOnlySpan<float> send, Span<float> receive, int blockLength)
+    {
+        fixed (float* sent = send)
+        fixed (float* received = receive)
+            Check(allToAll(sent, blockLength, floatType, received, blockLength, floatType, commWorld), "MPI_Alltoall");
     }
 
     public static void Broadcast(Span<byte> bytes, int root)
@@ -114,6 +123,7 @@ internal static unsafe class OpenMpi
         commSize = (delegate* unmanaged<nint, int*, int>)Export("MPI_Comm_size");
         allGather = (delegate* unmanaged<void*, int, nint, void*, int, nint, nint, int>)Export("MPI_Allgather");
         broadcast = (delegate* unmanaged<void*, int, nint, int, nint, int>)Export("MPI_Bcast");
+        allToAll = (delegate* unmanaged<void*, int, nint, void*, int, nint, nint, int>)Export("MPI_Alltoall");
         finalize = (delegate* unmanaged<int>)Export("MPI_Finalize");
         abort = (delegate* unmanaged<nint, int, int>)Export("MPI_Abort");
         libraryVersion = (delegate* unmanaged<byte*, int*, int>)Export("MPI_Get_library_version");
@@ -177,6 +187,7 @@ public sealed class MpiCommunicator : Communicator
     public override void AllGather(ReadOnlySpan<float> mine, Span<float> all) => OpenMpi.AllGather(mine, all);
     public override void AllGather(ReadOnlySpan<double> mine, Span<double> all) => OpenMpi.AllGather(mine, all);
     public override void Broadcast(Span<byte> bytes, int root) => OpenMpi.Broadcast(bytes, root);
+    public override void AllToAll(ReadOnlySpan<float> send, Span<float> receive) => OpenMpi.AllToAll(send, receive, send.Length / Size);
 
     /// <summary>Ends the job on every rank with this exit code (see <see cref="OpenMpi.Abort"/>).</summary>
     public void Abort(int exitCode) => OpenMpi.Abort(exitCode);
