@@ -184,7 +184,10 @@ public sealed partial class Vae : IDisposable
     {
         kernels.Synchronize();
         // The sums are read as the ranks' total, so one rank holds what was saved.
-        trainingTotals.View.CopyFromCPU(Ranks.IsRoot ? sums.ToArray() : new double[sums.ToArray().Length]);
+        var values = sums.ToArray();
+        if (!Ranks.IsRoot)
+            Array.Clear(values);
+        trainingTotals.View.CopyFromCPU(values);
     }
 
     /// <summary>Reads the training sums (this synchronises with the device) and optionally resets them; with
