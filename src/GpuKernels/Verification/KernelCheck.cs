@@ -77,6 +77,8 @@ public sealed class KernelCheck(KernelSet kernels)
         foreach (var result in DistributionDensities(784))
             yield return result;
         yield return ScoreGradient(128, 200);
+        foreach (var result in AutoregressiveUnits(128, 200))
+            yield return result;
         foreach (var (examples, latent, length, samples) in new[] { (7, 1, 1, 1), (128, 20, 4, 1), (33, 20, 2, 5) })
             foreach (var result in PlanarFlowSteps(examples, latent, length, samples))
                 yield return result;
@@ -391,6 +393,34 @@ public sealed class KernelCheck(KernelSet kernels)
         kernels.ScaleInPlace(buffer.View, share);
         return Compare("gradient × share", count.ToString(System.Globalization.CultureInfo.InvariantCulture),
             Reference.CollectiveReference.Scale(values, share).Select(value => (double)value).ToArray(), buffer.GetAsArray1D(), 0, 0);
+    }
+
+    /// <summary>DARN's autoregressive units: the masked logits of given units and W's gradient from their scores,
+    /// against the double references (1e-5 of the summed terms' sizes, as in the tests).</summary>
+    private IEnumerable<CheckResult> AutoregressiveUnits(int rows, int units)
+    {
+        var random = new Random(rows * units);
+        var context = Uniform(random, rows * units, -2, 2);
+        var weights = Uniform(random, units * units, -2 / Math.Sqrt(units), 2 / Math.Sqrt(units));
+        var h = context.Select(_ => random.Next(2) == 0 ? 0.0 : 1.0).ToArray();
+        var accelerator = kernels.Accelerator;
+        using var contextBuffer = accelerator.Allocate1D(ToFloat(context));
+        using var weightBuffer = accelerator.Allocate1D(ToFloat(weights));
+        using var hBuffer = accelerator.Allocate1D(ToFloat(h));
+        using var logits = accelerator.Allocate1D<float>(rows * units);
+        using var logDensity = accelerator.Allocate1D<float>(rows * units);
+        using var dLogits = accelerator.Allocate1D<float>(rows * units);
+        using var dWeights = accelerator.Allocate1D<float>(units * units);
+        kernels.AutoregressiveLogits(contextBuffer.View, weightBuffer.View, hBuffer.View, logits.View, units);
+        kernels.BernoulliLogDensity(hBuffer.View, logits.View, logDensity.View, dLogits.View);
+        kernels.AutoregressiveWeightGradient(dLogits.View, hBuffer.View, dWeights.View, rows, units);
+        string shape = $"{rows}x{units}";
+        var expected = Reference.AutoregressiveReference.Logits(context, weights, h, rows, units);
+        var sizes = Reference.AutoregressiveReference.Logits(context.Select(Math.Abs).ToArray(), weights.Select(Math.Abs).ToArray(), h, rows, units);
+        yield return Compare("autoregressive logits", shape, expected, logits.GetAsArray1D(), 1e-5, 1e-6, sizes);
+        var score = expected.Select((logit, i) => Reference.DistributionReference.BernoulliScore(h[i], logit)).ToArray();
+        yield return Compare("autoregressive dW", shape, Reference.AutoregressiveReference.WeightGradient(score, h, rows, units), dWeights.GetAsArray1D(),
+            0, 1e-5 * rows);
     }
 
     /// <summary>The score-function estimator's centring (baseline, running mean, normalisation) and Bernoulli score

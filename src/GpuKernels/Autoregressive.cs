@@ -1,0 +1,74 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace IlgpuVae.GpuKernels;
+
+/// <summary>
+/// Autoregressive binary units, DARN's building block (Gregor et al. 2014; issue 24): K units per row, unit j a
+/// logistic unit of a context c_j (the input's contribution and the bias, computed by an ordinary dense layer) and
+/// the units before it, a_j = c_j + Σ_{k&lt;j} W_jk·h_k, with W [K, K] row-major of which only the strictly lower
+/// triangle is read. Given h, all logits are one masked product (<see cref="AutoregressiveLogits"/>); drawing h takes
+/// K sequential steps (<see cref="AutoregressiveSample"/>, one thread per row). The backward pass gives W's gradient
+/// (zero on and above the diagonal) from the logits' gradient; the context's gradient is the logits' own.
+/// Double references: <see cref="Reference.AutoregressiveReference"/>.
+/// </summary>
+public static class Autoregressive
+{
+    /// <summary>logits[b, j] = context[b, j] + Σ_{k&lt;j} W[j, k]·h[b, k], one thread per element.</summary>
+    public static void AutoregressiveLogits(this KernelSet kernels, ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h,
+        ArrayView<float> logits, int units) =>
+        kernels.Launch(LogitsKernel, (int)context.Length, context, weights, h, logits, units);
+
+    /// <summary>
+    /// Draws each row's units in order: a_j as above from the units already drawn, then h_j = 1 when
+    /// u·(1 + e^−a_j) &lt; 1 (u &lt; σ(a_j)), u from Philox at element b·K + j (keyed as the other samplers, K per
+    /// example); writes h and the logits a.
+    /// </summary>
+    public static void AutoregressiveSample(this KernelSet kernels, ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h,
+        ArrayView<float> logits, int units, DrawKey key) =>
+        kernels.Launch(SampleKernel, (int)(context.Length / units), context, weights, h, logits, units, key);
+
+    /// <summary>dWeights[j, k] = Σ_b dLogits[b, j]·h[b, k] for k &lt; j, 0 elsewhere (one thread per entry of W,
+    /// the rows in order).</summary>
+    public static void AutoregressiveWeightGradient(this KernelSet kernels, ArrayView<float> dLogits, ArrayView<float> h, ArrayView<float> dWeights,
+        int rows, int units) =>
+        kernels.Launch(WeightGradientKernel, units * units, dLogits, h, dWeights, rows, units);
+
+    [Kernel]
+    public static void LogitsKernel(Index1D element, ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h, ArrayView<float> logits,
+        int units)
+    {
+        int row = element / units, unit = element - row * units;
+        float sum = context[element];
+        for (int k = 0; k < unit; k++)
+            sum += weights[unit * units + k] * h[row * units + k];
+        logits[element] = sum;
+    }
+
+    [Kernel]
+    public static void SampleKernel(Index1D row, ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h, ArrayView<float> logits,
+        int units, DrawKey key)
+    {
+        int start = row * units;
+        for (int unit = 0; unit < units; unit++)
+        {
+            float sum = context[start + unit];
+            for (int k = 0; k < unit; k++)
+                sum += weights[unit * units + k] * h[start + k];
+            logits[start + unit] = sum;
+            float u = Philox.Uniform(key.Seed, key.Stream, key.Step, key.Counter(start + unit, units));
+            h[start + unit] = u * (1f + MathF.Exp(-sum)) < 1f ? 1f : 0f;
+        }
+    }
+
+    [Kernel]
+    public static void WeightGradientKernel(Index1D entry, ArrayView<float> dLogits, ArrayView<float> h, ArrayView<float> dWeights, int rows, int units)
+    {
+        int unit = entry / units, k = entry - unit * units;
+        float sum = 0f;
+        if (k < unit)
+            for (int row = 0; row < rows; row++)
+                sum += dLogits[row * units + unit] * h[row * units + k];
+        dWeights[entry] = sum;
+    }
+}

@@ -1,0 +1,210 @@
+using ILGPU.Runtime;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.GpuKernels.Reference;
+
+namespace IlgpuVae.Tests;
+
+/// <summary>
+/// DARN's autoregressive binary units: the masked logits, the sequential sampler and W's gradient against their
+/// double references at odd shapes, W's gradient against finite differences of the log-probability, the mask (only
+/// the strictly lower triangle is read), the sampler's state frequencies against the exact distribution, and the
+/// slice keying of data parallelism.
+/// </summary>
+[Collection(AcceleratorCollection.Name)]
+public sealed class AutoregressiveTests(AcceleratorFixture fixture)
+{
+    public static TheoryData<int, int> Shapes => new() { { 1, 1 }, { 7, 5 }, { 33, 33 }, { 128, 200 } };
+
+    private static (float[] Context, float[] Weights, float[] H) Inputs(int rows, int units, int seed)
+    {
+        var random = new Random(seed);
+        double scale = 2 / Math.Sqrt(units);
+        var context = Enumerable.Range(0, rows * units).Select(_ => (float)(-2 + 4 * random.NextDouble())).ToArray();
+        var weights = Enumerable.Range(0, units * units).Select(_ => (float)(scale * (2 * random.NextDouble() - 1))).ToArray();
+        var h = Enumerable.Range(0, rows * units).Select(_ => random.Next(2) == 0 ? 0f : 1f).ToArray();
+        return (context, weights, h);
+    }
+
+    /// <summary>Logits of given units: each a sum of up to K − 1 products; float keeps about 6e-8 of each, so 1e-5
+    /// of the sum of their sizes (plus 1e-6) bounds the difference at K = 200 with room.</summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void LogitsMatchTheReference(int rows, int units)
+    {
+        var (context, weights, h) = Inputs(rows, units, rows + units);
+        var expected = AutoregressiveReference.Logits(Numerics.ToDouble(context), Numerics.ToDouble(weights), Numerics.ToDouble(h), rows, units);
+        var sizes = AutoregressiveReference.Logits(context.Select(value => (double)Math.Abs(value)).ToArray(),
+            weights.Select(value => (double)Math.Abs(value)).ToArray(), Numerics.ToDouble(h), rows, units);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var contextBuffer = kernels.Accelerator.Allocate1D(context);
+            using var weightBuffer = kernels.Accelerator.Allocate1D(weights);
+            using var hBuffer = kernels.Accelerator.Allocate1D(h);
+            using var logits = kernels.Accelerator.Allocate1D<float>(rows * units);
+            kernels.AutoregressiveLogits(contextBuffer.View, weightBuffer.View, hBuffer.View, logits.View, units);
+            var got = logits.GetAsArray1D();
+            for (int i = 0; i < got.Length; i++)
+                Assert.True(Math.Abs(got[i] - expected[i]) <= 1e-5 * sizes[i] + 1e-6, $"{kernels.Accelerator.AcceleratorType}: logit {i} = {got[i]}, reference {expected[i]}");
+        }
+    }
+
+    /// <summary>Only the strictly lower triangle of W is read: filling the diagonal and the upper triangle with large
+    /// values changes no logit and no draw.</summary>
+    [Fact]
+    public void OnlyTheStrictlyLowerTriangleIsRead()
+    {
+        const int rows = 9, units = 6;
+        var (context, weights, h) = Inputs(rows, units, 3);
+        var polluted = weights.Select((value, i) => i % units >= i / units ? 1e6f : value).ToArray();
+        var key = new DrawKey(2, Philox.Streams.Sample, 5);
+        var kernels = fixture.KernelSets[0];
+        float[] Logits(float[] w, bool sample)
+        {
+            using var contextBuffer = kernels.Accelerator.Allocate1D(context);
+            using var weightBuffer = kernels.Accelerator.Allocate1D(w);
+            using var hBuffer = kernels.Accelerator.Allocate1D(h);
+            using var logits = kernels.Accelerator.Allocate1D<float>(rows * units);
+            if (sample)
+                kernels.AutoregressiveSample(contextBuffer.View, weightBuffer.View, hBuffer.View, logits.View, units, key);
+            else
+                kernels.AutoregressiveLogits(contextBuffer.View, weightBuffer.View, hBuffer.View, logits.View, units);
+            return [.. logits.GetAsArray1D(), .. hBuffer.GetAsArray1D()];
+        }
+        Assert.Equal(Logits(weights, sample: false), Logits(polluted, sample: false));
+        Assert.Equal(Logits(weights, sample: true), Logits(polluted, sample: true));
+    }
+
+    /// <summary>
+    /// The sequential sampler against the reference from the same uniforms: a row whose every threshold falls the
+    /// same way in float and double draws the same units and logits (to the tolerance above); a threshold decided
+    /// differently (the two sides within rounding) changes the rest of its row, which at most 1 row in 100 may do.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void TheSamplerDrawsWhatTheReferenceDraws(int rows, int units)
+    {
+        var (context, weights, _) = Inputs(rows, units, 7 * rows + units);
+        var key = new DrawKey(4, Philox.Streams.Sample, 9);
+        var (expectedH, expectedLogits) = AutoregressiveReference.Sample(Numerics.ToDouble(context), Numerics.ToDouble(weights), rows, units, key);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var contextBuffer = kernels.Accelerator.Allocate1D(context);
+            using var weightBuffer = kernels.Accelerator.Allocate1D(weights);
+            using var h = kernels.Accelerator.Allocate1D<float>(rows * units);
+            using var logits = kernels.Accelerator.Allocate1D<float>(rows * units);
+            kernels.AutoregressiveSample(contextBuffer.View, weightBuffer.View, h.View, logits.View, units, key);
+            var gotH = h.GetAsArray1D();
+            var gotLogits = logits.GetAsArray1D();
+            int differing = 0;
+            for (int b = 0; b < rows; b++)
+            {
+                bool same = Enumerable.Range(b * units, units).All(i => gotH[i] == expectedH[i]);
+                if (!same)
+                {
+                    differing++;
+                    continue;
+                }
+                for (int i = b * units; i < (b + 1) * units; i++)
+                    Assert.True(Math.Abs(gotLogits[i] - expectedLogits[i]) <= 1e-5 * (Math.Abs(expectedLogits[i]) + units) + 1e-6,
+                        $"row {b}: logit {i} = {gotLogits[i]}, reference {expectedLogits[i]}");
+            }
+            Assert.True(differing <= Math.Max(1, rows / 100), $"{kernels.Accelerator.AcceleratorType}: {differing} of {rows} rows differ");
+        }
+    }
+
+    /// <summary>
+    /// W's gradient of the log-probability of given units: the logits' gradient is each unit's Bernoulli score
+    /// h − σ(a) (the density kernel's), then W's is the masked product. Against the double reference (1e-5 of the
+    /// sum of the terms' sizes: B products each) and against central differences of the double log-probability
+    /// at entries below, on and above the diagonal (the last two must be exactly 0).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void WeightGradientMatchesTheReferenceAndFiniteDifferences(int rows, int units)
+    {
+        var (context, weights, h) = Inputs(rows, units, 11 * rows + units);
+        var expectedLogits = AutoregressiveReference.Logits(Numerics.ToDouble(context), Numerics.ToDouble(weights), Numerics.ToDouble(h), rows, units);
+        var score = expectedLogits.Select((logit, i) => DistributionReference.BernoulliScore(h[i], logit)).ToArray();
+        var expected = AutoregressiveReference.WeightGradient(score, Numerics.ToDouble(h), rows, units);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var contextBuffer = accelerator.Allocate1D(context);
+            using var weightBuffer = accelerator.Allocate1D(weights);
+            using var hBuffer = accelerator.Allocate1D(h);
+            using var logits = accelerator.Allocate1D<float>(rows * units);
+            using var logDensity = accelerator.Allocate1D<float>(rows * units);
+            using var dLogits = accelerator.Allocate1D<float>(rows * units);
+            using var dWeights = accelerator.Allocate1D<float>(units * units);
+            kernels.AutoregressiveLogits(contextBuffer.View, weightBuffer.View, hBuffer.View, logits.View, units);
+            kernels.BernoulliLogDensity(hBuffer.View, logits.View, logDensity.View, dLogits.View);
+            kernels.AutoregressiveWeightGradient(dLogits.View, hBuffer.View, dWeights.View, rows, units);
+            var got = dWeights.GetAsArray1D();
+            for (int i = 0; i < got.Length; i++)
+                Assert.True(Math.Abs(got[i] - expected[i]) <= 1e-5 * rows + 1e-6, $"{accelerator.AcceleratorType}: dW[{i}] = {got[i]}, reference {expected[i]}");
+        }
+        var random = new Random(units);
+        for (int check = 0; check < Math.Min(12, units * units); check++)
+        {
+            int entry = check < 2 && units > 1 ? (check == 0 ? units * units - 1 : units) : random.Next(units * units);
+            var plus = Numerics.ToDouble(weights);
+            var minus = Numerics.ToDouble(weights);
+            const double h2 = 1e-6;
+            plus[entry] += h2;
+            minus[entry] -= h2;
+            double slope = (AutoregressiveReference.LogProbability(Numerics.ToDouble(context), plus, Numerics.ToDouble(h), rows, units)
+                            - AutoregressiveReference.LogProbability(Numerics.ToDouble(context), minus, Numerics.ToDouble(h), rows, units)) / (2 * h2);
+            Assert.True(Math.Abs(slope - expected[entry]) <= 1e-5 * rows + 1e-6, $"entry {entry}: difference quotient {slope}, gradient {expected[entry]}");
+            if (entry % units >= entry / units)
+                Assert.Equal(0, expected[entry]);
+        }
+    }
+
+    /// <summary>
+    /// Three units with strong dependencies, 40 000 rows: each of the 8 states turns up within 4.5 standard errors of
+    /// its exact probability Π_j σ(±a_j) (the draws are fixed by the seed, so this passes or fails the same way on
+    /// every run); a sampler that read the units in the wrong order or a unit's own draw would miss by far more.
+    /// </summary>
+    [Fact]
+    public void StateFrequenciesMatchTheAutoregressiveDistribution()
+    {
+        const int rows = 40_000, units = 3;
+        float[] context1 = [0.3f, -1.1f, 0.6f];
+        float[] weights = [0, 0, 0, 2.2f, 0, 0, -1.7f, 1.3f, 0];
+        var kernels = fixture.KernelSets[0];
+        using var context = kernels.Accelerator.Allocate1D(Enumerable.Range(0, rows * units).Select(i => context1[i % units]).ToArray());
+        using var weightBuffer = kernels.Accelerator.Allocate1D(weights);
+        using var h = kernels.Accelerator.Allocate1D<float>(rows * units);
+        using var logits = kernels.Accelerator.Allocate1D<float>(rows * units);
+        kernels.AutoregressiveSample(context.View, weightBuffer.View, h.View, logits.View, units, new DrawKey(6, Philox.Streams.Sample, 1));
+        var draws = h.GetAsArray1D();
+        var counts = new int[1 << units];
+        for (int b = 0; b < rows; b++)
+            counts[(int)(draws[b * 3] + 2 * draws[b * 3 + 1] + 4 * draws[b * 3 + 2])]++;
+        for (int state = 0; state < 1 << units; state++)
+        {
+            var bits = Enumerable.Range(0, units).Select(j => (double)((state >> j) & 1)).ToArray();
+            double probability = Math.Exp(AutoregressiveReference.LogProbability(Numerics.ToDouble(context1), Numerics.ToDouble(weights), bits, 1, units));
+            double expected = rows * probability, error = Math.Sqrt(rows * probability * (1 - probability));
+            Assert.True(Math.Abs(counts[state] - expected) <= 4.5 * error, $"state {state}: {counts[state]} draws, expected {expected:F0} ± {error:F0}");
+        }
+    }
+
+    /// <summary>Rows first..first+3 drawn on their own with the first in the key are the whole batch's rows.</summary>
+    [Fact]
+    public void ASliceDrawsWhatTheWholeBatchDrawsForItsRows()
+    {
+        const int rows = 8, units = 7, first = 4, slice = 3;
+        var (context, weights, _) = Inputs(rows, units, 5);
+        var kernels = fixture.KernelSets[0];
+        using var contextBuffer = kernels.Accelerator.Allocate1D(context);
+        using var weightBuffer = kernels.Accelerator.Allocate1D(weights);
+        using var whole = kernels.Accelerator.Allocate1D<float>(rows * units);
+        using var part = kernels.Accelerator.Allocate1D<float>(slice * units);
+        using var logits = kernels.Accelerator.Allocate1D<float>(rows * units);
+        kernels.AutoregressiveSample(contextBuffer.View, weightBuffer.View, whole.View, logits.View, units, new DrawKey(1, Philox.Streams.Sample, 2));
+        kernels.AutoregressiveSample(contextBuffer.View.SubView(first * units, slice * units), weightBuffer.View, part.View,
+            logits.View.SubView(0, slice * units), units, new DrawKey(1, Philox.Streams.Sample, 2, first));
+        Assert.Equal(whole.GetAsArray1D().Skip(first * units).Take(slice * units), part.GetAsArray1D());
+    }
+}
