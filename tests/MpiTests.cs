@@ -95,6 +95,19 @@ public sealed class MpiTests : IDisposable
         Assert.Contains("gradients by MPI all-to-all and all-gather on host copies", output);
     }
 
+    /// <summary>`bench` under mpirun times the job's steps (each rank its slice of every batch): one report, from rank
+    /// 0, with the exchange named.</summary>
+    [Fact]
+    public void BenchTimesADataParallelJob()
+    {
+        RequireMpirun();
+        var (exitCode, output) = Mpirun(["bench", "--steps", "6", "--warmup", "1", "--batch-size", "16", "--hidden", "8", "--latent", "3",
+            "--accelerator", "cpu"]);
+        Assert.True(exitCode == 0, output);
+        Assert.Contains("data parallel: Open MPI", output);
+        Assert.Single(output.Split('\n'), line => line.StartsWith("model 784-8-3", StringComparison.Ordinal) && line.Contains("samples/s"));
+    }
+
     /// <summary>A command that does not share its work over ranks (here `encode`) is refused under mpirun in one line
     /// from rank 0, exit 2, rather than repeated by every rank.</summary>
     [Fact]

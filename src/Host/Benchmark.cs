@@ -13,6 +13,9 @@ namespace IlgpuVae.Host;
 
 public sealed record BenchOptions
 {
+    /// <summary>Under mpirun: how the ranks sum their gradients (as train's --gradient-exchange).</summary>
+    public Model.Distributed.GradientExchangeKind GradientExchange { get; init; }
+
     public int Steps { get; init; } = 469;
     public int WarmupSteps { get; init; } = 10;
     /// <summary>Examples per step; null: the preset's batch, or <see cref="DefaultBatchSize"/> without one.</summary>
@@ -70,8 +73,12 @@ public sealed record BenchResult
 /// depend on the pixel values, and no data set is needed), exactly as an epoch of train runs them, and reports
 /// throughput. An "epoch" here is 60 000 examples, MNIST's training set.
 /// </summary>
-public sealed class Benchmark(BenchOptions options, TextWriter output)
+/// <remarks>Under mpirun every rank takes its slice of each step's batch, as train does; the figures are the job's
+/// (samples of the global batch per second, timed by rank 0).</remarks>
+public sealed class Benchmark(BenchOptions options, TextWriter output, Model.Distributed.Communicator? ranks = null)
 {
+    private readonly Model.Distributed.Communicator ranks = ranks ?? Model.Distributed.SingleProcess.Instance;
+
     public const int ExamplesPerEpoch = 60_000;
 
     public BenchResult Run()
@@ -93,7 +100,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         bool binarize = model?.Binarize == BinarizeMode.Dynamic;
 
         using var context = Compute.CreateContext();
-        using var accelerator = Compute.CreateAccelerator(context, options.Accelerator);
+        using var accelerator = Compute.CreateAccelerator(context, options.Accelerator, ranks.LocalRank);
         using var kernels = new KernelSet(accelerator);
         output.WriteLine($"accelerator: {Compute.Describe(accelerator)}");
         if (options.Kernels)
@@ -103,8 +110,13 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
         int count = options.Steps * batchSize;
         using var data = new DeviceDataset(accelerator, BenchData(count, config.InputSize, model), options.Stream ? batchSize : null);
         using var vae = checkpoint is null
-            ? new Vae(kernels, config, batchSize, seed: 1, model?.AdamSettings())
-            : new Vae(kernels, config, batchSize, checkpoint.State.Seed, checkpoint.State.Adam);
+            ? new Vae(kernels, config, batchSize, seed: 1, model?.AdamSettings(), ranks)
+            : new Vae(kernels, config, batchSize, checkpoint.State.Seed, checkpoint.State.Adam, ranks);
+        if ((ranks.Size > 1 && options.GradientExchange != Model.Distributed.GradientExchangeKind.Host)
+            || options.GradientExchange == Model.Distributed.GradientExchangeKind.Nccl)
+            vae.UseGradientExchange(buffers => Model.Distributed.GradientExchange.Create(buffers, options.GradientExchange));
+        if (vae.Exchange is { } exchange)
+            output.WriteLine($"{(ranks.Size > 1 ? $"data parallel: {ranks.Description}; " : "")}gradients by {exchange.Description}");
         if (checkpoint is not null)
         {
             checkpoint.RestoreInto(vae);
@@ -145,7 +157,7 @@ public sealed class Benchmark(BenchOptions options, TextWriter output)
             $"model {result.Model}, {result.DenseKernels} dense kernels, batch {result.Batch}, {result.Steps} steps in {result.Seconds:F2} s: " +
             $"{result.SamplesPerSecond:F0} samples/s, {result.MillisecondsPerEpoch:F0} ms per 60 000-example epoch, " +
             $"{result.LaunchesPerStep:F0} launches/step, {result.HostWaits} host waits in {result.Steps} steps (an epoch is {stepsPerEpoch} steps)"));
-        if (options.Csv is not null)
+        if (options.Csv is not null && ranks.IsRoot)
         {
             using var writer = new StreamWriter(options.Csv);
             using var csv = new CsvWriter(writer, CultureInfo.InvariantCulture);

@@ -11,7 +11,7 @@ public static class Program
     private static volatile bool aborting;
 
     /// <summary>The commands that share their work over an MPI job's ranks (see docs/SCALE.md).</summary>
-    private static readonly string[] DistributedCommands = ["train", "eval", "rate-distortion", "mutual-information", "table1"];
+    private static readonly string[] DistributedCommands = ["train", "eval", "rate-distortion", "mutual-information", "table1", "bench"];
 
     public static int Main(string[] args)
     {
@@ -92,7 +92,7 @@ public static class Program
         var verbose = new Option<bool>("--verbose") { Description = "Print stack traces with errors", Recursive = true };
         var root = new RootCommand("IlgpuVae: variational autoencoders on GPUs (and the CPU) through ILGPU") { verbose };
         root.Subcommands.Add(TrainCommand.Create(output, interrupt, ranks));
-        root.Subcommands.Add(BenchCommand.Create(output));
+        root.Subcommands.Add(BenchCommand.Create(output, ranks));
         root.Subcommands.Add(RateDistortionCommand.Create(output, interrupt, ranks));
         root.Subcommands.Add(MutualInformationCommand.Create(output, interrupt, ranks));
         root.Subcommands.Add(Table1Command.Create(output, interrupt, ranks));

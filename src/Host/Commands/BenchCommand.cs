@@ -8,7 +8,7 @@ namespace IlgpuVae.Host.Commands;
 /// <summary>`bench`: timed training steps (see <see cref="Benchmark"/>).</summary>
 internal static class BenchCommand
 {
-    public static Command Create(TextWriter output)
+    public static Command Create(TextWriter output, IlgpuVae.Model.Distributed.Communicator ranks)
     {
         var defaults = new BenchOptions();
         var steps = new Option<int>("--steps") { Description = "Timed training steps (469 = one MNIST epoch at batch 128)", DefaultValueFactory = _ => defaults.Steps };
@@ -27,10 +27,11 @@ internal static class BenchCommand
         preset.AcceptOnlyFromAmong(Presets.Names.ToArray());
         var profile = new Option<int>("--profile") { Description = "After the timed steps, time this many more with every launch waited for, and print each kernel's launches and ms per step (0: no profile)" };
         var stream = new Option<bool>("--stream") { Description = "Stream the minibatches from pinned host memory, as train --stream does" };
+        var exchange = new Option<IlgpuVae.Model.Distributed.GradientExchangeKind>("--gradient-exchange") { Description = "Under mpirun or srun: how the ranks sum their gradients, as for train: auto, host or nccl", CustomParser = Named<IlgpuVae.Model.Distributed.GradientExchangeKind>("--gradient-exchange"), HelpName = "auto|host|nccl" };
         var from = new Option<string?>("--from") { Description = "Time a trained run's model from its checkpoint (weights, Adam state, batch, binarization, data set) instead of a fresh one: a trained model can cost more per step", HelpName = "RUN_DIR" };
         var command = new Command("bench", "Time training steps of the default model (or another of the catalog, a preset's, or a trained run's), optionally per kernel")
         {
-            steps, warmup, batchSize, model, hidden, latent, accelerator, csv, data, kernelTimes, dense, preset, profile, from, stream,
+            steps, warmup, batchSize, model, hidden, latent, accelerator, csv, data, kernelTimes, dense, preset, profile, from, stream, exchange,
         };
         // A model's own settings, as train offers them.
         var modelOptions = CatalogOptions();
@@ -57,7 +58,8 @@ internal static class BenchCommand
                 Kernels = parse.GetValue(kernelTimes),
                 Dense = ParseDense(parse.GetValue(dense)),
                 Stream = parse.GetValue(stream),
-            }, output).Run();
+                GradientExchange = parse.GetValue(exchange),
+            }, output, ranks).Run();
             return 0;
         });
         return command;
