@@ -54,6 +54,15 @@ if [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -ge 2 ] && command -v mpirun >/dev/n
       --out "$out/run-2ranks-$exchange" >> "$out/nccl.log" 2>&1
   done
   nccl_result="$nccl_result; 2 ranks: $(grep -E '^epoch 1/1:' "$out/nccl.log" | tail -n 2 | cut -c1-60 | tr '\n' ' ')"
+  # The scaling itself: one GPU against two (NCCL, then the host path), the global batch 128 and 256.
+  for batch in 128 256; do
+    "$here/ilgpu-vae" bench --accelerator cuda --batch-size "$batch" >> "$out/nccl.log" 2>&1
+    for exchange in nccl host; do
+      mpirun --allow-run-as-root --oversubscribe -np 2 "$here/ilgpu-vae" bench --accelerator cuda --batch-size "$batch" \
+        --gradient-exchange "$exchange" >> "$out/nccl.log" 2>&1
+    done
+  done
+  grep -E "^model " "$out/nccl.log"
 fi
 echo "$nccl_result"
 
