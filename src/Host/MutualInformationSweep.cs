@@ -20,6 +20,7 @@ public static class MutualInformationSweep
     {
         ranks ??= SingleProcess.Instance;
         Directory.CreateDirectory(folder);
+        Sweep.FetchOnce(options.Data, ranks);
         var (exitCode, points) = Sweep.RunPoints(ranks, targets.Count, 5, (index, device) =>
         {
             double target = targets[index];

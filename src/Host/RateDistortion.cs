@@ -20,6 +20,7 @@ public static class RateDistortion
     {
         ranks ??= SingleProcess.Instance;
         Directory.CreateDirectory(folder);
+        Sweep.FetchOnce(options.Data, ranks);
         var (exitCode, points) = Sweep.RunPoints(ranks, targets.Count, 4, (index, device) =>
         {
             double target = targets[index];

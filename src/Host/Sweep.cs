@@ -27,6 +27,14 @@ internal static class Sweep
         return (0, MetricsFile.Read(metricsPath).Single(row => row.Epoch == options.Epochs));
     }
 
+    /// <summary>Under mpirun, the sweep's data set fetched once by rank 0 before the ranks' runs start (each run then
+    /// finds it in the cache; runs on several ranks fetching at once would race).</summary>
+    public static void FetchOnce(string data, Communicator ranks)
+    {
+        if (ranks.Size > 1)
+            DataSets.Load(data, TextWriter.Null, ranks);
+    }
+
     /// <summary>
     /// Runs the points of a sweep, <paramref name="count"/> of them, over the ranks of the job: rank r takes points
     /// r, r + N, r + 2N, ... one after another, each a run of its own on the rank's GPU (<paramref name="run"/> gets

@@ -23,6 +23,7 @@ public static class Table1
     {
         ranks ??= SingleProcess.Instance;
         Directory.CreateDirectory(folder);
+        Sweep.FetchOnce(optionsFor(presets[0]).Data, ranks);
         if (ranks.Size > 1)
             output.WriteLine($"table1: {presets.Count} presets over {ranks.Size} ranks, one run at a time on each (rank 0's runs shown)");
         var (exitCode, rows) = Sweep.RunPoints(ranks, presets.Count, 9, (index, device) =>
