@@ -38,11 +38,18 @@ public static class Autoregressive
     public static void LogitsKernel(Index1D element, ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h, ArrayView<float> logits,
         int units)
     {
-        int row = element / units, unit = element - row * units;
-        float sum = context[element];
+        int row = element / units;
+        logits[element] = Logit(context, weights, h, row * units, element - row * units, units);
+    }
+
+    /// <summary>a_j of the row starting at <paramref name="start"/>: its context plus the lower triangle's products
+    /// with the units before it.</summary>
+    private static float Logit(ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h, int start, int unit, int units)
+    {
+        float sum = context[start + unit];
         for (int k = 0; k < unit; k++)
-            sum += weights[unit * units + k] * h[row * units + k];
-        logits[element] = sum;
+            sum += weights[unit * units + k] * h[start + k];
+        return sum;
     }
 
     [Kernel]
@@ -52,9 +59,7 @@ public static class Autoregressive
         int start = row * units;
         for (int unit = 0; unit < units; unit++)
         {
-            float sum = context[start + unit];
-            for (int k = 0; k < unit; k++)
-                sum += weights[unit * units + k] * h[start + k];
+            float sum = Logit(context, weights, h, start, unit, units);
             logits[start + unit] = sum;
             float u = Philox.Uniform(key.Seed, key.Stream, key.Step, key.Counter(start + unit, units));
             h[start + unit] = u * (1f + MathF.Exp(-sum)) < 1f ? 1f : 0f;

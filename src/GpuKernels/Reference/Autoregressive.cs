@@ -10,13 +10,17 @@ public static class AutoregressiveReference
         var logits = new double[rows * units];
         for (int b = 0; b < rows; b++)
             for (int j = 0; j < units; j++)
-            {
-                double sum = context[b * units + j];
-                for (int k = 0; k < j; k++)
-                    sum += weights[j * units + k] * h[b * units + k];
-                logits[b * units + j] = sum;
-            }
+                logits[b * units + j] = Logit(context, weights, h, b, j, units);
         return logits;
+    }
+
+    /// <summary>a_j of row b: its context plus Σ_{k&lt;j} W_jk·h_k.</summary>
+    private static double Logit(double[] context, double[] weights, double[] h, int b, int j, int units)
+    {
+        double sum = context[b * units + j];
+        for (int k = 0; k < j; k++)
+            sum += weights[j * units + k] * h[b * units + k];
+        return sum;
     }
 
     /// <summary>Units drawn in order from the kernels' uniforms, the threshold u &lt; σ(a) taken in double.</summary>
@@ -27,9 +31,7 @@ public static class AutoregressiveReference
         for (int b = 0; b < rows; b++)
             for (int j = 0; j < units; j++)
             {
-                double sum = context[b * units + j];
-                for (int k = 0; k < j; k++)
-                    sum += weights[j * units + k] * h[b * units + k];
+                double sum = Logit(context, weights, h, b, j, units);
                 logits[b * units + j] = sum;
                 double u = Philox.Uniform(key.Seed, key.Stream, key.Step, key.Counter(b * units + j, units));
                 h[b * units + j] = u < 1 / (1 + Math.Exp(-sum)) ? 1 : 0;
