@@ -39,7 +39,7 @@ public static class Evaluate
         // its L_k is still shared out, being per image.
         var options = TrainOptions.ForResume(runDirectory);
         var modelRanks = ranks.Size > 1 && Vae.DataParallelRefusal(options.Config) is null ? ranks : SingleProcess.Instance;
-        using var run = new RunFolder(runDirectory, choice, maxBatch: Math.Max(128, Math.Min(k, 1000)), modelRanks);
+        using var run = new RunFolder(runDirectory, choice, maxBatch: Math.Max(128, Math.Min(k, 1000)), modelRanks, options);
         var vae = run.Vae;
         var test = DataSets.Load(run.Options.Data, output, ranks).Test;
         RunFolder.RequireInputSize(test, vae);

@@ -26,10 +26,11 @@ public sealed class RunFolder : IDisposable
             throw new ArgumentException($"the run's data set has {test.Features} features per image but the model expects {vae.Config.InputSize}");
     }
 
-    public RunFolder(string directory, AcceleratorChoice choice, int maxBatch, Model.Distributed.Communicator? ranks = null)
+    /// <param name="options">The run's config.json when the caller has read it already.</param>
+    public RunFolder(string directory, AcceleratorChoice choice, int maxBatch, Model.Distributed.Communicator? ranks = null, TrainOptions? options = null)
     {
         Directory = directory;
-        Options = TrainOptions.ForResume(directory);
+        Options = options ?? TrainOptions.ForResume(directory);
         // Every command that opens a run folder uses the model as it is: Adam's state may be left out.
         Model = VaeModel.Load(Path.Combine(directory, TrainOptions.CheckpointFolder), Options.Settings(), choice, maxBatch, ranks);
     }
