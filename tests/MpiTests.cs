@@ -182,7 +182,9 @@ public sealed class MpiTests : IDisposable
     /// <summary>
     /// Ctrl+C on mpirun (SIGINT; mpirun passes SIGTERM to the ranks): the ranks agree to stop after the same step,
     /// rank 0 writes the checkpoint, and one process resumes the 2-rank run to the end, within the bound of the
-    /// first test of a run that one process trained throughout.
+    /// first test of a run that one process trained throughout, plus 1e-6 absolute (a thousandth of one Adam step):
+    /// where Ctrl+C lands varies from run to run, and with it how many steps the two ranks took, and a weight near
+    /// zero (1.5e-5 in one CI run, off by 3e-9) has no room under a purely relative bound.
     /// </summary>
     [Fact]
     public void CtrlCOnMpirunCheckpointsAndOneProcessResumes()
@@ -204,7 +206,7 @@ public sealed class MpiTests : IDisposable
         var resumed = Checkpoint.Load(Path.Combine(run, "checkpoint"));
         Assert.Equal(epochs * 10, resumed.State.Step);
         Numerics.AssertClose("2 ranks, then 1 process, against 1 process", Numerics.ToDouble(Checkpoint.Load(Path.Combine(straight, "checkpoint")).Parameters),
-            resumed.Parameters, 1e-4, 0);
+            resumed.Parameters, 1e-4, 1e-6);
     }
 
     private static void RequireMpirun()
