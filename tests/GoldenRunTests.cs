@@ -189,6 +189,13 @@ public sealed class GoldenRunTests : IDisposable
         ["hvm-k2"] = new($"{Small} --model hvm --k 2", "--k 7 --surgery",
             "e187facd8b5da4b31e86f31cc4ed63300b46d584b11231c466605caec16bd573",
             "98b24400db0740fccae88fbc9d0b6d47a06a04d96dd0ec645a1515b6c43bc287"),
+        // The sigmoid belief network (2026-12-03): a hidden layer each way, and NVIL's linear layers with k = 2.
+        ["sbn"] = new($"{Small} --model sbn", "--k 7",
+            "763702da0eb230840d3506e373566a6680f89b6bbb7ed7cff35831f9ada63c0d",
+            "75345c8272c12ff8971b6343ad716907f835f715b94367c27a34993690642aab"),
+        ["sbn-linear-k2"] = new("--hidden none --latent 5 --batch-size 6 --epochs 3 --model sbn --k 2", "--k 7",
+            "c9ae7d3a0b3b6d08f03b790ce69147c0b5cfbe3cb156e48a3551c076a446d716",
+            "f0c80eeb60600b747d09e21e20db21bc9c6e29d5cc12b2b93bf4270d8c9a1b8b"),
         // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
         // short schedule: eight epochs of two steps.
         ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",

@@ -11,6 +11,11 @@ public sealed record DenseSlice(string Name, int Inputs, int Outputs, Activation
     /// marginals, auxiliary r's) stay [μ | log σ²] whatever the covariance.</summary>
     public bool Posterior { get; init; }
 
+    /// <summary>A block of running state, not a layer: no inputs, its Outputs values where a bias would be, never
+    /// run, never given a gradient (so Adam leaves it), updated by the training pass that reads it, saved and
+    /// restored with the weights (NVIL's running moments of the learning signal). Starts at zero.</summary>
+    public bool State { get; init; }
+
     public int WeightCount => Inputs * Outputs;
     public int BiasOffset => WeightOffset + WeightCount;
     public int NormOffset => BiasOffset + Outputs;
@@ -67,7 +72,7 @@ public sealed class ParameterLayout
     public float[] Initialise(ulong seed)
     {
         var parameters = new float[Count];
-        foreach (var layer in Layers)
+        foreach (var layer in Layers.Where(layer => !layer.State))
         {
             float bound = 1f / MathF.Sqrt(layer.Inputs);
             for (int i = layer.WeightOffset; i < layer.NormOffset; i++)
@@ -109,6 +114,13 @@ public sealed class LayoutBuilder(VaeConfig config)
         // Each weight matrix starts on a 4-float boundary so kernels may read it 16 bytes at a time; the few
         // floats of padding stay zero and receive zero gradients.
         offset = (slice.End + 3) / 4 * 4;
+    }
+
+    /// <summary>A block of <paramref name="count"/> values of running state (see <see cref="DenseSlice.State"/>).</summary>
+    public void AddState(string name, int count)
+    {
+        Add(name, 0, count, ActivationKind.Identity);
+        layers[^1] = layers[^1] with { State = true };
     }
 
     /// <summary>One Gaussian stage: deterministic layers from <paramref name="inputs"/>, then a stats layer of

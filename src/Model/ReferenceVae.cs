@@ -34,6 +34,11 @@ public static class ReferenceVae
         public int AuxiliaryFrom { get; init; } = int.MaxValue;
         public Func<int, bool>? IsAuxiliary { get; init; }
 
+        /// <summary>The parameters whose gradient is a score-function estimate (the sigmoid belief network's encoder):
+        /// unbiased over the draws, but not the derivative of the objective at fixed draws, which is flat in them
+        /// where the draws are discrete; finite differences skip them (null: none).</summary>
+        public Func<int, bool>? ScoreFunction { get; init; }
+
         /// <summary>What parameter <paramref name="index"/>'s gradient is the derivative of.</summary>
         public double ObjectiveOf(int index) => index >= AuxiliaryFrom || IsAuxiliary?.Invoke(index) == true ? AuxiliaryObjective : Objective;
     }

@@ -336,11 +336,15 @@ public sealed partial class Vae : IDisposable
     /// <summary><paramref name="count"/> codes of the top latent drawn from the prior, what <c>sample</c> decodes:
     /// from N(0, I), element i is Philox (seed, <see cref="Philox.Streams.Sample"/>, 0, i); from a learned mixture,
     /// code n takes component ⌊C·u_n⌋ with u_n = Philox.Uniform (seed, Sample, 1, n), and μ_c + σ_c times those
-    /// same normal draws.</summary>
+    /// same normal draws; binary units (the sigmoid belief network) are 1 where Philox.Uniform (seed, Sample, 0, i)
+    /// falls below σ of their prior logit.</summary>
     public float[] PriorCodes(int count, ulong seed)
     {
         if (count < 1)
             throw new ArgumentOutOfRangeException(nameof(count), $"draw at least one code (got {count})");
+        kernels.Synchronize();
+        if (family.DrawPriorCodes(count, seed) is { } own)
+            return own;
         var codes = new float[count * Config.TopLatent];
         for (int i = 0; i < codes.Length; i++)
             codes[i] = Philox.Normal(seed, Philox.Streams.Sample, 0, i);

@@ -77,6 +77,9 @@ public sealed class KernelCheck(KernelSet kernels)
         foreach (var result in DistributionDensities(784))
             yield return result;
         yield return ScoreGradient(128, 200);
+        foreach (var (examples, samples) in new[] { (128, 1), (33, 5) })
+            foreach (var result in BinaryUnits(examples, 200, samples))
+                yield return result;
         foreach (var result in AutoregressiveUnits(128, 200))
             yield return result;
         foreach (var (examples, latent, length, samples) in new[] { (7, 1, 1, 1), (128, 20, 4, 1), (33, 20, 2, 5) })
@@ -445,6 +448,51 @@ public sealed class KernelCheck(KernelSet kernels)
         var expectedCentred = Reference.ScoreFunctionReference.Center(signal, baseline, -3, 30, true, true, true);
         return Compare("score-function gradient", $"{batch}x{units}",
             Reference.ScoreFunctionReference.BernoulliScoreGradient(h, logits, expectedCentred, units, 1.0 / batch), dLogits.GetAsArray1D(), 1e-5, 1e-7);
+    }
+
+    /// <summary>The sigmoid belief network's binary layer: the sampler's bits and KL terms, NVIL's signal with every
+    /// device on, and the posterior's and prior's gradients, against the double references from the same uniforms
+    /// (the tolerances of BinaryLatentTests; a bit that differs makes its row's KL differ by O(1)).</summary>
+    private IEnumerable<CheckResult> BinaryUnits(int batch, int units, int samples)
+    {
+        int rows = batch * samples;
+        var random = new Random(batch * units + samples);
+        var logits = Uniform(random, batch * units, -5, 5);
+        var priorLogits = Uniform(random, units, -3, 3);
+        var reconstruction = Uniform(random, rows, 60, 160);
+        var baseline = Uniform(random, batch, -130, -90);
+        var key = new DrawKey(7, Philox.Streams.Reparameterize, 2);
+        var (h, kl) = Reference.BinaryLatentReference.Sample(logits, priorLogits, Reference.BinaryLatentReference.Uniforms(key, rows, units, samples),
+            rows, units, samples);
+        var accelerator = kernels.Accelerator;
+        using var logitBuffer = accelerator.Allocate1D(ToFloat(logits));
+        using var priorBuffer = accelerator.Allocate1D(ToFloat(priorLogits));
+        using var hBuffer = accelerator.Allocate1D<float>(rows * units);
+        using var klBuffer = accelerator.Allocate1D<float>(rows);
+        using var reconstructionBuffer = accelerator.Allocate1D(ToFloat(reconstruction));
+        using var baselineBuffer = accelerator.Allocate1D(ToFloat(baseline));
+        using var moments = accelerator.Allocate1D(new[] { -12.5f, 30f });
+        using var centred = accelerator.Allocate1D<float>(rows);
+        using var left = accelerator.Allocate1D<float>(rows);
+        using var dBaseline = accelerator.Allocate1D<float>(batch);
+        using var dLogits = accelerator.Allocate1D<float>(batch * units);
+        using var dPrior = accelerator.Allocate1D<float>(units);
+        kernels.BinaryLatentSample(logitBuffer.View, priorBuffer.View, hBuffer.View, klBuffer.View, units, samples, key);
+        kernels.NvilSignal(reconstructionBuffer.View, klBuffer.View, baselineBuffer.View, moments.View, centred.View, left.View, dBaseline.View, samples, 0.7f,
+            new SignalCentring(true, true, true), 1f / rows);
+        kernels.BinaryPosteriorGradient(logitBuffer.View, hBuffer.View, centred.View, dLogits.View, units, samples, 1f / rows);
+        kernels.BinaryPriorGradient(priorBuffer.View, hBuffer.View, dPrior.View, rows, 0.7f / rows);
+        string shape = $"{batch}x{units} k={samples}";
+        yield return Compare("binary units h", shape, h, hBuffer.GetAsArray1D(), 0, 0);
+        var deviceKl = klBuffer.GetAsArray1D();
+        yield return Compare("binary units KL", shape, kl, deviceKl, 1e-5, 2e-6 * units);
+        var expected = Reference.BinaryLatentReference.NvilSignal(reconstruction, kl, baseline, -12.5, 30, samples, 0.7, true, true, true, 1.0 / rows);
+        yield return Compare("NVIL centred signal", shape, expected.Centred, centred.GetAsArray1D(), 1e-5, 1e-4);
+        yield return Compare("NVIL baseline gradient", shape, expected.DBaseline, dBaseline.GetAsArray1D(), 1e-5, 1e-4);
+        yield return Compare("binary posterior gradient", shape,
+            Reference.BinaryLatentReference.PosteriorGradient(logits, h, expected.Centred, units, samples, 1.0 / rows), dLogits.GetAsArray1D(), 1e-4, 1e-6);
+        yield return Compare("binary prior gradient", shape, Reference.BinaryLatentReference.PriorGradient(priorLogits, h, rows, 0.7 / rows),
+            dPrior.GetAsArray1D(), 1e-5, 1e-6 * rows);
     }
 
     /// <summary>log Γ and ψ on x from 1e-3 to 1e3, and the gamma log density with its two scores, against the double

@@ -80,13 +80,16 @@ internal static class CommandOptions
         return option;
     }
 
+    /// <summary>Comma-separated widths; "none" (or nothing) for no hidden layers.</summary>
     internal static int[] ParseWidths(string text, string option = "--hidden")
     {
+        if (text.Trim().Equals("none", StringComparison.OrdinalIgnoreCase))
+            return [];
         var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         var widths = new int[parts.Length];
         for (int i = 0; i < parts.Length; i++)
             if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out widths[i]) || widths[i] < 1)
-                throw new ArgumentException($"{option}: '{parts[i]}' is not a positive width; write widths like 400 or 500,200");
+                throw new ArgumentException($"{option}: '{parts[i]}' is not a positive width; write widths like 400 or 500,200, or none");
         return widths;
     }
 }

@@ -91,7 +91,7 @@ internal static class TrainCommand
                 Model = chosenModel.Kind,
                 Samples = Pick(samples, config.Samples),
                 Beta = Pick(beta, chosenModel.DefaultBeta ?? config.Beta),
-                Hidden = parse.GetResult(hidden) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden)!) : config.Hidden,
+                Hidden = parse.GetResult(hidden) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden)!) : chosenModel.DefaultHidden ?? config.Hidden,
                 Latent = Pick(latent, chosenModel.DefaultLatent ?? config.Latent),
                 // A model's own defaults (the Ladder VAE's two stochastic layers and batch norm) unless told otherwise.
                 StochasticLayers = Pick(stochasticLayers, Math.Max(chosenModel.DefaultStochasticLayers, config.StochasticLayers)),

@@ -175,6 +175,11 @@ public static class Checkpoint
     {
         foreach (var layer in layout.Layers)
         {
+            if (layer.State)
+            {
+                yield return (layer.Name, [layer.Outputs], layer.BiasOffset);
+                continue;
+            }
             if (layer.Name.EndsWith(".stats", StringComparison.Ordinal))
             {
                 string stage = layer.Name[..^".stats".Length];

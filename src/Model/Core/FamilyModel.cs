@@ -77,6 +77,10 @@ public abstract class FamilyModel
     /// for the device; between passes only).</summary>
     public virtual float[]? PriorComponents() => null;
 
+    /// <summary><paramref name="count"/> codes drawn from the model's own prior where it is not Gaussian (the sigmoid
+    /// belief network's binary units), or null to draw them as <see cref="Vae.PriorCodes"/> does (waits for the device).</summary>
+    public virtual float[]? DrawPriorCodes(int count, ulong seed) => null;
+
     /// <summary>The mutual autoencoder's Î(x; z) = H(z) + mean log r(z|x) over <paramref name="rows"/> pairs drawn
     /// from the model with <paramref name="key"/>, or null for a model without r (waits for the device).</summary>
     public virtual float? InformationEstimate(int rows, DrawKey key) => null;

@@ -6,6 +6,7 @@ using IlgpuVae.Model.Models.Hvm;
 using IlgpuVae.Model.Models.Ladder;
 using IlgpuVae.Model.Models.Mutual;
 using IlgpuVae.Model.Models.OneLayer;
+using IlgpuVae.Model.Models.Sbn;
 using IlgpuVae.Model.Models.StackedCorex;
 using IlgpuVae.Model.Models.TwoLayer;
 using IlgpuVae.Model.Models.Vcca;
@@ -107,6 +108,10 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
     /// <summary>The latent width it trains with unless one is given (null: the config's).</summary>
     public int? DefaultLatent { get; init; }
 
+    /// <summary>The hidden widths it trains with unless --hidden is given (null: the config's; empty: none, the
+    /// sigmoid belief network's linear encoder and decoder).</summary>
+    public int[]? DefaultHidden { get; init; }
+
     /// <summary>Stochastic layers and batch norm unless told otherwise.</summary>
     public int DefaultStochasticLayers { get; init; } = 1;
     public bool DefaultBatchNorm { get; init; }
@@ -162,6 +167,7 @@ public static class ModelCatalog
     private static readonly MutualFamily MutualFamily = new();
     private static readonly HvmFamily HvmFamily = new();
     private static readonly StackedCorexFamily StackedCorexFamily = new();
+    private static readonly SbnFamily SbnFamily = new();
 
     /// <summary>The most stochastic layers of a Ladder VAE (the paper's deepest is 5).</summary>
     public const int MaxLadderLayers = 8;
@@ -526,6 +532,23 @@ public static class ModelCatalog
                     throw new SettingException("the hierarchical variational model has one stochastic layer: leave @StochasticLayers at 1");
             },
             Family = _ => HvmFamily,
+        },
+        new(ModelKind.Sbn, "sbn", "sigmoid belief network: K binary latents, q(h|x) and p(x|h) sigmoid layers, a learned factorised p(h); the encoder trained by NVIL's score-function estimator (Mnih and Gregor 2014); 200 units and no hidden layers unless told")
+        {
+            Capabilities = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound,
+            // NVIL's MNIST SBN: 200 binary units, linear (sigmoid) layers in q and p.
+            DefaultLatent = 200,
+            DefaultHidden = [],
+            WholeBatchTerm = "NVIL running moments of the learning signal are updated from the whole minibatch",
+            Terms = _ => new("−ELBO", "reconstruction", "sampled KL terms"),
+            ObjectiveName = _ => "ELBO (one sample of h per image)",
+            Settings = _ => $", binary units, NVIL: baseline network of {SbnFamily.BaselineHidden} tanh units, running mean and variance of the signal",
+            Validate = config =>
+            {
+                if (config.StochasticLayers != 1)
+                    throw new SettingException("the sigmoid belief network is built with one layer of binary units: leave @StochasticLayers at 1");
+            },
+            Family = _ => SbnFamily,
         },
     ];
 

@@ -33,4 +33,8 @@ public enum ModelKind
     /// <summary>Hierarchical variational model (Ranganath, Tran and Blei 2016): a planar-flow variational prior over
     /// the mean-field parameters λ, z ~ N(λ, τ²), and an auxiliary r(λ|z) in the hierarchical ELBO.</summary>
     Hvm,
+    /// <summary>Sigmoid belief network (Neal 1992) trained by NVIL (Mnih and Gregor 2014): binary latents h with
+    /// q(h|x) = Π Bernoulli(σ(a(x))), a learned factorised prior p(h), the ELBO's encoder gradient by the
+    /// score-function estimator with an input-dependent baseline, a running mean and variance normalisation.</summary>
+    Sbn,
 }

@@ -1,0 +1,78 @@
+using IlgpuVae.GpuKernels;
+using IlgpuVae.GpuKernels.Reference;
+using IlgpuVae.Model.Core;
+using IlgpuVae.Model.Models.OneLayer;
+
+namespace IlgpuVae.Model.Models.Sbn;
+
+/// <summary>
+/// The sigmoid belief network in double: encoder logits a → h from the uniforms → decoder → reconstruction, the KL
+/// term log q(h|x) − log p(h) per row; the loss is the mean over rows of rec + β·KL. Its gradient is NVIL's
+/// estimate: exact for the decoder and the prior given h, the score-function estimate for the encoder (so the
+/// encoder's entries are not derivatives of the loss at fixed uniforms: <see cref="ReferenceVae.Result.ScoreFunction"/>
+/// marks them), and the baseline network's the derivative of its own objective, mean (l − b(x) − m)².
+/// </summary>
+public sealed class SbnModelReference : ReferenceModel
+{
+    /// <summary>The sampler's uniforms [batch·k, K] (not normal draws).</summary>
+    public override double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream) =>
+        BinaryLatentReference.Uniforms(new DrawKey(seed, stream, step), batch * config.Samples, config.Latent, config.Samples);
+
+    private sealed record Pass(ReferenceLayers Layers, double[] Logits, double[] PriorLogits, double[] H, double[] Kl,
+        double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
+
+    private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] uniforms, int batch, bool training)
+    {
+        var layers = new ReferenceLayers(config, parameters, training);
+        var layout = layers.Layout;
+        int samples = config.Samples, rows = batch * samples, prior = SbnFamily.PriorLayer(layout);
+        var logits = layers.Run(0, layout.EncoderLayerCount, x, batch);
+        var priorLogits = layers.Run(prior, prior + 1, [1.0], 1);
+        var (h, kl) = BinaryLatentReference.Sample(logits, priorLogits, uniforms, rows, config.Latent, samples);
+        var output = layers.Run(layout.DecoderStart, layout.DecoderEnd, h, rows);
+        var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
+        var (reconstruction, dOutput) = LossReference.Reconstruction(config.Likelihood, target, output, rows, config.InputSize, config.GaussianVariance, 1.0);
+        return new Pass(layers, logits, priorLogits, h, kl, reconstruction, dOutput, rows);
+    }
+
+    public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
+    {
+        var pass = Forward(config, parameters, x, epsilon, batch, training: false);
+        return pass.ReconstructionPerRow.Select((rec, row) => -rec - pass.Kl[row]).ToArray();
+    }
+
+    public override ReferenceVae.Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon,
+        int batch, double beta, int[]? labels, bool training)
+    {
+        var pass = Forward(config, parameters, x, epsilon, batch, training);
+        var (layers, rows) = (pass.Layers, pass.Rows);
+        var layout = layers.Layout;
+        int samples = config.Samples, prior = SbnFamily.PriorLayer(layout), momentsLayer = SbnFamily.MomentsLayer(layout);
+        var gradient = new double[layout.Count];
+        layers.Backward(layout.DecoderStart, layout.DecoderEnd, pass.ReconstructionGradient.Select(value => value / rows).ToArray(), rows, gradient);
+
+        // NVIL: the baseline network on x, the signal centred with the moments from before this batch.
+        int momentsOffset = layout.Layers[momentsLayer].BiasOffset;
+        double runningMean = parameters[momentsOffset], runningVariance = parameters[momentsOffset + 1];
+        var baseline = layers.Run(momentsLayer + 1, layout.Layers.Count, x, batch);
+        var (centred, left, dBaseline) = BinaryLatentReference.NvilSignal(pass.ReconstructionPerRow, pass.Kl, baseline, runningMean, runningVariance,
+            samples, beta, subtractBaseline: true, subtractRunningMean: true, normalise: true, baselineScale: 1.0 / rows);
+        layers.Backward(momentsLayer + 1, layout.Layers.Count, dBaseline, batch, gradient);
+        double baselineObjective = left.Average(value => (value - runningMean) * (value - runningMean));
+
+        layers.Backward(prior, prior + 1, BinaryLatentReference.PriorGradient(pass.PriorLogits, pass.H, rows, beta / rows), 1, gradient);
+        layers.Backward(0, layout.EncoderLayerCount, BinaryLatentReference.PosteriorGradient(pass.Logits, pass.H, centred, config.Latent, samples, 1.0 / rows),
+            batch, gradient);
+
+        var (mean, variance) = ScoreFunctionReference.UpdateMoments(left, null, runningMean, runningVariance, BernoulliLatent.MomentDecay);
+        int encoderEnd = layout.Layers[layout.EncoderLayerCount - 1].End;
+        double reconstructionMean = pass.ReconstructionPerRow.Average(), klMean = pass.Kl.Average();
+        return new ReferenceVae.Result(reconstructionMean + beta * klMean, reconstructionMean, klMean, gradient,
+            training ? new Dictionary<int, double[]> { [momentsOffset] = [mean, variance] } : null)
+        {
+            AuxiliaryObjective = baselineObjective,
+            AuxiliaryFrom = layout.Layers[momentsLayer + 1].WeightOffset,
+            ScoreFunction = index => index < encoderEnd,
+        };
+    }
+}
