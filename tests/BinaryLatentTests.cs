@@ -32,6 +32,7 @@ public sealed class BinaryLatentTests(AcceleratorFixture fixture)
         var random = new Random(batch * 7919 + units * 31 + samples);
         var logits = Numerics.Uniform(random, batch * units, -5, 5);
         var priorLogits = Numerics.Uniform(random, units, -3, 3);
+        var rowPriorLogits = Numerics.Uniform(random, rows * units, -4, 4);
         var reconstruction = Numerics.Uniform(random, rows, 60, 160);
         var baseline = Numerics.Uniform(random, batch, -130, -90);
         float[] moments = [-12.5f, 30f];
@@ -46,9 +47,22 @@ public sealed class BinaryLatentTests(AcceleratorFixture fixture)
             using var priorBuffer = accelerator.Upload(priorLogits);
             using var h = accelerator.Allocate1D<float>(rows * units);
             using var kl = accelerator.Allocate1D<float>(rows);
-            kernels.BinaryLatentSample(logitBuffer.View, priorBuffer.View, h.View, kl.View, units, samples, key);
+            using var logQ = accelerator.Allocate1D<float>(rows);
+            kernels.BinaryLatentSample(logitBuffer.View, h.View, logQ.View, units, samples, key);
+            kernels.BinaryKl(h.View, logQ.View, priorBuffer.View, kl.View, units, priorPerRow: false);
             Assert.Equal(expectedH.Select(value => (float)value), h.GetAsArray1D());
             Numerics.AssertClose(label + " KL per row", expectedKl, kl.GetAsArray1D(), 1e-5, 2e-6 * units);
+            // Against a prior of one row of logits per row (p(h1|h2)), and its elementwise gradient.
+            using var rowPrior = accelerator.Upload(rowPriorLogits);
+            kernels.BinaryKl(h.View, logQ.View, rowPrior.View, kl.View, units, priorPerRow: true);
+            Numerics.AssertClose(label + " KL per row, prior per row",
+                BinaryLatentReference.Kl(expectedH, Numerics.ToDouble(logQ.GetAsArray1D()), Numerics.ToDouble(rowPriorLogits), units, priorPerRow: true),
+                kl.GetAsArray1D(), 1e-5, 2e-6 * units);
+            using var dRowPrior = accelerator.Allocate1D<float>(rows * units);
+            kernels.BinaryPriorRowGradient(rowPrior.View, h.View, dRowPrior.View, 0.7f / rows);
+            Numerics.AssertClose(label + " prior-per-row gradient", BinaryLatentReference.PriorRowGradient(Numerics.ToDouble(rowPriorLogits), expectedH, 0.7 / rows),
+                dRowPrior.GetAsArray1D(), 1e-5, 1e-7);
+            kernels.BinaryKl(h.View, logQ.View, priorBuffer.View, kl.View, units, priorPerRow: false);
 
             using var reconstructionBuffer = accelerator.Upload(reconstruction);
             using var baselineBuffer = accelerator.Upload(baseline);
@@ -83,7 +97,7 @@ public sealed class BinaryLatentTests(AcceleratorFixture fixture)
     }
 
     /// <summary>The exact parts in double against central differences: the prior's gradient is that of
-    /// scale·Σ_r −log p(h_r) in c, and the baseline's that of scale·Σ_r (l_r − b − m)² in b (both smooth in what they
+    /// scale·Σ_r −log p(h_r) in c (and of a prior with logits per row, in each row's), and the baseline's that of scale·Σ_r (l_r − b − m)² in b (both smooth in what they
     /// differentiate; 1e-6 relative, 1e-8 absolute for steps of 1e-6).</summary>
     [Fact]
     public void ExactPartsMatchFiniteDifferences()
@@ -97,6 +111,10 @@ public sealed class BinaryLatentTests(AcceleratorFixture fixture)
             scale * Enumerable.Range(0, rows * units).Sum(e => -DistributionReference.BernoulliLogDensity(h[e], c[e % units]));
         Numerics.AssertClose("prior gradient", Numerics.FiniteDifferenceGradient(PriorObjective, priorLogits),
             BinaryLatentReference.PriorGradient(priorLogits, h, rows, scale), 1e-6, 1e-8);
+        var rowPriorLogits = Numerics.ToDouble(Numerics.Uniform(random, rows * units, -3, 3));
+        double RowPriorObjective(double[] c) => scale * Enumerable.Range(0, rows * units).Sum(e => -DistributionReference.BernoulliLogDensity(h[e], c[e]));
+        Numerics.AssertClose("prior-per-row gradient", Numerics.FiniteDifferenceGradient(RowPriorObjective, rowPriorLogits),
+            BinaryLatentReference.PriorRowGradient(rowPriorLogits, h, scale), 1e-6, 1e-8);
 
         var reconstruction = Numerics.ToDouble(Numerics.Uniform(random, rows, 60, 160));
         var kl = Numerics.ToDouble(Numerics.Uniform(random, rows, 0, 20));
@@ -111,77 +129,112 @@ public sealed class BinaryLatentTests(AcceleratorFixture fixture)
     }
 
     /// <summary>
-    /// The family's whole estimate of the encoder's gradient (the reference the kernels are checked against step for
-    /// step in VaeTests): a network of 3 binary units on 12 pixels with linear layers, 2 examples, k = 2 and β = 0.8,
-    /// its NVIL baseline network untrained (any b(x) keeps the estimate unbiased) and running moments that are not
-    /// the signal's. The mean over 20 000 draws of h must be within 4.5 standard errors of the exact gradient of the
-    /// loss, E_q[rec + β·KL] averaged over examples, for every encoder parameter: summed over all 8 h per example,
-    /// ∂/∂a_bj = E_q[(rec + β·KL)·(h_j − σ(a_bj))] (the KL's own ∂ log q/∂a averages to zero), then back through the
-    /// encoder's layer. The estimate divides by max(1, √v), so the exact value is divided by it too.
+    /// The family's whole estimate of the encoders' gradients (the reference the kernels are checked against step for
+    /// step in VaeTests), with one layer of 3 binary units on 12 pixels, or 3 under 2 more, linear layers, 2 examples,
+    /// k = 2 and β = 0.8, the NVIL baseline network untrained (any b(x) keeps the estimate unbiased) and running
+    /// moments that are not the signal's. The mean over 20 000 draws must be within 4.5 standard errors of the exact
+    /// gradient of the loss, E_q[rec + β·KL] averaged over examples, for every parameter of q(h1|x) and q(h2|h1):
+    /// summed over every (h1, h2) of each example, ∂/∂a1 = E_q[(rec + β·KL)·(h1 − σ(a1))] and ∂/∂a2(h1) =
+    /// q(h1)·E_q(h2|h1)[(rec + β·KL)·(h2 − σ(a2))] (each log q's own derivative averages to zero), back through each
+    /// encoder's layer (the second at its input h1). The estimate divides by max(1, √v), so the exact value is too.
     /// </summary>
-    [Fact]
-    public void TheFamilysEncoderGradientIsUnbiased()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void TheFamilysEncoderGradientsAreUnbiased(int stochasticLayers)
     {
-        const int batch = 2, draws = 20_000;
-        var config = new VaeConfig { InputSize = 12, Hidden = [], Latent = 3, Model = ModelKind.Sbn, Samples = 2, Beta = 0.8 };
-        int units = config.Latent, samples = config.Samples, rows = batch * samples;
+        const int batch = 2, draws = 20_000, pixels = 12;
+        var config = new VaeConfig
+        {
+            InputSize = pixels, Hidden = [], Latent = 3, Hidden2 = [], Latent2 = 2, StochasticLayers = stochasticLayers, Model = ModelKind.Sbn,
+            Samples = 2, Beta = 0.8,
+        };
+        int units = config.Latent, units2 = stochasticLayers == 2 ? config.Latent2 : 0;
         var layout = new ParameterLayout(config);
         var parameters = Numerics.ToDouble(layout.Initialise(4));
-        // Larger weights than the initialisation's, so the units are far from fair coins.
-        for (int i = 0; i < layout.Layers[0].End; i++)
+        int scoreEnd = layout.Layers[layout.Encoder2End - 1].End;
+        // Larger weights than the initialisation's in the encoders and the prior network, so the units are far from
+        // fair coins and h2 matters to the loss.
+        for (int i = 0; i < layout.Layers[layout.DecoderStart - 1].End; i++)
             parameters[i] *= 6;
         int moments = layout.Layers[SbnFamily.MomentsLayer(layout)].BiasOffset;
         (parameters[moments], parameters[moments + 1]) = (-20, 9);
         var images = VaeTests.SyntheticImages(batch, 3, 4, 7);
-        var x = MinibatchReference.Gather(images.Images, [0, 1], 0, batch, 12, false, default);
-        var reference = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(config, 1, 1, batch), batch).ScoreFunction!;
-        int encoderEnd = layout.Layers[layout.EncoderLayerCount - 1].End;
-        Assert.True(reference(encoderEnd - 1) && !reference(encoderEnd));
+        var x = MinibatchReference.Gather(images.Images, [0, 1], 0, batch, pixels, false, default);
+        var marked = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(config, 1, 1, batch), batch).ScoreFunction!;
+        Assert.True(marked(scoreEnd - 1) && !marked(scoreEnd));
 
-        // The exact gradient: every h of each example, its rec + β·KL from the reference model at fixed h (uniforms
-        // of 0 or 1 pick h_j = 1 or 0 whatever σ(a)).
+        // The exact gradient: every (h1, h2) of each example, its rec + β·KL from the reference model at those units
+        // (uniforms of 0 or 1 pick a unit's 1 or 0 whatever σ(a)).
+        var single = config with { Samples = 1 };
         var layers = new ReferenceLayers(config, parameters, training: false);
         var logits = layers.Run(0, layout.EncoderLayerCount, x, batch);
         var dLogits = new double[batch * units];
-        var single = config with { Samples = 1 };
-        for (int b = 0; b < batch; b++)
-            for (int state = 0; state < 1 << units; state++)
-            {
-                var bits = Enumerable.Range(0, units).Select(j => (state >> j) & 1).ToArray();
-                var uniforms = bits.Select(bit => bit == 1 ? 0.0 : 1.0).ToArray();
-                var logWeight = ReferenceVae.LogWeights(single, parameters, x[(b * 12)..((b + 1) * 12)], uniforms, 1)[0];
-                // −log w = rec + KL; the loss weighs the KL by β: rec + β·KL = −log w − (1 − β)·KL.
-                double logQ = Enumerable.Range(0, units).Sum(j => DistributionReference.BernoulliLogDensity(bits[j], logits[b * units + j]));
-                var priorLogits = layers.Run(SbnFamily.PriorLayer(layout), SbnFamily.PriorLayer(layout) + 1, [1.0], 1);
-                double logP = Enumerable.Range(0, units).Sum(j => DistributionReference.BernoulliLogDensity(bits[j], priorLogits[j]));
-                double loss = -logWeight - (1 - config.Beta) * (logQ - logP);
-                for (int j = 0; j < units; j++)
-                    dLogits[b * units + j] += Math.Exp(logQ) * loss * (bits[j] - BinaryLatentReference.Sigmoid(logits[b * units + j])) / batch;
-            }
-        double normalisation = Math.Max(1, Math.Sqrt(parameters[moments + 1]));
         var exact = new double[layout.Count];
-        layers.Backward(0, layout.EncoderLayerCount, dLogits.Select(value => value / normalisation).ToArray(), batch, exact);
+        double normalisation = Math.Max(1, Math.Sqrt(parameters[moments + 1]));
+        static double[] Bits(int state, int count) => Enumerable.Range(0, count).Select(j => (double)((state >> j) & 1)).ToArray();
+        static double LogQ(double[] bits, double[] logits, int offset) =>
+            bits.Select((bit, j) => DistributionReference.BernoulliLogDensity(bit, logits[offset + j])).Sum();
+        for (int b = 0; b < batch; b++)
+            for (int state1 = 0; state1 < 1 << units; state1++)
+            {
+                var h1 = Bits(state1, units);
+                double logQ1 = LogQ(h1, logits, b * units);
+                var logits2 = stochasticLayers == 2 ? layers.Run(layout.EncoderLayerCount, layout.Encoder2End, h1, 1) : [];
+                var dLogits2 = new double[units2];
+                for (int state2 = 0; state2 < 1 << units2; state2++)
+                {
+                    var h2 = Bits(state2, units2);
+                    double q = Math.Exp(logQ1 + LogQ(h2, logits2, 0));
+                    var uniforms = h1.Concat(h2).Select(bit => 1 - bit).ToArray();
+                    double loss = ReferenceVae.LossAndGradient(single, parameters, x[(b * pixels)..((b + 1) * pixels)], uniforms, 1, training: false).Loss;
+                    for (int j = 0; j < units; j++)
+                        dLogits[b * units + j] += q * loss * (h1[j] - BinaryLatentReference.Sigmoid(logits[b * units + j])) / batch / normalisation;
+                    for (int j = 0; j < units2; j++)
+                        dLogits2[j] += q * loss * (h2[j] - BinaryLatentReference.Sigmoid(logits2[j])) / batch / normalisation;
+                }
+                if (stochasticLayers == 1)
+                    continue;
+                // q(h2|h1)'s parameters at this h1 (the backward pass writes, so add its share by hand).
+                var share = new double[layout.Count];
+                layers.Backward(layout.EncoderLayerCount, layout.Encoder2End, dLogits2, 1, share);
+                for (int i = 0; i < share.Length; i++)
+                    exact[i] += share[i];
+            }
+        var first = new double[layout.Count];
+        layers.Run(0, layout.EncoderLayerCount, x, batch);
+        layers.Backward(0, layout.EncoderLayerCount, dLogits, batch, first);
+        for (int i = 0; i < layout.Layers[layout.EncoderLayerCount - 1].End; i++)
+            exact[i] += first[i];
 
-        var sum = new double[encoderEnd];
-        var squares = new double[encoderEnd];
+        var sum = new double[scoreEnd];
+        var squares = new double[scoreEnd];
         for (int draw = 0; draw < draws; draw++)
         {
             var gradient = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(config, 11, draw, batch), batch).Gradient;
-            for (int i = 0; i < encoderEnd; i++)
+            for (int i = 0; i < scoreEnd; i++)
             {
                 sum[i] += gradient[i];
                 squares[i] += gradient[i] * gradient[i];
             }
         }
-        double largestError = 0;
-        for (int i = 0; i < encoderEnd; i++)
+        int second = layout.Layers[layout.EncoderLayerCount - 1].End;
+        double largestError = 0, largestError2 = 0;
+        for (int i = 0; i < scoreEnd; i++)
         {
-            double mean = sum[i] / draws, variance = (squares[i] - draws * mean * mean) / (draws - 1);
+            double mean = sum[i] / draws, variance = Math.Max(0, (squares[i] - draws * mean * mean) / (draws - 1));
             double error = Math.Sqrt(variance / draws);
             largestError = Math.Max(largestError, error);
-            Assert.True(Math.Abs(mean - exact[i]) <= 4.5 * error + 1e-12, $"encoder parameter {i}: estimate {mean} ± {error}, exact {exact[i]}");
+            if (i >= second)
+                largestError2 = Math.Max(largestError2, error);
+            Assert.True(Math.Abs(mean - exact[i]) <= 4.5 * error + 1e-12, $"{stochasticLayers} layers, encoder parameter {i}: estimate {mean} ± {error}, exact {exact[i]}");
         }
-        // A test that could not tell a wrong estimate from a right one would pass anything.
-        Assert.True(exact.Take(encoderEnd).Max(Math.Abs) > 10 * largestError, "the exact gradient is too small against the standard errors to test");
+        // A test that could not tell a wrong estimate from a right one would pass anything: at 8 standard errors, an
+        // estimate of half the largest component would lie 4 of them away.
+        Assert.True(exact.Take(scoreEnd).Max(Math.Abs) > 8 * largestError, $"the exact gradient (largest {exact.Take(scoreEnd).Max(Math.Abs)}) is too small against the standard errors (largest {largestError}) to test");
+        if (stochasticLayers == 2)
+        {
+            Assert.True(exact.Skip(second).Take(scoreEnd - second).Max(Math.Abs) > 8 * largestError2, $"q(h2|h1)'s exact gradient (largest {exact.Skip(second).Take(scoreEnd - second).Max(Math.Abs)}) is too small to test");
+        }
     }
 }

@@ -196,6 +196,10 @@ public sealed class GoldenRunTests : IDisposable
         ["sbn-linear-k2"] = new("--hidden none --latent 5 --batch-size 6 --epochs 3 --model sbn --k 2", "--k 7",
             "c9ae7d3a0b3b6d08f03b790ce69147c0b5cfbe3cb156e48a3551c076a446d716",
             "f0c80eeb60600b747d09e21e20db21bc9c6e29d5cc12b2b93bf4270d8c9a1b8b"),
+        // Two layers of binary units, linear between them (2026-12-03).
+        ["sbn-2layer"] = new("--hidden 8 --latent 4 --hidden2 none --latent2 3 --batch-size 6 --epochs 3 --model sbn --stochastic-layers 2", "--k 7",
+            "8ea6d9188e6c405bcb03746bdc61e2a5f0f9c93b03db712caf4d44a39f09f0d9",
+            "85beef7789251564e7edc66003a29e217bc33697e0193d83b2fcc9e7fa9e6e88"),
         // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
         // short schedule: eight epochs of two steps.
         ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",

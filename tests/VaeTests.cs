@@ -33,7 +33,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "vae-2layer-rank1-k2", "iwae-2layer-rank1-k3-gaussian", "infovae-rank1", "vib-rank1-k2", "mae-rank1-k2-gaussian",
          "corex-rank1", "corex-rank1-k3-gaussian-two-hidden", "ladder-rank1", "ladder-3-rank1-softplus-k2-norm", "ladder-4-rank1-k3-gaussian",
          "corex-stacked-rank1-k2", "vae-planar-flow-2-rank1", "vae-k2-planar-flow-1-rank1-gaussian", "hvm-flow-1-rank1-k2", "hvm-rank1-no-flow-gaussian",
-         "sbn", "sbn-k3-linear", "sbn-k2-gaussian-two-hidden"];
+         "sbn", "sbn-k3-linear", "sbn-k2-gaussian-two-hidden", "sbn-2layer-k2", "sbn-2layer-linear"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     internal static VaeConfig Config(string name) => name switch
@@ -332,6 +332,15 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             InputSize = 12, Hidden = [8, 5], Latent = 4, Model = ModelKind.Sbn, Samples = 2, Activation = ActivationKind.Tanh,
             Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5,
+        },
+        // Two layers of binary units: hidden layers each way and k = 2; NVIL's linear 6-4 with β < 1.
+        "sbn-2layer-k2" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 5, Hidden2 = [4], Latent2 = 3, StochasticLayers = 2, Model = ModelKind.Sbn, Samples = 2,
+        },
+        "sbn-2layer-linear" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [], Latent = 6, Hidden2 = [], Latent2 = 4, StochasticLayers = 2, Model = ModelKind.Sbn, Beta = 0.8,
         },
         _ => throw new ArgumentException(name),
     };
@@ -686,11 +695,12 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
         else if (config.StochasticLayers == 2)
         {
-            // The top layer, q(z2|z1) at z1 = μ1.
+            // The top layer, q(z2|z1) at z1 = μ1 (the binary units' at h1 = σ(a1), their logits' one column each).
+            bool binary = config.Model == ModelKind.Sbn;
             var mu1 = Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + i % latent]).ToArray();
-            stats = Run(layout.EncoderLayerCount, layout.Encoder2End, mu1);
+            stats = Run(layout.EncoderLayerCount, layout.Encoder2End, binary ? mu1.Select(BinaryLatentReference.Sigmoid).ToArray() : mu1);
             latent = config.Latent2;
-            width = config.PosteriorBlocks * latent;
+            width = binary ? latent : config.PosteriorBlocks * latent;
         }
         var expectedMu = Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + i % latent]).ToArray();
         // The sigmoid belief network's encoder gives logits: encode reports the probabilities σ(a).
@@ -716,6 +726,9 @@ public sealed class VaeTests(AcceleratorFixture fixture)
                 z1 = Enumerable.Range(0, batch * k).Select(i => priorStats[i / k * 2 * k + i % k]).ToArray();
             }
         }
+        else if (config.StochasticLayers == 2 && config.Model == ModelKind.Sbn)
+            // h1 = p(h1|h2)'s probabilities.
+            z1 = Run(layout.Encoder2End, layout.DecoderStart, z1).Select(BinaryLatentReference.Sigmoid).ToArray();
         else if (config.StochasticLayers == 2)
         {
             var priorStats = Run(layout.Encoder2End, layout.DecoderStart, z1);

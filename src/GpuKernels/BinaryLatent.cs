@@ -12,12 +12,19 @@ namespace IlgpuVae.GpuKernels;
 /// </summary>
 public static class BinaryLatent
 {
-    /// <summary>h ~ q(h|x) for k rows per example, and each row's sampled KL term log q(h|x) − log p(h). Element
-    /// (r, j) draws counter <see cref="DrawKey.Counter"/>(r·K + j, k·K), as the Gaussian samplers do, so a
-    /// data-parallel slice draws what the whole batch draws for its examples. One thread per row, units in order.</summary>
-    public static void BinaryLatentSample(this KernelSet kernels, ArrayView<float> logits, ArrayView<float> priorLogits, ArrayView<float> h,
-        ArrayView<float> klPerRow, int units, int samples, DrawKey key) =>
-        kernels.Launch(SampleKernel, (int)klPerRow.Length, logits, priorLogits, h, klPerRow, units, samples, key);
+    /// <summary>h ~ q(h|x) for k rows per example, and each row's log q(h|x). Element (r, j) draws counter
+    /// <see cref="DrawKey.Counter"/>(r·K + j, k·K), as the Gaussian samplers do, so a data-parallel slice draws what
+    /// the whole batch draws for its examples. One thread per row, units in order.</summary>
+    public static void BinaryLatentSample(this KernelSet kernels, ArrayView<float> logits, ArrayView<float> h, ArrayView<float> logQ, int units,
+        int samples, DrawKey key) =>
+        kernels.Launch(SampleKernel, (int)logQ.Length, logits, h, logQ, units, samples, key);
+
+    /// <summary>kl[r] = logQ[r] − log p(h_r) for drawn h: the sampled KL term against a factorised prior whose logits
+    /// are one row shared by every row (<paramref name="priorPerRow"/> false: p(h)) or a row each (p(h1|h2)).
+    /// One thread per row, units in order.</summary>
+    public static void BinaryKl(this KernelSet kernels, ArrayView<float> h, ArrayView<float> logQ, ArrayView<float> priorLogits, ArrayView<float> kl,
+        int units, bool priorPerRow) =>
+        kernels.Launch(KlKernel, (int)kl.Length, h, logQ, priorLogits, kl, units, priorPerRow ? 1 : 0);
 
     /// <summary>
     /// NVIL's centred signal per row and the baseline network's gradient per example. With l_r = −(rec_r + β·KL_r),
@@ -44,15 +51,20 @@ public static class BinaryLatent
         float scale) =>
         kernels.Launch(PriorGradientKernel, (int)priorLogits.Length, priorLogits, h, dPrior, rows, (int)priorLogits.Length, scale);
 
+    /// <summary>dPrior[r, j] = scale·(σ(c_rj) − h_rj): the exact gradient of scale·Σ_r −log p(h_r|·) for a prior
+    /// with a row of logits per row (p(h1|h2) from the prior network).</summary>
+    public static void BinaryPriorRowGradient(this KernelSet kernels, ArrayView<float> priorLogits, ArrayView<float> h, ArrayView<float> dPrior,
+        float scale) =>
+        kernels.Launch(PriorRowGradientKernel, (int)priorLogits.Length, priorLogits, h, dPrior, scale);
+
     /// <summary>σ(a) per element, stably: the probabilities q(h_j = 1|x) that encode reports.</summary>
     public static float Probability(float logit) => 1f / (1f + MathF.Exp(-logit));
 
     [Kernel]
-    public static void SampleKernel(Index1D row, ArrayView<float> logits, ArrayView<float> priorLogits, ArrayView<float> h, ArrayView<float> klPerRow,
-        int units, int samples, DrawKey key)
+    public static void SampleKernel(Index1D row, ArrayView<float> logits, ArrayView<float> h, ArrayView<float> logQ, int units, int samples, DrawKey key)
     {
         int example = row / samples;
-        float logQ = 0f, logP = 0f;
+        float sum = 0f;
         for (int j = 0; j < units; j++)
         {
             long element = (long)(int)row * units + j;
@@ -61,11 +73,25 @@ public static class BinaryLatent
             // u < σ(a), written as u·(1 + e^−a) < 1 so that no division rounds the threshold (as SampleBernoulli).
             float bit = u * (1f + MathF.Exp(-a)) < 1f ? 1f : 0f;
             h[element] = bit;
-            logQ += Distributions.BernoulliLogDensity(bit, a);
-            logP += Distributions.BernoulliLogDensity(bit, priorLogits[j]);
+            sum += Distributions.BernoulliLogDensity(bit, a);
         }
-        klPerRow[row] = logQ - logP;
+        logQ[row] = sum;
     }
+
+    [Kernel]
+    public static void KlKernel(Index1D row, ArrayView<float> h, ArrayView<float> logQ, ArrayView<float> priorLogits, ArrayView<float> kl, int units,
+        int priorPerRow)
+    {
+        float logP = 0f;
+        int priorRow = priorPerRow != 0 ? row * units : 0;
+        for (int j = 0; j < units; j++)
+            logP += Distributions.BernoulliLogDensity(h[row * units + j], priorLogits[priorRow + j]);
+        kl[row] = logQ[row] - logP;
+    }
+
+    [Kernel]
+    public static void PriorRowGradientKernel(Index1D element, ArrayView<float> priorLogits, ArrayView<float> h, ArrayView<float> dPrior, float scale) =>
+        dPrior[element] = scale * (Probability(priorLogits[element]) - h[element]);
 
     [Kernel]
     public static void NvilSignalKernel(Index1D example, ArrayView<float> reconstructionPerRow, ArrayView<float> klPerRow, ArrayView<float> baseline,

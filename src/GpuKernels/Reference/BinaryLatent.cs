@@ -9,20 +9,32 @@ public static class BinaryLatentReference
     public static double[] Uniforms(DrawKey key, int rows, int units, int samples) =>
         Enumerable.Range(0, rows * units).Select(element => (double)Philox.Uniform(key.Seed, key.Stream, key.Step, key.Counter(element, (long)samples * units))).ToArray();
 
-    /// <summary>h_rj = [u_rj &lt; σ(a_bj)] and KL_r = Σ_j log q(h_rj) − log p(h_rj), from the given uniforms.</summary>
-    public static (double[] H, double[] Kl) Sample(double[] logits, double[] priorLogits, double[] uniforms, int rows, int units, int samples)
+    /// <summary>h_rj = [u_rj &lt; σ(a_bj)] and log q(h_r|x) per row, from the given uniforms.</summary>
+    public static (double[] H, double[] LogQ) Sample(double[] logits, double[] uniforms, int rows, int units, int samples)
     {
         var h = new double[rows * units];
-        var kl = new double[rows];
+        var logQ = new double[rows];
         for (int r = 0; r < rows; r++)
             for (int j = 0; j < units; j++)
             {
                 double a = logits[r / samples * units + j];
                 double bit = uniforms[r * units + j] < Sigmoid(a) ? 1 : 0;
                 h[r * units + j] = bit;
-                kl[r] += DistributionReference.BernoulliLogDensity(bit, a) - DistributionReference.BernoulliLogDensity(bit, priorLogits[j]);
+                logQ[r] += DistributionReference.BernoulliLogDensity(bit, a);
             }
-        return (h, kl);
+        return (h, logQ);
+    }
+
+    /// <summary>KL_r = log q(h_r|·) − Σ_j log p(h_rj), the prior's logits one shared row or one row per row.</summary>
+    public static double[] Kl(double[] h, double[] logQ, double[] priorLogits, int units, bool priorPerRow) =>
+        Enumerable.Range(0, logQ.Length).Select(r => logQ[r]
+            - Enumerable.Range(0, units).Sum(j => DistributionReference.BernoulliLogDensity(h[r * units + j], priorLogits[(priorPerRow ? r * units : 0) + j]))).ToArray();
+
+    /// <summary>Both: h and the KL term against one shared row of prior logits.</summary>
+    public static (double[] H, double[] Kl) Sample(double[] logits, double[] priorLogits, double[] uniforms, int rows, int units, int samples)
+    {
+        var (h, logQ) = Sample(logits, uniforms, rows, units, samples);
+        return (h, Kl(h, logQ, priorLogits, units, priorPerRow: false));
     }
 
     /// <summary>NVIL's centred signal per row, l − b per row, and the baseline's gradient per example (see
@@ -69,6 +81,10 @@ public static class BinaryLatentReference
                 gradient[j] += scale * (Sigmoid(priorLogits[j]) - h[r * units + j]);
         return gradient;
     }
+
+    /// <summary>dPrior[r, j] = scale·(σ(c_rj) − h_rj).</summary>
+    public static double[] PriorRowGradient(double[] priorLogits, double[] h, double scale) =>
+        priorLogits.Select((c, element) => scale * (Sigmoid(c) - h[element])).ToArray();
 
     public static double Sigmoid(double a) => 1 / (1 + Math.Exp(-a));
 }

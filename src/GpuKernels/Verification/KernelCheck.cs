@@ -469,6 +469,7 @@ public sealed class KernelCheck(KernelSet kernels)
         using var priorBuffer = accelerator.Allocate1D(ToFloat(priorLogits));
         using var hBuffer = accelerator.Allocate1D<float>(rows * units);
         using var klBuffer = accelerator.Allocate1D<float>(rows);
+        using var logQ = accelerator.Allocate1D<float>(rows);
         using var reconstructionBuffer = accelerator.Allocate1D(ToFloat(reconstruction));
         using var baselineBuffer = accelerator.Allocate1D(ToFloat(baseline));
         using var moments = accelerator.Allocate1D(new[] { -12.5f, 30f });
@@ -477,7 +478,8 @@ public sealed class KernelCheck(KernelSet kernels)
         using var dBaseline = accelerator.Allocate1D<float>(batch);
         using var dLogits = accelerator.Allocate1D<float>(batch * units);
         using var dPrior = accelerator.Allocate1D<float>(units);
-        kernels.BinaryLatentSample(logitBuffer.View, priorBuffer.View, hBuffer.View, klBuffer.View, units, samples, key);
+        kernels.BinaryLatentSample(logitBuffer.View, hBuffer.View, logQ.View, units, samples, key);
+        kernels.BinaryKl(hBuffer.View, logQ.View, priorBuffer.View, klBuffer.View, units, priorPerRow: false);
         kernels.NvilSignal(reconstructionBuffer.View, klBuffer.View, baselineBuffer.View, moments.View, centred.View, left.View, dBaseline.View, samples, 0.7f,
             new SignalCentring(true, true, true), 1f / rows);
         kernels.BinaryPosteriorGradient(logitBuffer.View, hBuffer.View, centred.View, dLogits.View, units, samples, 1f / rows);

@@ -96,7 +96,7 @@ internal static class TrainCommand
                 // A model's own defaults (the Ladder VAE's two stochastic layers and batch norm) unless told otherwise.
                 StochasticLayers = Pick(stochasticLayers, Math.Max(chosenModel.DefaultStochasticLayers, config.StochasticLayers)),
                 BatchNorm = Pick(batchNorm, chosenModel.DefaultBatchNorm || config.BatchNorm),
-                Hidden2 = parse.GetResult(hidden2) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden2)!, "--hidden2") : config.Hidden2,
+                Hidden2 = parse.GetResult(hidden2) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden2)!, "--hidden2") : chosenModel.DefaultHidden ?? config.Hidden2,
                 Latent2 = Pick(latent2, config.Latent2),
                 Likelihood = Pick(likelihood, config.Likelihood),
                 GaussianVariance = Pick(variance, config.GaussianVariance),

@@ -108,8 +108,8 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
     /// <summary>The latent width it trains with unless one is given (null: the config's).</summary>
     public int? DefaultLatent { get; init; }
 
-    /// <summary>The hidden widths it trains with unless --hidden is given (null: the config's; empty: none, the
-    /// sigmoid belief network's linear encoder and decoder).</summary>
+    /// <summary>The hidden widths it trains with unless --hidden (and --hidden2) are given (null: the config's; empty:
+    /// none, the sigmoid belief network's linear layers).</summary>
     public int[]? DefaultHidden { get; init; }
 
     /// <summary>Stochastic layers and batch norm unless told otherwise.</summary>
@@ -533,21 +533,17 @@ public static class ModelCatalog
             },
             Family = _ => HvmFamily,
         },
-        new(ModelKind.Sbn, "sbn", "sigmoid belief network: K binary latents, q(h|x) and p(x|h) sigmoid layers, a learned factorised p(h); the encoder trained by NVIL's score-function estimator (Mnih and Gregor 2014); 200 units and no hidden layers unless told")
+        new(ModelKind.Sbn, "sbn", "sigmoid belief network: --latent binary units h1 (and --latent2 h2 over them with --stochastic-layers 2), sigmoid layers, a learned factorised prior on the top layer; the encoders trained by NVIL's score-function estimator (Mnih and Gregor 2014); 200 units and no hidden layers unless told")
         {
-            Capabilities = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound,
-            // NVIL's MNIST SBN: 200 binary units, linear (sigmoid) layers in q and p.
+            Capabilities = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound | ModelCapabilities.TwoStochasticLayers,
+            // NVIL's MNIST SBNs: 200 (and 200-200) binary units, linear (sigmoid) layers in q and p.
             DefaultLatent = 200,
             DefaultHidden = [],
             WholeBatchTerm = "NVIL running moments of the learning signal are updated from the whole minibatch",
             Terms = _ => new("−ELBO", "reconstruction", "sampled KL terms"),
-            ObjectiveName = _ => "ELBO (one sample of h per image)",
-            Settings = _ => $", binary units, NVIL: baseline network of {SbnFamily.BaselineHidden} tanh units, running mean and variance of the signal",
-            Validate = config =>
-            {
-                if (config.StochasticLayers != 1)
-                    throw new SettingException("the sigmoid belief network is built with one layer of binary units: leave @StochasticLayers at 1");
-            },
+            ObjectiveName = _ => "ELBO (one sample of the units per image)",
+            Settings = config => (config.StochasticLayers == 2 ? $", two layers of binary units ({config.Latent} and {config.Latent2})" : ", binary units")
+                + $", NVIL: baseline network of {SbnFamily.BaselineHidden} tanh units, running mean and variance of the signal",
             Family = _ => SbnFamily,
         },
     ];

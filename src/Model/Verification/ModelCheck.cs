@@ -62,6 +62,9 @@ public sealed class ModelCheck(KernelSet kernels)
             // A one-layer model that may be stacked, with two layers (the two-layer VAE and IWAE are their own family).
             if (spec.Has(ModelCapabilities.TwoStochasticLayers) && spec.Has(ModelCapabilities.FactorizedMarginal))
                 yield return Gradient(spec, SmallConfig(spec) with { StochasticLayers = 2, Anchors = 1 });
+            // Two layers of a model that has no covariance to vary (the sigmoid belief network's binary units).
+            if (spec.Has(ModelCapabilities.TwoStochasticLayers) && !spec.Declares(nameof(VaeConfig.Covariance)))
+                yield return Gradient(spec, SmallConfig(spec) with { StochasticLayers = 2 });
             if (spec.Declares(nameof(VaeConfig.AuxiliaryFlowLength)))
                 yield return Gradient(spec, SmallConfig(spec) with { FlowLength = 1, AuxiliaryFlowLength = 2 });
             if (spec.Declares(nameof(VaeConfig.LadderLayers)))

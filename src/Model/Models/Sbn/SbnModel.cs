@@ -9,19 +9,22 @@ using IlgpuVae.Model.Objectives;
 namespace IlgpuVae.Model.Models.Sbn;
 
 /// <summary>
-/// The sigmoid belief network's binary latent (see <see cref="BinaryLatent"/>): h ~ q(h|x) = Π Bernoulli(σ(a)) from
-/// the encoder's logits a, the KL term log q(h|x) − log p(h) sampled against a learned factorised prior p(h) (its
-/// logits c from layer <see cref="ParameterLayout.AuxiliaryStart"/> on the row [1]). h is discrete, so no gradient
-/// reaches the encoder through it: the encoder's is NVIL's score-function estimate from the learning signal
-/// l = −(rec + β·KL) per row, centred by the baseline network b(x) (the layers after the running moments,
-/// trained on mean (l − b(x) − m)²), the running mean m and the running variance v (held in the parameter buffer
-/// as state, updated after each training batch with NVIL's decay 0.8). The decoder's and the prior's gradients
-/// are exact for the drawn h.
+/// The sigmoid belief network's binary latents (see <see cref="BinaryLatent"/>): h1 ~ q(h1|x) = Π Bernoulli(σ(a))
+/// from the encoder's logits a; with two layers also h2 ~ q(h2|h1) from the second encoder and p(h1|h2) from the
+/// prior network. The top layer's prior p(h) is learned and factorised (its logits c from layer
+/// <see cref="ParameterLayout.AuxiliaryStart"/> on the row [1]); the KL terms log q − log p are sampled and added per
+/// row. The units are discrete, so no gradient reaches an encoder through them: each encoder's is NVIL's
+/// score-function estimate from the learning signal l = −(rec + β·KL) per row, centred by the baseline network b(x)
+/// (the layers after the running moments, trained on mean (l − b(x) − m)²), the running mean m and the running
+/// variance v (held in the parameter buffer as state, updated after each training batch with NVIL's decay 0.8).
+/// The decoder's, the prior network's and the prior's gradients are exact for the drawn units.
 /// </summary>
 public sealed class BernoulliLatent : ILatent
 {
-    /// <summary>The learning signal centred per row, and l − b(x) per row (what the moments are updated from).</summary>
-    public const string Centred = "sbn.centred", SignalMinusBaseline = "sbn.signal_minus_baseline";
+    /// <summary>The learning signal centred per row; l − b(x) per row (what the moments are updated from); log q of
+    /// h1 per row; with two layers h2, log q(h2|h1) and the second KL term per row.</summary>
+    public const string Centred = "sbn.centred", SignalMinusBaseline = "sbn.signal_minus_baseline", LogQ = "sbn.log_q",
+        H2 = "sbn.h2", LogQ2 = "sbn.log_q2", Kl2 = "sbn.kl2";
 
     /// <summary>NVIL's decay of the running moments (Mnih and Gregor's α).</summary>
     public const float MomentDecay = 0.8f;
@@ -46,7 +49,9 @@ public sealed class BernoulliLatent : ILatent
         Floats(LearnedPrior.OneHotRows, 1).CopyFromCPU(new[] { 1f });
     }
 
+    private bool TwoLayers => config.StochasticLayers == 2;
     private int Units => config.Latent;
+    private int Units2 => config.Latent2;
     private int StatisticsLayer => layout.EncoderLayerCount - 1;
     private int PriorLayer => SbnFamily.PriorLayer(layout);
     private int MomentsLayer => SbnFamily.MomentsLayer(layout);
@@ -56,29 +61,48 @@ public sealed class BernoulliLatent : ILatent
     private ArrayView<float> PriorLogits => stack.Output(PriorLayer, 1);
     private ArrayView<float> Logits(int batch) => stack.Output(StatisticsLayer, batch);
 
+    /// <summary>q(h2|h1)'s logits per row (the second encoder's output) and p(h1|h2)'s (the prior network's).</summary>
+    private ArrayView<float> Logits2(int rows) => stack.Output(layout.Encoder2End - 1, rows);
+    private ArrayView<float> PriorNetworkLogits(int rows) => stack.Output(layout.DecoderStart - 1, rows);
+
     /// <summary>[running mean, running variance] of l − b(x), in the parameter buffer.</summary>
     private ArrayView<float> Moments => workspace.Floats(ModelBuffers.Parameters).View.SubView(layout.Layers[MomentsLayer].BiasOffset, 2);
 
     private ArrayView<float> Input(int batch) => Floats(ModelBuffers.Input, (long)batch * config.InputSize);
     private ArrayView<float> KlPerRow(int rows) => Floats(ModelBuffers.KlPerRow, rows);
     private ArrayView<float> Floats(string name, long length) => workspace.Floats(name).View.SubView(0, length);
+    private ArrayView<float> Top(int rows) => TwoLayers ? Floats(H2, (long)rows * Units2) : Codes(rows);
 
+    /// <summary>h1, what the decoder reads.</summary>
     public ArrayView<float> Codes(int rows) => Floats(ModelBuffers.Z, (long)rows * Units);
 
-    /// <summary>None: h is discrete, so the decoder's gradient of its codes is not used.</summary>
+    /// <summary>None: the units are discrete, so the decoder's gradient of its codes is not used.</summary>
     public ArrayView<float> CodeGradient(int rows) => kernels.None;
 
     public ArrayView<float> Sample(int batch, int samples, DrawKey key)
     {
         int rows = batch * samples;
         stack.Forward(PriorLayer, PriorLayer + 1, OneRow, 1);
-        kernels.BinaryLatentSample(Logits(batch), PriorLogits, Codes(rows), KlPerRow(rows), Units, samples, key);
+        kernels.BinaryLatentSample(Logits(batch), Codes(rows), Floats(LogQ, rows), Units, samples, key);
+        if (!TwoLayers)
+        {
+            kernels.BinaryKl(Codes(rows), Floats(LogQ, rows), PriorLogits, KlPerRow(rows), Units, priorPerRow: false);
+            return Codes(rows);
+        }
+        // h2 ~ q(h2|h1) per row, drawn as the Gaussian second layers draw (a stream of its own, keyed by row).
+        stack.Forward(layout.EncoderLayerCount, layout.Encoder2End, Codes(rows), rows);
+        kernels.BinaryLatentSample(Logits2(rows), Top(rows), Floats(LogQ2, rows), Units2, 1, key.Offset(Philox.Streams.SecondLayerOffset).PerRow(samples));
+        kernels.BinaryKl(Top(rows), Floats(LogQ2, rows), PriorLogits, Floats(Kl2, rows), Units2, priorPerRow: false);
+        stack.Forward(layout.Encoder2End, layout.DecoderStart, Top(rows), rows);
+        kernels.BinaryKl(Codes(rows), Floats(LogQ, rows), PriorNetworkLogits(rows), KlPerRow(rows), Units, priorPerRow: true);
+        kernels.Add(KlPerRow(rows), Floats(Kl2, rows));
         return Codes(rows);
     }
 
     /// <summary>After the decoder's backward pass (which wrote each row's reconstruction term): the baseline
-    /// network's forward and backward pass, the prior's exact gradient, the encoder logits' score-function gradient,
-    /// then the running moments. <paramref name="klWeight"/> is β/batch, as the ELBO hands it to every latent.</summary>
+    /// network's forward and backward pass, the prior's and the prior network's exact gradients, each encoder's
+    /// score-function gradient, then the running moments. <paramref name="klWeight"/> is β/batch, as the ELBO hands
+    /// it to every latent.</summary>
     public void Backward(int batch, int samples, float klWeight, ArrayView<float>? klWeightFactor = null)
     {
         if (klWeightFactor is not null)
@@ -90,8 +114,15 @@ public sealed class BernoulliLatent : ILatent
         kernels.NvilSignal(Floats(ModelBuffers.ReconstructionPerRow, rows), KlPerRow(rows), stack.Output(BaselineEnd - 1, batch), Moments,
             Floats(Centred, rows), Floats(SignalMinusBaseline, rows), stack.Gradient(BaselineEnd - 1, batch), samples, beta, Nvil, 1f / rows);
         stack.Backward(BaselineStart, BaselineEnd, batch, input, kernels.None);
-        kernels.BinaryPriorGradient(PriorLogits, Codes(rows), stack.Gradient(PriorLayer, 1), rows, beta / rows);
+        kernels.BinaryPriorGradient(PriorLogits, Top(rows), stack.Gradient(PriorLayer, 1), rows, beta / rows);
         stack.Backward(PriorLayer, PriorLayer + 1, 1, OneRow, kernels.None);
+        if (TwoLayers)
+        {
+            kernels.BinaryPriorRowGradient(PriorNetworkLogits(rows), Codes(rows), stack.Gradient(layout.DecoderStart - 1, rows), beta / rows);
+            stack.Backward(layout.Encoder2End, layout.DecoderStart, rows, Top(rows), kernels.None);
+            kernels.BinaryPosteriorGradient(Logits2(rows), Top(rows), Floats(Centred, rows), stack.Gradient(layout.Encoder2End - 1, rows), Units2, 1, 1f / rows);
+            stack.Backward(layout.EncoderLayerCount, layout.Encoder2End, rows, Codes(rows), kernels.None);
+        }
         kernels.BinaryPosteriorGradient(Logits(batch), Codes(rows), Floats(Centred, rows), stack.Gradient(StatisticsLayer, batch), Units, samples, 1f / rows);
         // After the batch has used them, so that the centring never depends on its own draws.
         kernels.UpdateSignalMoments(Floats(SignalMinusBaseline, rows), Floats(SignalMinusBaseline, rows), Moments, MomentDecay, subtractBaseline: 0);
@@ -103,19 +134,51 @@ public sealed class BernoulliLatent : ILatent
     public void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights) =>
         kernels.SampledKlLogWeights(KlPerRow(batch * samples), reconstructionPerRow, logWeights, batch * samples);
 
-    /// <summary>The probabilities q(h_j = 1|x) = σ(a_j) of the encoder's logits; no variance.</summary>
+    /// <summary>The probabilities q(h_j = 1|·) = σ(a_j) of an encoder's logits; no variance.</summary>
     public (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) =>
         (statistics.Select(BinaryLatent.Probability).ToArray(), []);
 
-    /// <summary><paramref name="count"/> codes h ~ p(h): element i is 1 when Philox (seed, Sample, 0, i) &lt; σ(c_j).</summary>
+    /// <summary>The top layer's probabilities for a gathered batch, on the mean path: with two layers q(h2|h1) read
+    /// at h1 = q(h1|x)'s probabilities (waits for the device).</summary>
+    public float[] TopProbabilities(int batch)
+    {
+        stack.Forward(0, layout.EncoderLayerCount, Input(batch), batch);
+        kernels.Synchronize();
+        var first = Split(ArrayViewExtensions.GetAsArray1D<float>(Logits(batch)), batch).Mu;
+        if (!TwoLayers)
+            return first;
+        Codes(batch).CopyFromCPU(first);
+        stack.Forward(layout.EncoderLayerCount, layout.Encoder2End, Codes(batch), batch);
+        kernels.Synchronize();
+        return Split(ArrayViewExtensions.GetAsArray1D<float>(Logits2(batch)), batch).Mu;
+    }
+
+    /// <summary>Puts top-layer codes in place and leaves h1 in <see cref="Codes"/>: the codes themselves, or with
+    /// two layers p(h1|h2)'s probabilities (the mean path, as the Gaussian two-layer models decode).</summary>
+    public void PlaceCodes(float[] codes, int batch)
+    {
+        if (!TwoLayers)
+        {
+            Codes(batch).CopyFromCPU(codes);
+            return;
+        }
+        Top(batch).CopyFromCPU(codes);
+        stack.Forward(layout.Encoder2End, layout.DecoderStart, Top(batch), batch);
+        kernels.Synchronize();
+        Codes(batch).CopyFromCPU(Split(ArrayViewExtensions.GetAsArray1D<float>(PriorNetworkLogits(batch)), batch).Mu);
+    }
+
+    /// <summary><paramref name="count"/> top-layer codes h ~ p(h): element i is 1 when Philox (seed, Sample, 0, i)
+    /// &lt; σ(c_j).</summary>
     public float[] PriorCodes(int count, ulong seed)
     {
         stack.Forward(PriorLayer, PriorLayer + 1, OneRow, 1);
         kernels.Synchronize();
         var priorLogits = ArrayViewExtensions.GetAsArray1D<float>(PriorLogits);
-        var codes = new float[count * Units];
+        int units = priorLogits.Length;
+        var codes = new float[count * units];
         for (int i = 0; i < codes.Length; i++)
-            codes[i] = Philox.Uniform(seed, Philox.Streams.Sample, 0, i) < BinaryLatent.Probability(priorLogits[i % Units]) ? 1f : 0f;
+            codes[i] = Philox.Uniform(seed, Philox.Streams.Sample, 0, i) < BinaryLatent.Probability(priorLogits[i % units]) ? 1f : 0f;
         return codes;
     }
 }
@@ -125,10 +188,20 @@ public sealed class BernoulliLatent : ILatent
 public sealed class SbnModel(ModelParts parts, BernoulliLatent latent) : OneLayerModel(parts, latent, new ReconstructionTerm(parts.Config), new Elbo())
 {
     public override float[]? DrawPriorCodes(int count, ulong seed) => latent.PriorCodes(count, seed);
+
+    /// <summary>The top layer's probabilities (h2's with two layers, on the mean path); no variance.</summary>
+    public override (float[] Mu, float[] LogVariance) Encode(int batch) => (latent.TopProbabilities(batch), []);
+
+    public override void Decode(float[] codes, int batch)
+    {
+        latent.PlaceCodes(codes, batch);
+        DecoderForward(latent.Codes(batch), batch);
+    }
 }
 
 /// <summary>
-/// The sigmoid belief network's family: the one-layer layout (its encoder's last layer the K logits), then the
+/// The sigmoid belief network's family: its encoder's last layer the K logits of h1; with two layers q(h2|h1) and
+/// the prior network p(h1|h2) (each through --hidden2's widths, none by default); the decoder p(x|h1); then the top
 /// prior's logits (one layer from the row [1]), NVIL's running moments (state) and its baseline network
 /// x → <see cref="BaselineHidden"/> tanh units → b(x), as Mnih and Gregor's MNIST models have it.
 /// </summary>
@@ -146,13 +219,30 @@ public sealed class SbnFamily : OneLayerFamily
         plan.Floats(LearnedPrior.OneHotRows, 1);
         plan.Floats(BernoulliLatent.Centred, rows);
         plan.Floats(BernoulliLatent.SignalMinusBaseline, rows);
+        plan.Floats(BernoulliLatent.LogQ, rows);
+        if (config.StochasticLayers != 2)
+            return;
+        plan.Floats(BernoulliLatent.H2, rows * config.Latent2);
+        plan.Floats(BernoulliLatent.LogQ2, rows);
+        plan.Floats(BernoulliLatent.Kl2, rows);
+    }
+
+    /// <summary>With two layers: q(h2|h1)'s logits, then p(h1|h2)'s through the same widths reversed.</summary>
+    protected override void BuildMiddle(LayoutBuilder layout)
+    {
+        var config = layout.Config;
+        if (config.StochasticLayers != 2)
+            return;
+        layout.Stage("encoder2", config.Latent, config.Hidden2, config.Latent2);
+        layout.EndSecondEncoder();
+        layout.Stage("prior", config.Latent2, config.Hidden2.Reverse().ToArray(), config.Latent);
     }
 
     protected override void BuildAuxiliary(LayoutBuilder layout)
     {
         var config = layout.Config;
         layout.StartAuxiliary();
-        layout.Add("sbn.prior", 1, config.Latent, ActivationKind.Identity);
+        layout.Add("sbn.prior", 1, config.TopLatent, ActivationKind.Identity);
         layout.AddState("nvil.signal_moments", 2);
         layout.Add("nvil.baseline.0", config.EncoderInputs, BaselineHidden, ActivationKind.Tanh);
         layout.Add("nvil.baseline.out", BaselineHidden, 1, ActivationKind.Identity);

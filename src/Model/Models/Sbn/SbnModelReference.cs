@@ -14,12 +14,25 @@ namespace IlgpuVae.Model.Models.Sbn;
 /// </summary>
 public sealed class SbnModelReference : ReferenceModel
 {
-    /// <summary>The sampler's uniforms [batch·k, K] (not normal draws).</summary>
-    public override double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream) =>
-        BinaryLatentReference.Uniforms(new DrawKey(seed, stream, step), batch * config.Samples, config.Latent, config.Samples);
+    /// <summary>The sampler's uniforms [batch·k, K] (not normal draws); with two layers then h2's [batch·k, K2]
+    /// from the second layer's stream, keyed by row.</summary>
+    public override double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream)
+    {
+        int rows = batch * config.Samples;
+        var first = BinaryLatentReference.Uniforms(new DrawKey(seed, stream, step), rows, config.Latent, config.Samples);
+        return config.StochasticLayers == 2
+            ? [.. first, .. BinaryLatentReference.Uniforms(new DrawKey(seed, stream + Philox.Streams.SecondLayerOffset, step), rows, config.Latent2, 1)]
+            : first;
+    }
 
+    /// <summary>A forward pass: h1 (and h2), the top prior's logits, p(h1|h2)'s per row, q(h2|h1)'s logits per row.</summary>
     private sealed record Pass(ReferenceLayers Layers, double[] Logits, double[] PriorLogits, double[] H, double[] Kl,
-        double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
+        double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows)
+    {
+        public double[] H2 { get; init; } = [];
+        public double[] Logits2 { get; init; } = [];
+        public double[] PriorNetworkLogits { get; init; } = [];
+    }
 
     private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] uniforms, int batch, bool training)
     {
@@ -28,11 +41,27 @@ public sealed class SbnModelReference : ReferenceModel
         int samples = config.Samples, rows = batch * samples, prior = SbnFamily.PriorLayer(layout);
         var logits = layers.Run(0, layout.EncoderLayerCount, x, batch);
         var priorLogits = layers.Run(prior, prior + 1, [1.0], 1);
-        var (h, kl) = BinaryLatentReference.Sample(logits, priorLogits, uniforms, rows, config.Latent, samples);
+        int first = rows * config.Latent;
+        var (h, logQ) = BinaryLatentReference.Sample(logits, uniforms[..first], rows, config.Latent, samples);
+        double[] kl, h2 = [], logits2 = [], priorNetworkLogits = [];
+        if (config.StochasticLayers == 2)
+        {
+            // q(h2|h1) per row against the learned p(h2); h1's KL against p(h1|h2) from the prior network.
+            logits2 = layers.Run(layout.EncoderLayerCount, layout.Encoder2End, h, rows);
+            (h2, var logQ2) = BinaryLatentReference.Sample(logits2, uniforms[first..], rows, config.Latent2, 1);
+            var kl2 = BinaryLatentReference.Kl(h2, logQ2, priorLogits, config.Latent2, priorPerRow: false);
+            priorNetworkLogits = layers.Run(layout.Encoder2End, layout.DecoderStart, h2, rows);
+            kl = BinaryLatentReference.Kl(h, logQ, priorNetworkLogits, config.Latent, priorPerRow: true).Select((value, r) => value + kl2[r]).ToArray();
+        }
+        else
+            kl = BinaryLatentReference.Kl(h, logQ, priorLogits, config.Latent, priorPerRow: false);
         var output = layers.Run(layout.DecoderStart, layout.DecoderEnd, h, rows);
         var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
         var (reconstruction, dOutput) = LossReference.Reconstruction(config.Likelihood, target, output, rows, config.InputSize, config.GaussianVariance, 1.0);
-        return new Pass(layers, logits, priorLogits, h, kl, reconstruction, dOutput, rows);
+        return new Pass(layers, logits, priorLogits, h, kl, reconstruction, dOutput, rows)
+        {
+            H2 = h2, Logits2 = logits2, PriorNetworkLogits = priorNetworkLogits,
+        };
     }
 
     public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
@@ -60,12 +89,20 @@ public sealed class SbnModelReference : ReferenceModel
         layers.Backward(momentsLayer + 1, layout.Layers.Count, dBaseline, batch, gradient);
         double baselineObjective = left.Average(value => (value - runningMean) * (value - runningMean));
 
-        layers.Backward(prior, prior + 1, BinaryLatentReference.PriorGradient(pass.PriorLogits, pass.H, rows, beta / rows), 1, gradient);
+        bool twoLayers = config.StochasticLayers == 2;
+        layers.Backward(prior, prior + 1, BinaryLatentReference.PriorGradient(pass.PriorLogits, twoLayers ? pass.H2 : pass.H, rows, beta / rows), 1, gradient);
+        if (twoLayers)
+        {
+            layers.Backward(layout.Encoder2End, layout.DecoderStart, BinaryLatentReference.PriorRowGradient(pass.PriorNetworkLogits, pass.H, beta / rows), rows, gradient);
+            layers.Backward(layout.EncoderLayerCount, layout.Encoder2End,
+                BinaryLatentReference.PosteriorGradient(pass.Logits2, pass.H2, centred, config.Latent2, 1, 1.0 / rows), rows, gradient);
+        }
         layers.Backward(0, layout.EncoderLayerCount, BinaryLatentReference.PosteriorGradient(pass.Logits, pass.H, centred, config.Latent, samples, 1.0 / rows),
             batch, gradient);
 
         var (mean, variance) = ScoreFunctionReference.UpdateMoments(left, null, runningMean, runningVariance, BernoulliLatent.MomentDecay);
-        int encoderEnd = layout.Layers[layout.EncoderLayerCount - 1].End;
+        // Both encoders' gradients are score-function estimates: [0, the end of q(h2|h1)'s last layer).
+        int encoderEnd = layout.Layers[layout.Encoder2End - 1].End;
         double reconstructionMean = pass.ReconstructionPerRow.Average(), klMean = pass.Kl.Average();
         return new ReferenceVae.Result(reconstructionMean + beta * klMean, reconstructionMean, klMean, gradient,
             training ? new Dictionary<int, double[]> { [momentsOffset] = [mean, variance] } : null)
