@@ -157,7 +157,7 @@ public sealed class BinaryLatentTests(AcceleratorFixture fixture)
         // fair coins and h2 matters to the loss.
         for (int i = 0; i < layout.Layers[layout.DecoderStart - 1].End; i++)
             parameters[i] *= 6;
-        int moments = layout.Layers[SbnFamily.MomentsLayer(layout)].BiasOffset;
+        int moments = layout.Layers[Nvil.MomentsLayer(layout)].BiasOffset;
         (parameters[moments], parameters[moments + 1]) = (-20, 9);
         var images = VaeTests.SyntheticImages(batch, 3, 4, 7);
         var x = MinibatchReference.Gather(images.Images, [0, 1], 0, batch, pixels, false, default);

@@ -543,7 +543,7 @@ public static class ModelCatalog
             Terms = _ => new("−ELBO", "reconstruction", "sampled KL terms"),
             ObjectiveName = _ => "ELBO (one sample of the units per image)",
             Settings = config => (config.StochasticLayers == 2 ? $", two layers of binary units ({config.Latent} and {config.Latent2})" : ", binary units")
-                + $", NVIL: baseline network of {SbnFamily.BaselineHidden} tanh units, running mean and variance of the signal",
+                + $", NVIL: baseline network of {Nvil.BaselineHidden} tanh units, running mean and variance of the signal",
             Family = _ => SbnFamily,
         },
     ];

@@ -14,32 +14,24 @@ namespace IlgpuVae.Model.Models.Sbn;
 /// prior network. The top layer's prior p(h) is learned and factorised (its logits c from layer
 /// <see cref="ParameterLayout.AuxiliaryStart"/> on the row [1]); the KL terms log q − log p are sampled and added per
 /// row. The units are discrete, so no gradient reaches an encoder through them: each encoder's is NVIL's
-/// score-function estimate from the learning signal l = −(rec + β·KL) per row, centred by the baseline network b(x)
-/// (the layers after the running moments, trained on mean (l − b(x) − m)²), the running mean m and the running
-/// variance v (held in the parameter buffer as state, updated after each training batch with NVIL's decay 0.8).
+/// score-function estimate from the learning signal l = −(rec + β·KL) per row, centred by <see cref="Nvil"/>.
 /// The decoder's, the prior network's and the prior's gradients are exact for the drawn units.
 /// </summary>
 public sealed class BernoulliLatent : ILatent
 {
-    /// <summary>The learning signal centred per row; l − b(x) per row (what the moments are updated from); log q of
-    /// h1 per row; with two layers h2, log q(h2|h1) and the second KL term per row.</summary>
-    public const string Centred = "sbn.centred", SignalMinusBaseline = "sbn.signal_minus_baseline", LogQ = "sbn.log_q",
-        H2 = "sbn.h2", LogQ2 = "sbn.log_q2", Kl2 = "sbn.kl2";
-
-    /// <summary>NVIL's decay of the running moments (Mnih and Gregor's α).</summary>
-    public const float MomentDecay = 0.8f;
-
-    /// <summary>Every NVIL device on: the baseline network, the running mean and the variance normalisation.</summary>
-    public static readonly SignalCentring Nvil = new(subtractBaseline: true, subtractRunningMean: true, normalise: true);
+    /// <summary>log q of h1 per row; with two layers h2, log q(h2|h1) and the second KL term per row.</summary>
+    public const string LogQ = "sbn.log_q", H2 = "sbn.h2", LogQ2 = "sbn.log_q2", Kl2 = "sbn.kl2";
 
     private readonly KernelSet kernels;
     private readonly DenseStack stack;
     private readonly ParameterLayout layout;
     private readonly VaeConfig config;
     private readonly Workspace workspace;
+    private readonly Nvil nvil;
 
     public BernoulliLatent(ModelParts parts)
     {
+        nvil = new Nvil(parts);
         kernels = parts.Kernels;
         stack = parts.Stack;
         layout = parts.Layout;
@@ -54,9 +46,6 @@ public sealed class BernoulliLatent : ILatent
     private int Units2 => config.Latent2;
     private int StatisticsLayer => layout.EncoderLayerCount - 1;
     private int PriorLayer => SbnFamily.PriorLayer(layout);
-    private int MomentsLayer => SbnFamily.MomentsLayer(layout);
-    private int BaselineStart => MomentsLayer + 1;
-    private int BaselineEnd => layout.Layers.Count;
     private ArrayView<float> OneRow => Floats(LearnedPrior.OneHotRows, 1);
     private ArrayView<float> PriorLogits => stack.Output(PriorLayer, 1);
     private ArrayView<float> Logits(int batch) => stack.Output(StatisticsLayer, batch);
@@ -64,9 +53,6 @@ public sealed class BernoulliLatent : ILatent
     /// <summary>q(h2|h1)'s logits per row (the second encoder's output) and p(h1|h2)'s (the prior network's).</summary>
     private ArrayView<float> Logits2(int rows) => stack.Output(layout.Encoder2End - 1, rows);
     private ArrayView<float> PriorNetworkLogits(int rows) => stack.Output(layout.DecoderStart - 1, rows);
-
-    /// <summary>[running mean, running variance] of l − b(x), in the parameter buffer.</summary>
-    private ArrayView<float> Moments => workspace.Floats(ModelBuffers.Parameters).View.SubView(layout.Layers[MomentsLayer].BiasOffset, 2);
 
     private ArrayView<float> Input(int batch) => Floats(ModelBuffers.Input, (long)batch * config.InputSize);
     private ArrayView<float> KlPerRow(int rows) => Floats(ModelBuffers.KlPerRow, rows);
@@ -109,23 +95,19 @@ public sealed class BernoulliLatent : ILatent
             throw new InvalidOperationException("the sigmoid belief network's KL term is sampled: it takes a fixed KL weight");
         int rows = batch * samples;
         float beta = klWeight * batch;
-        var input = Input(batch);
-        stack.Forward(BaselineStart, BaselineEnd, input, batch);
-        kernels.NvilSignal(Floats(ModelBuffers.ReconstructionPerRow, rows), KlPerRow(rows), stack.Output(BaselineEnd - 1, batch), Moments,
-            Floats(Centred, rows), Floats(SignalMinusBaseline, rows), stack.Gradient(BaselineEnd - 1, batch), samples, beta, Nvil, 1f / rows);
-        stack.Backward(BaselineStart, BaselineEnd, batch, input, kernels.None);
+        nvil.Center(Input(batch), batch, samples, beta);
+        var centred = nvil.CentredSignal(rows);
         kernels.BinaryPriorGradient(PriorLogits, Top(rows), stack.Gradient(PriorLayer, 1), rows, beta / rows);
         stack.Backward(PriorLayer, PriorLayer + 1, 1, OneRow, kernels.None);
         if (TwoLayers)
         {
             kernels.BinaryPriorRowGradient(PriorNetworkLogits(rows), Codes(rows), stack.Gradient(layout.DecoderStart - 1, rows), beta / rows);
             stack.Backward(layout.Encoder2End, layout.DecoderStart, rows, Top(rows), kernels.None);
-            kernels.BinaryPosteriorGradient(Logits2(rows), Top(rows), Floats(Centred, rows), stack.Gradient(layout.Encoder2End - 1, rows), Units2, 1, 1f / rows);
+            kernels.BinaryPosteriorGradient(Logits2(rows), Top(rows), centred, stack.Gradient(layout.Encoder2End - 1, rows), Units2, 1, 1f / rows);
             stack.Backward(layout.EncoderLayerCount, layout.Encoder2End, rows, Codes(rows), kernels.None);
         }
-        kernels.BinaryPosteriorGradient(Logits(batch), Codes(rows), Floats(Centred, rows), stack.Gradient(StatisticsLayer, batch), Units, samples, 1f / rows);
-        // After the batch has used them, so that the centring never depends on its own draws.
-        kernels.UpdateSignalMoments(Floats(SignalMinusBaseline, rows), Floats(SignalMinusBaseline, rows), Moments, MomentDecay, subtractBaseline: 0);
+        kernels.BinaryPosteriorGradient(Logits(batch), Codes(rows), centred, stack.Gradient(StatisticsLayer, batch), Units, samples, 1f / rows);
+        nvil.UpdateMoments(rows);
     }
 
     public void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale) =>
@@ -202,23 +184,17 @@ public sealed class SbnModel(ModelParts parts, BernoulliLatent latent) : OneLaye
 /// <summary>
 /// The sigmoid belief network's family: its encoder's last layer the K logits of h1; with two layers q(h2|h1) and
 /// the prior network p(h1|h2) (each through --hidden2's widths, none by default); the decoder p(x|h1); then the top
-/// prior's logits (one layer from the row [1]), NVIL's running moments (state) and its baseline network
-/// x → <see cref="BaselineHidden"/> tanh units → b(x), as Mnih and Gregor's MNIST models have it.
+/// prior's logits (one layer from the row [1]), then <see cref="Nvil"/>'s layers.
 /// </summary>
 public sealed class SbnFamily : OneLayerFamily
 {
-    /// <summary>The baseline network's hidden units (NVIL's 100).</summary>
-    public const int BaselineHidden = 100;
-
     public static int PriorLayer(ParameterLayout layout) => layout.AuxiliaryStart;
-    public static int MomentsLayer(ParameterLayout layout) => layout.AuxiliaryStart + 1;
 
     public override void Plan(WorkspacePlan plan, VaeConfig config, ParameterLayout layout, long batch, long rows)
     {
         base.Plan(plan, config, layout, batch, rows);
         plan.Floats(LearnedPrior.OneHotRows, 1);
-        plan.Floats(BernoulliLatent.Centred, rows);
-        plan.Floats(BernoulliLatent.SignalMinusBaseline, rows);
+        Nvil.Plan(plan, rows);
         plan.Floats(BernoulliLatent.LogQ, rows);
         if (config.StochasticLayers != 2)
             return;
@@ -243,16 +219,12 @@ public sealed class SbnFamily : OneLayerFamily
         var config = layout.Config;
         layout.StartAuxiliary();
         layout.Add("sbn.prior", 1, config.TopLatent, ActivationKind.Identity);
-        layout.AddState("nvil.signal_moments", 2);
-        layout.Add("nvil.baseline.0", config.EncoderInputs, BaselineHidden, ActivationKind.Tanh);
-        layout.Add("nvil.baseline.out", BaselineHidden, 1, ActivationKind.Identity);
+        Nvil.BuildLayers(layout);
     }
 
     /// <summary>The prior's layer and the moments see one row, the baseline network the batch's.</summary>
     public override long RowsOfLayer(ParameterLayout layout, int layer, long batch, long samples) =>
-        layer == PriorLayer(layout) || layer == MomentsLayer(layout) ? 1
-        : layer > MomentsLayer(layout) ? batch
-        : base.RowsOfLayer(layout, layer, batch, samples);
+        layer == PriorLayer(layout) ? 1 : Nvil.RowsOfLayer(layout, layer, batch) ?? base.RowsOfLayer(layout, layer, batch, samples);
 
     public override FamilyModel Create(ModelParts parts) => new SbnModel(parts, new BernoulliLatent(parts));
 

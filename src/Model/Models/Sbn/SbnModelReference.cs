@@ -76,19 +76,12 @@ public sealed class SbnModelReference : ReferenceModel
         var pass = Forward(config, parameters, x, epsilon, batch, training);
         var (layers, rows) = (pass.Layers, pass.Rows);
         var layout = layers.Layout;
-        int samples = config.Samples, prior = SbnFamily.PriorLayer(layout), momentsLayer = SbnFamily.MomentsLayer(layout);
+        int prior = SbnFamily.PriorLayer(layout);
         var gradient = new double[layout.Count];
         layers.Backward(layout.DecoderStart, layout.DecoderEnd, pass.ReconstructionGradient.Select(value => value / rows).ToArray(), rows, gradient);
 
-        // NVIL: the baseline network on x, the signal centred with the moments from before this batch.
-        int momentsOffset = layout.Layers[momentsLayer].BiasOffset;
-        double runningMean = parameters[momentsOffset], runningVariance = parameters[momentsOffset + 1];
-        var baseline = layers.Run(momentsLayer + 1, layout.Layers.Count, x, batch);
-        var (centred, left, dBaseline) = BinaryLatentReference.NvilSignal(pass.ReconstructionPerRow, pass.Kl, baseline, runningMean, runningVariance,
-            samples, beta, subtractBaseline: true, subtractRunningMean: true, normalise: true, baselineScale: 1.0 / rows);
-        layers.Backward(momentsLayer + 1, layout.Layers.Count, dBaseline, batch, gradient);
-        double baselineObjective = left.Average(value => (value - runningMean) * (value - runningMean));
-
+        var (centred, baselineObjective, baselineFrom, moments) = NvilReference.Center(layers, config, parameters, x, pass.ReconstructionPerRow, pass.Kl,
+            batch, beta, gradient);
         bool twoLayers = config.StochasticLayers == 2;
         layers.Backward(prior, prior + 1, BinaryLatentReference.PriorGradient(pass.PriorLogits, twoLayers ? pass.H2 : pass.H, rows, beta / rows), 1, gradient);
         if (twoLayers)
@@ -97,18 +90,17 @@ public sealed class SbnModelReference : ReferenceModel
             layers.Backward(layout.EncoderLayerCount, layout.Encoder2End,
                 BinaryLatentReference.PosteriorGradient(pass.Logits2, pass.H2, centred, config.Latent2, 1, 1.0 / rows), rows, gradient);
         }
-        layers.Backward(0, layout.EncoderLayerCount, BinaryLatentReference.PosteriorGradient(pass.Logits, pass.H, centred, config.Latent, samples, 1.0 / rows),
+        layers.Backward(0, layout.EncoderLayerCount, BinaryLatentReference.PosteriorGradient(pass.Logits, pass.H, centred, config.Latent, config.Samples, 1.0 / rows),
             batch, gradient);
 
-        var (mean, variance) = ScoreFunctionReference.UpdateMoments(left, null, runningMean, runningVariance, BernoulliLatent.MomentDecay);
         // Both encoders' gradients are score-function estimates: [0, the end of q(h2|h1)'s last layer).
         int encoderEnd = layout.Layers[layout.Encoder2End - 1].End;
         double reconstructionMean = pass.ReconstructionPerRow.Average(), klMean = pass.Kl.Average();
         return new ReferenceVae.Result(reconstructionMean + beta * klMean, reconstructionMean, klMean, gradient,
-            training ? new Dictionary<int, double[]> { [momentsOffset] = [mean, variance] } : null)
+            training ? moments : null)
         {
             AuxiliaryObjective = baselineObjective,
-            AuxiliaryFrom = layout.Layers[momentsLayer + 1].WeightOffset,
+            AuxiliaryFrom = baselineFrom,
             ScoreFunction = index => index < encoderEnd,
         };
     }
