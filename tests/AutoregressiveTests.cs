@@ -112,6 +112,38 @@ public sealed class AutoregressiveTests(AcceleratorFixture fixture)
         }
     }
 
+    /// <summary>With k = 3 rows per example, each row reads its example's context and draws uniforms keyed k·K per
+    /// example: against the reference drawing from the same uniforms (DARN's sampler; the same allowance of 1 row in
+    /// 100 whose threshold rounds differently).</summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void TheSamplerWithSeveralRowsPerExampleDrawsWhatTheReferenceDraws(int examples, int units)
+    {
+        const int samples = 3;
+        int rows = examples * samples;
+        var (context, weights, _) = Inputs(examples, units, 13 * examples + units);
+        var key = new DrawKey(4, Philox.Streams.Sample, 9);
+        var (expectedH, expectedLogits) = AutoregressiveReference.Sample(Numerics.ToDouble(context), Numerics.ToDouble(weights),
+            BinaryLatentReference.Uniforms(key, rows, units, samples), rows, units, samples);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var contextBuffer = kernels.Accelerator.Allocate1D(context);
+            using var weightBuffer = kernels.Accelerator.Allocate1D(weights);
+            using var h = kernels.Accelerator.Allocate1D<float>(rows * units);
+            using var logits = kernels.Accelerator.Allocate1D<float>(rows * units);
+            kernels.AutoregressiveSample(contextBuffer.View, weightBuffer.View, h.View, logits.View, units, key, samples);
+            var gotH = h.GetAsArray1D();
+            var gotLogits = logits.GetAsArray1D();
+            int differing = Enumerable.Range(0, rows).Count(r => !Enumerable.Range(r * units, units).All(i => gotH[i] == expectedH[i]));
+            Assert.True(differing <= Math.Max(1, rows / 100), $"{kernels.Accelerator.AcceleratorType}: {differing} of {rows} rows differ");
+            for (int r = 0; r < rows; r++)
+                if (Enumerable.Range(r * units, units).All(i => gotH[i] == expectedH[i]))
+                    for (int i = r * units; i < (r + 1) * units; i++)
+                        Assert.True(Math.Abs(gotLogits[i] - expectedLogits[i]) <= 1e-5 * (Math.Abs(expectedLogits[i]) + units) + 1e-6,
+                            $"row {r}: logit {i} = {gotLogits[i]}, reference {expectedLogits[i]}");
+        }
+    }
+
     /// <summary>
     /// W's gradient of the log-probability of given units: the logits' gradient is each unit's Bernoulli score
     /// h − σ(a) (the density kernel's), then W's is the masked product. Against the double reference (1e-5 of the

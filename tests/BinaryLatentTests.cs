@@ -3,6 +3,7 @@ using IlgpuVae.GpuKernels;
 using IlgpuVae.GpuKernels.Reference;
 using IlgpuVae.Model;
 using IlgpuVae.Model.Core;
+using IlgpuVae.Model.Models.Darn;
 using IlgpuVae.Model.Models.Sbn;
 
 namespace IlgpuVae.Tests;
@@ -63,6 +64,15 @@ public sealed class BinaryLatentTests(AcceleratorFixture fixture)
             Numerics.AssertClose(label + " prior-per-row gradient", BinaryLatentReference.PriorRowGradient(Numerics.ToDouble(rowPriorLogits), expectedH, 0.7 / rows),
                 dRowPrior.GetAsArray1D(), 1e-5, 1e-7);
             kernels.BinaryKl(h.View, logQ.View, priorBuffer.View, kl.View, units, priorPerRow: false);
+            // DARN's parts: log q of logits a row each, and the sum of each example's rows.
+            using var rowDensity = accelerator.Allocate1D<float>(rows);
+            kernels.BinaryRowLogDensity(h.View, rowPrior.View, rowDensity.View, units);
+            Numerics.AssertClose(label + " log density per row", BinaryLatentReference.RowLogDensity(expectedH, Numerics.ToDouble(rowPriorLogits), units),
+                rowDensity.GetAsArray1D(), 1e-5, 2e-6 * units);
+            using var summed = accelerator.Allocate1D<float>(batch * units);
+            kernels.SumSamples(rowPrior.View, summed.View, units, samples);
+            Numerics.AssertClose(label + " sum over samples", BinaryLatentReference.SumSamples(Numerics.ToDouble(rowPriorLogits), units, samples),
+                summed.GetAsArray1D(), 1e-6, 1e-6 * samples);
 
             using var reconstructionBuffer = accelerator.Upload(reconstruction);
             using var baselineBuffer = accelerator.Upload(baseline);
@@ -143,7 +153,7 @@ public sealed class BinaryLatentTests(AcceleratorFixture fixture)
     [InlineData(2)]
     public void TheFamilysEncoderGradientsAreUnbiased(int stochasticLayers)
     {
-        const int batch = 2, draws = 20_000, pixels = 12;
+        const int batch = 2, pixels = 12;
         var config = new VaeConfig
         {
             InputSize = pixels, Hidden = [], Latent = 3, Hidden2 = [], Latent2 = 2, StochasticLayers = stochasticLayers, Model = ModelKind.Sbn,
@@ -207,34 +217,105 @@ public sealed class BinaryLatentTests(AcceleratorFixture fixture)
         for (int i = 0; i < layout.Layers[layout.EncoderLayerCount - 1].End; i++)
             exact[i] += first[i];
 
-        var sum = new double[scoreEnd];
-        var squares = new double[scoreEnd];
+        int second = layout.Layers[layout.EncoderLayerCount - 1].End;
+        AssertUnbiased(config, parameters, x, batch, exact, Enumerable.Range(0, scoreEnd).ToArray(), $"{stochasticLayers} layers",
+            out _, out double largestError2, secondFrom: second);
+        if (stochasticLayers == 2)
+            Assert.True(exact.Skip(second).Take(scoreEnd - second).Max(Math.Abs) > 8 * largestError2,
+                $"q(h2|h1)'s exact gradient (largest {exact.Skip(second).Take(scoreEnd - second).Max(Math.Abs)}) is too small to test");
+    }
+
+    /// <summary>
+    /// DARN's estimate of the gradients of its encoder (a linear context c(x)) and of q's autoregressive U, as the
+    /// test above: 3 units on 12 pixels, 2 examples, k = 2, β = 0.8, against the exact gradient summed over every h,
+    /// with ∂ log q/∂c_j = h_j − σ(a_j) and ∂ log q/∂U_jk = (h_j − σ(a_j))·h_k for k &lt; j, a_j = c_j + Σ_{k&lt;j} U_jk h_k.
+    /// </summary>
+    [Fact]
+    public void DarnsEncoderGradientIsUnbiased()
+    {
+        const int batch = 2, pixels = 12;
+        var config = new VaeConfig { InputSize = pixels, Hidden = [], Latent = 3, Model = ModelKind.Darn, Samples = 2, Beta = 0.8 };
+        int units = config.Latent;
+        var layout = new ParameterLayout(config);
+        var parameters = Numerics.ToDouble(layout.Initialise(4));
+        var encoderWeights = layout.Layers[DarnFamily.PriorLayer(layout) + 2];
+        // Larger encoder and autoregressive weights than the initialisation's, so the units are far from fair coins.
+        for (int i = 0; i < layout.Layers[0].End; i++)
+            parameters[i] *= 6;
+        for (int i = encoderWeights.WeightOffset; i < encoderWeights.End; i++)
+            parameters[i] *= 8;
+        // And a decoder that reads h strongly, so that the loss tells the units' states apart.
+        for (int i = layout.Layers[layout.DecoderStart].WeightOffset; i < layout.Layers[layout.DecoderEnd - 1].End; i++)
+            parameters[i] *= 4;
+        int moments = layout.Layers[Nvil.MomentsLayer(layout)].BiasOffset;
+        (parameters[moments], parameters[moments + 1]) = (-20, 9);
+        var images = VaeTests.SyntheticImages(batch, 3, 4, 7);
+        var x = MinibatchReference.Gather(images.Images, [0, 1], 0, batch, pixels, false, default);
+
+        var single = config with { Samples = 1 };
+        var layers = new ReferenceLayers(config, parameters, training: false);
+        var context = layers.Run(0, layout.EncoderLayerCount, x, batch);
+        double normalisation = Math.Max(1, Math.Sqrt(parameters[moments + 1]));
+        var dContext = new double[batch * units];
+        var exact = new double[layout.Count];
+        for (int b = 0; b < batch; b++)
+            for (int state = 0; state < 1 << units; state++)
+            {
+                var h = Enumerable.Range(0, units).Select(j => (double)((state >> j) & 1)).ToArray();
+                var logits = AutoregressiveReference.Logits(context[(b * units)..((b + 1) * units)], parameters[encoderWeights.WeightOffset..(encoderWeights.WeightOffset + units * units)], h, 1, units);
+                double q = Math.Exp(BinaryLatentReference.RowLogDensity(h, logits, units)[0]);
+                double loss = ReferenceVae.LossAndGradient(single, parameters, x[(b * pixels)..((b + 1) * pixels)], h.Select(bit => 1 - bit).ToArray(), 1, training: false).Loss;
+                for (int j = 0; j < units; j++)
+                {
+                    double score = q * loss * (h[j] - BinaryLatentReference.Sigmoid(logits[j])) / batch / normalisation;
+                    dContext[b * units + j] += score;
+                    for (int k = 0; k < j; k++)
+                        exact[encoderWeights.WeightOffset + j * units + k] += score * h[k];
+                }
+            }
+        var first = new double[layout.Count];
+        layers.Backward(0, layout.EncoderLayerCount, dContext, batch, first);
+        for (int i = 0; i < layout.Layers[0].End; i++)
+            exact[i] = first[i];
+        var indices = Enumerable.Range(0, layout.Layers[0].End).Concat(Enumerable.Range(encoderWeights.WeightOffset, units * units)).ToArray();
+        var marked = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(config, 1, 1, batch), batch).ScoreFunction!;
+        Assert.All(indices, index => Assert.True(marked(index)));
+        AssertUnbiased(config, parameters, x, batch, exact, indices, "DARN", out _, out double largestErrorOfU, secondFrom: encoderWeights.WeightOffset);
+        double largestOfU = exact.Skip(encoderWeights.WeightOffset).Take(units * units).Max(Math.Abs);
+        Assert.True(largestOfU > 8 * largestErrorOfU, $"U's exact gradient (largest {largestOfU}) is too small against its standard errors (largest {largestErrorOfU}) to test");
+    }
+
+    /// <summary>The reference's estimate at <paramref name="indices"/>, averaged over 20 000 draws, within 4.5
+    /// standard errors of <paramref name="exact"/> everywhere, and the exact gradient at least 8 of them from zero
+    /// somewhere (a test that could not tell a wrong estimate from a right one would pass anything: at 8 standard
+    /// errors, an estimate of half the largest component lies 4 of them away). The largest standard error, and the
+    /// largest from <paramref name="secondFrom"/> on.</summary>
+    private static void AssertUnbiased(VaeConfig config, double[] parameters, double[] x, int batch, double[] exact, int[] indices, string label,
+        out double largestError, out double largestErrorFrom, int secondFrom = int.MaxValue)
+    {
+        const int draws = 20_000;
+        var sum = new double[indices.Length];
+        var squares = new double[indices.Length];
         for (int draw = 0; draw < draws; draw++)
         {
             var gradient = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(config, 11, draw, batch), batch).Gradient;
-            for (int i = 0; i < scoreEnd; i++)
+            for (int n = 0; n < indices.Length; n++)
             {
-                sum[i] += gradient[i];
-                squares[i] += gradient[i] * gradient[i];
+                sum[n] += gradient[indices[n]];
+                squares[n] += gradient[indices[n]] * gradient[indices[n]];
             }
         }
-        int second = layout.Layers[layout.EncoderLayerCount - 1].End;
-        double largestError = 0, largestError2 = 0;
-        for (int i = 0; i < scoreEnd; i++)
+        (largestError, largestErrorFrom) = (0, 0);
+        for (int n = 0; n < indices.Length; n++)
         {
-            double mean = sum[i] / draws, variance = Math.Max(0, (squares[i] - draws * mean * mean) / (draws - 1));
-            double error = Math.Sqrt(variance / draws);
+            double mean = sum[n] / draws, variance = Math.Max(0, (squares[n] - draws * mean * mean) / (draws - 1));
+            double error = Math.Sqrt(variance / draws), expected = exact[indices[n]];
             largestError = Math.Max(largestError, error);
-            if (i >= second)
-                largestError2 = Math.Max(largestError2, error);
-            Assert.True(Math.Abs(mean - exact[i]) <= 4.5 * error + 1e-12, $"{stochasticLayers} layers, encoder parameter {i}: estimate {mean} ± {error}, exact {exact[i]}");
+            if (indices[n] >= secondFrom)
+                largestErrorFrom = Math.Max(largestErrorFrom, error);
+            Assert.True(Math.Abs(mean - expected) <= 4.5 * error + 1e-12, $"{label}, parameter {indices[n]}: estimate {mean} ± {error}, exact {expected}");
         }
-        // A test that could not tell a wrong estimate from a right one would pass anything: at 8 standard errors, an
-        // estimate of half the largest component would lie 4 of them away.
-        Assert.True(exact.Take(scoreEnd).Max(Math.Abs) > 8 * largestError, $"the exact gradient (largest {exact.Take(scoreEnd).Max(Math.Abs)}) is too small against the standard errors (largest {largestError}) to test");
-        if (stochasticLayers == 2)
-        {
-            Assert.True(exact.Skip(second).Take(scoreEnd - second).Max(Math.Abs) > 8 * largestError2, $"q(h2|h1)'s exact gradient (largest {exact.Skip(second).Take(scoreEnd - second).Max(Math.Abs)}) is too small to test");
-        }
+        double largestExact = indices.Max(index => Math.Abs(exact[index]));
+        Assert.True(largestExact > 8 * largestError, $"{label}: the exact gradient (largest {largestExact}) is too small against the standard errors (largest {largestError}) to test");
     }
 }

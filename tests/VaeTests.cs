@@ -33,7 +33,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "vae-2layer-rank1-k2", "iwae-2layer-rank1-k3-gaussian", "infovae-rank1", "vib-rank1-k2", "mae-rank1-k2-gaussian",
          "corex-rank1", "corex-rank1-k3-gaussian-two-hidden", "ladder-rank1", "ladder-3-rank1-softplus-k2-norm", "ladder-4-rank1-k3-gaussian",
          "corex-stacked-rank1-k2", "vae-planar-flow-2-rank1", "vae-k2-planar-flow-1-rank1-gaussian", "hvm-flow-1-rank1-k2", "hvm-rank1-no-flow-gaussian",
-         "sbn", "sbn-k3-linear", "sbn-k2-gaussian-two-hidden", "sbn-2layer-k2", "sbn-2layer-linear"];
+         "sbn", "sbn-k3-linear", "sbn-k2-gaussian-two-hidden", "sbn-2layer-k2", "sbn-2layer-linear",
+         "darn", "darn-k3-linear", "darn-k2-gaussian-two-hidden"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     internal static VaeConfig Config(string name) => name switch
@@ -341,6 +342,14 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         "sbn-2layer-linear" => new VaeConfig
         {
             InputSize = 12, Hidden = [], Latent = 6, Hidden2 = [], Latent2 = 4, StochasticLayers = 2, Model = ModelKind.Sbn, Beta = 0.8,
+        },
+        // DARN: a hidden layer each way; linear with k = 3 and β < 1; two hidden layers, a Gaussian decoder, k = 2.
+        "darn" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 5, Model = ModelKind.Darn },
+        "darn-k3-linear" => new VaeConfig { InputSize = 12, Hidden = [], Latent = 6, Model = ModelKind.Darn, Samples = 3, Beta = 0.7 },
+        "darn-k2-gaussian-two-hidden" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 4, Model = ModelKind.Darn, Samples = 2, Activation = ActivationKind.Tanh,
+            Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5,
         },
         _ => throw new ArgumentException(name),
     };
@@ -704,10 +713,10 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
         var expectedMu = Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + i % latent]).ToArray();
         // The sigmoid belief network's encoder gives logits: encode reports the probabilities σ(a).
-        if (config.Model == ModelKind.Sbn)
+        if (config.Model is ModelKind.Sbn or ModelKind.Darn)
             expectedMu = expectedMu.Select(BinaryLatentReference.Sigmoid).ToArray();
         // The autoencoder's code and the binary units have no variance.
-        var expectedLogVariance = config.Model is ModelKind.Ae or ModelKind.Sbn ? []
+        var expectedLogVariance = config.Model is ModelKind.Ae or ModelKind.Sbn or ModelKind.Darn ? []
             // The rank-one posterior's marginal variances: the diagonal of C.
             : config.Covariance == CovarianceKind.RankOne
                 ? Enumerable.Range(0, batch * latent).Select(i => Math.Log(RankOneReference.Matrices(RankOneRows(stats, batch, width, latent), i / latent, latent).C[i % latent, i % latent])).ToArray()

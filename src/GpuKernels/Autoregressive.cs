@@ -21,12 +21,13 @@ public static class Autoregressive
 
     /// <summary>
     /// Draws each row's units in order: a_j as above from the units already drawn, then h_j = 1 when
-    /// u·(1 + e^−a_j) &lt; 1 (u &lt; σ(a_j)), u from Philox at element b·K + j (keyed as the other samplers, K per
-    /// example); writes h and the logits a.
+    /// u·(1 + e^−a_j) &lt; 1 (u &lt; σ(a_j)), u from Philox at element r·K + j (keyed as the other samplers, k·K per
+    /// example); writes h and the logits a. With <paramref name="samples"/> k rows per example, row r reads its
+    /// example's context row r / k (h and the logits have the rows).
     /// </summary>
     public static void AutoregressiveSample(this KernelSet kernels, ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h,
-        ArrayView<float> logits, int units, DrawKey key) =>
-        kernels.Launch(SampleKernel, (int)(context.Length / units), context, weights, h, logits, units, key);
+        ArrayView<float> logits, int units, DrawKey key, int samples = 1) =>
+        kernels.Launch(SampleKernel, (int)(context.Length / units) * samples, context, weights, h, logits, units, key, samples);
 
     /// <summary>dWeights[j, k] = Σ_b dLogits[b, j]·h[b, k] for k &lt; j, 0 elsewhere (one thread per entry of W,
     /// the rows in order).</summary>
@@ -44,9 +45,13 @@ public static class Autoregressive
 
     /// <summary>a_j of the row starting at <paramref name="start"/>: its context plus the lower triangle's products
     /// with the units before it.</summary>
-    private static float Logit(ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h, int start, int unit, int units)
+    private static float Logit(ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h, int start, int unit, int units) =>
+        Logit(context, weights, h, start, start, unit, units);
+
+    /// <summary>The same with the context row starting at <paramref name="contextStart"/>.</summary>
+    private static float Logit(ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h, int contextStart, int start, int unit, int units)
     {
-        float sum = context[start + unit];
+        float sum = context[contextStart + unit];
         for (int k = 0; k < unit; k++)
             sum += weights[unit * units + k] * h[start + k];
         return sum;
@@ -54,14 +59,14 @@ public static class Autoregressive
 
     [Kernel]
     public static void SampleKernel(Index1D row, ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h, ArrayView<float> logits,
-        int units, DrawKey key)
+        int units, DrawKey key, int samples)
     {
-        int start = row * units;
+        int start = row * units, contextStart = row / samples * units;
         for (int unit = 0; unit < units; unit++)
         {
-            float sum = Logit(context, weights, h, start, unit, units);
+            float sum = Logit(context, weights, h, contextStart, start, unit, units);
             logits[start + unit] = sum;
-            float u = Philox.Uniform(key.Seed, key.Stream, key.Step, key.Counter(start + unit, units));
+            float u = Philox.Uniform(key.Seed, key.Stream, key.Step, key.Counter(start + unit, (long)samples * units));
             h[start + unit] = u * (1f + MathF.Exp(-sum)) < 1f ? 1f : 0f;
         }
     }

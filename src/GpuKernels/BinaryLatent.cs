@@ -57,6 +57,15 @@ public static class BinaryLatent
         float scale) =>
         kernels.Launch(PriorRowGradientKernel, (int)priorLogits.Length, priorLogits, h, dPrior, scale);
 
+    /// <summary>logDensity[r] = Σ_j log Bernoulli(h_rj; σ(a_rj)) for logits of a row each (an autoregressive q's).
+    /// One thread per row, units in order.</summary>
+    public static void BinaryRowLogDensity(this KernelSet kernels, ArrayView<float> h, ArrayView<float> logits, ArrayView<float> logDensity, int units) =>
+        kernels.Launch(RowLogDensityKernel, (int)logDensity.Length, h, logits, logDensity, units);
+
+    /// <summary>perExample[b, j] = Σ_s perRow[b·k + s, j]: the gradient of what k rows of an example share.</summary>
+    public static void SumSamples(this KernelSet kernels, ArrayView<float> perRow, ArrayView<float> perExample, int units, int samples) =>
+        kernels.Launch(SumSamplesKernel, (int)perExample.Length, perRow, perExample, units, samples);
+
     /// <summary>σ(a) per element, stably: the probabilities q(h_j = 1|x) that encode reports.</summary>
     public static float Probability(float logit) => 1f / (1f + MathF.Exp(-logit));
 
@@ -87,6 +96,25 @@ public static class BinaryLatent
         for (int j = 0; j < units; j++)
             logP += Distributions.BernoulliLogDensity(h[row * units + j], priorLogits[priorRow + j]);
         kl[row] = logQ[row] - logP;
+    }
+
+    [Kernel]
+    public static void RowLogDensityKernel(Index1D row, ArrayView<float> h, ArrayView<float> logits, ArrayView<float> logDensity, int units)
+    {
+        float sum = 0f;
+        for (int j = 0; j < units; j++)
+            sum += Distributions.BernoulliLogDensity(h[row * units + j], logits[row * units + j]);
+        logDensity[row] = sum;
+    }
+
+    [Kernel]
+    public static void SumSamplesKernel(Index1D element, ArrayView<float> perRow, ArrayView<float> perExample, int units, int samples)
+    {
+        int example = element / units, unit = element - example * units;
+        float sum = 0f;
+        for (int s = 0; s < samples; s++)
+            sum += perRow[(example * samples + s) * units + unit];
+        perExample[element] = sum;
     }
 
     [Kernel]

@@ -16,6 +16,11 @@ public sealed record DenseSlice(string Name, int Inputs, int Outputs, Activation
     /// restored with the weights (NVIL's running moments of the learning signal). Starts at zero.</summary>
     public bool State { get; init; }
 
+    /// <summary>Autoregressive weights W [K, K] of which only the strictly lower triangle is used (a_j reads h_k for
+    /// k &lt; j): never run as a dense layer; the rest of W and its bias start at zero and are never given a
+    /// gradient, so they stay zero (see <see cref="GpuKernels.Autoregressive"/>).</summary>
+    public bool Autoregressive { get; init; }
+
     public int WeightCount => Inputs * Outputs;
     public int BiasOffset => WeightOffset + WeightCount;
     public int NormOffset => BiasOffset + Outputs;
@@ -77,6 +82,14 @@ public sealed class ParameterLayout
             float bound = 1f / MathF.Sqrt(layer.Inputs);
             for (int i = layer.WeightOffset; i < layer.NormOffset; i++)
                 parameters[i] = (2f * Philox.Uniform(seed, Philox.Streams.Initialise, 0, i) - 1f) * bound;
+            if (layer.Autoregressive)
+                // Only the strictly lower triangle is a weight; the rest, and the bias, stay zero.
+                for (int i = layer.WeightOffset; i < layer.NormOffset; i++)
+                {
+                    int entry = i - layer.WeightOffset;
+                    if (entry >= layer.WeightCount || entry % layer.Inputs >= entry / layer.Inputs)
+                        parameters[i] = 0f;
+                }
             if (layer.BatchNorm)
             {
                 // The product's bias is redundant before normalisation (β takes its place): it is held at 0 and
@@ -121,6 +134,13 @@ public sealed class LayoutBuilder(VaeConfig config)
     {
         Add(name, 0, count, ActivationKind.Identity);
         layers[^1] = layers[^1] with { State = true };
+    }
+
+    /// <summary>Autoregressive weights over <paramref name="units"/> binary units (see <see cref="DenseSlice.Autoregressive"/>).</summary>
+    public void AddAutoregressive(string name, int units)
+    {
+        Add(name, units, units, ActivationKind.Identity);
+        layers[^1] = layers[^1] with { Autoregressive = true };
     }
 
     /// <summary>One Gaussian stage: deterministic layers from <paramref name="inputs"/>, then a stats layer of

@@ -39,6 +39,23 @@ public static class AutoregressiveReference
         return (h, logits);
     }
 
+    /// <summary>Units drawn in order from given uniforms [rows, K], row r reading its example's context row r / k.</summary>
+    public static (double[] H, double[] Logits) Sample(double[] context, double[] weights, double[] uniforms, int rows, int units, int samples)
+    {
+        var h = new double[rows * units];
+        var logits = new double[rows * units];
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < units; j++)
+            {
+                double sum = context[r / samples * units + j];
+                for (int k = 0; k < j; k++)
+                    sum += weights[j * units + k] * h[r * units + k];
+                logits[r * units + j] = sum;
+                h[r * units + j] = uniforms[r * units + j] < 1 / (1 + Math.Exp(-sum)) ? 1 : 0;
+            }
+        return (h, logits);
+    }
+
     /// <summary>Σ_b Σ_j log Bernoulli(h_bj; σ(a_bj)): the log-probability of given units, which W's gradient
     /// differentiates (the tests' finite differences).</summary>
     public static double LogProbability(double[] context, double[] weights, double[] h, int rows, int units)

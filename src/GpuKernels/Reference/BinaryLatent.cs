@@ -86,5 +86,15 @@ public static class BinaryLatentReference
     public static double[] PriorRowGradient(double[] priorLogits, double[] h, double scale) =>
         priorLogits.Select((c, element) => scale * (Sigmoid(c) - h[element])).ToArray();
 
+    /// <summary>Σ_j log Bernoulli(h_rj; σ(a_rj)) per row.</summary>
+    public static double[] RowLogDensity(double[] h, double[] logits, int units) =>
+        Enumerable.Range(0, h.Length / units)
+            .Select(r => Enumerable.Range(0, units).Sum(j => DistributionReference.BernoulliLogDensity(h[r * units + j], logits[r * units + j]))).ToArray();
+
+    /// <summary>Σ_s perRow[b·k + s, j] per example.</summary>
+    public static double[] SumSamples(double[] perRow, int units, int samples) =>
+        Enumerable.Range(0, perRow.Length / samples)
+            .Select(element => Enumerable.Range(0, samples).Sum(s => perRow[(element / units * samples + s) * units + element % units])).ToArray();
+
     public static double Sigmoid(double a) => 1 / (1 + Math.Exp(-a));
 }

@@ -495,6 +495,16 @@ public sealed class KernelCheck(KernelSet kernels)
             Reference.BinaryLatentReference.PosteriorGradient(logits, h, expected.Centred, units, samples, 1.0 / rows), dLogits.GetAsArray1D(), 1e-4, 1e-6);
         yield return Compare("binary prior gradient", shape, Reference.BinaryLatentReference.PriorGradient(priorLogits, h, rows, 0.7 / rows),
             dPrior.GetAsArray1D(), 1e-5, 1e-6 * rows);
+        // DARN's: log q of logits a row each (the posterior gradient's per-row logits reused), and their per-example sums.
+        var rowLogits = Uniform(random, rows * units, -4, 4);
+        using var rowLogitBuffer = accelerator.Allocate1D(ToFloat(rowLogits));
+        using var rowDensity = accelerator.Allocate1D<float>(rows);
+        using var summed = accelerator.Allocate1D<float>(batch * units);
+        kernels.BinaryRowLogDensity(hBuffer.View, rowLogitBuffer.View, rowDensity.View, units);
+        kernels.SumSamples(rowLogitBuffer.View, summed.View, units, samples);
+        yield return Compare("binary log density per row", shape, Reference.BinaryLatentReference.RowLogDensity(h, rowLogits, units), rowDensity.GetAsArray1D(),
+            1e-5, 2e-6 * units);
+        yield return Compare("sum over samples", shape, Reference.BinaryLatentReference.SumSamples(rowLogits, units, samples), summed.GetAsArray1D(), 1e-6, 1e-6 * samples);
     }
 
     /// <summary>log Γ and ψ on x from 1e-3 to 1e3, and the gamma log density with its two scores, against the double

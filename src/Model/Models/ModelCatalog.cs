@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Serialization;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model.Core;
+using IlgpuVae.Model.Models.Darn;
 using IlgpuVae.Model.Models.Hvm;
 using IlgpuVae.Model.Models.Ladder;
 using IlgpuVae.Model.Models.Mutual;
@@ -168,6 +169,7 @@ public static class ModelCatalog
     private static readonly HvmFamily HvmFamily = new();
     private static readonly StackedCorexFamily StackedCorexFamily = new();
     private static readonly SbnFamily SbnFamily = new();
+    private static readonly DarnFamily DarnFamily = new();
 
     /// <summary>The most stochastic layers of a Ladder VAE (the paper's deepest is 5).</summary>
     public const int MaxLadderLayers = 8;
@@ -545,6 +547,23 @@ public static class ModelCatalog
             Settings = config => (config.StochasticLayers == 2 ? $", two layers of binary units ({config.Latent} and {config.Latent2})" : ", binary units")
                 + $", NVIL: baseline network of {Nvil.BaselineHidden} tanh units, running mean and variance of the signal",
             Family = _ => SbnFamily,
+        },
+        new(ModelKind.Darn, "darn", "DARN: --latent binary units, 500 unless given, whose prior p(h_j|h_<j) and encoder q(h_j|h_<j, x) are autoregressive (strictly lower-triangular weights), sigmoid layers unless --hidden is given; trained by NVIL's score-function estimator (Gregor et al. 2014)")
+        {
+            Capabilities = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound,
+            // Gregor et al.'s MNIST DARN: one layer of 500 units.
+            DefaultLatent = 500,
+            DefaultHidden = [],
+            WholeBatchTerm = "NVIL running moments of the learning signal are updated from the whole minibatch",
+            Terms = _ => new("−ELBO", "reconstruction", "sampled KL terms"),
+            ObjectiveName = _ => "ELBO (one sample of the units per image)",
+            Settings = _ => $", autoregressive binary units in p(h) and q(h|x), NVIL: baseline network of {Nvil.BaselineHidden} tanh units, running mean and variance of the signal",
+            Validate = config =>
+            {
+                if (config.StochasticLayers != 1)
+                    throw new SettingException("DARN is built with one layer of autoregressive binary units: leave @StochasticLayers at 1");
+            },
+            Family = _ => DarnFamily,
         },
     ];
 

@@ -37,4 +37,8 @@ public enum ModelKind
     /// q(h|x) = Π Bernoulli(σ(a(x))), a learned factorised prior p(h), the ELBO's encoder gradient by the
     /// score-function estimator with an input-dependent baseline, a running mean and variance normalisation.</summary>
     Sbn,
+    /// <summary>Deep AutoRegressive Network (Gregor et al. 2014): binary latents whose prior and encoder are
+    /// autoregressive over the units (strictly lower-triangular weights), trained by the same NVIL score-function
+    /// estimator as the sigmoid belief network.</summary>
+    Darn,
 }

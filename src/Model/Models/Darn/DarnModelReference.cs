@@ -1,0 +1,81 @@
+using IlgpuVae.GpuKernels;
+using IlgpuVae.GpuKernels.Reference;
+using IlgpuVae.Model.Core;
+using IlgpuVae.Model.Models.OneLayer;
+using IlgpuVae.Model.Models.Sbn;
+
+namespace IlgpuVae.Model.Models.Darn;
+
+/// <summary>
+/// DARN in double: the encoder's context c(x), h drawn unit by unit from the uniforms with q's autoregressive U,
+/// log q per row, p's logits b + W·h (lower triangles only), the KL term per row, the decoder and reconstruction;
+/// the loss is the mean over rows of rec + β·KL. Its gradient is NVIL's estimate: exact for the decoder and the
+/// prior (b and W) given h, the score-function estimate for the encoder and U (marked
+/// <see cref="ReferenceVae.Result.ScoreFunction"/>), the baseline network's that of its own objective.
+/// </summary>
+public sealed class DarnModelReference : ReferenceModel
+{
+    /// <summary>The sampler's uniforms [batch·k, K], keyed as the Bernoulli samplers (k·K per example).</summary>
+    public override double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream) =>
+        BinaryLatentReference.Uniforms(new DrawKey(seed, stream, step), batch * config.Samples, config.Latent, config.Samples);
+
+    private sealed record Pass(ReferenceLayers Layers, double[] H, double[] QLogits, double[] PriorLogits, double[] Kl,
+        double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
+
+    private static double[] Weights(ParameterLayout layout, double[] parameters, int layer) =>
+        parameters.AsSpan(layout.Layers[layer].WeightOffset, layout.Layers[layer].WeightCount).ToArray();
+
+    private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] uniforms, int batch, bool training)
+    {
+        var layers = new ReferenceLayers(config, parameters, training);
+        var layout = layers.Layout;
+        int samples = config.Samples, rows = batch * samples, units = config.Latent, prior = DarnFamily.PriorLayer(layout);
+        var context = layers.Run(0, layout.EncoderLayerCount, x, batch);
+        var (h, qLogits) = AutoregressiveReference.Sample(context, Weights(layout, parameters, prior + 2), uniforms, rows, units, samples);
+        var priorContext = layers.Run(prior, prior + 1, Enumerable.Repeat(1.0, rows).ToArray(), rows);
+        var priorLogits = AutoregressiveReference.Logits(priorContext, Weights(layout, parameters, prior + 1), h, rows, units);
+        var kl = BinaryLatentReference.Kl(h, BinaryLatentReference.RowLogDensity(h, qLogits, units), priorLogits, units, priorPerRow: true);
+        var output = layers.Run(layout.DecoderStart, layout.DecoderEnd, h, rows);
+        var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
+        var (reconstruction, dOutput) = LossReference.Reconstruction(config.Likelihood, target, output, rows, config.InputSize, config.GaussianVariance, 1.0);
+        return new Pass(layers, h, qLogits, priorLogits, kl, reconstruction, dOutput, rows);
+    }
+
+    public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
+    {
+        var pass = Forward(config, parameters, x, epsilon, batch, training: false);
+        return pass.ReconstructionPerRow.Select((rec, row) => -rec - pass.Kl[row]).ToArray();
+    }
+
+    public override ReferenceVae.Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon,
+        int batch, double beta, int[]? labels, bool training)
+    {
+        var pass = Forward(config, parameters, x, epsilon, batch, training);
+        var (layers, rows) = (pass.Layers, pass.Rows);
+        var layout = layers.Layout;
+        int units = config.Latent, prior = DarnFamily.PriorLayer(layout);
+        var gradient = new double[layout.Count];
+        layers.Backward(layout.DecoderStart, layout.DecoderEnd, pass.ReconstructionGradient.Select(value => value / rows).ToArray(), rows, gradient);
+        var (centred, baselineObjective, baselineFrom, moments) = NvilReference.Center(layers, config, parameters, x, pass.ReconstructionPerRow, pass.Kl,
+            batch, beta, gradient);
+
+        // The prior: b through its layer on the ones, W from the same logits' gradient.
+        var dPrior = BinaryLatentReference.PriorRowGradient(pass.PriorLogits, pass.H, beta / rows);
+        AutoregressiveReference.WeightGradient(dPrior, pass.H, rows, units).CopyTo(gradient, layout.Layers[prior + 1].WeightOffset);
+        layers.Backward(prior, prior + 1, dPrior, rows, gradient);
+        // q: the score-function gradient of each row's logits, U's from it, the context's summed over the samples.
+        var dQ = BinaryLatentReference.PosteriorGradient(pass.QLogits, pass.H, centred, units, 1, 1.0 / rows);
+        AutoregressiveReference.WeightGradient(dQ, pass.H, rows, units).CopyTo(gradient, layout.Layers[prior + 2].WeightOffset);
+        layers.Backward(0, layout.EncoderLayerCount, BinaryLatentReference.SumSamples(dQ, units, config.Samples), batch, gradient);
+
+        int encoderEnd = layout.Layers[layout.EncoderLayerCount - 1].End;
+        var encoderWeights = layout.Layers[prior + 2];
+        double reconstructionMean = pass.ReconstructionPerRow.Average(), klMean = pass.Kl.Average();
+        return new ReferenceVae.Result(reconstructionMean + beta * klMean, reconstructionMean, klMean, gradient, training ? moments : null)
+        {
+            AuxiliaryObjective = baselineObjective,
+            AuxiliaryFrom = baselineFrom,
+            ScoreFunction = index => index < encoderEnd || (index >= encoderWeights.WeightOffset && index < encoderWeights.End),
+        };
+    }
+}
