@@ -31,6 +31,7 @@ for name in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-uby
 done
 cp scripts/gpu-run.sh "$stage/run.sh"
 cp scripts/gpu-table1.sh "$stage/table1.sh"
+cp scripts/gpu-discrete.sh "$stage/discrete.sh"
 mkdir -p "$stage/compare"
 cp bench/compare/run.sh bench/compare/pytorch_vae.py "$stage/compare/"
 git rev-parse --short HEAD > "$stage/COMMIT" 2>/dev/null || echo unknown > "$stage/COMMIT"

@@ -17,103 +17,66 @@ namespace IlgpuVae.Model.Models.Darn;
 /// gradients are NVIL's score-function estimates (<see cref="Nvil"/>); the prior's and the decoder's are exact for
 /// the drawn h.
 /// </summary>
-public sealed class DarnLatent : ILatent
+public sealed class DarnLatent : BinaryUnitsLatent
 {
     /// <summary>A column of ones (one per row) the prior's bias layer reads; log q per row; q's logits' gradient per row.</summary>
     public const string Ones = "darn.ones", LogQ = "darn.log_q", QLogitGradient = "darn.d_q_logits";
 
-    private readonly KernelSet kernels;
-    private readonly DenseStack stack;
-    private readonly ParameterLayout layout;
-    private readonly VaeConfig config;
-    private readonly Workspace workspace;
-    private readonly Nvil nvil;
-
-    public DarnLatent(ModelParts parts)
+    public DarnLatent(ModelParts parts) : base(parts, "DARN")
     {
-        kernels = parts.Kernels;
-        stack = parts.Stack;
-        layout = parts.Layout;
-        config = parts.Config;
-        workspace = parts.Workspace;
-        nvil = new Nvil(parts);
-        var ones = workspace.Floats(Ones);
+        var ones = Workspace.Floats(Ones);
         ones.View.CopyFromCPU(Enumerable.Repeat(1f, (int)ones.Length).ToArray());
     }
 
-    private int Units => config.Latent;
-    private int StatisticsLayer => layout.EncoderLayerCount - 1;
-    private int PriorLayer => DarnFamily.PriorLayer(layout);
+    private int PriorLayer => DarnFamily.PriorLayer(Layout);
     private int PriorWeights => PriorLayer + 1;
     private int EncoderWeights => PriorLayer + 2;
 
-    private ArrayView<float> Floats(string name, long length) => workspace.Floats(name).View.SubView(0, length);
-    private ArrayView<float> Context(int batch) => stack.Output(StatisticsLayer, batch);
+    private ArrayView<float> Context(int batch) => Stack.Output(StatisticsLayer, batch);
 
     /// <summary>A masked layer's W in the parameters or the gradients.</summary>
     private ArrayView<float> Weights(string buffer, int layer) =>
-        workspace.Floats(buffer).View.SubView(layout.Layers[layer].WeightOffset, (long)Units * Units);
+        Workspace.Floats(buffer).View.SubView(Layout.Layers[layer].WeightOffset, (long)Units * Units);
 
     /// <summary>Logits per row: q's in U's layer output buffer, p's in W's; p's context (b per row) in the bias layer's.</summary>
-    private ArrayView<float> QLogits(int rows) => stack.Output(EncoderWeights, rows);
-    private ArrayView<float> PriorLogits(int rows) => stack.Output(PriorWeights, rows);
-    private ArrayView<float> PriorContext(int rows) => stack.Output(PriorLayer, rows);
+    private ArrayView<float> QLogits(int rows) => Stack.Output(EncoderWeights, rows);
+    private ArrayView<float> PriorLogits(int rows) => Stack.Output(PriorWeights, rows);
+    private ArrayView<float> PriorContext(int rows) => Stack.Output(PriorLayer, rows);
 
-    public ArrayView<float> Codes(int rows) => Floats(ModelBuffers.Z, (long)rows * Units);
-
-    /// <summary>None: the units are discrete, so the decoder's gradient of its codes is not used.</summary>
-    public ArrayView<float> CodeGradient(int rows) => kernels.None;
-
-    public ArrayView<float> Sample(int batch, int samples, DrawKey key)
+    public override ArrayView<float> Sample(int batch, int samples, DrawKey key)
     {
         int rows = batch * samples;
-        kernels.AutoregressiveSample(Context(batch), Weights(ModelBuffers.Parameters, EncoderWeights), Codes(rows), QLogits(rows), Units, key, samples);
-        kernels.BinaryRowLogDensity(Codes(rows), QLogits(rows), Floats(LogQ, rows), Units);
-        stack.Forward(PriorLayer, PriorLayer + 1, Floats(Ones, rows), rows);
-        kernels.AutoregressiveLogits(PriorContext(rows), Weights(ModelBuffers.Parameters, PriorWeights), Codes(rows), PriorLogits(rows), Units);
-        kernels.BinaryKl(Codes(rows), Floats(LogQ, rows), PriorLogits(rows), Floats(ModelBuffers.KlPerRow, rows), Units, priorPerRow: true);
+        Kernels.AutoregressiveSample(Context(batch), Weights(ModelBuffers.Parameters, EncoderWeights), Codes(rows), QLogits(rows), Units, key, samples);
+        Kernels.BinaryRowLogDensity(Codes(rows), QLogits(rows), Floats(LogQ, rows), Units);
+        Stack.Forward(PriorLayer, PriorLayer + 1, Floats(Ones, rows), rows);
+        Kernels.AutoregressiveLogits(PriorContext(rows), Weights(ModelBuffers.Parameters, PriorWeights), Codes(rows), PriorLogits(rows), Units);
+        Kernels.BinaryKl(Codes(rows), Floats(LogQ, rows), PriorLogits(rows), Floats(ModelBuffers.KlPerRow, rows), Units, priorPerRow: true);
         return Codes(rows);
     }
 
-    /// <summary>After the decoder's backward pass: NVIL's centring, the prior's exact gradient (b's and W's), the
-    /// score-function gradient of q's logits per row, which gives U's and (summed over the samples) the context's,
-    /// then the running moments. <paramref name="klWeight"/> is β/batch.</summary>
-    public void Backward(int batch, int samples, float klWeight, ArrayView<float>? klWeightFactor = null)
+    /// <summary>The prior's exact gradient (b's and W's), then the score-function gradient of q's logits per row,
+    /// which gives U's and (summed over the samples) the context's.</summary>
+    protected override void UnitGradients(int batch, int samples, float beta, ArrayView<float> centred)
     {
-        if (klWeightFactor is not null)
-            throw new InvalidOperationException("DARN's KL term is sampled: it takes a fixed KL weight");
         int rows = batch * samples;
-        float beta = klWeight * batch;
-        nvil.Center(Floats(ModelBuffers.Input, (long)batch * config.InputSize), batch, samples, beta);
-        var priorGradient = stack.Gradient(PriorLayer, rows);
-        kernels.BinaryPriorRowGradient(PriorLogits(rows), Codes(rows), priorGradient, beta / rows);
-        kernels.AutoregressiveWeightGradient(priorGradient, Codes(rows), Weights(ModelBuffers.Gradients, PriorWeights), rows, Units);
-        stack.Backward(PriorLayer, PriorLayer + 1, rows, Floats(Ones, rows), kernels.None);
+        var priorGradient = Stack.Gradient(PriorLayer, rows);
+        Kernels.BinaryPriorRowGradient(PriorLogits(rows), Codes(rows), priorGradient, beta / rows);
+        Kernels.AutoregressiveWeightGradient(priorGradient, Codes(rows), Weights(ModelBuffers.Gradients, PriorWeights), rows, Units);
+        Stack.Backward(PriorLayer, PriorLayer + 1, rows, Floats(Ones, rows), Kernels.None);
         var qGradient = Floats(QLogitGradient, (long)rows * Units);
-        kernels.BinaryPosteriorGradient(QLogits(rows), Codes(rows), nvil.CentredSignal(rows), qGradient, Units, 1, 1f / rows);
-        kernels.AutoregressiveWeightGradient(qGradient, Codes(rows), Weights(ModelBuffers.Gradients, EncoderWeights), rows, Units);
-        kernels.SumSamples(qGradient, stack.Gradient(StatisticsLayer, batch), Units, samples);
-        nvil.UpdateMoments(rows);
+        Kernels.BinaryPosteriorGradient(QLogits(rows), Codes(rows), centred, qGradient, Units, 1, 1f / rows);
+        Kernels.AutoregressiveWeightGradient(qGradient, Codes(rows), Weights(ModelBuffers.Gradients, EncoderWeights), rows, Units);
+        Kernels.SumSamples(qGradient, Stack.Gradient(StatisticsLayer, batch), Units, samples);
     }
-
-    public void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale) =>
-        throw new InvalidOperationException("DARN trains with its ELBO; an importance-weighted backward pass is not built for it");
-
-    public void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights) =>
-        kernels.SampledKlLogWeights(Floats(ModelBuffers.KlPerRow, batch * samples), reconstructionPerRow, logWeights, batch * samples);
-
-    /// <summary>σ(c(x)): each unit's probability under q with the units before it all 0; no variance.</summary>
-    public (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) =>
-        (statistics.Select(BinaryLatent.Probability).ToArray(), []);
 
     /// <summary><paramref name="count"/> codes h ~ p(h), drawn unit by unit on the host: unit j of code n is 1 when
     /// Philox (seed, Sample, 0, n·K + j) &lt; σ(b_j + Σ_{k&lt;j} W_jk h_k).</summary>
     public float[] PriorCodes(int count, ulong seed)
     {
-        kernels.Synchronize();
-        var parameters = ArrayViewExtensions.GetAsArray1D<float>(workspace.Floats(ModelBuffers.Parameters).View);
-        var biasLayer = layout.Layers[PriorLayer];
-        int weights = layout.Layers[PriorWeights].WeightOffset;
+        Kernels.Synchronize();
+        var parameters = ArrayViewExtensions.GetAsArray1D<float>(Workspace.Floats(ModelBuffers.Parameters).View);
+        var biasLayer = Layout.Layers[PriorLayer];
+        int weights = Layout.Layers[PriorWeights].WeightOffset;
         var codes = new float[count * Units];
         for (int n = 0; n < count; n++)
             for (int j = 0; j < Units; j++)

@@ -17,121 +17,77 @@ namespace IlgpuVae.Model.Models.Sbn;
 /// score-function estimate from the learning signal l = −(rec + β·KL) per row, centred by <see cref="Nvil"/>.
 /// The decoder's, the prior network's and the prior's gradients are exact for the drawn units.
 /// </summary>
-public sealed class BernoulliLatent : ILatent
+public sealed class BernoulliLatent : BinaryUnitsLatent
 {
     /// <summary>log q of h1 per row; with two layers h2, log q(h2|h1) and the second KL term per row.</summary>
     public const string LogQ = "sbn.log_q", H2 = "sbn.h2", LogQ2 = "sbn.log_q2", Kl2 = "sbn.kl2";
 
-    private readonly KernelSet kernels;
-    private readonly DenseStack stack;
-    private readonly ParameterLayout layout;
-    private readonly VaeConfig config;
-    private readonly Workspace workspace;
-    private readonly Nvil nvil;
-
-    public BernoulliLatent(ModelParts parts)
-    {
-        nvil = new Nvil(parts);
-        kernels = parts.Kernels;
-        stack = parts.Stack;
-        layout = parts.Layout;
-        config = parts.Config;
-        workspace = parts.Workspace;
+    public BernoulliLatent(ModelParts parts) : base(parts, "the sigmoid belief network") =>
         // The prior's layer reads the single row [1].
         Floats(LearnedPrior.OneHotRows, 1).CopyFromCPU(new[] { 1f });
-    }
 
-    private bool TwoLayers => config.StochasticLayers == 2;
-    private int Units => config.Latent;
-    private int Units2 => config.Latent2;
-    private int StatisticsLayer => layout.EncoderLayerCount - 1;
-    private int PriorLayer => SbnFamily.PriorLayer(layout);
+    private bool TwoLayers => Config.StochasticLayers == 2;
+    private int Units2 => Config.Latent2;
+    private int PriorLayer => SbnFamily.PriorLayer(Layout);
     private ArrayView<float> OneRow => Floats(LearnedPrior.OneHotRows, 1);
-    private ArrayView<float> PriorLogits => stack.Output(PriorLayer, 1);
-    private ArrayView<float> Logits(int batch) => stack.Output(StatisticsLayer, batch);
+    private ArrayView<float> PriorLogits => Stack.Output(PriorLayer, 1);
+    private ArrayView<float> Logits(int batch) => Stack.Output(StatisticsLayer, batch);
 
     /// <summary>q(h2|h1)'s logits per row (the second encoder's output) and p(h1|h2)'s (the prior network's).</summary>
-    private ArrayView<float> Logits2(int rows) => stack.Output(layout.Encoder2End - 1, rows);
-    private ArrayView<float> PriorNetworkLogits(int rows) => stack.Output(layout.DecoderStart - 1, rows);
+    private ArrayView<float> Logits2(int rows) => Stack.Output(Layout.Encoder2End - 1, rows);
+    private ArrayView<float> PriorNetworkLogits(int rows) => Stack.Output(Layout.DecoderStart - 1, rows);
 
-    private ArrayView<float> Input(int batch) => Floats(ModelBuffers.Input, (long)batch * config.InputSize);
-    private ArrayView<float> KlPerRow(int rows) => Floats(ModelBuffers.KlPerRow, rows);
-    private ArrayView<float> Floats(string name, long length) => workspace.Floats(name).View.SubView(0, length);
     private ArrayView<float> Top(int rows) => TwoLayers ? Floats(H2, (long)rows * Units2) : Codes(rows);
 
-    /// <summary>h1, what the decoder reads.</summary>
-    public ArrayView<float> Codes(int rows) => Floats(ModelBuffers.Z, (long)rows * Units);
-
-    /// <summary>None: the units are discrete, so the decoder's gradient of its codes is not used.</summary>
-    public ArrayView<float> CodeGradient(int rows) => kernels.None;
-
-    public ArrayView<float> Sample(int batch, int samples, DrawKey key)
+    public override ArrayView<float> Sample(int batch, int samples, DrawKey key)
     {
         int rows = batch * samples;
-        stack.Forward(PriorLayer, PriorLayer + 1, OneRow, 1);
-        kernels.BinaryLatentSample(Logits(batch), Codes(rows), Floats(LogQ, rows), Units, samples, key);
+        Stack.Forward(PriorLayer, PriorLayer + 1, OneRow, 1);
+        Kernels.BinaryLatentSample(Logits(batch), Codes(rows), Floats(LogQ, rows), Units, samples, key);
         if (!TwoLayers)
         {
-            kernels.BinaryKl(Codes(rows), Floats(LogQ, rows), PriorLogits, KlPerRow(rows), Units, priorPerRow: false);
+            Kernels.BinaryKl(Codes(rows), Floats(LogQ, rows), PriorLogits, KlPerRow(rows), Units, priorPerRow: false);
             return Codes(rows);
         }
         // h2 ~ q(h2|h1) per row, drawn as the Gaussian second layers draw (a stream of its own, keyed by row).
-        stack.Forward(layout.EncoderLayerCount, layout.Encoder2End, Codes(rows), rows);
-        kernels.BinaryLatentSample(Logits2(rows), Top(rows), Floats(LogQ2, rows), Units2, 1, key.Offset(Philox.Streams.SecondLayerOffset).PerRow(samples));
-        kernels.BinaryKl(Top(rows), Floats(LogQ2, rows), PriorLogits, Floats(Kl2, rows), Units2, priorPerRow: false);
-        stack.Forward(layout.Encoder2End, layout.DecoderStart, Top(rows), rows);
-        kernels.BinaryKl(Codes(rows), Floats(LogQ, rows), PriorNetworkLogits(rows), KlPerRow(rows), Units, priorPerRow: true);
-        kernels.Add(KlPerRow(rows), Floats(Kl2, rows));
+        Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, Codes(rows), rows);
+        Kernels.BinaryLatentSample(Logits2(rows), Top(rows), Floats(LogQ2, rows), Units2, 1, key.Offset(Philox.Streams.SecondLayerOffset).PerRow(samples));
+        Kernels.BinaryKl(Top(rows), Floats(LogQ2, rows), PriorLogits, Floats(Kl2, rows), Units2, priorPerRow: false);
+        Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, Top(rows), rows);
+        Kernels.BinaryKl(Codes(rows), Floats(LogQ, rows), PriorNetworkLogits(rows), KlPerRow(rows), Units, priorPerRow: true);
+        Kernels.Add(KlPerRow(rows), Floats(Kl2, rows));
         return Codes(rows);
     }
 
-    /// <summary>After the decoder's backward pass (which wrote each row's reconstruction term): the baseline
-    /// network's forward and backward pass, the prior's and the prior network's exact gradients, each encoder's
-    /// score-function gradient, then the running moments. <paramref name="klWeight"/> is β/batch, as the ELBO hands
-    /// it to every latent.</summary>
-    public void Backward(int batch, int samples, float klWeight, ArrayView<float>? klWeightFactor = null)
+    /// <summary>The top prior's and (with two layers) the prior network's exact gradients, then each encoder's
+    /// score-function gradient, q(h2|h1)'s first.</summary>
+    protected override void UnitGradients(int batch, int samples, float beta, ArrayView<float> centred)
     {
-        if (klWeightFactor is not null)
-            throw new InvalidOperationException("the sigmoid belief network's KL term is sampled: it takes a fixed KL weight");
         int rows = batch * samples;
-        float beta = klWeight * batch;
-        nvil.Center(Input(batch), batch, samples, beta);
-        var centred = nvil.CentredSignal(rows);
-        kernels.BinaryPriorGradient(PriorLogits, Top(rows), stack.Gradient(PriorLayer, 1), rows, beta / rows);
-        stack.Backward(PriorLayer, PriorLayer + 1, 1, OneRow, kernels.None);
+        Kernels.BinaryPriorGradient(PriorLogits, Top(rows), Stack.Gradient(PriorLayer, 1), rows, beta / rows);
+        Stack.Backward(PriorLayer, PriorLayer + 1, 1, OneRow, Kernels.None);
         if (TwoLayers)
         {
-            kernels.BinaryPriorRowGradient(PriorNetworkLogits(rows), Codes(rows), stack.Gradient(layout.DecoderStart - 1, rows), beta / rows);
-            stack.Backward(layout.Encoder2End, layout.DecoderStart, rows, Top(rows), kernels.None);
-            kernels.BinaryPosteriorGradient(Logits2(rows), Top(rows), centred, stack.Gradient(layout.Encoder2End - 1, rows), Units2, 1, 1f / rows);
-            stack.Backward(layout.EncoderLayerCount, layout.Encoder2End, rows, Codes(rows), kernels.None);
+            Kernels.BinaryPriorRowGradient(PriorNetworkLogits(rows), Codes(rows), Stack.Gradient(Layout.DecoderStart - 1, rows), beta / rows);
+            Stack.Backward(Layout.Encoder2End, Layout.DecoderStart, rows, Top(rows), Kernels.None);
+            Kernels.BinaryPosteriorGradient(Logits2(rows), Top(rows), centred, Stack.Gradient(Layout.Encoder2End - 1, rows), Units2, 1, 1f / rows);
+            Stack.Backward(Layout.EncoderLayerCount, Layout.Encoder2End, rows, Codes(rows), Kernels.None);
         }
-        kernels.BinaryPosteriorGradient(Logits(batch), Codes(rows), centred, stack.Gradient(StatisticsLayer, batch), Units, samples, 1f / rows);
-        nvil.UpdateMoments(rows);
+        Kernels.BinaryPosteriorGradient(Logits(batch), Codes(rows), centred, Stack.Gradient(StatisticsLayer, batch), Units, samples, 1f / rows);
     }
-
-    public void WeightedBackward(int batch, int samples, ArrayView<float> weights, float scale) =>
-        throw new InvalidOperationException("the sigmoid belief network trains with its ELBO; an importance-weighted backward pass is not built for it");
-
-    public void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights) =>
-        kernels.SampledKlLogWeights(KlPerRow(batch * samples), reconstructionPerRow, logWeights, batch * samples);
-
-    /// <summary>The probabilities q(h_j = 1|·) = σ(a_j) of an encoder's logits; no variance.</summary>
-    public (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) =>
-        (statistics.Select(BinaryLatent.Probability).ToArray(), []);
 
     /// <summary>The top layer's probabilities for a gathered batch, on the mean path: with two layers q(h2|h1) read
     /// at h1 = q(h1|x)'s probabilities (waits for the device).</summary>
     public float[] TopProbabilities(int batch)
     {
-        stack.Forward(0, layout.EncoderLayerCount, Input(batch), batch);
-        kernels.Synchronize();
+        Stack.Forward(0, Layout.EncoderLayerCount, Input(batch), batch);
+        Kernels.Synchronize();
         var first = Split(ArrayViewExtensions.GetAsArray1D<float>(Logits(batch)), batch).Mu;
         if (!TwoLayers)
             return first;
         Codes(batch).CopyFromCPU(first);
-        stack.Forward(layout.EncoderLayerCount, layout.Encoder2End, Codes(batch), batch);
-        kernels.Synchronize();
+        Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, Codes(batch), batch);
+        Kernels.Synchronize();
         return Split(ArrayViewExtensions.GetAsArray1D<float>(Logits2(batch)), batch).Mu;
     }
 
@@ -145,8 +101,8 @@ public sealed class BernoulliLatent : ILatent
             return;
         }
         Top(batch).CopyFromCPU(codes);
-        stack.Forward(layout.Encoder2End, layout.DecoderStart, Top(batch), batch);
-        kernels.Synchronize();
+        Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, Top(batch), batch);
+        Kernels.Synchronize();
         Codes(batch).CopyFromCPU(Split(ArrayViewExtensions.GetAsArray1D<float>(PriorNetworkLogits(batch)), batch).Mu);
     }
 
@@ -154,8 +110,8 @@ public sealed class BernoulliLatent : ILatent
     /// &lt; σ(c_j).</summary>
     public float[] PriorCodes(int count, ulong seed)
     {
-        stack.Forward(PriorLayer, PriorLayer + 1, OneRow, 1);
-        kernels.Synchronize();
+        Stack.Forward(PriorLayer, PriorLayer + 1, OneRow, 1);
+        Kernels.Synchronize();
         var priorLogits = ArrayViewExtensions.GetAsArray1D<float>(PriorLogits);
         int units = priorLogits.Length;
         var codes = new float[count * units];
