@@ -209,6 +209,27 @@ public sealed class MpiTests : IDisposable
             resumed.Parameters, 1e-4, 1e-6);
     }
 
+    /// <summary>One process (no launcher) stops at a step on SIGTERM, as on Ctrl+C, and writes a checkpoint that
+    /// resumes: a scheduler's time limit or `kill` keeps the work since the last epoch's end.</summary>
+    [Fact]
+    public void SigtermStopsOneProcessWithACheckpointThatResumes()
+    {
+        var data = WriteDataSet();
+        string run = Path.Combine(directory, "terminated");
+        using var job = Start("dotnet", [Host, "train", .. Settings(data), "--epochs", "200", "--out", run], out var output);
+        WaitForEpoch(job, run, 2, output);
+        using (var signal = Process.Start("kill", ["-TERM", job.Id.ToString()]))
+            signal.WaitForExit();
+        Assert.True(job.WaitForExit(TimeSpan.FromSeconds(60)), "the process did not stop within 60 s of SIGTERM");
+        job.WaitForExit();
+        Assert.Contains("SIGTERM: stopping after this step", output.ToString());
+        Assert.Contains("interrupted", output.ToString());
+        var checkpoint = Checkpoint.Load(Path.Combine(run, "checkpoint"));
+        Assert.True(checkpoint.State.Epoch >= 2, $"the checkpoint holds {checkpoint.State.Epoch} epochs");
+        InProcess(["train", "--resume", run, "--epochs", (checkpoint.State.Epoch + 1).ToString()]);
+        Assert.Equal((checkpoint.State.Epoch + 1) * 10, Checkpoint.Load(Path.Combine(run, "checkpoint")).State.Step);
+    }
+
     private static void RequireMpirun()
     {
         if (Which("mpirun") is null)
@@ -240,11 +261,15 @@ public sealed class MpiTests : IDisposable
     }
 
     /// <summary>mpirun -np 2 with this build's host; stdout and stderr collected together.</summary>
-    private static Process StartMpirun(string[] args, out System.Text.StringBuilder output)
+    // Root in containers and CI; two slots even where Open MPI counts fewer cores.
+    private static Process StartMpirun(string[] args, out System.Text.StringBuilder output) =>
+        Start("mpirun", ["--allow-run-as-root", "--oversubscribe", "-np", "2", "dotnet", Host, .. args], out output);
+
+    /// <summary>A program with its output and error collected as they come.</summary>
+    private static Process Start(string program, string[] args, out System.Text.StringBuilder output)
     {
-        var start = new ProcessStartInfo("mpirun") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
-        // Root in containers and CI; two slots even where Open MPI counts fewer cores.
-        foreach (var argument in new[] { "--allow-run-as-root", "--oversubscribe", "-np", "2", "dotnet", Host }.Concat(args))
+        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        foreach (var argument in args)
             start.ArgumentList.Add(argument);
         var collected = new System.Text.StringBuilder();
         var job = Process.Start(start)!;

@@ -37,6 +37,16 @@ public static class Program
                 Console.Error.WriteLine("\nstopping after this step and writing a checkpoint (Ctrl+C again to kill)");
                 interrupt.Cancel();
             };
+            // SIGTERM (kill, a batch scheduler's time limit, a container stopping) stops the same way, so the work
+            // since the last checkpoint is kept; SIGKILL still kills at once.
+            using var stop = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, signal =>
+            {
+                signal.Cancel = true;
+                if (interrupt.IsCancellationRequested)
+                    return;
+                Console.Error.WriteLine("\nSIGTERM: stopping after this step and writing a checkpoint (SIGKILL to kill)");
+                interrupt.Cancel();
+            });
             return Run(args, Console.Out, Console.Error, interrupt.Token, ranks);
         }
 
