@@ -18,7 +18,7 @@ public sealed record DenseSlice(string Name, int Inputs, int Outputs, Activation
 
     /// <summary>Autoregressive weights W [K, K] of which only the strictly lower triangle is used (a_j reads h_k for
     /// k &lt; j): never run as a dense layer; the rest of W and its bias start at zero and are never given a
-    /// gradient, so they stay zero (see <see cref="GpuKernels.Autoregressive"/>).</summary>
+    /// gradient, so they stay zero and are saved as zeros (see <see cref="GpuKernels.Autoregressive"/>).</summary>
     public bool Autoregressive { get; init; }
 
     public int WeightCount => Inputs * Outputs;

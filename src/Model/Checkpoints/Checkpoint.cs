@@ -180,12 +180,6 @@ public static class Checkpoint
                 yield return (layer.Name, [layer.Outputs], layer.BiasOffset);
                 continue;
             }
-            if (layer.Autoregressive)
-            {
-                // W alone (strictly lower triangular); its bias is unused.
-                yield return (layer.Name + ".weight", [layer.Outputs, layer.Inputs], layer.WeightOffset);
-                continue;
-            }
             if (layer.Name.EndsWith(".stats", StringComparison.Ordinal))
             {
                 string stage = layer.Name[..^".stats".Length];
