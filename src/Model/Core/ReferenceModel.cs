@@ -16,6 +16,10 @@ public abstract class ReferenceModel
     /// <summary>log w = log p(x, z) − log q(z|x) per latent row, for the given ε.</summary>
     public abstract double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch);
 
+    /// <summary>log w = −rec − KL per row, for a family whose KL terms are sampled per row (log q − log p of the draws).</summary>
+    protected static double[] SampledKlLogWeights(double[] reconstructionPerRow, double[] klPerRow) =>
+        reconstructionPerRow.Select((rec, row) => -rec - klPerRow[row]).ToArray();
+
     /// <summary>The objective and its gradient for a batch with the given ε and KL weight β.</summary>
     public abstract ReferenceVae.Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon,
         int batch, double beta, int[]? labels, bool training);

@@ -73,18 +73,18 @@ public sealed class DarnLatent : BinaryUnitsLatent
     /// Philox (seed, Sample, 0, n·K + j) &lt; σ(b_j + Σ_{k&lt;j} W_jk h_k).</summary>
     public float[] PriorCodes(int count, ulong seed)
     {
+        // b from its layer on one row of ones, and W: the prior's parameters alone cross to the host.
+        Stack.Forward(PriorLayer, PriorLayer + 1, Floats(Ones, 1), 1);
         Kernels.Synchronize();
-        var parameters = ArrayViewExtensions.GetAsArray1D<float>(Workspace.Floats(ModelBuffers.Parameters).View);
-        var biasLayer = Layout.Layers[PriorLayer];
-        int weights = Layout.Layers[PriorWeights].WeightOffset;
+        var bias = ArrayViewExtensions.GetAsArray1D<float>(PriorContext(1));
+        var weights = ArrayViewExtensions.GetAsArray1D<float>(Weights(ModelBuffers.Parameters, PriorWeights));
         var codes = new float[count * Units];
         for (int n = 0; n < count; n++)
             for (int j = 0; j < Units; j++)
             {
-                // The bias layer reads the constant 1: its weight and bias add.
-                float logit = parameters[biasLayer.WeightOffset + j] + parameters[biasLayer.BiasOffset + j];
+                float logit = bias[j];
                 for (int k = 0; k < j; k++)
-                    logit += parameters[weights + j * Units + k] * codes[n * Units + k];
+                    logit += weights[j * Units + k] * codes[n * Units + k];
                 codes[n * Units + j] = Philox.Uniform(seed, Philox.Streams.Sample, 0, n * Units + j) < BinaryLatent.Probability(logit) ? 1f : 0f;
             }
         return codes;

@@ -44,7 +44,7 @@ public sealed class DarnModelReference : ReferenceModel
     public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
     {
         var pass = Forward(config, parameters, x, epsilon, batch, training: false);
-        return pass.ReconstructionPerRow.Select((rec, row) => -rec - pass.Kl[row]).ToArray();
+        return SampledKlLogWeights(pass.ReconstructionPerRow, pass.Kl);
     }
 
     public override ReferenceVae.Result LossAndGradient(VaeConfig config, double[] parameters, double[] x, double[] epsilon,
