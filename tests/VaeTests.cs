@@ -34,7 +34,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "corex-rank1", "corex-rank1-k3-gaussian-two-hidden", "ladder-rank1", "ladder-3-rank1-softplus-k2-norm", "ladder-4-rank1-k3-gaussian",
          "corex-stacked-rank1-k2", "vae-planar-flow-2-rank1", "vae-k2-planar-flow-1-rank1-gaussian", "hvm-flow-1-rank1-k2", "hvm-rank1-no-flow-gaussian",
          "sbn", "sbn-k3-linear", "sbn-k2-gaussian-two-hidden", "sbn-2layer-k2", "sbn-2layer-linear",
-         "darn", "darn-k3-linear", "darn-k2-gaussian-two-hidden"];
+         "darn", "darn-k3-linear", "darn-k2-gaussian-two-hidden",
+         "def", "def-one-layer-k3", "def-three-layers-k2-two-hidden"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     internal static VaeConfig Config(string name) => name switch
@@ -351,6 +352,18 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             InputSize = 12, Hidden = [8, 5], Latent = 4, Model = ModelKind.Darn, Samples = 2, Activation = ActivationKind.Tanh,
             Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5,
         },
+        // The sparse gamma DEF: two layers with k = 2 (the leave-one-out baseline's least), one layer (Poisson-factorization
+        // shaped) with k = 3 and α = 0.3, three layers under two hidden layers with k = 2 and β < 1.
+        "def" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 4, Model = ModelKind.Def, DefLayers = "gamma:4,gamma:3", Samples = 2 },
+        "def-one-layer-k3" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [6], Latent = 5, Model = ModelKind.Def, DefLayers = "gamma:5", DefShape = 0.3, Samples = 3,
+        },
+        "def-three-layers-k2-two-hidden" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 5, Model = ModelKind.Def, DefLayers = "gamma:5,gamma:3,gamma:2", Samples = 2, Beta = 0.8,
+            Activation = ActivationKind.Tanh,
+        },
         _ => throw new ArgumentException(name),
     };
 
@@ -594,6 +607,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     [InlineData("ladder-3-softplus-norm")]
     [InlineData("ladder-4-k2-gaussian")]
     [InlineData("bernoulli-relu")]
+    [InlineData("def-three-layers-k2-two-hidden")]
     public void LayerMeansFollowTheMeanPath(string configuration)
     {
         var config = Config(configuration);
@@ -628,6 +642,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             }
             expected = [.. means];
         }
+        else if (config.Model == ModelKind.Def)
+            expected = [.. DefPosteriorMeans(config, runner.Run(0, layout.EncoderLayerCount, x, batch), batch)];
         else if (config.StochasticLayers == 2)
         {
             // μ is the first K columns of a row of 2K (or 3K with a rank-one covariance).
@@ -658,11 +674,58 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     private static double[] RankOneRows(double[] stats, int batch, int width, int latent) =>
         Enumerable.Range(0, batch * 3 * latent).Select(i => stats[i / (3 * latent) * width + i % (3 * latent)]).ToArray();
 
+    /// <summary>The DEF's q means of each layer, bottom first: softplus(ρ_m) + the floor of each unit's mean parameter.</summary>
+    private static double[][] DefPosteriorMeans(VaeConfig config, double[] stats, int batch)
+    {
+        var widths = IlgpuVae.Model.Models.Def.DefLayerSpec.Widths(config.DefLayers);
+        var offsets = IlgpuVae.Model.Models.Def.DefFamily.Offsets(widths);
+        int total = widths.Sum();
+        return widths.Select((width, l) => Enumerable.Range(0, batch * width)
+            .Select(i => DeepExponentialReference.Mean(stats[i / width * 2 * total + total + offsets[l] + i % width])).ToArray()).ToArray();
+    }
+
+    /// <summary>The DEF encodes its top layer's q means and decodes positive codes down the mean path (each layer at
+    /// V·(the layer above) + ε) to p(x = 1) = 1 − e^−r.</summary>
+    private void AssertDefEncodeAndDecode(VaeConfig config, string configuration)
+    {
+        const int batch = 5;
+        const ulong seed = 17;
+        var images = SyntheticImages(batch, 3, 4, 6);
+        var layout = new ParameterLayout(config);
+        var parameters = layout.Initialise(seed);
+        var p = Numerics.ToDouble(parameters);
+        var runner = new IlgpuVae.Model.Core.ReferenceLayers(config, p, training: false);
+        var x = MinibatchReference.Gather(images.Images, Enumerable.Range(0, batch).ToArray(), 0, batch, 12, false, default);
+        var expectedMu = DefPosteriorMeans(config, runner.Run(0, layout.EncoderLayerCount, x, batch), batch)[^1];
+        var widths = IlgpuVae.Model.Models.Def.DefLayerSpec.Widths(config.DefLayers);
+        double[] Theta(int l) => p.AsSpan(layout.Layers[layout.DecoderStart + l].WeightOffset, layout.Layers[layout.DecoderStart + l].WeightCount).ToArray();
+        var codes = Numerics.Uniform(new Random(2), batch * widths[^1], 0.05, 3);
+        var z = Numerics.ToDouble(codes);
+        for (int l = widths.Length - 1; l >= 1; l--)
+            z = DeepExponentialReference.Means(Theta(l), z, batch, widths[l], widths[l - 1]);
+        var decoded = DeepExponentialReference.Means(Theta(0), z, batch, widths[0], config.InputSize).Select(rate => 1 - Math.Exp(-rate)).ToArray();
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var data = new DeviceDataset(kernels.Accelerator, images);
+            using var vae = new Vae(kernels, config, batch, seed);
+            var (mu, logVariance) = vae.Encode(data, 0, batch);
+            string label = $"{kernels.Accelerator.AcceleratorType} {configuration}";
+            Numerics.AssertClose(label + ": encoded q means", expectedMu, mu, 1e-5, 1e-6);
+            Assert.Empty(logVariance);
+            Numerics.AssertClose(label + ": decoded means", decoded, vae.Decode(codes), 1e-5, 1e-6);
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Configurations))]
     public void EncodeAndDecodeMatchTheReferenceLayers(string configuration)
     {
         var config = Config(configuration);
+        if (config.Model == ModelKind.Def)
+        {
+            AssertDefEncodeAndDecode(config, configuration);
+            return;
+        }
         const int batch = 5;
         const ulong seed = 17;
         var images = SyntheticImages(batch, 3, 4, 6);

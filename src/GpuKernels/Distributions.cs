@@ -82,10 +82,30 @@ public static class Distributions
     /// </summary>
     public static float SampleGamma(float shape, float rate, DrawKey key, long element)
     {
+        float draw = MarsagliaTsang(shape, key, element, out float boostUniform);
+        if (shape < 1f)
+            draw *= MathF.Exp(MathF.Log(boostUniform) / shape);
+        return draw / rate;
+    }
+
+    /// <summary>log of a Gamma(α, 1) draw, the same draw as <see cref="SampleGamma"/>'s with rate 1, kept in log
+    /// space: for α &lt; 1 the boost adds log u'/α, which for small α reaches far below float's smallest normal
+    /// (α = 0.1 puts 1% of draws under 1e-20), where the draw itself would round to 0 and its log density be lost.</summary>
+    public static float SampleLogGamma(float shape, DrawKey key, long element)
+    {
+        float logDraw = MathF.Log(MarsagliaTsang(shape, key, element, out float boostUniform));
+        return shape < 1f ? logDraw + MathF.Log(boostUniform) / shape : logDraw;
+    }
+
+    /// <summary>Marsaglia and Tsang's accepted d·v ~ Gamma(a, 1) with a = α, or α + 1 for α &lt; 1 (then
+    /// <paramref name="boostUniform"/> is the first block's fourth uniform, for the boost).</summary>
+    private static float MarsagliaTsang(float shape, DrawKey key, long element, out float boostUniform)
+    {
         bool boost = shape < 1f;
         float a = boost ? shape + 1f : shape;
         float d = a - 1f / 3f, c = 1f / MathF.Sqrt(9f * d);
-        float draw = d, boostUniform = 0.5f;
+        float draw = d;
+        boostUniform = 0.5f;
         for (int attempt = 0; attempt < MaxAttempts; attempt++)
         {
             AttemptUniforms(key, element, attempt, out float u0, out float u1, out float u2, out float u3);
@@ -100,9 +120,7 @@ public static class Distributions
             if (MathF.Log(u2) < 0.5f * normal * normal + d - draw + d * MathF.Log(v))
                 break;
         }
-        if (boost)
-            draw *= MathF.Exp(MathF.Log(boostUniform) / shape);
-        return draw / rate;
+        return draw;
     }
 
     /// <summary>

@@ -21,6 +21,11 @@ public sealed record DenseSlice(string Name, int Inputs, int Outputs, Activation
     /// gradient, so they stay zero and are saved as zeros (see <see cref="GpuKernels.Autoregressive"/>).</summary>
     public bool Autoregressive { get; init; }
 
+    /// <summary>Positive weights stored as θ, W = softplus(θ) (the deep exponential family's gamma-layer weights):
+    /// never run as a dense layer; θ starts where W is uniform in (0, 1/Inputs), and the bias is unused, zero and
+    /// never given a gradient (see <see cref="GpuKernels.DeepExponential"/>).</summary>
+    public bool Positive { get; init; }
+
     public int WeightCount => Inputs * Outputs;
     public int BiasOffset => WeightOffset + WeightCount;
     public int NormOffset => BiasOffset + Outputs;
@@ -90,6 +95,14 @@ public sealed class ParameterLayout
                     if (entry >= layer.WeightCount || entry % layer.Inputs >= entry / layer.Inputs)
                         parameters[i] = 0f;
                 }
+            if (layer.Positive)
+                for (int i = layer.WeightOffset; i < layer.NormOffset; i++)
+                {
+                    // θ = log(e^w − 1) for w = u/Inputs, u uniform in (0, 1): a layer's mean starts at about half
+                    // the mean of what it reads.
+                    double w = Philox.Uniform(seed, Philox.Streams.Initialise, 0, i) / (double)layer.Inputs;
+                    parameters[i] = i < layer.BiasOffset ? (float)Math.Log(Math.Exp(w) - 1) : 0f;
+                }
             if (layer.BatchNorm)
             {
                 // The product's bias is redundant before normalisation (β takes its place): it is held at 0 and
@@ -141,6 +154,13 @@ public sealed class LayoutBuilder(VaeConfig config)
     {
         Add(name, units, units, ActivationKind.Identity);
         layers[^1] = layers[^1] with { Autoregressive = true };
+    }
+
+    /// <summary>Positive weights W [outputs, inputs] = softplus(θ) (see <see cref="DenseSlice.Positive"/>).</summary>
+    public void AddPositive(string name, int inputs, int outputs)
+    {
+        Add(name, inputs, outputs, ActivationKind.Identity);
+        layers[^1] = layers[^1] with { Positive = true };
     }
 
     /// <summary>One Gaussian stage: deterministic layers from <paramref name="inputs"/>, then a stats layer of

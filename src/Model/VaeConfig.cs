@@ -67,7 +67,7 @@ public sealed record VaeConfig
     public int LatentLayers { get; init; } = 3;
 
     /// <summary>The width of the top latent, the one the prior N(0, I) is on: what sampling and decoding take.</summary>
-    public int TopLatent => StochasticLayers == 2 ? Models.Ladder.LadderRungs.Latent(this, Math.Max(2, LadderLayers)) : CodeWidth;
+    public int TopLatent => Spec.TopLatent?.Invoke(this) ?? (StochasticLayers == 2 ? Models.Ladder.LadderRungs.Latent(this, Math.Max(2, LadderLayers)) : CodeWidth);
 
     /// <summary>Blocks of a Gaussian q's statistics row: [μ | log σ²], or [μ | log d | u] with a rank-one covariance.</summary>
     [JsonIgnore]
@@ -147,6 +147,14 @@ public sealed record VaeConfig
     public double MutualInformation { get; init; } = 10;
     public double MiWeight { get; init; } = 10;
 
+    /// <summary>The deep exponential family's layers, bottom (nearest the data) first, as "gamma:100,gamma:40,gamma:15"
+    /// (see <see cref="Models.Def.DefLayerSpec"/>); the DEF only. Its first width is <see cref="Latent"/>.</summary>
+    public string DefLayers { get; init; } = Models.Def.DefLayerSpec.Default;
+
+    /// <summary>α of the DEF's sparse gamma layers: p(z_l | z_{l+1}) = Gamma(α, α/μ), and the top layer's
+    /// Gamma(α, α) (the DEF paper's sparse gamma takes α = 0.1). The DEF only.</summary>
+    public double DefShape { get; init; } = 0.1;
+
     /// <summary>The most components a learned prior may have (the VampPrior paper's largest is 500).</summary>
     public const int MaxPriorComponents = 5000;
 
@@ -187,6 +195,7 @@ public sealed record VaeConfig
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
         && LatentLayers == other.LatentLayers && LadderLayers == other.LadderLayers && LadderVariance == other.LadderVariance && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && Prior == other.Prior && PriorComponents == other.PriorComponents && Anchors == other.Anchors && AnchorWeight.Equals(other.AnchorWeight) && MutualInformation.Equals(other.MutualInformation) && MiWeight.Equals(other.MiWeight) && WeightPrior.Equals(other.WeightPrior) && FlowLength == other.FlowLength && AuxiliaryFlowLength == other.AuxiliaryFlowLength && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
+        && DefLayers == other.DefLayers && DefShape.Equals(other.DefShape)
         && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
         && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
@@ -248,6 +257,8 @@ public sealed record VaeConfig
         if ((LadderLayers != Defaults.LadderLayers && !Spec.Declares(nameof(LadderLayers)))
             || (LadderVariance != Defaults.LadderVariance && !Spec.Declares(nameof(LadderVariance))))
             throw new SettingException($"@LadderLayers and @LadderVariance are the Ladder VAE's, for @Model {ModelCatalog.NamesDeclaring(nameof(LadderLayers))}");
+        if ((DefLayers != Defaults.DefLayers && !Spec.Declares(nameof(DefLayers))) || (DefShape != Defaults.DefShape && !Spec.Declares(nameof(DefShape))))
+            throw new SettingException($"@DefLayers and @DefShape are the deep exponential family's, for @Model {ModelCatalog.NamesDeclaring(nameof(DefLayers))}");
         if (EncoderViews != 1 && !Spec.Declares(nameof(EncoderViews)))
             throw new SettingException($"@EncoderViews is for a model of two views (@Model {ModelCatalog.NamesWith(ModelCapabilities.TwoViews)})");
         // The model's own checks first: they name what it takes instead.

@@ -70,7 +70,11 @@ public static class DistributionReference
     }
 
     /// <summary>Marsaglia and Tsang's method, with the boost u^(1/α) for α < 1, in double.</summary>
-    public static double SampleGamma(double shape, double rate, DrawKey key, long element)
+    public static double SampleGamma(double shape, double rate, DrawKey key, long element) =>
+        Math.Exp(SampleLogGamma(shape, key, element)) / rate;
+
+    /// <summary>log of the same Gamma(α, 1) draw: log(d·v), plus log u'/α for α &lt; 1.</summary>
+    public static double SampleLogGamma(double shape, DrawKey key, long element)
     {
         bool boost = shape < 1;
         double a = boost ? shape + 1 : shape;
@@ -90,9 +94,7 @@ public static class DistributionReference
             if (Math.Log(u2) < 0.5 * normal * normal + d - draw + d * Math.Log(v))
                 break;
         }
-        if (boost)
-            draw *= Math.Pow(boostUniform, 1 / shape);
-        return draw / rate;
+        return boost ? Math.Log(draw) + Math.Log(boostUniform) / shape : Math.Log(draw);
     }
 
     /// <summary>Inversion below λ = 10, Hörmann's transformed rejection (PTRS) from there, in double.</summary>

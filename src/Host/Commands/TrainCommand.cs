@@ -89,7 +89,7 @@ internal static class TrainCommand
             config = config with
             {
                 Model = chosenModel.Kind,
-                Samples = Pick(samples, config.Samples),
+                Samples = Pick(samples, chosenModel.DefaultSamples ?? config.Samples),
                 Beta = Pick(beta, chosenModel.DefaultBeta ?? config.Beta),
                 Hidden = parse.GetResult(hidden) is { Implicit: false } ? ParseWidths(parse.GetValue(hidden)!) : chosenModel.DefaultHidden ?? config.Hidden,
                 Latent = Pick(latent, chosenModel.DefaultLatent ?? config.Latent),

@@ -108,7 +108,7 @@ public abstract class FamilyModel
         Stack.Backward(Layout.DecoderStart, Layout.DecoderEnd, rows, codes, dCodes);
 
     /// <summary>The reconstruction term of each output row after a forward pass, without a gradient.</summary>
-    protected internal void ReconstructionLossRows(int batch, int samples)
+    protected internal virtual void ReconstructionLossRows(int batch, int samples)
     {
         int rows = batch * samples;
         var reconstruction = ReconstructionParameters.For(Config.Likelihood, Config.InputSize, Config.GaussianVariance, 1.0);

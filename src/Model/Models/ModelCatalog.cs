@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model.Core;
 using IlgpuVae.Model.Models.Darn;
+using IlgpuVae.Model.Models.Def;
 using IlgpuVae.Model.Models.Hvm;
 using IlgpuVae.Model.Models.Ladder;
 using IlgpuVae.Model.Models.Mutual;
@@ -113,6 +114,13 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
     /// none, the sigmoid belief network's linear layers).</summary>
     public int[]? DefaultHidden { get; init; }
 
+    /// <summary>Samples per example k it trains with unless --samples is given (null: the config's).</summary>
+    public int? DefaultSamples { get; init; }
+
+    /// <summary>The width of the codes that sampling and decoding take, where it is not the one-layer or two-layer
+    /// rule's (the DEF's top layer); null: that rule.</summary>
+    public Func<VaeConfig, int>? TopLatent { get; init; }
+
     /// <summary>Stochastic layers and batch norm unless told otherwise.</summary>
     public int DefaultStochasticLayers { get; init; } = 1;
     public bool DefaultBatchNorm { get; init; }
@@ -170,6 +178,7 @@ public static class ModelCatalog
     private static readonly StackedCorexFamily StackedCorexFamily = new();
     private static readonly SbnFamily SbnFamily = new();
     private static readonly DarnFamily DarnFamily = new();
+    private static readonly DefFamily DefFamily = new();
 
     /// <summary>The most stochastic layers of a Ladder VAE (the paper's deepest is 5).</summary>
     public const int MaxLadderLayers = 8;
@@ -564,6 +573,28 @@ public static class ModelCatalog
                     throw new SettingException("DARN is built with one layer of autoregressive binary units: leave @StochasticLayers at 1");
             },
             Family = _ => DarnFamily,
+        },
+        new(ModelKind.Def, "def", "sparse gamma deep exponential family: --def-layers of gamma units (bottom first, default " + DefLayerSpec.Default + "), each unit's mean a positive-weighted sum of the layer above, binary pixels p(x=1) = 1 − exp(−rate); a mean-field gamma q(z|x) written by the encoder, trained by black-box VI: score-function gradients with Rao-Blackwellization and a leave-one-out baseline over --samples (4 unless given) (Ranganath et al. 2015)")
+        {
+            Capabilities = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound,
+            DefaultLatent = DefLayerSpec.Widths(DefLayerSpec.Default)[0],
+            // The leave-one-out baseline needs two samples per example; four is a fair trade of variance and time.
+            DefaultSamples = 4,
+            TopLatent = config => DefLayerSpec.Widths(config.DefLayers)[^1],
+            Options =
+            [
+                new("def-layers", "the DEF's layers, bottom first, TYPE:WIDTH each (gamma; default " + DefLayerSpec.Default + "); the first width is the codes' --latent", "LAYERS",
+                    (config, text) => config with { DefLayers = text, Latent = DefLayerSpec.Widths(text)[0] })
+                { Property = nameof(VaeConfig.DefLayers) },
+                new("def-shape", "α of the sparse gamma layers, p(z_l | z_{l+1}) = Gamma(α, α/μ) (default 0.1, the paper's)", "ALPHA",
+                    (config, text) => config with { DefShape = ModelOption.Number(text, nameof(VaeConfig.DefShape)) })
+                { Property = nameof(VaeConfig.DefShape) },
+            ],
+            Terms = _ => new("−ELBO", "reconstruction", "sampled KL terms"),
+            ObjectiveName = _ => "ELBO (one sample of every layer per image)",
+            Settings = config => $", sparse gamma layers {string.Join("-", DefLayerSpec.Widths(config.DefLayers))} with α = {config.DefShape.ToString(System.Globalization.CultureInfo.InvariantCulture)}, black-box VI (Rao-Blackwellized, leave-one-out baseline over {config.Samples} samples)",
+            Validate = DefLayerSpec.Validate,
+            Family = _ => DefFamily,
         },
     ];
 

@@ -41,4 +41,8 @@ public enum ModelKind
     /// autoregressive over the units (strictly lower-triangular weights), trained by the same NVIL score-function
     /// estimator as the sigmoid belief network.</summary>
     Darn,
+    /// <summary>Sparse gamma deep exponential family (Ranganath et al. 2015): layers of gamma units whose means are
+    /// positive-weighted sums of the layer above, binary pixels through the Bernoulli–Poisson link, a mean-field gamma
+    /// q(z|x) trained by black-box VI (score-function gradients with Rao-Blackwellization and a leave-one-out baseline).</summary>
+    Def,
 }
