@@ -86,7 +86,7 @@ public static class DeepExponential
     /// <summary>
     /// The Bernoulli–Poisson observation term: for rates r [rows, D] and binary targets x [rows / k, D],
     /// logits[r, i] = log(e^r − 1) (what a Bernoulli kernel or a picture reads), rec[r] = −Σ_i log p(x_i | r_i) =
-    /// Σ_i (r_i − x_i·logit_i), and dRates = scale·∂rec/∂r = scale·(1 − x·(1 + e^−logit)). One thread per row.
+    /// Σ_i (r_i − x_i·logit_i), and dRates = scale·∂rec/∂r = scale·(1 − x − x·e^−logit). One thread per row.
     /// </summary>
     public static void BernoulliRateLoss(this KernelSet kernels, ArrayView<float> target, ArrayView<float> rates, ArrayView<float> logits,
         ArrayView<float> reconstructionPerRow, ArrayView<float> dRates, int features, int samples, float scale) =>
@@ -120,8 +120,8 @@ public static class DeepExponential
         kernels.Launch(SoftplusWeightGradientKernel, (int)theta.Length, theta, dWeights, dTheta, scale);
 
     /// <summary>q's shape and mean from their parameters.</summary>
-    public static float Shape(float rho) => StableMath.Softplus(rho) + ShapeFloor;
-    public static float Mean(float rho) => StableMath.Softplus(rho) + MeanFloor;
+    public static float Shape(float rho) => StableMath.PreciseSoftplus(rho) + ShapeFloor;
+    public static float Mean(float rho) => StableMath.PreciseSoftplus(rho) + MeanFloor;
 
     /// <summary>log(e^r − 1) for r > 0, without the cancellation of e^r − 1 near 0 or its overflow far above.</summary>
     public static float Logit(float rate)
@@ -191,7 +191,8 @@ public static class DeepExponential
             float logit = Logit(rate);
             logits[rowStart + i] = logit;
             sum += rate - x * logit;
-            dRates[rowStart + i] = StableMath.FlushNegligible(scale * (1f - x * (1f + MathF.Exp(-logit))));
+            // 1 − x(1 + e^−logit), written so that x = 1 does not cancel 1 against 1 + e^−logit.
+            dRates[rowStart + i] = StableMath.FlushNegligible(scale * (1f - x - x * MathF.Exp(-logit)));
         }
         reconstructionPerRow[row] = sum;
     }
@@ -236,7 +237,7 @@ public static class DeepExponential
 
     [Kernel]
     public static void SoftplusWeightsKernel(Index1D element, ArrayView<float> theta, ArrayView<float> weights) =>
-        weights[element] = StableMath.Softplus(theta[element]);
+        weights[element] = StableMath.PreciseSoftplus(theta[element]);
 
     [Kernel]
     public static void SoftplusWeightGradientKernel(Index1D element, ArrayView<float> theta, ArrayView<float> dWeights, ArrayView<float> dTheta,

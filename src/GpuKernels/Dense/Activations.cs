@@ -96,6 +96,11 @@ public static class StableMath
         return positivePart + MathF.Log(1f + MathF.Exp(-magnitude));
     }
 
+    /// <summary>softplus(x) to float's relative precision also far below 0, where <see cref="Softplus"/>'s log(1 + e^x)
+    /// keeps only absolute precision (about 1e-3 relative at x = −9): enough where the softplus is added to larger
+    /// terms, not where it is itself a small weight or mean (the deep exponential family's).</summary>
+    public static float PreciseSoftplus(float x) => x > 0f ? x + LogOnePlus(MathF.Exp(-x)) : LogOnePlus(MathF.Exp(x));
+
     /// <summary>log(1 + u) accurate for small u without a log1p instruction (Goldberg's correction: the rounding
     /// of 1 + u is divided back out).</summary>
     public static float LogOnePlus(float u)

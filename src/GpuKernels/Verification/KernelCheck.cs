@@ -82,6 +82,9 @@ public sealed class KernelCheck(KernelSet kernels)
                 yield return result;
         foreach (var result in AutoregressiveUnits(128, 200))
             yield return result;
+        foreach (var (examples, samples) in new[] { (128, 1), (33, 4) })
+            foreach (var result in GammaUnits(examples, 100, 55, samples))
+                yield return result;
         foreach (var (examples, latent, length, samples) in new[] { (7, 1, 1, 1), (128, 20, 4, 1), (33, 20, 2, 5) })
             foreach (var result in PlanarFlowSteps(examples, latent, length, samples))
                 yield return result;
@@ -505,6 +508,71 @@ public sealed class KernelCheck(KernelSet kernels)
         yield return Compare("binary log density per row", shape, Reference.BinaryLatentReference.RowLogDensity(h, rowLogits, units), rowDensity.GetAsArray1D(),
             1e-5, 2e-6 * units);
         yield return Compare("sum over samples", shape, Reference.BinaryLatentReference.SumSamples(rowLogits, units, samples), summed.GetAsArray1D(), 1e-6, 1e-6 * samples);
+    }
+
+    /// <summary>The deep exponential family's gamma layer (its units after 55 others of the model's): the draws, log q
+    /// and the score, the layer's prior terms, the Bernoulli–Poisson term on 784 pixels and the score-function gradient,
+    /// against the double references from the same Philox key (the tolerances of DeepExponentialTests).</summary>
+    private IEnumerable<CheckResult> GammaUnits(int batch, int units, int before, int samples)
+    {
+        int rows = batch * samples, total = before + units, pixels = 784;
+        var shape = new GammaLayerShape(units, before, total, samples);
+        var random = new Random(batch * units + samples);
+        var statistics = Uniform(random, batch * 2 * total, -3, 3);
+        var means = Uniform(random, rows * units, 0.05, 4);
+        var rates = Enumerable.Range(0, rows * pixels).Select(_ => Math.Exp(random.NextDouble() * Math.Log(4e7)) * 1e-6).ToArray();
+        var target = Enumerable.Range(0, batch * pixels).Select(_ => random.NextDouble() < 0.2 ? 1.0 : 0.0).ToArray();
+        var key = new DrawKey(9, Philox.Streams.Reparameterize, 5);
+        var expected = Reference.DeepExponentialReference.Sample(statistics, shape, rows, key);
+        var terms = Reference.DeepExponentialReference.LayerTerms(expected.Z, expected.LogZ, expected.LogQ, means, units, 0.1);
+        var (logits, reconstruction, dRates) = Reference.DeepExponentialReference.BernoulliRateLoss(target, rates, pixels, samples, 1.0 / rows);
+        var dStatistics = new double[batch * 2 * total];
+        Reference.DeepExponentialReference.ScoreGradient(expected.Score, terms.LogPrior, expected.LogQ, reconstruction, reconstruction, terms.Kl, dStatistics,
+            shape, raoBlackwell: true, leaveOneOut: true, 1, -1, 1.0 / rows);
+        var accelerator = kernels.Accelerator;
+        using var statisticsBuffer = accelerator.Allocate1D(ToFloat(statistics));
+        using var z = accelerator.Allocate1D<float>(rows * units);
+        using var logZ = accelerator.Allocate1D<float>(rows * units);
+        using var logQ = accelerator.Allocate1D<float>(rows * units);
+        using var score = accelerator.Allocate1D<float>(rows * 2 * units);
+        kernels.GammaPosteriorSample(statisticsBuffer.View, z.View, logZ.View, logQ.View, score.View, shape, key);
+        string label = $"{batch}x{units} k={samples}";
+        yield return Compare("gamma draws z", label, expected.Z, z.GetAsArray1D(), 1e-4, 0);
+        yield return Compare("gamma draws log z", label, expected.LogZ, logZ.GetAsArray1D(), 1e-4, 2e-3);
+        yield return Compare("gamma log q", label, expected.LogQ, logQ.GetAsArray1D(), 1e-4, 2e-3);
+        yield return Compare("gamma score", label, expected.Score, score.GetAsArray1D(), 1e-4, 2e-3);
+        // The next kernels read the reference's draws, so that each is compared alone.
+        using var zIn = accelerator.Allocate1D(ToFloat(expected.Z));
+        using var logZIn = accelerator.Allocate1D(ToFloat(expected.LogZ));
+        using var logQIn = accelerator.Allocate1D(ToFloat(expected.LogQ));
+        using var scoreIn = accelerator.Allocate1D(ToFloat(expected.Score));
+        using var meanBuffer = accelerator.Allocate1D(ToFloat(means));
+        using var logP = accelerator.Allocate1D<float>(rows * units);
+        using var dMeans = accelerator.Allocate1D<float>(rows * units);
+        using var rowLogP = accelerator.Allocate1D<float>(rows);
+        using var kl = accelerator.Allocate1D<float>(rows);
+        kernels.GammaLayerTerms(zIn.View, logZIn.View, logQIn.View, meanBuffer.View, logP.View, dMeans.View, rowLogP.View, kl.View, units, 0.1f, first: true);
+        yield return Compare("gamma layer log p", label, terms.LogPrior, logP.GetAsArray1D(), 1e-5, 2e-3);
+        yield return Compare("gamma layer ∂ log p/∂μ", label, terms.DMeans, dMeans.GetAsArray1D(), 1e-5, 1e-6);
+        yield return Compare("gamma layer KL per row", label, terms.Kl, kl.GetAsArray1D(), 1e-5, 2e-3 * units);
+        using var targetBuffer = accelerator.Allocate1D(ToFloat(target));
+        using var rateBuffer = accelerator.Allocate1D(ToFloat(rates));
+        using var logitBuffer = accelerator.Allocate1D<float>(rows * pixels);
+        using var reconstructionBuffer = accelerator.Allocate1D<float>(rows);
+        using var dRateBuffer = accelerator.Allocate1D<float>(rows * pixels);
+        kernels.BernoulliRateLoss(targetBuffer.View, rateBuffer.View, logitBuffer.View, reconstructionBuffer.View, dRateBuffer.View, pixels, samples, 1f / rows);
+        yield return Compare("Bernoulli–Poisson logits", label, logits, logitBuffer.GetAsArray1D(), 1e-5, 1e-6);
+        yield return Compare("Bernoulli–Poisson −log p", label, reconstruction, reconstructionBuffer.GetAsArray1D(), 5e-5, 1e-4);
+        yield return Compare("Bernoulli–Poisson ∂/∂r", label, dRates, dRateBuffer.GetAsArray1D(), 1e-5, 1e-9);
+        using var logPIn = accelerator.Allocate1D(ToFloat(terms.LogPrior));
+        using var klIn = accelerator.Allocate1D(ToFloat(terms.Kl));
+        using var reconstructionIn = accelerator.Allocate1D(ToFloat(reconstruction));
+        using var dStatisticsBuffer = accelerator.Allocate1D<float>(batch * 2 * total);
+        // The layer writes its own columns alone.
+        dStatisticsBuffer.MemSetToZero();
+        kernels.GammaScoreGradient(scoreIn.View, logPIn.View, logQIn.View, reconstructionIn.View, reconstructionIn.View, klIn.View, dStatisticsBuffer.View, shape,
+            GammaEstimator.Full, 1f, -1f, 1f / rows);
+        yield return Compare("gamma score-function gradient", label, dStatistics, dStatisticsBuffer.GetAsArray1D(), 1e-4, 1e-3);
     }
 
     /// <summary>log Γ and ψ on x from 1e-3 to 1e3, and the gamma log density with its two scores, against the double
