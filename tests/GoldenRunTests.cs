@@ -209,6 +209,14 @@ public sealed class GoldenRunTests : IDisposable
         ["darn-hidden-k2"] = new($"{Small} --model darn --k 2", "--k 7",
             "0c0923e1a35b8d0e3a0e2ef493625e3561c2a32218b319371b41c3f16d960ac8",
             "e7b5b4b76d723b59d32db61219a878c73762e2ff37fcaf4b2d339a609a64f6e1"),
+        // The sparse gamma DEF (2026-12-03): two layers with the default k = 4, and one layer (the Poisson
+        // factorization baseline's shape) with α = 0.3 and k = 2.
+        ["def"] = new($"{Small} --model def --def-layers gamma:4,gamma:3", "--k 7",
+            "7ca85fe3a9068288d466200e7234f79970fdc89f351855261f9905c020cc3695",
+            "97abf71aab7d365f644dee7e162eb997ff28c28d34db9fb24908cc89f852708b"),
+        ["def-one-layer-k2"] = new("--hidden 6 --batch-size 6 --epochs 3 --model def --def-layers gamma:5 --def-shape 0.3 --k 2", "--k 7",
+            "b341f7d89ac9f9d07de69c7489da7edf7adab86e4a9fa4f5d1076c8ffa6c1210",
+            "3f3668d0012f1d74bde633b4afc7011a55eca4ab3a53f6529ab50f9168df22ac"),
         // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
         // short schedule: eight epochs of two steps.
         ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",

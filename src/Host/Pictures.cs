@@ -32,6 +32,44 @@ public static class Pictures
         Images.WriteGrid(path, tiles, height, width, (int)Math.Ceiling(Math.Sqrt(count)));
     }
 
+    /// <summary><see cref="WriteLayerComponents"/> for a trained run.</summary>
+    public static string Components(string runDirectory, string? outPath, AcceleratorChoice choice, TextWriter output)
+    {
+        using var run = new RunFolder(runDirectory, choice, 1);
+        string path = outPath ?? Path.Combine(runDirectory, "components.png");
+        WriteLayerComponents(run.Vae, path);
+        output.WriteLine($"each layer's units of the model after epoch {run.Epoch}: {path}");
+        return path;
+    }
+
+    /// <summary>The units per row of <see cref="WriteLayerComponents"/>'s grid.</summary>
+    private const int ComponentColumns = 20;
+
+    /// <summary>
+    /// A DEF's learned components as images (see <see cref="Vae.LayerComponents"/>): every unit of each layer, bottom
+    /// layer first, each layer starting a new row of <see cref="ComponentColumns"/>, each image scaled by its own
+    /// largest rate (white) so that a unit's shape shows whatever its size.
+    /// </summary>
+    public static void WriteLayerComponents(Vae vae, string path)
+    {
+        var layers = vae.LayerComponents() ?? throw new ArgumentException($"model {vae.Config.Spec.Name} has no components to draw (the DEF has)");
+        int pixels = vae.Config.InputSize;
+        var tiles = new List<float[]>();
+        foreach (var layer in layers)
+        {
+            for (int first = 0; first < layer.Length; first += pixels)
+            {
+                var unit = layer.AsSpan(first, pixels).ToArray();
+                float largest = unit.Max();
+                tiles.Add(largest > 0 ? unit.Select(rate => rate / largest).ToArray() : unit);
+            }
+            while (tiles.Count % ComponentColumns != 0)
+                tiles.Add(new float[pixels]);
+        }
+        var (height, width) = ImageShape(vae.Config);
+        Images.WriteGrid(path, tiles, height, width, ComponentColumns);
+    }
+
     /// <summary>
     /// A learned prior's components as images: each component's mean μ_c decoded, in order; for the VampPrior, each
     /// pseudo-input u_c followed by the decoded mean of q(z|u_c), in pairs of columns. The first 100 components.

@@ -116,6 +116,8 @@ public static class Program
             (run, count, seed, path, accelerator) => Pictures.Sample(run, count, seed, path, accelerator, output)));
         root.Subcommands.Add(PictureCommands.Create("reconstruct", "Test images beside their reconstructions from a trained run, as a PNG (default RUN_DIR/reconstructions.png)",
             (run, count, _, path, accelerator) => Pictures.Reconstruct(run, count, path, accelerator, output)));
+        root.Subcommands.Add(PictureCommands.Create("components", "Each layer's units of a trained DEF as images, the rates each adds to the pixels (default RUN_DIR/components.png)",
+            (run, _, _, path, accelerator) => Pictures.Components(run, path, accelerator, output), takesCount: false));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

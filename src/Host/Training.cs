@@ -372,7 +372,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
     /// The run folder's pictures after each epoch: loss.png (the curves of metrics.csv), samples.png (64 prior
     /// samples) and reconstructions.png (32 test images beside their reconstructions); for the VLAE layers.png (each
     /// latent layer varied with the others held); for a learned prior prior.png (its components decoded, beside the
-    /// VampPrior's pseudo-inputs); for CorEx information.png (each dimension's KL against r(z) over the test set);
+    /// VampPrior's pseudo-inputs); for the DEF components.png (each layer's units as images); for CorEx information.png (each dimension's KL against r(z) over the test set);
     /// for VCCA also
     /// cross-view.png (each test image's right half predicted from its left). A picture that cannot be
     /// drawn (a machine without the native graphics library, say) is reported and skipped: it never stops a run.
@@ -394,6 +394,8 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
             });
         if (vae.Config.ModelPrior is PriorKind.Mixture or PriorKind.Vamp)
             TryDraw("prior.png", () => Pictures.WritePriorComponents(vae, Path.Combine(outDirectory, "prior.png")));
+        if (vae.LayerComponents() is not null)
+            TryDraw("components.png", () => Pictures.WriteLayerComponents(vae, Path.Combine(outDirectory, "components.png")));
         if (vae.Config.PredictsSecondView)
             TryDraw("cross-view.png", () => Pictures.WriteCrossView(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "cross-view.png")));
     }

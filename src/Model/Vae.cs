@@ -361,6 +361,14 @@ public sealed partial class Vae : IDisposable
         return codes;
     }
 
+    /// <summary>Each latent layer's units as images, bottom first, for a model whose units add to the pixels' rates
+    /// (the DEF's components, see <see cref="FamilyModel.LayerComponents"/>), or null (waits for the device).</summary>
+    public IReadOnlyList<float[]>? LayerComponents()
+    {
+        kernels.Synchronize();
+        return family.LayerComponents();
+    }
+
     /// <summary>A learned prior's components [C, 2·latent], rows [μ_c | log σ_c²], or null with N(0, I) (waits for
     /// the device).</summary>
     public float[]? PriorComponents()

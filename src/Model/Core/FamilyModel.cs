@@ -85,6 +85,11 @@ public abstract class FamilyModel
     /// from the model with <paramref name="key"/>, or null for a model without r (waits for the device).</summary>
     public virtual float? InformationEstimate(int rows, DrawKey key) => null;
 
+    /// <summary>For a model whose latent units add to the pixels' rates through positive weights (the DEF), each
+    /// layer's units as images, bottom first, [K_l, pixels] each: the rates one unit adds at value 1, the others 0,
+    /// down the weights; null for the others (waits for the device).</summary>
+    public virtual IReadOnlyList<float[]>? LayerComponents() => null;
+
     /// <summary>The VampPrior's pseudo-inputs [C, encoder inputs], or null without one (waits for the device).</summary>
     public virtual float[]? PseudoInputs() => null;
 

@@ -187,6 +187,44 @@ public sealed class DefModel : FamilyModel
         Kernels.RateLogits(Rates(batch), Output(batch));
     }
 
+    /// <summary>Unit j of layer l as the rates it adds to the pixels: V_0·V_1·…·V_l·e_j, from θ on the host (double).</summary>
+    public override IReadOnlyList<float[]>? LayerComponents()
+    {
+        var parameters = Download(Workspace.Floats(ModelBuffers.Parameters).View);
+        double[] V(int l)
+        {
+            var slice = Layout.Layers[WeightLayer(l)];
+            return parameters.AsSpan(slice.WeightOffset, slice.WeightCount).ToArray().Select(theta => StableMath.Softplus((double)theta)).ToArray();
+        }
+        int pixels = Config.InputSize;
+        // Down from layer l: [pixels, K_l], V_0 first, then each product with the next V ([K_{l−1}, K_l]).
+        var down = V(0);
+        var components = new List<float[]>();
+        for (int l = 0; l < Layers; l++)
+        {
+            if (l > 0)
+            {
+                var next = V(l);
+                var product = new double[pixels * widths[l]];
+                for (int i = 0; i < pixels; i++)
+                    for (int j = 0; j < widths[l]; j++)
+                    {
+                        double sum = 0;
+                        for (int k = 0; k < widths[l - 1]; k++)
+                            sum += down[i * widths[l - 1] + k] * next[k * widths[l] + j];
+                        product[i * widths[l] + j] = sum;
+                    }
+                down = product;
+            }
+            var layer = new float[widths[l] * pixels];
+            for (int j = 0; j < widths[l]; j++)
+                for (int i = 0; i < pixels; i++)
+                    layer[j * pixels + i] = (float)down[i * widths[l] + j];
+            components.Add(layer);
+        }
+        return components;
+    }
+
     /// <summary><paramref name="count"/> top-layer codes from Gamma(α, α): element i from the stream (seed,
     /// Sample, 0) at counter i.</summary>
     public override float[]? DrawPriorCodes(int count, ulong seed)
