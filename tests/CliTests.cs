@@ -1058,6 +1058,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--model def --def-shape -0.5", "--def-shape, the gamma layers' shape α, must be a finite number > 0 (got -0.5)")]
     [InlineData("--model def --latent 50", "--latent is the DEF's bottom layer, 100 units in --def-layers")]
     [InlineData("--def-layers gamma:4", "--def-layers applies to --model def, not vae")]
+    [InlineData("--likelihood poisson", "--likelihood poisson (grey levels as counts) is for --model def, whose rates are positive")]
     [InlineData("--model infovae --k 2", "use --k 1 and one stochastic layer")]
     [InlineData("--model infovae --mmd-lambda -1", "--mmd-lambda must be a finite number ≥ 0")]
     [InlineData("--model infovae --mmd-kernel rbf", "--mmd-kernel must be gaussian or imq")]

@@ -146,8 +146,45 @@ public sealed class DeepExponentialTests(AcceleratorFixture fixture, ITestOutput
         }
     }
 
+    /// <summary>
+    /// The Poisson term on grey levels (random bytes / 255, each the count 255·g) at rates from 1e-3 to 300: the
+    /// expected grey levels r/255 to 1e-6 relative; the per-row term sums D values of r − c·log r + log Γ(c + 1), whose
+    /// parts reach about 1500 and cancel to a few nats near r = c, so 5e-5 relative and 1e-3·D absolute; ∂/∂r = 1 − c/r
+    /// to 1e-5 relative.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(7, 7, 2)]
+    [InlineData(3, 784, 3)]
+    [InlineData(33, 33, 1)]
+    public void PoissonRateLossMatchesItsReference(int batch, int features, int samples)
+    {
+        int rows = batch * samples;
+        var random = new Random(features * 17 + batch);
+        var rates = Enumerable.Range(0, rows * features).Select(_ => (float)Math.Exp(random.NextDouble() * Math.Log(3e5)) * 1e-3f).ToArray();
+        var target = Enumerable.Range(0, batch * features).Select(_ => random.Next(256) / 255f).ToArray();
+        var (means, reconstruction, dRates) = DeepExponentialReference.PoissonRateLoss(Numerics.ToDouble(target), Numerics.ToDouble(rates), features, samples, 1.0 / rows);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            string label = $"{accelerator.AcceleratorType} B={batch} D={features} k={samples}";
+            using var targetBuffer = accelerator.Upload(target);
+            using var rateBuffer = accelerator.Upload(rates);
+            using var meanBuffer = accelerator.Allocate1D<float>(rows * features);
+            using var reconstructionBuffer = accelerator.Allocate1D<float>(rows);
+            using var dRateBuffer = accelerator.Allocate1D<float>(rows * features);
+            kernels.PoissonRateLoss(targetBuffer.View, rateBuffer.View, meanBuffer.View, reconstructionBuffer.View, dRateBuffer.View, features, samples, 1f / rows);
+            Numerics.AssertClose(label + " expected grey levels", means, meanBuffer.GetAsArray1D(), 1e-6, 1e-12);
+            Numerics.AssertClose(label + " −log p per row", reconstruction, reconstructionBuffer.GetAsArray1D(), 5e-5, 1e-3 * features);
+            Numerics.AssertClose(label + " ∂/∂r", dRates, dRateBuffer.GetAsArray1D(), 1e-5, 1e-9);
+            kernels.RateMeans(rateBuffer.View, meanBuffer.View);
+            Numerics.AssertClose(label + " expected grey levels alone", means, meanBuffer.GetAsArray1D(), 1e-6, 1e-12);
+        }
+    }
+
     /// <summary>The derivatives the kernels write, in double, against central differences (h = 1e-6; agreement to
-    /// 1e-6 relative and absolute): the score of q in its two parameters at a fixed draw, ∂ log p/∂μ, and ∂rec/∂r.</summary>
+    /// 1e-6 relative and absolute): the score of q in its two parameters at a fixed draw, ∂ log p/∂μ, and ∂rec/∂r of the
+    /// Poisson and the Bernoulli–Poisson terms.</summary>
     [Fact]
     public void DerivativesMatchFiniteDifferences()
     {
@@ -171,6 +208,13 @@ public sealed class DeepExponentialTests(AcceleratorFixture fixture, ITestOutput
             double numeric = (DeepExponentialReference.LogPrior(z, Math.Log(z), mean + h, 0.4) - DeepExponentialReference.LogPrior(z, Math.Log(z), mean - h, 0.4)) / (2 * h);
             double analytic = DeepExponentialReference.LogPriorMeanDerivative(z, mean, 0.4);
             Assert.True(Math.Abs(numeric - analytic) <= 1e-6 * (1 + Math.Abs(analytic)), $"∂ log p/∂μ at z = {z}, μ = {mean}: {analytic}, differences {numeric}");
+        }
+        foreach (var (rate, grey) in new[] { (0.5, 0.0), (3.0, 2 / 255.0), (180.0, 1.0) })
+        {
+            double Rec(double r) => DeepExponentialReference.PoissonRateLoss([grey], [r], 1, 1, 1).Reconstruction[0];
+            double numeric = (Rec(rate + h) - Rec(rate - h)) / (2 * h);
+            double analytic = DeepExponentialReference.PoissonRateLoss([grey], [rate], 1, 1, 1).DRates[0];
+            Assert.True(Math.Abs(numeric - analytic) <= 1e-6 * (1 + Math.Abs(analytic)), $"Poisson ∂rec/∂r at r = {rate}, grey level {grey}: {analytic}, differences {numeric}");
         }
         foreach (var (rate, x) in new[] { (0.01, 1.0), (0.7, 0.0), (3.0, 1.0), (12.0, 1.0) })
         {

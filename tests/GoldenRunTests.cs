@@ -217,6 +217,10 @@ public sealed class GoldenRunTests : IDisposable
         ["def-one-layer-k2"] = new("--hidden 6 --batch-size 6 --epochs 3 --model def --def-layers gamma:5 --def-shape 0.3 --k 2", "--k 7",
             "b341f7d89ac9f9d07de69c7489da7edf7adab86e4a9fa4f5d1076c8ffa6c1210",
             "3f3668d0012f1d74bde633b4afc7011a55eca4ab3a53f6529ab50f9168df22ac"),
+        // Poisson counts of the grey levels (2026-12-03): Poisson factorization, one gamma layer.
+        ["def-poisson"] = new("--hidden 6 --batch-size 6 --epochs 3 --model def --def-layers gamma:4 --likelihood poisson --k 2", "--k 7",
+            "71cf452f150aa72e477133e956379587bdebce5b52b5657bee1d7ab00c718341",
+            "0b8433d130b269dee962602a4281fd1ad9af7f8b000fd2a8c2dc1aed9591384d"),
         // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
         // short schedule: eight epochs of two steps.
         ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",

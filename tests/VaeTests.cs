@@ -35,7 +35,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "corex-stacked-rank1-k2", "vae-planar-flow-2-rank1", "vae-k2-planar-flow-1-rank1-gaussian", "hvm-flow-1-rank1-k2", "hvm-rank1-no-flow-gaussian",
          "sbn", "sbn-k3-linear", "sbn-k2-gaussian-two-hidden", "sbn-2layer-k2", "sbn-2layer-linear",
          "darn", "darn-k3-linear", "darn-k2-gaussian-two-hidden",
-         "def", "def-one-layer-k3", "def-three-layers-k2-two-hidden"];
+         "def", "def-one-layer-k3", "def-three-layers-k2-two-hidden", "def-poisson-k2", "def-poisson-one-layer"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     internal static VaeConfig Config(string name) => name switch
@@ -363,6 +363,16 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             InputSize = 12, Hidden = [8, 5], Latent = 5, Model = ModelKind.Def, DefLayers = "gamma:5,gamma:3,gamma:2", Samples = 2, Beta = 0.8,
             Activation = ActivationKind.Tanh,
+        },
+        // Poisson counts (the grey levels' bytes): two layers with k = 2, and Poisson factorization's one layer with k = 3.
+        "def-poisson-k2" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 4, Model = ModelKind.Def, DefLayers = "gamma:4,gamma:2", Samples = 2, Likelihood = LikelihoodKind.Poisson,
+        },
+        "def-poisson-one-layer" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [6], Latent = 3, Model = ModelKind.Def, DefLayers = "gamma:3", Samples = 3, Likelihood = LikelihoodKind.Poisson,
+            DefShape = 0.5,
         },
         _ => throw new ArgumentException(name),
     };
@@ -703,7 +713,9 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         var z = Numerics.ToDouble(codes);
         for (int l = widths.Length - 1; l >= 1; l--)
             z = DeepExponentialReference.Means(Theta(l), z, batch, widths[l], widths[l - 1]);
-        var decoded = DeepExponentialReference.Means(Theta(0), z, batch, widths[0], config.InputSize).Select(rate => 1 - Math.Exp(-rate)).ToArray();
+        // p(x = 1) = 1 − e^−r, or the grey level r/255 a Poisson count expects.
+        var decoded = DeepExponentialReference.Means(Theta(0), z, batch, widths[0], config.InputSize)
+            .Select(rate => config.Likelihood == LikelihoodKind.Poisson ? rate / DeepExponential.CountScale : 1 - Math.Exp(-rate)).ToArray();
         foreach (var kernels in fixture.KernelSets)
         {
             using var data = new DeviceDataset(kernels.Accelerator, images);

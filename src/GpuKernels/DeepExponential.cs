@@ -92,6 +92,22 @@ public static class DeepExponential
         ArrayView<float> reconstructionPerRow, ArrayView<float> dRates, int features, int samples, float scale) =>
         kernels.Launch(BernoulliRateLossKernel, (int)reconstructionPerRow.Length, target, rates, logits, reconstructionPerRow, dRates, features, samples, scale);
 
+    /// <summary>The grey level that is one count: a pixel of grey level g (its byte / 255) is the count 255·g.</summary>
+    public const float CountScale = 255f;
+
+    /// <summary>
+    /// The Poisson observation term: for rates r [rows, D] and grey levels g [rows / k, D], each pixel the count
+    /// c = round(255·g), means[r, i] = r/255 (the grey level it expects), rec[r] = −Σ_i log Poisson(c_i; r_i) =
+    /// Σ_i (r_i − c_i·log r_i + log Γ(c_i + 1)), and dRates = scale·(1 − c/r). One thread per row.
+    /// </summary>
+    public static void PoissonRateLoss(this KernelSet kernels, ArrayView<float> target, ArrayView<float> rates, ArrayView<float> means,
+        ArrayView<float> reconstructionPerRow, ArrayView<float> dRates, int features, int samples, float scale) =>
+        kernels.Launch(PoissonRateLossKernel, (int)reconstructionPerRow.Length, target, rates, means, reconstructionPerRow, dRates, features, samples, scale);
+
+    /// <summary>means = r/255 per element: the grey level a Poisson pixel of rate r expects.</summary>
+    public static void RateMeans(this KernelSet kernels, ArrayView<float> rates, ArrayView<float> means) =>
+        kernels.Launch(RateMeansKernel, (int)rates.Length, rates, means);
+
     /// <summary>logits = log(e^r − 1) per element, the Bernoulli logit of p = 1 − e^−r.</summary>
     public static void RateLogits(this KernelSet kernels, ArrayView<float> rates, ArrayView<float> logits) =>
         kernels.Launch(RateLogitsKernel, (int)rates.Length, rates, logits);
@@ -196,6 +212,25 @@ public static class DeepExponential
         }
         reconstructionPerRow[row] = sum;
     }
+
+    [Kernel]
+    public static void PoissonRateLossKernel(Index1D row, ArrayView<float> target, ArrayView<float> rates, ArrayView<float> means,
+        ArrayView<float> reconstructionPerRow, ArrayView<float> dRates, int features, int samples, float scale)
+    {
+        int rowStart = row * features, targetStart = row / samples * features;
+        float sum = 0f;
+        for (int i = 0; i < features; i++)
+        {
+            float rate = rates[rowStart + i], count = MathF.Round(CountScale * target[targetStart + i]);
+            means[rowStart + i] = rate / CountScale;
+            sum += rate - count * MathF.Log(rate) + Distributions.LogGamma(count + 1f);
+            dRates[rowStart + i] = StableMath.FlushNegligible(scale * (1f - count / rate));
+        }
+        reconstructionPerRow[row] = sum;
+    }
+
+    [Kernel]
+    public static void RateMeansKernel(Index1D element, ArrayView<float> rates, ArrayView<float> means) => means[element] = rates[element] / CountScale;
 
     [Kernel]
     public static void RateLogitsKernel(Index1D element, ArrayView<float> rates, ArrayView<float> logits) => logits[element] = Logit(rates[element]);

@@ -16,6 +16,10 @@ public enum LikelihoodKind
 {
     Bernoulli,
     Gaussian,
+    /// <summary>Counts: each pixel's grey level × <see cref="DeepExponential.CountScale"/> (its byte) ~ Poisson(rate),
+    /// scored by the models that take counts (the DEF's <see cref="DeepExponential.PoissonRateLoss"/>), never by
+    /// the kernels here.</summary>
+    Poisson,
 }
 
 /// <summary>Bernoulli with logits ℓ: −log p = softplus(ℓ) − xℓ, gradient sigmoid(ℓ) − x.</summary>
@@ -47,6 +51,7 @@ public static class Reconstruction
         ArrayView<float> output, ArrayView<float> dOutput, ArrayView<float> reconstructionPerRow, int rows, int features,
         ReconstructionParameters parameters, int samples = 1)
     {
+        RequireDecoderLikelihood(likelihood);
         if (likelihood == LikelihoodKind.Bernoulli)
             kernels.Launch(LossGradientKernel<BernoulliLogits>, rows, target, output, dOutput, reconstructionPerRow, features, samples, parameters);
         else
@@ -56,6 +61,7 @@ public static class Reconstruction
     public static void ReconstructionLoss(this KernelSet kernels, LikelihoodKind likelihood, ArrayView<float> target, ArrayView<float> output,
         ArrayView<float> reconstructionPerRow, int rows, int features, ReconstructionParameters parameters, int samples = 1)
     {
+        RequireDecoderLikelihood(likelihood);
         if (likelihood == LikelihoodKind.Bernoulli)
             kernels.Launch(LossKernel<BernoulliLogits>, rows, target, output, reconstructionPerRow, features, samples, parameters);
         else
@@ -66,10 +72,18 @@ public static class Reconstruction
         ArrayView<float> output, ArrayView<float> dOutput, ArrayView<float> rowWeights, int rows, int features,
         ReconstructionParameters parameters, int samples)
     {
+        RequireDecoderLikelihood(likelihood);
         if (likelihood == LikelihoodKind.Bernoulli)
             kernels.Launch(WeightedGradientKernel<BernoulliLogits>, rows, target, output, dOutput, rowWeights, features, samples, parameters);
         else
             kernels.Launch(WeightedGradientKernel<GaussianFixedVariance>, rows, target, output, dOutput, rowWeights, features, samples, parameters);
+    }
+
+    /// <summary>The decoder likelihoods these kernels score: Bernoulli and Gaussian.</summary>
+    private static void RequireDecoderLikelihood(LikelihoodKind likelihood)
+    {
+        if (likelihood is not (LikelihoodKind.Bernoulli or LikelihoodKind.Gaussian))
+            throw new ArgumentException($"the {likelihood} likelihood is scored by the model that takes it, not by a decoder's output");
     }
 
     /// <summary>

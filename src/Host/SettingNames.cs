@@ -21,6 +21,7 @@ internal static class SettingNames
         ["Beta"] = "--beta",
         ["BatchNorm"] = "--batch-norm",
         ["GaussianVariance"] = "--gaussian-c",
+        ["Likelihood"] = "--likelihood",
         ["LearningRate"] = "--lr",
         ["MaxGradientNorm"] = "--clip-grad-norm",
         ["AdamEpsilon"] = "--adam-eps",

@@ -313,7 +313,8 @@ public sealed partial class Vae : IDisposable
 
     /// <summary>
     /// The decoder's mean for each row of <paramref name="codes"/> ([n, latent], n ≤ MaxBatch): pixel
-    /// probabilities (the sigmoid of the logits) for Bernoulli, the means for Gaussian; [n, input] row-major.
+    /// probabilities (the sigmoid of the logits) for Bernoulli, the means for Gaussian, the expected grey levels
+    /// (rate/255) for Poisson counts; [n, input] row-major.
     /// </summary>
     public float[] Decode(float[] codes)
     {

@@ -221,6 +221,8 @@ public sealed record VaeConfig
             throw new SettingException($"@Hidden widths must each be at least 1 (got {string.Join(",", Hidden)})");
         if (Likelihood == LikelihoodKind.Gaussian && !(GaussianVariance > 0))
             throw new SettingException($"@GaussianVariance, the Gaussian decoder's variance c, must be positive (got {GaussianVariance})");
+        if (Likelihood == LikelihoodKind.Poisson && !Spec.Has(ModelCapabilities.CountObservations))
+            throw new SettingException($"@Likelihood poisson (grey levels as counts) is for @Model {ModelCatalog.NamesWith(ModelCapabilities.CountObservations)}, whose rates are positive; use bernoulli or gaussian");
         if (!(Beta >= 0) || double.IsInfinity(Beta))
             throw new SettingException($"@Beta must be a finite number ≥ 0 (got {Beta})");
         if (Samples < 1 || Samples > MaxSamples)

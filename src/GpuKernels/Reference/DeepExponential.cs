@@ -81,6 +81,25 @@ public static class DeepExponentialReference
         return (logits, reconstruction, dRates);
     }
 
+    /// <summary>The Poisson term: the expected grey levels, −log Poisson(c; r) per row with c = round(255·g), and
+    /// scale·∂/∂r.</summary>
+    public static (double[] Means, double[] Reconstruction, double[] DRates) PoissonRateLoss(double[] target, double[] rates, int features, int samples,
+        double scale)
+    {
+        int rows = rates.Length / features;
+        var (means, reconstruction, dRates) = (new double[rates.Length], new double[rows], new double[rates.Length]);
+        for (int row = 0; row < rows; row++)
+            for (int i = 0; i < features; i++)
+            {
+                int index = row * features + i;
+                double rate = rates[index], count = Math.Round(DeepExponential.CountScale * target[row / samples * features + i]);
+                means[index] = rate / DeepExponential.CountScale;
+                reconstruction[row] -= DistributionReference.PoissonLogDensity(count, rate);
+                dRates[index] = scale * (1 - count / rate);
+            }
+        return (means, reconstruction, dRates);
+    }
+
     /// <summary>The score-function gradient of one layer's statistics, written into dStatistics [batch, 2T].</summary>
     public static void ScoreGradient(double[] score, double[] logPrior, double[] logQ, double[] child, double[] reconstruction, double[] kl,
         double[] dStatistics, GammaLayerShape shape, bool raoBlackwell, bool leaveOneOut, double beta, double childWeight, double scale)

@@ -42,6 +42,8 @@ public enum ModelCapabilities
     TargetRate = 256,
     /// <summary>Its prior is a learned factorized marginal r(z) = Π_j N(m_j, s_j²) (auto-encoding CorEx).</summary>
     FactorizedMarginal = 512,
+    /// <summary>It can score pixels as Poisson counts (--likelihood poisson: a grey level × 255, its byte).</summary>
+    CountObservations = 1024,
 }
 
 /// <summary>
@@ -574,9 +576,9 @@ public static class ModelCatalog
             },
             Family = _ => DarnFamily,
         },
-        new(ModelKind.Def, "def", "sparse gamma deep exponential family: --def-layers of gamma units (bottom first, default " + DefLayerSpec.Default + "), each unit's mean a positive-weighted sum of the layer above, binary pixels p(x=1) = 1 − exp(−rate); a mean-field gamma q(z|x) written by the encoder, trained by black-box VI: score-function gradients with Rao-Blackwellization and a leave-one-out baseline over --samples (4 unless given) (Ranganath et al. 2015)")
+        new(ModelKind.Def, "def", "sparse gamma deep exponential family: --def-layers of gamma units (bottom first, default " + DefLayerSpec.Default + "), each unit's mean a positive-weighted sum of the layer above, binary pixels p(x=1) = 1 − exp(−rate) (or with --likelihood poisson grey levels as Poisson(rate) counts of 0 to 255); a mean-field gamma q(z|x) written by the encoder, trained by black-box VI: score-function gradients with Rao-Blackwellization and a leave-one-out baseline over --samples (4 unless given) (Ranganath et al. 2015)")
         {
-            Capabilities = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound,
+            Capabilities = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound | ModelCapabilities.CountObservations,
             DefaultLatent = DefLayerSpec.Widths(DefLayerSpec.Default)[0],
             // The leave-one-out baseline needs two samples per example; four is a fair trade of variance and time.
             DefaultSamples = 4,

@@ -9,7 +9,8 @@ namespace IlgpuVae.Model.Models.Def;
 /// The sparse gamma deep exponential family (Ranganath et al. 2015; kernels in <see cref="DeepExponential"/>):
 /// layers z_0 (bottom, <see cref="VaeConfig.Latent"/> units) … z_{L−1} (top) of gamma units, the top's prior
 /// Gamma(α, α), each lower layer's Gamma(α, α/μ) with μ_l = V_{l+1}·z_{l+1} + ε, and binary pixels with
-/// p(x_i = 1) = 1 − exp(−r_i), r = V_0·z_0 + ε, every V = softplus(θ) ≥ 0. q(z|x) is mean-field gamma over every
+/// p(x_i = 1) = 1 − exp(−r_i), r = V_0·z_0 + ε (or with the Poisson likelihood each pixel's byte a Poisson(r_i)
+/// count: Poisson factorization when there is one layer), every V = softplus(θ) ≥ 0. q(z|x) is mean-field gamma over every
 /// unit of every layer, amortised: the encoder writes each unit's shape and mean parameters (the paper fits them
 /// per data point; an encoder gives the same family of q and scores held-out images without an inner fit). The
 /// weights V are point estimates with the exact gradient for the drawn z; q's parameters get the black-box VI
@@ -105,11 +106,17 @@ public sealed class DefModel : FamilyModel
         Product(0, Z(0, rows), Rates(rows), rows);
     }
 
-    /// <summary>−log p(x | z_0) per row, the logits and (scaled by 1/rows) ∂/∂r.</summary>
+    private bool Counts => Config.Likelihood == LikelihoodKind.Poisson;
+
+    /// <summary>−log p(x | z_0) per row (binary pixels through the Bernoulli–Poisson link, or Poisson counts), what
+    /// the decoder's output holds (the logits, or the expected grey levels) and (scaled by 1/rows) ∂/∂r.</summary>
     protected internal override void ReconstructionLossRows(int batch, int samples)
     {
         int rows = batch * samples;
-        Kernels.BernoulliRateLoss(Input(batch), Rates(rows), Output(rows), ReconstructionPerRow(rows), RateGradient(rows), Config.InputSize, samples, 1f / rows);
+        if (Counts)
+            Kernels.PoissonRateLoss(Input(batch), Rates(rows), Output(rows), ReconstructionPerRow(rows), RateGradient(rows), Config.InputSize, samples, 1f / rows);
+        else
+            Kernels.BernoulliRateLoss(Input(batch), Rates(rows), Output(rows), ReconstructionPerRow(rows), RateGradient(rows), Config.InputSize, samples, 1f / rows);
     }
 
     public override void Train(Pass pass)
@@ -184,7 +191,10 @@ public sealed class DefModel : FamilyModel
         for (int l = Layers - 1; l >= 1; l--)
             Product(l, Z(l, batch), Z(l - 1, batch), batch);
         Product(0, Z(0, batch), Rates(batch), batch);
-        Kernels.RateLogits(Rates(batch), Output(batch));
+        if (Counts)
+            Kernels.RateMeans(Rates(batch), Output(batch));
+        else
+            Kernels.RateLogits(Rates(batch), Output(batch));
     }
 
     /// <summary>Unit j of layer l as the rates it adds to the pixels: V_0·V_1·…·V_l·e_j, from θ on the host (double).</summary>

@@ -7,7 +7,7 @@ namespace IlgpuVae.Model.Models.Def;
 /// <summary>
 /// The DEF in double: q's statistics from the encoder, every layer's gamma draws from the same Philox key (a gamma
 /// draw depends on its shape, so the "ε" this reference takes is the key itself), the layers' prior terms top
-/// down, the rates and the Bernoulli–Poisson term; the loss is the mean over rows of rec + β·KL. The weights'
+/// down, the rates and the Bernoulli–Poisson (or Poisson) term; the loss is the mean over rows of rec + β·KL. The weights'
 /// gradient is exact for the draws; q's is the score-function estimate with Rao-Blackwellization and the
 /// leave-one-out baseline (marked <see cref="ReferenceVae.Result.ScoreFunction"/>).
 /// </summary>
@@ -54,7 +54,9 @@ public sealed class DefModelReference : ReferenceModel
                 kl[row] += layerKl[row];
         }
         var rates = DeepExponentialReference.Means(Theta(layout, parameters, 0), units[0].Z, rows, widths[0], config.InputSize);
-        var (_, reconstruction, dRates) = DeepExponentialReference.BernoulliRateLoss(x, rates, config.InputSize, samples, 1.0 / rows);
+        var (_, reconstruction, dRates) = config.Likelihood == LikelihoodKind.Poisson
+            ? DeepExponentialReference.PoissonRateLoss(x, rates, config.InputSize, samples, 1.0 / rows)
+            : DeepExponentialReference.BernoulliRateLoss(x, rates, config.InputSize, samples, 1.0 / rows);
         return new Pass(layers, widths, units, reconstruction, dRates, kl, rows);
     }
 
