@@ -4,14 +4,17 @@
 # binarized MNIST (dynamic binarization, batch 128, Adam 1e-3) for EPOCHS epochs (default 1000; the CPU runs in
 # docs/MODELS.md are the same commands cut short), then `eval --k 5000` for the test NLL by importance sampling
 # with q as the proposal. Papers: SBN 200 about 113 nats, 200-200 about 100 (Mnih and Gregor 2014); DARN 500 about
-# 84-85 (Gregor et al. 2014). Each run is resumable: run the script again to go on where it stopped.
-# Usage: bash gpu-verify/discrete.sh [OUT] [MODEL...]   (OUT default: $OUT or ./discrete-results; MODEL: sbn200 sbn200-200 darn500)
+# 84-85 (Gregor et al. 2014). Also the sparse gamma DEF 100-40-15 beside its one-layer baseline (gamma:100, the
+# Bernoulli–Poisson factorization of the same pixels), and both with Poisson counts of the grey levels (no
+# binarization; one layer is Poisson factorization). Each run is resumable: run the script again to go on where it stopped.
+# Usage: bash gpu-verify/discrete.sh [OUT] [MODEL...]   (OUT default: $OUT or ./discrete-results; MODEL: sbn200
+# sbn200-200 darn500 def100-40-15 def100 def100-40-15-counts def100-counts)
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="${1:-${OUT:-$PWD/discrete-results}}"
 shift || true
 models=("$@")
-[ ${#models[@]} -eq 0 ] && models=(sbn200 sbn200-200 darn500)
+[ ${#models[@]} -eq 0 ] && models=(sbn200 sbn200-200 darn500 def100-40-15 def100 def100-40-15-counts def100-counts)
 epochs="${EPOCHS:-1000}"
 mkdir -p "$out"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_gcServer=0
@@ -21,13 +24,20 @@ for model in "${models[@]}"; do
     sbn200) settings=(--model sbn --latent 200) ;;
     sbn200-200) settings=(--model sbn --stochastic-layers 2 --latent 200 --latent2 200) ;;
     darn500) settings=(--model darn --latent 500) ;;
-    *) echo "discrete.sh: unknown model $model (sbn200, sbn200-200 or darn500)" >&2; exit 2 ;;
+    def100-40-15) settings=(--model def --def-layers gamma:100,gamma:40,gamma:15) ;;
+    def100) settings=(--model def --def-layers gamma:100) ;;
+    def100-40-15-counts) settings=(--model def --def-layers gamma:100,gamma:40,gamma:15 --likelihood poisson) ;;
+    def100-counts) settings=(--model def --def-layers gamma:100 --likelihood poisson) ;;
+    *) echo "discrete.sh: unknown model $model (sbn200, sbn200-200, darn500, def100-40-15, def100, def100-40-15-counts or def100-counts)" >&2; exit 2 ;;
   esac
+  # Counts are the grey levels' bytes; every other model sees binary pixels drawn afresh each epoch.
+  binarize=dynamic
+  case "$model" in *-counts) binarize=none ;; esac
   run="$out/$model"
   if [ -f "$run/checkpoint/state.json" ]; then
     "$here/ilgpu-vae" train --resume "$run" --epochs "$epochs" --accelerator cuda >> "$out/$model.log" 2>&1
   else
-    "$here/ilgpu-vae" train "${settings[@]}" --binarize dynamic --epochs "$epochs" --data "$here/mnist" --accelerator cuda \
+    "$here/ilgpu-vae" train "${settings[@]}" --binarize "$binarize" --epochs "$epochs" --data "$here/mnist" --accelerator cuda \
       --out "$run" > "$out/$model.log" 2>&1
   fi
   train_status=$?
