@@ -37,6 +37,49 @@ public readonly struct GammaEstimator
     public static GammaEstimator Full => new(true, true);
 }
 
+/// <summary>One pixel's observation term at its rate: what the decoder's output holds for a picture, −log p(x | r)
+/// and its derivative in r.</summary>
+public readonly struct RateTerm
+{
+    public readonly float Output, NegativeLogLikelihood, Gradient;
+
+    public RateTerm(float output, float negativeLogLikelihood, float gradient)
+    {
+        Output = output;
+        NegativeLogLikelihood = negativeLogLikelihood;
+        Gradient = gradient;
+    }
+}
+
+/// <summary>How pixels are read from their rates r > 0, a generic struct parameter (as <see cref="ILikelihood"/>).</summary>
+public interface IRateObservation
+{
+    RateTerm Term(float target, float rate);
+}
+
+/// <summary>Binary pixels through the Bernoulli–Poisson link, p(x = 1) = 1 − e^−r: the output is logit = log(e^r − 1)
+/// (softplus(logit) = r), −log p = r − x·logit, and its derivative 1 − x(1 + e^−logit) is written 1 − x − x·e^−logit
+/// so that x = 1 does not cancel 1 against 1 + e^−logit.</summary>
+public readonly struct BernoulliRates : IRateObservation
+{
+    public RateTerm Term(float target, float rate)
+    {
+        float logit = DeepExponential.Logit(rate);
+        return new RateTerm(logit, rate - target * logit, 1f - target - target * MathF.Exp(-logit));
+    }
+}
+
+/// <summary>Counts c = round(255·g) of grey levels g, c ~ Poisson(r): the output is the grey level expected, r/255;
+/// −log p = r − c·log r + log Γ(c + 1); its derivative 1 − c/r.</summary>
+public readonly struct PoissonCounts : IRateObservation
+{
+    public RateTerm Term(float target, float rate)
+    {
+        float count = MathF.Round(DeepExponential.CountScale * target);
+        return new RateTerm(rate / DeepExponential.CountScale, rate - count * MathF.Log(rate) + Distributions.LogGamma(count + 1f), 1f - count / rate);
+    }
+}
+
 /// <summary>
 /// The sparse gamma deep exponential family (Ranganath, Tang, Charlin and Blei 2015) on the device. Layers of
 /// gamma units z_l with p(z_{l,k} | z_{l+1}) = Gamma(α, α/μ_{l,k}), μ_l = W_l·z_{l+1} + ε (so E[z_{l,k}] = μ_{l,k};
@@ -90,7 +133,7 @@ public static class DeepExponential
     /// </summary>
     public static void BernoulliRateLoss(this KernelSet kernels, ArrayView<float> target, ArrayView<float> rates, ArrayView<float> logits,
         ArrayView<float> reconstructionPerRow, ArrayView<float> dRates, int features, int samples, float scale) =>
-        kernels.Launch(BernoulliRateLossKernel, (int)reconstructionPerRow.Length, target, rates, logits, reconstructionPerRow, dRates, features, samples, scale);
+        kernels.Launch(RateLossKernel<BernoulliRates>, (int)reconstructionPerRow.Length, target, rates, logits, reconstructionPerRow, dRates, features, samples, scale);
 
     /// <summary>The grey level that is one count: a pixel of grey level g (its byte / 255) is the count 255·g.</summary>
     public const float CountScale = 255f;
@@ -102,7 +145,7 @@ public static class DeepExponential
     /// </summary>
     public static void PoissonRateLoss(this KernelSet kernels, ArrayView<float> target, ArrayView<float> rates, ArrayView<float> means,
         ArrayView<float> reconstructionPerRow, ArrayView<float> dRates, int features, int samples, float scale) =>
-        kernels.Launch(PoissonRateLossKernel, (int)reconstructionPerRow.Length, target, rates, means, reconstructionPerRow, dRates, features, samples, scale);
+        kernels.Launch(RateLossKernel<PoissonCounts>, (int)reconstructionPerRow.Length, target, rates, means, reconstructionPerRow, dRates, features, samples, scale);
 
     /// <summary>means = r/255 per element: the grey level a Poisson pixel of rate r expects.</summary>
     public static void RateMeans(this KernelSet kernels, ArrayView<float> rates, ArrayView<float> means) =>
@@ -195,36 +238,21 @@ public static class DeepExponential
         kl[row] = first != 0 ? klSum : kl[row] + klSum;
     }
 
-    [Kernel]
-    public static void BernoulliRateLossKernel(Index1D row, ArrayView<float> target, ArrayView<float> rates, ArrayView<float> logits,
+    /// <summary>One thread per row: rec[r] = Σ_i the observation's −log p(x_i | r_i), its ∂/∂r (times scale, under
+    /// <see cref="StableMath.NegligibleGradient"/> written as 0) and what the decoder's output holds for the pixel.</summary>
+    [Kernel(typeof(BernoulliRates), typeof(PoissonCounts))]
+    public static void RateLossKernel<TObservation>(Index1D row, ArrayView<float> target, ArrayView<float> rates, ArrayView<float> output,
         ArrayView<float> reconstructionPerRow, ArrayView<float> dRates, int features, int samples, float scale)
+        where TObservation : struct, IRateObservation
     {
         int rowStart = row * features, targetStart = row / samples * features;
         float sum = 0f;
         for (int i = 0; i < features; i++)
         {
-            float rate = rates[rowStart + i], x = target[targetStart + i];
-            float logit = Logit(rate);
-            logits[rowStart + i] = logit;
-            sum += rate - x * logit;
-            // 1 − x(1 + e^−logit), written so that x = 1 does not cancel 1 against 1 + e^−logit.
-            dRates[rowStart + i] = StableMath.FlushNegligible(scale * (1f - x - x * MathF.Exp(-logit)));
-        }
-        reconstructionPerRow[row] = sum;
-    }
-
-    [Kernel]
-    public static void PoissonRateLossKernel(Index1D row, ArrayView<float> target, ArrayView<float> rates, ArrayView<float> means,
-        ArrayView<float> reconstructionPerRow, ArrayView<float> dRates, int features, int samples, float scale)
-    {
-        int rowStart = row * features, targetStart = row / samples * features;
-        float sum = 0f;
-        for (int i = 0; i < features; i++)
-        {
-            float rate = rates[rowStart + i], count = MathF.Round(CountScale * target[targetStart + i]);
-            means[rowStart + i] = rate / CountScale;
-            sum += rate - count * MathF.Log(rate) + Distributions.LogGamma(count + 1f);
-            dRates[rowStart + i] = StableMath.FlushNegligible(scale * (1f - count / rate));
+            var term = default(TObservation).Term(target[targetStart + i], rates[rowStart + i]);
+            output[rowStart + i] = term.Output;
+            sum += term.NegativeLogLikelihood;
+            dRates[rowStart + i] = StableMath.FlushNegligible(scale * term.Gradient);
         }
         reconstructionPerRow[row] = sum;
     }

@@ -570,7 +570,7 @@ public sealed class KernelCheck(KernelSet kernels)
         kernels.PoissonRateLoss(greyBuffer.View, rateBuffer.View, logitBuffer.View, reconstructionBuffer.View, dRateBuffer.View, pixels, samples, 1f / rows);
         yield return Compare("Poisson counts' means", label, greyMeans, logitBuffer.GetAsArray1D(), 1e-6, 1e-12);
         yield return Compare("Poisson counts −log p", label, counts, reconstructionBuffer.GetAsArray1D(), 5e-5, 1e-3 * pixels);
-        yield return Compare("Poisson counts ∂/∂r", label, dCountRates, dRateBuffer.GetAsArray1D(), 1e-5, 1e-9);
+        yield return Compare("Poisson counts ∂/∂r", label, dCountRates, dRateBuffer.GetAsArray1D(), 1e-5, 2e-7 / rows);
         using var logPIn = accelerator.Allocate1D(ToFloat(terms.LogPrior));
         using var klIn = accelerator.Allocate1D(ToFloat(terms.Kl));
         using var reconstructionIn = accelerator.Allocate1D(ToFloat(reconstruction));
