@@ -6,7 +6,6 @@ using IlgpuVae.Model;
 using IlgpuVae.Model.Distributed;
 using IlgpuVae.Model.Checkpoints;
 using IlgpuVae.Model.Models;
-using IlgpuVae.Model.Models.Ladder;
 
 namespace IlgpuVae.Host;
 
@@ -55,10 +54,11 @@ public static class Evaluate
         var terms = spec.Terms(vae.Config);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{lossName}: loss {sums.MeanLoss:F2}; distortion ({terms.Distortion}) {sums.MeanReconstruction:F2}, rate ({terms.Rate}) {sums.MeanKl:F2}; active units {activeUnits} of {vae.Config.TopLatent}"));
-        var layerActiveUnits = Evaluation.LayerActiveUnits(vae, data, test.Count);
-        if (layerActiveUnits is not null)
+        var layerActivity = Evaluation.LayerActivity(vae, data, test.Count);
+        var layerActiveUnits = layerActivity?.Active;
+        if (layerActivity is { } activity)
             output.WriteLine("active units per stochastic layer: " + string.Join(", ",
-                layerActiveUnits.Select((active, layer) => $"z{layer + 1} {active} of {LayerWidth(vae.Config, layer + 1)}")));
+                activity.Active.Select((active, layer) => $"z{layer + 1} {active} of {activity.Units[layer]}")));
         string path = Path.Combine(runDirectory, "eval.json");
         // q(z|x) of every test image, encoded once for whichever of the reports below read it.
         (float[] Mu, float[] LogVariance)? encoded = null;
@@ -177,8 +177,6 @@ public static class Evaluate
         return vae.MaxBatch;
     }
 
-    /// <summary>z_l's width: z1 and z2 as the config sizes them, the Ladder VAE's layers above z2 halving it.</summary>
-    private static int LayerWidth(VaeConfig config, int layer) => LadderRungs.Latent(config, layer);
 
     /// <summary>CorEx: each dimension's mean KL against the learned marginal r(z) over the encoded images, drawn to
     /// <paramref name="path"/> (information.png, which eval and train both write) and returned.</summary>

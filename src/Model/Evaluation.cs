@@ -183,9 +183,9 @@ public static class Evaluation
         return unit.Active(examples);
     }
 
-    /// <summary>For a model of several stochastic layers, the active units of each, bottom first, by the same
-    /// criterion on each layer's posterior mean (<see cref="Vae.LayerMeans"/>); null for the others.</summary>
-    public static int[]? LayerActiveUnits(Vae vae, DeviceDataset data, int examples)
+    /// <summary>For a model of several stochastic layers, the active units of each and its width, bottom first, by
+    /// the same criterion on each layer's posterior mean (<see cref="Vae.LayerMeans"/>); null for the others.</summary>
+    public static (int[] Active, int[] Units)? LayerActivity(Vae vae, DeviceDataset data, int examples)
     {
         data.SetOrder(Enumerable.Range(0, data.Count).ToArray());
         UnitVariance[]? layers = null;
@@ -198,12 +198,14 @@ public static class Evaluation
             for (int layer = 0; layer < means.Count; layer++)
                 layers[layer].Add(means[layer]);
         }
-        return layers?.Select(layer => layer.Active(examples)).ToArray();
+        return layers is null ? null : (layers.Select(layer => layer.Active(examples)).ToArray(), layers.Select(layer => layer.Units).ToArray());
     }
 
     /// <summary>Σ μ_u and Σ μ_u² of each unit over the rows added, in double.</summary>
     private sealed class UnitVariance(int units)
     {
+        public int Units => units;
+
         private readonly double[] sum = new double[units], sumSquares = new double[units];
 
         public void Add(float[] mu)
