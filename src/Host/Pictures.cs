@@ -32,42 +32,67 @@ public static class Pictures
         Images.WriteGrid(path, tiles, height, width, (int)Math.Ceiling(Math.Sqrt(count)));
     }
 
-    /// <summary><see cref="WriteLayerComponents"/> for a trained run.</summary>
+    /// <summary><see cref="WriteLayerComponents"/> for a trained run, its units ordered by their use on the test images.</summary>
     public static string Components(string runDirectory, string? outPath, AcceleratorChoice choice, TextWriter output)
     {
-        using var run = new RunFolder(runDirectory, choice, 1);
+        using var run = new RunFolder(runDirectory, choice, 128);
+        var test = DataSets.Load(run.Options.Data, output).Test;
         string path = outPath ?? Path.Combine(runDirectory, "components.png");
-        WriteLayerComponents(run.Vae, path);
-        output.WriteLine($"each layer's units of the model after epoch {run.Epoch}: {path}");
+        WriteLayerComponents(run.Vae, run.Accelerator, test, path);
+        output.WriteLine($"each layer's units of the model after epoch {run.Epoch}, most used first: {path}");
         return path;
     }
 
-    /// <summary>The units per row of <see cref="WriteLayerComponents"/>'s grid.</summary>
-    private const int ComponentColumns = 20;
+    /// <summary>The units per row of <see cref="WriteLayerComponents"/>'s grid, and the test images whose posterior
+    /// means order them.</summary>
+    private const int ComponentColumns = 20, UsageImages = 1000;
 
     /// <summary>
     /// A DEF's learned components as images (see <see cref="Vae.LayerComponents"/>): every unit of each layer, bottom
-    /// layer first, each layer starting a new row of <see cref="ComponentColumns"/>, each image scaled by its own
-    /// largest rate (white) so that a unit's shape shows whatever its size.
+    /// layer first, each layer starting a new row of <see cref="ComponentColumns"/>, its units in order of their mean
+    /// posterior mean over the first <see cref="UsageImages"/> test images (most used first: a sparse model leaves
+    /// many units at their initial noise), each image scaled by its own largest rate (white) so that a unit's shape
+    /// shows whatever its size.
     /// </summary>
-    public static void WriteLayerComponents(Vae vae, string path)
+    public static void WriteLayerComponents(Vae vae, Accelerator accelerator, ImageDataset test, string path)
     {
         var layers = vae.LayerComponents() ?? throw new ArgumentException($"model {vae.Config.Spec.Name} has no components to draw (the DEF has)");
+        var usage = LayerUsage(vae, accelerator, test, Math.Min(UsageImages, test.Count));
         int pixels = vae.Config.InputSize;
         var tiles = new List<float[]>();
-        foreach (var layer in layers)
+        for (int l = 0; l < layers.Count; l++)
         {
-            for (int first = 0; first < layer.Length; first += pixels)
+            foreach (int unit in Enumerable.Range(0, layers[l].Length / pixels).OrderByDescending(unit => usage?[l][unit] ?? 0))
             {
-                var unit = layer.AsSpan(first, pixels).ToArray();
-                float largest = unit.Max();
-                tiles.Add(largest > 0 ? unit.Select(rate => rate / largest).ToArray() : unit);
+                var image = layers[l].AsSpan(unit * pixels, pixels).ToArray();
+                float largest = image.Max();
+                tiles.Add(largest > 0 ? image.Select(rate => rate / largest).ToArray() : image);
             }
             while (tiles.Count % ComponentColumns != 0)
                 tiles.Add(new float[pixels]);
         }
         var (height, width) = ImageShape(vae.Config);
         Images.WriteGrid(path, tiles, height, width, ComponentColumns);
+    }
+
+    /// <summary>Each layer's units' mean posterior mean over the first <paramref name="examples"/> test images, or
+    /// null for a model without layer means.</summary>
+    private static double[][]? LayerUsage(Vae vae, Accelerator accelerator, ImageDataset test, int examples)
+    {
+        using var data = new DeviceDataset(accelerator, test);
+        data.SetOrder(Enumerable.Range(0, data.Count).ToArray());
+        double[][]? usage = null;
+        for (int first = 0; first < examples; first += vae.MaxBatch)
+        {
+            int batch = Math.Min(vae.MaxBatch, examples - first);
+            if (vae.LayerMeans(data, first, batch) is not { } means)
+                return null;
+            usage ??= means.Select(mean => new double[mean.Length / batch]).ToArray();
+            for (int l = 0; l < means.Count; l++)
+                for (int i = 0; i < means[l].Length; i++)
+                    usage[l][i % usage[l].Length] += means[l][i] / examples;
+        }
+        return usage;
     }
 
     /// <summary>

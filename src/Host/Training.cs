@@ -395,7 +395,7 @@ public sealed class Training(TrainOptions options, TextWriter output, Cancellati
         if (vae.Config.ModelPrior is PriorKind.Mixture or PriorKind.Vamp)
             TryDraw("prior.png", () => Pictures.WritePriorComponents(vae, Path.Combine(outDirectory, "prior.png")));
         if (vae.LayerComponents() is not null)
-            TryDraw("components.png", () => Pictures.WriteLayerComponents(vae, Path.Combine(outDirectory, "components.png")));
+            TryDraw("components.png", () => Pictures.WriteLayerComponents(vae, accelerator, test, Path.Combine(outDirectory, "components.png")));
         if (vae.Config.PredictsSecondView)
             TryDraw("cross-view.png", () => Pictures.WriteCrossView(vae, accelerator, test, Math.Min(32, Math.Min(test.Count, vae.MaxBatch)), Path.Combine(outDirectory, "cross-view.png")));
     }
