@@ -99,12 +99,13 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
     /// <summary>The β it trains with unless one is given (null: the usual 1).</summary>
     public double? DefaultBeta { get; init; }
 
-    /// <summary>This model on <paramref name="config"/>'s sizes, with the defaults it changes (β, stochastic layers,
-    /// batch norm) in place of the config's; the latent width is left as given.</summary>
+    /// <summary>This model on <paramref name="config"/>'s sizes, with the defaults it changes (β, samples, stochastic
+    /// layers, batch norm) in place of the config's; the latent width is left as given.</summary>
     public VaeConfig WithDefaults(VaeConfig config) => config with
     {
         Model = Kind,
         Beta = DefaultBeta ?? config.Beta,
+        Samples = DefaultSamples ?? config.Samples,
         StochasticLayers = Math.Max(DefaultStochasticLayers, config.StochasticLayers),
         BatchNorm = DefaultBatchNorm || config.BatchNorm,
     };
