@@ -44,7 +44,7 @@ public sealed class CliTests : IDisposable
         // 13 test images of 4×5 (fewer than 32) beside their reconstructions; as many samples as a batch holds
         // (16, fewer than 64), each a 1×20 strip since 20 is not a square.
         Assert.Equal((8 * 7 + 2, 4 * 6 + 2), PngSize(Path.Combine(run, "reconstructions.png")));
-        Assert.Equal((4 * 22 + 2, 4 * 3 + 2), PngSize(Path.Combine(run, "samples.png")));
+        Assert.Equal((4 * 7 + 2, 4 * 6 + 2), PngSize(Path.Combine(run, "samples.png")));
     }
 
     [Fact]
@@ -180,7 +180,7 @@ public sealed class CliTests : IDisposable
         (exitCode, _, error) = Run("sample", run, "--count", "5", "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         // 20 inputs are not a square: each sample is a 1×20 strip; 5 tiles in 3 columns, 2-pixel gaps.
-        Assert.Equal((3 * 22 + 2, 2 * 3 + 2), PngSize(Path.Combine(run, "samples.png")));
+        Assert.Equal((3 * 7 + 2, 2 * 6 + 2), PngSize(Path.Combine(run, "samples.png")));
 
         var pairs = Path.Combine(directory, "pairs.png");
         (exitCode, _, error) = Run("reconstruct", run, "--count", "3", "--out", pairs, "--accelerator", "cpu");
@@ -195,7 +195,7 @@ public sealed class CliTests : IDisposable
 
         (exitCode, _, error) = Run("latent-map", run, "--grid", "3", "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
-        Assert.Equal((3 * 22 + 2, 3 * 3 + 2), PngSize(Path.Combine(run, "latent-manifold.png")));
+        Assert.Equal((3 * 7 + 2, 3 * 6 + 2), PngSize(Path.Combine(run, "latent-manifold.png")));
         Assert.Equal((700, 700), PngSize(Path.Combine(run, "latent-codes.png")));
 
         (exitCode, _, error) = Run("encode", run, "--accelerator", "cpu");
@@ -962,6 +962,45 @@ public sealed class CliTests : IDisposable
         Assert.Contains("(sampled: the learned mixture has no closed form)", output);
         (exitCode, _, error) = Run("sample", run, "--count", "5", "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+    }
+
+    /// <summary>The sparse gamma DEF trains on Poisson counts, resumes, evaluates its NLL with every layer's active units,
+    /// and draws components.png (train, and the components command): one row of 20 units per layer here, 4×5
+    /// images with 2-pixel gaps. The positive weights are saved under their layers' names; a model without
+    /// components is refused.</summary>
+    [Fact]
+    public void DeepExponentialFamilyTrainsResumesEvaluatesAndDrawsItsComponents()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "def");
+        var (exitCode, output, error) = Run("train", "--model", "def", "--def-layers", "gamma:4,gamma:3", "--likelihood", "poisson", "--data", data,
+            "--epochs", "1", "--batch-size", "6", "--hidden", "7", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("sparse gamma layers 4-3 with α = 0.1", output);
+        Assert.Contains("leave-one-out baseline over 4 samples", output);
+        var expectedSize = (20 * (5 + 2) + 2, 2 * (4 + 2) + 2);
+        Assert.Equal(expectedSize, PngSize(Path.Combine(run, "components.png")));
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([20, 4], tensors["def.weights0.weight"].Shape);
+        Assert.Equal([4, 3], tensors["def.weights1.weight"].Shape);
+        (exitCode, _, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("NLL", output);
+        Assert.Contains("active units per stochastic layer: z1 ", output);
+        Assert.Contains(" of 4, z2 ", output);
+        File.Delete(Path.Combine(run, "components.png"));
+        (exitCode, output, error) = Run("components", run, "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Equal(expectedSize, PngSize(Path.Combine(run, "components.png")));
+
+        var vae = Path.Combine(directory, "vae");
+        (exitCode, _, error) = Run("train", "--data", data, "--epochs", "1", "--batch-size", "6", "--hidden", "7", "--latent", "2", "--accelerator", "cpu", "--out", vae);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        (exitCode, _, error) = Run("components", vae, "--accelerator", "cpu");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("has no components to draw", error);
     }
 
     /// <summary>AnchorVAE trains, resumes and evaluates: eval reports the KL of each dimension against r(z) and

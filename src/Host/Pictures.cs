@@ -335,7 +335,8 @@ public static class Pictures
     /// <summary>Square images (MNIST's 28×28) where the input size is a square, else one row.</summary>
     private static (int Height, int Width) ImageShape(VaeConfig config)
     {
-        int side = (int)Math.Round(Math.Sqrt(config.InputSize));
-        return side * side == config.InputSize ? (side, side) : (1, config.InputSize);
+        // The data set's own row width where training recorded it (or a square's side), else one row.
+        int width = config.RowWidth;
+        return width > 0 && config.InputSize % width == 0 ? (config.InputSize / width, width) : (1, config.InputSize);
     }
 }
