@@ -20,8 +20,10 @@ namespace IlgpuVae.Model.Models.Def;
 /// </summary>
 public sealed class DefModel : FamilyModel
 {
+    /// <summary>V_l made from θ where it is read, its gradient, ε per output (the products' bias), the unused bias
+    /// gradient, and what the decoder's output holds (the pixels' logits, or their expected grey levels).</summary>
     public const string Weights = "def.weights", WeightGradient = "def.d_weights", Floor = "def.floor", BiasGradient = "def.d_bias",
-        Logits = "def.logits";
+        DecoderOutput = "def.output";
 
     /// <summary>Per layer l: z, log z, log q, log p per element, the score [rows, 2K_l], and log p per row.</summary>
     public static string Draws(int layer) => $"def.z{layer}";
@@ -75,7 +77,7 @@ public sealed class DefModel : FamilyModel
     private ArrayView<float> Means(int l, int rows) => l == Layers - 1 ? Kernels.None : Stack.Output(WeightLayer(l + 1), rows);
     private ArrayView<float> MeanGradient(int l, int rows) => l == Layers - 1 ? Kernels.None : Stack.Gradient(WeightLayer(l + 1), rows);
 
-    public override ArrayView<float> Output(int rows) => Floats(Logits, (long)rows * Config.InputSize);
+    public override ArrayView<float> Output(int rows) => Floats(DecoderOutput, (long)rows * Config.InputSize);
 
     public override ArrayView<float> OutputGradient(int rows) => RateGradient(rows);
 
@@ -280,7 +282,7 @@ public sealed class DefFamily : ModelFamily
         plan.Floats(DefModel.WeightGradient, weightLayers.Max(layer => layer.WeightCount));
         plan.Floats(DefModel.Floor, weightLayers.Max(layer => layer.Outputs));
         plan.Floats(DefModel.BiasGradient, weightLayers.Max(layer => layer.Outputs));
-        plan.Floats(DefModel.Logits, rows * config.InputSize);
+        plan.Floats(DefModel.DecoderOutput, rows * config.InputSize);
         plan.Floats(ModelBuffers.LogWeights, rows);
         for (int l = 0; l < widths.Length; l++)
         {
