@@ -57,7 +57,9 @@ public static class Pictures
     public static void WriteLayerComponents(Vae vae, Accelerator accelerator, ImageDataset test, string path)
     {
         var layers = vae.LayerComponents() ?? throw new ArgumentException($"model {vae.Config.Spec.Name} has no components to draw (the DEF has)");
-        var usage = LayerUsage(vae, accelerator, test, Math.Min(UsageImages, test.Count));
+        double[][]? usage;
+        using (var data = new DeviceDataset(accelerator, test))
+            usage = Evaluation.LayerActivity(vae, data, Math.Min(UsageImages, test.Count))?.Means;
         int pixels = vae.Config.InputSize;
         var tiles = new List<float[]>();
         for (int l = 0; l < layers.Count; l++)
@@ -73,26 +75,6 @@ public static class Pictures
         }
         var (height, width) = ImageShape(vae.Config);
         Images.WriteGrid(path, tiles, height, width, ComponentColumns);
-    }
-
-    /// <summary>Each layer's units' mean posterior mean over the first <paramref name="examples"/> test images, or
-    /// null for a model without layer means.</summary>
-    private static double[][]? LayerUsage(Vae vae, Accelerator accelerator, ImageDataset test, int examples)
-    {
-        using var data = new DeviceDataset(accelerator, test);
-        data.SetOrder(Enumerable.Range(0, data.Count).ToArray());
-        double[][]? usage = null;
-        for (int first = 0; first < examples; first += vae.MaxBatch)
-        {
-            int batch = Math.Min(vae.MaxBatch, examples - first);
-            if (vae.LayerMeans(data, first, batch) is not { } means)
-                return null;
-            usage ??= means.Select(mean => new double[mean.Length / batch]).ToArray();
-            for (int l = 0; l < means.Count; l++)
-                for (int i = 0; i < means[l].Length; i++)
-                    usage[l][i % usage[l].Length] += means[l][i] / examples;
-        }
-        return usage;
     }
 
     /// <summary>

@@ -184,8 +184,9 @@ public static class Evaluation
     }
 
     /// <summary>For a model of several stochastic layers, the active units of each and its width, bottom first, by
-    /// the same criterion on each layer's posterior mean (<see cref="Vae.LayerMeans"/>); null for the others.</summary>
-    public static (int[] Active, int[] Units)? LayerActivity(Vae vae, DeviceDataset data, int examples)
+    /// the same criterion on each layer's posterior mean (<see cref="Vae.LayerMeans"/>), and each unit's mean of it
+    /// over the examples (how much the unit is used); null for the others.</summary>
+    public static (int[] Active, int[] Units, double[][] Means)? LayerActivity(Vae vae, DeviceDataset data, int examples)
     {
         data.SetOrder(Enumerable.Range(0, data.Count).ToArray());
         UnitVariance[]? layers = null;
@@ -198,7 +199,8 @@ public static class Evaluation
             for (int layer = 0; layer < means.Count; layer++)
                 layers[layer].Add(means[layer]);
         }
-        return layers is null ? null : (layers.Select(layer => layer.Active(examples)).ToArray(), layers.Select(layer => layer.Units).ToArray());
+        return layers is null ? null
+            : (layers.Select(layer => layer.Active(examples)).ToArray(), layers.Select(layer => layer.Units).ToArray(), layers.Select(layer => layer.Means(examples)).ToArray());
     }
 
     /// <summary>Σ μ_u and Σ μ_u² of each unit over the rows added, in double.</summary>
@@ -216,6 +218,9 @@ public static class Evaluation
                 sumSquares[i % units] += (double)mu[i] * mu[i];
             }
         }
+
+        /// <summary>Each unit's mean over <paramref name="examples"/> rows.</summary>
+        public double[] Means(int examples) => sum.Select(total => total / examples).ToArray();
 
         /// <summary>Units whose variance over <paramref name="examples"/> rows exceeds 0.01.</summary>
         public int Active(int examples) =>
