@@ -20,10 +20,12 @@ namespace IlgpuVae.Model.Models.Def;
 /// </summary>
 public sealed class DefModel : FamilyModel
 {
-    /// <summary>V_l made from θ where it is read, its gradient, ε per output (the products' bias), the unused bias
-    /// gradient, and what the decoder's output holds (the pixels' logits, or their expected grey levels).</summary>
-    public const string Weights = "def.weights", WeightGradient = "def.d_weights", Floor = "def.floor", BiasGradient = "def.d_bias",
-        DecoderOutput = "def.output";
+    /// <summary>The scratch gradient of a V, ε per output (the products' bias), the unused bias gradient, and what the
+    /// decoder's output holds (the pixels' logits, or their expected grey levels).</summary>
+    public const string WeightGradient = "def.d_weights", Floor = "def.floor", BiasGradient = "def.d_bias", DecoderOutput = "def.output";
+
+    /// <summary>V_l = softplus(θ_l) as the products read it, made by the forward pass and read again by Train.</summary>
+    public static string Weights(int l) => $"def.weights{l}";
 
     /// <summary>Per layer l: z, log z, log q, log p per element, the score [rows, 2K_l], and log p per row.</summary>
     public static string Draws(int layer) => $"def.z{layer}";
@@ -63,7 +65,7 @@ public sealed class DefModel : FamilyModel
     private ArrayView<float> RowLogP(int l, int rows) => Floats(RowLogPrior(l), rows);
 
     /// <summary>V_l as the products read it (softplus of θ), and θ and its gradient in the flat buffers.</summary>
-    private ArrayView<float> V(int l) => Floats(Weights, Layout.Layers[WeightLayer(l)].WeightCount);
+    private ArrayView<float> V(int l) => Floats(Weights(l), Layout.Layers[WeightLayer(l)].WeightCount);
     private ArrayView<float> WeightView(string buffer, int l)
     {
         var slice = Layout.Layers[WeightLayer(l)];
@@ -81,8 +83,7 @@ public sealed class DefModel : FamilyModel
 
     public override ArrayView<float> OutputGradient(int rows) => RateGradient(rows);
 
-    /// <summary>V = softplus(θ) into the weights buffer, then <paramref name="product"/> with it: each V is made
-    /// where it is read, so the one buffer serves every layer.</summary>
+    /// <summary>V_l = softplus(θ_l) into its buffer, then output = V_l·input + ε.</summary>
     private void Product(int l, ArrayView<float> input, ArrayView<float> output, int rows)
     {
         var slice = Layout.Layers[WeightLayer(l)];
@@ -140,12 +141,11 @@ public sealed class DefModel : FamilyModel
         Stack.Backward(0, Layout.EncoderLayerCount, pass.Batch, EncoderInput(pass.Batch), Kernels.None);
     }
 
-    /// <summary>θ_l's gradient: scale·(dOutputᵀ·input)·σ(θ), through the scratch dV.</summary>
+    /// <summary>θ_l's gradient: scale·(dOutputᵀ·input)·σ(θ), through the scratch dV; V_l is the forward pass's.</summary>
     private void WeightBackward(int l, ArrayView<float> input, ArrayView<float> dOutput, int rows, float scale)
     {
         var slice = Layout.Layers[WeightLayer(l)];
         var dV = Floats(WeightGradient, slice.WeightCount);
-        Kernels.SoftplusWeights(WeightView(ModelBuffers.Parameters, l), V(l));
         Kernels.DenseBackward(input, V(l), dOutput, Kernels.None, ActivationKind.Identity, dV, Floats(BiasGradient, slice.Outputs), rows, slice.Inputs,
             slice.Outputs);
         Kernels.SoftplusWeightGradient(WeightView(ModelBuffers.Parameters, l), dV, WeightView(ModelBuffers.Gradients, l), scale);
@@ -278,7 +278,8 @@ public sealed class DefFamily : ModelFamily
     {
         var widths = DefLayerSpec.Widths(config.DefLayers);
         var weightLayers = layout.Layers.Skip(layout.DecoderStart).Take(layout.DecoderEnd - layout.DecoderStart).ToArray();
-        plan.Floats(DefModel.Weights, weightLayers.Max(layer => layer.WeightCount));
+        for (int l = 0; l < weightLayers.Length; l++)
+            plan.Floats(DefModel.Weights(l), weightLayers[l].WeightCount);
         plan.Floats(DefModel.WeightGradient, weightLayers.Max(layer => layer.WeightCount));
         plan.Floats(DefModel.Floor, weightLayers.Max(layer => layer.Outputs));
         plan.Floats(DefModel.BiasGradient, weightLayers.Max(layer => layer.Outputs));
