@@ -274,14 +274,20 @@ public static class DeepExponential
         for (int s = 0; s < samples; s++)
             total += Signal(logPrior, logQ, child, reconstructionPerRow, kl, example * samples + s, unit, units, estimator, beta, childWeight);
         bool leaveOneOut = estimator.LeaveOneOut != 0 && samples > 1;
+        // The centred signals sum to 0, so each score may be taken less the first sample's without changing the sum:
+        // where every sample drew the same value (a confident binary unit), the gradient is then exactly 0, not
+        // float's rounding of a sum that cancels, which Adam would scale up to a step of the learning rate's size.
+        int firstRow = example * samples;
+        float firstShapeScore = leaveOneOut ? score[firstRow * 2 * units + unit] : 0f;
+        float firstMeanScore = leaveOneOut ? score[firstRow * 2 * units + units + unit] : 0f;
         float dShape = 0f, dMean = 0f;
         for (int s = 0; s < samples; s++)
         {
             int row = example * samples + s;
             float signal = Signal(logPrior, logQ, child, reconstructionPerRow, kl, row, unit, units, estimator, beta, childWeight);
             float centred = leaveOneOut ? signal - (total - signal) / (samples - 1) : signal;
-            dShape += score[row * 2 * units + unit] * centred;
-            dMean += score[row * 2 * units + units + unit] * centred;
+            dShape += (score[row * 2 * units + unit] - firstShapeScore) * centred;
+            dMean += (score[row * 2 * units + units + unit] - firstMeanScore) * centred;
         }
         int column = example * 2 * shape.TotalUnits + shape.Offset + unit;
         dStatistics[column] = -scale * dShape;

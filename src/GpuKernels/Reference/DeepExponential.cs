@@ -112,12 +112,16 @@ public static class DeepExponentialReference
                     ? beta * (logPrior[row * units + j] - logQ[row * units + j]) + childWeight * child[row]
                     : -reconstruction[row] - beta * kl[row]).ToArray();
                 double total = signals.Sum(), dShape = 0, dMean = 0;
+                bool centre = leaveOneOut && samples > 1;
+                // With the baseline the centred signals sum to 0, so the first sample's score may be taken from each.
+                int first = b * samples;
+                double firstShapeScore = centre ? score[first * 2 * units + j] : 0, firstMeanScore = centre ? score[first * 2 * units + units + j] : 0;
                 for (int s = 0; s < samples; s++)
                 {
                     int row = b * samples + s;
-                    double centred = leaveOneOut && samples > 1 ? signals[s] - (total - signals[s]) / (samples - 1) : signals[s];
-                    dShape += score[row * 2 * units + j] * centred;
-                    dMean += score[row * 2 * units + units + j] * centred;
+                    double centred = centre ? signals[s] - (total - signals[s]) / (samples - 1) : signals[s];
+                    dShape += (score[row * 2 * units + j] - firstShapeScore) * centred;
+                    dMean += (score[row * 2 * units + units + j] - firstMeanScore) * centred;
                 }
                 int column = b * 2 * shape.TotalUnits + shape.Offset + j;
                 dStatistics[column] = -scale * dShape;
