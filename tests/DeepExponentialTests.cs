@@ -347,6 +347,236 @@ public sealed class DeepExponentialTests(AcceleratorFixture fixture, ITestOutput
         output.WriteLine($"exact −∂ELBO/∂ρ = {string.Join(" ", exact.Select(value => value.ToString("G4")))}");
         for (int p = 0; p < 2 * total; p++)
             Assert.True(variances["Rao-Blackwell on, leave-one-out off"][p] < variances["Rao-Blackwell off, leave-one-out off"][p], $"Rao-Blackwellization raises parameter {p}'s variance");
-        Assert.True(variances["Rao-Blackwell on, leave-one-out on"].Sum() < variances["Rao-Blackwell on, leave-one-out off"].Sum(), "the baseline raises the summed variance");
+        if (samples >= 4)
+            Assert.True(variances["Rao-Blackwell on, leave-one-out on"].Sum() < variances["Rao-Blackwell on, leave-one-out off"].Sum(), "the baseline raises the summed variance");
+    }
+}
+
+/// <summary>
+/// The deep exponential family's Poisson and sigmoid-belief-net units (issue 24): their kernels against the double
+/// references at odd shapes, their derivatives against finite differences, and the black-box VI estimate of q's
+/// gradient, averaged over many draws, against the exact gradient of a model small enough to enumerate.
+/// </summary>
+[Collection(AcceleratorCollection.Name)]
+public sealed class DiscreteDefUnitTests(AcceleratorFixture fixture, ITestOutputHelper output)
+{
+    /// <summary>(unit type, batch, units of the layer, the units before it, the units after it, samples).</summary>
+    public static TheoryData<DefUnitKind, int, int, int, int, int> Shapes
+    {
+        get
+        {
+            var data = new TheoryData<DefUnitKind, int, int, int, int, int>();
+            foreach (var kind in new[] { DefUnitKind.Poisson, DefUnitKind.Bernoulli })
+                foreach (var (batch, units, before, after, samples) in new[] { (1, 1, 0, 0, 1), (7, 5, 2, 3, 3), (3, 33, 7, 1, 2), (2, 100, 0, 55, 4), (33, 7, 1, 0, 1) })
+                    data.Add(kind, batch, units, before, after, samples);
+            return data;
+        }
+    }
+
+    /// <summary>
+    /// The sampler and the layer's prior terms, under parents and at the top. A draw is a count or a bit decided by
+    /// comparing one float uniform with a threshold, the same comparison in both, so z is held equal; log q and the
+    /// score follow from it: log q (terms up to about 60 here, through float's log Γ) to 1e-5 relative and 1e-5
+    /// absolute, the score to 1e-5 and 1e-6. The layer terms: log p the same as log q, ∂ log p/∂parent 1e-5 and 1e-6,
+    /// the per-row sums of K values 1e-5 relative and 1e-5·K absolute.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void KernelsMatchTheirReferences(DefUnitKind kind, int batch, int units, int before, int after, int samples)
+    {
+        int rows = batch * samples, total = before + units + after;
+        var shape = new GammaLayerShape(units, before, total, samples);
+        var random = new Random(batch * 7919 + units * 31 + samples + (int)kind);
+        var statistics = Numerics.Uniform(random, batch * 2 * total, -4, 4);
+        var parents = kind == DefUnitKind.Poisson ? Numerics.Uniform(random, rows * units, 0.05, 6) : Numerics.Uniform(random, rows * units, -6, 6);
+        var key = new DrawKey(12, Philox.Streams.Reparameterize, 3);
+        var expected = DeepExponentialReference.SampleDiscrete(kind, Numerics.ToDouble(statistics), shape, rows, key);
+        var terms = DeepExponentialReference.DiscreteLayerTerms(kind, expected.Z, expected.LogQ, Numerics.ToDouble(parents), units);
+        var top = DeepExponentialReference.DiscreteLayerTerms(kind, expected.Z, expected.LogQ, null, units);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            string label = $"{accelerator.AcceleratorType} {kind} B={batch} K={units} of {total} k={samples}";
+            using var statisticsBuffer = accelerator.Upload(statistics);
+            using var z = accelerator.Allocate1D<float>(rows * units);
+            using var logZ = accelerator.Allocate1D<float>(rows * units);
+            using var logQ = accelerator.Allocate1D<float>(rows * units);
+            using var score = accelerator.Allocate1D<float>(rows * 2 * units);
+            kernels.DiscretePosteriorSample(kind, statisticsBuffer.View, z.View, logZ.View, logQ.View, score.View, shape, key);
+            Numerics.AssertClose(label + " z", expected.Z, z.GetAsArray1D(), 0, 0);
+            Numerics.AssertClose(label + " log z (unused, 0)", expected.LogZ, logZ.GetAsArray1D(), 0, 0);
+            Numerics.AssertClose(label + " log q", expected.LogQ, logQ.GetAsArray1D(), 1e-5, 1e-5);
+            Numerics.AssertClose(label + " score", expected.Score, score.GetAsArray1D(), 1e-5, 1e-6);
+
+            using var zIn = accelerator.Upload(expected.Z.Select(value => (float)value).ToArray());
+            using var logQIn = accelerator.Upload(expected.LogQ.Select(value => (float)value).ToArray());
+            using var parentBuffer = accelerator.Upload(parents);
+            using var logP = accelerator.Allocate1D<float>(rows * units);
+            using var dParents = accelerator.Allocate1D<float>(rows * units);
+            using var rowLogP = accelerator.Allocate1D<float>(rows);
+            using var kl = accelerator.Allocate1D<float>(rows);
+            kernels.DiscreteLayerTerms(kind, zIn.View, logQIn.View, kernels.None, logP.View, kernels.None, rowLogP.View, kl.View, units, first: true);
+            Numerics.AssertClose(label + " top log p", top.LogPrior, logP.GetAsArray1D(), 1e-5, 1e-5);
+            Numerics.AssertClose(label + " top log p per row", top.RowLogPrior, rowLogP.GetAsArray1D(), 1e-5, 1e-5 * units);
+            Numerics.AssertClose(label + " top KL per row", top.Kl, kl.GetAsArray1D(), 1e-5, 1e-5 * units);
+            kernels.DiscreteLayerTerms(kind, zIn.View, logQIn.View, parentBuffer.View, logP.View, dParents.View, rowLogP.View, kl.View, units, first: false);
+            Numerics.AssertClose(label + " log p", terms.LogPrior, logP.GetAsArray1D(), 1e-5, 1e-5);
+            Numerics.AssertClose(label + " ∂ log p/∂parent", terms.DParents, dParents.GetAsArray1D(), 1e-5, 1e-6);
+            Numerics.AssertClose(label + " log p per row", terms.RowLogPrior, rowLogP.GetAsArray1D(), 1e-5, 1e-5 * units);
+            Numerics.AssertClose(label + " KL per row, added", top.Kl.Zip(terms.Kl, (a, b) => a + b).ToArray(), kl.GetAsArray1D(), 1e-5, 2e-5 * units);
+        }
+    }
+
+    /// <summary>The derivatives the references write (and the kernels equal), against central differences in double
+    /// (h = 1e-6, agreement to 1e-6 relative and absolute): ∂ log q/∂ρ at a fixed draw, and ∂ log p/∂parent.</summary>
+    [Fact]
+    public void DerivativesMatchFiniteDifferences()
+    {
+        const double h = 1e-6;
+        foreach (var kind in new[] { DefUnitKind.Poisson, DefUnitKind.Bernoulli })
+        {
+            double LogQ(double z, double rho) => kind == DefUnitKind.Poisson
+                ? DistributionReference.PoissonLogDensity(z, DeepExponentialReference.Mean(rho))
+                : DistributionReference.BernoulliLogDensity(z, rho);
+            var shape = new GammaLayerShape(1, 0, 1, 1);
+            foreach (var rho in new[] { -2.5, -0.3, 0.8, 3.0 })
+                for (int draw = 0; draw < 4; draw++)
+                {
+                    var (z, _, _, score) = DeepExponentialReference.SampleDiscrete(kind, [0, rho], shape, 1, new DrawKey(5, 1, draw));
+                    double numeric = (LogQ(z[0], rho + h) - LogQ(z[0], rho - h)) / (2 * h);
+                    Assert.Equal(0, score[0]);
+                    Assert.True(Math.Abs(numeric - score[1]) <= 1e-6 * (1 + Math.Abs(numeric)), $"{kind} ∂ log q/∂ρ at ρ = {rho}, z = {z[0]}: {score[1]}, differences {numeric}");
+                }
+            var parents = kind == DefUnitKind.Poisson ? new[] { 0.05, 0.9, 4.0 } : [-3.0, 0.2, 2.5];
+            foreach (var parent in parents)
+                foreach (var z in new[] { 0.0, 1.0, kind == DefUnitKind.Poisson ? 5.0 : 1.0 })
+                {
+                    double numeric = (DeepExponentialReference.DiscreteLogPrior(kind, z, parent + h).LogPrior
+                        - DeepExponentialReference.DiscreteLogPrior(kind, z, parent - h).LogPrior) / (2 * h);
+                    double analytic = DeepExponentialReference.DiscreteLogPrior(kind, z, parent).DParent;
+                    Assert.True(Math.Abs(numeric - analytic) <= 1e-6 * (1 + Math.Abs(analytic)), $"{kind} ∂ log p/∂parent at z = {z}, parent {parent}: {analytic}, differences {numeric}");
+                }
+        }
+    }
+
+    /// <summary>
+    /// A DEF of every discrete kind small enough to enumerate: a Bernoulli top unit z2, two Poisson units z1 with
+    /// μ = V2·z2 + ε, two Bernoulli units z0 with η = W1·z1 + b1 (real weights), three pixels x = (1, 0, 1) at rates
+    /// V0·z0 + ε. q's ρ_m per unit (bottom first): the Bernoulli logits of z0, the Poisson rates' ρ of z1, z2's logit.
+    /// </summary>
+    private static readonly double[] Target = [1, 0, 1];
+    private static readonly double[] Theta0 = [0.5, -0.3, -1.0, 0.8, 0.2, 0.4];
+    private static readonly double[] Weights1 = [0.7, -0.5, -0.3, 0.9];
+    private static readonly double[] Bias1 = [-0.2, 0.1];
+    private static readonly double[] Theta2 = [0.3, -0.2];
+    private static readonly DefUnitKind[] Kinds = [DefUnitKind.Bernoulli, DefUnitKind.Bernoulli, DefUnitKind.Poisson, DefUnitKind.Poisson, DefUnitKind.Bernoulli];
+    private static readonly double[] MeanStatistics = [0.4, -0.7, Math.Log(Math.Exp(1.2) - 1), Math.Log(Math.Exp(0.6) - 1), 1.0];
+
+    /// <summary>The counts summed over: P(z1 &gt; 40) is below 1e-35 at the rates q and p give here.</summary>
+    private const int MostCount = 40;
+
+    private static double[] Logits1(double[] z1, int rows) =>
+        Enumerable.Range(0, rows * 2).Select(i => Bias1[i % 2] + Weights1[i % 2 * 2] * z1[i / 2 * 2] + Weights1[i % 2 * 2 + 1] * z1[i / 2 * 2 + 1]).ToArray();
+
+    /// <summary>log p(x, z) for one configuration, through the references the estimator uses.</summary>
+    private static double LogJoint(double[] z0, double[] z1, double z2)
+    {
+        double logP = DeepExponentialReference.DiscreteLayerTerms(DefUnitKind.Bernoulli, [z2], [0], null, 1).RowLogPrior[0];
+        logP += DeepExponentialReference.DiscreteLayerTerms(DefUnitKind.Poisson, z1, [0, 0], DeepExponentialReference.Means(Theta2, [z2], 1, 1, 2), 2).RowLogPrior[0];
+        logP += DeepExponentialReference.DiscreteLayerTerms(DefUnitKind.Bernoulli, z0, [0, 0], Logits1(z1, 1), 2).RowLogPrior[0];
+        return logP - DeepExponentialReference.BernoulliRateLoss(Target, DeepExponentialReference.Means(Theta0, z0, 1, 2, 3), 3, 1, 1).Reconstruction[0];
+    }
+
+    /// <summary>The exact ELBO, Σ over every configuration (the counts to <see cref="MostCount"/>) of q(z)·(log p(x, z) −
+    /// log q(z)), as a function of q's mean statistics.</summary>
+    private static double ExactElbo(double[] rho)
+    {
+        double LogQ(int unit, double z) => DeepExponentialReference.DiscreteLogPrior(Kinds[unit], z,
+            Kinds[unit] == DefUnitKind.Poisson ? DeepExponentialReference.Mean(rho[unit]) : rho[unit]).LogPrior;
+        double elbo = 0;
+        for (int z2 = 0; z2 <= 1; z2++)
+            for (int a = 0; a <= MostCount; a++)
+                for (int b = 0; b <= MostCount; b++)
+                {
+                    double logQUpper = LogQ(4, z2) + LogQ(2, a) + LogQ(3, b);
+                    for (int c = 0; c <= 1; c++)
+                        for (int d = 0; d <= 1; d++)
+                        {
+                            double logQ = logQUpper + LogQ(0, c) + LogQ(1, d);
+                            elbo += Math.Exp(logQ) * (LogJoint([c, d], [a, b], z2) - logQ);
+                        }
+                }
+        return elbo;
+    }
+
+    /// <summary>
+    /// Unbiasedness and variance of q's gradient for the discrete units: 20 000 examples of the small model, k samples
+    /// each, through the reference pipeline (the kernels equal it, above). For every combination of
+    /// Rao-Blackwellization and the leave-one-out baseline the mean estimate of −∂ELBO/∂ρ_m is within 4.5 standard
+    /// errors of the exact gradient (central differences of the enumerated ELBO), the unused shape columns are 0, and
+    /// with both devices the exact gradient is at least 8 standard errors from 0 in some parameter.
+    /// Rao-Blackwellization lowers the summed variance; the baseline lowers it with k = 4 (with k = 2 it is the other
+    /// sample's signal alone, and here raises it). The variances are written to the test output (docs/MODELS.md's table).
+    /// </summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void ScoreFunctionGradientIsUnbiasedAndItsDevicesCutTheVariance(int samples)
+    {
+        const int examples = 20_000, total = 5;
+        const double h = 1e-5;
+        var exact = Enumerable.Range(0, total).Select(p =>
+        {
+            var plus = (double[])MeanStatistics.Clone();
+            var minus = (double[])MeanStatistics.Clone();
+            plus[p] += h;
+            minus[p] -= h;
+            return -(ExactElbo(plus) - ExactElbo(minus)) / (2 * h);
+        }).ToArray();
+
+        int rows = examples * samples;
+        var statistics = Enumerable.Range(0, examples * 2 * total).Select(i => i % (2 * total) < total ? 0 : MeanStatistics[i % (2 * total) - total]).ToArray();
+        var key = new DrawKey(14, Philox.Streams.Reparameterize, 2);
+        var shapes = new[] { new GammaLayerShape(2, 0, total, samples), new GammaLayerShape(2, 2, total, samples), new GammaLayerShape(1, 4, total, samples) };
+        var draws = shapes.Select((shape, l) => DeepExponentialReference.SampleDiscrete(Kinds[shape.Offset], statistics, shape, rows, key)).ToArray();
+        var topTerms = DeepExponentialReference.DiscreteLayerTerms(DefUnitKind.Bernoulli, draws[2].Z, draws[2].LogQ, null, 1);
+        var middleTerms = DeepExponentialReference.DiscreteLayerTerms(DefUnitKind.Poisson, draws[1].Z, draws[1].LogQ,
+            DeepExponentialReference.Means(Theta2, draws[2].Z, rows, 1, 2), 2);
+        var bottomTerms = DeepExponentialReference.DiscreteLayerTerms(DefUnitKind.Bernoulli, draws[0].Z, draws[0].LogQ, Logits1(draws[1].Z, rows), 2);
+        var terms = new[] { bottomTerms, middleTerms, topTerms };
+        var kl = Enumerable.Range(0, rows).Select(r => terms.Sum(layer => layer.Kl[r])).ToArray();
+        var target = Enumerable.Range(0, examples * 3).Select(i => Target[i % 3]).ToArray();
+        var (_, reconstruction, _) = DeepExponentialReference.BernoulliRateLoss(target, DeepExponentialReference.Means(Theta0, draws[0].Z, rows, 2, 3), 3, samples, 1);
+
+        var variances = new Dictionary<string, double[]>();
+        foreach (var (raoBlackwell, leaveOneOut) in new[] { (false, false), (true, false), (false, true), (true, true) })
+        {
+            var estimates = new double[examples * 2 * total];
+            for (int l = 0; l < 3; l++)
+                DeepExponentialReference.ScoreGradient(draws[l].Score, terms[l].LogPrior, draws[l].LogQ, l == 0 ? reconstruction : terms[l - 1].RowLogPrior,
+                    reconstruction, kl, estimates, shapes[l], raoBlackwell, leaveOneOut, 1, l == 0 ? -1 : 1, 1.0 / samples);
+            string name = $"Rao-Blackwell {(raoBlackwell ? "on" : "off")}, leave-one-out {(leaveOneOut ? "on" : "off")}";
+            var variance = new double[total];
+            double mostStandardErrors = 0;
+            for (int p = 0; p < total; p++)
+            {
+                Assert.All(Enumerable.Range(0, examples), b => Assert.Equal(0, estimates[b * 2 * total + p]));
+                var values = Enumerable.Range(0, examples).Select(b => estimates[b * 2 * total + total + p]).ToArray();
+                double mean = values.Average();
+                variance[p] = values.Sum(value => (value - mean) * (value - mean)) / (examples - 1);
+                double standardError = Math.Sqrt(variance[p] / examples);
+                Assert.True(Math.Abs(mean - exact[p]) <= 4.5 * standardError,
+                    $"{name}, unit {p}: mean estimate {mean}, exact {exact[p]}, standard error {standardError}");
+                mostStandardErrors = Math.Max(mostStandardErrors, Math.Abs(exact[p]) / standardError);
+            }
+            if (raoBlackwell && leaveOneOut)
+                Assert.True(mostStandardErrors >= 8, $"{name}: the exact gradient is at most {mostStandardErrors:F1} standard errors from 0 (too few draws to tell)");
+            variances[name] = variance;
+            output.WriteLine($"k = {samples}, {name}: variance per example of −∂ELBO/∂ρ_m [z0 z0' z1 z1' z2] = {string.Join(" ", variance.Select(value => value.ToString("G4")))}");
+        }
+        output.WriteLine($"exact −∂ELBO/∂ρ_m = {string.Join(" ", exact.Select(value => value.ToString("G4")))}");
+        Assert.True(variances["Rao-Blackwell on, leave-one-out off"].Sum() < variances["Rao-Blackwell off, leave-one-out off"].Sum(), "Rao-Blackwellization raises the summed variance");
+        if (samples >= 4)
+            Assert.True(variances["Rao-Blackwell on, leave-one-out on"].Sum() < variances["Rao-Blackwell on, leave-one-out off"].Sum(), "the baseline raises the summed variance");
     }
 }

@@ -223,6 +223,14 @@ public sealed class GoldenRunTests : IDisposable
         ["def-poisson"] = new("--hidden 6 --batch-size 6 --epochs 3 --model def --def-layers gamma:4 --likelihood poisson --k 2", "--k 7",
             "cba2032769ddd88b65ac703b14f5d798154ba56d97326143f8a018cbf603cb6c",
             "f7b0371b14e4a72b97b97876e4b2bc992f2ab4e2fa82a9a34ce0379371542228"),
+        // The DEF's discrete layers (2026-12-03): a sigmoid-belief-net layer under a Poisson layer under a gamma top, and
+        // Poisson layers alone on Poisson counts.
+        ["def-mixed"] = new("--hidden 8 --batch-size 6 --epochs 3 --model def --def-layers sbn:4,poisson:3,gamma:2 --k 2", "--k 7",
+            "63785f8434657284e3d791e1779af37813cd1621028a909376e7a706c64a3c11",
+            "dfd4fd42f62fb95edab5593a243d0a8563a5bd11e15ce2813e6cd5d8966b4878"),
+        ["def-poisson-layers"] = new("--hidden 6 --batch-size 6 --epochs 3 --model def --def-layers poisson:4,poisson:2 --likelihood poisson --k 2", "--k 7",
+            "1356dc97658ba4e7597c255d6cc6dd32b37a58d6b48309d4903570ae2d476e59",
+            "b2e62ffa55cabc6091c88a4cbdb5c099260e0bd2415f5fb5146e511951d9c08a"),
         // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
         // short schedule: eight epochs of two steps.
         ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",

@@ -35,7 +35,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "corex-stacked-rank1-k2", "vae-planar-flow-2-rank1", "vae-k2-planar-flow-1-rank1-gaussian", "hvm-flow-1-rank1-k2", "hvm-rank1-no-flow-gaussian",
          "sbn", "sbn-k3-linear", "sbn-k2-gaussian-two-hidden", "sbn-2layer-k2", "sbn-2layer-linear",
          "darn", "darn-k3-linear", "darn-k2-gaussian-two-hidden",
-         "def", "def-one-layer-k3", "def-three-layers-k2-two-hidden", "def-poisson-k2", "def-poisson-one-layer"];
+         "def", "def-one-layer-k3", "def-three-layers-k2-two-hidden", "def-poisson-k2", "def-poisson-one-layer",
+         "def-sbn-poisson-gamma-k2", "def-gamma-sbn-k3", "def-poisson-layers-counts"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     internal static VaeConfig Config(string name) => name switch
@@ -374,8 +375,26 @@ public sealed class VaeTests(AcceleratorFixture fixture)
             InputSize = 12, Hidden = [6], Latent = 3, Model = ModelKind.Def, DefLayers = "gamma:3", Samples = 3, Likelihood = LikelihoodKind.Poisson,
             DefShape = 0.5,
         },
+        // Mixed layer types: a sigmoid-belief-net layer under a Poisson layer (real weights and a bias) under a gamma top;
+        // a gamma layer under a Bernoulli top (positive weights from binary units); Poisson layers alone, Poisson counts.
+        "def-sbn-poisson-gamma-k2" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 4, Model = ModelKind.Def, DefLayers = "sbn:4,poisson:3,gamma:2", Samples = 2,
+        },
+        "def-gamma-sbn-k3" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 4, Model = ModelKind.Def, DefLayers = "gamma:4,sbn:3", Samples = 3, Beta = 0.8,
+            Activation = ActivationKind.Tanh,
+        },
+        "def-poisson-layers-counts" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [6], Latent = 3, Model = ModelKind.Def, DefLayers = "poisson:3,poisson:2", Samples = 2, Likelihood = LikelihoodKind.Poisson,
+        },
         _ => throw new ArgumentException(name),
     };
+
+    /// <summary>h of the central differences of the whole objective.</summary>
+    private const double FiniteDifferenceStep = 1e-6;
 
     [Theory]
     [MemberData(nameof(Configurations))]
@@ -410,11 +429,14 @@ public sealed class VaeTests(AcceleratorFixture fixture)
                 probe[index] = value;
                 return ReferenceVae.LossAndGradient(config, probe, x, epsilon, batch, labels: labels).ObjectiveOf(index);
             }
-            const double h = 1e-6;
-            return (Objective(parameters[index] + h) - Objective(parameters[index] - h)) / (2 * h);
+            return (Objective(parameters[index] + FiniteDifferenceStep) - Objective(parameters[index] - FiniteDifferenceStep)) / (2 * FiniteDifferenceStep);
         }).ToArray();
+        // The differences' rounding is about ε·|objective|/h: 2e-8 for objectives near 10, but 1e-6 for the DEFs whose
+        // objectives reach 1e4 (Poisson counts of grey levels; gamma units under a binary layer with no parent on,
+        // whose mean is the floor ε = 1e-6). Eight times that joins the absolute tolerance.
+        double rounding = 8 * 2.2e-16 * sample.Max(index => Math.Abs(reference.ObjectiveOf(index))) / FiniteDifferenceStep;
         Numerics.AssertClose($"{configuration}: reference gradient vs finite differences", finiteDifferences,
-            sample.Select(index => reference.Gradient[index]).ToArray(), 1e-5, 1e-7);
+            sample.Select(index => reference.Gradient[index]).ToArray(), 1e-5, 1e-7 + rounding);
 
         foreach (var kernels in fixture.KernelSets)
         {
@@ -618,6 +640,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     [InlineData("ladder-4-k2-gaussian")]
     [InlineData("bernoulli-relu")]
     [InlineData("def-three-layers-k2-two-hidden")]
+    [InlineData("def-sbn-poisson-gamma-k2")]
     public void LayerMeansFollowTheMeanPath(string configuration)
     {
         var config = Config(configuration);
@@ -684,32 +707,107 @@ public sealed class VaeTests(AcceleratorFixture fixture)
     private static double[] RankOneRows(double[] stats, int batch, int width, int latent) =>
         Enumerable.Range(0, batch * 3 * latent).Select(i => stats[i / (3 * latent) * width + i % (3 * latent)]).ToArray();
 
-    /// <summary>The DEF's q means of each layer, bottom first: softplus(ρ_m) + the floor of each unit's mean parameter.</summary>
+    /// <summary>The DEF's q means of each layer, bottom first, from each unit's mean parameter ρ_m: softplus(ρ_m) +
+    /// the floor for gamma and Poisson units, σ(ρ_m) for Bernoulli ones.</summary>
     private static double[][] DefPosteriorMeans(VaeConfig config, double[] stats, int batch)
     {
-        var widths = IlgpuVae.Model.Models.Def.DefLayerSpec.Widths(config.DefLayers);
+        var layers = IlgpuVae.Model.Models.Def.DefLayerSpec.Parse(config.DefLayers);
+        var widths = layers.Select(layer => layer.Width).ToArray();
         var offsets = IlgpuVae.Model.Models.Def.DefFamily.Offsets(widths);
         int total = widths.Sum();
+        double Mean(DefUnitKind kind, double rho) => kind == DefUnitKind.Bernoulli ? 1 / (1 + Math.Exp(-rho)) : DeepExponentialReference.Mean(rho);
         return widths.Select((width, l) => Enumerable.Range(0, batch * width)
-            .Select(i => DeepExponentialReference.Mean(stats[i / width * 2 * total + total + offsets[l] + i % width])).ToArray()).ToArray();
+            .Select(i => Mean(layers[l].Kind, stats[i / width * 2 * total + total + offsets[l] + i % width])).ToArray()).ToArray();
     }
 
     /// <summary>What the DEF should encode and decode: its top layer's q means, and positive codes down the mean path
-    /// (each layer at V·(the layer above) + ε) to p(x = 1) = 1 − e^−r, or to the grey level r/255 a Poisson count
-    /// expects.</summary>
+    /// (each gamma or Poisson layer at V·(the layer above) + ε, each Bernoulli layer at σ(W·(the layer above) + b)) to
+    /// p(x = 1) = 1 − e^−r, or to the grey level r/255 a Poisson count expects.</summary>
     private static (double[] Mu, float[] Codes, double[] Decoded) DefEncodeAndDecode(VaeConfig config, ParameterLayout layout, double[] p,
         IlgpuVae.Model.Core.ReferenceLayers runner, double[] x, int batch)
     {
         var expectedMu = DefPosteriorMeans(config, runner.Run(0, layout.EncoderLayerCount, x, batch), batch)[^1];
-        var widths = IlgpuVae.Model.Models.Def.DefLayerSpec.Widths(config.DefLayers);
+        var layers = IlgpuVae.Model.Models.Def.DefLayerSpec.Parse(config.DefLayers);
+        var widths = layers.Select(layer => layer.Width).ToArray();
         double[] Theta(int l) => p.AsSpan(layout.Layers[layout.DecoderStart + l].WeightOffset, layout.Layers[layout.DecoderStart + l].WeightCount).ToArray();
         var codes = Numerics.Uniform(new Random(2), batch * widths[^1], 0.05, 3);
         var z = Numerics.ToDouble(codes);
         for (int l = widths.Length - 1; l >= 1; l--)
-            z = DeepExponentialReference.Means(Theta(l), z, batch, widths[l], widths[l - 1]);
+            z = layers[l - 1].Kind == DefUnitKind.Bernoulli
+                ? runner.Run(layout.DecoderStart + l, layout.DecoderStart + l + 1, z, batch).Select(logit => 1 / (1 + Math.Exp(-logit))).ToArray()
+                : DeepExponentialReference.Means(Theta(l), z, batch, widths[l], widths[l - 1]);
         var decoded = DeepExponentialReference.Means(Theta(0), z, batch, widths[0], config.InputSize)
             .Select(rate => config.Likelihood == LikelihoodKind.Poisson ? rate / DeepExponential.CountScale : 1 - Math.Exp(-rate)).ToArray();
         return (expectedMu, codes, decoded);
+    }
+
+    /// <summary>
+    /// The DEF's components: unit j of layer l is the rates the mean path from layer l with only unit j on adds to the
+    /// pixels' (the path from layer l at 0 taken away), computed here down the reference's layers in double. Through
+    /// positive weights alone that is V_0·…·V_l·e_j, also checked (in double: 1e-9 relative, 1e-12 absolute). The host
+    /// computes in double from the float parameters and returns floats: 1e-6 relative, 1e-12 absolute.
+    /// </summary>
+    [Theory]
+    [InlineData("def")]
+    [InlineData("def-sbn-poisson-gamma-k2")]
+    [InlineData("def-gamma-sbn-k3")]
+    public void DefComponentsAreEachUnitsEffectOnTheRates(string configuration)
+    {
+        var config = Config(configuration);
+        const ulong seed = 23;
+        var layout = new ParameterLayout(config);
+        var parameters = Numerics.ToDouble(layout.Initialise(seed));
+        var runner = new IlgpuVae.Model.Core.ReferenceLayers(config, parameters, training: false);
+        var layers = IlgpuVae.Model.Models.Def.DefLayerSpec.Parse(config.DefLayers);
+        double[] Theta(int l) => parameters.AsSpan(layout.Layers[layout.DecoderStart + l].WeightOffset, layout.Layers[layout.DecoderStart + l].WeightCount).ToArray();
+        double[] Down(int from, double[] codes)
+        {
+            for (int l = from; l >= 1; l--)
+                codes = layers[l - 1].Kind == DefUnitKind.Bernoulli
+                    ? runner.Run(layout.DecoderStart + l, layout.DecoderStart + l + 1, codes, 1).Select(logit => 1 / (1 + Math.Exp(-logit))).ToArray()
+                    : DeepExponentialReference.Means(Theta(l), codes, 1, layers[l].Width, layers[l - 1].Width);
+            return DeepExponentialReference.Means(Theta(0), codes, 1, layers[0].Width, config.InputSize);
+        }
+        bool positive = layers.All(layer => layer.Kind != DefUnitKind.Bernoulli);
+        var expected = layers.Select((layer, l) =>
+        {
+            var baseline = Down(l, new double[layer.Width]);
+            return Enumerable.Range(0, layer.Width).SelectMany(j =>
+            {
+                var unit = new double[layer.Width];
+                unit[j] = 1;
+                return Down(l, unit).Select((rate, i) => rate - baseline[i]);
+            }).ToArray();
+        }).ToArray();
+        if (positive)
+        {
+            // V_0·V_1·…·V_l·e_j: each unit's column of the product of the positive weights.
+            var product = Enumerable.Range(0, config.InputSize * layers[0].Width).Select(index => StableMath.Softplus(Theta(0)[index])).ToArray();
+            for (int l = 0; l < layers.Length; l++)
+            {
+                if (l > 0)
+                {
+                    var next = Theta(l).Select(StableMath.Softplus).ToArray();
+                    product = Enumerable.Range(0, config.InputSize * layers[l].Width).Select(index => Enumerable.Range(0, layers[l - 1].Width)
+                        .Sum(k => product[index / layers[l].Width * layers[l - 1].Width + k] * next[k * layers[l].Width + index % layers[l].Width])).ToArray();
+                }
+                int width = layers[l].Width;
+                for (int index = 0; index < width * config.InputSize; index++)
+                {
+                    double want = product[index % config.InputSize * width + index / config.InputSize];
+                    Assert.True(Math.Abs(expected[l][index] - want) <= 1e-12 + 1e-9 * Math.Abs(want),
+                        $"{configuration} layer {l}, element {index}: the mean path's difference {expected[l][index]}, the weights' product {want}");
+                }
+            }
+        }
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var vae = new Vae(kernels, config, 1, seed);
+            var actual = vae.LayerComponents()!;
+            Assert.Equal(layers.Length, actual.Count);
+            for (int l = 0; l < layers.Length; l++)
+                Numerics.AssertClose($"{kernels.Accelerator.AcceleratorType} {configuration} layer {l}'s components", expected[l], actual[l], 1e-6, 1e-12);
+        }
     }
 
     [Theory]

@@ -34,6 +34,62 @@ public static class DeepExponentialReference
         return (z, logZ, logQ, score);
     }
 
+    /// <summary>One Poisson or Bernoulli layer's draws from q, as <see cref="Sample"/> returns them: z, log z (0),
+    /// log q and the score [0 | ∂ log q/∂ρ_m] per row; q reads only each unit's mean column ρ_m.</summary>
+    public static (double[] Z, double[] LogZ, double[] LogQ, double[] Score) SampleDiscrete(DefUnitKind kind, double[] statistics, GammaLayerShape shape,
+        int rows, DrawKey key)
+    {
+        int units = shape.Units, total = shape.TotalUnits;
+        var (z, logQ, score) = (new double[rows * units], new double[rows * units], new double[rows * 2 * units]);
+        for (int row = 0; row < rows; row++)
+            for (int j = 0; j < units; j++)
+            {
+                double rho = statistics[row / shape.Samples * 2 * total + total + shape.Offset + j];
+                long counter = key.Counter((long)row * total + shape.Offset + j, (long)shape.Samples * total);
+                int index = row * units + j;
+                if (kind == DefUnitKind.Poisson)
+                {
+                    double rate = Mean(rho);
+                    z[index] = DistributionReference.SamplePoisson(rate, key, counter);
+                    logQ[index] = DistributionReference.PoissonLogDensity(z[index], rate);
+                    score[row * 2 * units + units + j] = DistributionReference.PoissonScore(z[index], rate) * StableMath.Sigmoid(rho);
+                }
+                else
+                {
+                    Distributions.AttemptUniforms(key, counter, 0, out float u, out _, out _, out _);
+                    z[index] = u < StableMath.Sigmoid(rho) ? 1 : 0;
+                    logQ[index] = DistributionReference.BernoulliLogDensity(z[index], rho);
+                    score[row * 2 * units + units + j] = DistributionReference.BernoulliScore(z[index], rho);
+                }
+            }
+        return (z, new double[rows * units], logQ, score);
+    }
+
+    /// <summary>log p(z | parent) of a Poisson (parent μ) or Bernoulli (parent η, the logit) unit, and its derivative
+    /// in the parent; the top layer's parent is 1 (Poisson) or 0 (Bernoulli).</summary>
+    public static (double LogPrior, double DParent) DiscreteLogPrior(DefUnitKind kind, double z, double parent) => kind == DefUnitKind.Poisson
+        ? (DistributionReference.PoissonLogDensity(z, parent), DistributionReference.PoissonScore(z, parent))
+        : (DistributionReference.BernoulliLogDensity(z, parent), DistributionReference.BernoulliScore(z, parent));
+
+    /// <summary>One Poisson or Bernoulli layer's terms, as <see cref="LayerTerms"/>: parents null for the top.</summary>
+    public static (double[] LogPrior, double[] DParents, double[] RowLogPrior, double[] Kl) DiscreteLayerTerms(DefUnitKind kind, double[] z, double[] logQ,
+        double[]? parents, int units)
+    {
+        int rows = z.Length / units;
+        var (logPrior, dParents, rowLogPrior, kl) = (new double[z.Length], parents is null ? [] : new double[z.Length], new double[rows], new double[rows]);
+        double top = kind == DefUnitKind.Poisson ? 1 : 0;
+        for (int i = 0; i < z.Length; i++)
+        {
+            var (logP, dParent) = DiscreteLogPrior(kind, z[i], parents?[i] ?? top);
+            logPrior[i] = logP;
+            if (parents is not null)
+                dParents[i] = dParent;
+            rowLogPrior[i / units] += logP;
+            kl[i / units] += logQ[i] - logP;
+        }
+        return (logPrior, dParents, rowLogPrior, kl);
+    }
+
     /// <summary>log Gamma(z; α, α/μ) from log z, and its derivative in μ.</summary>
     public static double LogPrior(double z, double logZ, double mean, double alpha) =>
         alpha * Math.Log(alpha) - DistributionReference.LogGamma(alpha) - alpha * Math.Log(mean) + (alpha - 1) * logZ - alpha * z / mean;

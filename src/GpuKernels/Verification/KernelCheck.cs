@@ -85,6 +85,10 @@ public sealed class KernelCheck(KernelSet kernels)
         foreach (var (examples, samples) in new[] { (128, 1), (33, 4) })
             foreach (var result in GammaUnits(examples, 100, 55, samples))
                 yield return result;
+        foreach (var kind in new[] { DefUnitKind.Poisson, DefUnitKind.Bernoulli })
+            foreach (var (examples, samples) in new[] { (128, 1), (33, 4) })
+                foreach (var result in DiscreteDefUnits(kind, examples, 200, 40, samples))
+                    yield return result;
         foreach (var (examples, latent, length, samples) in new[] { (7, 1, 1, 1), (128, 20, 4, 1), (33, 20, 2, 5) })
             foreach (var result in PlanarFlowSteps(examples, latent, length, samples))
                 yield return result;
@@ -580,6 +584,46 @@ public sealed class KernelCheck(KernelSet kernels)
         kernels.GammaScoreGradient(scoreIn.View, logPIn.View, logQIn.View, reconstructionIn.View, reconstructionIn.View, klIn.View, dStatisticsBuffer.View, shape,
             GammaEstimator.Full, 1f, -1f, 1f / rows);
         yield return Compare("gamma score-function gradient", label, dStatistics, dStatisticsBuffer.GetAsArray1D(), 1e-4, 1e-3);
+    }
+
+    /// <summary>The deep exponential family's Poisson or sigmoid-belief-net layer (its units after 40 others): the draws,
+    /// log q, the score, and the layer's prior terms under parents and at the top, against the double references from
+    /// the same Philox key (the tolerances of DeepExponentialTests).</summary>
+    private IEnumerable<CheckResult> DiscreteDefUnits(DefUnitKind kind, int batch, int units, int before, int samples)
+    {
+        int rows = batch * samples, total = before + units;
+        var shape = new GammaLayerShape(units, before, total, samples);
+        var random = new Random(batch * units + samples + (int)kind);
+        var statistics = Uniform(random, batch * 2 * total, -4, 4);
+        var parents = kind == DefUnitKind.Poisson ? Uniform(random, rows * units, 0.05, 6) : Uniform(random, rows * units, -6, 6);
+        var key = new DrawKey(10, Philox.Streams.Reparameterize, 6);
+        var expected = Reference.DeepExponentialReference.SampleDiscrete(kind, statistics, shape, rows, key);
+        var terms = Reference.DeepExponentialReference.DiscreteLayerTerms(kind, expected.Z, expected.LogQ, parents, units);
+        var top = Reference.DeepExponentialReference.DiscreteLayerTerms(kind, expected.Z, expected.LogQ, null, units);
+        var accelerator = kernels.Accelerator;
+        using var statisticsBuffer = accelerator.Allocate1D(ToFloat(statistics));
+        using var z = accelerator.Allocate1D<float>(rows * units);
+        using var logZ = accelerator.Allocate1D<float>(rows * units);
+        using var logQ = accelerator.Allocate1D<float>(rows * units);
+        using var score = accelerator.Allocate1D<float>(rows * 2 * units);
+        kernels.DiscretePosteriorSample(kind, statisticsBuffer.View, z.View, logZ.View, logQ.View, score.View, shape, key);
+        string name = kind == DefUnitKind.Poisson ? "Poisson" : "sbn", label = $"{batch}x{units} k={samples}";
+        yield return Compare($"{name} units z", label, expected.Z, z.GetAsArray1D(), 0, 0);
+        yield return Compare($"{name} units log q", label, expected.LogQ, logQ.GetAsArray1D(), 1e-5, 1e-5);
+        yield return Compare($"{name} units score", label, expected.Score, score.GetAsArray1D(), 1e-5, 1e-6);
+        using var zIn = accelerator.Allocate1D(ToFloat(expected.Z));
+        using var logQIn = accelerator.Allocate1D(ToFloat(expected.LogQ));
+        using var parentBuffer = accelerator.Allocate1D(ToFloat(parents));
+        using var logP = accelerator.Allocate1D<float>(rows * units);
+        using var dParents = accelerator.Allocate1D<float>(rows * units);
+        using var rowLogP = accelerator.Allocate1D<float>(rows);
+        using var kl = accelerator.Allocate1D<float>(rows);
+        kernels.DiscreteLayerTerms(kind, zIn.View, logQIn.View, parentBuffer.View, logP.View, dParents.View, rowLogP.View, kl.View, units, first: true);
+        yield return Compare($"{name} layer log p", label, terms.LogPrior, logP.GetAsArray1D(), 1e-5, 1e-5);
+        yield return Compare($"{name} layer ∂ log p/∂ parent", label, terms.DParents, dParents.GetAsArray1D(), 1e-5, 1e-6);
+        yield return Compare($"{name} layer KL per row", label, terms.Kl, kl.GetAsArray1D(), 1e-5, 1e-5 * units);
+        kernels.DiscreteLayerTerms(kind, zIn.View, logQIn.View, kernels.None, logP.View, kernels.None, rowLogP.View, kl.View, units, first: true);
+        yield return Compare($"{name} top layer log p per row", label, top.RowLogPrior, rowLogP.GetAsArray1D(), 1e-5, 1e-5 * units);
     }
 
     /// <summary>log Γ and ψ on x from 1e-3 to 1e3, and the gamma log density with its two scores, against the double

@@ -577,7 +577,7 @@ public static class ModelCatalog
             },
             Family = _ => DarnFamily,
         },
-        new(ModelKind.Def, "def", "sparse gamma deep exponential family: --def-layers of gamma units (bottom first, default " + DefLayerSpec.Default + "), each unit's mean a positive-weighted sum of the layer above, binary pixels p(x=1) = 1 − exp(−rate) (or with --likelihood poisson grey levels as Poisson(rate) counts of 0 to 255); a mean-field gamma q(z|x) written by the encoder, trained by black-box VI: score-function gradients with Rao-Blackwellization and a leave-one-out baseline over --samples (4 unless given) (Ranganath et al. 2015)")
+        new(ModelKind.Def, "def", "deep exponential family: --def-layers of sparse gamma, Poisson or sigmoid-belief-net units (bottom first, default " + DefLayerSpec.Default + "), each gamma or Poisson unit's mean a positive-weighted sum of the layer above, each sbn unit's logit a real-weighted one, binary pixels p(x=1) = 1 − exp(−rate) (or with --likelihood poisson grey levels as Poisson(rate) counts of 0 to 255); a mean-field q(z|x) of the same families written by the encoder, trained by black-box VI: score-function gradients with Rao-Blackwellization and a leave-one-out baseline over --samples (4 unless given) (Ranganath et al. 2015)")
         {
             Capabilities = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound | ModelCapabilities.CountObservations,
             DefaultLatent = DefLayerSpec.Widths(DefLayerSpec.Default)[0],
@@ -586,7 +586,7 @@ public static class ModelCatalog
             TopLatent = config => DefLayerSpec.Widths(config.DefLayers)[^1],
             Options =
             [
-                new("def-layers", "the DEF's layers, bottom first, TYPE:WIDTH each (gamma; default " + DefLayerSpec.Default + "); the first width is the codes' --latent", "LAYERS",
+                new("def-layers", "the DEF's layers, bottom first, TYPE:WIDTH each (gamma, poisson or sbn; default " + DefLayerSpec.Default + "); the first width is the codes' --latent", "LAYERS",
                     (config, text) => config with { DefLayers = text, Latent = DefLayerSpec.Widths(text)[0] })
                 { Property = nameof(VaeConfig.DefLayers) },
                 new("def-shape", "α of the sparse gamma layers, p(z_l | z_{l+1}) = Gamma(α, α/μ) (default 0.1, the paper's)", "ALPHA",
@@ -595,7 +595,7 @@ public static class ModelCatalog
             ],
             Terms = _ => new("−ELBO", "reconstruction", "sampled KL terms"),
             ObjectiveName = _ => "ELBO (one sample of every layer per image)",
-            Settings = config => $", sparse gamma layers {string.Join("-", DefLayerSpec.Widths(config.DefLayers))} with α = {config.DefShape.ToString(System.Globalization.CultureInfo.InvariantCulture)}, black-box VI (Rao-Blackwellized, leave-one-out baseline over {config.Samples} samples)",
+            Settings = config => $", {DefLayerSpec.Describe(config.DefLayers)} with α = {config.DefShape.ToString(System.Globalization.CultureInfo.InvariantCulture)}, black-box VI (Rao-Blackwellized, leave-one-out baseline over {config.Samples} samples)",
             Validate = DefLayerSpec.Validate,
             Family = _ => DefFamily,
         },

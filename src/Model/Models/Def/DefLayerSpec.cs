@@ -3,10 +3,13 @@ using IlgpuVae.GpuKernels;
 
 namespace IlgpuVae.Model.Models.Def;
 
+/// <summary>One layer of a DEF: its unit type and width.</summary>
+public readonly record struct DefLayer(DefUnitKind Kind, int Width);
+
 /// <summary>
 /// The deep exponential family's --def-layers: comma-separated layers, bottom (nearest the data) first, each
-/// TYPE:WIDTH, as "gamma:100,gamma:40,gamma:15" (the DEF paper's sparse gamma sizes). Gamma layers are built; the
-/// paper's Poisson and sigmoid-belief-net layers are named so that asking for one says so.
+/// TYPE:WIDTH, as "gamma:100,gamma:40,gamma:15" (the DEF paper's sparse gamma sizes); the types are gamma, poisson
+/// and sbn (sigmoid belief net; "bernoulli" is the same), and a model may mix them.
 /// </summary>
 public static class DefLayerSpec
 {
@@ -15,31 +18,52 @@ public static class DefLayerSpec
     /// <summary>The most layers a DEF may have.</summary>
     public const int MaxLayers = 8;
 
-    /// <summary>The layer types the paper defines that are not built yet.</summary>
-    private static readonly string[] NotBuilt = ["poisson", "sbn", "bernoulli"];
-
-    /// <summary>The widths, bottom first, or a <see cref="SettingException"/> naming the part that does not parse.</summary>
-    public static int[] Widths(string text)
+    /// <summary>The layers, bottom first, or a <see cref="SettingException"/> naming the part that does not parse.</summary>
+    public static DefLayer[] Parse(string text)
     {
         var parts = text.Split(',', StringSplitOptions.TrimEntries);
         if (parts.Length > MaxLayers)
             throw new SettingException($"@DefLayers takes 1 to {MaxLayers} layers (got {parts.Length} in '{text}')");
-        var widths = new int[parts.Length];
+        var layers = new DefLayer[parts.Length];
         for (int i = 0; i < parts.Length; i++)
         {
             var fields = parts[i].Split(':', StringSplitOptions.TrimEntries);
             if (fields.Length != 2 || fields[0].Length == 0)
                 throw new SettingException($"@DefLayers: layer {i + 1} is '{parts[i]}'; write each layer as TYPE:WIDTH, bottom first, e.g. {Default}");
-            string type = fields[0].ToLowerInvariant();
-            if (NotBuilt.Contains(type))
-                throw new SettingException($"@DefLayers: {type} layers (layer {i + 1}) are not built yet; gamma layers are, e.g. {Default}");
-            if (type != "gamma")
-                throw new SettingException($"@DefLayers: layer {i + 1} has type '{fields[0]}'; the type is gamma, e.g. {Default}");
-            if (!int.TryParse(fields[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out widths[i]) || widths[i] < 1)
+            var kind = fields[0].ToLowerInvariant() switch
+            {
+                "gamma" => DefUnitKind.Gamma,
+                "poisson" => DefUnitKind.Poisson,
+                "sbn" or "bernoulli" => DefUnitKind.Bernoulli,
+                _ => throw new SettingException($"@DefLayers: layer {i + 1} has type '{fields[0]}'; the types are gamma, poisson and sbn, e.g. {Default}"),
+            };
+            if (!int.TryParse(fields[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int width) || width < 1)
                 throw new SettingException($"@DefLayers: layer {i + 1}'s width must be a whole number ≥ 1 (got '{fields[1]}')");
+            layers[i] = new DefLayer(kind, width);
         }
-        return widths;
+        return layers;
     }
+
+    /// <summary>The widths, bottom first (see <see cref="Parse"/>).</summary>
+    public static int[] Widths(string text) => Parse(text).Select(layer => layer.Width).ToArray();
+
+    /// <summary>The layers as the run's settings line names them: "100-40-15" when every layer is gamma (the sparse
+    /// gamma DEF), else each with its type, "sbn:200-poisson:50".</summary>
+    public static string Describe(string text)
+    {
+        var layers = Parse(text);
+        return layers.All(layer => layer.Kind == DefUnitKind.Gamma)
+            ? "sparse gamma layers " + string.Join("-", layers.Select(layer => layer.Width))
+            : "layers " + string.Join("-", layers.Select(layer => $"{Name(layer.Kind)}:{layer.Width}"));
+    }
+
+    /// <summary>A unit type as --def-layers writes it.</summary>
+    public static string Name(DefUnitKind kind) => kind switch
+    {
+        DefUnitKind.Poisson => "poisson",
+        DefUnitKind.Bernoulli => "sbn",
+        _ => "gamma",
+    };
 
     /// <summary>The checks of the DEF's settings: its layers parse, the first is <see cref="VaeConfig.Latent"/>
     /// wide, and α is positive.</summary>

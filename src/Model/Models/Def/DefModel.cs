@@ -6,12 +6,16 @@ using IlgpuVae.Model.Core;
 namespace IlgpuVae.Model.Models.Def;
 
 /// <summary>
-/// The sparse gamma deep exponential family (Ranganath et al. 2015; kernels in <see cref="DeepExponential"/>):
-/// layers z_0 (bottom, <see cref="VaeConfig.Latent"/> units) … z_{L−1} (top) of gamma units, the top's prior
-/// Gamma(α, α), each lower layer's Gamma(α, α/μ) with μ_l = V_{l+1}·z_{l+1} + ε, and binary pixels with
+/// The deep exponential family (Ranganath et al. 2015; kernels in <see cref="DeepExponential"/> and
+/// <see cref="DeepExponentialDiscrete"/>): layers z_0 (bottom, <see cref="VaeConfig.Latent"/> units) … z_{L−1} (top)
+/// of sparse gamma, Poisson or sigmoid-belief-net units. The top's prior is Gamma(α, α), Poisson(1) or Bernoulli(½);
+/// a lower gamma layer's is Gamma(α, α/μ), a Poisson layer's Poisson(μ), with μ_l = V_{l+1}·z_{l+1} + ε and
+/// V_{l+1} = softplus(θ) ≥ 0; a sigmoid-belief-net layer's is Bernoulli(σ(η)), η_l = W_{l+1}·z_{l+1} + b with real
+/// W and b. Binary pixels have
 /// p(x_i = 1) = 1 − exp(−r_i), r = V_0·z_0 + ε (or with the Poisson likelihood each pixel's byte a Poisson(r_i)
-/// count: Poisson factorization when there is one layer), every V = softplus(θ) ≥ 0. q(z|x) is mean-field gamma over every
-/// unit of every layer, amortised: the encoder writes each unit's shape and mean parameters (the paper fits them
+/// count: Poisson factorization when there is one gamma layer), V_0 ≥ 0 whatever the bottom layer's type. q(z|x) is
+/// mean-field over every unit of every layer, each unit's q of its prior's family, amortised: the encoder writes each
+/// unit's shape and mean parameters (a Poisson or Bernoulli unit reads only the mean column; the paper fits them
 /// per data point; an encoder gives the same family of q and scores held-out images without an inner fit). The
 /// weights V are point estimates with the exact gradient for the drawn z; q's parameters get the black-box VI
 /// (score-function) estimate with each unit's Markov-blanket signal and a leave-one-out baseline over the k samples.
@@ -36,12 +40,15 @@ public sealed class DefModel : FamilyModel
     public static string RowLogPrior(int layer) => $"def.row_log_p{layer}";
 
     private readonly int[] widths;
+    private readonly DefUnitKind[] kinds;
     private readonly int[] offsets;
     private readonly int totalUnits;
 
     public DefModel(ModelParts parts) : base(parts)
     {
-        widths = DefLayerSpec.Widths(Config.DefLayers);
+        var layers = DefLayerSpec.Parse(Config.DefLayers);
+        widths = layers.Select(layer => layer.Width).ToArray();
+        kinds = layers.Select(layer => layer.Kind).ToArray();
         offsets = DefFamily.Offsets(widths);
         totalUnits = widths.Sum();
         var floor = Workspace.Floats(Floor);
@@ -52,7 +59,8 @@ public sealed class DefModel : FamilyModel
     private float Alpha => (float)Config.DefShape;
     private int StatisticsLayer => Layout.EncoderLayerCount - 1;
 
-    /// <summary>The layout's layer of V_l: V_0 writes the rates, V_l (l ≥ 1) the means of z_{l−1}.</summary>
+    /// <summary>The layout's layer of V_l: V_0 writes the rates, V_l (l ≥ 1) the parents of z_{l−1} (the means of
+    /// gamma and Poisson units, through positive weights; the logits of Bernoulli units, through real ones).</summary>
     private int WeightLayer(int l) => Layout.DecoderStart + l;
 
     private GammaLayerShape Shape(int l, int samples) => new(widths[l], offsets[l], totalUnits, samples);
@@ -72,10 +80,17 @@ public sealed class DefModel : FamilyModel
         return Workspace.Floats(buffer).View.SubView(slice.WeightOffset, slice.WeightCount);
     }
 
+    private ArrayView<float> BiasView(string buffer, int l)
+    {
+        var slice = Layout.Layers[WeightLayer(l)];
+        return Workspace.Floats(buffer).View.SubView(slice.BiasOffset, slice.Outputs);
+    }
+
     private ArrayView<float> Rates(int rows) => Stack.Output(WeightLayer(0), rows);
     private ArrayView<float> RateGradient(int rows) => Stack.Gradient(WeightLayer(0), rows);
 
-    /// <summary>The means of z_l's units (V_{l+1}·z_{l+1} + ε) and ∂ log p/∂ those means; none for the top.</summary>
+    /// <summary>The parents of z_l's units (μ = V_{l+1}·z_{l+1} + ε, or η = W_{l+1}·z_{l+1} + b for Bernoulli units)
+    /// and ∂ log p/∂ those parents; none for the top.</summary>
     private ArrayView<float> Means(int l, int rows) => l == Layers - 1 ? Kernels.None : Stack.Output(WeightLayer(l + 1), rows);
     private ArrayView<float> MeanGradient(int l, int rows) => l == Layers - 1 ? Kernels.None : Stack.Gradient(WeightLayer(l + 1), rows);
 
@@ -83,12 +98,19 @@ public sealed class DefModel : FamilyModel
 
     public override ArrayView<float> OutputGradient(int rows) => RateGradient(rows);
 
-    /// <summary>V_l = softplus(θ_l) into its buffer, then output = V_l·input + ε.</summary>
-    private void Product(int l, ArrayView<float> input, ArrayView<float> output, int rows)
+    /// <summary>Positive weights: V_l = softplus(θ_l) into its buffer, then output = act(V_l·input + ε); real ones
+    /// (below them a Bernoulli layer): output = act(W_l·input + b).</summary>
+    private void Product(int l, ArrayView<float> input, ArrayView<float> output, int rows, ActivationKind activation = ActivationKind.Identity)
     {
         var slice = Layout.Layers[WeightLayer(l)];
+        if (!slice.Positive)
+        {
+            Kernels.DenseForward(activation, input, WeightView(ModelBuffers.Parameters, l), BiasView(ModelBuffers.Parameters, l), output, rows,
+                slice.Inputs, slice.Outputs);
+            return;
+        }
         Kernels.SoftplusWeights(WeightView(ModelBuffers.Parameters, l), V(l));
-        Kernels.DenseForward(ActivationKind.Identity, input, V(l), Floats(Floor, slice.Outputs), output, rows, slice.Inputs, slice.Outputs);
+        Kernels.DenseForward(activation, input, V(l), Floats(Floor, slice.Outputs), output, rows, slice.Inputs, slice.Outputs);
     }
 
     public override void Forward(int batch, DrawKey key, int samples)
@@ -97,14 +119,23 @@ public sealed class DefModel : FamilyModel
         Stack.Forward(0, Layout.EncoderLayerCount, EncoderInput(batch), batch);
         var statistics = Stack.Output(StatisticsLayer, batch);
         for (int l = 0; l < Layers; l++)
-            Kernels.GammaPosteriorSample(statistics, Z(l, rows), LogZ(l, rows), LogQView(l, rows), ScoreView(l, rows), Shape(l, samples), key);
-        // Top down: each layer's means from the layer above, then its prior terms; the KL rows set by the top.
+        {
+            if (kinds[l] == DefUnitKind.Gamma)
+                Kernels.GammaPosteriorSample(statistics, Z(l, rows), LogZ(l, rows), LogQView(l, rows), ScoreView(l, rows), Shape(l, samples), key);
+            else
+                Kernels.DiscretePosteriorSample(kinds[l], statistics, Z(l, rows), LogZ(l, rows), LogQView(l, rows), ScoreView(l, rows), Shape(l, samples), key);
+        }
+        // Top down: each layer's parents from the layer above, then its prior terms; the KL rows set by the top.
         for (int l = Layers - 1; l >= 0; l--)
         {
             if (l < Layers - 1)
                 Product(l + 1, Z(l + 1, rows), Means(l, rows), rows);
-            Kernels.GammaLayerTerms(Z(l, rows), LogZ(l, rows), LogQView(l, rows), Means(l, rows), LogP(l, rows), MeanGradient(l, rows), RowLogP(l, rows),
-                KlPerRow(rows), widths[l], Alpha, first: l == Layers - 1);
+            if (kinds[l] == DefUnitKind.Gamma)
+                Kernels.GammaLayerTerms(Z(l, rows), LogZ(l, rows), LogQView(l, rows), Means(l, rows), LogP(l, rows), MeanGradient(l, rows), RowLogP(l, rows),
+                    KlPerRow(rows), widths[l], Alpha, first: l == Layers - 1);
+            else
+                Kernels.DiscreteLayerTerms(kinds[l], Z(l, rows), LogQView(l, rows), Means(l, rows), LogP(l, rows), MeanGradient(l, rows), RowLogP(l, rows),
+                    KlPerRow(rows), widths[l], first: l == Layers - 1);
         }
         Product(0, Z(0, rows), Rates(rows), rows);
     }
@@ -129,7 +160,7 @@ public sealed class DefModel : FamilyModel
         ReconstructionLossRows(pass.Batch, pass.Samples);
         if (pass.Accumulate)
             AccumulateLoss(pass);
-        // The weights: exact for the drawn z. V_0 from the rates' gradient, V_l from −β/rows·∂ log p(z_{l−1})/∂μ.
+        // The weights: exact for the drawn z. V_0 from the rates' gradient, V_l from −β/rows·∂ log p(z_{l−1})/∂ parent.
         WeightBackward(0, Z(0, rows), RateGradient(rows), rows, 1f);
         for (int l = 1; l < Layers; l++)
             WeightBackward(l, Z(l, rows), MeanGradient(l - 1, rows), rows, -beta / rows);
@@ -141,10 +172,18 @@ public sealed class DefModel : FamilyModel
         Stack.Backward(0, Layout.EncoderLayerCount, pass.Batch, EncoderInput(pass.Batch), Kernels.None);
     }
 
-    /// <summary>θ_l's gradient: scale·(dOutputᵀ·input)·σ(θ), through the scratch dV; V_l is the forward pass's.</summary>
+    /// <summary>θ_l's gradient: scale·(dOutputᵀ·input)·σ(θ), through the scratch dV; V_l is the forward pass's. Real
+    /// weights: dOutput scaled in place (nothing reads it after), then W's and b's gradients as a dense layer's.</summary>
     private void WeightBackward(int l, ArrayView<float> input, ArrayView<float> dOutput, int rows, float scale)
     {
         var slice = Layout.Layers[WeightLayer(l)];
+        if (!slice.Positive)
+        {
+            Kernels.ScaleInPlace(dOutput, scale);
+            Kernels.DenseBackward(input, WeightView(ModelBuffers.Parameters, l), dOutput, Kernels.None, ActivationKind.Identity,
+                WeightView(ModelBuffers.Gradients, l), BiasView(ModelBuffers.Gradients, l), rows, slice.Inputs, slice.Outputs);
+            return;
+        }
         var dV = Floats(WeightGradient, slice.WeightCount);
         Kernels.DenseBackward(input, V(l), dOutput, Kernels.None, ActivationKind.Identity, dV, Floats(BiasGradient, slice.Outputs), rows, slice.Inputs,
             slice.Outputs);
@@ -170,9 +209,10 @@ public sealed class DefModel : FamilyModel
         Kernels.Synchronize();
         var statistics = Download(Stack.Output(StatisticsLayer, batch));
         var means = new float[batch * totalUnits];
-        for (int b = 0; b < batch; b++)
-            for (int t = 0; t < totalUnits; t++)
-                means[b * totalUnits + t] = DeepExponential.Mean(statistics[b * 2 * totalUnits + totalUnits + t]);
+        for (int l = 0; l < Layers; l++)
+            for (int b = 0; b < batch; b++)
+                for (int t = offsets[l]; t < offsets[l] + widths[l]; t++)
+                    means[b * totalUnits + t] = DeepExponentialDiscrete.PosteriorMean(kinds[l], statistics[b * 2 * totalUnits + totalUnits + t]);
         return means;
     }
 
@@ -186,12 +226,13 @@ public sealed class DefModel : FamilyModel
         return Enumerable.Range(0, Layers).Select(l => Columns(means, batch, totalUnits, offsets[l], widths[l])).ToArray();
     }
 
-    /// <summary>Top-layer codes down the mean path (each layer at its prior mean given the one above) to the logits.</summary>
+    /// <summary>Top-layer codes down the mean path (each layer at its prior mean given the one above: μ, or σ(η) for
+    /// Bernoulli units) to the logits.</summary>
     public override void Decode(float[] codes, int batch)
     {
         Z(Layers - 1, batch).CopyFromCPU(codes);
         for (int l = Layers - 1; l >= 1; l--)
-            Product(l, Z(l, batch), Z(l - 1, batch), batch);
+            Product(l, Z(l, batch), Z(l - 1, batch), batch, MeanActivation(l - 1));
         Product(0, Z(0, batch), Rates(batch), batch);
         if (Counts)
             Kernels.RateMeans(Rates(batch), Output(batch));
@@ -199,57 +240,81 @@ public sealed class DefModel : FamilyModel
             Kernels.RateLogits(Rates(batch), Output(batch));
     }
 
-    /// <summary>Unit j of layer l as the rates it adds to the pixels: V_0·V_1·…·V_l·e_j, from θ on the host (double).</summary>
+    /// <summary>A layer's prior mean as a function of its parent: the parent itself (μ), or σ(η) for Bernoulli units.</summary>
+    private ActivationKind MeanActivation(int l) => kinds[l] == DefUnitKind.Bernoulli ? ActivationKind.Sigmoid : ActivationKind.Identity;
+
+    /// <summary>Unit j of layer l as the rates it adds to the pixels: the mean path (see <see cref="Decode"/>) from
+    /// layer l with only unit j at 1, less the path from layer l at 0, in double on the host. Through positive weights
+    /// alone this is V_0·V_1·…·V_l·e_j.</summary>
     public override IReadOnlyList<float[]>? LayerComponents()
     {
         var parameters = Download(Workspace.Floats(ModelBuffers.Parameters).View);
-        double[] V(int l)
+        var weights = new double[Layers][];
+        var biases = new double[Layers][];
+        for (int l = 0; l < Layers; l++)
         {
             var slice = Layout.Layers[WeightLayer(l)];
-            return parameters.AsSpan(slice.WeightOffset, slice.WeightCount).ToArray().Select(theta => StableMath.Softplus((double)theta)).ToArray();
+            var raw = parameters.AsSpan(slice.WeightOffset, slice.WeightCount).ToArray().Select(value => (double)value);
+            weights[l] = (slice.Positive ? raw.Select(StableMath.Softplus) : raw).ToArray();
+            biases[l] = slice.Positive
+                ? Enumerable.Repeat((double)DeepExponential.RateFloor, slice.Outputs).ToArray()
+                : parameters.AsSpan(slice.BiasOffset, slice.Outputs).ToArray().Select(value => (double)value).ToArray();
+        }
+        double[] Down(int from, double[] codes)
+        {
+            for (int l = from; l >= 0; l--)
+            {
+                var slice = Layout.Layers[WeightLayer(l)];
+                var next = new double[slice.Outputs];
+                for (int o = 0; o < slice.Outputs; o++)
+                {
+                    double sum = biases[l][o];
+                    for (int i = 0; i < slice.Inputs; i++)
+                        sum += weights[l][o * slice.Inputs + i] * codes[i];
+                    next[o] = l > 0 && kinds[l - 1] == DefUnitKind.Bernoulli ? StableMath.Sigmoid(sum) : sum;
+                }
+                codes = next;
+            }
+            return codes;
         }
         int pixels = Config.InputSize;
-        // Down from layer l: [pixels, K_l], V_0 first, then each product with the next V ([K_{l−1}, K_l]).
-        var down = V(0);
         var components = new List<float[]>();
         for (int l = 0; l < Layers; l++)
         {
-            if (l > 0)
-            {
-                var next = V(l);
-                var product = new double[pixels * widths[l]];
-                for (int i = 0; i < pixels; i++)
-                    for (int j = 0; j < widths[l]; j++)
-                    {
-                        double sum = 0;
-                        for (int k = 0; k < widths[l - 1]; k++)
-                            sum += down[i * widths[l - 1] + k] * next[k * widths[l] + j];
-                        product[i * widths[l] + j] = sum;
-                    }
-                down = product;
-            }
+            var baseline = Down(l, new double[widths[l]]);
             var layer = new float[widths[l] * pixels];
             for (int j = 0; j < widths[l]; j++)
+            {
+                var unit = new double[widths[l]];
+                unit[j] = 1;
+                var rates = Down(l, unit);
                 for (int i = 0; i < pixels; i++)
-                    layer[j * pixels + i] = (float)down[i * widths[l] + j];
+                    layer[j * pixels + i] = (float)(rates[i] - baseline[i]);
+            }
             components.Add(layer);
         }
         return components;
     }
 
-    /// <summary><paramref name="count"/> top-layer codes from Gamma(α, α): element i from the stream (seed,
-    /// Sample, 0) at counter i.</summary>
+    /// <summary><paramref name="count"/> top-layer codes from the top's prior, Gamma(α, α), Poisson(1) or
+    /// Bernoulli(½): element i from the stream (seed, Sample, 0) at counter i.</summary>
     public override float[]? DrawPriorCodes(int count, ulong seed)
     {
         var key = new DrawKey(seed, Philox.Streams.Sample, 0);
-        return Enumerable.Range(0, count * widths[^1]).Select(i => Distributions.SampleGamma(Alpha, Alpha, key, i)).ToArray();
+        var top = kinds[^1];
+        return Enumerable.Range(0, count * widths[^1]).Select(i => top switch
+        {
+            DefUnitKind.Poisson => Distributions.SamplePoisson(1f, key, i),
+            DefUnitKind.Bernoulli => Philox.Uniform(key.Seed, key.Stream, key.Step, i) < 0.5f ? 1f : 0f,
+            _ => Distributions.SampleGamma(Alpha, Alpha, key, i),
+        }).ToArray();
     }
 }
 
 /// <summary>
 /// The DEF's family: the encoder writes q's [shape parameters | mean parameters] of every unit (bottom layer first),
-/// then V_0 (the pixels' rates from z_0) and V_1 … V_{L−1} (each layer's means from the one above), positive weights
-/// that are never run as dense layers.
+/// then V_0 (the pixels' rates from z_0) and V_1 … V_{L−1} (each layer's parents from the one above): positive
+/// weights that are never run as dense layers, or for a Bernoulli layer below, a real dense layer with a bias.
 /// </summary>
 public sealed class DefFamily : ModelFamily
 {
@@ -267,10 +332,16 @@ public sealed class DefFamily : ModelFamily
     protected override void BuildDecoders(LayoutBuilder layout)
     {
         var config = layout.Config;
-        var widths = DefLayerSpec.Widths(config.DefLayers);
-        layout.AddPositive("def.weights0", widths[0], config.InputSize);
-        for (int l = 1; l < widths.Length; l++)
-            layout.AddPositive($"def.weights{l}", widths[l], widths[l - 1]);
+        var layers = DefLayerSpec.Parse(config.DefLayers);
+        layout.AddPositive("def.weights0", layers[0].Width, config.InputSize);
+        for (int l = 1; l < layers.Length; l++)
+        {
+            // A Bernoulli layer's logits take real weights and a bias; gamma and Poisson means positive weights.
+            if (layers[l - 1].Kind == DefUnitKind.Bernoulli)
+                layout.Add($"def.weights{l}", layers[l].Width, layers[l - 1].Width, ActivationKind.Identity);
+            else
+                layout.AddPositive($"def.weights{l}", layers[l].Width, layers[l - 1].Width);
+        }
         layout.EndDecoder();
     }
 
