@@ -48,6 +48,50 @@ public sealed class AutoregressiveTests(AcceleratorFixture fixture)
         }
     }
 
+    /// <summary>(examples, units, rows per example).</summary>
+    public static TheoryData<int, int, int> ObservedShapes => new() { { 1, 1, 1 }, { 7, 5, 3 }, { 3, 33, 2 }, { 2, 784, 4 } };
+
+    /// <summary>
+    /// Units observed once per example and read by its k rows (DARN's autoregressive decoder reads the pixels so):
+    /// the logits of k·B rows against the reference (tolerance as above), and W's gradient from per-row logit
+    /// gradients, a sum over k·B rows of products with h ∈ {0, 1}: 1e-5 of the summed sizes plus 1e-6.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ObservedShapes))]
+    public void UnitsReadOncePerExampleMatchTheReference(int examples, int units, int samples)
+    {
+        int rows = examples * samples;
+        var (context, weights, _) = Inputs(rows, units, examples * 7 + units + samples);
+        var (_, _, h) = Inputs(examples, units, units + samples);
+        var dLogits = Numerics.Uniform(new Random(units), rows * units, -1, 1);
+        var expected = AutoregressiveReference.Logits(Numerics.ToDouble(context), Numerics.ToDouble(weights), Numerics.ToDouble(h), rows, units, samples);
+        var sizes = AutoregressiveReference.Logits(context.Select(value => (double)Math.Abs(value)).ToArray(),
+            weights.Select(value => (double)Math.Abs(value)).ToArray(), Numerics.ToDouble(h), rows, units, samples);
+        var expectedGradient = AutoregressiveReference.WeightGradient(Numerics.ToDouble(dLogits), Numerics.ToDouble(h), rows, units, samples);
+        var gradientSizes = AutoregressiveReference.WeightGradient(dLogits.Select(value => (double)Math.Abs(value)).ToArray(), Numerics.ToDouble(h), rows, units, samples);
+        // The per-example reading is the per-row one on h repeated k times.
+        var repeated = Enumerable.Range(0, rows * units).Select(i => (double)h[i / units / samples * units + i % units]).ToArray();
+        Assert.Equal(AutoregressiveReference.Logits(Numerics.ToDouble(context), Numerics.ToDouble(weights), repeated, rows, units), expected);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var contextBuffer = kernels.Accelerator.Allocate1D(context);
+            using var weightBuffer = kernels.Accelerator.Allocate1D(weights);
+            using var hBuffer = kernels.Accelerator.Allocate1D(h);
+            using var logits = kernels.Accelerator.Allocate1D<float>(rows * units);
+            using var dLogitBuffer = kernels.Accelerator.Allocate1D(dLogits);
+            using var dWeights = kernels.Accelerator.Allocate1D<float>(units * units);
+            kernels.AutoregressiveLogits(contextBuffer.View, weightBuffer.View, hBuffer.View, logits.View, units, samples);
+            kernels.AutoregressiveWeightGradient(dLogitBuffer.View, hBuffer.View, dWeights.View, rows, units, samples);
+            var got = logits.GetAsArray1D();
+            for (int i = 0; i < got.Length; i++)
+                Assert.True(Math.Abs(got[i] - expected[i]) <= 1e-5 * sizes[i] + 1e-6, $"{kernels.Accelerator.AcceleratorType}: logit {i} = {got[i]}, reference {expected[i]}");
+            var gotGradient = dWeights.GetAsArray1D();
+            for (int i = 0; i < gotGradient.Length; i++)
+                Assert.True(Math.Abs(gotGradient[i] - expectedGradient[i]) <= 1e-5 * gradientSizes[i] + 1e-6,
+                    $"{kernels.Accelerator.AcceleratorType}: dW[{i}] = {gotGradient[i]}, reference {expectedGradient[i]}");
+        }
+    }
+
     /// <summary>Only the strictly lower triangle of W is read: filling the diagonal and the upper triangle with large
     /// values changes no logit and no draw.</summary>
     [Fact]

@@ -209,6 +209,10 @@ public sealed class GoldenRunTests : IDisposable
         ["darn-hidden-k2"] = new($"{Small} --model darn --k 2", "--k 7",
             "0c0923e1a35b8d0e3a0e2ef493625e3561c2a32218b319371b41c3f16d960ac8",
             "e7b5b4b76d723b59d32db61219a878c73762e2ff37fcaf4b2d339a609a64f6e1"),
+        // DARN's autoregressive decoder over the pixels (2026-12-03), with a hidden layer each way and k = 2.
+        ["darn-autoregressive-decoder"] = new($"{Small} --model darn --darn-decoder autoregressive --k 2", "--k 7",
+            "54d696a52c2c73e805404ffee62d3014f8ab26e8627258b8617a7bdfade23156",
+            "26b5d8cc82889ddcca1cc2eea3b9be5c25ad7e7a5d27a0cf4de5a3db415efd56"),
         // The sparse gamma DEF (2026-12-03): two layers with the default k = 4, and one layer (the Poisson
         // factorization baseline's shape) with α = 0.3 and k = 2. The three DEF runs' hashes were re-recorded the next
         // day when the leave-one-out gradient began taking the first sample's score from each (the same sum, rounded

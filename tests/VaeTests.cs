@@ -34,7 +34,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "corex-rank1", "corex-rank1-k3-gaussian-two-hidden", "ladder-rank1", "ladder-3-rank1-softplus-k2-norm", "ladder-4-rank1-k3-gaussian",
          "corex-stacked-rank1-k2", "vae-planar-flow-2-rank1", "vae-k2-planar-flow-1-rank1-gaussian", "hvm-flow-1-rank1-k2", "hvm-rank1-no-flow-gaussian",
          "sbn", "sbn-k3-linear", "sbn-k2-gaussian-two-hidden", "sbn-2layer-k2", "sbn-2layer-linear",
-         "darn", "darn-k3-linear", "darn-k2-gaussian-two-hidden",
+         "darn", "darn-k3-linear", "darn-k2-gaussian-two-hidden", "darn-autoregressive-decoder", "darn-k3-autoregressive-decoder-two-hidden",
          "def", "def-one-layer-k3", "def-three-layers-k2-two-hidden", "def-poisson-k2", "def-poisson-one-layer",
          "def-sbn-poisson-gamma-k2", "def-gamma-sbn-k3", "def-poisson-layers-counts"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
@@ -348,6 +348,12 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         // DARN: a hidden layer each way; linear with k = 3 and β < 1; two hidden layers, a Gaussian decoder, k = 2.
         "darn" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 5, Model = ModelKind.Darn },
         "darn-k3-linear" => new VaeConfig { InputSize = 12, Hidden = [], Latent = 6, Model = ModelKind.Darn, Samples = 3, Beta = 0.7 },
+        // DARN's autoregressive decoder over the 12 pixels: with a hidden layer and k = 1, and two hidden layers with k = 3.
+        "darn-autoregressive-decoder" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 5, Model = ModelKind.Darn, AutoregressiveDecoder = true },
+        "darn-k3-autoregressive-decoder-two-hidden" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 4, Model = ModelKind.Darn, Samples = 3, Activation = ActivationKind.Tanh, AutoregressiveDecoder = true,
+        },
         "darn-k2-gaussian-two-hidden" => new VaeConfig
         {
             InputSize = 12, Hidden = [8, 5], Latent = 4, Model = ModelKind.Darn, Samples = 2, Activation = ActivationKind.Tanh,
@@ -917,6 +923,14 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         }
         else if (twoViews)
             decoded = ViewReference.Join(decoded, Run(layout.DecoderEnd, layout.Layers.Count, z1), batch, config.Views);
+        else if (config.AutoregressiveDecoder)
+        {
+            // DARN's autoregressive decoder draws the pixels in order from Philox (0, Sample, 1); the picture is each
+            // pixel's probability given those drawn before it.
+            var pixelWeights = layout.Layers[IlgpuVae.Model.Models.Darn.DarnFamily.PixelWeightsLayer(layout)];
+            decoded = AutoregressiveReference.Sample(decoded, p.AsSpan(pixelWeights.WeightOffset, pixelWeights.WeightCount).ToArray(), batch, config.InputSize,
+                new DrawKey(0, Philox.Streams.Sample, 1)).Logits;
+        }
         if (config.Likelihood == LikelihoodKind.Bernoulli)
             decoded = decoded.Select(StableMath.Sigmoid).ToArray();
         AssertEncodeAndDecode(config, configuration, images, batch, seed, expectedMu, expectedLogVariance, codes, decoded);

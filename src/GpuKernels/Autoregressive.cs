@@ -14,10 +14,12 @@ namespace IlgpuVae.GpuKernels;
 /// </summary>
 public static class Autoregressive
 {
-    /// <summary>logits[b, j] = context[b, j] + Σ_{k&lt;j} W[j, k]·h[b, k], one thread per element.</summary>
+    /// <summary>logits[b, j] = context[b, j] + Σ_{k&lt;j} W[j, k]·h[b / k, k], one thread per element: with
+    /// <paramref name="samples"/> k &gt; 1 the units are observed once per example and read by its k rows (DARN's
+    /// autoregressive decoder reads the pixels so).</summary>
     public static void AutoregressiveLogits(this KernelSet kernels, ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h,
-        ArrayView<float> logits, int units) =>
-        kernels.Launch(LogitsKernel, (int)context.Length, context, weights, h, logits, units);
+        ArrayView<float> logits, int units, int samples = 1) =>
+        kernels.Launch(LogitsKernel, (int)context.Length, context, weights, h, logits, units, samples);
 
     /// <summary>
     /// Draws each row's units in order: a_j as above from the units already drawn, then h_j = 1 when
@@ -29,26 +31,22 @@ public static class Autoregressive
         ArrayView<float> logits, int units, DrawKey key, int samples = 1) =>
         kernels.Launch(SampleKernel, (int)(context.Length / units) * samples, context, weights, h, logits, units, key, samples);
 
-    /// <summary>dWeights[j, k] = Σ_b dLogits[b, j]·h[b, k] for k &lt; j, 0 elsewhere (one thread per entry of W,
-    /// the rows in order).</summary>
+    /// <summary>dWeights[j, k] = Σ_b dLogits[b, j]·h[b / k, k] for k &lt; j, 0 elsewhere (one thread per entry of W,
+    /// the rows in order; h once per example as in <see cref="AutoregressiveLogits"/>).</summary>
     public static void AutoregressiveWeightGradient(this KernelSet kernels, ArrayView<float> dLogits, ArrayView<float> h, ArrayView<float> dWeights,
-        int rows, int units) =>
-        kernels.Launch(WeightGradientKernel, units * units, dLogits, h, dWeights, rows, units);
+        int rows, int units, int samples = 1) =>
+        kernels.Launch(WeightGradientKernel, units * units, dLogits, h, dWeights, rows, units, samples);
 
     [Kernel]
     public static void LogitsKernel(Index1D element, ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h, ArrayView<float> logits,
-        int units)
+        int units, int samples)
     {
         int row = element / units;
-        logits[element] = Logit(context, weights, h, row * units, element - row * units, units);
+        logits[element] = Logit(context, weights, h, row * units, row / samples * units, element - row * units, units);
     }
 
-    /// <summary>a_j of the row starting at <paramref name="start"/>: its context plus the lower triangle's products
-    /// with the units before it.</summary>
-    private static float Logit(ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h, int start, int unit, int units) =>
-        Logit(context, weights, h, start, start, unit, units);
-
-    /// <summary>The same with the context row starting at <paramref name="contextStart"/>.</summary>
+    /// <summary>a_j: the context at <paramref name="contextStart"/> plus the lower triangle's products with the units
+    /// before it in the row of h starting at <paramref name="start"/>.</summary>
     private static float Logit(ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h, int contextStart, int start, int unit, int units)
     {
         float sum = context[contextStart + unit];
@@ -72,13 +70,14 @@ public static class Autoregressive
     }
 
     [Kernel]
-    public static void WeightGradientKernel(Index1D entry, ArrayView<float> dLogits, ArrayView<float> h, ArrayView<float> dWeights, int rows, int units)
+    public static void WeightGradientKernel(Index1D entry, ArrayView<float> dLogits, ArrayView<float> h, ArrayView<float> dWeights, int rows, int units,
+        int samples)
     {
         int unit = entry / units, k = entry - unit * units;
         float sum = 0f;
         if (k < unit)
             for (int row = 0; row < rows; row++)
-                sum += dLogits[row * units + unit] * h[row * units + k];
+                sum += dLogits[row * units + unit] * h[row / samples * units + k];
         dWeights[entry] = sum;
     }
 }

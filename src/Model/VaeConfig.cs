@@ -155,6 +155,10 @@ public sealed record VaeConfig
     /// Gamma(α, α) (the DEF paper's sparse gamma takes α = 0.1). The DEF only.</summary>
     public double DefShape { get; init; } = 0.1;
 
+    /// <summary>DARN's decoder: false, p(x|h) = Π_i Bernoulli(x_i; σ(f_i(h))); true, autoregressive over the pixels in
+    /// raster order, logit_i = f_i(h) + Σ_{k&lt;i} A_ik·x_k with A strictly lower triangular (Gregor et al. 2014). DARN only.</summary>
+    public bool AutoregressiveDecoder { get; init; }
+
     /// <summary>The most components a learned prior may have (the VampPrior paper's largest is 500).</summary>
     public const int MaxPriorComponents = 5000;
 
@@ -195,7 +199,7 @@ public sealed record VaeConfig
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
         && LatentLayers == other.LatentLayers && LadderLayers == other.LadderLayers && LadderVariance == other.LadderVariance && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && Prior == other.Prior && PriorComponents == other.PriorComponents && Anchors == other.Anchors && AnchorWeight.Equals(other.AnchorWeight) && MutualInformation.Equals(other.MutualInformation) && MiWeight.Equals(other.MiWeight) && WeightPrior.Equals(other.WeightPrior) && FlowLength == other.FlowLength && AuxiliaryFlowLength == other.AuxiliaryFlowLength && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
-        && DefLayers == other.DefLayers && DefShape.Equals(other.DefShape)
+        && DefLayers == other.DefLayers && DefShape.Equals(other.DefShape) && AutoregressiveDecoder == other.AutoregressiveDecoder
         && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
         && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
@@ -261,6 +265,10 @@ public sealed record VaeConfig
             throw new SettingException($"@LadderLayers and @LadderVariance are the Ladder VAE's, for @Model {ModelCatalog.NamesDeclaring(nameof(LadderLayers))}");
         if ((DefLayers != Defaults.DefLayers && !Spec.Declares(nameof(DefLayers))) || (DefShape != Defaults.DefShape && !Spec.Declares(nameof(DefShape))))
             throw new SettingException($"@DefLayers and @DefShape are the deep exponential family's, for @Model {ModelCatalog.NamesDeclaring(nameof(DefLayers))}");
+        if (AutoregressiveDecoder && !Spec.Declares(nameof(AutoregressiveDecoder)))
+            throw new SettingException($"@AutoregressiveDecoder is DARN's, for @Model {ModelCatalog.NamesDeclaring(nameof(AutoregressiveDecoder))}");
+        if (AutoregressiveDecoder && Likelihood != LikelihoodKind.Bernoulli)
+            throw new SettingException($"@AutoregressiveDecoder reads binary pixels: it needs @Likelihood bernoulli (got {Likelihood.ToString().ToLowerInvariant()})");
         if (EncoderViews != 1 && !Spec.Declares(nameof(EncoderViews)))
             throw new SettingException($"@EncoderViews is for a model of two views (@Model {ModelCatalog.NamesWith(ModelCapabilities.TwoViews)})");
         // The model's own checks first: they name what it takes instead.

@@ -4,22 +4,23 @@ namespace IlgpuVae.GpuKernels.Reference;
 /// taken as a matrix in its own right.</summary>
 public static class AutoregressiveReference
 {
-    /// <summary>The logits of given units, row by row.</summary>
-    public static double[] Logits(double[] context, double[] weights, double[] h, int rows, int units)
+    /// <summary>The logits of given units, row by row; with <paramref name="samples"/> k the units h are one row per
+    /// example, read by its k rows.</summary>
+    public static double[] Logits(double[] context, double[] weights, double[] h, int rows, int units, int samples = 1)
     {
         var logits = new double[rows * units];
         for (int b = 0; b < rows; b++)
             for (int j = 0; j < units; j++)
-                logits[b * units + j] = Logit(context, weights, h, b, j, units);
+                logits[b * units + j] = Logit(context, weights, h, b, b / samples, j, units);
         return logits;
     }
 
-    /// <summary>a_j of row b: its context plus Σ_{k&lt;j} W_jk·h_k.</summary>
-    private static double Logit(double[] context, double[] weights, double[] h, int b, int j, int units)
+    /// <summary>a_j of row b: its context plus Σ_{k&lt;j} W_jk·h_k, h from row <paramref name="hRow"/>.</summary>
+    private static double Logit(double[] context, double[] weights, double[] h, int b, int hRow, int j, int units)
     {
         double sum = context[b * units + j];
         for (int k = 0; k < j; k++)
-            sum += weights[j * units + k] * h[b * units + k];
+            sum += weights[j * units + k] * h[hRow * units + k];
         return sum;
     }
 
@@ -31,7 +32,7 @@ public static class AutoregressiveReference
         for (int b = 0; b < rows; b++)
             for (int j = 0; j < units; j++)
             {
-                double sum = Logit(context, weights, h, b, j, units);
+                double sum = Logit(context, weights, h, b, b, j, units);
                 logits[b * units + j] = sum;
                 double u = Philox.Uniform(key.Seed, key.Stream, key.Step, key.Counter(b * units + j, units));
                 h[b * units + j] = u < 1 / (1 + Math.Exp(-sum)) ? 1 : 0;
@@ -64,13 +65,14 @@ public static class AutoregressiveReference
         return logits.Select((logit, i) => DistributionReference.BernoulliLogDensity(h[i], logit)).Sum();
     }
 
-    public static double[] WeightGradient(double[] dLogits, double[] h, int rows, int units)
+    /// <summary>dW[j, k] = Σ_b dLogits[b, j]·h[b / k, k] for k &lt; j (h one row per example, as in <see cref="Logits"/>).</summary>
+    public static double[] WeightGradient(double[] dLogits, double[] h, int rows, int units, int samples = 1)
     {
         var gradient = new double[units * units];
         for (int j = 0; j < units; j++)
             for (int k = 0; k < j; k++)
                 for (int b = 0; b < rows; b++)
-                    gradient[j * units + k] += dLogits[b * units + j] * h[b * units + k];
+                    gradient[j * units + k] += dLogits[b * units + j] * h[b / samples * units + k];
         return gradient;
     }
 }

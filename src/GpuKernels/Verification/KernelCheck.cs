@@ -82,6 +82,8 @@ public sealed class KernelCheck(KernelSet kernels)
                 yield return result;
         foreach (var result in AutoregressiveUnits(128, 200))
             yield return result;
+        foreach (var result in AutoregressivePixels(33, 784, 2))
+            yield return result;
         foreach (var (examples, samples) in new[] { (128, 1), (33, 4) })
             foreach (var result in GammaUnits(examples, 100, 55, samples))
                 yield return result;
@@ -431,6 +433,35 @@ public sealed class KernelCheck(KernelSet kernels)
         var score = expected.Select((logit, i) => Reference.DistributionReference.BernoulliScore(h[i], logit)).ToArray();
         yield return Compare("autoregressive dW", shape, Reference.AutoregressiveReference.WeightGradient(score, h, rows, units), dWeights.GetAsArray1D(),
             0, 1e-5 * rows);
+    }
+
+    /// <summary>DARN's autoregressive decoder: 784 binary pixels observed once per example and read by its k rows, the
+    /// logits of f + A·x and A's gradient from per-row logit gradients, against the double references (the
+    /// tolerances of AutoregressiveTests).</summary>
+    private IEnumerable<CheckResult> AutoregressivePixels(int examples, int pixels, int samples)
+    {
+        int rows = examples * samples;
+        var random = new Random(examples * pixels + samples);
+        var context = Uniform(random, rows * pixels, -2, 2);
+        var weights = Uniform(random, pixels * pixels, -2 / Math.Sqrt(pixels), 2 / Math.Sqrt(pixels));
+        var x = Enumerable.Range(0, examples * pixels).Select(_ => random.Next(2) == 0 ? 0.0 : 1.0).ToArray();
+        var dLogits = Uniform(random, rows * pixels, -1, 1);
+        var accelerator = kernels.Accelerator;
+        using var contextBuffer = accelerator.Allocate1D(ToFloat(context));
+        using var weightBuffer = accelerator.Allocate1D(ToFloat(weights));
+        using var xBuffer = accelerator.Allocate1D(ToFloat(x));
+        using var logits = accelerator.Allocate1D<float>(rows * pixels);
+        using var dLogitBuffer = accelerator.Allocate1D(ToFloat(dLogits));
+        using var dWeights = accelerator.Allocate1D<float>(pixels * pixels);
+        kernels.AutoregressiveLogits(contextBuffer.View, weightBuffer.View, xBuffer.View, logits.View, pixels, samples);
+        kernels.AutoregressiveWeightGradient(dLogitBuffer.View, xBuffer.View, dWeights.View, rows, pixels, samples);
+        string shape = $"{examples}x{pixels} k={samples}";
+        var sizes = Reference.AutoregressiveReference.Logits(context.Select(Math.Abs).ToArray(), weights.Select(Math.Abs).ToArray(), x, rows, pixels, samples);
+        yield return Compare("autoregressive pixel logits", shape, Reference.AutoregressiveReference.Logits(context, weights, x, rows, pixels, samples),
+            logits.GetAsArray1D(), 1e-5, 1e-6, sizes);
+        var gradientSizes = Reference.AutoregressiveReference.WeightGradient(dLogits.Select(Math.Abs).ToArray(), x, rows, pixels, samples);
+        yield return Compare("autoregressive pixel dA", shape, Reference.AutoregressiveReference.WeightGradient(dLogits, x, rows, pixels, samples),
+            dWeights.GetAsArray1D(), 1e-5, 1e-6, gradientSizes);
     }
 
     /// <summary>The score-function estimator's centring (baseline, running mean, normalisation) and Bernoulli score

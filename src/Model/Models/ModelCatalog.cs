@@ -569,7 +569,22 @@ public static class ModelCatalog
             WholeBatchTerm = "NVIL running moments of the learning signal are updated from the whole minibatch",
             Terms = _ => new("−ELBO", "reconstruction", "sampled KL terms"),
             ObjectiveName = _ => "ELBO (one sample of the units per image)",
-            Settings = _ => $", autoregressive binary units in p(h) and q(h|x), NVIL: baseline network of {Nvil.BaselineHidden} tanh units, running mean and variance of the signal",
+            Settings = config => $", autoregressive binary units in p(h) and q(h|x){(config.AutoregressiveDecoder ? ", an autoregressive decoder over the pixels" : "")}, NVIL: baseline network of {Nvil.BaselineHidden} tanh units, running mean and variance of the signal",
+            Options =
+            [
+                new("darn-decoder", "factorized (p(x|h) = Π Bernoulli, the default) or autoregressive (each pixel's logit also reads the pixels before it in raster order through strictly lower-triangular weights, as in Gregor et al.)",
+                    "factorized|autoregressive",
+                    (config, text) => config with
+                    {
+                        AutoregressiveDecoder = text.ToLowerInvariant() switch
+                        {
+                            "factorized" or "factorised" => false,
+                            "autoregressive" => true,
+                            _ => throw new SettingException($"@AutoregressiveDecoder: the DARN decoder is factorized or autoregressive (got {text})"),
+                        },
+                    })
+                { Property = nameof(VaeConfig.AutoregressiveDecoder) },
+            ],
             Validate = config =>
             {
                 if (config.StochasticLayers != 1)

@@ -69,6 +69,11 @@ public sealed class ModelCheck(KernelSet kernels)
                 yield return Gradient(spec, SmallConfig(spec) with { FlowLength = 1, AuxiliaryFlowLength = 2 });
             if (spec.Declares(nameof(VaeConfig.LadderLayers)))
                 yield return Gradient(spec, SmallConfig(spec) with { LadderLayers = 3, LadderVariance = VarianceForm.Softplus });
+            if (spec.Declares(nameof(VaeConfig.AutoregressiveDecoder)))
+                yield return Gradient(spec, SmallConfig(spec) with { AutoregressiveDecoder = true });
+            // The DEF with a layer of each type: the sigmoid belief net's real weights, the Poisson's and gamma's positive ones.
+            if (spec.Declares(nameof(VaeConfig.DefLayers)))
+                yield return Gradient(spec, SmallConfig(spec) with { DefLayers = "sbn:4,poisson:3,gamma:2", Latent = 4 });
             if (spec.Declares(nameof(VaeConfig.Prior)))
                 foreach (var prior in new[] { PriorKind.Mixture, PriorKind.Vamp })
                     yield return Gradient(spec, SmallConfig(spec) with { Prior = prior, PriorComponents = 3 });
@@ -126,6 +131,10 @@ public sealed class ModelCheck(KernelSet kernels)
             parts.Add($"{config.LadderLayers} layers");
         if (config.LadderVariance == VarianceForm.Softplus)
             parts.Add("softplus");
+        if (config.AutoregressiveDecoder)
+            parts.Add("autoregressive decoder");
+        if (config.DefLayers != new VaeConfig().DefLayers)
+            parts.Add(config.DefLayers);
         return string.Concat(parts.Select(part => " " + part));
     }
 }

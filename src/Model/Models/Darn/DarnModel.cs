@@ -91,20 +91,76 @@ public sealed class DarnLatent : BinaryUnitsLatent
     }
 }
 
-/// <summary>DARN's model: the one-layer model with <see cref="DarnLatent"/>, whose prior draws are autoregressive.</summary>
+/// <summary>
+/// DARN's model: the one-layer model with <see cref="DarnLatent"/>, whose prior draws are autoregressive. With
+/// <see cref="VaeConfig.AutoregressiveDecoder"/> the pixels' logits are the decoder's output f(h) plus A·x over the
+/// pixels before each (raster order, A strictly lower triangular): in a pass x is the data, so every logit is one
+/// masked product and ∂/∂f is ∂/∂logit; pictures from codes draw the pixels one at a time.
+/// </summary>
 public sealed class DarnModel(ModelParts parts, DarnLatent latent) : OneLayerModel(parts, latent, new ReconstructionTerm(parts.Config), new Elbo())
 {
+    /// <summary>The pixels drawn one by one when codes are decoded (the autoregressive decoder's pictures).</summary>
+    public const string DrawnPixels = "darn.drawn_pixels";
+
+    /// <summary>Rows per example of the last forward pass: the decoder's A reads x once per example.</summary>
+    private int samples = 1;
+
+    private bool Autoregressive => Config.AutoregressiveDecoder;
+    private int PixelWeightsLayer => DarnFamily.PixelWeightsLayer(Layout);
+    private int Pixels => Config.InputSize;
+
+    /// <summary>A (the pixels' strictly lower-triangular weights) in the parameters or the gradients.</summary>
+    private ArrayView<float> PixelWeights(string buffer) =>
+        Workspace.Floats(buffer).View.SubView(Layout.Layers[PixelWeightsLayer].WeightOffset, (long)Pixels * Pixels);
+
+    /// <summary>f(h), the decoder's own output (the whole logit without the autoregressive decoder).</summary>
+    private ArrayView<float> DecoderOutput(int rows) => Stack.Output(Layout.DecoderEnd - 1, rows);
+
+    /// <summary>The pixels' logits: f(h) + A·x in the masked layer's output buffer, or f(h).</summary>
+    public override ArrayView<float> Output(int rows) => Autoregressive ? Stack.Output(PixelWeightsLayer, rows) : DecoderOutput(rows);
+
+    public override void Forward(int batch, DrawKey key, int samples)
+    {
+        base.Forward(batch, key, samples);
+        this.samples = samples;
+        if (Autoregressive)
+            Kernels.AutoregressiveLogits(DecoderOutput(batch * samples), PixelWeights(ModelBuffers.Parameters), Input(batch), Output(batch * samples), Pixels,
+                samples);
+    }
+
+    /// <summary>A's gradient from the logits' (which is f's, in <see cref="FamilyModel.OutputGradient"/>), then the decoder's.</summary>
+    protected override void DecoderBackward(ArrayView<float> codes, ArrayView<float> dCodes, int rows)
+    {
+        if (Autoregressive)
+            Kernels.AutoregressiveWeightGradient(OutputGradient(rows), Input(rows / samples), PixelWeights(ModelBuffers.Gradients), rows, Pixels, samples);
+        base.DecoderBackward(codes, dCodes, rows);
+    }
+
+    /// <summary>Codes down the decoder; with the autoregressive decoder each pixel is then drawn in raster order from
+    /// σ(f_i(h) + Σ_{k&lt;i} A_ik·x_k), Philox (0, Sample, 1) at element n·D + i, and the output holds those logits:
+    /// each pixel's probability given the pixels drawn before it.</summary>
+    public override void Decode(float[] codes, int batch)
+    {
+        base.Decode(codes, batch);
+        if (Autoregressive)
+            Kernels.AutoregressiveSample(DecoderOutput(batch), PixelWeights(ModelBuffers.Parameters), Floats(DrawnPixels, (long)batch * Pixels), Output(batch),
+                Pixels, new DrawKey(0, Philox.Streams.Sample, 1));
+    }
+
     public override float[]? DrawPriorCodes(int count, ulong seed) => latent.PriorCodes(count, seed);
 }
 
 /// <summary>
 /// DARN's family: the encoder writes q's context c(x) (K columns), the decoder reads h; then the prior's bias b (a
 /// layer on a column of ones), the prior's autoregressive W and q's U (strictly lower triangular, never run as dense
-/// layers), and <see cref="Nvil"/>'s layers.
+/// layers), with the autoregressive decoder the pixels' A (the same), and <see cref="Nvil"/>'s layers.
 /// </summary>
 public sealed class DarnFamily : OneLayerFamily
 {
     public static int PriorLayer(ParameterLayout layout) => layout.AuxiliaryStart;
+
+    /// <summary>The autoregressive decoder's A [D, D] over the pixels, after q's U (when the config has it).</summary>
+    public static int PixelWeightsLayer(ParameterLayout layout) => layout.AuxiliaryStart + 3;
 
     public override void Plan(WorkspacePlan plan, VaeConfig config, ParameterLayout layout, long batch, long rows)
     {
@@ -112,6 +168,8 @@ public sealed class DarnFamily : OneLayerFamily
         plan.Floats(DarnLatent.Ones, rows);
         plan.Floats(DarnLatent.LogQ, rows);
         plan.Floats(DarnLatent.QLogitGradient, rows * config.Latent);
+        if (config.AutoregressiveDecoder)
+            plan.Floats(DarnModel.DrawnPixels, rows * config.InputSize);
         Nvil.Plan(plan, rows);
     }
 
@@ -122,11 +180,13 @@ public sealed class DarnFamily : OneLayerFamily
         layout.Add("darn.prior", 1, units, ActivationKind.Identity);
         layout.AddAutoregressive("darn.prior.autoregressive", units);
         layout.AddAutoregressive("darn.encoder.autoregressive", units);
+        if (layout.Config.AutoregressiveDecoder)
+            layout.AddAutoregressive("darn.decoder.autoregressive", layout.Config.InputSize);
         Nvil.BuildLayers(layout);
     }
 
-    /// <summary>The prior's bias layer and the masked layers (whose output buffers hold p's and q's logits) see
-    /// every row; NVIL's its own.</summary>
+    /// <summary>The prior's bias layer and the masked layers (whose output buffers hold p's and q's logits, and the
+    /// pixels') see every row; NVIL's its own.</summary>
     public override long RowsOfLayer(ParameterLayout layout, int layer, long batch, long samples) =>
         Nvil.RowsOfLayer(layout, layer, batch)
         ?? (layer >= PriorLayer(layout) ? batch * samples : base.RowsOfLayer(layout, layer, batch, samples));

@@ -9,7 +9,8 @@ namespace IlgpuVae.Model.Models.Darn;
 /// <summary>
 /// DARN in double: the encoder's context c(x), h drawn unit by unit from the uniforms with q's autoregressive U,
 /// log q per row, p's logits b + W·h (lower triangles only), the KL term per row, the decoder and reconstruction;
-/// the loss is the mean over rows of rec + β·KL. Its gradient is NVIL's estimate: exact for the decoder and the
+/// with the autoregressive decoder the pixels' A·x added to the decoder's logits; the loss is the mean over rows of
+/// rec + β·KL. Its gradient is NVIL's estimate: exact for the decoder and the
 /// prior (b and W) given h, the score-function estimate for the encoder and U (marked
 /// <see cref="ReferenceVae.Result.ScoreFunction"/>), the baseline network's that of its own objective.
 /// </summary>
@@ -37,6 +38,9 @@ public sealed class DarnModelReference : ReferenceModel
         var kl = BinaryLatentReference.Kl(h, BinaryLatentReference.RowLogDensity(h, qLogits, units), priorLogits, units, priorPerRow: true);
         var output = layers.Run(layout.DecoderStart, layout.DecoderEnd, h, rows);
         var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
+        // The autoregressive decoder: each pixel's logit also reads the pixels before it, A·x with A's lower triangle.
+        if (config.AutoregressiveDecoder)
+            output = AutoregressiveReference.Logits(output, Weights(layout, parameters, DarnFamily.PixelWeightsLayer(layout)), x, rows, config.InputSize, samples);
         var (reconstruction, dOutput) = LossReference.Reconstruction(config.Likelihood, target, output, rows, config.InputSize, config.GaussianVariance, 1.0);
         return new Pass(layers, h, qLogits, priorLogits, kl, reconstruction, dOutput, rows);
     }
@@ -55,7 +59,11 @@ public sealed class DarnModelReference : ReferenceModel
         var layout = layers.Layout;
         int units = config.Latent, prior = DarnFamily.PriorLayer(layout);
         var gradient = new double[layout.Count];
-        layers.Backward(layout.DecoderStart, layout.DecoderEnd, pass.ReconstructionGradient.Select(value => value / rows).ToArray(), rows, gradient);
+        var dOutput = pass.ReconstructionGradient.Select(value => value / rows).ToArray();
+        layers.Backward(layout.DecoderStart, layout.DecoderEnd, dOutput, rows, gradient);
+        if (config.AutoregressiveDecoder)
+            AutoregressiveReference.WeightGradient(dOutput, x, rows, config.InputSize, config.Samples)
+                .CopyTo(gradient, layout.Layers[DarnFamily.PixelWeightsLayer(layout)].WeightOffset);
         var (centred, baselineObjective, baselineFrom, moments) = NvilReference.Center(layers, config, parameters, x, pass.ReconstructionPerRow, pass.Kl,
             batch, beta, gradient);
 
