@@ -92,6 +92,70 @@ public sealed class AutoregressiveTests(AcceleratorFixture fixture)
         }
     }
 
+    /// <summary>
+    /// The Taylor-expansion baseline's gradient of q's logits against the reference: each element is ½·(1 − q(h_i))
+    /// times dCodes_i plus klScale times two sums of up to K − 1 products (∂ log q/∂h_i − ∂ log p/∂h_i), so 1e-5 of
+    /// the sum of the terms' sizes plus 1e-6.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void TaylorGradientMatchesTheReference(int rows, int units)
+    {
+        var (qContext, qWeights, h) = Inputs(rows, units, rows * 3 + units);
+        var (priorContext, priorWeights, _) = Inputs(rows, units, rows * 5 + units);
+        var dCodes = Numerics.Uniform(new Random(rows + 2 * units), rows * units, -0.3, 0.3);
+        const float klScale = 0.7f;
+        var qLogits = AutoregressiveReference.Logits(Numerics.ToDouble(qContext), Numerics.ToDouble(qWeights), Numerics.ToDouble(h), rows, units);
+        var priorLogits = AutoregressiveReference.Logits(Numerics.ToDouble(priorContext), Numerics.ToDouble(priorWeights), Numerics.ToDouble(h), rows, units);
+        var (qIn, priorIn) = (qLogits.Select(value => (float)value).ToArray(), priorLogits.Select(value => (float)value).ToArray());
+        var expected = AutoregressiveReference.TaylorGradient(Numerics.ToDouble(dCodes), Numerics.ToDouble(h), Numerics.ToDouble(qIn), Numerics.ToDouble(priorIn),
+            Numerics.ToDouble(qWeights), Numerics.ToDouble(priorWeights), rows, units, klScale);
+        // Each term's size: |dCodes| + klScale·(|a_q| + |a_p| + Σ_{j>i} (|U_ji| + |W_ji|)).
+        var sizes = Enumerable.Range(0, rows * units).Select(i =>
+        {
+            int row = i / units, unit = i % units;
+            double sum = Math.Abs(qIn[i]) + Math.Abs(priorIn[i]);
+            for (int j = unit + 1; j < units; j++)
+                sum += Math.Abs(qWeights[j * units + unit]) + Math.Abs(priorWeights[j * units + unit]);
+            return 0.5 * (Math.Abs(dCodes[i]) + klScale * sum);
+        }).ToArray();
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var dCodeBuffer = accelerator.Allocate1D(dCodes);
+            using var hBuffer = accelerator.Allocate1D(h);
+            using var qBuffer = accelerator.Allocate1D(qIn);
+            using var priorBuffer = accelerator.Allocate1D(priorIn);
+            using var qWeightBuffer = accelerator.Allocate1D(qWeights);
+            using var priorWeightBuffer = accelerator.Allocate1D(priorWeights);
+            using var dQ = accelerator.Allocate1D<float>(rows * units);
+            kernels.AutoregressiveTaylorGradient(dCodeBuffer.View, hBuffer.View, qBuffer.View, priorBuffer.View, qWeightBuffer.View, priorWeightBuffer.View,
+                dQ.View, units, klScale);
+            var got = dQ.GetAsArray1D();
+            for (int i = 0; i < got.Length; i++)
+                Assert.True(Math.Abs(got[i] - expected[i]) <= 1e-5 * sizes[i] + 1e-6, $"{accelerator.AcceleratorType}: dQ[{i}] = {got[i]}, reference {expected[i]}");
+        }
+    }
+
+    /// <summary>∂/∂h of Σ_j log Bernoulli(h_j; σ(a_j)), a = c + W·h, with h taken as continuous in [0, 1], against
+    /// central differences in double (h = 1e-6, agreement to 1e-6 relative and absolute): what the Taylor baseline
+    /// reads of q's and p's densities.</summary>
+    [Fact]
+    public void LogDensityCodeGradientMatchesFiniteDifferences()
+    {
+        const int rows = 3, units = 7;
+        var (context, weights, _) = Inputs(rows, units, 41);
+        var random = new Random(5);
+        var h = Enumerable.Range(0, rows * units).Select(_ => random.NextDouble()).ToArray();
+        var (c, w) = (Numerics.ToDouble(context), Numerics.ToDouble(weights));
+        double LogDensity(double[] values) => AutoregressiveReference.Logits(c, w, values, rows, units)
+            .Select((logit, i) => values[i] * logit - Math.Log(1 + Math.Exp(logit))).Sum();
+        var analytic = AutoregressiveReference.LogDensityCodeGradient(AutoregressiveReference.Logits(c, w, h, rows, units), w, h, rows, units);
+        var numeric = Numerics.FiniteDifferenceGradient(LogDensity, h);
+        for (int i = 0; i < h.Length; i++)
+            Assert.True(Math.Abs(numeric[i] - analytic[i]) <= 1e-6 * (1 + Math.Abs(numeric[i])), $"∂/∂h[{i}]: {analytic[i]}, differences {numeric[i]}");
+    }
+
     /// <summary>Only the strictly lower triangle of W is read: filling the diagonal and the upper triangle with large
     /// values changes no logit and no draw.</summary>
     [Fact]

@@ -1100,6 +1100,8 @@ public sealed class CliTests : IDisposable
     [InlineData("--model darn --darn-decoder bogus", "--darn-decoder: the DARN decoder is factorized or autoregressive (got bogus)")]
     [InlineData("--model darn --darn-decoder autoregressive --likelihood gaussian", "--darn-decoder reads binary pixels: it needs --likelihood bernoulli (got gaussian)")]
     [InlineData("--darn-decoder autoregressive", "--darn-decoder applies to --model darn, not vae")]
+    [InlineData("--model darn --darn-estimator reinforce", "--darn-estimator: the DARN estimator is nvil or taylor (got reinforce)")]
+    [InlineData("--model sbn --darn-estimator taylor", "--darn-estimator applies to --model darn, not sbn")]
     [InlineData("--likelihood poisson", "--likelihood poisson (grey levels as counts) is for --model def, whose rates are positive")]
     [InlineData("--model infovae --k 2", "use --k 1 and one stochastic layer")]
     [InlineData("--model infovae --mmd-lambda -1", "--mmd-lambda must be a finite number ≥ 0")]

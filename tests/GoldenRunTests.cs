@@ -213,6 +213,10 @@ public sealed class GoldenRunTests : IDisposable
         ["darn-autoregressive-decoder"] = new($"{Small} --model darn --darn-decoder autoregressive --k 2", "--k 7",
             "54d696a52c2c73e805404ffee62d3014f8ab26e8627258b8617a7bdfade23156",
             "26b5d8cc82889ddcca1cc2eea3b9be5c25ad7e7a5d27a0cf4de5a3db415efd56"),
+        // DARN's Taylor-expansion baseline (2026-12-03), with the autoregressive decoder.
+        ["darn-taylor"] = new($"{Small} --model darn --darn-estimator taylor --darn-decoder autoregressive", "--k 7",
+            "104e580c55d96a4b6c23cc59c8a9b2f81fba581b832b07e61cfdbe37a5bd6de4",
+            "df7f02c90224635309bdee26693e2e64b314cb6c39454b17877e386e52db9e2b"),
         // The sparse gamma DEF (2026-12-03): two layers with the default k = 4, and one layer (the Poisson
         // factorization baseline's shape) with α = 0.3 and k = 2. The three DEF runs' hashes were re-recorded the next
         // day when the leave-one-out gradient began taking the first sample's score from each (the same sum, rounded

@@ -34,7 +34,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "corex-rank1", "corex-rank1-k3-gaussian-two-hidden", "ladder-rank1", "ladder-3-rank1-softplus-k2-norm", "ladder-4-rank1-k3-gaussian",
          "corex-stacked-rank1-k2", "vae-planar-flow-2-rank1", "vae-k2-planar-flow-1-rank1-gaussian", "hvm-flow-1-rank1-k2", "hvm-rank1-no-flow-gaussian",
          "sbn", "sbn-k3-linear", "sbn-k2-gaussian-two-hidden", "sbn-2layer-k2", "sbn-2layer-linear",
-         "darn", "darn-k3-linear", "darn-k2-gaussian-two-hidden", "darn-autoregressive-decoder", "darn-k3-autoregressive-decoder-two-hidden",
+         "darn", "darn-k3-linear", "darn-k2-gaussian-two-hidden", "darn-autoregressive-decoder", "darn-k3-autoregressive-decoder-two-hidden", "darn-taylor", "darn-k2-taylor-autoregressive-decoder",
          "def", "def-one-layer-k3", "def-three-layers-k2-two-hidden", "def-poisson-k2", "def-poisson-one-layer",
          "def-sbn-poisson-gamma-k2", "def-gamma-sbn-k3", "def-poisson-layers-counts"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
@@ -353,6 +353,12 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         "darn-k3-autoregressive-decoder-two-hidden" => new VaeConfig
         {
             InputSize = 12, Hidden = [8, 5], Latent = 4, Model = ModelKind.Darn, Samples = 3, Activation = ActivationKind.Tanh, AutoregressiveDecoder = true,
+        },
+        // The Taylor-expansion baseline: with a hidden layer, and linear with k = 2 and the autoregressive decoder.
+        "darn-taylor" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 5, Model = ModelKind.Darn, DarnEstimator = DarnEstimatorKind.Taylor },
+        "darn-k2-taylor-autoregressive-decoder" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [], Latent = 6, Model = ModelKind.Darn, Samples = 2, Beta = 0.7, DarnEstimator = DarnEstimatorKind.Taylor, AutoregressiveDecoder = true,
         },
         "darn-k2-gaussian-two-hidden" => new VaeConfig
         {

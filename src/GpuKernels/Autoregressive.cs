@@ -3,6 +3,14 @@ using ILGPU.Runtime;
 
 namespace IlgpuVae.GpuKernels;
 
+/// <summary>How DARN's encoder is trained: NVIL's score-function estimator (unbiased), or the paper's minimum-description-
+/// length gradient with its Taylor-expansion baseline (<see cref="Autoregressive.AutoregressiveTaylorGradient"/>, biased).</summary>
+public enum DarnEstimatorKind
+{
+    Nvil,
+    Taylor,
+}
+
 /// <summary>
 /// Autoregressive binary units, DARN's building block (Gregor et al. 2014; issue 24): K units per row, unit j a
 /// logistic unit of a context c_j (the input's contribution and the bias, computed by an ordinary dense layer) and
@@ -36,6 +44,42 @@ public static class Autoregressive
     public static void AutoregressiveWeightGradient(this KernelSet kernels, ArrayView<float> dLogits, ArrayView<float> h, ArrayView<float> dWeights,
         int rows, int units, int samples = 1) =>
         kernels.Launch(WeightGradientKernel, units * units, dLogits, h, dWeights, rows, units, samples);
+
+    /// <summary>
+    /// DARN's minimum-description-length gradient with the paper's Taylor-expansion baseline (Gregor et al. 2014), for
+    /// q's logits a per row: the loss f(h) = rec(h) + β·(log q(h|x) − log p(h)), expanded to first order in h_i about
+    /// ½, makes the score-function term of unit i (h_i − σ(a_i))·(f(h) − f(h with h_i = ½)) ≈ ½·(1 − q(h_i))·∂f/∂h_i,
+    /// whose mean over h_i is σ'(a_i)·∂f/∂h_i: a biased, low-variance estimate. ∂f/∂h_i is
+    /// <paramref name="dCodes"/> (the decoder's backward pass of the scaled reconstruction term) plus
+    /// <paramref name="klScale"/>·(∂ log q/∂h_i − ∂ log p/∂h_i), each ∂ log/∂h_i = a_i + Σ_{j&gt;i} M_ji·(h_j − σ(a_j))
+    /// for the autoregressive logits a = context + M·h (M = U for q, W for p). One thread per element.
+    /// </summary>
+    public static void AutoregressiveTaylorGradient(this KernelSet kernels, ArrayView<float> dCodes, ArrayView<float> h, ArrayView<float> qLogits,
+        ArrayView<float> priorLogits, ArrayView<float> qWeights, ArrayView<float> priorWeights, ArrayView<float> dQLogits, int units, float klScale) =>
+        kernels.Launch(TaylorGradientKernel, (int)h.Length, dCodes, h, qLogits, priorLogits, qWeights, priorWeights, dQLogits, units, klScale);
+
+    /// <summary>∂/∂h_i of Σ_j log Bernoulli(h_j; σ(a_j)) with a = context + M·h, M strictly lower triangular: a_i
+    /// (the unit's own term) plus Σ_{j&gt;i} M_ji·(h_j − σ(a_j)) (the later units' logits it moves).</summary>
+    private static float LogDensityCodeGradient(ArrayView<float> logits, ArrayView<float> weights, ArrayView<float> h, int start, int unit, int units)
+    {
+        float sum = logits[start + unit];
+        for (int j = unit + 1; j < units; j++)
+            sum += weights[j * units + unit] * (h[start + j] - StableMath.Sigmoid(logits[start + j]));
+        return sum;
+    }
+
+    [Kernel]
+    public static void TaylorGradientKernel(Index1D element, ArrayView<float> dCodes, ArrayView<float> h, ArrayView<float> qLogits, ArrayView<float> priorLogits,
+        ArrayView<float> qWeights, ArrayView<float> priorWeights, ArrayView<float> dQLogits, int units, float klScale)
+    {
+        int row = element / units, unit = element - row * units, start = row * units;
+        float dLoss = dCodes[element] + klScale * (LogDensityCodeGradient(qLogits, qWeights, h, start, unit, units)
+            - LogDensityCodeGradient(priorLogits, priorWeights, h, start, unit, units));
+        float on = StableMath.Sigmoid(qLogits[element]);
+        // 1 − q(h_i): the probability of the value not drawn.
+        float other = h[element] > 0.5f ? 1f - on : on;
+        dQLogits[element] = 0.5f * other * dLoss;
+    }
 
     [Kernel]
     public static void LogitsKernel(Index1D element, ArrayView<float> context, ArrayView<float> weights, ArrayView<float> h, ArrayView<float> logits,

@@ -159,6 +159,10 @@ public sealed record VaeConfig
     /// raster order, logit_i = f_i(h) + Σ_{k&lt;i} A_ik·x_k with A strictly lower triangular (Gregor et al. 2014). DARN only.</summary>
     public bool AutoregressiveDecoder { get; init; }
 
+    /// <summary>How DARN's encoder is trained: NVIL's score-function estimator, or the paper's Taylor-expansion
+    /// baseline (see <see cref="GpuKernels.DarnEstimatorKind"/>). DARN only.</summary>
+    public GpuKernels.DarnEstimatorKind DarnEstimator { get; init; }
+
     /// <summary>The most components a learned prior may have (the VampPrior paper's largest is 500).</summary>
     public const int MaxPriorComponents = 5000;
 
@@ -199,7 +203,7 @@ public sealed record VaeConfig
         && GaussianVariance.Equals(other.GaussianVariance) && Beta.Equals(other.Beta)
         && Model == other.Model && Samples == other.Samples && StochasticLayers == other.StochasticLayers && BatchNorm == other.BatchNorm
         && LatentLayers == other.LatentLayers && LadderLayers == other.LadderLayers && LadderVariance == other.LadderVariance && Covariance == other.Covariance && EncoderViews == other.EncoderViews && PrivateLatent == other.PrivateLatent && Prior == other.Prior && PriorComponents == other.PriorComponents && Anchors == other.Anchors && AnchorWeight.Equals(other.AnchorWeight) && MutualInformation.Equals(other.MutualInformation) && MiWeight.Equals(other.MiWeight) && WeightPrior.Equals(other.WeightPrior) && FlowLength == other.FlowLength && AuxiliaryFlowLength == other.AuxiliaryFlowLength && MmdLambda.Equals(other.MmdLambda) && MmdKernel == other.MmdKernel && TargetRate.Equals(other.TargetRate)
-        && DefLayers == other.DefLayers && DefShape.Equals(other.DefShape) && AutoregressiveDecoder == other.AutoregressiveDecoder
+        && DefLayers == other.DefLayers && DefShape.Equals(other.DefShape) && AutoregressiveDecoder == other.AutoregressiveDecoder && DarnEstimator == other.DarnEstimator
         && (!Spec.Has(ModelCapabilities.Labels) || Classes == other.Classes)
         && (!Spec.Has(ModelCapabilities.TwoViews) || RowWidth == other.RowWidth)
         && (StochasticLayers == 1 || (Hidden2.SequenceEqual(other.Hidden2) && Latent2 == other.Latent2));
@@ -267,6 +271,8 @@ public sealed record VaeConfig
             throw new SettingException($"@DefLayers and @DefShape are the deep exponential family's, for @Model {ModelCatalog.NamesDeclaring(nameof(DefLayers))}");
         if (AutoregressiveDecoder && !Spec.Declares(nameof(AutoregressiveDecoder)))
             throw new SettingException($"@AutoregressiveDecoder is DARN's, for @Model {ModelCatalog.NamesDeclaring(nameof(AutoregressiveDecoder))}");
+        if (DarnEstimator != GpuKernels.DarnEstimatorKind.Nvil && !Spec.Declares(nameof(DarnEstimator)))
+            throw new SettingException($"@DarnEstimator is DARN's, for @Model {ModelCatalog.NamesDeclaring(nameof(DarnEstimator))}");
         if (AutoregressiveDecoder && Likelihood != LikelihoodKind.Bernoulli)
             throw new SettingException($"@AutoregressiveDecoder reads binary pixels: it needs @Likelihood bernoulli (got {Likelihood.ToString().ToLowerInvariant()})");
         if (EncoderViews != 1 && !Spec.Declares(nameof(EncoderViews)))

@@ -65,6 +65,36 @@ public static class AutoregressiveReference
         return logits.Select((logit, i) => DistributionReference.BernoulliLogDensity(h[i], logit)).Sum();
     }
 
+    /// <summary>∂/∂h of Σ_j log Bernoulli(h_j; σ(a_j)) per row, a = context + W·h (h taken as continuous): a_i plus
+    /// Σ_{j&gt;i} W_ji·(h_j − σ(a_j)).</summary>
+    public static double[] LogDensityCodeGradient(double[] logits, double[] weights, double[] h, int rows, int units)
+    {
+        var gradient = new double[rows * units];
+        for (int b = 0; b < rows; b++)
+            for (int i = 0; i < units; i++)
+            {
+                double sum = logits[b * units + i];
+                for (int j = i + 1; j < units; j++)
+                    sum += weights[j * units + i] * (h[b * units + j] - 1 / (1 + Math.Exp(-logits[b * units + j])));
+                gradient[b * units + i] = sum;
+            }
+        return gradient;
+    }
+
+    /// <summary>DARN's Taylor-baseline gradient of q's logits (see <see cref="Autoregressive.AutoregressiveTaylorGradient"/>):
+    /// ½·(1 − q(h_i))·(dCodes_i + klScale·(∂ log q/∂h_i − ∂ log p/∂h_i)).</summary>
+    public static double[] TaylorGradient(double[] dCodes, double[] h, double[] qLogits, double[] priorLogits, double[] qWeights, double[] priorWeights,
+        int rows, int units, double klScale)
+    {
+        var dLogQ = LogDensityCodeGradient(qLogits, qWeights, h, rows, units);
+        var dLogP = LogDensityCodeGradient(priorLogits, priorWeights, h, rows, units);
+        return h.Select((value, i) =>
+        {
+            double on = 1 / (1 + Math.Exp(-qLogits[i]));
+            return 0.5 * (value > 0.5 ? 1 - on : on) * (dCodes[i] + klScale * (dLogQ[i] - dLogP[i]));
+        }).ToArray();
+    }
+
     /// <summary>dW[j, k] = Σ_b dLogits[b, j]·h[b / k, k] for k &lt; j (h one row per example, as in <see cref="Logits"/>).</summary>
     public static double[] WeightGradient(double[] dLogits, double[] h, int rows, int units, int samples = 1)
     {

@@ -569,7 +569,7 @@ public static class ModelCatalog
             WholeBatchTerm = "NVIL running moments of the learning signal are updated from the whole minibatch",
             Terms = _ => new("−ELBO", "reconstruction", "sampled KL terms"),
             ObjectiveName = _ => "ELBO (one sample of the units per image)",
-            Settings = config => $", autoregressive binary units in p(h) and q(h|x){(config.AutoregressiveDecoder ? ", an autoregressive decoder over the pixels" : "")}, NVIL: baseline network of {Nvil.BaselineHidden} tanh units, running mean and variance of the signal",
+            Settings = config => $", autoregressive binary units in p(h) and q(h|x){(config.AutoregressiveDecoder ? ", an autoregressive decoder over the pixels" : "")}{(config.DarnEstimator == DarnEstimatorKind.Taylor ? ", q trained by the Taylor-expansion baseline (the NVIL baseline is trained beside it)" : "")}, NVIL: baseline network of {Nvil.BaselineHidden} tanh units, running mean and variance of the signal",
             Options =
             [
                 new("darn-decoder", "factorized (p(x|h) = Π Bernoulli, the default) or autoregressive (each pixel's logit also reads the pixels before it in raster order through strictly lower-triangular weights, as in Gregor et al.)",
@@ -584,6 +584,18 @@ public static class ModelCatalog
                         },
                     })
                 { Property = nameof(VaeConfig.AutoregressiveDecoder) },
+                new("darn-estimator", "how q(h|x) is trained: nvil (the score-function estimator with NVIL's baseline and centring, unbiased; the default) or taylor (the paper's minimum-description-length gradient with its first-order Taylor-expansion baseline, biased with less variance)",
+                    "nvil|taylor",
+                    (config, text) => config with
+                    {
+                        DarnEstimator = text.ToLowerInvariant() switch
+                        {
+                            "nvil" => DarnEstimatorKind.Nvil,
+                            "taylor" => DarnEstimatorKind.Taylor,
+                            _ => throw new SettingException($"@DarnEstimator: the DARN estimator is nvil or taylor (got {text})"),
+                        },
+                    })
+                { Property = nameof(VaeConfig.DarnEstimator) },
             ],
             Validate = config =>
             {

@@ -71,6 +71,8 @@ public sealed class ModelCheck(KernelSet kernels)
                 yield return Gradient(spec, SmallConfig(spec) with { LadderLayers = 3, LadderVariance = VarianceForm.Softplus });
             if (spec.Declares(nameof(VaeConfig.AutoregressiveDecoder)))
                 yield return Gradient(spec, SmallConfig(spec) with { AutoregressiveDecoder = true });
+            if (spec.Declares(nameof(VaeConfig.DarnEstimator)))
+                yield return Gradient(spec, SmallConfig(spec) with { DarnEstimator = DarnEstimatorKind.Taylor });
             // The DEF with a layer of each type: the sigmoid belief net's real weights, the Poisson's and gamma's positive ones.
             if (spec.Declares(nameof(VaeConfig.DefLayers)))
                 yield return Gradient(spec, SmallConfig(spec) with { DefLayers = "sbn:4,poisson:3,gamma:2", Latent = 4 });
@@ -133,6 +135,8 @@ public sealed class ModelCheck(KernelSet kernels)
             parts.Add("softplus");
         if (config.AutoregressiveDecoder)
             parts.Add("autoregressive decoder");
+        if (config.DarnEstimator == DarnEstimatorKind.Taylor)
+            parts.Add("Taylor baseline");
         if (config.DefLayers != new VaeConfig().DefLayers)
             parts.Add(config.DefLayers);
         return string.Concat(parts.Select(part => " " + part));

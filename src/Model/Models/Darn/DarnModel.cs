@@ -19,8 +19,9 @@ namespace IlgpuVae.Model.Models.Darn;
 /// </summary>
 public sealed class DarnLatent : BinaryUnitsLatent
 {
-    /// <summary>A column of ones (one per row) the prior's bias layer reads; log q per row; q's logits' gradient per row.</summary>
-    public const string Ones = "darn.ones", LogQ = "darn.log_q", QLogitGradient = "darn.d_q_logits";
+    /// <summary>A column of ones (one per row) the prior's bias layer reads; log q per row; q's logits' gradient per row;
+    /// the reconstruction term's gradient in h (the Taylor-expansion baseline's).</summary>
+    public const string Ones = "darn.ones", LogQ = "darn.log_q", QLogitGradient = "darn.d_q_logits", CodeGradientBuffer = "darn.d_codes";
 
     public DarnLatent(ModelParts parts) : base(parts, "DARN")
     {
@@ -33,6 +34,11 @@ public sealed class DarnLatent : BinaryUnitsLatent
     private int EncoderWeights => PriorLayer + 2;
 
     private ArrayView<float> Context(int batch) => Stack.Output(StatisticsLayer, batch);
+
+    private bool Taylor => Config.DarnEstimator == DarnEstimatorKind.Taylor;
+
+    /// <summary>With the Taylor-expansion baseline the decoder's backward pass writes ∂rec/∂h here.</summary>
+    public override ArrayView<float> CodeGradient(int rows) => Taylor ? Floats(CodeGradientBuffer, (long)rows * Units) : Kernels.None;
 
     /// <summary>A masked layer's W in the parameters or the gradients.</summary>
     private ArrayView<float> Weights(string buffer, int layer) =>
@@ -54,8 +60,9 @@ public sealed class DarnLatent : BinaryUnitsLatent
         return Codes(rows);
     }
 
-    /// <summary>The prior's exact gradient (b's and W's), then the score-function gradient of q's logits per row,
-    /// which gives U's and (summed over the samples) the context's.</summary>
+    /// <summary>The prior's exact gradient (b's and W's), then the gradient of q's logits per row — NVIL's
+    /// score-function estimate, or the Taylor-expansion baseline's from ∂f/∂h — which gives U's and (summed over the
+    /// samples) the context's.</summary>
     protected override void UnitGradients(int batch, int samples, float beta, ArrayView<float> centred)
     {
         int rows = batch * samples;
@@ -64,7 +71,11 @@ public sealed class DarnLatent : BinaryUnitsLatent
         Kernels.AutoregressiveWeightGradient(priorGradient, Codes(rows), Weights(ModelBuffers.Gradients, PriorWeights), rows, Units);
         Stack.Backward(PriorLayer, PriorLayer + 1, rows, Floats(Ones, rows), Kernels.None);
         var qGradient = Floats(QLogitGradient, (long)rows * Units);
-        Kernels.BinaryPosteriorGradient(QLogits(rows), Codes(rows), centred, qGradient, Units, 1, 1f / rows);
+        if (Taylor)
+            Kernels.AutoregressiveTaylorGradient(CodeGradient(rows), Codes(rows), QLogits(rows), PriorLogits(rows), Weights(ModelBuffers.Parameters, EncoderWeights),
+                Weights(ModelBuffers.Parameters, PriorWeights), qGradient, Units, beta / rows);
+        else
+            Kernels.BinaryPosteriorGradient(QLogits(rows), Codes(rows), centred, qGradient, Units, 1, 1f / rows);
         Kernels.AutoregressiveWeightGradient(qGradient, Codes(rows), Weights(ModelBuffers.Gradients, EncoderWeights), rows, Units);
         Kernels.SumSamples(qGradient, Stack.Gradient(StatisticsLayer, batch), Units, samples);
     }
@@ -168,6 +179,8 @@ public sealed class DarnFamily : OneLayerFamily
         plan.Floats(DarnLatent.Ones, rows);
         plan.Floats(DarnLatent.LogQ, rows);
         plan.Floats(DarnLatent.QLogitGradient, rows * config.Latent);
+        if (config.DarnEstimator == DarnEstimatorKind.Taylor)
+            plan.Floats(DarnLatent.CodeGradientBuffer, rows * config.Latent);
         if (config.AutoregressiveDecoder)
             plan.Floats(DarnModel.DrawnPixels, rows * config.InputSize);
         Nvil.Plan(plan, rows);

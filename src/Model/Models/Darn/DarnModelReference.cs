@@ -10,8 +10,9 @@ namespace IlgpuVae.Model.Models.Darn;
 /// DARN in double: the encoder's context c(x), h drawn unit by unit from the uniforms with q's autoregressive U,
 /// log q per row, p's logits b + W·h (lower triangles only), the KL term per row, the decoder and reconstruction;
 /// with the autoregressive decoder the pixels' A·x added to the decoder's logits; the loss is the mean over rows of
-/// rec + β·KL. Its gradient is NVIL's estimate: exact for the decoder and the
-/// prior (b and W) given h, the score-function estimate for the encoder and U (marked
+/// rec + β·KL. Its gradient is NVIL's estimate: exact for the decoder and the prior (b and W) given h, the
+/// score-function estimate (or with the Taylor-expansion baseline its estimate from ∂rec/∂h and the autoregressive
+/// densities' ∂/∂h) for the encoder and U (marked
 /// <see cref="ReferenceVae.Result.ScoreFunction"/>), the baseline network's that of its own objective.
 /// </summary>
 public sealed class DarnModelReference : ReferenceModel
@@ -60,7 +61,7 @@ public sealed class DarnModelReference : ReferenceModel
         int units = config.Latent, prior = DarnFamily.PriorLayer(layout);
         var gradient = new double[layout.Count];
         var dOutput = pass.ReconstructionGradient.Select(value => value / rows).ToArray();
-        layers.Backward(layout.DecoderStart, layout.DecoderEnd, dOutput, rows, gradient);
+        var dCodes = layers.Backward(layout.DecoderStart, layout.DecoderEnd, dOutput, rows, gradient);
         if (config.AutoregressiveDecoder)
             AutoregressiveReference.WeightGradient(dOutput, x, rows, config.InputSize, config.Samples)
                 .CopyTo(gradient, layout.Layers[DarnFamily.PixelWeightsLayer(layout)].WeightOffset);
@@ -72,7 +73,10 @@ public sealed class DarnModelReference : ReferenceModel
         AutoregressiveReference.WeightGradient(dPrior, pass.H, rows, units).CopyTo(gradient, layout.Layers[prior + 1].WeightOffset);
         layers.Backward(prior, prior + 1, dPrior, rows, gradient);
         // q: the score-function gradient of each row's logits, U's from it, the context's summed over the samples.
-        var dQ = BinaryLatentReference.PosteriorGradient(pass.QLogits, pass.H, centred, units, 1, 1.0 / rows);
+        var dQ = config.DarnEstimator == DarnEstimatorKind.Taylor
+            ? AutoregressiveReference.TaylorGradient(dCodes, pass.H, pass.QLogits, pass.PriorLogits, Weights(layout, parameters, prior + 2),
+                Weights(layout, parameters, prior + 1), rows, units, beta / rows)
+            : BinaryLatentReference.PosteriorGradient(pass.QLogits, pass.H, centred, units, 1, 1.0 / rows);
         AutoregressiveReference.WeightGradient(dQ, pass.H, rows, units).CopyTo(gradient, layout.Layers[prior + 2].WeightOffset);
         layers.Backward(0, layout.EncoderLayerCount, BinaryLatentReference.SumSamples(dQ, units, config.Samples), batch, gradient);
 

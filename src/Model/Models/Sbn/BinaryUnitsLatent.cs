@@ -43,8 +43,9 @@ public abstract class BinaryUnitsLatent : ILatent
     /// <summary>h1, what the decoder reads.</summary>
     public ArrayView<float> Codes(int rows) => Floats(ModelBuffers.Z, (long)rows * Units);
 
-    /// <summary>None: the units are discrete, so the decoder's gradient of its codes is not used.</summary>
-    public ArrayView<float> CodeGradient(int rows) => Kernels.None;
+    /// <summary>None: the units are discrete, so the decoder's gradient of its codes is not used (unless an estimator
+    /// reads it, as DARN's Taylor-expansion baseline does).</summary>
+    public virtual ArrayView<float> CodeGradient(int rows) => Kernels.None;
 
     public abstract ArrayView<float> Sample(int batch, int samples, DrawKey key);
 
