@@ -244,6 +244,101 @@ public sealed class BinaryLatentTests(AcceleratorFixture fixture, ITestOutputHel
     }
 
     /// <summary>
+    /// Stacked DARN's estimates, as the tests above: 3 units h1 over 2 units h2 on 12 pixels, 2 examples, k = 2, β = 0.8,
+    /// against the exact gradient summed over every (h1, h2) — 32 states per example — for the parameters of q(h1|x)'s
+    /// context and U1 and of q(h2|h1)'s context network and U2 (∂ log q/∂U2_jk = (h2_j − σ(a2_j))·h2_k).
+    /// </summary>
+    [Fact]
+    public void StackedDarnsEncoderGradientsAreUnbiased()
+    {
+        const int batch = 2, pixels = 12, units = 3, units2 = 3;
+        var config = new VaeConfig
+        {
+            InputSize = pixels, Hidden = [], Latent = units, Hidden2 = [], Latent2 = units2, StochasticLayers = 2, Model = ModelKind.Darn, Samples = 2, Beta = 0.8,
+        };
+        var layout = new ParameterLayout(config);
+        var parameters = Numerics.ToDouble(layout.Initialise(4));
+        var u1 = layout.Layers[DarnFamily.PriorLayer(layout) + 2];
+        var u2 = layout.Layers[DarnFamily.Encoder2WeightsLayer(layout)];
+        // Larger weights than the initialisation's in q(h1|x), U1 and the prior network, so that h1's units are far from
+        // fair coins and h2 matters to the loss, but q(h2|h1) left near even odds with a moderate U2, so that its
+        // gradients are large enough to test; a decoder that reads h1 strongly.
+        for (int i = 0; i < layout.Layers[layout.DecoderStart - 1].End; i++)
+            parameters[i] *= i < layout.Layers[layout.EncoderLayerCount - 1].End || i >= layout.Layers[layout.Encoder2End - 1].End ? 6 : 1;
+        foreach (var (masked, scale) in new[] { (u1, 8.0), (u2, 3.0) })
+            for (int i = masked.WeightOffset; i < masked.End; i++)
+                parameters[i] *= scale;
+        for (int i = layout.Layers[layout.DecoderStart].WeightOffset; i < layout.Layers[layout.DecoderEnd - 1].End; i++)
+            parameters[i] *= 4;
+        int moments = layout.Layers[Nvil.MomentsLayer(layout)].BiasOffset;
+        (parameters[moments], parameters[moments + 1]) = (-20, 9);
+        double normalisation = Math.Max(1, Math.Sqrt(parameters[moments + 1]));
+        var images = VaeTests.SyntheticImages(batch, 3, 4, 7);
+        var x = MinibatchReference.Gather(images.Images, [0, 1], 0, batch, pixels, false, default);
+
+        var single = config with { Samples = 1 };
+        var layers = new ReferenceLayers(config, parameters, training: false);
+        var context = layers.Run(0, layout.EncoderLayerCount, x, batch);
+        double[] Slice(DenseSlice layer) => parameters[layer.WeightOffset..(layer.WeightOffset + layer.WeightCount)];
+        static double[] Bits(int state, int count) => Enumerable.Range(0, count).Select(j => (double)((state >> j) & 1)).ToArray();
+        var dContext = new double[batch * units];
+        var exact = new double[layout.Count];
+        for (int b = 0; b < batch; b++)
+            for (int state1 = 0; state1 < 1 << units; state1++)
+            {
+                var h1 = Bits(state1, units);
+                var logits1 = AutoregressiveReference.Logits(context[(b * units)..((b + 1) * units)], Slice(u1), h1, 1, units);
+                double logQ1 = BinaryLatentReference.RowLogDensity(h1, logits1, units)[0];
+                var context2 = layers.Run(layout.EncoderLayerCount, layout.Encoder2End, h1, 1);
+                var dContext2 = new double[units2];
+                for (int state2 = 0; state2 < 1 << units2; state2++)
+                {
+                    var h2 = Bits(state2, units2);
+                    var logits2 = AutoregressiveReference.Logits(context2, Slice(u2), h2, 1, units2);
+                    double q = Math.Exp(logQ1 + BinaryLatentReference.RowLogDensity(h2, logits2, units2)[0]);
+                    var uniforms = h1.Concat(h2).Select(bit => 1 - bit).ToArray();
+                    double loss = ReferenceVae.LossAndGradient(single, parameters, x[(b * pixels)..((b + 1) * pixels)], uniforms, 1, training: false).Loss;
+                    double weight = q * loss / batch / normalisation;
+                    for (int j = 0; j < units; j++)
+                    {
+                        double score = weight * (h1[j] - BinaryLatentReference.Sigmoid(logits1[j]));
+                        dContext[b * units + j] += score;
+                        for (int k = 0; k < j; k++)
+                            exact[u1.WeightOffset + j * units + k] += score * h1[k];
+                    }
+                    for (int j = 0; j < units2; j++)
+                    {
+                        double score = weight * (h2[j] - BinaryLatentReference.Sigmoid(logits2[j]));
+                        dContext2[j] += score;
+                        for (int k = 0; k < j; k++)
+                            exact[u2.WeightOffset + j * units2 + k] += score * h2[k];
+                    }
+                }
+                // q(h2|h1)'s context network at this h1 (the backward pass writes, so add its share by hand).
+                var share = new double[layout.Count];
+                layers.Backward(layout.EncoderLayerCount, layout.Encoder2End, dContext2, 1, share);
+                for (int i = 0; i < share.Length; i++)
+                    exact[i] += share[i];
+            }
+        var first = new double[layout.Count];
+        layers.Run(0, layout.EncoderLayerCount, x, batch);
+        layers.Backward(0, layout.EncoderLayerCount, dContext, batch, first);
+        for (int i = 0; i < layout.Layers[layout.EncoderLayerCount - 1].End; i++)
+            exact[i] += first[i];
+
+        int second = layout.Layers[layout.EncoderLayerCount - 1].End, encoderEnd = layout.Layers[layout.Encoder2End - 1].End;
+        var indices = Enumerable.Range(0, encoderEnd).Concat(Enumerable.Range(u1.WeightOffset, units * units)).Concat(Enumerable.Range(u2.WeightOffset, units2 * units2)).ToArray();
+        var marked = ReferenceVae.LossAndGradient(config, parameters, x, ReferenceVae.Epsilon(config, 1, 1, batch), batch).ScoreFunction!;
+        Assert.All(indices, index => Assert.True(marked(index), $"parameter {index} is not marked as a score-function estimate"));
+        AssertUnbiased(config, parameters, x, batch, exact, indices, "stacked DARN", out double largestError, out double largestErrorOfU2, secondFrom: u2.WeightOffset);
+        // q(h2|h1)'s parts each have an exact gradient far enough from 0 to tell a wrong estimate apart.
+        double largestOfContext2 = exact.Skip(second).Take(encoderEnd - second).Max(Math.Abs), largestOfU2 = exact.Skip(u2.WeightOffset).Take(units2 * units2).Max(Math.Abs);
+        output.WriteLine($"largest exact gradient of q(h2|h1)'s context network {largestOfContext2:G4}, of U2 {largestOfU2:G4}; largest standard errors {largestError:G4}, of U2 {largestErrorOfU2:G4}");
+        Assert.True(largestOfContext2 > 8 * largestError, $"q(h2|h1)'s context network's exact gradient (largest {largestOfContext2}) is too small against the standard errors (largest {largestError}) to test");
+        Assert.True(largestOfU2 > 8 * largestErrorOfU2, $"U2's exact gradient (largest {largestOfU2}) is too small against its standard errors (largest {largestErrorOfU2}) to test");
+    }
+
+    /// <summary>
     /// DARN's Taylor-expansion baseline on the same problem: a biased estimate, so its mean is held not to the exact
     /// gradient but near it — within 0.15 of the exact gradient's norm, and pointing the same way (cosine above 0.98) —
     /// and its variance, summed over the encoder's and U's parameters, below a tenth of NVIL's (NVIL's estimate taken

@@ -1102,6 +1102,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--darn-decoder autoregressive", "--darn-decoder applies to --model darn, not vae")]
     [InlineData("--model darn --darn-estimator reinforce", "--darn-estimator: the DARN estimator is nvil or taylor (got reinforce)")]
     [InlineData("--model sbn --darn-estimator taylor", "--darn-estimator applies to --model darn, not sbn")]
+    [InlineData("--model darn --stochastic-layers 2 --darn-estimator taylor", "--darn-estimator taylor is built for one layer of DARN units: with --stochastic-layers 2 use nvil")]
     [InlineData("--likelihood poisson", "--likelihood poisson (grey levels as counts) is for --model def, whose rates are positive")]
     [InlineData("--model infovae --k 2", "use --k 1 and one stochastic layer")]
     [InlineData("--model infovae --mmd-lambda -1", "--mmd-lambda must be a finite number ≥ 0")]

@@ -217,6 +217,10 @@ public sealed class GoldenRunTests : IDisposable
         ["darn-taylor"] = new($"{Small} --model darn --darn-estimator taylor --darn-decoder autoregressive", "--k 7",
             "104e580c55d96a4b6c23cc59c8a9b2f81fba581b832b07e61cfdbe37a5bd6de4",
             "df7f02c90224635309bdee26693e2e64b314cb6c39454b17877e386e52db9e2b"),
+        // Stacked DARN (2026-12-03): two layers of autoregressive units, 3 over 2.
+        ["darn-2layer"] = new("--hidden 8 --latent 3 --hidden2 none --latent2 2 --batch-size 6 --epochs 3 --model darn --stochastic-layers 2", "--k 7",
+            "d083109a68f4aa72b2ab899b3f1f2fc1a7e5564c41302da80a702c63638436cd",
+            "b4e4ccc6967b43fdc55df97c813750dfa848490cd5ac100969c52f122d8e4b43"),
         // The sparse gamma DEF (2026-12-03): two layers with the default k = 4, and one layer (the Poisson
         // factorization baseline's shape) with α = 0.3 and k = 2. The three DEF runs' hashes were re-recorded the next
         // day when the leave-one-out gradient began taking the first sample's score from each (the same sum, rounded

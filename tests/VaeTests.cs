@@ -34,7 +34,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "corex-rank1", "corex-rank1-k3-gaussian-two-hidden", "ladder-rank1", "ladder-3-rank1-softplus-k2-norm", "ladder-4-rank1-k3-gaussian",
          "corex-stacked-rank1-k2", "vae-planar-flow-2-rank1", "vae-k2-planar-flow-1-rank1-gaussian", "hvm-flow-1-rank1-k2", "hvm-rank1-no-flow-gaussian",
          "sbn", "sbn-k3-linear", "sbn-k2-gaussian-two-hidden", "sbn-2layer-k2", "sbn-2layer-linear",
-         "darn", "darn-k3-linear", "darn-k2-gaussian-two-hidden", "darn-autoregressive-decoder", "darn-k3-autoregressive-decoder-two-hidden", "darn-taylor", "darn-k2-taylor-autoregressive-decoder",
+         "darn", "darn-k3-linear", "darn-k2-gaussian-two-hidden", "darn-autoregressive-decoder", "darn-k3-autoregressive-decoder-two-hidden", "darn-taylor", "darn-k2-taylor-autoregressive-decoder", "darn-2layer-k2", "darn-2layer-autoregressive-decoder-hidden2",
          "def", "def-one-layer-k3", "def-three-layers-k2-two-hidden", "def-poisson-k2", "def-poisson-one-layer",
          "def-sbn-poisson-gamma-k2", "def-gamma-sbn-k3", "def-poisson-layers-counts"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
@@ -356,6 +356,17 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         },
         // The Taylor-expansion baseline: with a hidden layer, and linear with k = 2 and the autoregressive decoder.
         "darn-taylor" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 5, Model = ModelKind.Darn, DarnEstimator = DarnEstimatorKind.Taylor },
+        // Stacked DARN: two layers of autoregressive units, with k = 2, and with a hidden layer each way between them and the
+        // autoregressive decoder.
+        "darn-2layer-k2" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [7], Latent = 4, Hidden2 = [], Latent2 = 3, StochasticLayers = 2, Model = ModelKind.Darn, Samples = 2,
+        },
+        "darn-2layer-autoregressive-decoder-hidden2" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [], Latent = 5, Hidden2 = [4], Latent2 = 3, StochasticLayers = 2, Model = ModelKind.Darn, Beta = 0.8,
+            AutoregressiveDecoder = true,
+        },
         "darn-k2-taylor-autoregressive-decoder" => new VaeConfig
         {
             InputSize = 12, Hidden = [], Latent = 6, Model = ModelKind.Darn, Samples = 2, Beta = 0.7, DarnEstimator = DarnEstimatorKind.Taylor, AutoregressiveDecoder = true,
@@ -875,7 +886,7 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         else if (config.StochasticLayers == 2)
         {
             // The top layer, q(z2|z1) at z1 = μ1 (the binary units' at h1 = σ(a1), their logits' one column each).
-            bool binary = config.Model == ModelKind.Sbn;
+            bool binary = config.Model is ModelKind.Sbn or ModelKind.Darn;
             var mu1 = Enumerable.Range(0, batch * latent).Select(i => stats[i / latent * width + i % latent]).ToArray();
             stats = Run(layout.EncoderLayerCount, layout.Encoder2End, binary ? mu1.Select(BinaryLatentReference.Sigmoid).ToArray() : mu1);
             latent = config.Latent2;
@@ -904,6 +915,13 @@ public sealed class VaeTests(AcceleratorFixture fixture)
                 int k = IlgpuVae.Model.Models.Ladder.LadderRungs.Latent(config, l);
                 z1 = Enumerable.Range(0, batch * k).Select(i => priorStats[i / k * 2 * k + i % k]).ToArray();
             }
+        }
+        else if (config.StochasticLayers == 2 && config.Model == ModelKind.Darn)
+        {
+            // h1 drawn unit by unit from p(h1|h2): the prior network's context and W1, Philox (0, Sample, 2).
+            var prior1Weights = layout.Layers[IlgpuVae.Model.Models.Darn.DarnFamily.Encoder2WeightsLayer(layout) + 1];
+            z1 = AutoregressiveReference.Sample(Run(layout.Encoder2End, layout.DecoderStart, z1), p.AsSpan(prior1Weights.WeightOffset, prior1Weights.WeightCount).ToArray(),
+                batch, config.Latent, new DrawKey(0, Philox.Streams.Sample, 2)).H;
         }
         else if (config.StochasticLayers == 2 && config.Model == ModelKind.Sbn)
             // h1 = p(h1|h2)'s probabilities.

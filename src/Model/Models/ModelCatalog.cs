@@ -560,16 +560,16 @@ public static class ModelCatalog
                 + $", NVIL: baseline network of {Nvil.BaselineHidden} tanh units, running mean and variance of the signal",
             Family = _ => SbnFamily,
         },
-        new(ModelKind.Darn, "darn", "DARN: --latent binary units, 500 unless given, whose prior p(h_j|h_<j) and encoder q(h_j|h_<j, x) are autoregressive (strictly lower-triangular weights), sigmoid layers unless --hidden is given; trained by NVIL's score-function estimator (Gregor et al. 2014)")
+        new(ModelKind.Darn, "darn", "DARN: --latent binary units, 500 unless given (and --latent2 h2 over them with --stochastic-layers 2), whose prior p(h_j|h_<j) and encoder q(h_j|h_<j, x) are autoregressive (strictly lower-triangular weights), sigmoid layers unless --hidden is given; trained by NVIL's score-function estimator (Gregor et al. 2014)")
         {
-            Capabilities = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound,
+            Capabilities = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound | ModelCapabilities.TwoStochasticLayers,
             // Gregor et al.'s MNIST DARN: one layer of 500 units.
             DefaultLatent = 500,
             DefaultHidden = [],
             WholeBatchTerm = "NVIL running moments of the learning signal are updated from the whole minibatch",
             Terms = _ => new("−ELBO", "reconstruction", "sampled KL terms"),
             ObjectiveName = _ => "ELBO (one sample of the units per image)",
-            Settings = config => $", autoregressive binary units in p(h) and q(h|x){(config.AutoregressiveDecoder ? ", an autoregressive decoder over the pixels" : "")}{(config.DarnEstimator == DarnEstimatorKind.Taylor ? ", q trained by the Taylor-expansion baseline (the NVIL baseline is trained beside it)" : "")}, NVIL: baseline network of {Nvil.BaselineHidden} tanh units, running mean and variance of the signal",
+            Settings = config => (config.StochasticLayers == 2 ? $", two layers of autoregressive binary units ({config.Latent} and {config.Latent2}) in p and q" : ", autoregressive binary units in p(h) and q(h|x)") + $"{(config.AutoregressiveDecoder ? ", an autoregressive decoder over the pixels" : "")}{(config.DarnEstimator == DarnEstimatorKind.Taylor ? ", q trained by the Taylor-expansion baseline (the NVIL baseline is trained beside it)" : "")}, NVIL: baseline network of {Nvil.BaselineHidden} tanh units, running mean and variance of the signal",
             Options =
             [
                 new("darn-decoder", "factorized (p(x|h) = Π Bernoulli, the default) or autoregressive (each pixel's logit also reads the pixels before it in raster order through strictly lower-triangular weights, as in Gregor et al.)",
@@ -599,8 +599,8 @@ public static class ModelCatalog
             ],
             Validate = config =>
             {
-                if (config.StochasticLayers != 1)
-                    throw new SettingException("DARN is built with one layer of autoregressive binary units: leave @StochasticLayers at 1");
+                if (config.StochasticLayers == 2 && config.DarnEstimator == DarnEstimatorKind.Taylor)
+                    throw new SettingException("@DarnEstimator taylor is built for one layer of DARN units: with @StochasticLayers 2 use nvil");
             },
             Family = _ => DarnFamily,
         },

@@ -160,7 +160,11 @@ public sealed class SbnFamily : OneLayerFamily
     }
 
     /// <summary>With two layers: q(h2|h1)'s logits, then p(h1|h2)'s through the same widths reversed.</summary>
-    protected override void BuildMiddle(LayoutBuilder layout)
+    protected override void BuildMiddle(LayoutBuilder layout) => BuildSecondLayer(layout);
+
+    /// <summary>The binary families' second layer (the sigmoid belief network's and DARN's): q(h2|h1)'s logits from h1
+    /// through --hidden2's widths, then p(h1|h2)'s through the same widths reversed; nothing with one layer.</summary>
+    public static void BuildSecondLayer(LayoutBuilder layout)
     {
         var config = layout.Config;
         if (config.StochasticLayers != 2)
