@@ -295,15 +295,7 @@ public sealed class DeepExponentialTests(AcceleratorFixture fixture, ITestOutput
     public void ScoreFunctionGradientIsUnbiasedAndItsDevicesCutTheVariance(int samples)
     {
         const int examples = 20_000, total = 3;
-        const double h = 1e-5;
-        var exact = Enumerable.Range(0, 2 * total).Select(p =>
-        {
-            var plus = (double[])Statistics.Clone();
-            var minus = (double[])Statistics.Clone();
-            plus[p] += h;
-            minus[p] -= h;
-            return -(ExactElbo(plus) - ExactElbo(minus)) / (2 * h);
-        }).ToArray();
+        var exact = Numerics.FiniteDifferenceGradient(ExactElbo, Statistics, 1e-5).Select(value => -value).ToArray();
 
         int rows = examples * samples;
         var statistics = Enumerable.Range(0, examples * 2 * total).Select(i => Statistics[i % (2 * total)]).ToArray();
@@ -318,33 +310,15 @@ public sealed class DeepExponentialTests(AcceleratorFixture fixture, ITestOutput
         var target = Enumerable.Range(0, examples * 3).Select(i => Target[i % 3]).ToArray();
         var (_, reconstruction, _) = DeepExponentialReference.BernoulliRateLoss(target, DeepExponentialReference.Means(Theta0, bottom.Z, rows, 2, 3), 3, samples, 1);
 
-        var variances = new Dictionary<string, double[]>();
-        foreach (var (raoBlackwell, leaveOneOut) in new[] { (false, false), (true, false), (false, true), (true, true) })
+        var variances = EstimatorDevices.CheckEach((raoBlackwell, leaveOneOut) =>
         {
             var estimates = new double[examples * 2 * total];
             DeepExponentialReference.ScoreGradient(bottom.Score, bottomTerms.LogPrior, bottom.LogQ, reconstruction, reconstruction, kl, estimates, bottomShape,
                 raoBlackwell, leaveOneOut, 1, -1, 1.0 / samples);
             DeepExponentialReference.ScoreGradient(top.Score, topTerms.LogPrior, top.LogQ, bottomTerms.RowLogPrior, reconstruction, kl, estimates, topShape,
                 raoBlackwell, leaveOneOut, 1, 1, 1.0 / samples);
-            string name = $"Rao-Blackwell {(raoBlackwell ? "on" : "off")}, leave-one-out {(leaveOneOut ? "on" : "off")}";
-            var variance = new double[2 * total];
-            double mostStandardErrors = 0;
-            for (int p = 0; p < 2 * total; p++)
-            {
-                var values = Enumerable.Range(0, examples).Select(b => estimates[b * 2 * total + p]).ToArray();
-                double mean = values.Average();
-                variance[p] = values.Sum(value => (value - mean) * (value - mean)) / (examples - 1);
-                double standardError = Math.Sqrt(variance[p] / examples);
-                Assert.True(Math.Abs(mean - exact[p]) <= 4.5 * standardError,
-                    $"{name}, parameter {p}: mean estimate {mean}, exact {exact[p]}, standard error {standardError}");
-                mostStandardErrors = Math.Max(mostStandardErrors, Math.Abs(exact[p]) / standardError);
-            }
-            if (raoBlackwell && leaveOneOut)
-                Assert.True(mostStandardErrors >= 8, $"{name}: the exact gradient is at most {mostStandardErrors:F1} standard errors from 0 (too few draws to tell)");
-            variances[name] = variance;
-            output.WriteLine($"k = {samples}, {name}: variance per example of −∂ELBO/∂ρ [a0 a1 a_top | m0 m1 m_top] = {string.Join(" ", variance.Select(value => value.ToString("G4")))}");
-        }
-        output.WriteLine($"exact −∂ELBO/∂ρ = {string.Join(" ", exact.Select(value => value.ToString("G4")))}");
+            return estimates;
+        }, exact, examples, 2 * total, p => p, output, $"k = {samples}", "[a0 a1 a_top | m0 m1 m_top]");
         for (int p = 0; p < 2 * total; p++)
             Assert.True(variances["Rao-Blackwell on, leave-one-out off"][p] < variances["Rao-Blackwell off, leave-one-out off"][p], $"Rao-Blackwellization raises parameter {p}'s variance");
         if (samples >= 4)
@@ -524,15 +498,7 @@ public sealed class DiscreteDefUnitTests(AcceleratorFixture fixture, ITestOutput
     public void ScoreFunctionGradientIsUnbiasedAndItsDevicesCutTheVariance(int samples)
     {
         const int examples = 20_000, total = 5;
-        const double h = 1e-5;
-        var exact = Enumerable.Range(0, total).Select(p =>
-        {
-            var plus = (double[])MeanStatistics.Clone();
-            var minus = (double[])MeanStatistics.Clone();
-            plus[p] += h;
-            minus[p] -= h;
-            return -(ExactElbo(plus) - ExactElbo(minus)) / (2 * h);
-        }).ToArray();
+        var exact = Numerics.FiniteDifferenceGradient(ExactElbo, MeanStatistics, 1e-5).Select(value => -value).ToArray();
 
         int rows = examples * samples;
         var statistics = Enumerable.Range(0, examples * 2 * total).Select(i => i % (2 * total) < total ? 0 : MeanStatistics[i % (2 * total) - total]).ToArray();
@@ -548,35 +514,58 @@ public sealed class DiscreteDefUnitTests(AcceleratorFixture fixture, ITestOutput
         var target = Enumerable.Range(0, examples * 3).Select(i => Target[i % 3]).ToArray();
         var (_, reconstruction, _) = DeepExponentialReference.BernoulliRateLoss(target, DeepExponentialReference.Means(Theta0, draws[0].Z, rows, 2, 3), 3, samples, 1);
 
-        var variances = new Dictionary<string, double[]>();
-        foreach (var (raoBlackwell, leaveOneOut) in new[] { (false, false), (true, false), (false, true), (true, true) })
+        var variances = EstimatorDevices.CheckEach((raoBlackwell, leaveOneOut) =>
         {
             var estimates = new double[examples * 2 * total];
             for (int l = 0; l < 3; l++)
                 DeepExponentialReference.ScoreGradient(draws[l].Score, terms[l].LogPrior, draws[l].LogQ, l == 0 ? reconstruction : terms[l - 1].RowLogPrior,
                     reconstruction, kl, estimates, shapes[l], raoBlackwell, leaveOneOut, 1, l == 0 ? -1 : 1, 1.0 / samples);
+            // The shape columns, which no discrete unit reads, get exactly 0.
+            Assert.All(Enumerable.Range(0, examples * total), i => Assert.Equal(0, estimates[i / total * 2 * total + i % total]));
+            return estimates;
+        }, exact, examples, 2 * total, p => total + p, output, $"k = {samples}", "[z0 z0' z1 z1' z2]");
+        Assert.True(variances["Rao-Blackwell on, leave-one-out off"].Sum() < variances["Rao-Blackwell off, leave-one-out off"].Sum(), "Rao-Blackwellization raises the summed variance");
+        if (samples >= 4)
+            Assert.True(variances["Rao-Blackwell on, leave-one-out on"].Sum() < variances["Rao-Blackwell on, leave-one-out off"].Sum(), "the baseline raises the summed variance");
+    }
+}
+
+/// <summary>The DEF estimator tests' common part: each combination of Rao-Blackwellization and the leave-one-out
+/// baseline, its estimates of −∂ELBO/∂ρ per example, held to the exact gradient and written out with their variances.</summary>
+internal static class EstimatorDevices
+{
+    /// <summary>
+    /// For each combination (none, Rao-Blackwellized, leave-one-out, both): the estimates [examples, width] from
+    /// <paramref name="estimate"/>; each tested parameter p's (column <paramref name="column"/>(p)) mean within 4.5
+    /// standard errors of exact[p]; with both devices the exact gradient at least 8 standard errors from 0 somewhere.
+    /// Returns each combination's variances per example, keyed "Rao-Blackwell on|off, leave-one-out on|off".
+    /// </summary>
+    public static Dictionary<string, double[]> CheckEach(Func<bool, bool, double[]> estimate, double[] exact, int examples, int width, Func<int, int> column,
+        ITestOutputHelper output, string label, string parameters)
+    {
+        var variances = new Dictionary<string, double[]>();
+        foreach (var (raoBlackwell, leaveOneOut) in new[] { (false, false), (true, false), (false, true), (true, true) })
+        {
+            var estimates = estimate(raoBlackwell, leaveOneOut);
             string name = $"Rao-Blackwell {(raoBlackwell ? "on" : "off")}, leave-one-out {(leaveOneOut ? "on" : "off")}";
-            var variance = new double[total];
+            var variance = new double[exact.Length];
             double mostStandardErrors = 0;
-            for (int p = 0; p < total; p++)
+            for (int p = 0; p < exact.Length; p++)
             {
-                Assert.All(Enumerable.Range(0, examples), b => Assert.Equal(0, estimates[b * 2 * total + p]));
-                var values = Enumerable.Range(0, examples).Select(b => estimates[b * 2 * total + total + p]).ToArray();
+                var values = Enumerable.Range(0, examples).Select(b => estimates[b * width + column(p)]).ToArray();
                 double mean = values.Average();
                 variance[p] = values.Sum(value => (value - mean) * (value - mean)) / (examples - 1);
                 double standardError = Math.Sqrt(variance[p] / examples);
                 Assert.True(Math.Abs(mean - exact[p]) <= 4.5 * standardError,
-                    $"{name}, unit {p}: mean estimate {mean}, exact {exact[p]}, standard error {standardError}");
+                    $"{name}, parameter {p}: mean estimate {mean}, exact {exact[p]}, standard error {standardError}");
                 mostStandardErrors = Math.Max(mostStandardErrors, Math.Abs(exact[p]) / standardError);
             }
             if (raoBlackwell && leaveOneOut)
                 Assert.True(mostStandardErrors >= 8, $"{name}: the exact gradient is at most {mostStandardErrors:F1} standard errors from 0 (too few draws to tell)");
             variances[name] = variance;
-            output.WriteLine($"k = {samples}, {name}: variance per example of −∂ELBO/∂ρ_m [z0 z0' z1 z1' z2] = {string.Join(" ", variance.Select(value => value.ToString("G4")))}");
+            output.WriteLine($"{label}, {name}: variance per example of −∂ELBO/∂ρ {parameters} = {string.Join(" ", variance.Select(value => value.ToString("G4")))}");
         }
-        output.WriteLine($"exact −∂ELBO/∂ρ_m = {string.Join(" ", exact.Select(value => value.ToString("G4")))}");
-        Assert.True(variances["Rao-Blackwell on, leave-one-out off"].Sum() < variances["Rao-Blackwell off, leave-one-out off"].Sum(), "Rao-Blackwellization raises the summed variance");
-        if (samples >= 4)
-            Assert.True(variances["Rao-Blackwell on, leave-one-out on"].Sum() < variances["Rao-Blackwell on, leave-one-out off"].Sum(), "the baseline raises the summed variance");
+        output.WriteLine($"exact −∂ELBO/∂ρ {parameters} = {string.Join(" ", exact.Select(value => value.ToString("G4")))}");
+        return variances;
     }
 }

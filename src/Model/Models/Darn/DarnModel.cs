@@ -37,7 +37,6 @@ public sealed class DarnLatent : BinaryUnitsLatent
     private int PriorLayer => DarnFamily.PriorLayer(Layout);
     private int PriorWeights => PriorLayer + 1;
     private int EncoderWeights => PriorLayer + 2;
-    private bool TwoLayers => Config.StochasticLayers == 2;
     private int Units2 => Config.Latent2;
     private int TopUnits => TwoLayers ? Units2 : Units;
 
@@ -154,34 +153,13 @@ public sealed class DarnLatent : BinaryUnitsLatent
         return codes;
     }
 
-    /// <summary>Two layers: the top layer's probabilities on the mean path, σ of q(h2|h1)'s context at h1 = σ(c(x))
-    /// (waits for the device); one layer: σ(c(x)).</summary>
-    public float[] TopProbabilities(int batch)
-    {
-        Stack.Forward(0, Layout.EncoderLayerCount, Input(batch), batch);
-        Kernels.Synchronize();
-        var first = Split(ArrayViewExtensions.GetAsArray1D<float>(Context(batch)), batch).Mu;
-        if (!TwoLayers)
-            return first;
-        Codes(batch).CopyFromCPU(first);
-        Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, Codes(batch), batch);
-        Kernels.Synchronize();
-        return Split(ArrayViewExtensions.GetAsArray1D<float>(Context2(batch)), batch).Mu;
-    }
-
     /// <summary>Puts top-layer codes in place and leaves h1 in <see cref="BinaryUnitsLatent.Codes"/>: the codes
     /// themselves, or with two layers h1 drawn unit by unit from p(h1|h2) (Philox (0, Sample, 2) at n·K + j).</summary>
     public void PlaceCodes(float[] codes, int batch)
     {
-        if (!TwoLayers)
-        {
-            Codes(batch).CopyFromCPU(codes);
-            return;
-        }
-        Top(batch).CopyFromCPU(codes);
-        Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, Top(batch), batch);
-        Kernels.AutoregressiveSample(Prior1Context(batch), Weights(ModelBuffers.Parameters, Prior1Weights), Codes(batch), Prior1Logits(batch), Units,
-            new DrawKey(0, Philox.Streams.Sample, 2));
+        if (PlaceTop(codes, batch, Top(batch)))
+            Kernels.AutoregressiveSample(Prior1Context(batch), Weights(ModelBuffers.Parameters, Prior1Weights), Codes(batch), Prior1Logits(batch), Units,
+                new DrawKey(0, Philox.Streams.Sample, 2));
     }
 }
 

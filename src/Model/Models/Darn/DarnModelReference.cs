@@ -17,16 +17,9 @@ namespace IlgpuVae.Model.Models.Darn;
 /// </summary>
 public sealed class DarnModelReference : ReferenceModel
 {
-    /// <summary>The sampler's uniforms [batch·k, K], keyed as the Bernoulli samplers (k·K per example); with two
-    /// layers then h2's [batch·k, K2] from the second layer's stream, keyed by row.</summary>
-    public override double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream)
-    {
-        int rows = batch * config.Samples;
-        var first = BinaryLatentReference.Uniforms(new DrawKey(seed, stream, step), rows, config.Latent, config.Samples);
-        return config.StochasticLayers == 2
-            ? [.. first, .. BinaryLatentReference.Uniforms(new DrawKey(seed, stream + Philox.Streams.SecondLayerOffset, step), rows, config.Latent2, 1)]
-            : first;
-    }
+    /// <summary>The units' uniforms, as the sigmoid belief network's (h1's, then h2's with two layers).</summary>
+    public override double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream) =>
+        SbnModelReference.Uniforms(config, seed, step, batch, stream);
 
     /// <summary>A forward pass: h1, q's logits, the top prior's logits (h2's with two layers) and, with two layers, h2,
     /// q(h2|h1)'s logits and p(h1|h2)'s.</summary>

@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
 using IlgpuVae.Model.Core;
 using IlgpuVae.Model.Latents;
@@ -72,6 +73,39 @@ public abstract class BinaryUnitsLatent : ILatent
 
     public void LogWeights(int batch, int samples, ArrayView<float> reconstructionPerRow, ArrayView<float> logWeights) =>
         Kernels.SampledKlLogWeights(KlPerRow(batch * samples), reconstructionPerRow, logWeights, batch * samples);
+
+    /// <summary>With two layers, q(h2|h1) and p(h1|h2) between the encoder and the decoder (see <see cref="SbnFamily.BuildSecondLayer"/>).</summary>
+    protected bool TwoLayers => Config.StochasticLayers == 2;
+
+    /// <summary>The top layer's probabilities for a gathered batch, on the mean path: σ of the encoder's last layer
+    /// (q(h1|x)'s logits, or DARN's context), and with two layers σ of q(h2|h1)'s read at h1 = those probabilities
+    /// (waits for the device).</summary>
+    public float[] TopProbabilities(int batch)
+    {
+        Stack.Forward(0, Layout.EncoderLayerCount, Input(batch), batch);
+        Kernels.Synchronize();
+        var first = Split(ArrayViewExtensions.GetAsArray1D<float>(Stack.Output(StatisticsLayer, batch)), batch).Mu;
+        if (!TwoLayers)
+            return first;
+        Codes(batch).CopyFromCPU(first);
+        Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, Codes(batch), batch);
+        Kernels.Synchronize();
+        return Split(ArrayViewExtensions.GetAsArray1D<float>(Stack.Output(Layout.Encoder2End - 1, batch)), batch).Mu;
+    }
+
+    /// <summary>Puts top-layer codes in place for decoding: into h1 with one layer (false), or into
+    /// <paramref name="top"/> (h2) with the prior network run on them (true: the caller sets h1 from its output).</summary>
+    protected bool PlaceTop(float[] codes, int batch, ArrayView<float> top)
+    {
+        if (!TwoLayers)
+        {
+            Codes(batch).CopyFromCPU(codes);
+            return false;
+        }
+        top.CopyFromCPU(codes);
+        Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, top, batch);
+        return true;
+    }
 
     /// <summary>The probabilities σ(a_j) of an encoder's logits; no variance.</summary>
     public (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) =>

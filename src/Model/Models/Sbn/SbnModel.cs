@@ -26,7 +26,6 @@ public sealed class BernoulliLatent : BinaryUnitsLatent
         // The prior's layer reads the single row [1].
         Floats(LearnedPrior.OneHotRows, 1).CopyFromCPU(new[] { 1f });
 
-    private bool TwoLayers => Config.StochasticLayers == 2;
     private int Units2 => Config.Latent2;
     private int PriorLayer => SbnFamily.PriorLayer(Layout);
     private ArrayView<float> OneRow => Floats(LearnedPrior.OneHotRows, 1);
@@ -76,32 +75,12 @@ public sealed class BernoulliLatent : BinaryUnitsLatent
         Kernels.BinaryPosteriorGradient(Logits(batch), Codes(rows), centred, Stack.Gradient(StatisticsLayer, batch), Units, samples, 1f / rows);
     }
 
-    /// <summary>The top layer's probabilities for a gathered batch, on the mean path: with two layers q(h2|h1) read
-    /// at h1 = q(h1|x)'s probabilities (waits for the device).</summary>
-    public float[] TopProbabilities(int batch)
-    {
-        Stack.Forward(0, Layout.EncoderLayerCount, Input(batch), batch);
-        Kernels.Synchronize();
-        var first = Split(ArrayViewExtensions.GetAsArray1D<float>(Logits(batch)), batch).Mu;
-        if (!TwoLayers)
-            return first;
-        Codes(batch).CopyFromCPU(first);
-        Stack.Forward(Layout.EncoderLayerCount, Layout.Encoder2End, Codes(batch), batch);
-        Kernels.Synchronize();
-        return Split(ArrayViewExtensions.GetAsArray1D<float>(Logits2(batch)), batch).Mu;
-    }
-
     /// <summary>Puts top-layer codes in place and leaves h1 in <see cref="Codes"/>: the codes themselves, or with
     /// two layers p(h1|h2)'s probabilities (the mean path, as the Gaussian two-layer models decode).</summary>
     public void PlaceCodes(float[] codes, int batch)
     {
-        if (!TwoLayers)
-        {
-            Codes(batch).CopyFromCPU(codes);
+        if (!PlaceTop(codes, batch, Top(batch)))
             return;
-        }
-        Top(batch).CopyFromCPU(codes);
-        Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, Top(batch), batch);
         Kernels.Synchronize();
         Codes(batch).CopyFromCPU(Split(ArrayViewExtensions.GetAsArray1D<float>(PriorNetworkLogits(batch)), batch).Mu);
     }

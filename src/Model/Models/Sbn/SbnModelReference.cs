@@ -14,9 +14,11 @@ namespace IlgpuVae.Model.Models.Sbn;
 /// </summary>
 public sealed class SbnModelReference : ReferenceModel
 {
-    /// <summary>The sampler's uniforms [batch·k, K] (not normal draws); with two layers then h2's [batch·k, K2]
-    /// from the second layer's stream, keyed by row.</summary>
-    public override double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream)
+    public override double[] Epsilon(VaeConfig config, ulong seed, long step, int batch, uint stream) => Uniforms(config, seed, step, batch, stream);
+
+    /// <summary>The binary families' sampler uniforms [batch·k, K] (not normal draws), keyed as the Bernoulli samplers
+    /// (k·K per example); with two layers then h2's [batch·k, K2] from the second layer's stream, keyed by row.</summary>
+    public static double[] Uniforms(VaeConfig config, ulong seed, long step, int batch, uint stream)
     {
         int rows = batch * config.Samples;
         var first = BinaryLatentReference.Uniforms(new DrawKey(seed, stream, step), rows, config.Latent, config.Samples);
