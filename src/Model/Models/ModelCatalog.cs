@@ -622,7 +622,7 @@ public static class ModelCatalog
             ],
             Terms = _ => new("−ELBO", "reconstruction", "sampled KL terms"),
             ObjectiveName = _ => "ELBO (one sample of every layer per image)",
-            Settings = config => $", {DefLayerSpec.Describe(config.DefLayers)}{(DefLayerSpec.Parse(config.DefLayers).Any(layer => layer.Kind == DefUnitKind.Gamma) ? $" with α = {config.DefShape.ToString(CultureInfo.InvariantCulture)}" : "")}, black-box VI (Rao-Blackwellized, leave-one-out baseline over {config.Samples} samples)",
+            Settings = config => $", {DefLayerSpec.Describe(config)}, black-box VI (Rao-Blackwellized, leave-one-out baseline over {config.Samples} samples)",
             Validate = DefLayerSpec.Validate,
             Family = _ => DefFamily,
         },

@@ -137,7 +137,7 @@ public sealed class ModelCheck(KernelSet kernels)
             parts.Add("autoregressive decoder");
         if (config.DarnEstimator == DarnEstimatorKind.Taylor)
             parts.Add("Taylor baseline");
-        if (config.DefLayers != new VaeConfig().DefLayers)
+        if (config.DefLayers != Models.Def.DefLayerSpec.Default)
             parts.Add(config.DefLayers);
         return string.Concat(parts.Select(part => " " + part));
     }

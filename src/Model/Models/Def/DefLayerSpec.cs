@@ -47,14 +47,15 @@ public static class DefLayerSpec
     /// <summary>The widths, bottom first (see <see cref="Parse"/>).</summary>
     public static int[] Widths(string text) => Parse(text).Select(layer => layer.Width).ToArray();
 
-    /// <summary>The layers as the run's settings line names them: "100-40-15" when every layer is gamma (the sparse
-    /// gamma DEF), else each with its type, "sbn:200-poisson:50".</summary>
-    public static string Describe(string text)
+    /// <summary>The layers as the run's settings line names them: "sparse gamma layers 100-40-15" when every layer is
+    /// gamma, else each with its type, "layers sbn:200-poisson:50"; then α where a gamma layer reads it.</summary>
+    public static string Describe(VaeConfig config)
     {
-        var layers = Parse(text);
-        return layers.All(layer => layer.Kind == DefUnitKind.Gamma)
+        var layers = Parse(config.DefLayers);
+        string alpha = layers.Any(layer => layer.Kind == DefUnitKind.Gamma) ? $" with α = {config.DefShape.ToString(CultureInfo.InvariantCulture)}" : "";
+        return (layers.All(layer => layer.Kind == DefUnitKind.Gamma)
             ? "sparse gamma layers " + string.Join("-", layers.Select(layer => layer.Width))
-            : "layers " + string.Join("-", layers.Select(layer => $"{Name(layer.Kind)}:{layer.Width}"));
+            : "layers " + string.Join("-", layers.Select(layer => $"{Name(layer.Kind)}:{layer.Width}"))) + alpha;
     }
 
     /// <summary>A unit type as --def-layers writes it.</summary>

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using IlgpuVae.GpuKernels;
+using IlgpuVae.GpuKernels.Reference;
 using IlgpuVae.Model.Core;
 
 namespace IlgpuVae.Model.Models.Def;
@@ -271,7 +272,7 @@ public sealed class DefModel : FamilyModel
                     double sum = biases[l][o];
                     for (int i = 0; i < slice.Inputs; i++)
                         sum += weights[l][o * slice.Inputs + i] * codes[i];
-                    next[o] = l > 0 && kinds[l - 1] == DefUnitKind.Bernoulli ? StableMath.Sigmoid(sum) : sum;
+                    next[o] = l > 0 ? ActivationReference.Forward(MeanActivation(l - 1), sum) : sum;
                 }
                 codes = next;
             }
