@@ -243,6 +243,14 @@ public sealed class GoldenRunTests : IDisposable
         ["def-poisson-layers"] = new("--hidden 6 --batch-size 6 --epochs 3 --model def --def-layers poisson:4,poisson:2 --likelihood poisson --k 2", "--k 7",
             "1356dc97658ba4e7597c255d6cc6dd32b37a58d6b48309d4903570ae2d476e59",
             "b2e62ffa55cabc6091c88a4cbdb5c099260e0bd2415f5fb5146e511951d9c08a"),
+        // The Bernoulli HVM (2026-12-03): a hidden layer each way with its default two flow steps; linear layers with an
+        // inverse-flow r and k = 2.
+        ["hvm-bernoulli"] = new($"{Small} --model hvm-bernoulli", "--k 7",
+            "35a81f239027aac2535a74da1969dd835fbdc480d63667bc1078483dfb505e4e",
+            "363227464175304a40a30785859cb3ab8be09b7b71c728bf8499d7872b3d68d1"),
+        ["hvm-bernoulli-linear-inverse-flow"] = new("--hidden none --latent 4 --batch-size 6 --epochs 3 --model hvm-bernoulli --flow-length 1 --auxiliary-flow-length 2 --k 2", "--k 7",
+            "145a4dd01409f1edc791884bc2d5608d588f8b2bb8e98dc1bab063ce05d67931",
+            "42714e3f6e49fb9ca69b6ba4f290830dbcb2968d2a0741e2ac272127ffc34ae6"),
         // The Table 1 presets at their own sizes (20-200-200-50 and 20-200-200-100-100-100-50), batch 20, the
         // short schedule: eight epochs of two steps.
         ["vae-1layer-k1"] = new("--preset vae-1layer-k1 --lr-schedule iwae-short", "--k 7",

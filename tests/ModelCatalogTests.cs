@@ -31,6 +31,7 @@ public sealed class ModelCatalogTests
     [InlineData(ModelKind.Corex, 1, "OneLayerFamily")]
     [InlineData(ModelKind.Mutual, 1, "MutualFamily")]
     [InlineData(ModelKind.Hvm, 1, "HvmFamily")]
+    [InlineData(ModelKind.HvmBernoulli, 1, "HvmBernoulliFamily")]
     public void EachConfigFindsItsFamily(ModelKind kind, int stochasticLayers, string family)
     {
         var config = new VaeConfig { Model = kind, StochasticLayers = stochasticLayers, BatchNorm = false };
@@ -48,6 +49,11 @@ public sealed class ModelCatalogTests
         Assert.Equal("vae, vcca, ladder, vlae, corex, hvm", ModelCatalog.NamesWith(ModelCapabilities.KlWarmup));
         Assert.Equal(0, ModelCatalog.For(ModelKind.InfoVae).DefaultBeta);
         Assert.Equal(2, ModelCatalog.For(ModelKind.Ladder).DefaultStochasticLayers);
+        // The Bernoulli HVM's encoder writes q(λ|x)'s Gaussian statistics, though its codes are binary.
+        var bernoulliHvm = new VaeConfig { Model = ModelKind.HvmBernoulli, Latent = 5, FlowLength = 2 };
+        Assert.False(bernoulliHvm.Spec.Has(ModelCapabilities.Posterior));
+        Assert.Equal(2 * 5 + 2 * (2 * 5 + 1), bernoulliHvm.EncoderOutputs);
+        Assert.Equal(2, bernoulliHvm.Spec.DefaultFlowLength);
     }
 
     [Fact]

@@ -36,7 +36,8 @@ public sealed class VaeTests(AcceleratorFixture fixture)
          "sbn", "sbn-k3-linear", "sbn-k2-gaussian-two-hidden", "sbn-2layer-k2", "sbn-2layer-linear",
          "darn", "darn-k3-linear", "darn-k2-gaussian-two-hidden", "darn-autoregressive-decoder", "darn-k3-autoregressive-decoder-two-hidden", "darn-taylor", "darn-k2-taylor-autoregressive-decoder", "darn-2layer-k2", "darn-2layer-autoregressive-decoder-hidden2",
          "def", "def-one-layer-k3", "def-three-layers-k2-two-hidden", "def-poisson-k2", "def-poisson-one-layer",
-         "def-sbn-poisson-gamma-k2", "def-gamma-sbn-k3", "def-poisson-layers-counts"];
+         "def-sbn-poisson-gamma-k2", "def-gamma-sbn-k3", "def-poisson-layers-counts",
+         "hvm-bernoulli-flow-2", "hvm-bernoulli-k2-no-flow-gaussian-two-hidden", "hvm-bernoulli-k3-linear-inverse-flow-2"];
     public static TheoryData<string> Configurations => new(ConfigurationNames);
 
     internal static VaeConfig Config(string name) => name switch
@@ -344,6 +345,18 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         "sbn-2layer-linear" => new VaeConfig
         {
             InputSize = 12, Hidden = [], Latent = 6, Hidden2 = [], Latent2 = 4, StochasticLayers = 2, Model = ModelKind.Sbn, Beta = 0.8,
+        },
+        // The Bernoulli HVM: a hidden layer each way with two flow steps; no flow, two hidden layers, a Gaussian decoder
+        // and k = 2; linear layers, an inverse-flow r, k = 3 and β < 1.
+        "hvm-bernoulli-flow-2" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 3, Model = ModelKind.HvmBernoulli, FlowLength = 2 },
+        "hvm-bernoulli-k2-no-flow-gaussian-two-hidden" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [8, 5], Latent = 4, Model = ModelKind.HvmBernoulli, Samples = 2, Activation = ActivationKind.Tanh,
+            Likelihood = LikelihoodKind.Gaussian, GaussianVariance = 0.5,
+        },
+        "hvm-bernoulli-k3-linear-inverse-flow-2" => new VaeConfig
+        {
+            InputSize = 12, Hidden = [], Latent = 5, Model = ModelKind.HvmBernoulli, Samples = 3, Beta = 0.7, FlowLength = 1, AuxiliaryFlowLength = 2,
         },
         // DARN: a hidden layer each way; linear with k = 3 and β < 1; two hidden layers, a Gaussian decoder, k = 2.
         "darn" => new VaeConfig { InputSize = 12, Hidden = [7], Latent = 5, Model = ModelKind.Darn },
@@ -852,6 +865,16 @@ public sealed class VaeTests(AcceleratorFixture fixture)
         {
             var (defMu, defCodes, defDecoded) = DefEncodeAndDecode(config, layout, p, runner, x, batch);
             AssertEncodeAndDecode(config, configuration, images, batch, seed, defMu, [], defCodes, defDecoded);
+            return;
+        }
+        if (config.Model == ModelKind.HvmBernoulli)
+        {
+            // q(z = 1) on the mean path: σ(λ) with λ the flow applied to the base mean (ε = 0); codes are binary.
+            var (lambda, _) = PlanarFlowReference.Forward(Run(0, layout.EncoderLayerCount, x), new double[batch * config.Latent], batch, config.PosteriorFlow(1));
+            var binaryCodes = Numerics.Uniform(new Random(2), batch * config.Latent, -2, 2).Select(value => value > 0 ? 1f : 0f).ToArray();
+            var means = Run(layout.DecoderStart, layout.DecoderEnd, Numerics.ToDouble(binaryCodes));
+            AssertEncodeAndDecode(config, configuration, images, batch, seed, lambda.Select(BinaryLatentReference.Sigmoid).ToArray(), [], binaryCodes,
+                config.Likelihood == LikelihoodKind.Bernoulli ? means.Select(StableMath.Sigmoid).ToArray() : means);
             return;
         }
         bool twoViews = config.Model == ModelKind.Vcca;

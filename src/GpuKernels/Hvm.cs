@@ -65,6 +65,47 @@ public static class Hvm
         ArrayView<float> dZ, ArrayView<float> dLambda, float weight) =>
         kernels.Launch(LambdaGradientWithAuxiliaryKernel, (int)lambda.Length, lambda, z, dLambdaFromR, dZ, dLambda, weight);
 
+    /// <summary>
+    /// The HVM with Bernoulli mean-field factors q(z_k|λ_k) = Bernoulli(σ(λ_k)): <paramref name="klPerRow"/> holds
+    /// log q(z|λ) − log p(z) (<see cref="BinaryLatent.BinaryKl"/> of the drawn z against the learned prior) and gains
+    /// the rest of the hierarchical ELBO's sampled term, flowKl − ½Σλ² + rTerm, i.e. log q(λ|x) − log r(λ|z)
+    /// (the 2π terms cancel). One thread per row, dimensions in order.
+    /// </summary>
+    public static void HvmBernoulliKl(this KernelSet kernels, ArrayView<float> flowKl, ArrayView<float> lambda, ArrayView<float> rTerm,
+        ArrayView<float> klPerRow, int rows, int latent) =>
+        kernels.Launch(BernoulliKlKernel, rows, flowKl, lambda, rTerm, klPerRow, latent);
+
+    /// <summary>
+    /// The loss's gradient of λ with Bernoulli factors, per element: the pathwise part at the drawn z,
+    /// w·(z − σ(λ) − λ) + dλ_r (from log q(z|λ), log N(λ; 0, I) and r; the flow's backward pass adds the rest of
+    /// log q(λ|x)), plus the score-function part through z's draw, −scale·centred[row]·(z − σ(λ)), where
+    /// z − σ(λ) = ∂ log q(z|λ)/∂λ and centred is NVIL's signal −(rec + β·KL) less its baseline (scale 1/rows).
+    /// </summary>
+    public static void HvmBernoulliLambdaGradient(this KernelSet kernels, ArrayView<float> lambda, ArrayView<float> z, ArrayView<float> dLambdaFromR,
+        ArrayView<float> centred, ArrayView<float> dLambda, int latent, float weight, float scale) =>
+        kernels.Launch(BernoulliLambdaGradientKernel, (int)lambda.Length, lambda, z, dLambdaFromR, centred, dLambda, latent, weight, scale);
+
+    [Kernel]
+    public static void BernoulliKlKernel(Index1D row, ArrayView<float> flowKl, ArrayView<float> lambda, ArrayView<float> rTerm,
+        ArrayView<float> klPerRow, int latent)
+    {
+        float sum = 0f;
+        for (int k = 0; k < latent; k++)
+        {
+            float l = lambda[row * latent + k];
+            sum += l * l;
+        }
+        klPerRow[row] += flowKl[row] - 0.5f * sum + rTerm[row];
+    }
+
+    [Kernel]
+    public static void BernoulliLambdaGradientKernel(Index1D element, ArrayView<float> lambda, ArrayView<float> z, ArrayView<float> dLambdaFromR,
+        ArrayView<float> centred, ArrayView<float> dLambda, int latent, float weight, float scale)
+    {
+        float l = lambda[element], score = z[element] - BinaryLatent.Probability(l);
+        dLambda[element] = weight * (score - l) + dLambdaFromR[element] - scale * centred[element / latent] * score;
+    }
+
     [Kernel]
     public static void InverseFlowForwardKernel(Index1D row, ArrayView<float> lambda, ArrayView<float> rStats, ArrayView<float> flowed,
         ArrayView<float> states, ArrayView<float> rTerm, FlowShape shape)

@@ -183,7 +183,7 @@ public sealed record VaeConfig
 
     /// <summary>Columns of the encoder's last layer: [μ | log σ²] for the VAE and IWAE, the code alone for the
     /// autoencoder.</summary>
-    public int EncoderOutputs => !Spec.Has(ModelCapabilities.Posterior) ? Latent
+    public int EncoderOutputs => !Spec.GaussianStatistics ? Latent
         : PosteriorBlocks * Latent + FlowLength * (2 * Latent + 1);
 
     /// <summary>The planar flow on q(z|x) (or the HVM's q(λ|x)) with <paramref name="samples"/> rows per example: its

@@ -98,4 +98,27 @@ public static class HvmReference
             }
         return (dLambda, dLogTau);
     }
+
+    /// <summary>With Bernoulli factors q(z_k|λ_k) = Bernoulli(σ(λ_k)) and a factorised prior of logits c, per row:
+    /// log q(λ|x) + log q(z|λ) − log p(z) − log r(λ|z), with log q(λ|x) = flowKl + log N(λ; 0, I).</summary>
+    public static double[] BernoulliKl(double[] flowKl, double[] lambda, double[] z, double[] priorLogits, double[] logR, int rows, int latent) =>
+        Enumerable.Range(0, rows).Select(row => flowKl[row] - logR[row] + Enumerable.Range(0, latent).Sum(k =>
+        {
+            int at = row * latent + k;
+            return LogNormal(lambda[at], 0, 0) + DistributionReference.BernoulliLogDensity(z[at], lambda[at])
+                - DistributionReference.BernoulliLogDensity(z[at], priorLogits[k]);
+        })).ToArray();
+
+    /// <summary>
+    /// The gradient of λ with Bernoulli factors: weight·∂/∂λ of (the row's term − flowKl) at the drawn z, i.e.
+    /// weight·(z − σ(λ) − λ), plus r's share <paramref name="dLambdaFromR"/>, less scale·centred[row]·∂ log q(z|λ)/∂λ
+    /// (the score-function part through z's draw).
+    /// </summary>
+    public static double[] BernoulliLambdaGradient(double[] lambda, double[] z, double[] dLambdaFromR, double[] centred, int latent, double weight,
+        double scale) =>
+        lambda.Select((value, at) =>
+        {
+            double score = z[at] - BinaryLatentReference.Sigmoid(value);
+            return weight * (score - value) + dLambdaFromR[at] - scale * centred[at / latent] * score;
+        }).ToArray();
 }

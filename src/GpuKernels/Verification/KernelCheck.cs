@@ -107,6 +107,8 @@ public sealed class KernelCheck(KernelSet kernels)
                 yield return result;
         foreach (var result in InverseFlowAuxiliary(128, 20, 4))
             yield return result;
+        foreach (var result in BernoulliHierarchicalTerms(128, 200))
+            yield return result;
         foreach (var result in StackedCorexLayer(640, 20))
             yield return result;
         yield return TwoLayerRankOneLogWeights(33, 20, 10, 5);
@@ -182,6 +184,47 @@ public sealed class KernelCheck(KernelSet kernels)
         yield return Compare("hierarchical model inverse-flow r", label, expectedTerm, rTerm.GetAsArray1D(), 5e-5, 5e-5 * latent);
         yield return Compare("inverse-flow r gradient (r)", label, expectedDRStats, dRStats.GetAsArray1D(), 5e-5, 5e-5 * expectedDRStats.Max(Math.Abs));
         yield return Compare("inverse-flow r gradient (λ)", label, expectedDLambda, dLambda.GetAsArray1D(), 5e-5, 5e-5 * expectedDLambda.Max(Math.Abs));
+    }
+
+    /// <summary>The Bernoulli HVM's KL term (after the binary sampler's log q − log p and a Gaussian r's term) and its
+    /// λ gradient, pathwise and score-function.</summary>
+    private IEnumerable<CheckResult> BernoulliHierarchicalTerms(int rows, int latent)
+    {
+        const float weight = 0.3f, scale = 0.125f;
+        var shape = new FlowShape(latent, 0, 1);
+        var random = new Random(rows + latent);
+        var lambda = Uniform(random, rows * latent, -2, 2);
+        var priorLogits = Uniform(random, latent, -1, 1);
+        var rStats = Uniform(random, rows * 2 * latent, -1, 1);
+        var flowKl = Uniform(random, rows, -3, 3);
+        var dLambdaFromR = Uniform(random, rows * latent, -1, 1);
+        var centred = Uniform(random, rows, -4, 4);
+        var accelerator = kernels.Accelerator;
+        using var lambdaBuffer = accelerator.Allocate1D(ToFloat(lambda));
+        using var priorBuffer = accelerator.Allocate1D(ToFloat(priorLogits));
+        using var rStatsBuffer = accelerator.Allocate1D(ToFloat(rStats));
+        using var flowKlBuffer = accelerator.Allocate1D(ToFloat(flowKl));
+        using var fromRBuffer = accelerator.Allocate1D(ToFloat(dLambdaFromR));
+        using var centredBuffer = accelerator.Allocate1D(ToFloat(centred));
+        using var z = accelerator.Allocate1D<float>(rows * latent);
+        using var logQ = accelerator.Allocate1D<float>(rows);
+        using var kl = accelerator.Allocate1D<float>(rows);
+        using var flowed = accelerator.Allocate1D<float>(rows * latent);
+        using var states = accelerator.Allocate1D<float>(1);
+        using var rTerm = accelerator.Allocate1D<float>(rows);
+        using var dLambda = accelerator.Allocate1D<float>(rows * latent);
+        kernels.BinaryLatentSample(lambdaBuffer.View, z.View, logQ.View, latent, 1, new DrawKey(2, Philox.Streams.Reparameterize + Philox.Streams.HvmOffset, 1));
+        kernels.BinaryKl(z.View, logQ.View, priorBuffer.View, kl.View, latent, priorPerRow: false);
+        kernels.HvmInverseFlowForward(lambdaBuffer.View, rStatsBuffer.View, flowed.View, states.View, rTerm.View, rows, shape);
+        kernels.HvmBernoulliKl(flowKlBuffer.View, lambdaBuffer.View, rTerm.View, kl.View, rows, latent);
+        kernels.HvmBernoulliLambdaGradient(lambdaBuffer.View, z.View, fromRBuffer.View, centredBuffer.View, dLambda.View, latent, weight, scale);
+        var drawn = ToDouble(z.GetAsArray1D());
+        var expectedKl = HvmReference.BernoulliKl(flowKl, lambda, drawn, priorLogits, HvmReference.AuxiliaryLogDensity(lambda, rStats, rows, shape), rows, latent);
+        var expectedDLambda = HvmReference.BernoulliLambdaGradient(lambda, drawn, dLambdaFromR, centred, latent, weight, scale);
+        string label = $"{rows}x{latent}";
+        // As in the tests: 5e-5 for K-term sums.
+        yield return Compare("Bernoulli HVM KL", label, expectedKl, kl.GetAsArray1D(), 5e-5, 5e-5 * latent);
+        yield return Compare("Bernoulli HVM λ gradient", label, expectedDLambda, dLambda.GetAsArray1D(), 5e-5, 5e-5 * expectedDLambda.Max(Math.Abs));
     }
 
     /// <summary>The two-layer model's log w with both q's rank-one, against the reference's full densities.</summary>

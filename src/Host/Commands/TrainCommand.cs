@@ -101,6 +101,8 @@ internal static class TrainCommand
                 Likelihood = Pick(likelihood, config.Likelihood),
                 GaussianVariance = Pick(variance, config.GaussianVariance),
                 Activation = Pick(activation, config.Activation),
+                // A model's flow steps unless a preset gives some (--flow-length, applied next, wins over both).
+                FlowLength = config.FlowLength == 0 ? chosenModel.DefaultFlowLength ?? 0 : config.FlowLength,
             };
             config = ApplyCatalogOptions(parse, modelOptions, chosenModel, config);
             options = options with

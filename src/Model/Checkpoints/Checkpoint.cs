@@ -213,10 +213,10 @@ public static class Checkpoint
                     }
                     continue;
                 }
-                int half = config.Spec.Has(Models.ModelCapabilities.Posterior) ? layer.Outputs / 2 : layer.Outputs;
+                int half = config.Spec.GaussianStatistics ? layer.Outputs / 2 : layer.Outputs;
                 yield return ($"{stage}.mu.weight", [half, layer.Inputs], layer.WeightOffset);
                 yield return ($"{stage}.mu.bias", [half], layer.BiasOffset);
-                if (!config.Spec.Has(Models.ModelCapabilities.Posterior))
+                if (!config.Spec.GaussianStatistics)
                     continue; // the autoencoder's code is its only output
                 // A Ladder VAE with softplus variances writes ρ, σ² = softplus(ρ), where the others write log σ².
                 string variance = config.LadderVariance == VarianceForm.Softplus ? "softplus_var" : "logvar";

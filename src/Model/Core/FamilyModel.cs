@@ -205,7 +205,7 @@ public abstract class ModelFamily
     public void BuildLayout(LayoutBuilder layout)
     {
         var config = layout.Config;
-        layout.Stage("encoder", config.EncoderInputs, config.Hidden, EncoderOutputs(config), posterior: config.Spec.Has(Models.ModelCapabilities.Posterior));
+        layout.Stage("encoder", config.EncoderInputs, config.Hidden, EncoderOutputs(config), posterior: config.Spec.GaussianStatistics);
         layout.EndEncoder();
         BuildMiddle(layout);
         layout.StartDecoder();

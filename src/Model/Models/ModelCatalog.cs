@@ -5,6 +5,7 @@ using IlgpuVae.Model.Core;
 using IlgpuVae.Model.Models.Darn;
 using IlgpuVae.Model.Models.Def;
 using IlgpuVae.Model.Models.Hvm;
+using IlgpuVae.Model.Models.HvmBernoulli;
 using IlgpuVae.Model.Models.Ladder;
 using IlgpuVae.Model.Models.Mutual;
 using IlgpuVae.Model.Models.OneLayer;
@@ -44,6 +45,9 @@ public enum ModelCapabilities
     FactorizedMarginal = 512,
     /// <summary>It can score pixels as Poisson counts (--likelihood poisson: a grey level × 255, its byte).</summary>
     CountObservations = 1024,
+    /// <summary>Its encoder's last layer holds a Gaussian's statistics (μ, log σ² and any flow steps), as a posterior's
+    /// do, though its codes are not that Gaussian's draws: the Bernoulli HVM's q(λ|x) over the mean-field parameters.</summary>
+    GaussianEncoder = 2048,
 }
 
 /// <summary>
@@ -93,6 +97,9 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
 
     public bool Has(ModelCapabilities capability) => (Capabilities & capability) == capability;
 
+    /// <summary>Whether the encoder's last layer is a Gaussian's statistics: a posterior's, or the Bernoulli HVM's q(λ|x).</summary>
+    public bool GaussianStatistics => Has(ModelCapabilities.Posterior) || Has(ModelCapabilities.GaussianEncoder);
+
     /// <summary>Whether one of its options sets the config property <paramref name="property"/>.</summary>
     public bool Declares(string property) => Options.Any(option => option.Property == property);
 
@@ -119,6 +126,9 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
 
     /// <summary>Samples per example k it trains with unless --samples is given (null: the config's).</summary>
     public int? DefaultSamples { get; init; }
+
+    /// <summary>Planar flow steps it trains with unless --flow-length (or a preset) gives some (null: the config's).</summary>
+    public int? DefaultFlowLength { get; init; }
 
     /// <summary>The width of the codes that sampling and decoding take, where it is not the one-layer or two-layer
     /// rule's (the DEF's top layer); null: that rule.</summary>
@@ -178,6 +188,7 @@ public static class ModelCatalog
     private static readonly VccaPrivateFamily VccaPrivateFamily = new();
     private static readonly MutualFamily MutualFamily = new();
     private static readonly HvmFamily HvmFamily = new();
+    private static readonly HvmBernoulliFamily HvmBernoulliFamily = new();
     private static readonly StackedCorexFamily StackedCorexFamily = new();
     private static readonly SbnFamily SbnFamily = new();
     private static readonly DarnFamily DarnFamily = new();
@@ -218,6 +229,12 @@ public static class ModelCatalog
         new("flow-length", "planar flow steps on q(z|x) (Rezende and Mohamed 2015), their parameters from the encoder; the KL term is then sampled (default 0: none)", "L",
             (config, text) => config with { FlowLength = ModelOption.WholeNumber(text, nameof(VaeConfig.FlowLength)) })
         { Property = nameof(VaeConfig.FlowLength) };
+
+    /// <summary>--auxiliary-flow-length, which both hierarchical variational models take.</summary>
+    private static readonly ModelOption AuxiliaryFlowLengthOption =
+        new("auxiliary-flow-length", "planar steps J of an inverse flow in the auxiliary r(λ|z) = N(g(λ); a, b²)·|det ∂g/∂λ|, g = g_J ∘ … ∘ g_1 from r's network (default 0: a Gaussian r)", "J",
+            (config, text) => config with { AuxiliaryFlowLength = ModelOption.WholeNumber(text, nameof(VaeConfig.AuxiliaryFlowLength)) })
+        { Property = nameof(VaeConfig.AuxiliaryFlowLength) };
 
     /// <summary>--prior, which the VAE takes: N(0, I), or a learned mixture of Gaussians or VampPrior.</summary>
     private static readonly ModelOption PriorOption =
@@ -531,9 +548,7 @@ public static class ModelCatalog
             [
                 FlowLengthOption,
                 Covariance,
-                new("auxiliary-flow-length", "planar steps J of an inverse flow in the auxiliary r(λ|z) = N(g(λ); a, b²)·|det ∂g/∂λ|, g = g_J ∘ … ∘ g_1 from r's network (default 0: a Gaussian r)", "J",
-                    (config, text) => config with { AuxiliaryFlowLength = ModelOption.WholeNumber(text, nameof(VaeConfig.AuxiliaryFlowLength)) })
-                { Property = nameof(VaeConfig.AuxiliaryFlowLength) },
+                AuxiliaryFlowLengthOption,
             ],
             Settings = config => $", variational prior q(λ|x) with {config.FlowLength} planar flow steps, auxiliary r(λ|z)"
                 + (config.AuxiliaryFlowLength > 0 ? $" an inverse flow of {config.AuxiliaryFlowLength} steps" : "")
@@ -625,6 +640,28 @@ public static class ModelCatalog
             Settings = config => $", {DefLayerSpec.Describe(config)}, black-box VI (Rao-Blackwellized, leave-one-out baseline over {config.Samples} samples)",
             Validate = DefLayerSpec.Validate,
             Family = _ => DefFamily,
+        },
+        new(ModelKind.HvmBernoulli, "hvm-bernoulli", "hierarchical variational model with Bernoulli mean-field latents: λ ~ q(λ|x), a Gaussian with --flow-length planar steps (2 unless given), z_k ~ Bernoulli(σ(λ_k)), and an auxiliary r(λ|z) in the hierarchical ELBO (Ranganath et al. 2016); a sigmoid belief network p(x|z) with a learned factorised prior, 200 units and no hidden layers unless told; λ's gradient pathwise at the drawn z plus the score-function one through z's draw, centred by NVIL's baseline network and running mean")
+        {
+            Capabilities = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound | ModelCapabilities.GaussianEncoder,
+            // The sigmoid belief network of NVIL's MNIST experiments, so that the HVM's q compares with mean-field q.
+            DefaultLatent = 200,
+            DefaultHidden = [],
+            // Without a flow the λ_k are independent and q(z|x) is mean-field again.
+            DefaultFlowLength = 2,
+            Options = [FlowLengthOption, AuxiliaryFlowLengthOption],
+            WholeBatchTerm = "NVIL running moments of the learning signal are updated from the whole minibatch",
+            Terms = _ => new("−hierarchical ELBO", "reconstruction", "sampled KL terms"),
+            ObjectiveName = _ => "hierarchical ELBO (one sample of (λ, z) per image)",
+            Settings = config => $", binary units, variational prior q(λ|x) with {config.FlowLength} planar flow steps, auxiliary r(λ|z)"
+                + (config.AuxiliaryFlowLength > 0 ? $" an inverse flow of {config.AuxiliaryFlowLength} steps" : "")
+                + $", NVIL baseline network of {Nvil.BaselineHidden} tanh units and running mean of the signal",
+            Validate = config =>
+            {
+                if (config.StochasticLayers != 1)
+                    throw new SettingException("the Bernoulli hierarchical variational model has one stochastic layer: leave @StochasticLayers at 1");
+            },
+            Family = _ => HvmBernoulliFamily,
         },
     ];
 

@@ -45,4 +45,8 @@ public enum ModelKind
     /// positive-weighted sums of the layer above, binary pixels through the Bernoulli–Poisson link, a mean-field gamma
     /// q(z|x) trained by black-box VI (score-function gradients with Rao-Blackwellization and a leave-one-out baseline).</summary>
     Def,
+    /// <summary>Hierarchical variational model with Bernoulli mean-field latents (Ranganath, Tran and Blei 2016): z_k ~
+    /// Bernoulli(σ(λ_k)) under the HVM's planar-flow q(λ|x) and auxiliary r(λ|z), a sigmoid belief network's p(x, z);
+    /// λ's gradient pathwise at the drawn z plus NVIL-centred score-function through z's draw.</summary>
+    HvmBernoulli,
 }

@@ -14,14 +14,17 @@ namespace IlgpuVae.Model.Models.Sbn;
 /// </summary>
 public abstract class BinaryUnitsLatent : ILatent
 {
-    protected BinaryUnitsLatent(ModelParts parts, string modelName)
+    /// <param name="normaliseSignal">Whether NVIL divides the centred signal by its running standard deviation: right
+    /// when every encoder gradient is a score-function one (a common scale), not when the signal's term is added to
+    /// a pathwise one.</param>
+    protected BinaryUnitsLatent(ModelParts parts, string modelName, bool normaliseSignal = true)
     {
         Kernels = parts.Kernels;
         Stack = parts.Stack;
         Layout = parts.Layout;
         Config = parts.Config;
         Workspace = parts.Workspace;
-        Nvil = new Nvil(parts);
+        Nvil = new Nvil(parts, normaliseSignal);
         ModelName = modelName;
     }
 
@@ -105,6 +108,21 @@ public abstract class BinaryUnitsLatent : ILatent
         top.CopyFromCPU(codes);
         Stack.Forward(Layout.Encoder2End, Layout.DecoderStart, top, batch);
         return true;
+    }
+
+    /// <summary><paramref name="count"/> codes h ~ p(h) from a factorised prior whose logits c are layer
+    /// <paramref name="priorLayer"/>'s output on the row [1] (<paramref name="oneRow"/>): element i is 1 when Philox
+    /// (seed, Sample, 0, i) &lt; σ(c_j).</summary>
+    protected float[] FactorisedPriorCodes(int priorLayer, ArrayView<float> oneRow, int count, ulong seed)
+    {
+        Stack.Forward(priorLayer, priorLayer + 1, oneRow, 1);
+        Kernels.Synchronize();
+        var priorLogits = ArrayViewExtensions.GetAsArray1D<float>(Stack.Output(priorLayer, 1));
+        int units = priorLogits.Length;
+        var codes = new float[count * units];
+        for (int i = 0; i < codes.Length; i++)
+            codes[i] = Philox.Uniform(seed, Philox.Streams.Sample, 0, i) < BinaryLatent.Probability(priorLogits[i % units]) ? 1f : 0f;
+        return codes;
     }
 
     /// <summary>The probabilities σ(a_j) of an encoder's logits; no variance.</summary>

@@ -10,10 +10,10 @@ namespace IlgpuVae.Model.Models.Sbn;
 /// DARN): the learning signal l = −(rec + β·KL) per row, centred by a baseline network b(x) of
 /// <see cref="BaselineHidden"/> tanh units (trained on mean (l − b(x) − m)²), the running mean m and divided by the
 /// running standard deviation √v when above 1. m and v are state in the parameter buffer, updated with decay 0.8
-/// after each training batch has used them. Its layers are the last three of a layout: the moments, then the
-/// baseline network's two.
+/// after each training batch has used them (the division only when <paramref name="normaliseSignal"/>). Its layers
+/// are the last three of a layout: the moments, then the baseline network's two.
 /// </summary>
-public sealed class Nvil(ModelParts parts)
+public sealed class Nvil(ModelParts parts, bool normaliseSignal = true)
 {
     /// <summary>The learning signal centred per row, and l − b(x) per row (what the moments are updated from).</summary>
     public const string Centred = "nvil.centred", SignalMinusBaseline = "nvil.signal_minus_baseline";
@@ -24,8 +24,8 @@ public sealed class Nvil(ModelParts parts)
     /// <summary>NVIL's decay of the running moments (Mnih and Gregor's α).</summary>
     public const float MomentDecay = 0.8f;
 
-    /// <summary>Every NVIL device on: the baseline network, the running mean and the variance normalisation.</summary>
-    public static readonly SignalCentring Devices = new(subtractBaseline: true, subtractRunningMean: true, normalise: true);
+    /// <summary>NVIL's devices: the baseline network, the running mean and (when asked) the variance normalisation.</summary>
+    public static SignalCentring Devices(bool normalise) => new(subtractBaseline: true, subtractRunningMean: true, normalise: normalise);
 
     /// <summary>The moments (state), then x → 100 tanh → b(x): call last when building a layout.</summary>
     public static void BuildLayers(LayoutBuilder layout)
@@ -71,7 +71,7 @@ public sealed class Nvil(ModelParts parts)
         int rows = batch * samples;
         stack.Forward(BaselineStart, BaselineEnd, input, batch);
         kernels.NvilSignal(Floats(ModelBuffers.ReconstructionPerRow, rows), Floats(ModelBuffers.KlPerRow, rows), stack.Output(BaselineEnd - 1, batch), Moments,
-            Floats(Centred, rows), Floats(SignalMinusBaseline, rows), stack.Gradient(BaselineEnd - 1, batch), samples, beta, Devices, 1f / rows);
+            Floats(Centred, rows), Floats(SignalMinusBaseline, rows), stack.Gradient(BaselineEnd - 1, batch), samples, beta, Devices(normaliseSignal), 1f / rows);
         stack.Backward(BaselineStart, BaselineEnd, batch, input, kernels.None);
     }
 
@@ -86,7 +86,8 @@ public static class NvilReference
     /// <summary>The centred signal per row; writes the baseline network's gradient; returns the baseline's objective
     /// (mean (l − b − m)²), where its parameters start, and the moments after the batch (offset → values).</summary>
     public static (double[] Centred, double BaselineObjective, int BaselineFrom, Dictionary<int, double[]> Moments) Center(ReferenceLayers layers,
-        VaeConfig config, double[] parameters, double[] x, double[] reconstruction, double[] kl, int batch, double beta, double[] gradient)
+        VaeConfig config, double[] parameters, double[] x, double[] reconstruction, double[] kl, int batch, double beta, double[] gradient,
+        bool normalise = true)
     {
         var layout = layers.Layout;
         int rows = reconstruction.Length, momentsLayer = Nvil.MomentsLayer(layout);
@@ -94,7 +95,7 @@ public static class NvilReference
         double runningMean = parameters[offset], runningVariance = parameters[offset + 1];
         var baseline = layers.Run(momentsLayer + 1, layout.Layers.Count, x, batch);
         var (centred, left, dBaseline) = BinaryLatentReference.NvilSignal(reconstruction, kl, baseline, runningMean, runningVariance,
-            config.Samples, beta, subtractBaseline: true, subtractRunningMean: true, normalise: true, baselineScale: 1.0 / rows);
+            config.Samples, beta, subtractBaseline: true, subtractRunningMean: true, normalise: normalise, baselineScale: 1.0 / rows);
         layers.Backward(momentsLayer + 1, layout.Layers.Count, dBaseline, batch, gradient);
         var (mean, variance) = ScoreFunctionReference.UpdateMoments(left, null, runningMean, runningVariance, Nvil.MomentDecay);
         return (centred, left.Average(value => (value - runningMean) * (value - runningMean)), layout.Layers[momentsLayer + 1].WeightOffset,

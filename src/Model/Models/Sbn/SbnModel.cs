@@ -85,19 +85,8 @@ public sealed class BernoulliLatent : BinaryUnitsLatent
         Codes(batch).CopyFromCPU(Split(ArrayViewExtensions.GetAsArray1D<float>(PriorNetworkLogits(batch)), batch).Mu);
     }
 
-    /// <summary><paramref name="count"/> top-layer codes h ~ p(h): element i is 1 when Philox (seed, Sample, 0, i)
-    /// &lt; σ(c_j).</summary>
-    public float[] PriorCodes(int count, ulong seed)
-    {
-        Stack.Forward(PriorLayer, PriorLayer + 1, OneRow, 1);
-        Kernels.Synchronize();
-        var priorLogits = ArrayViewExtensions.GetAsArray1D<float>(PriorLogits);
-        int units = priorLogits.Length;
-        var codes = new float[count * units];
-        for (int i = 0; i < codes.Length; i++)
-            codes[i] = Philox.Uniform(seed, Philox.Streams.Sample, 0, i) < BinaryLatent.Probability(priorLogits[i % units]) ? 1f : 0f;
-        return codes;
-    }
+    /// <summary><paramref name="count"/> top-layer codes h ~ p(h) (see <see cref="BinaryUnitsLatent.FactorisedPriorCodes"/>).</summary>
+    public float[] PriorCodes(int count, ulong seed) => FactorisedPriorCodes(PriorLayer, OneRow, count, seed);
 }
 
 /// <summary>The sigmoid belief network's model: the one-layer model with <see cref="BernoulliLatent"/>, whose prior
