@@ -1055,6 +1055,34 @@ public sealed class CliTests : IDisposable
         Assert.Contains("NLL", output);
     }
 
+    /// <summary>The Bernoulli HVM trains with its default two flow steps, resumes, evaluates its hierarchical bound and
+    /// samples binary codes; q(λ|x)'s base and flow, the prior's logits and r(λ|z) are saved under their own names.</summary>
+    [Fact]
+    public void BernoulliHierarchicalModelTrainsResumesEvaluatesAndSamples()
+    {
+        var data = WriteDataSet(train: 24, test: 8);
+        var run = Path.Combine(directory, "hvm-bernoulli");
+        var (exitCode, output, error) = Run("train", "--model", "hvm-bernoulli", "--data", data, "--epochs", "1", "--batch-size", "6",
+            "--hidden", "7", "--latent", "3", "--k", "2", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("binary units, variational prior q(λ|x) with 2 planar flow steps, auxiliary r(λ|z)", output);
+        var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
+        Assert.Equal([3, 7], tensors["encoder.mu.weight"].Shape);
+        Assert.Equal([3, 7], tensors["encoder.logvar.weight"].Shape);
+        Assert.Equal([2 * (2 * 3 + 1), 7], tensors["encoder.flow.weight"].Shape);
+        Assert.Equal([3, 1], tensors["hvm.prior.weight"].Shape);
+        Assert.Equal([3, 7], tensors["hvm.r.mu.weight"].Shape);
+        Assert.Equal([3, 7], tensors["hvm.r.logvar.weight"].Shape);
+        (exitCode, _, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("hierarchical ELBO", output);
+        Assert.Contains("NLL", output);
+        (exitCode, _, error) = Run("sample", run, "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+    }
+
     [Fact]
     public void TraverseNeedsSeveralLatentLayers()
     {
@@ -1079,8 +1107,10 @@ public sealed class CliTests : IDisposable
     [InlineData("--model ladder --ladder-layers x", "--ladder-layers must be a whole number (got 'x')")]
     [InlineData("--model ladder --ladder-variance exp", "--ladder-variance must be log or softplus (got exp)")]
     [InlineData("--ladder-layers 3", "--ladder-layers applies to --model ladder, not vae")]
-    [InlineData("--model hvm --auxiliary-flow-length -1", "--auxiliary-flow-length is the inverse flow steps of the auxiliary r(λ|z) of --model hvm, at least 0 (got -1)")]
-    [InlineData("--auxiliary-flow-length 2", "--auxiliary-flow-length applies to --model hvm, not vae")]
+    [InlineData("--model hvm --auxiliary-flow-length -1", "--auxiliary-flow-length is the inverse flow steps of the auxiliary r(λ|z) of --model hvm or hvm-bernoulli, at least 0 (got -1)")]
+    [InlineData("--auxiliary-flow-length 2", "--auxiliary-flow-length applies to --model hvm, hvm-bernoulli, not vae")]
+    [InlineData("--model hvm-bernoulli --stochastic-layers 2", "the Bernoulli hierarchical variational model has one stochastic layer: leave --stochastic-layers at 1")]
+    [InlineData("--model hvm-bernoulli --covariance rank1", "--covariance applies to")]
     [InlineData("--model ladder --ladder-layers 5 --latent2 4", "layer 5 of the Ladder VAE halves z2's widths 3 times, which leaves none of --latent2 4 or --hidden2 100,100")]
     [InlineData("--batch-norm", "--batch-norm is implemented for --model ladder only")]
     [InlineData("--model vcca --stochastic-layers 2", "VCCA shares one stochastic layer")]
@@ -1130,8 +1160,8 @@ public sealed class CliTests : IDisposable
     [InlineData("--weight-prior 0", "--weight-prior is κ > 0 of the generative weights' prior, for --model vae or iwae (got 0)")]
     [InlineData("--model vlae --weight-prior 100", "--weight-prior applies to --model vae, iwae, not vlae")]
     [InlineData("--flow-length 2 --target-rate 5", "planar flows start from the one-layer VAE's Gaussian: use --flow-length without --stochastic-layers 2 or --target-rate")]
-    [InlineData("--model iwae --flow-length 2", "--flow-length applies to --model vae, hvm, not iwae")]
-    [InlineData("--flow-length -1", "--flow-length is the planar flow steps of --model vae or hvm, at least 0 (got -1)")]
+    [InlineData("--model iwae --flow-length 2", "--flow-length applies to --model vae, hvm, hvm-bernoulli, not iwae")]
+    [InlineData("--flow-length -1", "--flow-length is the planar flow steps of --model vae or hvm or hvm-bernoulli, at least 0 (got -1)")]
     [InlineData("--prior mog:0", "--prior takes 1 to 5000 components, as mog:C or vamp:C, and the standard normal none (got mixture with 0)")]
     [InlineData("--prior vamp:x", "--prior vamp:C takes a whole number of components C (got 'x')")]
     [InlineData("--prior gmm:3", "--prior is standard, mog:C or vamp:C with C components (got 'gmm:3')")]
