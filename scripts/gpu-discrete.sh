@@ -8,13 +8,13 @@
 # Bernoulli–Poisson factorization of the same pixels), and both with Poisson counts of the grey levels (no
 # binarization; one layer is Poisson factorization). Each run is resumable: run the script again to go on where it stopped.
 # Usage: bash gpu-verify/discrete.sh [OUT] [MODEL...]   (OUT default: $OUT or ./discrete-results; MODEL: sbn200
-# sbn200-200 darn500 def100-40-15 def100 def100-40-15-counts def100-counts defsbn100 defpoisson100 darn500-ar darn500-ar-taylor darn500-300)
+# sbn200-200 darn500 def100-40-15 def100 def100-40-15-counts def100-counts defsbn100 defpoisson100 darn500-ar darn500-ar-taylor darn500-300 hvmb200)
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="${1:-${OUT:-$PWD/discrete-results}}"
 shift || true
 models=("$@")
-[ ${#models[@]} -eq 0 ] && models=(sbn200 sbn200-200 darn500 def100-40-15 def100 def100-40-15-counts def100-counts defsbn100 defpoisson100 darn500-ar darn500-ar-taylor darn500-300)
+[ ${#models[@]} -eq 0 ] && models=(sbn200 sbn200-200 darn500 def100-40-15 def100 def100-40-15-counts def100-counts defsbn100 defpoisson100 darn500-ar darn500-ar-taylor darn500-300 hvmb200)
 epochs="${EPOCHS:-1000}"
 mkdir -p "$out"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_gcServer=0
@@ -33,7 +33,8 @@ for model in "${models[@]}"; do
     darn500-ar-taylor) settings=(--model darn --latent 500 --darn-decoder autoregressive --darn-estimator taylor) ;;
     darn500-300) settings=(--model darn --latent 500 --stochastic-layers 2 --latent2 300) ;;
     defpoisson100) settings=(--model def --def-layers poisson:100) ;;
-    *) echo "discrete.sh: unknown model $model (sbn200, sbn200-200, darn500, def100-40-15, def100, def100-40-15-counts, def100-counts, defsbn100, defpoisson100, darn500-ar, darn500-ar-taylor or darn500-300)" >&2; exit 2 ;;
+    hvmb200) settings=(--model hvm-bernoulli --latent 200) ;;
+    *) echo "discrete.sh: unknown model $model (sbn200, sbn200-200, darn500, def100-40-15, def100, def100-40-15-counts, def100-counts, defsbn100, defpoisson100, darn500-ar, darn500-ar-taylor, darn500-300 or hvmb200)" >&2; exit 2 ;;
   esac
   # Counts are the grey levels' bytes; every other model sees binary pixels drawn afresh each epoch.
   binarize=dynamic
