@@ -17,9 +17,10 @@ namespace IlgpuVae.Tests;
 public sealed class HvmBernoulliTests(AcceleratorFixture fixture, ITestOutputHelper output)
 {
     /// <summary>
-    /// At a fixed binary z and centred signal c per row: f(λ) = w·Σ_rows (KL_r − flowKl_r) − scale·Σ_rows c_r·log q(z_r|λ_r),
-    /// with r Gaussian or an inverse flow, by central differences (1e-6 relative, double): the pathwise part
-    /// w·(z − σ(λ) − λ) + r's share and the score-function part −scale·c·(z − σ(λ)) together.
+    /// At a fixed binary z and centred signal c per row: f(λ) = w·Σ_rows (KL_r − flowKl_r) − scale·Σ_{r,k} s_rk·log q(z_rk|λ_rk)
+    /// with each unit's signal s_rk = c_r − β·(log q(z_rk|λ_rk) − log p(z_rk)) held at the given λ (the estimator does not
+    /// differentiate its signal), r Gaussian or an inverse flow, by central differences (1e-6 relative, double): the
+    /// pathwise part w·(z − σ(λ) − λ) + r's share and the score-function part −scale·s·(z − σ(λ)) together.
     /// </summary>
     [Theory]
     [InlineData(1, 1, 0)]
@@ -35,15 +36,17 @@ public sealed class HvmBernoulliTests(AcceleratorFixture fixture, ITestOutputHel
         var rStats = Numerics.ToDouble(Numerics.Uniform(random, rows * shape.StatsWidth));
         var flowKl = Numerics.ToDouble(Numerics.Uniform(random, rows));
         var centred = Numerics.ToDouble(Numerics.Uniform(random, rows, -3, 3));
-        const double weight = 0.6, scale = 0.25;
+        const double weight = 0.6, scale = 0.25, beta = 0.7;
+        var signal = Enumerable.Range(0, rows * latent).Select(at => centred[at / latent]
+            - beta * (DistributionReference.BernoulliLogDensity(z[at], lambda[at]) - DistributionReference.BernoulliLogDensity(z[at], priorLogits[at % latent]))).ToArray();
         double Objective(double[] values)
         {
             var kl = HvmReference.BernoulliKl(flowKl, values, z, priorLogits, HvmReference.AuxiliaryLogDensity(values, rStats, rows, shape), rows, latent);
-            double score = Enumerable.Range(0, rows * latent).Sum(at => centred[at / latent] * DistributionReference.BernoulliLogDensity(z[at], values[at]));
+            double score = Enumerable.Range(0, rows * latent).Sum(at => signal[at] * DistributionReference.BernoulliLogDensity(z[at], values[at]));
             return weight * kl.Select((value, row) => value - flowKl[row]).Sum() - scale * score;
         }
         var (dLambdaFromR, _) = HvmReference.AuxiliaryBackward(lambda, rStats, rows, shape, weight);
-        var dLambda = HvmReference.BernoulliLambdaGradient(lambda, z, dLambdaFromR, centred, latent, weight, scale);
+        var dLambda = HvmReference.BernoulliLambdaGradient(lambda, z, priorLogits, dLambdaFromR, centred, latent, beta, weight, scale);
         Numerics.AssertClose($"Bernoulli HVM dλ {rows}×{latent}, {auxiliarySteps} r steps", Numerics.FiniteDifferenceGradient(Objective, lambda), dLambda, 1e-6, 1e-7);
     }
 
@@ -66,13 +69,14 @@ public sealed class HvmBernoulliTests(AcceleratorFixture fixture, ITestOutputHel
         float[] flowKl = Numerics.Uniform(random, rows, -3, 3);
         float[] dLambdaFromR = Numerics.Uniform(random, rows * latent);
         float[] centred = Numerics.Uniform(random, rows, -4, 4);
-        const float weight = 0.35f, scale = 0.125f;
+        const float weight = 0.35f, scale = 0.125f, beta = 0.8f;
         var key = new DrawKey(3, Philox.Streams.Reparameterize + Philox.Streams.HvmOffset, 2);
         var lambdaDouble = Numerics.ToDouble(lambda);
         var (z, _) = BinaryLatentReference.Sample(lambdaDouble, BinaryLatentReference.Uniforms(key, rows, latent, 1), rows, latent, 1);
         var logR = HvmReference.AuxiliaryLogDensity(lambdaDouble, Numerics.ToDouble(rStats), rows, shape);
         var kl = HvmReference.BernoulliKl(Numerics.ToDouble(flowKl), lambdaDouble, z, Numerics.ToDouble(priorLogits), logR, rows, latent);
-        var dLambda = HvmReference.BernoulliLambdaGradient(lambdaDouble, z, Numerics.ToDouble(dLambdaFromR), Numerics.ToDouble(centred), latent, weight, scale);
+        var dLambda = HvmReference.BernoulliLambdaGradient(lambdaDouble, z, Numerics.ToDouble(priorLogits), Numerics.ToDouble(dLambdaFromR), Numerics.ToDouble(centred), latent,
+            beta, weight, scale);
         foreach (var kernels in fixture.KernelSets)
         {
             var accelerator = kernels.Accelerator;
@@ -93,7 +97,8 @@ public sealed class HvmBernoulliTests(AcceleratorFixture fixture, ITestOutputHel
             kernels.BinaryKl(zBuffer.View, logQ.View, priorBuffer.View, klBuffer.View, latent, priorPerRow: false);
             kernels.HvmInverseFlowForward(lambdaBuffer.View, rStatsBuffer.View, flowed.View, states.View, rTerm.View, rows, shape);
             kernels.HvmBernoulliKl(flowKlBuffer.View, lambdaBuffer.View, rTerm.View, klBuffer.View, rows, latent);
-            kernels.HvmBernoulliLambdaGradient(lambdaBuffer.View, zBuffer.View, fromRBuffer.View, centredBuffer.View, dLambdaBuffer.View, latent, weight, scale);
+            kernels.HvmBernoulliLambdaGradient(lambdaBuffer.View, zBuffer.View, priorBuffer.View, fromRBuffer.View, centredBuffer.View, dLambdaBuffer.View, latent,
+                beta, weight, scale);
             string label = $"{accelerator.AcceleratorType} Bernoulli HVM {rows}×{latent}, {auxiliarySteps} r steps";
             Assert.Equal(z, zBuffer.GetAsArray1D().Select(value => (double)value));
             Numerics.AssertClose(label + " KL", kl, klBuffer.GetAsArray1D(), 5e-5, 5e-5 * latent);
@@ -138,13 +143,15 @@ public sealed class HvmBernoulliTests(AcceleratorFixture fixture, ITestOutputHel
         Assert.True(marked(encoderEnd - 1) && !marked(encoderEnd));
 
         var single = config with { Samples = 1 };
-        double Expected(double[] theta)
+        // F(θ), and the mean of what NVIL centres, rec + β·rTerm with rTerm = KL − flowKl + ½Σλ² − Σ_k (log q(z_k|λ_k) − log p(z_k)).
+        (double Loss, double SharedSignal) Expected(double[] theta)
         {
             var layers = new ReferenceLayers(config, theta, training: false);
             var stats = layers.Run(0, layout.EncoderLayerCount, x, batch);
+            var priorLogits = layers.Run(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, [1.0], 1);
             var repeated = ImportanceReference.RepeatRows(stats, batch, config.EncoderOutputs, samples);
-            var (lambda, _) = PlanarFlowReference.Forward(repeated, lambdaEpsilon, rows, config.PosteriorFlow(1));
-            double total = 0;
+            var (lambda, flowKl) = PlanarFlowReference.Forward(repeated, lambdaEpsilon, rows, config.PosteriorFlow(1));
+            double total = 0, shared = 0;
             for (int r = 0; r < rows; r++)
                 for (int state = 0; state < 1 << units; state++)
                 {
@@ -152,21 +159,26 @@ public sealed class HvmBernoulliTests(AcceleratorFixture fixture, ITestOutputHel
                     double q = Math.Exp(z.Select((bit, j) => DistributionReference.BernoulliLogDensity(bit, lambda[r * units + j])).Sum());
                     double[] epsilon = [.. lambdaEpsilon[(r * units)..((r + 1) * units)], .. z.Select(bit => 1 - bit)];
                     int b = r / samples;
-                    total += q * ReferenceVae.LossAndGradient(single, theta, x[(b * pixels)..((b + 1) * pixels)], epsilon, 1, training: false).Loss;
+                    var result = ReferenceVae.LossAndGradient(single, theta, x[(b * pixels)..((b + 1) * pixels)], epsilon, 1, training: false);
+                    total += q * result.Loss;
+                    double own = z.Select((bit, j) => DistributionReference.BernoulliLogDensity(bit, lambda[r * units + j])
+                        - DistributionReference.BernoulliLogDensity(bit, priorLogits[j])).Sum();
+                    double halfSquares = 0.5 * Enumerable.Range(0, units).Sum(j => lambda[r * units + j] * lambda[r * units + j]);
+                    shared += q * (result.Reconstruction + config.Beta * (result.Kl - flowKl[r] + halfSquares - own));
                 }
-            return total / rows;
+            return (total / rows, shared / rows);
         }
-        var exact = Numerics.FiniteDifferenceGradient(Expected, parameters, 1e-5);
+        var exact = Numerics.FiniteDifferenceGradient(theta => Expected(theta).Loss, parameters, 1e-5);
         var indices = Enumerable.Range(0, nvilFrom).ToArray();
         string label = $"Bernoulli HVM, {flowLength} flow steps, {auxiliaryFlowLength} r steps";
         BinaryLatentTests.AssertUnbiased(config, parameters, x, batch, exact, indices, label, out _, out _, draws: Draws);
-        // The encoder's part alone (its exact gradient large enough to test on its own), centred by a constant at the
-        // signal's mean, −F, as a trained running mean would be, and not centred at all (b(x) and m at 0).
+        // The encoder's part alone (its exact gradient large enough to test on its own), centred by a constant at the mean
+        // of NVIL's signal −(rec + β·rTerm), as a trained running mean would be, and not centred at all (b(x) and m at 0).
         var encoderIndices = Enumerable.Range(0, encoderEnd).ToArray();
         var baselineOut = layout.Layers[^1];
         var constantOnly = (double[])parameters.Clone();
         Array.Clear(constantOnly, baselineOut.WeightOffset, baselineOut.WeightCount + baselineOut.Outputs);
-        constantOnly[moments] = -Expected(parameters);
+        constantOnly[moments] = -Expected(parameters).SharedSignal;
         double centredVariance = BinaryLatentTests.AssertUnbiased(config, constantOnly, x, batch, exact, encoderIndices, label + ", encoder, centred", out _, out _,
             draws: Draws);
         var uncentred = (double[])constantOnly.Clone();

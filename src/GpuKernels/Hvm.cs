@@ -78,12 +78,15 @@ public static class Hvm
     /// <summary>
     /// The loss's gradient of λ with Bernoulli factors, per element: the pathwise part at the drawn z,
     /// w·(z − σ(λ) − λ) + dλ_r (from log q(z|λ), log N(λ; 0, I) and r; the flow's backward pass adds the rest of
-    /// log q(λ|x)), plus the score-function part through z's draw, −scale·centred[row]·(z − σ(λ)), where
-    /// z − σ(λ) = ∂ log q(z|λ)/∂λ and centred is NVIL's signal −(rec + β·KL) less its baseline (scale 1/rows).
+    /// log q(λ|x)), plus the score-function part through z_k's draw, −scale·s_k·(z_k − σ(λ_k)) with
+    /// z_k − σ(λ_k) = ∂ log q(z_k|λ_k)/∂λ_k (scale 1/rows). Its signal is Rao-Blackwellized: s_k = centred[row] −
+    /// β·(log q(z_k|λ_k) − log p(z_k)), where centred is −(rec + β·rTerm) less NVIL's baseline and running mean, the
+    /// terms that depend on z_k through the decoder and r; the other units' own terms and log q(λ|x) are independent
+    /// of z_k given λ, so leaving them out changes the expectation by nothing and the variance by a great deal.
     /// </summary>
-    public static void HvmBernoulliLambdaGradient(this KernelSet kernels, ArrayView<float> lambda, ArrayView<float> z, ArrayView<float> dLambdaFromR,
-        ArrayView<float> centred, ArrayView<float> dLambda, int latent, float weight, float scale) =>
-        kernels.Launch(BernoulliLambdaGradientKernel, (int)lambda.Length, lambda, z, dLambdaFromR, centred, dLambda, latent, weight, scale);
+    public static void HvmBernoulliLambdaGradient(this KernelSet kernels, ArrayView<float> lambda, ArrayView<float> z, ArrayView<float> priorLogits,
+        ArrayView<float> dLambdaFromR, ArrayView<float> centred, ArrayView<float> dLambda, int latent, float beta, float weight, float scale) =>
+        kernels.Launch(BernoulliLambdaGradientKernel, (int)lambda.Length, lambda, z, priorLogits, dLambdaFromR, centred, dLambda, latent, beta, weight, scale);
 
     [Kernel]
     public static void BernoulliKlKernel(Index1D row, ArrayView<float> flowKl, ArrayView<float> lambda, ArrayView<float> rTerm,
@@ -99,11 +102,13 @@ public static class Hvm
     }
 
     [Kernel]
-    public static void BernoulliLambdaGradientKernel(Index1D element, ArrayView<float> lambda, ArrayView<float> z, ArrayView<float> dLambdaFromR,
-        ArrayView<float> centred, ArrayView<float> dLambda, int latent, float weight, float scale)
+    public static void BernoulliLambdaGradientKernel(Index1D element, ArrayView<float> lambda, ArrayView<float> z, ArrayView<float> priorLogits,
+        ArrayView<float> dLambdaFromR, ArrayView<float> centred, ArrayView<float> dLambda, int latent, float beta, float weight, float scale)
     {
-        float l = lambda[element], score = z[element] - BinaryLatent.Probability(l);
-        dLambda[element] = weight * (score - l) + dLambdaFromR[element] - scale * centred[element / latent] * score;
+        float l = lambda[element], code = z[element], score = code - BinaryLatent.Probability(l);
+        float own = Distributions.BernoulliLogDensity(code, l) - Distributions.BernoulliLogDensity(code, priorLogits[element % latent]);
+        float signal = centred[element / latent] - beta * own;
+        dLambda[element] = weight * (score - l) + dLambdaFromR[element] - scale * signal * score;
     }
 
     [Kernel]

@@ -111,14 +111,17 @@ public static class HvmReference
 
     /// <summary>
     /// The gradient of λ with Bernoulli factors: weight·∂/∂λ of (the row's term − flowKl) at the drawn z, i.e.
-    /// weight·(z − σ(λ) − λ), plus r's share <paramref name="dLambdaFromR"/>, less scale·centred[row]·∂ log q(z|λ)/∂λ
-    /// (the score-function part through z's draw).
+    /// weight·(z − σ(λ) − λ), plus r's share <paramref name="dLambdaFromR"/>, less scale·s_k·∂ log q(z_k|λ_k)/∂λ_k with
+    /// the Rao-Blackwellized signal s_k = centred[row] − β·(log q(z_k|λ_k) − log p(z_k)) (the score-function part
+    /// through z's draw; see <see cref="Hvm.HvmBernoulliLambdaGradient"/>).
     /// </summary>
-    public static double[] BernoulliLambdaGradient(double[] lambda, double[] z, double[] dLambdaFromR, double[] centred, int latent, double weight,
-        double scale) =>
+    public static double[] BernoulliLambdaGradient(double[] lambda, double[] z, double[] priorLogits, double[] dLambdaFromR, double[] centred, int latent,
+        double beta, double weight, double scale) =>
         lambda.Select((value, at) =>
         {
             double score = z[at] - BinaryLatentReference.Sigmoid(value);
-            return weight * (score - value) + dLambdaFromR[at] - scale * centred[at / latent] * score;
+            double signal = centred[at / latent] - beta * (DistributionReference.BernoulliLogDensity(z[at], value)
+                - DistributionReference.BernoulliLogDensity(z[at], priorLogits[at % latent]));
+            return weight * (score - value) + dLambdaFromR[at] - scale * signal * score;
         }).ToArray();
 }

@@ -190,7 +190,7 @@ public sealed class KernelCheck(KernelSet kernels)
     /// λ gradient, pathwise and score-function.</summary>
     private IEnumerable<CheckResult> BernoulliHierarchicalTerms(int rows, int latent)
     {
-        const float weight = 0.3f, scale = 0.125f;
+        const float weight = 0.3f, scale = 0.125f, beta = 0.8f;
         var shape = new FlowShape(latent, 0, 1);
         var random = new Random(rows + latent);
         var lambda = Uniform(random, rows * latent, -2, 2);
@@ -217,10 +217,10 @@ public sealed class KernelCheck(KernelSet kernels)
         kernels.BinaryKl(z.View, logQ.View, priorBuffer.View, kl.View, latent, priorPerRow: false);
         kernels.HvmInverseFlowForward(lambdaBuffer.View, rStatsBuffer.View, flowed.View, states.View, rTerm.View, rows, shape);
         kernels.HvmBernoulliKl(flowKlBuffer.View, lambdaBuffer.View, rTerm.View, kl.View, rows, latent);
-        kernels.HvmBernoulliLambdaGradient(lambdaBuffer.View, z.View, fromRBuffer.View, centredBuffer.View, dLambda.View, latent, weight, scale);
+        kernels.HvmBernoulliLambdaGradient(lambdaBuffer.View, z.View, priorBuffer.View, fromRBuffer.View, centredBuffer.View, dLambda.View, latent, beta, weight, scale);
         var drawn = ToDouble(z.GetAsArray1D());
         var expectedKl = HvmReference.BernoulliKl(flowKl, lambda, drawn, priorLogits, HvmReference.AuxiliaryLogDensity(lambda, rStats, rows, shape), rows, latent);
-        var expectedDLambda = HvmReference.BernoulliLambdaGradient(lambda, drawn, dLambdaFromR, centred, latent, weight, scale);
+        var expectedDLambda = HvmReference.BernoulliLambdaGradient(lambda, drawn, priorLogits, dLambdaFromR, centred, latent, beta, weight, scale);
         string label = $"{rows}x{latent}";
         // As in the tests: 5e-5 for K-term sums.
         yield return Compare("Bernoulli HVM KL", label, expectedKl, kl.GetAsArray1D(), 5e-5, 5e-5 * latent);

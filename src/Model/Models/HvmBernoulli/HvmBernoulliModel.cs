@@ -17,9 +17,10 @@ namespace IlgpuVae.Model.Models.HvmBernoulli;
 /// a learned factorised prior p(z) (logits from layer <see cref="ParameterLayout.AuxiliaryStart"/> on the row [1])
 /// and r(λ|z) from the layers after it (a Gaussian, or an inverse flow). The sampled KL term per row is
 /// log q(λ|x) + log q(z|λ) − log p(z) − log r(λ|z). The gradients of the decoder, the prior and r are exact for the
-/// drawn (λ, z); λ's is the pathwise one at the drawn z plus the score-function one through z's draw, with NVIL's
-/// signal centred by its baseline network and running mean but not divided by its running deviation (that would
-/// rescale the score-function part against the pathwise one); the flow's backward pass carries it to the encoder.
+/// drawn (λ, z); λ's is the pathwise one at the drawn z plus the score-function one through z's draw, each unit's
+/// signal Rao-Blackwellized (rec, −log r and its own log q − log p: what depends on it), the shared part centred by
+/// NVIL's baseline network and running mean but not divided by its running deviation (that would rescale the
+/// score-function part against the pathwise one); the flow's backward pass carries it to the encoder.
 /// </summary>
 public sealed class HvmBernoulliLatent : BinaryUnitsLatent
 {
@@ -58,6 +59,10 @@ public sealed class HvmBernoulliLatent : BinaryUnitsLatent
         return Codes(rows);
     }
 
+    /// <summary>NVIL centres −(rec + β·rTerm), what every unit's signal shares (−log r(λ|z) less its 2π terms);
+    /// each unit's own log q − log p is added per element by <see cref="Hvm.HvmBernoulliLambdaGradient"/>.</summary>
+    protected override ArrayView<float> SignalKl(int rows) => Floats(HvmLatent.AuxiliaryTerm, rows);
+
     /// <summary>The prior's and r's exact gradients, then λ's (pathwise and score-function), through the flow to the
     /// encoder's statistics.</summary>
     protected override void UnitGradients(int batch, int samples, float beta, ArrayView<float> centred)
@@ -70,8 +75,8 @@ public sealed class HvmBernoulliLatent : BinaryUnitsLatent
             Stack.Gradient(AuxiliaryTop, rows), Rows(HvmLatent.LambdaGradientFromR, rows), rows, AuxiliaryShape, weight);
         // r reads the discrete z: nothing flows back to it.
         Stack.Backward(PriorLayer + 1, AuxiliaryTop + 1, rows, Codes(rows), Kernels.None);
-        Kernels.HvmBernoulliLambdaGradient(Rows(HvmLatent.Lambda, rows), Codes(rows), Rows(HvmLatent.LambdaGradientFromR, rows), centred,
-            Rows(HvmLatent.LambdaGradient, rows), Units, weight, 1f / rows);
+        Kernels.HvmBernoulliLambdaGradient(Rows(HvmLatent.Lambda, rows), Codes(rows), PriorLogits, Rows(HvmLatent.LambdaGradientFromR, rows), centred,
+            Rows(HvmLatent.LambdaGradient, rows), Units, beta, weight, 1f / rows);
         Kernels.PlanarFlowBackward(Statistics(batch), Rows(HvmLatent.Lambda, rows), Rows(HvmLatent.LambdaEpsilon, rows), States(rows),
             Rows(HvmLatent.LambdaGradient, rows), Stack.Gradient(StatisticsLayer, batch), batch, Shape(samples), beta / batch);
     }

@@ -9,8 +9,9 @@ namespace IlgpuVae.Model.Models.HvmBernoulli;
 /// The Bernoulli hierarchical variational model in double: encoder → the flow's λ and its KL against N(0, I) →
 /// z_k = [u_k &lt; σ(λ_k)] → r(λ|z) → decoder; the loss is the mean over rows of rec + β·KL with KL = log q(λ|x) +
 /// log q(z|λ) − log p(z) − log r(λ|z). Its gradient: exact for the decoder, the prior and r given (λ, z); for the
-/// encoder the pathwise derivative at the drawn z plus the score-function term through z's draw with NVIL's centred
-/// signal (baseline network and running mean, no division), so the encoder's entries are estimates
+/// encoder the pathwise derivative at the drawn z plus the score-function term through z's draw, each unit's signal
+/// −(rec + β·(rTerm + log q(z_k|λ_k) − log p(z_k))) with the shared part centred by NVIL (baseline network and running
+/// mean, no division), so the encoder's entries are estimates
 /// (<see cref="ReferenceVae.Result.ScoreFunction"/> marks them); the baseline network's is that of its own objective.
 /// </summary>
 public sealed class HvmBernoulliModelReference : ReferenceModel
@@ -24,7 +25,7 @@ public sealed class HvmBernoulliModelReference : ReferenceModel
     private static FlowShape AuxiliaryShape(VaeConfig config) => new(config.Latent, config.AuxiliaryFlowLength, 1);
 
     private sealed record Pass(ReferenceLayers Layers, double[] RepeatedStats, double[] Lambda, double[] PriorLogits, double[] Z, double[] RStats,
-        double[] Kl, double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
+        double[] LogR, double[] Kl, double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
 
     private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch, bool training)
     {
@@ -43,7 +44,7 @@ public sealed class HvmBernoulliModelReference : ReferenceModel
         var output = layers.Run(layout.DecoderStart, layout.DecoderEnd, z, rows);
         var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
         var (reconstruction, dOutput) = LossReference.Reconstruction(config.Likelihood, target, output, rows, config.InputSize, config.GaussianVariance, 1.0);
-        return new Pass(layers, repeated, lambda, priorLogits, z, rStats, kl, reconstruction, dOutput, rows);
+        return new Pass(layers, repeated, lambda, priorLogits, z, rStats, logR, kl, reconstruction, dOutput, rows);
     }
 
     public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
@@ -62,12 +63,14 @@ public sealed class HvmBernoulliModelReference : ReferenceModel
         double weight = beta / rows;
         var gradient = new double[layout.Count];
         layers.Backward(layout.DecoderStart, layout.DecoderEnd, pass.ReconstructionGradient.Select(value => value / rows).ToArray(), rows, gradient);
-        var (centred, baselineObjective, baselineFrom, moments) = NvilReference.Center(layers, config, parameters, x, pass.ReconstructionPerRow, pass.Kl,
+        // NVIL centres −(rec + β·rTerm), rTerm = −log r − (K/2) log 2π as the kernels write it; each unit adds its own terms.
+        var rTerm = pass.LogR.Select(logR => -logR - 0.5 * latent * Math.Log(2 * Math.PI)).ToArray();
+        var (centred, baselineObjective, baselineFrom, moments) = NvilReference.Center(layers, config, parameters, x, pass.ReconstructionPerRow, rTerm,
             batch, beta, gradient, normalise: false);
         layers.Backward(prior, prior + 1, BinaryLatentReference.PriorGradient(pass.PriorLogits, pass.Z, rows, weight), 1, gradient);
         var (dLambdaFromR, dRStats) = HvmReference.AuxiliaryBackward(pass.Lambda, pass.RStats, rows, AuxiliaryShape(config), weight);
         layers.Backward(prior + 1, Nvil.MomentsLayer(layout), dRStats, rows, gradient);
-        var dLambda = HvmReference.BernoulliLambdaGradient(pass.Lambda, pass.Z, dLambdaFromR, centred, latent, weight, 1.0 / rows);
+        var dLambda = HvmReference.BernoulliLambdaGradient(pass.Lambda, pass.Z, pass.PriorLogits, dLambdaFromR, centred, latent, beta, weight, 1.0 / rows);
         var dRepeated = PlanarFlowReference.Backward(pass.RepeatedStats, epsilon[..(rows * latent)], dLambda, rows, config.PosteriorFlow(1), weight);
         layers.Backward(0, layout.EncoderLayerCount, ImportanceReference.SumRepeatedRows(dRepeated, batch, config.EncoderOutputs, config.Samples), batch, gradient);
 

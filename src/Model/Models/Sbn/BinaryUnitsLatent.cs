@@ -62,10 +62,14 @@ public abstract class BinaryUnitsLatent : ILatent
             throw new InvalidOperationException($"{ModelName}'s KL term is sampled: it takes a fixed KL weight");
         int rows = batch * samples;
         float beta = klWeight * batch;
-        Nvil.Center(Input(batch), batch, samples, beta);
+        Nvil.Center(Input(batch), batch, samples, beta, SignalKl(rows));
         UnitGradients(batch, samples, beta, Nvil.CentredSignal(rows));
         Nvil.UpdateMoments(rows);
     }
+
+    /// <summary>What stands for the KL term in NVIL's signal −(rec + β·KL) per row: the KL term itself unless a family
+    /// leaves out terms that its score functions do not depend on.</summary>
+    protected virtual ArrayView<float> SignalKl(int rows) => KlPerRow(rows);
 
     /// <summary>The family's gradients given the centred signal per row: the priors' exact ones and the encoders'
     /// score-function estimates (written into the encoder's output gradient for its backward pass).</summary>

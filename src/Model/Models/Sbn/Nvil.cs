@@ -65,12 +65,13 @@ public sealed class Nvil(ModelParts parts, bool normaliseSignal = true)
     public ArrayView<float> CentredSignal(int rows) => Floats(Centred, rows);
 
     /// <summary>After the reconstruction and KL terms of each row are written: the baseline network forward on the
-    /// batch's input, the centred signal, and the baseline network's gradient.</summary>
-    public void Center(ArrayView<float> input, int batch, int samples, float beta)
+    /// batch's input, the centred signal, and the baseline network's gradient. The signal is −(rec + β·KL) per row, or
+    /// with <paramref name="signalKl"/> the terms given there in place of the KL term.</summary>
+    public void Center(ArrayView<float> input, int batch, int samples, float beta, ArrayView<float>? signalKl = null)
     {
         int rows = batch * samples;
         stack.Forward(BaselineStart, BaselineEnd, input, batch);
-        kernels.NvilSignal(Floats(ModelBuffers.ReconstructionPerRow, rows), Floats(ModelBuffers.KlPerRow, rows), stack.Output(BaselineEnd - 1, batch), Moments,
+        kernels.NvilSignal(Floats(ModelBuffers.ReconstructionPerRow, rows), signalKl ?? Floats(ModelBuffers.KlPerRow, rows), stack.Output(BaselineEnd - 1, batch), Moments,
             Floats(Centred, rows), Floats(SignalMinusBaseline, rows), stack.Gradient(BaselineEnd - 1, batch), samples, beta, Devices(normaliseSignal), 1f / rows);
         stack.Backward(BaselineStart, BaselineEnd, batch, input, kernels.None);
     }
