@@ -69,20 +69,22 @@ public static class Hvm
     /// The HVM with Bernoulli mean-field factors q(z_k|λ_k) = Bernoulli(σ(λ_k)): <paramref name="klPerRow"/> holds
     /// log q(z|λ) − log p(z) (<see cref="BinaryLatent.BinaryKl"/> of the drawn z against the learned prior) and gains
     /// the rest of the hierarchical ELBO's sampled term, flowKl − ½Σλ² + rTerm, i.e. log q(λ|x) − log r(λ|z)
-    /// (the 2π terms cancel). One thread per row, dimensions in order.
+    /// (the 2π terms cancel), which is also written to <paramref name="sharedKl"/>: the part of every unit's
+    /// score-function signal. One thread per row, dimensions in order.
     /// </summary>
     public static void HvmBernoulliKl(this KernelSet kernels, ArrayView<float> flowKl, ArrayView<float> lambda, ArrayView<float> rTerm,
-        ArrayView<float> klPerRow, int rows, int latent) =>
-        kernels.Launch(BernoulliKlKernel, rows, flowKl, lambda, rTerm, klPerRow, latent);
+        ArrayView<float> klPerRow, ArrayView<float> sharedKl, int rows, int latent) =>
+        kernels.Launch(BernoulliKlKernel, rows, flowKl, lambda, rTerm, klPerRow, sharedKl, latent);
 
     /// <summary>
     /// The loss's gradient of λ with Bernoulli factors, per element: the pathwise part at the drawn z,
     /// w·(z − σ(λ) − λ) + dλ_r (from log q(z|λ), log N(λ; 0, I) and r; the flow's backward pass adds the rest of
     /// log q(λ|x)), plus the score-function part through z_k's draw, −scale·s_k·(z_k − σ(λ_k)) with
     /// z_k − σ(λ_k) = ∂ log q(z_k|λ_k)/∂λ_k (scale 1/rows). Its signal is Rao-Blackwellized: s_k = centred[row] −
-    /// β·(log q(z_k|λ_k) − log p(z_k)), where centred is −(rec + β·rTerm) less NVIL's baseline and running mean, the
-    /// terms that depend on z_k through the decoder and r; the other units' own terms and log q(λ|x) are independent
-    /// of z_k given λ, so leaving them out changes the expectation by nothing and the variance by a great deal.
+    /// β·(log q(z_k|λ_k) − log p(z_k)), where centred is −(rec + β·(log q(λ|x) − log r(λ|z))) less NVIL's baseline and
+    /// running mean; the other units' own terms are independent of z_k given λ, so leaving them out changes the
+    /// expectation by nothing. log q(λ|x) is independent of z too, but it stays: −log r(λ|z) swings with λ by several
+    /// nats, and log q(λ|x) swings with it (r approximates q's λ given z), so the pair is what varies little.
     /// </summary>
     public static void HvmBernoulliLambdaGradient(this KernelSet kernels, ArrayView<float> lambda, ArrayView<float> z, ArrayView<float> priorLogits,
         ArrayView<float> dLambdaFromR, ArrayView<float> centred, ArrayView<float> dLambda, int latent, float beta, float weight, float scale) =>
@@ -90,7 +92,7 @@ public static class Hvm
 
     [Kernel]
     public static void BernoulliKlKernel(Index1D row, ArrayView<float> flowKl, ArrayView<float> lambda, ArrayView<float> rTerm,
-        ArrayView<float> klPerRow, int latent)
+        ArrayView<float> klPerRow, ArrayView<float> sharedKl, int latent)
     {
         float sum = 0f;
         for (int k = 0; k < latent; k++)
@@ -98,7 +100,9 @@ public static class Hvm
             float l = lambda[row * latent + k];
             sum += l * l;
         }
-        klPerRow[row] += flowKl[row] - 0.5f * sum + rTerm[row];
+        float shared = flowKl[row] - 0.5f * sum + rTerm[row];
+        sharedKl[row] = shared;
+        klPerRow[row] += shared;
     }
 
     [Kernel]

@@ -212,11 +212,12 @@ public sealed class KernelCheck(KernelSet kernels)
         using var flowed = accelerator.Allocate1D<float>(rows * latent);
         using var states = accelerator.Allocate1D<float>(1);
         using var rTerm = accelerator.Allocate1D<float>(rows);
+        using var shared = accelerator.Allocate1D<float>(rows);
         using var dLambda = accelerator.Allocate1D<float>(rows * latent);
         kernels.BinaryLatentSample(lambdaBuffer.View, z.View, logQ.View, latent, 1, new DrawKey(2, Philox.Streams.Reparameterize + Philox.Streams.HvmOffset, 1));
         kernels.BinaryKl(z.View, logQ.View, priorBuffer.View, kl.View, latent, priorPerRow: false);
         kernels.HvmInverseFlowForward(lambdaBuffer.View, rStatsBuffer.View, flowed.View, states.View, rTerm.View, rows, shape);
-        kernels.HvmBernoulliKl(flowKlBuffer.View, lambdaBuffer.View, rTerm.View, kl.View, rows, latent);
+        kernels.HvmBernoulliKl(flowKlBuffer.View, lambdaBuffer.View, rTerm.View, kl.View, shared.View, rows, latent);
         kernels.HvmBernoulliLambdaGradient(lambdaBuffer.View, z.View, priorBuffer.View, fromRBuffer.View, centredBuffer.View, dLambda.View, latent, beta, weight, scale);
         var drawn = ToDouble(z.GetAsArray1D());
         var expectedKl = HvmReference.BernoulliKl(flowKl, lambda, drawn, priorLogits, HvmReference.AuxiliaryLogDensity(lambda, rStats, rows, shape), rows, latent);

@@ -18,14 +18,14 @@ namespace IlgpuVae.Model.Models.HvmBernoulli;
 /// and r(λ|z) from the layers after it (a Gaussian, or an inverse flow). The sampled KL term per row is
 /// log q(λ|x) + log q(z|λ) − log p(z) − log r(λ|z). The gradients of the decoder, the prior and r are exact for the
 /// drawn (λ, z); λ's is the pathwise one at the drawn z plus the score-function one through z's draw, each unit's
-/// signal Rao-Blackwellized (rec, −log r and its own log q − log p: what depends on it), the shared part centred by
+/// signal Rao-Blackwellized (rec, log q(λ|x) − log r and its own log q − log p), the shared part centred by
 /// NVIL's baseline network and running mean but not divided by its running deviation (that would rescale the
 /// score-function part against the pathwise one); the flow's backward pass carries it to the encoder.
 /// </summary>
 public sealed class HvmBernoulliLatent : BinaryUnitsLatent
 {
-    /// <summary>log q(z|λ) per row.</summary>
-    public const string LogQ = "hvm_bernoulli.log_q";
+    /// <summary>log q(z|λ) per row, and log q(λ|x) − log r(λ|z) per row (less the 2π terms that cancel).</summary>
+    public const string LogQ = "hvm_bernoulli.log_q", SharedKl = "hvm_bernoulli.shared_kl";
 
     public HvmBernoulliLatent(ModelParts parts) : base(parts, "the Bernoulli hierarchical variational model", normaliseSignal: false) =>
         // The prior's layer reads the single row [1].
@@ -55,13 +55,14 @@ public sealed class HvmBernoulliLatent : BinaryUnitsLatent
         Stack.Forward(PriorLayer + 1, AuxiliaryTop + 1, Codes(rows), rows);
         Kernels.HvmInverseFlowForward(Rows(HvmLatent.Lambda, rows), Stack.Output(AuxiliaryTop, rows), Rows(HvmLatent.FlowedLambda, rows),
             AuxiliaryStates(rows), Floats(HvmLatent.AuxiliaryTerm, rows), rows, AuxiliaryShape);
-        Kernels.HvmBernoulliKl(Floats(HvmLatent.FlowKl, rows), Rows(HvmLatent.Lambda, rows), Floats(HvmLatent.AuxiliaryTerm, rows), KlPerRow(rows), rows, Units);
+        Kernels.HvmBernoulliKl(Floats(HvmLatent.FlowKl, rows), Rows(HvmLatent.Lambda, rows), Floats(HvmLatent.AuxiliaryTerm, rows), KlPerRow(rows),
+            Floats(SharedKl, rows), rows, Units);
         return Codes(rows);
     }
 
-    /// <summary>NVIL centres −(rec + β·rTerm), what every unit's signal shares (−log r(λ|z) less its 2π terms);
-    /// each unit's own log q − log p is added per element by <see cref="Hvm.HvmBernoulliLambdaGradient"/>.</summary>
-    protected override ArrayView<float> SignalKl(int rows) => Floats(HvmLatent.AuxiliaryTerm, rows);
+    /// <summary>NVIL centres −(rec + β·(log q(λ|x) − log r(λ|z))), what every unit's signal shares; each unit's own
+    /// log q − log p is added per element by <see cref="Hvm.HvmBernoulliLambdaGradient"/>.</summary>
+    protected override ArrayView<float> SignalKl(int rows) => Floats(SharedKl, rows);
 
     /// <summary>The prior's and r's exact gradients, then λ's (pathwise and score-function), through the flow to the
     /// encoder's statistics.</summary>
@@ -125,6 +126,7 @@ public sealed class HvmBernoulliFamily : OneLayerFamily
         plan.Floats(HvmLatent.FlowKl, rows);
         plan.Floats(HvmLatent.AuxiliaryTerm, rows);
         plan.Floats(HvmBernoulliLatent.LogQ, rows);
+        plan.Floats(HvmBernoulliLatent.SharedKl, rows);
         plan.Floats(LearnedPrior.OneHotRows, 1);
         Nvil.Plan(plan, rows);
     }

@@ -10,7 +10,7 @@ namespace IlgpuVae.Model.Models.HvmBernoulli;
 /// z_k = [u_k &lt; σ(λ_k)] → r(λ|z) → decoder; the loss is the mean over rows of rec + β·KL with KL = log q(λ|x) +
 /// log q(z|λ) − log p(z) − log r(λ|z). Its gradient: exact for the decoder, the prior and r given (λ, z); for the
 /// encoder the pathwise derivative at the drawn z plus the score-function term through z's draw, each unit's signal
-/// −(rec + β·(rTerm + log q(z_k|λ_k) − log p(z_k))) with the shared part centred by NVIL (baseline network and running
+/// −(rec + β·(log q(λ|x) − log r(λ|z) + log q(z_k|λ_k) − log p(z_k))) with the shared part centred by NVIL (baseline network and running
 /// mean, no division), so the encoder's entries are estimates
 /// (<see cref="ReferenceVae.Result.ScoreFunction"/> marks them); the baseline network's is that of its own objective.
 /// </summary>
@@ -25,7 +25,7 @@ public sealed class HvmBernoulliModelReference : ReferenceModel
     private static FlowShape AuxiliaryShape(VaeConfig config) => new(config.Latent, config.AuxiliaryFlowLength, 1);
 
     private sealed record Pass(ReferenceLayers Layers, double[] RepeatedStats, double[] Lambda, double[] PriorLogits, double[] Z, double[] RStats,
-        double[] LogR, double[] Kl, double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
+        double[] Kl, double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
 
     private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch, bool training)
     {
@@ -44,7 +44,7 @@ public sealed class HvmBernoulliModelReference : ReferenceModel
         var output = layers.Run(layout.DecoderStart, layout.DecoderEnd, z, rows);
         var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
         var (reconstruction, dOutput) = LossReference.Reconstruction(config.Likelihood, target, output, rows, config.InputSize, config.GaussianVariance, 1.0);
-        return new Pass(layers, repeated, lambda, priorLogits, z, rStats, logR, kl, reconstruction, dOutput, rows);
+        return new Pass(layers, repeated, lambda, priorLogits, z, rStats, kl, reconstruction, dOutput, rows);
     }
 
     public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
@@ -63,9 +63,11 @@ public sealed class HvmBernoulliModelReference : ReferenceModel
         double weight = beta / rows;
         var gradient = new double[layout.Count];
         layers.Backward(layout.DecoderStart, layout.DecoderEnd, pass.ReconstructionGradient.Select(value => value / rows).ToArray(), rows, gradient);
-        // NVIL centres −(rec + β·rTerm), rTerm = −log r − (K/2) log 2π as the kernels write it; each unit adds its own terms.
-        var rTerm = pass.LogR.Select(logR => -logR - 0.5 * latent * Math.Log(2 * Math.PI)).ToArray();
-        var (centred, baselineObjective, baselineFrom, moments) = NvilReference.Center(layers, config, parameters, x, pass.ReconstructionPerRow, rTerm,
+        // NVIL centres −(rec + β·shared), shared = the KL term less the units' own log q(z_k|λ_k) − log p(z_k); each unit
+        // adds its own.
+        var shared = pass.Kl.Select((kl, row) => kl - Enumerable.Range(row * latent, latent).Sum(at =>
+            DistributionReference.BernoulliLogDensity(pass.Z[at], pass.Lambda[at]) - DistributionReference.BernoulliLogDensity(pass.Z[at], pass.PriorLogits[at % latent]))).ToArray();
+        var (centred, baselineObjective, baselineFrom, moments) = NvilReference.Center(layers, config, parameters, x, pass.ReconstructionPerRow, shared,
             batch, beta, gradient, normalise: false);
         layers.Backward(prior, prior + 1, BinaryLatentReference.PriorGradient(pass.PriorLogits, pass.Z, rows, weight), 1, gradient);
         var (dLambdaFromR, dRStats) = HvmReference.AuxiliaryBackward(pass.Lambda, pass.RStats, rows, AuxiliaryShape(config), weight);
