@@ -153,10 +153,8 @@ public sealed class HvmBernoulliTests(AcceleratorFixture fixture, ITestOutputHel
         (double Loss, double SharedSignal) Expected(double[] theta)
         {
             var layers = new ReferenceLayers(config, theta, training: false);
-            var stats = layers.Run(0, layout.EncoderLayerCount, x, batch);
             var priorLogits = layers.Run(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, [1.0], 1);
-            var repeated = ImportanceReference.RepeatRows(stats, batch, config.EncoderOutputs, samples);
-            var (lambda, _) = PlanarFlowReference.Forward(repeated, lambdaEpsilon, rows, config.PosteriorFlow(1));
+            var (_, lambda, _) = IlgpuVae.Model.Models.Hvm.HvmModelReference.DrawLambda(layers, config, x, lambdaEpsilon, batch);
             double total = 0, shared = 0;
             for (int r = 0; r < rows; r++)
                 for (int state = 0; state < 1 << units; state++)

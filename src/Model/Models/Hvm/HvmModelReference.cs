@@ -21,6 +21,17 @@ public sealed class HvmModelReference : ReferenceModel
     /// <summary>r's stats rows: [a | log b²] and the inverse flow's steps, if any.</summary>
     private static FlowShape AuxiliaryShape(VaeConfig config) => new(config.Latent, config.AuxiliaryFlowLength, 1);
 
+    /// <summary>The variational prior's draw, shared by both HVMs: the encoder's statistics repeated for the k rows of
+    /// each example, λ = the flow applied to λ_0 = μ + σ·ε₁, and the flow's log q(λ|x) − log N(λ; 0, I) per row.</summary>
+    public static (double[] RepeatedStats, double[] Lambda, double[] FlowKl) DrawLambda(ReferenceLayers layers, VaeConfig config, double[] x,
+        double[] lambdaEpsilon, int batch)
+    {
+        var stats = layers.Run(0, layers.Layout.EncoderLayerCount, x, batch);
+        var repeated = ImportanceReference.RepeatRows(stats, batch, config.EncoderOutputs, config.Samples);
+        var (lambda, flowKl) = PlanarFlowReference.Forward(repeated, lambdaEpsilon, batch * config.Samples, config.PosteriorFlow(1));
+        return (repeated, lambda, flowKl);
+    }
+
     private sealed record Pass(ReferenceLayers Layers, double[] RepeatedStats, double[] Lambda, double[] LogTau, double[] Z, double[] RStats,
         double[] Kl, double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
 
@@ -30,9 +41,7 @@ public sealed class HvmModelReference : ReferenceModel
         var layout = layers.Layout;
         int samples = config.Samples, rows = batch * samples, latent = config.Latent;
         var (lambdaEpsilon, zEpsilon) = (epsilon[..(rows * latent)], epsilon[(rows * latent)..]);
-        var stats = layers.Run(0, layout.EncoderLayerCount, x, batch);
-        var repeated = ImportanceReference.RepeatRows(stats, batch, config.EncoderOutputs, samples);
-        var (lambda, flowKl) = PlanarFlowReference.Forward(repeated, lambdaEpsilon, rows, config.PosteriorFlow(1));
+        var (repeated, lambda, flowKl) = DrawLambda(layers, config, x, lambdaEpsilon, batch);
         var logTau = layers.Run(layout.AuxiliaryStart, layout.AuxiliaryStart + 1, [1.0], 1);
         var z = HvmReference.Sample(lambda, logTau, zEpsilon, latent);
         var rStats = layers.Run(layout.AuxiliaryStart + 1, layout.Layers.Count, z, rows);

@@ -1,6 +1,7 @@
 using IlgpuVae.GpuKernels;
 using IlgpuVae.GpuKernels.Reference;
 using IlgpuVae.Model.Core;
+using IlgpuVae.Model.Models.Hvm;
 using IlgpuVae.Model.Models.Sbn;
 
 namespace IlgpuVae.Model.Models.HvmBernoulli;
@@ -33,9 +34,7 @@ public sealed class HvmBernoulliModelReference : ReferenceModel
         var layout = layers.Layout;
         int samples = config.Samples, rows = batch * samples, latent = config.Latent, prior = layout.AuxiliaryStart;
         var (lambdaEpsilon, uniforms) = (epsilon[..(rows * latent)], epsilon[(rows * latent)..]);
-        var stats = layers.Run(0, layout.EncoderLayerCount, x, batch);
-        var repeated = ImportanceReference.RepeatRows(stats, batch, config.EncoderOutputs, samples);
-        var (lambda, flowKl) = PlanarFlowReference.Forward(repeated, lambdaEpsilon, rows, config.PosteriorFlow(1));
+        var (repeated, lambda, flowKl) = HvmModelReference.DrawLambda(layers, config, x, lambdaEpsilon, batch);
         var priorLogits = layers.Run(prior, prior + 1, [1.0], 1);
         var (z, _) = BinaryLatentReference.Sample(lambda, uniforms, rows, latent, 1);
         var rStats = layers.Run(prior + 1, Nvil.MomentsLayer(layout), z, rows);
