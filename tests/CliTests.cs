@@ -794,6 +794,7 @@ public sealed class CliTests : IDisposable
         (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(hvm, "checkpoint", "model.safetensors"));
         Assert.Equal([3, 7], tensors["encoder.u.weight"].Shape);
         Assert.Equal([3, 7], tensors["hvm.r.logvar.weight"].Shape);
+        Assert.Equal([7, 3 + 4 * 5], tensors["hvm.r.0.weight"].Shape);
     }
 
     /// <summary>--stream trains the same weights as the resident data set; a memory cap that leaves no room for the
@@ -1056,7 +1057,8 @@ public sealed class CliTests : IDisposable
     }
 
     /// <summary>The Bernoulli HVM trains with its default two flow steps, resumes, evaluates its hierarchical bound and
-    /// samples binary codes; q(λ|x)'s base and flow, the prior's logits and r(λ|z) are saved under their own names.</summary>
+    /// samples binary codes; q(λ|x)'s base and flow, the prior's logits and r(λ|z, x) (reading [z | x]) are saved under
+    /// their own names.</summary>
     [Fact]
     public void BernoulliHierarchicalModelTrainsResumesEvaluatesAndSamples()
     {
@@ -1065,7 +1067,7 @@ public sealed class CliTests : IDisposable
         var (exitCode, output, error) = Run("train", "--model", "hvm-bernoulli", "--data", data, "--epochs", "1", "--batch-size", "6",
             "--hidden", "7", "--latent", "3", "--k", "2", "--accelerator", "cpu", "--out", run);
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
-        Assert.Contains("binary units, variational prior q(λ|x) with 2 planar flow steps, auxiliary r(λ|z)", output);
+        Assert.Contains("binary units, variational prior q(λ|x) with 2 planar flow steps, auxiliary r(λ|z, x)", output);
         var (tensors, _) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(run, "checkpoint", "model.safetensors"));
         Assert.Equal([3, 7], tensors["encoder.mu.weight"].Shape);
         Assert.Equal([3, 7], tensors["encoder.logvar.weight"].Shape);
@@ -1073,6 +1075,7 @@ public sealed class CliTests : IDisposable
         Assert.Equal([3, 1], tensors["hvm.prior.weight"].Shape);
         Assert.Equal([3, 7], tensors["hvm.r.mu.weight"].Shape);
         Assert.Equal([3, 7], tensors["hvm.r.logvar.weight"].Shape);
+        Assert.Equal([7, 3 + 4 * 5], tensors["hvm.r.0.weight"].Shape);
         (exitCode, _, error) = Run("train", "--resume", run, "--epochs", "2", "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         (exitCode, output, error) = Run("eval", run, "--k", "12", "--accelerator", "cpu");

@@ -641,7 +641,7 @@ public static class ModelCatalog
             Validate = DefLayerSpec.Validate,
             Family = _ => DefFamily,
         },
-        new(ModelKind.HvmBernoulli, "hvm-bernoulli", "hierarchical variational model with Bernoulli mean-field latents: λ ~ q(λ|x), a Gaussian with --flow-length planar steps (2 unless given), z_k ~ Bernoulli(σ(λ_k)), and an auxiliary r(λ|z) in the hierarchical ELBO (Ranganath et al. 2016); a sigmoid belief network p(x|z) with a learned factorised prior, 200 units and no hidden layers unless told; λ's gradient pathwise at the drawn z plus the score-function one through z's draw, centred by NVIL's baseline network and running mean")
+        new(ModelKind.HvmBernoulli, "hvm-bernoulli", "hierarchical variational model with Bernoulli mean-field latents: λ ~ q(λ|x), a Gaussian with --flow-length planar steps (2 unless given), z_k ~ Bernoulli(σ(λ_k)), and an auxiliary r(λ|z, x) in the hierarchical ELBO (Ranganath et al. 2016); a sigmoid belief network p(x|z) with a learned factorised prior, 200 units and no hidden layers unless told; λ's gradient pathwise at the drawn z plus the score-function one through z's draw, centred by NVIL's baseline network and running mean")
         {
             Capabilities = ModelCapabilities.Images | ModelCapabilities.LikelihoodBound | ModelCapabilities.GaussianEncoder,
             // The sigmoid belief network of NVIL's MNIST experiments, so that the HVM's q compares with mean-field q.
@@ -653,7 +653,7 @@ public static class ModelCatalog
             WholeBatchTerm = "NVIL running moments of the learning signal are updated from the whole minibatch",
             Terms = _ => new("−hierarchical ELBO", "reconstruction", "sampled KL terms"),
             ObjectiveName = _ => "hierarchical ELBO (one sample of (λ, z) per image)",
-            Settings = config => $", binary units, variational prior q(λ|x) with {config.FlowLength} planar flow steps, auxiliary r(λ|z)"
+            Settings = config => $", binary units, variational prior q(λ|x) with {config.FlowLength} planar flow steps, auxiliary r(λ|z, x)"
                 + (config.AuxiliaryFlowLength > 0 ? $" an inverse flow of {config.AuxiliaryFlowLength} steps" : "")
                 + $", NVIL baseline network of {Nvil.BaselineHidden} tanh units and running mean of the signal",
             Validate = config =>

@@ -15,8 +15,10 @@ namespace IlgpuVae.Model.Models.HvmBernoulli;
 /// The hierarchical variational model with Bernoulli mean-field factors (Ranganath, Tran and Blei 2016, their
 /// discrete case): λ ~ q(λ|x), the planar-flow variational prior of the Gaussian HVM, z_k ~ Bernoulli(σ(λ_k)),
 /// a learned factorised prior p(z) (logits from layer <see cref="ParameterLayout.AuxiliaryStart"/> on the row [1])
-/// and r(λ|z) from the layers after it (a Gaussian, or an inverse flow). The sampled KL term per row is
-/// log q(λ|x) + log q(z|λ) − log p(z) − log r(λ|z). The gradients of the decoder, the prior and r are exact for the
+/// and r(λ|z, x) from the layers after it (a Gaussian, or an inverse flow) reading [z | x]: the encoder is amortized,
+/// so r may read x as q does (the bound holds for any r normalised over λ), and without it r would have to guess
+/// which x's λ it is from z's few bits alone, a gap of many nats that shrinking q(λ|x) only widens. The sampled KL
+/// term per row is log q(λ|x) + log q(z|λ) − log p(z) − log r(λ|z, x). The gradients of the decoder, the prior and r are exact for the
 /// drawn (λ, z); λ's is the pathwise one at the drawn z plus the score-function one through z's draw, each unit's
 /// signal Rao-Blackwellized (rec, log q(λ|x) − log r and its own log q − log p), the shared part centred by
 /// NVIL's baseline network and running mean but not divided by its running deviation (that would rescale the
@@ -24,8 +26,9 @@ namespace IlgpuVae.Model.Models.HvmBernoulli;
 /// </summary>
 public sealed class HvmBernoulliLatent : BinaryUnitsLatent
 {
-    /// <summary>log q(z|λ) per row, and log q(λ|x) − log r(λ|z) per row (less the 2π terms that cancel).</summary>
-    public const string LogQ = "hvm_bernoulli.log_q", SharedKl = "hvm_bernoulli.shared_kl";
+    /// <summary>log q(z|λ) per row, log q(λ|x) − log r(λ|z, x) per row (less the 2π terms that cancel), and r's input
+    /// [z | x] per row.</summary>
+    public const string LogQ = "hvm_bernoulli.log_q", SharedKl = "hvm_bernoulli.shared_kl", AuxiliaryInput = "hvm_bernoulli.r_input";
 
     public HvmBernoulliLatent(ModelParts parts) : base(parts, "the Bernoulli hierarchical variational model", normaliseSignal: false) =>
         // The prior's layer reads the single row [1].
@@ -52,7 +55,8 @@ public sealed class HvmBernoulliLatent : BinaryUnitsLatent
         Kernels.BinaryLatentSample(Rows(HvmLatent.Lambda, rows), Codes(rows), Floats(LogQ, rows), Units, 1,
             key.Offset(Philox.Streams.HvmOffset).PerRow(samples));
         Kernels.BinaryKl(Codes(rows), Floats(LogQ, rows), PriorLogits, KlPerRow(rows), Units, priorPerRow: false);
-        Stack.Forward(PriorLayer + 1, AuxiliaryTop + 1, Codes(rows), rows);
+        PlaceAuxiliaryInput(batch, samples);
+        Stack.Forward(PriorLayer + 1, AuxiliaryTop + 1, AuxiliaryRows(rows), rows);
         Kernels.HvmInverseFlowForward(Rows(HvmLatent.Lambda, rows), Stack.Output(AuxiliaryTop, rows), Rows(HvmLatent.FlowedLambda, rows),
             AuxiliaryStates(rows), Floats(HvmLatent.AuxiliaryTerm, rows), rows, AuxiliaryShape);
         Kernels.HvmBernoulliKl(Floats(HvmLatent.FlowKl, rows), Rows(HvmLatent.Lambda, rows), Floats(HvmLatent.AuxiliaryTerm, rows), KlPerRow(rows),
@@ -74,12 +78,25 @@ public sealed class HvmBernoulliLatent : BinaryUnitsLatent
         Stack.Backward(PriorLayer, PriorLayer + 1, 1, OneRow, Kernels.None);
         Kernels.HvmInverseFlowBackward(Stack.Output(AuxiliaryTop, rows), AuxiliaryStates(rows), Rows(HvmLatent.FlowedLambda, rows),
             Stack.Gradient(AuxiliaryTop, rows), Rows(HvmLatent.LambdaGradientFromR, rows), rows, AuxiliaryShape, weight);
-        // r reads the discrete z: nothing flows back to it.
-        Stack.Backward(PriorLayer + 1, AuxiliaryTop + 1, rows, Codes(rows), Kernels.None);
+        // r reads the discrete z and the data: nothing flows back to either.
+        Stack.Backward(PriorLayer + 1, AuxiliaryTop + 1, rows, AuxiliaryRows(rows), Kernels.None);
         Kernels.HvmBernoulliLambdaGradient(Rows(HvmLatent.Lambda, rows), Codes(rows), PriorLogits, Rows(HvmLatent.LambdaGradientFromR, rows), centred,
             Rows(HvmLatent.LambdaGradient, rows), Units, beta, weight, 1f / rows);
         Kernels.PlanarFlowBackward(Statistics(batch), Rows(HvmLatent.Lambda, rows), Rows(HvmLatent.LambdaEpsilon, rows), States(rows),
             Rows(HvmLatent.LambdaGradient, rows), Stack.Gradient(StatisticsLayer, batch), batch, Shape(samples), beta / batch);
+    }
+
+    private int AuxiliaryWidth => Units + Config.EncoderInputs;
+    private ArrayView<float> AuxiliaryRows(int rows) => Floats(AuxiliaryInput, (long)rows * AuxiliaryWidth);
+
+    /// <summary>r's input per row, [z | x] with x the row's example (rows are example-major, k per example).</summary>
+    private void PlaceAuxiliaryInput(int batch, int samples)
+    {
+        int rows = batch * samples, inputs = Config.EncoderInputs;
+        Kernels.CopyColumns(Codes(rows), AuxiliaryRows(rows), new ColumnBlock(rows, Units, Units, 0, AuxiliaryWidth, 0));
+        // Seen as one row per example of k·(K + D) columns, sample s's x sits at column s·(K + D) + K.
+        for (int s = 0; s < samples; s++)
+            Kernels.CopyColumns(Input(batch), AuxiliaryRows(rows), new ColumnBlock(batch, inputs, inputs, 0, samples * AuxiliaryWidth, s * AuxiliaryWidth + Units));
     }
 
     /// <summary>σ(λ) on the mean path, λ the flow applied to the base mean (ε = 0), in double from the encoder's
@@ -110,7 +127,7 @@ public sealed class HvmBernoulliModel(ModelParts parts, HvmBernoulliLatent laten
 /// <summary>
 /// The Bernoulli HVM's family: the encoder's statistics of q(λ|x) (the base Gaussian's and the flow's, as
 /// <see cref="VaeConfig.PosteriorFlow"/> lays them out), the decoder p(x|z), then the prior's logits (one layer from
-/// the row [1]), r(λ|z) (an encoder-shaped network from z to [a | log b²] and the inverse flow's steps), then
+/// the row [1]), r(λ|z, x) (an encoder-shaped network from [z | x] to [a | log b²] and the inverse flow's steps), then
 /// <see cref="Nvil"/>'s layers.
 /// </summary>
 public sealed class HvmBernoulliFamily : OneLayerFamily
@@ -127,6 +144,7 @@ public sealed class HvmBernoulliFamily : OneLayerFamily
         plan.Floats(HvmLatent.AuxiliaryTerm, rows);
         plan.Floats(HvmBernoulliLatent.LogQ, rows);
         plan.Floats(HvmBernoulliLatent.SharedKl, rows);
+        plan.Floats(HvmBernoulliLatent.AuxiliaryInput, rows * (config.Latent + config.EncoderInputs));
         plan.Floats(LearnedPrior.OneHotRows, 1);
         Nvil.Plan(plan, rows);
     }
@@ -136,7 +154,7 @@ public sealed class HvmBernoulliFamily : OneLayerFamily
         var config = layout.Config;
         layout.StartAuxiliary();
         layout.Add("hvm.prior", 1, config.Latent, ActivationKind.Identity);
-        layout.Stage("hvm.r", config.Latent, config.Hidden, new FlowShape(config.Latent, config.AuxiliaryFlowLength, 1).StatsWidth);
+        layout.Stage("hvm.r", config.Latent + config.EncoderInputs, config.Hidden, new FlowShape(config.Latent, config.AuxiliaryFlowLength, 1).StatsWidth);
         Nvil.BuildLayers(layout);
     }
 

@@ -8,8 +8,8 @@ namespace IlgpuVae.Model.Models.HvmBernoulli;
 
 /// <summary>
 /// The Bernoulli hierarchical variational model in double: encoder → the flow's λ and its KL against N(0, I) →
-/// z_k = [u_k &lt; σ(λ_k)] → r(λ|z) → decoder; the loss is the mean over rows of rec + β·KL with KL = log q(λ|x) +
-/// log q(z|λ) − log p(z) − log r(λ|z). Its gradient: exact for the decoder, the prior and r given (λ, z); for the
+/// z_k = [u_k &lt; σ(λ_k)] → r(λ|z, x) from [z | x] → decoder; the loss is the mean over rows of rec + β·KL with KL = log q(λ|x) +
+/// log q(z|λ) − log p(z) − log r(λ|z, x). Its gradient: exact for the decoder, the prior and r given (λ, z); for the
 /// encoder the pathwise derivative at the drawn z plus the score-function term through z's draw, each unit's signal
 /// −(rec + β·(log q(λ|x) − log r(λ|z) + log q(z_k|λ_k) − log p(z_k))) with the shared part centred by NVIL (baseline network and running
 /// mean, no division), so the encoder's entries are estimates
@@ -37,11 +37,14 @@ public sealed class HvmBernoulliModelReference : ReferenceModel
         var (repeated, lambda, flowKl) = HvmModelReference.DrawLambda(layers, config, x, lambdaEpsilon, batch);
         var priorLogits = layers.Run(prior, prior + 1, [1.0], 1);
         var (z, _) = BinaryLatentReference.Sample(lambda, uniforms, rows, latent, 1);
-        var rStats = layers.Run(prior + 1, Nvil.MomentsLayer(layout), z, rows);
+        // r reads [z | x] per row.
+        var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
+        var rInput = Enumerable.Range(0, rows).SelectMany(row => z[(row * latent)..((row + 1) * latent)].Concat(target[(row * config.InputSize)..((row + 1) * config.InputSize)]))
+            .ToArray();
+        var rStats = layers.Run(prior + 1, Nvil.MomentsLayer(layout), rInput, rows);
         var logR = HvmReference.AuxiliaryLogDensity(lambda, rStats, rows, AuxiliaryShape(config));
         var kl = HvmReference.BernoulliKl(flowKl, lambda, z, priorLogits, logR, rows, latent);
         var output = layers.Run(layout.DecoderStart, layout.DecoderEnd, z, rows);
-        var target = ImportanceReference.RepeatRows(x, batch, config.InputSize, samples);
         var (reconstruction, dOutput) = LossReference.Reconstruction(config.Likelihood, target, output, rows, config.InputSize, config.GaussianVariance, 1.0);
         return new Pass(layers, repeated, lambda, priorLogits, z, rStats, kl, reconstruction, dOutput, rows);
     }
