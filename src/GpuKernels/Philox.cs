@@ -96,6 +96,7 @@ public static class Philox
         public const uint ImportanceBinarize = 9;
         public const uint StaticBinarize = 10;
         public const uint Surgery = 11;
+        public const uint HeldOutCells = 12;
 
         /// <summary>The stream of a second stochastic layer's ε: its first layer's stream plus this, so the two
         /// layers of a step never share a draw.</summary>
@@ -111,6 +112,10 @@ public static class Philox
 
         /// <summary>The hierarchical variational model's ε₂ (z = λ + τ·ε₂): the sampler's stream plus this.</summary>
         public const uint HvmOffset = 64;
+
+        /// <summary>The double deep exponential family's column units: the sampler's stream plus this (its row units
+        /// draw from the sampler's stream itself).</summary>
+        public const uint DoubleDefColumnOffset = 80;
 
         /// <summary>The stream offset of stochastic layer <paramref name="layer"/>'s ε in a model of several (the
         /// Ladder VAE's): 0 for z1, <see cref="SecondLayerOffset"/> for z2, and 128 + 16·(l − 3) above, clear of

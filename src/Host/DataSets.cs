@@ -38,25 +38,53 @@ public static class DataSets
                 : CsvImageReader.LoadFolder(name, data);
         }
 
-        string? repository = FindRepositoryRoot();
+        string directory = CacheDirectory(data, out string? repository);
+        if (MnistFormatData.Missing(directory).Count > 0)
+            Fetch(data, directory, repository, log, $"get the four IDX files ({string.Join(", ", MnistFormatData.FileStems)}) into {directory} "
+                                                  + $"with `bash data/fetch-{data}.sh {directory}` from the IlgpuVae repository, or pass --data FOLDER");
+        return MnistFormatData.Load(data, directory);
+    }
+
+    /// <summary>The count matrices known by name (fetched on first use into data/cache/NAME/counts.csv).</summary>
+    public static readonly string[] CountMatrixNames = ["digits"];
+
+    /// <summary>
+    /// Resolves the double DEF's --data: the name digits (the UCI optical digits, 1 797 × 64 counts of 0 to 16, fetched
+    /// by data/fetch-digits.sh on first use) or a CSV file of counts (see <see cref="CountMatrixReader"/>).
+    /// </summary>
+    public static CountMatrix LoadCountMatrix(string data, TextWriter log)
+    {
+        if (!CountMatrixNames.Contains(data))
+        {
+            if (Directory.Exists(data) || !File.Exists(data))
+                throw new DataFormatException(data, $"not a CSV file of counts, nor a known count matrix ({string.Join(", ", CountMatrixNames)}); pass --data digits or a CSV file with one row of whole numbers ≥ 0 per line");
+            return CountMatrixReader.Read(Path.GetFileNameWithoutExtension(data), data);
+        }
+        string directory = CacheDirectory(data, out string? repository);
+        string path = Path.Combine(directory, "counts.csv");
+        if (!File.Exists(path))
+            Fetch(data, directory, repository, log, $"put the count matrix into {path} with `bash data/fetch-{data}.sh {directory}` from the IlgpuVae repository, or pass --data FILE.csv");
+        return CountMatrixReader.Read(data, path);
+    }
+
+    /// <summary>Where the named data set lives: $ILGPUVAE_DATA_DIR/NAME, else the repository's data/cache/NAME, else
+    /// ~/.cache/ilgpu-vae/NAME.</summary>
+    private static string CacheDirectory(string name, out string? repository)
+    {
+        repository = FindRepositoryRoot();
         string root = Environment.GetEnvironmentVariable(DataDirectoryVariable)
                       ?? (repository is null
                           ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ilgpu-vae")
                           : Path.Combine(repository, "data", "cache"));
-        string directory = Path.Combine(root, data);
-        if (MnistFormatData.Missing(directory).Count > 0)
-            Fetch(data, directory, repository, log);
-        return MnistFormatData.Load(data, directory);
+        return Path.Combine(root, name);
     }
 
-    private static void Fetch(string name, string directory, string? repository, TextWriter log)
+    private static void Fetch(string name, string directory, string? repository, TextWriter log, string howTo)
     {
         // The repository's data/ folder, or the copy that ships beside the program (an installed tool).
         var candidates = new[] { repository is null ? null : Path.Combine(repository, "data"), Path.Combine(AppContext.BaseDirectory, "data") }
             .OfType<string>().Select(folder => Path.Combine(folder, $"fetch-{name}.sh")).ToList();
         string? script = candidates.FirstOrDefault(File.Exists);
-        string howTo = $"get the four IDX files ({string.Join(", ", MnistFormatData.FileStems)}) into {directory} "
-                       + $"with `bash data/fetch-{name}.sh {directory}` from the IlgpuVae repository, or pass --data FOLDER";
         if (script is null)
             throw new DataFormatException(directory, $"{name} is not there and the fetch script was not found (looked for {string.Join(" and ", candidates)}); {howTo}");
 

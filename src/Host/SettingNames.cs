@@ -33,6 +33,8 @@ internal static class SettingNames
         ["TrainLimit"] = "--train-limit",
         ["Accelerator"] = "--accelerator",
         ["GradientExchange"] = "--gradient-exchange",
+        ["ColumnLayers"] = "--column-layers",
+        ["HeldOut"] = "--held-out",
     };
 
     /// <summary>The option that sets <paramref name="property"/>, or the property's own name when none does.</summary>

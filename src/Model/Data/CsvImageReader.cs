@@ -138,5 +138,5 @@ public static class CsvImageReader
         throw new DataFormatException(path, $"{where}: {what} {Shorten(field)} is outside 0-255");
     }
 
-    private static string Shorten(string field) => field.Length <= 20 ? field : field[..20] + "...";
+    internal static string Shorten(string field) => field.Length <= 20 ? field : field[..20] + "...";
 }

@@ -1,0 +1,251 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using CsvHelper;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.Model.Checkpoints;
+using IlgpuVae.Model.Data;
+using IlgpuVae.Model.Models.DoubleDef;
+
+namespace IlgpuVae.Host;
+
+/// <summary>What `double-def` was asked to do: the model's settings, the data, and the schedule.</summary>
+public sealed record DoubleDefOptions
+{
+    public DoubleDefSettings Settings { get; init; } = new();
+    public string Data { get; init; } = "digits";
+    public int Steps { get; init; } = 3000;
+    public int EvalEvery { get; init; } = 250;
+    public int EvalDraws { get; init; } = 25;
+    public string? Out { get; init; }
+    public string? Resume { get; init; }
+    public AcceleratorChoice Accelerator { get; init; }
+}
+
+/// <summary>
+/// The double DEF's run: trains on the whole matrix step by step, scores the held-out cells every
+/// <see cref="DoubleDefOptions.EvalEvery"/> steps into metrics.csv, and writes the run folder: settings.json (what
+/// --resume reads back), model.safetensors (the parameters, Adam's moments and the step, after every evaluation and
+/// on Ctrl+C or SIGTERM) and eval.json (the last evaluation).
+/// </summary>
+public static class DoubleDefTraining
+{
+    public const string SettingsFile = "settings.json", CheckpointFile = "model.safetensors", MetricsFile = "metrics.csv", EvalFile = "eval.json";
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    public static int Run(DoubleDefOptions options, TextWriter output, CancellationToken interrupt)
+    {
+        if (options.Steps < 0)
+            throw new ArgumentException($"--steps must be ≥ 0 (got {options.Steps})");
+        if (options.EvalEvery < 1)
+            throw new ArgumentException($"--eval-every must be ≥ 1 step (got {options.EvalEvery})");
+        if (options.EvalDraws < 1)
+            throw new ArgumentException($"--eval-draws must be ≥ 1 (got {options.EvalDraws})");
+        string directory;
+        DoubleDefSettings settings;
+        string data;
+        if (options.Resume is { } resume)
+        {
+            directory = resume;
+            (settings, data) = ReadSettings(resume);
+        }
+        else
+        {
+            directory = options.Out ?? Path.Combine("runs", "double-def-" + DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+            (settings, data) = (options.Settings, options.Data);
+            settings.Validate();
+            if (File.Exists(Path.Combine(directory, CheckpointFile)))
+                throw new ArgumentException($"{directory} already holds a run; continue it with --resume {directory} or pass another --out");
+        }
+        var matrix = DataSets.LoadCountMatrix(data, output);
+        Directory.CreateDirectory(directory);
+
+        using var context = Compute.CreateContext();
+        using var accelerator = Compute.CreateAccelerator(context, options.Accelerator);
+        using var kernels = new KernelSet(accelerator);
+        using var model = new DoubleDefModel(kernels, matrix, settings);
+        output.WriteLine($"accelerator: {Compute.Describe(accelerator)}");
+        output.WriteLine($"data: {matrix.Name}, {matrix.Rows} × {matrix.Columns} counts, {model.TrainingCells} cells to train on and {model.HeldOutCells} held out ({settings.HeldOut.ToString(CultureInfo.InvariantCulture)} of them, split seed {settings.SplitSeed})");
+        output.WriteLine($"model: {settings.Describe()}, {model.Layout.Count} parameters; Adam {settings.LearningRate.ToString(CultureInfo.InvariantCulture)}, seed {settings.Seed}");
+        if (options.Resume is not null)
+        {
+            Restore(model, Path.Combine(directory, CheckpointFile));
+            output.WriteLine($"resumed at step {model.Step} of {directory}");
+        }
+        else
+        {
+            AtomicFile.WriteText(Path.Combine(directory, SettingsFile), SettingsJson(settings, data));
+        }
+
+        var progress = new Progress(output, Math.Max(1, options.Steps), "steps");
+        progress.Start("double DEF");
+        DoubleDefScore? last = null;
+        bool stopped = false;
+        while (model.Step < options.Steps)
+        {
+            if (interrupt.IsCancellationRequested)
+            {
+                stopped = true;
+                break;
+            }
+            var loss = model.TrainStep();
+            if (!double.IsFinite(loss.NegativeElbo))
+            {
+                progress.End();
+                output.WriteLine($"training diverged at step {model.Step}: −ELBO per cell {loss.NegativeElbo}; the last checkpoint is kept (try a smaller --lr)");
+                return 3;
+            }
+            if (model.Step % progress.Interval == 0)
+                progress.Report((int)model.Step, string.Create(CultureInfo.InvariantCulture, $"−ELBO/cell {loss.NegativeElbo:F4}"));
+            if (model.Step % options.EvalEvery == 0 || model.Step == options.Steps)
+            {
+                last = Evaluate(model, options.EvalDraws, directory, output, progress);
+                Save(model, Path.Combine(directory, CheckpointFile), data);
+            }
+        }
+        progress.End();
+        if (stopped)
+        {
+            Save(model, Path.Combine(directory, CheckpointFile), data);
+            output.WriteLine($"stopped at step {model.Step}; checkpoint written: continue with double-def --resume {directory} --steps {options.Steps}");
+            return Training.Interrupted;
+        }
+        last ??= Evaluate(model, options.EvalDraws, directory, output, progress);
+        Save(model, Path.Combine(directory, CheckpointFile), data);
+        output.WriteLine($"run folder: {directory}");
+        return 0;
+    }
+
+    /// <summary>Scores the model, appends the row to metrics.csv, writes eval.json and prints the figures.</summary>
+    private static DoubleDefScore Evaluate(DoubleDefModel model, int draws, string directory, TextWriter output, Progress progress)
+    {
+        var score = model.Evaluate(draws);
+        string metrics = Path.Combine(directory, MetricsFile);
+        bool header = !File.Exists(metrics);
+        using (var writer = new StreamWriter(metrics, append: true))
+        using (var csv = new CsvWriter(writer, CultureInfo.InvariantCulture))
+        {
+            if (header)
+            {
+                foreach (var name in new[] { "step", "negative_elbo_per_cell", "poisson_per_cell", "row_kl_per_cell", "column_kl_per_cell", "held_out_log_likelihood_per_cell" })
+                    csv.WriteField(name);
+                csv.NextRecord();
+            }
+            csv.WriteField(model.Step);
+            foreach (var value in new[] { score.Training.NegativeElbo, score.Training.Reconstruction, score.Training.RowKl, score.Training.ColumnKl, score.HeldOutLogLikelihood })
+                csv.WriteField(value.ToString("R", CultureInfo.InvariantCulture));
+            csv.NextRecord();
+        }
+        var eval = new JsonObject
+        {
+            ["step"] = model.Step,
+            ["negative_elbo_per_training_cell"] = score.Training.NegativeElbo,
+            ["poisson_per_training_cell"] = score.Training.Reconstruction,
+            ["row_kl_per_training_cell"] = score.Training.RowKl,
+            ["column_kl_per_training_cell"] = score.Training.ColumnKl,
+            ["held_out_log_likelihood_per_cell"] = double.IsFinite(score.HeldOutLogLikelihood) ? score.HeldOutLogLikelihood : null,
+            ["held_out_cells"] = model.HeldOutCells,
+            ["training_cells"] = model.TrainingCells,
+            ["samples_of_q"] = score.Samples,
+        };
+        AtomicFile.WriteText(Path.Combine(directory, EvalFile), eval.ToJsonString(Json));
+        progress.End();
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"step {model.Step}: −ELBO per training cell {score.Training.NegativeElbo:F4} (Poisson {score.Training.Reconstruction:F4} + KL rows {score.Training.RowKl:F4} + columns {score.Training.ColumnKl:F4}); held-out log-likelihood per cell {score.HeldOutLogLikelihood:F4} ({score.Samples} samples of q)"));
+        return score;
+    }
+
+    private static string SettingsJson(DoubleDefSettings settings, string data) => new JsonObject
+    {
+        ["data"] = Path.GetFullPath(data) is var full && File.Exists(data) ? full : data,
+        ["row_layers"] = settings.RowLayers,
+        ["column_layers"] = settings.ColumnLayers,
+        ["alpha"] = settings.Alpha,
+        ["k"] = settings.Samples,
+        ["lr"] = settings.LearningRate,
+        ["seed"] = settings.Seed,
+        ["held_out"] = settings.HeldOut,
+        ["split_seed"] = settings.SplitSeed,
+    }.ToJsonString(Json);
+
+    private static (DoubleDefSettings Settings, string Data) ReadSettings(string directory)
+    {
+        string path = Path.Combine(directory, SettingsFile);
+        if (!File.Exists(path))
+            throw new DataFormatException(path, $"not found: {directory} is not a double-def run folder (it has no {SettingsFile})");
+        try
+        {
+            var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+            T Get<T>(string name) => json[name] is { } node ? node.GetValue<T>() : throw new DataFormatException(path, $"'{name}' is missing");
+            var settings = new DoubleDefSettings
+            {
+                RowLayers = Get<string>("row_layers"),
+                ColumnLayers = Get<string>("column_layers"),
+                Alpha = Get<double>("alpha"),
+                Samples = Get<int>("k"),
+                LearningRate = Get<double>("lr"),
+                Seed = Get<ulong>("seed"),
+                HeldOut = Get<double>("held_out"),
+                SplitSeed = Get<ulong>("split_seed"),
+            };
+            return (settings, Get<string>("data"));
+        }
+        catch (Exception error) when (error is JsonException or InvalidOperationException or FormatException)
+        {
+            throw new DataFormatException(path, $"not a double-def settings file: {error.Message}");
+        }
+    }
+
+    /// <summary>
+    /// The checkpoint: per side its q table as "{side}.q" [entities, 2T] (ρ_a of each unit, then ρ_m; a = softplus(ρ_a)
+    /// + 0.005, E_q[z] = softplus(ρ_m) + 1e-6) and θ_l as "{side}.theta{l}" [K_{l−1}, K_l] (V_l = softplus(θ_l)), Adam's
+    /// moments as flat tensors, and the step in the metadata.
+    /// </summary>
+    private static void Save(DoubleDefModel model, string path, string data)
+    {
+        var parameters = model.Parameters;
+        var tensors = new List<Tensor>();
+        foreach (var side in model.Layout.Sides)
+        {
+            tensors.Add(new Tensor($"{side.Name}.q", [side.Entities, 2 * side.TotalUnits], parameters.AsSpan((int)side.TableOffset, (int)side.TableLength).ToArray()));
+            for (int l = 1; l < side.Layers; l++)
+                tensors.Add(new Tensor($"{side.Name}.theta{l}", [side.Widths[l - 1], side.Widths[l]],
+                    parameters.AsSpan((int)side.ThetaOffsets[l], side.ThetaLength(l)).ToArray()));
+        }
+        tensors.Add(new Tensor("adam.first_moment", [(int)model.Layout.Count], model.FirstMoment));
+        tensors.Add(new Tensor("adam.second_moment", [(int)model.Layout.Count], model.SecondMoment));
+        SafeTensors.Write(path, tensors, new Dictionary<string, string>
+        {
+            ["format"] = "ilgpu-vae double-def",
+            ["step"] = model.Step.ToString(CultureInfo.InvariantCulture),
+            ["data"] = model.Data.Name,
+        });
+    }
+
+    private static void Restore(DoubleDefModel model, string path)
+    {
+        if (!File.Exists(path))
+            throw new DataFormatException(path, "no checkpoint here to resume from");
+        var (tensors, metadata) = SafeTensors.Read(path);
+        var parameters = new float[model.Layout.Count];
+        Tensor Find(string name) => tensors.TryGetValue(name, out var tensor) ? tensor
+            : throw new DataFormatException(path, $"tensor '{name}' is missing; this checkpoint is not of this run's double DEF");
+        void Place(string name, long offset, long length)
+        {
+            var tensor = Find(name);
+            if (tensor.Data.LongLength != length)
+                throw new DataFormatException(path, $"tensor '{name}' holds {tensor.Data.LongLength} values, but this run's double DEF needs {length} (settings.json and the data must be those it was trained with)");
+            tensor.Data.CopyTo(parameters, offset);
+        }
+        foreach (var side in model.Layout.Sides)
+        {
+            Place($"{side.Name}.q", side.TableOffset, side.TableLength);
+            for (int l = 1; l < side.Layers; l++)
+                Place($"{side.Name}.theta{l}", side.ThetaOffsets[l], side.ThetaLength(l));
+        }
+        if (!metadata.TryGetValue("step", out var stepText) || !long.TryParse(stepText, NumberStyles.Integer, CultureInfo.InvariantCulture, out long step))
+            throw new DataFormatException(path, "the metadata has no step");
+        model.Restore(parameters, Find("adam.first_moment").Data, Find("adam.second_moment").Data, step);
+    }
+}
