@@ -159,6 +159,77 @@ public sealed class CliTests : IDisposable
     }
 
     /// <summary>Width and height from a PNG's IHDR chunk, after checking the signature.</summary>
+    /// <summary>A random 12 × 9 count matrix as CSV, with a header row.</summary>
+    private string WriteCounts()
+    {
+        var random = new Random(4);
+        var lines = new List<string> { string.Join(",", Enumerable.Range(0, 9).Select(i => $"c{i}")) };
+        for (int row = 0; row < 12; row++)
+            lines.Add(string.Join(",", Enumerable.Range(0, 9).Select(_ => random.Next(0, 9))));
+        string path = Path.Combine(directory, "counts.csv");
+        File.WriteAllLines(path, lines);
+        return path;
+    }
+
+    /// <summary>
+    /// double-def end to end: a run on a CSV count matrix writes its settings, checkpoint (the tensors named per side),
+    /// metrics for every evaluation and eval.json; resumed to more steps it continues from the step it stopped at and
+    /// gives what one run of as many steps gives, bit for bit; with no steps left it only evaluates.
+    /// </summary>
+    [Fact]
+    public void DoubleDefTrainsResumesAndEvaluates()
+    {
+        var data = WriteCounts();
+        string[] model = ["--def-layers", "gamma:3,gamma:2", "--column-layers", "gamma:3", "--k", "3", "--eval-every", "2", "--eval-draws", "2", "--accelerator", "cpu"];
+        var whole = Path.Combine(directory, "whole");
+        var (exitCode, output, error) = Run(["double-def", "--data", data, .. model, "--steps", "4", "--out", whole]);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("12 × 9 counts", output);
+        Assert.Contains("held-out log-likelihood per cell", output);
+        var metrics = File.ReadAllLines(Path.Combine(whole, "metrics.csv"));
+        Assert.Equal(3, metrics.Length);
+        Assert.StartsWith("step,negative_elbo_per_cell", metrics[0]);
+        var (tensors, metadata) = IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(whole, "model.safetensors"));
+        Assert.Equal("4", metadata["step"]);
+        Assert.Equal([12, 2 * 5], tensors["rows.q"].Shape);
+        Assert.Equal([3, 2], tensors["rows.theta1"].Shape);
+        Assert.Equal([9, 2 * 3], tensors["columns.q"].Shape);
+        Assert.False(tensors.ContainsKey("columns.theta1"));
+
+        var split = Path.Combine(directory, "split");
+        (exitCode, _, error) = Run(["double-def", "--data", data, .. model, "--steps", "2", "--out", split]);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        (exitCode, output, error) = Run("double-def", "--resume", split, "--steps", "4", "--eval-every", "2", "--eval-draws", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("resumed at step 2", output);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(whole, "model.safetensors")), File.ReadAllBytes(Path.Combine(split, "model.safetensors")));
+        Assert.Equal(File.ReadAllText(Path.Combine(whole, "eval.json")), File.ReadAllText(Path.Combine(split, "eval.json")));
+
+        (exitCode, output, error) = Run("double-def", "--resume", split, "--steps", "4", "--eval-draws", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("step 4: −ELBO per training cell", output);
+    }
+
+    [Theory]
+    [InlineData("--def-layers gamma:3,poisson:2", "--def-layers: the double DEF's layers are gamma")]
+    [InlineData("--column-layers gamma:x", "--column-layers: layer 1's width")]
+    [InlineData("--column-layers gamma:4", "--def-layers starts with 3 units, --column-layers with 4")]
+    [InlineData("--def-shape 0", "--def-shape, the gamma layers' shape α, must be a finite number > 0")]
+    [InlineData("--k 1", "--k must be 2 to 1024")]
+    [InlineData("--held-out 1", "--held-out, the fraction of cells held out")]
+    [InlineData("--steps -1", "--steps must be ≥ 0")]
+    [InlineData("--data nowhere.csv", "nowhere.csv: not a CSV file of counts")]
+    public void DoubleDefRefusesBadSettings(string arguments, string expected)
+    {
+        var given = arguments.Split(' ');
+        var settings = new Dictionary<string, string> { ["--data"] = WriteCounts(), ["--def-layers"] = "gamma:3", ["--steps"] = "1", ["--accelerator"] = "cpu" };
+        settings[given[0]] = given[1];
+        var (exitCode, _, error) = Run(["double-def", "--out", Path.Combine(directory, "bad"), .. settings.SelectMany(pair => new[] { pair.Key, pair.Value })]);
+        Assert.Equal(2, exitCode);
+        Assert.Contains(expected, error);
+        Assert.Single(error.Trim().Split('\n'));
+    }
+
     private static (int Width, int Height) PngSize(string path)
     {
         var bytes = File.ReadAllBytes(path);

@@ -315,6 +315,37 @@ public sealed class GoldenRunTests : IDisposable
             $"{name}: model.safetensors {actual.Item1} (golden {golden.ModelSha256}), eval.json {actual.Item2} (golden {golden.EvalSha256})");
     }
 
+    /// <summary>The double DEF's short runs (it trains on a count matrix, not through train): options, then the hashes of
+    /// model.safetensors and eval.json.</summary>
+    public static readonly IReadOnlyDictionary<string, (string Options, string ModelSha256, string EvalSha256)> DoubleDefRuns =
+        new Dictionary<string, (string, string, string)>
+        {
+            ["double-def"] = ("--def-layers gamma:3,gamma:2 --column-layers gamma:3,gamma:2 --k 3 --steps 8 --eval-every 4 --eval-draws 3",
+                "d03e1ef3348b99d45ed9fbb78f0c1cdcea300191aefd6975110bebfac0f895d8",
+                "45209c4c93e3f585178e064b903cb41e0af5dd34d98ef0cca24265e343917258"),
+            ["double-def-one-layer-k2"] = ("--def-layers gamma:3 --k 2 --def-shape 0.3 --lr 0.05 --held-out 0.25 --steps 8 --eval-every 8 --eval-draws 2",
+                "725acda4f4777f5ad21504d66e55bcde53d4b9f08b114e367b91dc08e9656dd4",
+                "b5824635991c4c32ea1edf97092cc4136eb12e0316134736f6333cde1306993a"),
+        };
+
+    public static TheoryData<string> DoubleDefRunNames => new(DoubleDefRuns.Keys);
+
+    [Theory]
+    [MemberData(nameof(DoubleDefRunNames))]
+    public void DoubleDefShortRunKeepsItsGoldenHashes(string name)
+    {
+        var golden = DoubleDefRuns[name];
+        // 11 × 7 counts from 0 to 9, the same on every call.
+        var random = new Random(20261203);
+        string data = Path.Combine(directory, "counts.csv");
+        File.WriteAllLines(data, Enumerable.Range(0, 11).Select(_ => string.Join(",", Enumerable.Range(0, 7).Select(_ => random.Next(10)))));
+        var run = Path.Combine(directory, name);
+        Run($"double-def --data {data} --accelerator cpu --out {run} {golden.Options}");
+        var actual = (Sha256(Path.Combine(run, "model.safetensors")), Sha256(Path.Combine(run, "eval.json")));
+        Assert.True((golden.ModelSha256, golden.EvalSha256) == actual,
+            $"{name}: model.safetensors {actual.Item1} (golden {golden.ModelSha256}), eval.json {actual.Item2} (golden {golden.EvalSha256})");
+    }
+
     /// <summary>A run folder saved before the rebuild opens, evaluates to the golden eval.json, and resumes.</summary>
     [Theory]
     [MemberData(nameof(SavedRunNames))]
