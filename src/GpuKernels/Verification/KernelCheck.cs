@@ -87,6 +87,9 @@ public sealed class KernelCheck(KernelSet kernels)
         foreach (var (examples, samples) in new[] { (128, 1), (33, 4) })
             foreach (var result in GammaUnits(examples, 100, 55, samples))
                 yield return result;
+        foreach (var (rows, columns, units, samples) in new[] { (128, 784, 20, 4), (33, 7, 1, 2) })
+            foreach (var result in PoissonMatrixTerms(rows, columns, units, samples))
+                yield return result;
         foreach (var kind in new[] { DefUnitKind.Poisson, DefUnitKind.Bernoulli })
             foreach (var (examples, samples) in new[] { (128, 1), (33, 4) })
                 foreach (var result in DiscreteDefUnits(kind, examples, 200, 40, samples))
@@ -592,6 +595,49 @@ public sealed class KernelCheck(KernelSet kernels)
     /// <summary>The deep exponential family's gamma layer (its units after 55 others of the model's): the draws, log q
     /// and the score, the layer's prior terms, the Bernoulli–Poisson and Poisson terms on 784 pixels and the score-function gradient,
     /// against the double references from the same Philox key (the tolerances of DeepExponentialTests).</summary>
+    /// <summary>The double DEF's Poisson terms: row and column sums over the training cells and the held-out log-sum
+    /// (tolerances as in DoubleDefTests: sums to 1e-5 of Σ|term| plus 1e-3; the log-sum to 1e-5 relative, 2e-3 absolute).</summary>
+    private IEnumerable<CheckResult> PoissonMatrixTerms(int rows, int columns, int units, int samples)
+    {
+        var shape = new MatrixShape(rows, columns, units, samples);
+        var random = new Random(rows + columns * 3 + units);
+        var z = Uniform(random, rows * samples * units, 0, 2);
+        var w = Uniform(random, columns * samples * units, 0, 2);
+        var counts = Enumerable.Range(0, rows * columns).Select(_ => random.NextDouble() < 0.5 ? 0.0 : random.Next(1, 30)).ToArray();
+        var observed = Enumerable.Range(0, rows * columns).Select(_ => random.NextDouble() >= 0.1).ToArray();
+        var (rowLoss, columnLoss) = Reference.PoissonMatrixReference.NegativeLogLikelihood(z, w, counts, observed, shape);
+        var logSum = Reference.PoissonMatrixReference.HeldOutLogSum(z, w, counts, observed, shape);
+        var rowScale = new double[rows * samples];
+        var columnScale = new double[columns * samples];
+        for (int u = 0; u < rows; u++)
+            for (int i = 0; i < columns; i++)
+                for (int s = 0; s < samples && observed[u * columns + i]; s++)
+                {
+                    double rate = Reference.PoissonMatrixReference.Rate(z, w, u * samples + s, i * samples + s, units), y = counts[u * columns + i];
+                    double magnitude = rate + Math.Abs(y * Math.Log(rate)) + Reference.DistributionReference.LogGamma(y + 1);
+                    rowScale[u * samples + s] += magnitude;
+                    columnScale[i * samples + s] += magnitude;
+                }
+        var accelerator = kernels.Accelerator;
+        using var zBuffer = accelerator.Allocate1D(ToFloat(z));
+        using var wBuffer = accelerator.Allocate1D(ToFloat(w));
+        using var countBuffer = accelerator.Allocate1D(ToFloat(counts));
+        using var observedBuffer = accelerator.Allocate1D(observed.Select(cell => cell ? 1f : 0f).ToArray());
+        using var rowBuffer = accelerator.Allocate1D<float>(rows * samples);
+        using var columnBuffer = accelerator.Allocate1D<float>(columns * samples);
+        using var logSumBuffer = accelerator.Allocate1D<float>(rows * columns);
+        kernels.RowNegativeLogLikelihood(zBuffer.View, wBuffer.View, countBuffer.View, observedBuffer.View, rowBuffer.View, shape);
+        kernels.ColumnNegativeLogLikelihood(zBuffer.View, wBuffer.View, countBuffer.View, observedBuffer.View, columnBuffer.View, shape);
+        kernels.HeldOutLogLikelihood(zBuffer.View, wBuffer.View, countBuffer.View, observedBuffer.View, logSumBuffer.View, shape, first: true);
+        string label = $"{rows}x{columns} K={units} k={samples}";
+        yield return Compare("Poisson matrix row sums", label, rowLoss, rowBuffer.GetAsArray1D(), 1e-5, 1e-3, rowScale);
+        yield return Compare("Poisson matrix column sums", label, columnLoss, columnBuffer.GetAsArray1D(), 1e-5, 1e-3, columnScale);
+        var held = Enumerable.Range(0, rows * columns).Where(cell => !observed[cell]).ToArray();
+        var actualLogSum = logSumBuffer.GetAsArray1D();
+        yield return Compare("Poisson matrix held-out log-sum", label, held.Select(cell => logSum[cell]).ToArray(), held.Select(cell => actualLogSum[cell]).ToArray(),
+            1e-5, 2e-3);
+    }
+
     private IEnumerable<CheckResult> GammaUnits(int batch, int units, int before, int samples)
     {
         int rows = batch * samples, total = before + units, pixels = 784;
