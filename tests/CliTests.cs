@@ -195,6 +195,8 @@ public sealed class CliTests : IDisposable
         Assert.Equal([3, 2], tensors["rows.theta1"].Shape);
         Assert.Equal([9, 2 * 3], tensors["columns.q"].Shape);
         Assert.False(tensors.ContainsKey("columns.theta1"));
+        // 9 columns are a 3×3 image: each of the column DEF's 3 units drawn at 4× (12×12) in a row of 10.
+        Assert.Equal((10 * 14 + 2, 14 + 2), PngSize(Path.Combine(whole, "components.png")));
 
         var split = Path.Combine(directory, "split");
         (exitCode, _, error) = Run(["double-def", "--data", data, .. model, "--steps", "2", "--out", split]);

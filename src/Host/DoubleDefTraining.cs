@@ -30,7 +30,8 @@ public sealed record DoubleDefOptions
 /// </summary>
 public static class DoubleDefTraining
 {
-    public const string SettingsFile = "settings.json", CheckpointFile = "model.safetensors", MetricsFile = "metrics.csv", EvalFile = "eval.json";
+    public const string SettingsFile = "settings.json", CheckpointFile = "model.safetensors", MetricsFile = "metrics.csv", EvalFile = "eval.json",
+        ComponentsFile = "components.png";
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
@@ -150,10 +151,50 @@ public static class DoubleDefTraining
             ["samples_of_q"] = score.Samples,
         };
         AtomicFile.WriteText(Path.Combine(directory, EvalFile), eval.ToJsonString(Json));
+        WriteComponents(model, Path.Combine(directory, ComponentsFile));
         progress.End();
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"step {model.Step}: −ELBO per training cell {score.Training.NegativeElbo:F4} (Poisson {score.Training.Reconstruction:F4} + KL rows {score.Training.RowKl:F4} + columns {score.Training.ColumnKl:F4}); held-out log-likelihood per cell {score.HeldOutLogLikelihood:F4} ({score.Samples} samples of q)"));
         return score;
+    }
+
+    /// <summary>How many times larger than a cell each cell of components.png is drawn (8×8 digits → 32×32).</summary>
+    private const int ComponentZoom = 4;
+
+    /// <summary>
+    /// When the columns are the cells of a square image (the digits' 8×8), components.png draws every unit of the column
+    /// DEF as an image over the columns, E_q[w_{i,j}] at column i, scaled to its own largest value: the bottom layer
+    /// first, in order of the counts it carries (Σ_u E z_{u,j} · Σ_i E w_{i,j}), then each layer above on new rows, in
+    /// order of Σ_i E w_{i,j}. Other matrices get no picture.
+    /// </summary>
+    private static void WriteComponents(DoubleDefModel model, string path)
+    {
+        int columns = model.Data.Columns, side = (int)Math.Round(Math.Sqrt(columns));
+        if (side * side != columns || side < 2)
+            return;
+        var rowMeans = model.PosteriorMeans(model.Layout.Rows)[0];
+        var columnMeans = model.PosteriorMeans(model.Layout.Columns);
+        int units = model.Layout.Columns.Widths[0], rows = model.Data.Rows, perRow = Math.Max(units, 10);
+        var tiles = new List<float[]>();
+        for (int l = 0; l < columnMeans.Length; l++)
+        {
+            int width = model.Layout.Columns.Widths[l];
+            double Mass(int j) => Enumerable.Range(0, columns).Sum(i => columnMeans[l][i * width + j])
+                                  * (l == 0 ? Enumerable.Range(0, rows).Sum(u => rowMeans[u * units + j]) : 1);
+            foreach (int j in Enumerable.Range(0, width).OrderByDescending(Mass))
+            {
+                var image = Enumerable.Range(0, columns).Select(i => columnMeans[l][i * width + j]).ToArray();
+                double largest = image.Max();
+                var tile = new float[columns * ComponentZoom * ComponentZoom];
+                for (int y = 0; y < side * ComponentZoom; y++)
+                    for (int x = 0; x < side * ComponentZoom; x++)
+                        tile[y * side * ComponentZoom + x] = (float)(image[y / ComponentZoom * side + x / ComponentZoom] / largest);
+                tiles.Add(tile);
+            }
+            while (tiles.Count % perRow != 0)
+                tiles.Add(new float[columns * ComponentZoom * ComponentZoom]);
+        }
+        Images.WriteGrid(path, tiles, side * ComponentZoom, side * ComponentZoom, perRow);
     }
 
     private static string SettingsJson(DoubleDefSettings settings, string data) => new JsonObject

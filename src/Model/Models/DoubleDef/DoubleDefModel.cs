@@ -229,6 +229,20 @@ public sealed class DoubleDefModel : IDisposable
     public float[] FirstMoment => workspace.Floats(ModelBuffers.FirstMoment).GetAsArray1D();
     public float[] SecondMoment => workspace.Floats(ModelBuffers.SecondMoment).GetAsArray1D();
 
+    /// <summary>E_q of every unit of one side, per layer [entities, K_l]: q's means softplus(ρ_m) + 1e-6.</summary>
+    public double[][] PosteriorMeans(DoubleDefSide side)
+    {
+        var parameters = Parameters;
+        return Enumerable.Range(0, side.Layers).Select(l =>
+        {
+            var means = new double[side.Entities * side.Widths[l]];
+            for (int e = 0; e < side.Entities; e++)
+                for (int j = 0; j < side.Widths[l]; j++)
+                    means[e * side.Widths[l] + j] = DeepExponential.Mean(parameters[side.TableOffset + (long)e * 2 * side.TotalUnits + side.TotalUnits + side.Offsets[l] + j]);
+            return means;
+        }).ToArray();
+    }
+
     /// <summary>Puts a checkpoint's state back: parameters, Adam's moments (null: zeros) and the steps taken.</summary>
     public void Restore(float[] parameters, float[]? firstMoment, float[]? secondMoment, long step)
     {
