@@ -17,8 +17,8 @@ public sealed class CheckpointTests : IDisposable
 
     /// <summary>Every model's checkpoint tensors hold each parameter exactly once (weights, biases and batch-norm
     /// state; not the padding between layers), with its settings that change the stats layers' shapes: the rank-one
-    /// covariance (where only posteriors' stats split into three), flows on either base, two layers, deeper ladders,
-    /// private latents, learned priors and marginals, an inverse-flow r.</summary>
+    /// covariance (where only posteriors' stats split into three), flows on either base (and none where a model has steps
+    /// by default), two layers, deeper ladders, private latents, learned priors and marginals, an inverse-flow r.</summary>
     [Fact]
     public void CheckpointTensorsHoldEveryParameterOnce()
     {
@@ -29,7 +29,7 @@ public sealed class CheckpointTests : IDisposable
             foreach (var covariance in new[] { CovarianceKind.Diagonal, CovarianceKind.RankOne })
             {
                 var config = small with { Covariance = covariance };
-                variants.AddRange([config, config with { FlowLength = 2 }, config with { StochasticLayers = 2 }, config with { LadderLayers = 3 },
+                variants.AddRange([config, config with { FlowLength = 2 }, config with { FlowLength = 0 }, config with { StochasticLayers = 2 }, config with { LadderLayers = 3 },
                     config with { PrivateLatent = 2 }, config with { Prior = PriorKind.Mixture, PriorComponents = 3 }, config with { Prior = PriorKind.Vamp, PriorComponents = 2 },
                     config with { FlowLength = 1, AuxiliaryFlowLength = 2 }, config with { Anchors = 1 }]);
             }

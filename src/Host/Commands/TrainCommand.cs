@@ -102,7 +102,7 @@ internal static class TrainCommand
                 GaussianVariance = Pick(variance, config.GaussianVariance),
                 Activation = Pick(activation, config.Activation),
                 // A model's flow steps unless a preset gives some (--flow-length, applied next, wins over both).
-                FlowLength = config.FlowLength == 0 ? chosenModel.DefaultFlowLength ?? 0 : config.FlowLength,
+                FlowLength = chosenModel.FlowLengthOrDefault(config.FlowLength),
             };
             config = ApplyCatalogOptions(parse, modelOptions, chosenModel, config);
             options = options with

@@ -115,7 +115,13 @@ public sealed record ModelSpec(ModelKind Kind, string Name, string Help)
         Samples = DefaultSamples ?? config.Samples,
         StochasticLayers = Math.Max(DefaultStochasticLayers, config.StochasticLayers),
         BatchNorm = DefaultBatchNorm || config.BatchNorm,
+        FlowLength = FlowLengthOrDefault(config.FlowLength),
     };
+
+    /// <summary>The flow steps a config of this model has: <paramref name="flowLength"/> where steps were given, else the
+    /// model's own <see cref="DefaultFlowLength"/> (the Bernoulli HVM's two: without steps its q(z|x) is mean-field
+    /// again). What train, bench and check all build from; an explicit --flow-length, applied after, wins.</summary>
+    public int FlowLengthOrDefault(int flowLength) => flowLength == 0 ? DefaultFlowLength ?? 0 : flowLength;
 
     /// <summary>The latent width it trains with unless one is given (null: the config's).</summary>
     public int? DefaultLatent { get; init; }

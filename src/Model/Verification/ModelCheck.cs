@@ -52,8 +52,9 @@ public sealed class ModelCheck(KernelSet kernels)
                 yield return Gradient(spec, SmallConfig(spec) with { Covariance = CovarianceKind.RankOne, StochasticLayers = 2 });
             if (spec.Declares(nameof(VaeConfig.PrivateLatent)))
                 yield return Gradient(spec, SmallConfig(spec) with { PrivateLatent = 2 });
+            // Flow steps where the model has none unless given; none where it has some by default.
             if (spec.Declares(nameof(VaeConfig.FlowLength)))
-                yield return Gradient(spec, SmallConfig(spec) with { FlowLength = 2 });
+                yield return Gradient(spec, SmallConfig(spec) with { FlowLength = spec.DefaultFlowLength is null ? 2 : 0 });
             // A flow on a rank-one base.
             if (spec.Declares(nameof(VaeConfig.FlowLength)) && spec.Declares(nameof(VaeConfig.Covariance)))
                 yield return Gradient(spec, SmallConfig(spec) with { FlowLength = 2, Covariance = CovarianceKind.RankOne });
@@ -149,8 +150,8 @@ public sealed class ModelCheck(KernelSet kernels)
             parts.Add("rank1");
         if (config.PrivateLatent > 0)
             parts.Add("private");
-        if (config.FlowLength > 0)
-            parts.Add("flow");
+        if (config.FlowLength != (config.Spec.DefaultFlowLength ?? 0))
+            parts.Add(config.FlowLength > 0 ? "flow" : "no flow");
         if (config.Anchors > 0)
             parts.Add($"{config.Anchors} anchors");
         if (config.Prior != PriorKind.Standard)
