@@ -113,11 +113,8 @@ public sealed class HvmFamily : OneLayerFamily
     public override void Plan(WorkspacePlan plan, VaeConfig config, ParameterLayout layout, long batch, long rows)
     {
         base.Plan(plan, config, layout, batch, rows);
-        if (config.FlowLength == 0)
-            plan.Floats(PlanarFlowLatent.States, 1); // the flow kernels take the buffer even with no steps
-        foreach (var name in new[] { HvmLatent.Lambda, HvmLatent.LambdaEpsilon, HvmLatent.AuxiliaryInputGradient, HvmLatent.LambdaGradient })
-            plan.Floats(name, rows * config.Latent);
-        plan.Floats(HvmLatent.FlowKl, rows);
+        PlanLambda(plan, config, rows);
+        plan.Floats(HvmLatent.AuxiliaryInputGradient, rows * config.Latent);
         if (config.AuxiliaryFlowLength > 0)
         {
             plan.Floats(HvmLatent.FlowedLambda, rows * config.Latent);
@@ -125,6 +122,18 @@ public sealed class HvmFamily : OneLayerFamily
             plan.Floats(HvmLatent.AuxiliaryStates, rows * config.AuxiliaryFlowLength * config.Latent);
             plan.Floats(HvmLatent.AuxiliaryTerm, rows);
         }
+    }
+
+    /// <summary>What both HVMs plan for λ ~ q(λ|x): λ, its ε and gradient per row, log q(λ|x) − log N(λ; 0, I) per
+    /// row, the flow's states (a one-element stand-in without steps: the flow kernels take the buffer even then),
+    /// and the row [1] that a layer of the auxiliary block reads (log τ², or the Bernoulli prior's logits).</summary>
+    public static void PlanLambda(WorkspacePlan plan, VaeConfig config, long rows)
+    {
+        if (config.FlowLength == 0)
+            plan.Floats(PlanarFlowLatent.States, 1);
+        foreach (var name in new[] { HvmLatent.Lambda, HvmLatent.LambdaEpsilon, HvmLatent.LambdaGradient })
+            plan.Floats(name, rows * config.Latent);
+        plan.Floats(HvmLatent.FlowKl, rows);
         plan.Floats(LearnedPrior.OneHotRows, 1);
     }
 

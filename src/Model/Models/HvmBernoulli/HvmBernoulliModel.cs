@@ -24,22 +24,20 @@ namespace IlgpuVae.Model.Models.HvmBernoulli;
 /// NVIL's baseline network and running mean but not divided by its running deviation (that would rescale the
 /// score-function part against the pathwise one); the flow's backward pass carries it to the encoder.
 /// </summary>
-public sealed class HvmBernoulliLatent : BinaryUnitsLatent
+public sealed class HvmBernoulliLatent : FactorisedPriorUnits
 {
     /// <summary>log q(z|λ) per row, log q(λ|x) − log r(λ|z, x) per row (less the 2π terms that cancel), and r's input
     /// [z | x] per row.</summary>
     public const string LogQ = "hvm_bernoulli.log_q", SharedKl = "hvm_bernoulli.shared_kl", AuxiliaryInput = "hvm_bernoulli.r_input";
 
-    public HvmBernoulliLatent(ModelParts parts) : base(parts, "the Bernoulli hierarchical variational model", normaliseSignal: false) =>
-        // The prior's layer reads the single row [1].
-        Floats(LearnedPrior.OneHotRows, 1).CopyFromCPU(new[] { 1f });
+    public HvmBernoulliLatent(ModelParts parts) : base(parts, "the Bernoulli hierarchical variational model", normaliseSignal: false)
+    {
+    }
 
-    private int PriorLayer => Layout.AuxiliaryStart;
+    protected override int PriorLayer => Layout.AuxiliaryStart;
     private int AuxiliaryTop => Nvil.MomentsLayer(Layout) - 1;
     private FlowShape Shape(int samples) => Config.PosteriorFlow(samples);
     private FlowShape AuxiliaryShape => new(Units, Config.AuxiliaryFlowLength, 1);
-    private ArrayView<float> OneRow => Floats(LearnedPrior.OneHotRows, 1);
-    private ArrayView<float> PriorLogits => Stack.Output(PriorLayer, 1);
     private ArrayView<float> Statistics(int batch) => Stack.Output(StatisticsLayer, batch);
     private ArrayView<float> Rows(string name, int rows) => Floats(name, (long)rows * Units);
     private ArrayView<float> States(int rows) => Floats(PlanarFlowLatent.States, Math.Max(1, (long)rows * Config.FlowLength * Units));
@@ -48,7 +46,7 @@ public sealed class HvmBernoulliLatent : BinaryUnitsLatent
     public override ArrayView<float> Sample(int batch, int samples, DrawKey key)
     {
         int rows = batch * samples;
-        Stack.Forward(PriorLayer, PriorLayer + 1, OneRow, 1);
+        PriorForward();
         Kernels.PlanarFlowForward(Statistics(batch), Rows(HvmLatent.Lambda, rows), Rows(HvmLatent.LambdaEpsilon, rows), States(rows),
             Floats(HvmLatent.FlowKl, rows), rows, Shape(samples), key);
         // z ~ Bernoulli(σ(λ)) per row, on the HVM's stream, keyed by row as the second layers' draws are.
@@ -74,8 +72,7 @@ public sealed class HvmBernoulliLatent : BinaryUnitsLatent
     {
         int rows = batch * samples;
         float weight = beta / rows;
-        Kernels.BinaryPriorGradient(PriorLogits, Codes(rows), Stack.Gradient(PriorLayer, 1), rows, weight);
-        Stack.Backward(PriorLayer, PriorLayer + 1, 1, OneRow, Kernels.None);
+        PriorBackward(Codes(rows), rows, weight);
         Kernels.HvmInverseFlowBackward(Stack.Output(AuxiliaryTop, rows), AuxiliaryStates(rows), Rows(HvmLatent.FlowedLambda, rows),
             Stack.Gradient(AuxiliaryTop, rows), Rows(HvmLatent.LambdaGradientFromR, rows), rows, AuxiliaryShape, weight);
         // r reads the discrete z and the data: nothing flows back to either.
@@ -109,9 +106,6 @@ public sealed class HvmBernoulliLatent : BinaryUnitsLatent
         var (lambda, _) = PlanarFlowReference.Forward(statistics, new double[batch * Units], batch, Config.PosteriorFlow(1));
         return lambda.Select(value => (float)BinaryLatentReference.Sigmoid(value)).ToArray();
     }
-
-    /// <summary><paramref name="count"/> codes z ~ p(z).</summary>
-    public float[] PriorCodes(int count, ulong seed) => FactorisedPriorCodes(PriorLayer, OneRow, count, seed);
 }
 
 /// <summary>The Bernoulli HVM's model: the one-layer model with <see cref="HvmBernoulliLatent"/>, whose prior draws
@@ -135,17 +129,15 @@ public sealed class HvmBernoulliFamily : OneLayerFamily
     public override void Plan(WorkspacePlan plan, VaeConfig config, ParameterLayout layout, long batch, long rows)
     {
         base.Plan(plan, config, layout, batch, rows);
-        if (config.FlowLength == 0)
-            plan.Floats(PlanarFlowLatent.States, 1); // the flow kernels take the buffer even with no steps
-        foreach (var name in new[] { HvmLatent.Lambda, HvmLatent.LambdaEpsilon, HvmLatent.LambdaGradient, HvmLatent.FlowedLambda, HvmLatent.LambdaGradientFromR })
-            plan.Floats(name, rows * config.Latent);
+        HvmFamily.PlanLambda(plan, config, rows);
+        // r's inverse-flow buffers whether or not it has steps: its kernels run either way.
+        plan.Floats(HvmLatent.FlowedLambda, rows * config.Latent);
+        plan.Floats(HvmLatent.LambdaGradientFromR, rows * config.Latent);
         plan.Floats(HvmLatent.AuxiliaryStates, Math.Max(1, rows * config.AuxiliaryFlowLength * config.Latent));
-        plan.Floats(HvmLatent.FlowKl, rows);
         plan.Floats(HvmLatent.AuxiliaryTerm, rows);
         plan.Floats(HvmBernoulliLatent.LogQ, rows);
         plan.Floats(HvmBernoulliLatent.SharedKl, rows);
         plan.Floats(HvmBernoulliLatent.AuxiliaryInput, rows * (config.Latent + config.EncoderInputs));
-        plan.Floats(LearnedPrior.OneHotRows, 1);
         Nvil.Plan(plan, rows);
     }
 

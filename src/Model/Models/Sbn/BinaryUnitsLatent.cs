@@ -114,21 +114,6 @@ public abstract class BinaryUnitsLatent : ILatent
         return true;
     }
 
-    /// <summary><paramref name="count"/> codes h ~ p(h) from a factorised prior whose logits c are layer
-    /// <paramref name="priorLayer"/>'s output on the row [1] (<paramref name="oneRow"/>): element i is 1 when Philox
-    /// (seed, Sample, 0, i) &lt; σ(c_j).</summary>
-    protected float[] FactorisedPriorCodes(int priorLayer, ArrayView<float> oneRow, int count, ulong seed)
-    {
-        Stack.Forward(priorLayer, priorLayer + 1, oneRow, 1);
-        Kernels.Synchronize();
-        var priorLogits = ArrayViewExtensions.GetAsArray1D<float>(Stack.Output(priorLayer, 1));
-        int units = priorLogits.Length;
-        var codes = new float[count * units];
-        for (int i = 0; i < codes.Length; i++)
-            codes[i] = Philox.Uniform(seed, Philox.Streams.Sample, 0, i) < BinaryLatent.Probability(priorLogits[i % units]) ? 1f : 0f;
-        return codes;
-    }
-
     /// <summary>The probabilities σ(a_j) of an encoder's logits; no variance.</summary>
     public (float[] Mu, float[] LogVariance) Split(float[] statistics, int batch) =>
         (statistics.Select(BinaryLatent.Probability).ToArray(), []);

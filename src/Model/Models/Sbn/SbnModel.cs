@@ -17,19 +17,17 @@ namespace IlgpuVae.Model.Models.Sbn;
 /// score-function estimate from the learning signal l = −(rec + β·KL) per row, centred by <see cref="Nvil"/>.
 /// The decoder's, the prior network's and the prior's gradients are exact for the drawn units.
 /// </summary>
-public sealed class BernoulliLatent : BinaryUnitsLatent
+public sealed class BernoulliLatent : FactorisedPriorUnits
 {
     /// <summary>log q of h1 per row; with two layers h2, log q(h2|h1) and the second KL term per row.</summary>
     public const string LogQ = "sbn.log_q", H2 = "sbn.h2", LogQ2 = "sbn.log_q2", Kl2 = "sbn.kl2";
 
-    public BernoulliLatent(ModelParts parts) : base(parts, "the sigmoid belief network") =>
-        // The prior's layer reads the single row [1].
-        Floats(LearnedPrior.OneHotRows, 1).CopyFromCPU(new[] { 1f });
+    public BernoulliLatent(ModelParts parts) : base(parts, "the sigmoid belief network")
+    {
+    }
 
     private int Units2 => Config.Latent2;
-    private int PriorLayer => SbnFamily.PriorLayer(Layout);
-    private ArrayView<float> OneRow => Floats(LearnedPrior.OneHotRows, 1);
-    private ArrayView<float> PriorLogits => Stack.Output(PriorLayer, 1);
+    protected override int PriorLayer => SbnFamily.PriorLayer(Layout);
     private ArrayView<float> Logits(int batch) => Stack.Output(StatisticsLayer, batch);
 
     /// <summary>q(h2|h1)'s logits per row (the second encoder's output) and p(h1|h2)'s (the prior network's).</summary>
@@ -41,7 +39,7 @@ public sealed class BernoulliLatent : BinaryUnitsLatent
     public override ArrayView<float> Sample(int batch, int samples, DrawKey key)
     {
         int rows = batch * samples;
-        Stack.Forward(PriorLayer, PriorLayer + 1, OneRow, 1);
+        PriorForward();
         Kernels.BinaryLatentSample(Logits(batch), Codes(rows), Floats(LogQ, rows), Units, samples, key);
         if (!TwoLayers)
         {
@@ -63,8 +61,7 @@ public sealed class BernoulliLatent : BinaryUnitsLatent
     protected override void UnitGradients(int batch, int samples, float beta, ArrayView<float> centred)
     {
         int rows = batch * samples;
-        Kernels.BinaryPriorGradient(PriorLogits, Top(rows), Stack.Gradient(PriorLayer, 1), rows, beta / rows);
-        Stack.Backward(PriorLayer, PriorLayer + 1, 1, OneRow, Kernels.None);
+        PriorBackward(Top(rows), rows, beta / rows);
         if (TwoLayers)
         {
             Kernels.BinaryPriorRowGradient(PriorNetworkLogits(rows), Codes(rows), Stack.Gradient(Layout.DecoderStart - 1, rows), beta / rows);
@@ -84,9 +81,6 @@ public sealed class BernoulliLatent : BinaryUnitsLatent
         Kernels.Synchronize();
         Codes(batch).CopyFromCPU(Split(ArrayViewExtensions.GetAsArray1D<float>(PriorNetworkLogits(batch)), batch).Mu);
     }
-
-    /// <summary><paramref name="count"/> top-layer codes h ~ p(h) (see <see cref="BinaryUnitsLatent.FactorisedPriorCodes"/>).</summary>
-    public float[] PriorCodes(int count, ulong seed) => FactorisedPriorCodes(PriorLayer, OneRow, count, seed);
 }
 
 /// <summary>The sigmoid belief network's model: the one-layer model with <see cref="BernoulliLatent"/>, whose prior
