@@ -100,14 +100,17 @@ public static class HvmReference
     }
 
     /// <summary>With Bernoulli factors q(z_k|λ_k) = Bernoulli(σ(λ_k)) and a factorised prior of logits c, per row:
-    /// log q(λ|x) + log q(z|λ) − log p(z) − log r(λ|z), with log q(λ|x) = flowKl + log N(λ; 0, I).</summary>
-    public static double[] BernoulliKl(double[] flowKl, double[] lambda, double[] z, double[] priorLogits, double[] logR, int rows, int latent) =>
-        Enumerable.Range(0, rows).Select(row => flowKl[row] - logR[row] + Enumerable.Range(0, latent).Sum(k =>
-        {
-            int at = row * latent + k;
-            return LogNormal(lambda[at], 0, 0) + DistributionReference.BernoulliLogDensity(z[at], lambda[at])
-                - DistributionReference.BernoulliLogDensity(z[at], priorLogits[k]);
-        })).ToArray();
+    /// the KL term log q(λ|x) + log q(z|λ) − log p(z) − log r(λ|z), with log q(λ|x) = flowKl + log N(λ; 0, I), and its
+    /// shared part log q(λ|x) − log r(λ|z), what every unit's signal holds (each adds its own log q(z_k|λ_k) − log p(z_k)).</summary>
+    public static (double[] Kl, double[] Shared) BernoulliKl(double[] flowKl, double[] lambda, double[] z, double[] priorLogits, double[] logR, int rows,
+        int latent)
+    {
+        var shared = Enumerable.Range(0, rows).Select(row => flowKl[row] - logR[row] + Enumerable.Range(row * latent, latent).Sum(at => LogNormal(lambda[at], 0, 0)))
+            .ToArray();
+        var kl = shared.Select((value, row) => value + Enumerable.Range(row * latent, latent).Sum(at =>
+            DistributionReference.BernoulliLogDensity(z[at], lambda[at]) - DistributionReference.BernoulliLogDensity(z[at], priorLogits[at % latent]))).ToArray();
+        return (kl, shared);
+    }
 
     /// <summary>
     /// The gradient of λ with Bernoulli factors: weight·∂/∂λ of (the row's term − flowKl) at the drawn z, i.e.

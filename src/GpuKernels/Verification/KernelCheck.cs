@@ -223,11 +223,12 @@ public sealed class KernelCheck(KernelSet kernels)
         kernels.HvmBernoulliKl(flowKlBuffer.View, lambdaBuffer.View, rTerm.View, kl.View, shared.View, rows, latent);
         kernels.HvmBernoulliLambdaGradient(lambdaBuffer.View, z.View, priorBuffer.View, fromRBuffer.View, centredBuffer.View, dLambda.View, latent, beta, weight, scale);
         var drawn = ToDouble(z.GetAsArray1D());
-        var expectedKl = HvmReference.BernoulliKl(flowKl, lambda, drawn, priorLogits, HvmReference.AuxiliaryLogDensity(lambda, rStats, rows, shape), rows, latent);
+        var (expectedKl, expectedShared) = HvmReference.BernoulliKl(flowKl, lambda, drawn, priorLogits, HvmReference.AuxiliaryLogDensity(lambda, rStats, rows, shape), rows, latent);
         var expectedDLambda = HvmReference.BernoulliLambdaGradient(lambda, drawn, priorLogits, dLambdaFromR, centred, latent, beta, weight, scale);
         string label = $"{rows}x{latent}";
         // As in the tests: 5e-5 for K-term sums.
         yield return Compare("Bernoulli HVM KL", label, expectedKl, kl.GetAsArray1D(), 5e-5, 5e-5 * latent);
+        yield return Compare("Bernoulli HVM shared KL", label, expectedShared, shared.GetAsArray1D(), 5e-5, 5e-5 * latent);
         yield return Compare("Bernoulli HVM λ gradient", label, expectedDLambda, dLambda.GetAsArray1D(), 5e-5, 5e-5 * expectedDLambda.Max(Math.Abs));
     }
 

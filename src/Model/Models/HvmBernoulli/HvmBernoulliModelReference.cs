@@ -26,7 +26,7 @@ public sealed class HvmBernoulliModelReference : ReferenceModel
     private static FlowShape AuxiliaryShape(VaeConfig config) => new(config.Latent, config.AuxiliaryFlowLength, 1);
 
     private sealed record Pass(ReferenceLayers Layers, double[] RepeatedStats, double[] Lambda, double[] PriorLogits, double[] Z, double[] RStats,
-        double[] Kl, double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
+        double[] Kl, double[] Shared, double[] ReconstructionPerRow, double[] ReconstructionGradient, int Rows);
 
     private static Pass Forward(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch, bool training)
     {
@@ -43,10 +43,10 @@ public sealed class HvmBernoulliModelReference : ReferenceModel
             .ToArray();
         var rStats = layers.Run(prior + 1, Nvil.MomentsLayer(layout), rInput, rows);
         var logR = HvmReference.AuxiliaryLogDensity(lambda, rStats, rows, AuxiliaryShape(config));
-        var kl = HvmReference.BernoulliKl(flowKl, lambda, z, priorLogits, logR, rows, latent);
+        var (kl, shared) = HvmReference.BernoulliKl(flowKl, lambda, z, priorLogits, logR, rows, latent);
         var output = layers.Run(layout.DecoderStart, layout.DecoderEnd, z, rows);
         var (reconstruction, dOutput) = LossReference.Reconstruction(config.Likelihood, target, output, rows, config.InputSize, config.GaussianVariance, 1.0);
-        return new Pass(layers, repeated, lambda, priorLogits, z, rStats, kl, reconstruction, dOutput, rows);
+        return new Pass(layers, repeated, lambda, priorLogits, z, rStats, kl, shared, reconstruction, dOutput, rows);
     }
 
     public override double[] LogWeights(VaeConfig config, double[] parameters, double[] x, double[] epsilon, int batch)
@@ -65,11 +65,8 @@ public sealed class HvmBernoulliModelReference : ReferenceModel
         double weight = beta / rows;
         var gradient = new double[layout.Count];
         layers.Backward(layout.DecoderStart, layout.DecoderEnd, pass.ReconstructionGradient.Select(value => value / rows).ToArray(), rows, gradient);
-        // NVIL centres −(rec + β·shared), shared = the KL term less the units' own log q(z_k|λ_k) − log p(z_k); each unit
-        // adds its own.
-        var shared = pass.Kl.Select((kl, row) => kl - Enumerable.Range(row * latent, latent).Sum(at =>
-            DistributionReference.BernoulliLogDensity(pass.Z[at], pass.Lambda[at]) - DistributionReference.BernoulliLogDensity(pass.Z[at], pass.PriorLogits[at % latent]))).ToArray();
-        var (centred, baselineObjective, baselineFrom, moments) = NvilReference.Center(layers, config, parameters, x, pass.ReconstructionPerRow, shared,
+        // NVIL centres −(rec + β·shared), shared = log q(λ|x) − log r(λ|z, x); each unit adds its own log q(z_k|λ_k) − log p(z_k).
+        var (centred, baselineObjective, baselineFrom, moments) = NvilReference.Center(layers, config, parameters, x, pass.ReconstructionPerRow, pass.Shared,
             batch, beta, gradient, normalise: false);
         layers.Backward(prior, prior + 1, BinaryLatentReference.PriorGradient(pass.PriorLogits, pass.Z, rows, weight), 1, gradient);
         var (dLambdaFromR, dRStats) = HvmReference.AuxiliaryBackward(pass.Lambda, pass.RStats, rows, AuxiliaryShape(config), weight);
