@@ -147,6 +147,30 @@ public sealed class DoubleDefTests(AcceleratorFixture fixture, ITestOutputHelper
         }
     }
 
+    /// <summary>The held-out baselines against a direct computation: column means, and the independence model with
+    /// each row's and column's mean count over its training cells (to 1e-12 relative: the same sums in double).</summary>
+    [Fact]
+    public void BaselinesMatchADirectComputation()
+    {
+        var data = RandomCounts(13, 6);
+        var settings = new DoubleDefSettings { RowLayers = "gamma:2", ColumnLayers = "gamma:2", HeldOut = 0.3 };
+        using var model = new DoubleDefModel(fixture.KernelSets[0], data, settings);
+        var observed = model.ObservedCells;
+        var cells = Enumerable.Range(0, 13 * 6).Select(c => (Row: c / 6, Column: c % 6, Count: (double)data.Counts[c], Observed: observed[c])).ToArray();
+        var training = cells.Where(cell => cell.Observed).ToArray();
+        var heldOut = cells.Where(cell => !cell.Observed).ToArray();
+        Assert.NotEmpty(heldOut);
+        double ColumnMean(int i) => training.Where(cell => cell.Column == i).Average(cell => cell.Count);
+        double RowMean(int u) => training.Where(cell => cell.Row == u).Average(cell => cell.Count);
+        double grand = training.Average(cell => cell.Count);
+        double columnMeans = heldOut.Average(cell => DistributionReference.PoissonLogDensity(cell.Count, ColumnMean(cell.Column) + DeepExponential.RateFloor));
+        double independence = heldOut.Average(cell =>
+            DistributionReference.PoissonLogDensity(cell.Count, RowMean(cell.Row) * ColumnMean(cell.Column) / grand + DeepExponential.RateFloor));
+        var (actualColumnMeans, actualIndependence) = model.Baselines();
+        Assert.Equal(columnMeans, actualColumnMeans, 1e-12 * Math.Abs(columnMeans));
+        Assert.Equal(independence, actualIndependence, 1e-12 * Math.Abs(independence));
+    }
+
     /// <summary>The closed-form test model: 2 × 2 counts, rows with two gamma layers of one unit (z0 under z1 through
     /// one weight v), columns with one layer of one unit (w), every cell observed.</summary>
     private static readonly float[] TestCounts = [3, 0, 1, 5];

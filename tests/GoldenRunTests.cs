@@ -322,10 +322,10 @@ public sealed class GoldenRunTests : IDisposable
         {
             ["double-def"] = ("--def-layers gamma:3,gamma:2 --column-layers gamma:3,gamma:2 --k 3 --steps 8 --eval-every 4 --eval-draws 3",
                 "d03e1ef3348b99d45ed9fbb78f0c1cdcea300191aefd6975110bebfac0f895d8",
-                "45209c4c93e3f585178e064b903cb41e0af5dd34d98ef0cca24265e343917258"),
+                "f2b9356dd717b873eaf8fb3318907fa995c9a999dcfdfdc678c03deeab971129"),
             ["double-def-one-layer-k2"] = ("--def-layers gamma:3 --k 2 --def-shape 0.3 --lr 0.05 --held-out 0.25 --steps 8 --eval-every 8 --eval-draws 2",
                 "725acda4f4777f5ad21504d66e55bcde53d4b9f08b114e367b91dc08e9656dd4",
-                "b5824635991c4c32ea1edf97092cc4136eb12e0316134736f6333cde1306993a"),
+                "249213c33c6849614543d07fb592e8d36725ae183b547838f32ca281a8fa6a82"),
         };
 
     public static TheoryData<string> DoubleDefRunNames => new(DoubleDefRuns.Keys);

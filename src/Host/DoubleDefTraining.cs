@@ -122,6 +122,8 @@ public static class DoubleDefTraining
     private static DoubleDefScore Evaluate(DoubleDefModel model, int draws, string directory, TextWriter output, Progress progress)
     {
         var score = model.Evaluate(draws);
+        var baselines = model.Baselines();
+        static double? Finite(double value) => double.IsFinite(value) ? value : null;
         string metrics = Path.Combine(directory, MetricsFile);
         bool header = !File.Exists(metrics);
         using (var writer = new StreamWriter(metrics, append: true))
@@ -146,6 +148,8 @@ public static class DoubleDefTraining
             ["row_kl_per_training_cell"] = score.Training.RowKl,
             ["column_kl_per_training_cell"] = score.Training.ColumnKl,
             ["held_out_log_likelihood_per_cell"] = double.IsFinite(score.HeldOutLogLikelihood) ? score.HeldOutLogLikelihood : null,
+            ["column_means_baseline_per_cell"] = Finite(baselines.ColumnMeans),
+            ["independence_baseline_per_cell"] = Finite(baselines.Independence),
             ["held_out_cells"] = model.HeldOutCells,
             ["training_cells"] = model.TrainingCells,
             ["samples_of_q"] = score.Samples,
@@ -154,7 +158,7 @@ public static class DoubleDefTraining
         WriteComponents(model, Path.Combine(directory, ComponentsFile));
         progress.End();
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"step {model.Step}: −ELBO per training cell {score.Training.NegativeElbo:F4} (Poisson {score.Training.Reconstruction:F4} + KL rows {score.Training.RowKl:F4} + columns {score.Training.ColumnKl:F4}); held-out log-likelihood per cell {score.HeldOutLogLikelihood:F4} ({score.Samples} samples of q)"));
+            $"step {model.Step}: −ELBO per training cell {score.Training.NegativeElbo:F4} (Poisson {score.Training.Reconstruction:F4} + KL rows {score.Training.RowKl:F4} + columns {score.Training.ColumnKl:F4}); held-out log-likelihood per cell {score.HeldOutLogLikelihood:F4} ({score.Samples} samples of q; column means {baselines.ColumnMeans:F4}, independence model {baselines.Independence:F4})"));
         return score;
     }
 

@@ -229,6 +229,49 @@ public sealed class DoubleDefModel : IDisposable
     public float[] FirstMoment => workspace.Floats(ModelBuffers.FirstMoment).GetAsArray1D();
     public float[] SecondMoment => workspace.Floats(ModelBuffers.SecondMoment).GetAsArray1D();
 
+    /// <summary>
+    /// Two fixed baselines for the held-out cells, mean Poisson log-likelihood per cell (NaN with none held out), from
+    /// the training cells alone: each column's mean count as every cell's rate, and the independence (rank-one) model
+    /// r_ui = R_u·C_i/T with R_u, C_i and T the training cells' row, column and grand totals rescaled by the share of
+    /// each row's and column's cells observed. Rates are floored at ε as the model's are.
+    /// </summary>
+    public (double ColumnMeans, double Independence) Baselines()
+    {
+        int rows = Data.Rows, columns = Data.Columns;
+        var rowSum = new double[rows];
+        var rowCells = new double[rows];
+        var columnSum = new double[columns];
+        var columnCells = new double[columns];
+        for (int u = 0; u < rows; u++)
+            for (int i = 0; i < columns; i++)
+                if (observed[(long)u * columns + i])
+                {
+                    double y = Data[u, i];
+                    rowSum[u] += y;
+                    rowCells[u]++;
+                    columnSum[i] += y;
+                    columnCells[i]++;
+                }
+        if (HeldOutCells == 0)
+            return (double.NaN, double.NaN);
+        // Per-cell means: a row's (or column's) total over the cells it has, times the number of cells it would have.
+        var rowRate = rowSum.Select((sum, u) => rowCells[u] > 0 ? sum / rowCells[u] : 0).ToArray();
+        var columnRate = columnSum.Select((sum, i) => columnCells[i] > 0 ? sum / columnCells[i] : 0).ToArray();
+        double grand = rowSum.Sum() / TrainingCells;
+        double columnMeans = 0, independence = 0;
+        for (int u = 0; u < rows; u++)
+            for (int i = 0; i < columns; i++)
+                if (!observed[(long)u * columns + i])
+                {
+                    double y = Data[u, i];
+                    columnMeans += PoissonLogDensity(y, columnRate[i] + DeepExponential.RateFloor);
+                    independence += PoissonLogDensity(y, (grand > 0 ? rowRate[u] * columnRate[i] / grand : 0) + DeepExponential.RateFloor);
+                }
+        return (columnMeans / HeldOutCells, independence / HeldOutCells);
+    }
+
+    private static double PoissonLogDensity(double count, double rate) => GpuKernels.Reference.DistributionReference.PoissonLogDensity(count, rate);
+
     /// <summary>E_q of every unit of one side, per layer [entities, K_l]: q's means softplus(ρ_m) + 1e-6.</summary>
     public double[][] PosteriorMeans(DoubleDefSide side)
     {
