@@ -174,7 +174,8 @@ public sealed class CliTests : IDisposable
     /// <summary>
     /// double-def end to end: a run on a CSV count matrix writes its settings, checkpoint (the tensors named per side),
     /// metrics for every evaluation and eval.json; resumed to more steps it continues from the step it stopped at and
-    /// gives what one run of as many steps gives, bit for bit; with no steps left it only evaluates.
+    /// gives what one run of as many steps gives (profiled: each launch waited for), bit for bit; with no steps left it
+    /// only evaluates.
     /// </summary>
     [Fact]
     public void DoubleDefTrainsResumesAndEvaluates()
@@ -182,8 +183,11 @@ public sealed class CliTests : IDisposable
         var data = WriteCounts();
         string[] model = ["--def-layers", "gamma:3,gamma:2", "--column-layers", "gamma:3", "--k", "3", "--eval-every", "2", "--eval-draws", "2", "--accelerator", "cpu"];
         var whole = Path.Combine(directory, "whole");
-        var (exitCode, output, error) = Run(["double-def", "--data", data, .. model, "--steps", "4", "--out", whole]);
+        // Profiled: the launches are waited for, the numbers the same (the resumed run below matches it bit for bit).
+        var (exitCode, output, error) = Run(["double-def", "--data", data, .. model, "--steps", "4", "--profile", "2", "--out", whole]);
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("profile of 2 steps", output);
+        Assert.Contains("GammaPosteriorSample, 3,", output);
         Assert.Contains("12 × 9 counts", output);
         Assert.Contains("held-out log-likelihood per cell", output);
         var metrics = File.ReadAllLines(Path.Combine(whole, "metrics.csv"));
@@ -220,6 +224,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--k 1", "--k must be 2 to 1024")]
     [InlineData("--held-out 1", "--held-out, the fraction of cells held out")]
     [InlineData("--steps -1", "--steps must be ≥ 0")]
+    [InlineData("--profile -1", "--profile must be ≥ 0 steps")]
     [InlineData("--data nowhere.csv", "nowhere.csv: not a CSV file of counts")]
     public void DoubleDefRefusesBadSettings(string arguments, string expected)
     {

@@ -183,6 +183,13 @@ public sealed class Benchmark(BenchOptions options, TextWriter output, Model.Dis
         kernels.Synchronize();
         kernels.Profile = null;
         vae.ReadTrainingSums(reset: true);
+        WriteProfile(output, profile, steps);
+    }
+
+    /// <summary>A profile's lines: the time and launches per step, then per kernel its launches and milliseconds per
+    /// step and its share.</summary>
+    internal static void WriteProfile(TextWriter output, KernelProfile profile, int steps)
+    {
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"profile of {steps} steps, each launch waited for: {1000 * profile.Seconds / steps:F2} ms and {profile.Launches / (double)steps:F0} launches per step"));
         output.WriteLine("  kernel, launches/step, ms/step, share");

@@ -20,6 +20,9 @@ public sealed record DoubleDefOptions
     public string? Out { get; init; }
     public string? Resume { get; init; }
     public AcceleratorChoice Accelerator { get; init; }
+
+    /// <summary>Time each launch of the first this many steps and print a line per kernel (0: none).</summary>
+    public int ProfileSteps { get; init; }
 }
 
 /// <summary>
@@ -43,6 +46,8 @@ public static class DoubleDefTraining
             throw new ArgumentException($"--eval-every must be ≥ 1 step (got {options.EvalEvery})");
         if (options.EvalDraws < 1)
             throw new ArgumentException($"--eval-draws must be ≥ 1 (got {options.EvalDraws})");
+        if (options.ProfileSteps < 0)
+            throw new ArgumentException($"--profile must be ≥ 0 steps (got {options.ProfileSteps})");
         string directory;
         DoubleDefSettings settings;
         string data;
@@ -83,6 +88,10 @@ public static class DoubleDefTraining
         progress.Start("double DEF");
         DoubleDefScore? last = null;
         bool stopped = false;
+        // Profiling waits around each launch; the numbers it computes are the same.
+        long profileEnd = model.Step + options.ProfileSteps;
+        if (options.ProfileSteps > 0)
+            kernels.Profile = new KernelProfile();
         while (model.Step < options.Steps)
         {
             if (interrupt.IsCancellationRequested)
@@ -91,6 +100,12 @@ public static class DoubleDefTraining
                 break;
             }
             var loss = model.TrainStep();
+            if (kernels.Profile is { } profile && model.Step == profileEnd)
+            {
+                kernels.Profile = null;
+                progress.End();
+                Benchmark.WriteProfile(output, profile, options.ProfileSteps);
+            }
             if (!double.IsFinite(loss.NegativeElbo))
             {
                 progress.End();

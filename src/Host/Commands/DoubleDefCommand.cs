@@ -26,10 +26,11 @@ internal static class DoubleDefCommand
         var evalDraws = new Option<int>("--eval-draws") { Description = "Draws of k samples of q for each evaluation", DefaultValueFactory = _ => defaults.EvalDraws };
         var outDirectory = new Option<string?>("--out") { Description = "Run folder (default runs/double-def-TIME)" };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder (its settings.json and checkpoint) up to --steps; with no steps left, evaluate it" };
+        var profile = new Option<int>("--profile") { Description = "Time each kernel launch of the first N steps and print a line per kernel (the results are the same)" };
         var accelerator = AcceleratorOption();
         var command = new Command("double-def", "Fit the double deep exponential family (gamma DEFs on rows and columns, Poisson counts) to a count matrix by black-box VI, with the held-out Poisson log-likelihood")
         {
-            data, rowLayers, columnLayers, alpha, samples, learningRate, seed, heldOut, splitSeed, steps, evalEvery, evalDraws, outDirectory, resume, accelerator,
+            data, rowLayers, columnLayers, alpha, samples, learningRate, seed, heldOut, splitSeed, steps, evalEvery, evalDraws, outDirectory, resume, profile, accelerator,
         };
         command.SetAction(parse =>
         {
@@ -54,6 +55,7 @@ internal static class DoubleDefCommand
                 Out = parse.GetValue(outDirectory),
                 Resume = parse.GetValue(resume),
                 Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)),
+                ProfileSteps = parse.GetValue(profile),
             };
             return DoubleDefTraining.Run(options, output, interrupt);
         });
