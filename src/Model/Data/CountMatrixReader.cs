@@ -1,7 +1,4 @@
 using System.Globalization;
-using System.Text;
-using CsvHelper;
-using CsvHelper.Configuration;
 
 namespace IlgpuVae.Model.Data;
 
@@ -24,67 +21,28 @@ public static class CountMatrixReader
     /// <summary>The largest count: every whole number up to 2²⁴ is exact in a float.</summary>
     public const int MaxCount = 1 << 24;
 
-    public static CountMatrix Read(string name, string path)
-    {
-        try
-        {
-            using var reader = new StreamReader(path, new UTF8Encoding(false, throwOnInvalidBytes: false));
-            return Parse(name, path, reader);
-        }
-        catch (IOException error) when (error is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new DataFormatException(path, "file not found");
-        }
-    }
+    public static CountMatrix Read(string name, string path) => StrictCsv.Open(path, reader => Parse(name, path, reader));
 
     public static CountMatrix Parse(string name, string path, TextReader text)
     {
-        var configuration = new CsvConfiguration(CultureInfo.InvariantCulture)
-        {
-            HasHeaderRecord = false,
-            DetectColumnCountChanges = false,
-            BadDataFound = arguments => throw new DataFormatException(path,
-                $"line {arguments.Context.Parser?.RawRow}: malformed CSV (a quote inside an unquoted field?) in '{Shorten(arguments.Field)}'"),
-        };
-        using var parser = new CsvParser(text, configuration);
         var counts = new List<float>();
         int columns = -1, rows = 0;
         long firstDataLine = 0;
-        bool headerAllowed = true;
-        try
+        StrictCsv.ForEachRecord(path, text, (record, line) =>
         {
-            while (parser.Read())
+            if (columns < 0)
             {
-                var record = parser.Record ?? [];
-                long line = parser.RawRow;
-                if (record.Length == 1 && record[0].Length == 0)
-                    continue;
-                bool isHeader = headerAllowed && !double.TryParse(record[0], NumberStyles.Float, CultureInfo.InvariantCulture, out _);
-                headerAllowed = false;
-                if (isHeader)
-                    continue;
-                if (columns < 0)
-                {
-                    columns = record.Length;
-                    firstDataLine = line;
-                }
-                else if (record.Length != columns)
-                    throw new DataFormatException(path, $"line {line}: {record.Length} fields, but line {firstDataLine} has {columns}; every row of a count matrix must have the same number of columns");
-                if ((long)(rows + 1) * columns > Array.MaxLength)
-                    throw new DataFormatException(path, $"line {line}: more cells than one array can hold ({Array.MaxLength})");
-                for (int column = 0; column < record.Length; column++)
-                    counts.Add(Count(path, line, column + 1, record[column]));
-                rows++;
+                columns = record.Length;
+                firstDataLine = line;
             }
-        }
-        catch (CsvHelperException error) when (error.InnerException is DataFormatException format)
-        {
-            throw format;
-        }
-        catch (CsvHelperException error)
-        {
-            throw new DataFormatException(path, $"line {parser.RawRow}: malformed CSV: {error.Message.Split('\n')[0]}");
-        }
+            else if (record.Length != columns)
+                throw new DataFormatException(path, $"line {line}: {record.Length} fields, but line {firstDataLine} has {columns}; every row of a count matrix must have the same number of columns");
+            if ((long)(rows + 1) * columns > Array.MaxLength)
+                throw new DataFormatException(path, $"line {line}: more cells than one array can hold ({Array.MaxLength})");
+            for (int column = 0; column < record.Length; column++)
+                counts.Add(Count(path, line, column + 1, record[column]));
+            rows++;
+        });
         if (rows == 0)
             throw new DataFormatException(path, "no data rows; a count matrix is one row per line of whole numbers ≥ 0");
         return new CountMatrix(name, rows, columns, counts.ToArray());
@@ -108,5 +66,5 @@ public static class CountMatrixReader
         throw new DataFormatException(path, $"{where}: {Shorten(field)} is above {MaxCount}, the largest count a float holds exactly");
     }
 
-    private static string Shorten(string field) => CsvImageReader.Shorten(field);
+    private static string Shorten(string field) => StrictCsv.Shorten(field);
 }

@@ -1,7 +1,4 @@
 using System.Globalization;
-using System.Text;
-using CsvHelper;
-using CsvHelper.Configuration;
 
 namespace IlgpuVae.Model.Data;
 
@@ -47,72 +44,32 @@ public static class CsvImageReader
         return new MnistFormatData(train, test);
     }
 
-    public static ImageDataset Read(string name, string path)
-    {
-        try
-        {
-            using var reader = new StreamReader(path, new UTF8Encoding(false, throwOnInvalidBytes: false));
-            return Parse(name, path, reader);
-        }
-        catch (IOException error) when (error is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new DataFormatException(path, "file not found");
-        }
-    }
+    public static ImageDataset Read(string name, string path) => StrictCsv.Open(path, reader => Parse(name, path, reader));
 
     public static ImageDataset Parse(string name, string path, TextReader text)
     {
-        var configuration = new CsvConfiguration(CultureInfo.InvariantCulture)
-        {
-            HasHeaderRecord = false,
-            DetectColumnCountChanges = false,
-            // A stray quote or similar is reported by the parser; we turn it into our one-line error below.
-            BadDataFound = arguments => throw new DataFormatException(path,
-                $"line {arguments.Context.Parser?.RawRow}: malformed CSV (a quote inside an unquoted field?) in '{Shorten(arguments.Field)}'"),
-        };
-        using var parser = new CsvParser(text, configuration);
         var pixels = new List<byte>();
         var labels = new List<byte>();
         int features = -1;
         long firstDataLine = 0;
-        bool headerAllowed = true;
-        try
+        StrictCsv.ForEachRecord(path, text, (record, line) =>
         {
-            while (parser.Read())
+            if (features < 0)
             {
-                var record = parser.Record ?? [];
-                long line = parser.RawRow;
-                if (record.Length == 1 && record[0].Length == 0)
-                    continue; // a blank line, typically the last one
-                bool isHeader = headerAllowed && !IsNumber(record[0]);
-                headerAllowed = false; // only the first row may be a header
-                if (isHeader)
-                    continue;
-                if (features < 0)
-                {
-                    if (record.Length < 2)
-                        throw new DataFormatException(path, $"line {line}: 1 field; each row needs a label and at least one pixel");
-                    features = record.Length - 1;
-                    firstDataLine = line;
-                }
-                else if (record.Length != features + 1)
-                    throw new DataFormatException(path, $"line {line}: {record.Length} fields, but line {firstDataLine} has {features + 1}; every row must hold a label and the same number of pixels");
-                if ((long)(labels.Count + 1) * features > Array.MaxLength)
-                    throw new DataFormatException(path, $"line {line}: more pixels than one array can hold ({Array.MaxLength}); split the data set");
-
-                labels.Add(Intensity(path, line, 1, record[0], "label"));
-                for (int column = 1; column < record.Length; column++)
-                    pixels.Add(Intensity(path, line, column + 1, record[column], "pixel"));
+                if (record.Length < 2)
+                    throw new DataFormatException(path, $"line {line}: 1 field; each row needs a label and at least one pixel");
+                features = record.Length - 1;
+                firstDataLine = line;
             }
-        }
-        catch (CsvHelperException error) when (error.InnerException is DataFormatException format)
-        {
-            throw format;
-        }
-        catch (CsvHelperException error)
-        {
-            throw new DataFormatException(path, $"line {parser.RawRow}: malformed CSV: {error.Message.Split('\n')[0]}");
-        }
+            else if (record.Length != features + 1)
+                throw new DataFormatException(path, $"line {line}: {record.Length} fields, but line {firstDataLine} has {features + 1}; every row must hold a label and the same number of pixels");
+            if ((long)(labels.Count + 1) * features > Array.MaxLength)
+                throw new DataFormatException(path, $"line {line}: more pixels than one array can hold ({Array.MaxLength}); split the data set");
+
+            labels.Add(Intensity(path, line, 1, record[0], "label"));
+            for (int column = 1; column < record.Length; column++)
+                pixels.Add(Intensity(path, line, column + 1, record[column], "pixel"));
+        });
 
         if (labels.Count == 0)
             throw new DataFormatException(path, "no data rows; each row needs a label and the pixel intensities (0-255)");
@@ -120,9 +77,6 @@ public static class CsvImageReader
         var (height, width) = side * side == features ? (side, side) : (1, features);
         return new ImageDataset(name, pixels.ToArray(), labels.ToArray(), labels.Count, height, width);
     }
-
-    private static bool IsNumber(string field) =>
-        double.TryParse(field, NumberStyles.Float, CultureInfo.InvariantCulture, out _);
 
     private static byte Intensity(string path, long line, int column, string field, string what)
     {
@@ -138,5 +92,5 @@ public static class CsvImageReader
         throw new DataFormatException(path, $"{where}: {what} {Shorten(field)} is outside 0-255");
     }
 
-    internal static string Shorten(string field) => field.Length <= 20 ? field : field[..20] + "...";
+    private static string Shorten(string field) => StrictCsv.Shorten(field);
 }
