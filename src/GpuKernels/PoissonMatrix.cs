@@ -36,13 +36,13 @@ public static class PoissonMatrix
     /// </summary>
     public static void RowNegativeLogLikelihood(this KernelSet kernels, ArrayView<float> rowDraws, ArrayView<float> columnDraws, ArrayView<float> counts,
         ArrayView<float> observed, ArrayView<float> rowLoss, MatrixShape shape) =>
-        kernels.Launch(RowLossKernel, shape.Rows * shape.Samples, rowDraws, columnDraws, counts, observed, rowLoss, shape);
+        kernels.Launch(LossKernel, shape.Rows * shape.Samples, rowDraws, columnDraws, counts, observed, rowLoss, shape, 0);
 
     /// <summary>columnLoss[i·k + s] = −Σ_{u: observed} log Poisson(y_ui; z_{u,s}ᵀw_{i,s} + ε): the same terms
     /// summed down each column. One thread per (column, sample), rows in order.</summary>
     public static void ColumnNegativeLogLikelihood(this KernelSet kernels, ArrayView<float> rowDraws, ArrayView<float> columnDraws, ArrayView<float> counts,
         ArrayView<float> observed, ArrayView<float> columnLoss, MatrixShape shape) =>
-        kernels.Launch(ColumnLossKernel, shape.Columns * shape.Samples, rowDraws, columnDraws, counts, observed, columnLoss, shape);
+        kernels.Launch(LossKernel, shape.Columns * shape.Samples, rowDraws, columnDraws, counts, observed, columnLoss, shape, 1);
 
     /// <summary>
     /// For each held-out cell (observed = 0), logSum[u·D + i] = log Σ_s p(y_ui | r_uis) over this call's k samples,
@@ -67,34 +67,25 @@ public static class PoissonMatrix
         return sum;
     }
 
+    /// <summary>One thread per (entity, sample): a row's sum over the columns (byColumns 0) or a column's over the
+    /// rows (1), in order.</summary>
     [Kernel]
-    public static void RowLossKernel(Index1D index, ArrayView<float> rowDraws, ArrayView<float> columnDraws, ArrayView<float> counts,
-        ArrayView<float> observed, ArrayView<float> rowLoss, MatrixShape shape)
+    public static void LossKernel(Index1D index, ArrayView<float> rowDraws, ArrayView<float> columnDraws, ArrayView<float> counts,
+        ArrayView<float> observed, ArrayView<float> loss, MatrixShape shape, int byColumns)
     {
-        int k = shape.Samples, row = index / k, sample = index - row * k;
+        int k = shape.Samples, entity = index / k, sample = index - entity * k;
+        int others = byColumns != 0 ? shape.Rows : shape.Columns;
         float sum = 0f;
-        for (int column = 0; column < shape.Columns; column++)
+        for (int other = 0; other < others; other++)
         {
-            long cell = (long)row * shape.Columns + column;
+            long cell = byColumns != 0 ? (long)other * shape.Columns + entity : (long)entity * shape.Columns + other;
+            int otherRow = other * k + sample;
             if (observed[cell] != 0f)
-                sum += NegativeLogPoisson(counts[cell], Rate(rowDraws, columnDraws, index, column * k + sample, shape.Units));
+                sum += NegativeLogPoisson(counts[cell], byColumns != 0
+                    ? Rate(rowDraws, columnDraws, otherRow, index, shape.Units)
+                    : Rate(rowDraws, columnDraws, index, otherRow, shape.Units));
         }
-        rowLoss[index] = sum;
-    }
-
-    [Kernel]
-    public static void ColumnLossKernel(Index1D index, ArrayView<float> rowDraws, ArrayView<float> columnDraws, ArrayView<float> counts,
-        ArrayView<float> observed, ArrayView<float> columnLoss, MatrixShape shape)
-    {
-        int k = shape.Samples, column = index / k, sample = index - column * k;
-        float sum = 0f;
-        for (int row = 0; row < shape.Rows; row++)
-        {
-            long cell = (long)row * shape.Columns + column;
-            if (observed[cell] != 0f)
-                sum += NegativeLogPoisson(counts[cell], Rate(rowDraws, columnDraws, row * k + sample, index, shape.Units));
-        }
-        columnLoss[index] = sum;
+        loss[index] = sum;
     }
 
     [Kernel]
