@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs everything a GPU machine without .NET needs to verify IlgpuVae on CUDA in one command:
 # self-contained builds of the test suite, ilgpu-vae and the BenchmarkDotNet suite (sharing one runtime folder),
-# the PyTorch comparison scripts, MNIST as .gz (the GPU machine may have no network), and run.sh.
+# the PyTorch comparison scripts, MNIST as .gz and the digits count matrix (the GPU machine may have no network), and run.sh.
 # Output: publish/gpu-verify.tar.xz (xz: about 48 MB where gzip gives over 60; kept under 60 MB).
 #
 #   bash scripts/gpu-verify.sh            # here: build the package
@@ -29,6 +29,12 @@ fi
 for name in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
   gzip -9 -c "data/cache/mnist/$name" > "$stage/mnist/$name.gz"
 done
+# The digits count matrix for the double DEF (discrete.sh ddef20-10 pf20).
+if [ ! -f data/cache/digits/counts.csv ]; then
+  bash data/fetch-digits.sh data/cache/digits
+fi
+mkdir -p "$stage/digits"
+cp data/cache/digits/counts.csv "$stage/digits/counts.csv"
 cp scripts/gpu-run.sh "$stage/run.sh"
 cp scripts/gpu-table1.sh "$stage/table1.sh"
 cp scripts/gpu-discrete.sh "$stage/discrete.sh"
