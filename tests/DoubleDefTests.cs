@@ -225,8 +225,10 @@ public sealed class DoubleDefTests(AcceleratorFixture fixture, ITestOutputHelper
     /// <summary>
     /// Unbiasedness: the reference's gradient estimate (the device model matches it above), averaged over 20 000
     /// independent draws, against −∇ELBO/C of the closed form (central differences), every parameter within 4.5
-    /// standard errors, for k = 2 and 4. Shapes near 2.5 keep E[1/z] finite (the closed form needs a > 1). The exact
-    /// gradient is printed with its distance from 0 in standard errors, so the test's power is on record.
+    /// standard errors, for k = 2 and 4 and each combination of the estimator's devices (without Rao-Blackwellization
+    /// every unit's signal is the whole −ELBO sample). Shapes near 2.5 keep E[1/z] finite (the closed form needs
+    /// a > 1). The exact gradient's distance from 0 in standard errors is printed, so the test's power is on record,
+    /// and each estimate's variance per draw: docs/MODELS.md's table.
     /// </summary>
     [Theory]
     [InlineData(2)]
@@ -249,28 +251,40 @@ public sealed class DoubleDefTests(AcceleratorFixture fixture, ITestOutputHelper
         ];
         Assert.Equal(new DoubleDefLayout(settings, 2, 2).Count, parameters.Length);
         var exact = Numerics.FiniteDifferenceGradient(ClosedFormElbo, parameters, 1e-5).Select(g => -g / 4).ToArray();
-        const int draws = 20_000;
-        var sum = new double[parameters.Length];
-        var squares = new double[parameters.Length];
-        for (int draw = 0; draw < draws; draw++)
-        {
-            var (_, gradient) = DoubleDefReference.LossAndGradient(settings, data, observed, parameters, Philox.Streams.Reparameterize, draw);
-            for (int i = 0; i < gradient.Length; i++)
-            {
-                sum[i] += gradient[i];
-                squares[i] += gradient[i] * gradient[i];
-            }
-        }
         string[] names = ["ρa z0 row 0", "ρa z1 row 0", "ρm z0 row 0", "ρm z1 row 0", "ρa z0 row 1", "ρa z1 row 1", "ρm z0 row 1", "ρm z1 row 1", "θ",
             "ρa w col 0", "ρm w col 0", "ρa w col 1", "ρm w col 1"];
+        const int draws = 20_000;
         var failures = new List<string>();
-        for (int i = 0; i < parameters.Length; i++)
+        foreach (var (raoBlackwell, leaveOneOut) in new[] { (false, false), (true, false), (false, true), (true, true) })
         {
-            double mean = sum[i] / draws, variance = squares[i] / draws - mean * mean, error = Math.Sqrt(variance / draws);
-            double off = (mean - exact[i]) / error;
-            output.WriteLine($"k={samples} {names[i],-12} exact {exact[i],10:F5}  estimate {mean,10:F5}  SE {error:E2}  off {off,6:F2} SE  exact/SE {exact[i] / error,7:F1}  variance {variance:E3}");
-            if (Math.Abs(off) > 4.5)
-                failures.Add($"{names[i]}: {off:F1} SE off");
+            var estimator = new GammaEstimator(raoBlackwell, leaveOneOut);
+            var sum = new double[parameters.Length];
+            var squares = new double[parameters.Length];
+            for (int draw = 0; draw < draws; draw++)
+            {
+                var (_, gradient) = DoubleDefReference.LossAndGradient(settings, data, observed, parameters, Philox.Streams.Reparameterize, draw, estimator);
+                for (int i = 0; i < gradient.Length; i++)
+                {
+                    sum[i] += gradient[i];
+                    squares[i] += gradient[i] * gradient[i];
+                }
+            }
+            string devices = (raoBlackwell, leaveOneOut) switch
+            {
+                (false, false) => "none", (true, false) => "Rao-Blackwellized", (false, true) => "leave-one-out baseline", _ => "both",
+            };
+            var variances = new double[parameters.Length];
+            for (int i = 0; i < parameters.Length; i++)
+            {
+                double mean = sum[i] / draws;
+                variances[i] = squares[i] / draws - mean * mean;
+                double error = Math.Sqrt(variances[i] / draws), off = (mean - exact[i]) / error;
+                output.WriteLine($"k={samples} {devices,-22} {names[i],-12} exact {exact[i],10:F5}  estimate {mean,10:F5}  off {off,6:F2} SE  exact/SE {exact[i] / error,7:F1}");
+                if (Math.Abs(off) > 4.5)
+                    failures.Add($"{devices} {names[i]}: {off:F1} SE off");
+            }
+            // A row of the variance table: ×1e3, the parameters in the order named, then the sum.
+            output.WriteLine($"| {samples} | {devices} | {string.Join(" | ", variances.Select(v => (1e3 * v).ToString("G3", System.Globalization.CultureInfo.InvariantCulture)))} | {(1e3 * variances.Sum()).ToString("G4", System.Globalization.CultureInfo.InvariantCulture)} |");
         }
         Assert.True(failures.Count == 0, string.Join("; ", failures));
     }

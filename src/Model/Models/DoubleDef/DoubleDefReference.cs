@@ -39,14 +39,19 @@ public static class DoubleDefReference
         return new Side(side, layers, kl);
     }
 
-    private static void Backward(Side side, double[] loss, double scale, int samples, double[] parameters, double[] gradient)
+    /// <param name="whole">Per sample s, the whole −ELBO sample (every cell's −log p and every KL term): without
+    /// Rao-Blackwellization every unit's signal is its negative.</param>
+    private static void Backward(Side side, double[] loss, double[] whole, GammaEstimator estimator, double scale, int samples, double[] parameters,
+        double[] gradient)
     {
         var geometry = side.Geometry;
         int rows = geometry.Entities * samples;
         var dTable = new double[geometry.TableLength];
+        var wholeRows = Enumerable.Range(0, rows).Select(row => whole[row % samples]).ToArray();
         for (int l = 0; l < geometry.Layers; l++)
             DeepExponentialReference.ScoreGradient(side.Layers[l].Score, side.Layers[l].LogPrior, side.Layers[l].LogQ, l == 0 ? loss : side.Layers[l - 1].RowLogPrior,
-                loss, side.Kl, dTable, geometry.Shape(l, samples), raoBlackwell: true, leaveOneOut: true, 1, l == 0 ? -1 : 1, scale);
+                wholeRows, new double[rows], dTable, geometry.Shape(l, samples), estimator.RaoBlackwell != 0, estimator.LeaveOneOut != 0, 1, l == 0 ? -1 : 1,
+                scale);
         dTable.CopyTo(gradient, geometry.TableOffset);
         for (int l = 1; l < geometry.Layers; l++)
         {
@@ -57,9 +62,10 @@ public static class DoubleDefReference
     }
 
     /// <summary>The loss (−ELBO per training cell, averaged over the k draws) and its gradient estimate for the draws
-    /// of (stream, step), as <see cref="DoubleDefModel.LossAndGradient"/> computes them.</summary>
+    /// of (stream, step), as <see cref="DoubleDefModel.LossAndGradient"/> computes them (with both of the
+    /// estimator's devices; <paramref name="estimator"/> may leave either out, for the variance table).</summary>
     public static (DoubleDefLoss Loss, double[] Gradient) LossAndGradient(DoubleDefSettings settings, CountMatrix data, bool[] observed, double[] parameters,
-        uint stream, long step)
+        uint stream, long step, GammaEstimator? estimator = null)
     {
         var layout = new DoubleDefLayout(settings, data.Rows, data.Columns);
         int k = settings.Samples;
@@ -71,8 +77,12 @@ public static class DoubleDefReference
             observed, shape);
         double cells = observed.Count(cell => cell) * (double)k;
         var gradient = new double[layout.Count];
-        Backward(rows, rowLoss, 1 / cells, k, parameters, gradient);
-        Backward(columns, columnLoss, 1 / cells, k, parameters, gradient);
+        var whole = Enumerable.Range(0, k).Select(s =>
+            Enumerable.Range(0, data.Rows).Sum(u => rowLoss[u * k + s] + rows.Kl[u * k + s]) + Enumerable.Range(0, data.Columns).Sum(i => columns.Kl[i * k + s]))
+            .ToArray();
+        var devices = estimator ?? GammaEstimator.Full;
+        Backward(rows, rowLoss, whole, devices, 1 / cells, k, parameters, gradient);
+        Backward(columns, columnLoss, whole, devices, 1 / cells, k, parameters, gradient);
         return (new DoubleDefLoss(rowLoss.Sum() / cells, rows.Kl.Sum() / cells, columns.Kl.Sum() / cells), gradient);
     }
 }
