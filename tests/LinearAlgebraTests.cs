@@ -1,0 +1,179 @@
+using IlgpuVae.GpuKernels.Reference;
+
+namespace IlgpuVae.Tests;
+
+/// <summary>
+/// The deep GP's linear algebra (issue 25) in double: the references' factorisation, solves, log-determinant and RBF
+/// kernel checked against their definitions, and every reverse mode against central differences, at M = 1, 7, 33.
+/// </summary>
+public sealed class LinearAlgebraReferenceTests
+{
+    public static TheoryData<int, int> Sizes => new() { { 1, 1 }, { 2, 7 }, { 3, 33 } };
+
+    /// <summary>Random symmetric positive-definite matrices: G Gᵀ/M + I/2 per matrix.</summary>
+    internal static double[] Spd(Random random, int batch, int size)
+    {
+        var a = new double[batch * size * size];
+        for (int b = 0; b < batch; b++)
+        {
+            var g = Enumerable.Range(0, size * size).Select(_ => random.NextDouble() * 2 - 1).ToArray();
+            for (int i = 0; i < size; i++)
+                for (int j = 0; j < size; j++)
+                {
+                    double sum = i == j ? 0.5 : 0;
+                    for (int k = 0; k < size; k++)
+                        sum += g[i * size + k] * g[j * size + k] / size;
+                    a[b * size * size + i * size + j] = sum;
+                }
+        }
+        return a;
+    }
+
+    private static double[] Random(Random random, int count) => Enumerable.Range(0, count).Select(_ => random.NextDouble() * 2 - 1).ToArray();
+
+    private static double Dot(double[] a, double[] b) => a.Zip(b, (x, y) => x * y).Sum();
+
+    /// <summary>L Lᵀ = A + jitter·I to 1e-12 relative, L lower with a positive diagonal; L X = B and Lᵀ X = B to 1e-10.</summary>
+    [Theory]
+    [MemberData(nameof(Sizes))]
+    public void FactorAndSolvesMeetTheirDefinitions(int batch, int size)
+    {
+        var random = new Random(size);
+        var a = Spd(random, batch, size);
+        const double jitter = 1e-3;
+        var (l, failures) = LinearAlgebraReference.Cholesky(a, batch, size, jitter);
+        Assert.All(failures, failure => Assert.Equal(-1, failure));
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < size; i++)
+                for (int j = 0; j < size; j++)
+                {
+                    int o = b * size * size;
+                    if (j > i)
+                        Assert.Equal(0, l[o + i * size + j]);
+                    double product = Enumerable.Range(0, size).Sum(k => l[o + i * size + k] * l[o + j * size + k]);
+                    Assert.Equal(a[o + i * size + j] + (i == j ? jitter : 0), product, 1e-12);
+                }
+        var rhs = Random(random, batch * size * 3);
+        foreach (bool transpose in new[] { false, true })
+        {
+            var x = LinearAlgebraReference.Solve(l, rhs, batch, size, 3, transpose);
+            for (int b = 0; b < batch; b++)
+                for (int i = 0; i < size; i++)
+                    for (int c = 0; c < 3; c++)
+                    {
+                        int lo = b * size * size, xo = b * size * 3;
+                        double product = Enumerable.Range(0, size).Sum(k => (transpose ? l[lo + k * size + i] : l[lo + i * size + k]) * x[xo + k * 3 + c]);
+                        Assert.Equal(rhs[xo + i * 3 + c], product, 1e-10);
+                    }
+        }
+    }
+
+    /// <summary>An indefinite matrix fails at the first non-positive pivot: diag(1, −1, 1) at row 1.</summary>
+    [Fact]
+    public void AnIndefiniteMatrixNamesItsPivot()
+    {
+        var (_, failures) = LinearAlgebraReference.Cholesky([1, 0, 0, 0, -1, 0, 0, 0, 1], 1, 3, 1e-6);
+        Assert.Equal([1], failures);
+    }
+
+    /// <summary>
+    /// The factorisation's reverse mode against central differences of f(A) = Σ W ∘ chol(A) over symmetric
+    /// changes (A_ij and A_ji moved together, so the expected derivative is 2Ā_ij off the diagonal): 1e-6 relative
+    /// plus 1e-7 absolute, what central differences with step 1e-6 give on values of order 1.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Sizes))]
+    public void CholeskyBackwardMatchesFiniteDifferences(int batch, int size)
+    {
+        var random = new Random(100 + size);
+        var a = Spd(random, batch, size);
+        var weights = Random(random, a.Length);
+        var (l, _) = LinearAlgebraReference.Cholesky(a, batch, size, 0);
+        var dA = LinearAlgebraReference.CholeskyBackward(l, weights.Select((w, at) => at % size <= at / size % size ? w : 0).ToArray(), batch, size);
+        // Parameters: the lower triangle of every matrix, each written to both halves.
+        var lower = Enumerable.Range(0, a.Length).Where(at => at % size <= at / size % size).ToArray();
+        double F(double[] values)
+        {
+            var matrix = (double[])a.Clone();
+            for (int p = 0; p < lower.Length; p++)
+            {
+                int at = lower[p], o = at / (size * size) * size * size, i = at / size % size, j = at % size;
+                matrix[o + i * size + j] = values[p];
+                matrix[o + j * size + i] = values[p];
+            }
+            return Dot(weights, LinearAlgebraReference.Cholesky(matrix, batch, size, 0).L);
+        }
+        var numeric = Numerics.FiniteDifferenceGradient(F, lower.Select(at => a[at]).ToArray());
+        var analytic = lower.Select(at => (at % size == at / size % size ? 1 : 2) * dA[at]).ToArray();
+        Numerics.AssertClose($"Cholesky backward B={batch} M={size}", numeric, analytic, 1e-6, 1e-7);
+        // Ā is symmetric.
+        for (int at = 0; at < a.Length; at++)
+        {
+            int o = at / (size * size) * size * size, i = at / size % size, j = at % size;
+            Assert.Equal(dA[o + i * size + j], dA[o + j * size + i], 1e-12);
+        }
+    }
+
+    /// <summary>Both solves' and the log-determinant's reverse modes against central differences in B and in L's
+    /// lower triangle (1e-6 relative plus 1e-7).</summary>
+    [Theory]
+    [MemberData(nameof(Sizes))]
+    public void SolveAndLogDeterminantBackwardsMatchFiniteDifferences(int batch, int size)
+    {
+        var random = new Random(200 + size);
+        var (l, _) = LinearAlgebraReference.Cholesky(Spd(random, batch, size), batch, size, 0);
+        var lower = Enumerable.Range(0, l.Length).Where(at => at % size <= at / size % size).ToArray();
+        double[] WithLower(double[] values)
+        {
+            var matrix = (double[])l.Clone();
+            for (int p = 0; p < lower.Length; p++)
+                matrix[lower[p]] = values[p];
+            return matrix;
+        }
+        const int columns = 2;
+        var rhs = Random(random, batch * size * columns);
+        var weights = Random(random, rhs.Length);
+        foreach (bool transpose in new[] { false, true })
+        {
+            var x = LinearAlgebraReference.Solve(l, rhs, batch, size, columns, transpose);
+            var (dRhs, dL) = LinearAlgebraReference.SolveBackward(l, x, weights, batch, size, columns, transpose);
+            var numericRhs = Numerics.FiniteDifferenceGradient(values => Dot(weights, LinearAlgebraReference.Solve(l, values, batch, size, columns, transpose)), rhs);
+            Numerics.AssertClose($"solve backward in B, transpose {transpose}", numericRhs, dRhs, 1e-6, 1e-7);
+            var numericL = Numerics.FiniteDifferenceGradient(values => Dot(weights, LinearAlgebraReference.Solve(WithLower(values), rhs, batch, size, columns, transpose)),
+                lower.Select(at => l[at]).ToArray());
+            Numerics.AssertClose($"solve backward in L, transpose {transpose}", numericL, lower.Select(at => dL[at]).ToArray(), 1e-6, 1e-7);
+        }
+        var logWeights = Random(random, batch);
+        var dLogDet = LinearAlgebraReference.LogDeterminantBackward(l, logWeights, batch, size);
+        var numericLogDet = Numerics.FiniteDifferenceGradient(values => Dot(logWeights, LinearAlgebraReference.LogDeterminant(WithLower(values), batch, size)),
+            lower.Select(at => l[at]).ToArray());
+        Numerics.AssertClose("log-determinant backward", numericLogDet, lower.Select(at => dLogDet[at]).ToArray(), 1e-6, 1e-7);
+        // And the log-determinant itself against the product of the pivots.
+        for (int b = 0; b < batch; b++)
+            Assert.Equal(2 * Math.Log(Enumerable.Range(0, size).Aggregate(1.0, (product, i) => product * l[b * size * size + i * size + i])),
+                LinearAlgebraReference.LogDeterminant(l, batch, size)[b], 1e-9);
+    }
+
+    /// <summary>The RBF/ARD kernel's reverse mode against central differences in X, Z and the hyperparameters.</summary>
+    [Theory]
+    [InlineData(1, 1, 1, 1)]
+    [InlineData(2, 7, 5, 3)]
+    [InlineData(1, 33, 7, 2)]
+    public void RbfBackwardMatchesFiniteDifferences(int batch, int n, int m, int dims)
+    {
+        var random = new Random(n * 31 + m);
+        var x = Random(random, batch * n * dims);
+        var z = Random(random, batch * m * dims);
+        var hyper = Random(random, batch * (dims + 1)).Select(value => value * 0.5).ToArray();
+        var weights = Random(random, batch * n * m);
+        var k = LinearAlgebraReference.Rbf(x, z, hyper, batch, n, m, dims);
+        Assert.All(k, value => Assert.InRange(value, 0, Math.Exp(hyper.Max()) + 1e-12));
+        var (dX, dZ, dHyper) = LinearAlgebraReference.RbfBackward(x, z, hyper, weights, batch, n, m, dims);
+        Numerics.AssertClose("RBF backward in X", Numerics.FiniteDifferenceGradient(v => Dot(weights, LinearAlgebraReference.Rbf(v, z, hyper, batch, n, m, dims)), x),
+            dX, 1e-6, 1e-7);
+        Numerics.AssertClose("RBF backward in Z", Numerics.FiniteDifferenceGradient(v => Dot(weights, LinearAlgebraReference.Rbf(x, v, hyper, batch, n, m, dims)), z),
+            dZ, 1e-6, 1e-7);
+        Numerics.AssertClose("RBF backward in the hyperparameters",
+            Numerics.FiniteDifferenceGradient(v => Dot(weights, LinearAlgebraReference.Rbf(x, z, v, batch, n, m, dims)), hyper), dHyper, 1e-6, 1e-7);
+    }
+}
