@@ -1,3 +1,6 @@
+using ILGPU;
+using ILGPU.Runtime;
+using IlgpuVae.GpuKernels;
 using IlgpuVae.GpuKernels.Reference;
 
 namespace IlgpuVae.Tests;
@@ -175,5 +178,128 @@ public sealed class LinearAlgebraReferenceTests
             dZ, 1e-6, 1e-7);
         Numerics.AssertClose("RBF backward in the hyperparameters",
             Numerics.FiniteDifferenceGradient(v => Dot(weights, LinearAlgebraReference.Rbf(x, z, v, batch, n, m, dims)), hyper), dHyper, 1e-6, 1e-7);
+    }
+}
+
+/// <summary>
+/// The device kernels against <see cref="LinearAlgebraReference"/> at M = 1, 7, 33 with 1 to 3 matrices. Both are
+/// double and follow the same operations, so agreement is held to 1e-10 of each output's largest magnitude (the
+/// RBF kernel writes (x − z)·e^{−log ℓ} where the reference divides by e^{log ℓ}: the same to a few ulps).
+/// </summary>
+[Collection(AcceleratorCollection.Name)]
+public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
+{
+    public static TheoryData<int, int> Sizes => LinearAlgebraReferenceTests.Sizes;
+
+    private static void AssertClose(string what, double[] expected, double[] actual)
+    {
+        double largest = Math.Max(expected.Max(Math.Abs), 1e-300);
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-10 * largest, $"{what}: element {i} expected {expected[i]:R}, got {actual[i]:R}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Sizes))]
+    public void KernelsMatchTheirReferences(int batch, int size)
+    {
+        var random = new Random(300 + size);
+        var a = LinearAlgebraReferenceTests.Spd(random, batch, size);
+        const double jitter = 1e-4;
+        const int columns = 3;
+        var rhs = Enumerable.Range(0, batch * size * columns).Select(_ => random.NextDouble() * 2 - 1).ToArray();
+        var dX = Enumerable.Range(0, rhs.Length).Select(_ => random.NextDouble() * 2 - 1).ToArray();
+        var dLogDet = Enumerable.Range(0, batch).Select(_ => random.NextDouble() * 2 - 1).ToArray();
+        var (l, failures) = LinearAlgebraReference.Cholesky(a, batch, size, jitter);
+        var dLIn = Enumerable.Range(0, a.Length).Select(_ => random.NextDouble() * 2 - 1).ToArray();
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            string label = $"{accelerator.AcceleratorType} B={batch} M={size}";
+            using var aBuffer = accelerator.Upload(a);
+            using var lBuffer = accelerator.Allocate1D<double>(a.Length);
+            using var failureBuffer = accelerator.Allocate1D<int>(batch);
+            kernels.Cholesky(aBuffer.View, lBuffer.View, failureBuffer.View, batch, size, jitter);
+            AssertClose(label + " Cholesky", l, lBuffer.GetAsArray1D());
+            Assert.Equal(failures, failureBuffer.GetAsArray1D());
+            using var rhsBuffer = accelerator.Upload(rhs);
+            using var xBuffer = accelerator.Allocate1D<double>(rhs.Length);
+            using var dXBuffer = accelerator.Upload(dX);
+            using var dRhsBuffer = accelerator.Allocate1D<double>(rhs.Length);
+            foreach (bool transpose in new[] { false, true })
+            {
+                var x = LinearAlgebraReference.Solve(l, rhs, batch, size, columns, transpose);
+                kernels.TriangularSolve(lBuffer.View, rhsBuffer.View, xBuffer.View, batch, size, columns, transpose);
+                AssertClose($"{label} solve, transpose {transpose}", x, xBuffer.GetAsArray1D());
+                var (dRhs, dL) = LinearAlgebraReference.SolveBackward(l, x, dX, batch, size, columns, transpose);
+                // The kernel adds into dL: start from dLIn.
+                using var dLBuffer = accelerator.Upload(dLIn);
+                kernels.TriangularSolveBackward(lBuffer.View, xBuffer.View, dXBuffer.View, dRhsBuffer.View, dLBuffer.View, batch, size, columns, transpose);
+                AssertClose($"{label} solve backward dB, transpose {transpose}", dRhs, dRhsBuffer.GetAsArray1D());
+                AssertClose($"{label} solve backward dL, transpose {transpose}", dL.Select((value, at) => value + dLIn[at]).ToArray(), dLBuffer.GetAsArray1D());
+            }
+            using var logDetBuffer = accelerator.Allocate1D<double>(batch);
+            kernels.LogDeterminant(lBuffer.View, logDetBuffer.View, batch, size);
+            AssertClose(label + " log-determinant", LinearAlgebraReference.LogDeterminant(l, batch, size), logDetBuffer.GetAsArray1D());
+            using var dLogDetBuffer = accelerator.Upload(dLogDet);
+            using var dLDetBuffer = accelerator.Upload(dLIn);
+            kernels.LogDeterminantBackward(lBuffer.View, dLogDetBuffer.View, dLDetBuffer.View, batch, size);
+            AssertClose(label + " log-determinant backward", LinearAlgebraReference.LogDeterminantBackward(l, dLogDet, batch, size).Select((value, at) => value + dLIn[at]).ToArray(),
+                dLDetBuffer.GetAsArray1D());
+            using var dLInBuffer = accelerator.Upload(dLIn);
+            using var dABuffer = accelerator.Allocate1D<double>(a.Length);
+            using var work = accelerator.Allocate1D<double>(a.Length);
+            kernels.CholeskyBackward(lBuffer.View, dLInBuffer.View, dABuffer.View, work.View, batch, size);
+            AssertClose(label + " Cholesky backward", LinearAlgebraReference.CholeskyBackward(l, dLIn.Select((value, at) => at % size <= at / size % size ? value : 0).ToArray(), batch, size),
+                dABuffer.GetAsArray1D());
+        }
+    }
+
+    /// <summary>An indefinite matrix in a batch: its failure row is reported and the other matrix is still factored.</summary>
+    [Fact]
+    public void AFailedFactorisationIsReportedPerMatrix()
+    {
+        double[] a = [4, 2, 2, 3, 1, 0, 0, -2];
+        foreach (var kernels in fixture.KernelSets)
+        {
+            using var aBuffer = kernels.Accelerator.Upload(a);
+            using var l = kernels.Accelerator.Allocate1D<double>(8);
+            using var failures = kernels.Accelerator.Allocate1D<int>(2);
+            kernels.Cholesky(aBuffer.View, l.View, failures.View, 2, 2, 0);
+            Assert.Equal([-1, 1], failures.GetAsArray1D());
+            AssertClose("the good matrix", [2, 0, 1, Math.Sqrt(2)], l.GetAsArray1D()[..4]);
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1, 1)]
+    [InlineData(2, 7, 5, 3)]
+    [InlineData(3, 33, 7, 2)]
+    public void RbfKernelsMatchTheirReferences(int batch, int n, int m, int dims)
+    {
+        var random = new Random(n + m * 7 + dims);
+        double[] Values(int count, double scale) => Enumerable.Range(0, count).Select(_ => (random.NextDouble() * 2 - 1) * scale).ToArray();
+        var (x, z, hyper, dK) = (Values(batch * n * dims, 2), Values(batch * m * dims, 2), Values(batch * (dims + 1), 0.7), Values(batch * n * m, 1));
+        var k = LinearAlgebraReference.Rbf(x, z, hyper, batch, n, m, dims);
+        var (dX, dZ, dHyper) = LinearAlgebraReference.RbfBackward(x, z, hyper, dK, batch, n, m, dims);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            string label = $"{accelerator.AcceleratorType} RBF B={batch} N={n} M={m} D={dims}";
+            using var xBuffer = accelerator.Upload(x);
+            using var zBuffer = accelerator.Upload(z);
+            using var hyperBuffer = accelerator.Upload(hyper);
+            using var kBuffer = accelerator.Allocate1D<double>(k.Length);
+            using var dKBuffer = accelerator.Upload(dK);
+            using var dXBuffer = accelerator.Allocate1D<double>(x.Length);
+            using var dZBuffer = accelerator.Allocate1D<double>(z.Length);
+            using var dHyperBuffer = accelerator.Allocate1D<double>(hyper.Length);
+            kernels.Rbf(xBuffer.View, zBuffer.View, hyperBuffer.View, kBuffer.View, batch, n, m, dims);
+            AssertClose(label + " k", k, kBuffer.GetAsArray1D());
+            kernels.RbfBackward(xBuffer.View, zBuffer.View, hyperBuffer.View, kBuffer.View, dKBuffer.View, dXBuffer.View, dZBuffer.View, dHyperBuffer.View, batch, n, m, dims);
+            AssertClose(label + " dX", dX, dXBuffer.GetAsArray1D());
+            AssertClose(label + " dZ", dZ, dZBuffer.GetAsArray1D());
+            AssertClose(label + " dHyper", dHyper, dHyperBuffer.GetAsArray1D());
+        }
     }
 }

@@ -87,6 +87,8 @@ public sealed class KernelCheck(KernelSet kernels)
         foreach (var (examples, samples) in new[] { (128, 1), (33, 4) })
             foreach (var result in GammaUnits(examples, 100, 55, samples))
                 yield return result;
+        foreach (var result in GaussianProcessAlgebra(2, 100, 128, 8))
+            yield return result;
         foreach (var (rows, columns, units, samples) in new[] { (128, 784, 20, 4), (33, 7, 1, 2) })
             foreach (var result in PoissonMatrixTerms(rows, columns, units, samples))
                 yield return result;
@@ -596,6 +598,104 @@ public sealed class KernelCheck(KernelSet kernels)
     /// <summary>The deep exponential family's gamma layer (its units after 55 others of the model's): the draws, log q
     /// and the score, the layer's prior terms, the Bernoulli–Poisson and Poisson terms on 784 pixels and the score-function gradient,
     /// against the double references from the same Philox key (the tolerances of DeepExponentialTests).</summary>
+    /// <summary>
+    /// The deep GP's double-precision linear algebra on <paramref name="batch"/> matrices of <paramref name="size"/>:
+    /// the Cholesky factor (with jitter), both triangular solves and their reverse modes, the log-determinant and its
+    /// reverse mode, the factorisation's reverse mode, and the RBF/ARD kernel between <paramref name="points"/> inputs
+    /// and the <paramref name="size"/> inducing points in <paramref name="dims"/> dimensions with its reverse mode.
+    /// Reference and kernel are both double and follow the same operations: 1e-10 of each output's largest value.
+    /// </summary>
+    private IEnumerable<CheckResult> GaussianProcessAlgebra(int batch, int size, int points, int dims)
+    {
+        var random = new Random(size + points);
+        double[] Values(int count, double scale) => Enumerable.Range(0, count).Select(_ => (random.NextDouble() * 2 - 1) * scale).ToArray();
+        // Symmetric positive definite: G Gᵀ/M + I/2.
+        var g = Values(batch * size * size, 1);
+        var a = new double[batch * size * size];
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < size; i++)
+                for (int j = 0; j < size; j++)
+                {
+                    double sum = i == j ? 0.5 : 0;
+                    for (int k = 0; k < size; k++)
+                        sum += g[(b * size + i) * size + k] * g[(b * size + j) * size + k] / size;
+                    a[(b * size + i) * size + j] = sum;
+                }
+        const int columns = 4;
+        var (rhs, dX, dLogDet, dLIn) = (Values(batch * size * columns, 1), Values(batch * size * columns, 1), Values(batch, 1), Values(a.Length, 1));
+        var (l, _) = Reference.LinearAlgebraReference.Cholesky(a, batch, size, 1e-6);
+        var accelerator = kernels.Accelerator;
+        string label = $"{batch}x{size}x{size}";
+        using var aBuffer = accelerator.Allocate1D(a);
+        using var lBuffer = accelerator.Allocate1D<double>(a.Length);
+        using var failures = accelerator.Allocate1D<int>(batch);
+        kernels.Cholesky(aBuffer.View, lBuffer.View, failures.View, batch, size, 1e-6);
+        yield return CompareDouble("Cholesky factor (double)", label, l, lBuffer.GetAsArray1D());
+        using var rhsBuffer = accelerator.Allocate1D(rhs);
+        using var xBuffer = accelerator.Allocate1D<double>(rhs.Length);
+        using var dXBuffer = accelerator.Allocate1D(dX);
+        using var dRhsBuffer = accelerator.Allocate1D<double>(rhs.Length);
+        using var dLBuffer = accelerator.Allocate1D<double>(a.Length);
+        foreach (bool transpose in new[] { false, true })
+        {
+            string which = transpose ? "Lᵀ" : "L";
+            var x = Reference.LinearAlgebraReference.Solve(l, rhs, batch, size, columns, transpose);
+            var (dRhs, dL) = Reference.LinearAlgebraReference.SolveBackward(l, x, dX, batch, size, columns, transpose);
+            kernels.TriangularSolve(lBuffer.View, rhsBuffer.View, xBuffer.View, batch, size, columns, transpose);
+            yield return CompareDouble($"triangular solve with {which} (double)", label, x, xBuffer.GetAsArray1D());
+            dLBuffer.MemSetToZero();
+            kernels.TriangularSolveBackward(lBuffer.View, xBuffer.View, dXBuffer.View, dRhsBuffer.View, dLBuffer.View, batch, size, columns, transpose);
+            yield return CompareDouble($"triangular solve with {which} backward (double)", label, dRhs.Concat(dL).ToArray(),
+                dRhsBuffer.GetAsArray1D().Concat(dLBuffer.GetAsArray1D()).ToArray());
+        }
+        using var logDet = accelerator.Allocate1D<double>(batch);
+        using var dLogDetBuffer = accelerator.Allocate1D(dLogDet);
+        kernels.LogDeterminant(lBuffer.View, logDet.View, batch, size);
+        dLBuffer.MemSetToZero();
+        kernels.LogDeterminantBackward(lBuffer.View, dLogDetBuffer.View, dLBuffer.View, batch, size);
+        yield return CompareDouble("log-determinant and its backward (double)", label,
+            Reference.LinearAlgebraReference.LogDeterminant(l, batch, size).Concat(Reference.LinearAlgebraReference.LogDeterminantBackward(l, dLogDet, batch, size)).ToArray(),
+            logDet.GetAsArray1D().Concat(dLBuffer.GetAsArray1D()).ToArray());
+        using var dLInBuffer = accelerator.Allocate1D(dLIn);
+        using var dA = accelerator.Allocate1D<double>(a.Length);
+        using var work = accelerator.Allocate1D<double>(a.Length);
+        kernels.CholeskyBackward(lBuffer.View, dLInBuffer.View, dA.View, work.View, batch, size);
+        var lowerDL = dLIn.Select((value, at) => at % size <= at / size % size ? value : 0).ToArray();
+        yield return CompareDouble("Cholesky backward (double)", label, Reference.LinearAlgebraReference.CholeskyBackward(l, lowerDL, batch, size), dA.GetAsArray1D());
+
+        var (xs, zs, hyper, dK) = (Values(batch * points * dims, 2), Values(batch * size * dims, 2), Values(batch * (dims + 1), 0.5), Values(batch * points * size, 1));
+        var kExpected = Reference.LinearAlgebraReference.Rbf(xs, zs, hyper, batch, points, size, dims);
+        var (dXs, dZs, dHyper) = Reference.LinearAlgebraReference.RbfBackward(xs, zs, hyper, dK, batch, points, size, dims);
+        using var xsBuffer = accelerator.Allocate1D(xs);
+        using var zsBuffer = accelerator.Allocate1D(zs);
+        using var hyperBuffer = accelerator.Allocate1D(hyper);
+        using var kBuffer = accelerator.Allocate1D<double>(kExpected.Length);
+        using var dKBuffer = accelerator.Allocate1D(dK);
+        using var dXsBuffer = accelerator.Allocate1D<double>(xs.Length);
+        using var dZsBuffer = accelerator.Allocate1D<double>(zs.Length);
+        using var dHyperBuffer = accelerator.Allocate1D<double>(hyper.Length);
+        kernels.Rbf(xsBuffer.View, zsBuffer.View, hyperBuffer.View, kBuffer.View, batch, points, size, dims);
+        string rbfLabel = $"{batch}x{points}x{size} D={dims}";
+        yield return CompareDouble("RBF/ARD kernel (double)", rbfLabel, kExpected, kBuffer.GetAsArray1D());
+        kernels.RbfBackward(xsBuffer.View, zsBuffer.View, hyperBuffer.View, kBuffer.View, dKBuffer.View, dXsBuffer.View, dZsBuffer.View, dHyperBuffer.View, batch, points, size, dims);
+        yield return CompareDouble("RBF/ARD kernel backward (double)", rbfLabel, dXs.Concat(dZs).Concat(dHyper).ToArray(),
+            dXsBuffer.GetAsArray1D().Concat(dZsBuffer.GetAsArray1D()).Concat(dHyperBuffer.GetAsArray1D()).ToArray());
+    }
+
+    /// <summary>Double outputs held to 1e-10 of their largest magnitude.</summary>
+    private static CheckResult CompareDouble(string kernel, string shape, double[] expected, double[] actual)
+    {
+        double allowed = 1e-10 * Math.Max(expected.Max(Math.Abs), 1e-300), worstError = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double error = Math.Abs(actual[i] - expected[i]);
+            if (!double.IsFinite(error))
+                return new CheckResult(kernel, shape, double.PositiveInfinity, double.PositiveInfinity);
+            worstError = Math.Max(worstError, error);
+        }
+        return new CheckResult(kernel, shape, worstError / allowed, worstError);
+    }
+
     /// <summary>The double DEF's Poisson terms: row and column sums over the training cells and the held-out log-sum
     /// (tolerances as in DoubleDefTests: sums to 1e-5 of Σ|term| plus 1e-3; the log-sum to 1e-5 relative, 2e-3 absolute).</summary>
     private IEnumerable<CheckResult> PoissonMatrixTerms(int rows, int columns, int units, int samples)

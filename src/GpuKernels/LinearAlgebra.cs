@@ -1,0 +1,252 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace IlgpuVae.GpuKernels;
+
+/// <summary>
+/// The deep GP's linear algebra on the device, in double (float32 Cholesky is known to be unstable for inducing-point
+/// models), batched over matrices stored row-major one after another ([B, M, M]; right-hand sides [B, M, R]).
+/// One thread per matrix for the factorisation, its reverse mode and the log-determinant, one per (matrix, column)
+/// for the solves: plain and exact, sized for the M of inducing points (tens to hundreds), not for large dense
+/// matrices. The reverse modes add into their outputs where several paths meet (L̄ from solves and the
+/// log-determinant). Double references: <see cref="Reference.LinearAlgebraReference"/>.
+/// </summary>
+public static class LinearAlgebra
+{
+    /// <summary>
+    /// l = the lower Cholesky factor of a + jitter·I per matrix (upper triangle 0), and failures[b] = −1, or the row
+    /// whose pivot was not positive (that row and the ones after it are left 0). One thread per matrix.
+    /// </summary>
+    public static void Cholesky(this KernelSet kernels, ArrayView<double> a, ArrayView<double> l, ArrayView<int> failures, int batch, int size, double jitter) =>
+        kernels.Launch(CholeskyKernel, batch, a, l, failures, size, jitter);
+
+    /// <summary>x = L⁻¹·rhs (transpose false) or L⁻ᵀ·rhs (true) per matrix; x may be rhs itself (each column is
+    /// solved in place in the order it is read). One thread per (matrix, column).</summary>
+    public static void TriangularSolve(this KernelSet kernels, ArrayView<double> l, ArrayView<double> rhs, ArrayView<double> x, int batch, int size, int columns,
+        bool transpose) =>
+        kernels.Launch(SolveKernel, batch * columns, l, rhs, x, size, columns, transpose ? 1 : 0);
+
+    /// <summary>
+    /// The solve's reverse mode for x̄: dRhs = L⁻ᵀx̄ (or L⁻¹x̄ for the transposed solve), written; and
+    /// dL += −tril(dRhs·xᵀ) (or −tril(x·dRhsᵀ)). Two launches.
+    /// </summary>
+    public static void TriangularSolveBackward(this KernelSet kernels, ArrayView<double> l, ArrayView<double> x, ArrayView<double> dX, ArrayView<double> dRhs,
+        ArrayView<double> dL, int batch, int size, int columns, bool transpose)
+    {
+        kernels.TriangularSolve(l, dX, dRhs, batch, size, columns, !transpose);
+        kernels.Launch(SolveFactorGradientKernel, batch * size, x, dRhs, dL, size, columns, transpose ? 1 : 0);
+    }
+
+    /// <summary>logDeterminant[b] = log det(L Lᵀ) = 2 Σ_i log L_ii. One thread per matrix.</summary>
+    public static void LogDeterminant(this KernelSet kernels, ArrayView<double> l, ArrayView<double> logDeterminant, int batch, int size) =>
+        kernels.Launch(LogDeterminantKernel, batch, l, logDeterminant, size);
+
+    /// <summary>dL_ii += 2·ḡ_b / L_ii, the log-determinant's reverse mode. One thread per (matrix, row).</summary>
+    public static void LogDeterminantBackward(this KernelSet kernels, ArrayView<double> l, ArrayView<double> dLogDeterminant, ArrayView<double> dL, int batch,
+        int size) =>
+        kernels.Launch(LogDeterminantBackwardKernel, batch * size, l, dLogDeterminant, dL, size);
+
+    /// <summary>
+    /// The factorisation's reverse mode (Murray 2016): dA = L⁻ᵀ ½(P + Pᵀ) L⁻¹ with P = Φ(Lᵀ·tril(dL)), Φ the lower
+    /// triangle with its diagonal halved; dA is symmetric (written, not added). <paramref name="work"/> is [B, M, M]
+    /// scratch. One thread per matrix.
+    /// </summary>
+    public static void CholeskyBackward(this KernelSet kernels, ArrayView<double> l, ArrayView<double> dL, ArrayView<double> dA, ArrayView<double> work, int batch,
+        int size) =>
+        kernels.Launch(CholeskyBackwardKernel, batch, l, dL, dA, work, size);
+
+    /// <summary>
+    /// The RBF/ARD kernel k[b, i, j] = σ² exp(−½ Σ_d (x_id − z_jd)²/ℓ_d²) for x [B, N, D], z [B, M, D] and hyper
+    /// [B, D + 1] = [log ℓ_1 … log ℓ_D | log σ²]. One thread per element.
+    /// </summary>
+    public static void Rbf(this KernelSet kernels, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k, int batch, int n,
+        int m, int dims) =>
+        kernels.Launch(RbfKernel, batch * n * m, x, z, hyper, k, n, m, dims);
+
+    /// <summary>
+    /// The RBF kernel's reverse mode for dK, given k from <see cref="Rbf"/>: dX, dZ and dHyper written. Three launches:
+    /// one thread per (matrix, row of x), per (matrix, row of z), per (matrix, hyperparameter).
+    /// </summary>
+    public static void RbfBackward(this KernelSet kernels, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k,
+        ArrayView<double> dK, ArrayView<double> dX, ArrayView<double> dZ, ArrayView<double> dHyper, int batch, int n, int m, int dims)
+    {
+        kernels.Launch(RbfInputGradientKernel, batch * n, x, z, hyper, k, dK, dX, n, m, dims, 0);
+        kernels.Launch(RbfInputGradientKernel, batch * m, x, z, hyper, k, dK, dZ, n, m, dims, 1);
+        kernels.Launch(RbfHyperGradientKernel, batch * (dims + 1), x, z, hyper, k, dK, dHyper, n, m, dims);
+    }
+
+    [Kernel]
+    public static void CholeskyKernel(Index1D matrix, ArrayView<double> a, ArrayView<double> l, ArrayView<int> failures, int size, double jitter)
+    {
+        long o = (long)(int)matrix * size * size;
+        for (int at = 0; at < size * size; at++)
+            l[o + at] = 0;
+        failures[matrix] = -1;
+        for (int i = 0; i < size; i++)
+            for (int j = 0; j <= i; j++)
+            {
+                double sum = a[o + i * size + j] + (i == j ? jitter : 0);
+                for (int k = 0; k < j; k++)
+                    sum -= l[o + i * size + k] * l[o + j * size + k];
+                if (i != j)
+                {
+                    l[o + i * size + j] = sum / l[o + j * size + j];
+                    continue;
+                }
+                if (!(sum > 0))
+                {
+                    failures[matrix] = i;
+                    for (int k = 0; k < i; k++)
+                        l[o + i * size + k] = 0;
+                    return;
+                }
+                l[o + i * size + i] = Math.Sqrt(sum);
+            }
+    }
+
+    /// <summary>Solves one column of one matrix (see <see cref="TriangularSolve"/>).</summary>
+    private static void SolveColumn(ArrayView<double> l, ArrayView<double> rhs, ArrayView<double> x, long lo, long xo, int size, int columns, int column,
+        int transpose)
+    {
+        for (int step = 0; step < size; step++)
+        {
+            int i = transpose != 0 ? size - 1 - step : step;
+            double sum = rhs[xo + i * columns + column];
+            if (transpose != 0)
+                for (int k = i + 1; k < size; k++)
+                    sum -= l[lo + k * size + i] * x[xo + k * columns + column];
+            else
+                for (int k = 0; k < i; k++)
+                    sum -= l[lo + i * size + k] * x[xo + k * columns + column];
+            x[xo + i * columns + column] = sum / l[lo + i * size + i];
+        }
+    }
+
+    [Kernel]
+    public static void SolveKernel(Index1D index, ArrayView<double> l, ArrayView<double> rhs, ArrayView<double> x, int size, int columns, int transpose)
+    {
+        int matrix = index / columns, column = index - matrix * columns;
+        SolveColumn(l, rhs, x, (long)matrix * size * size, (long)matrix * size * columns, size, columns, column, transpose);
+    }
+
+    [Kernel]
+    public static void SolveFactorGradientKernel(Index1D index, ArrayView<double> x, ArrayView<double> dRhs, ArrayView<double> dL, int size, int columns,
+        int transpose)
+    {
+        int matrix = index / size, i = index - matrix * size;
+        long lo = (long)matrix * size * size, xo = (long)matrix * size * columns;
+        for (int j = 0; j <= i; j++)
+        {
+            double sum = 0;
+            for (int c = 0; c < columns; c++)
+                sum += transpose != 0 ? x[xo + i * columns + c] * dRhs[xo + j * columns + c] : dRhs[xo + i * columns + c] * x[xo + j * columns + c];
+            dL[lo + i * size + j] -= sum;
+        }
+    }
+
+    [Kernel]
+    public static void LogDeterminantKernel(Index1D matrix, ArrayView<double> l, ArrayView<double> logDeterminant, int size)
+    {
+        long o = (long)(int)matrix * size * size;
+        double sum = 0;
+        for (int i = 0; i < size; i++)
+            sum += Math.Log(l[o + i * size + i]);
+        logDeterminant[matrix] = 2 * sum;
+    }
+
+    [Kernel]
+    public static void LogDeterminantBackwardKernel(Index1D index, ArrayView<double> l, ArrayView<double> dLogDeterminant, ArrayView<double> dL, int size)
+    {
+        int matrix = index / size, i = index - matrix * size;
+        long at = (long)matrix * size * size + i * size + i;
+        dL[at] += 2 * dLogDeterminant[matrix] / l[at];
+    }
+
+    [Kernel]
+    public static void CholeskyBackwardKernel(Index1D matrix, ArrayView<double> l, ArrayView<double> dL, ArrayView<double> dA, ArrayView<double> work, int size)
+    {
+        long o = (long)(int)matrix * size * size;
+        // work = Φ(Lᵀ·tril(dL)): (Lᵀ dL)_ij = Σ_{k ≥ i} L_ki dL_kj for j ≤ i.
+        for (int i = 0; i < size; i++)
+            for (int j = 0; j < size; j++)
+            {
+                double sum = 0;
+                if (j <= i)
+                    for (int k = i; k < size; k++)
+                        sum += l[o + k * size + i] * dL[o + k * size + j];
+                work[o + i * size + j] = i == j ? sum / 2 : sum;
+            }
+        // dA = ½(P + Pᵀ), then Y = L⁻ᵀ dA in place, column by column.
+        for (int i = 0; i < size; i++)
+            for (int j = 0; j < size; j++)
+                dA[o + i * size + j] = (work[o + i * size + j] + work[o + j * size + i]) / 2;
+        for (int column = 0; column < size; column++)
+            SolveColumn(l, dA, dA, o, o, size, size, column, 1);
+        // S = Y L⁻¹, and Sᵀ = L⁻ᵀ Yᵀ: work = Yᵀ, solved in place; S is symmetric, so dA = Sᵀ.
+        for (int i = 0; i < size; i++)
+            for (int j = 0; j < size; j++)
+                work[o + i * size + j] = dA[o + j * size + i];
+        for (int column = 0; column < size; column++)
+            SolveColumn(l, work, work, o, o, size, size, column, 1);
+        for (int i = 0; i < size; i++)
+            for (int j = 0; j < size; j++)
+                dA[o + i * size + j] = work[o + j * size + i];
+    }
+
+    [Kernel]
+    public static void RbfKernel(Index1D index, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k, int n, int m, int dims)
+    {
+        int j = index % m, row = index / m, i = row % n, matrix = row / n;
+        long h = (long)matrix * (dims + 1);
+        double distance = 0;
+        for (int d = 0; d < dims; d++)
+        {
+            double difference = (x[((long)matrix * n + i) * dims + d] - z[((long)matrix * m + j) * dims + d]) * Math.Exp(-hyper[h + d]);
+            distance += difference * difference;
+        }
+        k[index] = Math.Exp(hyper[h + dims] - distance / 2);
+    }
+
+    /// <summary>One row of x's (side 0) or of z's (side 1) gradient: ∓Σ_other dK·k·(x − z)/ℓ².</summary>
+    [Kernel]
+    public static void RbfInputGradientKernel(Index1D index, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k,
+        ArrayView<double> dK, ArrayView<double> dInput, int n, int m, int dims, int side)
+    {
+        int rows = side == 0 ? n : m, others = side == 0 ? m : n;
+        int matrix = index / rows, row = index - matrix * rows;
+        long h = (long)matrix * (dims + 1);
+        for (int d = 0; d < dims; d++)
+        {
+            double inverseSquare = Math.Exp(-2 * hyper[h + d]), sum = 0;
+            for (int other = 0; other < others; other++)
+            {
+                int i = side == 0 ? row : other, j = side == 0 ? other : row;
+                long element = ((long)matrix * n + i) * m + j;
+                sum += dK[element] * k[element] * (x[((long)matrix * n + i) * dims + d] - z[((long)matrix * m + j) * dims + d]);
+            }
+            dInput[(long)(int)index * dims + d] = (side == 0 ? -sum : sum) * inverseSquare;
+        }
+    }
+
+    [Kernel]
+    public static void RbfHyperGradientKernel(Index1D index, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k,
+        ArrayView<double> dK, ArrayView<double> dHyper, int n, int m, int dims)
+    {
+        int matrix = index / (dims + 1), d = index - matrix * (dims + 1);
+        double inverseSquare = d < dims ? Math.Exp(-2 * hyper[(long)matrix * (dims + 1) + d]) : 0, sum = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < m; j++)
+            {
+                long element = ((long)matrix * n + i) * m + j;
+                double g = dK[element] * k[element];
+                if (d == dims)
+                    sum += g;
+                else
+                {
+                    double difference = x[((long)matrix * n + i) * dims + d] - z[((long)matrix * m + j) * dims + d];
+                    sum += g * difference * difference * inverseSquare;
+                }
+            }
+        dHyper[index] = sum;
+    }
+}
