@@ -6,7 +6,8 @@ using CsvHelper.Configuration;
 namespace IlgpuVae.Model.Data;
 
 /// <summary>
-/// What the strict CSV readers (<see cref="CsvImageReader"/>, <see cref="CountMatrixReader"/>) share: opening a file
+/// What the strict CSV readers (<see cref="CsvImageReader"/>, <see cref="CountMatrixReader"/>,
+/// <see cref="RegressionTableReader"/>) share: opening a file
 /// with a one-line error when it is missing, and reading its records with CsvHelper's parser — blank lines skipped,
 /// a header row skipped when the first record's first field is not a number, and the parser's own complaints
 /// (a stray quote) turned into a <see cref="DataFormatException"/> naming the line.
@@ -26,8 +27,9 @@ internal static class StrictCsv
         }
     }
 
-    /// <summary>Calls <paramref name="record"/> with each data record's fields and its line number.</summary>
-    public static void ForEachRecord(string path, TextReader text, Action<string[], long> record)
+    /// <summary>Calls <paramref name="record"/> with each data record's fields and its line number (and
+    /// <paramref name="header"/> with the header row's, when there is one).</summary>
+    public static void ForEachRecord(string path, TextReader text, Action<string[], long> record, Action<string[]>? header = null)
     {
         var configuration = new CsvConfiguration(CultureInfo.InvariantCulture)
         {
@@ -50,6 +52,8 @@ internal static class StrictCsv
                 headerAllowed = false; // only the first row may be a header
                 if (!isHeader)
                     record(fields, parser.RawRow);
+                else
+                    header?.Invoke(fields);
             }
         }
         catch (CsvHelperException error) when (error.InnerException is DataFormatException format)
