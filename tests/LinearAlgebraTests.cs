@@ -13,24 +13,9 @@ public sealed class LinearAlgebraReferenceTests
 {
     public static TheoryData<int, int> Sizes => new() { { 1, 1 }, { 2, 7 }, { 3, 33 } };
 
-    /// <summary>Random symmetric positive-definite matrices: G Gᵀ/M + I/2 per matrix.</summary>
-    internal static double[] Spd(Random random, int batch, int size)
-    {
-        var a = new double[batch * size * size];
-        for (int b = 0; b < batch; b++)
-        {
-            var g = Enumerable.Range(0, size * size).Select(_ => random.NextDouble() * 2 - 1).ToArray();
-            for (int i = 0; i < size; i++)
-                for (int j = 0; j < size; j++)
-                {
-                    double sum = i == j ? 0.5 : 0;
-                    for (int k = 0; k < size; k++)
-                        sum += g[i * size + k] * g[j * size + k] / size;
-                    a[b * size * size + i * size + j] = sum;
-                }
-        }
-        return a;
-    }
+    /// <summary>Random symmetric positive-definite matrices: G Gᵀ/M + I/2 per matrix, G uniform in (−1, 1).</summary>
+    internal static double[] Spd(Random random, int batch, int size) =>
+        LinearAlgebraReference.SymmetricPositiveDefinite(Random(random, batch * size * size), batch, size);
 
     private static double[] Random(Random random, int count) => Enumerable.Range(0, count).Select(_ => random.NextDouble() * 2 - 1).ToArray();
 

@@ -40,6 +40,23 @@ public static class LinearAlgebraReference
         return (l, failures);
     }
 
+    /// <summary>G Gᵀ/M + I/2 per matrix for G [B, M, M]: symmetric, positive definite, with eigenvalues at least ½ —
+    /// the test matrices of the checks.</summary>
+    public static double[] SymmetricPositiveDefinite(double[] g, int batch, int size)
+    {
+        var a = new double[batch * size * size];
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < size; i++)
+                for (int j = 0; j < size; j++)
+                {
+                    double sum = i == j ? 0.5 : 0;
+                    for (int k = 0; k < size; k++)
+                        sum += g[(b * size + i) * size + k] * g[(b * size + j) * size + k] / size;
+                    a[(b * size + i) * size + j] = sum;
+                }
+        return a;
+    }
+
     /// <summary>X = L⁻¹B (transpose false) or L⁻ᵀB (true) per matrix, B and X [B, M, R].</summary>
     public static double[] Solve(double[] l, double[] rhs, int batch, int size, int columns, bool transpose)
     {

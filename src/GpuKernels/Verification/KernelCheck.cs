@@ -609,18 +609,7 @@ public sealed class KernelCheck(KernelSet kernels)
     {
         var random = new Random(size + points);
         double[] Values(int count, double scale) => Enumerable.Range(0, count).Select(_ => (random.NextDouble() * 2 - 1) * scale).ToArray();
-        // Symmetric positive definite: G Gᵀ/M + I/2.
-        var g = Values(batch * size * size, 1);
-        var a = new double[batch * size * size];
-        for (int b = 0; b < batch; b++)
-            for (int i = 0; i < size; i++)
-                for (int j = 0; j < size; j++)
-                {
-                    double sum = i == j ? 0.5 : 0;
-                    for (int k = 0; k < size; k++)
-                        sum += g[(b * size + i) * size + k] * g[(b * size + j) * size + k] / size;
-                    a[(b * size + i) * size + j] = sum;
-                }
+        var a = Reference.LinearAlgebraReference.SymmetricPositiveDefinite(Values(batch * size * size, 1), batch, size);
         const int columns = 4;
         var (rhs, dX, dLogDet, dLIn) = (Values(batch * size * columns, 1), Values(batch * size * columns, 1), Values(batch, 1), Values(a.Length, 1));
         var (l, _) = Reference.LinearAlgebraReference.Cholesky(a, batch, size, 1e-6);
