@@ -214,6 +214,10 @@ public sealed class CliTests : IDisposable
         (exitCode, output, error) = Run("double-def", "--resume", split, "--steps", "4", "--eval-draws", "2", "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Contains("step 4: −ELBO per training cell", output);
+        // The run's own settings hold: a model option beside --resume is refused.
+        (exitCode, _, error) = Run("double-def", "--resume", split, "--lr", "0.5", "--accelerator", "cpu");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("--lr is set by", error);
     }
 
     [Theory]

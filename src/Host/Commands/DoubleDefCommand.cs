@@ -25,7 +25,7 @@ internal static class DoubleDefCommand
         var evalEvery = new Option<int>("--eval-every") { Description = "Steps between evaluations (and checkpoints)", DefaultValueFactory = _ => defaults.EvalEvery };
         var evalDraws = new Option<int>("--eval-draws") { Description = "Draws of k samples of q for each evaluation", DefaultValueFactory = _ => defaults.EvalDraws };
         var outDirectory = new Option<string?>("--out") { Description = "Run folder (default runs/double-def-TIME)" };
-        var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder (its settings.json and checkpoint) up to --steps; with no steps left, evaluate it" };
+        var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder with its own model, data and split (settings.json) and checkpoint up to --steps; with no steps left, evaluate it" };
         var profile = new Option<int>("--profile") { Description = "Time each kernel launch of the first N steps and print a line per kernel (the results are the same)" };
         var accelerator = AcceleratorOption();
         var command = new Command("double-def", "Fit the double deep exponential family (gamma DEFs on rows and columns, Poisson counts) to a count matrix by black-box VI, with the held-out Poisson log-likelihood")
@@ -34,6 +34,11 @@ internal static class DoubleDefCommand
         };
         command.SetAction(parse =>
         {
+            // A resumed run keeps the model, data and split it was started with (its settings.json).
+            if (parse.GetValue(resume) is { } run)
+                foreach (var option in new Option[] { data, rowLayers, columnLayers, alpha, samples, learningRate, seed, heldOut, splitSeed })
+                    if (parse.GetResult(option) is { Implicit: false })
+                        throw new ArgumentException($"{option.Name} is set by {run}'s settings.json: leave it out with --resume (or start a new run)");
             string rows = parse.GetValue(rowLayers)!;
             var options = new DoubleDefOptions
             {
