@@ -220,6 +220,19 @@ public sealed class CliTests : IDisposable
         Assert.Contains("--lr is set by", error);
     }
 
+    /// <summary>A learning rate that blows the parameters up: exit code 3, the divergence named, and no checkpoint
+    /// written with parameters that are not finite.</summary>
+    [Fact]
+    public void DoubleDefDivergenceExitsWithoutAnUnusableCheckpoint()
+    {
+        var run = Path.Combine(directory, "diverged");
+        var (exitCode, output, error) = Run("double-def", "--data", WriteCounts(), "--def-layers", "gamma:3,gamma:2", "--lr", "1e20", "--steps", "4",
+            "--eval-every", "2", "--eval-draws", "1", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 3, $"exit {exitCode}: {output} {error}");
+        Assert.Contains("training diverged by step", output);
+        Assert.False(File.Exists(Path.Combine(run, "model.safetensors")));
+    }
+
     [Theory]
     [InlineData("--def-layers gamma:3,poisson:2", "--def-layers: the double DEF's layers are gamma")]
     [InlineData("--column-layers gamma:x", "--column-layers: layer 1's width")]

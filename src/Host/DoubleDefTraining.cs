@@ -99,38 +99,50 @@ public static class DoubleDefTraining
                 stopped = true;
                 break;
             }
-            var loss = model.TrainStep();
+            model.TrainStep();
             if (kernels.Profile is { } profile && model.Step == profileEnd)
             {
                 kernels.Profile = null;
                 progress.End();
                 Benchmark.WriteProfile(output, profile, options.ProfileSteps);
             }
-            if (!double.IsFinite(loss.NegativeElbo))
-            {
-                progress.End();
-                output.WriteLine($"training diverged at step {model.Step}: −ELBO per cell {loss.NegativeElbo}; the last checkpoint is kept (try a smaller --lr)");
-                return 3;
-            }
+            // The loss is read (a wait for the device) only to report it; a checkpoint is never written with a
+            // parameter that is not finite (see Save), so a divergence between reports loses nothing saved.
             if (model.Step % progress.Interval == 0)
+            {
+                var loss = model.Loss();
+                if (!double.IsFinite(loss.NegativeElbo))
+                    return Diverged(output, progress, model.Step, $"−ELBO per cell {loss.NegativeElbo}");
                 progress.Report((int)model.Step, string.Create(CultureInfo.InvariantCulture, $"−ELBO/cell {loss.NegativeElbo:F4}"));
+            }
             if (model.Step % options.EvalEvery == 0 || model.Step == options.Steps)
             {
                 last = Evaluate(model, options.EvalDraws, directory, output, progress);
-                Save(model, Path.Combine(directory, CheckpointFile), data);
+                if (!Save(model, Path.Combine(directory, CheckpointFile), data))
+                    return Diverged(output, progress, model.Step, "a parameter is not finite");
             }
         }
         progress.End();
         if (stopped)
         {
-            Save(model, Path.Combine(directory, CheckpointFile), data);
+            if (!Save(model, Path.Combine(directory, CheckpointFile), data))
+                return Diverged(output, progress, model.Step, "a parameter is not finite");
             output.WriteLine($"stopped at step {model.Step}; checkpoint written: continue with double-def --resume {directory} --steps {options.Steps}");
             return Training.Interrupted;
         }
         last ??= Evaluate(model, options.EvalDraws, directory, output, progress);
-        Save(model, Path.Combine(directory, CheckpointFile), data);
+        if (!Save(model, Path.Combine(directory, CheckpointFile), data))
+            return Diverged(output, progress, model.Step, "a parameter is not finite");
         output.WriteLine($"run folder: {directory}");
         return 0;
+    }
+
+    /// <summary>Exit code 3, the last checkpoint kept.</summary>
+    private static int Diverged(TextWriter output, Progress progress, long step, string what)
+    {
+        progress.End();
+        output.WriteLine($"training diverged by step {step} ({what}); the last checkpoint is kept (try a smaller --lr)");
+        return 3;
     }
 
     /// <summary>Scores the model, appends the row to metrics.csv, writes eval.json and prints the figures.</summary>
@@ -262,9 +274,12 @@ public static class DoubleDefTraining
     /// + 0.005, E_q[z] = softplus(ρ_m) + 1e-6) and θ_l as "{side}.theta{l}" [K_{l−1}, K_l] (V_l = softplus(θ_l)), Adam's
     /// moments as flat tensors, and the step in the metadata.
     /// </summary>
-    private static void Save(DoubleDefModel model, string path, string data)
+    /// <returns>False, writing nothing, when a parameter is not finite.</returns>
+    private static bool Save(DoubleDefModel model, string path, string data)
     {
         var parameters = model.Parameters;
+        if (!parameters.All(float.IsFinite))
+            return false;
         var tensors = new List<Tensor>();
         foreach (var side in model.Layout.Sides)
         {
@@ -281,6 +296,7 @@ public static class DoubleDefTraining
             ["step"] = model.Step.ToString(CultureInfo.InvariantCulture),
             ["data"] = model.Data.Name,
         });
+        return true;
     }
 
     private static void Restore(DoubleDefModel model, string path)

@@ -162,8 +162,9 @@ public sealed class DoubleDefModel : IDisposable
         }
     }
 
-    /// <summary>The loss of the draws in the buffers: −ELBO per training cell and its parts, averaged over the k draws.</summary>
-    private DoubleDefLoss Loss()
+    /// <summary>The loss of the draws in the buffers (after <see cref="TrainStep"/>, that step's, before its update):
+    /// −ELBO per training cell and its parts, averaged over the k draws. Waits for the device.</summary>
+    public DoubleDefLoss Loss()
     {
         double Sum(string buffer) => workspace.Floats(buffer).GetAsArray1D().Sum(value => (double)value);
         double cells = TrainingCells * (double)K;
@@ -174,21 +175,27 @@ public sealed class DoubleDefModel : IDisposable
     /// stepping: the gradient is left in the gradient buffer.</summary>
     public DoubleDefLoss LossAndGradient(uint stream, long step)
     {
+        ForwardAndBackward(stream, step);
+        return Loss();
+    }
+
+    /// <summary>The draws of (stream, step), their terms, and the gradient estimate into the gradient buffer.</summary>
+    private void ForwardAndBackward(uint stream, long step)
+    {
         Forward(stream, step);
         float scale = (float)(1.0 / (TrainingCells * (double)K));
         Backward(Layout.Rows, scale);
         Backward(Layout.Columns, scale);
-        return Loss();
     }
 
-    /// <summary>One Adam step on the whole matrix, its draws keyed by the step; returns the loss before the step.</summary>
-    public DoubleDefLoss TrainStep()
+    /// <summary>One Adam step on the whole matrix, its draws keyed by the step. Nothing is read back (the host does
+    /// not wait): <see cref="Loss"/> reads the step's loss when wanted.</summary>
+    public void TrainStep()
     {
-        var loss = LossAndGradient(Philox.Streams.Reparameterize, Step);
+        ForwardAndBackward(Philox.Streams.Reparameterize, Step);
         Step++;
         kernels.AdamStep(Floats(ModelBuffers.Parameters), Floats(ModelBuffers.Gradients), Floats(ModelBuffers.FirstMoment), Floats(ModelBuffers.SecondMoment),
             new AdamParameters((float)Settings.LearningRate, 0.9f, 0.999f, 1e-8f, Step));
-        return loss;
     }
 
     /// <summary>
