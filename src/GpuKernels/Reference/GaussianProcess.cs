@@ -101,6 +101,106 @@ public static class GaussianProcessReference
         return expected - Kl(z, hyper, m, lS, jitter, inducing, dims);
     }
 
+    /// <summary>The gradient of <see cref="Elbo"/> (the layer's reverse mode, written out): with respect to the inputs X
+    /// (what a deeper layer passes down), the inducing inputs Z, the kernel's log-hyperparameters, q's mean m and
+    /// factor L_S (lower triangle), and the log noise variance.</summary>
+    public sealed record ElboGradient(double[] DX, double[] DZ, double[] DHyper, double[] DM, double[] DLS, double DLogNoise);
+
+    /// <summary>
+    /// The reverse mode of <see cref="Elbo"/>. With K = K_ZZ + jitter·I, A = K⁻¹K_ZX, μ = Aᵀm, B = L_SᵀA and
+    /// σ²_n = σ_f² − Σ_i (K_ZX ∘ A)_in + Σ_j B_jn²: μ̄ = (y − μ)/s², σ̄² = −1/(2s²); then Ā = m μ̄ᵀ − K_ZX∘σ̄² +
+    /// 2 L_S B diag(σ̄²), K̄_ZX = −A diag(σ̄²) + K⁻¹Ā, K̄ = −K⁻¹Ā Aᵀ; the KL adds K̄ −= ½(K⁻¹ − K⁻¹(S + mmᵀ)K⁻¹),
+    /// m̄ −= K⁻¹m, L̄_S −= K⁻¹L_S − diag(1/L_S,ii); the kernel's reverse mode carries K̄ (symmetrised) and K̄_ZX to Z,
+    /// X and the hyperparameters.
+    /// </summary>
+    public static ElboGradient Gradient(double[] x, double[] y, double[] z, double[] hyper, double[] m, double[] lS, double noiseVariance, double jitter,
+        int n, int inducing, int dims)
+    {
+        int mm = inducing;
+        var kzz = PlusDiagonal(Kernel(z, z, hyper, mm, mm, dims), mm, jitter);
+        var lZ = Factor(kzz, mm);
+        var kZX = Transpose(Kernel(x, z, hyper, n, mm, dims), n, mm); // [M, N]
+        double[] KInverse(double[] rhs, int columns) =>
+            LinearAlgebraReference.Solve(lZ, LinearAlgebraReference.Solve(lZ, rhs, 1, mm, columns, false), 1, mm, columns, true);
+        var a = KInverse(kZX, n);
+        var (mean, variance) = Marginals(x, z, hyper, m, lS, jitter, n, mm, dims);
+        var dMean = Enumerable.Range(0, n).Select(c => (y[c] - mean[c]) / noiseVariance).ToArray();
+        double dVariance = -1 / (2 * noiseVariance);
+        // d/d log s² of Σ_n [−½ log 2πs² − ((y − μ)² + σ²)/(2s²)] = Σ_n [−½ + ((y − μ)² + σ²)/(2s²)].
+        double dLogNoise = Enumerable.Range(0, n).Sum(c => -0.5 + ((y[c] - mean[c]) * (y[c] - mean[c]) + variance[c]) / (2 * noiseVariance));
+        // B = L_Sᵀ A.
+        var b = new double[mm * n];
+        for (int j = 0; j < mm; j++)
+            for (int c = 0; c < n; c++)
+            {
+                double sum = 0;
+                for (int k = j; k < mm; k++)
+                    sum += lS[k * mm + j] * a[k * n + c];
+                b[j * n + c] = sum;
+            }
+        var dA = new double[mm * n];
+        var dKZX = new double[mm * n];
+        var dLS = new double[mm * mm];
+        var dM = new double[mm];
+        for (int i = 0; i < mm; i++)
+            for (int c = 0; c < n; c++)
+            {
+                double fromB = 0;
+                for (int j = 0; j <= i; j++)
+                    fromB += lS[i * mm + j] * b[j * n + c];
+                dA[i * n + c] = m[i] * dMean[c] - kZX[i * n + c] * dVariance + 2 * fromB * dVariance;
+                dKZX[i * n + c] = -a[i * n + c] * dVariance;
+                dM[i] += a[i * n + c] * dMean[c];
+            }
+        // L̄_S from B = L_SᵀA: B̄ = 2B·σ̄², L̄_S[k, j] = Σ_c A[k, c] B̄[j, c] for k ≥ j.
+        for (int k = 0; k < mm; k++)
+            for (int j = 0; j <= k; j++)
+                dLS[k * mm + j] = Enumerable.Range(0, n).Sum(c => a[k * n + c] * 2 * b[j * n + c] * dVariance);
+        // A = K⁻¹K_ZX: K̄_ZX += K⁻¹Ā, K̄ = −(K⁻¹Ā)Aᵀ.
+        var kInverseDA = KInverse(dA, n);
+        var dK = new double[mm * mm];
+        for (int i = 0; i < mm; i++)
+        {
+            for (int c = 0; c < n; c++)
+                dKZX[i * n + c] += kInverseDA[i * n + c];
+            for (int j = 0; j < mm; j++)
+                dK[i * mm + j] = -Enumerable.Range(0, n).Sum(c => kInverseDA[i * n + c] * a[j * n + c]);
+        }
+        // −KL: ½tr(K⁻¹S) + ½mᵀK⁻¹m + ½logdet K − ½logdet S, negated.
+        var s = new double[mm * mm];
+        for (int i = 0; i < mm; i++)
+            for (int j = 0; j < mm; j++)
+                s[i * mm + j] = Enumerable.Range(0, mm).Sum(k => lS[i * mm + k] * lS[j * mm + k]) + m[i] * m[j];
+        var identity = new double[mm * mm];
+        for (int i = 0; i < mm; i++)
+            identity[i * mm + i] = 1;
+        var kInverse = KInverse(identity, mm);
+        var kInverseSK = KInverse(Transpose(KInverse(s, mm), mm, mm), mm); // K⁻¹(S + mmᵀ)K⁻¹ (symmetric)
+        var kInverseLS = KInverse(lS, mm);
+        var kInverseM = KInverse(m, 1);
+        for (int i = 0; i < mm; i++)
+        {
+            dM[i] -= kInverseM[i];
+            for (int j = 0; j < mm; j++)
+            {
+                dK[i * mm + j] -= 0.5 * (kInverse[i * mm + j] - kInverseSK[i * mm + j]);
+                if (j <= i)
+                    dLS[i * mm + j] -= kInverseLS[i * mm + j] - (i == j ? 1 / lS[i * mm + i] : 0);
+            }
+        }
+        // Symmetrise K̄ (K_ZZ's entries each read both z_i and z_j), then through the kernels.
+        var dKSymmetric = new double[mm * mm];
+        for (int i = 0; i < mm; i++)
+            for (int j = 0; j < mm; j++)
+                dKSymmetric[i * mm + j] = (dK[i * mm + j] + dK[j * mm + i]) / 2;
+        var (dZ1, dZ2, dHyper) = LinearAlgebraReference.RbfBackward(z, z, hyper, dKSymmetric, 1, mm, mm, dims);
+        var (dX, dZ3, dHyperX) = LinearAlgebraReference.RbfBackward(x, z, hyper, Transpose(dKZX, mm, n), 1, n, mm, dims);
+        // σ_f² enters σ²_n directly too: σ̄_f² = Σ_n σ̄², through log σ_f².
+        dHyper[dims] += n * dVariance * Math.Exp(hyper[dims]);
+        return new ElboGradient(dX, dZ1.Zip(dZ2, (p, q) => p + q).Zip(dZ3, (p, q) => p + q).ToArray(), dHyper.Zip(dHyperX, (p, q) => p + q).ToArray(), dM, dLS,
+            dLogNoise);
+    }
+
     /// <summary>
     /// The optimal q(u) for the Gaussian likelihood (Titsias 2009): with K = K_ZZ + jitter·I and
     /// Σ = K + σ⁻²K_ZX K_XZ, S* = K Σ⁻¹ K and m* = σ⁻² K Σ⁻¹ K_ZX y; returns m* and the Cholesky factor of S*.
