@@ -57,26 +57,68 @@ public static class GaussianProcessReference
         var kZX = Transpose(Kernel(x, z, hyper, n, inducing, dims), n, inducing); // [M, N]
         // A = K⁻¹ k_ZX through two solves.
         var a = LinearAlgebraReference.Solve(lZ, LinearAlgebraReference.Solve(lZ, kZX, 1, inducing, n, false), 1, inducing, n, true);
-        // B = L_Sᵀ A: σ² gains Σ_i B_in².
-        var mean = new double[n];
-        var variance = new double[n];
-        double signal = Math.Exp(hyper[dims]);
+        return MarginalsFromProjection(a, kZX, m, lS, Math.Exp(hyper[dims]), n, inducing, 1);
+    }
+
+    /// <summary>
+    /// The marginals from the projection A = K⁻¹K_ZX [M, N] (shared by a layer's outputs) for
+    /// <paramref name="outputs"/> output dimensions with m [O, M] and L_S [O, M, M]: mean and variance [N, O],
+    /// μ_no = Σ_i A_in m_oi and σ²_no = σ_f² − Σ_i K_ZX,in A_in + Σ_j B_ojn², B_o = L_S,oᵀA.
+    /// </summary>
+    public static (double[] Mean, double[] Variance) MarginalsFromProjection(double[] a, double[] kZX, double[] m, double[] lS, double signalVariance, int n,
+        int inducing, int outputs)
+    {
+        var mean = new double[n * outputs];
+        var variance = new double[n * outputs];
         for (int col = 0; col < n; col++)
-        {
-            double mu = 0, reduction = 0, added = 0;
-            for (int i = 0; i < inducing; i++)
+            for (int o = 0; o < outputs; o++)
             {
-                mu += a[i * n + col] * m[i];
-                reduction += kZX[i * n + col] * a[i * n + col];
-                double b = 0;
-                for (int k = i; k < inducing; k++)
-                    b += lS[k * inducing + i] * a[k * n + col];
-                added += b * b;
+                double mu = 0, reduction = 0, added = 0;
+                for (int i = 0; i < inducing; i++)
+                {
+                    mu += a[i * n + col] * m[o * inducing + i];
+                    reduction += kZX[i * n + col] * a[i * n + col];
+                    double b = 0;
+                    for (int k = i; k < inducing; k++)
+                        b += lS[(o * inducing + k) * inducing + i] * a[k * n + col];
+                    added += b * b;
+                }
+                mean[col * outputs + o] = mu;
+                variance[col * outputs + o] = signalVariance - reduction + added;
             }
-            mean[col] = mu;
-            variance[col] = signal - reduction + added;
-        }
         return (mean, variance);
+    }
+
+    /// <summary>
+    /// The reverse mode of <see cref="MarginalsFromProjection"/> for μ̄ and σ̄² [N, O]: Ā_in = Σ_o (m_oi μ̄_no −
+    /// K_ZX,in σ̄²_no + 2(L_S,o B_o)_in σ̄²_no), K̄_ZX,in = −A_in Σ_o σ̄²_no, m̄_oi = Σ_n A_in μ̄_no and
+    /// L̄_S,o[k, j] = 2 Σ_n A_kn B_ojn σ̄²_no (k ≥ j).
+    /// </summary>
+    public static (double[] DA, double[] DKZX, double[] DM, double[] DLS) MarginalsBackward(double[] a, double[] kZX, double[] m, double[] lS, double[] dMean,
+        double[] dVariance, int n, int inducing, int outputs)
+    {
+        var b = new double[outputs * inducing * n];
+        for (int o = 0; o < outputs; o++)
+            for (int j = 0; j < inducing; j++)
+                for (int col = 0; col < n; col++)
+                    for (int k = j; k < inducing; k++)
+                        b[(o * inducing + j) * n + col] += lS[(o * inducing + k) * inducing + j] * a[k * n + col];
+        var (dA, dKZX, dM, dLS) = (new double[a.Length], new double[a.Length], new double[m.Length], new double[lS.Length]);
+        for (int i = 0; i < inducing; i++)
+            for (int col = 0; col < n; col++)
+                for (int o = 0; o < outputs; o++)
+                {
+                    double mu = dMean[col * outputs + o], v = dVariance[col * outputs + o];
+                    double lsB = 0;
+                    for (int j = 0; j <= i; j++)
+                        lsB += lS[(o * inducing + i) * inducing + j] * b[(o * inducing + j) * n + col];
+                    dA[i * n + col] += m[o * inducing + i] * mu - kZX[i * n + col] * v + 2 * lsB * v;
+                    dKZX[i * n + col] -= a[i * n + col] * v;
+                    dM[o * inducing + i] += a[i * n + col] * mu;
+                    for (int j = 0; j <= i; j++)
+                        dLS[(o * inducing + i) * inducing + j] += 2 * a[i * n + col] * b[(o * inducing + j) * n + col] * v;
+                }
+        return (dA, dKZX, dM, dLS);
     }
 
     /// <summary>KL(N(m, L_S L_Sᵀ) ‖ N(0, K_ZZ + jitter·I)) = ½[tr(K⁻¹S) + mᵀK⁻¹m − M + log det K − log det S].</summary>

@@ -602,7 +602,8 @@ public sealed class KernelCheck(KernelSet kernels)
     /// The deep GP's double-precision linear algebra on <paramref name="batch"/> matrices of <paramref name="size"/>:
     /// the Cholesky factor (with jitter), both triangular solves and their reverse modes, the log-determinant and its
     /// reverse mode, the factorisation's reverse mode, and the RBF/ARD kernel between <paramref name="points"/> inputs
-    /// and the <paramref name="size"/> inducing points in <paramref name="dims"/> dimensions with its reverse mode.
+    /// and the <paramref name="size"/> inducing points in <paramref name="dims"/> dimensions with its reverse mode, and a
+    /// layer's marginals for three outputs with theirs.
     /// Reference and kernel are both double and follow the same operations: 1e-10 of each output's largest value.
     /// </summary>
     private IEnumerable<CheckResult> GaussianProcessAlgebra(int batch, int size, int points, int dims)
@@ -669,6 +670,36 @@ public sealed class KernelCheck(KernelSet kernels)
         kernels.RbfBackward(xsBuffer.View, zsBuffer.View, hyperBuffer.View, kBuffer.View, dKBuffer.View, dXsBuffer.View, dZsBuffer.View, dHyperBuffer.View, batch, points, size, dims);
         yield return CompareDouble("RBF/ARD kernel backward (double)", rbfLabel, dXs.Concat(dZs).Concat(dHyper).ToArray(),
             dXsBuffer.GetAsArray1D().Concat(dZsBuffer.GetAsArray1D()).Concat(dHyperBuffer.GetAsArray1D()).ToArray());
+
+        // A layer's marginals for 3 outputs from the projection A and K_ZX [M, N], and their reverse mode.
+        const int outputs = 3;
+        var (projection, kZX, m) = (Values(size * points, 1), Values(size * points, 1), Values(outputs * size, 1));
+        var lS = Values(outputs * size * size, 1).Select((value, at) => at % size <= at / size % size ? value / size : 0).ToArray();
+        var (dMean, dVariance) = (Values(points * outputs, 1), Values(points * outputs, 1));
+        var (mean, variance) = Reference.GaussianProcessReference.MarginalsFromProjection(projection, kZX, m, lS, 1.3, points, size, outputs);
+        var (dProjection, dKZX, dM, dLS) = Reference.GaussianProcessReference.MarginalsBackward(projection, kZX, m, lS, dMean, dVariance, points, size, outputs);
+        using var projectionBuffer = accelerator.Allocate1D(projection);
+        using var kZXBuffer = accelerator.Allocate1D(kZX);
+        using var mBuffer = accelerator.Allocate1D(m);
+        using var lSBuffer = accelerator.Allocate1D(lS);
+        using var b = accelerator.Allocate1D<double>(outputs * size * points);
+        using var meanBuffer = accelerator.Allocate1D<double>(points * outputs);
+        using var varianceBuffer = accelerator.Allocate1D<double>(points * outputs);
+        kernels.CovarianceProjection(projectionBuffer.View, lSBuffer.View, b.View, points, size, outputs);
+        kernels.Marginals(projectionBuffer.View, kZXBuffer.View, mBuffer.View, b.View, 1.3, meanBuffer.View, varianceBuffer.View, points, size, outputs);
+        string marginalLabel = $"{points}x{size} O={outputs}";
+        yield return CompareDouble("sparse GP marginals (double)", marginalLabel, mean.Concat(variance).ToArray(),
+            meanBuffer.GetAsArray1D().Concat(varianceBuffer.GetAsArray1D()).ToArray());
+        using var dMeanBuffer = accelerator.Allocate1D(dMean);
+        using var dVarianceBuffer = accelerator.Allocate1D(dVariance);
+        using var dProjectionBuffer = accelerator.Allocate1D<double>(projection.Length);
+        using var dKZXBuffer = accelerator.Allocate1D<double>(projection.Length);
+        using var dMBuffer = accelerator.Allocate1D<double>(m.Length);
+        using var dLSBuffer = accelerator.Allocate1D<double>(lS.Length);
+        kernels.MarginalsBackward(projectionBuffer.View, kZXBuffer.View, mBuffer.View, lSBuffer.View, b.View, dMeanBuffer.View, dVarianceBuffer.View,
+            dProjectionBuffer.View, dKZXBuffer.View, dMBuffer.View, dLSBuffer.View, points, size, outputs);
+        yield return CompareDouble("sparse GP marginals backward (double)", marginalLabel, dProjection.Concat(dKZX).Concat(dM).Concat(dLS).ToArray(),
+            dProjectionBuffer.GetAsArray1D().Concat(dKZXBuffer.GetAsArray1D()).Concat(dMBuffer.GetAsArray1D()).Concat(dLSBuffer.GetAsArray1D()).ToArray());
     }
 
     /// <summary>Double outputs held to 1e-10 of their largest magnitude.</summary>

@@ -1,0 +1,102 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace IlgpuVae.GpuKernels;
+
+/// <summary>
+/// A sparse GP layer's marginals at its inputs, in double, for O output dimensions that share the layer's kernel:
+/// from the projection A = K⁻¹K_ZX [M, N] and K_ZX [M, N], with q(u_o) = N(m_o, L_S,o L_S,oᵀ) (m [O, M], L_S [O, M, M]),
+/// μ_no = Σ_i A_in m_oi and σ²_no = σ_f² − Σ_i K_ZX,in A_in + Σ_j B_ojn², B_o = L_S,oᵀA. Double references:
+/// <see cref="Reference.GaussianProcessReference.MarginalsFromProjection"/> and its backward.
+/// </summary>
+public static class SparseGp
+{
+    /// <summary>b [O, M, N] = L_S,oᵀA per output. One thread per element.</summary>
+    public static void CovarianceProjection(this KernelSet kernels, ArrayView<double> a, ArrayView<double> lS, ArrayView<double> b, int n, int inducing,
+        int outputs) =>
+        kernels.Launch(ProjectionKernel, outputs * inducing * n, a, lS, b, n, inducing);
+
+    /// <summary>mean and variance [N, O] from A, K_ZX, m and b (from <see cref="CovarianceProjection"/>). One thread
+    /// per (point, output).</summary>
+    public static void Marginals(this KernelSet kernels, ArrayView<double> a, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> b, double signalVariance,
+        ArrayView<double> mean, ArrayView<double> variance, int n, int inducing, int outputs) =>
+        kernels.Launch(MarginalsKernel, n * outputs, a, kZX, m, b, mean, variance, signalVariance, n, inducing, outputs);
+
+    /// <summary>
+    /// The marginals' reverse mode for dMean and dVariance [N, O] (b as the forward pass left it): dA and dKZX
+    /// [M, N] (one thread per element), dM [O, M] and dLS [O, M, M] (one thread per (output, row of L_S)); all written.
+    /// </summary>
+    public static void MarginalsBackward(this KernelSet kernels, ArrayView<double> a, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> lS,
+        ArrayView<double> b, ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dA, ArrayView<double> dKZX, ArrayView<double> dM,
+        ArrayView<double> dLS, int n, int inducing, int outputs)
+    {
+        kernels.Launch(ProjectionGradientKernel, inducing * n, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a, n, inducing, outputs);
+        kernels.Launch(PosteriorGradientKernel, outputs * inducing, a, b, dMean, dVariance, dM, dLS, n, inducing, outputs);
+    }
+
+    [Kernel]
+    public static void ProjectionKernel(Index1D index, ArrayView<double> a, ArrayView<double> lS, ArrayView<double> b, int n, int inducing)
+    {
+        int col = index % n, row = index / n, j = row % inducing, o = row / inducing;
+        double sum = 0;
+        for (int k = j; k < inducing; k++)
+            sum += lS[((long)o * inducing + k) * inducing + j] * a[(long)k * n + col];
+        b[index] = sum;
+    }
+
+    [Kernel]
+    public static void MarginalsKernel(Index1D index, ArrayView<double> a, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> b, ArrayView<double> mean,
+        ArrayView<double> variance, double signalVariance, int n, int inducing, int outputs)
+    {
+        int col = index / outputs, o = index - col * outputs;
+        double mu = 0, reduction = 0, added = 0;
+        for (int i = 0; i < inducing; i++)
+        {
+            double projection = a[(long)i * n + col];
+            mu += projection * m[(long)o * inducing + i];
+            reduction += kZX[(long)i * n + col] * projection;
+            double bValue = b[((long)o * inducing + i) * n + col];
+            added += bValue * bValue;
+        }
+        mean[index] = mu;
+        variance[index] = signalVariance - reduction + added;
+    }
+
+    [Kernel]
+    public static void ProjectionGradientKernel(Index1D index, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> lS, ArrayView<double> b,
+        ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dA, ArrayView<double> dKZX, ArrayView<double> a, int n, int inducing, int outputs)
+    {
+        int i = index / n, col = index - i * n;
+        double gradientA = 0, gradientK = 0;
+        for (int o = 0; o < outputs; o++)
+        {
+            double mu = dMean[(long)col * outputs + o], v = dVariance[(long)col * outputs + o];
+            double lsB = 0;
+            for (int j = 0; j <= i; j++)
+                lsB += lS[((long)o * inducing + i) * inducing + j] * b[((long)o * inducing + j) * n + col];
+            gradientA += m[(long)o * inducing + i] * mu - kZX[index] * v + 2 * lsB * v;
+            gradientK -= a[index] * v;
+        }
+        dA[index] = gradientA;
+        dKZX[index] = gradientK;
+    }
+
+    [Kernel]
+    public static void PosteriorGradientKernel(Index1D index, ArrayView<double> a, ArrayView<double> b, ArrayView<double> dMean, ArrayView<double> dVariance,
+        ArrayView<double> dM, ArrayView<double> dLS, int n, int inducing, int outputs)
+    {
+        int o = index / inducing, i = index - o * inducing;
+        double gradientM = 0;
+        for (int col = 0; col < n; col++)
+            gradientM += a[(long)i * n + col] * dMean[(long)col * outputs + o];
+        dM[index] = gradientM;
+        for (int j = 0; j < inducing; j++)
+        {
+            double sum = 0;
+            if (j <= i)
+                for (int col = 0; col < n; col++)
+                    sum += 2 * a[(long)i * n + col] * b[((long)o * inducing + j) * n + col] * dVariance[(long)col * outputs + o];
+            dLS[((long)o * inducing + i) * inducing + j] = sum;
+        }
+    }
+}
