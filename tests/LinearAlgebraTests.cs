@@ -240,6 +240,55 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
         }
     }
 
+    /// <summary>
+    /// Right-hand sides sharing factors (a layer's K_ZZ shared by its outputs): 2 factors of 7 and 3 right-hand sides of
+    /// 2 columns each, against the reference solving each with its factor, L̄ summed over the three.
+    /// </summary>
+    [Fact]
+    public void SolvesWithASharedFactorMatchTheReference()
+    {
+        const int factors = 2, perFactor = 3, size = 7, columns = 2;
+        var random = new Random(77);
+        var (l, _) = LinearAlgebraReference.Cholesky(LinearAlgebraReferenceTests.Spd(random, factors, size), factors, size, 0);
+        var rhs = Enumerable.Range(0, factors * perFactor * size * columns).Select(_ => random.NextDouble() * 2 - 1).ToArray();
+        var dX = Enumerable.Range(0, rhs.Length).Select(_ => random.NextDouble() * 2 - 1).ToArray();
+        int block = size * columns;
+        foreach (bool transpose in new[] { false, true })
+        {
+            var x = new double[rhs.Length];
+            var dRhs = new double[rhs.Length];
+            var dL = new double[l.Length];
+            for (int r = 0; r < factors * perFactor; r++)
+            {
+                var factor = l[(r / perFactor * size * size)..((r / perFactor + 1) * size * size)];
+                var solved = LinearAlgebraReference.Solve(factor, rhs[(r * block)..((r + 1) * block)], 1, size, columns, transpose);
+                solved.CopyTo(x, r * block);
+                var (dB, dFactor) = LinearAlgebraReference.SolveBackward(factor, solved, dX[(r * block)..((r + 1) * block)], 1, size, columns, transpose);
+                dB.CopyTo(dRhs, r * block);
+                for (int at = 0; at < dFactor.Length; at++)
+                    dL[r / perFactor * size * size + at] += dFactor[at];
+            }
+            foreach (var kernels in fixture.KernelSets)
+            {
+                var accelerator = kernels.Accelerator;
+                string label = $"{accelerator.AcceleratorType} shared factor, transpose {transpose}";
+                using var lBuffer = accelerator.Upload(l);
+                using var rhsBuffer = accelerator.Upload(rhs);
+                using var xBuffer = accelerator.Allocate1D<double>(rhs.Length);
+                using var dXBuffer = accelerator.Upload(dX);
+                using var dRhsBuffer = accelerator.Allocate1D<double>(rhs.Length);
+                using var dLBuffer = accelerator.Allocate1D<double>(l.Length);
+                dLBuffer.MemSetToZero();
+                kernels.TriangularSolve(lBuffer.View, rhsBuffer.View, xBuffer.View, factors * perFactor, size, columns, transpose, perFactor);
+                AssertClose(label + " x", x, xBuffer.GetAsArray1D());
+                kernels.TriangularSolveBackward(lBuffer.View, xBuffer.View, dXBuffer.View, dRhsBuffer.View, dLBuffer.View, factors * perFactor, size, columns, transpose,
+                    perFactor);
+                AssertClose(label + " dB", dRhs, dRhsBuffer.GetAsArray1D());
+                AssertClose(label + " dL", dL, dLBuffer.GetAsArray1D());
+            }
+        }
+    }
+
     /// <summary>An indefinite matrix in a batch: its failure row is reported and the other matrix is still factored.</summary>
     [Fact]
     public void AFailedFactorisationIsReportedPerMatrix()

@@ -20,21 +20,23 @@ public static class LinearAlgebra
     public static void Cholesky(this KernelSet kernels, ArrayView<double> a, ArrayView<double> l, ArrayView<int> failures, int batch, int size, double jitter) =>
         kernels.Launch(CholeskyKernel, batch, a, l, failures, size, jitter);
 
-    /// <summary>x = L⁻¹·rhs (transpose false) or L⁻ᵀ·rhs (true) per matrix; x may be rhs itself (each column is
-    /// solved in place in the order it is read). One thread per (matrix, column).</summary>
+    /// <summary>x = L⁻¹·rhs (transpose false) or L⁻ᵀ·rhs (true) for <paramref name="batch"/> right-hand sides
+    /// [M, R], consecutive groups of <paramref name="perFactor"/> of them sharing one factor (a layer's K_ZZ is
+    /// shared by its output dimensions; 1: a factor per right-hand side); x may be rhs itself (each column is solved in
+    /// place in the order it is read). One thread per (right-hand side, column).</summary>
     public static void TriangularSolve(this KernelSet kernels, ArrayView<double> l, ArrayView<double> rhs, ArrayView<double> x, int batch, int size, int columns,
-        bool transpose) =>
-        kernels.Launch(SolveKernel, batch * columns, l, rhs, x, size, columns, transpose ? 1 : 0);
+        bool transpose, int perFactor = 1) =>
+        kernels.Launch(SolveKernel, batch * columns, l, rhs, x, size, columns, transpose ? 1 : 0, perFactor);
 
     /// <summary>
     /// The solve's reverse mode for x̄: dRhs = L⁻ᵀx̄ (or L⁻¹x̄ for the transposed solve), written; and
-    /// dL += −tril(dRhs·xᵀ) (or −tril(x·dRhsᵀ)). Two launches.
+    /// dL += −tril(dRhs·xᵀ) (or −tril(x·dRhsᵀ)), summed over the right-hand sides that share a factor. Two launches.
     /// </summary>
     public static void TriangularSolveBackward(this KernelSet kernels, ArrayView<double> l, ArrayView<double> x, ArrayView<double> dX, ArrayView<double> dRhs,
-        ArrayView<double> dL, int batch, int size, int columns, bool transpose)
+        ArrayView<double> dL, int batch, int size, int columns, bool transpose, int perFactor = 1)
     {
-        kernels.TriangularSolve(l, dX, dRhs, batch, size, columns, !transpose);
-        kernels.Launch(SolveFactorGradientKernel, batch * size, x, dRhs, dL, size, columns, transpose ? 1 : 0);
+        kernels.TriangularSolve(l, dX, dRhs, batch, size, columns, !transpose, perFactor);
+        kernels.Launch(SolveFactorGradientKernel, batch / perFactor * size, x, dRhs, dL, size, columns, transpose ? 1 : 0, perFactor);
     }
 
     /// <summary>logDeterminant[b] = log det(L Lᵀ) = 2 Σ_i log L_ii. One thread per matrix.</summary>
@@ -123,23 +125,29 @@ public static class LinearAlgebra
     }
 
     [Kernel]
-    public static void SolveKernel(Index1D index, ArrayView<double> l, ArrayView<double> rhs, ArrayView<double> x, int size, int columns, int transpose)
+    public static void SolveKernel(Index1D index, ArrayView<double> l, ArrayView<double> rhs, ArrayView<double> x, int size, int columns, int transpose,
+        int perFactor)
     {
         int matrix = index / columns, column = index - matrix * columns;
-        SolveColumn(l, rhs, x, (long)matrix * size * size, (long)matrix * size * columns, size, columns, column, transpose);
+        SolveColumn(l, rhs, x, (long)(matrix / perFactor) * size * size, (long)matrix * size * columns, size, columns, column, transpose);
     }
 
+    /// <summary>One row of one factor's L̄, summed over the right-hand sides that share the factor, in order.</summary>
     [Kernel]
     public static void SolveFactorGradientKernel(Index1D index, ArrayView<double> x, ArrayView<double> dRhs, ArrayView<double> dL, int size, int columns,
-        int transpose)
+        int transpose, int perFactor)
     {
-        int matrix = index / size, i = index - matrix * size;
-        long lo = (long)matrix * size * size, xo = (long)matrix * size * columns;
+        int factor = index / size, i = index - factor * size;
+        long lo = (long)factor * size * size;
         for (int j = 0; j <= i; j++)
         {
             double sum = 0;
-            for (int c = 0; c < columns; c++)
-                sum += transpose != 0 ? x[xo + i * columns + c] * dRhs[xo + j * columns + c] : dRhs[xo + i * columns + c] * x[xo + j * columns + c];
+            for (int r = 0; r < perFactor; r++)
+            {
+                long xo = ((long)factor * perFactor + r) * size * columns;
+                for (int c = 0; c < columns; c++)
+                    sum += transpose != 0 ? x[xo + i * columns + c] * dRhs[xo + j * columns + c] : dRhs[xo + i * columns + c] * x[xo + j * columns + c];
+            }
             dL[lo + i * size + j] -= sum;
         }
     }
