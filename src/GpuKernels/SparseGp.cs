@@ -34,6 +34,55 @@ public static class SparseGp
         kernels.Launch(PosteriorGradientKernel, outputs * inducing, a, b, dMean, dVariance, dM, dLS, n, inducing, outputs);
     }
 
+    /// <summary>
+    /// KL(q(u_o) ‖ p(u_o)) per output from the layer's solves: with V_o = L⁻¹L_S,o [O, M, M] and w_o = L⁻¹m_o [O, M] (L
+    /// the factor of K_ZZ + jitter·I, shared), kl[o] = ½(‖V_o‖² + ‖w_o‖² − M + log det K − 2 Σ_i log|L_S,o,ii|).
+    /// One thread per output.
+    /// </summary>
+    public static void PosteriorKl(this KernelSet kernels, ArrayView<double> v, ArrayView<double> w, ArrayView<double> logDeterminant, ArrayView<double> lS,
+        ArrayView<double> kl, int inducing, int outputs) =>
+        kernels.Launch(KlKernel, outputs, v, w, logDeterminant, lS, kl, inducing);
+
+    /// <summary>
+    /// The KL's reverse mode for a weight κ on Σ_o kl[o]: dV = κV and dW = κw (written), dLS_o,ii −= κ/L_S,o,ii (added,
+    /// to L_S's other gradients), and dLogDeterminant[0] = ½κO (written; one factor for the layer). One thread per
+    /// (output, row).
+    /// </summary>
+    public static void PosteriorKlBackward(this KernelSet kernels, ArrayView<double> v, ArrayView<double> w, ArrayView<double> lS, double weight, ArrayView<double> dV,
+        ArrayView<double> dW, ArrayView<double> dLS, ArrayView<double> dLogDeterminant, int inducing, int outputs) =>
+        kernels.Launch(KlBackwardKernel, outputs * inducing, v, w, lS, dV, dW, dLS, dLogDeterminant, weight, inducing, outputs);
+
+    [Kernel]
+    public static void KlKernel(Index1D o, ArrayView<double> v, ArrayView<double> w, ArrayView<double> logDeterminant, ArrayView<double> lS, ArrayView<double> kl,
+        int inducing)
+    {
+        long block = (long)(int)o * inducing * inducing;
+        double squares = 0, logDiagonal = 0;
+        for (int at = 0; at < inducing * inducing; at++)
+            squares += v[block + at] * v[block + at];
+        for (int i = 0; i < inducing; i++)
+        {
+            double value = w[(long)(int)o * inducing + i];
+            squares += value * value;
+            logDiagonal += Math.Log(Math.Abs(lS[block + i * inducing + i]));
+        }
+        kl[o] = 0.5 * (squares - inducing + logDeterminant[0] - 2 * logDiagonal);
+    }
+
+    [Kernel]
+    public static void KlBackwardKernel(Index1D index, ArrayView<double> v, ArrayView<double> w, ArrayView<double> lS, ArrayView<double> dV, ArrayView<double> dW,
+        ArrayView<double> dLS, ArrayView<double> dLogDeterminant, double weight, int inducing, int outputs)
+    {
+        int o = index / inducing, i = index - o * inducing;
+        long row = ((long)o * inducing + i) * inducing;
+        for (int j = 0; j < inducing; j++)
+            dV[row + j] = weight * v[row + j];
+        dW[index] = weight * w[index];
+        dLS[row + i] -= weight / lS[row + i];
+        if (index == 0)
+            dLogDeterminant[0] = 0.5 * weight * outputs;
+    }
+
     [Kernel]
     public static void ProjectionKernel(Index1D index, ArrayView<double> a, ArrayView<double> lS, ArrayView<double> b, int n, int inducing)
     {
