@@ -52,6 +52,35 @@ public static class SparseGp
         ArrayView<double> dW, ArrayView<double> dLS, ArrayView<double> dLogDeterminant, int inducing, int outputs) =>
         kernels.Launch(KlBackwardKernel, outputs * inducing, v, w, lS, dV, dW, dLS, dLogDeterminant, weight, inducing, outputs);
 
+    /// <summary>
+    /// The Gaussian likelihood's expected log density under the marginals, per point: ell[n] = Σ_o −½ log 2πs² −
+    /// ((y_no − μ_no)² + σ²_no)/(2s²) for y, mean and variance [N, O] and noise variance s²; its derivatives
+    /// dMean = (y − μ)/s² and dVariance = −1/(2s²) per element, and per point the derivative in log s²,
+    /// dLogNoise[n] = Σ_o −½ + ((y − μ)² + σ²)/(2s²) (summed by the caller). One thread per point.
+    /// </summary>
+    public static void GaussianExpectedLogLikelihood(this KernelSet kernels, ArrayView<double> y, ArrayView<double> mean, ArrayView<double> variance,
+        double noiseVariance, ArrayView<double> ell, ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dLogNoise, int n, int outputs) =>
+        kernels.Launch(ExpectedLogLikelihoodKernel, n, y, mean, variance, ell, dMean, dVariance, dLogNoise, noiseVariance, outputs);
+
+    [Kernel]
+    public static void ExpectedLogLikelihoodKernel(Index1D point, ArrayView<double> y, ArrayView<double> mean, ArrayView<double> variance, ArrayView<double> ell,
+        ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dLogNoise, double noiseVariance, int outputs)
+    {
+        const double logTwoPi = 1.8378770664093453;
+        double sum = 0, noiseGradient = 0, logNormaliser = -0.5 * (logTwoPi + Math.Log(noiseVariance));
+        for (int o = 0; o < outputs; o++)
+        {
+            long at = (long)(int)point * outputs + o;
+            double residual = y[at] - mean[at], squared = (residual * residual + variance[at]) / (2 * noiseVariance);
+            sum += logNormaliser - squared;
+            noiseGradient += squared - 0.5;
+            dMean[at] = residual / noiseVariance;
+            dVariance[at] = -0.5 / noiseVariance;
+        }
+        ell[point] = sum;
+        dLogNoise[point] = noiseGradient;
+    }
+
     [Kernel]
     public static void KlKernel(Index1D o, ArrayView<double> v, ArrayView<double> w, ArrayView<double> logDeterminant, ArrayView<double> lS, ArrayView<double> kl,
         int inducing)
