@@ -203,8 +203,9 @@ public static class DoubleDefTraining
         int columns = model.Data.Columns, side = (int)Math.Round(Math.Sqrt(columns));
         if (side * side != columns || side < 2)
             return;
-        var rowMeans = model.PosteriorMeans(model.Layout.Rows)[0];
-        var columnMeans = model.PosteriorMeans(model.Layout.Columns);
+        var parameters = model.Parameters;
+        var rowMeans = model.PosteriorMeans(model.Layout.Rows, parameters)[0];
+        var columnMeans = model.PosteriorMeans(model.Layout.Columns, parameters);
         int units = model.Layout.Columns.Widths[0], rows = model.Data.Rows, perRow = Math.Max(units, 10);
         var tiles = new List<float[]>();
         for (int l = 0; l < columnMeans.Length; l++)

@@ -242,7 +242,12 @@ public sealed class DoubleDefModel : IDisposable
     /// r_ui = R_u·C_i/T with R_u, C_i and T the training cells' row, column and grand totals rescaled by the share of
     /// each row's and column's cells observed. Rates are floored at ε as the model's are.
     /// </summary>
-    public (double ColumnMeans, double Independence) Baselines()
+    public (double ColumnMeans, double Independence) Baselines() => baselines ??= HeldOutBaselines();
+
+    /// <summary>The data and the split are fixed for the model's life: <see cref="Baselines"/> computes them once.</summary>
+    private (double ColumnMeans, double Independence)? baselines;
+
+    private (double ColumnMeans, double Independence) HeldOutBaselines()
     {
         int rows = Data.Rows, columns = Data.Columns;
         var rowSum = new double[rows];
@@ -280,9 +285,11 @@ public sealed class DoubleDefModel : IDisposable
     private static double PoissonLogDensity(double count, double rate) => GpuKernels.Reference.DistributionReference.PoissonLogDensity(count, rate);
 
     /// <summary>E_q of every unit of one side, per layer [entities, K_l]: q's means softplus(ρ_m) + 1e-6.</summary>
-    public double[][] PosteriorMeans(DoubleDefSide side)
+    /// <param name="parameters">The flat parameters as <see cref="Parameters"/> read them, when the caller has them
+    /// already (one copy from the device for both sides); null reads them.</param>
+    public double[][] PosteriorMeans(DoubleDefSide side, float[]? parameters = null)
     {
-        var parameters = Parameters;
+        parameters ??= Parameters;
         return Enumerable.Range(0, side.Layers).Select(l =>
         {
             var means = new double[side.Entities * side.Widths[l]];
