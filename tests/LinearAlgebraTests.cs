@@ -176,14 +176,6 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
 {
     public static TheoryData<int, int> Sizes => LinearAlgebraReferenceTests.Sizes;
 
-    private static void AssertClose(string what, double[] expected, double[] actual)
-    {
-        double largest = Math.Max(expected.Max(Math.Abs), 1e-300);
-        Assert.Equal(expected.Length, actual.Length);
-        for (int i = 0; i < expected.Length; i++)
-            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-10 * largest, $"{what}: element {i} expected {expected[i]:R}, got {actual[i]:R}");
-    }
-
     [Theory]
     [MemberData(nameof(Sizes))]
     public void KernelsMatchTheirReferences(int batch, int size)
@@ -205,7 +197,7 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
             using var lBuffer = accelerator.Allocate1D<double>(a.Length);
             using var failureBuffer = accelerator.Allocate1D<int>(batch);
             kernels.Cholesky(aBuffer.View, lBuffer.View, failureBuffer.View, batch, size, jitter);
-            AssertClose(label + " Cholesky", l, lBuffer.GetAsArray1D());
+            Numerics.AssertCloseToLargest(label + " Cholesky", l, lBuffer.GetAsArray1D(), 1e-10);
             Assert.Equal(failures, failureBuffer.GetAsArray1D());
             using var rhsBuffer = accelerator.Upload(rhs);
             using var xBuffer = accelerator.Allocate1D<double>(rhs.Length);
@@ -215,28 +207,28 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
             {
                 var x = LinearAlgebraReference.Solve(l, rhs, batch, size, columns, transpose);
                 kernels.TriangularSolve(lBuffer.View, rhsBuffer.View, xBuffer.View, batch, size, columns, transpose);
-                AssertClose($"{label} solve, transpose {transpose}", x, xBuffer.GetAsArray1D());
+                Numerics.AssertCloseToLargest($"{label} solve, transpose {transpose}", x, xBuffer.GetAsArray1D(), 1e-10);
                 var (dRhs, dL) = LinearAlgebraReference.SolveBackward(l, x, dX, batch, size, columns, transpose);
                 // The kernel adds into dL: start from dLIn.
                 using var dLBuffer = accelerator.Upload(dLIn);
                 kernels.TriangularSolveBackward(lBuffer.View, xBuffer.View, dXBuffer.View, dRhsBuffer.View, dLBuffer.View, batch, size, columns, transpose);
-                AssertClose($"{label} solve backward dB, transpose {transpose}", dRhs, dRhsBuffer.GetAsArray1D());
-                AssertClose($"{label} solve backward dL, transpose {transpose}", dL.Select((value, at) => value + dLIn[at]).ToArray(), dLBuffer.GetAsArray1D());
+                Numerics.AssertCloseToLargest($"{label} solve backward dB, transpose {transpose}", dRhs, dRhsBuffer.GetAsArray1D(), 1e-10);
+                Numerics.AssertCloseToLargest($"{label} solve backward dL, transpose {transpose}", dL.Select((value, at) => value + dLIn[at]).ToArray(), dLBuffer.GetAsArray1D(), 1e-10);
             }
             using var logDetBuffer = accelerator.Allocate1D<double>(batch);
             kernels.LogDeterminant(lBuffer.View, logDetBuffer.View, batch, size);
-            AssertClose(label + " log-determinant", LinearAlgebraReference.LogDeterminant(l, batch, size), logDetBuffer.GetAsArray1D());
+            Numerics.AssertCloseToLargest(label + " log-determinant", LinearAlgebraReference.LogDeterminant(l, batch, size), logDetBuffer.GetAsArray1D(), 1e-10);
             using var dLogDetBuffer = accelerator.Upload(dLogDet);
             using var dLDetBuffer = accelerator.Upload(dLIn);
             kernels.LogDeterminantBackward(lBuffer.View, dLogDetBuffer.View, dLDetBuffer.View, batch, size);
-            AssertClose(label + " log-determinant backward", LinearAlgebraReference.LogDeterminantBackward(l, dLogDet, batch, size).Select((value, at) => value + dLIn[at]).ToArray(),
-                dLDetBuffer.GetAsArray1D());
+            Numerics.AssertCloseToLargest(label + " log-determinant backward", LinearAlgebraReference.LogDeterminantBackward(l, dLogDet, batch, size).Select((value, at) => value + dLIn[at]).ToArray(),
+                dLDetBuffer.GetAsArray1D(), 1e-10);
             using var dLInBuffer = accelerator.Upload(dLIn);
             using var dABuffer = accelerator.Allocate1D<double>(a.Length);
             using var work = accelerator.Allocate1D<double>(a.Length);
             kernels.CholeskyBackward(lBuffer.View, dLInBuffer.View, dABuffer.View, work.View, batch, size);
-            AssertClose(label + " Cholesky backward", LinearAlgebraReference.CholeskyBackward(l, dLIn.Select((value, at) => at % size <= at / size % size ? value : 0).ToArray(), batch, size),
-                dABuffer.GetAsArray1D());
+            Numerics.AssertCloseToLargest(label + " Cholesky backward", LinearAlgebraReference.CholeskyBackward(l, dLIn.Select((value, at) => at % size <= at / size % size ? value : 0).ToArray(), batch, size),
+                dABuffer.GetAsArray1D(), 1e-10);
         }
     }
 
@@ -280,11 +272,11 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
                 using var dLBuffer = accelerator.Allocate1D<double>(l.Length);
                 dLBuffer.MemSetToZero();
                 kernels.TriangularSolve(lBuffer.View, rhsBuffer.View, xBuffer.View, factors * perFactor, size, columns, transpose, perFactor);
-                AssertClose(label + " x", x, xBuffer.GetAsArray1D());
+                Numerics.AssertCloseToLargest(label + " x", x, xBuffer.GetAsArray1D(), 1e-10);
                 kernels.TriangularSolveBackward(lBuffer.View, xBuffer.View, dXBuffer.View, dRhsBuffer.View, dLBuffer.View, factors * perFactor, size, columns, transpose,
                     perFactor);
-                AssertClose(label + " dB", dRhs, dRhsBuffer.GetAsArray1D());
-                AssertClose(label + " dL", dL, dLBuffer.GetAsArray1D());
+                Numerics.AssertCloseToLargest(label + " dB", dRhs, dRhsBuffer.GetAsArray1D(), 1e-10);
+                Numerics.AssertCloseToLargest(label + " dL", dL, dLBuffer.GetAsArray1D(), 1e-10);
             }
         }
     }
@@ -301,7 +293,7 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
             using var failures = kernels.Accelerator.Allocate1D<int>(2);
             kernels.Cholesky(aBuffer.View, l.View, failures.View, 2, 2, 0);
             Assert.Equal([-1, 1], failures.GetAsArray1D());
-            AssertClose("the good matrix", [2, 0, 1, Math.Sqrt(2)], l.GetAsArray1D()[..4]);
+            Numerics.AssertCloseToLargest("the good matrix", [2, 0, 1, Math.Sqrt(2)], l.GetAsArray1D()[..4], 1e-10);
         }
     }
 
@@ -329,11 +321,11 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
             using var dZBuffer = accelerator.Allocate1D<double>(z.Length);
             using var dHyperBuffer = accelerator.Allocate1D<double>(hyper.Length);
             kernels.Rbf(xBuffer.View, zBuffer.View, hyperBuffer.View, kBuffer.View, batch, n, m, dims);
-            AssertClose(label + " k", k, kBuffer.GetAsArray1D());
+            Numerics.AssertCloseToLargest(label + " k", k, kBuffer.GetAsArray1D(), 1e-10);
             kernels.RbfBackward(xBuffer.View, zBuffer.View, hyperBuffer.View, kBuffer.View, dKBuffer.View, dXBuffer.View, dZBuffer.View, dHyperBuffer.View, batch, n, m, dims);
-            AssertClose(label + " dX", dX, dXBuffer.GetAsArray1D());
-            AssertClose(label + " dZ", dZ, dZBuffer.GetAsArray1D());
-            AssertClose(label + " dHyper", dHyper, dHyperBuffer.GetAsArray1D());
+            Numerics.AssertCloseToLargest(label + " dX", dX, dXBuffer.GetAsArray1D(), 1e-10);
+            Numerics.AssertCloseToLargest(label + " dZ", dZ, dZBuffer.GetAsArray1D(), 1e-10);
+            Numerics.AssertCloseToLargest(label + " dHyper", dHyper, dHyperBuffer.GetAsArray1D(), 1e-10);
         }
     }
 }

@@ -47,6 +47,17 @@ public static class Numerics
         double relative, double absolute) =>
         AssertClose(what, expected, actual.Select(value => (float)value).ToArray(), relative, absolute);
 
+    /// <summary>Double outputs that follow the same operations in double on both sides (the deep GP's kernels against
+    /// their references): every element within <paramref name="ofLargest"/> of the expected values' largest
+    /// magnitude.</summary>
+    public static void AssertCloseToLargest(string what, double[] expected, double[] actual, double ofLargest)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double allowed = ofLargest * Math.Max(expected.Max(Math.Abs), 1e-300);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= allowed, $"{what}: element {i} expected {expected[i]:R}, got {actual[i]:R}");
+    }
+
     /// <summary>Uniform values in [low, high) from a seeded generator (test data only).</summary>
     public static float[] Uniform(Random random, int count, double low = -1, double high = 1) =>
         Enumerable.Range(0, count).Select(_ => (float)(low + (high - low) * random.NextDouble())).ToArray();
