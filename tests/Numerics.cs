@@ -13,6 +13,11 @@ public static class Numerics
     /// or, where given, a per-element magnitude (for dot products, Σ|a·b|, which bounds their rounding error).
     /// </summary>
     public static void AssertClose(string what, IReadOnlyList<double> expected, IReadOnlyList<float> actual,
+        double relative, double absolute, IReadOnlyList<double>? scale = null) =>
+        AssertClose(what, expected, actual.Select(value => (double)value).ToArray(), relative, absolute, scale);
+
+    /// <summary>As the float overload, for double outputs, compared in double (not rounded to float first).</summary>
+    public static void AssertClose(string what, IReadOnlyList<double> expected, IReadOnlyList<double> actual,
         double relative, double absolute, IReadOnlyList<double>? scale = null)
     {
         Assert.Equal(expected.Count, actual.Count);
@@ -42,10 +47,6 @@ public static class Numerics
             Assert.Fail(message.ToString());
         }
     }
-
-    public static void AssertClose(string what, IReadOnlyList<double> expected, IReadOnlyList<double> actual,
-        double relative, double absolute) =>
-        AssertClose(what, expected, actual.Select(value => (float)value).ToArray(), relative, absolute);
 
     /// <summary>Double outputs that follow the same operations in double on both sides (the deep GP's kernels against
     /// their references): every element within <paramref name="ofLargest"/> of the expected values' largest

@@ -16,11 +16,18 @@ public static class SparseGp
         int outputs) =>
         kernels.Launch(ProjectionKernel, outputs * inducing * n, a, lS, b, n, inducing);
 
-    /// <summary>mean and variance [N, O] from A, K_ZX, m and b (from <see cref="CovarianceProjection"/>). One thread
-    /// per (point, output).</summary>
-    public static void Marginals(this KernelSet kernels, ArrayView<double> a, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> b, double signalVariance,
-        ArrayView<double> mean, ArrayView<double> variance, int n, int inducing, int outputs) =>
-        kernels.Launch(MarginalsKernel, n * outputs, a, kZX, m, b, mean, variance, signalVariance, n, inducing, outputs);
+    /// <summary>mean and variance [N, O] from A, K_ZX, m and b (from <see cref="CovarianceProjection"/>); the signal
+    /// variance σ_f² = exp(hyper[dims]) is read on the device (the RBF kernel's layout, <see cref="LinearAlgebra.Rbf"/>).
+    /// One thread per (point, output).</summary>
+    public static void Marginals(this KernelSet kernels, ArrayView<double> a, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> b, ArrayView<double> hyper,
+        int dims, ArrayView<double> mean, ArrayView<double> variance, int n, int inducing, int outputs) =>
+        kernels.Launch(MarginalsKernel, n * outputs, a, kZX, m, b, mean, variance, hyper, dims, n, inducing, outputs);
+
+    /// <summary>The variances' direct share of the signal variance's gradient: dHyper[dims] += σ_f²·Σ dVariance over
+    /// <paramref name="count"/> elements (K_ZX's share comes from <see cref="LinearAlgebra.RbfBackward"/>). One thread.</summary>
+    public static void SignalVarianceGradient(this KernelSet kernels, ArrayView<double> dVariance, ArrayView<double> hyper, ArrayView<double> dHyper, int dims,
+        int count) =>
+        kernels.Launch(SignalGradientKernel, 1, dVariance, hyper, dHyper, dims, count);
 
     /// <summary>
     /// The marginals' reverse mode for dMean and dVariance [N, O] (b as the forward pass left it): dA and dKZX
@@ -54,31 +61,43 @@ public static class SparseGp
 
     /// <summary>
     /// The Gaussian likelihood's expected log density under the marginals, per point: ell[n] = Σ_o −½ log 2πs² −
-    /// ((y_no − μ_no)² + σ²_no)/(2s²) for y, mean and variance [N, O] and noise variance s²; its derivatives
-    /// dMean = (y − μ)/s² and dVariance = −1/(2s²) per element, and per point the derivative in log s²,
-    /// dLogNoise[n] = Σ_o −½ + ((y − μ)² + σ²)/(2s²) (summed by the caller). One thread per point.
+    /// ((y_no − μ_no)² + σ²_no)/(2s²) for y, mean and variance [N, O] and noise variance s² = exp(logNoise[0]) (read
+    /// on the device); the derivatives of weight·ell: dMean = weight·(y − μ)/s² and dVariance = −weight/(2s²) per
+    /// element, and per point the derivative in log s², dLogNoise[n] = weight·Σ_o (−½ + ((y − μ)² + σ²)/(2s²)) (summed by
+    /// the caller). One thread per point.
     /// </summary>
     public static void GaussianExpectedLogLikelihood(this KernelSet kernels, ArrayView<double> y, ArrayView<double> mean, ArrayView<double> variance,
-        double noiseVariance, ArrayView<double> ell, ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dLogNoise, int n, int outputs) =>
-        kernels.Launch(ExpectedLogLikelihoodKernel, n, y, mean, variance, ell, dMean, dVariance, dLogNoise, noiseVariance, outputs);
+        ArrayView<double> logNoise, double weight, ArrayView<double> ell, ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dLogNoise, int n,
+        int outputs) =>
+        kernels.Launch(ExpectedLogLikelihoodKernel, n, y, mean, variance, ell, dMean, dVariance, dLogNoise, logNoise, weight, outputs);
 
     [Kernel]
     public static void ExpectedLogLikelihoodKernel(Index1D point, ArrayView<double> y, ArrayView<double> mean, ArrayView<double> variance, ArrayView<double> ell,
-        ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dLogNoise, double noiseVariance, int outputs)
+        ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dLogNoise, ArrayView<double> logNoise, double weight, int outputs)
     {
         const double logTwoPi = 1.8378770664093453;
-        double sum = 0, noiseGradient = 0, logNormaliser = -0.5 * (logTwoPi + Math.Log(noiseVariance));
+        double noiseVariance = Math.Exp(logNoise[0]);
+        double sum = 0, noiseGradient = 0, logNormaliser = -0.5 * (logTwoPi + logNoise[0]);
         for (int o = 0; o < outputs; o++)
         {
             long at = (long)(int)point * outputs + o;
             double residual = y[at] - mean[at], squared = (residual * residual + variance[at]) / (2 * noiseVariance);
             sum += logNormaliser - squared;
             noiseGradient += squared - 0.5;
-            dMean[at] = residual / noiseVariance;
-            dVariance[at] = -0.5 / noiseVariance;
+            dMean[at] = weight * residual / noiseVariance;
+            dVariance[at] = -0.5 * weight / noiseVariance;
         }
         ell[point] = sum;
-        dLogNoise[point] = noiseGradient;
+        dLogNoise[point] = weight * noiseGradient;
+    }
+
+    [Kernel]
+    public static void SignalGradientKernel(Index1D thread, ArrayView<double> dVariance, ArrayView<double> hyper, ArrayView<double> dHyper, int dims, int count)
+    {
+        double sum = 0;
+        for (int at = 0; at < count; at++)
+            sum += dVariance[at];
+        dHyper[dims] += Math.Exp(hyper[dims]) * sum;
     }
 
     [Kernel]
@@ -124,8 +143,9 @@ public static class SparseGp
 
     [Kernel]
     public static void MarginalsKernel(Index1D index, ArrayView<double> a, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> b, ArrayView<double> mean,
-        ArrayView<double> variance, double signalVariance, int n, int inducing, int outputs)
+        ArrayView<double> variance, ArrayView<double> hyper, int dims, int n, int inducing, int outputs)
     {
+        double signalVariance = Math.Exp(hyper[dims]);
         int col = index / outputs, o = index - col * outputs;
         double mu = 0, reduction = 0, added = 0;
         for (int i = 0; i < inducing; i++)

@@ -685,8 +685,9 @@ public sealed class KernelCheck(KernelSet kernels)
         using var b = accelerator.Allocate1D<double>(outputs * size * points);
         using var meanBuffer = accelerator.Allocate1D<double>(points * outputs);
         using var varianceBuffer = accelerator.Allocate1D<double>(points * outputs);
+        using var signalBuffer = accelerator.Allocate1D(new[] { Math.Log(1.3) });
         kernels.CovarianceProjection(projectionBuffer.View, lSBuffer.View, b.View, points, size, outputs);
-        kernels.Marginals(projectionBuffer.View, kZXBuffer.View, mBuffer.View, b.View, 1.3, meanBuffer.View, varianceBuffer.View, points, size, outputs);
+        kernels.Marginals(projectionBuffer.View, kZXBuffer.View, mBuffer.View, b.View, signalBuffer.View, 0, meanBuffer.View, varianceBuffer.View, points, size, outputs);
         string marginalLabel = $"{points}x{size} O={outputs}";
         yield return CompareDouble("sparse GP marginals (double)", marginalLabel, mean.Concat(variance).ToArray(),
             meanBuffer.GetAsArray1D().Concat(varianceBuffer.GetAsArray1D()).ToArray());

@@ -1,0 +1,43 @@
+namespace IlgpuVae.GpuKernels.Reference;
+
+/// <summary>The deep GP layer's additions to the sparse GP (see <see cref="DeepGpLayer"/>) in double, written for clarity.</summary>
+public static class DeepGpLayerReference
+{
+    /// <summary>x·w for x [N, D] and w [D, O].</summary>
+    public static double[] LinearMean(double[] x, double[] w, int n, int dims, int outputs)
+    {
+        var mean = new double[n * outputs];
+        for (int point = 0; point < n; point++)
+            for (int o = 0; o < outputs; o++)
+                for (int d = 0; d < dims; d++)
+                    mean[point * outputs + o] += x[point * dims + d] * w[d * outputs + o];
+        return mean;
+    }
+
+    /// <summary>dMean·wᵀ, the linear mean's derivative in x.</summary>
+    public static double[] LinearMeanBackward(double[] dMean, double[] w, int n, int dims, int outputs)
+    {
+        var dX = new double[n * dims];
+        for (int point = 0; point < n; point++)
+            for (int d = 0; d < dims; d++)
+                for (int o = 0; o < outputs; o++)
+                    dX[point * dims + d] += dMean[point * outputs + o] * w[d * outputs + o];
+        return dX;
+    }
+
+    /// <summary>The standard normal draw of element <paramref name="element"/> under <paramref name="key"/>, as the sampler draws it.</summary>
+    public static double Epsilon(DrawKey key, long element) => Philox.NormalDouble(key.Seed, key.Stream, key.Step, element);
+
+    /// <summary>f = μ + √σ²·ε element by element (σ² at or below the floor counts as 0).</summary>
+    public static double[] Sample(double[] mean, double[] variance, DrawKey key) =>
+        mean.Select((mu, at) => mu + (variance[at] > DeepGpLayer.VarianceFloor ? Math.Sqrt(variance[at]) : 0) * Epsilon(key, at)).ToArray();
+
+    /// <summary>ell[n] = log softmax(f_n)[y_n] for logits f [N, C].</summary>
+    public static double[] SoftmaxLogLikelihood(double[] f, int[] labels, int classes) =>
+        labels.Select((label, point) =>
+        {
+            var row = f.AsSpan(point * classes, classes).ToArray();
+            double largest = row.Max();
+            return row[label] - largest - Math.Log(row.Sum(value => Math.Exp(value - largest)));
+        }).ToArray();
+}

@@ -1,0 +1,74 @@
+using System.Globalization;
+using IlgpuVae.GpuKernels;
+
+namespace IlgpuVae.Model.Models.DeepGp;
+
+/// <summary>The deep GP's likelihood: Gaussian with a learned noise variance (regression) or softmax over classes.</summary>
+public enum DeepGpLikelihood
+{
+    Gaussian,
+    Softmax,
+}
+
+/// <summary>
+/// A deep GP's settings (Salimbeni and Deisenroth 2017; shared/docs/SCIENCE.md). The defaults are the paper's
+/// regression setting: 100 inducing points a layer, inner layers min(D, 30) wide, Adam at 0.01 on batches of
+/// 10 000 (the whole table for the UCI sets), jitter 10⁻⁶ on K_ZZ.
+/// </summary>
+public sealed record DeepGpSettings
+{
+    /// <summary>GP layers (1: a single sparse variational GP).</summary>
+    public int Layers { get; init; } = 2;
+
+    /// <summary>Inducing points M per layer.</summary>
+    public int Inducing { get; init; } = 100;
+
+    /// <summary>Width of the inner layers; 0: min(D, 30) for D input features, as the paper.</summary>
+    public int InnerWidth { get; init; }
+
+    public DeepGpLikelihood Likelihood { get; init; } = DeepGpLikelihood.Gaussian;
+
+    /// <summary>Points per step (the whole training set when it has fewer).</summary>
+    public int BatchSize { get; init; } = 10000;
+
+    public double LearningRate { get; init; } = 0.01;
+
+    /// <summary>Added to K_ZZ's diagonal before its factorisation.</summary>
+    public double Jitter { get; init; } = 1e-6;
+
+    /// <summary>The Gaussian likelihood's noise variance at the start (on standardised targets).</summary>
+    public double InitialNoise { get; init; } = 0.01;
+
+    /// <summary>S = scale²·I at the start of each inner layer's q(u), so that the inner layers begin almost
+    /// deterministic and the first steps see the linear mean's map of the inputs (the authors' initialisation).</summary>
+    public double InnerScale { get; init; } = 1e-5;
+
+    /// <summary>
+    /// Whether q(u) is held whitened, u = L v with L the factor of K_ZZ + jitter·I and q(v) = N(m, L_S L_Sᵀ) against
+    /// p(v) = N(0, I) (the default: the KL no longer reads K⁻¹, so Adam is not slowed by K_ZZ's conditioning), or as
+    /// SCIENCE.md writes it, q(u) = N(m, L_S L_Sᵀ) against N(0, K_ZZ), started at the prior as the authors' code does.
+    /// The two describe the same family of q; only the coordinates Adam moves in differ.
+    /// </summary>
+    public bool Whitened { get; init; } = true;
+
+    /// <summary>Seed of the k-means start and every draw.</summary>
+    public ulong Seed { get; init; } = 1;
+
+    /// <summary>The inner width for <paramref name="features"/> inputs.</summary>
+    public int InnerWidthFor(int features) => InnerWidth > 0 ? InnerWidth : Math.Min(features, 30);
+
+    public void Validate()
+    {
+        if (Layers is < 1 or > 10)
+            throw new SettingException($"@Layers must be 1 to 10 (got {Layers})");
+        if (Inducing is < 1 or > 2000)
+            throw new SettingException($"@Inducing must be 1 to 2000 inducing points a layer (got {Inducing})");
+        if (InnerWidth < 0)
+            throw new SettingException($"@InnerWidth must be at least 1, or 0 for min(D, 30) (got {InnerWidth})");
+        if (BatchSize < 1)
+            throw new SettingException($"@BatchSize must be at least 1 (got {BatchSize})");
+        foreach (var (name, value) in new[] { ("@LearningRate", LearningRate), ("@Jitter", Jitter), ("@InitialNoise", InitialNoise), ("@InnerScale", InnerScale) })
+            if (!(value > 0) || double.IsInfinity(value))
+                throw new SettingException($"{name} must be a finite number > 0 (got {value.ToString(CultureInfo.InvariantCulture)})");
+    }
+}

@@ -1,0 +1,209 @@
+using ILGPU;
+using ILGPU.Runtime;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.GpuKernels.Reference;
+
+namespace IlgpuVae.Tests;
+
+/// <summary>
+/// The deep GP layer's additions (issue 25) — linear mean, reparameterized sample, softmax likelihood, the Gaussian
+/// likelihood's weighted derivatives — and the double helpers, against their double references at odd shapes and
+/// their reverse modes against central differences.
+/// </summary>
+[Collection(AcceleratorCollection.Name)]
+public sealed class DeepGpLayerTests(AcceleratorFixture fixture)
+{
+    /// <summary>(points N, dimensions D, outputs O).</summary>
+    public static TheoryData<int, int, int> Shapes => new() { { 1, 1, 1 }, { 7, 3, 5 }, { 33, 13, 10 } };
+
+    private static double[] Draw(Random random, int count, double scale = 1) => Enumerable.Range(0, count).Select(_ => (random.NextDouble() * 2 - 1) * scale).ToArray();
+
+    /// <summary>Both double with the same sums in the same order: 1e-12 of the largest value. The reverse mode is the
+    /// transpose of a linear map, checked against central differences (exact for a linear function up to round-off,
+    /// about 1e-16·|F|/h ≈ 1e-9 for sums of order 10: 1e-7 relative plus 1e-8).</summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void LinearMeanMatchesTheReference(int n, int dims, int outputs)
+    {
+        var random = new Random(n + dims + outputs);
+        var (x, w, start, dMean) = (Draw(random, n * dims), Draw(random, dims * outputs), Draw(random, n * outputs), Draw(random, n * outputs));
+        var expected = DeepGpLayerReference.LinearMean(x, w, n, dims, outputs).Zip(start, (a, b) => a + b).ToArray();
+        var expectedDX = DeepGpLayerReference.LinearMeanBackward(dMean, w, n, dims, outputs);
+        Numerics.AssertClose("dX by differences", Numerics.FiniteDifferenceGradient(values =>
+            DeepGpLayerReference.LinearMean(values, w, n, dims, outputs).Zip(dMean, (a, b) => a * b).Sum(), x), expectedDX, 1e-7, 1e-8);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var xB = accelerator.Upload(x);
+            using var wB = accelerator.Upload(w);
+            using var meanB = accelerator.Upload(start);
+            using var dMeanB = accelerator.Upload(dMean);
+            using var dXB = accelerator.Upload(Enumerable.Repeat(0.5, n * dims).ToArray());
+            kernels.LinearMean(xB.View, wB.View, meanB.View, n, dims, outputs);
+            kernels.LinearMeanBackward(dMeanB.View, wB.View, dXB.View, n, dims, outputs);
+            Numerics.AssertCloseToLargest($"{accelerator.AcceleratorType} mean", expected, meanB.GetAsArray1D(), 1e-12);
+            // The reverse mode adds to what is there (0.5 each).
+            Numerics.AssertCloseToLargest($"{accelerator.AcceleratorType} dX", expectedDX.Select(value => value + 0.5).ToArray(), dXB.GetAsArray1D(), 1e-12);
+        }
+    }
+
+    /// <summary>
+    /// The sample draws the reference's ε (the same Philox words, bit for bit on the CPU, 1e-12 relative anywhere);
+    /// its reverse mode against central differences of Σ f̄∘f in μ and σ² with ε held (1e-6 relative plus 1e-8); a
+    /// variance below the floor samples the mean and passes no gradient.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void SampleMatchesTheReference(int n, int dims, int outputs)
+    {
+        _ = dims;
+        int count = n * outputs;
+        var random = new Random(count);
+        var mean = Draw(random, count);
+        var variance = Draw(random, count).Select(value => 0.1 + Math.Abs(value)).ToArray();
+        variance[0] = DeepGpLayer.VarianceFloor / 2;
+        var dF = Draw(random, count);
+        var key = new DrawKey(3, 17, 5);
+        var expected = DeepGpLayerReference.Sample(mean, variance, key);
+        Assert.Equal(mean[0], expected[0]);
+        Numerics.AssertClose("dMean by differences", Numerics.FiniteDifferenceGradient(values =>
+            DeepGpLayerReference.Sample(values, variance, key).Zip(dF, (a, b) => a * b).Sum(), mean), dF, 1e-6, 1e-8);
+        var dVarianceExpected = Numerics.FiniteDifferenceGradient(values => DeepGpLayerReference.Sample(mean, values, key).Zip(dF, (a, b) => a * b).Sum(), variance,
+            step: 1e-9);
+        dVarianceExpected[0] = 0;
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var meanB = accelerator.Upload(mean);
+            using var varianceB = accelerator.Upload(variance);
+            using var f = accelerator.Allocate1D<double>(count);
+            using var epsilon = accelerator.Allocate1D<double>(count);
+            using var dFB = accelerator.Upload(dF);
+            using var dMean = accelerator.Allocate1D<double>(count);
+            using var dVariance = accelerator.Allocate1D<double>(count);
+            kernels.SampleMarginals(meanB.View, varianceB.View, f.View, epsilon.View, count, key);
+            kernels.SampleMarginalsBackward(varianceB.View, epsilon.View, dFB.View, dMean.View, dVariance.View, count);
+            Numerics.AssertCloseToLargest($"{accelerator.AcceleratorType} f", expected, f.GetAsArray1D(), 1e-12);
+            Assert.Equal(dF, dMean.GetAsArray1D());
+            Numerics.AssertClose($"{accelerator.AcceleratorType} dVariance", dVarianceExpected, dVariance.GetAsArray1D(), 1e-5, 1e-6);
+        }
+    }
+
+    /// <summary>Softmax log-likelihood against the reference (1e-12 of the largest) and its weighted derivative against
+    /// central differences (1e-6 relative plus 1e-6: the differenced sum reaches 10³, whose round-off over a step of
+    /// 1e-6 is about 1e-7); logits up to ±40 so the log-sum-exp's shift matters.</summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void SoftmaxMatchesTheReference(int n, int dims, int classes)
+    {
+        _ = dims;
+        var random = new Random(n * classes);
+        var f = Draw(random, n * classes, 40);
+        var labels = Enumerable.Range(0, n).Select(_ => random.Next(classes)).ToArray();
+        const double weight = -0.3;
+        var expected = DeepGpLayerReference.SoftmaxLogLikelihood(f, labels, classes);
+        var expectedDF = Numerics.FiniteDifferenceGradient(values => weight * DeepGpLayerReference.SoftmaxLogLikelihood(values, labels, classes).Sum(), f);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var fB = accelerator.Upload(f);
+            using var labelsB = accelerator.Upload(labels);
+            using var ell = accelerator.Allocate1D<double>(n);
+            using var dF = accelerator.Allocate1D<double>(n * classes);
+            kernels.SoftmaxLogLikelihood(fB.View, labelsB.View, weight, ell.View, dF.View, n, classes);
+            Numerics.AssertCloseToLargest($"{accelerator.AcceleratorType} ell", expected, ell.GetAsArray1D(), 1e-12);
+            Numerics.AssertClose($"{accelerator.AcceleratorType} dF", expectedDF, dF.GetAsArray1D(), 1e-6, 1e-6);
+        }
+    }
+
+    /// <summary>
+    /// The Gaussian expected log-likelihood with the noise read on the device: its value per point against the
+    /// reference ELBO's data term written out here, and the weighted derivatives in μ, σ² and log s² against central
+    /// differences (1e-6 relative plus 1e-6: the differenced sums reach 10³, see the softmax test).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void GaussianExpectedLogLikelihoodMatchesDifferences(int n, int dims, int outputs)
+    {
+        _ = dims;
+        var random = new Random(n * outputs + 1);
+        var (y, mean) = (Draw(random, n * outputs), Draw(random, n * outputs));
+        var variance = Draw(random, n * outputs).Select(value => 0.1 + Math.Abs(value)).ToArray();
+        double logNoise = Math.Log(0.3);
+        const double weight = -0.7;
+        double[] Ell(double[] mu, double[] v, double logS) => Enumerable.Range(0, n).Select(point => Enumerable.Range(0, outputs).Sum(o =>
+        {
+            int at = point * outputs + o;
+            return -0.5 * (Math.Log(2 * Math.PI) + logS) - ((y[at] - mu[at]) * (y[at] - mu[at]) + v[at]) / (2 * Math.Exp(logS));
+        })).ToArray();
+        var expected = Ell(mean, variance, logNoise);
+        var expectedDMean = Numerics.FiniteDifferenceGradient(values => weight * Ell(values, variance, logNoise).Sum(), mean);
+        var expectedDVariance = Numerics.FiniteDifferenceGradient(values => weight * Ell(mean, values, logNoise).Sum(), variance);
+        double expectedDNoise = Numerics.FiniteDifferenceGradient(values => weight * Ell(mean, variance, values[0]).Sum(), [logNoise])[0];
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var yB = accelerator.Upload(y);
+            using var meanB = accelerator.Upload(mean);
+            using var varianceB = accelerator.Upload(variance);
+            using var noiseB = accelerator.Upload(new[] { logNoise });
+            using var ell = accelerator.Allocate1D<double>(n);
+            using var dMean = accelerator.Allocate1D<double>(n * outputs);
+            using var dVariance = accelerator.Allocate1D<double>(n * outputs);
+            using var dNoise = accelerator.Allocate1D<double>(n);
+            using var dNoiseTotal = accelerator.Upload(new[] { 0.25 });
+            kernels.GaussianExpectedLogLikelihood(yB.View, meanB.View, varianceB.View, noiseB.View, weight, ell.View, dMean.View, dVariance.View, dNoise.View, n, outputs);
+            kernels.SumInto(dNoise.View, dNoiseTotal.View);
+            Numerics.AssertCloseToLargest($"{accelerator.AcceleratorType} ell", expected, ell.GetAsArray1D(), 1e-12);
+            Numerics.AssertClose($"{accelerator.AcceleratorType} dMean", expectedDMean, dMean.GetAsArray1D(), 1e-6, 1e-6);
+            Numerics.AssertClose($"{accelerator.AcceleratorType} dVariance", expectedDVariance, dVariance.GetAsArray1D(), 1e-6, 1e-6);
+            // SumInto adds to what is there (0.25).
+            Assert.Equal(expectedDNoise + 0.25, dNoiseTotal.GetAsArray1D()[0], 1e-6 * Math.Abs(expectedDNoise) + 1e-6);
+        }
+    }
+
+    /// <summary>
+    /// The double helpers: gathering rows, adding, keeping lower triangles (exact), and Adam in double against
+    /// <see cref="AdamReference"/> over three steps (the same operations in a different order: 1e-14 relative).
+    /// </summary>
+    [Fact]
+    public void DoubleHelpersMatchTheirDefinitions()
+    {
+        var random = new Random(2);
+        const int rows = 9, width = 7, size = 4, batch = 3;
+        var source = Draw(random, rows * width);
+        int[] indices = [8, 0, 3, 3, 5];
+        var matrices = Draw(random, batch * size * size);
+        var parameters = Draw(random, 33);
+        var gradients = Enumerable.Range(0, 3).Select(_ => Draw(random, 33)).ToArray();
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var sourceB = accelerator.Upload(source);
+            using var indexB = accelerator.Upload(indices);
+            using var gathered = accelerator.Allocate1D<double>(indices.Length * width);
+            kernels.GatherRows(sourceB.View, indexB.View, gathered.View, indices.Length, width);
+            Assert.Equal(indices.SelectMany(row => source.Skip(row * width).Take(width)).ToArray(), gathered.GetAsArray1D());
+            using var target = accelerator.Upload(source);
+            kernels.AddInto(target.View, sourceB.View);
+            Assert.Equal(source.Select(value => 2 * value).ToArray(), target.GetAsArray1D());
+            using var matrixB = accelerator.Upload(matrices);
+            kernels.KeepLowerTriangles(matrixB.View, batch, size);
+            Assert.Equal(matrices.Select((value, at) => at % size <= at / size % size ? value : 0).ToArray(), matrixB.GetAsArray1D());
+
+            var (p, m, v) = ((double[])parameters.Clone(), new double[33], new double[33]);
+            using var pB = accelerator.Upload(parameters);
+            using var mB = accelerator.Allocate1D<double>(33);
+            using var vB = accelerator.Allocate1D<double>(33);
+            mB.MemSetToZero();
+            vB.MemSetToZero();
+            for (int step = 1; step <= 3; step++)
+            {
+                AdamReference.Step(p, gradients[step - 1], m, v, 0.01, 0.9, 0.999, 1e-8, step);
+                using var gB = accelerator.Upload(gradients[step - 1]);
+                kernels.AdamStep(pB.View, gB.View, mB.View, vB.View, 0.01, step);
+            }
+            Numerics.AssertClose($"{accelerator.AcceleratorType} Adam", p, pB.GetAsArray1D(), 1e-14, 0);
+        }
+    }
+}
