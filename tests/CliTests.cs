@@ -254,6 +254,127 @@ public sealed class CliTests : IDisposable
         Assert.Single(error.Trim().Split('\n'));
     }
 
+    /// <summary>A regression table of 30 rows: two features and a smooth target with noise (a header row); the first two
+    /// rows the same when <paramref name="duplicateFirstRows"/>.</summary>
+    private string WriteRegressionTable(bool duplicateFirstRows = false, string name = "table.csv")
+    {
+        var random = new Random(7);
+        var lines = new List<string> { "a,b,target" };
+        for (int row = 0; row < 30; row++)
+        {
+            double a = random.NextDouble() * 4 - 2, b = random.NextDouble() * 4 - 2;
+            lines.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{a:R},{b:R},{Math.Sin(a) + 0.5 * b + 0.1 * random.NextDouble():R}"));
+        }
+        if (duplicateFirstRows)
+            lines[2] = lines[1];
+        string path = Path.Combine(directory, name);
+        File.WriteAllLines(path, lines);
+        return path;
+    }
+
+    /// <summary>
+    /// dgp end to end on a CSV table: settings, an F64 checkpoint with every layer's tensors, metrics for every
+    /// evaluation and eval.json; resumed to more steps it gives what one run of as many steps gives (profiled: each
+    /// launch waited for), bit for bit; model options beside --resume are refused.
+    /// </summary>
+    [Fact]
+    public void DeepGpTrainsResumesAndEvaluates()
+    {
+        var data = WriteRegressionTable();
+        string[] model = ["--dgp-layers", "2", "--inducing", "6", "--samples", "3", "--eval-every", "2", "--accelerator", "cpu"];
+        var whole = Path.Combine(directory, "whole");
+        var (exitCode, output, error) = Run(["dgp", "--data", data, .. model, "--steps", "4", "--profile", "2", "--out", whole]);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("profile of 2 steps", output);
+        Assert.Contains("CovarianceProjection, 2,", output);
+        Assert.Contains("30 rows × 2 features; split 0 (seed 1): 27 to train, 3 to test", output);
+        Assert.Contains("test log-likelihood", output);
+        var metrics = File.ReadAllLines(Path.Combine(whole, "metrics.csv"));
+        Assert.Equal(3, metrics.Length);
+        Assert.StartsWith("step,negative_elbo_per_point,test_log_likelihood,test_rmse", metrics[0]);
+        var (floats, doubles, metadata) = IlgpuVae.Model.Checkpoints.SafeTensors.ReadAll(Path.Combine(whole, "model.safetensors"));
+        Assert.Empty(floats);
+        Assert.Equal("4", metadata["step"]);
+        Assert.Equal([6, 2], doubles["layer1.z"].Shape);
+        Assert.Equal([3], doubles["layer2.hyper"].Shape);
+        Assert.Equal([2, 6, 6], doubles["layer1.q_sqrt"].Shape);
+        Assert.Equal([1, 6], doubles["layer2.q_mu"].Shape);
+        Assert.Equal([2, 2], doubles["layer1.mean_weights"].Shape);
+        Assert.Equal([1], doubles["likelihood.log_noise"].Shape);
+        // A float-only reader is told what the file is, not handed half of it.
+        var refused = Assert.Throws<IlgpuVae.Model.Data.DataFormatException>(() => IlgpuVae.Model.Checkpoints.SafeTensors.Read(Path.Combine(whole, "model.safetensors")));
+        Assert.Contains("F64", refused.Message);
+
+        var split = Path.Combine(directory, "split");
+        (exitCode, _, error) = Run(["dgp", "--data", data, .. model, "--steps", "2", "--out", split]);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        (exitCode, output, error) = Run("dgp", "--resume", split, "--steps", "4", "--eval-every", "2", "--samples", "3", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("resumed at step 2", output);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(whole, "model.safetensors")), File.ReadAllBytes(Path.Combine(split, "model.safetensors")));
+        Assert.Equal(File.ReadAllText(Path.Combine(whole, "eval.json")), File.ReadAllText(Path.Combine(split, "eval.json")));
+        (exitCode, _, error) = Run("dgp", "--resume", split, "--inducing", "5", "--accelerator", "cpu");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("--inducing is set by", error);
+    }
+
+    /// <summary>The one-dimensional toy problem draws its predictive mean and bands (800 × 500 pixels).</summary>
+    [Fact]
+    public void DeepGpDrawsThePredictiveOfAOneDimensionalProblem()
+    {
+        var run = Path.Combine(directory, "toy");
+        var (exitCode, _, error) = Run("dgp", "--data", "toy", "--inducing", "8", "--steps", "3", "--samples", "4", "--accelerator", "cpu", "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Equal((800, 500), PngSize(Path.Combine(run, "predictive.png")));
+    }
+
+    /// <summary>Bad tables and settings: exit code 2 and one line naming what was wrong (for the non-positive-definite
+    /// K_ZZ: two equal training rows as inducing inputs with no jitter, the layer named).</summary>
+    [Theory]
+    [InlineData("missing", "line 4, column 2: the cell is empty")]
+    [InlineData("text", "line 4, column 2: 'abc' is not a number")]
+    [InlineData("constant", "the target")]
+    [InlineData("singular", "layer 1 of the deep GP: K_ZZ + 0·I is not positive definite (pivot 2 of 27) at step 1")]
+    [InlineData("layers", "--dgp-layers must be 1 to 10 (got 0)")]
+    [InlineData("inducing", "--inducing (28) is more than the 27 training points")]
+    [InlineData("nowhere", "nowhere.csv: not a CSV file, nor a known regression table")]
+    public void DeepGpRefusesBadTablesAndSettings(string what, string expected)
+    {
+        var data = WriteRegressionTable(duplicateFirstRows: what == "singular");
+        var lines = File.ReadAllLines(data);
+        string[] extra = [];
+        switch (what)
+        {
+            case "missing":
+                lines[3] = "0.5,,1.0";
+                break;
+            case "text":
+                lines[3] = "0.5,abc,1.0";
+                break;
+            case "constant":
+                lines = lines.Select((line, at) => at == 0 ? line : line[..line.LastIndexOf(',')] + ",3").ToArray();
+                break;
+            case "singular":
+                extra = ["--inducing", "27", "--jitter", "0"];
+                break;
+            case "layers":
+                extra = ["--dgp-layers", "0"];
+                break;
+            case "inducing":
+                extra = ["--inducing", "28"];
+                break;
+            case "nowhere":
+                data = Path.Combine(directory, "nowhere.csv");
+                break;
+        }
+        if (what != "nowhere")
+            File.WriteAllLines(data, lines);
+        var (exitCode, _, error) = Run(["dgp", "--data", data, "--steps", "2", "--accelerator", "cpu", "--out", Path.Combine(directory, "bad"), .. extra]);
+        Assert.Equal(2, exitCode);
+        Assert.Contains(expected, error);
+        Assert.Single(error.Trim().Split('\n'));
+    }
+
     private static (int Width, int Height) PngSize(string path)
     {
         var bytes = File.ReadAllBytes(path);

@@ -346,6 +346,37 @@ public sealed class GoldenRunTests : IDisposable
             $"{name}: model.safetensors {actual.Item1} (golden {golden.ModelSha256}), eval.json {actual.Item2} (golden {golden.EvalSha256})");
     }
 
+    /// <summary>The deep GP's short runs (issue 25): the toy step with two layers, and a 30-row table with three
+    /// non-whitened layers on minibatches of 10 (so the epoch permutation counts).</summary>
+    public static readonly IReadOnlyDictionary<string, (string Options, string ModelSha256, string EvalSha256)> DeepGpRuns =
+        new Dictionary<string, (string, string, string)>
+        {
+            ["dgp-toy"] = ("--data toy --dgp-layers 2 --inducing 8 --steps 6 --eval-every 3 --samples 4",
+                "1481e8f188a315f8d445e087881429b1f7d0c40ce8fbab08348c7ec019db7431",
+                "c04f7af67ae4b37a4e2c6ed90260b3a8a5a86ede1f253f65e575aae97d627473"),
+            ["dgp-table-three-layers"] = ("--dgp-layers 3 --inducing 5 --inner-width 3 --whitened false --batch-size 10 --lr 0.02 --steps 6 --eval-every 6 --samples 3",
+                "ee4593b0baf212186488fafebd1f46cddca8c2f1bd9dd46d800c5dfa8d8856c5",
+                "92de71604bb027ac254b3374b8d013049590dc043eef7cb3547a63a247a2623d"),
+        };
+
+    public static TheoryData<string> DeepGpRunNames => new(DeepGpRuns.Keys);
+
+    [Theory]
+    [MemberData(nameof(DeepGpRunNames))]
+    public void DeepGpShortRunKeepsItsGoldenHashes(string name)
+    {
+        var golden = DeepGpRuns[name];
+        // 30 rows of two features and a smooth target, the same on every call.
+        var random = new Random(20261203);
+        string data = Path.Combine(directory, "table.csv");
+        File.WriteAllLines(data, Enumerable.Range(0, 30).Select(_ => string.Join(",", Enumerable.Range(0, 3).Select(_ => (random.Next(2000) / 1000.0 - 1).ToString(System.Globalization.CultureInfo.InvariantCulture)))).Prepend("a,b,y"));
+        var run = Path.Combine(directory, name);
+        Run($"dgp {(golden.Options.Contains("--data") ? "" : $"--data {data} ")}--accelerator cpu --out {run} {golden.Options}");
+        var actual = (Sha256(Path.Combine(run, "model.safetensors")), Sha256(Path.Combine(run, "eval.json")));
+        Assert.True((golden.ModelSha256, golden.EvalSha256) == actual,
+            $"{name}: model.safetensors {actual.Item1} (golden {golden.ModelSha256}), eval.json {actual.Item2} (golden {golden.EvalSha256})");
+    }
+
     /// <summary>A run folder saved before the rebuild opens, evaluates to the golden eval.json, and resumes.</summary>
     [Theory]
     [MemberData(nameof(SavedRunNames))]

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using IlgpuVae.GpuKernels;
 using IlgpuVae.Model.Data;
 
 namespace IlgpuVae.Host;
@@ -65,6 +66,41 @@ public static class DataSets
         if (!File.Exists(path))
             Fetch(data, directory, repository, log, $"put the count matrix into {path} with `bash data/fetch-{data}.sh {directory}` from the IlgpuVae repository, or pass --data FILE.csv");
         return CountMatrixReader.Read(data, path);
+    }
+
+    public static readonly string[] RegressionTableNames = ["boston", "diabetes", "toy"];
+
+    /// <summary>
+    /// Resolves the deep GP's --data: boston (506 × 13, the median home value) or diabetes (442 × 10, disease
+    /// progression after a year), fetched by data/fetch-NAME.sh on first use; toy, a one-dimensional step function
+    /// made here (<see cref="ToyStep"/>); or a CSV file (see <see cref="RegressionTableReader"/>).
+    /// </summary>
+    public static RegressionTable LoadRegressionTable(string data, TextWriter log)
+    {
+        if (data == "toy")
+            return ToyStep();
+        if (!RegressionTableNames.Contains(data))
+        {
+            if (Directory.Exists(data) || !File.Exists(data))
+                throw new DataFormatException(data, $"not a CSV file, nor a known regression table ({string.Join(", ", RegressionTableNames)}); pass --data boston or a CSV file with a header row, the features and then the target on each line");
+            return RegressionTableReader.Read(Path.GetFileNameWithoutExtension(data), data);
+        }
+        string directory = CacheDirectory(data, out string? repository);
+        string path = Path.Combine(directory, data + ".csv");
+        if (!File.Exists(path))
+            Fetch(data, directory, repository, log, $"put the table into {path} with `bash data/fetch-{data}.sh {directory}` from the IlgpuVae repository, or pass --data FILE.csv");
+        return RegressionTableReader.Read(data, path);
+    }
+
+    /// <summary>The one-dimensional toy problem: 200 inputs uniform on [−2, 2] (Philox, seed 1), targets a unit step at 0
+    /// (−1 then +1) plus Gaussian noise of standard deviation 0.1; the non-stationary kind of function on which a
+    /// deep GP's predictive bands differ visibly from a single GP's.</summary>
+    public static RegressionTable ToyStep()
+    {
+        const int rows = 200;
+        var inputs = Enumerable.Range(0, rows).Select(row => -2 + 4.0 * Philox.Uniform(1, Philox.Streams.Sample, 0, row)).ToArray();
+        var targets = inputs.Select((x, row) => (x < 0 ? -1 : 1) + 0.1 * Philox.NormalDouble(1, Philox.Streams.Sample, 1, row)).ToArray();
+        return new RegressionTable("toy", ["x"], "y", rows, 1, inputs, targets);
     }
 
     /// <summary>Where the named data set lives: $ILGPUVAE_DATA_DIR/NAME, else the repository's data/cache/NAME, else

@@ -34,6 +34,29 @@ public static class Plots
         Save(plot, path, 800, 500);
     }
 
+    /// <summary>A regression's predictive mean over a grid with a band of ±2 standard deviations, and the training points.</summary>
+    public static void WritePredictive(string path, double[] grid, double[] mean, double[] deviation, double[] trainX, double[] trainY, string title)
+    {
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        var band = plot.Add.FillY(grid, mean.Zip(deviation, (m, d) => m - 2 * d).ToArray(), mean.Zip(deviation, (m, d) => m + 2 * d).ToArray());
+        band.FillColor = palette.GetColor(0).WithAlpha(0.25);
+        band.LegendText = "±2 sd";
+        var line = plot.Add.Scatter(grid, mean);
+        line.Color = palette.GetColor(0);
+        line.MarkerSize = 0;
+        line.LegendText = "predictive mean";
+        var points = plot.Add.ScatterPoints(trainX, trainY);
+        points.Color = palette.GetColor(1);
+        points.MarkerSize = 4;
+        points.LegendText = "training points";
+        plot.Title(title);
+        plot.XLabel("x");
+        plot.YLabel("y");
+        plot.ShowLegend(Edge.Right);
+        Save(plot, path, 800, 500);
+    }
+
     /// <summary>One bar per latent dimension: its mean KL against the prior in nats (CorEx's information per
     /// dimension), anchors in a colour of their own.</summary>
     public static void WriteDimensionKl(string path, IReadOnlyList<double> kl, int anchors, string title)

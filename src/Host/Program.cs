@@ -108,6 +108,7 @@ public static class Program
         root.Subcommands.Add(Table1Command.Create(output, interrupt, ranks));
         root.Subcommands.Add(CheckCommand.Create(output));
         root.Subcommands.Add(DoubleDefCommand.Create(output, interrupt));
+        root.Subcommands.Add(DeepGpCommand.Create(output, interrupt));
         root.Subcommands.Add(EvalCommand.Create(output, ranks));
         root.Subcommands.Add(InterpolateCommand.Create(output));
         root.Subcommands.Add(EncodeCommand.Create(output));

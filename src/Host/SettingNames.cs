@@ -35,6 +35,12 @@ internal static class SettingNames
         ["GradientExchange"] = "--gradient-exchange",
         ["ColumnLayers"] = "--column-layers",
         ["HeldOut"] = "--held-out",
+        ["Layers"] = "--dgp-layers",
+        ["Inducing"] = "--inducing",
+        ["InnerWidth"] = "--inner-width",
+        ["Jitter"] = "--jitter",
+        ["InitialNoise"] = "--initial-noise",
+        ["InnerScale"] = "--inner-scale",
     };
 
     /// <summary>The option that sets <paramref name="property"/>, or the property's own name when none does.</summary>

@@ -17,14 +17,6 @@ public sealed record DeepGpData(int Rows, int Features, double[] Inputs, double[
         new(rows, features, inputs, null, labels, classes);
 }
 
-/// <summary>The inducing-point factorisation failed even with jitter: which layer, at which pivot.</summary>
-public sealed class CholeskyFailureException(int layer, int pivot, int size, double jitter, long step)
-    : Exception($"layer {layer + 1}: K_ZZ + {jitter:G3}·I is not positive definite (pivot {pivot + 1} of {size}) at step {step}; its inducing inputs have " +
-        "(nearly) met or its lengthscales grown too long: raise --jitter, lower --lr, or use fewer inducing points")
-{
-    public int Layer { get; } = layer;
-}
-
 /// <summary>
 /// The deep Gaussian process with doubly stochastic variational inference (Salimbeni and Deisenroth 2017) on the
 /// device, in double. Each layer is a sparse variational GP with an RBF/ARD kernel, M inducing inputs Z and
@@ -149,8 +141,8 @@ public sealed class DeepGpModel : IDisposable
 
     /// <summary>
     /// The forward pass for the first n rows of the batch buffers: every layer's marginals (and its sample where the
-    /// next layer or the softmax reads one); with <paramref name="withKl"/> each layer's KL per output. Throws
-    /// <see cref="CholeskyFailureException"/> when a factorisation fails.
+    /// next layer or the softmax reads one); with <paramref name="withKl"/> each layer's KL per output. A factorisation
+    /// that fails is a <see cref="SettingException"/> naming the layer.
     /// </summary>
     private void Forward(int n, DrawKey key, bool withKl)
     {
@@ -198,7 +190,7 @@ public sealed class DeepGpModel : IDisposable
         var pivots = failures.GetAsArray1D();
         for (int l = 0; l < pivots.Length; l++)
             if (pivots[l] >= 0)
-                throw new CholeskyFailureException(l, pivots[l], M, Settings.Jitter, Step);
+                throw new SettingException($"layer {l + 1} of the deep GP: K_ZZ + {Settings.Jitter:G3}·I is not positive definite (pivot {pivots[l] + 1} of {M}) at step {Step + 1}; its inducing inputs have (nearly) met or its lengthscales grown long: raise @Jitter, lower @LearningRate or use fewer @Inducing points (the last checkpoint is kept)");
     }
 
     /// <summary>The likelihood's terms for the first n batch rows: ell per point, and the derivatives of
@@ -330,6 +322,16 @@ public sealed class DeepGpModel : IDisposable
         Forward(rows.Length, TrainingKey(step), withKl: true);
         Likelihood(rows.Length, -1.0 / rows.Length);
         Backward(rows.Length);
+        return LastLoss(rows.Length);
+    }
+
+    /// <summary>−ELBO per training point at the current parameters for the batch and draws of step t (no gradient).</summary>
+    public double Loss(long step)
+    {
+        var rows = BatchRows(step);
+        LoadBatch(rows);
+        Forward(rows.Length, TrainingKey(step), withKl: true);
+        Likelihood(rows.Length, -1.0 / rows.Length);
         return LastLoss(rows.Length);
     }
 

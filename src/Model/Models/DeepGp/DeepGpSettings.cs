@@ -67,7 +67,9 @@ public sealed record DeepGpSettings
             throw new SettingException($"@InnerWidth must be at least 1, or 0 for min(D, 30) (got {InnerWidth})");
         if (BatchSize < 1)
             throw new SettingException($"@BatchSize must be at least 1 (got {BatchSize})");
-        foreach (var (name, value) in new[] { ("@LearningRate", LearningRate), ("@Jitter", Jitter), ("@InitialNoise", InitialNoise), ("@InnerScale", InnerScale) })
+        if (!(Jitter >= 0) || double.IsInfinity(Jitter))
+            throw new SettingException($"@Jitter must be a finite number ≥ 0 (got {Jitter.ToString(CultureInfo.InvariantCulture)})");
+        foreach (var (name, value) in new[] { ("@LearningRate", LearningRate), ("@InitialNoise", InitialNoise), ("@InnerScale", InnerScale) })
             if (!(value > 0) || double.IsInfinity(value))
                 throw new SettingException($"{name} must be a finite number > 0 (got {value.ToString(CultureInfo.InvariantCulture)})");
     }

@@ -1,0 +1,387 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using CsvHelper;
+using IlgpuVae.GpuKernels;
+using IlgpuVae.Model.Checkpoints;
+using IlgpuVae.Model.Data;
+using IlgpuVae.Model.Models.DeepGp;
+
+namespace IlgpuVae.Host;
+
+/// <summary>What `dgp` was asked to do: the model's settings, the data and split, and the schedule.</summary>
+public sealed record DeepGpOptions
+{
+    public DeepGpSettings Settings { get; init; } = new();
+
+    /// <summary>boston, diabetes, toy, or a regression CSV (features then target, a header row).</summary>
+    public string Data { get; init; } = "boston";
+
+    public int Split { get; init; }
+    public double TestFraction { get; init; } = 0.1;
+    public ulong SplitSeed { get; init; } = 1;
+    public int Steps { get; init; } = 20000;
+    public int EvalEvery { get; init; } = 1000;
+
+    /// <summary>Passes through the layers whose predictions are averaged (the test log-likelihood by log-mean-exp).</summary>
+    public int Samples { get; init; } = 100;
+
+    public string? Out { get; init; }
+    public string? Resume { get; init; }
+    public AcceleratorChoice Accelerator { get; init; }
+    public int ProfileSteps { get; init; }
+
+    /// <summary>Print nothing but the final line (for the split tables, which run many of these).</summary>
+    public bool Quiet { get; init; }
+}
+
+/// <summary>A deep GP's scores on the test rows, in the target's own units.</summary>
+public sealed record DeepGpScore(long Step, double Loss, double TestLogLikelihood, double TestRmse, double NoiseVariance, int TestRows, int Samples);
+
+/// <summary>
+/// The deep GP's run on one train/test split of a regression table: trains by Adam, scores the test rows every
+/// <see cref="DeepGpOptions.EvalEvery"/> steps into metrics.csv (RMSE and the test log-likelihood per point from S
+/// passes, log-mean-exp), and writes the run folder: settings.json (what --resume reads back), model.safetensors
+/// (every layer's Z, hyperparameters, q(u) and fixed mean weights, the log noise, Adam's moments and the step, F64;
+/// after every evaluation and on Ctrl+C or SIGTERM), eval.json, and for one-dimensional inputs predictive.png (the
+/// predictive mean and two-standard-deviation bands over the training points).
+/// </summary>
+public static class DeepGpTraining
+{
+    public const string SettingsFile = "settings.json", CheckpointFile = "model.safetensors", MetricsFile = "metrics.csv", EvalFile = "eval.json",
+        PredictiveFile = "predictive.png";
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    public static int Run(DeepGpOptions options, TextWriter output, CancellationToken interrupt) => Train(options, output, interrupt).ExitCode;
+
+    /// <summary>The run; its exit code and its last score (null when stopped or diverged before one).</summary>
+    public static (int ExitCode, DeepGpScore? Score) Train(DeepGpOptions options, TextWriter output, CancellationToken interrupt)
+    {
+        if (options.Steps < 0)
+            throw new ArgumentException($"--steps must be ≥ 0 (got {options.Steps})");
+        if (options.EvalEvery < 1)
+            throw new ArgumentException($"--eval-every must be ≥ 1 step (got {options.EvalEvery})");
+        if (options.Samples < 1)
+            throw new ArgumentException($"--samples must be ≥ 1 (got {options.Samples})");
+        string directory;
+        DeepGpOptions run = options;
+        if (options.Resume is { } resume)
+        {
+            directory = resume;
+            run = ReadSettings(resume) with { Steps = options.Steps, EvalEvery = options.EvalEvery, Samples = options.Samples, Accelerator = options.Accelerator,
+                ProfileSteps = options.ProfileSteps, Quiet = options.Quiet, Resume = resume };
+        }
+        else
+        {
+            directory = options.Out ?? Path.Combine("runs", "dgp-" + DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+            options.Settings.Validate();
+            if (File.Exists(Path.Combine(directory, CheckpointFile)))
+                throw new ArgumentException($"{directory} already holds a run; continue it with --resume {directory} or pass another --out");
+        }
+        var settings = run.Settings;
+        var table = DataSets.LoadRegressionTable(run.Data, output);
+        var split = table.Split(run.Split, run.TestFraction, run.SplitSeed);
+        var (trainX, trainY) = split.Standardised(split.TrainRows);
+        var (testX, _) = split.Standardised(split.TestRows);
+        var testY = split.TestRows.Select(row => table.Targets[row]).ToArray();
+        var data = DeepGpData.Regression(trainX, trainY, split.TrainRows.Length, table.Features);
+        Directory.CreateDirectory(directory);
+
+        using var context = Compute.CreateContext();
+        using var accelerator = Compute.CreateAccelerator(context, run.Accelerator);
+        using var kernels = new KernelSet(accelerator);
+        var checkpoint = options.Resume is null ? null : ReadCheckpoint(Path.Combine(directory, CheckpointFile), new DeepGpLayout(settings, table.Features, 1));
+        using var model = new DeepGpModel(kernels, settings, data, checkpoint?.Parameters, checkpoint?.MeanWeights);
+        var log = run.Quiet ? TextWriter.Null : output;
+        log.WriteLine($"accelerator: {Compute.Describe(accelerator)}");
+        log.WriteLine($"data: {table.Name}, {table.Rows} rows × {table.Features} features; split {run.Split} (seed {run.SplitSeed}): {split.TrainRows.Length} to train, {split.TestRows.Length} to test");
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"model: deep GP, {settings.Layers} layer{(settings.Layers == 1 ? "" : "s")} ({string.Join(" → ", model.Layout.Layers.Select(layer => layer.InputWidth).Append(1))}), {settings.Inducing} inducing points each, {(settings.Whitened ? "whitened" : "non-whitened")} q(u), {model.Layout.Count} parameters; Adam {settings.LearningRate}, batch {Math.Min(settings.BatchSize, data.Rows)}, seed {settings.Seed}"));
+        if (checkpoint is not null)
+        {
+            model.Restore(checkpoint.Parameters, checkpoint.FirstMoment, checkpoint.SecondMoment, checkpoint.Step);
+            log.WriteLine($"resumed at step {model.Step} of {directory}");
+        }
+        else
+            AtomicFile.WriteText(Path.Combine(directory, SettingsFile), SettingsJson(run));
+
+        var progress = new Progress(log, Math.Max(1, run.Steps), "steps");
+        progress.Start("deep GP");
+        DeepGpScore? last = null;
+        bool stopped = false;
+        long profileEnd = model.Step + run.ProfileSteps;
+        if (run.ProfileSteps > 0)
+            kernels.Profile = new KernelProfile();
+        while (model.Step < run.Steps)
+        {
+            if (interrupt.IsCancellationRequested)
+            {
+                stopped = true;
+                break;
+            }
+            model.TrainStep();
+            if (kernels.Profile is { } profile && model.Step == profileEnd)
+            {
+                kernels.Profile = null;
+                progress.End();
+                Benchmark.WriteProfile(log, profile, run.ProfileSteps);
+            }
+            if (model.Step % progress.Interval == 0)
+            {
+                double loss = model.LastLoss();
+                if (!double.IsFinite(loss))
+                    return (Diverged(output, progress, model.Step, $"−ELBO per point {loss}"), last);
+                progress.Report((int)model.Step, string.Create(CultureInfo.InvariantCulture, $"−ELBO/point {loss:F4}"));
+            }
+            if (model.Step % run.EvalEvery == 0 || model.Step == run.Steps)
+            {
+                last = Evaluate(model, split, testX, testY, run.Samples, directory, log, progress);
+                if (!Save(model, Path.Combine(directory, CheckpointFile), table.Name))
+                    return (Diverged(output, progress, model.Step, "a parameter is not finite"), last);
+            }
+        }
+        progress.End();
+        if (stopped)
+        {
+            if (!Save(model, Path.Combine(directory, CheckpointFile), table.Name))
+                return (Diverged(output, progress, model.Step, "a parameter is not finite"), last);
+            output.WriteLine($"stopped at step {model.Step}; checkpoint written: continue with dgp --resume {directory} --steps {run.Steps}");
+            return (Training.Interrupted, last);
+        }
+        last ??= Evaluate(model, split, testX, testY, run.Samples, directory, log, progress);
+        if (!Save(model, Path.Combine(directory, CheckpointFile), table.Name))
+            return (Diverged(output, progress, model.Step, "a parameter is not finite"), last);
+        if (table.Features == 1)
+            WritePredictive(model, split, trainX, Path.Combine(directory, PredictiveFile), run.Samples);
+        log.WriteLine($"run folder: {directory}");
+        return (0, last);
+    }
+
+    /// <summary>Exit code 3, the last checkpoint kept.</summary>
+    private static int Diverged(TextWriter output, Progress progress, long step, string what)
+    {
+        progress.End();
+        output.WriteLine($"training diverged by step {step} ({what}); the last checkpoint is kept (try a smaller --lr)");
+        return 3;
+    }
+
+    /// <summary>
+    /// The test rows' scores in the target's units: predictions y = μ_y + σ_y·f from S passes; RMSE of the mean of the
+    /// passes' means; log-likelihood per point log (1/S) Σ_s N(y; μ_y + σ_y μ_s, σ_y²(σ²_s + s²)).
+    /// </summary>
+    public static DeepGpScore Score(DeepGpModel model, RegressionSplit split, double[] testX, double[] testY, int samples)
+    {
+        var (means, variances) = model.Predict(testX, testY.Length, samples);
+        double noise = model.NoiseVariance(), scale = split.TargetScale, squared = 0, logLikelihood = 0;
+        var terms = new double[samples];
+        for (int n = 0; n < testY.Length; n++)
+        {
+            double average = 0;
+            for (int s = 0; s < samples; s++)
+            {
+                double mean = split.TargetMean + scale * means[s][n], variance = scale * scale * (variances![s][n] + noise);
+                average += mean / samples;
+                terms[s] = -0.5 * (Math.Log(2 * Math.PI * variance) + (testY[n] - mean) * (testY[n] - mean) / variance);
+            }
+            double largest = terms.Max();
+            logLikelihood += largest + Math.Log(terms.Sum(term => Math.Exp(term - largest)) / samples);
+            squared += (testY[n] - average) * (testY[n] - average);
+        }
+        // The loss at the parameters scored, with the batch and draws the next step would take (so a resumed run
+        // reports what one run reports).
+        return new DeepGpScore(model.Step, model.Loss(model.Step + 1), logLikelihood / testY.Length, Math.Sqrt(squared / testY.Length), noise, testY.Length, samples);
+    }
+
+    private static DeepGpScore Evaluate(DeepGpModel model, RegressionSplit split, double[] testX, double[] testY, int samples, string directory, TextWriter output,
+        Progress progress)
+    {
+        var score = Score(model, split, testX, testY, samples);
+        string metrics = Path.Combine(directory, MetricsFile);
+        bool header = !File.Exists(metrics);
+        using (var writer = new StreamWriter(metrics, append: true))
+        using (var csv = new CsvWriter(writer, CultureInfo.InvariantCulture))
+        {
+            if (header)
+            {
+                foreach (var name in new[] { "step", "negative_elbo_per_point", "test_log_likelihood", "test_rmse", "noise_variance" })
+                    csv.WriteField(name);
+                csv.NextRecord();
+            }
+            csv.WriteField(score.Step);
+            foreach (var value in new[] { score.Loss, score.TestLogLikelihood, score.TestRmse, score.NoiseVariance })
+                csv.WriteField(value.ToString("R", CultureInfo.InvariantCulture));
+            csv.NextRecord();
+        }
+        var eval = new JsonObject
+        {
+            ["step"] = score.Step,
+            ["negative_elbo_per_training_point"] = score.Loss,
+            ["test_log_likelihood"] = score.TestLogLikelihood,
+            ["test_rmse"] = score.TestRmse,
+            ["noise_variance_standardised"] = score.NoiseVariance,
+            ["test_rows"] = score.TestRows,
+            ["samples"] = score.Samples,
+            ["layer_kl"] = new JsonArray(model.LayerKl().Select(kl => (JsonNode)kl).ToArray()),
+        };
+        AtomicFile.WriteText(Path.Combine(directory, EvalFile), eval.ToJsonString(Json));
+        progress.End();
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"step {score.Step}: −ELBO per training point {score.Loss:F4}; test log-likelihood {score.TestLogLikelihood:F4}, RMSE {score.TestRmse:F4} ({score.TestRows} rows, {score.Samples} samples; noise variance {score.NoiseVariance:G4} standardised)"));
+        return score;
+    }
+
+    /// <summary>One-dimensional inputs: the predictive mean and ±2 standard deviations of the S-pass mixture (noise
+    /// included) on a grid over the training range and a margin, in the data's own units, with the training points.</summary>
+    private static void WritePredictive(DeepGpModel model, RegressionSplit split, double[] trainX, string path, int samples)
+    {
+        const int points = 300;
+        double low = trainX.Min(), high = trainX.Max(), margin = 0.25 * (high - low);
+        var grid = Enumerable.Range(0, points).Select(i => low - margin + (high - low + 2 * margin) * i / (points - 1)).ToArray();
+        var (means, variances) = model.Predict(grid, points, samples);
+        double noise = model.NoiseVariance();
+        var mean = new double[points];
+        var deviation = new double[points];
+        for (int i = 0; i < points; i++)
+        {
+            double first = 0, second = 0;
+            for (int s = 0; s < samples; s++)
+            {
+                first += means[s][i] / samples;
+                second += (variances![s][i] + noise + means[s][i] * means[s][i]) / samples;
+            }
+            mean[i] = split.TargetMean + split.TargetScale * first;
+            deviation[i] = split.TargetScale * Math.Sqrt(Math.Max(second - first * first, 0));
+        }
+        double Unscale(double x) => split.FeatureMeans[0] + split.FeatureScales[0] * x;
+        Plots.WritePredictive(path, grid.Select(Unscale).ToArray(), mean, deviation, split.TrainRows.Select(row => split.Table.Inputs[row]).ToArray(),
+            split.TrainRows.Select(row => split.Table.Targets[row]).ToArray(), $"deep GP, {model.Settings.Layers} layer(s), step {model.Step}");
+    }
+
+    private static string SettingsJson(DeepGpOptions options)
+    {
+        var settings = options.Settings;
+        return new JsonObject
+        {
+            ["data"] = File.Exists(options.Data) ? Path.GetFullPath(options.Data) : options.Data,
+            ["split"] = options.Split,
+            ["test_fraction"] = options.TestFraction,
+            ["split_seed"] = options.SplitSeed,
+            ["layers"] = settings.Layers,
+            ["inducing"] = settings.Inducing,
+            ["inner_width"] = settings.InnerWidth,
+            ["batch_size"] = settings.BatchSize,
+            ["lr"] = settings.LearningRate,
+            ["jitter"] = settings.Jitter,
+            ["initial_noise"] = settings.InitialNoise,
+            ["inner_scale"] = settings.InnerScale,
+            ["whitened"] = settings.Whitened,
+            ["seed"] = settings.Seed,
+        }.ToJsonString(Json);
+    }
+
+    private static DeepGpOptions ReadSettings(string directory)
+    {
+        string path = Path.Combine(directory, SettingsFile);
+        if (!File.Exists(path))
+            throw new DataFormatException(path, $"not found: {directory} is not a dgp run folder (it has no {SettingsFile})");
+        try
+        {
+            var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+            T Get<T>(string name) => json[name] is { } node ? node.GetValue<T>() : throw new DataFormatException(path, $"'{name}' is missing");
+            return new DeepGpOptions
+            {
+                Data = Get<string>("data"),
+                Split = Get<int>("split"),
+                TestFraction = Get<double>("test_fraction"),
+                SplitSeed = Get<ulong>("split_seed"),
+                Settings = new DeepGpSettings
+                {
+                    Layers = Get<int>("layers"),
+                    Inducing = Get<int>("inducing"),
+                    InnerWidth = Get<int>("inner_width"),
+                    BatchSize = Get<int>("batch_size"),
+                    LearningRate = Get<double>("lr"),
+                    Jitter = Get<double>("jitter"),
+                    InitialNoise = Get<double>("initial_noise"),
+                    InnerScale = Get<double>("inner_scale"),
+                    Whitened = Get<bool>("whitened"),
+                    Seed = Get<ulong>("seed"),
+                },
+            };
+        }
+        catch (Exception error) when (error is JsonException or InvalidOperationException or FormatException)
+        {
+            throw new DataFormatException(path, $"not a dgp settings file: {error.Message}");
+        }
+    }
+
+    /// <summary>
+    /// The checkpoint, all F64: per layer l (from 1) "layer{l}.z" [M, D_in], "layer{l}.hyper" [D_in + 1] (log
+    /// lengthscales, then log σ_f²), "layer{l}.q_mu" [O, M] and "layer{l}.q_sqrt" [O, M, M] (lower triangular; whitened
+    /// or not as the metadata says), "layer{l}.mean_weights" [D_in, O] for inner layers; "likelihood.log_noise" [1];
+    /// Adam's moments as flat tensors; the step in the metadata.
+    /// </summary>
+    /// <returns>False, writing nothing, when a parameter is not finite.</returns>
+    private static bool Save(DeepGpModel model, string path, string data)
+    {
+        var parameters = model.ParameterValues;
+        if (!parameters.All(double.IsFinite))
+            return false;
+        var tensors = new List<DoubleTensor>();
+        foreach (var (name, shape, offset) in TensorPlaces(model.Layout))
+            tensors.Add(new DoubleTensor(name, shape, parameters.AsSpan((int)offset, shape.Aggregate(1, (a, b) => a * b)).ToArray()));
+        foreach (var layer in model.Layout.Layers.Where(layer => layer.Inner))
+            tensors.Add(new DoubleTensor($"layer{layer.Index + 1}.mean_weights", [layer.InputWidth, layer.OutputWidth], model.MeanWeights[layer.Index]));
+        tensors.Add(new DoubleTensor("adam.first_moment", [(int)model.Layout.Count], model.FirstMomentValues));
+        tensors.Add(new DoubleTensor("adam.second_moment", [(int)model.Layout.Count], model.SecondMomentValues));
+        SafeTensors.Write(path, [], tensors, new Dictionary<string, string>
+        {
+            ["format"] = "ilgpu-vae dgp",
+            ["step"] = model.Step.ToString(CultureInfo.InvariantCulture),
+            ["data"] = data,
+            ["whitened"] = model.Settings.Whitened ? "true" : "false",
+        });
+        return true;
+    }
+
+    private static IEnumerable<(string Name, int[] Shape, long Offset)> TensorPlaces(DeepGpLayout layout)
+    {
+        foreach (var layer in layout.Layers)
+        {
+            string prefix = $"layer{layer.Index + 1}.";
+            int m = layer.Inducing;
+            yield return (prefix + "z", [m, layer.InputWidth], layer.InducingInputs);
+            yield return (prefix + "hyper", [layer.InputWidth + 1], layer.Hyper);
+            yield return (prefix + "q_mu", [layer.OutputWidth, m], layer.Means);
+            yield return (prefix + "q_sqrt", [layer.OutputWidth, m, m], layer.Factors);
+        }
+        if (layout.Settings.Likelihood == DeepGpLikelihood.Gaussian)
+            yield return ("likelihood.log_noise", [1], layout.LogNoise);
+    }
+
+    private sealed record Checkpoint(double[] Parameters, double[][] MeanWeights, double[] FirstMoment, double[] SecondMoment, long Step);
+
+    private static Checkpoint ReadCheckpoint(string path, DeepGpLayout layout)
+    {
+        if (!File.Exists(path))
+            throw new DataFormatException(path, "no checkpoint here to resume from");
+        var (_, tensors, metadata) = SafeTensors.ReadAll(path);
+        DoubleTensor Find(string name, long length)
+        {
+            if (!tensors.TryGetValue(name, out var tensor))
+                throw new DataFormatException(path, $"tensor '{name}' is missing; this checkpoint is not of this run's deep GP");
+            if (tensor.Data.LongLength != length)
+                throw new DataFormatException(path, $"tensor '{name}' holds {tensor.Data.LongLength} values, but this run's deep GP needs {length} (settings.json and the data must be those it was trained with)");
+            return tensor;
+        }
+        var parameters = new double[layout.Count];
+        foreach (var (name, shape, offset) in TensorPlaces(layout))
+            Find(name, shape.Aggregate(1L, (a, b) => a * b)).Data.CopyTo(parameters, offset);
+        var meanWeights = layout.Layers.Where(layer => layer.Inner)
+            .Select(layer => Find($"layer{layer.Index + 1}.mean_weights", (long)layer.InputWidth * layer.OutputWidth).Data).ToArray();
+        if (!metadata.TryGetValue("step", out var stepText) || !long.TryParse(stepText, NumberStyles.Integer, CultureInfo.InvariantCulture, out long step))
+            throw new DataFormatException(path, "the metadata has no step");
+        return new Checkpoint(parameters, meanWeights, Find("adam.first_moment", layout.Count).Data, Find("adam.second_moment", layout.Count).Data, step);
+    }
+}
