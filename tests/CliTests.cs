@@ -318,6 +318,39 @@ public sealed class CliTests : IDisposable
         Assert.Contains("--inducing is set by", error);
     }
 
+    /// <summary>
+    /// dgp-splits: two depths on two splits, each a run folder, then results.csv and summary.md (mean ± standard error
+    /// per depth, with the standard error of two values checked by hand); run again, it reads the finished runs back
+    /// and writes the same table without training.
+    /// </summary>
+    [Fact]
+    public void DeepGpSplitsTabulatesTheDepthsAndContinues()
+    {
+        var data = WriteRegressionTable();
+        var out_ = Path.Combine(directory, "splits");
+        string[] arguments = ["dgp-splits", "--data", data, "--dgp-layers", "1,2", "--splits", "2", "--inducing", "4", "--steps", "2", "--samples", "2",
+            "--accelerator", "cpu", "--out", out_];
+        var (exitCode, output, error) = Run(arguments);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("layers 2, split 1: test log-likelihood", output);
+        var results = File.ReadAllLines(Path.Combine(out_, "results.csv"));
+        Assert.Equal("layers,split,test_log_likelihood,test_rmse", results[0]);
+        Assert.Equal(5, results.Length);
+        Assert.True(File.Exists(Path.Combine(out_, "layers2-split1", "model.safetensors")));
+        var summary = File.ReadAllText(Path.Combine(out_, "summary.md"));
+        Assert.Contains("| sparse GP (1 layer) |", summary);
+        Assert.Contains("| DGP 2 |", summary);
+        var (mean, standardError) = DeepGpSplits.MeanAndStandardError([1.0, 3.0]);
+        Assert.Equal((2.0, 1.0), (mean, standardError));
+
+        var checkpoints = Directory.GetFiles(out_, "model.safetensors", SearchOption.AllDirectories).ToDictionary(path => path, File.GetLastWriteTimeUtc);
+        Assert.Equal(4, checkpoints.Count);
+        (exitCode, _, error) = Run(arguments);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.All(checkpoints, pair => Assert.Equal(pair.Value, File.GetLastWriteTimeUtc(pair.Key)));
+        Assert.Equal(summary, File.ReadAllText(Path.Combine(out_, "summary.md")));
+    }
+
     /// <summary>The one-dimensional toy problem draws its predictive mean and bands (800 × 500 pixels).</summary>
     [Fact]
     public void DeepGpDrawsThePredictiveOfAOneDimensionalProblem()

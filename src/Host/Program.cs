@@ -109,6 +109,7 @@ public static class Program
         root.Subcommands.Add(CheckCommand.Create(output));
         root.Subcommands.Add(DoubleDefCommand.Create(output, interrupt));
         root.Subcommands.Add(DeepGpCommand.Create(output, interrupt));
+        root.Subcommands.Add(DeepGpCommand.CreateSplits(output, interrupt));
         root.Subcommands.Add(EvalCommand.Create(output, ranks));
         root.Subcommands.Add(InterpolateCommand.Create(output));
         root.Subcommands.Add(EncodeCommand.Create(output));

@@ -89,6 +89,8 @@ public sealed class KernelCheck(KernelSet kernels)
                 yield return result;
         foreach (var result in GaussianProcessAlgebra(2, 100, 128, 8))
             yield return result;
+        foreach (var result in DeepGpLayerTerms(1000, 13, 30))
+            yield return result;
         foreach (var (rows, columns, units, samples) in new[] { (128, 784, 20, 4), (33, 7, 1, 2) })
             foreach (var result in PoissonMatrixTerms(rows, columns, units, samples))
                 yield return result;
@@ -701,6 +703,99 @@ public sealed class KernelCheck(KernelSet kernels)
             dProjectionBuffer.View, dKZXBuffer.View, dMBuffer.View, dLSBuffer.View, points, size, outputs);
         yield return CompareDouble("sparse GP marginals backward (double)", marginalLabel, dProjection.Concat(dKZX).Concat(dM).Concat(dLS).ToArray(),
             dProjectionBuffer.GetAsArray1D().Concat(dKZXBuffer.GetAsArray1D()).Concat(dMBuffer.GetAsArray1D()).Concat(dLSBuffer.GetAsArray1D()).ToArray());
+    }
+
+    /// <summary>
+    /// The deep GP's layer additions at a minibatch of the UCI kind (points × 13 features into 30 outputs) and the double
+    /// Adam: the linear mean and its reverse mode, the marginal sample (the same Philox draws) and its reverse mode,
+    /// the softmax and Gaussian likelihoods with their derivatives, all in double against the references.
+    /// </summary>
+    private IEnumerable<CheckResult> DeepGpLayerTerms(int points, int dims, int outputs)
+    {
+        var random = new Random(points + dims);
+        double[] Values(int count, double scale) => Enumerable.Range(0, count).Select(_ => (random.NextDouble() * 2 - 1) * scale).ToArray();
+        var accelerator = kernels.Accelerator;
+        string label = $"{points}x{dims}->{outputs}";
+        var (x, w, dMean) = (Values(points * dims, 2), Values(dims * outputs, 1), Values(points * outputs, 1));
+        using var xBuffer = accelerator.Allocate1D(x);
+        using var wBuffer = accelerator.Allocate1D(w);
+        using var meanBuffer = accelerator.Allocate1D<double>(points * outputs);
+        using var dMeanBuffer = accelerator.Allocate1D(dMean);
+        using var dXBuffer = accelerator.Allocate1D<double>(points * dims);
+        meanBuffer.MemSetToZero();
+        dXBuffer.MemSetToZero();
+        kernels.LinearMean(xBuffer.View, wBuffer.View, meanBuffer.View, points, dims, outputs);
+        kernels.LinearMeanBackward(dMeanBuffer.View, wBuffer.View, dXBuffer.View, points, dims, outputs);
+        yield return CompareDouble("deep GP linear mean and backward (double)", label,
+            Reference.DeepGpLayerReference.LinearMean(x, w, points, dims, outputs).Concat(Reference.DeepGpLayerReference.LinearMeanBackward(dMean, w, points, dims, outputs)).ToArray(),
+            meanBuffer.GetAsArray1D().Concat(dXBuffer.GetAsArray1D()).ToArray());
+
+        int count = points * outputs;
+        var (mean, dF) = (Values(count, 1), Values(count, 1));
+        var variance = Values(count, 1).Select(value => Math.Abs(value) + 1e-3).ToArray();
+        var key = new DrawKey(5, Philox.Streams.Reparameterize, 9);
+        using var mean2 = accelerator.Allocate1D(mean);
+        using var varianceBuffer = accelerator.Allocate1D(variance);
+        using var f = accelerator.Allocate1D<double>(count);
+        using var epsilon = accelerator.Allocate1D<double>(count);
+        using var dFBuffer = accelerator.Allocate1D(dF);
+        using var dMeanOut = accelerator.Allocate1D<double>(count);
+        using var dVarianceOut = accelerator.Allocate1D<double>(count);
+        kernels.SampleMarginals(mean2.View, varianceBuffer.View, f.View, epsilon.View, count, key);
+        kernels.SampleMarginalsBackward(varianceBuffer.View, epsilon.View, dFBuffer.View, dMeanOut.View, dVarianceOut.View, count);
+        var eps = Enumerable.Range(0, count).Select(at => Reference.DeepGpLayerReference.Epsilon(key, at)).ToArray();
+        yield return CompareDouble("deep GP marginal sample and backward (double)", label,
+            Reference.DeepGpLayerReference.Sample(mean, variance, key).Concat(dF).Concat(dF.Select((value, at) => value * eps[at] / (2 * Math.Sqrt(variance[at])))).ToArray(),
+            f.GetAsArray1D().Concat(dMeanOut.GetAsArray1D()).Concat(dVarianceOut.GetAsArray1D()).ToArray());
+
+        var labels = Enumerable.Range(0, points).Select(_ => random.Next(outputs)).ToArray();
+        var logits = Values(count, 10);
+        using var labelBuffer = accelerator.Allocate1D(labels);
+        using var logitBuffer = accelerator.Allocate1D(logits);
+        using var ell = accelerator.Allocate1D<double>(points);
+        using var dLogits = accelerator.Allocate1D<double>(count);
+        kernels.SoftmaxLogLikelihood(logitBuffer.View, labelBuffer.View, -0.5, ell.View, dLogits.View, points, outputs);
+        var expectedDLogits = new double[count];
+        for (int n = 0; n < points; n++)
+        {
+            double largest = Enumerable.Range(0, outputs).Max(c => logits[n * outputs + c]);
+            double sum = Enumerable.Range(0, outputs).Sum(c => Math.Exp(logits[n * outputs + c] - largest));
+            for (int c = 0; c < outputs; c++)
+                expectedDLogits[n * outputs + c] = -0.5 * ((c == labels[n] ? 1 : 0) - Math.Exp(logits[n * outputs + c] - largest) / sum);
+        }
+        yield return CompareDouble("deep GP softmax likelihood and derivative (double)", label,
+            Reference.DeepGpLayerReference.SoftmaxLogLikelihood(logits, labels, outputs).Concat(expectedDLogits).ToArray(),
+            ell.GetAsArray1D().Concat(dLogits.GetAsArray1D()).ToArray());
+
+        var y = Values(count, 1);
+        double logNoise = Math.Log(0.3);
+        using var yBuffer = accelerator.Allocate1D(y);
+        using var noiseBuffer = accelerator.Allocate1D(new[] { logNoise });
+        using var dNoise = accelerator.Allocate1D<double>(points);
+        kernels.GaussianExpectedLogLikelihood(yBuffer.View, mean2.View, varianceBuffer.View, noiseBuffer.View, -0.5, ell.View, dMeanOut.View, dVarianceOut.View,
+            dNoise.View, points, outputs);
+        double noise = Math.Exp(logNoise);
+        var expectedEll = Enumerable.Range(0, points).Select(n => Enumerable.Range(0, outputs).Sum(o =>
+        {
+            int at = n * outputs + o;
+            return -0.5 * (Math.Log(2 * Math.PI) + logNoise) - ((y[at] - mean[at]) * (y[at] - mean[at]) + variance[at]) / (2 * noise);
+        })).ToArray();
+        var expectedDMean = Enumerable.Range(0, count).Select(at => -0.5 * (y[at] - mean[at]) / noise).ToArray();
+        yield return CompareDouble("deep GP Gaussian expected log-likelihood (double)", label, expectedEll.Concat(expectedDMean).ToArray(),
+            ell.GetAsArray1D().Concat(dMeanOut.GetAsArray1D()).ToArray());
+
+        const int parameterCount = 100_003;
+        var (parameters, gradient) = (Values(parameterCount, 1), Values(parameterCount, 0.1));
+        using var p = accelerator.Allocate1D(parameters);
+        using var g = accelerator.Allocate1D(gradient);
+        using var m = accelerator.Allocate1D<double>(parameterCount);
+        using var v = accelerator.Allocate1D<double>(parameterCount);
+        m.MemSetToZero();
+        v.MemSetToZero();
+        kernels.AdamStep(p.View, g.View, m.View, v.View, 1e-3, 1);
+        var expected = (double[])parameters.Clone();
+        AdamReference.Step(expected, gradient, new double[parameterCount], new double[parameterCount], 1e-3, 0.9, 0.999, 1e-8, 1);
+        yield return CompareDouble("Adam step (double)", parameterCount.ToString(System.Globalization.CultureInfo.InvariantCulture), expected, p.GetAsArray1D());
     }
 
     /// <summary>Double outputs held to 1e-10 of their largest magnitude.</summary>
