@@ -351,6 +351,37 @@ public sealed class CliTests : IDisposable
         Assert.Equal(summary, File.ReadAllText(Path.Combine(out_, "summary.md")));
     }
 
+    /// <summary>dgp on an image folder classifies: softmax over the labels' classes, the inner layer narrowed from 20
+    /// pixels to 3 by the principal directions, scored by the test error; dgp-splits refuses image sets.</summary>
+    [Fact]
+    public void DeepGpClassifiesImages()
+    {
+        var data = WriteDataSet(train: 40, test: 9);
+        var run = Path.Combine(directory, "images");
+        var (exitCode, output, error) = Run("dgp", "--data", data, "--inducing", "5", "--inner-width", "3", "--steps", "3", "--samples", "2", "--accelerator", "cpu",
+            "--out", run);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        // The classes are those the labels reach (0 to the largest).
+        var images = IlgpuVae.Model.Data.MnistFormatData.Load("data", data);
+        int classes = images.Train.Labels.Concat(images.Test.Labels).Max() + 1;
+        Assert.Contains($"40 training and 9 test images of 20 pixels, {classes} classes", output);
+        Assert.Contains($"(20 → 3 → {classes}), softmax likelihood", output);
+        Assert.Contains("error ", output);
+        var eval = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(run, "eval.json")))!;
+        double testError = eval["test_error"]!.GetValue<double>();
+        Assert.InRange(testError, 0, 1);
+        Assert.Equal(0, testError * 9 % 1, 9);
+        Assert.Null(eval["test_rmse"]);
+        Assert.Null(eval["noise_variance_standardised"]);
+        var (_, doubles, _) = IlgpuVae.Model.Checkpoints.SafeTensors.ReadAll(Path.Combine(run, "model.safetensors"));
+        Assert.Equal([20, 3], doubles["layer1.mean_weights"].Shape);
+        Assert.False(doubles.ContainsKey("likelihood.log_noise"));
+
+        (exitCode, _, error) = Run("dgp-splits", "--data", data, "--steps", "1", "--accelerator", "cpu", "--out", Path.Combine(directory, "no"));
+        Assert.Equal(2, exitCode);
+        Assert.Contains("is an image set with its own test images", error);
+    }
+
     /// <summary>The one-dimensional toy problem draws its predictive mean and bands (800 × 500 pixels).</summary>
     [Fact]
     public void DeepGpDrawsThePredictiveOfAOneDimensionalProblem()

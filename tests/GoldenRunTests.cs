@@ -346,17 +346,21 @@ public sealed class GoldenRunTests : IDisposable
             $"{name}: model.safetensors {actual.Item1} (golden {golden.ModelSha256}), eval.json {actual.Item2} (golden {golden.EvalSha256})");
     }
 
-    /// <summary>The deep GP's short runs (issue 25): the toy step with two layers, and a 30-row table with three
-    /// non-whitened layers on minibatches of 10 (so the epoch permutation counts).</summary>
+    /// <summary>The deep GP's short runs (issue 25): the toy step with two layers, a 30-row table with three
+    /// non-whitened layers on minibatches of 10 (so the epoch permutation counts), and two layers classifying images on
+    /// minibatches of 16 (softmax, an inner layer narrowed by the principal directions).</summary>
     public static readonly IReadOnlyDictionary<string, (string Options, string ModelSha256, string EvalSha256)> DeepGpRuns =
         new Dictionary<string, (string, string, string)>
         {
             ["dgp-toy"] = ("--data toy --dgp-layers 2 --inducing 8 --steps 6 --eval-every 3 --samples 4",
                 "1481e8f188a315f8d445e087881429b1f7d0c40ce8fbab08348c7ec019db7431",
-                "c04f7af67ae4b37a4e2c6ed90260b3a8a5a86ede1f253f65e575aae97d627473"),
+                "284d55eca12477c652ef8488527df384bb1c84b83fccd379ca4ce37bd0df7f09"),
+            ["dgp-images"] = ("--dgp-layers 2 --inducing 6 --inner-width 4 --batch-size 16 --steps 4 --eval-every 4 --samples 3",
+                "3a64e9874c434e64ded44b429864a39d1bf6687b47e7b899396648e4f2d3187e",
+                "ed29f43b1726347acb2dfe600a755e058ddcac9d51df1fadedbe269ebb20801e"),
             ["dgp-table-three-layers"] = ("--dgp-layers 3 --inducing 5 --inner-width 3 --whitened false --batch-size 10 --lr 0.02 --steps 6 --eval-every 6 --samples 3",
                 "ee4593b0baf212186488fafebd1f46cddca8c2f1bd9dd46d800c5dfa8d8856c5",
-                "92de71604bb027ac254b3374b8d013049590dc043eef7cb3547a63a247a2623d"),
+                "8a138a8aa8fb1189cbc836319b1310506a89b43d733c11420cf945abccef9e26"),
         };
 
     public static TheoryData<string> DeepGpRunNames => new(DeepGpRuns.Keys);
@@ -371,6 +375,9 @@ public sealed class GoldenRunTests : IDisposable
         string data = Path.Combine(directory, "table.csv");
         File.WriteAllLines(data, Enumerable.Range(0, 30).Select(_ => string.Join(",", Enumerable.Range(0, 3).Select(_ => (random.Next(2000) / 1000.0 - 1).ToString(System.Globalization.CultureInfo.InvariantCulture)))).Prepend("a,b,y"));
         var run = Path.Combine(directory, name);
+        // The image run classifies the golden runs' 42 training and 9 test images of 4×5 pixels.
+        if (name == "dgp-images")
+            data = WriteDataSet(Path.Combine(directory, "images"));
         Run($"dgp {(golden.Options.Contains("--data") ? "" : $"--data {data} ")}--accelerator cpu --out {run} {golden.Options}");
         var actual = (Sha256(Path.Combine(run, "model.safetensors")), Sha256(Path.Combine(run, "eval.json")));
         Assert.True((golden.ModelSha256, golden.EvalSha256) == actual,

@@ -32,6 +32,8 @@ public static class DeepGpSplits
             throw new ArgumentException($"--splits must be ≥ 1 (got {options.Splits})");
         if (options.Depths.Length == 0 || options.Depths.Any(depth => depth < 1))
             throw new ArgumentException($"--dgp-layers must list depths ≥ 1 (got {string.Join(",", options.Depths)})");
+        if (DataSets.Names.Contains(options.Run.Data) || Directory.Exists(options.Run.Data))
+            throw new ArgumentException($"dgp-splits draws random splits of a regression table; {options.Run.Data} is an image set with its own test images: train on it with dgp");
         Directory.CreateDirectory(options.Out);
         var rows = new List<(int Layers, int Split, double LogLikelihood, double Rmse)>();
         foreach (int layers in options.Depths)

@@ -35,13 +35,76 @@ public sealed record DeepGpOptions
     public bool Quiet { get; init; }
 }
 
-/// <summary>A deep GP's scores on the test rows, in the target's own units.</summary>
-public sealed record DeepGpScore(long Step, double Loss, double TestLogLikelihood, double TestRmse, double NoiseVariance, int TestRows, int Samples);
+/// <summary>A deep GP's scores on the test rows: the log-likelihood per point and, for regression, the RMSE in the
+/// target's own units (NaN for classification), for classification the error rate (NaN for regression).</summary>
+public sealed record DeepGpScore(long Step, double Loss, double TestLogLikelihood, double TestRmse, double TestError, double NoiseVariance, int TestRows, int Samples);
 
 /// <summary>
-/// The deep GP's run on one train/test split of a regression table: trains by Adam, scores the test rows every
-/// <see cref="DeepGpOptions.EvalEvery"/> steps into metrics.csv (RMSE and the test log-likelihood per point from S
-/// passes, log-mean-exp), and writes the run folder: settings.json (what --resume reads back), model.safetensors
+/// What a deep GP run learns from and is scored on: the training data (standardised for regression), the test inputs,
+/// and how the test predictions are scored; for a one-dimensional regression, how its predictive picture is drawn.
+/// </summary>
+internal sealed record DeepGpProblem(string Name, string Description, DeepGpData Train, double[] TestInputs, int TestRows,
+    Func<DeepGpModel, int, (double LogLikelihood, double Rmse, double Error)> Score, Action<DeepGpModel, string, int>? Picture)
+{
+    /// <summary>Images (mnist, fashion-mnist, or a folder of them): pixels scaled to [0, 1], the softmax over the
+    /// classes, scored by the test error and the log of the S-pass mean probability of the true class.</summary>
+    public static DeepGpProblem Images(Model.Data.MnistFormatData data)
+    {
+        var (train, test) = (data.Train, data.Test);
+        static double[] Pixels(Model.Data.ImageDataset images) => images.Images.Select(pixel => pixel / 255.0).ToArray();
+        int classes = train.Labels.Concat(test.Labels).Max() + 1;
+        var trainData = DeepGpData.Classification(Pixels(train), train.Labels.Select(label => (int)label).ToArray(), train.Count, train.Features, classes);
+        var (testLabels, testPixels) = (test.Labels, Pixels(test));
+        return new DeepGpProblem(train.Name, $"{train.Name}, {train.Count} training and {test.Count} test images of {train.Features} pixels, {classes} classes", trainData,
+            testPixels, test.Count, (model, samples) =>
+            {
+                var (logits, _) = model.Predict(testPixels, test.Count, samples);
+                double logLikelihood = 0;
+                int errors = 0;
+                var probabilities = new double[classes];
+                for (int n = 0; n < test.Count; n++)
+                {
+                    Array.Clear(probabilities);
+                    for (int s = 0; s < samples; s++)
+                    {
+                        var row = logits[s].AsSpan(n * classes, classes);
+                        double largest = double.NegativeInfinity, sum = 0;
+                        foreach (double value in row)
+                            largest = Math.Max(largest, value);
+                        foreach (double value in row)
+                            sum += Math.Exp(value - largest);
+                        for (int c = 0; c < classes; c++)
+                            probabilities[c] += Math.Exp(row[c] - largest) / sum / samples;
+                    }
+                    logLikelihood += Math.Log(probabilities[testLabels[n]]);
+                    if (Array.IndexOf(probabilities, probabilities.Max()) != testLabels[n])
+                        errors++;
+                }
+                return (logLikelihood / test.Count, double.NaN, errors / (double)test.Count);
+            }, null);
+    }
+
+    /// <summary>Split <paramref name="index"/> of a regression table, standardised by its training rows; scored in the
+    /// target's units (RMSE of the S-pass mean; log (1/S) Σ_s N(y; μ_y + σ_y μ_s, σ_y²(σ²_s + s²)) per point).</summary>
+    public static DeepGpProblem Table(Model.Data.RegressionTable table, int index, double testFraction, ulong seed)
+    {
+        var split = table.Split(index, testFraction, seed);
+        var (trainX, trainY) = split.Standardised(split.TrainRows);
+        var (testX, _) = split.Standardised(split.TestRows);
+        var testY = split.TestRows.Select(row => table.Targets[row]).ToArray();
+        return new DeepGpProblem(table.Name,
+            $"{table.Name}, {table.Rows} rows × {table.Features} features; split {index} (seed {seed}): {split.TrainRows.Length} to train, {split.TestRows.Length} to test",
+            DeepGpData.Regression(trainX, trainY, split.TrainRows.Length, table.Features), testX, testY.Length,
+            (model, samples) => DeepGpTraining.ScoreRegression(model, split, testX, testY, samples),
+            table.Features == 1 ? (model, path, samples) => DeepGpTraining.WritePredictive(model, split, trainX, path, samples) : null);
+    }
+}
+
+/// <summary>
+/// The deep GP's run on one train/test split of a regression table (Gaussian likelihood) or on an image set's training
+/// and test images (softmax): trains by Adam, scores the test rows every <see cref="DeepGpOptions.EvalEvery"/> steps
+/// into metrics.csv (the test log-likelihood per point from S passes, log-mean-exp, and the RMSE or the error rate),
+/// and writes the run folder: settings.json (what --resume reads back), model.safetensors
 /// (every layer's Z, hyperparameters, q(u) and fixed mean weights, the log noise, Adam's moments and the step, F64;
 /// after every evaluation and on Ctrl+C or SIGTERM), eval.json, and for one-dimensional inputs predictive.png (the
 /// predictive mean and two-standard-deviation bands over the training points).
@@ -79,25 +142,24 @@ public static class DeepGpTraining
             if (File.Exists(Path.Combine(directory, CheckpointFile)))
                 throw new ArgumentException($"{directory} already holds a run; continue it with --resume {directory} or pass another --out");
         }
-        var settings = run.Settings;
-        var table = DataSets.LoadRegressionTable(run.Data, output);
-        var split = table.Split(run.Split, run.TestFraction, run.SplitSeed);
-        var (trainX, trainY) = split.Standardised(split.TrainRows);
-        var (testX, _) = split.Standardised(split.TestRows);
-        var testY = split.TestRows.Select(row => table.Targets[row]).ToArray();
-        var data = DeepGpData.Regression(trainX, trainY, split.TrainRows.Length, table.Features);
+        bool images = DataSets.Names.Contains(run.Data) || Directory.Exists(run.Data);
+        var problem = images ? DeepGpProblem.Images(DataSets.Load(run.Data, output))
+            : DeepGpProblem.Table(DataSets.LoadRegressionTable(run.Data, output), run.Split, run.TestFraction, run.SplitSeed);
+        // Images are classified (softmax), tables regressed (Gaussian).
+        var settings = run.Settings with { Likelihood = images ? DeepGpLikelihood.Softmax : DeepGpLikelihood.Gaussian };
+        var data = problem.Train;
         Directory.CreateDirectory(directory);
 
         using var context = Compute.CreateContext();
         using var accelerator = Compute.CreateAccelerator(context, run.Accelerator);
         using var kernels = new KernelSet(accelerator);
-        var checkpoint = options.Resume is null ? null : ReadCheckpoint(Path.Combine(directory, CheckpointFile), new DeepGpLayout(settings, table.Features, 1));
+        var checkpoint = options.Resume is null ? null : ReadCheckpoint(Path.Combine(directory, CheckpointFile), new DeepGpLayout(settings, data.Features, data.Outputs));
         using var model = new DeepGpModel(kernels, settings, data, checkpoint?.Parameters, checkpoint?.MeanWeights);
         var log = run.Quiet ? TextWriter.Null : output;
         log.WriteLine($"accelerator: {Compute.Describe(accelerator)}");
-        log.WriteLine($"data: {table.Name}, {table.Rows} rows × {table.Features} features; split {run.Split} (seed {run.SplitSeed}): {split.TrainRows.Length} to train, {split.TestRows.Length} to test");
+        log.WriteLine($"data: {problem.Description}");
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"model: deep GP, {settings.Layers} layer{(settings.Layers == 1 ? "" : "s")} ({string.Join(" → ", model.Layout.Layers.Select(layer => layer.InputWidth).Append(1))}), {settings.Inducing} inducing points each, {(settings.Whitened ? "whitened" : "non-whitened")} q(u), {model.Layout.Count} parameters; Adam {settings.LearningRate}, batch {Math.Min(settings.BatchSize, data.Rows)}, seed {settings.Seed}"));
+            $"model: deep GP, {settings.Layers} layer{(settings.Layers == 1 ? "" : "s")} ({string.Join(" → ", model.Layout.Layers.Select(layer => layer.InputWidth).Append(data.Outputs))}), {(images ? "softmax" : "Gaussian")} likelihood, {settings.Inducing} inducing points each, {(settings.Whitened ? "whitened" : "non-whitened")} q(u), {model.Layout.Count} parameters; Adam {settings.LearningRate}, batch {Math.Min(settings.BatchSize, data.Rows)}, seed {settings.Seed}"));
         if (checkpoint is not null)
         {
             model.Restore(checkpoint.Parameters, checkpoint.FirstMoment, checkpoint.SecondMoment, checkpoint.Step);
@@ -136,24 +198,23 @@ public static class DeepGpTraining
             }
             if (model.Step % run.EvalEvery == 0 || model.Step == run.Steps)
             {
-                last = Evaluate(model, split, testX, testY, run.Samples, directory, log, progress);
-                if (!Save(model, Path.Combine(directory, CheckpointFile), table.Name))
+                last = Evaluate(model, problem, run.Samples, directory, log, progress);
+                if (!Save(model, Path.Combine(directory, CheckpointFile), problem.Name))
                     return (Diverged(output, progress, model.Step, "a parameter is not finite"), last);
             }
         }
         progress.End();
         if (stopped)
         {
-            if (!Save(model, Path.Combine(directory, CheckpointFile), table.Name))
+            if (!Save(model, Path.Combine(directory, CheckpointFile), problem.Name))
                 return (Diverged(output, progress, model.Step, "a parameter is not finite"), last);
             output.WriteLine($"stopped at step {model.Step}; checkpoint written: continue with dgp --resume {directory} --steps {run.Steps}");
             return (Training.Interrupted, last);
         }
-        last ??= Evaluate(model, split, testX, testY, run.Samples, directory, log, progress);
-        if (!Save(model, Path.Combine(directory, CheckpointFile), table.Name))
+        last ??= Evaluate(model, problem, run.Samples, directory, log, progress);
+        if (!Save(model, Path.Combine(directory, CheckpointFile), problem.Name))
             return (Diverged(output, progress, model.Step, "a parameter is not finite"), last);
-        if (table.Features == 1)
-            WritePredictive(model, split, trainX, Path.Combine(directory, PredictiveFile), run.Samples);
+        problem.Picture?.Invoke(model, Path.Combine(directory, PredictiveFile), run.Samples);
         log.WriteLine($"run folder: {directory}");
         return (0, last);
     }
@@ -170,7 +231,7 @@ public static class DeepGpTraining
     /// The test rows' scores in the target's units: predictions y = μ_y + σ_y·f from S passes; RMSE of the mean of the
     /// passes' means; log-likelihood per point log (1/S) Σ_s N(y; μ_y + σ_y μ_s, σ_y²(σ²_s + s²)).
     /// </summary>
-    public static DeepGpScore Score(DeepGpModel model, RegressionSplit split, double[] testX, double[] testY, int samples)
+    internal static (double LogLikelihood, double Rmse, double Error) ScoreRegression(DeepGpModel model, RegressionSplit split, double[] testX, double[] testY, int samples)
     {
         var (means, variances) = model.Predict(testX, testY.Length, samples);
         double noise = model.NoiseVariance(), scale = split.TargetScale, squared = 0, logLikelihood = 0;
@@ -188,15 +249,21 @@ public static class DeepGpTraining
             logLikelihood += largest + Math.Log(terms.Sum(term => Math.Exp(term - largest)) / samples);
             squared += (testY[n] - average) * (testY[n] - average);
         }
-        // The loss at the parameters scored, with the batch and draws the next step would take (so a resumed run
-        // reports what one run reports).
-        return new DeepGpScore(model.Step, model.Loss(model.Step + 1), logLikelihood / testY.Length, Math.Sqrt(squared / testY.Length), noise, testY.Length, samples);
+        return (logLikelihood / testY.Length, Math.Sqrt(squared / testY.Length), double.NaN);
     }
 
-    private static DeepGpScore Evaluate(DeepGpModel model, RegressionSplit split, double[] testX, double[] testY, int samples, string directory, TextWriter output,
-        Progress progress)
+    /// <summary>The model's scores on the problem's test rows, and its loss at the parameters scored with the batch and
+    /// draws the next step would take (so a resumed run reports what one run reports).</summary>
+    internal static DeepGpScore Score(DeepGpModel model, DeepGpProblem problem, int samples)
     {
-        var score = Score(model, split, testX, testY, samples);
+        var (logLikelihood, rmse, error) = problem.Score(model, samples);
+        return new DeepGpScore(model.Step, model.Loss(model.Step + 1), logLikelihood, rmse, error, model.NoiseVariance(), problem.TestRows, samples);
+    }
+
+    private static DeepGpScore Evaluate(DeepGpModel model, DeepGpProblem problem, int samples, string directory, TextWriter output, Progress progress)
+    {
+        var score = Score(model, problem, samples);
+        static double? Finite(double value) => double.IsFinite(value) ? value : null;
         string metrics = Path.Combine(directory, MetricsFile);
         bool header = !File.Exists(metrics);
         using (var writer = new StreamWriter(metrics, append: true))
@@ -204,13 +271,13 @@ public static class DeepGpTraining
         {
             if (header)
             {
-                foreach (var name in new[] { "step", "negative_elbo_per_point", "test_log_likelihood", "test_rmse", "noise_variance" })
+                foreach (var name in new[] { "step", "negative_elbo_per_point", "test_log_likelihood", "test_rmse", "test_error", "noise_variance" })
                     csv.WriteField(name);
                 csv.NextRecord();
             }
             csv.WriteField(score.Step);
-            foreach (var value in new[] { score.Loss, score.TestLogLikelihood, score.TestRmse, score.NoiseVariance })
-                csv.WriteField(value.ToString("R", CultureInfo.InvariantCulture));
+            foreach (var value in new[] { score.Loss, score.TestLogLikelihood, score.TestRmse, score.TestError, score.NoiseVariance })
+                csv.WriteField(double.IsFinite(value) ? value.ToString("R", CultureInfo.InvariantCulture) : "");
             csv.NextRecord();
         }
         var eval = new JsonObject
@@ -218,22 +285,26 @@ public static class DeepGpTraining
             ["step"] = score.Step,
             ["negative_elbo_per_training_point"] = score.Loss,
             ["test_log_likelihood"] = score.TestLogLikelihood,
-            ["test_rmse"] = score.TestRmse,
-            ["noise_variance_standardised"] = score.NoiseVariance,
+            ["test_rmse"] = Finite(score.TestRmse),
+            ["test_error"] = Finite(score.TestError),
+            ["noise_variance_standardised"] = Finite(score.NoiseVariance),
             ["test_rows"] = score.TestRows,
             ["samples"] = score.Samples,
             ["layer_kl"] = new JsonArray(model.LayerKl().Select(kl => (JsonNode)kl).ToArray()),
         };
         AtomicFile.WriteText(Path.Combine(directory, EvalFile), eval.ToJsonString(Json));
         progress.End();
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"step {score.Step}: −ELBO per training point {score.Loss:F4}; test log-likelihood {score.TestLogLikelihood:F4}, RMSE {score.TestRmse:F4} ({score.TestRows} rows, {score.Samples} samples; noise variance {score.NoiseVariance:G4} standardised)"));
+        output.WriteLine(double.IsFinite(score.TestError)
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"step {score.Step}: −ELBO per training point {score.Loss:F4}; test log-likelihood {score.TestLogLikelihood:F4}, error {100 * score.TestError:F2}% ({score.TestRows} rows, {score.Samples} samples)")
+            : string.Create(CultureInfo.InvariantCulture,
+                $"step {score.Step}: −ELBO per training point {score.Loss:F4}; test log-likelihood {score.TestLogLikelihood:F4}, RMSE {score.TestRmse:F4} ({score.TestRows} rows, {score.Samples} samples; noise variance {score.NoiseVariance:G4} standardised)"));
         return score;
     }
 
     /// <summary>One-dimensional inputs: the predictive mean and ±2 standard deviations of the S-pass mixture (noise
     /// included) on a grid over the training range and a margin, in the data's own units, with the training points.</summary>
-    private static void WritePredictive(DeepGpModel model, RegressionSplit split, double[] trainX, string path, int samples)
+    internal static void WritePredictive(DeepGpModel model, RegressionSplit split, double[] trainX, string path, int samples)
     {
         const int points = 300;
         double low = trainX.Min(), high = trainX.Max(), margin = 0.25 * (high - low);

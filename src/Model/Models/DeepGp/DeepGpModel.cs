@@ -379,8 +379,8 @@ public sealed class DeepGpModel : IDisposable
         Step = step;
     }
 
-    /// <summary>The noise variance of the Gaussian likelihood.</summary>
-    public double NoiseVariance() => Gaussian ? Math.Exp(workspace.Doubles(Parameters).View.SubView(Layout.LogNoise, 1).GetAsArray1D()[0]) : 0;
+    /// <summary>The noise variance of the Gaussian likelihood (NaN under the softmax, which has none).</summary>
+    public double NoiseVariance() => Gaussian ? Math.Exp(workspace.Doubles(Parameters).View.SubView(Layout.LogNoise, 1).GetAsArray1D()[0]) : double.NaN;
 
     /// <summary>
     /// The last layer's predictive draws at inputs [rows, D] from <paramref name="samples"/> passes (pass s keyed by
