@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packs everything a GPU machine without .NET needs to verify IlgpuVae on CUDA in one command:
 # self-contained builds of the test suite, ilgpu-vae and the BenchmarkDotNet suite (sharing one runtime folder),
-# the PyTorch comparison scripts, MNIST as .gz and the digits count matrix (the GPU machine may have no network), and run.sh.
+# the PyTorch comparison scripts, MNIST as .gz, the digits count matrix and the Boston and diabetes tables (the GPU machine
+# may have no network), and run.sh.
 # Output: publish/gpu-verify.tar.xz (xz: about 48 MB where gzip gives over 60; kept under 60 MB).
 #
 #   bash scripts/gpu-verify.sh            # here: build the package
@@ -35,9 +36,18 @@ if [ ! -f data/cache/digits/counts.csv ]; then
 fi
 mkdir -p "$stage/digits"
 cp data/cache/digits/counts.csv "$stage/digits/counts.csv"
+# The regression tables for the deep GP (dgp.sh boston diabetes).
+mkdir -p "$stage/tables"
+for table in boston diabetes; do
+  if [ ! -f "data/cache/$table/$table.csv" ]; then
+    bash "data/fetch-$table.sh" "data/cache/$table"
+  fi
+  cp "data/cache/$table/$table.csv" "$stage/tables/$table.csv"
+done
 cp scripts/gpu-run.sh "$stage/run.sh"
 cp scripts/gpu-table1.sh "$stage/table1.sh"
 cp scripts/gpu-discrete.sh "$stage/discrete.sh"
+cp scripts/gpu-dgp.sh "$stage/dgp.sh"
 mkdir -p "$stage/compare"
 cp bench/compare/run.sh bench/compare/pytorch_vae.py "$stage/compare/"
 git rev-parse --short HEAD > "$stage/COMMIT" 2>/dev/null || echo unknown > "$stage/COMMIT"
