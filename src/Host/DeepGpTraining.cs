@@ -168,63 +168,29 @@ public static class DeepGpTraining
         else
             AtomicFile.WriteText(Path.Combine(directory, SettingsFile), SettingsJson(run));
 
-        var progress = new Progress(log, Math.Max(1, run.Steps), "steps");
-        progress.Start("deep GP");
         DeepGpScore? last = null;
-        bool stopped = false;
-        long profileEnd = model.Step + run.ProfileSteps;
-        if (run.ProfileSteps > 0)
-            kernels.Profile = new KernelProfile();
-        while (model.Step < run.Steps)
+        int exitCode = new StepLoop
         {
-            if (interrupt.IsCancellationRequested)
-            {
-                stopped = true;
-                break;
-            }
-            model.TrainStep();
-            if (kernels.Profile is { } profile && model.Step == profileEnd)
-            {
-                kernels.Profile = null;
-                progress.End();
-                Benchmark.WriteProfile(log, profile, run.ProfileSteps);
-            }
-            if (model.Step % progress.Interval == 0)
-            {
-                double loss = model.LastLoss();
-                if (!double.IsFinite(loss))
-                    return (Diverged(output, progress, model.Step, $"−ELBO per point {loss}"), last);
-                progress.Report((int)model.Step, string.Create(CultureInfo.InvariantCulture, $"−ELBO/point {loss:F4}"));
-            }
-            if (model.Step % run.EvalEvery == 0 || model.Step == run.Steps)
-            {
-                last = Evaluate(model, problem, run.Samples, directory, log, progress);
-                if (!Save(model, Path.Combine(directory, CheckpointFile), problem.Name))
-                    return (Diverged(output, progress, model.Step, "a parameter is not finite"), last);
-            }
-        }
-        progress.End();
-        if (stopped)
-        {
-            if (!Save(model, Path.Combine(directory, CheckpointFile), problem.Name))
-                return (Diverged(output, progress, model.Step, "a parameter is not finite"), last);
-            output.WriteLine($"stopped at step {model.Step}; checkpoint written: continue with dgp --resume {directory} --steps {run.Steps}");
-            return (Training.Interrupted, last);
-        }
-        last ??= Evaluate(model, problem, run.Samples, directory, log, progress);
-        if (!Save(model, Path.Combine(directory, CheckpointFile), problem.Name))
-            return (Diverged(output, progress, model.Step, "a parameter is not finite"), last);
+            Name = "deep GP",
+            Kernels = kernels,
+            Output = output,
+            Log = log,
+            Steps = run.Steps,
+            EvalEvery = run.EvalEvery,
+            ProfileSteps = run.ProfileSteps,
+            Step = () => model.Step,
+            TrainStep = () => model.TrainStep(),
+            Loss = model.LastLoss,
+            LossName = "−ELBO/point",
+            Evaluate = () => last = Evaluate(model, problem, run.Samples, directory, log),
+            Save = () => Save(model, Path.Combine(directory, CheckpointFile), problem.Name),
+            ContinueWith = $"dgp --resume {directory}",
+        }.Run(interrupt);
+        if (exitCode != 0)
+            return (exitCode, last);
         problem.Picture?.Invoke(model, Path.Combine(directory, PredictiveFile), run.Samples);
         log.WriteLine($"run folder: {directory}");
         return (0, last);
-    }
-
-    /// <summary>Exit code 3, the last checkpoint kept.</summary>
-    private static int Diverged(TextWriter output, Progress progress, long step, string what)
-    {
-        progress.End();
-        output.WriteLine($"training diverged by step {step} ({what}); the last checkpoint is kept (try a smaller --lr)");
-        return 3;
     }
 
     /// <summary>
@@ -260,7 +226,7 @@ public static class DeepGpTraining
         return new DeepGpScore(model.Step, model.Loss(model.Step + 1), logLikelihood, rmse, error, model.NoiseVariance(), problem.TestRows, samples);
     }
 
-    private static DeepGpScore Evaluate(DeepGpModel model, DeepGpProblem problem, int samples, string directory, TextWriter output, Progress progress)
+    private static DeepGpScore Evaluate(DeepGpModel model, DeepGpProblem problem, int samples, string directory, TextWriter output)
     {
         var score = Score(model, problem, samples);
         static double? Finite(double value) => double.IsFinite(value) ? value : null;
@@ -293,7 +259,6 @@ public static class DeepGpTraining
             ["layer_kl"] = new JsonArray(model.LayerKl().Select(kl => (JsonNode)kl).ToArray()),
         };
         AtomicFile.WriteText(Path.Combine(directory, EvalFile), eval.ToJsonString(Json));
-        progress.End();
         output.WriteLine(double.IsFinite(score.TestError)
             ? string.Create(CultureInfo.InvariantCulture,
                 $"step {score.Step}: −ELBO per training point {score.Loss:F4}; test log-likelihood {score.TestLogLikelihood:F4}, error {100 * score.TestError:F2}% ({score.TestRows} rows, {score.Samples} samples)")

@@ -84,69 +84,31 @@ public static class DoubleDefTraining
             AtomicFile.WriteText(Path.Combine(directory, SettingsFile), SettingsJson(settings, data));
         }
 
-        var progress = new Progress(output, Math.Max(1, options.Steps), "steps");
-        progress.Start("double DEF");
-        DoubleDefScore? last = null;
-        bool stopped = false;
-        // Profiling waits around each launch; the numbers it computes are the same.
-        long profileEnd = model.Step + options.ProfileSteps;
-        if (options.ProfileSteps > 0)
-            kernels.Profile = new KernelProfile();
-        while (model.Step < options.Steps)
+        // The loss is read (a wait for the device) only to report it.
+        int exitCode = new StepLoop
         {
-            if (interrupt.IsCancellationRequested)
-            {
-                stopped = true;
-                break;
-            }
-            model.TrainStep();
-            if (kernels.Profile is { } profile && model.Step == profileEnd)
-            {
-                kernels.Profile = null;
-                progress.End();
-                Benchmark.WriteProfile(output, profile, options.ProfileSteps);
-            }
-            // The loss is read (a wait for the device) only to report it; a checkpoint is never written with a
-            // parameter that is not finite (see Save), so a divergence between reports loses nothing saved.
-            if (model.Step % progress.Interval == 0)
-            {
-                var loss = model.Loss();
-                if (!double.IsFinite(loss.NegativeElbo))
-                    return Diverged(output, progress, model.Step, $"−ELBO per cell {loss.NegativeElbo}");
-                progress.Report((int)model.Step, string.Create(CultureInfo.InvariantCulture, $"−ELBO/cell {loss.NegativeElbo:F4}"));
-            }
-            if (model.Step % options.EvalEvery == 0 || model.Step == options.Steps)
-            {
-                last = Evaluate(model, options.EvalDraws, directory, output, progress);
-                if (!Save(model, Path.Combine(directory, CheckpointFile), data))
-                    return Diverged(output, progress, model.Step, "a parameter is not finite");
-            }
-        }
-        progress.End();
-        if (stopped)
-        {
-            if (!Save(model, Path.Combine(directory, CheckpointFile), data))
-                return Diverged(output, progress, model.Step, "a parameter is not finite");
-            output.WriteLine($"stopped at step {model.Step}; checkpoint written: continue with double-def --resume {directory} --steps {options.Steps}");
-            return Training.Interrupted;
-        }
-        last ??= Evaluate(model, options.EvalDraws, directory, output, progress);
-        if (!Save(model, Path.Combine(directory, CheckpointFile), data))
-            return Diverged(output, progress, model.Step, "a parameter is not finite");
-        output.WriteLine($"run folder: {directory}");
-        return 0;
-    }
-
-    /// <summary>Exit code 3, the last checkpoint kept.</summary>
-    private static int Diverged(TextWriter output, Progress progress, long step, string what)
-    {
-        progress.End();
-        output.WriteLine($"training diverged by step {step} ({what}); the last checkpoint is kept (try a smaller --lr)");
-        return 3;
+            Name = "double DEF",
+            Kernels = kernels,
+            Output = output,
+            Log = output,
+            Steps = options.Steps,
+            EvalEvery = options.EvalEvery,
+            ProfileSteps = options.ProfileSteps,
+            Step = () => model.Step,
+            TrainStep = model.TrainStep,
+            Loss = () => model.Loss().NegativeElbo,
+            LossName = "−ELBO/cell",
+            Evaluate = () => Evaluate(model, options.EvalDraws, directory, output),
+            Save = () => Save(model, Path.Combine(directory, CheckpointFile), data),
+            ContinueWith = $"double-def --resume {directory}",
+        }.Run(interrupt);
+        if (exitCode == 0)
+            output.WriteLine($"run folder: {directory}");
+        return exitCode;
     }
 
     /// <summary>Scores the model, appends the row to metrics.csv, writes eval.json and prints the figures.</summary>
-    private static DoubleDefScore Evaluate(DoubleDefModel model, int draws, string directory, TextWriter output, Progress progress)
+    private static DoubleDefScore Evaluate(DoubleDefModel model, int draws, string directory, TextWriter output)
     {
         var score = model.Evaluate(draws);
         var baselines = model.Baselines();
@@ -183,7 +145,6 @@ public static class DoubleDefTraining
         };
         AtomicFile.WriteText(Path.Combine(directory, EvalFile), eval.ToJsonString(Json));
         WriteComponents(model, Path.Combine(directory, ComponentsFile));
-        progress.End();
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"step {model.Step}: −ELBO per training cell {score.Training.NegativeElbo:F4} (Poisson {score.Training.Reconstruction:F4} + KL rows {score.Training.RowKl:F4} + columns {score.Training.ColumnKl:F4}); held-out log-likelihood per cell {score.HeldOutLogLikelihood:F4} ({score.Samples} samples of q; column means {baselines.ColumnMeans:F4}, independence model {baselines.Independence:F4})"));
         return score;

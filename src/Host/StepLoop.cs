@@ -1,0 +1,100 @@
+using System.Globalization;
+using IlgpuVae.GpuKernels;
+
+namespace IlgpuVae.Host;
+
+/// <summary>
+/// The training loop of the models trained by steps rather than epochs (the double DEF, the deep GP): steps up to a
+/// total, the loss reported at the progress interval (the only host wait it adds), an evaluation and a checkpoint
+/// every so many steps and at the end, the first steps optionally profiled, and Ctrl+C or SIGTERM answered with a
+/// checkpoint. A checkpoint is never written with a parameter that is not finite: a divergence ends the run with exit
+/// code 3 and the last good checkpoint kept.
+/// </summary>
+internal sealed class StepLoop
+{
+    public required string Name { get; init; }
+    public required KernelSet Kernels { get; init; }
+    public required TextWriter Output { get; init; }
+
+    /// <summary>Where progress and profiles go (Output, or nothing for a quiet run).</summary>
+    public required TextWriter Log { get; init; }
+
+    public required int Steps { get; init; }
+    public required int EvalEvery { get; init; }
+    public int ProfileSteps { get; init; }
+
+    /// <summary>Steps taken so far.</summary>
+    public required Func<long> Step { get; init; }
+
+    public required Action TrainStep { get; init; }
+
+    /// <summary>The loss to report, and how it is named ("−ELBO/cell").</summary>
+    public required Func<double> Loss { get; init; }
+
+    public required string LossName { get; init; }
+
+    /// <summary>Scores the model and writes what the evaluation writes.</summary>
+    public required Action Evaluate { get; init; }
+
+    /// <summary>Writes the checkpoint; false, writing nothing, when a parameter is not finite.</summary>
+    public required Func<bool> Save { get; init; }
+
+    /// <summary>The command that continues the run, for the line printed when it is stopped.</summary>
+    public required string ContinueWith { get; init; }
+
+    /// <summary>Runs to <see cref="Steps"/>: 0, 3 (diverged) or <see cref="Training.Interrupted"/>.</summary>
+    public int Run(CancellationToken interrupt)
+    {
+        var progress = new Progress(Log, Math.Max(1, Steps), "steps");
+        progress.Start(Name);
+        bool evaluated = false;
+        long profileEnd = Step() + ProfileSteps;
+        if (ProfileSteps > 0)
+            Kernels.Profile = new KernelProfile();
+        while (Step() < Steps)
+        {
+            if (interrupt.IsCancellationRequested)
+            {
+                progress.End();
+                if (!Save())
+                    return Diverged(progress, "a parameter is not finite");
+                Output.WriteLine($"stopped at step {Step()}; checkpoint written: continue with {ContinueWith} --steps {Steps}");
+                return Training.Interrupted;
+            }
+            TrainStep();
+            long step = Step();
+            if (Kernels.Profile is { } profile && step == profileEnd)
+            {
+                Kernels.Profile = null;
+                progress.End();
+                Benchmark.WriteProfile(Log, profile, ProfileSteps);
+            }
+            if (step % progress.Interval == 0)
+            {
+                double loss = Loss();
+                if (!double.IsFinite(loss))
+                    return Diverged(progress, $"{LossName} {loss}");
+                progress.Report((int)step, string.Create(CultureInfo.InvariantCulture, $"{LossName} {loss:F4}"));
+            }
+            if (step % EvalEvery == 0 || step == Steps)
+            {
+                progress.End();
+                Evaluate();
+                evaluated = true;
+                if (!Save())
+                    return Diverged(progress, "a parameter is not finite");
+            }
+        }
+        progress.End();
+        if (!evaluated)
+            Evaluate();
+        return Save() ? 0 : Diverged(progress, "a parameter is not finite");
+    }
+
+    private int Diverged(Progress progress, string what)
+    {
+        progress.End();
+        Output.WriteLine($"training diverged by step {Step()} ({what}); the last checkpoint is kept (try a smaller --lr)");
+        return 3;
+    }
+}
