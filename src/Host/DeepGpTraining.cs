@@ -316,41 +316,26 @@ public static class DeepGpTraining
         }.ToJsonString(Json);
     }
 
-    private static DeepGpOptions ReadSettings(string directory)
+    private static DeepGpOptions ReadSettings(string directory) => RunSettingsFile.Read(directory, SettingsFile, "dgp", file => new DeepGpOptions
     {
-        string path = Path.Combine(directory, SettingsFile);
-        if (!File.Exists(path))
-            throw new DataFormatException(path, $"not found: {directory} is not a dgp run folder (it has no {SettingsFile})");
-        try
+        Data = file.Get<string>("data"),
+        Split = file.Get<int>("split"),
+        TestFraction = file.Get<double>("test_fraction"),
+        SplitSeed = file.Get<ulong>("split_seed"),
+        Settings = new DeepGpSettings
         {
-            var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
-            T Get<T>(string name) => json[name] is { } node ? node.GetValue<T>() : throw new DataFormatException(path, $"'{name}' is missing");
-            return new DeepGpOptions
-            {
-                Data = Get<string>("data"),
-                Split = Get<int>("split"),
-                TestFraction = Get<double>("test_fraction"),
-                SplitSeed = Get<ulong>("split_seed"),
-                Settings = new DeepGpSettings
-                {
-                    Layers = Get<int>("layers"),
-                    Inducing = Get<int>("inducing"),
-                    InnerWidth = Get<int>("inner_width"),
-                    BatchSize = Get<int>("batch_size"),
-                    LearningRate = Get<double>("lr"),
-                    Jitter = Get<double>("jitter"),
-                    InitialNoise = Get<double>("initial_noise"),
-                    InnerScale = Get<double>("inner_scale"),
-                    Whitened = Get<bool>("whitened"),
-                    Seed = Get<ulong>("seed"),
-                },
-            };
-        }
-        catch (Exception error) when (error is JsonException or InvalidOperationException or FormatException)
-        {
-            throw new DataFormatException(path, $"not a dgp settings file: {error.Message}");
-        }
-    }
+            Layers = file.Get<int>("layers"),
+            Inducing = file.Get<int>("inducing"),
+            InnerWidth = file.Get<int>("inner_width"),
+            BatchSize = file.Get<int>("batch_size"),
+            LearningRate = file.Get<double>("lr"),
+            Jitter = file.Get<double>("jitter"),
+            InitialNoise = file.Get<double>("initial_noise"),
+            InnerScale = file.Get<double>("inner_scale"),
+            Whitened = file.Get<bool>("whitened"),
+            Seed = file.Get<ulong>("seed"),
+        },
+    });
 
     /// <summary>
     /// The checkpoint, all F64: per layer l (from 1) "layer{l}.z" [M, D_in], "layer{l}.hyper" [D_in + 1] (log

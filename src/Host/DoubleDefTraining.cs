@@ -203,33 +203,18 @@ public static class DoubleDefTraining
         ["split_seed"] = settings.SplitSeed,
     }.ToJsonString(Json);
 
-    private static (DoubleDefSettings Settings, string Data) ReadSettings(string directory)
-    {
-        string path = Path.Combine(directory, SettingsFile);
-        if (!File.Exists(path))
-            throw new DataFormatException(path, $"not found: {directory} is not a double-def run folder (it has no {SettingsFile})");
-        try
+    private static (DoubleDefSettings Settings, string Data) ReadSettings(string directory) =>
+        RunSettingsFile.Read(directory, SettingsFile, "double-def", file => (new DoubleDefSettings
         {
-            var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
-            T Get<T>(string name) => json[name] is { } node ? node.GetValue<T>() : throw new DataFormatException(path, $"'{name}' is missing");
-            var settings = new DoubleDefSettings
-            {
-                RowLayers = Get<string>("row_layers"),
-                ColumnLayers = Get<string>("column_layers"),
-                Alpha = Get<double>("alpha"),
-                Samples = Get<int>("k"),
-                LearningRate = Get<double>("lr"),
-                Seed = Get<ulong>("seed"),
-                HeldOut = Get<double>("held_out"),
-                SplitSeed = Get<ulong>("split_seed"),
-            };
-            return (settings, Get<string>("data"));
-        }
-        catch (Exception error) when (error is JsonException or InvalidOperationException or FormatException)
-        {
-            throw new DataFormatException(path, $"not a double-def settings file: {error.Message}");
-        }
-    }
+            RowLayers = file.Get<string>("row_layers"),
+            ColumnLayers = file.Get<string>("column_layers"),
+            Alpha = file.Get<double>("alpha"),
+            Samples = file.Get<int>("k"),
+            LearningRate = file.Get<double>("lr"),
+            Seed = file.Get<ulong>("seed"),
+            HeldOut = file.Get<double>("held_out"),
+            SplitSeed = file.Get<ulong>("split_seed"),
+        }, file.Get<string>("data")));
 
     /// <summary>
     /// The checkpoint: per side its q table as "{side}.q" [entities, 2T] (ρ_a of each unit, then ρ_m; a = softplus(ρ_a)

@@ -98,3 +98,35 @@ internal sealed class StepLoop
         return 3;
     }
 }
+
+/// <summary>
+/// A step-trained run's settings.json read back for --resume: a missing file, text that is not JSON, a value of the
+/// wrong type or a missing name each a <see cref="Model.Data.DataFormatException"/> naming the file.
+/// </summary>
+internal sealed class RunSettingsFile
+{
+    private readonly string path;
+    private readonly System.Text.Json.Nodes.JsonObject json;
+
+    private RunSettingsFile(string path, System.Text.Json.Nodes.JsonObject json) => (this.path, this.json) = (path, json);
+
+    /// <summary>The value named <paramref name="name"/>.</summary>
+    public T Get<T>(string name) => json[name] is { } node ? node.GetValue<T>() : throw new Model.Data.DataFormatException(path, $"'{name}' is missing");
+
+    /// <summary>Reads <paramref name="directory"/>'s settings file with <paramref name="read"/>; <paramref name="command"/>
+    /// names the kind of run folder in the errors.</summary>
+    public static TResult Read<TResult>(string directory, string fileName, string command, Func<RunSettingsFile, TResult> read)
+    {
+        string path = Path.Combine(directory, fileName);
+        if (!File.Exists(path))
+            throw new Model.Data.DataFormatException(path, $"not found: {directory} is not a {command} run folder (it has no {fileName})");
+        try
+        {
+            return read(new RunSettingsFile(path, System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject()));
+        }
+        catch (Exception error) when (error is System.Text.Json.JsonException or InvalidOperationException or FormatException)
+        {
+            throw new Model.Data.DataFormatException(path, $"not a {command} settings file: {error.Message}");
+        }
+    }
+}
