@@ -69,6 +69,17 @@ internal static class CommandOptions
         _ => null,
     };
 
+    /// <summary>A resumed run keeps the model, data and split it was started with (its settings.json): any of
+    /// <paramref name="fixedBySettings"/> given beside --resume is refused.</summary>
+    internal static void RefuseBesideResume(ParseResult parse, Option<string?> resume, IEnumerable<Option> fixedBySettings)
+    {
+        if (parse.GetValue(resume) is not { } run)
+            return;
+        foreach (var option in fixedBySettings)
+            if (parse.GetResult(option) is { Implicit: false })
+                throw new ArgumentException($"{option.Name} is set by {run}'s settings.json: leave it out with --resume (or start a new run)");
+    }
+
     internal static Option<string> AcceleratorOption()
     {
         var option = new Option<string>("--accelerator")

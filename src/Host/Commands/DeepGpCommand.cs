@@ -76,10 +76,7 @@ internal static class DeepGpCommand
             command.Options.Add(option);
         command.SetAction(parse =>
         {
-            if (parse.GetValue(resume) is { } run)
-                foreach (var option in shared.Model.Concat([layers, split]))
-                    if (parse.GetResult(option) is { Implicit: false })
-                        throw new ArgumentException($"{option.Name} is set by {run}'s settings.json: leave it out with --resume (or start a new run)");
+            RefuseBesideResume(parse, resume, shared.Model.Concat([layers, split]));
             var options = shared.Read(parse, parse.GetValue(layers)) with
             {
                 Split = parse.GetValue(split),

@@ -34,11 +34,7 @@ internal static class DoubleDefCommand
         };
         command.SetAction(parse =>
         {
-            // A resumed run keeps the model, data and split it was started with (its settings.json).
-            if (parse.GetValue(resume) is { } run)
-                foreach (var option in new Option[] { data, rowLayers, columnLayers, alpha, samples, learningRate, seed, heldOut, splitSeed })
-                    if (parse.GetResult(option) is { Implicit: false })
-                        throw new ArgumentException($"{option.Name} is set by {run}'s settings.json: leave it out with --resume (or start a new run)");
+            RefuseBesideResume(parse, resume, [data, rowLayers, columnLayers, alpha, samples, learningRate, seed, heldOut, splitSeed]);
             string rows = parse.GetValue(rowLayers)!;
             var options = new DoubleDefOptions
             {
