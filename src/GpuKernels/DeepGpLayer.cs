@@ -25,12 +25,12 @@ public static class DeepGpLayer
 
     /// <summary>
     /// f = μ + √σ²·ε per element of mean and variance [N, O] (σ² at or below <see cref="VarianceFloor"/> counts as 0),
-    /// ε ~ N(0, 1) from Philox keyed by (seed, stream, step, n·O + o) and kept in epsilon for the reverse mode. One
-    /// thread per element.
+    /// ε ~ N(0, 1) from Philox keyed by (seed, stream, step, (first + n)·O + o), first the key's first point (a chunk of
+    /// a larger set draws what the whole would), and kept in epsilon for the reverse mode. One thread per element.
     /// </summary>
     public static void SampleMarginals(this KernelSet kernels, ArrayView<double> mean, ArrayView<double> variance, ArrayView<double> f, ArrayView<double> epsilon,
-        int count, DrawKey key) =>
-        kernels.Launch(SampleKernel, count, mean, variance, f, epsilon, key);
+        int count, int outputs, DrawKey key) =>
+        kernels.Launch(SampleKernel, count, mean, variance, f, epsilon, outputs, key);
 
     /// <summary>The sample's reverse mode: dMean = dF and dVariance = dF·ε/(2√σ²) (0 where σ² is floored), written.</summary>
     public static void SampleMarginalsBackward(this KernelSet kernels, ArrayView<double> variance, ArrayView<double> epsilon, ArrayView<double> dF,
@@ -66,9 +66,10 @@ public static class DeepGpLayer
     }
 
     [Kernel]
-    public static void SampleKernel(Index1D index, ArrayView<double> mean, ArrayView<double> variance, ArrayView<double> f, ArrayView<double> epsilon, DrawKey key)
+    public static void SampleKernel(Index1D index, ArrayView<double> mean, ArrayView<double> variance, ArrayView<double> f, ArrayView<double> epsilon, int outputs,
+        DrawKey key)
     {
-        double eps = Philox.NormalDouble(key.Seed, key.Stream, key.Step, index);
+        double eps = Philox.NormalDouble(key.Seed, key.Stream, key.Step, key.Counter(index, outputs));
         double v = variance[index];
         epsilon[index] = eps;
         f[index] = mean[index] + (v > VarianceFloor ? Math.Sqrt(v) : 0) * eps;

@@ -25,12 +25,13 @@ public static class DeepGpLayerReference
         return dX;
     }
 
-    /// <summary>The standard normal draw of element <paramref name="element"/> under <paramref name="key"/>, as the sampler draws it.</summary>
-    public static double Epsilon(DrawKey key, long element) => Philox.NormalDouble(key.Seed, key.Stream, key.Step, element);
+    /// <summary>The standard normal draw of element <paramref name="element"/> of rows of <paramref name="outputs"/>
+    /// under <paramref name="key"/> (its first point counted in), as the sampler draws it.</summary>
+    public static double Epsilon(DrawKey key, long element, int outputs) => Philox.NormalDouble(key.Seed, key.Stream, key.Step, key.Counter(element, outputs));
 
-    /// <summary>f = μ + √σ²·ε element by element (σ² at or below the floor counts as 0).</summary>
-    public static double[] Sample(double[] mean, double[] variance, DrawKey key) =>
-        mean.Select((mu, at) => mu + (variance[at] > DeepGpLayer.VarianceFloor ? Math.Sqrt(variance[at]) : 0) * Epsilon(key, at)).ToArray();
+    /// <summary>f = μ + √σ²·ε element by element of [N, O] (σ² at or below the floor counts as 0).</summary>
+    public static double[] Sample(double[] mean, double[] variance, DrawKey key, int outputs) =>
+        mean.Select((mu, at) => mu + (variance[at] > DeepGpLayer.VarianceFloor ? Math.Sqrt(variance[at]) : 0) * Epsilon(key, at, outputs)).ToArray();
 
     /// <summary>ell[n] = log softmax(f_n)[y_n] for logits f [N, C].</summary>
     public static double[] SoftmaxLogLikelihood(double[] f, int[] labels, int classes) =>

@@ -164,7 +164,7 @@ public sealed class DeepGpModel : IDisposable
             if (layer.Inner)
                 kernels.LinearMean(x, View(l, "w"), View(l, "mean"), n, din, o);
             if (layer.Inner || !Gaussian)
-                kernels.SampleMarginals(View(l, "mean"), View(l, "var"), View(l, "f"), View(l, "eps"), n * o, LayerKey(key, l));
+                kernels.SampleMarginals(View(l, "mean"), View(l, "var"), View(l, "f"), View(l, "eps"), n * o, o, LayerKey(key, l));
             if (withKl && Settings.Whitened)
                 kernels.PosteriorKl(Factors(Parameters, layer), Means(Parameters, layer), View(l, "log_det"), Factors(Parameters, layer), View(l, "kl"), M, o);
             else if (withKl)
@@ -386,7 +386,7 @@ public sealed class DeepGpModel : IDisposable
     /// The last layer's predictive draws at inputs [rows, D] from <paramref name="samples"/> passes (pass s keyed by
     /// (seed, <paramref name="stream"/>, s)): per pass the marginal mean and variance [rows, O] under the Gaussian
     /// likelihood (each pass samples the layers below), or the sampled logits [rows, O] and no variance under the
-    /// softmax. Chunks of the batch size.
+    /// softmax. Chunks of the batch size, each drawing what one pass over all the rows would.
     /// </summary>
     public (double[][] Mean, double[][]? Variance) Predict(double[] inputs, int rows, int samples, uint stream = Philox.Streams.EvalReparameterize)
     {
@@ -400,7 +400,7 @@ public sealed class DeepGpModel : IDisposable
             Doubles(BatchInputs).SubView(0, (long)n * Data.Features).CopyFromCPU(inputs.AsSpan((int)((long)first * Data.Features), n * Data.Features).ToArray());
             for (int s = 0; s < samples; s++)
             {
-                Forward(n, new DrawKey(Settings.Seed, stream, s), withKl: false);
+                Forward(n, new DrawKey(Settings.Seed, stream, s, first), withKl: false);
                 View(last.Index, Gaussian ? "mean" : "f", (long)n * o).CopyToCPU(means[s].AsSpan((int)((long)first * o), n * o));
                 if (variances is not null)
                     View(last.Index, "var", (long)n * o).CopyToCPU(variances[s].AsSpan((int)((long)first * o), n * o));

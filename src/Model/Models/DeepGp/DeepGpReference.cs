@@ -40,7 +40,7 @@ public static class DeepGpReference
                 }
                 kl += GaussianProcessReference.Kl(z, hyper, means, factor, settings.Jitter, m, din);
             }
-            f = DeepGpLayerReference.Sample(mean, variance, key.Offset(Philox.Streams.LayerOffset(layer.Index + 1)));
+            f = DeepGpLayerReference.Sample(mean, variance, key.Offset(Philox.Streams.LayerOffset(layer.Index + 1)), o);
             x = f;
         }
         int outputs = layout.Outputs;
