@@ -275,7 +275,7 @@ public sealed class CliTests : IDisposable
     /// <summary>
     /// dgp end to end on a CSV table: settings, an F64 checkpoint with every layer's tensors, metrics for every
     /// evaluation and eval.json; resumed to more steps it gives what one run of as many steps gives (profiled: each
-    /// launch waited for), bit for bit; model options beside --resume are refused.
+    /// launch waited for), bit for bit; model options beside --resume are refused; `eval` gives the same eval.json.
     /// </summary>
     [Fact]
     public void DeepGpTrainsResumesAndEvaluates()
@@ -316,6 +316,17 @@ public sealed class CliTests : IDisposable
         (exitCode, _, error) = Run("dgp", "--resume", split, "--inducing", "5", "--accelerator", "cpu");
         Assert.Equal(2, exitCode);
         Assert.Contains("--inducing is set by", error);
+
+        // eval scores the checkpoint as the run's last evaluation did, and writes nothing else.
+        var evalJson = File.ReadAllText(Path.Combine(whole, "eval.json"));
+        File.Delete(Path.Combine(whole, "eval.json"));
+        var checkpoint = File.ReadAllBytes(Path.Combine(whole, "model.safetensors"));
+        (exitCode, output, error) = Run("eval", whole, "--samples", "3", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("step 4: −ELBO per training point", output);
+        Assert.Equal(evalJson, File.ReadAllText(Path.Combine(whole, "eval.json")));
+        Assert.Equal(checkpoint, File.ReadAllBytes(Path.Combine(whole, "model.safetensors")));
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(whole, "metrics.csv")).Length);
     }
 
     /// <summary>

@@ -33,6 +33,10 @@ public sealed record DeepGpOptions
 
     /// <summary>Print nothing but the final line (for the split tables, which run many of these).</summary>
     public bool Quiet { get; init; }
+
+    /// <summary>With <see cref="Resume"/>: score the run's checkpoint into eval.json (and its picture) and train
+    /// nothing, writing no checkpoint and no metrics row (`eval RUN_DIR`).</summary>
+    public bool EvaluateOnly { get; init; }
 }
 
 /// <summary>A deep GP's scores on the test rows: the log-likelihood per point and, for regression, the RMSE in the
@@ -133,7 +137,7 @@ public static class DeepGpTraining
         {
             directory = resume;
             run = ReadSettings(resume) with { Steps = options.Steps, EvalEvery = options.EvalEvery, Samples = options.Samples, Accelerator = options.Accelerator,
-                ProfileSteps = options.ProfileSteps, Quiet = options.Quiet, Resume = resume };
+                ProfileSteps = options.ProfileSteps, Quiet = options.Quiet, Resume = resume, EvaluateOnly = options.EvaluateOnly };
         }
         else
         {
@@ -168,6 +172,12 @@ public static class DeepGpTraining
         else
             AtomicFile.WriteText(Path.Combine(directory, SettingsFile), SettingsJson(run));
 
+        if (run.EvaluateOnly)
+        {
+            var score = Evaluate(model, problem, run.Samples, directory, log, appendMetrics: false);
+            problem.Picture?.Invoke(model, Path.Combine(directory, PredictiveFile), run.Samples);
+            return (0, score);
+        }
         DeepGpScore? last = null;
         int exitCode = new StepLoop
         {
@@ -226,26 +236,12 @@ public static class DeepGpTraining
         return new DeepGpScore(model.Step, model.Loss(model.Step + 1), logLikelihood, rmse, error, model.NoiseVariance(), problem.TestRows, samples);
     }
 
-    private static DeepGpScore Evaluate(DeepGpModel model, DeepGpProblem problem, int samples, string directory, TextWriter output)
+    private static DeepGpScore Evaluate(DeepGpModel model, DeepGpProblem problem, int samples, string directory, TextWriter output, bool appendMetrics = true)
     {
         var score = Score(model, problem, samples);
         static double? Finite(double value) => double.IsFinite(value) ? value : null;
-        string metrics = Path.Combine(directory, MetricsFile);
-        bool header = !File.Exists(metrics);
-        using (var writer = new StreamWriter(metrics, append: true))
-        using (var csv = new CsvWriter(writer, CultureInfo.InvariantCulture))
-        {
-            if (header)
-            {
-                foreach (var name in new[] { "step", "negative_elbo_per_point", "test_log_likelihood", "test_rmse", "test_error", "noise_variance" })
-                    csv.WriteField(name);
-                csv.NextRecord();
-            }
-            csv.WriteField(score.Step);
-            foreach (var value in new[] { score.Loss, score.TestLogLikelihood, score.TestRmse, score.TestError, score.NoiseVariance })
-                csv.WriteField(double.IsFinite(value) ? value.ToString("R", CultureInfo.InvariantCulture) : "");
-            csv.NextRecord();
-        }
+        if (appendMetrics)
+            AppendMetrics(Path.Combine(directory, MetricsFile), score);
         var eval = new JsonObject
         {
             ["step"] = score.Step,
@@ -265,6 +261,24 @@ public static class DeepGpTraining
             : string.Create(CultureInfo.InvariantCulture,
                 $"step {score.Step}: −ELBO per training point {score.Loss:F4}; test log-likelihood {score.TestLogLikelihood:F4}, RMSE {score.TestRmse:F4} ({score.TestRows} rows, {score.Samples} samples; noise variance {score.NoiseVariance:G4} standardised)"));
         return score;
+    }
+
+    /// <summary>One row of metrics.csv (the header first when the file is new).</summary>
+    private static void AppendMetrics(string path, DeepGpScore score)
+    {
+        bool header = !File.Exists(path);
+        using var writer = new StreamWriter(path, append: true);
+        using var csv = new CsvWriter(writer, CultureInfo.InvariantCulture);
+        if (header)
+        {
+            foreach (var name in new[] { "step", "negative_elbo_per_point", "test_log_likelihood", "test_rmse", "test_error", "noise_variance" })
+                csv.WriteField(name);
+            csv.NextRecord();
+        }
+        csv.WriteField(score.Step);
+        foreach (var value in new[] { score.Loss, score.TestLogLikelihood, score.TestRmse, score.TestError, score.NoiseVariance })
+            csv.WriteField(double.IsFinite(value) ? value.ToString("R", CultureInfo.InvariantCulture) : "");
+        csv.NextRecord();
     }
 
     /// <summary>One-dimensional inputs: the predictive mean and ±2 standard deviations of the S-pass mixture (noise
@@ -314,6 +328,13 @@ public static class DeepGpTraining
             ["whitened"] = settings.Whitened,
             ["seed"] = settings.Seed,
         }.ToJsonString(Json);
+    }
+
+    /// <summary>Whether <paramref name="directory"/> holds a dgp run (its settings.json names the inducing points).</summary>
+    public static bool IsRun(string directory)
+    {
+        string path = Path.Combine(directory, SettingsFile);
+        return File.Exists(path) && File.ReadAllText(path).Contains("\"inducing\"", StringComparison.Ordinal);
     }
 
     private static DeepGpOptions ReadSettings(string directory) => RunSettingsFile.Read(directory, SettingsFile, "dgp", file => new DeepGpOptions

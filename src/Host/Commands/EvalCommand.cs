@@ -17,12 +17,21 @@ internal static class EvalCommand
         var accelerator = AcceleratorOption();
         var stream = new Option<bool>("--stream") { Description = "Keep the test images on the host and copy each minibatch to the device (the same results bit for bit; chosen by itself when they do not fit)" };
         var deviceMemory = new Option<int>("--device-memory") { Description = "Plan for at most this many MiB of the accelerator's memory (0: all it offers); test images that no longer fit are streamed", HelpName = "MIB" };
-        var command = new Command("eval", "Test ELBO, rate and distortion, the k-sample bound L_k, NLL and active units of a trained run (writes RUN_DIR/eval.json)")
+        var samples = new Option<int>("--samples") { Description = "Deep GP runs (dgp): passes through the layers averaged for the test scores", DefaultValueFactory = _ => new DeepGpOptions().Samples };
+        var command = new Command("eval", "Test ELBO, rate and distortion, the k-sample bound L_k, NLL and active units of a trained run; of a dgp run, the test log-likelihood and RMSE or error (writes RUN_DIR/eval.json)")
         {
-            run, k, examples, surgery, surgerySamples, accelerator, stream, deviceMemory,
+            run, k, examples, surgery, surgerySamples, accelerator, stream, deviceMemory, samples,
         };
         command.SetAction(parse =>
         {
+            if (DeepGpTraining.IsRun(parse.GetValue(run)!))
+                return DeepGpTraining.Train(new DeepGpOptions
+                {
+                    Resume = parse.GetValue(run),
+                    EvaluateOnly = true,
+                    Samples = parse.GetValue(samples),
+                    Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)),
+                }, output, CancellationToken.None).ExitCode;
             Evaluate.Run(parse.GetValue(run)!, parse.GetValue(k), parse.GetValue(examples), Compute.ParseChoice(parse.GetValue(accelerator)), output,
                 parse.GetValue(surgery), parse.GetValue(surgerySamples), ranks, parse.GetValue(stream), parse.GetValue(deviceMemory));
             return 0;
