@@ -16,7 +16,7 @@ internal static class DeepGpCommand
         private static readonly DeepGpOptions Defaults = new();
         private static DeepGpSettings Settings => Defaults.Settings;
 
-        public readonly Option<string> Data = new("--data") { Description = "boston or diabetes (fetched on first use), toy (a 1-D step), or a CSV file: a header row, then the features and the target on each line", DefaultValueFactory = _ => Defaults.Data };
+        public readonly Option<string> Data = new("--data") { Description = "Regression: boston or diabetes (fetched on first use), toy (a 1-D step), or a CSV file (a header row, then the features and the target on each line). Classification: mnist, fashion-mnist or an image folder", DefaultValueFactory = _ => Defaults.Data };
         public readonly Option<int> Inducing = new("--inducing") { Description = "Inducing points per layer (k-means initialised)", DefaultValueFactory = _ => Settings.Inducing };
         public readonly Option<int> InnerWidth = new("--inner-width") { Description = "Width of the inner layers (0: min(D, 30))", DefaultValueFactory = _ => Settings.InnerWidth };
         public readonly Option<int> Batch = new("--batch-size") { Description = "Points per step (the whole training set when smaller)", DefaultValueFactory = _ => Settings.BatchSize };
@@ -24,7 +24,7 @@ internal static class DeepGpCommand
         public readonly Option<double> Jitter = new("--jitter") { Description = "Added to K_ZZ's diagonal before its Cholesky factorisation", DefaultValueFactory = _ => Settings.Jitter };
         public readonly Option<double> Noise = new("--initial-noise") { Description = "Noise variance at the start, on the standardised targets", DefaultValueFactory = _ => Settings.InitialNoise };
         public readonly Option<double> InnerScale = new("--inner-scale") { Description = "Inner layers' q(u) start at this squared times the prior (nearly deterministic)", DefaultValueFactory = _ => Settings.InnerScale };
-        public readonly Option<bool> Whitened = new("--whitened") { Description = "Hold q(u) whitened (u = Lv, q(v) against N(0, I)); false: as N(m, S) against N(0, K_ZZ)", DefaultValueFactory = _ => Settings.Whitened };
+        public readonly Option<bool> Whitened = new("--whitened") { Description = "Hold q(u) whitened (u = Lv, q(v) against N(0, I)); --whitened false: as N(m, S) against N(0, K_ZZ) [default: true]", DefaultValueFactory = _ => Settings.Whitened };
         public readonly Option<ulong> Seed = new("--seed") { Description = "Seed of the k-means start and every draw", DefaultValueFactory = _ => Settings.Seed };
         public readonly Option<double> TestFraction = new("--test-fraction") { Description = "Fraction of the rows held out for testing", DefaultValueFactory = _ => Defaults.TestFraction };
         public readonly Option<ulong> SplitSeed = new("--split-seed") { Description = "Seed of the splits (kept apart from --seed, so models are scored on the same rows)", DefaultValueFactory = _ => Defaults.SplitSeed };
@@ -71,7 +71,7 @@ internal static class DeepGpCommand
         var outDirectory = new Option<string?>("--out") { Description = "Run folder (default runs/dgp-TIME)" };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder with its own model, data and split (settings.json) up to --steps" };
         var profile = new Option<int>("--profile") { Description = "Time each kernel launch of the first N steps and print a line per kernel (the results are the same)" };
-        var command = new Command("dgp", "Fit a deep Gaussian process (doubly stochastic VI, Salimbeni and Deisenroth 2017) to a regression table and score its test split");
+        var command = new Command("dgp", "Fit a deep Gaussian process (doubly stochastic VI, Salimbeni and Deisenroth 2017) to a regression table and score its test split, or classify an image set");
         foreach (var option in shared.All.Concat([layers, split, outDirectory, resume, profile]))
             command.Options.Add(option);
         command.SetAction(parse =>
