@@ -40,7 +40,8 @@ public sealed class DeepGpModelTests(AcceleratorFixture fixture)
     /// against the non-whitened reference through <see cref="DeepGpReference.Unwhiten"/>. The loss equals the reference's to 1e-10
     /// relative (both double, the reference solving per output); the gradient equals central differences of the
     /// reference loss in every parameter, to 1e-6 relative plus 1e-8 (central differences at step 1e-6 of a loss of
-    /// order 1 carry about 1e-10 of round-off). The upper triangles of L_S get exactly 0.
+    /// order 1 carry about 1e-10 of round-off). The upper triangles of L_S get exactly 0. Both shapes of the heaviest
+    /// kernels give the same loss and gradient bit for bit.
     /// </summary>
     [Theory]
     [MemberData(nameof(Models))]
@@ -73,6 +74,18 @@ public sealed class DeepGpModelTests(AcceleratorFixture fixture)
                         differences[at] = 0;
                     }
             Numerics.AssertClose($"{kernels.Accelerator.AcceleratorType} gradient", differences, gradient, 1e-6, 1e-8);
+
+            // The other shape of the heaviest kernels (per element on the CPU, per row on a GPU) gives the same step bit for bit.
+            kernels.GpRowKernels = !kernels.GpRowKernels;
+            try
+            {
+                Assert.Equal(loss, model.LossAndGradient(step));
+                Assert.Equal(gradient, model.Gradient);
+            }
+            finally
+            {
+                kernels.GpRowKernels = !kernels.GpRowKernels;
+            }
         }
     }
 

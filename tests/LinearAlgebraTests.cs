@@ -320,7 +320,17 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
             using var dXBuffer = accelerator.Allocate1D<double>(x.Length);
             using var dZBuffer = accelerator.Allocate1D<double>(z.Length);
             using var dHyperBuffer = accelerator.Allocate1D<double>(hyper.Length);
-            kernels.Rbf(xBuffer.View, zBuffer.View, hyperBuffer.View, kBuffer.View, batch, n, m, dims);
+            // Both shapes of the kernel (per element, the GPU's; per row, the CPU's) give the same numbers bit for bit.
+            bool original = kernels.GpRowKernels;
+            var shapes = new List<double[]>();
+            foreach (bool rows in new[] { true, false })
+            {
+                kernels.GpRowKernels = rows;
+                kernels.Rbf(xBuffer.View, zBuffer.View, hyperBuffer.View, kBuffer.View, batch, n, m, dims);
+                shapes.Add(kBuffer.GetAsArray1D());
+            }
+            kernels.GpRowKernels = original;
+            Assert.Equal(shapes[0], shapes[1]);
             Numerics.AssertCloseToLargest(label + " k", k, kBuffer.GetAsArray1D(), 1e-10);
             kernels.RbfBackward(xBuffer.View, zBuffer.View, hyperBuffer.View, kBuffer.View, dKBuffer.View, dXBuffer.View, dZBuffer.View, dHyperBuffer.View, batch, n, m, dims);
             Numerics.AssertCloseToLargest(label + " dX", dX, dXBuffer.GetAsArray1D(), 1e-10);

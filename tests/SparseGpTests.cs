@@ -52,7 +52,8 @@ public sealed class SparseGpTests(AcceleratorFixture fixture)
     }
 
     /// <summary>The kernels against the reference; both double with the same sums in the same order except L_S Bᵀ's,
-    /// so 1e-12 of each output's largest value.</summary>
+    /// so 1e-12 of each output's largest value. Both kernel shapes (one thread per element, the GPU's; per row, the
+    /// CPU's) are run on every accelerator and must agree bit for bit.</summary>
     [Theory]
     [MemberData(nameof(Shapes))]
     public void KernelsMatchTheReference(int n, int inducing, int outputs)
@@ -62,33 +63,61 @@ public sealed class SparseGpTests(AcceleratorFixture fixture)
         var (dA, dKZX, dM, dLS) = GaussianProcessReference.MarginalsBackward(a, kZX, m, lS, dMean, dVariance, n, inducing, outputs);
         foreach (var kernels in fixture.KernelSets)
         {
-            var accelerator = kernels.Accelerator;
-            using var aBuffer = accelerator.Upload(a);
-            using var kBuffer = accelerator.Upload(kZX);
-            using var mBuffer = accelerator.Upload(m);
-            using var lBuffer = accelerator.Upload(lS);
-            using var b = accelerator.Allocate1D<double>(outputs * inducing * n);
-            using var meanBuffer = accelerator.Allocate1D<double>(n * outputs);
-            using var varianceBuffer = accelerator.Allocate1D<double>(n * outputs);
-            using var signalBuffer = accelerator.Upload(new[] { Math.Log(1.3) });
-            kernels.CovarianceProjection(aBuffer.View, lBuffer.View, b.View, n, inducing, outputs);
-            kernels.Marginals(aBuffer.View, kBuffer.View, mBuffer.View, b.View, signalBuffer.View, 0, meanBuffer.View, varianceBuffer.View, n, inducing, outputs);
-            string label = $"{accelerator.AcceleratorType} N={n} M={inducing} O={outputs}";
-            Numerics.AssertCloseToLargest(label + " mean", mean, meanBuffer.GetAsArray1D(), 1e-12);
-            Numerics.AssertCloseToLargest(label + " variance", variance, varianceBuffer.GetAsArray1D(), 1e-12);
-            using var dMeanBuffer = accelerator.Upload(dMean);
-            using var dVarianceBuffer = accelerator.Upload(dVariance);
-            using var dABuffer = accelerator.Allocate1D<double>(a.Length);
-            using var dKBuffer = accelerator.Allocate1D<double>(a.Length);
-            using var dMBuffer = accelerator.Allocate1D<double>(m.Length);
-            using var dLBuffer = accelerator.Allocate1D<double>(lS.Length);
-            kernels.MarginalsBackward(aBuffer.View, kBuffer.View, mBuffer.View, lBuffer.View, b.View, dMeanBuffer.View, dVarianceBuffer.View, dABuffer.View,
-                dKBuffer.View, dMBuffer.View, dLBuffer.View, n, inducing, outputs);
-            Numerics.AssertCloseToLargest(label + " dA", dA, dABuffer.GetAsArray1D(), 1e-12);
-            Numerics.AssertCloseToLargest(label + " dK_ZX", dKZX, dKBuffer.GetAsArray1D(), 1e-12);
-            Numerics.AssertCloseToLargest(label + " dm", dM, dMBuffer.GetAsArray1D(), 1e-12);
-            Numerics.AssertCloseToLargest(label + " dL_S", dLS, dLBuffer.GetAsArray1D(), 1e-12);
+            bool original = kernels.GpRowKernels;
+            var results = new List<double[]>();
+            try
+            {
+                foreach (bool rows in new[] { false, true })
+                {
+                    kernels.GpRowKernels = rows;
+                    results.Add(MarginalsOnTheDevice(kernels, n, inducing, outputs, (a, kZX, m, lS, dMean, dVariance), (mean, variance, dA, dKZX, dM, dLS)));
+                }
+            }
+            finally
+            {
+                kernels.GpRowKernels = original;
+            }
+            Assert.Equal(results[0], results[1]);
         }
+    }
+
+    /// <summary>The marginals and their reverse mode on the device, each checked against the reference; all outputs
+    /// concatenated.</summary>
+    private static double[] MarginalsOnTheDevice(KernelSet kernels, int n, int inducing, int outputs,
+        (double[] A, double[] KZX, double[] M, double[] LS, double[] DMean, double[] DVariance) inputs,
+        (double[] Mean, double[] Variance, double[] DA, double[] DKZX, double[] DM, double[] DLS) expected)
+    {
+        var (a, kZX, m, lS, dMean, dVariance) = inputs;
+        var (mean, variance, dA, dKZX, dM, dLS) = expected;
+        var accelerator = kernels.Accelerator;
+        using var aBuffer = accelerator.Upload(a);
+        using var kBuffer = accelerator.Upload(kZX);
+        using var mBuffer = accelerator.Upload(m);
+        using var lBuffer = accelerator.Upload(lS);
+        using var b = accelerator.Allocate1D<double>(outputs * inducing * n);
+        using var meanBuffer = accelerator.Allocate1D<double>(n * outputs);
+        using var varianceBuffer = accelerator.Allocate1D<double>(n * outputs);
+        using var signalBuffer = accelerator.Upload(new[] { Math.Log(1.3) });
+        kernels.CovarianceProjection(aBuffer.View, lBuffer.View, b.View, n, inducing, outputs);
+        kernels.Marginals(aBuffer.View, kBuffer.View, mBuffer.View, b.View, signalBuffer.View, 0, meanBuffer.View, varianceBuffer.View, n, inducing, outputs);
+        string label = $"{accelerator.AcceleratorType} rows={kernels.GpRowKernels} N={n} M={inducing} O={outputs}";
+        Numerics.AssertCloseToLargest(label + " mean", mean, meanBuffer.GetAsArray1D(), 1e-12);
+        Numerics.AssertCloseToLargest(label + " variance", variance, varianceBuffer.GetAsArray1D(), 1e-12);
+        using var dMeanBuffer = accelerator.Upload(dMean);
+        using var dVarianceBuffer = accelerator.Upload(dVariance);
+        using var dABuffer = accelerator.Allocate1D<double>(a.Length);
+        using var dKBuffer = accelerator.Allocate1D<double>(a.Length);
+        using var dMBuffer = accelerator.Allocate1D<double>(m.Length);
+        using var dLBuffer = accelerator.Allocate1D<double>(lS.Length);
+        using var scratch = accelerator.Allocate1D<double>(a.Length);
+        kernels.MarginalsBackward(aBuffer.View, kBuffer.View, mBuffer.View, lBuffer.View, b.View, dMeanBuffer.View, dVarianceBuffer.View, dABuffer.View,
+            dKBuffer.View, dMBuffer.View, dLBuffer.View, n, inducing, outputs, scratch.View);
+        var outputsOnDevice = new[] { meanBuffer, varianceBuffer, b, dABuffer, dKBuffer, dMBuffer, dLBuffer }.Select(buffer => buffer.GetAsArray1D()).ToArray();
+        Numerics.AssertCloseToLargest(label + " dA", dA, outputsOnDevice[3], 1e-12);
+        Numerics.AssertCloseToLargest(label + " dK_ZX", dKZX, outputsOnDevice[4], 1e-12);
+        Numerics.AssertCloseToLargest(label + " dm", dM, outputsOnDevice[5], 1e-12);
+        Numerics.AssertCloseToLargest(label + " dL_S", dLS, outputsOnDevice[6], 1e-12);
+        return outputsOnDevice.SelectMany(values => values).ToArray();
     }
 
     /// <summary>
@@ -248,7 +277,8 @@ public sealed class SparseGpTests(AcceleratorFixture fixture)
                     New(inducing), New(inducing * inducing), New(inducing), New(1));
                 var (dKzz, work, dZ1, dZ2, dZ3, dX, dHyper1, dHyper2) = (New(inducing * inducing), New(inducing * inducing), New(z.Length), New(z.Length), New(z.Length),
                     New(x.Length), New(hyper.Length), New(hyper.Length));
-                kernels.MarginalsBackward(a.View, kzx.View, mB.View, lSB.View, b.View, dMean.View, dVariance.View, dA.View, dKzx.View, dM.View, dLS.View, n, inducing, 1);
+                kernels.MarginalsBackward(a.View, kzx.View, mB.View, lSB.View, b.View, dMean.View, dVariance.View, dA.View, dKzx.View, dM.View, dLS.View, n, inducing, 1,
+                    New(inducing * n).View);
                 kernels.TriangularSolveBackward(l.View, a.View, dA.View, dT.View, dL.View, 1, inducing, n, transpose: true);
                 kernels.TriangularSolveBackward(l.View, t.View, dT.View, dKzxFromSolve.View, dL.View, 1, inducing, n, transpose: false);
                 // −KL: weight −1.

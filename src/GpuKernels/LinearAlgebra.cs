@@ -59,11 +59,16 @@ public static class LinearAlgebra
 
     /// <summary>
     /// The RBF/ARD kernel k[b, i, j] = σ² exp(−½ Σ_d (x_id − z_jd)²/ℓ_d²) for x [B, N, D], z [B, M, D] and hyper
-    /// [B, D + 1] = [log ℓ_1 … log ℓ_D | log σ²]. One thread per element.
+    /// [B, D + 1] = [log ℓ_1 … log ℓ_D | log σ²]. One thread per element, or per row of k (<see cref="KernelSet.GpRowKernels"/>).
     /// </summary>
     public static void Rbf(this KernelSet kernels, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k, int batch, int n,
-        int m, int dims) =>
-        kernels.Launch(RbfKernel, batch * n * m, x, z, hyper, k, n, m, dims);
+        int m, int dims)
+    {
+        if (kernels.GpRowKernels)
+            kernels.Launch(RbfRowKernel, batch * n, x, z, hyper, k, n, m, dims);
+        else
+            kernels.Launch(RbfKernel, batch * n * m, x, z, hyper, k, n, m, dims);
+    }
 
     /// <summary>
     /// The RBF kernel's reverse mode for dK, given k from <see cref="Rbf"/>: dX, dZ and dHyper written. Three launches:
@@ -213,6 +218,28 @@ public static class LinearAlgebra
             distance += difference * difference;
         }
         k[index] = Math.Exp(hyper[h + dims] - distance / 2);
+    }
+
+    /// <summary>Row i of k: the squared scaled distances summed over d in the row itself (in the order
+    /// <see cref="RbfKernel"/> sums them, each lengthscale's exp taken once per row), then exponentiated.</summary>
+    [Kernel]
+    public static void RbfRowKernel(Index1D index, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k, int n, int m, int dims)
+    {
+        int i = index % n, matrix = index / n;
+        long h = (long)matrix * (dims + 1), row = (long)(int)index * m;
+        for (int j = 0; j < m; j++)
+            k[row + j] = 0;
+        for (int d = 0; d < dims; d++)
+        {
+            double inverse = Math.Exp(-hyper[h + d]), xd = x[((long)matrix * n + i) * dims + d];
+            for (int j = 0; j < m; j++)
+            {
+                double difference = (xd - z[((long)matrix * m + j) * dims + d]) * inverse;
+                k[row + j] += difference * difference;
+            }
+        }
+        for (int j = 0; j < m; j++)
+            k[row + j] = Math.Exp(hyper[h + dims] - k[row + j] / 2);
     }
 
     /// <summary>One row of x's (side 0) or of z's (side 1) gradient: ∓Σ_other dK·k·(x − z)/ℓ².</summary>

@@ -11,10 +11,15 @@ namespace IlgpuVae.GpuKernels;
 /// </summary>
 public static class SparseGp
 {
-    /// <summary>b [O, M, N] = L_S,oᵀA per output. One thread per element.</summary>
+    /// <summary>b [O, M, N] = L_S,oᵀA per output. One thread per element, or per row of b (<see cref="KernelSet.GpRowKernels"/>).</summary>
     public static void CovarianceProjection(this KernelSet kernels, ArrayView<double> a, ArrayView<double> lS, ArrayView<double> b, int n, int inducing,
-        int outputs) =>
-        kernels.Launch(ProjectionKernel, outputs * inducing * n, a, lS, b, n, inducing);
+        int outputs)
+    {
+        if (kernels.GpRowKernels)
+            kernels.Launch(ProjectionRowKernel, outputs * inducing, a, lS, b, n, inducing);
+        else
+            kernels.Launch(ProjectionKernel, outputs * inducing * n, a, lS, b, n, inducing);
+    }
 
     /// <summary>mean and variance [N, O] from A, K_ZX, m and b (from <see cref="CovarianceProjection"/>); the signal
     /// variance σ_f² = exp(hyper[dims]) is read on the device (the RBF kernel's layout, <see cref="LinearAlgebra.Rbf"/>).
@@ -31,13 +36,20 @@ public static class SparseGp
 
     /// <summary>
     /// The marginals' reverse mode for dMean and dVariance [N, O] (b as the forward pass left it): dA and dKZX
-    /// [M, N] (one thread per element), dM [O, M] and dLS [O, M, M] (one thread per (output, row of L_S)); all written.
+    /// [M, N] (one thread per element; with <see cref="KernelSet.GpRowKernels"/> one per row, with
+    /// <paramref name="scratch"/> [M, N] then required), dM [O, M] and dLS [O, M, M] (one thread per (output, row of
+    /// L_S)); all written.
     /// </summary>
     public static void MarginalsBackward(this KernelSet kernels, ArrayView<double> a, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> lS,
         ArrayView<double> b, ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dA, ArrayView<double> dKZX, ArrayView<double> dM,
-        ArrayView<double> dLS, int n, int inducing, int outputs)
+        ArrayView<double> dLS, int n, int inducing, int outputs, ArrayView<double>? scratch = null)
     {
-        kernels.Launch(ProjectionGradientKernel, inducing * n, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a, n, inducing, outputs);
+        if (kernels.GpRowKernels)
+            kernels.Launch(ProjectionGradientRowKernel, inducing, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a,
+                scratch ?? throw new ArgumentException("the row kernels of the marginals' reverse mode need a scratch buffer of [M, N]", nameof(scratch)),
+                n, inducing, outputs);
+        else
+            kernels.Launch(ProjectionGradientKernel, inducing * n, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a, n, inducing, outputs);
         kernels.Launch(PosteriorGradientKernel, outputs * inducing, a, b, dMean, dVariance, dM, dLS, n, inducing, outputs);
     }
 
@@ -139,6 +151,58 @@ public static class SparseGp
         for (int k = j; k < inducing; k++)
             sum += lS[((long)o * inducing + k) * inducing + j] * a[(long)k * n + col];
         b[index] = sum;
+    }
+
+    /// <summary>Row (o, j) of b, adding over k in <see cref="ProjectionKernel"/>'s order.</summary>
+    [Kernel]
+    public static void ProjectionRowKernel(Index1D row, ArrayView<double> a, ArrayView<double> lS, ArrayView<double> b, int n, int inducing)
+    {
+        int j = row % inducing, o = row / inducing;
+        long target = (long)(int)row * n;
+        for (int col = 0; col < n; col++)
+            b[target + col] = 0;
+        for (int k = j; k < inducing; k++)
+        {
+            double l = lS[((long)o * inducing + k) * inducing + j];
+            long source = (long)k * n;
+            for (int col = 0; col < n; col++)
+                b[target + col] += l * a[source + col];
+        }
+    }
+
+    /// <summary>Row i of dA and dK_ZX, each sum in <see cref="ProjectionGradientKernel"/>'s order; scratch row i holds
+    /// (L_S,o b_o)[i, ·] for one output at a time.</summary>
+    [Kernel]
+    public static void ProjectionGradientRowKernel(Index1D index, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> lS, ArrayView<double> b,
+        ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dA, ArrayView<double> dKZX, ArrayView<double> a, ArrayView<double> scratch, int n,
+        int inducing, int outputs)
+    {
+        int i = index;
+        long row = (long)i * n;
+        for (int col = 0; col < n; col++)
+        {
+            dA[row + col] = 0;
+            dKZX[row + col] = 0;
+        }
+        for (int o = 0; o < outputs; o++)
+        {
+            for (int col = 0; col < n; col++)
+                scratch[row + col] = 0;
+            for (int j = 0; j <= i; j++)
+            {
+                double l = lS[((long)o * inducing + i) * inducing + j];
+                long source = ((long)o * inducing + j) * n;
+                for (int col = 0; col < n; col++)
+                    scratch[row + col] += l * b[source + col];
+            }
+            double mean = m[(long)o * inducing + i];
+            for (int col = 0; col < n; col++)
+            {
+                double mu = dMean[(long)col * outputs + o], v = dVariance[(long)col * outputs + o];
+                dA[row + col] += mean * mu - kZX[row + col] * v + 2 * scratch[row + col] * v;
+                dKZX[row + col] -= a[row + col] * v;
+            }
+        }
     }
 
     [Kernel]

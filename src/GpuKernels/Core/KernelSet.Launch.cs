@@ -104,4 +104,12 @@ public sealed partial class KernelSet
         var kernel = Loaded(entry, () => Accelerator.LoadAutoGroupedKernel(entry));
         Run(() => kernel(Stream, extent, arg1, arg2, arg3, arg4, arg5, arg6, arg7, arg8, arg9, arg10, arg11, arg12), caller);
     }
+
+    public void Launch<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13>(Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13> entry, Index1D extent, T1 arg1, T2 arg2, T3 arg3, T4 arg4, T5 arg5, T6 arg6, T7 arg7, T8 arg8, T9 arg9, T10 arg10, T11 arg11, T12 arg12, T13 arg13,
+        [CallerMemberName] string caller = "")
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct where T11 : struct where T12 : struct where T13 : struct
+    {
+        var kernel = Loaded(entry, () => Accelerator.LoadAutoGroupedKernel(entry));
+        Run(() => kernel(Stream, extent, arg1, arg2, arg3, arg4, arg5, arg6, arg7, arg8, arg9, arg10, arg11, arg12, arg13), caller);
+    }
 }

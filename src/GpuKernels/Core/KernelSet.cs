@@ -28,6 +28,7 @@ public sealed partial class KernelSet : IDisposable
         // element per thread keeps loads coalesced.
         IsCpu = accelerator.AcceleratorType == AcceleratorType.CPU;
         DenseKernels = IsCpu ? DenseVariant.CpuShaped : DenseVariant.Simple;
+        GpRowKernels = IsCpu;
         elementThreads = IsCpu ? 4 * accelerator.MaxNumThreadsPerGroup : int.MaxValue;
         InitializeDense();
     }
@@ -37,6 +38,14 @@ public sealed partial class KernelSet : IDisposable
     public Accelerator Accelerator { get; }
     public AcceleratorStream Stream { get; }
     public bool IsCpu { get; }
+
+    /// <summary>
+    /// Whether the sparse GP's heaviest kernels (the RBF matrix, the projection L_SᵀA and its reverse mode) run one
+    /// thread per row with long contiguous loops, the CPU accelerator's fast shape (2–3× there), rather than one thread
+    /// per element, the GPU's (coalesced loads). Both add every sum in the same order: the numbers are the same bit for
+    /// bit, which the tests check. On by default on the CPU accelerator.
+    /// </summary>
+    public bool GpRowKernels { get; set; }
     public long LaunchCount { get; private set; }
 
     /// <summary>The kernel entry points this set has loaded so far.</summary>

@@ -230,8 +230,9 @@ public sealed class DeepGpModel : IDisposable
 
             // The marginals: into their projection and cross term, m and L_S; the variances' direct share of σ_f².
             var (projection, crossTerm) = Projection(l);
+            // d_t is free until the solves' reverse mode below: the row kernels' scratch.
             kernels.MarginalsBackward(projection, crossTerm, means, factors, View(l, "b"), dMean, dVariance, View(l, "d_a"), View(l, "d_kzx"),
-                View(l, "d_means"), View(l, "d_factors"), n, M, o);
+                View(l, "d_means"), View(l, "d_factors"), n, M, o, View(l, "d_t"));
             kernels.AddInto(dMeans, View(l, "d_means"));
             kernels.AddInto(dFactors, View(l, "d_factors"));
             kernels.SignalVarianceGradient(dVariance, hyper, dHyper, din, n * o);
