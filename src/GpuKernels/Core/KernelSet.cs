@@ -41,7 +41,7 @@ public sealed partial class KernelSet : IDisposable
 
     /// <summary>
     /// Whether the sparse GP's heaviest kernels (the RBF matrix, the projection L_SᵀA and its reverse mode) run one
-    /// thread per row with long contiguous loops, the CPU accelerator's fast shape (2–3× there), rather than one thread
+    /// thread per row with long contiguous loops, the CPU accelerator's faster shape, rather than one thread
     /// per element, the GPU's (coalesced loads). Both add every sum in the same order: the numbers are the same bit for
     /// bit, which the tests check. On by default on the CPU accelerator.
     /// </summary>
