@@ -36,6 +36,9 @@ public sealed class DeepGpModel : IDisposable
     private readonly double[][] meanWeights;
     private int[]? uploadedBatch;
 
+    /// <summary>Whether the batch buffers hold <see cref="uploadedBatch"/>'s rows (a prediction overwrites them).</summary>
+    private bool batchGathered;
+
     public DeepGpModel(KernelSet kernels, DeepGpSettings settings, DeepGpData data, double[]? parameters = null, double[][]? meanWeights = null)
     {
         this.kernels = kernels;
@@ -230,11 +233,10 @@ public sealed class DeepGpModel : IDisposable
 
             // The marginals: into their projection and cross term, m and L_S; the variances' direct share of σ_f².
             var (projection, crossTerm) = Projection(l);
-            // d_t is free until the solves' reverse mode below: the row kernels' scratch.
+            // The layer's m and L_S gradients are still zero here: the marginals' shares are written into them. d_t is
+            // free until the solves' reverse mode below: the row kernels' scratch.
             kernels.MarginalsBackward(projection, crossTerm, means, factors, View(l, "b"), dMean, dVariance, View(l, "d_a"), View(l, "d_kzx"),
-                View(l, "d_means"), View(l, "d_factors"), n, M, o, View(l, "d_t"));
-            kernels.AddInto(dMeans, View(l, "d_means"));
-            kernels.AddInto(dFactors, View(l, "d_factors"));
+                dMeans, dFactors, n, M, o, View(l, "d_t"));
             kernels.SignalVarianceGradient(dVariance, hyper, dHyper, din, n * o);
 
             View(l, "d_l").MemSetToZero();
@@ -268,8 +270,8 @@ public sealed class DeepGpModel : IDisposable
 
             // The factorisation, then the two kernel matrices: into Z, the hyperparameters and the layer's input.
             kernels.CholeskyBackward(View(l, "l"), View(l, "d_l"), View(l, "d_kzz"), View(l, "work"), 1, M);
-            kernels.RbfBackward(z, z, hyper, View(l, "kzz"), View(l, "d_kzz"), View(l, "d_z1"), View(l, "d_z2"), View(l, "d_hyper"), 1, M, M, din);
-            kernels.AddInto(dZ, View(l, "d_z1"));
+            // Z's gradient is still zero here: K_ZZ's first share is written into it.
+            kernels.RbfBackward(z, z, hyper, View(l, "kzz"), View(l, "d_kzz"), dZ, View(l, "d_z2"), View(l, "d_hyper"), 1, M, M, din);
             kernels.AddInto(dZ, View(l, "d_z2"));
             kernels.AddInto(dHyper, View(l, "d_hyper"));
             var dX = View(l, "d_x", (long)n * din);
@@ -299,11 +301,14 @@ public sealed class DeepGpModel : IDisposable
 
     private void LoadBatch(int[] rows)
     {
+        if (uploadedBatch is not null && batchGathered && rows.AsSpan().SequenceEqual(uploadedBatch))
+            return;
         if (uploadedBatch is null || !rows.AsSpan().SequenceEqual(uploadedBatch))
         {
             batchIndices.View.SubView(0, rows.Length).CopyFromCPU(rows);
             uploadedBatch = rows;
         }
+        batchGathered = true;
         kernels.GatherRows(Doubles(Inputs), batchIndices.View, Doubles(BatchInputs), rows.Length, Data.Features);
         if (Gaussian)
             kernels.GatherRows(Doubles(Targets), batchIndices.View, Doubles(BatchTargets), rows.Length, Data.Outputs);
@@ -395,6 +400,7 @@ public sealed class DeepGpModel : IDisposable
         int o = last.OutputWidth;
         var means = Enumerable.Range(0, samples).Select(_ => new double[(long)rows * o]).ToArray();
         var variances = Gaussian ? Enumerable.Range(0, samples).Select(_ => new double[(long)rows * o]).ToArray() : null;
+        batchGathered = false;
         for (int first = 0; first < rows; first += capacity)
         {
             int n = Math.Min(capacity, rows - first);
