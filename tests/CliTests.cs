@@ -330,9 +330,10 @@ public sealed class CliTests : IDisposable
     }
 
     /// <summary>
-    /// dgp-splits: two depths on two splits, each a run folder, then results.csv and summary.md (mean ± standard error
-    /// per depth, with the standard error of two values checked by hand); run again, it reads the finished runs back
-    /// and writes the same table without training.
+    /// dgp-splits: stopped at once, a checkpoint and a partial table; then two depths on two splits, each a run folder
+    /// (the stopped one resumed), results.csv and summary.md (mean ± standard error per depth, with the standard error
+    /// of two values checked by hand); run again, it reads the finished runs back and writes the same table without
+    /// training.
     /// </summary>
     [Fact]
     public void DeepGpSplitsTabulatesTheDepthsAndContinues()
@@ -341,6 +342,19 @@ public sealed class CliTests : IDisposable
         var out_ = Path.Combine(directory, "splits");
         string[] arguments = ["dgp-splits", "--data", data, "--dgp-layers", "1,2", "--splits", "2", "--inducing", "4", "--steps", "2", "--samples", "2",
             "--accelerator", "cpu", "--out", out_];
+        // Stopped before its first step (Ctrl+C), it checkpoints the run it was in and writes a partial table.
+        var stoppedOutput = new StringWriter();
+        int stopped = DeepGpSplits.Run(new DeepGpSplitsOptions
+        {
+            Run = new DeepGpOptions { Data = data, Settings = new() { Inducing = 4 }, Steps = 2, Samples = 2, Accelerator = IlgpuVae.GpuKernels.AcceleratorChoice.Cpu },
+            Depths = [1, 2],
+            Splits = 2,
+            Out = out_,
+        }, stoppedOutput, new CancellationToken(canceled: true));
+        Assert.Equal(Training.Interrupted, stopped);
+        Assert.True(File.Exists(Path.Combine(out_, "layers1-split0", "model.safetensors")));
+        Assert.StartsWith("Partial: 0 of 4 runs finished", File.ReadAllText(Path.Combine(out_, "summary.md")));
+
         var (exitCode, output, error) = Run(arguments);
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Contains("layers 2, split 1: test log-likelihood", output);
@@ -349,8 +363,9 @@ public sealed class CliTests : IDisposable
         Assert.Equal(5, results.Length);
         Assert.True(File.Exists(Path.Combine(out_, "layers2-split1", "model.safetensors")));
         var summary = File.ReadAllText(Path.Combine(out_, "summary.md"));
-        Assert.Contains("| sparse GP (1 layer) |", summary);
-        Assert.Contains("| DGP 2 |", summary);
+        Assert.Contains("| sparse GP (1 layer) | 2 |", summary);
+        Assert.Contains("| DGP 2 | 2 |", summary);
+        Assert.DoesNotContain("Partial", summary);
         var (mean, standardError) = DeepGpSplits.MeanAndStandardError([1.0, 3.0]);
         Assert.Equal((2.0, 1.0), (mean, standardError));
 

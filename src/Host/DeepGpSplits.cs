@@ -55,6 +55,7 @@ public static class DeepGpSplits
                     if (exitCode != 0 || last is null)
                     {
                         output.WriteLine($"layers {layers}, split {split}: stopped (exit {exitCode}); run dgp-splits again to continue");
+                        WriteTables(options, rows, output);
                         return exitCode == 0 ? 1 : exitCode;
                     }
                     score = (last.TestLogLikelihood, last.TestRmse);
@@ -63,6 +64,13 @@ public static class DeepGpSplits
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"layers {layers}, split {split}: test log-likelihood {score.Value.LogLikelihood:F4}, RMSE {score.Value.Rmse:F4}"));
             }
+        WriteTables(options, rows, output);
+        return 0;
+    }
+
+    /// <summary>results.csv and summary.md for the runs finished so far (all of them, or a partial table when stopped).</summary>
+    private static void WriteTables(DeepGpSplitsOptions options, List<(int Layers, int Split, double LogLikelihood, double Rmse)> rows, TextWriter output)
+    {
         using (var writer = new StreamWriter(Path.Combine(options.Out, ResultsFile)))
         using (var csv = new CsvWriter(writer, CultureInfo.InvariantCulture))
         {
@@ -79,20 +87,22 @@ public static class DeepGpSplits
             }
         }
         var summary = new StringBuilder();
+        int planned = options.Depths.Length * options.Splits;
+        if (rows.Count < planned)
+            summary.AppendLine(CultureInfo.InvariantCulture, $"Partial: {rows.Count} of {planned} runs finished (run dgp-splits again to continue).");
         summary.AppendLine(CultureInfo.InvariantCulture, $"{options.Run.Data}: {options.Splits} splits ({options.Run.TestFraction:P0} test, split seed {options.Run.SplitSeed}), {options.Run.Settings.Inducing} inducing points, {options.Run.Steps} Adam steps at {options.Run.Settings.LearningRate}, {options.Run.Samples} samples");
         summary.AppendLine();
-        summary.AppendLine("| model | test log-likelihood | RMSE |");
-        summary.AppendLine("|---|---|---|");
+        summary.AppendLine("| model | splits | test log-likelihood | RMSE |");
+        summary.AppendLine("|---|---|---|---|");
         foreach (var group in rows.GroupBy(row => row.Layers))
         {
             var (ll, llError) = MeanAndStandardError(group.Select(row => row.LogLikelihood).ToArray());
             var (rmse, rmseError) = MeanAndStandardError(group.Select(row => row.Rmse).ToArray());
             string name = group.Key == 1 ? "sparse GP (1 layer)" : $"DGP {group.Key}";
-            summary.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {ll:F2} ± {llError:F2} | {rmse:F2} ± {rmseError:F2} |");
+            summary.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {group.Count()} | {ll:F2} ± {llError:F2} | {rmse:F2} ± {rmseError:F2} |");
         }
         AtomicFile.WriteText(Path.Combine(options.Out, SummaryFile), summary.ToString());
         output.Write(summary.ToString());
-        return 0;
     }
 
     /// <summary>The mean and its standard error (sample standard deviation over √n; 0 for one value).</summary>
