@@ -20,7 +20,8 @@ public sealed record DeepGpData(int Rows, int Features, double[] Inputs, double[
 /// <summary>
 /// The deep Gaussian process with doubly stochastic variational inference (Salimbeni and Deisenroth 2017) on the
 /// device, in double. Each layer is a sparse variational GP with an RBF/ARD kernel, M inducing inputs Z and
-/// q(u_o) = N(m_o, L_S,o L_S,oᵀ) per output (non-whitened, the form SCIENCE.md writes), shared by the layer's outputs;
+/// q(u_o) per output (whitened by default, u = Lv with q(v) = N(m_o, L_S,o L_S,oᵀ); or N(m_o, L_S,o L_S,oᵀ) itself, the
+/// form SCIENCE.md writes: <see cref="DeepGpSettings.Whitened"/>), the outputs sharing the kernel and Z;
 /// inner layers add a fixed linear mean function. One reparameterized sample per point passes from each layer to the
 /// next; the last layer's Gaussian likelihood is taken in closed form under its marginals, the softmax by its sample.
 /// The loss is −ELBO per training point on a minibatch of B: −(1/B) Σ_batch E[log p(y | f^L)] + (1/N) Σ_l KL_l, its
@@ -296,8 +297,13 @@ public sealed class DeepGpModel : IDisposable
             return Enumerable.Range(0, Data.Rows).ToArray();
         long perEpoch = Data.Rows / capacity;
         int epoch = (int)((step - 1) / perEpoch), at = (int)((step - 1) % perEpoch) * capacity;
-        return Shuffle.Permutation(Data.Rows, Settings.Seed, epoch)[at..(at + capacity)];
+        // One permutation per epoch, kept (MNIST's 60 000 rows take a few milliseconds to shuffle).
+        if (permutation is null || permutation.Value.Epoch != epoch)
+            permutation = (epoch, Shuffle.Permutation(Data.Rows, Settings.Seed, epoch));
+        return permutation.Value.Rows[at..(at + capacity)];
     }
+
+    private (int Epoch, int[] Rows)? permutation;
 
     private void LoadBatch(int[] rows)
     {
