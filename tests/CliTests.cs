@@ -426,6 +426,7 @@ public sealed class CliTests : IDisposable
     [InlineData("constant", "the target")]
     [InlineData("singular", "layer 1 of the deep GP: K_ZZ + 0·I is not positive definite (pivot 2 of 27) at step 1")]
     [InlineData("layers", "--dgp-layers must be 1 to 10 (got 0)")]
+    [InlineData("profile", "--profile must be ≥ 0 steps (got -1)")]
     [InlineData("inducing", "--inducing (28) is more than the 27 training points")]
     [InlineData("nowhere", "nowhere.csv: not a CSV file, nor a known regression table")]
     public void DeepGpRefusesBadTablesAndSettings(string what, string expected)
@@ -449,6 +450,9 @@ public sealed class CliTests : IDisposable
                 break;
             case "layers":
                 extra = ["--dgp-layers", "0"];
+                break;
+            case "profile":
+                extra = ["--profile", "-1"];
                 break;
             case "inducing":
                 extra = ["--inducing", "28"];

@@ -125,10 +125,7 @@ public static class DeepGpTraining
     /// <summary>The run; its exit code and its last score (null when stopped or diverged before one).</summary>
     public static (int ExitCode, DeepGpScore? Score) Train(DeepGpOptions options, TextWriter output, CancellationToken interrupt)
     {
-        if (options.Steps < 0)
-            throw new ArgumentException($"--steps must be ≥ 0 (got {options.Steps})");
-        if (options.EvalEvery < 1)
-            throw new ArgumentException($"--eval-every must be ≥ 1 step (got {options.EvalEvery})");
+        StepLoop.CheckSchedule(options.Steps, options.EvalEvery, options.ProfileSteps);
         if (options.Samples < 1)
             throw new ArgumentException($"--samples must be ≥ 1 (got {options.Samples})");
         string directory;

@@ -40,14 +40,9 @@ public static class DoubleDefTraining
 
     public static int Run(DoubleDefOptions options, TextWriter output, CancellationToken interrupt)
     {
-        if (options.Steps < 0)
-            throw new ArgumentException($"--steps must be ≥ 0 (got {options.Steps})");
-        if (options.EvalEvery < 1)
-            throw new ArgumentException($"--eval-every must be ≥ 1 step (got {options.EvalEvery})");
+        StepLoop.CheckSchedule(options.Steps, options.EvalEvery, options.ProfileSteps);
         if (options.EvalDraws < 1)
             throw new ArgumentException($"--eval-draws must be ≥ 1 (got {options.EvalDraws})");
-        if (options.ProfileSteps < 0)
-            throw new ArgumentException($"--profile must be ≥ 0 steps (got {options.ProfileSteps})");
         string directory;
         DoubleDefSettings settings;
         string data;

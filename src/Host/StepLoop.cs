@@ -42,6 +42,18 @@ internal sealed class StepLoop
     /// <summary>The command that continues the run, for the line printed when it is stopped.</summary>
     public required string ContinueWith { get; init; }
 
+    /// <summary>Refuses a schedule the loop cannot run: steps below 0, evaluations less often than every step,
+    /// a negative number of profiled steps.</summary>
+    public static void CheckSchedule(int steps, int evalEvery, int profileSteps)
+    {
+        if (steps < 0)
+            throw new ArgumentException($"--steps must be ≥ 0 (got {steps})");
+        if (evalEvery < 1)
+            throw new ArgumentException($"--eval-every must be ≥ 1 step (got {evalEvery})");
+        if (profileSteps < 0)
+            throw new ArgumentException($"--profile must be ≥ 0 steps (got {profileSteps})");
+    }
+
     /// <summary>Runs to <see cref="Steps"/>: 0, 3 (diverged) or <see cref="Training.Interrupted"/>.</summary>
     public int Run(CancellationToken interrupt)
     {
