@@ -12,8 +12,9 @@ namespace IlgpuVae.Tests;
 [Collection(AcceleratorCollection.Name)]
 public sealed class SparseGpTests(AcceleratorFixture fixture)
 {
-    /// <summary>(points N, inducing M, outputs O).</summary>
-    public static TheoryData<int, int, int> Shapes => new() { { 1, 1, 1 }, { 5, 7, 3 }, { 33, 33, 2 } };
+    /// <summary>(points N, inducing M, outputs O); (9, 8, 2) has an even M (the CPU's projection takes rows in pairs)
+    /// and an N that its four-column tiles do not divide.</summary>
+    public static TheoryData<int, int, int> Shapes => new() { { 1, 1, 1 }, { 5, 7, 3 }, { 9, 8, 2 }, { 33, 33, 2 } };
 
     private static (double[] A, double[] KZX, double[] M, double[] LS, double[] DMean, double[] DVariance) Values(int n, int inducing, int outputs)
     {
@@ -109,9 +110,8 @@ public sealed class SparseGpTests(AcceleratorFixture fixture)
         using var dKBuffer = accelerator.Allocate1D<double>(a.Length);
         using var dMBuffer = accelerator.Allocate1D<double>(m.Length);
         using var dLBuffer = accelerator.Allocate1D<double>(lS.Length);
-        using var scratch = accelerator.Allocate1D<double>(a.Length);
         kernels.MarginalsBackward(aBuffer.View, kBuffer.View, mBuffer.View, lBuffer.View, b.View, dMeanBuffer.View, dVarianceBuffer.View, dABuffer.View,
-            dKBuffer.View, dMBuffer.View, dLBuffer.View, n, inducing, outputs, scratch.View);
+            dKBuffer.View, dMBuffer.View, dLBuffer.View, n, inducing, outputs);
         var outputsOnDevice = new[] { meanBuffer, varianceBuffer, b, dABuffer, dKBuffer, dMBuffer, dLBuffer }.Select(buffer => buffer.GetAsArray1D()).ToArray();
         Numerics.AssertCloseToLargest(label + " dA", dA, outputsOnDevice[3], 1e-12);
         Numerics.AssertCloseToLargest(label + " dK_ZX", dKZX, outputsOnDevice[4], 1e-12);
@@ -277,8 +277,7 @@ public sealed class SparseGpTests(AcceleratorFixture fixture)
                     New(inducing), New(inducing * inducing), New(inducing), New(1));
                 var (dKzz, work, dZ1, dZ2, dZ3, dX, dHyper1, dHyper2) = (New(inducing * inducing), New(inducing * inducing), New(z.Length), New(z.Length), New(z.Length),
                     New(x.Length), New(hyper.Length), New(hyper.Length));
-                kernels.MarginalsBackward(a.View, kzx.View, mB.View, lSB.View, b.View, dMean.View, dVariance.View, dA.View, dKzx.View, dM.View, dLS.View, n, inducing, 1,
-                    New(inducing * n).View);
+                kernels.MarginalsBackward(a.View, kzx.View, mB.View, lSB.View, b.View, dMean.View, dVariance.View, dA.View, dKzx.View, dM.View, dLS.View, n, inducing, 1);
                 kernels.TriangularSolveBackward(l.View, a.View, dA.View, dT.View, dL.View, 1, inducing, n, transpose: true);
                 kernels.TriangularSolveBackward(l.View, t.View, dT.View, dKzxFromSolve.View, dL.View, 1, inducing, n, transpose: false);
                 // −KL: weight −1.

@@ -23,10 +23,16 @@ public static class LinearAlgebra
     /// <summary>x = L⁻¹·rhs (transpose false) or L⁻ᵀ·rhs (true) for <paramref name="batch"/> right-hand sides
     /// [M, R], consecutive groups of <paramref name="perFactor"/> of them sharing one factor (a layer's K_ZZ is
     /// shared by its output dimensions; 1: a factor per right-hand side); x may be rhs itself (each column is solved in
-    /// place in the order it is read). One thread per (right-hand side, column).</summary>
+    /// place in the order it is read). One thread per (right-hand side, column), or per four columns with
+    /// <see cref="KernelSet.GpRowKernels"/> (the same sums in the same order).</summary>
     public static void TriangularSolve(this KernelSet kernels, ArrayView<double> l, ArrayView<double> rhs, ArrayView<double> x, int batch, int size, int columns,
-        bool transpose, int perFactor = 1) =>
-        kernels.Launch(SolveKernel, batch * columns, l, rhs, x, size, columns, transpose ? 1 : 0, perFactor);
+        bool transpose, int perFactor = 1)
+    {
+        if (kernels.GpRowKernels)
+            kernels.Launch(SolveBlockKernel, batch * ((columns + 3) / 4), l, rhs, x, size, columns, transpose ? 1 : 0, perFactor);
+        else
+            kernels.Launch(SolveKernel, batch * columns, l, rhs, x, size, columns, transpose ? 1 : 0, perFactor);
+    }
 
     /// <summary>
     /// The solve's reverse mode for x̄: dRhs = L⁻ᵀx̄ (or L⁻¹x̄ for the transposed solve), written; and
@@ -135,6 +141,53 @@ public static class LinearAlgebra
     {
         int matrix = index / columns, column = index - matrix * columns;
         SolveColumn(l, rhs, x, (long)(matrix / perFactor) * size * size, (long)matrix * size * columns, size, columns, column, transpose);
+    }
+
+    /// <summary>Four columns of one right-hand side, solved together so each factor entry read serves four of them
+    /// (a last block of fewer columns goes column by column, as <see cref="SolveKernel"/>).</summary>
+    [Kernel]
+    public static void SolveBlockKernel(Index1D index, ArrayView<double> l, ArrayView<double> rhs, ArrayView<double> x, int size, int columns, int transpose,
+        int perFactor)
+    {
+        int blocks = (columns + 3) / 4, matrix = index / blocks, column = 4 * (index - matrix * blocks);
+        long lo = (long)(matrix / perFactor) * size * size, xo = (long)matrix * size * columns;
+        if (column + 4 > columns)
+        {
+            for (int single = column; single < columns; single++)
+                SolveColumn(l, rhs, x, lo, xo, size, columns, single, transpose);
+            return;
+        }
+        for (int step = 0; step < size; step++)
+        {
+            int i = transpose != 0 ? size - 1 - step : step;
+            long at = xo + (long)i * columns + column;
+            double sum0 = rhs[at], sum1 = rhs[at + 1], sum2 = rhs[at + 2], sum3 = rhs[at + 3];
+            if (transpose != 0)
+                for (int k = i + 1; k < size; k++)
+                {
+                    double value = l[lo + (long)k * size + i];
+                    long from = xo + (long)k * columns + column;
+                    sum0 -= value * x[from];
+                    sum1 -= value * x[from + 1];
+                    sum2 -= value * x[from + 2];
+                    sum3 -= value * x[from + 3];
+                }
+            else
+                for (int k = 0; k < i; k++)
+                {
+                    double value = l[lo + (long)i * size + k];
+                    long from = xo + (long)k * columns + column;
+                    sum0 -= value * x[from];
+                    sum1 -= value * x[from + 1];
+                    sum2 -= value * x[from + 2];
+                    sum3 -= value * x[from + 3];
+                }
+            double diagonal = l[lo + (long)i * size + i];
+            x[at] = sum0 / diagonal;
+            x[at + 1] = sum1 / diagonal;
+            x[at + 2] = sum2 / diagonal;
+            x[at + 3] = sum3 / diagonal;
+        }
     }
 
     /// <summary>One row of one factor's L̄, summed over the right-hand sides that share the factor, in order.</summary>

@@ -16,7 +16,7 @@ public static class SparseGp
         int outputs)
     {
         if (kernels.GpRowKernels)
-            kernels.Launch(ProjectionRowKernel, outputs * inducing, a, lS, b, n, inducing);
+            kernels.Launch(ProjectionRowKernel, outputs * ((inducing + 1) / 2), a, lS, b, n, inducing);
         else
             kernels.Launch(ProjectionKernel, outputs * inducing * n, a, lS, b, n, inducing);
     }
@@ -36,21 +36,21 @@ public static class SparseGp
 
     /// <summary>
     /// The marginals' reverse mode for dMean and dVariance [N, O] (b as the forward pass left it): dA and dKZX
-    /// [M, N] (one thread per element; with <see cref="KernelSet.GpRowKernels"/> one per row, with
-    /// <paramref name="scratch"/> [M, N] then required), dM [O, M] and dLS [O, M, M] (one thread per (output, row of
-    /// L_S)); all written.
+    /// [M, N] (one thread per element; with <see cref="KernelSet.GpRowKernels"/> one per row), dM [O, M] and dLS
+    /// [O, M, M] (one thread per (output, row of L_S)); all written.
     /// </summary>
     public static void MarginalsBackward(this KernelSet kernels, ArrayView<double> a, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> lS,
         ArrayView<double> b, ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dA, ArrayView<double> dKZX, ArrayView<double> dM,
-        ArrayView<double> dLS, int n, int inducing, int outputs, ArrayView<double>? scratch = null)
+        ArrayView<double> dLS, int n, int inducing, int outputs)
     {
         if (kernels.GpRowKernels)
-            kernels.Launch(ProjectionGradientRowKernel, inducing, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a,
-                scratch ?? throw new ArgumentException("the row kernels of the marginals' reverse mode need a scratch buffer of [M, N]", nameof(scratch)),
-                n, inducing, outputs);
+            kernels.Launch(ProjectionGradientRowKernel, (inducing + 1) / 2, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a, n, inducing, outputs,
+                caller: "MarginalsBackward (dA, dK_ZX)");
         else
-            kernels.Launch(ProjectionGradientKernel, inducing * n, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a, n, inducing, outputs);
-        kernels.Launch(PosteriorGradientKernel, outputs * inducing, a, b, dMean, dVariance, dM, dLS, n, inducing, outputs);
+            kernels.Launch(ProjectionGradientKernel, inducing * n, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a, n, inducing, outputs,
+                caller: "MarginalsBackward (dA, dK_ZX)");
+        kernels.Launch(PosteriorGradientKernel, outputs * ((inducing + 1) / 2), a, b, dMean, dVariance, dM, dLS, n, inducing, outputs,
+            caller: "MarginalsBackward (dm, dL_S)");
     }
 
     /// <summary>
@@ -153,54 +153,190 @@ public static class SparseGp
         b[index] = sum;
     }
 
-    /// <summary>Row (o, j) of b, adding over k in <see cref="ProjectionKernel"/>'s order.</summary>
+    /// <summary>Rows j and j + 1 of b_o (j even; the last alone when M is odd), each adding over k in
+    /// <see cref="ProjectionKernel"/>'s order, as a 2 × 4 tile in registers: each L_S entry read serves four products
+    /// and each A entry two (row j + 1's sum starts at k = j + 1, so k = j goes to row j alone first).</summary>
     [Kernel]
-    public static void ProjectionRowKernel(Index1D row, ArrayView<double> a, ArrayView<double> lS, ArrayView<double> b, int n, int inducing)
+    public static void ProjectionRowKernel(Index1D thread, ArrayView<double> a, ArrayView<double> lS, ArrayView<double> b, int n, int inducing)
     {
-        int j = row % inducing, o = row / inducing;
-        long target = (long)(int)row * n;
-        for (int col = 0; col < n; col++)
-            b[target + col] = 0;
-        for (int k = j; k < inducing; k++)
+        int pairs = (inducing + 1) / 2, o = thread / pairs, j = 2 * (thread - o * pairs);
+        long target = ((long)o * inducing + j) * n, factorColumn = (long)o * inducing * inducing + j;
+        int col = 0;
+        if (j + 1 < inducing)
         {
-            double l = lS[((long)o * inducing + k) * inducing + j];
-            long source = (long)k * n;
-            for (int col = 0; col < n; col++)
-                b[target + col] += l * a[source + col];
+            for (; col + 4 <= n; col += 4)
+            {
+                double first = lS[factorColumn + (long)j * inducing];
+                long source = (long)j * n + col;
+                double sum0 = 0, sum1 = 0, sum2 = 0, sum3 = 0;
+                sum0 += first * a[source];
+                sum1 += first * a[source + 1];
+                sum2 += first * a[source + 2];
+                sum3 += first * a[source + 3];
+                double next0 = 0, next1 = 0, next2 = 0, next3 = 0;
+                for (int k = j + 1; k < inducing; k++)
+                {
+                    long factorRow = factorColumn + (long)k * inducing;
+                    double l = lS[factorRow], lNext = lS[factorRow + 1];
+                    source = (long)k * n + col;
+                    double a0 = a[source], a1 = a[source + 1], a2 = a[source + 2], a3 = a[source + 3];
+                    sum0 += l * a0;
+                    sum1 += l * a1;
+                    sum2 += l * a2;
+                    sum3 += l * a3;
+                    next0 += lNext * a0;
+                    next1 += lNext * a1;
+                    next2 += lNext * a2;
+                    next3 += lNext * a3;
+                }
+                b[target + col] = sum0;
+                b[target + col + 1] = sum1;
+                b[target + col + 2] = sum2;
+                b[target + col + 3] = sum3;
+                b[target + n + col] = next0;
+                b[target + n + col + 1] = next1;
+                b[target + n + col + 2] = next2;
+                b[target + n + col + 3] = next3;
+            }
+            for (; col < n; col++)
+            {
+                double sum = 0, next = 0;
+                sum += lS[factorColumn + (long)j * inducing] * a[(long)j * n + col];
+                for (int k = j + 1; k < inducing; k++)
+                {
+                    long factorRow = factorColumn + (long)k * inducing;
+                    double value = a[(long)k * n + col];
+                    sum += lS[factorRow] * value;
+                    next += lS[factorRow + 1] * value;
+                }
+                b[target + col] = sum;
+                b[target + n + col] = next;
+            }
+            return;
+        }
+        // The last row of an odd M: k = j alone.
+        double last = lS[factorColumn + (long)j * inducing];
+        for (; col < n; col++)
+        {
+            double sum = 0;
+            sum += last * a[(long)j * n + col];
+            b[target + col] = sum;
         }
     }
 
-    /// <summary>Row i of dA and dK_ZX, each sum in <see cref="ProjectionGradientKernel"/>'s order; scratch row i holds
-    /// (L_S,o b_o)[i, ·] for one output at a time.</summary>
+    /// <summary>Rows i and i + 1 of dA and dK_ZX (i even), each sum in <see cref="ProjectionGradientKernel"/>'s order,
+    /// four columns at a time: (L_S,o b_o)[i.., col..col+3] and the gradients stay in registers across the outputs,
+    /// and each b entry read serves both rows. When M is odd the last thread's second row repeats its first, unwritten.</summary>
     [Kernel]
-    public static void ProjectionGradientRowKernel(Index1D index, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> lS, ArrayView<double> b,
-        ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dA, ArrayView<double> dKZX, ArrayView<double> a, ArrayView<double> scratch, int n,
-        int inducing, int outputs)
+    public static void ProjectionGradientRowKernel(Index1D thread, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> lS, ArrayView<double> b,
+        ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dA, ArrayView<double> dKZX, ArrayView<double> a, int n, int inducing, int outputs)
     {
-        int i = index;
-        long row = (long)i * n;
-        for (int col = 0; col < n; col++)
+        int i = 2 * thread;
+        bool paired = i + 1 < inducing;
+        int iNext = paired ? i + 1 : i;
+        long row = (long)i * n, rowNext = (long)iNext * n;
+        int col = 0;
+        for (; col + 4 <= n; col += 4)
         {
-            dA[row + col] = 0;
-            dKZX[row + col] = 0;
-        }
-        for (int o = 0; o < outputs; o++)
-        {
-            for (int col = 0; col < n; col++)
-                scratch[row + col] = 0;
-            for (int j = 0; j <= i; j++)
+            double gradientA0 = 0, gradientA1 = 0, gradientA2 = 0, gradientA3 = 0, gradientK0 = 0, gradientK1 = 0, gradientK2 = 0, gradientK3 = 0;
+            double nextA0 = 0, nextA1 = 0, nextA2 = 0, nextA3 = 0, nextK0 = 0, nextK1 = 0, nextK2 = 0, nextK3 = 0;
+            for (int o = 0; o < outputs; o++)
             {
-                double l = lS[((long)o * inducing + i) * inducing + j];
-                long source = ((long)o * inducing + j) * n;
-                for (int col = 0; col < n; col++)
-                    scratch[row + col] += l * b[source + col];
+                double lsB0 = 0, lsB1 = 0, lsB2 = 0, lsB3 = 0, lsBNext0 = 0, lsBNext1 = 0, lsBNext2 = 0, lsBNext3 = 0;
+                long factorRow = ((long)o * inducing + i) * inducing, factorRowNext = ((long)o * inducing + iNext) * inducing;
+                for (int j = 0; j <= i; j++)
+                {
+                    double l = lS[factorRow + j], lNext = lS[factorRowNext + j];
+                    long source = ((long)o * inducing + j) * n + col;
+                    double b0 = b[source], b1 = b[source + 1], b2 = b[source + 2], b3 = b[source + 3];
+                    lsB0 += l * b0;
+                    lsB1 += l * b1;
+                    lsB2 += l * b2;
+                    lsB3 += l * b3;
+                    lsBNext0 += lNext * b0;
+                    lsBNext1 += lNext * b1;
+                    lsBNext2 += lNext * b2;
+                    lsBNext3 += lNext * b3;
+                }
+                if (paired)
+                {
+                    double lNext = lS[factorRowNext + i + 1];
+                    long source = ((long)o * inducing + i + 1) * n + col;
+                    lsBNext0 += lNext * b[source];
+                    lsBNext1 += lNext * b[source + 1];
+                    lsBNext2 += lNext * b[source + 2];
+                    lsBNext3 += lNext * b[source + 3];
+                }
+                double mean = m[(long)o * inducing + i], meanNext = m[(long)o * inducing + iNext];
+                long at = (long)col * outputs + o;
+                double mu0 = dMean[at], v0 = dVariance[at];
+                double mu1 = dMean[at + outputs], v1 = dVariance[at + outputs];
+                double mu2 = dMean[at + 2 * outputs], v2 = dVariance[at + 2 * outputs];
+                double mu3 = dMean[at + 3 * outputs], v3 = dVariance[at + 3 * outputs];
+                gradientA0 += mean * mu0 - kZX[row + col] * v0 + 2 * lsB0 * v0;
+                gradientA1 += mean * mu1 - kZX[row + col + 1] * v1 + 2 * lsB1 * v1;
+                gradientA2 += mean * mu2 - kZX[row + col + 2] * v2 + 2 * lsB2 * v2;
+                gradientA3 += mean * mu3 - kZX[row + col + 3] * v3 + 2 * lsB3 * v3;
+                gradientK0 -= a[row + col] * v0;
+                gradientK1 -= a[row + col + 1] * v1;
+                gradientK2 -= a[row + col + 2] * v2;
+                gradientK3 -= a[row + col + 3] * v3;
+                nextA0 += meanNext * mu0 - kZX[rowNext + col] * v0 + 2 * lsBNext0 * v0;
+                nextA1 += meanNext * mu1 - kZX[rowNext + col + 1] * v1 + 2 * lsBNext1 * v1;
+                nextA2 += meanNext * mu2 - kZX[rowNext + col + 2] * v2 + 2 * lsBNext2 * v2;
+                nextA3 += meanNext * mu3 - kZX[rowNext + col + 3] * v3 + 2 * lsBNext3 * v3;
+                nextK0 -= a[rowNext + col] * v0;
+                nextK1 -= a[rowNext + col + 1] * v1;
+                nextK2 -= a[rowNext + col + 2] * v2;
+                nextK3 -= a[rowNext + col + 3] * v3;
             }
-            double mean = m[(long)o * inducing + i];
-            for (int col = 0; col < n; col++)
+            dA[row + col] = gradientA0;
+            dA[row + col + 1] = gradientA1;
+            dA[row + col + 2] = gradientA2;
+            dA[row + col + 3] = gradientA3;
+            dKZX[row + col] = gradientK0;
+            dKZX[row + col + 1] = gradientK1;
+            dKZX[row + col + 2] = gradientK2;
+            dKZX[row + col + 3] = gradientK3;
+            if (paired)
+            {
+                dA[rowNext + col] = nextA0;
+                dA[rowNext + col + 1] = nextA1;
+                dA[rowNext + col + 2] = nextA2;
+                dA[rowNext + col + 3] = nextA3;
+                dKZX[rowNext + col] = nextK0;
+                dKZX[rowNext + col + 1] = nextK1;
+                dKZX[rowNext + col + 2] = nextK2;
+                dKZX[rowNext + col + 3] = nextK3;
+            }
+        }
+        for (; col < n; col++)
+        {
+            double gradientA = 0, gradientK = 0, nextA = 0, nextK = 0;
+            for (int o = 0; o < outputs; o++)
             {
                 double mu = dMean[(long)col * outputs + o], v = dVariance[(long)col * outputs + o];
-                dA[row + col] += mean * mu - kZX[row + col] * v + 2 * scratch[row + col] * v;
-                dKZX[row + col] -= a[row + col] * v;
+                long factorRow = ((long)o * inducing + i) * inducing, factorRowNext = ((long)o * inducing + iNext) * inducing;
+                double lsB = 0, lsBNext = 0;
+                for (int j = 0; j <= i; j++)
+                {
+                    double value = b[((long)o * inducing + j) * n + col];
+                    lsB += lS[factorRow + j] * value;
+                    lsBNext += lS[factorRowNext + j] * value;
+                }
+                if (paired)
+                    lsBNext += lS[factorRowNext + i + 1] * b[((long)o * inducing + i + 1) * n + col];
+                gradientA += m[(long)o * inducing + i] * mu - kZX[row + col] * v + 2 * lsB * v;
+                gradientK -= a[row + col] * v;
+                nextA += m[(long)o * inducing + iNext] * mu - kZX[rowNext + col] * v + 2 * lsBNext * v;
+                nextK -= a[rowNext + col] * v;
+            }
+            dA[row + col] = gradientA;
+            dKZX[row + col] = gradientK;
+            if (paired)
+            {
+                dA[rowNext + col] = nextA;
+                dKZX[rowNext + col] = nextK;
             }
         }
     }
@@ -243,22 +379,79 @@ public static class SparseGp
         dKZX[index] = gradientK;
     }
 
+    /// <summary>Rows i and i + 1 (i even) of dM_o and of dLS_o: dLS_o,ij = Σ_n 2A_in b_o,jn dVariance_no for j ≤ i, as
+    /// 2 × 4 tiles so each A, b and dVariance entry read serves two or four sums (every sum still adds over n in
+    /// order). When M is odd the last thread's second row repeats its first, unwritten. The same shape on every
+    /// accelerator: there are only O·M/2 threads, and each keeps its loads contiguous.</summary>
     [Kernel]
-    public static void PosteriorGradientKernel(Index1D index, ArrayView<double> a, ArrayView<double> b, ArrayView<double> dMean, ArrayView<double> dVariance,
+    public static void PosteriorGradientKernel(Index1D thread, ArrayView<double> a, ArrayView<double> b, ArrayView<double> dMean, ArrayView<double> dVariance,
         ArrayView<double> dM, ArrayView<double> dLS, int n, int inducing, int outputs)
     {
-        int o = index / inducing, i = index - o * inducing;
-        double gradientM = 0;
+        int pairs = (inducing + 1) / 2, o = thread / pairs, i = 2 * (thread - o * pairs);
+        bool paired = i + 1 < inducing;
+        int iNext = paired ? i + 1 : i;
+        long rowA = (long)i * n, rowANext = (long)iNext * n;
+        long target = ((long)o * inducing + i) * inducing, targetNext = ((long)o * inducing + iNext) * inducing;
+        double gradientM = 0, gradientMNext = 0;
         for (int col = 0; col < n; col++)
-            gradientM += a[(long)i * n + col] * dMean[(long)col * outputs + o];
-        dM[index] = gradientM;
-        for (int j = 0; j < inducing; j++)
         {
-            double sum = 0;
-            if (j <= i)
-                for (int col = 0; col < n; col++)
-                    sum += 2 * a[(long)i * n + col] * b[((long)o * inducing + j) * n + col] * dVariance[(long)col * outputs + o];
-            dLS[((long)o * inducing + i) * inducing + j] = sum;
+            double mu = dMean[(long)col * outputs + o];
+            gradientM += a[rowA + col] * mu;
+            gradientMNext += a[rowANext + col] * mu;
         }
+        dM[(long)o * inducing + i] = gradientM;
+        if (paired)
+            dM[(long)o * inducing + iNext] = gradientMNext;
+        int j = 0;
+        for (; j + 4 <= i + 1; j += 4)
+        {
+            long rowB = ((long)o * inducing + j) * n;
+            double sum0 = 0, sum1 = 0, sum2 = 0, sum3 = 0, next0 = 0, next1 = 0, next2 = 0, next3 = 0;
+            for (int col = 0; col < n; col++)
+            {
+                double twiceA = 2 * a[rowA + col], twiceANext = 2 * a[rowANext + col], v = dVariance[(long)col * outputs + o];
+                double b0 = b[rowB + col], b1 = b[rowB + n + col], b2 = b[rowB + 2 * n + col], b3 = b[rowB + 3 * n + col];
+                sum0 += twiceA * b0 * v;
+                sum1 += twiceA * b1 * v;
+                sum2 += twiceA * b2 * v;
+                sum3 += twiceA * b3 * v;
+                next0 += twiceANext * b0 * v;
+                next1 += twiceANext * b1 * v;
+                next2 += twiceANext * b2 * v;
+                next3 += twiceANext * b3 * v;
+            }
+            dLS[target + j] = sum0;
+            dLS[target + j + 1] = sum1;
+            dLS[target + j + 2] = sum2;
+            dLS[target + j + 3] = sum3;
+            if (paired)
+            {
+                dLS[targetNext + j] = next0;
+                dLS[targetNext + j + 1] = next1;
+                dLS[targetNext + j + 2] = next2;
+                dLS[targetNext + j + 3] = next3;
+            }
+        }
+        // The last j ≤ i one at a time for both rows, then row i + 1's diagonal, then zeros above the diagonals.
+        for (int last = paired ? i + 1 : i; j <= last; j++)
+        {
+            long rowB = ((long)o * inducing + j) * n;
+            double sum = 0, next = 0;
+            for (int col = 0; col < n; col++)
+            {
+                double twiceA = 2 * a[rowA + col], v = dVariance[(long)col * outputs + o], value = b[rowB + col];
+                sum += twiceA * value * v;
+                next += 2 * a[rowANext + col] * value * v;
+            }
+            if (j <= i)
+                dLS[target + j] = sum;
+            if (paired)
+                dLS[targetNext + j] = next;
+        }
+        for (int above = i + 1; above < inducing; above++)
+            dLS[target + above] = 0;
+        if (paired)
+            for (int above = i + 2; above < inducing; above++)
+                dLS[targetNext + above] = 0;
     }
 }

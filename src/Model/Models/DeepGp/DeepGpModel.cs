@@ -234,10 +234,9 @@ public sealed class DeepGpModel : IDisposable
 
             // The marginals: into their projection and cross term, m and L_S; the variances' direct share of σ_f².
             var (projection, crossTerm) = Projection(l);
-            // The layer's m and L_S gradients are still zero here: the marginals' shares are written into them. d_t is
-            // free until the solves' reverse mode below: the row kernels' scratch.
+            // The layer's m and L_S gradients are still zero here: the marginals' shares are written into them.
             kernels.MarginalsBackward(projection, crossTerm, means, factors, View(l, "b"), dMean, dVariance, View(l, "d_a"), View(l, "d_kzx"),
-                dMeans, dFactors, n, M, o, View(l, "d_t"));
+                dMeans, dFactors, n, M, o);
             kernels.SignalVarianceGradient(dVariance, hyper, dHyper, din, n * o);
 
             View(l, "d_l").MemSetToZero();
