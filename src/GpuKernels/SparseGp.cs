@@ -36,8 +36,8 @@ public static class SparseGp
 
     /// <summary>
     /// The marginals' reverse mode for dMean and dVariance [N, O] (b as the forward pass left it): dA and dKZX
-    /// [M, N] (one thread per element; with <see cref="KernelSet.GpRowKernels"/> one per row), dM [O, M] and dLS
-    /// [O, M, M] (one thread per (output, row of L_S)); all written.
+    /// [M, N], dM [O, M] and dLS [O, M, M], all written: one thread per element, or with
+    /// <see cref="KernelSet.GpRowKernels"/> per pair of rows.
     /// </summary>
     public static void MarginalsBackward(this KernelSet kernels, ArrayView<double> a, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> lS,
         ArrayView<double> b, ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dA, ArrayView<double> dKZX, ArrayView<double> dM,
@@ -49,8 +49,15 @@ public static class SparseGp
         else
             kernels.Launch(ProjectionGradientKernel, inducing * n, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a, n, inducing, outputs,
                 caller: "MarginalsBackward (dA, dK_ZX)");
-        kernels.Launch(PosteriorGradientKernel, outputs * ((inducing + 1) / 2), a, b, dMean, dVariance, dM, dLS, n, inducing, outputs,
-            caller: "MarginalsBackward (dm, dL_S)");
+        if (kernels.GpRowKernels)
+            kernels.Launch(PosteriorGradientKernel, outputs * ((inducing + 1) / 2), a, b, dMean, dVariance, dM, dLS, n, inducing, outputs,
+                caller: "MarginalsBackward (dm, dL_S)");
+        else
+        {
+            kernels.Launch(PosteriorMeanGradientKernel, outputs * inducing, a, dMean, dM, n, inducing, outputs, caller: "MarginalsBackward (dm, dL_S)");
+            kernels.Launch(PosteriorFactorGradientKernel, outputs * inducing * inducing, a, b, dVariance, dLS, n, inducing, outputs,
+                caller: "MarginalsBackward (dm, dL_S)");
+        }
     }
 
     /// <summary>
@@ -379,10 +386,34 @@ public static class SparseGp
         dKZX[index] = gradientK;
     }
 
-    /// <summary>Rows i and i + 1 (i even) of dM_o and of dLS_o: dLS_o,ij = Σ_n 2A_in b_o,jn dVariance_no for j ≤ i, as
-    /// 2 × 4 tiles so each A, b and dVariance entry read serves two or four sums (every sum still adds over n in
-    /// order). When M is odd the last thread's second row repeats its first, unwritten. The same shape on every
-    /// accelerator: there are only O·M/2 threads, and each keeps its loads contiguous.</summary>
+    /// <summary>dM_o,i = Σ_n A_in dMean_no, one thread per (output, i).</summary>
+    [Kernel]
+    public static void PosteriorMeanGradientKernel(Index1D index, ArrayView<double> a, ArrayView<double> dMean, ArrayView<double> dM, int n, int inducing,
+        int outputs)
+    {
+        int o = index / inducing, i = index - o * inducing;
+        double gradientM = 0;
+        for (int col = 0; col < n; col++)
+            gradientM += a[(long)i * n + col] * dMean[(long)col * outputs + o];
+        dM[index] = gradientM;
+    }
+
+    /// <summary>dLS_o,ij = Σ_n 2A_in b_o,jn dVariance_no for j ≤ i (0 above the diagonal), one thread per element.</summary>
+    [Kernel]
+    public static void PosteriorFactorGradientKernel(Index1D index, ArrayView<double> a, ArrayView<double> b, ArrayView<double> dVariance, ArrayView<double> dLS,
+        int n, int inducing, int outputs)
+    {
+        int j = index % inducing, row = index / inducing, i = row % inducing, o = row / inducing;
+        double sum = 0;
+        if (j <= i)
+            for (int col = 0; col < n; col++)
+                sum += 2 * a[(long)i * n + col] * b[((long)o * inducing + j) * n + col] * dVariance[(long)col * outputs + o];
+        dLS[index] = sum;
+    }
+
+    /// <summary>Rows i and i + 1 (i even) of dM_o and of dLS_o, the sums of <see cref="PosteriorMeanGradientKernel"/> and
+    /// <see cref="PosteriorFactorGradientKernel"/> in their order, as 2 × 4 tiles so each A, b and dVariance entry
+    /// read serves two or four sums. When M is odd the last thread's second row repeats its first, unwritten.</summary>
     [Kernel]
     public static void PosteriorGradientKernel(Index1D thread, ArrayView<double> a, ArrayView<double> b, ArrayView<double> dMean, ArrayView<double> dVariance,
         ArrayView<double> dM, ArrayView<double> dLS, int n, int inducing, int outputs)
