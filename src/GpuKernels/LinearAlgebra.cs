@@ -78,14 +78,18 @@ public static class LinearAlgebra
 
     /// <summary>
     /// The RBF kernel's reverse mode for dK, given k from <see cref="Rbf"/>: dX, dZ and dHyper written. Three launches:
-    /// one thread per (matrix, row of x), per (matrix, row of z), per (matrix, hyperparameter).
+    /// one thread per (matrix, row of x), per (matrix, row of z), and per (matrix, hyperparameter) — or per (matrix,
+    /// four hyperparameters) with <see cref="KernelSet.GpRowKernels"/>, the same sums in the same order.
     /// </summary>
     public static void RbfBackward(this KernelSet kernels, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k,
         ArrayView<double> dK, ArrayView<double> dX, ArrayView<double> dZ, ArrayView<double> dHyper, int batch, int n, int m, int dims)
     {
         kernels.Launch(RbfInputGradientKernel, batch * n, x, z, hyper, k, dK, dX, n, m, dims, 0);
         kernels.Launch(RbfInputGradientKernel, batch * m, x, z, hyper, k, dK, dZ, n, m, dims, 1);
-        kernels.Launch(RbfHyperGradientKernel, batch * (dims + 1), x, z, hyper, k, dK, dHyper, n, m, dims);
+        if (kernels.GpRowKernels)
+            kernels.Launch(RbfHyperGradientBlockKernel, batch * ((dims + 4) / 4), x, z, hyper, k, dK, dHyper, n, m, dims);
+        else
+            kernels.Launch(RbfHyperGradientKernel, batch * (dims + 1), x, z, hyper, k, dK, dHyper, n, m, dims);
     }
 
     [Kernel]
@@ -295,24 +299,44 @@ public static class LinearAlgebra
             k[row + j] = Math.Exp(hyper[h + dims] - k[row + j] / 2);
     }
 
-    /// <summary>One row of x's (side 0) or of z's (side 1) gradient: ∓Σ_other dK·k·(x − z)/ℓ².</summary>
+    /// <summary>One row of x's (side 0) or of z's (side 1) gradient: ∓Σ_other dK·k·(x − z)/ℓ², four dimensions at a
+    /// time so each dK·k serves four sums (each still adds over the other side's rows in order).</summary>
     [Kernel]
     public static void RbfInputGradientKernel(Index1D index, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k,
         ArrayView<double> dK, ArrayView<double> dInput, int n, int m, int dims, int side)
     {
         int rows = side == 0 ? n : m, others = side == 0 ? m : n;
         int matrix = index / rows, row = index - matrix * rows;
-        long h = (long)matrix * (dims + 1);
-        for (int d = 0; d < dims; d++)
+        long h = (long)matrix * (dims + 1), target = (long)(int)index * dims;
+        int d = 0;
+        for (; d + 4 <= dims; d += 4)
         {
-            double inverseSquare = Math.Exp(-2 * hyper[h + d]), sum = 0;
+            double sum0 = 0, sum1 = 0, sum2 = 0, sum3 = 0;
+            for (int other = 0; other < others; other++)
+            {
+                int i = side == 0 ? row : other, j = side == 0 ? other : row;
+                long element = ((long)matrix * n + i) * m + j, xAt = ((long)matrix * n + i) * dims + d, zAt = ((long)matrix * m + j) * dims + d;
+                double g = dK[element] * k[element];
+                sum0 += g * (x[xAt] - z[zAt]);
+                sum1 += g * (x[xAt + 1] - z[zAt + 1]);
+                sum2 += g * (x[xAt + 2] - z[zAt + 2]);
+                sum3 += g * (x[xAt + 3] - z[zAt + 3]);
+            }
+            dInput[target + d] = (side == 0 ? -sum0 : sum0) * Math.Exp(-2 * hyper[h + d]);
+            dInput[target + d + 1] = (side == 0 ? -sum1 : sum1) * Math.Exp(-2 * hyper[h + d + 1]);
+            dInput[target + d + 2] = (side == 0 ? -sum2 : sum2) * Math.Exp(-2 * hyper[h + d + 2]);
+            dInput[target + d + 3] = (side == 0 ? -sum3 : sum3) * Math.Exp(-2 * hyper[h + d + 3]);
+        }
+        for (; d < dims; d++)
+        {
+            double sum = 0;
             for (int other = 0; other < others; other++)
             {
                 int i = side == 0 ? row : other, j = side == 0 ? other : row;
                 long element = ((long)matrix * n + i) * m + j;
                 sum += dK[element] * k[element] * (x[((long)matrix * n + i) * dims + d] - z[((long)matrix * m + j) * dims + d]);
             }
-            dInput[(long)(int)index * dims + d] = (side == 0 ? -sum : sum) * inverseSquare;
+            dInput[target + d] = (side == 0 ? -sum : sum) * Math.Exp(-2 * hyper[h + d]);
         }
     }
 
@@ -321,6 +345,52 @@ public static class LinearAlgebra
         ArrayView<double> dK, ArrayView<double> dHyper, int n, int m, int dims)
     {
         int matrix = index / (dims + 1), d = index - matrix * (dims + 1);
+        dHyper[index] = HyperGradient(x, z, hyper, k, dK, n, m, dims, matrix, d);
+    }
+
+    /// <summary>Four of one matrix's hyperparameter gradients, each summed over (i, j) in <see cref="RbfHyperGradientKernel"/>'s
+    /// order; each dK·k serves four sums. A block that reaches σ² (the last slot) goes slot by slot.</summary>
+    [Kernel]
+    public static void RbfHyperGradientBlockKernel(Index1D index, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k,
+        ArrayView<double> dK, ArrayView<double> dHyper, int n, int m, int dims)
+    {
+        int blocks = (dims + 4) / 4, matrix = index / blocks, first = 4 * (index - matrix * blocks);
+        long h = (long)matrix * (dims + 1);
+        if (first + 4 > dims)
+        {
+            for (int d = first; d <= dims && d < first + 4; d++)
+                dHyper[h + d] = HyperGradient(x, z, hyper, k, dK, n, m, dims, matrix, d);
+            return;
+        }
+        double inverse0 = Math.Exp(-2 * hyper[h + first]), inverse1 = Math.Exp(-2 * hyper[h + first + 1]);
+        double inverse2 = Math.Exp(-2 * hyper[h + first + 2]), inverse3 = Math.Exp(-2 * hyper[h + first + 3]);
+        double sum0 = 0, sum1 = 0, sum2 = 0, sum3 = 0;
+        for (int i = 0; i < n; i++)
+        {
+            long xAt = ((long)matrix * n + i) * dims + first;
+            double x0 = x[xAt], x1 = x[xAt + 1], x2 = x[xAt + 2], x3 = x[xAt + 3];
+            for (int j = 0; j < m; j++)
+            {
+                long element = ((long)matrix * n + i) * m + j, zAt = ((long)matrix * m + j) * dims + first;
+                double g = dK[element] * k[element];
+                double difference0 = x0 - z[zAt], difference1 = x1 - z[zAt + 1], difference2 = x2 - z[zAt + 2], difference3 = x3 - z[zAt + 3];
+                sum0 += g * difference0 * difference0 * inverse0;
+                sum1 += g * difference1 * difference1 * inverse1;
+                sum2 += g * difference2 * difference2 * inverse2;
+                sum3 += g * difference3 * difference3 * inverse3;
+            }
+        }
+        dHyper[h + first] = sum0;
+        dHyper[h + first + 1] = sum1;
+        dHyper[h + first + 2] = sum2;
+        dHyper[h + first + 3] = sum3;
+    }
+
+    /// <summary>One hyperparameter's gradient: Σ_ij dK·k·(x_d − z_d)²/ℓ_d² for a lengthscale (d &lt; D), Σ_ij dK·k for σ²
+    /// (d = D).</summary>
+    private static double HyperGradient(ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k, ArrayView<double> dK, int n,
+        int m, int dims, int matrix, int d)
+    {
         double inverseSquare = d < dims ? Math.Exp(-2 * hyper[(long)matrix * (dims + 1) + d]) : 0, sum = 0;
         for (int i = 0; i < n; i++)
             for (int j = 0; j < m; j++)
@@ -335,6 +405,6 @@ public static class LinearAlgebra
                     sum += g * difference * difference * inverseSquare;
                 }
             }
-        dHyper[index] = sum;
+        return sum;
     }
 }
