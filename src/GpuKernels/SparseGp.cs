@@ -50,7 +50,7 @@ public static class SparseGp
             kernels.Launch(ProjectionGradientKernel, inducing * n, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a, n, inducing, outputs,
                 caller: "MarginalsBackward (dA, dK_ZX)");
         if (kernels.GpRowKernels)
-            kernels.Launch(PosteriorGradientKernel, outputs * ((inducing + 1) / 2), a, b, dMean, dVariance, dM, dLS, n, inducing, outputs,
+            kernels.Launch(PosteriorGradientRowKernel, outputs * ((inducing + 1) / 2), a, b, dMean, dVariance, dM, dLS, n, inducing, outputs,
                 caller: "MarginalsBackward (dm, dL_S)");
         else
         {
@@ -415,7 +415,7 @@ public static class SparseGp
     /// <see cref="PosteriorFactorGradientKernel"/> in their order, as 2 × 4 tiles so each A, b and dVariance entry
     /// read serves two or four sums. When M is odd the last thread's second row repeats its first, unwritten.</summary>
     [Kernel]
-    public static void PosteriorGradientKernel(Index1D thread, ArrayView<double> a, ArrayView<double> b, ArrayView<double> dMean, ArrayView<double> dVariance,
+    public static void PosteriorGradientRowKernel(Index1D thread, ArrayView<double> a, ArrayView<double> b, ArrayView<double> dMean, ArrayView<double> dVariance,
         ArrayView<double> dM, ArrayView<double> dLS, int n, int inducing, int outputs)
     {
         int pairs = (inducing + 1) / 2, o = thread / pairs, i = 2 * (thread - o * pairs);
