@@ -78,18 +78,25 @@ public static class LinearAlgebra
 
     /// <summary>
     /// The RBF kernel's reverse mode for dK, given k from <see cref="Rbf"/>: dX, dZ and dHyper written. Three launches:
-    /// one thread per (matrix, row of x), per (matrix, row of z), and per (matrix, hyperparameter) — or per (matrix,
-    /// four hyperparameters) with <see cref="KernelSet.GpRowKernels"/>, the same sums in the same order.
+    /// one thread per element of dX, of dZ and of dHyper — or, with <see cref="KernelSet.GpRowKernels"/>, per row of
+    /// dX and of dZ and per four hyperparameters, the same sums in the same order. (Per element matters on a GPU: Z
+    /// has only M rows, and each row's gradient sums over the whole batch.)
     /// </summary>
     public static void RbfBackward(this KernelSet kernels, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k,
         ArrayView<double> dK, ArrayView<double> dX, ArrayView<double> dZ, ArrayView<double> dHyper, int batch, int n, int m, int dims)
     {
-        kernels.Launch(RbfInputGradientKernel, batch * n, x, z, hyper, k, dK, dX, n, m, dims, 0);
-        kernels.Launch(RbfInputGradientKernel, batch * m, x, z, hyper, k, dK, dZ, n, m, dims, 1);
         if (kernels.GpRowKernels)
+        {
+            kernels.Launch(RbfInputGradientKernel, batch * n, x, z, hyper, k, dK, dX, n, m, dims, 0);
+            kernels.Launch(RbfInputGradientKernel, batch * m, x, z, hyper, k, dK, dZ, n, m, dims, 1);
             kernels.Launch(RbfHyperGradientBlockKernel, batch * ((dims + 4) / 4), x, z, hyper, k, dK, dHyper, n, m, dims);
+        }
         else
+        {
+            kernels.Launch(RbfInputGradientElementKernel, batch * n * dims, x, z, hyper, k, dK, dX, n, m, dims, 0);
+            kernels.Launch(RbfInputGradientElementKernel, batch * m * dims, x, z, hyper, k, dK, dZ, n, m, dims, 1);
             kernels.Launch(RbfHyperGradientKernel, batch * (dims + 1), x, z, hyper, k, dK, dHyper, n, m, dims);
+        }
     }
 
     [Kernel]
@@ -300,7 +307,8 @@ public static class LinearAlgebra
     }
 
     /// <summary>One row of x's (side 0) or of z's (side 1) gradient: ∓Σ_other dK·k·(x − z)/ℓ², four dimensions at a
-    /// time so each dK·k serves four sums (each still adds over the other side's rows in order).</summary>
+    /// time so each dK·k serves four sums (each still adds over the other side's rows in order, as
+    /// <see cref="InputGradient"/>).</summary>
     [Kernel]
     public static void RbfInputGradientKernel(Index1D index, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k,
         ArrayView<double> dK, ArrayView<double> dInput, int n, int m, int dims, int side)
@@ -328,16 +336,33 @@ public static class LinearAlgebra
             dInput[target + d + 3] = (side == 0 ? -sum3 : sum3) * Math.Exp(-2 * hyper[h + d + 3]);
         }
         for (; d < dims; d++)
+            dInput[target + d] = InputGradient(x, z, hyper, k, dK, n, m, dims, side, matrix, row, d);
+    }
+
+    /// <summary>One element (matrix, row, d) of x's (side 0) or z's (side 1) gradient, summed as
+    /// <see cref="RbfInputGradientKernel"/> sums it.</summary>
+    [Kernel]
+    public static void RbfInputGradientElementKernel(Index1D index, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k,
+        ArrayView<double> dK, ArrayView<double> dInput, int n, int m, int dims, int side)
+    {
+        int rows = side == 0 ? n : m, rowIndex = index / dims, d = index - rowIndex * dims;
+        int matrix = rowIndex / rows, row = rowIndex - matrix * rows;
+        dInput[index] = InputGradient(x, z, hyper, k, dK, n, m, dims, side, matrix, row, d);
+    }
+
+    /// <summary>∓Σ_other dK·k·(x_d − z_d)/ℓ_d² for one row of x (side 0) or of z (side 1), the other side's rows in order.</summary>
+    private static double InputGradient(ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k, ArrayView<double> dK, int n,
+        int m, int dims, int side, int matrix, int row, int d)
+    {
+        int others = side == 0 ? m : n;
+        double sum = 0;
+        for (int other = 0; other < others; other++)
         {
-            double sum = 0;
-            for (int other = 0; other < others; other++)
-            {
-                int i = side == 0 ? row : other, j = side == 0 ? other : row;
-                long element = ((long)matrix * n + i) * m + j;
-                sum += dK[element] * k[element] * (x[((long)matrix * n + i) * dims + d] - z[((long)matrix * m + j) * dims + d]);
-            }
-            dInput[target + d] = (side == 0 ? -sum : sum) * Math.Exp(-2 * hyper[h + d]);
+            int i = side == 0 ? row : other, j = side == 0 ? other : row;
+            long element = ((long)matrix * n + i) * m + j;
+            sum += dK[element] * k[element] * (x[((long)matrix * n + i) * dims + d] - z[((long)matrix * m + j) * dims + d]);
         }
+        return (side == 0 ? -sum : sum) * Math.Exp(-2 * hyper[(long)matrix * (dims + 1) + d]);
     }
 
     [Kernel]
