@@ -333,6 +333,46 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
         }
     }
 
+    /// <summary>
+    /// Both shapes of the factorisation's reverse mode (one thread per matrix, the CPU's; a launch per step spread over
+    /// elements and columns, the GPU's) agree bit for bit, and match the reference to 1e-10 of the largest value (as
+    /// <see cref="KernelsMatchTheirReferences"/>), for two matrices of 33.
+    /// </summary>
+    [Fact]
+    public void BothCholeskyBackwardShapesAgreeBitForBit()
+    {
+        const int batch = 2, size = 33;
+        var random = new Random(57);
+        var (l, _) = LinearAlgebraReference.Cholesky(LinearAlgebraReferenceTests.Spd(random, batch, size), batch, size, 0);
+        var dL = Enumerable.Range(0, l.Length).Select(_ => random.NextDouble() * 2 - 1).ToArray();
+        var expected = LinearAlgebraReference.CholeskyBackward(l, dL.Select((value, at) => at % size <= at / size % size ? value : 0).ToArray(), batch, size);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var lBuffer = accelerator.Upload(l);
+            using var dLBuffer = accelerator.Upload(dL);
+            using var dABuffer = accelerator.Allocate1D<double>(l.Length);
+            using var work = accelerator.Allocate1D<double>(l.Length);
+            bool original = kernels.GpRowKernels;
+            var results = new List<double[]>();
+            try
+            {
+                foreach (bool rows in new[] { false, true })
+                {
+                    kernels.GpRowKernels = rows;
+                    kernels.CholeskyBackward(lBuffer.View, dLBuffer.View, dABuffer.View, work.View, batch, size);
+                    results.Add(dABuffer.GetAsArray1D());
+                }
+            }
+            finally
+            {
+                kernels.GpRowKernels = original;
+            }
+            Assert.Equal(results[0], results[1]);
+            Numerics.AssertCloseToLargest($"{accelerator.AcceleratorType} Cholesky backward", expected, results[0], 1e-10);
+        }
+    }
+
     /// <summary>An indefinite matrix in a batch: its failure row is reported and the other matrix is still factored.</summary>
     [Fact]
     public void AFailedFactorisationIsReportedPerMatrix()

@@ -57,11 +57,26 @@ public static class LinearAlgebra
     /// <summary>
     /// The factorisation's reverse mode (Murray 2016): dA = L⁻ᵀ ½(P + Pᵀ) L⁻¹ with P = Φ(Lᵀ·tril(dL)), Φ the lower
     /// triangle with its diagonal halved; dA is symmetric (written, not added). <paramref name="work"/> is [B, M, M]
-    /// scratch. One thread per matrix.
+    /// scratch. With <see cref="KernelSet.GpRowKernels"/> one thread per matrix does it all; otherwise (a GPU, where
+    /// one thread's O(M³) would be most of a step) the same steps run one launch each, spread over elements or
+    /// columns, every number computed as the one thread computes it.
     /// </summary>
     public static void CholeskyBackward(this KernelSet kernels, ArrayView<double> l, ArrayView<double> dL, ArrayView<double> dA, ArrayView<double> work, int batch,
-        int size) =>
-        kernels.Launch(CholeskyBackwardKernel, batch, l, dL, dA, work, size);
+        int size)
+    {
+        if (kernels.GpRowKernels)
+        {
+            kernels.Launch(CholeskyBackwardKernel, batch, l, dL, dA, work, size);
+            return;
+        }
+        int elements = batch * size * size;
+        kernels.Launch(CholeskyBackwardProductKernel, elements, l, dL, work, size);
+        kernels.Launch(SymmetricPartKernel, elements, work, dA, size);
+        kernels.TriangularSolve(l, dA, dA, batch, size, size, transpose: true);
+        kernels.Launch(TransposeKernel, elements, dA, work, size);
+        kernels.TriangularSolve(l, work, work, batch, size, size, transpose: true);
+        kernels.Launch(TransposeKernel, elements, work, dA, size);
+    }
 
     /// <summary>
     /// The RBF/ARD kernel k[b, i, j] = σ² exp(−½ Σ_d (x_id − z_jd)²/ℓ_d²) for x [B, N, D], z [B, M, D] and hyper
@@ -239,6 +254,43 @@ public static class LinearAlgebra
         dL[at] += 2 * dLogDeterminant[matrix] / l[at];
     }
 
+    /// <summary>Φ(Lᵀ·tril(dL))_ij for one matrix at offset o: Σ_{k ≥ i} L_ki dL_kj below the diagonal, half of it on it,
+    /// 0 above.</summary>
+    private static double PhiOfProduct(ArrayView<double> l, ArrayView<double> dL, long o, int size, int i, int j)
+    {
+        double sum = 0;
+        if (j <= i)
+            for (int k = i; k < size; k++)
+                sum += l[o + k * size + i] * dL[o + k * size + j];
+        return i == j ? sum / 2 : sum;
+    }
+
+    /// <summary>work = Φ(Lᵀ·tril(dL)), one thread per element (<see cref="CholeskyBackward"/> spread out).</summary>
+    [Kernel]
+    public static void CholeskyBackwardProductKernel(Index1D index, ArrayView<double> l, ArrayView<double> dL, ArrayView<double> work, int size)
+    {
+        int j = index % size, row = index / size, i = row % size, matrix = row / size;
+        work[index] = PhiOfProduct(l, dL, (long)matrix * size * size, size, i, j);
+    }
+
+    /// <summary>target = ½(source + sourceᵀ) per matrix, one thread per element.</summary>
+    [Kernel]
+    public static void SymmetricPartKernel(Index1D index, ArrayView<double> source, ArrayView<double> target, int size)
+    {
+        int j = index % size, row = index / size, i = row % size;
+        long o = (long)(row / size) * size * size;
+        target[index] = (source[o + i * size + j] + source[o + j * size + i]) / 2;
+    }
+
+    /// <summary>target = sourceᵀ per matrix, one thread per element.</summary>
+    [Kernel]
+    public static void TransposeKernel(Index1D index, ArrayView<double> source, ArrayView<double> target, int size)
+    {
+        int j = index % size, row = index / size, i = row % size;
+        long o = (long)(row / size) * size * size;
+        target[index] = source[o + j * size + i];
+    }
+
     [Kernel]
     public static void CholeskyBackwardKernel(Index1D matrix, ArrayView<double> l, ArrayView<double> dL, ArrayView<double> dA, ArrayView<double> work, int size)
     {
@@ -246,13 +298,7 @@ public static class LinearAlgebra
         // work = Φ(Lᵀ·tril(dL)): (Lᵀ dL)_ij = Σ_{k ≥ i} L_ki dL_kj for j ≤ i.
         for (int i = 0; i < size; i++)
             for (int j = 0; j < size; j++)
-            {
-                double sum = 0;
-                if (j <= i)
-                    for (int k = i; k < size; k++)
-                        sum += l[o + k * size + i] * dL[o + k * size + j];
-                work[o + i * size + j] = i == j ? sum / 2 : sum;
-            }
+                work[o + i * size + j] = PhiOfProduct(l, dL, o, size, i, j);
         // dA = ½(P + Pᵀ), then Y = L⁻ᵀ dA in place, column by column.
         for (int i = 0; i < size; i++)
             for (int j = 0; j < size; j++)
