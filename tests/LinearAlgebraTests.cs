@@ -309,27 +309,17 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
             using var lBuffer = accelerator.Upload(l);
             using var rhsBuffer = accelerator.Upload(rhs);
             using var xBuffer = accelerator.Allocate1D<double>(rhs.Length);
-            bool original = kernels.GpRowKernels;
-            var results = new List<double[]>();
-            try
+            var results = KernelShapes.RunBoth(kernels, () =>
             {
-                foreach (bool rows in new[] { false, true })
-                {
-                    kernels.GpRowKernels = rows;
-                    kernels.TriangularSolve(lBuffer.View, rhsBuffer.View, xBuffer.View, rightHandSides, size, columns, transpose, perFactor);
-                    results.Add(xBuffer.GetAsArray1D());
-                    using var inPlace = accelerator.Upload(rhs);
-                    kernels.TriangularSolve(lBuffer.View, inPlace.View, inPlace.View, rightHandSides, size, columns, transpose, perFactor);
-                    results.Add(inPlace.GetAsArray1D());
-                }
-            }
-            finally
-            {
-                kernels.GpRowKernels = original;
-            }
-            foreach (var result in results.Skip(1))
-                Assert.Equal(results[0], result);
-            Numerics.AssertCloseToLargest($"{accelerator.AcceleratorType} solve, transpose {transpose}, {perFactor} per factor", expected, results[0], 1e-10);
+                kernels.TriangularSolve(lBuffer.View, rhsBuffer.View, xBuffer.View, rightHandSides, size, columns, transpose, perFactor);
+                using var inPlace = accelerator.Upload(rhs);
+                kernels.TriangularSolve(lBuffer.View, inPlace.View, inPlace.View, rightHandSides, size, columns, transpose, perFactor);
+                return [.. xBuffer.GetAsArray1D(), .. inPlace.GetAsArray1D()];
+            });
+            Assert.Equal(results[0], results[1]);
+            // Out of place and in place alike.
+            Assert.Equal(results[0][..rhs.Length], results[0][rhs.Length..]);
+            Numerics.AssertCloseToLargest($"{accelerator.AcceleratorType} solve, transpose {transpose}, {perFactor} per factor", expected, results[0][..rhs.Length], 1e-10);
         }
     }
 
@@ -353,21 +343,11 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
             using var dLBuffer = accelerator.Upload(dL);
             using var dABuffer = accelerator.Allocate1D<double>(l.Length);
             using var work = accelerator.Allocate1D<double>(l.Length);
-            bool original = kernels.GpRowKernels;
-            var results = new List<double[]>();
-            try
+            var results = KernelShapes.RunBoth(kernels, () =>
             {
-                foreach (bool rows in new[] { false, true })
-                {
-                    kernels.GpRowKernels = rows;
-                    kernels.CholeskyBackward(lBuffer.View, dLBuffer.View, dABuffer.View, work.View, batch, size);
-                    results.Add(dABuffer.GetAsArray1D());
-                }
-            }
-            finally
-            {
-                kernels.GpRowKernels = original;
-            }
+                kernels.CholeskyBackward(lBuffer.View, dLBuffer.View, dABuffer.View, work.View, batch, size);
+                return dABuffer.GetAsArray1D();
+            });
             Assert.Equal(results[0], results[1]);
             Numerics.AssertCloseToLargest($"{accelerator.AcceleratorType} Cholesky backward", expected, results[0], 1e-10);
         }

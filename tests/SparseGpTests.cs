@@ -64,20 +64,8 @@ public sealed class SparseGpTests(AcceleratorFixture fixture)
         var (dA, dKZX, dM, dLS) = GaussianProcessReference.MarginalsBackward(a, kZX, m, lS, dMean, dVariance, n, inducing, outputs);
         foreach (var kernels in fixture.KernelSets)
         {
-            bool original = kernels.GpRowKernels;
-            var results = new List<double[]>();
-            try
-            {
-                foreach (bool rows in new[] { false, true })
-                {
-                    kernels.GpRowKernels = rows;
-                    results.Add(MarginalsOnTheDevice(kernels, n, inducing, outputs, (a, kZX, m, lS, dMean, dVariance), (mean, variance, dA, dKZX, dM, dLS)));
-                }
-            }
-            finally
-            {
-                kernels.GpRowKernels = original;
-            }
+            var results = KernelShapes.RunBoth(kernels,
+                () => MarginalsOnTheDevice(kernels, n, inducing, outputs, (a, kZX, m, lS, dMean, dVariance), (mean, variance, dA, dKZX, dM, dLS)));
             Assert.Equal(results[0], results[1]);
         }
     }
