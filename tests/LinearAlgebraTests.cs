@@ -324,6 +324,37 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
     }
 
     /// <summary>
+    /// Both shapes of the factorisation (one thread per matrix, the CPU's; a group per matrix working column by column,
+    /// the GPU's) agree bit for bit — the factors and the failure rows — for three matrices of 33, the middle one
+    /// made indefinite at row 20 (its rows from 20 on left 0 by both), and match the reference to 1e-10.
+    /// </summary>
+    [Fact]
+    public void BothCholeskyShapesAgreeBitForBit()
+    {
+        const int batch = 3, size = 33;
+        var a = LinearAlgebraReferenceTests.Spd(new Random(58), batch, size);
+        a[size * size + 20 * size + 20] = -50;
+        var (expected, expectedFailures) = LinearAlgebraReference.Cholesky(a, batch, size, 1e-6);
+        Assert.Equal([-1, 20, -1], expectedFailures);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var aBuffer = accelerator.Upload(a);
+            using var lBuffer = accelerator.Allocate1D<double>(a.Length);
+            using var failures = accelerator.Allocate1D<int>(batch);
+            var results = KernelShapes.RunBoth(kernels, () =>
+            {
+                lBuffer.MemSetToZero();
+                kernels.Cholesky(aBuffer.View, lBuffer.View, failures.View, batch, size, 1e-6);
+                return [.. lBuffer.GetAsArray1D(), .. failures.GetAsArray1D().Select(row => (double)row)];
+            });
+            Assert.Equal(results[0], results[1]);
+            Assert.Equal(expectedFailures.Select(row => (double)row), results[0][a.Length..]);
+            Numerics.AssertCloseToLargest($"{accelerator.AcceleratorType} Cholesky", expected, results[0][..a.Length], 1e-10);
+        }
+    }
+
+    /// <summary>
     /// Both shapes of the factorisation's reverse mode (one thread per matrix, the CPU's; a launch per step spread over
     /// elements and columns, the GPU's) agree bit for bit, and match the reference to 1e-10 of the largest value (as
     /// <see cref="KernelsMatchTheirReferences"/>), for two matrices of 33.

@@ -15,10 +15,22 @@ public static class LinearAlgebra
 {
     /// <summary>
     /// l = the lower Cholesky factor of a + jitter·I per matrix (upper triangle 0), and failures[b] = −1, or the row
-    /// whose pivot was not positive (that row and the ones after it are left 0). One thread per matrix.
+    /// whose pivot was not positive (that row and the ones after it are left 0). One thread per matrix with
+    /// <see cref="KernelSet.GpRowKernels"/>; otherwise one group per matrix (<see cref="CholeskyGroupKernel"/>), every
+    /// entry computed as the one thread computes it.
     /// </summary>
-    public static void Cholesky(this KernelSet kernels, ArrayView<double> a, ArrayView<double> l, ArrayView<int> failures, int batch, int size, double jitter) =>
-        kernels.Launch(CholeskyKernel, batch, a, l, failures, size, jitter);
+    public static void Cholesky(this KernelSet kernels, ArrayView<double> a, ArrayView<double> l, ArrayView<int> failures, int batch, int size, double jitter)
+    {
+        if (kernels.GpRowKernels)
+        {
+            kernels.Launch(CholeskyKernel, batch, a, l, failures, size, jitter);
+            return;
+        }
+        int threads = Math.Max(1, Math.Min(size, Math.Min(kernels.Accelerator.MaxNumThreadsPerGroup, 256)));
+        Action<ArrayView<double>, ArrayView<double>, ArrayView<int>, int, double> entry = CholeskyGroupKernel;
+        var kernel = kernels.Loaded(entry, () => kernels.Accelerator.LoadKernel(entry));
+        kernels.Run(() => kernel(kernels.Stream, new KernelConfig(batch, threads), a, l, failures, size, jitter), nameof(Cholesky));
+    }
 
     /// <summary>x = L⁻¹·rhs (transpose false) or L⁻ᵀ·rhs (true) for <paramref name="batch"/> right-hand sides
     /// [M, R], consecutive groups of <paramref name="perFactor"/> of them sharing one factor (a layer's K_ZZ is
@@ -141,6 +153,57 @@ public static class LinearAlgebra
                 }
                 l[o + i * size + i] = Math.Sqrt(sum);
             }
+    }
+
+    /// <summary>
+    /// <see cref="CholeskyKernel"/> column by column with a group per matrix: for each column j one thread takes the
+    /// pivot, then the group the entries below it, a barrier between. Each entry is the same sum in the same order
+    /// as the row-by-row kernel's, so the factor is the same bit for bit; on a failed pivot at j the rows from j on
+    /// (partly filled by earlier columns) are zeroed, leaving what the row-by-row kernel leaves.
+    /// </summary>
+    [Kernel]
+    public static void CholeskyGroupKernel(ArrayView<double> a, ArrayView<double> l, ArrayView<int> failures, int size, double jitter)
+    {
+        int matrix = Grid.IdxX, thread = Group.IdxX, threads = Group.DimX;
+        long o = (long)matrix * size * size;
+        var failed = SharedMemory.Allocate<int>(1);
+        for (int at = thread; at < size * size; at += threads)
+            l[o + at] = 0;
+        if (thread == 0)
+            failed[0] = -1;
+        Group.Barrier();
+        for (int j = 0; j < size; j++)
+        {
+            if (thread == 0)
+            {
+                double pivot = a[o + j * size + j] + jitter;
+                for (int k = 0; k < j; k++)
+                    pivot -= l[o + j * size + k] * l[o + j * size + k];
+                if (pivot > 0)
+                    l[o + j * size + j] = Math.Sqrt(pivot);
+                else
+                    failed[0] = j;
+            }
+            Group.Barrier();
+            if (failed[0] >= 0)
+            {
+                for (int at = thread; at < (size - j) * j; at += threads)
+                    l[o + (j + at / j) * size + at % j] = 0;
+                if (thread == 0)
+                    failures[matrix] = j;
+                return;
+            }
+            for (int i = j + 1 + thread; i < size; i += threads)
+            {
+                double sum = a[o + i * size + j] + (i == j ? jitter : 0);
+                for (int k = 0; k < j; k++)
+                    sum -= l[o + i * size + k] * l[o + j * size + k];
+                l[o + i * size + j] = sum / l[o + j * size + j];
+            }
+            Group.Barrier();
+        }
+        if (thread == 0)
+            failures[matrix] = -1;
     }
 
     /// <summary>Solves one column of one matrix (see <see cref="TriangularSolve"/>).</summary>
