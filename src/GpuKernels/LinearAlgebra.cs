@@ -195,6 +195,7 @@ public static class LinearAlgebra
             }
             for (int i = j + 1 + thread; i < size; i += threads)
             {
+                // i ≠ j here, so this adds +0; kept as the one-thread kernel writes it, which turns an entry of −0 into +0.
                 double sum = a[o + i * size + j] + (i == j ? jitter : 0);
                 for (int k = 0; k < j; k++)
                     sum -= l[o + i * size + k] * l[o + j * size + k];
@@ -246,31 +247,23 @@ public static class LinearAlgebra
                 SolveColumn(l, rhs, x, lo, xo, size, columns, single, transpose);
             return;
         }
+        // L's entry for (i, k) is L_ik, or L_ki when solving with Lᵀ; k runs over the solved rows, ascending either way.
+        long rowStride = transpose != 0 ? 1 : size, kStride = transpose != 0 ? size : 1;
         for (int step = 0; step < size; step++)
         {
             int i = transpose != 0 ? size - 1 - step : step;
             long at = xo + (long)i * columns + column;
             double sum0 = rhs[at], sum1 = rhs[at + 1], sum2 = rhs[at + 2], sum3 = rhs[at + 3];
-            if (transpose != 0)
-                for (int k = i + 1; k < size; k++)
-                {
-                    double value = l[lo + (long)k * size + i];
-                    long from = xo + (long)k * columns + column;
-                    sum0 -= value * x[from];
-                    sum1 -= value * x[from + 1];
-                    sum2 -= value * x[from + 2];
-                    sum3 -= value * x[from + 3];
-                }
-            else
-                for (int k = 0; k < i; k++)
-                {
-                    double value = l[lo + (long)i * size + k];
-                    long from = xo + (long)k * columns + column;
-                    sum0 -= value * x[from];
-                    sum1 -= value * x[from + 1];
-                    sum2 -= value * x[from + 2];
-                    sum3 -= value * x[from + 3];
-                }
+            int kFirst = transpose != 0 ? i + 1 : 0, kEnd = transpose != 0 ? size : i;
+            for (int k = kFirst; k < kEnd; k++)
+            {
+                double value = l[lo + i * rowStride + k * kStride];
+                long from = xo + (long)k * columns + column;
+                sum0 -= value * x[from];
+                sum1 -= value * x[from + 1];
+                sum2 -= value * x[from + 2];
+                sum3 -= value * x[from + 3];
+            }
             double diagonal = l[lo + (long)i * size + i];
             x[at] = sum0 / diagonal;
             x[at + 1] = sum1 / diagonal;

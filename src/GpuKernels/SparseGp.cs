@@ -44,16 +44,16 @@ public static class SparseGp
         ArrayView<double> dLS, int n, int inducing, int outputs)
     {
         if (kernels.GpRowKernels)
+        {
             kernels.Launch(ProjectionGradientRowKernel, (inducing + 1) / 2, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a, n, inducing, outputs,
                 caller: "MarginalsBackward (dA, dK_ZX)");
-        else
-            kernels.Launch(ProjectionGradientKernel, inducing * n, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a, n, inducing, outputs,
-                caller: "MarginalsBackward (dA, dK_ZX)");
-        if (kernels.GpRowKernels)
             kernels.Launch(PosteriorGradientRowKernel, outputs * ((inducing + 1) / 2), a, b, dMean, dVariance, dM, dLS, n, inducing, outputs,
                 caller: "MarginalsBackward (dm, dL_S)");
+        }
         else
         {
+            kernels.Launch(ProjectionGradientKernel, inducing * n, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a, n, inducing, outputs,
+                caller: "MarginalsBackward (dA, dK_ZX)");
             kernels.Launch(PosteriorMeanGradientKernel, outputs * inducing, a, dMean, dM, n, inducing, outputs, caller: "MarginalsBackward (dm, dL_S)");
             kernels.Launch(PosteriorFactorGradientKernel, outputs * inducing * inducing, a, b, dVariance, dLS, n, inducing, outputs,
                 caller: "MarginalsBackward (dm, dL_S)");
