@@ -127,6 +127,90 @@ public sealed class DeepGpLayerTests(AcceleratorFixture fixture)
     }
 
     /// <summary>
+    /// The robust-max likelihood (ε = 10⁻³, 20 Gauss–Hermite points): ell against the reference (1e-12 of the largest;
+    /// the same products in the same order), the weighted derivatives in μ and σ² against central differences of the
+    /// reference (1e-6 relative plus 1e-6, as the softmax's: sums of order 10²). At least two classes (C = 1 has no
+    /// rival); means within ±2 and standard deviations 0.2 to 1.2 so that every class's Φ is in play.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void RobustMaxMatchesTheReferenceAndDifferences(int n, int dims, int outputs)
+    {
+        _ = dims;
+        int classes = Math.Max(2, outputs);
+        var random = new Random(n * classes + 5);
+        var mean = Draw(random, n * classes, 2);
+        var variance = Enumerable.Range(0, n * classes).Select(_ => Math.Pow(0.2 + random.NextDouble(), 2)).ToArray();
+        var labels = Enumerable.Range(0, n).Select(_ => random.Next(classes)).ToArray();
+        var rule = GaussHermite.Rule(20);
+        const double epsilon = 1e-3, weight = -0.6;
+        double Total(double[] mu, double[] v) => weight * DeepGpLayerReference.RobustMaxExpectedLogLikelihood(mu, v, labels, classes, epsilon, rule).Sum();
+        var expected = DeepGpLayerReference.RobustMaxExpectedLogLikelihood(mean, variance, labels, classes, epsilon, rule);
+        var expectedDMean = Numerics.FiniteDifferenceGradient(values => Total(values, variance), mean);
+        var expectedDVariance = Numerics.FiniteDifferenceGradient(values => Total(mean, values), variance);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var meanB = accelerator.Upload(mean);
+            using var varianceB = accelerator.Upload(variance);
+            using var labelsB = accelerator.Upload(labels);
+            using var quadrature = accelerator.Upload(rule.Nodes.Concat(rule.Weights).ToArray());
+            using var ell = accelerator.Allocate1D<double>(n);
+            using var dMean = accelerator.Allocate1D<double>(n * classes);
+            using var dVariance = accelerator.Allocate1D<double>(n * classes);
+            kernels.RobustMaxExpectedLogLikelihood(meanB.View, varianceB.View, labelsB.View, quadrature.View, epsilon, weight, ell.View, dMean.View, dVariance.View,
+                n, classes, rule.Nodes.Length);
+            Numerics.AssertCloseToLargest($"{accelerator.AcceleratorType} ell", expected, ell.GetAsArray1D(), 1e-12);
+            Numerics.AssertClose($"{accelerator.AcceleratorType} dMean", expectedDMean, dMean.GetAsArray1D(), 1e-6, 1e-6);
+            Numerics.AssertClose($"{accelerator.AcceleratorType} dVariance", expectedDVariance, dVariance.GetAsArray1D(), 1e-6, 1e-6);
+        }
+    }
+
+    /// <summary>A class whose variance is 0 (a deterministic latent value) stands in at the floor: everything stays
+    /// finite, its σ² gets no derivative, and ell still matches the reference.</summary>
+    [Fact]
+    public void RobustMaxTakesAZeroVarianceAtTheFloor()
+    {
+        const int classes = 3;
+        double[] mean = [0.3, -0.1, 0.2], variance = [0.5, 0, 0.8];
+        int[] labels = [0];
+        var rule = GaussHermite.Rule(20);
+        var expected = DeepGpLayerReference.RobustMaxExpectedLogLikelihood(mean, variance, labels, classes, 1e-3, rule);
+        foreach (var kernels in fixture.KernelSets)
+        {
+            var accelerator = kernels.Accelerator;
+            using var meanB = accelerator.Upload(mean);
+            using var varianceB = accelerator.Upload(variance);
+            using var labelsB = accelerator.Upload(labels);
+            using var quadrature = accelerator.Upload(rule.Nodes.Concat(rule.Weights).ToArray());
+            using var ell = accelerator.Allocate1D<double>(1);
+            using var dMean = accelerator.Allocate1D<double>(classes);
+            using var dVariance = accelerator.Allocate1D<double>(classes);
+            kernels.RobustMaxExpectedLogLikelihood(meanB.View, varianceB.View, labelsB.View, quadrature.View, 1e-3, 1, ell.View, dMean.View, dVariance.View, 1,
+                classes, rule.Nodes.Length);
+            Numerics.AssertCloseToLargest($"{accelerator.AcceleratorType} ell", expected, ell.GetAsArray1D(), 1e-12);
+            Assert.All(dMean.GetAsArray1D().Concat(dVariance.GetAsArray1D()), value => Assert.True(double.IsFinite(value)));
+            Assert.Equal(0, dVariance.GetAsArray1D()[1]);
+            Assert.NotEqual(0, dVariance.GetAsArray1D()[0]);
+        }
+    }
+
+    /// <summary>With two classes P(f_y > f_c) = Φ((μ_y − μ_c)/√(σ²_y + σ²_c)) exactly: the 20-point rule reaches it to
+    /// 1e-6 for comparable spreads (the integrand Φ is smooth in f_y) and far closer when the rival is the wider.</summary>
+    [Theory]
+    [InlineData(0.0, 1.0, 0.0, 1.0)]
+    [InlineData(1.3, 0.5, -0.4, 0.8)]
+    [InlineData(-0.7, 0.3, 0.2, 2.0)]
+    [InlineData(2.5, 1.5, 0.0, 1.0)]
+    public void TwoClassProbabilityMatchesTheClosedForm(double meanLabel, double sdLabel, double meanRival, double sdRival)
+    {
+        double[] mean = [meanLabel, meanRival], variance = [sdLabel * sdLabel, sdRival * sdRival];
+        double quadrature = DeepGpLayerReference.ProbabilityIsLargest(mean, variance, 0, 0, 2, GaussHermite.Rule(20));
+        double exact = NormalDistribution.Cdf((meanLabel - meanRival) / Math.Sqrt(variance.Sum()));
+        Assert.Equal(exact, quadrature, 1e-6);
+    }
+
+    /// <summary>
     /// The Gaussian expected log-likelihood with the noise read on the device: its value per point against the
     /// reference ELBO's data term written out here, and the weighted derivatives in μ, σ² and log s² against central
     /// differences (1e-6 relative plus 1e-6: the differenced sums reach 10³, see the softmax test).

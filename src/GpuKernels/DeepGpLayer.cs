@@ -6,7 +6,7 @@ namespace IlgpuVae.GpuKernels;
 /// <summary>
 /// What a deep GP adds to the sparse GP layer (<see cref="SparseGp"/>), in double: the inner layers' fixed linear mean
 /// function, one reparameterized sample per point from each layer's marginals (Salimbeni and Deisenroth 2017: the
-/// sample, not the marginal, feeds the next layer), and the softmax likelihood for classification. Double
+/// sample, not the marginal, feeds the next layer), and the softmax and robust-max likelihoods for classification. Double
 /// references: <see cref="Reference.DeepGpLayerReference"/>.
 /// </summary>
 public static class DeepGpLayer
@@ -44,6 +44,70 @@ public static class DeepGpLayer
     public static void SoftmaxLogLikelihood(this KernelSet kernels, ArrayView<double> f, ArrayView<int> labels, double weight, ArrayView<double> ell,
         ArrayView<double> dF, int n, int classes) =>
         kernels.Launch(SoftmaxKernel, n, f, labels, ell, dF, weight, classes);
+
+    /// <summary>
+    /// The robust-max likelihood (Hernández-Lobato et al. 2011; GPflow's MultiClass, which the authors' MNIST runs use):
+    /// p(y | f) = 1 − ε when f_y is the largest of the C latent values, else ε/(C − 1). Under independent marginals f_c ~
+    /// N(μ_c, σ²_c), E[log p(y | f)] = log(ε/(C − 1)) + (log(1 − ε) − log(ε/(C − 1)))·P with P = P(f_y is the largest)
+    /// = E_{f_y}[Π_{c≠y} Φ((f_y − μ_c)/σ_c)], taken by Gauss–Hermite quadrature over f_y (<paramref name="quadrature"/>:
+    /// the H nodes, then the H weights of <see cref="GaussHermite.Rule"/>). Writes ell [N] and the derivatives of
+    /// weight·ell in μ and σ² [N, C] (0 in σ²_c where σ²_c is at or below <see cref="VarianceFloor"/>, which is used in
+    /// its place). One thread per point; C ≥ 2.
+    /// </summary>
+    public static void RobustMaxExpectedLogLikelihood(this KernelSet kernels, ArrayView<double> mean, ArrayView<double> variance, ArrayView<int> labels,
+        ArrayView<double> quadrature, double epsilon, double weight, ArrayView<double> ell, ArrayView<double> dMean, ArrayView<double> dVariance, int n,
+        int classes, int points) =>
+        kernels.Launch(RobustMaxKernel, n, mean, variance, labels, quadrature, ell, dMean, dVariance, Math.Log(1 - epsilon), Math.Log(epsilon / (classes - 1)),
+            weight, classes, points);
+
+    [Kernel]
+    public static void RobustMaxKernel(Index1D point, ArrayView<double> mean, ArrayView<double> variance, ArrayView<int> labels, ArrayView<double> quadrature,
+        ArrayView<double> ell, ArrayView<double> dMean, ArrayView<double> dVariance, double logCorrect, double logOther, double weight, int classes, int points)
+    {
+        const double rootTwo = 1.4142135623730951, oneOverRootPi = 0.5641895835477563;
+        long row = (long)(int)point * classes;
+        int label = labels[point];
+        double meanLabel = mean[row + label], sdLabel = Math.Sqrt(Math.Max(variance[row + label], VarianceFloor));
+        // dMean and dVariance gather the derivatives of P in μ_c and σ_c over the nodes.
+        for (int c = 0; c < classes; c++)
+        {
+            dMean[row + c] = 0;
+            dVariance[row + c] = 0;
+        }
+        double probability = 0, dMeanLabel = 0, dSdLabel = 0;
+        for (int h = 0; h < points; h++)
+        {
+            double node = quadrature[h], nodeWeight = quadrature[points + h] * oneOverRootPi;
+            double value = meanLabel + rootTwo * sdLabel * node, product = 1;
+            for (int c = 0; c < classes; c++)
+                if (c != label)
+                    product *= NormalDistribution.Cdf((value - mean[row + c]) / Math.Sqrt(Math.Max(variance[row + c], VarianceFloor)));
+            probability += nodeWeight * product;
+            for (int c = 0; c < classes; c++)
+            {
+                if (c == label)
+                    continue;
+                double sd = Math.Sqrt(Math.Max(variance[row + c], VarianceFloor)), u = (value - mean[row + c]) / sd, cdf = NormalDistribution.Cdf(u);
+                // The product without Φ(u_c); where Φ(u_c) underflows so does φ(u_c), and the share is 0.
+                double share = cdf > 0 ? nodeWeight * product / cdf * NormalDistribution.Density(u) / sd : 0;
+                dMean[row + c] -= share;
+                dVariance[row + c] -= share * u;
+                dMeanLabel += share;
+                dSdLabel += share * rootTwo * node;
+            }
+        }
+        double gap = logCorrect - logOther, scale = weight * gap;
+        ell[point] = logOther + gap * probability;
+        dMean[row + label] = dMeanLabel;
+        dVariance[row + label] = dSdLabel;
+        // From σ_c to σ²_c: dσ_c/dσ²_c = 1/(2σ_c); nothing where the floor stands in for σ²_c.
+        for (int c = 0; c < classes; c++)
+        {
+            double v = variance[row + c];
+            dMean[row + c] *= scale;
+            dVariance[row + c] = v > VarianceFloor ? scale * dVariance[row + c] / (2 * Math.Sqrt(v)) : 0;
+        }
+    }
 
     [Kernel]
     public static void LinearMeanKernel(Index1D index, ArrayView<double> x, ArrayView<double> w, ArrayView<double> mean, int dims, int outputs)

@@ -41,4 +41,33 @@ public static class DeepGpLayerReference
             double largest = row.Max();
             return row[label] - largest - Math.Log(row.Sum(value => Math.Exp(value - largest)));
         }).ToArray();
+
+    /// <summary>P(f_c is the largest of the C values) for independent f_k ~ N(μ_k, σ²_k) (row <paramref name="point"/>
+    /// of mean and variance [N, C], σ² floored at <see cref="DeepGpLayer.VarianceFloor"/>): E_{f_c}[Π_{k≠c} Φ((f_c −
+    /// μ_k)/σ_k)] by the Gauss–Hermite <paramref name="rule"/> with f_c = μ_c + √2·σ_c·t.</summary>
+    public static double ProbabilityIsLargest(double[] mean, double[] variance, int point, int candidate, int classes, (double[] Nodes, double[] Weights) rule)
+    {
+        double Sd(int k) => Math.Sqrt(Math.Max(variance[point * classes + k], DeepGpLayer.VarianceFloor));
+        double probability = 0;
+        for (int h = 0; h < rule.Nodes.Length; h++)
+        {
+            double value = mean[point * classes + candidate] + Math.Sqrt(2) * Sd(candidate) * rule.Nodes[h];
+            double product = 1;
+            for (int k = 0; k < classes; k++)
+                if (k != candidate)
+                    product *= NormalDistribution.Cdf((value - mean[point * classes + k]) / Sd(k));
+            probability += rule.Weights[h] / Math.Sqrt(Math.PI) * product;
+        }
+        return probability;
+    }
+
+    /// <summary>The robust-max likelihood's expected log density per point: with P = P(f_y is the largest),
+    /// E[log p(y | f)] = P·log(1 − ε) + (1 − P)·log(ε/(C − 1)).</summary>
+    public static double[] RobustMaxExpectedLogLikelihood(double[] mean, double[] variance, int[] labels, int classes, double epsilon,
+        (double[] Nodes, double[] Weights) rule) =>
+        labels.Select((label, point) =>
+        {
+            double probability = ProbabilityIsLargest(mean, variance, point, label, classes, rule);
+            return probability * Math.Log(1 - epsilon) + (1 - probability) * Math.Log(epsilon / (classes - 1));
+        }).ToArray();
 }
