@@ -398,6 +398,7 @@ public sealed class CliTests : IDisposable
         Assert.InRange(testError, 0, 1);
         Assert.Equal(0, testError * 9 % 1, 9);
         Assert.Null(eval["test_rmse"]);
+        Assert.Equal("auto", System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(run, "settings.json")))!["likelihood"]!.GetValue<string>());
         Assert.Null(eval["noise_variance_standardised"]);
         var (_, doubles, _) = IlgpuVae.Model.Checkpoints.SafeTensors.ReadAll(Path.Combine(run, "model.safetensors"));
         Assert.Equal([20, 3], doubles["layer1.mean_weights"].Shape);
@@ -406,6 +407,33 @@ public sealed class CliTests : IDisposable
         (exitCode, _, error) = Run("dgp-splits", "--data", data, "--steps", "1", "--accelerator", "cpu", "--out", Path.Combine(directory, "no"));
         Assert.Equal(2, exitCode);
         Assert.Contains("is an image set with its own test images", error);
+
+        // The robust-max likelihood (the authors' MNIST setting, their starting lengthscale and signal variance): it
+        // needs a rival class, so first refused on these all-zero labels, then run on labels 0, 1, 2 in turn; a resumed
+        // run keeps the likelihood its settings.json names.
+        (exitCode, _, error) = Run("dgp", "--data", data, "--likelihood", "robust-max", "--steps", "1", "--accelerator", "cpu", "--out", Path.Combine(directory, "one"));
+        Assert.Equal(2, exitCode);
+        Assert.Contains("the robust-max likelihood needs at least two classes (the labels have 1)", error);
+        string threeClasses = Path.Combine(directory, "three-classes");
+        Directory.CreateDirectory(threeClasses);
+        foreach (var (prefix, count) in new[] { ("train", 40), ("t10k", 9) })
+        {
+            File.Copy(Path.Combine(data, $"{prefix}-images-idx3-ubyte"), Path.Combine(threeClasses, $"{prefix}-images-idx3-ubyte"));
+            File.WriteAllBytes(Path.Combine(threeClasses, $"{prefix}-labels-idx1-ubyte"), IdxReaderTests.Idx([count], Enumerable.Range(0, count).Select(at => (byte)(at % 3)).ToArray()));
+        }
+        classes = 3;
+        var robust = Path.Combine(directory, "images-robust-max");
+        (exitCode, output, error) = Run("dgp", "--data", threeClasses, "--likelihood", "robust-max", "--initial-lengthscale", "2", "--initial-signal-variance", "2",
+            "--inducing", "5", "--inner-width", "3", "--steps", "2", "--eval-every", "2", "--samples", "2", "--accelerator", "cpu", "--out", robust);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains($"(20 → 3 → {classes}), robust-max likelihood", output);
+        (_, doubles, _) = IlgpuVae.Model.Checkpoints.SafeTensors.ReadAll(Path.Combine(robust, "model.safetensors"));
+        Assert.False(doubles.ContainsKey("likelihood.log_noise"));
+        (exitCode, output, error) = Run("dgp", "--resume", robust, "--steps", "3", "--eval-every", "1", "--samples", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("robust-max likelihood", output);
+        eval = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(robust, "eval.json")))!;
+        Assert.InRange(eval["test_log_likelihood"]!.GetValue<double>(), Math.Log(1e-3 / (classes - 1)), Math.Log(1 - 1e-3));
     }
 
     /// <summary>The one-dimensional toy problem draws its predictive mean and bands (800 × 500 pixels).</summary>
@@ -429,6 +457,9 @@ public sealed class CliTests : IDisposable
     [InlineData("profile", "--profile must be ≥ 0 steps (got -1)")]
     [InlineData("inducing", "--inducing (28) is more than the 27 training points")]
     [InlineData("nowhere", "nowhere.csv: not a CSV file, nor a known regression table")]
+    [InlineData("robust-max", "--likelihood robust-max classifies images; a regression table takes the Gaussian likelihood")]
+    [InlineData("likelihood", "--likelihood: unknown 'probit'; use auto, gaussian, softmax, robust-max")]
+    [InlineData("lengthscale", "--initial-lengthscale must be a finite number > 0, or 0 for √D (got -1)")]
     public void DeepGpRefusesBadTablesAndSettings(string what, string expected)
     {
         var data = WriteRegressionTable(duplicateFirstRows: what == "singular");
@@ -459,6 +490,15 @@ public sealed class CliTests : IDisposable
                 break;
             case "nowhere":
                 data = Path.Combine(directory, "nowhere.csv");
+                break;
+            case "robust-max":
+                extra = ["--likelihood", "robust-max"];
+                break;
+            case "likelihood":
+                extra = ["--likelihood", "probit"];
+                break;
+            case "lengthscale":
+                extra = ["--initial-lengthscale", "-1"];
                 break;
         }
         if (what != "nowhere")

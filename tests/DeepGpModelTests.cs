@@ -32,6 +32,9 @@ public sealed class DeepGpModelTests(AcceleratorFixture fixture)
         { DeepGpLikelihood.Gaussian, 3, 3, 2, 1, false },
         { DeepGpLikelihood.Softmax, 2, 2, 0, 3, true },
         { DeepGpLikelihood.Softmax, 2, 2, 0, 3, false },
+        { DeepGpLikelihood.RobustMax, 1, 2, 0, 3, true },
+        { DeepGpLikelihood.RobustMax, 2, 2, 3, 4, true },
+        { DeepGpLikelihood.RobustMax, 2, 2, 0, 3, false },
     };
 
     /// <summary>

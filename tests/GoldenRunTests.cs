@@ -348,7 +348,8 @@ public sealed class GoldenRunTests : IDisposable
 
     /// <summary>The deep GP's short runs (issue 25): the toy step with two layers, a 30-row table with three
     /// non-whitened layers on minibatches of 10 (so the epoch permutation counts), and two layers classifying images on
-    /// minibatches of 16 (softmax, an inner layer narrowed by the principal directions).</summary>
+    /// minibatches of 16 (softmax, an inner layer narrowed by the principal directions; and the same under the robust-max
+    /// likelihood).</summary>
     public static readonly IReadOnlyDictionary<string, (string Options, string ModelSha256, string EvalSha256)> DeepGpRuns =
         new Dictionary<string, (string, string, string)>
         {
@@ -358,6 +359,9 @@ public sealed class GoldenRunTests : IDisposable
             ["dgp-images"] = ("--dgp-layers 2 --inducing 6 --inner-width 4 --batch-size 16 --steps 4 --eval-every 4 --samples 3",
                 "3a64e9874c434e64ded44b429864a39d1bf6687b47e7b899396648e4f2d3187e",
                 "ed29f43b1726347acb2dfe600a755e058ddcac9d51df1fadedbe269ebb20801e"),
+            ["dgp-images-robust-max"] = ("--likelihood robust-max --dgp-layers 2 --inducing 6 --inner-width 4 --batch-size 16 --steps 4 --eval-every 4 --samples 3",
+                "fbccdc870c50a46f43f5424a30d92ad36a1ee5cc79dcecb5f6c798f3558bc3b9",
+                "766e31763d62c0d5c4927da39d03614c6a635250872aa094d717dd8133c527d4"),
             ["dgp-table-three-layers"] = ("--dgp-layers 3 --inducing 5 --inner-width 3 --whitened false --batch-size 10 --lr 0.02 --steps 6 --eval-every 6 --samples 3",
                 "ee4593b0baf212186488fafebd1f46cddca8c2f1bd9dd46d800c5dfa8d8856c5",
                 "8a138a8aa8fb1189cbc836319b1310506a89b43d733c11420cf945abccef9e26"),
@@ -376,7 +380,7 @@ public sealed class GoldenRunTests : IDisposable
         File.WriteAllLines(data, Enumerable.Range(0, 30).Select(_ => string.Join(",", Enumerable.Range(0, 3).Select(_ => (random.Next(2000) / 1000.0 - 1).ToString(System.Globalization.CultureInfo.InvariantCulture)))).Prepend("a,b,y"));
         var run = Path.Combine(directory, name);
         // The image run classifies the golden runs' 42 training and 9 test images of 4×5 pixels.
-        if (name == "dgp-images")
+        if (name.StartsWith("dgp-images", StringComparison.Ordinal))
             data = WriteDataSet(Path.Combine(directory, "images"));
         Run($"dgp {(golden.Options.Contains("--data") ? "" : $"--data {data} ")}--accelerator cpu --out {run} {golden.Options}");
         var actual = (Sha256(Path.Combine(run, "model.safetensors")), Sha256(Path.Combine(run, "eval.json")));

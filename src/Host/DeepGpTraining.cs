@@ -17,6 +17,10 @@ public sealed record DeepGpOptions
     /// <summary>boston, diabetes, toy, or a regression CSV (features then target, a header row).</summary>
     public string Data { get; init; } = "boston";
 
+    /// <summary>auto (Gaussian for a table, softmax for images), softmax or robust-max (images only), gaussian
+    /// (tables only).</summary>
+    public string Likelihood { get; init; } = "auto";
+
     public int Split { get; init; }
     public double TestFraction { get; init; } = 0.1;
     public ulong SplitSeed { get; init; } = 1;
@@ -62,6 +66,8 @@ internal sealed record DeepGpProblem(string Name, string Description, DeepGpData
         return new DeepGpProblem(train.Name, $"{train.Name}, {train.Count} training and {test.Count} test images of {train.Features} pixels, {classes} classes", trainData,
             testPixels, test.Count, (model, samples) =>
             {
+                if (model.Settings.Likelihood == DeepGpLikelihood.RobustMax)
+                    return ScoreRobustMax(model, testPixels, testLabels.Select(label => (int)label).ToArray(), classes, samples);
                 var (logits, _) = model.Predict(testPixels, test.Count, samples);
                 double logLikelihood = 0;
                 int errors = 0;
@@ -86,6 +92,33 @@ internal sealed record DeepGpProblem(string Name, string Description, DeepGpData
                 }
                 return (logLikelihood / test.Count, double.NaN, errors / (double)test.Count);
             }, null);
+    }
+
+    /// <summary>
+    /// The robust-max likelihood's scores: per pass the class probabilities p_c = (1 − ε)P_c + ε(1 − P_c)/(C − 1), P_c =
+    /// P(f_c is the largest) under the last layer's marginals (the same Gauss–Hermite rule as training); the
+    /// log-likelihood is the log of the passes' mean p_y, the error that of the argmax of the mean p. Points in parallel.
+    /// </summary>
+    private static (double LogLikelihood, double Rmse, double Error) ScoreRobustMax(DeepGpModel model, double[] pixels, int[] labels, int classes, int samples)
+    {
+        var (means, variances) = model.Predict(pixels, labels.Length, samples);
+        var rule = GaussHermite.Rule(model.Settings.QuadraturePoints);
+        double epsilon = model.Settings.RobustMaxEpsilon;
+        var logLikelihoods = new double[labels.Length];
+        var wrong = new bool[labels.Length];
+        Parallel.For(0, labels.Length, n =>
+        {
+            var probabilities = new double[classes];
+            for (int s = 0; s < samples; s++)
+                for (int c = 0; c < classes; c++)
+                {
+                    double largest = GpuKernels.Reference.DeepGpLayerReference.ProbabilityIsLargest(means[s], variances![s], n, c, classes, rule);
+                    probabilities[c] += ((1 - epsilon) * largest + epsilon * (1 - largest) / (classes - 1)) / samples;
+                }
+            logLikelihoods[n] = Math.Log(probabilities[labels[n]]);
+            wrong[n] = Array.IndexOf(probabilities, probabilities.Max()) != labels[n];
+        });
+        return (logLikelihoods.Average(), double.NaN, wrong.Count(value => value) / (double)labels.Length);
     }
 
     /// <summary>Split <paramref name="index"/> of a regression table, standardised by its training rows; scored in the
@@ -146,8 +179,8 @@ public static class DeepGpTraining
         bool images = DataSets.Names.Contains(run.Data) || Directory.Exists(run.Data);
         var problem = images ? DeepGpProblem.Images(DataSets.Load(run.Data, output))
             : DeepGpProblem.Table(DataSets.LoadRegressionTable(run.Data, output), run.Split, run.TestFraction, run.SplitSeed);
-        // Images are classified (softmax), tables regressed (Gaussian).
-        var settings = run.Settings with { Likelihood = images ? DeepGpLikelihood.Softmax : DeepGpLikelihood.Gaussian };
+        // Images are classified (softmax unless asked for robust-max), tables regressed (Gaussian).
+        var settings = run.Settings with { Likelihood = ChooseLikelihood(run.Likelihood, images) };
         var data = problem.Train;
         Directory.CreateDirectory(directory);
 
@@ -160,7 +193,7 @@ public static class DeepGpTraining
         log.WriteLine($"accelerator: {Compute.Describe(accelerator)}");
         log.WriteLine($"data: {problem.Description}");
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"model: deep GP, {settings.Layers} layer{(settings.Layers == 1 ? "" : "s")} ({string.Join(" → ", model.Layout.Layers.Select(layer => layer.InputWidth).Append(data.Outputs))}), {(images ? "softmax" : "Gaussian")} likelihood, {settings.Inducing} inducing points each, {(settings.Whitened ? "whitened" : "non-whitened")} q(u), {model.Layout.Count} parameters; Adam {settings.LearningRate}, batch {Math.Min(settings.BatchSize, data.Rows)}, seed {settings.Seed}"));
+            $"model: deep GP, {settings.Layers} layer{(settings.Layers == 1 ? "" : "s")} ({string.Join(" → ", model.Layout.Layers.Select(layer => layer.InputWidth).Append(data.Outputs))}), {LikelihoodName(settings.Likelihood)} likelihood, {settings.Inducing} inducing points each, {(settings.Whitened ? "whitened" : "non-whitened")} q(u), {model.Layout.Count} parameters; Adam {settings.LearningRate}, batch {Math.Min(settings.BatchSize, data.Rows)}, seed {settings.Seed}"));
         if (checkpoint is not null)
         {
             model.Restore(checkpoint.Parameters, checkpoint.FirstMoment, checkpoint.SecondMoment, checkpoint.Step);
@@ -305,6 +338,27 @@ public static class DeepGpTraining
             split.TrainRows.Select(row => split.Table.Targets[row]).ToArray(), $"deep GP, {model.Settings.Layers} layer(s), step {model.Step}");
     }
 
+    /// <summary>The names --likelihood takes.</summary>
+    public static readonly string[] LikelihoodNames = ["auto", "gaussian", "softmax", "robust-max"];
+
+    /// <summary>The likelihood <paramref name="name"/> (one of <see cref="LikelihoodNames"/>) stands for on images or a table.</summary>
+    public static DeepGpLikelihood ChooseLikelihood(string name, bool images) => (name, images) switch
+    {
+        ("auto", true) or ("softmax", true) => DeepGpLikelihood.Softmax,
+        ("robust-max", true) => DeepGpLikelihood.RobustMax,
+        ("auto", false) or ("gaussian", false) => DeepGpLikelihood.Gaussian,
+        ("gaussian", true) => throw new ArgumentException("--likelihood gaussian regresses a table; images are classified: --likelihood softmax or robust-max"),
+        ("softmax" or "robust-max", false) => throw new ArgumentException($"--likelihood {name} classifies images; a regression table takes the Gaussian likelihood (--likelihood auto)"),
+        _ => throw new ArgumentException($"--likelihood: unknown '{name}'; use {string.Join(", ", LikelihoodNames)}"),
+    };
+
+    private static string LikelihoodName(DeepGpLikelihood likelihood) => likelihood switch
+    {
+        DeepGpLikelihood.Gaussian => "Gaussian",
+        DeepGpLikelihood.Softmax => "softmax",
+        _ => "robust-max",
+    };
+
     private static string SettingsJson(DeepGpOptions options)
     {
         var settings = options.Settings;
@@ -312,6 +366,7 @@ public static class DeepGpTraining
         {
             ["data"] = File.Exists(options.Data) ? Path.GetFullPath(options.Data) : options.Data,
             ["split"] = options.Split,
+            ["likelihood"] = options.Likelihood,
             ["test_fraction"] = options.TestFraction,
             ["split_seed"] = options.SplitSeed,
             ["layers"] = settings.Layers,
@@ -322,6 +377,8 @@ public static class DeepGpTraining
             ["jitter"] = settings.Jitter,
             ["initial_noise"] = settings.InitialNoise,
             ["inner_scale"] = settings.InnerScale,
+            ["initial_lengthscale"] = settings.InitialLengthscale,
+            ["initial_signal_variance"] = settings.InitialSignalVariance,
             ["whitened"] = settings.Whitened,
             ["seed"] = settings.Seed,
         }.ToJsonString(Json);
@@ -338,6 +395,8 @@ public static class DeepGpTraining
     {
         Data = file.Get<string>("data"),
         Split = file.Get<int>("split"),
+        // Runs from before --likelihood took the one their data implied.
+        Likelihood = file.GetOr("likelihood", "auto"),
         TestFraction = file.Get<double>("test_fraction"),
         SplitSeed = file.Get<ulong>("split_seed"),
         Settings = new DeepGpSettings
@@ -350,6 +409,8 @@ public static class DeepGpTraining
             Jitter = file.Get<double>("jitter"),
             InitialNoise = file.Get<double>("initial_noise"),
             InnerScale = file.Get<double>("inner_scale"),
+            InitialLengthscale = file.GetOr("initial_lengthscale", 0.0),
+            InitialSignalVariance = file.GetOr("initial_signal_variance", 1.0),
             Whitened = file.Get<bool>("whitened"),
             Seed = file.Get<ulong>("seed"),
         },

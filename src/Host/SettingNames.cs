@@ -41,6 +41,8 @@ internal static class SettingNames
         ["Jitter"] = "--jitter",
         ["InitialNoise"] = "--initial-noise",
         ["InnerScale"] = "--inner-scale",
+        ["InitialLengthscale"] = "--initial-lengthscale",
+        ["InitialSignalVariance"] = "--initial-signal-variance",
     };
 
     /// <summary>The option that sets <paramref name="property"/>, or the property's own name when none does.</summary>

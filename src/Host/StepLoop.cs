@@ -125,6 +125,9 @@ internal sealed class RunSettingsFile
     /// <summary>The value named <paramref name="name"/>.</summary>
     public T Get<T>(string name) => json[name] is { } node ? node.GetValue<T>() : throw new Model.Data.DataFormatException(path, $"'{name}' is missing");
 
+    /// <summary>The value, or <paramref name="fallback"/> where a file written before the setting existed lacks it.</summary>
+    public T GetOr<T>(string name, T fallback) => json[name] is { } node ? node.GetValue<T>() : fallback;
+
     /// <summary>Reads <paramref name="directory"/>'s settings file with <paramref name="read"/>; <paramref name="command"/>
     /// names the kind of run folder in the errors.</summary>
     public static TResult Read<TResult>(string directory, string fileName, string command, Func<RunSettingsFile, TResult> read)

@@ -17,12 +17,15 @@ internal static class DeepGpCommand
         private static DeepGpSettings Settings => Defaults.Settings;
 
         public readonly Option<string> Data = new("--data") { Description = "Regression: boston or diabetes (fetched on first use), toy (a 1-D step), or a CSV file (a header row, then the features and the target on each line). Classification: mnist, fashion-mnist or an image folder", DefaultValueFactory = _ => Defaults.Data };
+        public readonly Option<string> Likelihood = new("--likelihood") { Description = "auto (Gaussian for a table, softmax for images), softmax or robust-max (images: the authors' MNIST likelihood, ε = 10⁻³), gaussian", DefaultValueFactory = _ => Defaults.Likelihood };
         public readonly Option<int> Inducing = new("--inducing") { Description = "Inducing points per layer (k-means initialised)", DefaultValueFactory = _ => Settings.Inducing };
         public readonly Option<int> InnerWidth = new("--inner-width") { Description = "Width of the inner layers (0: min(D, 30))", DefaultValueFactory = _ => Settings.InnerWidth };
         public readonly Option<int> Batch = new("--batch-size") { Description = "Points per step (the whole training set when smaller)", DefaultValueFactory = _ => Settings.BatchSize };
         public readonly Option<double> LearningRate = new("--lr") { Description = "Adam learning rate", DefaultValueFactory = _ => Settings.LearningRate };
         public readonly Option<double> Jitter = new("--jitter") { Description = "Added to K_ZZ's diagonal before its Cholesky factorisation", DefaultValueFactory = _ => Settings.Jitter };
         public readonly Option<double> Noise = new("--initial-noise") { Description = "Noise variance at the start, on the standardised targets", DefaultValueFactory = _ => Settings.InitialNoise };
+        public readonly Option<double> Lengthscale = new("--initial-lengthscale") { Description = "Every layer's RBF lengthscales at the start (0: √D for D inputs; the authors' MNIST runs: 2)", DefaultValueFactory = _ => Settings.InitialLengthscale };
+        public readonly Option<double> SignalVariance = new("--initial-signal-variance") { Description = "Every layer's RBF signal variance at the start (the authors' MNIST runs: 2)", DefaultValueFactory = _ => Settings.InitialSignalVariance };
         public readonly Option<double> InnerScale = new("--inner-scale") { Description = "Inner layers' q(u) start at this squared times the prior (nearly deterministic)", DefaultValueFactory = _ => Settings.InnerScale };
         public readonly Option<bool> Whitened = new("--whitened") { Description = "Hold q(u) whitened (u = Lv, q(v) against N(0, I)); --whitened false: as N(m, S) against N(0, K_ZZ) [default: true]", DefaultValueFactory = _ => Settings.Whitened };
         public readonly Option<ulong> Seed = new("--seed") { Description = "Seed of the k-means start and every draw", DefaultValueFactory = _ => Settings.Seed };
@@ -34,7 +37,7 @@ internal static class DeepGpCommand
         public readonly Option<string> Accelerator = AcceleratorOption();
 
         /// <summary>The options that fix the model and its data (refused beside --resume).</summary>
-        public Option[] Model => [Data, Inducing, InnerWidth, Batch, LearningRate, Jitter, Noise, InnerScale, Whitened, Seed, TestFraction, SplitSeed];
+        public Option[] Model => [Data, Likelihood, Inducing, InnerWidth, Batch, LearningRate, Jitter, Noise, Lengthscale, SignalVariance, InnerScale, Whitened, Seed, TestFraction, SplitSeed];
 
         public Option[] All => [.. Model, Steps, EvalEvery, Samples, Accelerator];
 
@@ -49,11 +52,14 @@ internal static class DeepGpCommand
                 LearningRate = parse.GetValue(LearningRate),
                 Jitter = parse.GetValue(Jitter),
                 InitialNoise = parse.GetValue(Noise),
+                InitialLengthscale = parse.GetValue(Lengthscale),
+                InitialSignalVariance = parse.GetValue(SignalVariance),
                 InnerScale = parse.GetValue(InnerScale),
                 Whitened = parse.GetValue(Whitened),
                 Seed = parse.GetValue(Seed),
             },
             Data = parse.GetValue(Data)!,
+            Likelihood = CheckLikelihood(parse.GetValue(Likelihood)!),
             TestFraction = parse.GetValue(TestFraction),
             SplitSeed = parse.GetValue(SplitSeed),
             Steps = parse.GetValue(Steps),
@@ -62,6 +68,9 @@ internal static class DeepGpCommand
             Accelerator = Compute.ParseChoice(parse.GetValue(Accelerator)),
         };
     }
+
+    private static string CheckLikelihood(string name) => DeepGpTraining.LikelihoodNames.Contains(name) ? name
+        : throw new ArgumentException($"--likelihood: unknown '{name}'; use {string.Join(", ", DeepGpTraining.LikelihoodNames)}");
 
     public static Command Create(TextWriter output, CancellationToken interrupt)
     {

@@ -66,7 +66,8 @@ public sealed class DeepGpLayout
     /// <summary>
     /// The starting parameters and the fixed mean weights for training inputs [N, D] (or <see cref="InitialisationRows"/>
     /// of them): the first layer's inducing inputs by k-means on the inputs (<see cref="KMeans"/>), each layer above taking the one below's mapped through its mean
-    /// weights; lengthscales √D_in (a standardised input's squared distances are of order D) and σ_f² = 1; m = 0;
+    /// weights; lengthscales √D_in (a standardised input's squared distances are of order D) and σ_f² = 1 unless the
+    /// settings give others (<see cref="StartingHyper"/>); m = 0;
     /// q(u) at the prior on the last layer (L_S = I whitened, the factor of K_ZZ + jitter·I otherwise) and that times
     /// <see cref="DeepGpSettings.InnerScale"/> below it; the noise variance <see cref="DeepGpSettings.InitialNoise"/>.
     /// </summary>
@@ -80,8 +81,7 @@ public sealed class DeepGpLayout
         foreach (var layer in Layers)
         {
             Array.Copy(z, 0, parameters, layer.InducingInputs, z.Length);
-            for (int d = 0; d < layer.InputWidth; d++)
-                parameters[layer.Hyper + d] = 0.5 * Math.Log(layer.InputWidth);
+            StartingHyper(layer).CopyTo(parameters, layer.Hyper);
             double scale = layer.Inner ? Settings.InnerScale : 1;
             var prior = PriorFactor(z, layer);
             for (int o = 0; o < layer.OutputWidth; o++)
@@ -100,18 +100,26 @@ public sealed class DeepGpLayout
     }
 
     /// <summary>The factor of q(u)'s covariance at the prior: I whitened, else the factor of K_ZZ + jitter·I at the
-    /// starting hyperparameters (lengthscales √D_in, σ_f² = 1).</summary>
+    /// starting hyperparameters.</summary>
     private double[] PriorFactor(double[] z, GpLayer layer)
     {
         int m = layer.Inducing;
         if (Settings.Whitened)
             return Enumerable.Range(0, m * m).Select(at => at % m == at / m ? 1.0 : 0.0).ToArray();
-        var hyper = Enumerable.Repeat(0.5 * Math.Log(layer.InputWidth), layer.InputWidth).Append(0).ToArray();
+        var hyper = StartingHyper(layer);
         var (factor, failures) = GpuKernels.Reference.LinearAlgebraReference.Cholesky(GpuKernels.Reference.LinearAlgebraReference.Rbf(z, z, hyper, 1, m, m, layer.InputWidth),
             1, m, Settings.Jitter);
         if (failures[0] >= 0)
             throw new SettingException($"layer {layer.Index + 1}: K_ZZ + {Settings.Jitter:G3}·I of the starting inducing inputs is not positive definite (pivot {failures[0] + 1} of {m}): raise @Jitter or use fewer inducing points");
         return factor;
+    }
+
+    /// <summary>A layer's starting log-hyperparameters [log ℓ_1 … log ℓ_D | log σ_f²]: every lengthscale
+    /// <see cref="DeepGpSettings.InitialLengthscale"/> (0: √D_in) and σ_f² = <see cref="DeepGpSettings.InitialSignalVariance"/>.</summary>
+    private double[] StartingHyper(GpLayer layer)
+    {
+        double logLengthscale = Settings.InitialLengthscale > 0 ? Math.Log(Settings.InitialLengthscale) : 0.5 * Math.Log(layer.InputWidth);
+        return Enumerable.Repeat(logLengthscale, layer.InputWidth).Append(Math.Log(Settings.InitialSignalVariance)).ToArray();
     }
 
     /// <summary>The most rows k-means and the principal directions read: above it (MNIST's 60 000 images), a Philox

@@ -6,7 +6,7 @@ using IlgpuVae.Model.Core;
 namespace IlgpuVae.Model.Models.DeepGp;
 
 /// <summary>
-/// Inputs [N, D] with real targets [N, O] (Gaussian likelihood) or class labels in 0..O−1 (softmax), in double.
+/// Inputs [N, D] with real targets [N, O] (Gaussian likelihood) or class labels in 0..O−1 (softmax, robust-max), in double.
 /// </summary>
 public sealed record DeepGpData(int Rows, int Features, double[] Inputs, double[]? Targets, int[]? Labels, int Outputs)
 {
@@ -23,7 +23,8 @@ public sealed record DeepGpData(int Rows, int Features, double[] Inputs, double[
 /// q(u_o) per output (whitened by default, u = Lv with q(v) = N(m_o, L_S,o L_S,oᵀ); or N(m_o, L_S,o L_S,oᵀ) itself, the
 /// form SCIENCE.md writes: <see cref="DeepGpSettings.Whitened"/>), the outputs sharing the kernel and Z;
 /// inner layers add a fixed linear mean function. One reparameterized sample per point passes from each layer to the
-/// next; the last layer's Gaussian likelihood is taken in closed form under its marginals, the softmax by its sample.
+/// next; the last layer's Gaussian likelihood is taken in closed form under its marginals, the robust-max by
+/// Gauss–Hermite quadrature under them, the softmax by its sample.
 /// The loss is −ELBO per training point on a minibatch of B: −(1/B) Σ_batch E[log p(y | f^L)] + (1/N) Σ_l KL_l, its
 /// gradient by each kernel's reverse mode in turn (see SparseGpTests, which assembles one layer the same way).
 /// Double reference: <see cref="DeepGpReference"/>.
@@ -33,6 +34,9 @@ public sealed class DeepGpModel : IDisposable
     private readonly KernelSet kernels;
     private readonly Workspace workspace;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> failures, batchIndices, labels, batchLabels;
+
+    /// <summary>The robust-max likelihood's Gauss–Hermite nodes, then weights (one of each when unused).</summary>
+    private readonly MemoryBuffer1D<double, Stride1D.Dense> quadrature;
     private readonly int capacity;
     private readonly double[][] meanWeights;
     private int[]? uploadedBatch;
@@ -47,7 +51,9 @@ public sealed class DeepGpModel : IDisposable
         Data = data;
         Layout = new DeepGpLayout(settings, data.Features, data.Outputs);
         if ((settings.Likelihood == DeepGpLikelihood.Gaussian) != (data.Targets is not null))
-            throw new ArgumentException("the Gaussian likelihood needs real targets and the softmax class labels");
+            throw new ArgumentException("the Gaussian likelihood needs real targets, the softmax and robust-max class labels");
+        if (settings.Likelihood == DeepGpLikelihood.RobustMax && data.Outputs < 2)
+            throw new SettingException($"the robust-max likelihood needs at least two classes (the labels have {data.Outputs})");
         capacity = Math.Min(settings.BatchSize, data.Rows);
         double[] start;
         (start, this.meanWeights) = parameters is null || meanWeights is null ? Layout.Initialise(data.Inputs, data.Rows) : (parameters, meanWeights);
@@ -59,6 +65,8 @@ public sealed class DeepGpModel : IDisposable
         batchIndices = accelerator.Allocate1D<int>(capacity);
         labels = accelerator.Allocate1D<int>(Math.Max(1, data.Labels?.Length ?? 1));
         batchLabels = accelerator.Allocate1D<int>(capacity);
+        var (nodes, weights) = settings.Likelihood == DeepGpLikelihood.RobustMax ? GaussHermite.Rule(settings.QuadraturePoints) : ([0.0], [0.0]);
+        quadrature = accelerator.Allocate1D(nodes.Concat(weights).ToArray());
         if (data.Labels is not null)
             labels.CopyFromCPU(data.Labels);
         Doubles(Inputs).CopyFromCPU(data.Inputs);
@@ -167,7 +175,7 @@ public sealed class DeepGpModel : IDisposable
             kernels.Marginals(projection, cross, Means(Parameters, layer), View(l, "b"), hyper, din, View(l, "mean"), View(l, "var"), n, M, o);
             if (layer.Inner)
                 kernels.LinearMean(x, View(l, "w"), View(l, "mean"), n, din, o);
-            if (layer.Inner || !Gaussian)
+            if (layer.Inner || !Settings.LikelihoodReadsMarginals)
                 kernels.SampleMarginals(View(l, "mean"), View(l, "var"), View(l, "f"), View(l, "eps"), n * o, o, LayerKey(key, l));
             if (withKl && Settings.Whitened)
                 kernels.PosteriorKl(Factors(Parameters, layer), Means(Parameters, layer), View(l, "log_det"), Factors(Parameters, layer), View(l, "kl"), M, o);
@@ -206,6 +214,9 @@ public sealed class DeepGpModel : IDisposable
         if (Gaussian)
             kernels.GaussianExpectedLogLikelihood(Doubles(BatchTargets), View(l, "mean"), View(l, "var"), Slice(Parameters, Layout.LogNoise, 1), weight,
                 Doubles(Ell), View(l, "d_mean"), View(l, "d_var"), Doubles(NoiseShares), n, o);
+        else if (Settings.Likelihood == DeepGpLikelihood.RobustMax)
+            kernels.RobustMaxExpectedLogLikelihood(View(l, "mean"), View(l, "var"), batchLabels.View, quadrature.View, Settings.RobustMaxEpsilon, weight,
+                Doubles(Ell), View(l, "d_mean"), View(l, "d_var"), n, o, Settings.QuadraturePoints);
         else
         {
             kernels.SoftmaxLogLikelihood(View(l, "f"), batchLabels.View, weight, Doubles(Ell), View(l, "d_f"), n, o);
@@ -396,15 +407,16 @@ public sealed class DeepGpModel : IDisposable
     /// <summary>
     /// The last layer's predictive draws at inputs [rows, D] from <paramref name="samples"/> passes (pass s keyed by
     /// (seed, <paramref name="stream"/>, s)): per pass the marginal mean and variance [rows, O] under the Gaussian
-    /// likelihood (each pass samples the layers below), or the sampled logits [rows, O] and no variance under the
-    /// softmax. Chunks of the batch size, each drawing what one pass over all the rows would.
+    /// and robust-max likelihoods (each pass samples the layers below), or the sampled logits [rows, O] and no variance
+    /// under the softmax. Chunks of the batch size, each drawing what one pass over all the rows would.
     /// </summary>
     public (double[][] Mean, double[][]? Variance) Predict(double[] inputs, int rows, int samples, uint stream = Philox.Streams.EvalReparameterize)
     {
         var last = Layout.Layers[^1];
         int o = last.OutputWidth;
         var means = Enumerable.Range(0, samples).Select(_ => new double[(long)rows * o]).ToArray();
-        var variances = Gaussian ? Enumerable.Range(0, samples).Select(_ => new double[(long)rows * o]).ToArray() : null;
+        bool marginals = Settings.LikelihoodReadsMarginals;
+        var variances = marginals ? Enumerable.Range(0, samples).Select(_ => new double[(long)rows * o]).ToArray() : null;
         batchGathered = false;
         for (int first = 0; first < rows; first += capacity)
         {
@@ -413,7 +425,7 @@ public sealed class DeepGpModel : IDisposable
             for (int s = 0; s < samples; s++)
             {
                 Forward(n, new DrawKey(Settings.Seed, stream, s, first), withKl: false);
-                View(last.Index, Gaussian ? "mean" : "f", (long)n * o).CopyToCPU(means[s].AsSpan((int)((long)first * o), n * o));
+                View(last.Index, marginals ? "mean" : "f", (long)n * o).CopyToCPU(means[s].AsSpan((int)((long)first * o), n * o));
                 if (variances is not null)
                     View(last.Index, "var", (long)n * o).CopyToCPU(variances[s].AsSpan((int)((long)first * o), n * o));
             }
@@ -428,5 +440,6 @@ public sealed class DeepGpModel : IDisposable
         batchIndices.Dispose();
         labels.Dispose();
         batchLabels.Dispose();
+        quadrature.Dispose();
     }
 }

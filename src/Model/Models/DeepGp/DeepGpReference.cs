@@ -55,6 +55,9 @@ public static class DeepGpReference
                     ell += -0.5 * (Math.Log(2 * Math.PI) + logNoise) - (residual * residual + variance[point * outputs + output]) / (2 * noise);
                 }
         }
+        else if (settings.Likelihood == DeepGpLikelihood.RobustMax)
+            ell = DeepGpLayerReference.RobustMaxExpectedLogLikelihood(mean, variance, rows.Select(row => data.Labels![row]).ToArray(), outputs,
+                settings.RobustMaxEpsilon, GaussHermite.Rule(settings.QuadraturePoints)).Sum();
         else
             ell = DeepGpLayerReference.SoftmaxLogLikelihood(f, rows.Select(row => data.Labels![row]).ToArray(), outputs).Sum();
         return -ell / n + kl / data.Rows;

@@ -3,11 +3,13 @@ using IlgpuVae.GpuKernels;
 
 namespace IlgpuVae.Model.Models.DeepGp;
 
-/// <summary>The deep GP's likelihood: Gaussian with a learned noise variance (regression) or softmax over classes.</summary>
+/// <summary>The deep GP's likelihood: Gaussian with a learned noise variance (regression), or over classes the softmax
+/// of the last layer's sample or the robust-max under its marginals (the authors' MNIST likelihood).</summary>
 public enum DeepGpLikelihood
 {
     Gaussian,
     Softmax,
+    RobustMax,
 }
 
 /// <summary>
@@ -51,6 +53,23 @@ public sealed record DeepGpSettings
     /// </summary>
     public bool Whitened { get; init; } = true;
 
+    /// <summary>Every layer's lengthscales at the start; 0: √D_in for D_in inputs (a standardised input's squared
+    /// distances are of order D). The authors' MNIST runs start at 2.</summary>
+    public double InitialLengthscale { get; init; }
+
+    /// <summary>Every layer's σ_f² at the start (the authors' MNIST runs: 2).</summary>
+    public double InitialSignalVariance { get; init; } = 1;
+
+    /// <summary>The robust-max likelihood's ε: p(y | f) = 1 − ε when f_y is the largest, else ε/(C − 1) (GPflow's
+    /// default, fixed as there).</summary>
+    public double RobustMaxEpsilon { get; init; } = 1e-3;
+
+    /// <summary>Gauss–Hermite points of the robust-max likelihood's expectation (GPflow's default).</summary>
+    public int QuadraturePoints { get; init; } = 20;
+
+    /// <summary>Whether the likelihood reads the last layer's marginals (Gaussian, robust-max) rather than its sample.</summary>
+    public bool LikelihoodReadsMarginals => Likelihood != DeepGpLikelihood.Softmax;
+
     /// <summary>Seed of the k-means start and every draw.</summary>
     public ulong Seed { get; init; } = 1;
 
@@ -65,11 +84,17 @@ public sealed record DeepGpSettings
             throw new SettingException($"@Inducing must be 1 to 2000 inducing points a layer (got {Inducing})");
         if (InnerWidth < 0)
             throw new SettingException($"@InnerWidth must be at least 1, or 0 for min(D, 30) (got {InnerWidth})");
+        if (!(RobustMaxEpsilon is > 0 and < 1))
+            throw new SettingException($"@RobustMaxEpsilon must lie between 0 and 1 (got {RobustMaxEpsilon.ToString(CultureInfo.InvariantCulture)})");
+        if (QuadraturePoints is < 1 or > 100)
+            throw new SettingException($"@QuadraturePoints must be 1 to 100 (got {QuadraturePoints})");
         if (BatchSize < 1)
             throw new SettingException($"@BatchSize must be at least 1 (got {BatchSize})");
         if (!(Jitter >= 0) || double.IsInfinity(Jitter))
             throw new SettingException($"@Jitter must be a finite number ≥ 0 (got {Jitter.ToString(CultureInfo.InvariantCulture)})");
-        foreach (var (name, value) in new[] { ("@LearningRate", LearningRate), ("@InitialNoise", InitialNoise), ("@InnerScale", InnerScale) })
+        if (!(InitialLengthscale >= 0) || double.IsInfinity(InitialLengthscale))
+            throw new SettingException($"@InitialLengthscale must be a finite number > 0, or 0 for √D (got {InitialLengthscale.ToString(CultureInfo.InvariantCulture)})");
+        foreach (var (name, value) in new[] { ("@InitialSignalVariance", InitialSignalVariance), ("@LearningRate", LearningRate), ("@InitialNoise", InitialNoise), ("@InnerScale", InnerScale) })
             if (!(value > 0) || double.IsInfinity(value))
                 throw new SettingException($"{name} must be a finite number > 0 (got {value.ToString(CultureInfo.InvariantCulture)})");
     }
