@@ -767,6 +767,14 @@ public sealed class KernelCheck(KernelSet kernels)
             Reference.DeepGpLayerReference.SoftmaxLogLikelihood(logits, labels, outputs).Concat(expectedDLogits).ToArray(),
             ell.GetAsArray1D().Concat(dLogits.GetAsArray1D()).ToArray());
 
+        // The robust-max likelihood over the outputs as classes, under the marginals above (20 Gauss–Hermite points).
+        var rule = GaussHermite.Rule(20);
+        using var quadrature = accelerator.Allocate1D(rule.Nodes.Concat(rule.Weights).ToArray());
+        kernels.RobustMaxExpectedLogLikelihood(mean2.View, varianceBuffer.View, labelBuffer.View, quadrature.View, 1e-3, -0.5, ell.View, dMeanOut.View,
+            dVarianceOut.View, points, outputs, rule.Nodes.Length);
+        yield return CompareDouble("deep GP robust-max expected log-likelihood (double)", label,
+            Reference.DeepGpLayerReference.RobustMaxExpectedLogLikelihood(mean, variance, labels, outputs, 1e-3, rule), ell.GetAsArray1D());
+
         var y = Values(count, 1);
         double logNoise = Math.Log(0.3);
         using var yBuffer = accelerator.Allocate1D(y);
