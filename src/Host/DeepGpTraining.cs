@@ -349,8 +349,11 @@ public static class DeepGpTraining
         ("auto", false) or ("gaussian", false) => DeepGpLikelihood.Gaussian,
         ("gaussian", true) => throw new ArgumentException("--likelihood gaussian regresses a table; images are classified: --likelihood softmax or robust-max"),
         ("softmax" or "robust-max", false) => throw new ArgumentException($"--likelihood {name} classifies images; a regression table takes the Gaussian likelihood (--likelihood auto)"),
-        _ => throw new ArgumentException($"--likelihood: unknown '{name}'; use {string.Join(", ", LikelihoodNames)}"),
+        _ => throw UnknownLikelihood(name),
     };
+
+    /// <summary>The error for a --likelihood that is none of <see cref="LikelihoodNames"/>.</summary>
+    public static ArgumentException UnknownLikelihood(string name) => new($"--likelihood: unknown '{name}'; use {string.Join(", ", LikelihoodNames)}");
 
     private static string LikelihoodName(DeepGpLikelihood likelihood) => likelihood switch
     {

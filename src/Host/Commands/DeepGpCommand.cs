@@ -69,8 +69,8 @@ internal static class DeepGpCommand
         };
     }
 
-    private static string CheckLikelihood(string name) => DeepGpTraining.LikelihoodNames.Contains(name) ? name
-        : throw new ArgumentException($"--likelihood: unknown '{name}'; use {string.Join(", ", DeepGpTraining.LikelihoodNames)}");
+    /// <summary>Refuses an unknown --likelihood as the options are read, before any data is loaded.</summary>
+    private static string CheckLikelihood(string name) => DeepGpTraining.LikelihoodNames.Contains(name) ? name : throw DeepGpTraining.UnknownLikelihood(name);
 
     public static Command Create(TextWriter output, CancellationToken interrupt)
     {
