@@ -377,6 +377,57 @@ public sealed class CliTests : IDisposable
         Assert.Equal(summary, File.ReadAllText(Path.Combine(out_, "summary.md")));
     }
 
+    /// <summary>
+    /// dgp-splits carried to another machine as results.csv and protocol.json alone: the recorded rows are taken as
+    /// finished (no run folder is made for them) and only the missing splits train; the table keeps every recorded
+    /// row to the last digit. Other settings against the same folder, a text cell and a repeated row in results.csv
+    /// are each refused in one line (exit 2) naming the file.
+    /// </summary>
+    [Fact]
+    public void DeepGpSplitsContinueFromTheirRecordedResultsAlone()
+    {
+        var data = WriteRegressionTable();
+        var out_ = Path.Combine(directory, "splits");
+        string[] Arguments(int splits, string steps = "2") => ["dgp-splits", "--data", data, "--dgp-layers", "1,2", "--splits", splits.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--inducing", "4", "--steps", steps, "--samples", "2", "--accelerator", "cpu", "--out", out_];
+        var (exitCode, _, error) = Run(Arguments(1));
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        var first = File.ReadAllLines(Path.Combine(out_, "results.csv"));
+        Assert.Equal(3, first.Length);
+        foreach (var folder in Directory.GetDirectories(out_))
+            Directory.Delete(folder, recursive: true);
+
+        string output;
+        (exitCode, output, error) = Run(Arguments(2));
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.False(Directory.Exists(Path.Combine(out_, "layers1-split0")));
+        Assert.False(Directory.Exists(Path.Combine(out_, "layers2-split0")));
+        Assert.True(File.Exists(Path.Combine(out_, "layers2-split1", "eval.json")));
+        Assert.Contains("layers 2, split 0: test log-likelihood", output);
+        var results = File.ReadAllLines(Path.Combine(out_, "results.csv"));
+        Assert.Equal(5, results.Length);
+        Assert.Equal(first[1], results[1]);
+        Assert.Equal(first[2], results[3]);
+        Assert.Contains("| DGP 2 | 2 |", File.ReadAllText(Path.Combine(out_, "summary.md")));
+
+        (exitCode, _, error) = Run(Arguments(2, steps: "3"));
+        Assert.Equal(2, exitCode);
+        Assert.Single(error.TrimEnd().Split('\n'));
+        Assert.Contains(Path.Combine(out_, "protocol.json"), error);
+        Assert.Contains("steps 2 there, 3 here", error);
+
+        var resultsPath = Path.Combine(out_, "results.csv");
+        File.WriteAllLines(resultsPath, [.. results, "2,2,minus one,3"]);
+        (exitCode, _, error) = Run(Arguments(2));
+        Assert.Equal(2, exitCode);
+        Assert.Single(error.TrimEnd().Split('\n'));
+        Assert.Contains(resultsPath + ": line 6:", error);
+        File.WriteAllLines(resultsPath, [.. results, results[4]]);
+        (exitCode, _, error) = Run(Arguments(2));
+        Assert.Equal(2, exitCode);
+        Assert.Contains("line 6: layers 2, split 1 is listed twice", error);
+    }
+
     /// <summary>dgp on an image folder classifies: softmax over the labels' classes, the inner layer narrowed from 20
     /// pixels to 3 by the principal directions, scored by the test error; dgp-splits refuses image sets.</summary>
     [Fact]

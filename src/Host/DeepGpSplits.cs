@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using CsvHelper;
 using IlgpuVae.Model.Checkpoints;
+using IlgpuVae.Model.Data;
 
 namespace IlgpuVae.Host;
 
@@ -20,11 +22,14 @@ public sealed record DeepGpSplitsOptions
 /// folder (OUT/layers{L}-split{i}, a `dgp` run folder), then results.csv (one row per run) and summary.md (per depth
 /// the mean and standard error over the splits of the test log-likelihood and RMSE). A run already finished to the
 /// asked steps is read back, not retrained, and one stopped part way is resumed, so the table can be filled in over
-/// several sessions or machines.
+/// several sessions or machines. protocol.json records the settings the runs share; while it matches, the rows of the
+/// folder's results.csv count as finished even where their run folders are gone, so a table carried to another
+/// machine as those two files (a few kilobytes, where the run folders hold megabytes of checkpoints) continues there
+/// with the splits still missing. A call whose settings differ from protocol.json is refused rather than mixed in.
 /// </summary>
 public static class DeepGpSplits
 {
-    public const string ResultsFile = "results.csv", SummaryFile = "summary.md";
+    public const string ResultsFile = "results.csv", SummaryFile = "summary.md", ProtocolFile = "protocol.json";
 
     public static int Run(DeepGpSplitsOptions options, TextWriter output, CancellationToken interrupt)
     {
@@ -35,13 +40,16 @@ public static class DeepGpSplits
         if (DataSets.Names.Contains(options.Run.Data) || Directory.Exists(options.Run.Data))
             throw new ArgumentException($"dgp-splits draws random splits of a regression table; {options.Run.Data} is an image set with its own test images: train on it with dgp");
         Directory.CreateDirectory(options.Out);
-        var rows = new List<(int Layers, int Split, double LogLikelihood, double Rmse)>();
+        var recorded = RecordedResults(options);
+        var rows = new SortedDictionary<(int Layers, int Split), (double LogLikelihood, double Rmse)>(recorded);
         foreach (int layers in options.Depths)
             for (int split = 0; split < options.Splits; split++)
             {
                 string folder = Path.Combine(options.Out, $"layers{layers}-split{split}");
                 var score = Finished(folder, options.Run.Steps);
-                if (score is null)
+                if (score is null && recorded.TryGetValue((layers, split), out var row))
+                    score = row;
+                else if (score is null)
                 {
                     var run = options.Run with
                     {
@@ -60,7 +68,7 @@ public static class DeepGpSplits
                     }
                     score = (last.TestLogLikelihood, last.TestRmse);
                 }
-                rows.Add((layers, split, score.Value.LogLikelihood, score.Value.Rmse));
+                rows[(layers, split)] = score.Value;
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"layers {layers}, split {split}: test log-likelihood {score.Value.LogLikelihood:F4}, RMSE {score.Value.Rmse:F4}"));
             }
@@ -68,36 +76,115 @@ public static class DeepGpSplits
         return 0;
     }
 
-    /// <summary>results.csv and summary.md for the runs finished so far (all of them, or a partial table when stopped).</summary>
-    private static void WriteTables(DeepGpSplitsOptions options, List<(int Layers, int Split, double LogLikelihood, double Rmse)> rows, TextWriter output)
+    /// <summary>
+    /// The rows of results.csv that this call may take as finished: none where protocol.json is absent (a folder from
+    /// before it, whose table is rebuilt from its run folders), all of them where it matches this call's settings.
+    /// Writes protocol.json for this call; a mismatch is refused, naming the settings that differ.
+    /// </summary>
+    private static Dictionary<(int Layers, int Split), (double LogLikelihood, double Rmse)> RecordedResults(DeepGpSplitsOptions options)
     {
-        using (var writer = new StreamWriter(Path.Combine(options.Out, ResultsFile)))
-        using (var csv = new CsvWriter(writer, CultureInfo.InvariantCulture))
+        var protocol = Protocol(options.Run);
+        string protocolPath = Path.Combine(options.Out, ProtocolFile), resultsPath = Path.Combine(options.Out, ResultsFile);
+        var recorded = new Dictionary<(int, int), (double, double)>();
+        if (File.Exists(protocolPath))
         {
+            JsonObject existing;
+            try
+            {
+                existing = JsonNode.Parse(File.ReadAllText(protocolPath))?.AsObject() ?? throw new JsonException("empty");
+            }
+            catch (Exception exception) when (exception is JsonException or InvalidOperationException)
+            {
+                throw new DataFormatException(protocolPath, $"not a JSON object of settings ({exception.Message}); delete it to start the table again from its run folders");
+            }
+            string Text(JsonNode? node) => node?.ToJsonString() ?? "(absent)";
+            var differing = protocol.Select(pair => pair.Key).Union(existing.Select(pair => pair.Key))
+                .Where(key => Text(protocol[key]) != Text(existing[key]))
+                .Select(key => $"{key} {Text(existing[key])} there, {Text(protocol[key])} here").ToList();
+            if (differing.Count > 0)
+                throw new DataFormatException(protocolPath, $"this table was run with other settings ({string.Join("; ", differing)}): ask for the same ones, or give another --out");
+            if (File.Exists(resultsPath))
+                recorded = ReadResults(resultsPath);
+        }
+        AtomicFile.WriteText(protocolPath, protocol.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        return recorded;
+    }
+
+    /// <summary>The settings every run of a table shares: a run's settings.json less its depth and split, with the
+    /// steps and the evaluation's samples.</summary>
+    private static JsonObject Protocol(DeepGpOptions run)
+    {
+        var protocol = DeepGpTraining.SettingsObject(run);
+        protocol.Remove("split");
+        protocol.Remove("layers");
+        protocol["steps"] = run.Steps;
+        protocol["samples"] = run.Samples;
+        return protocol;
+    }
+
+    private static Dictionary<(int Layers, int Split), (double LogLikelihood, double Rmse)> ReadResults(string path)
+    {
+        var rows = new Dictionary<(int, int), (double, double)>();
+        using var reader = new StreamReader(path);
+        using var csv = new CsvReader(reader, CultureInfo.InvariantCulture);
+        try
+        {
+            csv.Read();
+            csv.ReadHeader();
+            csv.ValidateHeader<ResultRow>();
+            foreach (var row in csv.GetRecords<ResultRow>())
+                if (!rows.TryAdd((row.Layers, row.Split), (row.TestLogLikelihood, row.TestRmse)))
+                    throw new DataFormatException(path, $"line {csv.Parser.RawRow}: layers {row.Layers}, split {row.Split} is listed twice; keep one of the two lines");
+        }
+        catch (CsvHelperException exception)
+        {
+            throw new DataFormatException(path, $"line {exception.Context?.Parser?.RawRow}: not a row of layers,split,test_log_likelihood,test_rmse ({exception.GetType().Name}); mend or delete the line", inner: exception);
+        }
+        return rows;
+    }
+
+    /// <summary>One line of results.csv.</summary>
+    private sealed record ResultRow
+    {
+        [CsvHelper.Configuration.Attributes.Name("layers")] public int Layers { get; init; }
+        [CsvHelper.Configuration.Attributes.Name("split")] public int Split { get; init; }
+        [CsvHelper.Configuration.Attributes.Name("test_log_likelihood")] public double TestLogLikelihood { get; init; }
+        [CsvHelper.Configuration.Attributes.Name("test_rmse")] public double TestRmse { get; init; }
+    }
+
+    /// <summary>results.csv and summary.md for the runs finished so far (all of them, or a partial table when stopped),
+    /// with the rows recorded before for depths or splits this call did not ask for.</summary>
+    private static void WriteTables(DeepGpSplitsOptions options, SortedDictionary<(int Layers, int Split), (double LogLikelihood, double Rmse)> rows, TextWriter output)
+    {
+        AtomicFile.Write(Path.Combine(options.Out, ResultsFile), stream =>
+        {
+            using var writer = new StreamWriter(stream, leaveOpen: true);
+            using var csv = new CsvWriter(writer, CultureInfo.InvariantCulture);
             foreach (var name in new[] { "layers", "split", "test_log_likelihood", "test_rmse" })
                 csv.WriteField(name);
             csv.NextRecord();
-            foreach (var row in rows)
+            foreach (var ((layers, split), (logLikelihood, rmse)) in rows)
             {
-                csv.WriteField(row.Layers);
-                csv.WriteField(row.Split);
-                csv.WriteField(row.LogLikelihood.ToString("R", CultureInfo.InvariantCulture));
-                csv.WriteField(row.Rmse.ToString("R", CultureInfo.InvariantCulture));
+                csv.WriteField(layers);
+                csv.WriteField(split);
+                csv.WriteField(logLikelihood.ToString("R", CultureInfo.InvariantCulture));
+                csv.WriteField(rmse.ToString("R", CultureInfo.InvariantCulture));
                 csv.NextRecord();
             }
-        }
+        });
         var summary = new StringBuilder();
         int planned = options.Depths.Length * options.Splits;
-        if (rows.Count < planned)
-            summary.AppendLine(CultureInfo.InvariantCulture, $"Partial: {rows.Count} of {planned} runs finished (run dgp-splits again to continue).");
+        int finished = options.Depths.Sum(layers => Enumerable.Range(0, options.Splits).Count(split => rows.ContainsKey((layers, split))));
+        if (finished < planned)
+            summary.AppendLine(CultureInfo.InvariantCulture, $"Partial: {finished} of {planned} runs finished (run dgp-splits again to continue).");
         summary.AppendLine(CultureInfo.InvariantCulture, $"{options.Run.Data}: {options.Splits} splits ({options.Run.TestFraction:P0} test, split seed {options.Run.SplitSeed}), {options.Run.Settings.Inducing} inducing points, {options.Run.Steps} Adam steps at {options.Run.Settings.LearningRate}, {options.Run.Samples} samples");
         summary.AppendLine();
         summary.AppendLine("| model | splits | test log-likelihood | RMSE |");
         summary.AppendLine("|---|---|---|---|");
-        foreach (var group in rows.GroupBy(row => row.Layers))
+        foreach (var group in rows.GroupBy(row => row.Key.Layers))
         {
-            var (ll, llError) = MeanAndStandardError(group.Select(row => row.LogLikelihood).ToArray());
-            var (rmse, rmseError) = MeanAndStandardError(group.Select(row => row.Rmse).ToArray());
+            var (ll, llError) = MeanAndStandardError(group.Select(row => row.Value.LogLikelihood).ToArray());
+            var (rmse, rmseError) = MeanAndStandardError(group.Select(row => row.Value.Rmse).ToArray());
             string name = group.Key == 1 ? "sparse GP (1 layer)" : $"DGP {group.Key}";
             summary.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {group.Count()} | {ll:F2} ± {llError:F2} | {rmse:F2} ± {rmseError:F2} |");
         }

@@ -362,7 +362,10 @@ public static class DeepGpTraining
         _ => "robust-max",
     };
 
-    private static string SettingsJson(DeepGpOptions options)
+    private static string SettingsJson(DeepGpOptions options) => SettingsObject(options).ToJsonString(Json);
+
+    /// <summary>What settings.json records of a run: everything that decides its numbers but the accelerator.</summary>
+    internal static JsonObject SettingsObject(DeepGpOptions options)
     {
         var settings = options.Settings;
         return new JsonObject
@@ -384,7 +387,7 @@ public static class DeepGpTraining
             ["initial_signal_variance"] = settings.InitialSignalVariance,
             ["whitened"] = settings.Whitened,
             ["seed"] = settings.Seed,
-        }.ToJsonString(Json);
+        };
     }
 
     /// <summary>Whether <paramref name="directory"/> holds a dgp run (its settings.json names the inducing points).</summary>
