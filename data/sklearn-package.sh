@@ -12,11 +12,16 @@ sklearn_unpack() {
     fi
   done
   echo "fetch: apt-get download python3-sklearn"
-  (cd "$work" && apt-get download -q python3-sklearn >/dev/null 2>"$work/apt.log") || {
-    cat "$work/apt.log" >&2
-    echo "fetch: apt-get download python3-sklearn failed (is the package index current? try apt-get update)" >&2
-    return 1
-  }
+  if ! (cd "$work" && apt-get download -q python3-sklearn >/dev/null 2>"$work/apt.log"); then
+    # A fresh machine's package lists may be stale or absent: refresh them once (this needs root) and try again.
+    echo "fetch: refreshing the package lists (apt-get update) and trying again"
+    apt-get update -qq >/dev/null 2>&1 || true
+    (cd "$work" && apt-get download -q python3-sklearn >/dev/null 2>"$work/apt.log") || {
+      cat "$work/apt.log" >&2
+      echo "fetch: apt-get download python3-sklearn failed (as root, apt-get update, then run this again)" >&2
+      return 1
+    }
+  fi
   dpkg-deb -x "$work"/python3-sklearn_*.deb "$work/root"
 }
 
