@@ -358,6 +358,8 @@ public sealed class CliTests : IDisposable
         var (exitCode, output, error) = Run(arguments);
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Contains("layers 2, split 1: test log-likelihood", output);
+        // Each run shows its progress under its depth and split (a plain line per report, the output being redirected).
+        Assert.Contains("layers 2, split 1 [##########          ] 1/2 steps, −ELBO/point ", output);
         var results = File.ReadAllLines(Path.Combine(out_, "results.csv"));
         Assert.Equal("layers,split,test_log_likelihood,test_rmse", results[0]);
         Assert.Equal(5, results.Length);

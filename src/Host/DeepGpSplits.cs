@@ -58,6 +58,7 @@ public static class DeepGpSplits
                         Out = folder,
                         Resume = File.Exists(Path.Combine(folder, DeepGpTraining.CheckpointFile)) ? folder : null,
                         Quiet = true,
+                        ProgressLabel = $"layers {layers}, split {split}",
                     };
                     var (exitCode, last) = DeepGpTraining.Train(run, output, interrupt);
                     if (exitCode != 0 || last is null)

@@ -35,8 +35,12 @@ public sealed record DeepGpOptions
     public AcceleratorChoice Accelerator { get; init; }
     public int ProfileSteps { get; init; }
 
-    /// <summary>Print nothing but the final line (for the split tables, which run many of these).</summary>
+    /// <summary>Print nothing but the progress line, under <see cref="ProgressLabel"/>, and the final line (for the
+    /// split tables, which run many of these).</summary>
     public bool Quiet { get; init; }
+
+    /// <summary>What the progress line is headed ("deep GP" unless given).</summary>
+    public string? ProgressLabel { get; init; }
 
     /// <summary>With <see cref="Resume"/>: score the run's checkpoint into eval.json (and its picture) and train
     /// nothing, writing no checkpoint and no metrics row (`eval RUN_DIR`).</summary>
@@ -167,7 +171,7 @@ public static class DeepGpTraining
         {
             directory = resume;
             run = ReadSettings(resume) with { Steps = options.Steps, EvalEvery = options.EvalEvery, Samples = options.Samples, Accelerator = options.Accelerator,
-                ProfileSteps = options.ProfileSteps, Quiet = options.Quiet, Resume = resume, EvaluateOnly = options.EvaluateOnly };
+                ProfileSteps = options.ProfileSteps, Quiet = options.Quiet, ProgressLabel = options.ProgressLabel, Resume = resume, EvaluateOnly = options.EvaluateOnly };
         }
         else
         {
@@ -211,10 +215,11 @@ public static class DeepGpTraining
         DeepGpScore? last = null;
         int exitCode = new StepLoop
         {
-            Name = "deep GP",
+            Name = run.ProgressLabel ?? "deep GP",
             Kernels = kernels,
             Output = output,
             Log = log,
+            ProgressOutput = output,
             Steps = run.Steps,
             EvalEvery = run.EvalEvery,
             ProfileSteps = run.ProfileSteps,

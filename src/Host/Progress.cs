@@ -14,20 +14,24 @@ internal sealed class Progress(TextWriter output, int total, string unit, bool? 
     private readonly bool interactive = interactive ?? (ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected);
     private readonly Stopwatch clock = new();
     private string label = "";
+    private int doneAtStart;
 
     /// <summary>Units of work between reports: about 50 on a terminal, 4 otherwise.</summary>
     public int Interval => Math.Max(1, total / (interactive ? 50 : 4));
 
-    public void Start(string what)
+    /// <summary>Starts the clock; <paramref name="doneAlready"/> units (a resumed run's steps) are not counted in the
+    /// rate the ETA is worked out from.</summary>
+    public void Start(string what, int doneAlready = 0)
     {
         label = what;
+        doneAtStart = doneAlready;
         clock.Restart();
     }
 
     public void Report(int done, string figure)
     {
         double fraction = done / (double)total;
-        var eta = TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds * (1 - fraction) / Math.Max(fraction, 1e-9));
+        var eta = TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds * (total - done) / Math.Max(done - doneAtStart, 1e-9));
         string line = string.Create(CultureInfo.InvariantCulture,
             $"{label} [{new string('#', (int)(fraction * 20)),-20}] {done}/{total} {unit}, {figure}, eta {eta:hh\\:mm\\:ss}");
         if (interactive)

@@ -16,8 +16,12 @@ internal sealed class StepLoop
     public required KernelSet Kernels { get; init; }
     public required TextWriter Output { get; init; }
 
-    /// <summary>Where progress and profiles go (Output, or nothing for a quiet run).</summary>
+    /// <summary>Where profiles go (Output, or nothing for a quiet run).</summary>
     public required TextWriter Log { get; init; }
+
+    /// <summary>Where the progress line goes: <see cref="Log"/> unless given (a quiet run that still shows how far it
+    /// is, as each run of dgp-splits does under <see cref="Name"/>).</summary>
+    public TextWriter? ProgressOutput { get; init; }
 
     public required int Steps { get; init; }
     public required int EvalEvery { get; init; }
@@ -57,8 +61,8 @@ internal sealed class StepLoop
     /// <summary>Runs to <see cref="Steps"/>: 0, 3 (diverged) or <see cref="Training.Interrupted"/>.</summary>
     public int Run(CancellationToken interrupt)
     {
-        var progress = new Progress(Log, Math.Max(1, Steps), "steps");
-        progress.Start(Name);
+        var progress = new Progress(ProgressOutput ?? Log, Math.Max(1, Steps), "steps");
+        progress.Start(Name, (int)Math.Min(Step(), Steps));
         bool evaluated = false;
         long profileEnd = Step() + ProfileSteps;
         if (ProfileSteps > 0)
