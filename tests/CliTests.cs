@@ -370,6 +370,7 @@ public sealed class CliTests : IDisposable
         Assert.DoesNotContain("Partial", summary);
         var (mean, standardError) = DeepGpSplits.MeanAndStandardError([1.0, 3.0]);
         Assert.Equal((2.0, 1.0), (mean, standardError));
+        Assert.Contains("DGP 2 against the sparse GP on the 2 splits both finished: test log-likelihood ", summary);
 
         var checkpoints = Directory.GetFiles(out_, "model.safetensors", SearchOption.AllDirectories).ToDictionary(path => path, File.GetLastWriteTimeUtc);
         Assert.Equal(4, checkpoints.Count);
@@ -377,6 +378,28 @@ public sealed class CliTests : IDisposable
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.All(checkpoints, pair => Assert.Equal(pair.Value, File.GetLastWriteTimeUtc(pair.Key)));
         Assert.Equal(summary, File.ReadAllText(Path.Combine(out_, "summary.md")));
+    }
+
+    /// <summary>The deeper models against the single GP split by split, on values worked by hand: differences +0.5 and
+    /// −0.5 in log-likelihood (mean 0, standard error 0.5, higher on one), −0.5 and −1.5 in RMSE (mean −1, 0.5, lower
+    /// on both); a depth with one shared split (and one without a single-GP partner, left out).</summary>
+    [Fact]
+    public void DeepGpSplitsCompareEachDepthWithTheSingleGpSplitBySplit()
+    {
+        var rows = new Dictionary<(int Layers, int Split), (double LogLikelihood, double Rmse)>
+        {
+            [(1, 0)] = (-3, 4), [(1, 1)] = (-2, 3.5),
+            [(2, 0)] = (-2.5, 3.5), [(2, 1)] = (-2.5, 2),
+            [(3, 1)] = (-1, 5), [(3, 2)] = (0, 0),
+        };
+        Assert.Equal(
+        [
+            "DGP 2 against the sparse GP on the 2 splits both finished: test log-likelihood +0.00 ± 0.50 (higher on 1), RMSE −1.00 ± 0.50 (lower on 2).",
+            "DGP 3 against the sparse GP on the 1 split both finished: test log-likelihood +1.00 ± 0.00 (higher on 1), RMSE +1.50 ± 0.00 (lower on 0).",
+        ], DeepGpSplits.PairedAgainstOneLayer(rows));
+        rows.Remove((1, 0));
+        rows.Remove((1, 1));
+        Assert.Empty(DeepGpSplits.PairedAgainstOneLayer(rows));
     }
 
     /// <summary>
