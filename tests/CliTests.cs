@@ -471,7 +471,7 @@ public sealed class CliTests : IDisposable
         var (exitCode, output, error) = Run("dgp", "--data", threeClasses, "--inducing", "5", "--inner-width", "3", "--steps", "3", "--samples", "2", "--accelerator", "cpu",
             "--out", run);
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
-        // The classes are those the labels reach (0 to the largest).
+        // The classes are those the labels reach (0 to the largest): here 0, 1, 2.
         int classes = 3;
         Assert.Contains($"40 training and 9 test images of 20 pixels, {classes} classes", output);
         Assert.Contains($"(20 → 3 → {classes}), softmax likelihood", output);

@@ -155,7 +155,7 @@ public static class DeepGpTraining
     public const string SettingsFile = "settings.json", CheckpointFile = "model.safetensors", MetricsFile = "metrics.csv", EvalFile = "eval.json",
         PredictiveFile = "predictive.png";
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
     public static int Run(DeepGpOptions options, TextWriter output, CancellationToken interrupt) => Train(options, output, interrupt).ExitCode;
 
