@@ -6,22 +6,14 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 dest="${1:-$here/cache/fashion-mnist}"
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "fetch-fashion-mnist: apt-get is needed (Debian or Ubuntu), or put the four IDX files into $dest yourself" >&2
-  exit 1
-fi
-
+source "$here/apt-package.sh"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-cd "$work"
-echo "fetch-fashion-mnist: apt-get download dataset-fashion-mnist"
-if ! apt-get download dataset-fashion-mnist >/dev/null 2>&1; then
-  # The package lists may be stale or absent on a fresh machine.
-  apt-get update -qq >/dev/null 2>&1 || true
-  apt-get download dataset-fashion-mnist
-fi
-dpkg-deb -x dataset-fashion-mnist_*.deb unpacked
-source="$work/unpacked/usr/share/datasets/fashion-mnist"
+apt_unpack dataset-fashion-mnist "$work" || {
+  echo "fetch-fashion-mnist: could not fetch the package; the four IDX files put into $dest by hand do as well" >&2
+  exit 1
+}
+source="$work/root/usr/share/datasets/fashion-mnist"
 (cd "$source" && sha256sum --check --quiet "$here/fashion-mnist.sha256") || {
   echo "fetch-fashion-mnist: checksum mismatch: the package's files are not the Fashion-MNIST files this project expects" >&2
   exit 1
