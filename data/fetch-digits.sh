@@ -8,7 +8,6 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 dest="${1:-$here/cache/digits}"
-source "$here/apt-package.sh"
 source "$here/sklearn-package.sh"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

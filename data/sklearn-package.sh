@@ -1,6 +1,7 @@
-# Sourced by the fetch scripts of the tables that Debian's python3-sklearn ships (digits, boston, diabetes), after
-# apt-package.sh: sklearn_unpack WORK downloads the package with `apt-get download` into WORK and unpacks it into WORK/root;
+# Sourced by the fetch scripts of the tables that Debian's python3-sklearn ships (digits, boston, diabetes); it brings
+# apt-package.sh with it. sklearn_unpack WORK downloads the package with `apt-get download` into WORK and unpacks it into WORK/root;
 # sklearn_check WORK SUMS checks the named tables under its datasets/data folder against the SHA-256 file SUMS.
+source "$(dirname "${BASH_SOURCE[0]}")/apt-package.sh"
 sklearn_tables="usr/lib/python3/dist-packages/sklearn/datasets/data"
 
 sklearn_unpack() {
