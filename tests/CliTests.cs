@@ -370,6 +370,10 @@ public sealed class CliTests : IDisposable
         Assert.DoesNotContain("Partial", summary);
         var (mean, standardError) = DeepGpSplits.MeanAndStandardError([1.0, 3.0]);
         Assert.Equal((2.0, 1.0), (mean, standardError));
+        // One split has no spread: its standard error is undefined and printed as such, not as a certain ± 0.00.
+        Assert.True(double.IsNaN(DeepGpSplits.MeanAndStandardError([5.0]).StandardError));
+        Assert.Equal("n/a", DeepGpSplits.Spread(double.NaN));
+        Assert.Equal("0.00", DeepGpSplits.Spread(0.001));
         Assert.Contains("DGP 2 against the sparse GP on the 2 splits both finished: test log-likelihood ", summary);
 
         var checkpoints = Directory.GetFiles(out_, "model.safetensors", SearchOption.AllDirectories).ToDictionary(path => path, File.GetLastWriteTimeUtc);
@@ -382,7 +386,7 @@ public sealed class CliTests : IDisposable
 
     /// <summary>The deeper models against the single GP split by split, on values worked by hand: differences +0.5 and
     /// −0.5 in log-likelihood (mean 0, standard error 0.5, higher on one), −0.5 and −1.5 in RMSE (mean −1, 0.5, lower
-    /// on both); a depth with one shared split (and one without a single-GP partner, left out).</summary>
+    /// on both); a depth with one shared split (standard error n/a; and one without a single-GP partner, left out).</summary>
     [Fact]
     public void DeepGpSplitsCompareEachDepthWithTheSingleGpSplitBySplit()
     {
@@ -395,7 +399,7 @@ public sealed class CliTests : IDisposable
         Assert.Equal(
         [
             "DGP 2 against the sparse GP on the 2 splits both finished: test log-likelihood +0.00 ± 0.50 (higher on 1), RMSE −1.00 ± 0.50 (lower on 2).",
-            "DGP 3 against the sparse GP on the 1 split both finished: test log-likelihood +1.00 ± 0.00 (higher on 1), RMSE +1.50 ± 0.00 (lower on 0).",
+            "DGP 3 against the sparse GP on the 1 split both finished: test log-likelihood +1.00 ± n/a (higher on 1), RMSE +1.50 ± n/a (lower on 0).",
         ], DeepGpSplits.PairedAgainstOneLayer(rows));
         rows.Remove((1, 0));
         rows.Remove((1, 1));

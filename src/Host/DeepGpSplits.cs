@@ -187,7 +187,7 @@ public static class DeepGpSplits
             var (ll, llError) = MeanAndStandardError(group.Select(row => row.Value.LogLikelihood).ToArray());
             var (rmse, rmseError) = MeanAndStandardError(group.Select(row => row.Value.Rmse).ToArray());
             string name = group.Key == 1 ? "sparse GP (1 layer)" : $"DGP {group.Key}";
-            summary.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {group.Count()} | {ll:F2} ± {llError:F2} | {rmse:F2} ± {rmseError:F2} |");
+            summary.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {group.Count()} | {ll:F2} ± {Spread(llError)} | {rmse:F2} ± {Spread(rmseError)} |");
         }
         // The splits are shared, so a deeper model is best judged against the single GP split by split: the spread
         // between splits (some are harder than others) is most of each row's standard error but cancels in a pair.
@@ -219,20 +219,27 @@ public static class DeepGpSplits
             int betterLikelihood = pairs.Count(pair => pair.Deeper.LogLikelihood > pair.Single.LogLikelihood);
             int betterRmse = pairs.Count(pair => pair.Deeper.Rmse < pair.Single.Rmse);
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"DGP {layers} against the sparse GP on the {pairs.Length} split{(pairs.Length == 1 ? "" : "s")} both finished: test log-likelihood {ll:+0.00;−0.00} ± {llError:F2} (higher on {betterLikelihood}), RMSE {rmse:+0.00;−0.00} ± {rmseError:F2} (lower on {betterRmse})."));
+                $"DGP {layers} against the sparse GP on the {pairs.Length} split{(pairs.Length == 1 ? "" : "s")} both finished: test log-likelihood {ll:+0.00;−0.00} ± {Spread(llError)} (higher on {betterLikelihood}), RMSE {rmse:+0.00;−0.00} ± {Spread(rmseError)} (lower on {betterRmse})."));
         }
         return lines;
     }
 
-    /// <summary>The mean and its standard error (sample standard deviation over √n; 0 for one value).</summary>
+    /// <summary>
+    /// The mean and its standard error (sample standard deviation over √n). One value has no spread to measure, so its
+    /// standard error is NaN rather than 0, which would read as a certain result.
+    /// </summary>
     public static (double Mean, double StandardError) MeanAndStandardError(double[] values)
     {
         double mean = values.Average();
         if (values.Length < 2)
-            return (mean, 0);
+            return (mean, double.NaN);
         double variance = values.Sum(value => (value - mean) * (value - mean)) / (values.Length - 1);
         return (mean, Math.Sqrt(variance / values.Length));
     }
+
+    /// <summary>A standard error for the tables: two decimals, or "n/a" where it is undefined (one split).</summary>
+    public static string Spread(double standardError) =>
+        double.IsNaN(standardError) ? "n/a" : standardError.ToString("F2", CultureInfo.InvariantCulture);
 
     /// <summary>The scores of a run folder whose eval.json is at the asked step, else null.</summary>
     private static (double LogLikelihood, double Rmse)? Finished(string folder, int steps)
