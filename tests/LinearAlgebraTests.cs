@@ -409,6 +409,7 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
     [InlineData(3, 33, 7, 2)]
     [InlineData(1, 5, 3, 4)]
     [InlineData(2, 7, 5, 9)]
+    [InlineData(1, 7, 33, 17)]
     public void RbfKernelsMatchTheirReferences(int batch, int n, int m, int dims)
     {
         var random = new Random(n + m * 7 + dims);
@@ -446,6 +447,23 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
             Numerics.AssertCloseToLargest(label + " dX", dX, dXBuffer.GetAsArray1D(), 1e-10);
             Numerics.AssertCloseToLargest(label + " dZ", dZ, dZBuffer.GetAsArray1D(), 1e-10);
             Numerics.AssertCloseToLargest(label + " dHyper", dHyper, dHyperBuffer.GetAsArray1D(), 1e-10);
+
+            // Without z's gradient (a deep GP's data side): dZ keeps what it held, dX and dHyper are the same bit for bit.
+            var (withX, withHyper) = (dXBuffer.GetAsArray1D(), dHyperBuffer.GetAsArray1D());
+            var held = Enumerable.Repeat(double.NaN, z.Length).ToArray();
+            foreach (bool rows in new[] { true, false })
+            {
+                kernels.GpRowKernels = rows;
+                dZBuffer.CopyFromCPU(held);
+                dXBuffer.MemSetToZero();
+                dHyperBuffer.MemSetToZero();
+                kernels.RbfBackward(xBuffer.View, zBuffer.View, hyperBuffer.View, kBuffer.View, dKBuffer.View, dXBuffer.View, dZBuffer.View, dHyperBuffer.View, batch, n, m,
+                    dims, zGradient: false);
+                Assert.All(dZBuffer.GetAsArray1D(), value => Assert.True(double.IsNaN(value), label + ": dZ written without zGradient"));
+                Assert.Equal(withX, dXBuffer.GetAsArray1D());
+                Assert.Equal(withHyper, dHyperBuffer.GetAsArray1D());
+            }
+            kernels.GpRowKernels = original;
         }
     }
 }

@@ -286,7 +286,8 @@ public sealed class DeepGpModel : IDisposable
             kernels.AddInto(dZ, View(l, "d_z2"));
             kernels.AddInto(dHyper, View(l, "d_hyper"));
             var dX = View(l, "d_x", (long)n * din);
-            kernels.RbfBackward(z, x, hyper, View(l, "kzx"), View(l, "d_kzx"), View(l, "d_z1"), dX, View(l, "d_hyper"), 1, M, n, din);
+            // The first layer's input is the data: its gradient is not wanted.
+            kernels.RbfBackward(z, x, hyper, View(l, "kzx"), View(l, "d_kzx"), View(l, "d_z1"), dX, View(l, "d_hyper"), 1, M, n, din, zGradient: l > 0);
             kernels.AddInto(dZ, View(l, "d_z1"));
             kernels.AddInto(dHyper, View(l, "d_hyper"));
             if (l == 0)
