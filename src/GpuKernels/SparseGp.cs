@@ -37,7 +37,7 @@ public static class SparseGp
     /// <summary>
     /// The marginals' reverse mode for dMean and dVariance [N, O] (b as the forward pass left it): dA and dKZX
     /// [M, N], dM [O, M] and dLS [O, M, M], all written: one thread per element, or with
-    /// <see cref="KernelSet.GpRowKernels"/> per pair of rows.
+    /// <see cref="KernelSet.GpRowKernels"/> per pair of rows of dA and dK_ZX and per four rows of dm and dL_S.
     /// </summary>
     public static void MarginalsBackward(this KernelSet kernels, ArrayView<double> a, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> lS,
         ArrayView<double> b, ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dA, ArrayView<double> dKZX, ArrayView<double> dM,
@@ -47,7 +47,7 @@ public static class SparseGp
         {
             kernels.Launch(ProjectionGradientRowKernel, (inducing + 1) / 2, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a, n, inducing, outputs,
                 caller: "MarginalsBackward (dA, dK_ZX)");
-            kernels.Launch(PosteriorGradientRowKernel, outputs * ((inducing + 1) / 2), a, b, dMean, dVariance, dM, dLS, n, inducing, outputs,
+            kernels.Launch(PosteriorGradientRowKernel, outputs * ((inducing + 3) / 4), a, b, dMean, dVariance, dM, dLS, n, inducing, outputs,
                 caller: "MarginalsBackward (dm, dL_S)");
         }
         else
@@ -411,78 +411,113 @@ public static class SparseGp
         dLS[index] = sum;
     }
 
-    /// <summary>Rows i and i + 1 (i even) of dM_o and of dLS_o, the sums of <see cref="PosteriorMeanGradientKernel"/> and
-    /// <see cref="PosteriorFactorGradientKernel"/> in their order, as 2 × 4 tiles so each A, b and dVariance entry
-    /// read serves two or four sums. When M is odd the last thread's second row repeats its first, unwritten.</summary>
+    /// <summary>Rows i to i + 3 (i a multiple of 4; fewer at the end) of dM_o and of dLS_o, the sums of
+    /// <see cref="PosteriorMeanGradientKernel"/> and <see cref="PosteriorFactorGradientKernel"/> in their order: dLS in
+    /// 4 × 4 tiles (the columns j ≤ i that all four rows have) so each A, b and dVariance entry read serves four sums,
+    /// then the triangle's last columns one at a time for the four rows. Rows past M repeat the last, unwritten.</summary>
     [Kernel]
     public static void PosteriorGradientRowKernel(Index1D thread, ArrayView<double> a, ArrayView<double> b, ArrayView<double> dMean, ArrayView<double> dVariance,
         ArrayView<double> dM, ArrayView<double> dLS, int n, int inducing, int outputs)
     {
-        int pairs = (inducing + 1) / 2, o = thread / pairs, i = 2 * (thread - o * pairs);
-        bool paired = i + 1 < inducing;
-        int iNext = paired ? i + 1 : i;
-        long rowA = (long)i * n, rowANext = (long)iNext * n;
-        long target = ((long)o * inducing + i) * inducing, targetNext = ((long)o * inducing + iNext) * inducing;
-        double gradientM = 0, gradientMNext = 0;
+        int quads = (inducing + 3) / 4, o = thread / quads, i = 4 * (thread - o * quads);
+        int lastRow = Math.Min(i + 3, inducing - 1);
+        int i1 = Math.Min(i + 1, lastRow), i2 = Math.Min(i + 2, lastRow), i3 = lastRow;
+        long rowA0 = (long)i * n, rowA1 = (long)i1 * n, rowA2 = (long)i2 * n, rowA3 = (long)i3 * n;
+        double gradientM0 = 0, gradientM1 = 0, gradientM2 = 0, gradientM3 = 0;
         for (int col = 0; col < n; col++)
         {
             double mu = dMean[(long)col * outputs + o];
-            gradientM += a[rowA + col] * mu;
-            gradientMNext += a[rowANext + col] * mu;
+            gradientM0 += a[rowA0 + col] * mu;
+            gradientM1 += a[rowA1 + col] * mu;
+            gradientM2 += a[rowA2 + col] * mu;
+            gradientM3 += a[rowA3 + col] * mu;
         }
-        dM[(long)o * inducing + i] = gradientM;
-        if (paired)
-            dM[(long)o * inducing + iNext] = gradientMNext;
+        long meanRow = (long)o * inducing;
+        dM[meanRow + i] = gradientM0;
+        if (i + 1 <= lastRow)
+            dM[meanRow + i + 1] = gradientM1;
+        if (i + 2 <= lastRow)
+            dM[meanRow + i + 2] = gradientM2;
+        if (i + 3 <= lastRow)
+            dM[meanRow + i + 3] = gradientM3;
+        long target0 = ((long)o * inducing + i) * inducing, target1 = ((long)o * inducing + i1) * inducing;
+        long target2 = ((long)o * inducing + i2) * inducing, target3 = ((long)o * inducing + i3) * inducing;
         int j = 0;
         for (; j + 4 <= i + 1; j += 4)
         {
             long rowB = ((long)o * inducing + j) * n;
-            double sum0 = 0, sum1 = 0, sum2 = 0, sum3 = 0, next0 = 0, next1 = 0, next2 = 0, next3 = 0;
+            double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+            double s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
             for (int col = 0; col < n; col++)
             {
-                double twiceA = 2 * a[rowA + col], twiceANext = 2 * a[rowANext + col], v = dVariance[(long)col * outputs + o];
+                double v = dVariance[(long)col * outputs + o];
                 double b0 = b[rowB + col], b1 = b[rowB + n + col], b2 = b[rowB + 2 * n + col], b3 = b[rowB + 3 * n + col];
-                sum0 += twiceA * b0 * v;
-                sum1 += twiceA * b1 * v;
-                sum2 += twiceA * b2 * v;
-                sum3 += twiceA * b3 * v;
-                next0 += twiceANext * b0 * v;
-                next1 += twiceANext * b1 * v;
-                next2 += twiceANext * b2 * v;
-                next3 += twiceANext * b3 * v;
+                double twiceA = 2 * a[rowA0 + col];
+                s00 += twiceA * b0 * v;
+                s01 += twiceA * b1 * v;
+                s02 += twiceA * b2 * v;
+                s03 += twiceA * b3 * v;
+                twiceA = 2 * a[rowA1 + col];
+                s10 += twiceA * b0 * v;
+                s11 += twiceA * b1 * v;
+                s12 += twiceA * b2 * v;
+                s13 += twiceA * b3 * v;
+                twiceA = 2 * a[rowA2 + col];
+                s20 += twiceA * b0 * v;
+                s21 += twiceA * b1 * v;
+                s22 += twiceA * b2 * v;
+                s23 += twiceA * b3 * v;
+                twiceA = 2 * a[rowA3 + col];
+                s30 += twiceA * b0 * v;
+                s31 += twiceA * b1 * v;
+                s32 += twiceA * b2 * v;
+                s33 += twiceA * b3 * v;
             }
-            dLS[target + j] = sum0;
-            dLS[target + j + 1] = sum1;
-            dLS[target + j + 2] = sum2;
-            dLS[target + j + 3] = sum3;
-            if (paired)
-            {
-                dLS[targetNext + j] = next0;
-                dLS[targetNext + j + 1] = next1;
-                dLS[targetNext + j + 2] = next2;
-                dLS[targetNext + j + 3] = next3;
-            }
+            // A row past M aliases the last row and its sums are that row's: writing them again changes nothing.
+            dLS[target0 + j] = s00;
+            dLS[target0 + j + 1] = s01;
+            dLS[target0 + j + 2] = s02;
+            dLS[target0 + j + 3] = s03;
+            dLS[target1 + j] = s10;
+            dLS[target1 + j + 1] = s11;
+            dLS[target1 + j + 2] = s12;
+            dLS[target1 + j + 3] = s13;
+            dLS[target2 + j] = s20;
+            dLS[target2 + j + 1] = s21;
+            dLS[target2 + j + 2] = s22;
+            dLS[target2 + j + 3] = s23;
+            dLS[target3 + j] = s30;
+            dLS[target3 + j + 1] = s31;
+            dLS[target3 + j + 2] = s32;
+            dLS[target3 + j + 3] = s33;
         }
-        // The last j ≤ i one at a time for both rows, then row i + 1's diagonal, then zeros above the diagonals.
-        for (int last = paired ? i + 1 : i; j <= last; j++)
+        // The triangle's last columns one at a time: column j belongs to the rows r ≥ j.
+        for (; j <= lastRow; j++)
         {
             long rowB = ((long)o * inducing + j) * n;
-            double sum = 0, next = 0;
+            double sum0 = 0, sum1 = 0, sum2 = 0, sum3 = 0;
             for (int col = 0; col < n; col++)
             {
-                double twiceA = 2 * a[rowA + col], v = dVariance[(long)col * outputs + o], value = b[rowB + col];
-                sum += twiceA * value * v;
-                next += 2 * a[rowANext + col] * value * v;
+                double v = dVariance[(long)col * outputs + o], value = b[rowB + col];
+                sum0 += 2 * a[rowA0 + col] * value * v;
+                sum1 += 2 * a[rowA1 + col] * value * v;
+                sum2 += 2 * a[rowA2 + col] * value * v;
+                sum3 += 2 * a[rowA3 + col] * value * v;
             }
             if (j <= i)
-                dLS[target + j] = sum;
-            if (paired)
-                dLS[targetNext + j] = next;
+                dLS[target0 + j] = sum0;
+            if (j <= i + 1 && i + 1 <= lastRow)
+                dLS[target1 + j] = sum1;
+            if (j <= i + 2 && i + 2 <= lastRow)
+                dLS[target2 + j] = sum2;
+            if (i + 3 <= lastRow)
+                dLS[target3 + j] = sum3;
         }
-        for (int above = i + 1; above < inducing; above++)
-            dLS[target + above] = 0;
-        if (paired)
-            for (int above = i + 2; above < inducing; above++)
-                dLS[targetNext + above] = 0;
+        for (int row = i; row <= lastRow; row++)
+        {
+            long target = ((long)o * inducing + row) * inducing;
+            for (int above = row + 1; above < inducing; above++)
+                dLS[target + above] = 0;
+        }
     }
 }
