@@ -436,6 +436,9 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
             foreach (bool rows in new[] { true, false })
             {
                 kernels.GpRowKernels = rows;
+                // Every element of the gradients must be written by each shape (the CPU's fills dX with the hyperparameters').
+                dXBuffer.CopyFromCPU(Enumerable.Repeat(double.NaN, x.Length).ToArray());
+                dZBuffer.CopyFromCPU(Enumerable.Repeat(double.NaN, z.Length).ToArray());
                 kernels.Rbf(xBuffer.View, zBuffer.View, hyperBuffer.View, kBuffer.View, batch, n, m, dims);
                 kernels.RbfBackward(xBuffer.View, zBuffer.View, hyperBuffer.View, kBuffer.View, dKBuffer.View, dXBuffer.View, dZBuffer.View, dHyperBuffer.View, batch, n, m,
                     dims);

@@ -104,10 +104,10 @@ public static class LinearAlgebra
     }
 
     /// <summary>
-    /// The RBF kernel's reverse mode for dK, given k from <see cref="Rbf"/>: dX, dZ and dHyper written. Three launches:
-    /// one thread per element of dX, of dZ and of dHyper — or, with <see cref="KernelSet.GpRowKernels"/>, per row of
-    /// dX and of dZ and per four hyperparameters, the same sums in the same order. (Per element matters on a GPU: Z
-    /// has only M rows, and each row's gradient sums over the whole batch.) With <paramref name="zGradient"/> false dZ is
+    /// The RBF kernel's reverse mode for dK, given k from <see cref="Rbf"/>: dX, dZ and dHyper written. Three launches,
+    /// one thread per element of dX, of dZ and of dHyper — or, with <see cref="KernelSet.GpRowKernels"/>, two: per row
+    /// of dZ, and per four dimensions for dHyper and dX together, the same sums in the same order. (Per element matters on
+    /// a GPU: Z has only M rows, and each row's gradient sums over the whole batch.) With <paramref name="zGradient"/> false dZ is
     /// left as it was: a deep GP's first layer has the data on that side, whose gradient nothing reads, and at MNIST's
     /// 784 inputs it is a third of the step's RBF work.
     /// </summary>
@@ -116,10 +116,9 @@ public static class LinearAlgebra
     {
         if (kernels.GpRowKernels)
         {
-            kernels.Launch(RbfInputGradientKernel, batch * n, x, z, hyper, k, dK, dX, n, m, dims, 0);
             if (zGradient)
-                kernels.Launch(RbfInputGradientKernel, batch * m, x, z, hyper, k, dK, dZ, n, m, dims, 1);
-            kernels.Launch(RbfHyperGradientBlockKernel, batch * ((dims + 4) / 4), x, z, hyper, k, dK, dHyper, n, m, dims);
+                kernels.Launch(RbfZGradientKernel, batch * m, x, z, hyper, k, dK, dZ, n, m, dims);
+            kernels.Launch(RbfHyperGradientBlockKernel, batch * ((dims + 4) / 4), x, z, hyper, k, dK, dX, dHyper, n, m, dims);
         }
         else
         {
@@ -433,41 +432,40 @@ public static class LinearAlgebra
             k[row + j] = Math.Exp(hyper[h + dims] - k[row + j] / 2);
     }
 
-    /// <summary>One row of x's (side 0) or of z's (side 1) gradient: ∓Σ_other dK·k·(x − z)/ℓ², four dimensions at a
-    /// time so each dK·k serves four sums (each still adds over the other side's rows in order, as
-    /// <see cref="InputGradient"/>).</summary>
+    /// <summary>One row of z's gradient: Σ_i dK·k·(x − z)/ℓ², four dimensions at a time so each dK·k serves four sums
+    /// and the row's own z values are read once (each sum still adds over x's rows in order, as
+    /// <see cref="InputGradient"/>). x's gradient comes with the hyperparameters' (<see cref="RbfHyperGradientBlockKernel"/>).</summary>
     [Kernel]
-    public static void RbfInputGradientKernel(Index1D index, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k,
-        ArrayView<double> dK, ArrayView<double> dInput, int n, int m, int dims, int side)
+    public static void RbfZGradientKernel(Index1D index, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k,
+        ArrayView<double> dK, ArrayView<double> dZ, int n, int m, int dims)
     {
-        int rows = side == 0 ? n : m, others = side == 0 ? m : n;
-        int matrix = index / rows, row = index - matrix * rows;
+        int matrix = index / m, j = index - matrix * m;
         long h = (long)matrix * (dims + 1), target = (long)(int)index * dims;
         int d = 0;
         for (; d + 4 <= dims; d += 4)
         {
+            double z0 = z[target + d], z1 = z[target + d + 1], z2 = z[target + d + 2], z3 = z[target + d + 3];
             double sum0 = 0, sum1 = 0, sum2 = 0, sum3 = 0;
-            for (int other = 0; other < others; other++)
+            for (int i = 0; i < n; i++)
             {
-                int i = side == 0 ? row : other, j = side == 0 ? other : row;
-                long element = ((long)matrix * n + i) * m + j, xAt = ((long)matrix * n + i) * dims + d, zAt = ((long)matrix * m + j) * dims + d;
+                long element = ((long)matrix * n + i) * m + j, xAt = ((long)matrix * n + i) * dims + d;
                 double g = dK[element] * k[element];
-                sum0 += g * (x[xAt] - z[zAt]);
-                sum1 += g * (x[xAt + 1] - z[zAt + 1]);
-                sum2 += g * (x[xAt + 2] - z[zAt + 2]);
-                sum3 += g * (x[xAt + 3] - z[zAt + 3]);
+                sum0 += g * (x[xAt] - z0);
+                sum1 += g * (x[xAt + 1] - z1);
+                sum2 += g * (x[xAt + 2] - z2);
+                sum3 += g * (x[xAt + 3] - z3);
             }
-            dInput[target + d] = (side == 0 ? -sum0 : sum0) * Math.Exp(-2 * hyper[h + d]);
-            dInput[target + d + 1] = (side == 0 ? -sum1 : sum1) * Math.Exp(-2 * hyper[h + d + 1]);
-            dInput[target + d + 2] = (side == 0 ? -sum2 : sum2) * Math.Exp(-2 * hyper[h + d + 2]);
-            dInput[target + d + 3] = (side == 0 ? -sum3 : sum3) * Math.Exp(-2 * hyper[h + d + 3]);
+            dZ[target + d] = sum0 * Math.Exp(-2 * hyper[h + d]);
+            dZ[target + d + 1] = sum1 * Math.Exp(-2 * hyper[h + d + 1]);
+            dZ[target + d + 2] = sum2 * Math.Exp(-2 * hyper[h + d + 2]);
+            dZ[target + d + 3] = sum3 * Math.Exp(-2 * hyper[h + d + 3]);
         }
         for (; d < dims; d++)
-            dInput[target + d] = InputGradient(x, z, hyper, k, dK, n, m, dims, side, matrix, row, d);
+            dZ[target + d] = InputGradient(x, z, hyper, k, dK, n, m, dims, 1, matrix, j, d);
     }
 
     /// <summary>One element (matrix, row, d) of x's (side 0) or z's (side 1) gradient, summed as
-    /// <see cref="RbfInputGradientKernel"/> sums it.</summary>
+    /// <see cref="RbfZGradientKernel"/> and <see cref="RbfHyperGradientBlockKernel"/> sum it.</summary>
     [Kernel]
     public static void RbfInputGradientElementKernel(Index1D index, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k,
         ArrayView<double> dK, ArrayView<double> dInput, int n, int m, int dims, int side)
@@ -500,18 +498,25 @@ public static class LinearAlgebra
         dHyper[index] = HyperGradient(x, z, hyper, k, dK, n, m, dims, matrix, d);
     }
 
-    /// <summary>Four of one matrix's hyperparameter gradients, each summed over (i, j) in <see cref="RbfHyperGradientKernel"/>'s
-    /// order; each dK·k serves four sums. A block that reaches σ² (the last slot) goes slot by slot.</summary>
+    /// <summary>Four of one matrix's hyperparameter gradients and the same four columns of dX, each summed in
+    /// <see cref="RbfHyperGradientKernel"/>'s and <see cref="RbfInputGradientElementKernel"/>'s order: the lengthscales'
+    /// sums run over (i, j) row by row, and row i's pass over j is also x_i's gradient, so each dK·k·(x − z) serves both
+    /// (at MNIST's 784 inputs a separate pass for dX read k, dK, x and z again, a third of the RBF reverse mode). A block
+    /// that reaches σ² (the last slot) goes slot by slot, the dX columns it holds column by column.</summary>
     [Kernel]
     public static void RbfHyperGradientBlockKernel(Index1D index, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k,
-        ArrayView<double> dK, ArrayView<double> dHyper, int n, int m, int dims)
+        ArrayView<double> dK, ArrayView<double> dX, ArrayView<double> dHyper, int n, int m, int dims)
     {
         int blocks = (dims + 4) / 4, matrix = index / blocks, first = 4 * (index - matrix * blocks);
         long h = (long)matrix * (dims + 1);
         if (first + 4 > dims)
         {
             for (int d = first; d <= dims && d < first + 4; d++)
+            {
                 dHyper[h + d] = HyperGradient(x, z, hyper, k, dK, n, m, dims, matrix, d);
+                for (int i = 0; d < dims && i < n; i++)
+                    dX[((long)matrix * n + i) * dims + d] = InputGradient(x, z, hyper, k, dK, n, m, dims, 0, matrix, i, d);
+            }
             return;
         }
         double inverse0 = Math.Exp(-2 * hyper[h + first]), inverse1 = Math.Exp(-2 * hyper[h + first + 1]);
@@ -521,16 +526,26 @@ public static class LinearAlgebra
         {
             long xAt = ((long)matrix * n + i) * dims + first;
             double x0 = x[xAt], x1 = x[xAt + 1], x2 = x[xAt + 2], x3 = x[xAt + 3];
+            double gradient0 = 0, gradient1 = 0, gradient2 = 0, gradient3 = 0;
             for (int j = 0; j < m; j++)
             {
                 long element = ((long)matrix * n + i) * m + j, zAt = ((long)matrix * m + j) * dims + first;
                 double g = dK[element] * k[element];
                 double difference0 = x0 - z[zAt], difference1 = x1 - z[zAt + 1], difference2 = x2 - z[zAt + 2], difference3 = x3 - z[zAt + 3];
-                sum0 += g * difference0 * difference0 * inverse0;
-                sum1 += g * difference1 * difference1 * inverse1;
-                sum2 += g * difference2 * difference2 * inverse2;
-                sum3 += g * difference3 * difference3 * inverse3;
+                double term0 = g * difference0, term1 = g * difference1, term2 = g * difference2, term3 = g * difference3;
+                gradient0 += term0;
+                gradient1 += term1;
+                gradient2 += term2;
+                gradient3 += term3;
+                sum0 += term0 * difference0 * inverse0;
+                sum1 += term1 * difference1 * inverse1;
+                sum2 += term2 * difference2 * inverse2;
+                sum3 += term3 * difference3 * inverse3;
             }
+            dX[xAt] = -gradient0 * inverse0;
+            dX[xAt + 1] = -gradient1 * inverse1;
+            dX[xAt + 2] = -gradient2 * inverse2;
+            dX[xAt + 3] = -gradient3 * inverse3;
         }
         dHyper[h + first] = sum0;
         dHyper[h + first + 1] = sum1;
