@@ -16,7 +16,7 @@ public static class SparseGp
         int outputs)
     {
         if (kernels.GpRowKernels)
-            kernels.Launch(ProjectionRowKernel, outputs * ((inducing + 1) / 2), a, lS, b, n, inducing);
+            kernels.Launch(ProjectionRowKernel, outputs * ((inducing + 3) / 4), a, lS, b, n, inducing);
         else
             kernels.Launch(ProjectionKernel, outputs * inducing * n, a, lS, b, n, inducing);
     }
@@ -37,7 +37,7 @@ public static class SparseGp
     /// <summary>
     /// The marginals' reverse mode for dMean and dVariance [N, O] (b as the forward pass left it): dA and dKZX
     /// [M, N], dM [O, M] and dLS [O, M, M], all written: one thread per element, or with
-    /// <see cref="KernelSet.GpRowKernels"/> per pair of rows of dA and dK_ZX and per four rows of dm and dL_S.
+    /// <see cref="KernelSet.GpRowKernels"/> per four rows of dA and dK_ZX and per four rows of dm and dL_S.
     /// </summary>
     public static void MarginalsBackward(this KernelSet kernels, ArrayView<double> a, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> lS,
         ArrayView<double> b, ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dA, ArrayView<double> dKZX, ArrayView<double> dM,
@@ -45,7 +45,7 @@ public static class SparseGp
     {
         if (kernels.GpRowKernels)
         {
-            kernels.Launch(ProjectionGradientRowKernel, (inducing + 1) / 2, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a, n, inducing, outputs,
+            kernels.Launch(ProjectionGradientRowKernel, (inducing + 3) / 4, kZX, m, lS, b, dMean, dVariance, dA, dKZX, a, n, inducing, outputs,
                 caller: "MarginalsBackward (dA, dK_ZX)");
             kernels.Launch(PosteriorGradientRowKernel, outputs * ((inducing + 3) / 4), a, b, dMean, dVariance, dM, dLS, n, inducing, outputs,
                 caller: "MarginalsBackward (dm, dL_S)");
@@ -154,198 +154,307 @@ public static class SparseGp
     public static void ProjectionKernel(Index1D index, ArrayView<double> a, ArrayView<double> lS, ArrayView<double> b, int n, int inducing)
     {
         int col = index % n, row = index / n, j = row % inducing, o = row / inducing;
+        b[index] = ProjectionSum(a, lS, o, j, col, n, inducing);
+    }
+
+    /// <summary>b_o,j,col = Σ_{k ≥ j} L_S,o,kj A_k,col, k in order from j.</summary>
+    private static double ProjectionSum(ArrayView<double> a, ArrayView<double> lS, int o, int j, int col, int n, int inducing)
+    {
         double sum = 0;
         for (int k = j; k < inducing; k++)
             sum += lS[((long)o * inducing + k) * inducing + j] * a[(long)k * n + col];
-        b[index] = sum;
+        return sum;
     }
 
-    /// <summary>Rows j and j + 1 of b_o (j even; the last alone when M is odd), each adding over k in
-    /// <see cref="ProjectionKernel"/>'s order, as a 2 × 4 tile in registers: each L_S entry read serves four products
-    /// and each A entry two (row j + 1's sum starts at k = j + 1, so k = j goes to row j alone first).</summary>
+    /// <summary>Rows j to j + 3 of b_o (j a multiple of 4), each adding over k in <see cref="ProjectionKernel"/>'s
+    /// order, as 4 × 4 tiles in registers (sRC: row j + R, column col + C): each L_S entry read serves four products and
+    /// each A entry four. Row j + r's sum starts at k = j + r, so k = j, j + 1, j + 2 reach the tile's first one, two and
+    /// three rows before the loop over the rest. The last rows of an M that is not a multiple of 4, and the last
+    /// columns of an N that is not, go element by element.</summary>
     [Kernel]
     public static void ProjectionRowKernel(Index1D thread, ArrayView<double> a, ArrayView<double> lS, ArrayView<double> b, int n, int inducing)
     {
-        int pairs = (inducing + 1) / 2, o = thread / pairs, j = 2 * (thread - o * pairs);
+        int quads = (inducing + 3) / 4, o = thread / quads, j = 4 * (thread - o * quads);
         long target = ((long)o * inducing + j) * n, factorColumn = (long)o * inducing * inducing + j;
         int col = 0;
-        if (j + 1 < inducing)
+        if (j + 4 <= inducing)
         {
             for (; col + 4 <= n; col += 4)
             {
-                double first = lS[factorColumn + (long)j * inducing];
-                long source = (long)j * n + col;
-                double sum0 = 0, sum1 = 0, sum2 = 0, sum3 = 0;
-                sum0 += first * a[source];
-                sum1 += first * a[source + 1];
-                sum2 += first * a[source + 2];
-                sum3 += first * a[source + 3];
-                double next0 = 0, next1 = 0, next2 = 0, next3 = 0;
-                for (int k = j + 1; k < inducing; k++)
+                double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+                double s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+                long factorRow = factorColumn + (long)j * inducing, source = (long)j * n + col;
+                double l0 = lS[factorRow];
+                double a0 = a[source], a1 = a[source + 1], a2 = a[source + 2], a3 = a[source + 3];
+                s00 += l0 * a0;
+                s01 += l0 * a1;
+                s02 += l0 * a2;
+                s03 += l0 * a3;
+                factorRow += inducing;
+                source += n;
+                l0 = lS[factorRow];
+                double l1 = lS[factorRow + 1];
+                a0 = a[source];
+                a1 = a[source + 1];
+                a2 = a[source + 2];
+                a3 = a[source + 3];
+                s00 += l0 * a0;
+                s01 += l0 * a1;
+                s02 += l0 * a2;
+                s03 += l0 * a3;
+                s10 += l1 * a0;
+                s11 += l1 * a1;
+                s12 += l1 * a2;
+                s13 += l1 * a3;
+                factorRow += inducing;
+                source += n;
+                l0 = lS[factorRow];
+                l1 = lS[factorRow + 1];
+                double l2 = lS[factorRow + 2];
+                a0 = a[source];
+                a1 = a[source + 1];
+                a2 = a[source + 2];
+                a3 = a[source + 3];
+                s00 += l0 * a0;
+                s01 += l0 * a1;
+                s02 += l0 * a2;
+                s03 += l0 * a3;
+                s10 += l1 * a0;
+                s11 += l1 * a1;
+                s12 += l1 * a2;
+                s13 += l1 * a3;
+                s20 += l2 * a0;
+                s21 += l2 * a1;
+                s22 += l2 * a2;
+                s23 += l2 * a3;
+                for (int k = j + 3; k < inducing; k++)
                 {
-                    long factorRow = factorColumn + (long)k * inducing;
-                    double l = lS[factorRow], lNext = lS[factorRow + 1];
+                    factorRow = factorColumn + (long)k * inducing;
                     source = (long)k * n + col;
-                    double a0 = a[source], a1 = a[source + 1], a2 = a[source + 2], a3 = a[source + 3];
-                    sum0 += l * a0;
-                    sum1 += l * a1;
-                    sum2 += l * a2;
-                    sum3 += l * a3;
-                    next0 += lNext * a0;
-                    next1 += lNext * a1;
-                    next2 += lNext * a2;
-                    next3 += lNext * a3;
+                    l0 = lS[factorRow];
+                    l1 = lS[factorRow + 1];
+                    l2 = lS[factorRow + 2];
+                    double l3 = lS[factorRow + 3];
+                    a0 = a[source];
+                    a1 = a[source + 1];
+                    a2 = a[source + 2];
+                    a3 = a[source + 3];
+                    s00 += l0 * a0;
+                    s01 += l0 * a1;
+                    s02 += l0 * a2;
+                    s03 += l0 * a3;
+                    s10 += l1 * a0;
+                    s11 += l1 * a1;
+                    s12 += l1 * a2;
+                    s13 += l1 * a3;
+                    s20 += l2 * a0;
+                    s21 += l2 * a1;
+                    s22 += l2 * a2;
+                    s23 += l2 * a3;
+                    s30 += l3 * a0;
+                    s31 += l3 * a1;
+                    s32 += l3 * a2;
+                    s33 += l3 * a3;
                 }
-                b[target + col] = sum0;
-                b[target + col + 1] = sum1;
-                b[target + col + 2] = sum2;
-                b[target + col + 3] = sum3;
-                b[target + n + col] = next0;
-                b[target + n + col + 1] = next1;
-                b[target + n + col + 2] = next2;
-                b[target + n + col + 3] = next3;
+                long at = target + col;
+                b[at] = s00;
+                b[at + 1] = s01;
+                b[at + 2] = s02;
+                b[at + 3] = s03;
+                at += n;
+                b[at] = s10;
+                b[at + 1] = s11;
+                b[at + 2] = s12;
+                b[at + 3] = s13;
+                at += n;
+                b[at] = s20;
+                b[at + 1] = s21;
+                b[at + 2] = s22;
+                b[at + 3] = s23;
+                at += n;
+                b[at] = s30;
+                b[at + 1] = s31;
+                b[at + 2] = s32;
+                b[at + 3] = s33;
             }
-            for (; col < n; col++)
-            {
-                double sum = 0, next = 0;
-                sum += lS[factorColumn + (long)j * inducing] * a[(long)j * n + col];
-                for (int k = j + 1; k < inducing; k++)
-                {
-                    long factorRow = factorColumn + (long)k * inducing;
-                    double value = a[(long)k * n + col];
-                    sum += lS[factorRow] * value;
-                    next += lS[factorRow + 1] * value;
-                }
-                b[target + col] = sum;
-                b[target + n + col] = next;
-            }
-            return;
         }
-        // The last row of an odd M: k = j alone.
-        double last = lS[factorColumn + (long)j * inducing];
-        for (; col < n; col++)
-        {
-            double sum = 0;
-            sum += last * a[(long)j * n + col];
-            b[target + col] = sum;
-        }
+        // The columns the tiles did not reach: the last of an N that is not a multiple of 4, or all of them for the last
+        // rows of an M that is not.
+        int rows = Math.Min(4, inducing - j);
+        for (int r = 0; r < rows; r++)
+            for (int column = col; column < n; column++)
+                b[target + (long)r * n + column] = ProjectionSum(a, lS, o, j + r, column, n, inducing);
     }
 
-    /// <summary>Rows i and i + 1 of dA and dK_ZX (i even), each sum in <see cref="ProjectionGradientKernel"/>'s order,
-    /// four columns at a time: (L_S,o b_o)[i.., col..col+3] and the gradients stay in registers across the outputs,
-    /// and each b entry read serves both rows. When M is odd the last thread's second row repeats its first, unwritten.</summary>
+    /// <summary>Rows i to i + 3 of dA and dK_ZX (i a multiple of 4), each sum in <see cref="ProjectionGradientKernel"/>'s
+    /// order, four columns at a time: per output the tile of L_S,o b_o (sRC: row i + R, column col + C) is built in
+    /// registers, each L_S entry read serving four products and each b entry four, and the gradients stay in registers
+    /// across the outputs. Row i + r's sum runs over j ≤ i + r: the loop to j = i serves all four rows, then j = i + 1,
+    /// i + 2 and i + 3 the last three, two and one. The last rows of an M that is not a multiple of 4, and the last
+    /// columns of an N that is not, go element by element.</summary>
     [Kernel]
     public static void ProjectionGradientRowKernel(Index1D thread, ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> lS, ArrayView<double> b,
         ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dA, ArrayView<double> dKZX, ArrayView<double> a, int n, int inducing, int outputs)
     {
-        int i = 2 * thread;
-        bool paired = i + 1 < inducing;
-        int iNext = paired ? i + 1 : i;
-        long row = (long)i * n, rowNext = (long)iNext * n;
-        int col = 0;
-        for (; col + 4 <= n; col += 4)
+        int i = 4 * thread, col = 0;
+        if (i + 4 <= inducing)
         {
-            double gradientA0 = 0, gradientA1 = 0, gradientA2 = 0, gradientA3 = 0, gradientK0 = 0, gradientK1 = 0, gradientK2 = 0, gradientK3 = 0;
-            double nextA0 = 0, nextA1 = 0, nextA2 = 0, nextA3 = 0, nextK0 = 0, nextK1 = 0, nextK2 = 0, nextK3 = 0;
-            for (int o = 0; o < outputs; o++)
+            long row0 = (long)i * n, row1 = row0 + n, row2 = row1 + n, row3 = row2 + n;
+            for (; col + 4 <= n; col += 4)
             {
-                double lsB0 = 0, lsB1 = 0, lsB2 = 0, lsB3 = 0, lsBNext0 = 0, lsBNext1 = 0, lsBNext2 = 0, lsBNext3 = 0;
-                long factorRow = ((long)o * inducing + i) * inducing, factorRowNext = ((long)o * inducing + iNext) * inducing;
-                for (int j = 0; j <= i; j++)
+                double gradientA00 = 0, gradientA01 = 0, gradientA02 = 0, gradientA03 = 0, gradientA10 = 0, gradientA11 = 0, gradientA12 = 0, gradientA13 = 0;
+                double gradientA20 = 0, gradientA21 = 0, gradientA22 = 0, gradientA23 = 0, gradientA30 = 0, gradientA31 = 0, gradientA32 = 0, gradientA33 = 0;
+                double gradientK00 = 0, gradientK01 = 0, gradientK02 = 0, gradientK03 = 0, gradientK10 = 0, gradientK11 = 0, gradientK12 = 0, gradientK13 = 0;
+                double gradientK20 = 0, gradientK21 = 0, gradientK22 = 0, gradientK23 = 0, gradientK30 = 0, gradientK31 = 0, gradientK32 = 0, gradientK33 = 0;
+                for (int o = 0; o < outputs; o++)
                 {
-                    double l = lS[factorRow + j], lNext = lS[factorRowNext + j];
-                    long source = ((long)o * inducing + j) * n + col;
-                    double b0 = b[source], b1 = b[source + 1], b2 = b[source + 2], b3 = b[source + 3];
-                    lsB0 += l * b0;
-                    lsB1 += l * b1;
-                    lsB2 += l * b2;
-                    lsB3 += l * b3;
-                    lsBNext0 += lNext * b0;
-                    lsBNext1 += lNext * b1;
-                    lsBNext2 += lNext * b2;
-                    lsBNext3 += lNext * b3;
+                    double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+                    double s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+                    long factorRow0 = ((long)o * inducing + i) * inducing, factorRow1 = factorRow0 + inducing;
+                    long factorRow2 = factorRow1 + inducing, factorRow3 = factorRow2 + inducing;
+                    long source = (long)o * inducing * n + col;
+                    for (int j = 0; j <= i; j++, source += n)
+                    {
+                        double l0 = lS[factorRow0 + j], l1 = lS[factorRow1 + j], l2 = lS[factorRow2 + j], l3 = lS[factorRow3 + j];
+                        double b0 = b[source], b1 = b[source + 1], b2 = b[source + 2], b3 = b[source + 3];
+                        s00 += l0 * b0;
+                        s01 += l0 * b1;
+                        s02 += l0 * b2;
+                        s03 += l0 * b3;
+                        s10 += l1 * b0;
+                        s11 += l1 * b1;
+                        s12 += l1 * b2;
+                        s13 += l1 * b3;
+                        s20 += l2 * b0;
+                        s21 += l2 * b1;
+                        s22 += l2 * b2;
+                        s23 += l2 * b3;
+                        s30 += l3 * b0;
+                        s31 += l3 * b1;
+                        s32 += l3 * b2;
+                        s33 += l3 * b3;
+                    }
+                    // source is row i + 1 of b_o now.
+                    double lower1 = lS[factorRow1 + i + 1], lower2 = lS[factorRow2 + i + 1], lower3 = lS[factorRow3 + i + 1];
+                    double next0 = b[source], next1 = b[source + 1], next2 = b[source + 2], next3 = b[source + 3];
+                    s10 += lower1 * next0;
+                    s11 += lower1 * next1;
+                    s12 += lower1 * next2;
+                    s13 += lower1 * next3;
+                    s20 += lower2 * next0;
+                    s21 += lower2 * next1;
+                    s22 += lower2 * next2;
+                    s23 += lower2 * next3;
+                    s30 += lower3 * next0;
+                    s31 += lower3 * next1;
+                    s32 += lower3 * next2;
+                    s33 += lower3 * next3;
+                    source += n;
+                    lower2 = lS[factorRow2 + i + 2];
+                    lower3 = lS[factorRow3 + i + 2];
+                    next0 = b[source];
+                    next1 = b[source + 1];
+                    next2 = b[source + 2];
+                    next3 = b[source + 3];
+                    s20 += lower2 * next0;
+                    s21 += lower2 * next1;
+                    s22 += lower2 * next2;
+                    s23 += lower2 * next3;
+                    s30 += lower3 * next0;
+                    s31 += lower3 * next1;
+                    s32 += lower3 * next2;
+                    s33 += lower3 * next3;
+                    source += n;
+                    lower3 = lS[factorRow3 + i + 3];
+                    next0 = b[source];
+                    next1 = b[source + 1];
+                    next2 = b[source + 2];
+                    next3 = b[source + 3];
+                    s30 += lower3 * next0;
+                    s31 += lower3 * next1;
+                    s32 += lower3 * next2;
+                    s33 += lower3 * next3;
+                    long at = (long)col * outputs + o;
+                    double mu0 = dMean[at], v0 = dVariance[at], mu1 = dMean[at + outputs], v1 = dVariance[at + outputs];
+                    double mu2 = dMean[at + 2 * outputs], v2 = dVariance[at + 2 * outputs], mu3 = dMean[at + 3 * outputs], v3 = dVariance[at + 3 * outputs];
+                    long meanRow = (long)o * inducing + i;
+                    double mean0 = m[meanRow], mean1 = m[meanRow + 1], mean2 = m[meanRow + 2], mean3 = m[meanRow + 3];
+                    gradientA00 += ProjectionGradientTerm(mean0, mu0, kZX[row0 + col], v0, s00);
+                    gradientA01 += ProjectionGradientTerm(mean0, mu1, kZX[row0 + col + 1], v1, s01);
+                    gradientA02 += ProjectionGradientTerm(mean0, mu2, kZX[row0 + col + 2], v2, s02);
+                    gradientA03 += ProjectionGradientTerm(mean0, mu3, kZX[row0 + col + 3], v3, s03);
+                    gradientA10 += ProjectionGradientTerm(mean1, mu0, kZX[row1 + col], v0, s10);
+                    gradientA11 += ProjectionGradientTerm(mean1, mu1, kZX[row1 + col + 1], v1, s11);
+                    gradientA12 += ProjectionGradientTerm(mean1, mu2, kZX[row1 + col + 2], v2, s12);
+                    gradientA13 += ProjectionGradientTerm(mean1, mu3, kZX[row1 + col + 3], v3, s13);
+                    gradientA20 += ProjectionGradientTerm(mean2, mu0, kZX[row2 + col], v0, s20);
+                    gradientA21 += ProjectionGradientTerm(mean2, mu1, kZX[row2 + col + 1], v1, s21);
+                    gradientA22 += ProjectionGradientTerm(mean2, mu2, kZX[row2 + col + 2], v2, s22);
+                    gradientA23 += ProjectionGradientTerm(mean2, mu3, kZX[row2 + col + 3], v3, s23);
+                    gradientA30 += ProjectionGradientTerm(mean3, mu0, kZX[row3 + col], v0, s30);
+                    gradientA31 += ProjectionGradientTerm(mean3, mu1, kZX[row3 + col + 1], v1, s31);
+                    gradientA32 += ProjectionGradientTerm(mean3, mu2, kZX[row3 + col + 2], v2, s32);
+                    gradientA33 += ProjectionGradientTerm(mean3, mu3, kZX[row3 + col + 3], v3, s33);
+                    gradientK00 -= a[row0 + col] * v0;
+                    gradientK01 -= a[row0 + col + 1] * v1;
+                    gradientK02 -= a[row0 + col + 2] * v2;
+                    gradientK03 -= a[row0 + col + 3] * v3;
+                    gradientK10 -= a[row1 + col] * v0;
+                    gradientK11 -= a[row1 + col + 1] * v1;
+                    gradientK12 -= a[row1 + col + 2] * v2;
+                    gradientK13 -= a[row1 + col + 3] * v3;
+                    gradientK20 -= a[row2 + col] * v0;
+                    gradientK21 -= a[row2 + col + 1] * v1;
+                    gradientK22 -= a[row2 + col + 2] * v2;
+                    gradientK23 -= a[row2 + col + 3] * v3;
+                    gradientK30 -= a[row3 + col] * v0;
+                    gradientK31 -= a[row3 + col + 1] * v1;
+                    gradientK32 -= a[row3 + col + 2] * v2;
+                    gradientK33 -= a[row3 + col + 3] * v3;
                 }
-                if (paired)
-                {
-                    double lNext = lS[factorRowNext + i + 1];
-                    long source = ((long)o * inducing + i + 1) * n + col;
-                    lsBNext0 += lNext * b[source];
-                    lsBNext1 += lNext * b[source + 1];
-                    lsBNext2 += lNext * b[source + 2];
-                    lsBNext3 += lNext * b[source + 3];
-                }
-                double mean = m[(long)o * inducing + i], meanNext = m[(long)o * inducing + iNext];
-                long at = (long)col * outputs + o;
-                double mu0 = dMean[at], v0 = dVariance[at];
-                double mu1 = dMean[at + outputs], v1 = dVariance[at + outputs];
-                double mu2 = dMean[at + 2 * outputs], v2 = dVariance[at + 2 * outputs];
-                double mu3 = dMean[at + 3 * outputs], v3 = dVariance[at + 3 * outputs];
-                gradientA0 += mean * mu0 - kZX[row + col] * v0 + 2 * lsB0 * v0;
-                gradientA1 += mean * mu1 - kZX[row + col + 1] * v1 + 2 * lsB1 * v1;
-                gradientA2 += mean * mu2 - kZX[row + col + 2] * v2 + 2 * lsB2 * v2;
-                gradientA3 += mean * mu3 - kZX[row + col + 3] * v3 + 2 * lsB3 * v3;
-                gradientK0 -= a[row + col] * v0;
-                gradientK1 -= a[row + col + 1] * v1;
-                gradientK2 -= a[row + col + 2] * v2;
-                gradientK3 -= a[row + col + 3] * v3;
-                nextA0 += meanNext * mu0 - kZX[rowNext + col] * v0 + 2 * lsBNext0 * v0;
-                nextA1 += meanNext * mu1 - kZX[rowNext + col + 1] * v1 + 2 * lsBNext1 * v1;
-                nextA2 += meanNext * mu2 - kZX[rowNext + col + 2] * v2 + 2 * lsBNext2 * v2;
-                nextA3 += meanNext * mu3 - kZX[rowNext + col + 3] * v3 + 2 * lsBNext3 * v3;
-                nextK0 -= a[rowNext + col] * v0;
-                nextK1 -= a[rowNext + col + 1] * v1;
-                nextK2 -= a[rowNext + col + 2] * v2;
-                nextK3 -= a[rowNext + col + 3] * v3;
-            }
-            dA[row + col] = gradientA0;
-            dA[row + col + 1] = gradientA1;
-            dA[row + col + 2] = gradientA2;
-            dA[row + col + 3] = gradientA3;
-            dKZX[row + col] = gradientK0;
-            dKZX[row + col + 1] = gradientK1;
-            dKZX[row + col + 2] = gradientK2;
-            dKZX[row + col + 3] = gradientK3;
-            if (paired)
-            {
-                dA[rowNext + col] = nextA0;
-                dA[rowNext + col + 1] = nextA1;
-                dA[rowNext + col + 2] = nextA2;
-                dA[rowNext + col + 3] = nextA3;
-                dKZX[rowNext + col] = nextK0;
-                dKZX[rowNext + col + 1] = nextK1;
-                dKZX[rowNext + col + 2] = nextK2;
-                dKZX[rowNext + col + 3] = nextK3;
+                dA[row0 + col] = gradientA00;
+                dA[row0 + col + 1] = gradientA01;
+                dA[row0 + col + 2] = gradientA02;
+                dA[row0 + col + 3] = gradientA03;
+                dA[row1 + col] = gradientA10;
+                dA[row1 + col + 1] = gradientA11;
+                dA[row1 + col + 2] = gradientA12;
+                dA[row1 + col + 3] = gradientA13;
+                dA[row2 + col] = gradientA20;
+                dA[row2 + col + 1] = gradientA21;
+                dA[row2 + col + 2] = gradientA22;
+                dA[row2 + col + 3] = gradientA23;
+                dA[row3 + col] = gradientA30;
+                dA[row3 + col + 1] = gradientA31;
+                dA[row3 + col + 2] = gradientA32;
+                dA[row3 + col + 3] = gradientA33;
+                dKZX[row0 + col] = gradientK00;
+                dKZX[row0 + col + 1] = gradientK01;
+                dKZX[row0 + col + 2] = gradientK02;
+                dKZX[row0 + col + 3] = gradientK03;
+                dKZX[row1 + col] = gradientK10;
+                dKZX[row1 + col + 1] = gradientK11;
+                dKZX[row1 + col + 2] = gradientK12;
+                dKZX[row1 + col + 3] = gradientK13;
+                dKZX[row2 + col] = gradientK20;
+                dKZX[row2 + col + 1] = gradientK21;
+                dKZX[row2 + col + 2] = gradientK22;
+                dKZX[row2 + col + 3] = gradientK23;
+                dKZX[row3 + col] = gradientK30;
+                dKZX[row3 + col + 1] = gradientK31;
+                dKZX[row3 + col + 2] = gradientK32;
+                dKZX[row3 + col + 3] = gradientK33;
             }
         }
-        for (; col < n; col++)
-        {
-            double gradientA = 0, gradientK = 0, nextA = 0, nextK = 0;
-            for (int o = 0; o < outputs; o++)
+        // The columns the tiles did not reach: the last of an N that is not a multiple of 4, or all of them for the last
+        // rows of an M that is not.
+        for (int row = i; row < inducing && row < i + 4; row++)
+            for (int column = col; column < n; column++)
             {
-                double mu = dMean[(long)col * outputs + o], v = dVariance[(long)col * outputs + o];
-                long factorRow = ((long)o * inducing + i) * inducing, factorRowNext = ((long)o * inducing + iNext) * inducing;
-                double lsB = 0, lsBNext = 0;
-                for (int j = 0; j <= i; j++)
-                {
-                    double value = b[((long)o * inducing + j) * n + col];
-                    lsB += lS[factorRow + j] * value;
-                    lsBNext += lS[factorRowNext + j] * value;
-                }
-                if (paired)
-                    lsBNext += lS[factorRowNext + i + 1] * b[((long)o * inducing + i + 1) * n + col];
-                gradientA += m[(long)o * inducing + i] * mu - kZX[row + col] * v + 2 * lsB * v;
-                gradientK -= a[row + col] * v;
-                nextA += m[(long)o * inducing + iNext] * mu - kZX[rowNext + col] * v + 2 * lsBNext * v;
-                nextK -= a[rowNext + col] * v;
+                long index = (long)row * n + column;
+                dA[index] = ProjectionGradientA(kZX, m, lS, b, dMean, dVariance, row, column, n, inducing, outputs);
+                dKZX[index] = ProjectionGradientK(a, dVariance, row, column, n, outputs);
             }
-            dA[row + col] = gradientA;
-            dKZX[row + col] = gradientK;
-            if (paired)
-            {
-                dA[rowNext + col] = nextA;
-                dKZX[rowNext + col] = nextK;
-            }
-        }
     }
 
     [Kernel]
@@ -372,18 +481,38 @@ public static class SparseGp
         ArrayView<double> dMean, ArrayView<double> dVariance, ArrayView<double> dA, ArrayView<double> dKZX, ArrayView<double> a, int n, int inducing, int outputs)
     {
         int i = index / n, col = index - i * n;
-        double gradientA = 0, gradientK = 0;
+        dA[index] = ProjectionGradientA(kZX, m, lS, b, dMean, dVariance, i, col, n, inducing, outputs);
+        dKZX[index] = ProjectionGradientK(a, dVariance, i, col, n, outputs);
+    }
+
+    /// <summary>dA_i,col = Σ_o (m_oi dMean − K_ZX,i,col dVariance + 2 (L_S,o b_o)_i,col dVariance), over o in order, the
+    /// inner sum over j ≤ i in order.</summary>
+    private static double ProjectionGradientA(ArrayView<double> kZX, ArrayView<double> m, ArrayView<double> lS, ArrayView<double> b, ArrayView<double> dMean,
+        ArrayView<double> dVariance, int i, int col, int n, int inducing, int outputs)
+    {
+        double gradientA = 0;
         for (int o = 0; o < outputs; o++)
         {
-            double mu = dMean[(long)col * outputs + o], v = dVariance[(long)col * outputs + o];
             double lsB = 0;
             for (int j = 0; j <= i; j++)
                 lsB += lS[((long)o * inducing + i) * inducing + j] * b[((long)o * inducing + j) * n + col];
-            gradientA += m[(long)o * inducing + i] * mu - kZX[index] * v + 2 * lsB * v;
-            gradientK -= a[index] * v;
+            gradientA += ProjectionGradientTerm(m[(long)o * inducing + i], dMean[(long)col * outputs + o], kZX[(long)i * n + col], dVariance[(long)col * outputs + o],
+                lsB);
         }
-        dA[index] = gradientA;
-        dKZX[index] = gradientK;
+        return gradientA;
+    }
+
+    /// <summary>Output o's share of dA_i,col, given (L_S,o b_o)_i,col.</summary>
+    private static double ProjectionGradientTerm(double mean, double dMean, double kZX, double dVariance, double lsB) =>
+        mean * dMean - kZX * dVariance + 2 * lsB * dVariance;
+
+    /// <summary>dK_ZX,i,col = −Σ_o A_i,col dVariance_col,o, over o in order.</summary>
+    private static double ProjectionGradientK(ArrayView<double> a, ArrayView<double> dVariance, int i, int col, int n, int outputs)
+    {
+        double gradientK = 0;
+        for (int o = 0; o < outputs; o++)
+            gradientK -= a[(long)i * n + col] * dVariance[(long)col * outputs + o];
+        return gradientK;
     }
 
     /// <summary>dM_o,i = Σ_n A_in dMean_no, one thread per (output, i).</summary>
