@@ -401,9 +401,9 @@ public sealed class LinearAlgebraKernelTests(AcceleratorFixture fixture)
     }
 
     /// <summary>The RBF matrix and its reverse mode against the reference (1e-10 of the largest value), both kernel shapes
-    /// bit for bit; 4 and 9 dimensions reach the CPU shape's blocks of four hyperparameters (a full block, and one that
-    /// ends at σ²), and 17 its RBF rows' four-dimension steps with one left over. Then the reverse mode without z's
-    /// gradient.</summary>
+    /// bit for bit; 4 and 9 dimensions reach the CPU shape's blocks of four hyperparameters, which also give dX (a full
+    /// block, and one that ends at σ²), and 17 its RBF rows' four-dimension steps with one left over. Then the reverse
+    /// mode without z's gradient.</summary>
     [Theory]
     [InlineData(1, 1, 1, 1)]
     [InlineData(2, 7, 5, 3)]

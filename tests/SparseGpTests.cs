@@ -12,9 +12,9 @@ namespace IlgpuVae.Tests;
 [Collection(AcceleratorCollection.Name)]
 public sealed class SparseGpTests(AcceleratorFixture fixture)
 {
-    /// <summary>(points N, inducing M, outputs O); (9, 8, 2) has an even M (the CPU's projection takes rows in pairs)
-    /// and an N that its four-column tiles do not divide; M = 8, 33, 10 and 7 leave 0, 1, 2 and 3 rows over for the CPU's
-    /// reverse mode into m and L_S, which takes rows in fours.</summary>
+    /// <summary>(points N, inducing M, outputs O); the CPU's projection and both its reverse modes take rows in fours:
+    /// M = 8, 33, 10 and 7 leave 0, 1, 2 and 3 rows over, and N = 9, 33 and 6 leave columns over for the four-column
+    /// tiles.</summary>
     public static TheoryData<int, int, int> Shapes => new() { { 1, 1, 1 }, { 5, 7, 3 }, { 9, 8, 2 }, { 6, 10, 2 }, { 33, 33, 2 } };
 
     private static (double[] A, double[] KZX, double[] M, double[] LS, double[] DMean, double[] DVariance) Values(int n, int inducing, int outputs)
