@@ -13,14 +13,16 @@ namespace IlgpuVae.Tests;
 [Collection(AcceleratorCollection.Name)]
 public sealed class DeepGpLayerTests(AcceleratorFixture fixture)
 {
-    /// <summary>(points N, dimensions D, outputs O).</summary>
-    public static TheoryData<int, int, int> Shapes => new() { { 1, 1, 1 }, { 7, 3, 5 }, { 33, 13, 10 } };
+    /// <summary>(points N, dimensions D, outputs O); (6, 5, 8) fills the CPU's linear mean's tiles (pairs of points,
+    /// four outputs) with none left over.</summary>
+    public static TheoryData<int, int, int> Shapes => new() { { 1, 1, 1 }, { 7, 3, 5 }, { 33, 13, 10 }, { 6, 5, 8 } };
 
     private static double[] Draw(Random random, int count, double scale = 1) => Enumerable.Range(0, count).Select(_ => (random.NextDouble() * 2 - 1) * scale).ToArray();
 
-    /// <summary>Both double with the same sums in the same order: 1e-12 of the largest value. The reverse mode is the
-    /// transpose of a linear map, checked against central differences (exact for a linear function up to round-off,
-    /// about 1e-16·|F|/h ≈ 1e-9 for sums of order 10: 1e-7 relative plus 1e-8).</summary>
+    /// <summary>Both double with the same sums in the same order: 1e-12 of the largest value; the forward pass's two
+    /// kernel shapes bit for bit. The reverse mode is the transpose of a linear map, checked against central differences
+    /// (exact for a linear function up to round-off, about 1e-16·|F|/h ≈ 1e-9 for sums of order 10: 1e-7 relative plus
+    /// 1e-8).</summary>
     [Theory]
     [MemberData(nameof(Shapes))]
     public void LinearMeanMatchesTheReference(int n, int dims, int outputs)
@@ -37,6 +39,14 @@ public sealed class DeepGpLayerTests(AcceleratorFixture fixture)
             using var xB = accelerator.Upload(x);
             using var wB = accelerator.Upload(w);
             using var meanB = accelerator.Upload(start);
+            var shapes = KernelShapes.RunBoth(kernels, () =>
+            {
+                meanB.CopyFromCPU(start);
+                kernels.LinearMean(xB.View, wB.View, meanB.View, n, dims, outputs);
+                return meanB.GetAsArray1D();
+            });
+            Assert.Equal(shapes[0], shapes[1]);
+            meanB.CopyFromCPU(start);
             using var dMeanB = accelerator.Upload(dMean);
             using var dXB = accelerator.Upload(Enumerable.Repeat(0.5, n * dims).ToArray());
             kernels.LinearMean(xB.View, wB.View, meanB.View, n, dims, outputs);

@@ -92,13 +92,14 @@ public static class LinearAlgebra
 
     /// <summary>
     /// The RBF/ARD kernel k[b, i, j] = σ² exp(−½ Σ_d (x_id − z_jd)²/ℓ_d²) for x [B, N, D], z [B, M, D] and hyper
-    /// [B, D + 1] = [log ℓ_1 … log ℓ_D | log σ²]. One thread per element, or per row of k (<see cref="KernelSet.GpRowKernels"/>).
+    /// [B, D + 1] = [log ℓ_1 … log ℓ_D | log σ²]. One thread per element, or per pair of rows of k
+    /// (<see cref="KernelSet.GpRowKernels"/>).
     /// </summary>
     public static void Rbf(this KernelSet kernels, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k, int batch, int n,
         int m, int dims)
     {
         if (kernels.GpRowKernels)
-            kernels.Launch(RbfRowKernel, batch * n, x, z, hyper, k, n, m, dims);
+            kernels.Launch(RbfRowKernel, batch * ((n + 1) / 2), x, z, hyper, k, n, m, dims);
         else
             kernels.Launch(RbfKernel, batch * n * m, x, z, hyper, k, n, m, dims);
     }
@@ -389,47 +390,78 @@ public static class LinearAlgebra
         k[index] = Math.Exp(hyper[h + dims] - distance / 2);
     }
 
-    /// <summary>Row i of k: the squared scaled distances summed over d in the row itself (in the order
-    /// <see cref="RbfKernel"/> sums them, each lengthscale's exp taken once per row), then exponentiated. Four
-    /// dimensions at a time, added in a register before the row is stored again: with MNIST's 784 inputs the row would
-    /// otherwise be read and written once per dimension, and z read a column at a time.</summary>
+    /// <summary>Rows i and i + 1 of k (i even; the last alone when N is odd): the squared scaled distances summed over d
+    /// in the rows themselves (in the order <see cref="RbfKernel"/> sums them, each lengthscale's exp taken once per
+    /// pair), then exponentiated. Four dimensions at a time, added in a register before the rows are stored again: with
+    /// MNIST's 784 inputs a row would otherwise be read and written once per dimension, and z read a column at a time;
+    /// each z entry read serves both rows.</summary>
     [Kernel]
     public static void RbfRowKernel(Index1D index, ArrayView<double> x, ArrayView<double> z, ArrayView<double> hyper, ArrayView<double> k, int n, int m, int dims)
     {
-        int i = index % n, matrix = index / n;
-        long h = (long)matrix * (dims + 1), row = (long)(int)index * m, xRow = ((long)matrix * n + i) * dims, zFirst = (long)matrix * m * dims;
+        int pairs = (n + 1) / 2, matrix = index / pairs, i = 2 * (index - matrix * pairs);
+        bool paired = i + 1 < n;
+        long h = (long)matrix * (dims + 1), row = ((long)matrix * n + i) * m, rowNext = row + m;
+        long xRow = ((long)matrix * n + i) * dims, xRowNext = paired ? xRow + dims : xRow, zFirst = (long)matrix * m * dims;
         for (int j = 0; j < m; j++)
+        {
             k[row + j] = 0;
+            if (paired)
+                k[rowNext + j] = 0;
+        }
         int d = 0;
         for (; d + 4 <= dims; d += 4)
         {
             double inverse0 = Math.Exp(-hyper[h + d]), inverse1 = Math.Exp(-hyper[h + d + 1]);
             double inverse2 = Math.Exp(-hyper[h + d + 2]), inverse3 = Math.Exp(-hyper[h + d + 3]);
             double x0 = x[xRow + d], x1 = x[xRow + d + 1], x2 = x[xRow + d + 2], x3 = x[xRow + d + 3];
+            double xNext0 = x[xRowNext + d], xNext1 = x[xRowNext + d + 1], xNext2 = x[xRowNext + d + 2], xNext3 = x[xRowNext + d + 3];
             for (int j = 0; j < m; j++)
             {
                 long zAt = zFirst + (long)j * dims + d;
-                double difference0 = (x0 - z[zAt]) * inverse0, difference1 = (x1 - z[zAt + 1]) * inverse1;
-                double difference2 = (x2 - z[zAt + 2]) * inverse2, difference3 = (x3 - z[zAt + 3]) * inverse3;
+                double z0 = z[zAt], z1 = z[zAt + 1], z2 = z[zAt + 2], z3 = z[zAt + 3];
+                double difference0 = (x0 - z0) * inverse0, difference1 = (x1 - z1) * inverse1;
+                double difference2 = (x2 - z2) * inverse2, difference3 = (x3 - z3) * inverse3;
                 double sum = k[row + j];
                 sum += difference0 * difference0;
                 sum += difference1 * difference1;
                 sum += difference2 * difference2;
                 sum += difference3 * difference3;
                 k[row + j] = sum;
+                if (!paired)
+                    continue;
+                difference0 = (xNext0 - z0) * inverse0;
+                difference1 = (xNext1 - z1) * inverse1;
+                difference2 = (xNext2 - z2) * inverse2;
+                difference3 = (xNext3 - z3) * inverse3;
+                sum = k[rowNext + j];
+                sum += difference0 * difference0;
+                sum += difference1 * difference1;
+                sum += difference2 * difference2;
+                sum += difference3 * difference3;
+                k[rowNext + j] = sum;
             }
         }
         for (; d < dims; d++)
         {
-            double inverse = Math.Exp(-hyper[h + d]), xd = x[xRow + d];
+            double inverse = Math.Exp(-hyper[h + d]), xd = x[xRow + d], xNext = x[xRowNext + d];
             for (int j = 0; j < m; j++)
             {
-                double difference = (xd - z[zFirst + (long)j * dims + d]) * inverse;
+                double zd = z[zFirst + (long)j * dims + d];
+                double difference = (xd - zd) * inverse;
                 k[row + j] += difference * difference;
+                if (paired)
+                {
+                    difference = (xNext - zd) * inverse;
+                    k[rowNext + j] += difference * difference;
+                }
             }
         }
         for (int j = 0; j < m; j++)
+        {
             k[row + j] = Math.Exp(hyper[h + dims] - k[row + j] / 2);
+            if (paired)
+                k[rowNext + j] = Math.Exp(hyper[h + dims] - k[rowNext + j] / 2);
+        }
     }
 
     /// <summary>One row of z's gradient: Σ_i dK·k·(x − z)/ℓ², four dimensions at a time so each dK·k serves four sums
