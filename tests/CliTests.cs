@@ -174,8 +174,8 @@ public sealed class CliTests : IDisposable
     /// <summary>
     /// double-def end to end: a run on a CSV count matrix writes its settings, checkpoint (the tensors named per side),
     /// metrics for every evaluation and eval.json; resumed to more steps it continues from the step it stopped at and
-    /// gives what one run of as many steps gives (profiled: each launch waited for), bit for bit; with no steps left it
-    /// only evaluates.
+    /// gives what one run of as many steps gives (profiled: each launch waited for), bit for bit, evaluating as the run
+    /// did without being told again; with no steps left it only evaluates.
     /// </summary>
     [Fact]
     public void DoubleDefTrainsResumesAndEvaluates()
@@ -205,9 +205,10 @@ public sealed class CliTests : IDisposable
         var split = Path.Combine(directory, "split");
         (exitCode, _, error) = Run(["double-def", "--data", data, .. model, "--steps", "2", "--out", split]);
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
-        (exitCode, output, error) = Run("double-def", "--resume", split, "--steps", "4", "--eval-every", "2", "--eval-draws", "2", "--accelerator", "cpu");
+        // The run's own --eval-every and --eval-draws (schedule.json) hold when the resuming call leaves them out.
+        (exitCode, output, error) = Run("double-def", "--resume", split, "--steps", "4", "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
-        Assert.Contains("resumed at step 2", output);
+        Assert.Contains("resumed at step 2 of " + split + "; evaluations every 2 steps with 2 draws", output);
         Assert.Equal(File.ReadAllBytes(Path.Combine(whole, "model.safetensors")), File.ReadAllBytes(Path.Combine(split, "model.safetensors")));
         Assert.Equal(File.ReadAllText(Path.Combine(whole, "eval.json")), File.ReadAllText(Path.Combine(split, "eval.json")));
 
@@ -275,7 +276,8 @@ public sealed class CliTests : IDisposable
     /// <summary>
     /// dgp end to end on a CSV table: settings, an F64 checkpoint with every layer's tensors, metrics for every
     /// evaluation and eval.json; resumed to more steps it gives what one run of as many steps gives (profiled: each
-    /// launch waited for), bit for bit; model options beside --resume are refused; `eval` gives the same eval.json.
+    /// launch waited for), bit for bit, evaluating as the run did without being told again; model options beside
+    /// --resume are refused; `eval` gives the same eval.json.
     /// </summary>
     [Fact]
     public void DeepGpTrainsResumesAndEvaluates()
@@ -308,14 +310,25 @@ public sealed class CliTests : IDisposable
         var split = Path.Combine(directory, "split");
         (exitCode, _, error) = Run(["dgp", "--data", data, .. model, "--steps", "2", "--out", split]);
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
-        (exitCode, output, error) = Run("dgp", "--resume", split, "--steps", "4", "--eval-every", "2", "--samples", "3", "--accelerator", "cpu");
+        // The run's own --eval-every and --samples (schedule.json) hold when the resuming call leaves them out.
+        (exitCode, output, error) = Run("dgp", "--resume", split, "--steps", "4", "--accelerator", "cpu");
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
-        Assert.Contains("resumed at step 2", output);
+        Assert.Contains("resumed at step 2 of " + split + "; evaluations every 2 steps with 3 samples", output);
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(split, "metrics.csv")).Length);
         Assert.Equal(File.ReadAllBytes(Path.Combine(whole, "model.safetensors")), File.ReadAllBytes(Path.Combine(split, "model.safetensors")));
         Assert.Equal(File.ReadAllText(Path.Combine(whole, "eval.json")), File.ReadAllText(Path.Combine(split, "eval.json")));
         (exitCode, _, error) = Run("dgp", "--resume", split, "--inducing", "5", "--accelerator", "cpu");
         Assert.Equal(2, exitCode);
         Assert.Contains("--inducing is set by", error);
+        // A schedule it cannot use is named with its file (and an explicit option still wins over it).
+        File.WriteAllText(Path.Combine(split, "schedule.json"), """{ "eval_every": 0, "samples": 3 }""");
+        (exitCode, _, error) = Run("dgp", "--resume", split, "--steps", "4", "--accelerator", "cpu");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("schedule.json", error);
+        Assert.Contains("'eval_every' must be ≥ 1 (got 0)", error);
+        (exitCode, output, error) = Run("dgp", "--resume", split, "--steps", "4", "--eval-every", "2", "--accelerator", "cpu");
+        Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
+        Assert.Contains("evaluations every 2 steps with 3 samples", output);
 
         // eval scores the checkpoint as the run's last evaluation did, and writes nothing else.
         var evalJson = File.ReadAllText(Path.Combine(whole, "eval.json"));

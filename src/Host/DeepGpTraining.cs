@@ -145,7 +145,8 @@ internal sealed record DeepGpProblem(string Name, string Description, DeepGpData
 /// The deep GP's run on one train/test split of a regression table (Gaussian likelihood) or on an image set's training
 /// and test images (softmax): trains by Adam, scores the test rows every <see cref="DeepGpOptions.EvalEvery"/> steps
 /// into metrics.csv (the test log-likelihood per point from S passes, log-mean-exp, and the RMSE or the error rate),
-/// and writes the run folder: settings.json (what --resume reads back), model.safetensors
+/// and writes the run folder: settings.json (what --resume reads back), schedule.json (the evaluations' --eval-every
+/// and --samples, which a resumed run keeps unless given), model.safetensors
 /// (every layer's Z, hyperparameters, q(u) and fixed mean weights, the log noise, Adam's moments and the step, F64;
 /// after every evaluation and on Ctrl+C or SIGTERM), eval.json, and for one-dimensional inputs predictive.png (the
 /// predictive mean and two-standard-deviation bands over the training points).
@@ -201,11 +202,14 @@ public static class DeepGpTraining
         if (checkpoint is not null)
         {
             model.Restore(checkpoint.Parameters, checkpoint.FirstMoment, checkpoint.SecondMoment, checkpoint.Step);
-            log.WriteLine($"resumed at step {model.Step} of {directory}");
+            log.WriteLine($"resumed at step {model.Step} of {directory}" +
+                          (run.EvaluateOnly ? "" : $"; evaluations every {run.EvalEvery} steps with {run.Samples} samples"));
         }
         else
             AtomicFile.WriteText(Path.Combine(directory, SettingsFile), SettingsJson(run));
 
+        if (!run.EvaluateOnly)
+            RunSchedule.Write(directory, ("eval_every", run.EvalEvery), ("samples", run.Samples));
         if (run.EvaluateOnly)
         {
             var score = Evaluate(model, problem, run.Samples, directory, log, appendMetrics: false);

@@ -28,7 +28,8 @@ public sealed record DoubleDefOptions
 /// <summary>
 /// The double DEF's run: trains on the whole matrix step by step, scores the held-out cells every
 /// <see cref="DoubleDefOptions.EvalEvery"/> steps into metrics.csv, and writes the run folder: settings.json (what
-/// --resume reads back), model.safetensors (the parameters, Adam's moments and the step, after every evaluation and
+/// --resume reads back), schedule.json (--eval-every and --eval-draws, kept by a resumed run unless given),
+/// model.safetensors (the parameters, Adam's moments and the step, after every evaluation and
 /// on Ctrl+C or SIGTERM) and eval.json (the last evaluation).
 /// </summary>
 public static class DoubleDefTraining
@@ -72,13 +73,14 @@ public static class DoubleDefTraining
         if (options.Resume is not null)
         {
             Restore(model, Path.Combine(directory, CheckpointFile));
-            output.WriteLine($"resumed at step {model.Step} of {directory}");
+            output.WriteLine($"resumed at step {model.Step} of {directory}; evaluations every {options.EvalEvery} steps with {options.EvalDraws} draws");
         }
         else
         {
             AtomicFile.WriteText(Path.Combine(directory, SettingsFile), SettingsJson(settings, data));
         }
 
+        RunSchedule.Write(directory, ("eval_every", options.EvalEvery), ("eval_draws", options.EvalDraws));
         // The loss is read (a wait for the device) only to report it.
         int exitCode = new StepLoop
         {

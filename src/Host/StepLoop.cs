@@ -149,3 +149,34 @@ internal sealed class RunSettingsFile
         }
     }
 }
+
+/// <summary>
+/// A step-trained run's evaluation schedule, schedule.json beside settings.json: how often it is scored and with how many
+/// draws. A resumed run keeps the values its command line leaves out (as `train --resume` keeps an epoch run's), and
+/// every training call writes what it used, for the next. Kept apart from settings.json, which records only what decides
+/// the model's numbers (and which dgp-splits compares across a table's runs).
+/// </summary>
+internal static class RunSchedule
+{
+    public const string FileName = "schedule.json";
+
+    public static void Write(string directory, params (string Name, int Value)[] values)
+    {
+        var json = new System.Text.Json.Nodes.JsonObject();
+        foreach (var (name, value) in values)
+            json[name] = value;
+        Model.Checkpoints.AtomicFile.WriteText(Path.Combine(directory, FileName),
+            json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary><paramref name="given"/> when the command line gave it or nothing is resumed; otherwise the value
+    /// <paramref name="name"/> in the resumed run's schedule.json, or <paramref name="given"/> (the default) where the run
+    /// has none (a run from before the file was written). A value below 1 there is refused, naming the file.</summary>
+    public static int Keep(string? resumed, bool explicitlyGiven, string name, int given, string command)
+    {
+        if (resumed is null || explicitlyGiven || !File.Exists(Path.Combine(resumed, FileName)))
+            return given;
+        int kept = RunSettingsFile.Read(resumed, FileName, command, file => file.GetOr(name, given));
+        return kept >= 1 ? kept : throw new Model.Data.DataFormatException(Path.Combine(resumed, FileName), $"'{name}' must be ≥ 1 (got {kept})");
+    }
+}

@@ -78,7 +78,7 @@ internal static class DeepGpCommand
         var layers = new Option<int>("--dgp-layers") { Description = "GP layers (1: a single sparse variational GP)", DefaultValueFactory = _ => new DeepGpSettings().Layers };
         var split = new Option<int>("--split") { Description = "Which random train/test split (0, 1, …; the paper uses 20)" };
         var outDirectory = new Option<string?>("--out") { Description = "Run folder (default runs/dgp-TIME)" };
-        var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder with its own model, data and split (settings.json) up to --steps; --eval-every and --samples are this call's (give them again: 100 samples over MNIST's test set take minutes on a CPU)" };
+        var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder with its own model, data and split (settings.json) up to --steps; --eval-every and --samples stay the run's own (schedule.json) unless given" };
         var profile = new Option<int>("--profile") { Description = "Time each kernel launch of the first N steps and print a line per kernel (the results are the same)" };
         var command = new Command("dgp", "Fit a deep Gaussian process (doubly stochastic VI, Salimbeni and Deisenroth 2017) to a regression table and score its test split, or classify an image set");
         foreach (var option in shared.All.Concat([layers, split, outDirectory, resume, profile]))
@@ -92,6 +92,11 @@ internal static class DeepGpCommand
                 Out = parse.GetValue(outDirectory),
                 Resume = parse.GetValue(resume),
                 ProfileSteps = parse.GetValue(profile),
+            };
+            options = options with
+            {
+                EvalEvery = RunSchedule.Keep(options.Resume, parse.GetResult(shared.EvalEvery) is { Implicit: false }, "eval_every", options.EvalEvery, "dgp"),
+                Samples = RunSchedule.Keep(options.Resume, parse.GetResult(shared.Samples) is { Implicit: false }, "samples", options.Samples, "dgp"),
             };
             return DeepGpTraining.Run(options, output, interrupt);
         });

@@ -25,7 +25,7 @@ internal static class DoubleDefCommand
         var evalEvery = new Option<int>("--eval-every") { Description = "Steps between evaluations (and checkpoints)", DefaultValueFactory = _ => defaults.EvalEvery };
         var evalDraws = new Option<int>("--eval-draws") { Description = "Draws of k samples of q for each evaluation", DefaultValueFactory = _ => defaults.EvalDraws };
         var outDirectory = new Option<string?>("--out") { Description = "Run folder (default runs/double-def-TIME)" };
-        var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder with its own model, data and split (settings.json) and checkpoint up to --steps; with no steps left, evaluate it" };
+        var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder with its own model, data and split (settings.json) and checkpoint up to --steps (--eval-every and --eval-draws stay the run's own, schedule.json, unless given); with no steps left, evaluate it" };
         var profile = new Option<int>("--profile") { Description = "Time each kernel launch of the first N steps and print a line per kernel (the results are the same)" };
         var accelerator = AcceleratorOption();
         var command = new Command("double-def", "Fit the double deep exponential family (gamma DEFs on rows and columns, Poisson counts) to a count matrix by black-box VI, with the held-out Poisson log-likelihood")
@@ -57,6 +57,11 @@ internal static class DoubleDefCommand
                 Resume = parse.GetValue(resume),
                 Accelerator = Compute.ParseChoice(parse.GetValue(accelerator)),
                 ProfileSteps = parse.GetValue(profile),
+            };
+            options = options with
+            {
+                EvalEvery = RunSchedule.Keep(options.Resume, parse.GetResult(evalEvery) is { Implicit: false }, "eval_every", options.EvalEvery, "double-def"),
+                EvalDraws = RunSchedule.Keep(options.Resume, parse.GetResult(evalDraws) is { Implicit: false }, "eval_draws", options.EvalDraws, "double-def"),
             };
             return DoubleDefTraining.Run(options, output, interrupt);
         });
