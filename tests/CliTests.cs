@@ -471,7 +471,8 @@ public sealed class CliTests : IDisposable
     }
 
     /// <summary>dgp on an image folder classifies: softmax over the labels' classes, the inner layer narrowed from 20
-    /// pixels to 3 by the principal directions, scored by the test error; dgp-splits refuses image sets.</summary>
+    /// pixels to 3 by the principal directions, scored by the test error (with progress when the test images take more
+    /// than one batch); dgp-splits refuses image sets.</summary>
     [Fact]
     public void DeepGpClassifiesImages()
     {
@@ -517,9 +518,15 @@ public sealed class CliTests : IDisposable
         Assert.Contains("the robust-max likelihood needs at least two classes (the labels have 1)", error);
         var robust = Path.Combine(directory, "images-robust-max");
         (exitCode, output, error) = Run("dgp", "--data", threeClasses, "--likelihood", "robust-max", "--initial-lengthscale", "2", "--initial-signal-variance", "2",
-            "--inducing", "5", "--inner-width", "3", "--steps", "2", "--eval-every", "2", "--samples", "2", "--accelerator", "cpu", "--out", robust);
+            "--inducing", "5", "--inner-width", "3", "--batch-size", "4", "--steps", "2", "--eval-every", "2", "--samples", "2", "--accelerator", "cpu", "--out", robust);
         Assert.True(exitCode == 0, $"exit {exitCode}: {error}");
         Assert.Contains($"(20 → 3 → {classes}), robust-max likelihood", output);
+        // The 9 test images are scored in chunks of the batch size (4, 4, 1), with progress after those that leave rows
+        // to go (redirected: once per quarter, here every 2 rows).
+        Assert.Contains("scoring [", output);
+        Assert.Contains("] 4/9 test rows, 2 samples, eta", output);
+        Assert.Contains("] 8/9 test rows, 2 samples, eta", output);
+        Assert.DoesNotContain("9/9 test rows", output);
         (_, doubles, _) = IlgpuVae.Model.Checkpoints.SafeTensors.ReadAll(Path.Combine(robust, "model.safetensors"));
         Assert.False(doubles.ContainsKey("likelihood.log_noise"));
         (exitCode, output, error) = Run("dgp", "--resume", robust, "--steps", "3", "--eval-every", "1", "--samples", "2", "--accelerator", "cpu");

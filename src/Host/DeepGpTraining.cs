@@ -56,7 +56,7 @@ public sealed record DeepGpScore(long Step, double Loss, double TestLogLikelihoo
 /// and how the test predictions are scored; for a one-dimensional regression, how its predictive picture is drawn.
 /// </summary>
 internal sealed record DeepGpProblem(string Name, string Description, DeepGpData Train, double[] TestInputs, int TestRows,
-    Func<DeepGpModel, int, (double LogLikelihood, double Rmse, double Error)> Score, Action<DeepGpModel, string, int>? Picture)
+    Func<DeepGpModel, int, Action<int>?, (double LogLikelihood, double Rmse, double Error)> Score, Action<DeepGpModel, string, int>? Picture)
 {
     /// <summary>Images (mnist, fashion-mnist, or a folder of them): pixels scaled to [0, 1], the softmax over the
     /// classes, scored by the test error and the log of the S-pass mean probability of the true class.</summary>
@@ -68,11 +68,11 @@ internal sealed record DeepGpProblem(string Name, string Description, DeepGpData
         var trainData = DeepGpData.Classification(Pixels(train), train.Labels.Select(label => (int)label).ToArray(), train.Count, train.Features, classes);
         var (testLabels, testPixels) = (test.Labels, Pixels(test));
         return new DeepGpProblem(train.Name, $"{train.Name}, {train.Count} training and {test.Count} test images of {train.Features} pixels, {classes} classes", trainData,
-            testPixels, test.Count, (model, samples) =>
+            testPixels, test.Count, (model, samples, rowsDone) =>
             {
                 if (model.Settings.Likelihood == DeepGpLikelihood.RobustMax)
-                    return ScoreRobustMax(model, testPixels, testLabels.Select(label => (int)label).ToArray(), classes, samples);
-                var (logits, _) = model.Predict(testPixels, test.Count, samples);
+                    return ScoreRobustMax(model, testPixels, testLabels.Select(label => (int)label).ToArray(), classes, samples, rowsDone);
+                var (logits, _) = model.Predict(testPixels, test.Count, samples, rowsDone: rowsDone);
                 double logLikelihood = 0;
                 int errors = 0;
                 var probabilities = new double[classes];
@@ -103,9 +103,10 @@ internal sealed record DeepGpProblem(string Name, string Description, DeepGpData
     /// P(f_c is the largest) under the last layer's marginals (the same Gauss–Hermite rule as training); the
     /// log-likelihood is the log of the passes' mean p_y, the error that of the argmax of the mean p. Points in parallel.
     /// </summary>
-    private static (double LogLikelihood, double Rmse, double Error) ScoreRobustMax(DeepGpModel model, double[] pixels, int[] labels, int classes, int samples)
+    private static (double LogLikelihood, double Rmse, double Error) ScoreRobustMax(DeepGpModel model, double[] pixels, int[] labels, int classes, int samples,
+        Action<int>? rowsDone)
     {
-        var (means, variances) = model.Predict(pixels, labels.Length, samples);
+        var (means, variances) = model.Predict(pixels, labels.Length, samples, rowsDone: rowsDone);
         var rule = GaussHermite.Rule(model.Settings.QuadraturePoints);
         double epsilon = model.Settings.RobustMaxEpsilon;
         var logLikelihoods = new double[labels.Length];
@@ -136,7 +137,7 @@ internal sealed record DeepGpProblem(string Name, string Description, DeepGpData
         return new DeepGpProblem(table.Name,
             $"{table.Name}, {table.Rows} rows × {table.Features} features; split {index} (seed {seed}): {split.TrainRows.Length} to train, {split.TestRows.Length} to test",
             DeepGpData.Regression(trainX, trainY, split.TrainRows.Length, table.Features), testX, testY.Length,
-            (model, samples) => DeepGpTraining.ScoreRegression(model, split, testX, testY, samples),
+            (model, samples, _) => DeepGpTraining.ScoreRegression(model, split, testX, testY, samples),
             table.Features == 1 ? (model, path, samples) => DeepGpTraining.WritePredictive(model, split, trainX, path, samples) : null);
     }
 }
@@ -269,15 +270,30 @@ public static class DeepGpTraining
 
     /// <summary>The model's scores on the problem's test rows, and its loss at the parameters scored with the batch and
     /// draws the next step would take (so a resumed run reports what one run reports).</summary>
-    internal static DeepGpScore Score(DeepGpModel model, DeepGpProblem problem, int samples)
+    internal static DeepGpScore Score(DeepGpModel model, DeepGpProblem problem, int samples, Action<int>? rowsDone = null)
     {
-        var (logLikelihood, rmse, error) = problem.Score(model, samples);
+        var (logLikelihood, rmse, error) = problem.Score(model, samples, rowsDone);
         return new DeepGpScore(model.Step, model.Loss(model.Step + 1), logLikelihood, rmse, error, model.NoiseVariance(), problem.TestRows, samples);
     }
 
     private static DeepGpScore Evaluate(DeepGpModel model, DeepGpProblem problem, int samples, string directory, TextWriter output, bool appendMetrics = true)
     {
-        var score = Score(model, problem, samples);
+        // Progress over the test rows, shown from the first chunk of the batch size that leaves rows to go (a table's test
+        // split is one chunk and shows none; MNIST's 10 000 images with 100 samples take minutes on a CPU); once per
+        // quarter when the output is redirected.
+        var progress = new Progress(output, problem.TestRows, "test rows");
+        progress.Start("scoring");
+        int reported = 0;
+        void RowsDone(int rows)
+        {
+            if (rows < problem.TestRows && rows / progress.Interval > reported / progress.Interval)
+            {
+                progress.Report(rows, $"{samples} samples");
+                reported = rows;
+            }
+        }
+        var score = Score(model, problem, samples, RowsDone);
+        progress.End();
         static double? Finite(double value) => double.IsFinite(value) ? value : null;
         if (appendMetrics)
             AppendMetrics(Path.Combine(directory, MetricsFile), score);

@@ -409,9 +409,11 @@ public sealed class DeepGpModel : IDisposable
     /// The last layer's predictive draws at inputs [rows, D] from <paramref name="samples"/> passes (pass s keyed by
     /// (seed, <paramref name="stream"/>, s)): per pass the marginal mean and variance [rows, O] under the Gaussian
     /// and robust-max likelihoods (each pass samples the layers below), or the sampled logits [rows, O] and no variance
-    /// under the softmax. Chunks of the batch size, each drawing what one pass over all the rows would.
+    /// under the softmax. Chunks of the batch size, each drawing what one pass over all the rows would; after each,
+    /// <paramref name="rowsDone"/> is told how many rows are done.
     /// </summary>
-    public (double[][] Mean, double[][]? Variance) Predict(double[] inputs, int rows, int samples, uint stream = Philox.Streams.EvalReparameterize)
+    public (double[][] Mean, double[][]? Variance) Predict(double[] inputs, int rows, int samples, uint stream = Philox.Streams.EvalReparameterize,
+        Action<int>? rowsDone = null)
     {
         var last = Layout.Layers[^1];
         int o = last.OutputWidth;
@@ -430,6 +432,7 @@ public sealed class DeepGpModel : IDisposable
                 if (variances is not null)
                     View(last.Index, "var", (long)n * o).CopyToCPU(variances[s].AsSpan((int)((long)first * o), n * o));
             }
+            rowsDone?.Invoke(first + n);
         }
         return (means, variances);
     }
