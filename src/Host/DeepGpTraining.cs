@@ -209,14 +209,13 @@ public static class DeepGpTraining
         else
             AtomicFile.WriteText(Path.Combine(directory, SettingsFile), SettingsJson(run));
 
-        if (!run.EvaluateOnly)
-            RunSchedule.Write(directory, ("eval_every", run.EvalEvery), ("samples", run.Samples));
         if (run.EvaluateOnly)
         {
             var score = Evaluate(model, problem, run.Samples, directory, log, appendMetrics: false);
             problem.Picture?.Invoke(model, Path.Combine(directory, PredictiveFile), run.Samples);
             return (0, score);
         }
+        RunSchedule.Write(directory, ("eval_every", run.EvalEvery), ("samples", run.Samples));
         DeepGpScore? last = null;
         int exitCode = new StepLoop
         {
