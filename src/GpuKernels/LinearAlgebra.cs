@@ -546,7 +546,9 @@ public static class LinearAlgebra
             for (int d = first; d <= dims && d < first + 4; d++)
             {
                 dHyper[h + d] = HyperGradient(x, z, hyper, k, dK, n, m, dims, matrix, d);
-                for (int i = 0; d < dims && i < n; i++)
+                if (d == dims)
+                    continue; // σ²'s slot has no dX column
+                for (int i = 0; i < n; i++)
                     dX[((long)matrix * n + i) * dims + d] = InputGradient(x, z, hyper, k, dK, n, m, dims, 0, matrix, i, d);
             }
             return;

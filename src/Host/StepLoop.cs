@@ -166,7 +166,7 @@ internal static class RunSchedule
         foreach (var (name, value) in values)
             json[name] = value;
         Model.Checkpoints.AtomicFile.WriteText(Path.Combine(directory, FileName),
-            json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            json.ToJsonString(DeepGpTraining.Json));
     }
 
     /// <summary><paramref name="given"/> when the command line gave it or nothing is resumed; otherwise the value
