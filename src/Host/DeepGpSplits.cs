@@ -107,7 +107,7 @@ public static class DeepGpSplits
             if (File.Exists(resultsPath))
                 recorded = ReadResults(resultsPath);
         }
-        AtomicFile.WriteText(protocolPath, protocol.ToJsonString(DeepGpTraining.Json));
+        AtomicFile.WriteText(protocolPath, protocol.ToJsonString(RunSettingsFile.Indented));
         return recorded;
     }
 

@@ -157,8 +157,6 @@ public static class DeepGpTraining
     public const string SettingsFile = "settings.json", CheckpointFile = "model.safetensors", MetricsFile = "metrics.csv", EvalFile = "eval.json",
         PredictiveFile = "predictive.png";
 
-    internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
-
     public static int Run(DeepGpOptions options, TextWriter output, CancellationToken interrupt) => Train(options, output, interrupt).ExitCode;
 
     /// <summary>The run; its exit code and its last score (null when stopped or diverged before one).</summary>
@@ -308,7 +306,7 @@ public static class DeepGpTraining
             ["samples"] = score.Samples,
             ["layer_kl"] = new JsonArray(model.LayerKl().Select(kl => (JsonNode)kl).ToArray()),
         };
-        AtomicFile.WriteText(Path.Combine(directory, EvalFile), eval.ToJsonString(Json));
+        AtomicFile.WriteText(Path.Combine(directory, EvalFile), eval.ToJsonString(RunSettingsFile.Indented));
         output.WriteLine(double.IsFinite(score.TestError)
             ? string.Create(CultureInfo.InvariantCulture,
                 $"step {score.Step}: −ELBO per training point {score.Loss:F4}; test log-likelihood {score.TestLogLikelihood:F4}, error {100 * score.TestError:F2}% ({score.TestRows} rows, {score.Samples} samples)")
@@ -386,7 +384,7 @@ public static class DeepGpTraining
         _ => "robust-max",
     };
 
-    private static string SettingsJson(DeepGpOptions options) => SettingsObject(options).ToJsonString(Json);
+    private static string SettingsJson(DeepGpOptions options) => SettingsObject(options).ToJsonString(RunSettingsFile.Indented);
 
     /// <summary>What settings.json records of a run: everything that decides its numbers but the accelerator.</summary>
     internal static JsonObject SettingsObject(DeepGpOptions options)

@@ -37,8 +37,6 @@ public static class DoubleDefTraining
     public const string SettingsFile = "settings.json", CheckpointFile = "model.safetensors", MetricsFile = "metrics.csv", EvalFile = "eval.json",
         ComponentsFile = "components.png";
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
-
     public static int Run(DoubleDefOptions options, TextWriter output, CancellationToken interrupt)
     {
         StepLoop.CheckSchedule(options.Steps, options.EvalEvery, options.ProfileSteps);
@@ -140,7 +138,7 @@ public static class DoubleDefTraining
             ["training_cells"] = model.TrainingCells,
             ["samples_of_q"] = score.Samples,
         };
-        AtomicFile.WriteText(Path.Combine(directory, EvalFile), eval.ToJsonString(Json));
+        AtomicFile.WriteText(Path.Combine(directory, EvalFile), eval.ToJsonString(RunSettingsFile.Indented));
         WriteComponents(model, Path.Combine(directory, ComponentsFile));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"step {model.Step}: −ELBO per training cell {score.Training.NegativeElbo:F4} (Poisson {score.Training.Reconstruction:F4} + KL rows {score.Training.RowKl:F4} + columns {score.Training.ColumnKl:F4}); held-out log-likelihood per cell {score.HeldOutLogLikelihood:F4} ({score.Samples} samples of q; column means {baselines.ColumnMeans:F4}, independence model {baselines.Independence:F4})"));
@@ -198,7 +196,7 @@ public static class DoubleDefTraining
         ["seed"] = settings.Seed,
         ["held_out"] = settings.HeldOut,
         ["split_seed"] = settings.SplitSeed,
-    }.ToJsonString(Json);
+    }.ToJsonString(RunSettingsFile.Indented);
 
     private static (DoubleDefSettings Settings, string Data) ReadSettings(string directory) =>
         RunSettingsFile.Read(directory, SettingsFile, "double-def", file => (new DoubleDefSettings

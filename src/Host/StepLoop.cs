@@ -126,6 +126,10 @@ internal sealed class RunSettingsFile
 
     private RunSettingsFile(string path, System.Text.Json.Nodes.JsonObject json) => (this.path, this.json) = (path, json);
 
+    /// <summary>How a step-trained run writes its JSON files (settings, schedule, eval, a table's protocol): indented, so
+    /// that they read and diff line by line.</summary>
+    public static readonly System.Text.Json.JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     /// <summary>The value named <paramref name="name"/>.</summary>
     public T Get<T>(string name) => json[name] is { } node ? node.GetValue<T>() : throw new Model.Data.DataFormatException(path, $"'{name}' is missing");
 
@@ -166,7 +170,7 @@ internal static class RunSchedule
         foreach (var (name, value) in values)
             json[name] = value;
         Model.Checkpoints.AtomicFile.WriteText(Path.Combine(directory, FileName),
-            json.ToJsonString(DeepGpTraining.Json));
+            json.ToJsonString(RunSettingsFile.Indented));
     }
 
     /// <summary><paramref name="given"/> when the command line gave it or nothing is resumed; otherwise the value
